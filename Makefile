@@ -1,0 +1,51 @@
+# stratops developer entry points. Every target works on a fresh machine with Python >= 3.11
+# and Go (the local control plane is built from Go modules on first use, then cached).
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
+.PHONY: help setup controlplane demo test unit e2e bench crds check-crds clean
+
+help:
+	@echo "make demo    start the local cluster with stratops and the example desk (Ctrl-C stops)"
+	@echo "make test    run every test (unit and end to end on the local cluster)"
+	@echo "make unit    unit tests only (no cluster)"
+	@echo "make e2e     end-to-end tests only (USE_EXISTING_CLUSTER=1 for the current KUBECONFIG)"
+	@echo "make bench   benchmarks (prints a table)"
+	@echo "make crds    regenerate crds/ from the models"
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[test]"
+	touch $@
+
+setup: $(VENV)/.installed
+
+controlplane:
+	@if [ -z "$$USE_EXISTING_CLUSTER" ]; then bash hack/build-controlplane.sh >/dev/null; fi
+
+demo: setup controlplane
+	$(VENV)/bin/stratops dev up
+
+test: setup controlplane
+	$(PY) -m pytest tests
+
+unit: setup
+	$(PY) -m pytest tests/unit
+
+e2e: setup controlplane
+	$(PY) -m pytest tests/e2e
+
+bench: setup controlplane
+	$(PY) bench/run.py
+
+crds: setup
+	$(VENV)/bin/stratops crds
+
+check-crds: setup
+	$(VENV)/bin/stratops crds --check
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info operator/*.egg-info

@@ -1,0 +1,1 @@
+"""The only module family that talks to the Kubernetes API server."""

@@ -1,0 +1,64 @@
+"""pytest fixtures: a session-scoped cluster and a namespace per test.
+
+The cluster is the local control plane, or, with USE_EXISTING_CLUSTER=1, the cluster of the
+current KUBECONFIG (kind included). Enable with `pytest_plugins = ["stratops.testing.fixtures"]`.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from kubernetes import client, config
+
+from stratops.testing.controlplane import ControlPlane
+
+
+@dataclass
+class Cluster:
+    kubeconfig: Path
+    control_plane: ControlPlane | None
+
+    def api_client(self, kubeconfig: Path | None = None) -> client.ApiClient:
+        return config.new_client_from_config(config_file=str(kubeconfig or self.kubeconfig))
+
+    def user_kubeconfig(self, user: str, groups: tuple[str, ...] = ()) -> Path:
+        """A kubeconfig for another user (client certificate); local control plane only."""
+        if self.control_plane is None:
+            pytest.skip("minting user credentials needs the local control plane")
+        return self.control_plane.user_kubeconfig(user, groups)
+
+
+def use_existing_cluster() -> bool:
+    return os.environ.get("USE_EXISTING_CLUSTER", "").lower() in ("1", "true", "yes")
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[Cluster]:
+    if use_existing_cluster():
+        path = Path(os.environ.get("KUBECONFIG", "~/.kube/config").split(os.pathsep)[0]).expanduser()
+        yield Cluster(kubeconfig=path, control_plane=None)
+        return
+    with ControlPlane() as cp:
+        assert cp.kubeconfig is not None
+        yield Cluster(kubeconfig=cp.kubeconfig, control_plane=cp)
+
+
+@pytest.fixture(scope="session")
+def kube(cluster: Cluster) -> client.ApiClient:
+    """An admin API client for the session's cluster."""
+    return cluster.api_client()
+
+
+@pytest.fixture
+def namespace(kube: client.ApiClient) -> Iterator[str]:
+    """A fresh namespace per test, deleted afterwards."""
+    name = f"t-{uuid.uuid4().hex[:10]}"
+    core = client.CoreV1Api(kube)
+    core.create_namespace({"metadata": {"name": name, "labels": {"stratops.io/test": "true"}}})
+    yield name
+    core.delete_namespace(name, propagation_policy="Background")
