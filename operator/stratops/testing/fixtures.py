@@ -62,3 +62,15 @@ def namespace(kube: client.ApiClient) -> Iterator[str]:
     core.create_namespace({"metadata": {"name": name, "labels": {"stratops.io/test": "true"}}})
     yield name
     core.delete_namespace(name, propagation_policy="Background")
+
+
+@pytest.fixture(scope="session")
+def crds(kube: client.ApiClient) -> list[str]:
+    """The stratops CRDs from crds/, installed once per session and served."""
+    from stratops.k8s.apply import install_crds
+    from stratops.testing.controlplane import repo_root
+
+    root = repo_root()
+    if root is None:
+        pytest.skip("needs a stratops checkout (crds/)")
+    return install_crds(kube, root / "crds")

@@ -1,0 +1,1 @@
+"""The stratops command line (also installed as the kubectl plugin `kubectl stratops`)."""

@@ -1,0 +1,102 @@
+"""stratops: on-call and desk commands.
+
+Commands that need no cluster (crds, validate) are pure; the others use the current kubeconfig
+context, like kubectl.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from stratops import __version__
+
+app = typer.Typer(
+    name="stratops",
+    help="Run the production lifecycle of trading strategies on Kubernetes.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+dev = typer.Typer(help="The local control plane for trying stratops on a laptop.", no_args_is_help=True)
+app.add_typer(dev, name="dev")
+console = Console()
+err = Console(stderr=True)
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"stratops {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")] = False,
+) -> None:
+    """stratops: deploy, promote, roll back, throttle, kill-switch and resume trading strategies."""
+
+
+@app.command()
+def crds(
+    directory: Annotated[Path, typer.Option("--dir", help="Where to write the CRDs.")] = Path("crds"),
+    check: Annotated[bool, typer.Option("--check", help="Only check that DIR is up to date; exit 1 if not.")] = False,
+) -> None:
+    """Generate the CustomResourceDefinitions from the models into DIR."""
+    from stratops.models import KINDS
+    from stratops.models.crd import stale_crds, write_crds
+
+    if check:
+        stale = stale_crds(directory, KINDS)
+        if stale:
+            err.print(f"[red]stale CRDs in {directory}:[/] {', '.join(stale)}; run `stratops crds`")
+            raise typer.Exit(1)
+        console.print(f"CRDs in {directory} are up to date")
+        return
+    for path in write_crds(directory, KINDS):
+        console.print(f"wrote {path}")
+
+
+@app.command()
+def validate(
+    paths: Annotated[list[Path], typer.Argument(help="YAML files or directories (read recursively).")],
+) -> None:
+    """Validate stratops manifests offline, with the messages the API server would give.
+
+    Exit status 1 when any document is invalid. Documents of other API groups are skipped.
+    """
+    from stratops.models.validate import validate_files
+
+    missing = [p for p in paths if not p.exists()]
+    if missing:
+        err.print(f"[red]no such file or directory:[/] {', '.join(map(str, missing))}")
+        raise typer.Exit(2)
+    checked, problems = validate_files(paths)
+    for p in problems:
+        err.print(f"[red]✗[/] {p}", highlight=False, soft_wrap=True)
+    if problems:
+        err.print(f"{len(problems)} problem(s) in {checked} stratops document(s)")
+        raise typer.Exit(1)
+    console.print(f"[green]✓[/] {checked} stratops document(s) valid")
+
+
+@dev.command("up")
+def dev_up(
+    examples: Annotated[bool, typer.Option(help="Apply the example desk from examples/.")] = True,
+    once: Annotated[bool, typer.Option("--once", help="Set up, print how to use it, then stop (for CI).")] = False,
+    nodes: Annotated[int, typer.Option(help="Fake KWOK nodes.")] = 1,
+) -> None:
+    """Start the local control plane, install the CRDs and the example desk, and wait.
+
+    Press Ctrl-C to stop: every process is stopped and the temporary directory removed.
+    """
+    from stratops.dev import run_demo
+
+    sys.exit(run_demo(examples=examples, once=once, nodes=nodes, console=console))
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,67 @@
+"""The four stratops resources (group stratops.io, version v1alpha1) and their CRDs."""
+
+from __future__ import annotations
+
+from stratops.models.crd import PrinterColumn, ResourceKind
+from stratops.models.gate import GateSpec, GateStatus
+from stratops.models.incident import IncidentSpec, IncidentStatus
+from stratops.models.monitor import MonitorSpec, MonitorStatus
+from stratops.models.strategy import StrategySpec, StrategyStatus
+
+C = PrinterColumn
+
+STRATEGY = ResourceKind(
+    kind="Strategy", plural="strategies", short_names=("strat",),
+    spec=StrategySpec, status=StrategyStatus,
+    description="A trading strategy run by stratops: image and version, mode, risk limits, brokers, gates.",
+    columns=(
+        C("Phase", ".status.phase"),
+        C("Mode", ".status.mode", description="Mode in force"),
+        C("Version", ".status.activeVersion"),
+        C("Trading", ".status.tradingState", description="ACTIVE, REDUCING or HALTED"),
+        C("Known-Good", ".status.lastKnownGood", priority=1),
+        C("Wanted", ".spec.version", priority=1),
+    ),
+)
+MONITOR = ResourceKind(
+    kind="Monitor", plural="monitors", short_names=("stmon",),
+    spec=MonitorSpec, status=MonitorStatus,
+    description="One check on one layer of a strategy, evaluated at its own frequency.",
+    columns=(
+        C("Strategy", ".spec.strategy"),
+        C("Layer", ".spec.layer"),
+        C("Check", ".spec.check.kind"),
+        C("Last", ".status.lastValue", description="Last value"),
+        C("Breaching", ".status.breaching", "boolean"),
+        C("Stale", ".status.stale", "boolean", priority=1),
+        C("Channel", ".spec.alert.channel", priority=1),
+        C("Every", ".spec.frequency", priority=1),
+    ),
+)
+GATE = ResourceKind(
+    kind="Gate", plural="gates", short_names=("stgate",),
+    spec=GateSpec, status=GateStatus,
+    description="A checklist at one cadence for one or more strategies, signed item by item.",
+    columns=(
+        C("Cadence", ".spec.cadence"),
+        C("State", ".status.state"),
+        C("Signed", ".status.signed"),
+        C("Expires", ".status.expiresAt", "date"),
+    ),
+)
+INCIDENT = ResourceKind(
+    kind="Incident", plural="incidents", short_names=("stinc",),
+    spec=IncidentSpec, status=IncidentStatus,
+    description="One breach: class, severity, strategy, the four playbook steps and the resolution.",
+    columns=(
+        C("Strategy", ".spec.strategy"),
+        C("Class", ".spec.class"),
+        C("Severity", ".spec.severity"),
+        C("Phase", ".status.phase"),
+    ),
+)
+
+KINDS: tuple[ResourceKind, ...] = (STRATEGY, MONITOR, GATE, INCIDENT)
+BY_KIND = {k.kind: k for k in KINDS}
+
+__all__ = ["KINDS", "BY_KIND", "STRATEGY", "MONITOR", "GATE", "INCIDENT", "ResourceKind"]

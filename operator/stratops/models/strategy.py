@@ -1,0 +1,263 @@
+"""The Strategy resource: what a desk runs (spec, from Git) and what the operator sees (status)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import Enum
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from stratops.models.common import Condition, Duration, Model, Rule, SecretKeyRef, parse_duration
+
+IMAGE_PATTERN = r"^([a-z0-9.-]+(:[0-9]+)?/)?[a-z0-9._-]+(/[a-z0-9._-]+)*$"
+VERSION_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$"
+
+
+class Mode(str, Enum):
+    paper = "paper"
+    live = "live"
+
+
+class TradingState(str, Enum):
+    """NautilusTrader's trading states, with a strict REDUCING (see stratops.sdk)."""
+
+    ACTIVE = "ACTIVE"
+    REDUCING = "REDUCING"
+    HALTED = "HALTED"
+
+
+class Phase(str, Enum):
+    Pending = "Pending"
+    Deploying = "Deploying"
+    Running = "Running"
+    RollingBack = "RollingBack"
+    Throttled = "Throttled"
+    Halted = "Halted"
+    Failed = "Failed"
+
+
+class EnvVar(Model):
+    """An environment variable for the strategy container: a literal value or a Secret key."""
+
+    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="Variable name.")
+    value: str | None = Field(default=None, description="Literal value.")
+    secret_key_ref: SecretKeyRef | None = Field(
+        default=None, description="Take the value from a Secret key instead of a literal."
+    )
+    __rules__ = (
+        Rule(
+            cel="!(has(self.value) && has(self.secretKeyRef))",
+            message="env: set either value or secretKeyRef, not both",
+            check=lambda e: not (e.value is not None and e.secret_key_ref is not None),
+        ),
+    )
+
+
+class Resources(Model):
+    """Container resource requests and limits, as in a Pod (cpu, memory, ...)."""
+
+    requests: dict[str, str] | None = Field(default=None, description="Requested resources, e.g. cpu: 500m.")
+    limits: dict[str, str] | None = Field(default=None, description="Resource limits, e.g. memory: 1Gi.")
+
+
+class PodTemplate(Model):
+    """Overrides applied to the strategy's pod."""
+
+    env: list[EnvVar] | None = Field(default=None, max_length=100, description="Extra environment variables.")
+    resources: Resources | None = Field(default=None, description="Container resources.")
+    labels: dict[str, str] | None = Field(default=None, description="Extra pod labels.")
+
+
+PositiveFloat = Annotated[float, Field(gt=0)]
+
+
+class RiskLimits(Model):
+    """Pre-trade risk limits (RTS 6 Art. 8 and 15). The operator may lower the effective limits
+    (throttle) but never raises one: that takes a spec change in Git and a signed gate."""
+
+    max_position: float = Field(gt=0, description="Largest absolute position, in units of the instrument.")
+    max_order_rate: float = Field(gt=0, description="Most orders per second.")
+    max_daily_loss: float = Field(gt=0, description="Loss in the account currency at which the strategy stops for the day.")
+    max_order_value: float | None = Field(default=None, gt=0, description="Largest notional value of one order.")
+    max_order_volume: float | None = Field(default=None, gt=0, description="Largest quantity of one order.")
+    price_collar_bps: float | None = Field(
+        default=None, gt=0, le=10000, description="Reject orders priced further than this from the reference price, in basis points."
+    )
+    max_message_rate: float | None = Field(default=None, gt=0, description="Most order messages (new, modify, cancel) per second.")
+    instruments: list[Annotated[str, Field(min_length=1)]] | None = Field(
+        default=None, max_length=1000, description="Instruments the strategy may trade."
+    )
+    venues: list[Annotated[str, Field(min_length=1)]] | None = Field(
+        default=None, max_length=100, description="Venues the strategy may trade on."
+    )
+
+
+class Broker(Model):
+    """A broker connection."""
+
+    name: str = Field(min_length=1, max_length=63, description="Broker name, e.g. ibkr-primary.")
+    endpoint: str = Field(pattern=r"^[a-z][a-z0-9+.-]*://\S+$", description="Endpoint URL, e.g. fix://gw1.broker.example:9876.")
+    secret_ref: SecretKeyRef | None = Field(default=None, description="Credentials; the value is never logged or copied.")
+
+
+class Brokers(Model):
+    """The primary broker and an optional backup for failover."""
+
+    primary: Broker = Field(description="The broker used in normal operation.")
+    backup: Broker | None = Field(default=None, description="The broker used after a failover.")
+    __rules__ = (
+        Rule(
+            cel="!has(self.backup) || self.backup.endpoint != self.primary.endpoint",
+            message="brokers.backup.endpoint must differ from brokers.primary.endpoint",
+            field_path=".backup.endpoint",
+            check=lambda b: b.backup is None or b.backup.endpoint != b.primary.endpoint,
+        ),
+    )
+
+
+class RollbackPolicy(Model):
+    """How rollouts are judged and undone."""
+
+    automatic: bool = Field(default=True, description="Roll back automatically when a rollout misses its deadline.")
+    revision_history_limit: int = Field(default=5, ge=1, le=50, description="Known-good revisions kept in status.")
+    rollout_deadline: str = Duration("A rollout not Ready within this time has failed.", default="5m")
+    healthy_for: str = Duration("A rollout must stay Ready this long before its version becomes last known-good.", default="60s")
+
+
+class GateRequirements(Model):
+    """The Gates this strategy answers to, by name in the same namespace."""
+
+    pre_launch: str | None = Field(default=None, min_length=1, description="Pre-launch gate; required before mode: live.")
+    daily: str | None = Field(default=None, min_length=1, description="Daily gate; must be signed for resume and new deployments.")
+    others: list[Annotated[str, Field(min_length=1)]] | None = Field(
+        default=None, max_length=20, description="Weekly, monthly and quarterly gates."
+    )
+
+
+class KillSwitchPolicy(Model):
+    """How the kill-switch is carried out."""
+
+    ack_deadline: str = Duration("How long to wait for the strategy to acknowledge HALTED before scaling to 0.", default="30s")
+    allow_risk_reducing: bool = Field(default=False, description="Whether HALTED still allows orders that reduce the position (cancels are always allowed).")
+
+
+class ThrottlePolicy(Model):
+    """How the throttle is carried out."""
+
+    factor: float = Field(default=0.5, gt=0, lt=1, description="Effective order rate and position limits are multiplied by this.")
+
+
+def _live_has_prelaunch(s: "StrategySpec") -> bool:
+    return s.mode != Mode.live or (s.gates is not None and s.gates.pre_launch is not None)
+
+
+class StrategySpec(Model):
+    """What to run and under which limits. Written by the desk (Git); never by the operator."""
+
+    image: str = Field(pattern=IMAGE_PATTERN, max_length=255, description="Container image without tag, e.g. registry.example/desk/mean-revert.")
+    version: str = Field(pattern=VERSION_PATTERN, description="Image tag to run; changing it rolls out a new version.")
+    replicas: int = Field(default=1, ge=0, le=10, description="Pods to run.")
+    mode: Mode = Field(default=Mode.paper, description="paper (simulated fills) or live (real capital).")
+    pod_template: PodTemplate | None = Field(default=None, description="Overrides for the strategy pod.")
+    risk_limits: RiskLimits = Field(description="Pre-trade risk limits.")
+    brokers: Brokers = Field(description="Broker connections.")
+    bar_interval: str = Duration("Interval of the bars the strategy trades on; data older than 2x is stale.", default="1m")
+    decay_horizon: str = Duration("How long a signal keeps its value; latency above half of it pages.", default="1h")
+    rollback_policy: RollbackPolicy | None = Field(default=None, description="Rollout judgement and rollback.")
+    kill_switch: KillSwitchPolicy | None = Field(default=None, description="Kill-switch behaviour.")
+    throttle: ThrottlePolicy | None = Field(default=None, description="Throttle behaviour.")
+    gates: GateRequirements | None = Field(default=None, description="Gates this strategy answers to.")
+
+    __rules__ = (
+        Rule(
+            cel="self.mode != 'live' || (has(self.gates) && has(self.gates.preLaunch))",
+            message="a live strategy must name its pre-launch gate in spec.gates.preLaunch",
+            field_path=".gates",
+            reason="FieldValueRequired",
+            check=_live_has_prelaunch,
+        ),
+        Rule(
+            cel="duration(self.decayHorizon) > duration(self.barInterval)",
+            message="spec.decayHorizon must be longer than spec.barInterval",
+            field_path=".decayHorizon",
+            check=lambda s: parse_duration(s.decay_horizon) > parse_duration(s.bar_interval),
+        ),
+    )
+
+
+class Revision(Model):
+    """A version that ran, and how it ended."""
+
+    version: str = Field(description="Image tag.")
+    image: str = Field(description="Full image reference.")
+    deployed_at: datetime = Field(description="When the rollout started.")
+    known_good_at: datetime | None = Field(default=None, description="When it became last known-good.")
+
+
+class BlockedVersion(Model):
+    """A version that failed and is not redeployed while spec still names it."""
+
+    version: str = Field(description="Image tag.")
+    reason: str = Field(description="Why it was blocked.")
+    at: datetime = Field(description="When it was blocked.")
+    incident: str | None = Field(default=None, description="The Incident opened for it.")
+
+
+class EffectiveLimits(Model):
+    """Limits in force now: spec limits, lowered by a throttle, never raised."""
+
+    max_position: float = Field(ge=0, description="Largest absolute position in force.")
+    max_order_rate: float = Field(ge=0, description="Most orders per second in force.")
+    max_daily_loss: float = Field(ge=0, description="Daily loss limit in force.")
+
+
+class Reconciliation(Model):
+    """The last comparison of positions and open orders, broker against strategy."""
+
+    at: datetime = Field(description="When it was made.")
+    result: Literal["Matched", "Mismatched", "Failed"] = Field(description="Outcome.")
+    evidence: str = Field(default="", description="What was compared, or a link to it.")
+    by: str | None = Field(default=None, description="Who or what recorded it.")
+
+
+class ControlStatus(Model):
+    """The control document the operator wrote and the strategy's acknowledgement of it."""
+
+    generation: int = Field(default=0, ge=0, description="Generation of the control document last written.")
+    acknowledged_generation: int = Field(default=0, ge=0, description="Generation the strategy last acknowledged.")
+    acknowledged_at: datetime | None = Field(default=None, description="When it acknowledged.")
+    hash: str | None = Field(default=None, description="SHA-256 of the control document last written.")
+
+
+class KillSwitchStatus(Model):
+    """The latched kill-switch."""
+
+    latched: bool = Field(description="True until an explicit, valid resume clears it.")
+    reason: str = Field(default="", description="Why it was triggered.")
+    by: str | None = Field(default=None, description="Who or what triggered it.")
+    at: datetime | None = Field(default=None, description="When it was triggered.")
+    completed_at: datetime | None = Field(default=None, description="When the strategy was scaled to 0.")
+
+
+class StrategyStatus(Model):
+    """What the operator observed and did. Written only by the operator."""
+
+    phase: Phase | None = Field(default=None, description="Where the strategy is in its lifecycle.")
+    mode: Mode | None = Field(default=None, description="Mode in force (live only once promoted).")
+    trading_state: TradingState | None = Field(default=None, description="ACTIVE, REDUCING or HALTED.")
+    conditions: list[Condition] | None = Field(
+        default=None, description="Ready, Promoted, GatesSatisfied, Healthy, Reconciled.",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+    )
+    active_version: str | None = Field(default=None, description="Version the Deployment runs.")
+    last_known_good: str | None = Field(default=None, description="Last version that rolled out and stayed healthy.")
+    revision_history: list[Revision] | None = Field(default=None, description="Known-good versions, newest last.")
+    blocked_versions: list[BlockedVersion] | None = Field(default=None, description="Versions not to be redeployed.")
+    open_incidents: list[str] | None = Field(default=None, description="Names of open Incidents.")
+    effective_limits: EffectiveLimits | None = Field(default=None, description="Limits in force now.")
+    last_reconciliation: Reconciliation | None = Field(default=None, description="Last positions and orders reconciliation.")
+    control: ControlStatus | None = Field(default=None, description="Control document and acknowledgement.")
+    kill_switch: KillSwitchStatus | None = Field(default=None, description="Kill-switch latch.")
+    message: str | None = Field(default=None, description="Last refusal or notable event, for humans.")
+    observed_generation: int | None = Field(default=None, description="The .metadata.generation last acted on.")

@@ -1,0 +1,153 @@
+"""Offline validation of stratops manifests, with the API server's way of naming fields.
+
+`stratops validate FILE…` (and the GitOps pull-request check) runs this. Each problem is reported
+as `<field path>: <message>`, where the field path is the one the API server would print
+(`spec.riskLimits.maxPosition`) and the message follows its wording (Required value, Unsupported
+value, Invalid value), so a desk sees the same words before and after merging.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from stratops import API_VERSION, GROUP
+from stratops.models import BY_KIND
+from stratops.models.common import Model
+
+DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with one document."""
+
+    source: str
+    document: int
+    kind: str
+    name: str
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.source}#{self.document}"
+        obj = f"{self.kind}/{self.name}" if self.kind else "document"
+        return f"{where} {obj}: {self.field}: {self.message}"
+
+
+def _path(loc: tuple[Any, ...], prefix: str) -> str:
+    out = prefix
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return out
+
+
+def _value(v: Any) -> str:
+    return f'"{v}"' if isinstance(v, str) else repr(v) if not isinstance(v, dict | list) else "object"
+
+
+def _message(err: dict[str, Any]) -> tuple[tuple[Any, ...], str]:
+    """Translate one pydantic error into (location, API-server-style message)."""
+    loc, typ, ctx, inp = tuple(err["loc"]), err["type"], err.get("ctx") or {}, err.get("input")
+    if typ == "stratops_rule":
+        extra = tuple(p for p in (ctx.get("field_path") or "").split(".") if p)
+        return loc + extra, f"Invalid value: {ctx['message']}"
+    if typ == "missing":
+        return loc, "Required value"
+    if typ == "extra_forbidden":
+        return loc, "unknown field"
+    if typ in ("literal_error", "enum"):
+        expected = ctx.get("expected", "")
+        return loc, f"Unsupported value: {_value(inp)}: supported values: {expected}"
+    if typ in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
+        word = {"greater_than": "greater than", "greater_than_equal": "greater than or equal to",
+                "less_than": "less than", "less_than_equal": "less than or equal to"}[typ]
+        bound = next(iter(ctx.values()))
+        if isinstance(bound, float) and bound.is_integer():
+            bound = int(bound)
+        return loc, f"Invalid value: {_value(inp)}: should be {word} {bound}"
+    if typ == "string_pattern_mismatch":
+        return loc, f"Invalid value: {_value(inp)}: should match '{ctx.get('pattern')}'"
+    if typ in ("string_too_short", "too_short"):
+        return loc, f"Invalid value: {_value(inp)}: should have at least {ctx.get('min_length')} " + (
+            "chars" if typ == "string_too_short" else "items")
+    if typ in ("string_too_long", "too_long"):
+        return loc, f"Too long: may not be more than {ctx.get('max_length')}"
+    if typ.endswith("_type") or typ.endswith("_parsing"):
+        want = {"int": "integer", "float": "number", "bool": "boolean", "string": "string",
+                "list": "array", "dict": "object", "model": "object", "datetime": "string"}
+        base = typ.split("_")[0]
+        if base in ("model", "dict"):
+            return loc, f"Invalid value: {_value(inp)}: must be of type object"
+        return loc, f"Invalid value: {_value(inp)}: must be of type {want.get(base, base)}"
+    return loc, f"Invalid value: {_value(inp)}: {err['msg']}"
+
+
+def validate_spec(kind: str, spec: Any) -> list[tuple[str, str]]:
+    """(field, message) pairs for SPEC of KIND; empty when valid."""
+    model: type[Model] = BY_KIND[kind].spec  # type: ignore[assignment]
+    if spec is None:
+        return [("spec", "Required value")]
+    try:
+        model.model_validate(spec)
+    except ValidationError as e:
+        out = []
+        for err in e.errors(include_url=False):
+            loc, msg = _message(err)
+            out.append((_path(loc, "spec"), msg))
+        return out
+    return []
+
+
+def validate_document(doc: Any, source: str = "-", index: int = 1) -> list[Problem]:
+    """Problems with one manifest; documents of other API groups are not ours and pass."""
+
+    def problem(field: str, message: str, kind: str = "", name: str = "") -> Problem:
+        return Problem(source, index, kind, name, field, message)
+
+    if not isinstance(doc, dict):
+        return [problem("document", "Invalid value: must be a mapping with apiVersion, kind, metadata and spec")]
+    api_version = str(doc.get("apiVersion", ""))
+    if api_version.split("/")[0] != GROUP:
+        return []
+    kind, meta = doc.get("kind"), doc.get("metadata") or {}
+    name = str(meta.get("name", "")) if isinstance(meta, dict) else ""
+    if api_version != API_VERSION:
+        return [problem("apiVersion", f"Unsupported value: \"{api_version}\": supported values: \"{API_VERSION}\"", str(kind or ""), name)]
+    if kind not in BY_KIND:
+        return [problem("kind", f"Unsupported value: \"{kind}\": supported values: " + ", ".join(f'"{k}"' for k in BY_KIND), str(kind or ""), name)]
+    problems = []
+    if not name:
+        problems.append(problem("metadata.name", "Required value: name is required", kind))
+    elif len(name) > 253 or not DNS_SUBDOMAIN.match(name):
+        problems.append(problem("metadata.name", f"Invalid value: \"{name}\": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.'", kind, name))
+    extra = set(doc) - {"apiVersion", "kind", "metadata", "spec", "status"}
+    for key in sorted(extra):
+        problems.append(problem(key, "unknown field", kind, name))
+    problems += [problem(f, m, kind, name) for f, m in validate_spec(kind, doc.get("spec"))]
+    return problems
+
+
+def validate_files(paths: Iterable[Path]) -> tuple[int, list[Problem]]:
+    """(number of stratops documents checked, problems) for the YAML files or directories."""
+    checked, problems = 0, []
+    for path in paths:
+        files = sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml")) if path.is_dir() else [path]
+        for f in files:
+            try:
+                docs = list(yaml.safe_load_all(f.read_text()))
+            except (OSError, yaml.YAMLError) as e:
+                problems.append(Problem(str(f), 0, "", "", "file", f"cannot be read as YAML: {e}"))
+                continue
+            for i, doc in enumerate((d for d in docs if d is not None), 1):
+                if isinstance(doc, dict) and str(doc.get("apiVersion", "")).split("/")[0] == GROUP:
+                    checked += 1
+                problems += validate_document(doc, str(f), i)
+    return checked, problems
+

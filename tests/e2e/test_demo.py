@@ -1,0 +1,24 @@
+"""`make demo` (stratops dev up) sets up a cluster with the CRDs and the example desk."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from stratops.testing.fixtures import use_existing_cluster
+
+pytestmark = [pytest.mark.e2e, pytest.mark.skipif(use_existing_cluster(), reason="starts its own control plane")]
+
+
+def test_dev_up_once_installs_crds_and_examples():
+    proc = subprocess.run(
+        [sys.executable, "-m", "stratops.cli.main", "dev", "up", "--once"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = " ".join(proc.stdout.split())  # rich wraps long lines
+    assert "installed CRDs: gates.stratops.io, incidents.stratops.io, monitors.stratops.io, strategies.stratops.io" in out
+    assert "applied 18 example objects" in out
+    assert "export KUBECONFIG=" in out
