@@ -27,6 +27,9 @@ class IncidentSpec(Model):
     strategy: str = Field(min_length=1, max_length=253, description="The affected Strategy; immutable.")
     monitor: str | None = Field(default=None, max_length=253, description="The Monitor that detected it, if any.")
     summary: str = Field(min_length=1, max_length=2048, description="One line for on-call.")
+    action: Literal["killSwitch", "throttle", "rollback", "none"] | None = Field(
+        default=None, description="Immediate action; when absent, P0 kill-switch and P1 throttle."
+    )
     postmortem: Postmortem | None = Field(default=None, description="Root cause, actions, owner.")
 
     __rules__ = (

@@ -236,8 +236,39 @@ class KillSwitchStatus(Model):
     latched: bool = Field(description="True until an explicit, valid resume clears it.")
     reason: str = Field(default="", description="Why it was triggered.")
     by: str | None = Field(default=None, description="Who or what triggered it.")
+    at: datetime | None = Field(default=None, description="When it was triggered (the decision).")
+    halt_generation: int | None = Field(default=None, description="Generation of the HALTED control document.")
+    acknowledged: bool | None = Field(default=None, description="Whether every pod acknowledged HALTED before the scale to 0.")
+    completed_at: datetime | None = Field(default=None, description="When the strategy was scaled to 0 with no pod left.")
+    incident: str | None = Field(default=None, description="The Incident that triggered it, if any.")
+
+
+class ThrottleStatus(Model):
+    """An active throttle: REDUCING with lowered limits until a valid resume."""
+
+    active: bool = Field(description="Whether the throttle is in force.")
+    reason: str = Field(default="", description="Why it was triggered.")
+    by: str | None = Field(default=None, description="Who or what triggered it.")
     at: datetime | None = Field(default=None, description="When it was triggered.")
-    completed_at: datetime | None = Field(default=None, description="When the strategy was scaled to 0.")
+    incident: str | None = Field(default=None, description="The Incident that triggered it, if any.")
+
+
+class RolloutStatus(Model):
+    """The rollout of the version the Deployment runs."""
+
+    version: str = Field(description="Version being rolled out or running.")
+    started_at: datetime = Field(description="When the Deployment was changed to it.")
+    ready_since: datetime | None = Field(default=None, description="Since when every replica is updated and Ready.")
+    rollback: bool | None = Field(default=None, description="Whether this rollout is a rollback.")
+
+
+class ResumeStatus(Model):
+    """A resume in progress or done: REDUCING first, then ACTIVE."""
+
+    by: str | None = Field(default=None, description="Who resumed.")
+    at: datetime = Field(description="When the resume was accepted.")
+    reason: str = Field(default="", description="Why.")
+    stage: Literal["Reducing", "Active"] = Field(description="Reducing until acknowledged with every pod Ready, then Active.")
 
 
 class StrategyStatus(Model):
@@ -259,5 +290,10 @@ class StrategyStatus(Model):
     last_reconciliation: Reconciliation | None = Field(default=None, description="Last positions and orders reconciliation.")
     control: ControlStatus | None = Field(default=None, description="Control document and acknowledgement.")
     kill_switch: KillSwitchStatus | None = Field(default=None, description="Kill-switch latch.")
+    throttle: ThrottleStatus | None = Field(default=None, description="Throttle in force.")
+    rollout: RolloutStatus | None = Field(default=None, description="Current rollout.")
+    resume: ResumeStatus | None = Field(default=None, description="Last accepted resume.")
+    handled_incidents: list[str] | None = Field(default=None, description="Incidents whose immediate action was taken.")
+    handled_commands: dict[str, str] | None = Field(default=None, description="Id of the last command annotation executed, by kind (kill, throttle, ...).")
     message: str | None = Field(default=None, description="Last refusal or notable event, for humans.")
     observed_generation: int | None = Field(default=None, description="The .metadata.generation last acted on.")

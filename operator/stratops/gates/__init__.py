@@ -1,0 +1,1 @@
+"""Gate logic: signatures, expiry by cadence, completeness (pure)."""

@@ -1,0 +1,1 @@
+"""Pure lifecycle decisions: (spec, status, observations) -> plan. No kopf, no API client."""

@@ -1,0 +1,666 @@
+"""The lifecycle decision: (spec, status, observations) -> plan. Pure: no I/O, no clock.
+
+Every reconcile recomputes the whole plan from what is observed, so an operator killed at any
+point finishes the job on restart: the kill-switch latch, the HALTED generation and the rollout
+are in status; the control document, Deployment and acknowledgements are observed; incident
+names are deterministic, so a repeated creation is a no-op.
+
+Order of the checks (strongest first): kill-switch (P0 stops), throttle (P1 slows), resume,
+rollout and rollback, promotion, drift.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from stratops.gates.evaluate import GateEvaluation, subject
+from stratops.lifecycle import limits as L
+from stratops.lifecycle import manifests
+from stratops.lifecycle.control import Acknowledgement, BrokerInUse, ControlDocument
+from stratops.models.common import Condition, parse_duration
+from stratops.models.monitor import IncidentClass, Severity
+from stratops.models.strategy import (
+    BlockedVersion, ControlStatus, EffectiveLimits, KillSwitchStatus, Mode, Phase,
+    Reconciliation, ResumeStatus, Revision, RolloutStatus, StrategySpec, StrategyStatus,
+    ThrottleStatus, TradingState,
+)
+
+OPERATOR = "stratops-operator"
+RECONCILIATION_MAX_AGE = timedelta(hours=1)
+COMMANDS = ("kill", "throttle", "rollback", "resume", "reconciliation")
+ANNOTATION_PREFIX = "stratops.io/"
+
+
+# -- observations ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class DeploymentView:
+    """What matters of the owned Deployment."""
+
+    image: str
+    replicas: int
+    generation: int
+    observed_generation: int
+    status_replicas: int
+    updated_replicas: int
+    ready_replicas: int
+    available_replicas: int
+    live_fingerprint: str
+    desired_fingerprint: str | None
+    observed_fingerprint: str | None
+
+    def healthy(self, image: str, replicas: int) -> bool:
+        return (
+            self.image == image and self.replicas == replicas
+            and self.observed_generation >= self.generation
+            and self.status_replicas == replicas and self.updated_replicas == replicas
+            and self.ready_replicas == replicas and self.available_replicas == replicas
+        )
+
+
+@dataclass(frozen=True)
+class PodView:
+    name: str
+    ready: bool
+    terminating: bool
+
+
+@dataclass(frozen=True)
+class IncidentView:
+    name: str
+    class_: str
+    severity: str
+    action: str | None
+    phase: str
+    acted: bool = False  # its immediate-action step is recorded
+
+    @property
+    def open(self) -> bool:
+        return self.phase != "Resolved"
+
+    @property
+    def immediate_action(self) -> str:
+        if self.action:
+            return self.action
+        return "killSwitch" if self.severity == Severity.P0.value else "throttle"
+
+
+@dataclass(frozen=True)
+class Command:
+    """A human command given as an annotation `stratops.io/<kind>` on the Strategy."""
+
+    kind: str
+    id: str
+    reason: str
+    by: str
+    fields: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+
+    @property
+    def annotation(self) -> str:
+        return ANNOTATION_PREFIX + self.kind
+
+
+def parse_command(kind: str, raw: str) -> Command:
+    """Parse an annotation value: JSON {"reason", "by", "id", ...} or a plain-text reason."""
+    cid = hashlib.sha256(raw.encode()).hexdigest()[:12]
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        value = raw
+    if not isinstance(value, dict):
+        value = {"reason": str(value)}
+    reason = str(value.get("reason") or "").strip()
+    by = str(value.get("by") or "unknown")
+    cid = str(value.get("id") or cid)
+    fields = {k: v for k, v in value.items() if k not in ("reason", "by", "id")}
+    error = None
+    if kind == "reconciliation":
+        if value.get("result") not in ("Matched", "Mismatched", "Failed"):
+            error = f"annotation {ANNOTATION_PREFIX}{kind}: result must be Matched, Mismatched or Failed"
+        elif not str(value.get("evidence") or "").strip():
+            error = f"annotation {ANNOTATION_PREFIX}{kind}: evidence is required (what was compared, or a link)"
+    elif not reason:
+        error = f"annotation {ANNOTATION_PREFIX}{kind}: a reason is required, e.g. {{\"reason\": \"broker rejects\"}}"
+    return Command(kind, cid, reason, by, fields, error)
+
+
+def commands_from_annotations(annotations: dict[str, str] | None) -> tuple[Command, ...]:
+    ann = annotations or {}
+    return tuple(parse_command(k, ann[ANNOTATION_PREFIX + k]) for k in COMMANDS if ANNOTATION_PREFIX + k in ann)
+
+
+@dataclass(frozen=True)
+class Observations:
+    now: datetime
+    name: str
+    namespace: str
+    uid: str
+    generation: int
+    deployment: DeploymentView | None = None
+    pods: tuple[PodView, ...] = ()
+    control: ControlDocument | None = None
+    acks: dict[str, Acknowledgement] = field(default_factory=dict)
+    incidents: tuple[IncidentView, ...] = ()
+    gates: dict[str, GateEvaluation | None] = field(default_factory=dict)
+    commands: tuple[Command, ...] = ()
+
+
+# -- plan --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Event:
+    type: str  # Normal or Warning
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class NewIncident:
+    name: str
+    class_: IncidentClass
+    severity: Severity
+    summary: str
+    action: str  # what was already done: the operator records it as the immediate action
+    detail: str
+
+
+@dataclass
+class Plan:
+    status: StrategyStatus
+    deployment: dict[str, Any] | None = None  # create or replace with this manifest
+    deployment_drifted: bool = False
+    control: ControlDocument | None = None  # write this control document
+    incidents: list[NewIncident] = field(default_factory=list)
+    incident_actions: list[tuple[str, str]] = field(default_factory=list)  # (incident, what was done)
+    events: list[Event] = field(default_factory=list)
+    clear_annotations: list[str] = field(default_factory=list)
+    requeue_after: float | None = None
+    kill_switch_seconds: float | None = None  # decision -> completed, when completed now
+    actions: list[str] = field(default_factory=list)  # for metrics: kill_switch, throttle, rollback, ...
+
+    def wake_in(self, seconds: float) -> None:
+        seconds = max(seconds, 0.5)
+        self.requeue_after = seconds if self.requeue_after is None else min(self.requeue_after, seconds)
+
+
+def _incident_name(strategy: str, what: str, key: str) -> str:
+    return f"{strategy}-{what}-{hashlib.sha256(key.encode()).hexdigest()[:8]}"[:253]
+
+
+def _set_condition(conds: list[Condition], now: datetime, generation: int, type_: str, ok: bool, reason: str, message: str) -> None:
+    status = "True" if ok else "False"
+    for i, c in enumerate(conds):
+        if c.type == type_:
+            moved = c.status != status
+            conds[i] = Condition(type=type_, status=status, reason=reason, message=message,
+                                 last_transition_time=now if moved else c.last_transition_time,
+                                 observed_generation=generation)
+            return
+    conds.append(Condition(type=type_, status=status, reason=reason, message=message,
+                           last_transition_time=now, observed_generation=generation))
+
+
+def _condition(status: StrategyStatus, type_: str) -> Condition | None:
+    return next((c for c in status.conditions or [] if c.type == type_), None)
+
+
+# -- the decision ------------------------------------------------------------------------
+def decide(spec: StrategySpec, status: StrategyStatus, obs: Observations) -> Plan:
+    now = obs.now
+    st = status.model_copy(deep=True)
+    plan = Plan(status=st)
+    conds = list(st.conditions or [])
+    handled_cmds = dict(st.handled_commands or {})
+    handled_incidents = list(st.handled_incidents or [])
+    kill_policy = spec.kill_switch
+    ack_deadline = parse_duration(kill_policy.ack_deadline if kill_policy else "30s")
+    factor = spec.throttle.factor if spec.throttle else 0.5
+    policy = spec.rollback_policy
+    rollout_deadline = parse_duration(policy.rollout_deadline if policy else "5m")
+    healthy_for = parse_duration(policy.healthy_for if policy else "60s")
+    automatic = policy.automatic if policy else True
+    history_limit = policy.revision_history_limit if policy else 5
+    base_limits = L.from_spec(spec.risk_limits)
+    current_subject = subject(obs.name, spec.version, L.limits_hash(spec.risk_limits))
+    prelaunch = obs.gates.get(spec.gates.pre_launch) if spec.gates and spec.gates.pre_launch else None
+    daily = obs.gates.get(spec.gates.daily) if spec.gates and spec.gates.daily else None
+    ready_pods = [p for p in obs.pods if not p.terminating]
+
+    def acked(generation: int) -> bool:
+        return all(
+            (a := obs.acks.get(p.name)) is not None and a.generation >= generation for p in ready_pods
+        )
+
+    # -- commands: validate first; an invalid one is reported and removed, nothing applied --
+    commands: dict[str, Command] = {}
+    for cmd in obs.commands:
+        plan.clear_annotations.append(cmd.annotation)
+        if cmd.error:
+            plan.events.append(Event("Warning", "InvalidCommand", cmd.error))
+            st.message = cmd.error
+        elif handled_cmds.get(cmd.kind) == cmd.id:
+            continue  # executed before a restart; only the annotation was left to remove
+        else:
+            commands[cmd.kind] = cmd
+            handled_cmds[cmd.kind] = cmd.id
+
+    # -- reconciliation record ------------------------------------------------------------
+    if (cmd := commands.get("reconciliation")) is not None:
+        st.last_reconciliation = Reconciliation(
+            at=now, result=cmd.fields["result"], evidence=str(cmd.fields.get("evidence")), by=cmd.by)
+        kind = "Normal" if cmd.fields["result"] == "Matched" else "Warning"
+        plan.events.append(Event(kind, "ReconciliationRecorded",
+                                 f"{cmd.fields['result']} by {cmd.by}: {cmd.fields.get('evidence')}"))
+
+    # -- incidents that ask for an action ---------------------------------------------------
+    kill_trigger: tuple[str, str, str | None] | None = None  # (reason, by, incident)
+    throttle_trigger: tuple[str, str, str | None] | None = None
+    rollback_trigger: tuple[str, str, str | None] | None = None
+    for inc in obs.incidents:
+        if not inc.open or inc.acted or inc.name in handled_incidents:
+            continue
+        handled_incidents.append(inc.name)
+        act = inc.immediate_action
+        why = f"incident {inc.name} ({inc.class_} {inc.severity})"
+        if act == "killSwitch" and kill_trigger is None:
+            kill_trigger = (why, OPERATOR, inc.name)
+        elif act == "throttle" and throttle_trigger is None:
+            throttle_trigger = (why, OPERATOR, inc.name)
+        elif act == "rollback" and rollback_trigger is None:
+            rollback_trigger = (why, OPERATOR, inc.name)
+        elif act == "none":
+            plan.incident_actions.append((inc.name, "recorded; no automatic action (action: none)"))
+    if (cmd := commands.get("kill")) is not None:
+        kill_trigger = (cmd.reason, cmd.by, None)
+    if (cmd := commands.get("throttle")) is not None and throttle_trigger is None:
+        throttle_trigger = (cmd.reason, cmd.by, None)
+    if (cmd := commands.get("rollback")) is not None:
+        rollback_trigger = (cmd.reason, cmd.by, None)
+
+    # -- kill-switch: P0 stops. Latched until a valid resume. --------------------------------
+    ks = st.kill_switch
+    if kill_trigger is not None:
+        reason, by, incident = kill_trigger
+        if ks is not None and ks.latched:
+            if incident:
+                plan.incident_actions.append((incident, f"kill-switch already latched since {ks.at}"))
+        else:
+            ks = st.kill_switch = KillSwitchStatus(latched=True, reason=reason, by=by, at=now, incident=incident)
+            st.resume = None
+            plan.actions.append("kill_switch")
+            plan.events.append(Event("Warning", "KillSwitch", f"kill-switch engaged by {by}: {reason}"))
+            if incident:
+                plan.incident_actions.append((incident, "kill-switch: control HALTED, then scale to 0"))
+    if throttle_trigger is not None:
+        reason, by, incident = throttle_trigger
+        if ks is not None and ks.latched:
+            if incident:
+                plan.incident_actions.append((incident, "kill-switch latched; throttle not needed"))
+        else:
+            prev = st.effective_limits or base_limits
+            st.effective_limits = L.lowest(L.throttled(prev, factor), base_limits)
+            st.throttle = ThrottleStatus(active=True, reason=reason, by=by, at=now, incident=incident)
+            st.resume = None
+            plan.actions.append("throttle")
+            plan.events.append(Event("Warning", "Throttle",
+                                     f"throttled by {by}: {reason}; limits x{factor} (position {st.effective_limits.max_position:g}, order rate {st.effective_limits.max_order_rate:g}/s)"))
+            if incident:
+                plan.incident_actions.append((incident, f"throttle: REDUCING, limits x{factor}"))
+    latched = ks is not None and ks.latched
+    throttled = st.throttle is not None and st.throttle.active
+
+    # -- resume: only resolved incidents, a fresh reconciliation and a signed daily gate ------
+    if (cmd := commands.get("resume")) is not None:
+        refusals = []
+        if not latched and not throttled:
+            refusals.append("nothing to resume: no kill-switch latched and no throttle in force")
+        stopped_at = max([t for t in (ks.at if ks else None, st.throttle.at if st.throttle else None) if t], default=None)
+        open_incidents = [i.name for i in obs.incidents if i.open]
+        if open_incidents:
+            refusals.append(f"incidents not resolved: {', '.join(sorted(open_incidents))}")
+        rec = st.last_reconciliation
+        if rec is None:
+            refusals.append("no reconciliation recorded (positions and open orders, broker vs strategy)")
+        elif rec.result != "Matched":
+            refusals.append(f"last reconciliation is {rec.result}, not Matched")
+        elif stopped_at is not None and rec.at <= stopped_at:
+            refusals.append(f"last reconciliation ({rec.at.isoformat()}) is older than the stop ({stopped_at.isoformat()})")
+        elif now - rec.at > RECONCILIATION_MAX_AGE:
+            refusals.append(f"last reconciliation is older than {RECONCILIATION_MAX_AGE}")
+        if not spec.gates or not spec.gates.daily:
+            refusals.append("no daily gate named in spec.gates.daily: resume needs a signed daily gate")
+        elif daily is None:
+            refusals.append(f"daily gate {spec.gates.daily} not found or does not apply to this strategy")
+        elif not daily.complete:
+            refusals.append(f"daily gate {spec.gates.daily} is {daily.state}: missing {', '.join(daily.missing)}")
+        if refusals:
+            msg = f"resume by {cmd.by} refused: " + "; ".join(refusals)
+            plan.events.append(Event("Warning", "ResumeRefused", msg))
+            st.message = msg
+        else:
+            if ks is not None:
+                st.kill_switch = ks.model_copy(update={"latched": False})
+            if st.throttle is not None:
+                st.throttle = st.throttle.model_copy(update={"active": False})
+            latched = throttled = False
+            st.resume = ResumeStatus(by=cmd.by, at=now, reason=cmd.reason, stage="Reducing")
+            if st.rollout is not None:  # the rollout clock restarts with the pods
+                st.rollout = st.rollout.model_copy(update={"started_at": now, "ready_since": None})
+            st.effective_limits = _allowed_limits(st, base_limits, obs, prelaunch, spec, plan, conds, current_subject)
+            plan.actions.append("resume")
+            msg = f"resume by {cmd.by} accepted: {cmd.reason}; REDUCING until acknowledged, then ACTIVE"
+            plan.events.append(Event("Normal", "Resume", msg))
+            st.message = msg
+
+    # -- effective limits: follow spec down at once; up only through the rules above ----------
+    if st.effective_limits is None:
+        st.effective_limits = base_limits
+    elif throttled:
+        st.effective_limits = L.lowest(st.effective_limits, base_limits)
+    else:
+        st.effective_limits = _allowed_limits(st, base_limits, obs, prelaunch, spec, plan, conds, current_subject)
+
+    # -- promotion paper -> live ---------------------------------------------------------
+    mode = st.mode or Mode.paper
+    if spec.mode == Mode.paper and mode == Mode.live:
+        mode = Mode.paper
+        plan.events.append(Event("Normal", "Demoted", "spec.mode is paper: trading on paper from now on"))
+    if spec.mode == Mode.live and mode != Mode.live:
+        missing = _prelaunch_missing(spec, prelaunch)
+        if missing:
+            msg = f"promotion to live blocked: {missing}"
+            prev = _condition(st, "Promoted")
+            if prev is None or prev.message != msg:
+                plan.events.append(Event("Warning", "PromotionBlocked", msg))
+            _set_condition(conds, now, obs.generation, "Promoted", False, "GatesIncomplete", msg)
+        else:
+            mode = Mode.live
+            plan.actions.append("promote")
+            plan.events.append(Event("Normal", "Promoted", f"promoted to live: pre-launch gate {spec.gates.pre_launch} complete for {current_subject}"))  # type: ignore[union-attr]
+            _set_condition(conds, now, obs.generation, "Promoted", True, "PreLaunchGateComplete",
+                           f"pre-launch gate {spec.gates.pre_launch} signed for {current_subject}")  # type: ignore[union-attr]
+    elif mode == Mode.live:
+        _set_condition(conds, now, obs.generation, "Promoted", True, "Live", "trading live")
+    else:
+        _set_condition(conds, now, obs.generation, "Promoted", False, "Paper", "spec.mode is paper")
+    st.mode = mode
+
+    # -- which version to run --------------------------------------------------------------
+    blocked = {b.version for b in st.blocked_versions or []}
+    rollout = st.rollout
+    active = rollout.version if rollout else None
+    wanted = spec.version
+    hold_reason = None
+    if wanted in blocked:
+        hold_reason = f"version {wanted} is blocked (failed or rolled back); spec must name another version"
+    elif mode == Mode.live and active is not None and wanted != active and _prelaunch_missing(spec, prelaunch):
+        hold_reason = f"version {wanted} not rolled out: live needs the pre-launch gate signed for it ({_prelaunch_missing(spec, prelaunch)})"
+    elif mode == Mode.live and active is not None and wanted != active and spec.gates and spec.gates.daily and not (daily and daily.complete):
+        hold_reason = f"version {wanted} not rolled out: daily gate {spec.gates.daily} is not signed"
+    target = wanted if hold_reason is None else (active or st.last_known_good)
+    if hold_reason:
+        prev = st.message
+        if prev != hold_reason:
+            plan.events.append(Event("Warning", "VersionHeld", hold_reason))
+        st.message = hold_reason
+
+    # manual or incident rollback
+    if rollback_trigger is not None:
+        reason, by, incident = rollback_trigger
+        good = [r.version for r in st.revision_history or [] if r.known_good_at]
+        to = st.last_known_good if st.last_known_good and st.last_known_good != active else next(
+            (v for v in reversed(good) if v != active), None)
+        if to is None or active is None:
+            msg = f"rollback by {by} refused: no known-good version other than {active}"
+            plan.events.append(Event("Warning", "RollbackRefused", msg))
+            st.message = msg
+            if incident:
+                plan.incident_actions.append((incident, msg))
+        else:
+            st.blocked_versions = _block(st, active, f"rolled back by {by}: {reason}", now, incident)
+            blocked.add(active)
+            target = to
+            rollout = st.rollout = RolloutStatus(version=to, started_at=now, rollback=True)
+            plan.actions.append("rollback")
+            plan.events.append(Event("Warning", "Rollback", f"rolled back {active} -> {to} by {by}: {reason}"))
+            if incident:
+                plan.incident_actions.append((incident, f"rollback {active} -> {to}"))
+    if target is not None and target in blocked and target != (rollout.version if rollout else None):
+        target = st.last_known_good
+
+    # -- rollout tracking and automatic rollback -----------------------------------------------
+    replicas_wanted = spec.replicas
+    if target is not None and (rollout is None or rollout.version != target):
+        rollout = st.rollout = RolloutStatus(version=target, started_at=now)
+        if active is not None:
+            plan.events.append(Event("Normal", "Rollout", f"rolling out {target} (was {active})"))
+    dep = obs.deployment
+    image = manifests.image_ref(spec, target) if target else None
+    if rollout is not None and image is not None and not latched and replicas_wanted > 0:
+        healthy = dep is not None and dep.healthy(image, replicas_wanted)
+        if healthy:
+            if rollout.ready_since is None:
+                rollout = st.rollout = rollout.model_copy(update={"ready_since": now})
+            assert rollout.ready_since is not None
+            held = now - rollout.ready_since
+            if st.last_known_good != rollout.version:
+                if held >= healthy_for:
+                    st.last_known_good = rollout.version
+                    history = [r for r in st.revision_history or [] if r.version != rollout.version]
+                    history.append(Revision(version=rollout.version, image=image, deployed_at=rollout.started_at, known_good_at=now))
+                    st.revision_history = history[-history_limit:]
+                    plan.events.append(Event("Normal", "KnownGood", f"{rollout.version} healthy for {healthy_for}: last known-good"))
+                else:
+                    plan.wake_in((healthy_for - held).total_seconds())
+        else:
+            if rollout.ready_since is not None:
+                rollout = st.rollout = rollout.model_copy(update={"ready_since": None})
+            waited = now - rollout.started_at
+            failing = rollout.version != st.last_known_good and waited > rollout_deadline
+            if failing and not rollout.rollback:
+                bad = rollout.version
+                inc = _incident_name(obs.name, "rollout", f"{bad}@{rollout.started_at.isoformat()}")
+                if automatic and st.last_known_good and st.last_known_good not in (bad,):
+                    to = st.last_known_good
+                    st.blocked_versions = _block(st, bad, f"not Ready within {rollout_deadline}", now, inc)
+                    rollout = st.rollout = RolloutStatus(version=to, started_at=now, rollback=True)
+                    target, image = to, manifests.image_ref(spec, to)
+                    plan.actions.append("rollback")
+                    plan.incidents.append(NewIncident(
+                        inc, IncidentClass.config_drift, Severity.P1,
+                        f"rollout of {bad} not Ready within {rollout_deadline}; rolled back to {to}",
+                        "rollback", f"rolled back {bad} -> {to}; {bad} blocked"))
+                    plan.events.append(Event("Warning", "RollbackAutomatic", f"{bad} not Ready within {rollout_deadline}: rolled back to {to}; {bad} blocked"))
+                elif not any(b.version == bad for b in st.blocked_versions or []):
+                    why = "no known-good version to roll back to" if automatic else "automatic rollback is off"
+                    st.blocked_versions = _block(st, bad, f"not Ready within {rollout_deadline}; {why}", now, inc)
+                    plan.incidents.append(NewIncident(
+                        inc, IncidentClass.config_drift, Severity.P1,
+                        f"rollout of {bad} not Ready within {rollout_deadline}; {why}", "none",
+                        f"{bad} blocked; {why}"))
+                    plan.events.append(Event("Warning", "RolloutFailed", f"{bad} not Ready within {rollout_deadline}; {why}"))
+            elif not failing and rollout.version != st.last_known_good:
+                plan.wake_in((rollout_deadline - waited).total_seconds() + 0.5)
+
+    failed_without_target = (
+        rollout is not None and rollout.version in {b.version for b in st.blocked_versions or []}
+        and not rollout.rollback
+    )
+
+    # -- trading state and the control document ------------------------------------------------
+    if latched:
+        state = TradingState.HALTED
+    elif throttled or (st.resume is not None and st.resume.stage == "Reducing"):
+        state = TradingState.REDUCING
+    else:
+        state = TradingState.ACTIVE
+    broker = spec.brokers.primary
+    reason = ks.reason if latched and ks else st.throttle.reason if throttled and st.throttle else (
+        st.resume.reason if st.resume and st.resume.stage == "Reducing" else "")
+    prev_gen = obs.control.generation if obs.control else 0
+    doc = ControlDocument(
+        strategy=obs.name, generation=max(prev_gen, 1), trading_state=state, mode=mode,
+        limits=st.effective_limits, broker=BrokerInUse(name=broker.name, endpoint=broker.endpoint),
+        allow_risk_reducing=bool(kill_policy and kill_policy.allow_risk_reducing), reason=reason, issued_at=now,
+    )
+    if doc.same_content(obs.control):
+        assert obs.control is not None
+        doc = obs.control
+    else:
+        doc = doc.model_copy(update={"generation": prev_gen + 1})
+        plan.control = doc
+    ctl = st.control or ControlStatus()
+    if ready_pods:  # the generation every running pod has applied
+        pod_acks = [obs.acks.get(p.name) for p in ready_pods]
+        acked_gen = min(a.generation if a else 0 for a in pod_acks)
+        acked_at = max((a.at for a in pod_acks if a), default=ctl.acknowledged_at)
+    else:
+        acked_gen, acked_at = ctl.acknowledged_generation, ctl.acknowledged_at
+    st.control = ControlStatus(generation=doc.generation, acknowledged_generation=acked_gen,
+                               acknowledged_at=acked_at, hash=doc.content_hash())
+    st.trading_state = state
+
+    # -- kill-switch progress: ack (or deadline), then scale to 0 ---------------------------
+    replicas = replicas_wanted
+    if latched and ks is not None:
+        if ks.halt_generation is None or ks.halt_generation < doc.generation:
+            ks = st.kill_switch = ks.model_copy(update={"halt_generation": doc.generation})
+        assert ks.at is not None and ks.halt_generation is not None
+        is_acked = acked(ks.halt_generation) and plan.control is None
+        deadline = ks.at + ack_deadline
+        current = dep.replicas if dep is not None else 0
+        if ks.completed_at is not None or is_acked or now >= deadline:
+            replicas = 0
+            if ks.acknowledged is None and ks.completed_at is None:
+                ks = st.kill_switch = ks.model_copy(update={"acknowledged": is_acked})
+                if not is_acked:
+                    inc = _incident_name(obs.name, "unacked-halt", ks.at.isoformat())
+                    pods = ", ".join(sorted(p.name for p in ready_pods if (a := obs.acks.get(p.name)) is None or a.generation < ks.halt_generation))
+                    plan.incidents.append(NewIncident(
+                        inc, IncidentClass.stale_data, Severity.P0,
+                        f"HALTED (generation {ks.halt_generation}) not acknowledged within {ack_deadline} by: {pods or 'unknown'}",
+                        "killSwitch", "scaled to 0 without acknowledgement"))
+                    plan.events.append(Event("Warning", "KillSwitchUnacknowledged",
+                                             f"HALTED not acknowledged within {ack_deadline} by {pods or 'unknown'}: scaling to 0 anyway"))
+            if ks.completed_at is None and current == 0 and not obs.pods and dep is not None and dep.replicas == 0:
+                st.kill_switch = ks.model_copy(update={"completed_at": now})
+                plan.kill_switch_seconds = (now - ks.at).total_seconds()
+                plan.events.append(Event("Normal", "KillSwitchCompleted",
+                                         f"halted and scaled to 0 in {plan.kill_switch_seconds:.2f}s (acknowledged: {ks.acknowledged})"))
+        else:
+            replicas = current
+            plan.wake_in((deadline - now).total_seconds())
+    elif failed_without_target:
+        replicas = 0
+
+    # -- resume progress: REDUCING acknowledged with every pod Ready -> ACTIVE -------------------
+    if st.resume is not None and st.resume.stage == "Reducing" and not latched and not throttled:
+        all_ready = dep is not None and image is not None and dep.healthy(image, replicas) and len(ready_pods) == replicas
+        if plan.control is None and all_ready and acked(doc.generation):
+            st.resume = st.resume.model_copy(update={"stage": "Active"})
+            plan.events.append(Event("Normal", "ResumeActive", "REDUCING acknowledged by every pod: ACTIVE"))
+            plan.wake_in(0.5)  # write the ACTIVE control document on the next pass
+
+    # -- the Deployment: create, planned change, or drift ---------------------------------------
+    if target is not None:
+        desired = manifests.deployment(obs.name, obs.namespace, obs.uid, spec, target, replicas)
+        desired_fp = desired["metadata"]["annotations"][manifests.ANNOTATION_DESIRED]
+        if dep is None:
+            plan.deployment = desired
+        elif dep.observed_fingerprint is not None and dep.live_fingerprint != dep.observed_fingerprint:
+            plan.deployment = desired
+            plan.deployment_drifted = True
+            inc = _incident_name(obs.name, "drift", f"{dep.generation}:{dep.live_fingerprint}")
+            plan.incidents.append(NewIncident(
+                inc, IncidentClass.config_drift, Severity.P1,
+                f"Deployment {obs.name} was changed outside Git (generation {dep.generation}); reverted to spec",
+                "none", "reverted the Deployment to the operator's decision"))
+            plan.events.append(Event("Warning", "ConfigDrift", f"Deployment {obs.name} changed by someone else: reverted"))
+            plan.actions.append("drift_revert")
+        elif dep.desired_fingerprint != desired_fp or dep.observed_fingerprint is None:
+            plan.deployment = desired
+    st.active_version = rollout.version if rollout else None
+
+    # -- conditions, phase, incidents ------------------------------------------------------
+    open_incidents = sorted({i.name for i in obs.incidents if i.open} | {i.name for i in plan.incidents})
+    st.open_incidents = open_incidents or None
+    ready = dep is not None and image is not None and replicas > 0 and dep.healthy(image, replicas)
+    _set_condition(conds, now, obs.generation, "Ready", ready,
+                   "Halted" if latched else "RolloutReady" if ready else "RolloutInProgress",
+                   f"{dep.ready_replicas if dep else 0}/{replicas} pods Ready running {target}")
+    _set_condition(conds, now, obs.generation, "Healthy", not open_incidents,
+                   "NoOpenIncidents" if not open_incidents else "OpenIncidents", ", ".join(open_incidents))
+    gates_missing = []
+    if spec.gates and spec.gates.pre_launch and (m := _prelaunch_missing(spec, prelaunch)):
+        gates_missing.append(m)
+    if spec.gates and spec.gates.daily and not (daily and daily.complete):
+        gates_missing.append(f"daily gate {spec.gates.daily}: " + (f"missing {', '.join(daily.missing)}" if daily else "not found"))
+    _set_condition(conds, now, obs.generation, "GatesSatisfied", not gates_missing,
+                   "Signed" if not gates_missing else "Missing", "; ".join(gates_missing))
+    rec = st.last_reconciliation
+    _set_condition(conds, now, obs.generation, "Reconciled", rec is not None and rec.result == "Matched",
+                   rec.result if rec else "NotRecorded",
+                   f"{rec.result} at {rec.at.isoformat()} by {rec.by}: {rec.evidence}" if rec else "no reconciliation recorded")
+    st.conditions = conds
+    st.handled_commands = handled_cmds or None
+    known = {i.name for i in obs.incidents}
+    st.handled_incidents = [n for n in handled_incidents if n in known] or None
+    st.observed_generation = obs.generation
+    if latched:
+        st.phase = Phase.Halted
+    elif failed_without_target:
+        st.phase = Phase.Failed
+    elif rollout is not None and rollout.rollback and not ready:
+        st.phase = Phase.RollingBack
+    elif throttled:
+        st.phase = Phase.Throttled
+    elif ready:
+        st.phase = Phase.Running
+    elif dep is None and target is None:
+        st.phase = Phase.Pending
+    else:
+        st.phase = Phase.Deploying
+    return plan
+
+
+def _prelaunch_missing(spec: StrategySpec, prelaunch: GateEvaluation | None) -> str:
+    """Why the pre-launch gate is not satisfied for the current subject ('' when it is)."""
+    if not spec.gates or not spec.gates.pre_launch:
+        return "no pre-launch gate named in spec.gates.preLaunch"
+    if prelaunch is None:
+        return f"pre-launch gate {spec.gates.pre_launch} not found or does not apply to this strategy"
+    if not prelaunch.complete:
+        return f"pre-launch gate {spec.gates.pre_launch}: missing {', '.join(prelaunch.missing)}"
+    return ""
+
+
+def _allowed_limits(
+    st: StrategyStatus, base: EffectiveLimits, obs: Observations, prelaunch: GateEvaluation | None,
+    spec: StrategySpec, plan: Plan, conds: list[Condition], current_subject: str,
+) -> EffectiveLimits:
+    """Spec limits, except that a live strategy raises a limit only with the pre-launch gate
+    signed for the new limits (the subject includes their hash)."""
+    prev = st.effective_limits
+    if prev is None:
+        return base
+    up = L.raised(prev, base)
+    if not up:
+        if base != prev:
+            plan.events.append(Event("Normal", "LimitsLowered", f"effective limits follow spec down: {L.FIELDS}"))
+        return base
+    if (st.mode or Mode.paper) == Mode.live and _prelaunch_missing(spec, prelaunch):
+        msg = f"limits {', '.join(up)} raised in spec but not applied: {_prelaunch_missing(spec, prelaunch)} for {current_subject}"
+        if st.message != msg:
+            plan.events.append(Event("Warning", "LimitsHeld", msg))
+        st.message = msg
+        return L.lowest(prev, base)
+    plan.events.append(Event("Normal", "LimitsRaised", f"effective limits raised to spec: {', '.join(up)}"))
+    return base
+
+
+def _block(st: StrategyStatus, version: str, reason: str, now: datetime, incident: str | None) -> list[BlockedVersion]:
+    kept = [b for b in st.blocked_versions or [] if b.version != version]
+    return [*kept, BlockedVersion(version=version, reason=reason, at=now, incident=incident)]

@@ -1,0 +1,443 @@
+"""The lifecycle decision, exhaustively, without a cluster."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from cases import example
+
+from stratops.gates.evaluate import GateEvaluation
+from stratops.lifecycle import limits as L
+from stratops.lifecycle import manifests
+from stratops.lifecycle.control import Acknowledgement
+from stratops.lifecycle.decide import (
+    Command, DeploymentView, IncidentView, Observations, PodView, decide, parse_command,
+)
+from stratops.models.strategy import StrategySpec, StrategyStatus, TradingState
+
+T0 = datetime(2026, 11, 24, 9, 0, tzinfo=timezone.utc)
+NAME = "mean-revert"
+
+
+def spec(**over) -> StrategySpec:
+    raw = example("strategy.yaml")["spec"]
+    raw["rollbackPolicy"]["healthyFor"] = "10s"
+    raw["rollbackPolicy"]["rolloutDeadline"] = "60s"
+    raw.update(over)
+    return StrategySpec.model_validate(raw)
+
+
+COMPLETE = GateEvaluation("Complete", ["a"], [])
+INCOMPLETE = GateEvaluation("Incomplete", [], ["backtest-reviewed", "kill-switch-drilled"])
+
+
+def obs(now=T0, **kw) -> Observations:
+    base = dict(now=now, name=NAME, namespace="desk", uid="u-1", generation=1)
+    base.update(kw)
+    return Observations(**base)
+
+
+def dep_view(plan_or_manifest, ready: int | None = None, observed: bool = True) -> DeploymentView:
+    """The Deployment as the API server would show it after applying the plan's manifest."""
+    m = plan_or_manifest.deployment if hasattr(plan_or_manifest, "deployment") else plan_or_manifest
+    replicas = m["spec"]["replicas"]
+    ready = replicas if ready is None else ready
+    fp = manifests.fingerprint(m)
+    return DeploymentView(
+        image=m["spec"]["template"]["spec"]["containers"][0]["image"], replicas=replicas,
+        generation=1, observed_generation=1, status_replicas=replicas, updated_replicas=replicas,
+        ready_replicas=ready, available_replicas=ready, live_fingerprint=fp,
+        desired_fingerprint=m["metadata"]["annotations"][manifests.ANNOTATION_DESIRED],
+        observed_fingerprint=fp if observed else None)
+
+
+def pods(n: int, ready=True) -> tuple[PodView, ...]:
+    return tuple(PodView(f"{NAME}-pod-{i}", ready, False) for i in range(n))
+
+
+def acks(gen: int, *names: str, state=TradingState.HALTED) -> dict[str, Acknowledgement]:
+    return {n: Acknowledgement(pod=n, generation=gen, trading_state=state, at=T0) for n in names}
+
+
+def cmd(kind: str, reason="test", by="alice", **fields) -> tuple[Command, ...]:
+    return (parse_command(kind, json.dumps({"reason": reason, "by": by, **fields})),)
+
+
+class World:
+    """Drives decide() like the operator does: apply the plan, observe, decide again."""
+
+    def __init__(self, s: StrategySpec | None = None, gates=None):
+        self.spec = s or spec()
+        self.status = StrategyStatus()
+        self.dep_manifest = None
+        self.control = None
+        self.acks: dict[str, Acknowledgement] = {}
+        self.incidents: dict[str, IncidentView] = {}
+        self.gates = gates if gates is not None else {"fx-daily": COMPLETE, "mean-revert-pre-launch": COMPLETE}
+        self.now = T0
+        self.ready_override: int | None = None
+        self.strategy_acks = True
+        self.last = None
+
+    def pods(self):
+        if self.dep_manifest is None:
+            return ()
+        return pods(self.dep_manifest["spec"]["replicas"])
+
+    def step(self, seconds: float = 1.0, commands=(), **kw):
+        self.now += timedelta(seconds=seconds)
+        dep = None
+        if self.dep_manifest is not None:
+            image = self.dep_manifest["spec"]["template"]["spec"]["containers"][0]["image"]
+            ready = 0 if ":fail-" in image else self.ready_override
+            dep = dep_view(self.dep_manifest, ready)
+        o = obs(now=self.now, deployment=dep, pods=self.pods(), control=self.control, acks=self.acks,
+                incidents=tuple(self.incidents.values()), gates=self.gates, commands=commands, **kw)
+        plan = decide(self.spec, self.status, o)
+        if plan.control is not None:
+            self.control = plan.control
+        if plan.deployment is not None:
+            self.dep_manifest = plan.deployment
+        for inc in plan.incidents:
+            self.incidents[inc.name] = IncidentView(inc.name, inc.class_.value, inc.severity.value, inc.action, "Open", acted=True)
+        for name, _ in plan.incident_actions:
+            if name in self.incidents:
+                self.incidents[name] = replace(self.incidents[name], acted=True)
+        self.status = plan.status
+        if self.strategy_acks and self.control is not None:
+            self.acks = acks(self.control.generation, *(p.name for p in self.pods()), state=self.control.trading_state)
+        self.last = plan
+        return plan
+
+    def run_until(self, predicate, steps=50, seconds=1.0):
+        for _ in range(steps):
+            self.step(seconds)
+            if predicate(self):
+                return
+        raise AssertionError(f"not reached; status: {self.status.model_dump(exclude_none=True)}")
+
+
+# -- deploy -----------------------------------------------------------------------------
+def test_first_reconcile_creates_deployment_and_control():
+    p = decide(spec(), StrategyStatus(), obs())
+    d = p.deployment
+    assert d["spec"]["template"]["spec"]["containers"][0]["image"] == "registry.example/fx-desk/mean-revert:1.4.2"
+    assert d["metadata"]["ownerReferences"][0]["uid"] == "u-1"
+    assert d["spec"]["replicas"] == 1
+    assert d["spec"]["template"]["spec"]["volumes"][0]["configMap"]["name"] == "mean-revert-control"
+    assert p.control.trading_state == TradingState.ACTIVE and p.control.generation == 1
+    assert p.control.limits.max_position == 2_000_000
+    assert p.status.phase.value == "Deploying"
+
+
+def test_version_becomes_known_good_after_healthy_for():
+    w = World()
+    w.step()
+    w.run_until(lambda w: w.status.last_known_good == "1.4.2", seconds=2)
+    assert w.status.revision_history[-1].version == "1.4.2"
+    assert w.status.phase.value == "Running"
+    assert (w.status.revision_history[-1].known_good_at - w.status.rollout.ready_since) >= timedelta(seconds=10)
+
+
+def test_not_known_good_before_healthy_for():
+    w = World()
+    w.step()
+    w.step(1)
+    w.step(5)
+    assert w.status.last_known_good is None
+    assert w.last.requeue_after is not None and w.last.requeue_after <= 10
+
+
+def test_version_change_rolls_out_and_history_is_trimmed():
+    w = World(spec(rollbackPolicy={"revisionHistoryLimit": 2, "healthyFor": "1s", "rolloutDeadline": "60s"}))
+    for v in ("1.4.3", "1.4.4", "1.4.5"):
+        w.run_until(lambda w: w.status.last_known_good == w.spec.version)
+        w.spec = w.spec.model_copy(update={"version": v})
+        w.step()
+        assert w.dep_manifest["spec"]["template"]["spec"]["containers"][0]["image"].endswith(":" + v)
+    w.run_until(lambda w: w.status.last_known_good == "1.4.5")
+    assert [r.version for r in w.status.revision_history] == ["1.4.4", "1.4.5"]
+
+
+# -- automatic rollback -------------------------------------------------------------------
+def test_failed_rollout_rolls_back_blocks_and_opens_incident():
+    w = World()
+    w.run_until(lambda w: w.status.last_known_good == "1.4.2")
+    w.spec = w.spec.model_copy(update={"version": "fail-2"})
+    w.step()
+    assert w.dep_manifest["spec"]["template"]["spec"]["containers"][0]["image"].endswith(":fail-2")
+    w.run_until(lambda w: w.status.blocked_versions, seconds=5)
+    assert w.status.blocked_versions[0].version == "fail-2"
+    assert w.dep_manifest["spec"]["template"]["spec"]["containers"][0]["image"].endswith(":1.4.2")
+    assert "rollback" in w.last.actions
+    [inc] = w.last.incidents
+    assert inc.class_.value == "ConfigDrift" and "fail-2" in inc.summary
+    # spec still names the bad version: never redeployed
+    for _ in range(20):
+        w.step(10)
+        assert w.dep_manifest["spec"]["template"]["spec"]["containers"][0]["image"].endswith(":1.4.2")
+    assert w.status.phase.value == "Running"
+    # a new version in spec rolls out again
+    w.spec = w.spec.model_copy(update={"version": "1.5.0"})
+    w.step()
+    assert w.dep_manifest["spec"]["template"]["spec"]["containers"][0]["image"].endswith(":1.5.0")
+
+
+def test_failed_first_rollout_without_known_good_is_stopped():
+    w = World(spec(version="fail-1"))
+    w.run_until(lambda w: w.status.blocked_versions, seconds=10)
+    w.step()
+    assert w.dep_manifest["spec"]["replicas"] == 0
+    assert w.status.phase.value == "Failed"
+
+
+def test_manual_rollback_by_annotation():
+    w = World(spec(rollbackPolicy={"healthyFor": "1s"}))
+    w.run_until(lambda w: w.status.last_known_good == "1.4.2")
+    w.spec = w.spec.model_copy(update={"version": "1.5.0"})
+    w.run_until(lambda w: w.status.last_known_good == "1.5.0")
+    p = w.step(commands=cmd("rollback", "fills look wrong"))
+    assert "rollback" in p.actions
+    assert w.dep_manifest["spec"]["template"]["spec"]["containers"][0]["image"].endswith(":1.4.2")
+    assert [b.version for b in w.status.blocked_versions] == ["1.5.0"]
+    assert "stratops.io/rollback" in p.clear_annotations
+
+
+def test_manual_rollback_without_target_is_refused():
+    w = World()
+    w.step()
+    p = w.step(commands=cmd("rollback"))
+    assert any(e.reason == "RollbackRefused" for e in p.events)
+    assert not w.status.blocked_versions
+
+
+# -- kill-switch ---------------------------------------------------------------------------
+def test_kill_switch_halts_waits_for_ack_then_scales_to_zero():
+    w = World()
+    w.run_until(lambda w: w.status.phase and w.status.phase.value == "Running")
+    w.strategy_acks = False
+    p = w.step(commands=cmd("kill", "runaway orders"))
+    assert p.control.trading_state == TradingState.HALTED
+    assert w.status.kill_switch.latched and w.status.kill_switch.halt_generation == p.control.generation
+    assert w.dep_manifest["spec"]["replicas"] == 1  # not before the ack
+    w.step(1)
+    assert w.dep_manifest["spec"]["replicas"] == 1
+    w.acks = acks(w.control.generation, *(x.name for x in w.pods()))
+    w.step(1)
+    assert w.dep_manifest["spec"]["replicas"] == 0
+    assert w.status.kill_switch.acknowledged is True
+    p = w.step(1)  # pods gone
+    assert w.status.kill_switch.completed_at is not None and p.kill_switch_seconds == pytest.approx(3.0)
+    assert w.status.phase.value == "Halted" and w.status.trading_state == TradingState.HALTED
+
+
+def test_unacknowledged_halt_scales_to_zero_at_deadline_and_is_a_finding():
+    w = World()
+    w.run_until(lambda w: w.status.phase and w.status.phase.value == "Running")
+    w.strategy_acks = False
+    w.step(commands=cmd("kill"))
+    w.step(5)
+    assert w.dep_manifest["spec"]["replicas"] == 1
+    p = w.step(6)  # ackDeadline is 10s in the example
+    assert w.dep_manifest["spec"]["replicas"] == 0
+    assert w.status.kill_switch.acknowledged is False
+    assert any(i.class_.value == "StaleData" and i.severity.value == "P0" for i in p.incidents)
+
+
+def test_kill_switch_is_latched_across_spec_changes():
+    w = World()
+    w.run_until(lambda w: w.status.phase and w.status.phase.value == "Running")
+    w.step(commands=cmd("kill"))
+    w.run_until(lambda w: w.status.kill_switch.completed_at is not None)
+    w.spec = w.spec.model_copy(update={"version": "1.9.9", "replicas": 3})
+    for _ in range(5):
+        w.step(30)
+    assert w.dep_manifest["spec"]["replicas"] == 0 and w.status.kill_switch.latched
+    assert w.control.trading_state == TradingState.HALTED
+
+
+def test_kill_is_idempotent_after_restart():
+    """The same annotation seen again (operator died before removing it) does nothing twice."""
+    w = World()
+    w.run_until(lambda w: w.status.phase and w.status.phase.value == "Running")
+    c = cmd("kill", "x")
+    p1 = w.step(commands=c)
+    gen = w.control.generation
+    at = w.status.kill_switch.at
+    p2 = w.step(commands=c)
+    assert p1.actions == ["kill_switch"] and p2.actions == []
+    assert w.control.generation == gen and w.status.kill_switch.at == at
+    assert p2.clear_annotations == ["stratops.io/kill"]
+
+
+def test_p0_incident_kills_and_p1_throttles():
+    w = World()
+    w.run_until(lambda w: w.status.phase and w.status.phase.value == "Running")
+    w.incidents["i1"] = IncidentView("i1", "PnLDivergence", "P1", None, "Open")
+    p = w.step()
+    assert "throttle" in p.actions and ("i1", "throttle: REDUCING, limits x0.5") in p.incident_actions
+    assert w.control.trading_state == TradingState.REDUCING
+    w.incidents["i2"] = IncidentView("i2", "RiskBreach", "P0", None, "Open")
+    p = w.step()
+    assert "kill_switch" in p.actions and w.control.trading_state == TradingState.HALTED
+    assert w.status.kill_switch.incident == "i2"
+    # handled once only
+    assert w.step().actions == []
+
+
+# -- throttle -------------------------------------------------------------------------------
+def test_throttle_lowers_and_never_raises():
+    w = World()
+    w.run_until(lambda w: w.status.phase and w.status.phase.value == "Running")
+    w.step(commands=cmd("throttle", "latency"))
+    assert w.status.effective_limits.max_position == 1_000_000
+    assert w.status.effective_limits.max_order_rate == 2.5
+    w.step(commands=cmd("throttle", "again", by="bob"))
+    assert w.status.effective_limits.max_position == 500_000
+    raised = w.spec.risk_limits.model_copy(update={"max_position": 9_000_000})
+    w.spec = w.spec.model_copy(update={"risk_limits": raised})
+    w.step()
+    assert w.status.effective_limits.max_position == 500_000
+    lowered = w.spec.risk_limits.model_copy(update={"max_position": 100_000})
+    w.spec = w.spec.model_copy(update={"risk_limits": lowered})
+    w.step()
+    assert w.status.effective_limits.max_position == 100_000
+
+
+@pytest.mark.parametrize("factor", [0.01, 0.3, 0.5, 0.99])
+def test_throttled_limits_never_exceed_current(factor):
+    cur = L.from_spec(spec().risk_limits)
+    t = L.throttled(cur, factor)
+    assert L.raised(cur, t) == []
+
+
+# -- resume ----------------------------------------------------------------------------------
+def _halted_world():
+    w = World()
+    w.run_until(lambda w: w.status.phase and w.status.phase.value == "Running")
+    w.incidents["i9"] = IncidentView("i9", "RiskBreach", "P0", None, "Open")
+    w.step()
+    w.run_until(lambda w: w.status.kill_switch.completed_at is not None)
+    return w
+
+
+def test_resume_refused_until_incident_resolved_reconciled_and_daily_signed():
+    w = _halted_world()
+    w.gates["fx-daily"] = INCOMPLETE
+    p = w.step(commands=cmd("resume", "fixed"))
+    [ev] = [e for e in p.events if e.reason == "ResumeRefused"]
+    assert "incidents not resolved: i9" in ev.message
+    assert "no reconciliation recorded" in ev.message
+    assert "daily gate fx-daily is Incomplete" in ev.message
+    assert w.status.kill_switch.latched and w.status.message == ev.message
+    w.incidents["i9"] = replace(w.incidents["i9"], phase="Resolved")
+    w.step(commands=(parse_command("reconciliation", json.dumps({"result": "Mismatched", "evidence": "pos 100 vs 0", "by": "ops"})),))
+    p = w.step(commands=cmd("resume", "fixed2"))
+    assert "Mismatched" in w.status.message
+    w.step(commands=(parse_command("reconciliation", json.dumps({"result": "Matched", "evidence": "https://recon/1", "by": "ops"})),))
+    p = w.step(commands=cmd("resume", "fixed3"))
+    assert "daily gate" in w.status.message and w.status.kill_switch.latched
+    w.gates["fx-daily"] = COMPLETE
+    p = w.step(commands=cmd("resume", "fixed4"))
+    assert "resume" in p.actions and not w.status.kill_switch.latched
+    assert w.control.trading_state == TradingState.REDUCING
+    assert w.dep_manifest["spec"]["replicas"] == 1
+    w.run_until(lambda w: w.control.trading_state == TradingState.ACTIVE)
+    assert w.status.resume.stage == "Active" and w.status.phase.value == "Running"
+
+
+def test_resume_needs_reconciliation_after_the_stop():
+    w = World()
+    w.run_until(lambda w: w.status.phase and w.status.phase.value == "Running")
+    w.step(commands=(parse_command("reconciliation", json.dumps({"result": "Matched", "evidence": "e", "by": "ops"})),))
+    w.step(commands=cmd("kill"))
+    w.run_until(lambda w: w.status.kill_switch.completed_at is not None)
+    w.step(commands=cmd("resume"))
+    assert "older than the stop" in w.status.message and w.status.kill_switch.latched
+
+
+def test_resume_with_nothing_to_resume_is_refused():
+    w = World()
+    w.step()
+    w.step(commands=cmd("resume"))
+    assert "nothing to resume" in w.status.message
+
+
+def test_invalid_command_is_reported_and_removed_without_effect():
+    w = World()
+    w.step()
+    p = w.step(commands=(parse_command("kill", ""),))
+    assert p.clear_annotations == ["stratops.io/kill"] and p.actions == []
+    assert any(e.reason == "InvalidCommand" and "reason is required" in e.message for e in p.events)
+    assert w.status.kill_switch is None
+
+
+# -- promotion -----------------------------------------------------------------------------------
+def test_promotion_blocked_until_prelaunch_gate_complete():
+    w = World(spec(mode="live"), gates={"fx-daily": COMPLETE, "mean-revert-pre-launch": INCOMPLETE})
+    p = w.step()
+    assert w.status.mode.value == "paper"
+    promoted = next(c for c in w.status.conditions if c.type == "Promoted")
+    assert promoted.status == "False" and "backtest-reviewed, kill-switch-drilled" in promoted.message
+    assert any(e.reason == "PromotionBlocked" for e in p.events)
+    assert not any(e.reason == "PromotionBlocked" for e in w.step().events)  # not repeated
+    assert w.control.mode.value == "paper"
+    w.gates["mean-revert-pre-launch"] = COMPLETE
+    p = w.step()
+    assert w.status.mode.value == "live" and "promote" in p.actions and w.control.mode.value == "live"
+
+
+def test_live_version_change_held_until_prelaunch_signed_for_it():
+    w = World(spec(mode="live", rollbackPolicy={"healthyFor": "1s"}))
+    w.run_until(lambda w: w.status.last_known_good == "1.4.2")
+    w.gates["mean-revert-pre-launch"] = INCOMPLETE
+    w.spec = w.spec.model_copy(update={"version": "2.0.0"})
+    w.step()
+    assert w.dep_manifest["spec"]["template"]["spec"]["containers"][0]["image"].endswith(":1.4.2")
+    assert "pre-launch" in w.status.message
+
+
+def test_live_limit_raise_needs_signed_gate():
+    w = World(spec(mode="live"))
+    w.run_until(lambda w: w.status.mode and w.status.mode.value == "live")
+    w.gates["mean-revert-pre-launch"] = INCOMPLETE
+    w.spec = w.spec.model_copy(update={"risk_limits": w.spec.risk_limits.model_copy(update={"max_order_rate": 50})})
+    w.step()
+    assert w.status.effective_limits.max_order_rate == 5
+    w.gates["mean-revert-pre-launch"] = COMPLETE
+    w.step()
+    assert w.status.effective_limits.max_order_rate == 50
+
+
+# -- drift -------------------------------------------------------------------------------------
+def test_drift_is_reverted_and_recorded():
+    w = World()
+    w.run_until(lambda w: w.status.phase and w.status.phase.value == "Running")
+    good = w.dep_manifest
+    drifted = json.loads(json.dumps(good))
+    drifted["spec"]["template"]["spec"]["containers"][0]["image"] = "evil/image:latest"
+    view = dep_view(good)
+    view = replace(view, image="evil/image:latest", live_fingerprint=manifests.fingerprint(drifted))
+    p = decide(w.spec, w.status, obs(now=w.now, deployment=view, pods=w.pods(), control=w.control, acks=w.acks, gates=w.gates))
+    assert p.deployment_drifted and p.deployment["spec"]["template"]["spec"]["containers"][0]["image"].endswith(":1.4.2")
+    assert p.incidents[0].class_.value == "ConfigDrift"
+
+
+def test_extra_env_var_is_drift():
+    m = manifests.deployment(NAME, "desk", "u", spec(), "1.4.2", 1)
+    other = json.loads(json.dumps(m))
+    other["spec"]["template"]["spec"]["containers"][0]["env"].append({"name": "DEBUG", "value": "1"})
+    assert manifests.fingerprint(m) != manifests.fingerprint(other)
+    other = json.loads(json.dumps(m))
+    other["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"] = "IfNotPresent"  # API default
+    assert manifests.fingerprint(m) == manifests.fingerprint(other)
+
+
+def test_no_change_no_write():
+    w = World()
+    w.run_until(lambda w: w.status.last_known_good == "1.4.2")
+    p = w.step(30)
+    assert p.deployment is None and p.control is None and p.events == [] and p.incidents == []
