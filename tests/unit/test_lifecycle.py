@@ -40,7 +40,7 @@ def obs(now=T0, **kw) -> Observations:
     return Observations(**base)
 
 
-def dep_view(plan_or_manifest, ready: int | None = None, observed: bool = True) -> DeploymentView:
+def dep_view(plan_or_manifest, ready: int | None = None) -> DeploymentView:
     """The Deployment as the API server would show it after applying the plan's manifest."""
     m = plan_or_manifest.deployment if hasattr(plan_or_manifest, "deployment") else plan_or_manifest
     replicas = m["spec"]["replicas"]
@@ -50,8 +50,7 @@ def dep_view(plan_or_manifest, ready: int | None = None, observed: bool = True) 
         image=m["spec"]["template"]["spec"]["containers"][0]["image"], replicas=replicas,
         generation=1, observed_generation=1, status_replicas=replicas, updated_replicas=replicas,
         ready_replicas=ready, available_replicas=ready, live_fingerprint=fp,
-        desired_fingerprint=m["metadata"]["annotations"][manifests.ANNOTATION_DESIRED],
-        observed_fingerprint=fp if observed else None)
+        desired_fingerprint=m["metadata"]["annotations"][manifests.ANNOTATION_DESIRED])
 
 
 def pods(n: int, ready=True) -> tuple[PodView, ...]:
@@ -432,8 +431,16 @@ def test_extra_env_var_is_drift():
     other["spec"]["template"]["spec"]["containers"][0]["env"].append({"name": "DEBUG", "value": "1"})
     assert manifests.fingerprint(m) != manifests.fingerprint(other)
     other = json.loads(json.dumps(m))
-    other["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"] = "IfNotPresent"  # API default
+    c = other["spec"]["template"]["spec"]["containers"][0]
+    c["imagePullPolicy"] = "IfNotPresent"  # API defaults do not count
+    c["env"][1]["valueFrom"]["fieldRef"]["apiVersion"] = "v1"
+    c["resources"] = {"requests": {"cpu": "0.5", "memory": "536870912"}, "limits": {"memory": "1Gi"}}
     assert manifests.fingerprint(m) == manifests.fingerprint(other)
+
+
+@pytest.mark.parametrize("a,b", [("500m", "0.5"), ("1Gi", "1073741824"), ("1k", "1000"), ("2", "2.0"), ("1e3", "1k")])
+def test_canonical_quantity(a, b):
+    assert manifests.canonical_quantity(a) == manifests.canonical_quantity(b)
 
 
 def test_no_change_no_write():

@@ -83,6 +83,29 @@ def validate(
     console.print(f"[green]✓[/] {checked} stratops document(s) valid")
 
 
+@app.command()
+def operator(
+    namespace: Annotated[list[str], typer.Option("--namespace", "-n", help="Namespace (or glob) to serve; repeatable.")] = [],  # noqa: B006
+    all_namespaces: Annotated[bool, typer.Option("--all-namespaces", "-A", help="Serve the whole cluster.")] = False,
+    metrics_port: Annotated[int, typer.Option(help="Port of /metrics (0: off).")] = 8080,
+    liveness: Annotated[str | None, typer.Option(help="Liveness endpoint, e.g. http://0.0.0.0:8081/healthz.")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
+) -> None:
+    """Run the operator against the current kubeconfig context (or in-cluster)."""
+    import os
+
+    import kopf
+
+    if not namespace and not all_namespaces:
+        err.print("[red]say which namespaces to serve:[/] --namespace NS (repeatable, globs allowed) or --all-namespaces")
+        raise typer.Exit(2)
+    os.environ["STRATOPS_METRICS_PORT"] = str(metrics_port)
+    import stratops.handlers  # noqa: F401 - registers the handlers
+
+    kopf.configure(verbose=verbose)
+    kopf.run(clusterwide=all_namespaces, namespaces=namespace, liveness_endpoint=liveness)
+
+
 @dev.command("up")
 def dev_up(
     examples: Annotated[bool, typer.Option(help="Apply the example desk from examples/.")] = True,

@@ -50,7 +50,6 @@ class DeploymentView:
     available_replicas: int
     live_fingerprint: str
     desired_fingerprint: str | None
-    observed_fingerprint: str | None
 
     def healthy(self, image: str, replicas: int) -> bool:
         return (
@@ -452,7 +451,7 @@ def decide(spec: StrategySpec, status: StrategyStatus, obs: Observations) -> Pla
                     history = [r for r in st.revision_history or [] if r.version != rollout.version]
                     history.append(Revision(version=rollout.version, image=image, deployed_at=rollout.started_at, known_good_at=now))
                     st.revision_history = history[-history_limit:]
-                    plan.events.append(Event("Normal", "KnownGood", f"{rollout.version} healthy for {healthy_for}: last known-good"))
+                    plan.events.append(Event("Normal", "KnownGood", f"{rollout.version} healthy for {held.total_seconds():.0f}s: last known-good"))
                 else:
                     plan.wake_in((healthy_for - held).total_seconds())
         else:
@@ -570,7 +569,7 @@ def decide(spec: StrategySpec, status: StrategyStatus, obs: Observations) -> Pla
         desired_fp = desired["metadata"]["annotations"][manifests.ANNOTATION_DESIRED]
         if dep is None:
             plan.deployment = desired
-        elif dep.observed_fingerprint is not None and dep.live_fingerprint != dep.observed_fingerprint:
+        elif dep.desired_fingerprint is not None and dep.live_fingerprint != dep.desired_fingerprint:
             plan.deployment = desired
             plan.deployment_drifted = True
             inc = _incident_name(obs.name, "drift", f"{dep.generation}:{dep.live_fingerprint}")
@@ -580,7 +579,7 @@ def decide(spec: StrategySpec, status: StrategyStatus, obs: Observations) -> Pla
                 "none", "reverted the Deployment to the operator's decision"))
             plan.events.append(Event("Warning", "ConfigDrift", f"Deployment {obs.name} changed by someone else: reverted"))
             plan.actions.append("drift_revert")
-        elif dep.desired_fingerprint != desired_fp or dep.observed_fingerprint is None:
+        elif dep.desired_fingerprint != desired_fp:
             plan.deployment = desired
     st.active_version = rollout.version if rollout else None
 

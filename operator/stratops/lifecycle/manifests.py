@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from stratops import API_VERSION
@@ -22,12 +23,11 @@ from stratops.models.strategy import StrategySpec
 LABEL_STRATEGY = "stratops.io/strategy"
 LABEL_VERSION = "stratops.io/version"
 LABEL_COMPONENT = "stratops.io/component"
-# Two fingerprints on the Deployment: of the manifest the operator decided (desired), and of
-# the object the API server stored after the operator's write (observed, API defaults
-# included). A live object whose fingerprint differs from `observed` was changed by someone
-# else (config drift); a decision whose fingerprint differs from `desired` is a planned change.
+# The fingerprint of the manifest the operator wrote. A live Deployment whose own fingerprint
+# differs from it was changed by someone else (config drift); a decision whose fingerprint
+# differs from it is a planned change. The projection ignores API-server defaults, so the
+# live object of an unchanged manifest has the same fingerprint.
 ANNOTATION_DESIRED = "stratops.io/desired-fingerprint"
-ANNOTATION_OBSERVED = "stratops.io/observed-fingerprint"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "stratops"}
 CONTAINER = "strategy"
 
@@ -99,6 +99,39 @@ def deployment(name: str, namespace: str, uid: str, spec: StrategySpec, version:
     return body
 
 
+_BINARY = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
+_DECIMAL = {"n": Decimal("1e-9"), "u": Decimal("1e-6"), "m": Decimal("1e-3"), "": Decimal(1),
+            "k": Decimal("1e3"), "M": Decimal("1e6"), "G": Decimal("1e9"), "T": Decimal("1e12"),
+            "P": Decimal("1e15"), "E": Decimal("1e18")}
+
+
+def canonical_quantity(q: Any) -> str:
+    """A resource quantity as a plain number, so '0.5' and '500m', '1Gi' and '1073741824' match."""
+    text = str(q).strip()
+    try:
+        for suffix, mult in _BINARY.items():
+            if text.endswith(suffix):
+                return str((Decimal(text[: -len(suffix)]) * mult).normalize())
+        if text and text[-1] in _DECIMAL and not text[-1].isdigit():
+            return str((Decimal(text[:-1]) * _DECIMAL[text[-1]]).normalize())
+        return str(Decimal(text).normalize())
+    except InvalidOperation:
+        return text
+
+
+def _env(e: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {"name": e.get("name")}
+    vf = e.get("valueFrom")
+    if vf:
+        if "fieldRef" in vf:  # the API server defaults fieldRef.apiVersion to v1
+            out["fieldRef"] = vf["fieldRef"].get("fieldPath")
+        else:
+            out["valueFrom"] = vf
+    else:
+        out["value"] = e.get("value") or ""
+    return out
+
+
 def _projection(dep: dict[str, Any]) -> dict[str, Any]:
     """The fields of a Deployment the operator sets, normalised (API defaults ignored)."""
     spec = dep.get("spec") or {}
@@ -108,9 +141,11 @@ def _projection(dep: dict[str, Any]) -> dict[str, Any]:
     for c in pod.get("containers") or []:
         containers.append({
             "name": c.get("name"), "image": c.get("image"),
-            "env": [{k: v for k, v in e.items() if k in ("name", "value", "valueFrom")} for e in c.get("env") or []],
-            "resources": {k: v for k, v in (c.get("resources") or {}).items() if v},
-            "volumeMounts": [{k: m.get(k) for k in ("name", "mountPath", "readOnly")} for m in c.get("volumeMounts") or []],
+            "env": [_env(e) for e in c.get("env") or []],
+            "resources": {k: {r: canonical_quantity(q) for r, q in v.items()}
+                          for k, v in (c.get("resources") or {}).items() if v},
+            "volumeMounts": [{"name": m.get("name"), "mountPath": m.get("mountPath"), "readOnly": bool(m.get("readOnly"))}
+                             for m in c.get("volumeMounts") or []],
             "command": c.get("command"), "args": c.get("args"),
         })
     volumes = [{"name": v.get("name"), "configMap": (v.get("configMap") or {}).get("name")} for v in pod.get("volumes") or []]

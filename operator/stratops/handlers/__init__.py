@@ -1,0 +1,264 @@
+"""kopf wiring: thin. One daemon per Strategy reconciles it; everything else only indexes or pokes.
+
+The daemon is the single writer of its Strategy (no overlapping handlers). It sleeps until
+something relevant changes (the Strategy, its Deployment, pods, control/ack ConfigMaps,
+incidents, gates: each pokes it) or until the time the last decision asked to be woken (a
+deadline), with a slow safety-net period. Observations come from in-memory indexes, so a
+reconcile that changes nothing costs no API call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from datetime import datetime, timezone
+from collections.abc import Mapping
+from typing import Any
+
+import kopf
+
+from stratops import GROUP, VERSION
+from stratops import metrics as M
+from stratops.k8s.client import api_client
+from stratops.k8s.executor import Executor
+from stratops.lifecycle import manifests
+from stratops.lifecycle.control import ControlDocument, parse_acks, parse_control
+from stratops.lifecycle.decide import Observations, Plan, commands_from_annotations, decide
+from stratops.lifecycle.observe import deployment_view, gate_evaluations, incident_view, pod_view
+from stratops.models.strategy import StrategySpec, StrategyStatus, TradingState
+
+SAFETY_NET_SECONDS = float(os.environ.get("STRATOPS_RESYNC_SECONDS", "60"))
+LABEL = manifests.LABEL_STRATEGY
+log = logging.getLogger("stratops.operator")
+
+
+def plain(obj: Any) -> Any:
+    """kopf hands out mapping views; decisions and pydantic want plain dicts and lists."""
+    if isinstance(obj, Mapping):
+        return {k: plain(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [plain(v) for v in obj]
+    return obj
+
+
+def _key(namespace: str | None, strategy: str) -> tuple[str, str]:
+    return (namespace or "", strategy)
+
+
+class Runtime:
+    """Per-operator state: API access, pokes, and what this process wrote last."""
+
+    def __init__(self) -> None:
+        self.executor = Executor(api_client())
+        self.pokes: dict[tuple[str, str], asyncio.Event] = {}
+        self.written_control: dict[tuple[str, str], ControlDocument] = {}
+
+    def poke(self, key: tuple[str, str]) -> None:
+        ev = self.pokes.get(key)
+        if ev is not None:
+            ev.set()
+
+
+@kopf.on.startup()
+def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=GROUP, key="last-handled-configuration")
+    settings.persistence.finalizer = f"{GROUP}/finalizer"
+    settings.posting.enabled = False  # the operator posts its own, meaningful Events
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    settings.networking.request_timeout = 30
+    settings.peering.standalone = os.environ.get("STRATOPS_PEERING", "") == ""
+    if os.environ.get("STRATOPS_PEERING"):
+        settings.peering.name = os.environ["STRATOPS_PEERING"]
+        settings.peering.priority = int(os.environ.get("STRATOPS_PEERING_PRIORITY", "0"))
+    memo.runtime = Runtime()
+    M.serve(int(os.environ.get("STRATOPS_METRICS_PORT", "0")))
+
+
+@kopf.on.login()
+def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+    """The same credentials as the operator's own client (KUBECONFIG read at call time)."""
+    if os.environ.get("KUBERNETES_SERVICE_HOST") and not os.environ.get("KUBECONFIG"):
+        return kopf.login_via_client(**kwargs)
+    cfg = api_client().configuration
+    token = (cfg.api_key or {}).get("authorization", "")
+    return kopf.ConnectionInfo(
+        server=cfg.host, ca_path=cfg.ssl_ca_cert, insecure=not cfg.verify_ssl,
+        certificate_path=cfg.cert_file, private_key_path=cfg.key_file,
+        scheme="Bearer" if token else None, token=token.removeprefix("Bearer ") or None,
+    )
+
+
+# -- indexes: observations without API calls -------------------------------------------------
+@kopf.index("apps", "v1", "deployments", labels={LABEL: kopf.PRESENT})
+def strategy_deployments(namespace: str, labels: dict[str, str], body: kopf.Body, **_: Any) -> dict:
+    return {_key(namespace, labels[LABEL]): deployment_view(plain(body))}
+
+
+@kopf.index("", "v1", "pods", labels={LABEL: kopf.PRESENT})
+def strategy_pods(namespace: str, labels: dict[str, str], body: kopf.Body, **_: Any) -> dict:
+    return {_key(namespace, labels[LABEL]): pod_view(plain(body))}
+
+
+@kopf.index("", "v1", "configmaps", labels={LABEL: kopf.PRESENT, manifests.LABEL_COMPONENT: kopf.PRESENT})
+def strategy_configmaps(namespace: str, labels: dict[str, str], body: kopf.Body, **_: Any) -> dict:
+    return {_key(namespace, labels[LABEL]): (labels[manifests.LABEL_COMPONENT], dict(body.get("data") or {}))}
+
+
+@kopf.index(GROUP, VERSION, "incidents")
+def strategy_incidents(namespace: str, spec: kopf.Spec, body: kopf.Body, **_: Any) -> dict:
+    return {_key(namespace, spec.get("strategy", "")): incident_view(plain(body))}
+
+
+@kopf.index(GROUP, VERSION, "gates")
+def strategy_gates(namespace: str, name: str, spec: kopf.Spec, **_: Any) -> dict:
+    raw = plain(spec)
+    return {_key(namespace, s): (name, raw) for s in spec.get("strategies") or []}
+
+
+# -- pokes: wake the strategy's daemon when something it watches changes -----------------------
+def _poke_owner(memo: kopf.Memo, namespace: str | None, labels: dict[str, str]) -> None:
+    if LABEL in labels:
+        memo.runtime.poke(_key(namespace, labels[LABEL]))
+
+
+@kopf.on.event("apps", "v1", "deployments", labels={LABEL: kopf.PRESENT})
+def deployment_changed(namespace: str, labels: dict[str, str], memo: kopf.Memo, **_: Any) -> None:
+    _poke_owner(memo, namespace, labels)
+
+
+@kopf.on.event("", "v1", "pods", labels={LABEL: kopf.PRESENT})
+def pod_changed(namespace: str, labels: dict[str, str], memo: kopf.Memo, **_: Any) -> None:
+    _poke_owner(memo, namespace, labels)
+
+
+@kopf.on.event("", "v1", "configmaps", labels={LABEL: kopf.PRESENT, manifests.LABEL_COMPONENT: "ack"})
+def ack_changed(namespace: str, labels: dict[str, str], memo: kopf.Memo, **_: Any) -> None:
+    _poke_owner(memo, namespace, labels)
+
+
+@kopf.on.event(GROUP, VERSION, "incidents")
+def incident_changed(namespace: str, spec: kopf.Spec, memo: kopf.Memo, **_: Any) -> None:
+    memo.runtime.poke(_key(namespace, spec.get("strategy", "")))
+
+
+@kopf.on.event(GROUP, VERSION, "gates")
+def gate_changed(namespace: str, spec: kopf.Spec, memo: kopf.Memo, **_: Any) -> None:
+    for s in spec.get("strategies") or []:
+        memo.runtime.poke(_key(namespace, s))
+
+
+@kopf.on.event(GROUP, VERSION, "strategies")
+def strategy_changed(namespace: str, name: str, memo: kopf.Memo, **_: Any) -> None:
+    memo.runtime.poke(_key(namespace, name))
+
+
+# -- the reconcile ------------------------------------------------------------------------------
+def _observe(body: dict[str, Any], spec: StrategySpec, now: datetime, rt: Runtime, idx: dict[str, Any]) -> tuple[Observations, bool]:
+    meta = body["metadata"]
+    ns, name = meta["namespace"], meta["name"]
+    key = _key(ns, name)
+    deps = list(idx["strategy_deployments"].get(key, []))
+    control = ack_data = None
+    for component, data in idx["strategy_configmaps"].get(key, []):
+        if component == "control":
+            control = parse_control(data)
+        elif component == "ack":
+            ack_data = data
+    # The index lags this process's own writes: never go back to an older control document.
+    mine = rt.written_control.get(key)
+    if mine is not None and (control is None or control.generation < mine.generation):
+        control = mine
+    obs = Observations(
+        now=now, name=name, namespace=ns, uid=meta["uid"], generation=int(meta.get("generation") or 0),
+        deployment=deps[0] if deps else None,
+        pods=tuple(idx["strategy_pods"].get(key, [])),
+        control=control, acks=parse_acks(ack_data),
+        incidents=tuple(idx["strategy_incidents"].get(key, [])),
+        gates=gate_evaluations(name, spec, idx["strategy_gates"].get(key, []), now),
+        commands=commands_from_annotations(meta.get("annotations")),
+    )
+    return obs, ack_data is not None
+
+
+def _has_effect(plan: Plan, status: StrategyStatus) -> bool:
+    return bool(
+        plan.deployment or plan.control or plan.incidents or plan.incident_actions or plan.events
+        or plan.clear_annotations or plan.status.to_dict() != status.to_dict()
+    )
+
+
+def _decide(body: dict[str, Any], now: datetime, rt: Runtime, idx: dict[str, Any]) -> tuple[Plan, Observations, bool, StrategyStatus]:
+    spec = StrategySpec.model_validate(body.get("spec") or {})
+    status = StrategyStatus.model_validate(body.get("status") or {})
+    obs, has_ack = _observe(body, spec, now, rt, idx)
+    return decide(spec, status, obs), obs, has_ack, status
+
+
+def reconcile(body: dict[str, Any], rt: Runtime, idx: dict[str, Any]) -> float | None:
+    """One pass; returns when to be woken next (seconds) if a deadline is pending."""
+    now = datetime.now(timezone.utc)
+    plan, obs, _, status = _decide(body, now, rt, idx)
+    if not _has_effect(plan, status):
+        return plan.requeue_after
+    started = datetime.now(timezone.utc)
+    # Something to write: decide again on the Strategy as stored now (the watched body may
+    # lag this process's last status write), and write at that resourceVersion.
+    fresh = rt.executor.read_strategy(obs.namespace, obs.name)
+    if fresh is None:
+        return None
+    plan, obs, has_ack, status = _decide(fresh, now, rt, idx)
+    if not _has_effect(plan, status):
+        return plan.requeue_after
+    created = rt.executor.execute(obs.namespace, obs.name, obs.uid, fresh["metadata"]["resourceVersion"],
+                                  plan, now, has_ack)
+    if plan.control is not None:
+        rt.written_control[_key(obs.namespace, obs.name)] = plan.control
+    for action in plan.actions:
+        M.ACTIONS.labels(obs.namespace, obs.name, action).inc()
+    for inc in plan.incidents:
+        if inc.name in created:
+            M.INCIDENTS_OPENED.labels(obs.namespace, obs.name, inc.class_.value, inc.severity.value).inc()
+    if plan.kill_switch_seconds is not None:
+        M.KILL_SWITCH_SECONDS.observe(plan.kill_switch_seconds)
+    for state in TradingState:
+        M.TRADING_STATE.labels(obs.namespace, obs.name, state.value).set(1 if plan.status.trading_state == state else 0)
+    M.RECONCILE_SECONDS.observe((datetime.now(timezone.utc) - started).total_seconds())
+    return plan.requeue_after if plan.requeue_after is not None else 0.5 if plan.clear_annotations else None
+
+
+@kopf.daemon(GROUP, VERSION, "strategies", cancellation_timeout=10)
+async def strategy_daemon(
+    name: str, namespace: str, body: kopf.Body, memo: kopf.Memo, stopped: kopf.DaemonStopped,
+    logger: logging.Logger, strategy_deployments: kopf.Index, strategy_pods: kopf.Index,
+    strategy_configmaps: kopf.Index, strategy_incidents: kopf.Index, strategy_gates: kopf.Index, **_: Any,
+) -> None:
+    rt: Runtime = memo.runtime
+    key = _key(namespace, name)
+    poke = rt.pokes.setdefault(key, asyncio.Event())
+    idx = {"strategy_deployments": strategy_deployments, "strategy_pods": strategy_pods,
+           "strategy_configmaps": strategy_configmaps, "strategy_incidents": strategy_incidents,
+           "strategy_gates": strategy_gates}
+    backoff = 1.0
+    try:
+        while not stopped:
+            poke.clear()
+            try:
+                wake = await asyncio.to_thread(reconcile, plain(body), rt, idx)
+                backoff = 1.0
+            except Exception as e:  # noqa: BLE001 - logged, counted, retried with backoff
+                M.RECONCILE_ERRORS.labels(namespace, name).inc()
+                logger.warning(f"reconcile failed, retrying in {backoff:.0f}s: {e}")
+                wake, backoff = backoff, min(backoff * 2, 60.0)
+            timeout = SAFETY_NET_SECONDS if wake is None else min(wake, SAFETY_NET_SECONDS)
+            waiters = [asyncio.ensure_future(poke.wait()), asyncio.ensure_future(stopped.wait())]
+            try:
+                await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for w in waiters:
+                    w.cancel()
+    finally:
+        rt.pokes.pop(key, None)
+        rt.written_control.pop(key, None)

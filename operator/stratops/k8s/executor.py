@@ -1,0 +1,159 @@
+"""Carry out a lifecycle plan against the API server, in an order that survives a crash.
+
+Order: control document, Deployment, incidents, strategy status, events, and last the removal
+of command annotations. A crash anywhere leaves enough behind for the next reconcile to finish
+the job without doing anything twice: the control document is compared by content, the
+Deployment by fingerprint, incident names are deterministic (a second create is a 409), and a
+command left on the object is recognised by its id in status.handledCommands.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timezone
+from typing import Any
+
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from stratops import API_VERSION, GROUP, VERSION
+from stratops.lifecycle import manifests
+from stratops.lifecycle.control import CONTROL_KEY
+from stratops.lifecycle.decide import OPERATOR, Plan
+from stratops.models.strategy import StrategyStatus
+
+log = logging.getLogger("stratops.executor")
+COMPONENT = "stratops-operator"
+
+
+def _iso(t: datetime) -> str:
+    return t.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+class Executor:
+    def __init__(self, api: client.ApiClient) -> None:
+        self.api = api
+        self.core = client.CoreV1Api(api)
+        self.apps = client.AppsV1Api(api)
+        self.custom = client.CustomObjectsApi(api)
+
+    # -- reads -----------------------------------------------------------------------------
+    def read_strategy(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            return self.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, "strategies", name)
+        except ApiException as e:
+            if e.status == 404:
+                return None
+            raise
+
+    # -- writes ------------------------------------------------------------------------------
+    def ensure_configmap(self, body: dict[str, Any]) -> None:
+        try:
+            self.core.create_namespaced_config_map(body["metadata"]["namespace"], body)
+        except ApiException as e:
+            if e.status != 409:
+                raise
+
+    def write_control(self, namespace: str, strategy: str, uid: str, doc_json: str) -> None:
+        body = manifests.configmap(manifests.control_name(strategy), namespace, strategy, uid, "control",
+                                   {CONTROL_KEY: doc_json})
+        try:
+            self.core.replace_namespaced_config_map(body["metadata"]["name"], namespace, body)
+        except ApiException as e:
+            if e.status != 404:
+                raise
+            self.core.create_namespaced_config_map(namespace, body)
+
+    def write_deployment(self, body: dict[str, Any]) -> dict[str, Any]:
+        ns, name = body["metadata"]["namespace"], body["metadata"]["name"]
+        try:
+            out = self.apps.replace_namespaced_deployment(name, ns, body)
+        except ApiException as e:
+            if e.status != 404:
+                raise
+            out = self.apps.create_namespaced_deployment(ns, body)
+        live = self.api.sanitize_for_serialization(out)
+        if manifests.fingerprint(live) != body["metadata"]["annotations"][manifests.ANNOTATION_DESIRED]:
+            # The projection missed an API default: drift would be reported forever. Loud.
+            log.error("fingerprint of Deployment %s/%s changes on write; drift detection is unreliable", ns, name)
+        return live
+
+    def create_incident(self, namespace: str, strategy: str, uid: str, inc: Any, now: datetime) -> bool:
+        """Create the Incident with its detection and immediate-action steps; False if it existed."""
+        body = {
+            "apiVersion": API_VERSION, "kind": "Incident",
+            "metadata": {"name": inc.name, "namespace": namespace,
+                         "labels": {manifests.LABEL_STRATEGY: strategy, **manifests.MANAGED_BY}},
+            "spec": {"class": inc.class_.value, "severity": inc.severity.value, "strategy": strategy,
+                     "summary": inc.summary, "action": inc.action},
+        }
+        try:
+            self.custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "incidents", body)
+            created = True
+        except ApiException as e:
+            if e.status != 409:
+                raise
+            created = False
+        steps = {"detection": {"at": _iso(now), "by": OPERATOR, "detail": inc.summary},
+                 "immediateAction": {"at": _iso(now), "by": OPERATOR, "detail": inc.detail}}
+        self.custom.patch_namespaced_custom_object_status(
+            GROUP, VERSION, namespace, "incidents", inc.name, {"status": {"phase": "Open", "steps": steps}})
+        return created
+
+    def record_incident_action(self, namespace: str, name: str, detail: str, now: datetime) -> None:
+        try:
+            self.custom.patch_namespaced_custom_object_status(
+                GROUP, VERSION, namespace, "incidents", name,
+                {"status": {"steps": {"immediateAction": {"at": _iso(now), "by": OPERATOR, "detail": detail}}}})
+        except ApiException as e:
+            if e.status != 404:
+                raise
+
+    def write_status(self, namespace: str, name: str, status: StrategyStatus, resource_version: str) -> None:
+        # A replace at the resourceVersion the decision was made from: if anyone wrote the
+        # Strategy since, the API server answers 409 and the reconcile runs again on fresh data.
+        body = {"apiVersion": API_VERSION, "kind": "Strategy",
+                "metadata": {"name": name, "resourceVersion": resource_version},
+                "status": status.to_dict()}
+        self.custom.replace_namespaced_custom_object_status(GROUP, VERSION, namespace, "strategies", name, body)
+
+    def event(self, namespace: str, name: str, uid: str, type_: str, reason: str, message: str, now: datetime) -> None:
+        body = {
+            "metadata": {"generateName": f"{name}.", "namespace": namespace},
+            "involvedObject": {"apiVersion": API_VERSION, "kind": "Strategy", "name": name,
+                               "namespace": namespace, "uid": uid},
+            "type": type_, "reason": reason, "message": message[:1024],
+            "firstTimestamp": _iso(now), "lastTimestamp": _iso(now), "count": 1,
+            "source": {"component": COMPONENT}, "reportingComponent": COMPONENT,
+        }
+        try:
+            self.core.create_namespaced_event(namespace, body)
+        except ApiException as e:  # events are best effort: never fail an action for one
+            log.warning("event %s for %s/%s not recorded: %s", reason, namespace, name, e.reason)
+
+    def clear_annotations(self, namespace: str, name: str, keys: list[str]) -> None:
+        patch = {"metadata": {"annotations": {k: None for k in keys}}}
+        self.custom.patch_namespaced_custom_object(GROUP, VERSION, namespace, "strategies", name, patch)
+
+    # -- the plan ------------------------------------------------------------------------------
+    def execute(self, namespace: str, name: str, uid: str, resource_version: str, plan: Plan,
+                now: datetime, has_ack_configmap: bool) -> list[str]:
+        """Carry out PLAN; returns the names of incidents created."""
+        if not has_ack_configmap:
+            self.ensure_configmap(manifests.configmap(manifests.ack_name(name), namespace, name, uid, "ack", {}))
+        if plan.control is not None:
+            self.write_control(namespace, name, uid, plan.control.to_json())
+        if plan.deployment is not None:
+            self.write_deployment(plan.deployment)
+        created = []
+        for inc in plan.incidents:
+            if self.create_incident(namespace, name, uid, inc, now):
+                created.append(inc.name)
+        for inc_name, detail in plan.incident_actions:
+            self.record_incident_action(namespace, inc_name, detail, now)
+        self.write_status(namespace, name, plan.status, resource_version)
+        for ev in plan.events:
+            self.event(namespace, name, uid, ev.type, ev.reason, ev.message, now)
+        if plan.clear_annotations:
+            self.clear_annotations(namespace, name, plan.clear_annotations)
+        return created

@@ -1,0 +1,34 @@
+"""The operator's Prometheus metrics (prometheus-client). kopf has no exporter of its own."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
+
+ACTIONS = Counter(
+    "stratops_actions_total", "Automatic or commanded actions taken by the operator.",
+    ["namespace", "strategy", "action"],
+)
+KILL_SWITCH_SECONDS = Histogram(
+    "stratops_kill_switch_seconds", "Time from the kill-switch decision to HALTED, acknowledged and scaled to 0.",
+    buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300),
+)
+TRADING_STATE = Gauge(
+    "stratops_strategy_trading_state", "1 for the strategy's current trading state, 0 for the others.",
+    ["namespace", "strategy", "state"],
+)
+INCIDENTS_OPENED = Counter(
+    "stratops_incidents_opened_total", "Incidents opened by the operator.", ["namespace", "strategy", "class_", "severity"],
+)
+RECONCILE_ERRORS = Counter(
+    "stratops_reconcile_errors_total", "Reconciles that failed and will be retried.", ["namespace", "strategy"],
+)
+RECONCILE_SECONDS = Histogram(
+    "stratops_reconcile_seconds", "Time to decide and carry out one reconcile that wrote something.",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+
+
+def serve(port: int, address: str = "0.0.0.0") -> None:
+    """Expose /metrics on PORT (0 disables)."""
+    if port:
+        start_http_server(port, addr=address)
