@@ -272,6 +272,15 @@ def test_kill_is_idempotent_after_restart():
     assert p2.clear_annotations == ["stratops.io/kill"]
 
 
+def test_same_command_text_given_again_later_is_a_new_command():
+    w = World()
+    w.run_until(lambda w: w.status.phase and w.status.phase.value == "Running")
+    c = cmd("throttle", "x")
+    assert w.step(commands=c).actions == ["throttle"]
+    w.step()  # annotation removed
+    assert w.step(commands=c).actions == ["throttle"]
+
+
 def test_p0_incident_kills_and_p1_throttles():
     w = World()
     w.run_until(lambda w: w.status.phase and w.status.phase.value == "Running")

@@ -212,7 +212,11 @@ def decide(spec: StrategySpec, status: StrategyStatus, obs: Observations) -> Pla
     st = status.model_copy(deep=True)
     plan = Plan(status=st)
     conds = list(st.conditions or [])
-    handled_cmds = dict(st.handled_commands or {})
+    # A command id is remembered only while its annotation is still on the object (the crash
+    # window between recording it and removing the annotation); once removed, the same text
+    # given again is a new command.
+    present = {c.kind for c in obs.commands}
+    handled_cmds = {k: v for k, v in (st.handled_commands or {}).items() if k in present}
     handled_incidents = list(st.handled_incidents or [])
     kill_policy = spec.kill_switch
     ack_deadline = parse_duration(kill_policy.ack_deadline if kill_policy else "30s")

@@ -74,3 +74,23 @@ def crds(kube: client.ApiClient) -> list[str]:
     if root is None:
         pytest.skip("needs a stratops checkout (crds/)")
     return install_crds(kube, root / "crds")
+
+
+@pytest.fixture(scope="session")
+def operator(cluster: Cluster, crds: list[str]) -> Iterator[dict[str, object]]:
+    """The stratops operator, in-process (kopf's KopfRunner), serving namespaces t-*.
+
+    Yields {"metrics": URL}. The test namespaces of the `namespace` fixture match t-*.
+    """
+    from kopf.testing import KopfRunner
+
+    from stratops.testing.controlplane import free_port
+
+    port = free_port()
+    os.environ["KUBECONFIG"] = str(cluster.kubeconfig)
+    os.environ["STRATOPS_METRICS_PORT"] = str(port)
+    os.environ.setdefault("STRATOPS_RESYNC_SECONDS", "10")
+    with KopfRunner(["run", "-m", "stratops.handlers", "--standalone", "-n", "t-*"]) as runner:
+        yield {"metrics": f"http://127.0.0.1:{port}/metrics", "runner": runner}
+    if runner.exception is not None:
+        raise runner.exception

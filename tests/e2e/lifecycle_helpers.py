@@ -1,0 +1,115 @@
+"""Helpers for the lifecycle e2e tests: strategies, commands, gates, and fake strategy pods."""
+
+from __future__ import annotations
+
+import copy
+import json
+from datetime import datetime, timezone
+from typing import Any
+
+from cases import example
+from kubernetes import client
+
+from stratops import GROUP, VERSION
+from stratops.gates.evaluate import subject
+from stratops.lifecycle import limits as L
+from stratops.lifecycle.manifests import control_name
+from stratops.models.strategy import StrategySpec
+from stratops.sdk import ApiAcknowledger, ApiControl, StrategyControl
+from stratops.testing.wait import wait_for
+
+NAME = "mean-revert"
+
+
+def strategy_doc(**spec_over: Any) -> dict[str, Any]:
+    doc = copy.deepcopy(example("strategy.yaml"))
+    doc["spec"]["rollbackPolicy"].update({"healthyFor": "1s", "rolloutDeadline": "4s"})
+    doc["spec"]["killSwitch"] = {"ackDeadline": "20s"}
+    for k, v in spec_over.items():
+        doc["spec"][k] = v
+    return doc
+
+
+class Desk:
+    """One namespace's view: create and inspect strategies, give commands."""
+
+    def __init__(self, kube: client.ApiClient, namespace: str) -> None:
+        self.kube, self.ns = kube, namespace
+        self.custom = client.CustomObjectsApi(kube)
+        self.apps = client.AppsV1Api(kube)
+        self.core = client.CoreV1Api(kube)
+        self.agents: list[StrategyControl] = []
+
+    def create(self, kind: str, doc: dict[str, Any]) -> dict[str, Any]:
+        return self.custom.create_namespaced_custom_object(GROUP, VERSION, self.ns, kind, doc)
+
+    def strategy(self, name: str = NAME) -> dict[str, Any]:
+        return self.custom.get_namespaced_custom_object(GROUP, VERSION, self.ns, "strategies", name)
+
+    def status(self, name: str = NAME) -> dict[str, Any]:
+        return self.strategy(name).get("status") or {}
+
+    def patch_spec(self, name: str = NAME, **spec: Any) -> None:
+        self.custom.patch_namespaced_custom_object(GROUP, VERSION, self.ns, "strategies", name, {"spec": spec})
+
+    def command(self, kind: str, name: str = NAME, **value: Any) -> None:
+        value.setdefault("by", "alice")
+        self.custom.patch_namespaced_custom_object(
+            GROUP, VERSION, self.ns, "strategies", name,
+            {"metadata": {"annotations": {f"stratops.io/{kind}": json.dumps(value)}}})
+
+    def deployment(self, name: str = NAME) -> client.V1Deployment | None:
+        items = self.apps.list_namespaced_deployment(self.ns, field_selector=f"metadata.name={name}").items
+        return items[0] if items else None
+
+    def image(self, name: str = NAME) -> str | None:
+        d = self.deployment(name)
+        return d.spec.template.spec.containers[0].image if d else None
+
+    def control(self, name: str = NAME) -> dict[str, Any] | None:
+        items = self.core.list_namespaced_config_map(self.ns, field_selector=f"metadata.name={control_name(name)}").items
+        return json.loads(items[0].data["control.json"]) if items else None
+
+    def events(self, reason: str | None = None) -> list[client.CoreV1Event]:
+        evs = [e for e in self.core.list_namespaced_event(self.ns).items if e.involved_object.kind == "Strategy"]
+        return [e for e in evs if reason is None or e.reason == reason]
+
+    def incidents(self) -> list[dict[str, Any]]:
+        return self.custom.list_namespaced_custom_object(GROUP, VERSION, self.ns, "incidents")["items"]
+
+    def running_pods(self, name: str = NAME) -> list[str]:
+        pods = self.core.list_namespaced_pod(self.ns, label_selector=f"stratops.io/strategy={name}").items
+        return [p.metadata.name for p in pods if p.metadata.deletion_timestamp is None]
+
+    def wait_status(self, predicate, what: str, timeout: float = 60, name: str = NAME) -> dict[str, Any]:
+        return wait_for(lambda: (s := self.status(name)) and predicate(s) and s, timeout=timeout, what=what)
+
+    def play_pods(self, name: str = NAME) -> None:
+        """Run the SDK for each running pod of NAME (KWOK pods run no process: the test plays them)."""
+        playing = {a.pod for a in self.agents}
+        for pod in self.running_pods(name):
+            if pod in playing:
+                continue
+            agent = StrategyControl(pod, ApiControl(self.ns, name, self.kube), ApiAcknowledger(self.ns, name, self.kube))
+            agent.run_in_background(0.1)
+            self.agents.append(agent)
+
+    def stop_pods(self) -> None:
+        for a in self.agents:
+            a.stop()
+        self.agents.clear()
+
+    def sign(self, gate: dict[str, Any], strategy_spec: dict[str, Any] | None = None, by: str = "alice",
+             at: str | None = None) -> dict[str, Any]:
+        """Every item of GATE signed (pre-launch: for the strategy's current version and limits)."""
+        subj = None
+        if strategy_spec is not None:
+            s = StrategySpec.model_validate(strategy_spec)
+            subj = subject(NAME, s.version, L.limits_hash(s.risk_limits))
+        at = at or datetime.now(timezone.utc).isoformat()
+        gate = copy.deepcopy(gate)
+        gate["spec"]["signatures"] = [
+            {"item": i["id"], "signer": by, "signedAt": at, "evidence": "checked", **({"subject": subj} if subj else {})}
+            for i in gate["spec"]["items"]
+        ]
+        return gate

@@ -1,0 +1,209 @@
+"""The strategy lifecycle on the local cluster, with the operator running in-process."""
+
+from __future__ import annotations
+
+import copy
+
+import httpx
+import pytest
+from cases import example
+from lifecycle_helpers import NAME, Desk, strategy_doc
+
+from stratops.testing.wait import wait_for
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def desk(kube, namespace, operator):
+    d = Desk(kube, namespace)
+    yield d
+    d.stop_pods()
+
+
+def _known_good(desk: Desk, version: str) -> dict:
+    return desk.wait_status(lambda s: s.get("lastKnownGood") == version and s.get("phase") == "Running",
+                            f"{version} known-good")
+
+
+def test_deploy_creates_owned_objects_and_records_known_good(desk):
+    strategy = desk.create("strategies", strategy_doc())
+    status = _known_good(desk, "1.4.2")
+    dep = desk.deployment()
+    assert dep.metadata.owner_references[0].uid == strategy["metadata"]["uid"]
+    assert dep.metadata.labels["stratops.io/strategy"] == NAME
+    pod_spec = dep.spec.template.spec
+    assert pod_spec.containers[0].image == "registry.example/fx-desk/mean-revert:1.4.2"
+    assert pod_spec.volumes[0].config_map.name == f"{NAME}-control"
+    assert pod_spec.containers[0].volume_mounts[0].mount_path == "/etc/stratops/control"
+    control = desk.control()
+    assert control["tradingState"] == "ACTIVE" and control["limits"]["maxPosition"] == 2_000_000
+    assert status["revisionHistory"][-1]["version"] == "1.4.2"
+    assert {c["type"]: c["status"] for c in status["conditions"]}["Ready"] == "True"
+
+    desk.patch_spec(version="1.4.3")
+    _known_good(desk, "1.4.3")
+    assert desk.image().endswith(":1.4.3")
+    assert [r["version"] for r in desk.status()["revisionHistory"]] == ["1.4.2", "1.4.3"]
+    assert desk.events("KnownGood")
+
+
+def test_failed_rollout_is_rolled_back_blocked_and_opens_an_incident(desk):
+    desk.create("strategies", strategy_doc())
+    _known_good(desk, "1.4.2")
+    desk.patch_spec(version="fail-2")
+    wait_for(lambda: desk.image().endswith(":fail-2"), timeout=30, what="bad version rolled out")
+    status = desk.wait_status(lambda s: any(b["version"] == "fail-2" for b in s.get("blockedVersions") or []),
+                              "fail-2 blocked", timeout=60)
+    wait_for(lambda: desk.image().endswith(":1.4.2"), timeout=30, what="rolled back to 1.4.2")
+    [incident] = [i for i in desk.incidents() if "fail-2" in i["spec"]["summary"]]
+    assert incident["spec"]["class"] == "ConfigDrift"
+    assert incident["status"]["steps"]["immediateAction"]["detail"].startswith("rolled back fail-2 -> 1.4.2")
+    assert status["blockedVersions"][0]["incident"] == incident["metadata"]["name"]
+    desk.wait_status(lambda s: s["phase"] == "Running" and s["activeVersion"] == "1.4.2", "running 1.4.2 again")
+    # spec still names fail-2: a fresh reconcile (any change pokes it) keeps 1.4.2
+    desk.patch_spec(replicas=2)
+    desk.wait_status(lambda s: s["phase"] == "Running" and s.get("observedGeneration", 0) >= 3, "reconciled replicas 2")
+    assert desk.image().endswith(":1.4.2") and desk.deployment().spec.replicas == 2
+
+
+def test_manual_rollback_by_annotation(desk):
+    desk.create("strategies", strategy_doc())
+    _known_good(desk, "1.4.2")
+    desk.patch_spec(version="1.5.0")
+    _known_good(desk, "1.5.0")
+    desk.command("rollback", reason="fills look wrong")
+    wait_for(lambda: desk.image().endswith(":1.4.2"), timeout=30, what="manual rollback")
+    status = desk.status()
+    assert [b["version"] for b in status["blockedVersions"]] == ["1.5.0"]
+    assert "stratops.io/rollback" not in (desk.strategy()["metadata"].get("annotations") or {})
+    assert "fills look wrong" in desk.events("Rollback")[0].message
+
+
+def test_throttle_lowers_limits_and_never_raises_them(desk):
+    desk.create("strategies", strategy_doc())
+    _known_good(desk, "1.4.2")
+    desk.command("throttle", reason="latency spike")
+    wait_for(lambda: desk.control()["tradingState"] == "REDUCING", timeout=30, what="REDUCING")
+    control = desk.control()
+    assert control["limits"]["maxPosition"] == 1_000_000 and control["limits"]["maxOrderRate"] == 2.5
+    assert desk.status()["phase"] == "Throttled"
+    limits = copy.deepcopy(strategy_doc()["spec"]["riskLimits"])
+    limits["maxPosition"] = 9_000_000
+    desk.patch_spec(riskLimits=limits)
+    desk.wait_status(lambda s: s.get("observedGeneration") == 2, "spec change seen")
+    assert desk.control()["limits"]["maxPosition"] == 1_000_000
+    assert desk.events("Throttle")
+
+
+def test_kill_switch_halts_waits_for_ack_then_scales_to_zero_and_stays_latched(desk, operator):
+    desk.create("strategies", strategy_doc())
+    _known_good(desk, "1.4.2")
+    desk.play_pods()
+    wait_for(lambda: desk.status().get("control", {}).get("acknowledgedGeneration") == 1, timeout=30, what="first ack")
+    desk.command("kill", reason="runaway orders")
+    status = desk.wait_status(lambda s: (s.get("killSwitch") or {}).get("completedAt"), "kill-switch completed")
+    ks = status["killSwitch"]
+    assert ks["latched"] and ks["acknowledged"] is True and ks["by"] == "alice"
+    assert desk.control()["tradingState"] == "HALTED" and desk.control()["generation"] == ks["haltGeneration"]
+    assert desk.deployment().spec.replicas == 0 and desk.running_pods() == []
+    assert status["phase"] == "Halted"
+    # latched: a spec change does not bring pods back
+    desk.patch_spec(replicas=2, version="1.4.4")
+    desk.wait_status(lambda s: s.get("observedGeneration") == 2, "spec change seen")
+    assert desk.deployment().spec.replicas == 0 and desk.status()["killSwitch"]["latched"]
+    metrics = httpx.get(operator["metrics"]).text
+    count = next(line for line in metrics.splitlines() if line.startswith("stratops_kill_switch_seconds_count"))
+    assert float(count.split()[-1]) >= 1
+    assert f'stratops_actions_total{{action="kill_switch",namespace="{desk.ns}",strategy="{NAME}"}} 1.0' in metrics
+
+
+def test_unacknowledged_halt_is_scaled_to_zero_at_the_deadline_and_reported(desk):
+    doc = strategy_doc()
+    doc["spec"]["killSwitch"] = {"ackDeadline": "2s"}
+    desk.create("strategies", doc)
+    _known_good(desk, "1.4.2")
+    desk.command("kill", reason="test without acks")
+    status = desk.wait_status(lambda s: (s.get("killSwitch") or {}).get("completedAt"), "kill-switch completed")
+    assert status["killSwitch"]["acknowledged"] is False
+    [finding] = [i for i in desk.incidents() if i["spec"]["class"] == "StaleData"]
+    assert finding["spec"]["severity"] == "P0" and "not acknowledged" in finding["spec"]["summary"]
+    assert desk.events("KillSwitchUnacknowledged")
+
+
+def _incident(name: str, severity: str, cls: str = "RiskBreach") -> dict:
+    return {"apiVersion": "stratops.io/v1alpha1", "kind": "Incident", "metadata": {"name": name},
+            "spec": {"class": cls, "severity": severity, "strategy": NAME, "summary": f"{severity} test"}}
+
+
+def test_p1_incident_throttles_and_p0_incident_kills(desk):
+    desk.create("strategies", strategy_doc(killSwitch={"ackDeadline": "2s"}))
+    _known_good(desk, "1.4.2")
+    desk.create("incidents", _incident("slow-fills", "P1", "PnLDivergence"))
+    wait_for(lambda: desk.control()["tradingState"] == "REDUCING", timeout=30, what="P1 throttles")
+    assert desk.status()["throttle"]["incident"] == "slow-fills"
+    desk.create("incidents", _incident("limit-breach", "P0"))
+    desk.wait_status(lambda s: (s.get("killSwitch") or {}).get("completedAt"), "P0 kills")
+    assert desk.status()["killSwitch"]["incident"] == "limit-breach"
+    inc = next(i for i in desk.incidents() if i["metadata"]["name"] == "limit-breach")
+    assert "kill-switch" in inc["status"]["steps"]["immediateAction"]["detail"]
+
+
+def test_resume_refused_until_resolved_reconciled_and_daily_signed_then_reducing_then_active(desk):
+    desk.create("strategies", strategy_doc())
+    _known_good(desk, "1.4.2")
+    desk.play_pods()
+    desk.create("incidents", _incident("breach", "P0"))
+    desk.wait_status(lambda s: (s.get("killSwitch") or {}).get("completedAt"), "halted")
+    desk.stop_pods()
+
+    desk.command("resume", reason="fixed", by="bob")
+    wait_for(lambda: desk.events("ResumeRefused"), timeout=30, what="resume refused")
+    msg = desk.events("ResumeRefused")[0].message
+    assert "incidents not resolved: breach" in msg and "no reconciliation recorded" in msg
+    assert "daily gate fx-daily not found" in msg
+    assert desk.status()["killSwitch"]["latched"] and desk.deployment().spec.replicas == 0
+
+    desk.custom.patch_namespaced_custom_object_status(
+        "stratops.io", "v1alpha1", desk.ns, "incidents", "breach", {"status": {"phase": "Resolved"}})
+    desk.command("reconciliation", result="Matched", evidence="broker statement 2026-11-24 vs fills", by="ops")
+    desk.wait_status(lambda s: (s.get("lastReconciliation") or {}).get("result") == "Matched", "reconciliation recorded")
+    desk.create("gates", desk.sign(example("gates/daily.yaml")))
+    desk.command("resume", reason="fixed", by="bob")
+    wait_for(lambda: desk.control()["tradingState"] == "REDUCING", timeout=30, what="REDUCING first")
+    assert not desk.status()["killSwitch"]["latched"]
+    wait_for(lambda: desk.running_pods(), timeout=30, what="pods back")
+    desk.play_pods()
+    wait_for(lambda: desk.control()["tradingState"] == "ACTIVE", timeout=60, what="then ACTIVE")
+    status = desk.status()
+    assert status["resume"]["stage"] == "Active" and status["resume"]["by"] == "bob"
+    assert status["phase"] == "Running"
+
+
+def test_promotion_blocked_until_prelaunch_gate_signed(desk):
+    doc = strategy_doc(mode="live")
+    desk.create("strategies", doc)
+    gate = example("gates/pre-launch.yaml")
+    desk.create("gates", gate)
+    status = desk.wait_status(lambda s: any(c["type"] == "Promoted" and c["reason"] == "GatesIncomplete"
+                                            for c in s.get("conditions") or []), "promotion blocked")
+    promoted = next(c for c in status["conditions"] if c["type"] == "Promoted")
+    assert "backtest-reviewed" in promoted["message"] and "rollback-rehearsed" in promoted["message"]
+    assert status["mode"] == "paper" and desk.control()["mode"] == "paper"
+    assert "backtest-reviewed" in desk.events("PromotionBlocked")[0].message
+    signed = desk.sign(gate, doc["spec"])
+    desk.custom.patch_namespaced_custom_object("stratops.io", "v1alpha1", desk.ns, "gates", gate["metadata"]["name"],
+                                               {"spec": {"signatures": signed["spec"]["signatures"]}})
+    desk.wait_status(lambda s: s.get("mode") == "live", "promoted")
+    assert desk.control()["mode"] == "live" and desk.events("Promoted")
+
+
+def test_manual_change_of_the_deployment_is_reverted_and_recorded(desk):
+    desk.create("strategies", strategy_doc())
+    _known_good(desk, "1.4.2")
+    desk.apps.patch_namespaced_deployment(NAME, desk.ns, {"spec": {"template": {"spec": {"containers": [
+        {"name": "strategy", "image": "registry.example/someone/else:latest"}]}}}})
+    wait_for(lambda: desk.events("ConfigDrift"), timeout=30, what="drift detected")
+    wait_for(lambda: desk.image().endswith("mean-revert:1.4.2"), timeout=30, what="drift reverted")
+    drift = [i for i in desk.incidents() if "changed outside Git" in i["spec"]["summary"]]
+    assert len(drift) == 1 and drift[0]["spec"]["class"] == "ConfigDrift"
