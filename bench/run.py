@@ -1,10 +1,11 @@
 """stratops benchmarks: prints a table of figures, each with a ratio to a floor measured in the
 same run, so that the machine's noise cancels out. Run with `make bench`.
 
-Figures so far (the operator's own figures join as it grows):
+Figures (`python bench/run.py [--quick]`):
 - local control plane start (etcd, apiserver, controllers, KWOK node Ready)
 - Deployment create -> all pods Ready, for N deployments at once; floor: N bare ConfigMap
   creates (one API round-trip each), so the ratio is the cost of the controllers' work.
+- kill-switch command-to-halt and decision-to-halt with 1 and 200 strategies (bench/kill_switch.py)
 """
 
 from __future__ import annotations
@@ -56,10 +57,14 @@ def main() -> int:
             took = time.perf_counter() - t
             rows.append((f"{n} Deployment(s) create -> Ready (s)", f"{took:.2f}", f"{took / floor:.1f}x floor ({floor:.3f}s)"))
 
+    import kill_switch
+
+    kill_switch.main(rows, sizes=(1, 200) if "--quick" not in sys.argv else (1, 20), samples=15 if "--quick" not in sys.argv else 5)
+
     width = max(len(r[0]) for r in rows)
-    print(f"{'figure'.ljust(width)}  {'value':>8}  ratio")
+    print(f"{'figure'.ljust(width)}  {'value':>13}  ratio")
     for name, value, ratio in rows:
-        print(f"{name.ljust(width)}  {value:>8}  {ratio}")
+        print(f"{name.ljust(width)}  {value:>13}  {ratio}")
     return 0
 
 

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 from kubernetes import client
 
-from stratops.testing.controlplane import ControlPlane, iter_processes_of
+from stratops.testing.controlplane import ControlPlane, iter_processes_of, sweep_stale_workdirs
 from stratops.testing.fixtures import use_existing_cluster
 from stratops.testing.wait import wait_for
 
@@ -110,4 +110,7 @@ def test_killed_parent_takes_the_control_plane_with_it(tmp_path):
         proc.wait(30)
     wait_for(lambda: not list(iter_processes_of(info["pids"])), timeout=30,
              what="control-plane processes to exit after their parent was killed")
-    shutil.rmtree(info["workdir"], ignore_errors=True)  # nobody was left to remove it
+    # Nobody was left to remove the directory: the next control plane sweeps it.
+    assert os.path.exists(info["workdir"])
+    assert Path(info["workdir"]) in sweep_stale_workdirs()
+    assert not os.path.exists(info["workdir"])

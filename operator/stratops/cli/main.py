@@ -20,6 +20,7 @@ app = typer.Typer(
     help="Run the production lifecycle of trading strategies on Kubernetes.",
     no_args_is_help=True,
     add_completion=False,
+    pretty_exceptions_enable=False,
 )
 dev = typer.Typer(help="The local control plane for trying stratops on a laptop.", no_args_is_help=True)
 app.add_typer(dev, name="dev")
@@ -120,6 +121,37 @@ def dev_up(
 
     sys.exit(run_demo(examples=examples, once=once, nodes=nodes, console=console))
 
+
+def _user_errors(fn):  # type: ignore[no-untyped-def]
+    """Print CliError and API errors as one line, exit 1: no tracebacks for on-call at 3am."""
+    import functools
+
+    from kubernetes.client.exceptions import ApiException
+
+    from stratops.cli.lifecycle import CliError
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):  # type: ignore[no-untyped-def]
+        try:
+            return fn(*args, **kwargs)
+        except CliError as e:
+            err.print(f"[red]error:[/] {e}", highlight=False)
+            raise typer.Exit(1) from None
+        except ApiException as e:
+            err.print(f"[red]error:[/] the API server answered {e.status} {e.reason}", highlight=False)
+            raise typer.Exit(1) from None
+
+    return wrapper
+
+
+def _register() -> None:
+    from stratops.cli import lifecycle as lc
+
+    for fn in (lc.status, lc.kill, lc.throttle, lc.rollback, lc.resume, lc.reconcile):
+        app.command(fn.__name__)(_user_errors(fn))
+
+
+_register()
 
 if __name__ == "__main__":
     app()

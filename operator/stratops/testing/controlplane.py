@@ -58,6 +58,21 @@ def _die_with_parent() -> None:
     os.setpgrp()
 
 
+def sweep_stale_workdirs() -> list[Path]:
+    """Remove working directories left by control planes whose owner process is gone (a run
+    killed outright has no chance to clean up; its children died with it)."""
+    removed = []
+    for d in Path(tempfile.gettempdir()).glob("stratops-cp-*"):
+        try:
+            pid = int((d / "owner.pid").read_text())
+        except (OSError, ValueError):
+            continue
+        if not Path(f"/proc/{pid}").exists():
+            shutil.rmtree(d, ignore_errors=True)
+            removed.append(d)
+    return removed
+
+
 def repo_root() -> Path | None:
     here = Path(__file__).resolve()
     for parent in here.parents:
@@ -163,7 +178,9 @@ class ControlPlane:
     def start(self) -> "ControlPlane":
         began = time.monotonic()
         binaries = find_binaries()
+        sweep_stale_workdirs()
         self.workdir = Path(tempfile.mkdtemp(prefix="stratops-cp-"))
+        (self.workdir / "owner.pid").write_text(str(os.getpid()))
         atexit.register(self.stop)
         try:
             self._start(binaries)
@@ -234,6 +251,7 @@ class ControlPlane:
             f"--service-cluster-ip-range={SERVICE_CIDR}",
             # Faster reaction than the production defaults; tests wait on conditions.
             "--concurrent-deployment-syncs=10", "--concurrent-replicaset-syncs=10",
+            "--kube-api-qps=200", "--kube-api-burst=400",
             "--profiling=false", "--v=1",
         ])
         sched = self._component("kube-scheduler", [
@@ -241,6 +259,7 @@ class ControlPlane:
             f"--kubeconfig={kc}", f"--authentication-kubeconfig={kc}",
             f"--authorization-kubeconfig={kc}", "--leader-elect=false",
             "--bind-address=127.0.0.1", f"--secure-port={sched_port}",
+            "--kube-api-qps=200", "--kube-api-burst=400",
             "--profiling=false", "--v=1",
         ])
         stages = d / "kwok-stages.yaml"

@@ -1,0 +1,193 @@
+"""On-call commands against the current kubeconfig context: status, kill, throttle, rollback,
+resume, reconcile. Commands are annotations with a reason and the caller's identity (as the API
+server authenticated it); the operator validates, executes, records and removes them."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+from datetime import datetime, timezone
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from stratops import GROUP, VERSION
+
+console = Console()
+err = Console(stderr=True)
+
+Namespace = Annotated[str | None, typer.Option("--namespace", "-n", help="Namespace; default: the kubeconfig context's.")]
+Reason = Annotated[str, typer.Option("--reason", "-r", help="Why; recorded in status, Events and the Incident.")]
+Wait = Annotated[bool, typer.Option("--wait/--no-wait", help="Wait until the operator has carried it out.")]
+Timeout = Annotated[float, typer.Option(help="Seconds to wait.")]
+
+
+class CliError(Exception):
+    """A user-facing error: printed without a traceback, exit status 1."""
+
+
+def _api():  # type: ignore[no-untyped-def]
+    from stratops.k8s.client import api_client
+
+    try:
+        return api_client()
+    except Exception as e:  # noqa: BLE001 - any kubeconfig problem is the user's to fix
+        raise CliError(f"cannot load a kubeconfig ({e}); set KUBECONFIG or run inside the cluster") from e
+
+
+def _namespace(namespace: str | None) -> str:
+    if namespace:
+        return namespace
+    from kubernetes import config
+
+    try:
+        _, current = config.list_kube_config_contexts(config_file=os.environ.get("KUBECONFIG"))
+        return current.get("context", {}).get("namespace") or "default"
+    except Exception:  # noqa: BLE001
+        return "default"
+
+
+def whoami(api: Any) -> str:
+    """The user the API server authenticates this client as (SelfSubjectReview)."""
+    from kubernetes import client
+
+    try:
+        review = client.AuthenticationV1Api(api).create_self_subject_review({"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"})
+        return review.status.user_info.username or "unknown"
+    except Exception:  # noqa: BLE001 - older clusters: the operator still records the command
+        return "unknown"
+
+
+def _get(api: Any, ns: str, name: str) -> dict[str, Any]:
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+
+    try:
+        return client.CustomObjectsApi(api).get_namespaced_custom_object(GROUP, VERSION, ns, "strategies", name)
+    except ApiException as e:
+        if e.status == 404:
+            raise CliError(f"strategy {name} not found in namespace {ns}") from e
+        raise CliError(f"cannot read strategy {ns}/{name}: {e.reason}") from e
+
+
+def give_command(kind: str, name: str, namespace: str | None, fields: dict[str, Any]) -> tuple[Any, str, dict[str, Any]]:
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+
+    api, ns = _api(), _namespace(namespace)
+    _get(api, ns, name)
+    value = {**fields, "by": whoami(api), "id": uuid.uuid4().hex[:12], "at": datetime.now(timezone.utc).isoformat()}
+    try:
+        client.CustomObjectsApi(api).patch_namespaced_custom_object(
+            GROUP, VERSION, ns, "strategies", name, {"metadata": {"annotations": {f"stratops.io/{kind}": json.dumps(value)}}})
+    except ApiException as e:
+        raise CliError(f"cannot annotate strategy {ns}/{name}: {e.reason} ({e.status})") from e
+    console.print(f"{kind} requested for {ns}/{name} by {value['by']}")
+    return api, ns, value
+
+
+def _wait(api: Any, ns: str, name: str, done: Any, what: str, timeout: float) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    last = ""
+    while time.monotonic() < deadline:
+        obj = _get(api, ns, name)
+        status = obj.get("status") or {}
+        progress = f"phase {status.get('phase')}, trading {status.get('tradingState')}"
+        if progress != last:
+            console.print(f"  {progress}")
+            last = progress
+        result = done(obj, status)
+        if result:
+            return status
+        time.sleep(0.5)
+    raise CliError(f"timed out after {timeout:.0f}s waiting for {what}; see `stratops status` and the Strategy's Events")
+
+
+def kill(strategy: str, reason: Reason, namespace: Namespace = None, wait: Wait = True, timeout: Timeout = 120) -> None:
+    """Kill-switch: HALTED (cancel, no new orders), wait for the ack, scale to 0. Latched."""
+    api, ns, value = give_command("kill", strategy, namespace, {"reason": reason})
+    if wait:
+        status = _wait(api, ns, strategy, lambda o, s: (s.get("killSwitch") or {}).get("completedAt"), "the kill-switch", timeout)
+        ks = status["killSwitch"]
+        console.print(f"[bold]halted[/]: scaled to 0 at {ks['completedAt']}; acknowledged by the strategy: {ks.get('acknowledged')}")
+
+
+def throttle(strategy: str, reason: Reason, namespace: Namespace = None, wait: Wait = True, timeout: Timeout = 60) -> None:
+    """Throttle: REDUCING with lower order-rate and position limits. Never raises a limit."""
+    api, ns, value = give_command("throttle", strategy, namespace, {"reason": reason})
+    if wait:
+        status = _wait(api, ns, strategy, lambda o, s: "stratops.io/throttle" not in (o["metadata"].get("annotations") or {}),
+                       "the throttle", timeout)
+        if not (status.get("throttle") or {}).get("active"):
+            raise CliError(status.get("message") or "throttle not applied (a kill-switch may be latched)")
+        lim = status.get("effectiveLimits") or {}
+        console.print(f"[bold]throttled[/]: max position {lim.get('maxPosition')}, order rate {lim.get('maxOrderRate')}/s")
+
+
+def rollback(strategy: str, reason: Reason, namespace: Namespace = None, wait: Wait = True, timeout: Timeout = 60) -> None:
+    """Roll back to the last known-good version; the running version is blocked."""
+    api, ns, value = give_command("rollback", strategy, namespace, {"reason": reason})
+    if wait:
+        status = _wait(api, ns, strategy, lambda o, s: "stratops.io/rollback" not in (o["metadata"].get("annotations") or {}), "the rollback", timeout)
+        console.print(f"running {status.get('activeVersion')}; blocked: {', '.join(b['version'] for b in status.get('blockedVersions') or []) or 'none'}")
+        if status.get("message") and "refused" in status["message"]:
+            raise CliError(status["message"])
+
+
+def resume(strategy: str, reason: Reason, namespace: Namespace = None, wait: Wait = True, timeout: Timeout = 60) -> None:
+    """Resume after a kill-switch or throttle: refused unless incidents are resolved, a fresh
+    reconciliation is recorded and the daily gate is signed; REDUCING first, then ACTIVE."""
+    api, ns, value = give_command("resume", strategy, namespace, {"reason": reason})
+    if wait:
+        def done(o: dict[str, Any], s: dict[str, Any]) -> Any:
+            if "stratops.io/resume" in (o["metadata"].get("annotations") or {}):
+                return None
+            return s.get("message") or True
+
+        status = _wait(api, ns, strategy, done, "the resume", timeout)
+        msg = status.get("message") or ""
+        if "refused" in msg:
+            raise CliError(msg)
+        console.print(f"[bold]resumed[/]: {msg}")
+
+
+def reconcile(
+    strategy: str,
+    result: Annotated[str, typer.Option(help="Matched, Mismatched or Failed.")],
+    evidence: Annotated[str, typer.Option(help="What was compared (broker statement vs fills), or a link.")],
+    namespace: Namespace = None,
+) -> None:
+    """Record a reconciliation of positions and open orders, broker against strategy."""
+    if result not in ("Matched", "Mismatched", "Failed"):
+        raise CliError("--result must be Matched, Mismatched or Failed")
+    give_command("reconciliation", strategy, namespace, {"result": result, "evidence": evidence})
+
+
+def status(namespace: Namespace = None, all_namespaces: Annotated[bool, typer.Option("--all-namespaces", "-A")] = False) -> None:
+    """All strategies: phase, mode, version, trading state, open incidents, gates."""
+    from kubernetes import client
+
+    api = _api()
+    custom = client.CustomObjectsApi(api)
+    if all_namespaces:
+        items = custom.list_cluster_custom_object(GROUP, VERSION, "strategies")["items"]
+    else:
+        items = custom.list_namespaced_custom_object(GROUP, VERSION, _namespace(namespace), "strategies")["items"]
+    table = Table("namespace", "strategy", "phase", "mode", "version", "known-good", "trading", "incidents", "gates")
+    for s in items:
+        st = s.get("status") or {}
+        conds = {c["type"]: c for c in st.get("conditions") or []}
+        gates = conds.get("GatesSatisfied")
+        trading = st.get("tradingState") or "-"
+        style = {"HALTED": "red", "REDUCING": "yellow", "ACTIVE": "green"}.get(trading, "")
+        table.add_row(
+            s["metadata"]["namespace"], s["metadata"]["name"], st.get("phase") or "-", st.get("mode") or "-",
+            st.get("activeVersion") or "-", st.get("lastKnownGood") or "-", f"[{style}]{trading}[/]" if style else trading,
+            ", ".join(st.get("openIncidents") or []) or "-",
+            ("signed" if gates and gates["status"] == "True" else ("missing" if gates else "-")),
+        )
+    console.print(table)

@@ -1,0 +1,72 @@
+"""Restart safety: the operator killed between the HALTED write and the scale to 0 finishes the
+kill-switch on restart, and does nothing twice."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import uuid
+
+import pytest
+from kubernetes import client
+from lifecycle_helpers import Desk, strategy_doc
+
+from stratops.testing.wait import wait_for
+
+pytestmark = pytest.mark.e2e
+
+
+def _operator(cluster, namespace: str, log) -> subprocess.Popen:
+    env = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig), "STRATOPS_RESYNC_SECONDS": "10"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "stratops.cli.main", "operator", "-n", namespace, "--metrics-port", "0"],
+        env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
+@pytest.fixture
+def own_namespace(kube):
+    """A namespace outside the session operator's t-* scope: this test runs its own operators."""
+    name = f"r-{uuid.uuid4().hex[:10]}"
+    core = client.CoreV1Api(kube)
+    core.create_namespace({"metadata": {"name": name}})
+    yield name
+    core.delete_namespace(name)
+
+
+def test_operator_killed_mid_kill_switch_completes_it_on_restart(cluster, kube, crds, own_namespace, tmp_path):
+    desk = Desk(kube, own_namespace)
+    log = (tmp_path / "operator.log").open("w")
+    first = _operator(cluster, own_namespace, log)
+    second = None
+    try:
+        desk.create("strategies", strategy_doc(killSwitch={"ackDeadline": "120s"}))
+        desk.wait_status(lambda s: s.get("lastKnownGood") == "1.4.2", "known-good", timeout=90)
+        desk.command("kill", reason="runaway orders")
+        # The operator wrote HALTED and recorded the latch; it now waits for the strategy's ack.
+        before = desk.wait_status(lambda s: (s.get("killSwitch") or {}).get("haltGeneration"), "HALTED written")
+        assert desk.control()["tradingState"] == "HALTED"
+        assert desk.deployment().spec.replicas == 1
+        first.send_signal(signal.SIGKILL)
+        first.wait(30)
+
+        desk.play_pods()  # the strategy acknowledges while no operator runs
+        wait_for(lambda: desk.core.read_namespaced_config_map("mean-revert-ack", own_namespace).data, timeout=30,
+                 what="ack written")
+        second = _operator(cluster, own_namespace, log)
+        after = desk.wait_status(lambda s: (s.get("killSwitch") or {}).get("completedAt"), "kill-switch completed",
+                                 timeout=90)
+    finally:
+        desk.stop_pods()
+        for p in (first, second):
+            if p is not None and p.poll() is None:
+                p.terminate()
+                p.wait(30)
+        log.close()
+    ks_before, ks_after = before["killSwitch"], after["killSwitch"]
+    assert ks_after["at"] == ks_before["at"], "the decision was not made twice"
+    assert ks_after["haltGeneration"] == ks_before["haltGeneration"] == desk.control()["generation"] == 2
+    assert ks_after["acknowledged"] is True
+    assert desk.deployment().spec.replicas == 0 and desk.running_pods() == []
+    assert len(desk.events("KillSwitch")) == 1 and len(desk.events("KillSwitchCompleted")) == 1
