@@ -207,3 +207,32 @@ def test_manual_change_of_the_deployment_is_reverted_and_recorded(desk):
     wait_for(lambda: desk.image().endswith("mean-revert:1.4.2"), timeout=30, what="drift reverted")
     drift = [i for i in desk.incidents() if "changed outside Git" in i["spec"]["summary"]]
     assert len(drift) == 1 and drift[0]["spec"]["class"] == "ConfigDrift"
+
+
+def test_example_strategy_process_acknowledges_the_kill_switch(desk, cluster, tmp_path):
+    """examples/strategy-app runs as a real process playing the pod: it applies HALTED and acks."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    desk.create("strategies", strategy_doc())
+    status = _known_good(desk, "1.4.2")
+    assert desk.strategy()["metadata"]["generation"] == 1  # the operator never writes spec
+    [pod] = desk.running_pods()
+    app = Path(__file__).resolve().parents[2] / "examples" / "strategy-app" / "paper_mean_revert.py"
+    out = (tmp_path / "strategy.log").open("w")
+    proc = subprocess.Popen([sys.executable, str(app), "--namespace", desk.ns, "--strategy", NAME, "--pod", pod,
+                             "--interval", "0.05"], env={**os.environ, "KUBECONFIG": str(cluster.kubeconfig)},
+                            stdout=out, stderr=subprocess.STDOUT)
+    try:
+        wait_for(lambda: desk.status().get("control", {}).get("acknowledgedGeneration") == status["control"]["generation"],
+                 timeout=30, what="the example strategy's first ack")
+        desk.command("kill", reason="drill with the example strategy")
+        status = desk.wait_status(lambda s: (s.get("killSwitch") or {}).get("completedAt"), "kill-switch completed")
+        assert status["killSwitch"]["acknowledged"] is True
+    finally:
+        proc.terminate()
+        proc.wait(30)
+        out.close()
+    assert proc.returncode == 0, (tmp_path / "strategy.log").read_text()
