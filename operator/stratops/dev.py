@@ -1,15 +1,20 @@
-"""`make demo` / `stratops dev up`: the local control plane with stratops installed on it."""
+"""`make demo` / `stratops dev up`: the local control plane with stratops running on it."""
 
 from __future__ import annotations
 
+import os
 import signal
+import subprocess
+import sys
 import threading
-from pathlib import Path
+import time
 
+from kubernetes import client
 from rich.console import Console
 
+from stratops import GROUP, VERSION
 from stratops.k8s.apply import apply, install_crds, load_documents
-from stratops.testing.controlplane import ControlPlane, repo_root
+from stratops.testing.controlplane import ControlPlane, _die_with_parent, free_port, repo_root
 
 
 def run_demo(*, examples: bool, once: bool, nodes: int, console: Console) -> int:
@@ -20,26 +25,70 @@ def run_demo(*, examples: bool, once: bool, nodes: int, console: Console) -> int
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with ControlPlane(nodes=nodes, log=lambda m: console.print(f"[dim]{m}")) as cp:
+        assert cp.workdir is not None
         api = cp.api_client()
         names = install_crds(api, root / "crds")
         console.print(f"installed CRDs: {', '.join(names)}")
-        if examples:
-            docs = load_documents([root / "examples"])
-            docs = [d for d in docs if str(d.get("apiVersion", "")).startswith("stratops.io/")]
-            apply(api, docs, namespace="default")
-            console.print(f"applied {len(docs)} example objects to namespace default")
-        console.print(
-            "\n[bold]The local cluster is up.[/] In another shell:\n"
-            f"  export KUBECONFIG={cp.kubeconfig}\n"
-            "  kubectl get strategies,monitors,gates,incidents   # if you have kubectl\n"
-            "  stratops validate examples/\n"
+        metrics = free_port()
+        log = (cp.workdir / "operator.log").open("w")
+        operator = subprocess.Popen(
+            [sys.executable, "-m", "stratops.cli.main", "operator", "-n", "default", "--metrics-port", str(metrics)],
+            env={**os.environ, "KUBECONFIG": str(cp.kubeconfig)}, stdout=log, stderr=subprocess.STDOUT,
+            preexec_fn=_die_with_parent,
         )
-        if once:
-            return 0
-        console.print("Press Ctrl-C to stop and clean up.")
         try:
-            stop.wait()
-        except KeyboardInterrupt:
-            pass
+            console.print(f"operator started (pid {operator.pid}, metrics on http://127.0.0.1:{metrics}/metrics, log {log.name})")
+            if examples:
+                docs = [d for d in load_documents([root / "examples"]) if str(d.get("apiVersion", "")).startswith(f"{GROUP}/")]
+                apply(api, docs, namespace="default")
+                console.print(f"applied {len(docs)} example objects to namespace default")
+                if not _wait_running(api, operator, console):
+                    console.print(f"[red]the example strategy did not reach Running; operator log:[/]\n{_tail(log.name)}")
+                    return 1
+            console.print(
+                "\n[bold]stratops is running on the local cluster.[/] In another shell:\n"
+                f"  export KUBECONFIG={cp.kubeconfig}\n"
+                "  stratops status\n"
+                "  stratops kill mean-revert --reason 'drill'          # HALTED, then scale to 0\n"
+                "  kubectl get strategies,monitors,gates,incidents      # if you have kubectl\n"
+            )
+            if once:
+                return 0
+            console.print("Press Ctrl-C to stop and clean up.")
+            try:
+                while not stop.wait(1.0):
+                    if operator.poll() is not None:
+                        console.print(f"[red]the operator exited ({operator.returncode}); log:[/]\n{_tail(log.name)}")
+                        return 1
+            except KeyboardInterrupt:
+                pass
+        finally:
+            operator.terminate()
+            try:
+                operator.wait(15)
+            except subprocess.TimeoutExpired:
+                operator.kill()
+            log.close()
     console.print("stopped; nothing left behind")
     return 0
+
+
+def _wait_running(api: client.ApiClient, operator: subprocess.Popen, console: Console, timeout: float = 120) -> bool:
+    custom = client.CustomObjectsApi(api)
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline and operator.poll() is None:
+        st = custom.get_namespaced_custom_object(GROUP, VERSION, "default", "strategies", "mean-revert").get("status") or {}
+        phase = st.get("phase")
+        if phase != last:
+            console.print(f"  strategy mean-revert: {phase or 'waiting for the operator'}")
+            last = phase
+        if phase == "Running":
+            return True
+        time.sleep(0.5)
+    return False
+
+
+def _tail(path: str, lines: int = 30) -> str:
+    with open(path, errors="replace") as f:
+        return "".join(f.readlines()[-lines:])

@@ -12,7 +12,7 @@ from stratops.testing.fixtures import use_existing_cluster
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(use_existing_cluster(), reason="starts its own control plane")]
 
 
-def test_dev_up_once_installs_crds_and_examples():
+def test_dev_up_once_installs_crds_examples_and_runs_the_operator():
     proc = subprocess.run(
         [sys.executable, "-m", "stratops.cli.main", "dev", "up", "--once"],
         capture_output=True, text=True, timeout=300,
@@ -21,4 +21,5 @@ def test_dev_up_once_installs_crds_and_examples():
     out = " ".join(proc.stdout.split())  # rich wraps long lines
     assert "installed CRDs: gates.stratops.io, incidents.stratops.io, monitors.stratops.io, strategies.stratops.io" in out
     assert "applied 18 example objects" in out
-    assert "export KUBECONFIG=" in out
+    assert "strategy mean-revert: Running" in out  # the operator deployed the example strategy
+    assert "export KUBECONFIG=" in out and "nothing left behind" not in out
