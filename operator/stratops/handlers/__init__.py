@@ -22,6 +22,8 @@ from stratops import GROUP, VERSION
 from stratops import metrics as M
 from stratops.k8s.client import api_client
 from stratops.k8s.executor import Executor
+from stratops.k8s.monitoring import MonitorRunner
+from stratops.models.common import parse_duration
 from stratops.lifecycle import manifests
 from stratops.lifecycle.control import ControlDocument, parse_acks, parse_control
 from stratops.lifecycle.decide import Observations, Plan, commands_from_annotations, decide
@@ -74,6 +76,7 @@ def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
         settings.peering.name = os.environ["STRATOPS_PEERING"]
         settings.peering.priority = int(os.environ.get("STRATOPS_PEERING_PRIORITY", "0"))
     memo.runtime = Runtime()
+    memo.monitors = MonitorRunner(memo.runtime.executor.api)
     M.serve(int(os.environ.get("STRATOPS_METRICS_PORT", "0")))
 
 
@@ -262,3 +265,28 @@ async def strategy_daemon(
     finally:
         rt.pokes.pop(key, None)
         rt.written_control.pop(key, None)
+
+
+# -- monitors: one daemon each, evaluating at the monitor's own frequency ------------------------
+@kopf.index(GROUP, VERSION, "strategies")
+def strategies_by_name(namespace: str, name: str, body: kopf.Body, **_: Any) -> dict:
+    return {_key(namespace, name): {"spec": plain(body.get("spec") or {}), "status": plain(body.get("status") or {})}}
+
+
+@kopf.daemon(GROUP, VERSION, "monitors", cancellation_timeout=10)
+async def monitor_daemon(
+    name: str, namespace: str, body: kopf.Body, memo: kopf.Memo, stopped: kopf.DaemonStopped,
+    logger: logging.Logger, strategies_by_name: kopf.Index, **_: Any,
+) -> None:
+    runner: MonitorRunner = memo.monitors
+    while not stopped:
+        raw = plain(body)
+        strategy = next(iter(strategies_by_name.get(_key(namespace, raw["spec"].get("strategy", "")), [])), None)
+        try:
+            ev = await asyncio.to_thread(runner.run, raw, strategy)
+            if ev.finding:
+                logger.warning(f"monitor finding: {ev.detail}")
+        except Exception as e:  # noqa: BLE001 - an evaluation that cannot finish is retried next period
+            logger.error(f"monitor evaluation failed: {e}")
+        period = parse_duration(raw["spec"].get("frequency", "60s")).total_seconds()
+        await stopped.wait(period)

@@ -78,14 +78,16 @@ class Executor:
             log.error("fingerprint of Deployment %s/%s changes on write; drift detection is unreliable", ns, name)
         return live
 
-    def create_incident(self, namespace: str, strategy: str, uid: str, inc: Any, now: datetime) -> bool:
-        """Create the Incident with its detection and immediate-action steps; False if it existed."""
+    def create_incident(self, namespace: str, strategy: str, uid: str, inc: Any, now: datetime,
+                        monitor: str | None = None, detected_by: str = OPERATOR) -> bool:
+        """Create the Incident with its detection step, and its immediate-action step when the
+        action was already taken (inc.detail); False if it existed."""
         body = {
             "apiVersion": API_VERSION, "kind": "Incident",
             "metadata": {"name": inc.name, "namespace": namespace,
                          "labels": {manifests.LABEL_STRATEGY: strategy, **manifests.MANAGED_BY}},
             "spec": {"class": inc.class_.value, "severity": inc.severity.value, "strategy": strategy,
-                     "summary": inc.summary, "action": inc.action},
+                     "summary": inc.summary, "action": inc.action, **({"monitor": monitor} if monitor else {})},
         }
         try:
             self.custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "incidents", body)
@@ -94,8 +96,9 @@ class Executor:
             if e.status != 409:
                 raise
             created = False
-        steps = {"detection": {"at": _iso(now), "by": OPERATOR, "detail": inc.summary},
-                 "immediateAction": {"at": _iso(now), "by": OPERATOR, "detail": inc.detail}}
+        steps: dict[str, Any] = {"detection": {"at": _iso(now), "by": detected_by, "detail": inc.summary}}
+        if inc.detail:
+            steps["immediateAction"] = {"at": _iso(now), "by": OPERATOR, "detail": inc.detail}
         self.custom.patch_namespaced_custom_object_status(
             GROUP, VERSION, namespace, "incidents", inc.name, {"status": {"phase": "Open", "steps": steps}})
         return created

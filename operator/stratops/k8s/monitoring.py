@@ -1,0 +1,149 @@
+"""One Monitor evaluation with its effects: status, alerts, incident. Runs in a worker thread."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from datetime import datetime, timezone
+from typing import Any
+
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+from prometheus_client import Gauge
+
+from stratops import GROUP, VERSION
+from stratops.alerts import Alert, Notifier
+from stratops.k8s.executor import Executor
+from stratops.lifecycle.decide import NewIncident
+from stratops.models.monitor import IncidentClass, MonitorSpec, MonitorStatus, Severity
+from stratops.models.strategy import StrategySpec
+from stratops.monitors.evaluate import Evaluation, evaluate
+from stratops.monitors.prometheus import Prometheus
+
+log = logging.getLogger("stratops.monitors")
+VALUE = Gauge("stratops_monitor_value", "Last value of a monitor.", ["namespace", "monitor", "strategy", "layer"])
+BREACHING = Gauge("stratops_monitor_breaching", "1 while a monitor breaches.", ["namespace", "monitor", "strategy", "layer"])
+STALE = Gauge("stratops_monitor_stale", "1 while a monitor's source is unreachable or has no data.", ["namespace", "monitor", "strategy", "layer"])
+
+
+def _alert_from_status(key: str, st: MonitorStatus, spec: MonitorSpec, labels: dict[str, str], summary: str) -> Alert:
+    assert st.last_alert is not None
+    return Alert(key, st.last_alert.state, st.last_alert.channel.value, spec.incident.severity.value, summary,
+                 st.detail or "", labels, spec.alert.route, st.last_alert.at)
+
+
+def incident_action(spec: MonitorSpec, strategy_status: dict[str, Any] | None) -> str:
+    """auto: a breach during a rollout rolls back; otherwise P0 kill-switch, P1 throttle."""
+    if spec.incident.action != "auto":
+        return spec.incident.action
+    st = strategy_status or {}
+    rollout = (st.get("rollout") or {}).get("version")
+    if rollout and st.get("lastKnownGood") and rollout != st.get("lastKnownGood"):
+        return "rollback"
+    return "killSwitch" if spec.incident.severity == Severity.P0 else "throttle"
+
+
+class MonitorRunner:
+    def __init__(self, api: client.ApiClient, notifier: Notifier | None = None) -> None:
+        self.api = api
+        self.core = client.CoreV1Api(api)
+        self.custom = client.CustomObjectsApi(api)
+        self.executor = Executor(api)
+        self.notifier = notifier or Notifier.from_environment()
+
+    def _token(self, namespace: str, spec: MonitorSpec) -> str | None:
+        ref = spec.source.prometheus.auth_secret_ref
+        if ref is None:
+            return None
+        import base64
+
+        secret = self.core.read_namespaced_secret(ref.name, namespace)
+        return base64.b64decode((secret.data or {})[ref.key]).decode()
+
+    def _loader(self, namespace: str):  # type: ignore[no-untyped-def]
+        def load(name: str, key: str) -> str:
+            try:
+                cm = self.core.read_namespaced_config_map(name, namespace)
+            except ApiException as e:
+                raise KeyError(name) from e
+            if key not in (cm.data or {}):
+                raise KeyError(key)
+            return cm.data[key]
+        return load
+
+    def run(self, body: dict[str, Any], strategy: dict[str, Any] | None, now: datetime | None = None) -> Evaluation:
+        now = now or datetime.now(timezone.utc)
+        meta = body["metadata"]
+        ns, name = meta["namespace"], meta["name"]
+        spec = MonitorSpec.model_validate(body["spec"])
+        prev = MonitorStatus.model_validate(body.get("status") or {})
+        strategy_spec = None
+        if strategy is not None:
+            try:
+                strategy_spec = StrategySpec.model_validate(strategy.get("spec") or {})
+            except ValueError:
+                strategy_spec = None
+        url = spec.source.prometheus.url or os.environ.get("STRATOPS_PROMETHEUS_URL")
+        if not url:
+            ev = Evaluation(None, False, True, 0, "stale: no Prometheus URL (spec.source.prometheus.url or STRATOPS_PROMETHEUS_URL)")
+        else:
+            from stratops.models.common import parse_duration
+
+            prom = Prometheus(url, parse_duration(spec.source.prometheus.timeout).total_seconds(), self._token(ns, spec))
+            try:
+                ev = evaluate(spec, strategy_spec, prom, self._loader(ns), now, prev.consecutive_breaches or 0)
+            finally:
+                prom.close()
+        labels = {"namespace": ns, "monitor": name, "strategy": spec.strategy, "layer": spec.layer.value}
+        VALUE.labels(ns, name, spec.strategy, spec.layer.value).set(ev.value if ev.value is not None else float("nan"))
+        BREACHING.labels(ns, name, spec.strategy, spec.layer.value).set(1 if ev.breaching else 0)
+        STALE.labels(ns, name, spec.strategy, spec.layer.value).set(1 if ev.stale else 0)
+
+        st = prev.model_copy(deep=True)
+        st.last_value = f"{ev.value:.6g}" if ev.value is not None else "n/a"
+        st.last_evaluation, st.consecutive_breaches = now, ev.consecutive
+        st.breaching, st.stale, st.detail = ev.breaching, ev.stale, ev.detail
+        st.observed_generation = int(meta.get("generation") or 0)
+        key = f"{ns}/{name}"
+        was = bool(prev.breaching or prev.stale)
+        summary = f"{spec.strategy}: {spec.description or name} " + ("(stale data)" if ev.stale else f"= {st.last_value}")
+
+        # An undelivered message from before goes first: order matters to the receiver.
+        if prev.last_alert is not None and not prev.last_alert.delivered:
+            pending = _alert_from_status(key, prev, spec, {**labels, "incident_class": spec.incident.class_.value}, summary)
+            ok, note = self.notifier.deliver(pending)
+            st.last_alert = prev.last_alert.model_copy(update={"delivered": ok})
+            if not ok:
+                log.warning("alert %s (%s) still undelivered: %s", key, pending.state, note)
+        if ev.finding != was:
+            from stratops.models.monitor import LastAlert
+
+            alert = Alert(key, "firing" if ev.finding else "resolved", spec.alert.channel.value, spec.incident.severity.value,
+                          summary, ev.detail, {**labels, "incident_class": spec.incident.class_.value}, spec.alert.route, now)
+            ok, note = self.notifier.deliver(alert)
+            st.last_alert = LastAlert(at=now, channel=spec.alert.channel, state=alert.state, delivered=ok)
+            if not ok:
+                log.warning("alert %s (%s) not delivered, will retry: %s", key, alert.state, note)
+
+        if ev.finding and st.incident is None:
+            cls = IncidentClass.stale_data if ev.stale else spec.incident.class_
+            sev = Severity.P1 if ev.stale else spec.incident.severity
+            action = "throttle" if ev.stale else incident_action(spec, (strategy or {}).get("status"))
+            inc_name = f"{name}-{hashlib.sha256(now.isoformat().encode()).hexdigest()[:8]}"[:253]
+            what = "source unavailable or no data" if ev.stale else f"breach: {ev.detail}"
+            inc = NewIncident(inc_name, cls, sev, f"monitor {name} on {spec.strategy}: {what}"[:2048], action, "")
+            # The name is recorded first: a crash after the create does not open a second one.
+            st.incident = inc_name
+            self._write_status(ns, name, st)
+            self.executor.create_incident(ns, spec.strategy, meta.get("uid", ""), inc, now, monitor=name,
+                                          detected_by=f"monitor/{name}")
+        elif not ev.finding and st.incident is not None:
+            st.incident = None  # the episode is over; the Incident stays open until a human resolves it
+        self._write_status(ns, name, st)
+        return ev
+
+    def _write_status(self, ns: str, name: str, st: MonitorStatus) -> None:
+        # Nulls in a merge patch delete: a cleared field (the episode's incident) goes away.
+        body = {"status": st.model_dump(by_alias=True, mode="json")}
+        self.custom.patch_namespaced_custom_object_status(GROUP, VERSION, ns, "monitors", name, body)

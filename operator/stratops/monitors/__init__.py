@@ -1,0 +1,1 @@
+"""Monitors: sources (Prometheus HTTP API), statistics, evaluation. Pure apart from the source."""

@@ -1,0 +1,82 @@
+"""The Prometheus HTTP API as a monitor source (instant and range queries).
+
+Unreachable, an error answer, or an empty result raise `SourceUnavailable`: the evaluation
+turns it into a stale-data finding, never a pass.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import httpx
+
+
+class SourceUnavailable(RuntimeError):
+    """The source could not answer, or answered with no data."""
+
+
+@dataclass(frozen=True)
+class Series:
+    labels: dict[str, str]
+    points: list[tuple[datetime, float]]
+
+    @property
+    def last(self) -> float:
+        return self.points[-1][1]
+
+
+class Prometheus:
+    def __init__(self, url: str, timeout: float = 10.0, token: str | None = None,
+                 transport: httpx.BaseTransport | None = None) -> None:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.url = url.rstrip("/")
+        self._client = httpx.Client(base_url=self.url, timeout=timeout, headers=headers, trust_env=False,
+                                    transport=transport)
+
+    def close(self) -> None:
+        self._client.close()
+
+    def _get(self, path: str, params: dict[str, str]) -> dict:
+        try:
+            r = self._client.get(path, params=params)
+        except httpx.HTTPError as e:
+            raise SourceUnavailable(f"Prometheus at {self.url} unreachable: {type(e).__name__}: {e}") from e
+        try:
+            body = r.json()
+        except ValueError as e:
+            raise SourceUnavailable(f"Prometheus at {self.url} answered {r.status_code} with no JSON") from e
+        if r.status_code != 200 or body.get("status") != "success":
+            raise SourceUnavailable(f"Prometheus query failed ({r.status_code}): {body.get('error', 'unknown error')}")
+        return body["data"]
+
+    def query(self, expr: str, at: datetime | None = None) -> list[Series]:
+        """Instant query: one point per series. An empty result raises SourceUnavailable."""
+        params = {"query": expr}
+        if at is not None:
+            params["time"] = f"{at.timestamp():.3f}"
+        data = self._get("/api/v1/query", params)
+        return _parse(data, expr)
+
+    def query_range(self, expr: str, start: datetime, end: datetime, step_s: float) -> list[Series]:
+        data = self._get("/api/v1/query_range", {
+            "query": expr, "start": f"{start.timestamp():.3f}", "end": f"{end.timestamp():.3f}", "step": f"{step_s:g}"})
+        return _parse(data, expr)
+
+
+def _ts(v: float) -> datetime:
+    return datetime.fromtimestamp(float(v), tz=timezone.utc)
+
+
+def _parse(data: dict, expr: str) -> list[Series]:
+    kind, result = data.get("resultType"), data.get("result")
+    out: list[Series] = []
+    if kind == "scalar":
+        out.append(Series({}, [(_ts(result[0]), float(result[1]))]))
+    elif kind == "vector":
+        out += [Series(r["metric"], [(_ts(r["value"][0]), float(r["value"][1]))]) for r in result]
+    elif kind == "matrix":
+        out += [Series(r["metric"], [(_ts(t), float(v)) for t, v in r["values"]]) for r in result]
+    if not out or all(not s.points for s in out):
+        raise SourceUnavailable(f"no data for {expr!r}")
+    return out
