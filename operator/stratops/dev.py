@@ -45,6 +45,9 @@ def run_demo(*, examples: bool, once: bool, nodes: int, console: Console) -> int
                 if not _wait_running(api, operator, console):
                     console.print(f"[red]the example strategy did not reach Running; operator log:[/]\n{_tail(log.name)}")
                     return 1
+            if examples and not os.environ.get("STRATOPS_PROMETHEUS_URL"):
+                console.print("[yellow]note:[/] no STRATOPS_PROMETHEUS_URL: the example monitors report stale data, "
+                              "which is a finding (never a pass): they open StaleData incidents and throttle the strategy.")
             console.print(
                 "\n[bold]stratops is running on the local cluster.[/] In another shell:\n"
                 f"  export KUBECONFIG={cp.kubeconfig}\n"
@@ -80,10 +83,12 @@ def _wait_running(api: client.ApiClient, operator: subprocess.Popen, console: Co
     while time.monotonic() < deadline and operator.poll() is None:
         st = custom.get_namespaced_custom_object(GROUP, VERSION, "default", "strategies", "mean-revert").get("status") or {}
         phase = st.get("phase")
+        ready = any(c["type"] == "Ready" and c["status"] == "True" for c in st.get("conditions") or [])
         if phase != last:
             console.print(f"  strategy mean-revert: {phase or 'waiting for the operator'}")
             last = phase
-        if phase == "Running":
+        if ready:
+            console.print(f"  strategy mean-revert: deployed and Ready ({phase}, trading {st.get('tradingState')})")
             return True
         time.sleep(0.5)
     return False

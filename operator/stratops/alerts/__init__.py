@@ -67,7 +67,7 @@ def pagerduty_body(a: Alert, routing_key: str) -> dict[str, Any]:
 
 def slack_body(a: Alert) -> dict[str, Any]:
     icon = ":rotating_light:" if a.state == "firing" else ":white_check_mark:"
-    body: dict[str, Any] = {"text": f"{icon} [{a.state.upper()} {a.severity}] {a.summary}\n{a.detail}"}
+    body: dict[str, Any] = {"text": f"{icon} [{a.state.upper()} {a.severity}] {a.summary} ({a.key})\n{a.detail}"}
     if a.route:
         body["channel"] = a.route
     return body

@@ -106,7 +106,10 @@ class MonitorRunner:
         st.breaching, st.stale, st.detail = ev.breaching, ev.stale, ev.detail
         st.observed_generation = int(meta.get("generation") or 0)
         key = f"{ns}/{name}"
-        was = bool(prev.breaching or prev.stale)
+        # The finding's kind: a change of kind (none, stale, breach) is a message and, for a
+        # new finding, an incident; the same kind again is the same episode (deduplicated).
+        was = "stale" if prev.stale else "breach" if prev.breaching else None
+        now_kind = "stale" if ev.stale else "breach" if ev.breaching else None
         summary = f"{spec.strategy}: {spec.description or name} " + ("(stale data)" if ev.stale else f"= {st.last_value}")
 
         # An undelivered message from before goes first: order matters to the receiver.
@@ -116,7 +119,7 @@ class MonitorRunner:
             st.last_alert = prev.last_alert.model_copy(update={"delivered": ok})
             if not ok:
                 log.warning("alert %s (%s) still undelivered: %s", key, pending.state, note)
-        if ev.finding != was:
+        if now_kind != was:
             from stratops.models.monitor import LastAlert
 
             alert = Alert(key, "firing" if ev.finding else "resolved", spec.alert.channel.value, spec.incident.severity.value,
@@ -126,7 +129,7 @@ class MonitorRunner:
             if not ok:
                 log.warning("alert %s (%s) not delivered, will retry: %s", key, alert.state, note)
 
-        if ev.finding and st.incident is None:
+        if now_kind is not None and now_kind != was:
             cls = IncidentClass.stale_data if ev.stale else spec.incident.class_
             sev = Severity.P1 if ev.stale else spec.incident.severity
             action = "throttle" if ev.stale else incident_action(spec, (strategy or {}).get("status"))

@@ -77,10 +77,40 @@ def crds(kube: client.ApiClient) -> list[str]:
 
 
 @pytest.fixture(scope="session")
-def operator(cluster: Cluster, crds: list[str]) -> Iterator[dict[str, object]]:
+def alert_receiver() -> Iterator[object]:
+    """An HTTP receiver for the operator's alert channels (Slack at /slack, Alertmanager at /am)."""
+    from stratops.testing.prometheus import AlertReceiver
+
+    r = AlertReceiver()
+    yield r
+    r.stop()
+
+
+@pytest.fixture(scope="session")
+def exporter() -> Iterator[object]:
+    from stratops.testing.prometheus import Exporter
+
+    e = Exporter()
+    yield e
+    e.stop()
+
+
+@pytest.fixture(scope="session")
+def prometheus(exporter: object) -> Iterator[object]:
+    """A real Prometheus scraping the test exporter every second."""
+    from stratops.testing.prometheus import PrometheusServer
+
+    p = PrometheusServer([f"127.0.0.1:{exporter.port}"]).start()  # type: ignore[attr-defined]
+    yield p
+    p.stop()
+
+
+@pytest.fixture(scope="session")
+def operator(cluster: Cluster, crds: list[str], alert_receiver: object) -> Iterator[dict[str, object]]:
     """The stratops operator, in-process (kopf's KopfRunner), serving namespaces t-*.
 
-    Yields {"metrics": URL}. The test namespaces of the `namespace` fixture match t-*.
+    Yields {"metrics": URL}. The test namespaces of the `namespace` fixture match t-*. Its
+    alert channels point at `alert_receiver`.
     """
     from kopf.testing import KopfRunner
 
@@ -90,6 +120,8 @@ def operator(cluster: Cluster, crds: list[str]) -> Iterator[dict[str, object]]:
     os.environ["KUBECONFIG"] = str(cluster.kubeconfig)
     os.environ["STRATOPS_METRICS_PORT"] = str(port)
     os.environ.setdefault("STRATOPS_RESYNC_SECONDS", "10")
+    os.environ["STRATOPS_SLACK_WEBHOOK_URL"] = f"{alert_receiver.url}/slack"  # type: ignore[attr-defined]
+    os.environ["STRATOPS_ALERTMANAGER_URL"] = f"{alert_receiver.url}/am"  # type: ignore[attr-defined]
     with KopfRunner(["run", "-m", "stratops.handlers", "--standalone", "-n", "t-*"]) as runner:
         yield {"metrics": f"http://127.0.0.1:{port}/metrics", "runner": runner}
     if runner.exception is not None:

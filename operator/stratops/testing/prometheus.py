@@ -1,0 +1,130 @@
+"""A real Prometheus server (the `prometheus` binary, e.g. Debian's package) on loopback, plus
+a test exporter (prometheus-client) and an HTTP alert receiver, for end-to-end tests."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+from prometheus_client import CollectorRegistry, Gauge, start_http_server
+
+from stratops.testing.controlplane import ControlPlaneError, _die_with_parent, free_port
+
+
+class Exporter:
+    """Metrics a test sets by hand, served on a loopback port for Prometheus to scrape."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.port = free_port()
+        self._gauges: dict[str, Gauge] = {}
+        self._server, self._thread = start_http_server(self.port, addr="127.0.0.1", registry=self.registry)
+
+    def gauge(self, name: str, labels: tuple[str, ...] = ("strategy",)) -> Gauge:
+        if name not in self._gauges:
+            self._gauges[name] = Gauge(name, f"test metric {name}", labels, registry=self.registry)
+        return self._gauges[name]
+
+    def stop(self) -> None:
+        self._server.shutdown()
+
+
+@dataclass
+class PrometheusServer:
+    targets: list[str]
+    scrape_interval: str = "1s"
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+    workdir: Path | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 60) -> "PrometheusServer":
+        binary = shutil.which("prometheus")
+        if binary is None:
+            raise ControlPlaneError("the prometheus binary is not installed (Debian: apt-get install prometheus)")
+        if self.workdir is None:
+            self.workdir = Path(tempfile.mkdtemp(prefix="stratops-prom-"))
+        cfg = self.workdir / "prometheus.yml"
+        cfg.write_text(json.dumps({
+            "global": {"scrape_interval": self.scrape_interval, "evaluation_interval": self.scrape_interval},
+            "scrape_configs": [{"job_name": "stratops-test", "static_configs": [{"targets": self.targets}]}],
+        }))
+        log = (self.workdir / "prometheus.log").open("ab")
+        self.process = subprocess.Popen(
+            [binary, f"--config.file={cfg}", f"--storage.tsdb.path={self.workdir / 'data'}",
+             f"--web.listen-address=127.0.0.1:{self.port}", "--log.level=warn"],
+            stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise ControlPlaneError(f"prometheus exited: {(self.workdir / 'prometheus.log').read_text()[-2000:]}")
+            try:
+                if httpx.get(f"{self.url}/-/ready", timeout=1, trust_env=False).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise ControlPlaneError("prometheus not ready in time")
+
+    def stop(self, remove: bool = True) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        if remove and self.workdir is not None:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def value(self, expr: str) -> float | None:
+        r = httpx.get(f"{self.url}/api/v1/query", params={"query": expr}, trust_env=False).json()
+        res = r["data"]["result"]
+        return float(res[0]["value"][1]) if res else None
+
+
+class AlertReceiver:
+    """An HTTP endpoint that records every POST (Slack webhook, Alertmanager API, PagerDuty).
+    `failing = True` makes it answer 503, to test retries."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[str, Any]] = []
+        self.failing = False
+        self.refused = 0
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if outer.failing:
+                    outer.refused += 1
+                    self.send_response(503)
+                    self.end_headers()
+                    return
+                outer.received.append((self.path, json.loads(body or b"null")))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def texts(self, path: str = "/slack") -> list[str]:
+        return [b.get("text", "") for p, b in self.received if p == path and isinstance(b, dict)]
+
+    def stop(self) -> None:
+        self.server.shutdown()

@@ -1,0 +1,115 @@
+"""Monitors evaluated from a real Prometheus, alerting a real HTTP receiver, acting on breach."""
+
+from __future__ import annotations
+
+import copy
+
+import httpx
+import pytest
+from cases import example
+from lifecycle_helpers import NAME, Desk, strategy_doc
+
+from stratops.testing.prometheus import PrometheusServer
+from stratops.testing.wait import wait_for
+
+pytestmark = pytest.mark.e2e
+
+
+def _monitor(namespace: str, url: str, channel: str = "slack") -> dict:
+    m = copy.deepcopy(example("monitors/06-infra-queue-backlog.yaml"))  # > 1000 unprocessed
+    m["spec"]["source"]["prometheus"] = {"url": url, "query": f'sum(test_queue_depth{{strategy="{namespace}"}})', "timeout": "2s"}
+    m["spec"]["frequency"] = "1s"
+    m["spec"]["incident"] = {"class": "RiskBreach", "severity": "P1"}
+    m["spec"]["alert"] = {"channel": channel, "route": "#alerts"}
+    return m
+
+
+def _monitor_status(desk: Desk, name: str) -> dict:
+    return desk.custom.get_namespaced_custom_object("stratops.io", "v1alpha1", desk.ns, "monitors", name).get("status") or {}
+
+
+@pytest.fixture
+def desk(kube, namespace, operator):
+    d = Desk(kube, namespace)
+    yield d
+    d.stop_pods()
+
+
+def test_breach_alerts_opens_incident_and_throttles_then_resolves(desk, exporter, prometheus, alert_receiver):
+    depth = exporter.gauge("test_queue_depth").labels(desk.ns)
+    depth.set(10)
+    desk.create("strategies", strategy_doc())
+    desk.wait_status(lambda s: s.get("phase") == "Running", "running")
+    mon = _monitor(desk.ns, prometheus.url)
+    name = mon["metadata"]["name"]
+    query = mon["spec"]["source"]["prometheus"]["query"]
+    wait_for(lambda: prometheus.value(query) == 10, timeout=30, what="Prometheus has scraped the series")
+    desk.create("monitors", mon)
+    wait_for(lambda: _monitor_status(desk, name).get("lastValue") == "10", timeout=60, what="first evaluation")
+    assert _monitor_status(desk, name)["breaching"] is False
+
+    depth.set(5000)
+    st = wait_for(lambda: (s := _monitor_status(desk, name)).get("breaching") and s, timeout=60, what="breach")
+    assert st["lastValue"] == "5000" and st["incident"]
+    [incident] = [i for i in desk.incidents() if i["metadata"]["name"] == st["incident"]]
+    assert incident["spec"]["class"] == "RiskBreach" and incident["spec"]["monitor"] == name
+    assert incident["status"]["steps"]["detection"]["by"] == f"monitor/{name}"
+    wait_for(lambda: desk.control()["tradingState"] == "REDUCING", timeout=30, what="P1 breach throttles")
+    wait_for(lambda: any("[FIRING P1]" in t and f"{desk.ns}/{name}" in t for t in alert_receiver.texts()),
+             timeout=30, what="firing message on the slack receiver")
+
+    depth.set(10)
+    wait_for(lambda: _monitor_status(desk, name).get("breaching") is False, timeout=60, what="breach cleared")
+    key = f"{desk.ns}/{name}"
+    wait_for(lambda: any("[RESOLVED P1]" in t and key in t for t in alert_receiver.texts()), timeout=30, what="resolved message")
+    firing = [t for t in alert_receiver.texts() if "[FIRING P1]" in t and key in t]
+    assert len(firing) == 1, "one firing message per breach: deduplicated"
+    assert firing[0].startswith(f":rotating_light: [FIRING P1] {NAME}: ")
+
+
+def test_prometheus_down_is_a_stale_finding_never_a_pass(desk, exporter):
+    exporter.gauge("test_queue_depth").labels(desk.ns).set(10)
+    own = PrometheusServer([f"127.0.0.1:{exporter.port}"]).start()
+    try:
+        desk.create("strategies", strategy_doc())
+        desk.wait_status(lambda s: s.get("phase") == "Running", "running")
+        mon = _monitor(desk.ns, own.url, channel="dashboard")
+        wait_for(lambda: own.value(mon["spec"]["source"]["prometheus"]["query"]) == 10, timeout=30, what="scraped")
+        desk.create("monitors", mon)
+        name = mon["metadata"]["name"]
+        wait_for(lambda: _monitor_status(desk, name).get("lastValue") == "10", timeout=60, what="first evaluation")
+    finally:
+        own.stop()
+    st = wait_for(lambda: (s := _monitor_status(desk, name)).get("stale") and s, timeout=60, what="stale finding")
+    assert st["breaching"] is False and "stale" in st["detail"] and st["lastValue"] == "n/a"
+    [incident] = [i for i in desk.incidents() if i["metadata"]["name"] == st["incident"]]
+    assert incident["spec"]["class"] == "StaleData"
+    wait_for(lambda: desk.control()["tradingState"] == "REDUCING", timeout=30, what="stale data slows the strategy")
+
+
+def test_undeliverable_alert_is_retried_counted_and_delivered_later(desk, exporter, prometheus, alert_receiver, operator):
+    def failures() -> float:
+        text = httpx.get(operator["metrics"]).text
+        return sum(float(line.split()[-1]) for line in text.splitlines()
+                   if line.startswith('stratops_alert_delivery_failures_total{channel="slack"'))
+
+    depth = exporter.gauge("test_queue_depth").labels(desk.ns)
+    depth.set(10)
+    desk.create("strategies", strategy_doc())
+    mon = _monitor(desk.ns, prometheus.url)
+    name = mon["metadata"]["name"]
+    query = mon["spec"]["source"]["prometheus"]["query"]
+    wait_for(lambda: prometheus.value(query) == 10, timeout=30, what="Prometheus has scraped the series")
+    before = failures()
+    alert_receiver.failing = True
+    try:
+        desk.create("monitors", mon)
+        wait_for(lambda: _monitor_status(desk, name).get("lastValue") == "10", timeout=60, what="first evaluation")
+        depth.set(5000)
+        st = wait_for(lambda: (s := _monitor_status(desk, name)).get("lastAlert") and s, timeout=60, what="alert attempted")
+        assert st["lastAlert"]["delivered"] is False and st["lastAlert"]["state"] == "firing"
+        wait_for(lambda: failures() >= before + 3, timeout=30, what="failures counted")
+    finally:
+        alert_receiver.failing = False
+    wait_for(lambda: _monitor_status(desk, name)["lastAlert"]["delivered"] is True, timeout=60, what="delivered later")
+    assert any("[FIRING P1]" in t and f"{desk.ns}/{name}" in t for t in alert_receiver.texts())
