@@ -6,6 +6,7 @@ Figures (`python bench/run.py [--quick]`):
 - Deployment create -> all pods Ready, for N deployments at once; floor: N bare ConfigMap
   creates (one API round-trip each), so the ratio is the cost of the controllers' work.
 - kill-switch command-to-halt and decision-to-halt with 1 and 200 strategies (bench/kill_switch.py)
+- one sweep of the 12 example monitors x 1,000 strategies, PSI and KS on 10^6 samples (bench/monitors.py)
 """
 
 from __future__ import annotations
@@ -58,6 +59,9 @@ def main() -> int:
             rows.append((f"{n} Deployment(s) create -> Ready (s)", f"{took:.2f}", f"{took / floor:.1f}x floor ({floor:.3f}s)"))
 
     import kill_switch
+    import monitors
+
+    monitors.main(rows, strategies=1000 if "--quick" not in sys.argv else 100)
 
     kill_switch.main(rows, sizes=(1, 200) if "--quick" not in sys.argv else (1, 20), samples=15 if "--quick" not in sys.argv else 5)
 

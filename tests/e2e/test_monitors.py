@@ -113,3 +113,26 @@ def test_undeliverable_alert_is_retried_counted_and_delivered_later(desk, export
         alert_receiver.failing = False
     wait_for(lambda: _monitor_status(desk, name)["lastAlert"]["delivered"] is True, timeout=60, what="delivered later")
     assert any("[FIRING P1]" in t and f"{desk.ns}/{name}" in t for t in alert_receiver.texts())
+
+
+def test_p0_breach_pages_alertmanager_and_kills_the_strategy(desk, exporter, prometheus, alertmanager):
+    age = exporter.gauge("test_bar_age_seconds", ("strategy", "symbol"))
+    age.labels(desk.ns, "EURUSD").set(30)
+    desk.create("strategies", strategy_doc(killSwitch={"ackDeadline": "2s"}))
+    desk.wait_status(lambda s: s.get("phase") == "Running", "running")
+    m = copy.deepcopy(example("monitors/01-data-bar-age.yaml"))  # age > 2 x 1m bar interval: page, P0
+    m["spec"]["source"]["prometheus"] = {"url": prometheus.url, "query": f'max by (symbol) (test_bar_age_seconds{{strategy="{desk.ns}"}})'}
+    m["spec"]["frequency"] = "1s"
+    name = m["metadata"]["name"]
+    wait_for(lambda: prometheus.value(m["spec"]["source"]["prometheus"]["query"]) == 30, timeout=30, what="scraped")
+    desk.create("monitors", m)
+    wait_for(lambda: _monitor_status(desk, name).get("lastValue") == "30", timeout=60, what="first evaluation")
+    age.labels(desk.ns, "EURUSD").set(600)
+    st = wait_for(lambda: (s := _monitor_status(desk, name)).get("breaching") and s, timeout=60, what="breach")
+    assert "EURUSD" in st["detail"]
+    status = desk.wait_status(lambda s: (s.get("killSwitch") or {}).get("completedAt"), "P0 kill-switch completed")
+    assert status["killSwitch"]["incident"] == st["incident"]
+    assert desk.deployment().spec.replicas == 0
+    [alert] = wait_for(lambda: alertmanager.alerts(monitor=name), timeout=30, what="alert in Alertmanager")
+    assert alert["labels"]["severity"] == "P0" and alert["labels"]["strategy"] == NAME
+    assert alert["status"]["state"] == "active"

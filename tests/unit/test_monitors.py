@@ -198,3 +198,16 @@ def test_dashboard_never_pages_and_missing_receiver_is_not_delivered():
     ok, why = n.deliver(ALERT)
     assert not ok and "no receiver" in why
     assert "hooks.slack" not in repr(Notifier.from_environment({"STRATOPS_SLACK_WEBHOOK_URL": "https://hooks.slack/secret"}).receivers)
+
+
+def test_incident_action_auto_rolls_back_during_a_rollout():
+    from stratops.k8s.monitoring import incident_action
+
+    p0, p1 = mon("monitors/01-data-bar-age.yaml"), mon("monitors/06-infra-queue-backlog.yaml")
+    steady = {"rollout": {"version": "1.4.2"}, "lastKnownGood": "1.4.2"}
+    rolling = {"rollout": {"version": "1.5.0"}, "lastKnownGood": "1.4.2"}
+    assert incident_action(p0, steady) == "killSwitch" and incident_action(p1, steady) == "throttle"
+    assert incident_action(p1, rolling) == "rollback" and incident_action(p0, rolling) == "rollback"
+    assert incident_action(p1, None) == "throttle"
+    explicit = p1.model_copy(update={"incident": p1.incident.model_copy(update={"action": "none"})})
+    assert incident_action(explicit, rolling) == "none"

@@ -87,6 +87,16 @@ def alert_receiver() -> Iterator[object]:
 
 
 @pytest.fixture(scope="session")
+def alertmanager() -> Iterator[object]:
+    """A real Alertmanager: the operator's page channel posts to it."""
+    from stratops.testing.prometheus import AlertmanagerServer
+
+    am = AlertmanagerServer().start()
+    yield am
+    am.stop()
+
+
+@pytest.fixture(scope="session")
 def exporter() -> Iterator[object]:
     from stratops.testing.prometheus import Exporter
 
@@ -106,11 +116,11 @@ def prometheus(exporter: object) -> Iterator[object]:
 
 
 @pytest.fixture(scope="session")
-def operator(cluster: Cluster, crds: list[str], alert_receiver: object) -> Iterator[dict[str, object]]:
+def operator(cluster: Cluster, crds: list[str], alert_receiver: object, alertmanager: object) -> Iterator[dict[str, object]]:
     """The stratops operator, in-process (kopf's KopfRunner), serving namespaces t-*.
 
     Yields {"metrics": URL}. The test namespaces of the `namespace` fixture match t-*. Its
-    alert channels point at `alert_receiver`.
+    slack channel posts to `alert_receiver`, its page channel to the real `alertmanager`.
     """
     from kopf.testing import KopfRunner
 
@@ -121,7 +131,7 @@ def operator(cluster: Cluster, crds: list[str], alert_receiver: object) -> Itera
     os.environ["STRATOPS_METRICS_PORT"] = str(port)
     os.environ.setdefault("STRATOPS_RESYNC_SECONDS", "10")
     os.environ["STRATOPS_SLACK_WEBHOOK_URL"] = f"{alert_receiver.url}/slack"  # type: ignore[attr-defined]
-    os.environ["STRATOPS_ALERTMANAGER_URL"] = f"{alert_receiver.url}/am"  # type: ignore[attr-defined]
+    os.environ["STRATOPS_ALERTMANAGER_URL"] = alertmanager.url  # type: ignore[attr-defined]
     with KopfRunner(["run", "-m", "stratops.handlers", "--standalone", "-n", "t-*"]) as runner:
         yield {"metrics": f"http://127.0.0.1:{port}/metrics", "runner": runner}
     if runner.exception is not None:

@@ -128,3 +128,55 @@ class AlertReceiver:
 
     def stop(self) -> None:
         self.server.shutdown()
+
+
+@dataclass
+class AlertmanagerServer:
+    """A real Alertmanager (Debian's prometheus-alertmanager) on loopback, clustering off."""
+
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+    workdir: Path | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 60) -> "AlertmanagerServer":
+        binary = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
+        if binary is None:
+            raise ControlPlaneError("alertmanager is not installed (Debian: apt-get install prometheus-alertmanager)")
+        self.workdir = Path(tempfile.mkdtemp(prefix="stratops-am-"))
+        cfg = self.workdir / "alertmanager.yml"
+        cfg.write_text(json.dumps({"route": {"receiver": "null", "group_wait": "0s"}, "receivers": [{"name": "null"}]}))
+        log = (self.workdir / "alertmanager.log").open("ab")
+        self.process = subprocess.Popen(
+            [binary, f"--config.file={cfg}", f"--storage.path={self.workdir / 'data'}",
+             f"--web.listen-address=127.0.0.1:{self.port}", "--cluster.listen-address=", "--log.level=warn"],
+            stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise ControlPlaneError(f"alertmanager exited: {(self.workdir / 'alertmanager.log').read_text()[-2000:]}")
+            try:
+                if httpx.get(f"{self.url}/-/ready", timeout=1, trust_env=False).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise ControlPlaneError("alertmanager not ready in time")
+
+    def alerts(self, **labels: str) -> list[dict[str, Any]]:
+        """Alerts Alertmanager holds (active and, with active=false, resolved) matching LABELS."""
+        params = [("filter", f'{k}="{v}"') for k, v in labels.items()]
+        return httpx.get(f"{self.url}/api/v2/alerts", params=params, trust_env=False).json()
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        if self.workdir is not None:
+            shutil.rmtree(self.workdir, ignore_errors=True)
