@@ -99,7 +99,7 @@ class Desk:
             a.stop()
         self.agents.clear()
 
-    def sign(self, gate: dict[str, Any], strategy_spec: dict[str, Any] | None = None, by: str = "alice",
+    def sign(self, gate: dict[str, Any], strategy_spec: dict[str, Any] | None = None, by: str = "admin",
              at: str | None = None) -> dict[str, Any]:
         """Every item of GATE signed (pre-launch: for the strategy's current version and limits)."""
         subj = None

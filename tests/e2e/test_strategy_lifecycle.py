@@ -27,6 +27,7 @@ def _known_good(desk: Desk, version: str) -> dict:
 
 
 def test_deploy_creates_owned_objects_and_records_known_good(desk):
+    desk.create("gates", desk.sign(example("gates/daily.yaml")))  # new versions need the daily gate
     strategy = desk.create("strategies", strategy_doc())
     status = _known_good(desk, "1.4.2")
     dep = desk.deployment()
@@ -49,6 +50,7 @@ def test_deploy_creates_owned_objects_and_records_known_good(desk):
 
 
 def test_failed_rollout_is_rolled_back_blocked_and_opens_an_incident(desk):
+    desk.create("gates", desk.sign(example("gates/daily.yaml")))
     desk.create("strategies", strategy_doc())
     _known_good(desk, "1.4.2")
     desk.patch_spec(version="fail-2")
@@ -67,7 +69,19 @@ def test_failed_rollout_is_rolled_back_blocked_and_opens_an_incident(desk):
     assert desk.image().endswith(":1.4.2") and desk.deployment().spec.replicas == 2
 
 
+def test_new_version_held_while_the_daily_gate_is_not_signed(desk):
+    desk.create("strategies", strategy_doc())
+    _known_good(desk, "1.4.2")
+    desk.patch_spec(version="1.4.3")
+    wait_for(lambda: desk.events("VersionHeld"), timeout=30, what="version held")
+    assert "daily gate fx-daily is not found" in desk.events("VersionHeld")[0].message
+    assert desk.image().endswith(":1.4.2")
+    desk.create("gates", desk.sign(example("gates/daily.yaml")))
+    _known_good(desk, "1.4.3")
+
+
 def test_manual_rollback_by_annotation(desk):
+    desk.create("gates", desk.sign(example("gates/daily.yaml")))
     desk.create("strategies", strategy_doc())
     _known_good(desk, "1.4.2")
     desk.patch_spec(version="1.5.0")

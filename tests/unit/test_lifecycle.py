@@ -457,3 +457,24 @@ def test_no_change_no_write():
     w.run_until(lambda w: w.status.last_known_good == "1.4.2")
     p = w.step(30)
     assert p.deployment is None and p.control is None and p.events == [] and p.incidents == []
+
+
+def test_lapsed_daily_gate_holds_new_versions_in_paper_too():
+    w = World()
+    w.run_until(lambda w: w.status.last_known_good == "1.4.2")
+    w.gates["fx-daily"] = GateEvaluation("Expired", [], ["positions-reconciled"], ["positions-reconciled"], cadence="daily")
+    w.spec = w.spec.model_copy(update={"version": "1.5.0"})
+    p = w.step()
+    assert w.dep_manifest["spec"]["template"]["spec"]["containers"][0]["image"].endswith(":1.4.2")
+    assert any(e.reason == "VersionHeld" and "Expired" in e.message for e in p.events)
+
+
+def test_lapsed_quarterly_review_is_a_retirement_finding():
+    w = World()
+    w.step()
+    w.gates["fx-quarterly"] = GateEvaluation("Expired", [], ["retirement-review"], ["retirement-review"], cadence="quarterly")
+    p = w.step()
+    assert any(e.reason == "RetirementReviewDue" for e in p.events)
+    gates = next(c for c in w.status.conditions if c.type == "GatesSatisfied")
+    assert gates.status == "False" and "retirement" in gates.message
+    assert not any(e.reason == "RetirementReviewDue" for e in w.step().events)

@@ -147,8 +147,14 @@ def _user_errors(fn):  # type: ignore[no-untyped-def]
 def _register() -> None:
     from stratops.cli import lifecycle as lc
 
+    from stratops.cli import gates as gt
+
     for fn in (lc.status, lc.kill, lc.throttle, lc.rollback, lc.resume, lc.reconcile):
         app.command(fn.__name__)(_user_errors(fn))
+    gt.gate_app.command("list")(_user_errors(gt.gate_list))
+    gt.gate_app.command("sign")(_user_errors(gt.gate_sign))
+    gt.gate_app.command("audit")(_user_errors(gt.gate_audit))
+    app.add_typer(gt.gate_app, name="gate")
 
 
 _register()

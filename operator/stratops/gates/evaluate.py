@@ -50,6 +50,7 @@ class GateEvaluation:
     missing: list[str]
     expired: list[str] = field(default_factory=list)
     expires_at: datetime | None = None
+    cadence: str = ""
 
     @property
     def complete(self) -> bool:
@@ -92,4 +93,4 @@ def evaluate(spec: GateSpec, now: datetime, subjects: tuple[str, ...] = ()) -> G
         state = "Expired"
     else:
         state = "Incomplete"
-    return GateEvaluation(state, signed, missing, expired, min(expires) if expires else None)
+    return GateEvaluation(state, signed, missing, expired, min(expires) if expires else None, spec.cadence.value)

@@ -23,7 +23,9 @@ from stratops import metrics as M
 from stratops.k8s.client import api_client
 from stratops.k8s.executor import Executor
 from stratops.k8s.monitoring import MonitorRunner
+from stratops.gates import admission
 from stratops.models.common import parse_duration
+from stratops.models.gate import GateSpec, GateStatus
 from stratops.lifecycle import manifests
 from stratops.lifecycle.control import ControlDocument, parse_acks, parse_control
 from stratops.lifecycle.decide import Observations, Plan, commands_from_annotations, decide
@@ -75,6 +77,7 @@ def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     if os.environ.get("STRATOPS_PEERING"):
         settings.peering.name = os.environ["STRATOPS_PEERING"]
         settings.peering.priority = int(os.environ.get("STRATOPS_PEERING_PRIORITY", "0"))
+    _configure_admission(settings)
     memo.runtime = Runtime()
     memo.monitors = MonitorRunner(memo.runtime.executor.api)
     M.serve(int(os.environ.get("STRATOPS_METRICS_PORT", "0")))
@@ -92,6 +95,37 @@ def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
         certificate_path=cfg.cert_file, private_key_path=cfg.key_file,
         scheme="Bearer" if token else None, token=token.removeprefix("Bearer ") or None,
     )
+
+
+def _configure_admission(settings: kopf.OperatorSettings) -> None:
+    """Serve the gate-signature webhook when STRATOPS_WEBHOOK_PORT is set (TLS: _CERT, _KEY,
+    _CA files; _HOST is what the API server dials). Without it signatures are not verified:
+    said loudly, once."""
+    port = os.environ.get("STRATOPS_WEBHOOK_PORT")
+    if not port:
+        log.warning("STRATOPS_WEBHOOK_PORT is not set: gate signatures are NOT verified by admission")
+        return
+    settings.admission.server = kopf.WebhookServer(
+        addr=os.environ.get("STRATOPS_WEBHOOK_ADDR", "0.0.0.0"), port=int(port),
+        host=os.environ.get("STRATOPS_WEBHOOK_HOST"), certfile=os.environ.get("STRATOPS_WEBHOOK_CERT"),
+        pkeyfile=os.environ.get("STRATOPS_WEBHOOK_KEY"), cafile=os.environ.get("STRATOPS_WEBHOOK_CA"),
+    )
+    settings.admission.managed = os.environ.get("STRATOPS_WEBHOOK_CONFIGURATION", f"gates.{GROUP}")
+
+
+@kopf.on.validate(GROUP, VERSION, "gates", id="gate-signatures", operations=["CREATE", "UPDATE"])
+def validate_gate(body: kopf.Body, old: Any, userinfo: dict[str, Any], **_: Any) -> None:
+    """Signatures must be attributable to the requesting user (stratops.gates.admission)."""
+    user = (userinfo or {}).get("username", "")
+    try:
+        new_spec = GateSpec.model_validate(plain(body.get("spec") or {}))
+        old_spec = GateSpec.model_validate(plain(old.get("spec") or {})) if old else None
+    except ValueError:
+        return  # the schema and CEL rules report malformed specs with better messages
+    signers = {s.strip() for s in os.environ.get("STRATOPS_GITOPS_SIGNERS", "").split(",") if s.strip()}
+    problems = admission.review(old_spec, new_spec, user, datetime.now(timezone.utc), signers)
+    if problems:
+        raise kopf.AdmissionError("; ".join(problems), code=403)
 
 
 # -- indexes: observations without API calls -------------------------------------------------
@@ -154,8 +188,10 @@ def gate_changed(namespace: str, spec: kopf.Spec, memo: kopf.Memo, **_: Any) -> 
 
 
 @kopf.on.event(GROUP, VERSION, "strategies")
-def strategy_changed(namespace: str, name: str, memo: kopf.Memo, **_: Any) -> None:
+def strategy_changed(namespace: str, name: str, memo: kopf.Memo, strategy_gates: kopf.Index, **_: Any) -> None:
     memo.runtime.poke(_key(namespace, name))
+    for gate, _spec in strategy_gates.get(_key(namespace, name), []):
+        memo.runtime.poke(("gate", namespace, gate))  # pre-launch signatures name the version
 
 
 # -- the reconcile ------------------------------------------------------------------------------
@@ -290,3 +326,70 @@ async def monitor_daemon(
             logger.error(f"monitor evaluation failed: {e}")
         period = parse_duration(raw["spec"].get("frequency", "60s")).total_seconds()
         await stopped.wait(period)
+
+
+# -- gates: status (signed, missing, expiry, state), re-evaluated on change and at expiry ----------
+@kopf.daemon(GROUP, VERSION, "gates", cancellation_timeout=10)
+async def gate_daemon(
+    name: str, namespace: str, body: kopf.Body, memo: kopf.Memo, stopped: kopf.DaemonStopped,
+    logger: logging.Logger, strategies_by_name: kopf.Index, **_: Any,
+) -> None:
+    rt: Runtime = memo.runtime
+    key = ("gate", namespace, name)
+    poke = rt.pokes.setdefault(key, asyncio.Event())  # type: ignore[arg-type]
+    try:
+        while not stopped:
+            poke.clear()
+            raw = plain(body)
+            wake = SAFETY_NET_SECONDS
+            try:
+                wake = await asyncio.to_thread(_gate_status, raw, strategies_by_name, rt)
+            except Exception as e:  # noqa: BLE001 - retried at the next wake-up
+                logger.warning(f"gate status not written: {e}")
+            waiters = [asyncio.ensure_future(poke.wait()), asyncio.ensure_future(stopped.wait())]
+            try:
+                await asyncio.wait(waiters, timeout=wake, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for w in waiters:
+                    w.cancel()
+    finally:
+        rt.pokes.pop(key, None)  # type: ignore[arg-type]
+
+
+@kopf.on.event(GROUP, VERSION, "gates")
+def gate_spec_changed(namespace: str, name: str, memo: kopf.Memo, **_: Any) -> None:
+    memo.runtime.poke(("gate", namespace, name))
+
+
+def _gate_status(raw: dict[str, Any], strategies: kopf.Index, rt: Runtime) -> float:
+    """Write the gate's status if it changed; seconds until it should be looked at again."""
+    from stratops.gates.evaluate import evaluate, subject
+    from stratops.lifecycle import limits as L
+    from stratops.models.gate import Cadence
+
+    meta = raw["metadata"]
+    spec = GateSpec.model_validate(raw.get("spec") or {})
+    now = datetime.now(timezone.utc)
+    subjects: tuple[str, ...] = ()
+    if spec.cadence == Cadence.pre_launch:
+        found = []
+        for s in spec.strategies:
+            entry = next(iter(strategies.get(_key(meta["namespace"], s), [])), None)
+            if entry is not None:
+                sspec = StrategySpec.model_validate(entry["spec"])
+                found.append(subject(s, sspec.version, L.limits_hash(sspec.risk_limits)))
+        subjects = tuple(found)
+    ev = evaluate(spec, now, subjects)
+    status = GateStatus(
+        state=ev.state, signed=ev.summary, signed_items=ev.signed or None, missing_items=ev.missing or None,
+        expires_at=ev.expires_at, observed_generation=int(meta.get("generation") or 0),
+        message=(f"missing {', '.join(ev.missing)}" if ev.missing else "every required item signed")
+        + (f"; expired {', '.join(ev.expired)}" if ev.expired else ""),
+    )
+    current = GateStatus.model_validate(raw.get("status") or {})
+    if status.to_dict() != current.to_dict():
+        body = {"status": status.model_dump(by_alias=True, mode="json")}
+        rt.executor.custom.patch_namespaced_custom_object_status(GROUP, VERSION, meta["namespace"], "gates", meta["name"], body)
+    if ev.expires_at is not None:
+        return max(1.0, min((ev.expires_at - now).total_seconds() + 0.5, SAFETY_NET_SECONDS))
+    return SAFETY_NET_SECONDS

@@ -401,8 +401,10 @@ def decide(spec: StrategySpec, status: StrategyStatus, obs: Observations) -> Pla
         hold_reason = f"version {wanted} is blocked (failed or rolled back); spec must name another version"
     elif mode == Mode.live and active is not None and wanted != active and _prelaunch_missing(spec, prelaunch):
         hold_reason = f"version {wanted} not rolled out: live needs the pre-launch gate signed for it ({_prelaunch_missing(spec, prelaunch)})"
-    elif mode == Mode.live and active is not None and wanted != active and spec.gates and spec.gates.daily and not (daily and daily.complete):
-        hold_reason = f"version {wanted} not rolled out: daily gate {spec.gates.daily} is not signed"
+    elif active is not None and wanted != active and spec.gates and spec.gates.daily and not (daily and daily.complete):
+        # A lapsed daily gate blocks new deployments (paper included): nobody checked the desk today.
+        hold_reason = f"version {wanted} not rolled out: daily gate {spec.gates.daily} is " + (
+            f"{daily.state} (missing {', '.join(daily.missing)})" if daily else "not found")
     target = wanted if hold_reason is None else (active or st.last_known_good)
     if hold_reason:
         prev = st.message
@@ -601,6 +603,13 @@ def decide(spec: StrategySpec, status: StrategyStatus, obs: Observations) -> Pla
         gates_missing.append(m)
     if spec.gates and spec.gates.daily and not (daily and daily.complete):
         gates_missing.append(f"daily gate {spec.gates.daily}: " + (f"missing {', '.join(daily.missing)}" if daily else "not found"))
+    lapsed_reviews = sorted(n for n, g in obs.gates.items() if g is not None and g.cadence == "quarterly" and g.state == "Expired")
+    if lapsed_reviews:
+        msg = f"quarterly review {', '.join(lapsed_reviews)} lapsed: review this model for retirement"
+        gates_missing.append(msg)
+        prev = _condition(st, "GatesSatisfied")
+        if prev is None or msg not in prev.message:
+            plan.events.append(Event("Warning", "RetirementReviewDue", msg))
     _set_condition(conds, now, obs.generation, "GatesSatisfied", not gates_missing,
                    "Signed" if not gates_missing else "Missing", "; ".join(gates_missing))
     rec = st.last_reconciliation

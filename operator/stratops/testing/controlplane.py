@@ -315,8 +315,11 @@ class ControlPlane:
     ) -> Path:
         """Write a kubeconfig that authenticates as USER (client certificate CN) in GROUPS."""
         assert self._ca is not None and self.workdir is not None
-        pair = self._ca.issue(f"user-{user}", common_name=user, organizations=groups)
-        path = path or self.workdir / f"{user}.kubeconfig"
+        import re
+
+        safe = re.sub(r"[^A-Za-z0-9_.-]", "_", user)  # kubeconfig paths are split on ':'
+        pair = self._ca.issue(f"user-{safe}", common_name=user, organizations=groups)
+        path = path or self.workdir / f"{safe}.kubeconfig"
         doc = {
             "apiVersion": "v1", "kind": "Config", "current-context": "stratops-local",
             "clusters": [{"name": "stratops-local", "cluster": {
@@ -329,6 +332,13 @@ class ControlPlane:
         path.write_text(yaml.safe_dump(doc))
         path.chmod(0o600)
         return path
+
+    def serving_certificate(self, name: str, ip: str = "127.0.0.1") -> tuple[Path, Path, Path]:
+        """(cert, key, ca) for a server on IP that the apiserver trusts through the CA: for an
+        admission webhook served on the host."""
+        assert self._ca is not None
+        pair = self._ca.issue(name, common_name=name, server=True, ip_addresses=(ip,), dns_names=("localhost",))
+        return pair.cert, pair.key, self._ca.cert_path
 
     # -- internals -----------------------------------------------------------------------
     def _admin_keypair(self) -> KeyPair:

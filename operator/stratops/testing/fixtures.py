@@ -132,7 +132,22 @@ def operator(cluster: Cluster, crds: list[str], alert_receiver: object, alertman
     os.environ.setdefault("STRATOPS_RESYNC_SECONDS", "10")
     os.environ["STRATOPS_SLACK_WEBHOOK_URL"] = f"{alert_receiver.url}/slack"  # type: ignore[attr-defined]
     os.environ["STRATOPS_ALERTMANAGER_URL"] = alertmanager.url  # type: ignore[attr-defined]
+    if cluster.control_plane is not None:
+        # The gate-signature webhook, served on the host; the API server trusts it via the CA.
+        cert, key, ca = cluster.control_plane.serving_certificate("stratops-webhook")
+        os.environ.update({
+            "STRATOPS_WEBHOOK_PORT": str(free_port()), "STRATOPS_WEBHOOK_ADDR": "127.0.0.1",
+            "STRATOPS_WEBHOOK_HOST": "127.0.0.1", "STRATOPS_WEBHOOK_CERT": str(cert),
+            "STRATOPS_WEBHOOK_KEY": str(key), "STRATOPS_WEBHOOK_CA": str(ca),
+            "STRATOPS_GITOPS_SIGNERS": "system:serviceaccount:argocd:argocd-application-controller",
+        })
     with KopfRunner(["run", "-m", "stratops.handlers", "--standalone", "-n", "t-*"]) as runner:
+        if cluster.control_plane is not None:
+            from stratops.testing.wait import wait_for
+
+            admission = client.AdmissionregistrationV1Api(cluster.api_client())
+            wait_for(lambda: admission.list_validating_webhook_configuration(
+                field_selector="metadata.name=gates.stratops.io").items, timeout=60, what="the gate webhook registered")
         yield {"metrics": f"http://127.0.0.1:{port}/metrics", "runner": runner}
     if runner.exception is not None:
         raise runner.exception

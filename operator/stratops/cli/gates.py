@@ -1,0 +1,128 @@
+"""`stratops gate list|sign|audit`: checklists at five cadences, signed by the requesting user."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from stratops import GROUP, VERSION
+from stratops.cli.lifecycle import CliError, Namespace, _api, _namespace, console, whoami
+from stratops.models.gate import Cadence
+
+gate_app = typer.Typer(help="Gates: list, sign, audit.", no_args_is_help=True)
+CADENCES = [c.value for c in Cadence]
+
+
+def _gates(api: Any, namespace: str | None, all_namespaces: bool) -> list[dict[str, Any]]:
+    from kubernetes import client
+
+    custom = client.CustomObjectsApi(api)
+    if all_namespaces:
+        return custom.list_cluster_custom_object(GROUP, VERSION, "gates")["items"]
+    return custom.list_namespaced_custom_object(GROUP, VERSION, _namespace(namespace), "gates")["items"]
+
+
+def gate_list(namespace: Namespace = None,
+              all_namespaces: Annotated[bool, typer.Option("--all-namespaces", "-A")] = False) -> None:
+    """Every gate: cadence, strategies, state, signed, expiry, missing items."""
+    table = Table("namespace", "gate", "cadence", "strategies", "state", "signed", "expires", "missing")
+    for g in sorted(_gates(_api(), namespace, all_namespaces), key=lambda g: CADENCES.index(g["spec"]["cadence"])):
+        st = g.get("status") or {}
+        table.add_row(g["metadata"]["namespace"], g["metadata"]["name"], g["spec"]["cadence"],
+                      ", ".join(g["spec"]["strategies"]), st.get("state") or "-", st.get("signed") or "-",
+                      st.get("expiresAt") or "-", ", ".join(st.get("missingItems") or []) or "-")
+    console.print(table)
+
+
+def gate_sign(
+    gate: Annotated[str, typer.Argument(help="Gate name.")],
+    items: Annotated[list[str], typer.Argument(help="Item ids to sign (all required items with --all).")] = None,  # type: ignore[assignment]
+    evidence: Annotated[str, typer.Option("--evidence", "-e", help="Evidence: text or a URL.")] = "",
+    all_items: Annotated[bool, typer.Option("--all", help="Sign every required item.")] = False,
+    namespace: Namespace = None,
+) -> None:
+    """Sign items of a gate as yourself (the API server's authenticated user). Pre-launch
+    signatures name each strategy's current version and risk-limits hash."""
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+
+    from stratops.gates.evaluate import subject
+    from stratops.lifecycle import limits as L
+    from stratops.models.strategy import StrategySpec
+
+    if not evidence.strip():
+        raise CliError("--evidence is required: what you checked, or a link to it")
+    api, ns = _api(), _namespace(namespace)
+    custom = client.CustomObjectsApi(api)
+    try:
+        g = custom.get_namespaced_custom_object(GROUP, VERSION, ns, "gates", gate)
+    except ApiException as e:
+        raise CliError(f"gate {gate} not found in namespace {ns}" if e.status == 404 else f"cannot read gate {ns}/{gate}: {e.reason}") from e
+    ids = [i["id"] for i in g["spec"]["items"]]
+    wanted = [i["id"] for i in g["spec"]["items"] if i.get("required", True)] if all_items else list(items or [])
+    if not wanted:
+        raise CliError("name the items to sign, or --all")
+    unknown = [i for i in wanted if i not in ids]
+    if unknown:
+        raise CliError(f"gate {gate} has no item {', '.join(unknown)}; its items: {', '.join(ids)}")
+    subj = None
+    if g["spec"]["cadence"] == Cadence.pre_launch.value:
+        parts = []
+        for s in g["spec"]["strategies"]:
+            try:
+                sspec = StrategySpec.model_validate(custom.get_namespaced_custom_object(GROUP, VERSION, ns, "strategies", s)["spec"])
+            except ApiException as e:
+                raise CliError(f"pre-launch gate {gate} names strategy {s}, which cannot be read: {e.reason}") from e
+            parts.append(subject(s, sspec.version, L.limits_hash(sspec.risk_limits)))
+        subj = " ".join(parts)
+    user = whoami(api)
+    now = datetime.now(timezone.utc).isoformat()
+    sigs = {s["item"]: s for s in g["spec"].get("signatures") or []}
+    for item in wanted:
+        sigs[item] = {"item": item, "signer": user, "signedAt": now, "evidence": evidence, **({"subject": subj} if subj else {})}
+    patch = {"metadata": {"resourceVersion": g["metadata"]["resourceVersion"]}, "spec": {"signatures": list(sigs.values())}}
+    try:
+        custom.patch_namespaced_custom_object(GROUP, VERSION, ns, "gates", gate, patch)
+    except ApiException as e:
+        import json
+
+        msg = e.reason
+        try:
+            msg = json.loads(e.body).get("message", msg)
+        except (TypeError, ValueError):
+            pass
+        raise CliError(f"signature refused: {msg}" if e.status in (400, 403, 422) else
+                       f"gate {gate} changed meanwhile; run the command again" if e.status == 409 else msg) from e
+    console.print(f"signed {', '.join(wanted)} of {ns}/{gate} as {user}" + (f" for {subj}" if subj else ""))
+
+
+def gate_audit(
+    cadence: Annotated[str | None, typer.Option(help=f"Only this cadence: {', '.join(CADENCES)}.")] = None,
+    namespace: Namespace = None,
+    all_namespaces: Annotated[bool, typer.Option("--all-namespaces", "-A")] = False,
+) -> None:
+    """Audit cadence by cadence (not item by item): per cadence, which gates are complete,
+    which lapsed, what is missing, who signed last and when."""
+    if cadence is not None and cadence not in CADENCES:
+        raise CliError(f"--cadence must be one of {', '.join(CADENCES)}")
+    gates = _gates(_api(), namespace, all_namespaces)
+    exit_code = 0
+    for cad in [cadence] if cadence else CADENCES:
+        group = [g for g in gates if g["spec"]["cadence"] == cad]
+        states = [(g.get("status") or {}).get("state") or "Unknown" for g in group]
+        verdict = "no gates" if not group else "all complete" if all(s == "Complete" for s in states) else "ATTENTION"
+        if verdict == "ATTENTION":
+            exit_code = 1
+        console.print(f"[bold]{cad}[/]: {len(group)} gate(s), {verdict}")
+        for g, state in zip(group, states):
+            st = g.get("status") or {}
+            sigs = g["spec"].get("signatures") or []
+            last = max(sigs, key=lambda s: s["signedAt"]) if sigs else None
+            console.print(f"  {g['metadata']['namespace']}/{g['metadata']['name']}: {state} {st.get('signed') or ''}"
+                          + (f", expires {st['expiresAt']}" if st.get("expiresAt") else "")
+                          + (f", missing {', '.join(st['missingItems'])}" if st.get("missingItems") else "")
+                          + (f"; last signed by {last['signer']} at {last['signedAt']}" if last else "; never signed"))
+    raise typer.Exit(exit_code)
