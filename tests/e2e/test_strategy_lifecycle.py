@@ -101,7 +101,7 @@ def test_throttle_lowers_limits_and_never_raises_them(desk):
     wait_for(lambda: desk.control()["tradingState"] == "REDUCING", timeout=30, what="REDUCING")
     control = desk.control()
     assert control["limits"]["maxPosition"] == 1_000_000 and control["limits"]["maxOrderRate"] == 2.5
-    assert desk.status()["phase"] == "Throttled"
+    desk.wait_status(lambda s: s.get("phase") == "Throttled", "phase Throttled")  # status follows the control write
     limits = copy.deepcopy(strategy_doc()["spec"]["riskLimits"])
     limits["maxPosition"] = 9_000_000
     desk.patch_spec(riskLimits=limits)

@@ -10,6 +10,7 @@ reconcile that changes nothing costs no API call.
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 import logging
 import os
 from datetime import datetime, timezone
@@ -51,10 +52,17 @@ def _key(namespace: str | None, strategy: str) -> tuple[str, str]:
 
 
 class Runtime:
-    """Per-operator state: API access, pokes, and what this process wrote last."""
+    """Per-operator state: API access, pokes, what this process wrote last, and worker pools.
+
+    Strategy reconciles (kill-switch, throttle, rollback) have a pool of their own, so a slow
+    metrics source or an alert receiver that times out can never delay a kill-switch.
+    """
 
     def __init__(self) -> None:
         self.executor = Executor(api_client())
+        self.lifecycle_pool = ThreadPoolExecutor(int(os.environ.get("STRATOPS_LIFECYCLE_WORKERS", "16")), "stratops-lifecycle")
+        self.monitor_pool = ThreadPoolExecutor(int(os.environ.get("STRATOPS_MONITOR_WORKERS", "8")), "stratops-monitor")
+        self.gate_pool = ThreadPoolExecutor(2, "stratops-gate")
         self.pokes: dict[tuple[str, str], asyncio.Event] = {}
         self.written_control: dict[tuple[str, str], ControlDocument] = {}
 
@@ -113,7 +121,6 @@ def _configure_admission(settings: kopf.OperatorSettings) -> None:
     settings.admission.managed = os.environ.get("STRATOPS_WEBHOOK_CONFIGURATION", f"gates.{GROUP}")
 
 
-@kopf.on.validate(GROUP, VERSION, "gates", id="gate-signatures", operations=["CREATE", "UPDATE"])
 def validate_gate(body: kopf.Body, old: Any, userinfo: dict[str, Any], **_: Any) -> None:
     """Signatures must be attributable to the requesting user (stratops.gates.admission)."""
     user = (userinfo or {}).get("username", "")
@@ -126,6 +133,12 @@ def validate_gate(body: kopf.Body, old: Any, userinfo: dict[str, Any], **_: Any)
     problems = admission.review(old_spec, new_spec, user, datetime.now(timezone.utc), signers)
     if problems:
         raise kopf.AdmissionError("; ".join(problems), code=403)
+
+
+# kopf refuses to start with admission handlers and no server: register the webhook handler
+# only when it is served (STRATOPS_WEBHOOK_PORT in the operator's environment at import).
+if os.environ.get("STRATOPS_WEBHOOK_PORT"):
+    kopf.on.validate(GROUP, VERSION, "gates", id="gate-signatures", operations=["CREATE", "UPDATE"])(validate_gate)
 
 
 # -- indexes: observations without API calls -------------------------------------------------
@@ -285,7 +298,7 @@ async def strategy_daemon(
         while not stopped:
             poke.clear()
             try:
-                wake = await asyncio.to_thread(reconcile, plain(body), rt, idx)
+                wake = await asyncio.get_running_loop().run_in_executor(rt.lifecycle_pool, reconcile, plain(body), rt, idx)
                 backoff = 1.0
             except Exception as e:  # noqa: BLE001 - logged, counted, retried with backoff
                 M.RECONCILE_ERRORS.labels(namespace, name).inc()
@@ -319,7 +332,7 @@ async def monitor_daemon(
         raw = plain(body)
         strategy = next(iter(strategies_by_name.get(_key(namespace, raw["spec"].get("strategy", "")), [])), None)
         try:
-            ev = await asyncio.to_thread(runner.run, raw, strategy)
+            ev = await asyncio.get_running_loop().run_in_executor(memo.runtime.monitor_pool, runner.run, raw, strategy)
             if ev.finding:
                 logger.warning(f"monitor finding: {ev.detail}")
         except Exception as e:  # noqa: BLE001 - an evaluation that cannot finish is retried next period
@@ -343,7 +356,7 @@ async def gate_daemon(
             raw = plain(body)
             wake = SAFETY_NET_SECONDS
             try:
-                wake = await asyncio.to_thread(_gate_status, raw, strategies_by_name, rt)
+                wake = await asyncio.get_running_loop().run_in_executor(rt.gate_pool, _gate_status, raw, strategies_by_name, rt)
             except Exception as e:  # noqa: BLE001 - retried at the next wake-up
                 logger.warning(f"gate status not written: {e}")
             waiters = [asyncio.ensure_future(poke.wait()), asyncio.ensure_future(stopped.wait())]

@@ -117,13 +117,11 @@ def prometheus(exporter: object) -> Iterator[object]:
 
 @pytest.fixture(scope="session")
 def operator(cluster: Cluster, crds: list[str], alert_receiver: object, alertmanager: object) -> Iterator[dict[str, object]]:
-    """The stratops operator, in-process (kopf's KopfRunner), serving namespaces t-*.
+    """The stratops operator (`stratops operator -n 't-*'` as a process) for the session.
 
     Yields {"metrics": URL}. The test namespaces of the `namespace` fixture match t-*. Its
     slack channel posts to `alert_receiver`, its page channel to the real `alertmanager`.
     """
-    from kopf.testing import KopfRunner
-
     from stratops.testing.controlplane import free_port
 
     port = free_port()
@@ -141,13 +139,39 @@ def operator(cluster: Cluster, crds: list[str], alert_receiver: object, alertman
             "STRATOPS_WEBHOOK_KEY": str(key), "STRATOPS_WEBHOOK_CA": str(ca),
             "STRATOPS_GITOPS_SIGNERS": "system:serviceaccount:argocd:argocd-application-controller",
         })
-    with KopfRunner(["run", "-m", "stratops.handlers", "--standalone", "-n", "t-*"]) as runner:
-        if cluster.control_plane is not None:
-            from stratops.testing.wait import wait_for
+    # The operator as its own process, as in production: nothing of the test process (its
+    # imports, thread pools, captured output) can stall it.
+    import subprocess
+    import sys
+    import tempfile
 
-            admission = client.AdmissionregistrationV1Api(cluster.api_client())
-            wait_for(lambda: admission.list_validating_webhook_configuration(
-                field_selector="metadata.name=gates.stratops.io").items, timeout=60, what="the gate webhook registered")
-        yield {"metrics": f"http://127.0.0.1:{port}/metrics", "runner": runner}
-    if runner.exception is not None:
-        raise runner.exception
+    from stratops.testing.controlplane import _die_with_parent
+
+    log_path = Path(tempfile.mkdtemp(prefix="stratops-operator-")) / "operator.log"
+    log = log_path.open("w")
+    proc = subprocess.Popen([sys.executable, "-m", "stratops.cli.main", "operator", "-n", "t-*", "--metrics-port", str(port)],
+                            env=dict(os.environ), stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
+    from stratops.testing.wait import wait_for
+
+    def started() -> bool:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the operator exited: {log_path.read_text()[-3000:]}")
+        import httpx
+
+        try:
+            return httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    wait_for(started, timeout=60, what="the operator's metrics endpoint")
+    if cluster.control_plane is not None:
+        admission = client.AdmissionregistrationV1Api(cluster.api_client())
+        wait_for(lambda: admission.list_validating_webhook_configuration(
+            field_selector="metadata.name=gates.stratops.io").items, timeout=60, what="the gate webhook registered")
+    yield {"metrics": f"http://127.0.0.1:{port}/metrics", "log": log_path}
+    proc.terminate()
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
