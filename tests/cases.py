@@ -65,6 +65,16 @@ def _live_without_gates(doc: dict[str, Any]) -> None:
     del doc["spec"]["gates"]
 
 
+def _live_without_price_collar(doc: dict[str, Any]) -> None:
+    doc["spec"]["mode"] = "live"
+    del doc["spec"]["riskLimits"]["priceCollarBps"]
+
+
+def _live_without_venues(doc: dict[str, Any]) -> None:
+    doc["spec"]["mode"] = "live"
+    doc["spec"]["riskLimits"]["venues"] = []
+
+
 def _signature_for_unknown_item(doc: dict[str, Any]) -> None:
     doc["spec"]["signatures"] = [{"item": "no-such-item", "signer": "alice",
                                   "signedAt": "2026-11-24T08:00:00Z", "evidence": "ok"}]
@@ -82,6 +92,8 @@ BAD: tuple[Bad, ...] = (
     Bad("strategy-too-many-replicas", STRATEGY, _set("spec.replicas", 11), "spec.replicas", "less than or equal to 10"),
     Bad("strategy-bad-mode", STRATEGY, _set("spec.mode", "demo"), "spec.mode", "Unsupported value"),
     Bad("strategy-live-without-gates", STRATEGY, _live_without_gates, "spec.gates", "a live strategy must name its pre-launch gate"),
+    Bad("strategy-live-without-price-collar", STRATEGY, _live_without_price_collar, "spec.riskLimits", "a live strategy must declare spec.riskLimits"),
+    Bad("strategy-live-without-venues", STRATEGY, _live_without_venues, "spec.riskLimits", "a live strategy must declare spec.riskLimits"),
     Bad("strategy-image-with-tag", STRATEGY, _set("spec.image", "registry.example/x:1.0"), "spec.image", "should match"),
     Bad("strategy-bad-duration", STRATEGY, _set("spec.barInterval", "1 minute"), "spec.barInterval", "should match"),
     Bad("strategy-decay-shorter-than-bar", STRATEGY, _set("spec.decayHorizon", "30s"), "spec.decayHorizon", "spec.decayHorizon must be longer than spec.barInterval"),

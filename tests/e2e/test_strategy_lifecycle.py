@@ -163,7 +163,7 @@ def test_p1_incident_throttles_and_p0_incident_kills(desk):
     assert "kill-switch" in inc["status"]["steps"]["immediateAction"]["detail"]
 
 
-def test_resume_refused_until_resolved_reconciled_and_daily_signed_then_reducing_then_active(desk):
+def test_resume_refused_until_resolved_reconciled_and_daily_signed_then_reducing_then_active(desk, cluster):
     desk.create("strategies", strategy_doc())
     _known_good(desk, "1.4.2")
     desk.play_pods()
@@ -178,8 +178,25 @@ def test_resume_refused_until_resolved_reconciled_and_daily_signed_then_reducing
     assert "daily gate fx-daily not found" in msg
     assert desk.status()["killSwitch"]["latched"] and desk.deployment().spec.replicas == 0
 
-    desk.custom.patch_namespaced_custom_object_status(
-        "stratops.io", "v1alpha1", desk.ns, "incidents", "breach", {"status": {"phase": "Resolved"}})
+    # resolving needs the postmortem: refused without it, accepted with it (CLI)
+    desk.custom.patch_namespaced_custom_object("stratops.io", "v1alpha1", desk.ns, "incidents", "breach",
+                                               {"metadata": {"annotations": {"stratops.io/resolve": '{"reason": "x", "by": "bob"}'}}})
+    inc = wait_for(lambda: ((i := desk.custom.get_namespaced_custom_object("stratops.io", "v1alpha1", desk.ns, "incidents", "breach"))
+                            .get("status") or {}).get("message") and i, timeout=30, what="resolve refused")
+    assert "spec.postmortem (rootCause, actions, owner) is required" in inc["status"]["message"]
+    assert inc["status"].get("phase") == "Open"
+    from typer.testing import CliRunner
+
+    from stratops.cli.main import app
+
+    res = CliRunner().invoke(app, ["incident", "resolve", "breach", "-n", desk.ns, "--reason", "limit raised by mistake",
+                                   "--root-cause", "limit typo in Git", "--action", "review limit PRs", "--owner", "risk"],
+                             env={"KUBECONFIG": str(cluster.kubeconfig), "COLUMNS": "200"})
+    assert res.exit_code == 0, res.output
+    inc = desk.custom.get_namespaced_custom_object("stratops.io", "v1alpha1", desk.ns, "incidents", "breach")
+    assert inc["status"]["phase"] == "Resolved" and inc["status"]["steps"]["postmortem"]["by"] == "admin"
+    assert [k for k in ("detection", "immediateAction", "containment", "postmortem") if k in inc["status"]["steps"]] == [
+        "detection", "immediateAction", "containment", "postmortem"]
     desk.command("reconciliation", result="Matched", evidence="broker statement 2026-11-24 vs fills", by="ops")
     desk.wait_status(lambda s: (s.get("lastReconciliation") or {}).get("result") == "Matched", "reconciliation recorded")
     desk.create("gates", desk.sign(example("gates/daily.yaml")))

@@ -478,3 +478,20 @@ def test_lapsed_quarterly_review_is_a_retirement_finding():
     gates = next(c for c in w.status.conditions if c.type == "GatesSatisfied")
     assert gates.status == "False" and "retirement" in gates.message
     assert not any(e.reason == "RetirementReviewDue" for e in w.step().events)
+
+
+def test_incident_resolve_needs_a_postmortem_and_is_kept():
+    from stratops.models.incident import IncidentSpec, IncidentStatus
+    from stratops.recovery import decide_incident
+
+    spec = IncidentSpec.model_validate({"class": "RiskBreach", "severity": "P0", "strategy": NAME, "summary": "s"})
+    ann = {"stratops.io/resolve": json.dumps({"reason": "done", "by": "bob"})}
+    st, clear, events = decide_incident(spec, IncidentStatus(phase="Open"), ann, T0, parse_command)
+    assert st.phase == "Open" and "postmortem" in st.message and clear == ["stratops.io/resolve"]
+    assert events[0][1] == "ResolveRefused"
+    spec = IncidentSpec.model_validate({**spec.model_dump(by_alias=True, exclude_none=True),
+                                        "postmortem": {"rootCause": "typo", "actions": ["review"], "owner": "risk"}})
+    st, _, events = decide_incident(spec, IncidentStatus(phase="Acknowledged"), ann, T0, parse_command)
+    assert st.phase == "Resolved" and st.resolved_by == "bob" and st.steps.postmortem.by == "bob"
+    st2, _, _ = decide_incident(spec, IncidentStatus(phase="Open"), {"stratops.io/ack": json.dumps({"by": "carol"})}, T0, parse_command)
+    assert st2.phase == "Acknowledged" and st2.acknowledged_by == "carol"

@@ -155,6 +155,12 @@ def _register() -> None:
     gt.gate_app.command("sign")(_user_errors(gt.gate_sign))
     gt.gate_app.command("audit")(_user_errors(gt.gate_audit))
     app.add_typer(gt.gate_app, name="gate")
+    from stratops.cli import incidents as inc
+
+    for cmd, fn in (("list", inc.incident_list), ("show", inc.incident_show), ("ack", inc.incident_ack),
+                    ("resolve", inc.incident_resolve)):
+        inc.incident_app.command(cmd)(_user_errors(fn))
+    app.add_typer(inc.incident_app, name="incident")
 
 
 _register()

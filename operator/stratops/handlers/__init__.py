@@ -406,3 +406,27 @@ def _gate_status(raw: dict[str, Any], strategies: kopf.Index, rt: Runtime) -> fl
     if ev.expires_at is not None:
         return max(1.0, min((ev.expires_at - now).total_seconds() + 0.5, SAFETY_NET_SECONDS))
     return SAFETY_NET_SECONDS
+
+
+# -- incidents: acknowledge and resolve (annotations from `stratops incident ack|resolve`) --------
+@kopf.on.event(GROUP, VERSION, "incidents", annotations={"stratops.io/ack": kopf.PRESENT})
+@kopf.on.event(GROUP, VERSION, "incidents", annotations={"stratops.io/resolve": kopf.PRESENT})
+def incident_command(namespace: str, name: str, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    from stratops.lifecycle.decide import parse_command
+    from stratops.models.incident import IncidentSpec, IncidentStatus
+    from stratops.recovery import decide_incident
+
+    raw = plain(body)
+    spec = IncidentSpec.model_validate(raw.get("spec") or {})
+    status = IncidentStatus.model_validate(raw.get("status") or {})
+    now = datetime.now(timezone.utc)
+    new, clear, events = decide_incident(spec, status, raw["metadata"].get("annotations") or {}, now, parse_command)
+    ex: Executor = memo.runtime.executor
+    if new.to_dict() != status.to_dict():
+        ex.custom.patch_namespaced_custom_object_status(GROUP, VERSION, namespace, "incidents", name,
+                                                         {"status": new.model_dump(by_alias=True, mode="json")})
+    for type_, reason, message in events:
+        ex.event(namespace, name, raw["metadata"]["uid"], type_, reason, message, now, kind="Incident")
+    if clear:
+        ex.custom.patch_namespaced_custom_object(GROUP, VERSION, namespace, "incidents", name,
+                                                 {"metadata": {"annotations": {k: None for k in clear}}})

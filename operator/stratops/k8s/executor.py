@@ -104,10 +104,18 @@ class Executor:
         return created
 
     def record_incident_action(self, namespace: str, name: str, detail: str, now: datetime) -> None:
+        """Record the immediate action; an incident opened by a person gets its detection step
+        (when the operator first saw it) at the same time, so the four steps are complete."""
         try:
+            inc = self.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, "incidents", name)
+            steps: dict[str, Any] = {"immediateAction": {"at": _iso(now), "by": OPERATOR, "detail": detail}}
+            status = inc.get("status") or {}
+            if "detection" not in (status.get("steps") or {}):
+                steps["detection"] = {"at": inc["metadata"]["creationTimestamp"], "by": OPERATOR,
+                                      "detail": f"opened by hand: {inc['spec'].get('summary', '')}"}
             self.custom.patch_namespaced_custom_object_status(
                 GROUP, VERSION, namespace, "incidents", name,
-                {"status": {"steps": {"immediateAction": {"at": _iso(now), "by": OPERATOR, "detail": detail}}}})
+                {"status": {"phase": status.get("phase") or "Open", "steps": steps}})
         except ApiException as e:
             if e.status != 404:
                 raise
@@ -120,10 +128,11 @@ class Executor:
                 "status": status.to_dict()}
         self.custom.replace_namespaced_custom_object_status(GROUP, VERSION, namespace, "strategies", name, body)
 
-    def event(self, namespace: str, name: str, uid: str, type_: str, reason: str, message: str, now: datetime) -> None:
+    def event(self, namespace: str, name: str, uid: str, type_: str, reason: str, message: str, now: datetime,
+              kind: str = "Strategy") -> None:
         body = {
             "metadata": {"generateName": f"{name}.", "namespace": namespace},
-            "involvedObject": {"apiVersion": API_VERSION, "kind": "Strategy", "name": name,
+            "involvedObject": {"apiVersion": API_VERSION, "kind": kind, "name": name,
                                "namespace": namespace, "uid": uid},
             "type": type_, "reason": reason, "message": message[:1024],
             "firstTimestamp": _iso(now), "lastTimestamp": _iso(now), "count": 1,

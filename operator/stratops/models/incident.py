@@ -66,3 +66,4 @@ class IncidentStatus(Model):
     resolved_at: datetime | None = Field(default=None, description="When it was resolved.")
     resolved_by: str | None = Field(default=None, description="Who resolved it.")
     resolution: str | None = Field(default=None, description="How it ended.")
+    message: str | None = Field(default=None, description="Last refusal or note, for humans.")

@@ -148,6 +148,16 @@ class ThrottlePolicy(Model):
     factor: float = Field(default=0.5, gt=0, lt=1, description="Effective order rate and position limits are multiplied by this.")
 
 
+LIVE_REQUIRED_LIMITS = ("instruments", "venues", "maxOrderValue", "maxOrderVolume", "priceCollarBps", "maxMessageRate")
+
+
+def _live_declares_limits(s: "StrategySpec") -> bool:
+    r = s.risk_limits
+    return s.mode != Mode.live or bool(
+        r.instruments and r.venues and r.max_order_value is not None and r.max_order_volume is not None
+        and r.price_collar_bps is not None and r.max_message_rate is not None)
+
+
 def _live_has_prelaunch(s: "StrategySpec") -> bool:
     return s.mode != Mode.live or (s.gates is not None and s.gates.pre_launch is not None)
 
@@ -176,6 +186,16 @@ class StrategySpec(Model):
             field_path=".gates",
             reason="FieldValueRequired",
             check=_live_has_prelaunch,
+        ),
+        Rule(
+            # RTS 6 Art. 8 and 15: limits set before deployment, pre-trade controls in place.
+            cel="self.mode != 'live' || (" + " && ".join(
+                f"has(self.riskLimits.{f})" + (f" && size(self.riskLimits.{f}) > 0" if f in ("instruments", "venues") else "")
+                for f in LIVE_REQUIRED_LIMITS) + ")",
+            message="a live strategy must declare spec.riskLimits " + ", ".join(LIVE_REQUIRED_LIMITS) + " (RTS 6 Art. 8 and 15)",
+            field_path=".riskLimits",
+            reason="FieldValueRequired",
+            check=_live_declares_limits,
         ),
         Rule(
             cel="duration(self.decayHorizon) > duration(self.barInterval)",

@@ -1,0 +1,115 @@
+"""`stratops incident list|show|ack|resolve`."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from datetime import datetime, timezone
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from stratops import GROUP, VERSION
+from stratops.cli.lifecycle import CliError, Namespace, _api, _namespace, console, whoami
+
+incident_app = typer.Typer(help="Incidents: list, show, acknowledge, resolve.", no_args_is_help=True)
+
+
+def _get(api: Any, ns: str, name: str) -> dict[str, Any]:
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+
+    try:
+        return client.CustomObjectsApi(api).get_namespaced_custom_object(GROUP, VERSION, ns, "incidents", name)
+    except ApiException as e:
+        raise CliError(f"incident {name} not found in namespace {ns}" if e.status == 404 else f"cannot read incident {ns}/{name}: {e.reason}") from e
+
+
+def incident_list(namespace: Namespace = None, all_namespaces: Annotated[bool, typer.Option("--all-namespaces", "-A")] = False,
+                  open_only: Annotated[bool, typer.Option("--open", help="Only incidents not resolved.")] = False) -> None:
+    """Incidents, newest first: strategy, class, severity, phase, summary."""
+    from kubernetes import client
+
+    custom = client.CustomObjectsApi(_api())
+    items = (custom.list_cluster_custom_object(GROUP, VERSION, "incidents") if all_namespaces else
+             custom.list_namespaced_custom_object(GROUP, VERSION, _namespace(namespace), "incidents"))["items"]
+    table = Table("namespace", "incident", "strategy", "class", "sev", "phase", "opened", "summary")
+    for i in sorted(items, key=lambda i: i["metadata"]["creationTimestamp"], reverse=True):
+        phase = (i.get("status") or {}).get("phase") or "Open"
+        if open_only and phase == "Resolved":
+            continue
+        table.add_row(i["metadata"]["namespace"], i["metadata"]["name"], i["spec"]["strategy"], i["spec"]["class"],
+                      i["spec"]["severity"], phase, i["metadata"]["creationTimestamp"], i["spec"]["summary"][:80])
+    console.print(table)
+
+
+def incident_show(name: str, namespace: Namespace = None) -> None:
+    """One incident with its four playbook steps."""
+    i = _get(_api(), _namespace(namespace), name)
+    st = i.get("status") or {}
+    console.print(f"[bold]{name}[/] {i['spec']['class']} {i['spec']['severity']} on {i['spec']['strategy']}: {st.get('phase') or 'Open'}")
+    console.print(f"  {i['spec']['summary']}")
+    for step in ("detection", "immediateAction", "containment", "postmortem"):
+        s = (st.get("steps") or {}).get(step)
+        console.print(f"  {step:16} " + (f"{s['at']} by {s['by']}: {s.get('detail', '')}" if s else "-"))
+    if i["spec"].get("postmortem"):
+        pm = i["spec"]["postmortem"]
+        console.print(f"  postmortem: {pm['rootCause']} (owner {pm['owner']}); actions: {'; '.join(pm['actions'])}")
+    if st.get("message"):
+        console.print(f"  [yellow]{st['message']}[/]")
+
+
+def _annotate(api: Any, ns: str, name: str, key: str, value: dict[str, Any], extra: dict[str, Any] | None = None) -> None:
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+
+    patch: dict[str, Any] = {"metadata": {"annotations": {key: json.dumps(value)}}, **(extra or {})}
+    try:
+        client.CustomObjectsApi(api).patch_namespaced_custom_object(GROUP, VERSION, ns, "incidents", name, patch)
+    except ApiException as e:
+        raise CliError(f"cannot update incident {ns}/{name}: {e.reason} ({e.status})") from e
+
+
+def incident_ack(name: str, namespace: Namespace = None) -> None:
+    """Acknowledge: you own it now."""
+    api, ns = _api(), _namespace(namespace)
+    _get(api, ns, name)
+    _annotate(api, ns, name, "stratops.io/ack", {"by": whoami(api), "id": uuid.uuid4().hex[:12]})
+    console.print(f"acknowledged {ns}/{name}")
+
+
+def incident_resolve(
+    name: str,
+    reason: Annotated[str, typer.Option("--reason", "-r", help="How it ended.")],
+    root_cause: Annotated[str | None, typer.Option(help="Postmortem: the root cause.")] = None,
+    action: Annotated[list[str] | None, typer.Option("--action", help="Postmortem: a follow-up action (repeatable).")] = None,
+    owner: Annotated[str | None, typer.Option(help="Postmortem: who owns the follow-up.")] = None,
+    namespace: Namespace = None,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait.")] = 30,
+) -> None:
+    """Resolve: needs the postmortem (root cause, actions, owner), given here or already in spec."""
+    api, ns = _api(), _namespace(namespace)
+    inc = _get(api, ns, name)
+    extra: dict[str, Any] = {}
+    given = [root_cause, action, owner]
+    if any(given):
+        if not all(given):
+            raise CliError("a postmortem needs --root-cause, at least one --action and --owner")
+        extra = {"spec": {"postmortem": {"rootCause": root_cause, "actions": action, "owner": owner}}}
+    elif not inc["spec"].get("postmortem"):
+        raise CliError("this incident has no postmortem yet: give --root-cause, --action (repeatable) and --owner")
+    _annotate(api, ns, name, "stratops.io/resolve",
+              {"by": whoami(api), "reason": reason, "id": uuid.uuid4().hex[:12], "at": datetime.now(timezone.utc).isoformat()}, extra)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        i = _get(api, ns, name)
+        st = i.get("status") or {}
+        if st.get("phase") == "Resolved":
+            console.print(f"resolved {ns}/{name} by {st.get('resolvedBy')}")
+            return
+        if "stratops.io/resolve" not in (i["metadata"].get("annotations") or {}) and st.get("message"):
+            raise CliError(st["message"])
+        time.sleep(0.5)
+    raise CliError(f"timed out after {timeout:.0f}s; is the operator running? see `stratops incident show {name}`")
