@@ -211,3 +211,28 @@ def test_incident_action_auto_rolls_back_during_a_rollout():
     assert incident_action(p1, None) == "throttle"
     explicit = p1.model_copy(update={"incident": p1.incident.model_copy(update={"action": "none"})})
     assert incident_action(explicit, rolling) == "none"
+
+
+def test_prometheus_source_sends_the_token_and_reports_errors_as_unavailable():
+    import httpx
+
+    from stratops.monitors.prometheus import Prometheus
+
+    seen = {}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen["auth"] = request.headers.get("Authorization")
+        if request.url.params["query"] == "bad":
+            return httpx.Response(400, json={"status": "error", "error": "parse error"})
+        if request.url.params["query"] == "empty":
+            return httpx.Response(200, json={"status": "success", "data": {"resultType": "vector", "result": []}})
+        return httpx.Response(200, json={"status": "success", "data": {"resultType": "vector", "result": [
+            {"metric": {"symbol": "EURUSD"}, "value": [1764000000, "42"]}]}})
+
+    prom = Prometheus("http://prom.invalid", token="s3cret", transport=httpx.MockTransport(handler))
+    [series] = prom.query("up")
+    assert series.last == 42 and series.labels == {"symbol": "EURUSD"} and seen["auth"] == "Bearer s3cret"
+    with pytest.raises(SourceUnavailable, match="parse error"):
+        prom.query("bad")
+    with pytest.raises(SourceUnavailable, match="no data"):
+        prom.query("empty")
