@@ -281,6 +281,16 @@ def reconcile(body: dict[str, Any], rt: Runtime, idx: dict[str, Any]) -> float |
     return plan.requeue_after if plan.requeue_after is not None else 0.5 if plan.clear_annotations else None
 
 
+async def _sleep(poke: asyncio.Event, stopped: kopf.DaemonStopped, timeout: float) -> None:
+    """Until poked, stopped, or TIMEOUT seconds: a daemon's wait between passes."""
+    waiters = [asyncio.ensure_future(poke.wait()), asyncio.ensure_future(stopped.wait())]
+    try:
+        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waiters:
+            w.cancel()
+
+
 @kopf.daemon(GROUP, VERSION, "strategies", cancellation_timeout=10)
 async def strategy_daemon(
     name: str, namespace: str, body: kopf.Body, memo: kopf.Memo, stopped: kopf.DaemonStopped,
@@ -304,13 +314,7 @@ async def strategy_daemon(
                 M.RECONCILE_ERRORS.labels(namespace, name).inc()
                 logger.warning(f"reconcile failed, retrying in {backoff:.0f}s: {e}")
                 wake, backoff = backoff, min(backoff * 2, 60.0)
-            timeout = SAFETY_NET_SECONDS if wake is None else min(wake, SAFETY_NET_SECONDS)
-            waiters = [asyncio.ensure_future(poke.wait()), asyncio.ensure_future(stopped.wait())]
-            try:
-                await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for w in waiters:
-                    w.cancel()
+            await _sleep(poke, stopped, SAFETY_NET_SECONDS if wake is None else min(wake, SAFETY_NET_SECONDS))
     finally:
         rt.pokes.pop(key, None)
         rt.written_control.pop(key, None)
@@ -359,12 +363,7 @@ async def gate_daemon(
                 wake = await asyncio.get_running_loop().run_in_executor(rt.gate_pool, _gate_status, raw, strategies_by_name, rt)
             except Exception as e:  # noqa: BLE001 - retried at the next wake-up
                 logger.warning(f"gate status not written: {e}")
-            waiters = [asyncio.ensure_future(poke.wait()), asyncio.ensure_future(stopped.wait())]
-            try:
-                await asyncio.wait(waiters, timeout=wake, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for w in waiters:
-                    w.cancel()
+            await _sleep(poke, stopped, wake)
     finally:
         rt.pokes.pop(key, None)  # type: ignore[arg-type]
 

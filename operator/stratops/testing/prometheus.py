@@ -20,6 +20,25 @@ from prometheus_client import CollectorRegistry, Gauge, start_http_server
 from stratops.testing.controlplane import ControlPlaneError, _die_with_parent, free_port
 
 
+def _start_ready(args: list[str], log_path: Path, url: str, timeout: float) -> subprocess.Popen[bytes]:
+    """Start a server process (dies with us) and wait for its /-/ready; its log tail on failure."""
+    with log_path.open("ab") as log:
+        proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
+    name = Path(args[0]).name
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise ControlPlaneError(f"{name} exited: {log_path.read_text()[-2000:]}")
+        try:
+            if httpx.get(f"{url}/-/ready", timeout=1, trust_env=False).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    proc.terminate()
+    raise ControlPlaneError(f"{name} not ready after {timeout:.0f}s: {log_path.read_text()[-2000:]}")
+
+
 class Exporter:
     """Metrics a test sets by hand, served on a loopback port for Prometheus to scrape."""
 
@@ -61,22 +80,10 @@ class PrometheusServer:
             "global": {"scrape_interval": self.scrape_interval, "evaluation_interval": self.scrape_interval},
             "scrape_configs": [{"job_name": "stratops-test", "static_configs": [{"targets": self.targets}]}],
         }))
-        log = (self.workdir / "prometheus.log").open("ab")
-        self.process = subprocess.Popen(
-            [binary, f"--config.file={cfg}", f"--storage.tsdb.path={self.workdir / 'data'}",
-             f"--web.listen-address=127.0.0.1:{self.port}", "--log.level=warn"],
-            stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise ControlPlaneError(f"prometheus exited: {(self.workdir / 'prometheus.log').read_text()[-2000:]}")
-            try:
-                if httpx.get(f"{self.url}/-/ready", timeout=1, trust_env=False).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        raise ControlPlaneError("prometheus not ready in time")
+        self.process = _start_ready([binary, f"--config.file={cfg}", f"--storage.tsdb.path={self.workdir / 'data'}",
+                                     f"--web.listen-address=127.0.0.1:{self.port}", "--log.level=warn"],
+                                    self.workdir / "prometheus.log", self.url, timeout)
+        return self
 
     def stop(self, remove: bool = True) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -149,22 +156,10 @@ class AlertmanagerServer:
         self.workdir = Path(tempfile.mkdtemp(prefix="stratops-am-"))
         cfg = self.workdir / "alertmanager.yml"
         cfg.write_text(json.dumps({"route": {"receiver": "null", "group_wait": "0s"}, "receivers": [{"name": "null"}]}))
-        log = (self.workdir / "alertmanager.log").open("ab")
-        self.process = subprocess.Popen(
-            [binary, f"--config.file={cfg}", f"--storage.path={self.workdir / 'data'}",
-             f"--web.listen-address=127.0.0.1:{self.port}", "--cluster.listen-address=", "--log.level=warn"],
-            stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise ControlPlaneError(f"alertmanager exited: {(self.workdir / 'alertmanager.log').read_text()[-2000:]}")
-            try:
-                if httpx.get(f"{self.url}/-/ready", timeout=1, trust_env=False).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        raise ControlPlaneError("alertmanager not ready in time")
+        self.process = _start_ready([binary, f"--config.file={cfg}", f"--storage.path={self.workdir / 'data'}",
+                                     f"--web.listen-address=127.0.0.1:{self.port}", "--cluster.listen-address=", "--log.level=warn"],
+                                    self.workdir / "alertmanager.log", self.url, timeout)
+        return self
 
     def alerts(self, **labels: str) -> list[dict[str, Any]]:
         """Alerts Alertmanager holds (active and, with active=false, resolved) matching LABELS."""
