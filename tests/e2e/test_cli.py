@@ -45,6 +45,13 @@ def test_kill_resume_and_status_from_the_cli(kube, namespace, operator, oncall):
 
         res = runner.invoke(app, ["status", "-n", namespace], env=env)
         assert res.exit_code == 0 and NAME in res.output and "HALTED" in res.output
+        res = runner.invoke(app, ["status", "-n", namespace, "-o", "json"], env=env)
+        import json
+
+        [obj] = json.loads(res.output)
+        assert obj["status"]["killSwitch"]["by"] == "carol" and obj["status"]["tradingState"] == "HALTED"
+        res = runner.invoke(app, ["status", "-n", namespace, "-o", "xml"], env=env)
+        assert res.exit_code == 1 and "--output must be table, json or yaml" in res.output
 
         res = runner.invoke(app, ["kill", "no-such", "-n", namespace, "--reason", "x"], env=env)
         assert res.exit_code == 1 and "strategy no-such not found" in " ".join(res.output.split())

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from stratops import GROUP, VERSION
-from stratops.cli.lifecycle import CliError, Namespace, _api, _namespace, console, whoami
+from stratops.cli.lifecycle import CliError, Namespace, Output, _api, _namespace, console, emit, whoami
 from stratops.models.gate import Cadence
 
 gate_app = typer.Typer(help="Gates: list, sign, audit.", no_args_is_help=True)
@@ -26,8 +26,11 @@ def _gates(api: Any, namespace: str | None, all_namespaces: bool) -> list[dict[s
 
 
 def gate_list(namespace: Namespace = None,
-              all_namespaces: Annotated[bool, typer.Option("--all-namespaces", "-A")] = False) -> None:
+              all_namespaces: Annotated[bool, typer.Option("--all-namespaces", "-A")] = False,
+              output: Output = "table") -> None:
     """Every gate: cadence, strategies, state, signed, expiry, missing items."""
+    if emit(_gates(_api(), namespace, all_namespaces), output):
+        return
     table = Table("namespace", "gate", "cadence", "strategies", "state", "signed", "expires", "missing")
     for g in sorted(_gates(_api(), namespace, all_namespaces), key=lambda g: CADENCES.index(g["spec"]["cadence"])):
         st = g.get("status") or {}

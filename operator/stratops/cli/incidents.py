@@ -12,7 +12,7 @@ import typer
 from rich.table import Table
 
 from stratops import GROUP, VERSION
-from stratops.cli.lifecycle import CliError, Namespace, _api, _namespace, console, whoami
+from stratops.cli.lifecycle import CliError, Namespace, Output, _api, _namespace, console, emit, whoami
 
 incident_app = typer.Typer(help="Incidents: list, show, acknowledge, resolve.", no_args_is_help=True)
 
@@ -28,18 +28,22 @@ def _get(api: Any, ns: str, name: str) -> dict[str, Any]:
 
 
 def incident_list(namespace: Namespace = None, all_namespaces: Annotated[bool, typer.Option("--all-namespaces", "-A")] = False,
-                  open_only: Annotated[bool, typer.Option("--open", help="Only incidents not resolved.")] = False) -> None:
+                  open_only: Annotated[bool, typer.Option("--open", help="Only incidents not resolved.")] = False,
+                  output: Output = "table") -> None:
     """Incidents, newest first: strategy, class, severity, phase, summary."""
     from kubernetes import client
 
     custom = client.CustomObjectsApi(_api())
     items = (custom.list_cluster_custom_object(GROUP, VERSION, "incidents") if all_namespaces else
              custom.list_namespaced_custom_object(GROUP, VERSION, _namespace(namespace), "incidents"))["items"]
+    items = sorted(items, key=lambda i: i["metadata"]["creationTimestamp"], reverse=True)
+    if open_only:
+        items = [i for i in items if ((i.get("status") or {}).get("phase") or "Open") != "Resolved"]
+    if emit(items, output):
+        return
     table = Table("namespace", "incident", "strategy", "class", "sev", "phase", "opened", "summary")
-    for i in sorted(items, key=lambda i: i["metadata"]["creationTimestamp"], reverse=True):
+    for i in items:
         phase = (i.get("status") or {}).get("phase") or "Open"
-        if open_only and phase == "Resolved":
-            continue
         table.add_row(i["metadata"]["namespace"], i["metadata"]["name"], i["spec"]["strategy"], i["spec"]["class"],
                       i["spec"]["severity"], phase, i["metadata"]["creationTimestamp"], i["spec"]["summary"][:80])
     console.print(table)

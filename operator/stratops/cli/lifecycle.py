@@ -24,6 +24,24 @@ Namespace = Annotated[str | None, typer.Option("--namespace", "-n", help="Namesp
 Reason = Annotated[str, typer.Option("--reason", "-r", help="Why; recorded in status, Events and the Incident.")]
 Wait = Annotated[bool, typer.Option("--wait/--no-wait", help="Wait until the operator has carried it out.")]
 Timeout = Annotated[float, typer.Option(help="Seconds to wait.")]
+Output = Annotated[str, typer.Option("--output", "-o", help="table, json or yaml (json and yaml: the objects, for scripts).")]
+
+
+def emit(items: list[dict[str, Any]], output: str) -> bool:
+    """Print ITEMS as JSON or YAML when asked; False means: print the table."""
+    if output == "table":
+        return False
+    if output == "json":
+        import json as _json
+
+        print(_json.dumps(items, indent=2, default=str))
+        return True
+    if output == "yaml":
+        import yaml
+
+        print(yaml.safe_dump(items, sort_keys=False), end="")
+        return True
+    raise CliError(f"--output must be table, json or yaml, not {output!r}")
 
 
 class CliError(Exception):
@@ -167,7 +185,8 @@ def reconcile(
     give_command("reconciliation", strategy, namespace, {"result": result, "evidence": evidence})
 
 
-def status(namespace: Namespace = None, all_namespaces: Annotated[bool, typer.Option("--all-namespaces", "-A")] = False) -> None:
+def status(namespace: Namespace = None, all_namespaces: Annotated[bool, typer.Option("--all-namespaces", "-A")] = False,
+           output: Output = "table") -> None:
     """All strategies: phase, mode, version, trading state, open incidents, gates."""
     from kubernetes import client
 
@@ -177,6 +196,8 @@ def status(namespace: Namespace = None, all_namespaces: Annotated[bool, typer.Op
         items = custom.list_cluster_custom_object(GROUP, VERSION, "strategies")["items"]
     else:
         items = custom.list_namespaced_custom_object(GROUP, VERSION, _namespace(namespace), "strategies")["items"]
+    if emit(items, output):
+        return
     table = Table("namespace", "strategy", "phase", "mode", "version", "known-good", "trading", "incidents", "gates")
     for s in items:
         st = s.get("status") or {}

@@ -19,7 +19,6 @@ app = typer.Typer(
     name="stratops",
     help="Run the production lifecycle of trading strategies on Kubernetes.",
     no_args_is_help=True,
-    add_completion=False,
     pretty_exceptions_enable=False,
 )
 dev = typer.Typer(help="The local control plane for trying stratops on a laptop.", no_args_is_help=True)
