@@ -155,7 +155,7 @@ def test_p1_incident_throttles_and_p0_incident_kills(desk):
     _known_good(desk, "1.4.2")
     desk.create("incidents", _incident("slow-fills", "P1", "PnLDivergence"))
     wait_for(lambda: desk.control()["tradingState"] == "REDUCING", timeout=30, what="P1 throttles")
-    assert desk.status()["throttle"]["incident"] == "slow-fills"
+    desk.wait_status(lambda s: (s.get("throttle") or {}).get("incident") == "slow-fills", "throttle recorded")
     desk.create("incidents", _incident("limit-breach", "P0"))
     desk.wait_status(lambda s: (s.get("killSwitch") or {}).get("completedAt"), "P0 kills")
     assert desk.status()["killSwitch"]["incident"] == "limit-breach"
@@ -202,13 +202,13 @@ def test_resume_refused_until_resolved_reconciled_and_daily_signed_then_reducing
     desk.create("gates", desk.sign(example("gates/daily.yaml")))
     desk.command("resume", reason="fixed", by="bob")
     wait_for(lambda: desk.control()["tradingState"] == "REDUCING", timeout=30, what="REDUCING first")
-    assert not desk.status()["killSwitch"]["latched"]
+    # the status write follows the control document's: wait for it rather than race it
+    desk.wait_status(lambda s: not s["killSwitch"]["latched"], "kill-switch unlatched")
     wait_for(lambda: desk.running_pods(), timeout=30, what="pods back")
     desk.play_pods()
     wait_for(lambda: desk.control()["tradingState"] == "ACTIVE", timeout=60, what="then ACTIVE")
-    status = desk.status()
-    assert status["resume"]["stage"] == "Active" and status["resume"]["by"] == "bob"
-    assert status["phase"] == "Running"
+    status = desk.wait_status(lambda s: s.get("phase") == "Running" and s["resume"]["stage"] == "Active", "running again")
+    assert status["resume"]["by"] == "bob"
 
 
 def test_promotion_blocked_until_prelaunch_gate_signed(desk):
