@@ -51,7 +51,9 @@ def test_breach_alerts_opens_incident_and_throttles_then_resolves(desk, exporter
     depth.set(5000)
     st = wait_for(lambda: (s := _monitor_status(desk, name)).get("breaching") and s, timeout=60, what="breach")
     assert st["lastValue"] == "5000" and st["incident"]
-    [incident] = [i for i in desk.incidents() if i["metadata"]["name"] == st["incident"]]
+    # the monitor records the incident's name before creating it (no duplicate after a crash)
+    [incident] = wait_for(lambda: [i for i in desk.incidents() if i["metadata"]["name"] == st["incident"]
+                                   and (i.get("status") or {}).get("steps")], timeout=30, what="the incident")
     assert incident["spec"]["class"] == "RiskBreach" and incident["spec"]["monitor"] == name
     assert incident["status"]["steps"]["detection"]["by"] == f"monitor/{name}"
     wait_for(lambda: desk.control()["tradingState"] == "REDUCING", timeout=30, what="P1 breach throttles")
@@ -82,7 +84,8 @@ def test_prometheus_down_is_a_stale_finding_never_a_pass(desk, exporter):
         own.stop()
     st = wait_for(lambda: (s := _monitor_status(desk, name)).get("stale") and s, timeout=60, what="stale finding")
     assert st["breaching"] is False and "stale" in st["detail"] and st["lastValue"] == "n/a"
-    [incident] = [i for i in desk.incidents() if i["metadata"]["name"] == st["incident"]]
+    [incident] = wait_for(lambda: [i for i in desk.incidents() if i["metadata"]["name"] == st["incident"]],
+                          timeout=30, what="the StaleData incident")
     assert incident["spec"]["class"] == "StaleData"
     wait_for(lambda: desk.control()["tradingState"] == "REDUCING", timeout=30, what="stale data slows the strategy")
 

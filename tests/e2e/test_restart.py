@@ -69,4 +69,5 @@ def test_operator_killed_mid_kill_switch_completes_it_on_restart(cluster, kube, 
     assert ks_after["haltGeneration"] == ks_before["haltGeneration"] == desk.control()["generation"] == 2
     assert ks_after["acknowledged"] is True
     assert desk.deployment().spec.replicas == 0 and desk.running_pods() == []
+    wait_for(lambda: desk.events("KillSwitchCompleted"), timeout=30, what="completion event")  # written after status
     assert len(desk.events("KillSwitch")) == 1 and len(desk.events("KillSwitchCompleted")) == 1

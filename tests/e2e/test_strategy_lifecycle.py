@@ -91,7 +91,8 @@ def test_manual_rollback_by_annotation(desk):
     status = desk.status()
     assert [b["version"] for b in status["blockedVersions"]] == ["1.5.0"]
     assert "stratops.io/rollback" not in (desk.strategy()["metadata"].get("annotations") or {})
-    assert "fills look wrong" in desk.events("Rollback")[0].message
+    # Events are written after the Deployment and the status: wait for them
+    assert "fills look wrong" in wait_for(lambda: desk.events("Rollback"), timeout=30, what="Rollback event")[0].message
 
 
 def test_throttle_lowers_limits_and_never_raises_them(desk):
@@ -142,7 +143,7 @@ def test_unacknowledged_halt_is_scaled_to_zero_at_the_deadline_and_reported(desk
     assert status["killSwitch"]["acknowledged"] is False
     [finding] = [i for i in desk.incidents() if i["spec"]["class"] == "StaleData"]
     assert finding["spec"]["severity"] == "P0" and "not acknowledged" in finding["spec"]["summary"]
-    assert desk.events("KillSwitchUnacknowledged")
+    wait_for(lambda: desk.events("KillSwitchUnacknowledged"), timeout=30, what="KillSwitchUnacknowledged event")
 
 
 def _incident(name: str, severity: str, cls: str = "RiskBreach") -> dict:
@@ -221,12 +222,13 @@ def test_promotion_blocked_until_prelaunch_gate_signed(desk):
     promoted = next(c for c in status["conditions"] if c["type"] == "Promoted")
     assert "backtest-reviewed" in promoted["message"] and "rollback-rehearsed" in promoted["message"]
     assert status["mode"] == "paper" and desk.control()["mode"] == "paper"
-    assert "backtest-reviewed" in desk.events("PromotionBlocked")[0].message
+    assert "backtest-reviewed" in wait_for(lambda: desk.events("PromotionBlocked"), timeout=30, what="event")[0].message
     signed = desk.sign(gate, doc["spec"])
     desk.custom.patch_namespaced_custom_object("stratops.io", "v1alpha1", desk.ns, "gates", gate["metadata"]["name"],
                                                {"spec": {"signatures": signed["spec"]["signatures"]}})
     desk.wait_status(lambda s: s.get("mode") == "live", "promoted")
-    assert desk.control()["mode"] == "live" and desk.events("Promoted")
+    assert desk.control()["mode"] == "live"
+    wait_for(lambda: desk.events("Promoted"), timeout=30, what="Promoted event")
 
 
 def test_manual_change_of_the_deployment_is_reverted_and_recorded(desk):
