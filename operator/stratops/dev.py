@@ -5,16 +5,16 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
+from pathlib import Path
 
 from kubernetes import client
 from rich.console import Console
 
 from stratops import GROUP, VERSION
 from stratops.k8s.apply import apply, install_crds, load_documents
-from stratops.testing.controlplane import ControlPlane, _die_with_parent, free_port, repo_root
+from stratops.testing.controlplane import ControlPlane, free_port, operator_process, repo_root, stop_process
 
 
 def run_demo(*, examples: bool, once: bool, nodes: int, console: Console) -> int:
@@ -30,20 +30,17 @@ def run_demo(*, examples: bool, once: bool, nodes: int, console: Console) -> int
         names = install_crds(api, root / "crds")
         console.print(f"installed CRDs: {', '.join(names)}")
         metrics = free_port()
-        log = (cp.workdir / "operator.log").open("w")
-        operator = subprocess.Popen(
-            [sys.executable, "-m", "stratops.cli.main", "operator", "-n", "default", "--metrics-port", str(metrics)],
-            env={**os.environ, "KUBECONFIG": str(cp.kubeconfig)}, stdout=log, stderr=subprocess.STDOUT,
-            preexec_fn=_die_with_parent,
-        )
+        log = cp.workdir / "operator.log"
+        assert cp.kubeconfig is not None
+        operator = operator_process(cp.kubeconfig, ["default"], log, metrics)
         try:
-            console.print(f"operator started (pid {operator.pid}, metrics on http://127.0.0.1:{metrics}/metrics, log {log.name})")
+            console.print(f"operator started (pid {operator.pid}, metrics on http://127.0.0.1:{metrics}/metrics, log {log})")
             if examples:
                 docs = [d for d in load_documents([root / "examples"]) if str(d.get("apiVersion", "")).startswith(f"{GROUP}/")]
                 apply(api, docs, namespace="default")
                 console.print(f"applied {len(docs)} example objects to namespace default")
                 if not _wait_running(api, operator, console):
-                    console.print(f"[red]the example strategy did not reach Running; operator log:[/]\n{_tail(log.name)}")
+                    console.print(f"[red]the example strategy did not reach Running; operator log:[/]\n{_tail(log)}")
                     return 1
             if examples and not os.environ.get("STRATOPS_PROMETHEUS_URL"):
                 console.print("[yellow]note:[/] no STRATOPS_PROMETHEUS_URL: the example monitors report stale data, "
@@ -61,22 +58,17 @@ def run_demo(*, examples: bool, once: bool, nodes: int, console: Console) -> int
             try:
                 while not stop.wait(1.0):
                     if operator.poll() is not None:
-                        console.print(f"[red]the operator exited ({operator.returncode}); log:[/]\n{_tail(log.name)}")
+                        console.print(f"[red]the operator exited ({operator.returncode}); log:[/]\n{_tail(log)}")
                         return 1
             except KeyboardInterrupt:
                 pass
         finally:
-            operator.terminate()
-            try:
-                operator.wait(15)
-            except subprocess.TimeoutExpired:
-                operator.kill()
-            log.close()
+            stop_process(operator, 15)
     console.print("stopped; nothing left behind")
     return 0
 
 
-def _wait_running(api: client.ApiClient, operator: subprocess.Popen, console: Console, timeout: float = 120) -> bool:
+def _wait_running(api: client.ApiClient, operator: "subprocess.Popen[bytes]", console: Console, timeout: float = 120) -> bool:
     custom = client.CustomObjectsApi(api)
     deadline = time.monotonic() + timeout
     last = None
@@ -94,6 +86,6 @@ def _wait_running(api: client.ApiClient, operator: subprocess.Popen, console: Co
     return False
 
 
-def _tail(path: str, lines: int = 30) -> str:
+def _tail(path: Path, lines: int = 30) -> str:
     with open(path, errors="replace") as f:
         return "".join(f.readlines()[-lines:])

@@ -11,7 +11,7 @@ import pytest
 from cases import example
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
-from lifecycle_helpers import NAME, Desk, strategy_doc
+from lifecycle_helpers import Desk, strategy_doc
 from typer.testing import CliRunner
 
 from stratops.cli.main import app

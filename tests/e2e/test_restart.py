@@ -3,26 +3,21 @@ kill-switch on restart, and does nothing twice."""
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import uuid
 
 import pytest
 from kubernetes import client
 from lifecycle_helpers import Desk, strategy_doc
 
+from stratops.testing.controlplane import operator_process, stop_process
 from stratops.testing.wait import wait_for
 
 pytestmark = pytest.mark.e2e
 
 
-def _operator(cluster, namespace: str, log) -> subprocess.Popen:
-    env = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig), "STRATOPS_RESYNC_SECONDS": "10"}
-    return subprocess.Popen(
-        [sys.executable, "-m", "stratops.cli.main", "operator", "-n", namespace, "--metrics-port", "0"],
-        env=env, stdout=log, stderr=subprocess.STDOUT)
+def _operator(cluster, namespace: str, log):
+    return operator_process(cluster.kubeconfig, [namespace], log, env={"STRATOPS_RESYNC_SECONDS": "10"})
 
 
 @pytest.fixture
@@ -37,7 +32,7 @@ def own_namespace(kube):
 
 def test_operator_killed_mid_kill_switch_completes_it_on_restart(cluster, kube, crds, own_namespace, tmp_path):
     desk = Desk(kube, own_namespace)
-    log = (tmp_path / "operator.log").open("w")
+    log = tmp_path / "operator.log"
     first = _operator(cluster, own_namespace, log)
     second = None
     try:
@@ -60,10 +55,7 @@ def test_operator_killed_mid_kill_switch_completes_it_on_restart(cluster, kube, 
     finally:
         desk.stop_pods()
         for p in (first, second):
-            if p is not None and p.poll() is None:
-                p.terminate()
-                p.wait(30)
-        log.close()
+            stop_process(p, 30)
     ks_before, ks_after = before["killSwitch"], after["killSwitch"]
     assert ks_after["at"] == ks_before["at"], "the decision was not made twice"
     assert ks_after["haltGeneration"] == ks_before["haltGeneration"] == desk.control()["generation"] == 2

@@ -58,6 +58,29 @@ def _die_with_parent() -> None:
     os.setpgrp()
 
 
+def stop_process(p: subprocess.Popen | None, timeout: float = 10.0) -> None:  # type: ignore[type-arg]
+    """SIGTERM, then SIGKILL if it has not exited within TIMEOUT seconds."""
+    if p is None or p.poll() is not None:
+        return
+    p.terminate()
+    try:
+        p.wait(timeout)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait(timeout)
+
+
+def operator_process(kubeconfig: Path | str, namespaces: list[str], log: Path, metrics_port: int = 0,
+                     env: dict[str, str] | None = None) -> subprocess.Popen:  # type: ignore[type-arg]
+    """`stratops operator` as a child process (dies with us), logging to LOG."""
+    args = [sys.executable, "-m", "stratops.cli.main", "operator", "--metrics-port", str(metrics_port)]
+    for ns in namespaces:
+        args += ["-n", ns]
+    with log.open("a") as out:
+        return subprocess.Popen(args, env={**os.environ, **(env or {}), "KUBECONFIG": str(kubeconfig)},
+                                stdout=out, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
+
+
 def sweep_stale_workdirs() -> list[Path]:
     """Remove working directories left by control planes whose owner process is gone (a run
     killed outright has no chance to clean up; its children died with it)."""
@@ -142,15 +165,7 @@ class Component:
         return "\n".join(text[-lines:])
 
     def stop(self, timeout: float = 10.0) -> None:
-        p = self.process
-        if p is None or p.poll() is not None:
-            return
-        p.terminate()
-        try:
-            p.wait(timeout)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait(timeout)
+        stop_process(self.process, timeout)
 
 
 @dataclass

@@ -141,16 +141,12 @@ def operator(cluster: Cluster, crds: list[str], alert_receiver: object, alertman
         })
     # The operator as its own process, as in production: nothing of the test process (its
     # imports, thread pools, captured output) can stall it.
-    import subprocess
-    import sys
     import tempfile
 
-    from stratops.testing.controlplane import _die_with_parent
+    from stratops.testing.controlplane import operator_process, stop_process
 
     log_path = Path(tempfile.mkdtemp(prefix="stratops-operator-")) / "operator.log"
-    log = log_path.open("w")
-    proc = subprocess.Popen([sys.executable, "-m", "stratops.cli.main", "operator", "-n", "t-*", "--metrics-port", str(port)],
-                            env=dict(os.environ), stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
+    proc = operator_process(cluster.kubeconfig, ["t-*"], log_path, port)
     from stratops.testing.wait import wait_for
 
     def started() -> bool:
@@ -169,9 +165,4 @@ def operator(cluster: Cluster, crds: list[str], alert_receiver: object, alertman
         wait_for(lambda: admission.list_validating_webhook_configuration(
             field_selector="metadata.name=gates.stratops.io").items, timeout=60, what="the gate webhook registered")
     yield {"metrics": f"http://127.0.0.1:{port}/metrics", "log": log_path}
-    proc.terminate()
-    try:
-        proc.wait(30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+    stop_process(proc, 30)

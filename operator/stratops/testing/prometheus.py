@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 from prometheus_client import CollectorRegistry, Gauge, start_http_server
 
-from stratops.testing.controlplane import ControlPlaneError, _die_with_parent, free_port
+from stratops.testing.controlplane import ControlPlaneError, _die_with_parent, free_port, stop_process
 
 
 def _start_ready(args: list[str], log_path: Path, url: str, timeout: float) -> subprocess.Popen[bytes]:
@@ -86,12 +86,7 @@ class PrometheusServer:
         return self
 
     def stop(self, remove: bool = True) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
+        stop_process(self.process, 15)
         if remove and self.workdir is not None:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
@@ -167,11 +162,6 @@ class AlertmanagerServer:
         return httpx.get(f"{self.url}/api/v2/alerts", params=params, trust_env=False).json()
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
+        stop_process(self.process, 15)
         if self.workdir is not None:
             shutil.rmtree(self.workdir, ignore_errors=True)
