@@ -160,3 +160,17 @@ def test_no_cluster_is_a_clear_error(tmp_path):
     res, out = _run(["status", "-n", "x"], str(cfg))
     assert res.exit_code == 1 and "cannot reach the Kubernetes API server at https://127.0.0.1:1" in out
     assert "Traceback" not in res.output
+
+
+def test_containment_by_hand_is_attributed(desk, namespace, oncall):
+    desk.create("incidents", {"apiVersion": "stratops.io/v1alpha1", "kind": "Incident", "metadata": {"name": "route-amber"},
+                              "spec": {"class": "BrokerOutage", "severity": "P1", "strategy": NAME, "action": "none",
+                                       "summary": "prime-a status page amber"}})
+    res, out = _run(["incident", "contain", "route-amber", "-n", namespace, "--detail", "orders confirmed at prime-a"], oncall)
+    assert res.exit_code == 0, res.output
+    inc = wait_for(lambda: ((i := desk.custom.get_namespaced_custom_object("stratops.io", "v1alpha1", namespace, "incidents", "route-amber"))
+                            .get("status") or {}).get("phase") == "Contained" and i, timeout=30, what="contained")
+    assert inc["status"]["steps"]["containment"] == {**inc["status"]["steps"]["containment"], "by": "dana",
+                                                     "detail": "orders confirmed at prime-a"}
+    res, out = _run(["incident", "show", "route-amber", "-n", namespace], oncall)
+    assert "✓ containment" in out and "by dana" in out and "P1 means: degraded but confirmed" in out

@@ -174,7 +174,7 @@ def _register() -> None:
     from stratops.cli import incidents as inc
 
     for cmd, fn in (("list", inc.incident_list), ("show", inc.incident_show), ("ack", inc.incident_ack),
-                    ("resolve", inc.incident_resolve)):
+                    ("contain", inc.incident_contain), ("resolve", inc.incident_resolve)):
         inc.incident_app.command(cmd)(_user_errors(fn))
     app.add_typer(inc.incident_app, name="incident")
     from stratops.cli import runbooks as rb
