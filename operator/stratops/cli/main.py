@@ -63,18 +63,28 @@ def crds(
 @app.command()
 def validate(
     paths: Annotated[list[Path], typer.Argument(help="YAML files or directories (read recursively).")],
+    base: Annotated[list[Path] | None, typer.Option("--base", help="The merged tree (files or directories) to compare with: "
+                                                    "enables the pull-request policies (promotion, raised limits, removed monitors).")] = None,
 ) -> None:
     """Validate stratops manifests offline, with the messages the API server would give.
 
-    Exit status 1 when any document is invalid. Documents of other API groups are skipped.
+    With --base, also check what the change does: a strategy promoted to live, or a live
+    strategy's limits raised or version changed, without its pre-launch gate signed in the
+    change set; a monitor removed from a live strategy. Exit status 1 on any problem.
+    Documents of other API groups are skipped.
     """
+    from datetime import datetime, timezone
+
+    from stratops.gitops import load, policy_problems
     from stratops.models.validate import validate_files
 
-    missing = [p for p in paths if not p.exists()]
+    missing = [p for p in [*paths, *(base or [])] if not p.exists()]
     if missing:
         err.print(f"[red]no such file or directory:[/] {', '.join(map(str, missing))}")
         raise typer.Exit(2)
     checked, problems = validate_files(paths)
+    if base:
+        problems += policy_problems(load(base), load(paths), datetime.now(timezone.utc))
     for p in problems:
         err.print(f"[red]✗[/] {p}", highlight=False, soft_wrap=True)
     if problems:
