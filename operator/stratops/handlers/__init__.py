@@ -342,6 +342,8 @@ async def monitor_daemon(
         except Exception as e:  # noqa: BLE001 - an evaluation that cannot finish is retried next period
             logger.error(f"monitor evaluation failed: {e}")
         period = parse_duration(raw["spec"].get("frequency", "60s")).total_seconds()
+        if strategy is None:  # look again soon: the strategy may be applied after its monitors
+            period = min(period, 2.0)
         await stopped.wait(period)
 
 

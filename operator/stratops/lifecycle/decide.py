@@ -644,6 +644,16 @@ def decide(spec: StrategySpec, status: StrategyStatus, obs: Observations) -> Pla
     _set_condition(conds, now, obs.generation, "Healthy", not open_incidents,
                    "NoOpenIncidents" if not open_incidents else "OpenIncidents", ", ".join(open_incidents))
     gates_missing = []
+    named = [g for g in ([spec.gates.pre_launch, spec.gates.daily, *(spec.gates.others or [])] if spec.gates else []) if g]
+    not_found = sorted({g for g in named if obs.gates.get(g) is None})
+    if not_found:
+        # Schema-valid but unable to work: the strategy names gates that do not exist (or do
+        # not list it). Said once per change, in an Event and the GatesSatisfied condition.
+        msg = f"gates not found or not listing {obs.name}: {', '.join(not_found)}"
+        prev = _condition(st, "GatesSatisfied")
+        if prev is None or msg not in (prev.message or ""):
+            plan.events.append(Event("Warning", "GateNotFound", msg))
+        gates_missing.append(msg)
     if spec.gates and spec.gates.pre_launch and (m := _prelaunch_missing(spec, prelaunch)):
         gates_missing.append(m)
     if spec.gates and spec.gates.daily and not (daily and daily.complete):

@@ -318,5 +318,6 @@ class MonitorStatus(Model):
     detail: str | None = Field(default=None, description="Method and sample sizes of the last evaluation.")
     last_alert: LastAlert | None = Field(default=None, description="The last alert sent.")
     incident: str | None = Field(default=None, description="The Incident opened by the current breach.")
+    problem: str | None = Field(default=None, description="Why the monitor cannot be evaluated (e.g. its strategy does not exist); cleared when fixed.")
     observed_generation: int | None = Field(default=None, description="The .metadata.generation last evaluated.")
 
