@@ -160,6 +160,9 @@ def _register() -> None:
                     ("resolve", inc.incident_resolve)):
         inc.incident_app.command(cmd)(_user_errors(fn))
     app.add_typer(inc.incident_app, name="incident")
+    from stratops.cli import triage as tr
+
+    app.command("triage")(_user_errors(tr.triage))
 
 
 _register()
