@@ -100,3 +100,12 @@ def test_apply_investigate_needs_no_cluster():
 def test_apply_without_a_reachable_cluster_is_one_line():
     res, out = run("position-mismatch", "-a", "no", "--apply", "-s", "mr", "--yes")
     assert res.exit_code == 1 and "error: cannot load a kubeconfig" in out
+
+
+def test_apply_investigate_after_a_mismatch_records_it():
+    # position-mismatch: the broker is right, restored, still Mismatched -> investigate, but the
+    # mismatch with its evidence is recorded (it refuses a resume): that needs the cluster.
+    res, out = run("position-mismatch", "-a", "y", "-a", "the broker", "-a", "y", "-a", "mismatched",
+                   "--evidence", "short 1m EURUSD", "--apply", "-s", "mr", "--yes")
+    assert "INVESTIGATE" in out and "nothing to apply" not in out
+    assert res.exit_code == 1 and "error: cannot load a kubeconfig" in out

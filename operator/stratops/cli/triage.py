@@ -132,9 +132,6 @@ def _apply(w: Walk, strategy: str, namespace: str | None, evidence: str | None, 
     kind = w.action.kind
     if kind == "killSwitch":
         lc.kill(strategy, reason, namespace=namespace, timeout=timeout)
-        rec = next((s for s in w.steps if s.question.is_reconciliation), None)
-        if rec is not None and evidence:  # the mismatch that led here is part of the record
-            lc.reconcile(strategy, result=rec.answer, evidence=evidence, namespace=namespace)
     elif kind == "throttle":
         lc.throttle(strategy, reason, namespace=namespace, timeout=timeout)
     elif kind == "rollback":
@@ -145,6 +142,15 @@ def _apply(w: Walk, strategy: str, namespace: str | None, evidence: str | None, 
         lc.reconcile(strategy, result=tree.MATCHED, evidence=evidence, namespace=namespace)
         _reconciled(strategy, namespace, timeout)
         lc.resume(strategy, reason, namespace=namespace, timeout=timeout)
+    if kind != "resume" and (mismatch := _mismatch(w)) and evidence:
+        # The mismatch that led here is part of the record, and it refuses a resume until a
+        # newer Matched reconciliation is recorded.
+        lc.reconcile(strategy, result=mismatch, evidence=evidence, namespace=namespace)
+
+
+def _mismatch(w: Walk) -> str | None:
+    rec = next((s for s in w.steps if s.question.is_reconciliation), None)
+    return rec.answer if rec is not None and rec.answer != tree.MATCHED else None
 
 
 def triage(
@@ -214,7 +220,7 @@ def triage(
     if not apply:
         return
     assert strategy is not None
-    if w.action.kind == "investigate":
+    if w.action.kind == "investigate" and not (_mismatch(w) and evidence):
         out.print("investigate: nothing to apply")
         return
     if w.action.kind == "resume" and not evidence:
@@ -223,7 +229,8 @@ def triage(
         if not _interactive():
             raise CliError("--apply asks for confirmation on a terminal; add --yes to apply without one")
         ns = f" in {namespace}" if namespace else ""
-        if not Confirm.ask(f"{TITLES[w.action.kind]} {strategy}{ns} now?", default=False, console=out):
+        what = TITLES[w.action.kind] if w.action.kind != "investigate" else f"Record the {_mismatch(w)} reconciliation of"
+        if not Confirm.ask(f"{what} {strategy}{ns} now?", default=False, console=out):
             out.print("not applied")
             raise typer.Exit(1)
     with _lifecycle_output_to(out):
