@@ -156,10 +156,12 @@ def rollback(strategy: str, reason: Reason, namespace: Namespace = None, wait: W
             raise CliError(status["message"])
 
 
-def resume(strategy: str, reason: Reason, namespace: Namespace = None, wait: Wait = True, timeout: Timeout = 60) -> None:
+def resume(strategy: str, reason: Reason, namespace: Namespace = None, wait: Wait = True, timeout: Timeout = 60,
+           throttled: Annotated[bool, typer.Option("--throttled", help="Resume slow: REDUCING with throttled limits until a later full resume.")] = False) -> None:
     """Resume after a kill-switch or throttle: refused unless incidents are resolved, a fresh
-    reconciliation is recorded and the daily gate is signed; REDUCING first, then ACTIVE."""
-    api, ns, value = give_command("resume", strategy, namespace, {"reason": reason})
+    reconciliation is recorded and the daily gate is signed; REDUCING first, then ACTIVE
+    (with --throttled: REDUCING with lowered limits until a later full resume)."""
+    api, ns, value = give_command("resume", strategy, namespace, {"reason": reason, **({"throttled": True} if throttled else {})})
     if wait:
         def done(o: dict[str, Any], s: dict[str, Any]) -> Any:
             if "stratops.io/resume" in (o["metadata"].get("annotations") or {}):
@@ -212,3 +214,98 @@ def status(namespace: Namespace = None, all_namespaces: Annotated[bool, typer.Op
             ("signed" if gates and gates["status"] == "True" else ("missing" if gates else "-")),
         )
     console.print(table)
+
+
+def failover(
+    strategy: str,
+    reason: Reason,
+    to: Annotated[str, typer.Option("--to", help="backup (spec.brokers.backup) or primary (fail back).")] = "backup",
+    namespace: Namespace = None, wait: Wait = True, timeout: Timeout = 60,
+) -> None:
+    """Switch the control document to the backup broker (or back to the primary). Refused
+    unless the kill-switch is latched: halt order entry first. Resume needs a reconciliation
+    against the new broker (runbook broker-failover)."""
+    if to not in ("backup", "primary"):
+        raise CliError("--to must be backup or primary")
+    api, ns, value = give_command("failover", strategy, namespace, {"reason": reason, "to": to})
+    if wait:
+        status = _wait(api, ns, strategy, lambda o, s: "stratops.io/failover" not in (o["metadata"].get("annotations") or {}),
+                       "the failover", timeout)
+        msg = status.get("message") or ""
+        if "refused" in msg or (status.get("broker") or {}).get("role", "primary") != to:
+            raise CliError(msg or f"failover to {to} not applied")
+        console.print(f"[bold]broker[/]: {msg}")
+
+
+def promote(strategy: str, reason: Reason, namespace: Namespace = None, wait: Wait = True, timeout: Timeout = 60) -> None:
+    """Promote paper -> live by setting spec.mode to live. Refused here, before anything is
+    changed, unless the pre-launch gate is signed for this version and these limits (the
+    operator checks again). With GitOps, change spec.mode in Git instead: Git wins."""
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+
+    api, ns = _api(), _namespace(namespace)
+    obj = _get(api, ns, strategy)
+    spec, status = obj.get("spec") or {}, obj.get("status") or {}
+    if spec.get("mode") == "live" and status.get("mode") == "live":
+        console.print(f"{ns}/{strategy} is already live")
+        return
+    missing = prelaunch_missing(api, ns, strategy, spec)
+    if missing:
+        raise CliError(f"promotion of {ns}/{strategy} refused: {missing}")
+    by = whoami(api)
+    note = json.dumps({"by": by, "reason": reason, "at": datetime.now(timezone.utc).isoformat()})
+    try:
+        client.CustomObjectsApi(api).patch_namespaced_custom_object(
+            GROUP, VERSION, ns, "strategies", strategy,
+            {"metadata": {"annotations": {"stratops.io/promoted-by": note}}, "spec": {"mode": "live"}})
+    except ApiException as e:
+        raise CliError(f"promotion of {ns}/{strategy} rejected by the API server: {api_message(e)}") from e
+    console.print(f"promotion of {ns}/{strategy} requested by {by}")
+    if wait:
+        def done(o: dict[str, Any], s: dict[str, Any]) -> Any:
+            cond = next((c for c in s.get("conditions") or [] if c["type"] == "Promoted"), {})
+            if s.get("mode") == "live":
+                return True
+            if cond.get("reason") == "GatesIncomplete" and (s.get("observedGeneration") or 0) >= o["metadata"]["generation"]:
+                raise CliError(cond.get("message") or "promotion blocked")
+            return None
+
+        _wait(api, ns, strategy, done, "the promotion", timeout)
+        console.print(f"[bold]live[/]: {ns}/{strategy}")
+
+
+def prelaunch_missing(api: Any, ns: str, strategy: str, spec: dict[str, Any]) -> str:
+    """Why the pre-launch gate is not signed for the strategy as it is now ('' if it is)."""
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+
+    from stratops.gates.evaluate import evaluate, subject
+    from stratops.lifecycle import limits as L
+    from stratops.models.gate import GateSpec
+    from stratops.models.strategy import StrategySpec
+
+    gate = (spec.get("gates") or {}).get("preLaunch")
+    if not gate:
+        return "no pre-launch gate named in spec.gates.preLaunch"
+    try:
+        raw = client.CustomObjectsApi(api).get_namespaced_custom_object(GROUP, VERSION, ns, "gates", gate)
+    except ApiException as e:
+        if e.status == 404:
+            return f"pre-launch gate {gate} not found in {ns}"
+        raise
+    s = StrategySpec.model_validate(spec)
+    ev = evaluate(GateSpec.model_validate(raw["spec"]), datetime.now(timezone.utc),
+                  (subject(strategy, s.version, L.limits_hash(s.risk_limits)),))
+    if ev.complete:
+        return ""
+    return (f"pre-launch gate {gate} is {ev.state} for version {s.version}: missing {', '.join(ev.missing)}; "
+            f"sign with `stratops gate sign {gate} ITEM --evidence ...`")
+
+
+def api_message(e: Any) -> str:
+    """The API server's own message (it names the field), not just the HTTP reason."""
+    try:
+        return json.loads(e.body).get("message") or f"{e.status} {e.reason}"
+    except (TypeError, ValueError, AttributeError):
+        return f"{e.status} {e.reason}"

@@ -237,7 +237,7 @@ def _observe(body: dict[str, Any], spec: StrategySpec, now: datetime, rt: Runtim
 
 def _has_effect(plan: Plan, status: StrategyStatus) -> bool:
     return bool(
-        plan.deployment or plan.control or plan.incidents or plan.incident_actions or plan.events
+        plan.deployment or plan.control or plan.incidents or plan.incident_actions or plan.incident_containment or plan.events
         or plan.clear_annotations or plan.status.to_dict() != status.to_dict()
     )
 
@@ -407,9 +407,16 @@ def _gate_status(raw: dict[str, Any], strategies: kopf.Index, rt: Runtime) -> fl
     return SAFETY_NET_SECONDS
 
 
-# -- incidents: acknowledge and resolve (annotations from `stratops incident ack|resolve`) --------
+def _status_patch(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """A merge patch from OLD to NEW: top-level fields gone in NEW are deleted (null); nested
+    maps merge, so a step the strategy daemon wrote meanwhile is never erased."""
+    return {**{k: None for k in old if k not in new}, **new}
+
+
+# -- incidents: acknowledge, contain, resolve (annotations from `stratops incident ...`) --------
 @kopf.on.event(GROUP, VERSION, "incidents", annotations={"stratops.io/ack": kopf.PRESENT})
 @kopf.on.event(GROUP, VERSION, "incidents", annotations={"stratops.io/resolve": kopf.PRESENT})
+@kopf.on.event(GROUP, VERSION, "incidents", annotations={"stratops.io/contain": kopf.PRESENT})
 def incident_command(namespace: str, name: str, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     from stratops.lifecycle.decide import parse_command
     from stratops.models.incident import IncidentSpec, IncidentStatus
@@ -423,7 +430,7 @@ def incident_command(namespace: str, name: str, body: kopf.Body, memo: kopf.Memo
     ex: Executor = memo.runtime.executor
     if new.to_dict() != status.to_dict():
         ex.custom.patch_namespaced_custom_object_status(GROUP, VERSION, namespace, "incidents", name,
-                                                         {"status": new.model_dump(by_alias=True, mode="json")})
+                                                         {"status": _status_patch(status.to_dict(), new.to_dict())})
     for type_, reason, message in events:
         ex.event(namespace, name, raw["metadata"]["uid"], type_, reason, message, now, kind="Incident")
     if clear:

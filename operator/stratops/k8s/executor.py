@@ -120,6 +120,16 @@ class Executor:
             if e.status != 404:
                 raise
 
+    def record_containment(self, namespace: str, name: str, detail: str, now: datetime) -> None:
+        """The safe state was reached: the containment step, and the phase Contained."""
+        try:
+            self.custom.patch_namespaced_custom_object_status(
+                GROUP, VERSION, namespace, "incidents", name,
+                {"status": {"phase": "Contained", "steps": {"containment": {"at": _iso(now), "by": OPERATOR, "detail": detail}}}})
+        except ApiException as e:
+            if e.status != 404:
+                raise
+
     def write_status(self, namespace: str, name: str, status: StrategyStatus, resource_version: str) -> None:
         # A replace at the resourceVersion the decision was made from: if anyone wrote the
         # Strategy since, the API server answers 409 and the reconcile runs again on fresh data.
@@ -163,6 +173,8 @@ class Executor:
                 created.append(inc.name)
         for inc_name, detail in plan.incident_actions:
             self.record_incident_action(namespace, inc_name, detail, now)
+        for inc_name, detail in plan.incident_containment:
+            self.record_containment(namespace, inc_name, detail, now)
         self.write_status(namespace, name, plan.status, resource_version)
         for ev in plan.events:
             self.event(namespace, name, uid, ev.type, ev.reason, ev.message, now)

@@ -291,6 +291,16 @@ class ResumeStatus(Model):
     stage: Literal["Reducing", "Active"] = Field(description="Reducing until acknowledged with every pod Ready, then Active.")
 
 
+class BrokerStatus(Model):
+    """The broker in use, after a failover (absent: the primary)."""
+
+    role: Literal["primary", "backup"] = Field(description="Which of spec.brokers is in use.")
+    name: str = Field(description="Its name, as in spec.brokers.")
+    at: datetime | None = Field(default=None, description="When the control document was switched to it.")
+    by: str | None = Field(default=None, description="Who switched it.")
+    reason: str = Field(default="", description="Why.")
+
+
 class StrategyStatus(Model):
     """What the operator observed and did. Written only by the operator."""
 
@@ -313,6 +323,7 @@ class StrategyStatus(Model):
     throttle: ThrottleStatus | None = Field(default=None, description="Throttle in force.")
     rollout: RolloutStatus | None = Field(default=None, description="Current rollout.")
     resume: ResumeStatus | None = Field(default=None, description="Last accepted resume.")
+    broker: BrokerStatus | None = Field(default=None, description="Broker in use after a failover; absent means the primary.")
     handled_incidents: list[str] | None = Field(default=None, description="Incidents whose immediate action was taken.")
     handled_commands: dict[str, str] | None = Field(default=None, description="Id of the last command annotation executed, by kind (kill, throttle, ...).")
     message: str | None = Field(default=None, description="Last refusal or notable event, for humans.")
