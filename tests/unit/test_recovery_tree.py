@@ -71,6 +71,12 @@ def test_action_kinds_are_the_five_and_all_five_occur():
         assert p.action.runbook is None or p.action.runbook in RUNBOOKS
 
 
+def test_runbook_ids_are_the_catalogue_s():
+    from stratops.recovery import runbooks
+
+    assert set(RUNBOOKS) == set(runbooks.BY_ID)
+
+
 def test_every_node_is_reachable_and_every_symptom_has_a_reconciliation_step():
     for s in tree.SYMPTOMS:
         reached = {st.question.id for p in paths(s.id) for st in p.steps} | {p.action.id for p in paths(s.id)}

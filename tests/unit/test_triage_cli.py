@@ -27,7 +27,7 @@ def test_answers_reach_an_action_with_the_command_filled_in():
     assert "KILL-SWITCH (killSwitch)" in out
     assert "Broker outage: halt order entry now" in out
     assert "stratops kill mean-revert --reason 'triage acks-silent: No' -n fx" in out
-    assert "runbook broker-failover" in out
+    assert "runbook broker-failover (stratops runbook show broker-failover)" in out
 
 
 def test_multiple_choice_by_label_any_case_and_y_n():

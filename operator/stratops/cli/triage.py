@@ -104,7 +104,7 @@ def _print(out: Console, w: Walk, command: str | None) -> None:
     out.print(f"[bold]action[/]   [{STYLES[a.kind]}]{TITLES[a.kind]}[/] ({a.kind})")
     out.print(f"[bold]why[/]      {escape(a.why)}")
     out.print(f"[bold]next[/]     {escape(command or '')}", soft_wrap=True)
-    out.print(f"[bold]runbook[/]  {a.runbook or '-'}")
+    out.print(f"[bold]runbook[/]  {a.runbook} (stratops runbook show {a.runbook})" if a.runbook else "[bold]runbook[/]  -")
 
 
 @contextlib.contextmanager
