@@ -125,8 +125,23 @@ def _wait(api: Any, ns: str, name: str, done: Any, what: str, timeout: float) ->
     raise CliError(f"timed out after {timeout:.0f}s waiting for {what}; see `stratops status` and the Strategy's Events")
 
 
-def kill(strategy: str, reason: Reason, namespace: Namespace = None, wait: Wait = True, timeout: Timeout = 120) -> None:
-    """Kill-switch: HALTED (cancel, no new orders), wait for the ack, scale to 0. Latched."""
+def kill(strategy: Annotated[str | None, typer.Argument(help="The strategy; or use --selector / --all.")] = None,
+         reason: Reason = "", namespace: Namespace = None, wait: Wait = True, timeout: Timeout = 120,
+         selector: Annotated[str | None, typer.Option("--selector", "-l", help="Every strategy matching this label selector, e.g. desk=fx,venue=XLON.")] = None,
+         all_: Annotated[bool, typer.Option("--all", help="Every strategy in the namespace (with -A: in the cluster).")] = False,
+         all_namespaces: Annotated[bool, typer.Option("--all-namespaces", "-A", help="With --selector or --all: across namespaces.")] = False,
+         ) -> None:
+    """Kill-switch: HALTED (cancel, no new orders; risk-reducing orders only if the strategy's
+    policy allows), wait for the ack, scale to 0. Latched until a valid resume. One strategy,
+    every strategy matching --selector, or --all: one decision, progress per strategy, and a
+    table of what is halted and acknowledged at the end."""
+    if not reason.strip():
+        raise CliError("--reason is required: it is recorded with the kill-switch, in Events and in the audit trail")
+    if sum(bool(x) for x in (strategy, selector, all_)) != 1:
+        raise CliError("name one STRATEGY, or give --selector LABELS, or --all")
+    if strategy is None:
+        kill_fleet(reason, namespace, selector, all_namespaces, wait, timeout)
+        return
     api, ns, value = give_command("kill", strategy, namespace, {"reason": reason})
     if wait:
         status = _wait(api, ns, strategy, lambda o, s: (s.get("killSwitch") or {}).get("completedAt"), "the kill-switch", timeout)
@@ -309,3 +324,69 @@ def api_message(e: Any) -> str:
         return json.loads(e.body).get("message") or f"{e.status} {e.reason}"
     except (TypeError, ValueError, AttributeError):
         return f"{e.status} {e.reason}"
+
+
+def kill_fleet(reason: str, namespace: str | None, selector: str | None, all_namespaces: bool, wait: bool,
+               timeout: float) -> list[dict[str, Any]]:
+    """One decision (one id, one reason, one user) sent to every matching strategy at once;
+    then progress per strategy until each is halted, and a final table."""
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+    from rich.live import Live
+
+    api = _api()
+    custom = client.CustomObjectsApi(api)
+    sel = selector or ""
+    items = (custom.list_cluster_custom_object(GROUP, VERSION, "strategies", label_selector=sel) if all_namespaces else
+             custom.list_namespaced_custom_object(GROUP, VERSION, _namespace(namespace), "strategies", label_selector=sel))["items"]
+    if not items:
+        raise CliError(f"no strategy matches {'--selector ' + sel if sel else '--all'}"
+                       f" in {'the cluster' if all_namespaces else 'namespace ' + _namespace(namespace)}: nothing halted")
+    decision = uuid.uuid4().hex[:12]
+    value = {"reason": reason, "by": whoami(api), "id": decision, "scope": sel or "all",
+             "at": datetime.now(timezone.utc).isoformat()}
+    sent, failed = [], []
+    for s in items:  # annotate every one first: the halt starts everywhere before anyone waits
+        ns, name = s["metadata"]["namespace"], s["metadata"]["name"]
+        try:
+            custom.patch_namespaced_custom_object(GROUP, VERSION, ns, "strategies", name, {"metadata": {"annotations": {
+                "stratops.io/kill": json.dumps({**value, "decision": decision, "id": f"{decision}-{name}"[:60]})}}})
+            sent.append((ns, name))
+        except ApiException as e:
+            failed.append((ns, name, f"{e.status} {e.reason}"))
+    console.print(f"kill-switch {decision} by {value['by']} sent to {len(sent)} strategies ({value['scope']}): {reason}")
+    rows: dict[tuple[str, str], dict[str, Any]] = {k: {} for k in sent}
+
+    def table() -> Table:
+        t = Table("namespace", "strategy", "trading", "acknowledged", "scaled to 0", "pods", title=f"kill-switch {decision}")
+        for (ns, name), st in sorted(rows.items()):
+            ks = st.get("killSwitch") or {}
+            done = bool(ks.get("completedAt"))
+            t.add_row(ns, name, st.get("tradingState") or "-", str(ks.get("acknowledged")) if done else "…",
+                      "[green]yes[/]" if done else "…", str(st.get("_pods", "-")))
+        for ns, name, why in failed:
+            t.add_row(ns, name, "[red]NOT SENT[/]", why, "-", "-")
+        return t
+
+    deadline = time.monotonic() + timeout
+    if wait:
+        with Live(table(), console=console, refresh_per_second=4, transient=False) as live:
+            while time.monotonic() < deadline:
+                for ns, name in sent:
+                    if (rows[(ns, name)].get("killSwitch") or {}).get("completedAt"):
+                        continue
+                    try:
+                        rows[(ns, name)] = custom.get_namespaced_custom_object(GROUP, VERSION, ns, "strategies", name).get("status") or {}
+                    except ApiException:
+                        continue
+                live.update(table())
+                if all((r.get("killSwitch") or {}).get("completedAt") for r in rows.values()):
+                    break
+                time.sleep(0.3)
+    halted = [k for k, r in rows.items() if (r.get("killSwitch") or {}).get("completedAt")]
+    console.print(f"halted {len(halted)}/{len(items)}; acknowledged by the strategy: "
+                  f"{sum(1 for k in halted if rows[k]['killSwitch'].get('acknowledged'))}")
+    if failed or (wait and len(halted) < len(sent)):
+        raise CliError(f"{len(sent) - len(halted) if wait else 0} not halted within {timeout:.0f}s, {len(failed)} not sent: "
+                       "see the table; `stratops status` shows them")
+    return [{"namespace": ns, "strategy": name, **rows[(ns, name)].get("killSwitch", {})} for ns, name in sent]

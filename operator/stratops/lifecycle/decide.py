@@ -296,7 +296,11 @@ def decide(spec: StrategySpec, status: StrategyStatus, obs: Observations) -> Pla
             if incident:
                 plan.incident_actions.append((incident, f"kill-switch already latched since {ks.at}"))
         else:
-            ks = st.kill_switch = KillSwitchStatus(latched=True, reason=reason, by=by, at=now, incident=incident)
+            kc = commands.get("kill")
+            ks = st.kill_switch = KillSwitchStatus(
+                latched=True, reason=reason, by=by, at=now, incident=incident,
+                decision=(str(kc.fields.get("decision") or kc.id) if kc is not None and incident is None else None),
+                scope=(str(kc.fields.get("scope") or "strategy") if kc is not None and incident is None else None))
             st.resume = None
             plan.actions.append("kill_switch")
             plan.events.append(Event("Warning", "KillSwitch", f"kill-switch engaged by {by}: {reason}"))

@@ -261,6 +261,8 @@ class KillSwitchStatus(Model):
     acknowledged: bool | None = Field(default=None, description="Whether every pod acknowledged HALTED before the scale to 0.")
     completed_at: datetime | None = Field(default=None, description="When the strategy was scaled to 0 with no pod left.")
     incident: str | None = Field(default=None, description="The Incident that triggered it, if any.")
+    decision: str | None = Field(default=None, description="Id of the decision: shared by every strategy halted by one --selector or --all kill.")
+    scope: str | None = Field(default=None, description="What the decision covered: this strategy, a label selector, or all.")
 
 
 class ThrottleStatus(Model):
