@@ -78,3 +78,59 @@ def test_kill_needs_exactly_one_scope_and_a_reason(namespace, cluster, crds):
     assert code == 1 and "name one STRATEGY, or give --selector LABELS, or --all" in " ".join(out.split())
     code, out = _run(["kill", "--all", "-n", namespace], cluster.kubeconfig)
     assert code == 1 and "--reason is required" in out
+
+
+def test_evidence_pack_from_a_known_scenario(desk, namespace, cluster, tmp_path):
+    from datetime import datetime, timedelta, timezone
+
+    from stratops.testing.wait import wait_for
+
+    start = datetime.now(timezone.utc) - timedelta(seconds=5)
+    doc = strategy_doc()
+    desk.create("gates", desk.sign(example("gates/pre-launch.yaml"), doc["spec"]))  # approvers of 1.4.2
+    desk.create("strategies", doc)
+    desk.wait_status(lambda s: s.get("lastKnownGood") == "1.4.2", "deployed and known-good")
+    desk.patch_spec(mode="live")
+    desk.wait_status(lambda s: s.get("mode") == "live", "promoted")
+    desk.create("incidents", {"apiVersion": "stratops.io/v1alpha1", "kind": "Incident", "metadata": {"name": "breach"},
+                              "spec": {"class": "RiskBreach", "severity": "P0", "strategy": "mean-revert",
+                                       "summary": "position limit breached"}})
+    desk.wait_status(lambda s: (s.get("killSwitch") or {}).get("completedAt"), "halted")
+    code, out = _run(["incident", "resolve", "breach", "-n", namespace, "--reason", "fixed", "--root-cause", "fat finger",
+                      "--action", "four-eyes on manual orders", "--owner", "risk"], cluster.kubeconfig)
+    assert code == 0, out
+    desk.command("reconciliation", result="Matched", evidence="broker statement vs fills", by="ops")
+    desk.wait_status(lambda s: (s.get("lastReconciliation") or {}).get("result") == "Matched", "reconciled")
+    desk.command("resume", reason="postmortem done", by="bob")
+    desk.wait_status(lambda s: not s["killSwitch"]["latched"], "resumed")
+    limits = desk.strategy()["spec"]["riskLimits"]
+    desk.patch_spec(riskLimits={**limits, "maxPosition": limits["maxPosition"] / 2})
+    desk.wait_status(lambda s: s["effectiveLimits"]["maxPosition"] == limits["maxPosition"] / 2, "limit lowered")
+    # Events expire; the pack must not depend on them.
+    wait_for(lambda: desk.events("LimitsLowered"), timeout=30, what="last event written")
+    desk.core.delete_collection_namespaced_event(namespace)
+
+    code, out = _run(["audit", "export", "--since", start.isoformat(), "-n", namespace, "--out", str(tmp_path / "pack")],
+                     cluster.kubeconfig)
+    assert code == 0, out
+    pack = json.loads((tmp_path / "pack" / "evidence.json").read_text())
+    [dep] = [d for d in pack["deployments"] if d["version"] == "1.4.2"]
+    assert dep["knownGoodAt"] and {a["item"] for a in dep["approvers"]} == {i["id"] for i in example("gates/pre-launch.yaml")["spec"]["items"]}
+    assert {a["signer"] for a in dep["approvers"]} == {"admin"}
+    assert {s["gate"] for s in pack["gateSignatures"]} == {"mean-revert-pre-launch", "fx-daily"}
+    [inc] = pack["incidents"]
+    assert inc["name"] == "breach" and inc["phase"] == "Resolved" and inc["postmortem"]["owner"] == "risk"
+    assert set(inc["steps"]) == {"detection", "immediateAction", "containment", "postmortem"}
+    assert 0 <= inc["secondsToAction"] <= inc["secondsToContainment"] <= inc["secondsToResolution"]
+    [kill] = [e for e in pack["killSwitches"] if e["reason"] == "KillSwitch"]
+    assert kill["record"]["killSwitch"]["incident"] == "breach"
+    assert any(e["reason"] == "KillSwitchCompleted" for e in pack["killSwitches"])
+    [resume] = [e for e in pack["resumes"] if e["reason"] == "Resume"]
+    assert resume["record"]["resume"]["by"] == "bob" and resume["record"]["resume"]["reason"] == "postmortem done"
+    assert [e["reason"] for e in pack["promotions"]] == ["Promoted"]
+    assert any(e["reason"] == "LimitsLowered" for e in pack["limitChanges"])
+    assert pack["reconciliations"][0]["record"]["lastReconciliation"]["by"] == "ops"
+    md = (tmp_path / "pack" / "evidence.md").read_text()
+    for section in ("## Deployments (", "## Gate signatures (", "## Incidents (1)", "## Kill-switches (", "## Resumes (", "## Limit changes ("):
+        assert section in md
+    assert "fat finger" in md and "admin (backtest-reviewed)" in md

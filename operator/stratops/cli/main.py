@@ -193,6 +193,10 @@ def _register() -> None:
                     ("verify", rb.runbook_verify), ("history", rb.runbook_history)):
         rb.runbook_app.command(cmd)(_user_errors(fn))
     app.add_typer(rb.runbook_app, name="runbook")
+    from stratops.cli import audit as au
+
+    au.audit_app.command("export")(_user_errors(au.audit_export))
+    app.add_typer(au.audit_app, name="audit")
     from stratops.cli import triage as tr
 
     app.command("triage")(_user_errors(tr.triage))

@@ -394,7 +394,18 @@ def _gate_status(raw: dict[str, Any], strategies: kopf.Index, rt: Runtime) -> fl
                 found.append(subject(s, sspec.version, L.limits_hash(sspec.risk_limits)))
         subjects = tuple(found)
     ev = evaluate(spec, now, subjects)
+    sigs = (raw.get("spec") or {}).get("signatures") or []
+    import hashlib
+    import json as _json
+
+    sig_hash = hashlib.sha256(_json.dumps(sigs, sort_keys=True).encode()).hexdigest()[:16] if sigs else None
+    if sigs and (raw.get("status") or {}).get("recordedSignatures") != sig_hash:
+        # A re-signed item replaces its signature in the Gate: keep every one in the audit log.
+        from stratops.audit import signature_entries
+
+        rt.executor.audit.append(meta["namespace"], "Gate", meta["name"], signature_entries(meta["name"], spec.cadence.value, sigs, now), now)
     status = GateStatus(
+        recorded_signatures=sig_hash,
         state=ev.state, signed=ev.summary, signed_items=ev.signed or None, missing_items=ev.missing or None,
         expires_at=ev.expires_at, observed_generation=int(meta.get("generation") or 0),
         message=(f"missing {', '.join(ev.missing)}" if ev.missing else "every required item signed")

@@ -36,6 +36,9 @@ class Executor:
         self.core = client.CoreV1Api(api)
         self.apps = client.AppsV1Api(api)
         self.custom = client.CustomObjectsApi(api)
+        from stratops.k8s.audit import AuditLog
+
+        self.audit = AuditLog(self.core)
 
     # -- reads -----------------------------------------------------------------------------
     def read_strategy(self, namespace: str, name: str) -> dict[str, Any] | None:
@@ -175,6 +178,12 @@ class Executor:
             self.record_incident_action(namespace, inc_name, detail, now)
         for inc_name, detail in plan.incident_containment:
             self.record_containment(namespace, inc_name, detail, now)
+        if plan.events:
+            # Before the status write: a crash in between repeats the decision, and the retry
+            # is recognised in the audit log (see stratops.audit.merge) rather than lost.
+            from stratops.audit import strategy_entries
+
+            self.audit.append(namespace, "Strategy", name, strategy_entries(name, plan.events, plan.status.to_dict(), now), now)
         self.write_status(namespace, name, plan.status, resource_version)
         for ev in plan.events:
             self.event(namespace, name, uid, ev.type, ev.reason, ev.message, now)
