@@ -134,3 +134,59 @@ def test_evidence_pack_from_a_known_scenario(desk, namespace, cluster, tmp_path)
     for section in ("## Deployments (", "## Gate signatures (", "## Incidents (1)", "## Kill-switches (", "## Resumes (", "## Limit changes ("):
         assert section in md
     assert "fat finger" in md and "admin (backtest-reviewed)" in md
+
+
+def _user(cluster, kube, namespace, user: str) -> str:
+    from kubernetes import client
+
+    rbac = client.RbacAuthorizationV1Api(kube)
+    name = f"oncall-{user}"
+    rbac.create_namespaced_role(namespace, {"metadata": {"name": name}, "rules": [
+        {"apiGroups": ["stratops.io"], "resources": ["strategies"], "verbs": ["get", "list", "watch", "patch"]}]})
+    rbac.create_namespaced_role_binding(namespace, {
+        "metadata": {"name": name}, "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+        "subjects": [{"kind": "User", "name": user, "apiGroup": "rbac.authorization.k8s.io"}]})
+    return str(cluster.user_kubeconfig(user))
+
+
+def test_commands_are_attributable_and_rearm_needs_a_designated_user(desk, namespace, cluster, kube):
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+
+    from stratops.testing.wait import wait_for
+
+    doc = strategy_doc(killSwitch={"ackDeadline": "20s", "rearmBy": ["risk-officer"]})
+    desk.create("strategies", doc)
+    desk.wait_status(lambda s: s.get("phase") == "Running", "running")
+    mallory, officer = _user(cluster, kube, namespace, "mallory"), _user(cluster, kube, namespace, "risk-officer")
+
+    # A command naming someone else is refused at admission, and nothing is applied.
+    forged = client.CustomObjectsApi(cluster.api_client(mallory))
+    with pytest.raises(ApiException) as err:
+        forged.patch_namespaced_custom_object("stratops.io", "v1alpha1", namespace, "strategies", "mean-revert", {"metadata": {
+            "annotations": {"stratops.io/kill": json.dumps({"reason": "x", "by": "risk-officer"})}}})
+    assert err.value.status == 403 and "by is 'risk-officer' but the request is made by 'mallory'" in err.value.body
+    assert "killSwitch" not in desk.status()
+
+    # An exposure-linked halt: a P0 incident that requires re-arm.
+    desk.create("incidents", {"apiVersion": "stratops.io/v1alpha1", "kind": "Incident", "metadata": {"name": "exposure"},
+                              "spec": {"class": "RiskBreach", "severity": "P0", "strategy": "mean-revert", "requireRearm": True,
+                                       "summary": "gross exposure above 5m", "postmortem": {"rootCause": "runaway", "actions": ["cap"], "owner": "risk"}}})
+    desk.wait_status(lambda s: (s.get("killSwitch") or {}).get("completedAt"), "halted")
+    assert desk.status()["killSwitch"]["rearmRequired"] is True
+    code, out = _run(["incident", "resolve", "exposure", "-n", namespace, "--reason", "capped"], cluster.kubeconfig)
+    assert code == 0, out
+    desk.command("reconciliation", result="Matched", evidence="broker vs fills", by="ops")
+    desk.wait_status(lambda s: (s.get("lastReconciliation") or {}).get("result") == "Matched", "reconciled")
+    code, out = _run(["resume", "mean-revert", "-n", namespace, "--reason", "try"], cluster.kubeconfig)
+    assert code == 1 and "re-arm required first" in " ".join(out.split()) and "risk-officer" in out
+
+    code, out = _run(["rearm", "mean-revert", "-n", namespace, "--reason", "I can"], mallory)
+    assert code == 1 and "'mallory' may not re-arm this strategy" in " ".join(out.split())
+    code, out = _run(["rearm", "mean-revert", "-n", namespace, "--reason", "exposure capped, limits checked"], officer)
+    assert code == 0, out
+    ks = desk.status()["killSwitch"]
+    assert ks["rearmedBy"] == "risk-officer" and ks["latched"] is True  # re-arm resumes nothing
+    code, out = _run(["resume", "mean-revert", "-n", namespace, "--reason", "re-armed"], cluster.kubeconfig)
+    assert code == 0, out
+    wait_for(lambda: desk.control()["tradingState"] in ("REDUCING", "ACTIVE"), timeout=30, what="trading again")

@@ -604,3 +604,49 @@ def test_failover_switches_the_control_document_and_resume_needs_a_later_reconci
         assert w.control.trading_state == TradingState.REDUCING and w.control.broker.name == "prime-b"
     w.step(commands=cmd("failover", "prime-a back", to="primary"))
     assert "halt order entry first" in w.status.message and w.control.broker.name == "prime-b"
+
+
+# -- re-arm ----------------------------------------------------------------------------------
+def test_exposure_linked_halt_needs_a_designated_rearm_before_resume():
+    s = spec(killSwitch={"ackDeadline": "30s", "rearmBy": ["risk-officer"]})
+    w = World(s)
+    w.run_until(lambda w: w.status.phase and w.status.phase.value == "Running")
+    w.incidents["x"] = IncidentView("x", "RiskBreach", "P0", None, "Open", require_rearm=True)
+    w.step()
+    w.run_until(lambda w: w.status.kill_switch.completed_at is not None)
+    assert w.status.kill_switch.rearm_required
+    w.incidents["x"] = replace(w.incidents["x"], phase="Resolved")
+    w.step(commands=(parse_command("reconciliation", json.dumps({"result": "Matched", "evidence": "e", "by": "ops"})),))
+    w.step(commands=cmd("resume", "go"))
+    assert "re-arm required first" in w.status.message and "risk-officer" in w.status.message
+    w.step(commands=cmd("rearm", "me", by="mallory"))
+    assert "mallory is not a designated user" in w.status.message and w.status.kill_switch.rearmed_at is None
+    p = w.step(commands=cmd("rearm", "checked", by="risk-officer"))
+    assert [e.reason for e in p.events] == ["Rearmed"] and w.status.kill_switch.latched
+    p = w.step(commands=cmd("resume", "go"))
+    assert "resume" in p.actions and not w.status.kill_switch.latched
+
+
+def test_plain_kill_needs_no_rearm_and_rearm_without_need_is_refused():
+    w = World()
+    w.run_until(lambda w: w.status.phase and w.status.phase.value == "Running")
+    w.step(commands=cmd("kill"))
+    assert not w.status.kill_switch.rearm_required
+    w.step(commands=cmd("rearm", "x"))
+    assert "no halt that requires a re-arm" in w.status.message
+    w.step(commands=cmd("kill", "again", requireRearm=True))  # a stricter halt while latched tightens it
+    assert w.status.kill_switch.rearm_required
+
+
+def test_admission_attributes_commands_and_designated_rearm():
+    from stratops.gates.admission import review_commands
+
+    kill = {"stratops.io/kill": json.dumps({"reason": "x", "by": "bob"})}
+    assert review_commands({}, kill, "bob") == []
+    assert "the request is made by 'eve'" in review_commands({}, kill, "eve")[0]
+    assert review_commands({}, kill, "chatops-bot", delegates={"chatops-bot"}) == []
+    assert review_commands(kill, {}, "stratops-operator") == []  # removal after execution
+    assert review_commands(kill, kill, "eve") == []  # unchanged by this request
+    rearm = {"stratops.io/rearm": json.dumps({"reason": "x", "by": "bob"})}
+    assert "'bob' may not re-arm" in review_commands({}, rearm, "bob", rearm_by=["risk"])[0]
+    assert review_commands({}, rearm, "bob", rearm_by=["bob"]) == []

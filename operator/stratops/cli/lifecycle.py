@@ -103,7 +103,7 @@ def give_command(kind: str, name: str, namespace: str | None, fields: dict[str, 
         client.CustomObjectsApi(api).patch_namespaced_custom_object(
             GROUP, VERSION, ns, "strategies", name, {"metadata": {"annotations": {f"stratops.io/{kind}": json.dumps(value)}}})
     except ApiException as e:
-        raise CliError(f"cannot annotate strategy {ns}/{name}: {e.reason} ({e.status})") from e
+        raise CliError(f"cannot annotate strategy {ns}/{name}: {api_message(e)}") from e
     console.print(f"{kind} requested for {ns}/{name} by {value['by']}")
     return api, ns, value
 
@@ -130,6 +130,7 @@ def kill(strategy: Annotated[str | None, typer.Argument(help="The strategy; or u
          selector: Annotated[str | None, typer.Option("--selector", "-l", help="Every strategy matching this label selector, e.g. desk=fx,venue=XLON.")] = None,
          all_: Annotated[bool, typer.Option("--all", help="Every strategy in the namespace (with -A: in the cluster).")] = False,
          all_namespaces: Annotated[bool, typer.Option("--all-namespaces", "-A", help="With --selector or --all: across namespaces.")] = False,
+         require_rearm: Annotated[bool, typer.Option("--require-rearm", help="Stay off until a designated user re-arms (spec.killSwitch.rearmBy).")] = False,
          ) -> None:
     """Kill-switch: HALTED (cancel, no new orders; risk-reducing orders only if the strategy's
     policy allows), wait for the ack, scale to 0. Latched until a valid resume. One strategy,
@@ -139,10 +140,11 @@ def kill(strategy: Annotated[str | None, typer.Argument(help="The strategy; or u
         raise CliError("--reason is required: it is recorded with the kill-switch, in Events and in the audit trail")
     if sum(bool(x) for x in (strategy, selector, all_)) != 1:
         raise CliError("name one STRATEGY, or give --selector LABELS, or --all")
+    extra = {"requireRearm": True} if require_rearm else {}
     if strategy is None:
-        kill_fleet(reason, namespace, selector, all_namespaces, wait, timeout)
+        kill_fleet(reason, namespace, selector, all_namespaces, wait, timeout, extra)
         return
-    api, ns, value = give_command("kill", strategy, namespace, {"reason": reason})
+    api, ns, value = give_command("kill", strategy, namespace, {"reason": reason, **extra})
     if wait:
         status = _wait(api, ns, strategy, lambda o, s: (s.get("killSwitch") or {}).get("completedAt"), "the kill-switch", timeout)
         ks = status["killSwitch"]
@@ -327,7 +329,7 @@ def api_message(e: Any) -> str:
 
 
 def kill_fleet(reason: str, namespace: str | None, selector: str | None, all_namespaces: bool, wait: bool,
-               timeout: float) -> list[dict[str, Any]]:
+               timeout: float, extra: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """One decision (one id, one reason, one user) sent to every matching strategy at once;
     then progress per strategy until each is halted, and a final table."""
     from kubernetes import client
@@ -343,7 +345,7 @@ def kill_fleet(reason: str, namespace: str | None, selector: str | None, all_nam
         raise CliError(f"no strategy matches {'--selector ' + sel if sel else '--all'}"
                        f" in {'the cluster' if all_namespaces else 'namespace ' + _namespace(namespace)}: nothing halted")
     decision = uuid.uuid4().hex[:12]
-    value = {"reason": reason, "by": whoami(api), "id": decision, "scope": sel or "all",
+    value = {**(extra or {}), "reason": reason, "by": whoami(api), "id": decision, "scope": sel or "all",
              "at": datetime.now(timezone.utc).isoformat()}
     sent, failed = [], []
     for s in items:  # annotate every one first: the halt starts everywhere before anyone waits
@@ -390,3 +392,18 @@ def kill_fleet(reason: str, namespace: str | None, selector: str | None, all_nam
         raise CliError(f"{len(sent) - len(halted) if wait else 0} not halted within {timeout:.0f}s, {len(failed)} not sent: "
                        "see the table; `stratops status` shows them")
     return [{"namespace": ns, "strategy": name, **rows[(ns, name)].get("killSwitch", {})} for ns, name in sent]
+
+
+def rearm(strategy: str, reason: Reason, namespace: Namespace = None, wait: Wait = True, timeout: Timeout = 30) -> None:
+    """Re-arm a strategy halted by an exposure-linked or repeated-execution kill: only a user
+    named in spec.killSwitch.rearmBy may (checked at admission and by the operator). It
+    resumes nothing: `stratops resume` still needs a reconciliation, resolved incidents and the
+    daily gate."""
+    api, ns, value = give_command("rearm", strategy, namespace, {"reason": reason})
+    if wait:
+        status = _wait(api, ns, strategy, lambda o, s: "stratops.io/rearm" not in (o["metadata"].get("annotations") or {}),
+                       "the re-arm", timeout)
+        ks = status.get("killSwitch") or {}
+        if ks.get("rearmedBy") != value["by"]:
+            raise CliError(status.get("message") or "re-arm not recorded")
+        console.print(f"[bold]re-armed[/] by {ks['rearmedBy']} at {ks['rearmedAt']}; resume when ready")

@@ -175,7 +175,7 @@ def _register() -> None:
 
     from stratops.cli.describe import describe
 
-    for fn in (lc.status, describe, lc.kill, lc.throttle, lc.rollback, lc.resume, lc.reconcile, lc.promote, lc.failover):
+    for fn in (lc.status, describe, lc.kill, lc.throttle, lc.rollback, lc.resume, lc.reconcile, lc.promote, lc.failover, lc.rearm):
         app.command(fn.__name__)(_user_errors(fn))
     gt.gate_app.command("list")(_user_errors(gt.gate_list))
     gt.gate_app.command("sign")(_user_errors(gt.gate_sign))

@@ -135,10 +135,29 @@ def validate_gate(body: kopf.Body, old: Any, userinfo: dict[str, Any], **_: Any)
         raise kopf.AdmissionError("; ".join(problems), code=403)
 
 
+def validate_commands(body: kopf.Body, old: Any, userinfo: dict[str, Any], **_: Any) -> None:
+    """Command annotations must be attributable to the requesting user; re-arm only by a
+    designated user (stratops.gates.admission.review_commands)."""
+    user = (userinfo or {}).get("username", "")
+    new_ann = dict((body.get("metadata") or {}).get("annotations") or {})
+    old_ann = dict(((old or {}).get("metadata") or {}).get("annotations") or {}) if old else {}
+    rearm_by = (((body.get("spec") or {}).get("killSwitch") or {}).get("rearmBy") or []) if body.get("kind") == "Strategy" else []
+    delegates = {s.strip() for s in os.environ.get("STRATOPS_COMMAND_DELEGATES", "").split(",") if s.strip()}
+    problems = admission.review_commands(old_ann, new_ann, user, rearm_by, delegates)
+    if problems:
+        raise kopf.AdmissionError("; ".join(problems), code=403)
+
+
 # kopf refuses to start with admission handlers and no server: register the webhook handler
 # only when it is served (STRATOPS_WEBHOOK_PORT in the operator's environment at import).
 if os.environ.get("STRATOPS_WEBHOOK_PORT"):
     kopf.on.validate(GROUP, VERSION, "gates", id="gate-signatures", operations=["CREATE", "UPDATE"])(validate_gate)
+    # Fail open (ignore_failures): a kill-switch must never be blocked because the operator is
+    # down. While it is down a command's `by` is what the client wrote, and RBAC on who may
+    # annotate strategies is the remaining control (README, "Attribution").
+    for plural in ("strategies", "incidents"):
+        kopf.on.validate(GROUP, VERSION, plural, id=f"{plural}-commands", operations=["CREATE", "UPDATE"],
+                         ignore_failures=True)(validate_commands)
 
 
 # -- indexes: observations without API calls -------------------------------------------------

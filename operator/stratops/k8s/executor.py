@@ -90,7 +90,8 @@ class Executor:
             "metadata": {"name": inc.name, "namespace": namespace,
                          "labels": {manifests.LABEL_STRATEGY: strategy, **manifests.MANAGED_BY}},
             "spec": {"class": inc.class_.value, "severity": inc.severity.value, "strategy": strategy,
-                     "summary": inc.summary, "action": inc.action, **({"monitor": monitor} if monitor else {})},
+                     "summary": inc.summary, "action": inc.action, **({"monitor": monitor} if monitor else {}),
+                     **({"requireRearm": True} if getattr(inc, "require_rearm", False) else {})},
         }
         try:
             self.custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "incidents", body)

@@ -145,7 +145,8 @@ class MonitorRunner:
             action = "throttle" if ev.stale else incident_action(spec, (strategy or {}).get("status"))
             inc_name = f"{name}-{hashlib.sha256(now.isoformat().encode()).hexdigest()[:8]}"[:253]
             what = "source unavailable or no data" if ev.stale else f"breach: {ev.detail}"
-            inc = NewIncident(inc_name, cls, sev, f"monitor {name} on {spec.strategy}: {what}"[:2048], action, "")
+            inc = NewIncident(inc_name, cls, sev, f"monitor {name} on {spec.strategy}: {what}"[:2048], action, "",
+                              require_rearm=spec.incident.require_rearm and not ev.stale)
             # The name is recorded first: a crash after the create does not open a second one.
             st.incident = inc_name
             self._write_status(ns, name, st)

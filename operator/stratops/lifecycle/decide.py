@@ -32,7 +32,7 @@ from stratops.models.strategy import (
 
 OPERATOR = "stratops-operator"
 RECONCILIATION_MAX_AGE = timedelta(hours=1)
-COMMANDS = ("kill", "throttle", "rollback", "resume", "reconciliation", "failover")
+COMMANDS = ("kill", "throttle", "rollback", "resume", "reconciliation", "failover", "rearm")
 ANNOTATION_PREFIX = "stratops.io/"
 
 
@@ -77,6 +77,7 @@ class IncidentView:
     phase: str
     acted: bool = False  # its immediate-action step is recorded
     contained: bool = False  # its containment step is recorded
+    require_rearm: bool = False  # its kill-switch needs a designated user's re-arm
 
     @property
     def open(self) -> bool:
@@ -168,6 +169,7 @@ class NewIncident:
     summary: str
     action: str  # what was already done: the operator records it as the immediate action
     detail: str
+    require_rearm: bool = False
 
 
 @dataclass
@@ -265,6 +267,7 @@ def decide(spec: StrategySpec, status: StrategyStatus, obs: Observations) -> Pla
 
     # -- incidents that ask for an action ---------------------------------------------------
     kill_trigger: tuple[str, str, str | None] | None = None  # (reason, by, incident)
+    rearm_required = False
     throttle_trigger: tuple[str, str, str | None] | None = None
     rollback_trigger: tuple[str, str, str | None] | None = None
     for inc in obs.incidents:
@@ -275,6 +278,8 @@ def decide(spec: StrategySpec, status: StrategyStatus, obs: Observations) -> Pla
         why = f"incident {inc.name} ({inc.class_} {inc.severity})"
         if act == "killSwitch" and kill_trigger is None:
             kill_trigger = (why, OPERATOR, inc.name)
+        if act == "killSwitch" and inc.require_rearm:
+            rearm_required = True
         elif act == "throttle" and throttle_trigger is None:
             throttle_trigger = (why, OPERATOR, inc.name)
         elif act == "rollback" and rollback_trigger is None:
@@ -283,6 +288,7 @@ def decide(spec: StrategySpec, status: StrategyStatus, obs: Observations) -> Pla
             plan.incident_actions.append((inc.name, "recorded; no automatic action (action: none)"))
     if (cmd := commands.get("kill")) is not None:
         kill_trigger = (cmd.reason, cmd.by, None)
+        rearm_required = rearm_required or bool(cmd.fields.get("requireRearm"))
     if (cmd := commands.get("throttle")) is not None and throttle_trigger is None:
         throttle_trigger = (cmd.reason, cmd.by, None)
     if (cmd := commands.get("rollback")) is not None:
@@ -295,12 +301,16 @@ def decide(spec: StrategySpec, status: StrategyStatus, obs: Observations) -> Pla
         if ks is not None and ks.latched:
             if incident:
                 plan.incident_actions.append((incident, f"kill-switch already latched since {ks.at}"))
+            if rearm_required and not ks.rearm_required:  # a second, stricter halt tightens the latch
+                ks = st.kill_switch = ks.model_copy(update={"rearm_required": True, "rearmed_by": None, "rearmed_at": None})
+                plan.events.append(Event("Warning", "RearmRequired", f"re-arm now required ({reason})"))
         else:
             kc = commands.get("kill")
             ks = st.kill_switch = KillSwitchStatus(
                 latched=True, reason=reason, by=by, at=now, incident=incident,
                 decision=(str(kc.fields.get("decision") or kc.id) if kc is not None and incident is None else None),
-                scope=(str(kc.fields.get("scope") or "strategy") if kc is not None and incident is None else None))
+                scope=(str(kc.fields.get("scope") or "strategy") if kc is not None and incident is None else None),
+                rearm_required=rearm_required or None)
             st.resume = None
             plan.actions.append("kill_switch")
             plan.events.append(Event("Warning", "KillSwitch", f"kill-switch engaged by {by}: {reason}"))
@@ -323,6 +333,24 @@ def decide(spec: StrategySpec, status: StrategyStatus, obs: Observations) -> Pla
                 plan.incident_actions.append((incident, f"throttle: REDUCING, limits x{factor}"))
     latched = ks is not None and ks.latched
     throttled = st.throttle is not None and st.throttle.active
+
+    # -- re-arm: a designated user allows a halt that requires it to be resumed (resumes nothing) --
+    if (cmd := commands.get("rearm")) is not None:
+        allowed = list((kill_policy.rearm_by if kill_policy else None) or [])
+        refusal = None
+        if not latched or ks is None or not ks.rearm_required:
+            refusal = "no halt that requires a re-arm is latched"
+        elif cmd.by not in allowed:
+            refusal = f"{cmd.by} is not a designated user (spec.killSwitch.rearmBy: {', '.join(allowed) or 'nobody'})"
+        if refusal:
+            msg = f"re-arm by {cmd.by} refused: {refusal}"
+            plan.events.append(Event("Warning", "RearmRefused", msg))
+            st.message = msg
+        elif ks is not None and ks.rearmed_at is None:
+            ks = st.kill_switch = ks.model_copy(update={"rearmed_by": cmd.by, "rearmed_at": now})
+            msg = f"re-armed by {cmd.by}: {cmd.reason}; a resume is now possible (reconciliation, incidents, daily gate)"
+            plan.events.append(Event("Normal", "Rearmed", msg))
+            st.message = msg
 
     # -- broker failover: only with order entry halted, so no order is in flight across brokers --
     if (cmd := commands.get("failover")) is not None:
@@ -358,6 +386,9 @@ def decide(spec: StrategySpec, status: StrategyStatus, obs: Observations) -> Pla
         refusals = []
         if not latched and not throttled:
             refusals.append("nothing to resume: no kill-switch latched and no throttle in force")
+        if latched and ks is not None and ks.rearm_required and ks.rearmed_at is None:
+            allowed = ", ".join((kill_policy.rearm_by if kill_policy else None) or []) or "nobody: set spec.killSwitch.rearmBy"
+            refusals.append(f"re-arm required first (exposure-linked or repeated-execution halt): `stratops rearm` by one of {allowed}")
         # The reconciliation must postdate the stop and any broker switch: positions at the new
         # broker are what the strategy resumes against.
         stopped_at = max([t for t in (ks.at if ks else None, st.throttle.at if st.throttle else None,

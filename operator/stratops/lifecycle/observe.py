@@ -45,6 +45,7 @@ def incident_view(body: Mapping[str, Any]) -> IncidentView:
         action=spec.get("action"), phase=status.get("phase") or "Open",
         acted="immediateAction" in steps,
         contained="containment" in steps,
+        require_rearm=bool(spec.get("requireRearm")),
     )
 
 

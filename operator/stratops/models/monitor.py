@@ -260,6 +260,8 @@ class IncidentSpecOfMonitor(Model):
     action: Literal["auto", "killSwitch", "throttle", "rollback", "none"] = Field(
         default="auto", description="auto: P0 kill-switch, P1 throttle, a rollout-related breach rolls back; none only records."
     )
+    require_rearm: bool = Field(
+        default=False, description="A kill-switch from this monitor (exposure-linked, repeated execution) stays on until a user in spec.killSwitch.rearmBy of the strategy re-arms it.")
 
 
 class Alerting(Model):

@@ -140,6 +140,9 @@ class KillSwitchPolicy(Model):
 
     ack_deadline: str = Duration("How long to wait for the strategy to acknowledge HALTED before scaling to 0.", default="30s")
     allow_risk_reducing: bool = Field(default=False, description="Whether HALTED still allows orders that reduce the position (cancels are always allowed).")
+    rearm_by: list[Annotated[str, Field(min_length=1, max_length=253)]] | None = Field(
+        default=None, max_length=50,
+        description="Users allowed to re-arm after a halt that requires it (exposure-linked or repeated execution); none: nobody can, the strategy stays off.")
 
 
 class ThrottlePolicy(Model):
@@ -262,6 +265,9 @@ class KillSwitchStatus(Model):
     completed_at: datetime | None = Field(default=None, description="When the strategy was scaled to 0 with no pod left.")
     incident: str | None = Field(default=None, description="The Incident that triggered it, if any.")
     decision: str | None = Field(default=None, description="Id of the decision: shared by every strategy halted by one --selector or --all kill.")
+    rearm_required: bool | None = Field(default=None, description="True when a designated user must re-arm before any resume (exposure-linked or repeated-execution halt).")
+    rearmed_by: str | None = Field(default=None, description="Who re-armed it.")
+    rearmed_at: datetime | None = Field(default=None, description="When it was re-armed.")
     scope: str | None = Field(default=None, description="What the decision covered: this strategy, a label selector, or all.")
 
 
