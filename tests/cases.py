@@ -60,6 +60,13 @@ def _set(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
 _DELETE = object()
 
 
+def _both(*mutations: Callable[[dict[str, Any]], None]) -> Callable[[dict[str, Any]], None]:
+    def mutate(doc: dict[str, Any]) -> None:
+        for m in mutations:
+            m(doc)
+    return mutate
+
+
 def _live_without_gates(doc: dict[str, Any]) -> None:
     doc["spec"]["mode"] = "live"
     del doc["spec"]["gates"]
@@ -106,6 +113,11 @@ BAD: tuple[Bad, ...] = (
     Bad("monitor-bad-layer", PSI, _set("spec.layer", "vibes"), "spec.layer", "Unsupported value"),
     Bad("monitor-bad-severity", PSI, _set("spec.incident.severity", "P2"), "spec.incident.severity", "Unsupported value"),
     Bad("monitor-missing-strategy", PSI, _set("spec.strategy", _DELETE), "spec.strategy", "Required value"),
+    Bad("monitor-two-sources", PSI, _set("spec.source.strategy", {"report": "exposure"}), "spec.source",
+        "source: set exactly one of prometheus and strategy"),
+    Bad("monitor-strategy-report-not-threshold", PSI, _both(_set("spec.source.prometheus", _DELETE),
+                                                           _set("spec.source.strategy", {"report": "loss"})),
+        "spec.check.kind", "a monitor of a value the strategy reports (source.strategy) takes check.kind threshold"),
     Bad("monitor-percentile-both-bounds", LATENCY, _set("spec.check.percentile.valueSeconds", 0.5), "spec.check.percentile", "set exactly one of valueSeconds and fractionOfDecayHorizon"),
     Bad("gate-bad-cadence", GATE, _set("spec.cadence", "hourly"), "spec.cadence", "Unsupported value"),
     Bad("gate-no-items", GATE, _set("spec.items", []), "spec.items", "at least 1"),

@@ -211,3 +211,27 @@ def test_a_rogue_pod_running_old_code_is_found_halted_and_removed(desk, namespac
     assert inc["spec"]["class"] == "ConfigDrift" and inc["spec"]["severity"] == "P0"
     wait_for(lambda: not desk.running_pods(), timeout=30, what="every pod gone, the rogue one included")
     wait_for(lambda: desk.events("FleetMismatch"), timeout=30, what="FleetMismatch event")
+
+
+def test_exposure_reported_by_the_strategy_trips_the_kill_switch(desk, namespace):
+    from stratops.testing.wait import wait_for
+
+    desk.create("strategies", strategy_doc(killSwitch={"ackDeadline": "20s", "rearmBy": ["risk-officer"]}))
+    desk.wait_status(lambda s: s.get("phase") == "Running", "running")
+    desk.create("monitors", {"apiVersion": "stratops.io/v1alpha1", "kind": "Monitor", "metadata": {"name": "gross-exposure"},
+                             "spec": {"strategy": "mean-revert", "layer": "pnl", "description": "gross exposure cap",
+                                      "source": {"strategy": {"report": "exposure"}},
+                                      "check": {"kind": "threshold", "threshold": {"operator": ">", "value": 5000000}},
+                                      "frequency": "1s", "alert": {"channel": "page"},
+                                      "incident": {"class": "RiskBreach", "severity": "P0", "requireRearm": True}}})
+    agent = wait_for(lambda: next((a for a in desk.agents if a.applied is not None), None), timeout=30, what="a pod playing")
+    agent.report(exposure=4_000_000)
+    wait_for(lambda: (desk.custom.get_namespaced_custom_object("stratops.io", "v1alpha1", namespace, "monitors", "gross-exposure")
+                      .get("status") or {}).get("detail", "").startswith("evaluated by the operator on every report"),
+             timeout=30, what="monitor handed to the strategy's daemon")
+    assert "killSwitch" not in desk.status()
+    agent.report(exposure=6_500_000)
+    st = desk.wait_status(lambda s: (s.get("killSwitch") or {}).get("completedAt"), "halted on the report", timeout=60)
+    assert st["killSwitch"]["rearmRequired"] is True and "gross-exposure" in st["killSwitch"]["reason"]
+    [inc] = [i for i in desk.incidents() if i["metadata"]["name"].startswith("mean-revert-gross-exposure-")]
+    assert inc["spec"]["requireRearm"] is True and "reported exposure 6.5e+06 > 5e+06" in inc["spec"]["summary"]

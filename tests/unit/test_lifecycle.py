@@ -699,3 +699,37 @@ def test_no_known_good_while_the_fleet_is_not_verified():
     for _ in range(30):
         w.step(1, pods=w.pods() + (rogue,))
     assert w.status.last_known_good is None
+
+
+# -- exposure-linked kill ------------------------------------------------------------------------
+def test_reported_exposure_above_its_monitor_halts_with_rearm_required():
+    from stratops.lifecycle.decide import ReportMonitor
+
+    mon = ReportMonitor("gross-exposure", "exposure", ">", 5e6, "RiskBreach", "P0", "auto", require_rearm=True)
+    w = World(spec(killSwitch={"ackDeadline": "30s", "rearmBy": ["risk"]}))
+    w.run_until(lambda w: w.status.phase and w.status.phase.value == "Running")
+    [pod] = w.pods()
+    w.acks = {pod.name: w.acks[pod.name].model_copy(update={"exposure": 4e6})}
+    w.strategy_acks = False
+    assert w.step(report_monitors=(mon,)).incidents == []
+    w.acks = {pod.name: w.acks[pod.name].model_copy(update={"exposure": 6e6})}
+    p = w.step(report_monitors=(mon,))
+    [inc] = p.incidents
+    assert inc.name.startswith("mean-revert-gross-exposure-") and inc.require_rearm and inc.severity.value == "P0"
+    assert "reported exposure 6e+06 > 5e+06" in inc.summary
+    assert "kill_switch" in p.actions and w.status.kill_switch.rearm_required
+    w.incidents[inc.name] = IncidentView(inc.name, "RiskBreach", "P0", "killSwitch", "Open", acted=True, require_rearm=True)
+    assert w.step(report_monitors=(mon,)).incidents == []  # one incident per breach
+
+
+def test_reported_loss_monitor_can_throttle_instead():
+    from stratops.lifecycle.decide import ReportMonitor
+
+    mon = ReportMonitor("daily-loss", "loss", ">=", 1000, "PnLDivergence", "P1", "auto")
+    w = World()
+    w.run_until(lambda w: w.status.phase and w.status.phase.value == "Running")
+    [pod] = w.pods()
+    w.strategy_acks = False
+    w.acks = {pod.name: w.acks[pod.name].model_copy(update={"loss": 1000.0})}
+    p = w.step(report_monitors=(mon,))
+    assert "throttle" in p.actions and w.control.trading_state == TradingState.REDUCING

@@ -29,7 +29,7 @@ from stratops.models.common import parse_duration
 from stratops.models.gate import GateSpec, GateStatus
 from stratops.lifecycle import manifests
 from stratops.lifecycle.control import ControlDocument, parse_acks, parse_control
-from stratops.lifecycle.decide import Observations, Plan, commands_from_annotations, decide
+from stratops.lifecycle.decide import Observations, Plan, ReportMonitor, commands_from_annotations, decide
 from stratops.lifecycle.observe import deployment_view, gate_evaluations, incident_view, pod_view
 from stratops.models.strategy import StrategySpec, StrategyStatus, TradingState
 
@@ -181,6 +181,28 @@ def strategy_incidents(namespace: str, spec: kopf.Spec, body: kopf.Body, **_: An
     return {_key(namespace, spec.get("strategy", "")): incident_view(plain(body))}
 
 
+@kopf.index(GROUP, VERSION, "monitors")
+def strategy_report_monitors(namespace: str, name: str, spec: kopf.Spec, **_: Any) -> dict | None:
+    """Monitors of values the strategy reports (exposure, loss): the strategy's daemon evaluates
+    them on every report, so they are as fast as the reports."""
+    raw = plain(spec)
+    src = (raw.get("source") or {}).get("strategy")
+    th = (raw.get("check") or {}).get("threshold")
+    if not src or not th:
+        return None
+    inc = raw.get("incident") or {}
+    return {_key(namespace, raw.get("strategy", "")): ReportMonitor(
+        name=name, report=src.get("report", "exposure"), comparison=th.get("operator", ">"), threshold=float(th["value"]),
+        class_=inc.get("class", "RiskBreach"), severity=inc.get("severity", "P0"), action=inc.get("action", "auto"),
+        require_rearm=bool(inc.get("requireRearm")))}
+
+
+@kopf.on.event(GROUP, VERSION, "monitors")
+def monitor_changed(namespace: str, spec: kopf.Spec, memo: kopf.Memo, **_: Any) -> None:
+    if (spec.get("source") or {}).get("strategy"):
+        memo.runtime.poke(_key(namespace, spec.get("strategy", "")))
+
+
 @kopf.index(GROUP, VERSION, "gates")
 def strategy_gates(namespace: str, name: str, spec: kopf.Spec, **_: Any) -> dict:
     raw = plain(spec)
@@ -250,6 +272,7 @@ def _observe(body: dict[str, Any], spec: StrategySpec, now: datetime, rt: Runtim
         incidents=tuple(idx["strategy_incidents"].get(key, [])),
         gates=gate_evaluations(name, spec, idx["strategy_gates"].get(key, []), now),
         commands=commands_from_annotations(meta.get("annotations")),
+        report_monitors=tuple(idx["strategy_report_monitors"].get(key, [])),
     )
     return obs, ack_data is not None
 
@@ -314,14 +337,15 @@ async def _sleep(poke: asyncio.Event, stopped: kopf.DaemonStopped, timeout: floa
 async def strategy_daemon(
     name: str, namespace: str, body: kopf.Body, memo: kopf.Memo, stopped: kopf.DaemonStopped,
     logger: logging.Logger, strategy_deployments: kopf.Index, strategy_pods: kopf.Index,
-    strategy_configmaps: kopf.Index, strategy_incidents: kopf.Index, strategy_gates: kopf.Index, **_: Any,
+    strategy_configmaps: kopf.Index, strategy_incidents: kopf.Index, strategy_gates: kopf.Index,
+    strategy_report_monitors: kopf.Index, **_: Any,
 ) -> None:
     rt: Runtime = memo.runtime
     key = _key(namespace, name)
     poke = rt.pokes.setdefault(key, asyncio.Event())
     idx = {"strategy_deployments": strategy_deployments, "strategy_pods": strategy_pods,
            "strategy_configmaps": strategy_configmaps, "strategy_incidents": strategy_incidents,
-           "strategy_gates": strategy_gates}
+           "strategy_gates": strategy_gates, "strategy_report_monitors": strategy_report_monitors}
     backoff = 1.0
     try:
         while not stopped:
@@ -353,6 +377,14 @@ async def monitor_daemon(
     runner: MonitorRunner = memo.monitors
     while not stopped:
         raw = plain(body)
+        if (raw["spec"].get("source") or {}).get("strategy"):
+            # Evaluated by the strategy's daemon on every report (strategy_report_monitors).
+            note = "evaluated by the operator on every report from the strategy (event-driven), not polled"
+            if (raw.get("status") or {}).get("detail") != note:
+                memo.runtime.executor.custom.patch_namespaced_custom_object_status(
+                    GROUP, VERSION, namespace, "monitors", name, {"status": {"detail": note}})
+            await stopped.wait(SAFETY_NET_SECONDS)
+            continue
         strategy = next(iter(strategies_by_name.get(_key(namespace, raw["spec"].get("strategy", "")), [])), None)
         try:
             ev = await asyncio.get_running_loop().run_in_executor(memo.runtime.monitor_pool, runner.run, raw, strategy)

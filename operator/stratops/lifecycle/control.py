@@ -64,6 +64,8 @@ class Acknowledgement(_Wire):
     position: float | None = None
     open_orders: int | None = None
     control_hash: str | None = None  # content_hash() of the document applied: fleet verification
+    exposure: float | None = None  # gross exposure, reported by the strategy (exposure-linked kill)
+    loss: float | None = None  # today's loss as a positive number, reported by the strategy
 
 
 def parse_control(data: dict[str, str] | None) -> ControlDocument | None:

@@ -94,6 +94,24 @@ class IncidentView:
 
 
 @dataclass(frozen=True)
+class ReportMonitor:
+    """A Monitor of a value the strategy reports (exposure, loss): evaluated on every report."""
+
+    name: str
+    report: str  # exposure | loss
+    comparison: str  # > >= < <=
+    threshold: float
+    class_: str
+    severity: str
+    action: str  # auto | killSwitch | throttle | none
+    require_rearm: bool = False
+
+    def breached(self, value: float) -> bool:
+        return {">": value > self.threshold, ">=": value >= self.threshold,
+                "<": value < self.threshold, "<=": value <= self.threshold}[self.comparison]
+
+
+@dataclass(frozen=True)
 class Command:
     """A human command given as an annotation `stratops.io/<kind>` on the Strategy."""
 
@@ -154,6 +172,7 @@ class Observations:
     incidents: tuple[IncidentView, ...] = ()
     gates: dict[str, GateEvaluation | None] = field(default_factory=dict)
     commands: tuple[Command, ...] = ()
+    report_monitors: tuple[ReportMonitor, ...] = ()
 
 
 # -- plan --------------------------------------------------------------------------------
@@ -306,6 +325,26 @@ def decide(spec: StrategySpec, status: StrategyStatus, obs: Observations) -> Pla
         plan.events.append(Event("Warning", "FleetMismatch", detail))
         if kill_trigger is None:
             kill_trigger = (f"fleet verification failed: {detail}", OPERATOR, fleet_incident)
+    # -- exposure-linked kill: the strategy's own reports against its monitors, on every report --
+    for m in obs.report_monitors:
+        values = [v for p in ready_pods if (a := obs.acks.get(p.name)) is not None and (v := getattr(a, m.report)) is not None]
+        if not values or not m.breached(total := sum(values)):
+            continue
+        prefix = f"{obs.name}-{m.name}-"
+        if any(i.open and i.name.startswith(prefix) for i in obs.incidents):
+            continue  # this breach is already open and was acted on
+        act = ACTIONS.get(Severity(m.severity), "throttle") if m.action == "auto" else m.action
+        inc = f"{prefix}{hashlib.sha256(now.isoformat().encode()).hexdigest()[:8]}"[:253]
+        why = f"monitor {m.name}: reported {m.report} {total:g} {m.comparison} {m.threshold:g}"
+        done = {"killSwitch": "kill-switch: control HALTED, then scale to 0", "throttle": "throttle: REDUCING"}.get(act, "recorded")
+        plan.incidents.append(NewIncident(inc, IncidentClass(m.class_), Severity(m.severity), why, act, done,
+                                          require_rearm=m.require_rearm))
+        plan.events.append(Event("Warning", "ReportedLimitBreached", why))
+        if act == "killSwitch" and kill_trigger is None:
+            kill_trigger = (why, OPERATOR, inc)
+            rearm_required = rearm_required or m.require_rearm
+        elif act == "throttle" and throttle_trigger is None:
+            throttle_trigger = (why, OPERATOR, inc)
     if (cmd := commands.get("kill")) is not None:
         kill_trigger = (cmd.reason, cmd.by, None)
         rearm_required = rearm_required or bool(cmd.fields.get("requireRearm"))

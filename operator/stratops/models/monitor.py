@@ -55,10 +55,25 @@ class PrometheusSource(Model):
     auth_secret_ref: SecretKeyRef | None = Field(default=None, description="Bearer token for the Prometheus API.")
 
 
-class Source(Model):
-    """Where the monitored values come from."""
+class StrategyReportSource(Model):
+    """A value the strategy reports itself through the SDK (StrategyControl.report): evaluated
+    by the operator on every report, event-driven, the fastest a monitor can be."""
 
-    prometheus: PrometheusSource = Field(description="The Prometheus HTTP API.")
+    report: Literal["exposure", "loss"] = Field(description="exposure: gross exposure in the account currency; loss: today's loss (positive). Summed over the strategy's pods.")
+
+
+class Source(Model):
+    """Where the monitored values come from: exactly one of prometheus and strategy."""
+
+    prometheus: PrometheusSource | None = Field(default=None, description="The Prometheus HTTP API.")
+    strategy: StrategyReportSource | None = Field(default=None, description="A value reported by the strategy itself (exposure, loss): evaluated on every report.")
+    __rules__ = (
+        Rule(
+            cel="has(self.prometheus) != has(self.strategy)",
+            message="source: set exactly one of prometheus and strategy",
+            check=lambda s: (s.prometheus is None) != (s.strategy is None),
+        ),
+    )
 
 
 class Baseline(Model):
@@ -296,6 +311,12 @@ class MonitorSpec(Model):
             cel="self.strategy == oldSelf.strategy",
             message="spec.strategy is immutable: create a new Monitor for another strategy",
             field_path=".strategy",
+        ),
+        Rule(
+            cel="!has(self.source.strategy) || self.check.kind == 'threshold'",
+            message="a monitor of a value the strategy reports (source.strategy) takes check.kind threshold",
+            field_path=".check.kind",
+            check=lambda m: m.source.strategy is None or m.check.kind == "threshold",
         ),
     )
 

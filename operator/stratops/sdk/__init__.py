@@ -167,6 +167,7 @@ class StrategyControl:
         self.position, self.open_orders = position, open_orders
         self.applied: ControlDocument | None = None
         self._callbacks: list[Callable[[ControlDocument], None]] = []
+        self._reported: dict[str, float | None] = {}
         self._stop = threading.Event()
 
     @classmethod
@@ -193,8 +194,21 @@ class StrategyControl:
         self.acknowledger.acknowledge(Acknowledgement(
             pod=self.pod, generation=doc.generation, trading_state=doc.trading_state,
             at=datetime.now(timezone.utc), position=self.position(), open_orders=self.open_orders(),
-            control_hash=doc.content_hash()))
+            control_hash=doc.content_hash(), **self._reported))
         return doc
+
+    def report(self, exposure: float | None = None, loss: float | None = None) -> None:
+        """Report gross exposure and today's loss (positive) to the operator, which checks them
+        against the strategy's exposure-linked monitors on every report. Call it whenever they
+        change; it re-acknowledges the applied generation with the new figures."""
+        if self.applied is None:
+            raise RuntimeError("report() before the first control document was applied: call poll() first")
+        doc = self.applied
+        self._reported = {"exposure": exposure, "loss": loss}  # carried on every later acknowledgement
+        self.acknowledger.acknowledge(Acknowledgement(
+            pod=self.pod, generation=doc.generation, trading_state=doc.trading_state,
+            at=datetime.now(timezone.utc), position=self.position(), open_orders=self.open_orders(),
+            control_hash=doc.content_hash(), **self._reported))
 
     def run_in_background(self, interval: float = 0.2) -> threading.Thread:
         def loop() -> None:
