@@ -95,9 +95,28 @@ class Desk:
             self.agents.append(agent)
 
     def stop_pods(self) -> None:
+        if getattr(self, "_player", None) is not None:
+            self._player_stop.set()
+            self._player.join()
+            self._player = None
         for a in self.agents:
             a.stop()
         self.agents.clear()
+
+    def keep_playing(self) -> None:
+        """Play every strategy's pods as they appear (after a resume or rollout too), in the
+        background until stop_pods(): KWOK pods run no process, the SDK would."""
+        import threading
+
+        self._player_stop = threading.Event()
+
+        def loop() -> None:
+            while not self._player_stop.wait(0.2):
+                for s in self.custom.list_namespaced_custom_object(GROUP, VERSION, self.ns, "strategies")["items"]:
+                    self.play_pods(s["metadata"]["name"])
+
+        self._player = threading.Thread(target=loop, daemon=True)
+        self._player.start()
 
     def sign(self, gate: dict[str, Any], strategy_spec: dict[str, Any] | None = None, by: str = "admin",
              at: str | None = None) -> dict[str, Any]:

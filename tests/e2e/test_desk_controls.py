@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
 
 import pytest
 from cases import example
@@ -19,18 +18,8 @@ pytestmark = pytest.mark.e2e
 def desk(kube, namespace, operator):
     d = Desk(kube, namespace)
     d.create("gates", d.sign(example("gates/daily.yaml")))
-    stop = threading.Event()
-
-    def play() -> None:  # KWOK pods run no process: play every strategy's pods, like the SDK would
-        while not stop.wait(0.2):
-            for s in d.custom.list_namespaced_custom_object("stratops.io", "v1alpha1", namespace, "strategies")["items"]:
-                d.play_pods(s["metadata"]["name"])
-
-    t = threading.Thread(target=play, daemon=True)
-    t.start()
+    d.keep_playing()
     yield d
-    stop.set()
-    t.join()
     d.stop_pods()
 
 

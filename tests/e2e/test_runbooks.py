@@ -4,7 +4,6 @@ example strategy, dry run, refusals that change nothing, and the run record."""
 from __future__ import annotations
 
 import json
-import threading
 
 import pytest
 from cases import example
@@ -44,18 +43,8 @@ def desk(kube, namespace, operator):
     d.create("gates", d.sign(example("gates/daily.yaml")))
     d.create("strategies", strategy_doc())
     d.wait_status(lambda s: s.get("lastKnownGood") == "1.4.2", "known-good")
-    # KWOK pods run no process: play every pod that appears (after a resume too), like the SDK would.
-    stop = threading.Event()
-
-    def play() -> None:
-        while not stop.wait(0.2):
-            d.play_pods()
-
-    t = threading.Thread(target=play, daemon=True)
-    t.start()
+    d.keep_playing()
     yield d
-    stop.set()
-    t.join()
     d.stop_pods()
 
 
