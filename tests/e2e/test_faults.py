@@ -9,7 +9,7 @@ import threading
 
 import pytest
 from cases import example
-from lifecycle_helpers import NAME, Desk, strategy_doc
+from lifecycle_helpers import Desk, strategy_doc
 
 from stratops.testing.wait import wait_for
 

@@ -145,7 +145,7 @@ def runbook_run(
                     console.print(f"    would run: {_command_line(s, strategy, ns)}", highlight=False)
                 continue
             if s.kind == "manual":
-                note = given.get(s.id) or _ask(f"    done? say what you did (empty: stop here)")
+                note = given.get(s.id) or _ask("    done? say what you did (empty: stop here)")
                 if not note:
                     entry["result"] = "not done"
                     raise CliError(f"stopped at manual step {s.id}: not done")

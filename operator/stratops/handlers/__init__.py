@@ -10,6 +10,8 @@ reconcile that changes nothing costs no API call.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 from concurrent.futures import ThreadPoolExecutor
 import logging
 import os
@@ -446,10 +448,7 @@ def _gate_status(raw: dict[str, Any], strategies: kopf.Index, rt: Runtime) -> fl
         subjects = tuple(found)
     ev = evaluate(spec, now, subjects)
     sigs = (raw.get("spec") or {}).get("signatures") or []
-    import hashlib
-    import json as _json
-
-    sig_hash = hashlib.sha256(_json.dumps(sigs, sort_keys=True).encode()).hexdigest()[:16] if sigs else None
+    sig_hash = hashlib.sha256(json.dumps(sigs, sort_keys=True).encode()).hexdigest()[:16] if sigs else None
     if sigs and (raw.get("status") or {}).get("recordedSignatures") != sig_hash:
         # A re-signed item replaces its signature in the Gate: keep every one in the audit log.
         from stratops.audit import signature_entries
