@@ -13,6 +13,7 @@ import asyncio
 from concurrent.futures import ThreadPoolExecutor
 import logging
 import os
+import secrets
 from datetime import datetime, timezone
 from collections.abc import Mapping
 from typing import Any
@@ -81,10 +82,7 @@ def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.networking.request_timeout = 30
-    settings.peering.standalone = os.environ.get("STRATOPS_PEERING", "") == ""
-    if os.environ.get("STRATOPS_PEERING"):
-        settings.peering.name = os.environ["STRATOPS_PEERING"]
-        settings.peering.priority = int(os.environ.get("STRATOPS_PEERING_PRIORITY", "0"))
+    _configure_peering(settings)
     _configure_admission(settings)
     memo.runtime = Runtime()
     memo.monitors = MonitorRunner(memo.runtime.executor.api)
@@ -105,6 +103,31 @@ def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
     )
 
 
+def peering_priority(value: str) -> int:
+    """STRATOPS_PEERING_PRIORITY: a number, or `random` for replicas of one Deployment, which
+    cannot be given distinct numbers (equal priorities would pause every replica)."""
+    if value.strip().lower() == "random":
+        return secrets.randbelow(2**31 - 1) + 1
+    return int(value)
+
+
+def _configure_peering(settings: kopf.OperatorSettings) -> None:
+    """HA: with STRATOPS_PEERING (the KopfPeering/ClusterKopfPeering name) only the replica with
+    the highest priority acts; the others pause until its record lapses or it leaves."""
+    name = os.environ.get("STRATOPS_PEERING", "")
+    settings.peering.standalone = name == ""
+    if not name:
+        return
+    settings.peering.name = name
+    settings.peering.priority = peering_priority(os.environ.get("STRATOPS_PEERING_PRIORITY", "0"))
+    # Mandatory: a replica starts paused and acts only once it has seen its peers, so two
+    # replicas starting together never both act; a missing peering object keeps it paused.
+    settings.peering.mandatory = True
+    # How long a replica that died without leaving (SIGKILL, node loss) blocks the standby.
+    settings.peering.lifetime = int(os.environ.get("STRATOPS_PEERING_LIFETIME", "60"))
+    log.info("peering %r with priority %d", name, settings.peering.priority)
+
+
 def _configure_admission(settings: kopf.OperatorSettings) -> None:
     """Serve the gate-signature webhook when STRATOPS_WEBHOOK_PORT is set (TLS: _CERT, _KEY,
     _CA files; _HOST is what the API server dials). Without it signatures are not verified:
@@ -118,7 +141,9 @@ def _configure_admission(settings: kopf.OperatorSettings) -> None:
         host=os.environ.get("STRATOPS_WEBHOOK_HOST"), certfile=os.environ.get("STRATOPS_WEBHOOK_CERT"),
         pkeyfile=os.environ.get("STRATOPS_WEBHOOK_KEY"), cafile=os.environ.get("STRATOPS_WEBHOOK_CA"),
     )
-    settings.admission.managed = os.environ.get("STRATOPS_WEBHOOK_CONFIGURATION", f"gates.{GROUP}")
+    # kopf keeps the named ValidatingWebhookConfiguration current (cluster-scoped rights). Empty:
+    # someone else owns it (the Helm chart does), and the operator only serves.
+    settings.admission.managed = os.environ.get("STRATOPS_WEBHOOK_CONFIGURATION", f"gates.{GROUP}") or None
 
 
 def validate_gate(body: kopf.Body, old: Any, userinfo: dict[str, Any], **_: Any) -> None:
@@ -366,6 +391,13 @@ async def gate_daemon(
             await _sleep(poke, stopped, wake)
     finally:
         rt.pokes.pop(key, None)  # type: ignore[arg-type]
+        # Deleted, or this replica paused for a peer: its series would be stale from here on.
+        cadence = str((body.get("spec") or {}).get("cadence", ""))
+        for gauge in (M.GATE_COMPLETE, M.GATE_EXPIRY):
+            try:
+                gauge.remove(namespace, name, cadence)
+            except KeyError:
+                pass
 
 
 @kopf.on.event(GROUP, VERSION, "gates")
@@ -398,6 +430,9 @@ def _gate_status(raw: dict[str, Any], strategies: kopf.Index, rt: Runtime) -> fl
         message=(f"missing {', '.join(ev.missing)}" if ev.missing else "every required item signed")
         + (f"; expired {', '.join(ev.expired)}" if ev.expired else ""),
     )
+    M.GATE_COMPLETE.labels(meta["namespace"], meta["name"], spec.cadence.value).set(1 if ev.state == "Complete" else 0)
+    if ev.expires_at is not None:
+        M.GATE_EXPIRY.labels(meta["namespace"], meta["name"], spec.cadence.value).set(ev.expires_at.timestamp())
     current = GateStatus.model_validate(raw.get("status") or {})
     if status.to_dict() != current.to_dict():
         body = {"status": status.model_dump(by_alias=True, mode="json")}
