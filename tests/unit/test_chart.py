@@ -107,6 +107,8 @@ def test_cluster_wide_only_when_asked():
     assert docs["ClusterKopfPeering"] and docs["ClusterRoleBinding"]
     assert "--all-namespaces" in docs["Deployment"][0]["spec"]["template"]["spec"]["containers"][0]["args"]
     assert "namespaceSelector" not in docs["ValidatingWebhookConfiguration"][0]["webhooks"][0]
+    env = {e["name"] for e in docs["Deployment"][0]["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert "STRATOPS_CLUSTER_SCANNING" not in env
 
 
 def test_operator_pod_is_non_root_read_only_and_peered():
@@ -121,6 +123,7 @@ def test_operator_pod_is_non_root_read_only_and_peered():
     assert env["STRATOPS_PEERING"]["value"] == "ops-stratops" and env["STRATOPS_PEERING_PRIORITY"]["value"] == "random"
     assert env["POD_ID"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
     assert env["STRATOPS_WEBHOOK_CONFIGURATION"]["value"] == "", "the chart, not the operator, owns the webhook configuration"
+    assert env["STRATOPS_CLUSTER_SCANNING"]["value"] == "false", "namespaced rights: no cluster-wide namespace/CRD watch"
     assert {p["name"] for p in c["ports"]} == {"metrics", "health", "webhook"}
     assert c["livenessProbe"]["httpGet"]["port"] == "health"
 

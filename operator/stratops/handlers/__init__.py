@@ -83,6 +83,10 @@ def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     settings.watching.client_timeout = 330
     settings.networking.request_timeout = 30
     _configure_peering(settings)
+    # kopf follows namespaces and CRDs cluster-wide to start watches as they appear. An operator
+    # given only namespaced rights (the chart's default) says so, and serves its named namespaces
+    # and the CRDs present at start, instead of retrying forbidden cluster-wide lists for a minute.
+    settings.scanning.disabled = os.environ.get("STRATOPS_CLUSTER_SCANNING", "true").lower() == "false"
     _configure_admission(settings)
     memo.runtime = Runtime()
     memo.monitors = MonitorRunner(memo.runtime.executor.api)
@@ -95,7 +99,9 @@ def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
     if os.environ.get("KUBERNETES_SERVICE_HOST") and not os.environ.get("KUBECONFIG"):
         return kopf.login_via_client(**kwargs)
     cfg = api_client().configuration
-    token = (cfg.api_key or {}).get("authorization", "")
+    # kubernetes >= 30 keeps a kubeconfig's token under "BearerToken" (older: "authorization").
+    keys = cfg.api_key or {}
+    token = keys.get("BearerToken") or keys.get("authorization") or ""
     return kopf.ConnectionInfo(
         server=cfg.host, ca_path=cfg.ssl_ca_cert, insecure=not cfg.verify_ssl,
         certificate_path=cfg.cert_file, private_key_path=cfg.key_file,
