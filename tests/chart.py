@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import functools
 import shutil
 import subprocess
@@ -10,6 +11,7 @@ from typing import Any
 
 import pytest
 import yaml
+from kubernetes import client
 
 ROOT = Path(__file__).resolve().parent.parent
 CHART = ROOT / "charts" / "stratops"
@@ -52,3 +54,32 @@ def kinds(docs: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     for d in docs:
         by.setdefault(d["kind"], []).append(d)
     return by
+
+
+def sa_kubeconfig(cluster, kube, namespace: str, sa: str, path: Path) -> Path:
+    """A kubeconfig that authenticates as the ServiceAccount (a bound token), like the pod would."""
+    token = client.CoreV1Api(kube).create_namespaced_service_account_token(
+        sa, namespace, {"spec": {"expirationSeconds": 3600}}).status.token
+    admin = yaml.safe_load(Path(cluster.kubeconfig).read_text())
+    ctx = next(c for c in admin["contexts"] if c["name"] == admin["current-context"])["context"]
+    cl = dict(next(c for c in admin["clusters"] if c["name"] == ctx["cluster"])["cluster"])
+    if "certificate-authority" in cl:  # inline it: the kubeconfig must work in a container too
+        ca = Path(cl.pop("certificate-authority")).read_bytes()
+        cl["certificate-authority-data"] = base64.b64encode(ca).decode()
+    path.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "sa",
+        "clusters": [{"name": "c", "cluster": cl}], "users": [{"name": "sa", "user": {"token": token}}],
+        "contexts": [{"name": "sa", "context": {"cluster": "c", "user": "sa", "namespace": namespace}}],
+    }))
+    return path
+
+
+def operator_from_deployment(dep: dict[str, Any], identity: str) -> tuple[list[str], dict[str, str]]:
+    """The Deployment's namespaces and literal environment (what the pod's container would get),
+    for an operator run outside the cluster: POD_ID is IDENTITY, and no webhook (its certificate is
+    in the cluster's Secret, and the API server dials the Service, not this process)."""
+    (c,) = dep["spec"]["template"]["spec"]["containers"]
+    namespaces = [a.split("=", 1)[1] for a in c["args"] if a.startswith("--namespace=")]
+    env = {e["name"]: e["value"] for e in c["env"] if "value" in e and not e["name"].startswith("STRATOPS_WEBHOOK_")}
+    env.update({"STRATOPS_WEBHOOK_PORT": "", "POD_ID": identity})
+    return namespaces, env

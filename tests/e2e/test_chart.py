@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 import yaml
-from chart import CHART, ROOT, kinds, render
+from chart import CHART, ROOT, kinds, operator_from_deployment, render, sa_kubeconfig
 from kubernetes import client, dynamic
 from kubernetes.client.exceptions import ApiException
 from lifecycle_helpers import Desk, strategy_doc
@@ -49,29 +49,6 @@ def release_namespace(kube):
     core.delete_namespace(name)
 
 
-def _sa_kubeconfig(cluster, kube, namespace: str, sa: str, path: Path) -> Path:
-    """A kubeconfig that authenticates as the ServiceAccount (a bound token), like the pod would."""
-    token = client.CoreV1Api(kube).create_namespaced_service_account_token(
-        sa, namespace, {"spec": {"expirationSeconds": 3600}}).status.token
-    admin = yaml.safe_load(Path(cluster.kubeconfig).read_text())
-    ctx = next(c for c in admin["contexts"] if c["name"] == admin["current-context"])["context"]
-    cl = next(c for c in admin["clusters"] if c["name"] == ctx["cluster"])["cluster"]
-    path.write_text(yaml.safe_dump({
-        "apiVersion": "v1", "kind": "Config", "current-context": "sa",
-        "clusters": [{"name": "c", "cluster": cl}], "users": [{"name": "sa", "user": {"token": token}}],
-        "contexts": [{"name": "sa", "context": {"cluster": "c", "user": "sa", "namespace": namespace}}],
-    }))
-    return path
-
-
-def _operator_from_deployment(dep: dict[str, Any]) -> tuple[list[str], dict[str, str]]:
-    """The Deployment's namespaces and literal environment (what the pod's container would get)."""
-    (c,) = dep["spec"]["template"]["spec"]["containers"]
-    namespaces = [a.split("=", 1)[1] for a in c["args"] if a.startswith("--namespace=")]
-    env = {e["name"]: e["value"] for e in c["env"] if "value" in e}
-    return namespaces, env
-
-
 def test_rendered_chart_is_accepted_and_its_rbac_runs_the_operator(cluster, kube, crds, prometheus_operator_crds,
                                                                    release_namespace, tmp_path):
     ns, release = release_namespace, f"r{uuid.uuid4().hex[:6]}"
@@ -103,12 +80,10 @@ def test_rendered_chart_is_accepted_and_its_rbac_runs_the_operator(cluster, kube
         assert "gate-signatures.stratops.io" in refused.value.body
 
         # The operator as the chart's ServiceAccount, with the chart's arguments and environment.
-        namespaces, env = _operator_from_deployment(by["Deployment"][0])
+        namespaces, env = operator_from_deployment(by["Deployment"][0], "chart-replica")
         assert namespaces == [ns]
-        for k in [k for k in env if k.startswith("STRATOPS_WEBHOOK_")]:
-            env.pop(k)  # its certificate is in the cluster's Secret and the API server dials the Service
-        env.update({"STRATOPS_WEBHOOK_PORT": "", "POD_ID": "chart-replica", "STRATOPS_RESYNC_SECONDS": "10"})
-        kubeconfig = _sa_kubeconfig(cluster, kube, ns, fullname, tmp_path / "sa.kubeconfig")
+        env["STRATOPS_RESYNC_SECONDS"] = "10"
+        kubeconfig = sa_kubeconfig(cluster, kube, ns, fullname, tmp_path / "sa.kubeconfig")
         proc = operator_process(kubeconfig, namespaces, log, free_port(), env=env)
         wait_for(lambda: "chart-replica" in (custom.get_namespaced_custom_object(
             "kopf.dev", "v1", ns, "kopfpeerings", fullname).get("status") or {}), timeout=60,
