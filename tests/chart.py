@@ -83,3 +83,19 @@ def operator_from_deployment(dep: dict[str, Any], identity: str) -> tuple[list[s
     env = {e["name"]: e["value"] for e in c["env"] if "value" in e and not e["name"].startswith("STRATOPS_WEBHOOK_")}
     env.update({"STRATOPS_WEBHOOK_PORT": "", "POD_ID": identity})
     return namespaces, env
+
+
+def wait_for_rbac(kube, namespace: str, sa: str, timeout: float = 30) -> None:
+    """Until the API server's authorizer has the chart's Role and RoleBinding (it learns them
+    asynchronously): an operator started earlier would log 403s and retry."""
+    from stratops.testing.wait import wait_for
+
+    authz = client.AuthorizationV1Api(kube)
+    user = f"system:serviceaccount:{namespace}:{sa}"
+
+    def allowed() -> bool:
+        checks = [("stratops.io", "strategies", "watch"), ("kopf.dev", "kopfpeerings", "patch")]
+        return all(authz.create_subject_access_review({"spec": {"user": user, "resourceAttributes": {
+            "namespace": namespace, "group": g, "resource": r, "verb": v}}}).status.allowed for g, r, v in checks)
+
+    wait_for(allowed, timeout=timeout, what=f"RBAC of {user} effective")

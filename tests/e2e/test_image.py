@@ -14,7 +14,7 @@ import uuid
 
 import httpx
 import pytest
-from chart import CHART, ROOT, kinds, operator_from_deployment, render, sa_kubeconfig
+from chart import CHART, ROOT, kinds, operator_from_deployment, render, sa_kubeconfig, wait_for_rbac
 from kubernetes import client
 from lifecycle_helpers import Desk, strategy_doc
 
@@ -79,6 +79,7 @@ def test_image_runs_the_operator_against_the_cluster(image, cluster, kube, crds,
     kubeconfig = sa_kubeconfig(cluster, kube, ns, dep["spec"]["template"]["spec"]["serviceAccountName"],
                                tmp_path / "kubeconfig")
     kubeconfig.chmod(0o644)  # read by the image's non-root user
+    wait_for_rbac(kube, ns, dep["spec"]["template"]["spec"]["serviceAccountName"])
     metrics, health = free_port(), free_port()
     name = f"stratops-{uuid.uuid4().hex[:8]}"
     args = ["run", "--detach", "--name", name, "--network", "host", "--read-only", "--tmpfs", "/tmp",

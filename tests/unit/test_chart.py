@@ -167,3 +167,17 @@ def test_prometheus_rules_are_valid_promql(tmp_path):
     out = subprocess.run(["promtool", "check", "rules", str(f)], capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "SUCCESS: 8 rules found" in out.stdout
+
+
+def _leaves(node, path=""):
+    if isinstance(node, dict) and node and path not in ("resources", "metrics.dashboard.labels"):
+        for k, v in node.items():
+            yield from _leaves(v, f"{path}.{k}" if path else k)
+    else:
+        yield path
+
+
+def test_every_value_is_documented_in_the_chart_readme():
+    readme = (CHART / "README.md").read_text()
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    assert [k for k in _leaves(values) if f"`{k}`" not in readme] == []
