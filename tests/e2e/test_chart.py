@@ -144,3 +144,36 @@ def test_cluster_wide_chart_is_accepted_by_the_api_server(kube, crds, prometheus
         kw = {"namespace": d["metadata"].get("namespace", "default")} if res.namespaced else {}
         res.server_side_apply(body=d, field_manager="stratops-test", force_conflicts=True, dry_run="All", **kw)
     assert {"ClusterRole", "ClusterRoleBinding", "ClusterKopfPeering"} <= set(kinds(docs))
+
+
+def test_helm_install_and_upgrade_keep_the_webhook_certificate(cluster, kube, crds, release_namespace):
+    """A real `helm install` and `helm upgrade` against the cluster: the generated certificate is
+    looked up and kept (rotating it would break gate writes until every pod restarted), and
+    `helm uninstall` removes the cluster-scoped webhook configuration."""
+    from chart import helm_binary
+
+    ns, release = release_namespace, f"h{uuid.uuid4().hex[:6]}"
+    helm = [helm_binary(), "--kubeconfig", str(cluster.kubeconfig), "--namespace", ns]
+    extra = [] if cluster.control_plane is not None else ["--set", "replicas=0"]  # the image may be absent
+    core, admission = client.CoreV1Api(kube), client.AdmissionregistrationV1Api(kube)
+    secret, vwc = f"{release}-stratops-webhook-tls", f"{release}-stratops-gates"
+
+    def current() -> tuple[str, str]:
+        crt = core.read_namespaced_secret(secret, ns).data["tls.crt"]
+        return crt, admission.read_validating_webhook_configuration(vwc).webhooks[0].client_config.ca_bundle
+
+    try:
+        subprocess.run([*helm, "install", release, str(CHART), *extra], check=True, capture_output=True)
+        crt, ca = current()
+        assert ca == core.read_namespaced_secret(secret, ns).data["ca.crt"]
+        subprocess.run([*helm, "upgrade", release, str(CHART), "--set", "operator.resyncSeconds=30", *extra],
+                       check=True, capture_output=True)
+        assert current() == (crt, ca)
+        dep = client.AppsV1Api(kube).read_namespaced_deployment(f"{release}-stratops", ns)
+        env = {e.name: e.value for e in dep.spec.template.spec.containers[0].env}
+        assert env["STRATOPS_RESYNC_SECONDS"] == "30"
+    finally:
+        subprocess.run([*helm, "uninstall", release], capture_output=True)
+    with pytest.raises(ApiException) as gone:
+        admission.read_validating_webhook_configuration(vwc)
+    assert gone.value.status == 404

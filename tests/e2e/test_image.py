@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 import uuid
 
 import httpx
@@ -45,7 +46,7 @@ def image() -> str:
             pytest.skip(f"base image {BASE} absent and cannot be built here (hack/build-base-image.sh needs root and debootstrap)")
         subprocess.run(["bash", str(ROOT / "hack" / "build-base-image.sh"), BASE], check=True, timeout=900)
     subprocess.run(["bash", str(ROOT / "hack" / "build-image.sh"), IMAGE], check=True, timeout=900,
-                   env={**os.environ, "BASE_IMAGE": BASE}, stdout=subprocess.DEVNULL)
+                   env={**os.environ, "BASE_IMAGE": BASE, "PYTHON": sys.executable}, stdout=subprocess.DEVNULL)
     return IMAGE
 
 
