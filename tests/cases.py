@@ -24,7 +24,7 @@ def example(rel: str) -> dict[str, Any]:
 def desk() -> list[dict[str, Any]]:
     docs = []
     for f in sorted(EXAMPLES.rglob("*.yaml")):
-        docs.extend(d for d in yaml.safe_load_all(f.read_text()) if d)
+        docs.extend(d for d in yaml.safe_load_all(f.read_text()) if d and str(d.get("apiVersion", "")).startswith("stratops.io/"))
     return docs
 
 

@@ -63,3 +63,63 @@ def test_operator_killed_mid_kill_switch_completes_it_on_restart(cluster, kube, 
     assert desk.deployment().spec.replicas == 0 and desk.running_pods() == []
     wait_for(lambda: desk.events("KillSwitchCompleted"), timeout=30, what="completion event")  # written after status
     assert len(desk.events("KillSwitch")) == 1 and len(desk.events("KillSwitchCompleted")) == 1
+
+
+def test_operator_killed_mid_rollback_finishes_it_once(cluster, kube, crds, own_namespace, tmp_path):
+    from cases import example
+
+    desk = Desk(kube, own_namespace)
+    log = tmp_path / "operator.log"
+    first = _operator(cluster, own_namespace, log)
+    second = None
+    try:
+        desk.create("gates", desk.sign(example("gates/daily.yaml")))
+        desk.create("strategies", strategy_doc())
+        desk.wait_status(lambda s: s.get("lastKnownGood") == "1.4.2", "known-good 1.4.2", timeout=90)
+        desk.patch_spec(version="1.5.0")
+        desk.wait_status(lambda s: s.get("lastKnownGood") == "1.5.0", "known-good 1.5.0", timeout=90)
+        desk.command("rollback", reason="fills look wrong")
+        # Killed the moment the Deployment goes back: the status write may or may not be done.
+        wait_for(lambda: (desk.image() or "").endswith(":1.4.2"), timeout=30, interval=0.02, what="rollback started")
+        first.send_signal(signal.SIGKILL)
+        first.wait(30)
+        second = _operator(cluster, own_namespace, log)
+        status = desk.wait_status(lambda s: s.get("activeVersion") == "1.4.2" and s.get("phase") == "Running"
+                                  and "stratops.io/rollback" not in (desk.strategy()["metadata"].get("annotations") or {}),
+                                  "rollback finished after restart", timeout=90)
+    finally:
+        for p in (first, second):
+            stop_process(p, 30)
+    assert [b["version"] for b in status["blockedVersions"]] == ["1.5.0"]
+    assert (desk.image() or "").endswith(":1.4.2")
+    # Events are written after status and are best effort: a crash between the two loses the
+    # event, never duplicates it. Status is the durable record.
+    assert len(desk.events("Rollback")) <= 1, [e.message for e in desk.events("Rollback")]
+
+
+def test_operator_killed_mid_promotion_finishes_it_once(cluster, kube, crds, own_namespace, tmp_path):
+    from cases import example
+
+    desk = Desk(kube, own_namespace)
+    log = tmp_path / "operator.log"
+    first = _operator(cluster, own_namespace, log)
+    second = None
+    try:
+        doc = strategy_doc()
+        desk.create("gates", desk.sign(example("gates/daily.yaml")))
+        desk.create("gates", desk.sign(example("gates/pre-launch.yaml"), doc["spec"]))
+        desk.create("strategies", doc)
+        desk.wait_status(lambda s: s.get("lastKnownGood") == "1.4.2", "known-good", timeout=90)
+        desk.patch_spec(mode="live")
+        # Killed the moment the control document says live: the status may still say paper.
+        wait_for(lambda: (desk.control() or {}).get("mode") == "live", timeout=30, interval=0.02, what="promotion started")
+        first.send_signal(signal.SIGKILL)
+        first.wait(30)
+        second = _operator(cluster, own_namespace, log)
+        status = desk.wait_status(lambda s: s.get("mode") == "live", "live after restart", timeout=90)
+    finally:
+        for p in (first, second):
+            stop_process(p, 30)
+    assert desk.control()["mode"] == "live"
+    assert next(c for c in status["conditions"] if c["type"] == "Promoted")["status"] == "True"
+    assert len(desk.events("Promoted")) <= 1

@@ -171,6 +171,20 @@ def test_resume_refused_until_resolved_reconciled_and_daily_signed_then_reducing
     desk.create("incidents", _incident("breach", "P0"))
     desk.wait_status(lambda s: (s.get("killSwitch") or {}).get("completedAt"), "halted")
     desk.stop_pods()
+    # The operator records containment itself once the safe state is observed (halted, 0 pods).
+    inc = wait_for(lambda: ((i := desk.custom.get_namespaced_custom_object("stratops.io", "v1alpha1", desk.ns, "incidents", "breach"))
+                            .get("status") or {}).get("phase") == "Contained" and i, timeout=30, what="contained")
+    assert inc["status"]["steps"]["containment"]["by"] == "stratops-operator"
+    assert inc["status"]["steps"]["containment"]["detail"].startswith("halted: HALTED")
+    from typer.testing import CliRunner
+
+    from stratops.cli.main import app
+
+    res = CliRunner().invoke(app, ["incident", "show", "breach", "-n", desk.ns],
+                             env={"KUBECONFIG": str(cluster.kubeconfig), "COLUMNS": "200"})
+    out = " ".join(res.output.split())
+    assert res.exit_code == 0 and "Risk breach P0" in out and "P0 means: a hard limit breached" in out
+    assert "✓ containment" in out and "· postmortem to do:" in out and "runbook: stratops runbook show kill-switch" in out
 
     desk.command("resume", reason="fixed", by="bob")
     wait_for(lambda: desk.events("ResumeRefused"), timeout=30, what="resume refused")
@@ -185,11 +199,7 @@ def test_resume_refused_until_resolved_reconciled_and_daily_signed_then_reducing
     inc = wait_for(lambda: ((i := desk.custom.get_namespaced_custom_object("stratops.io", "v1alpha1", desk.ns, "incidents", "breach"))
                             .get("status") or {}).get("message") and i, timeout=30, what="resolve refused")
     assert "spec.postmortem (rootCause, actions, owner) is required" in inc["status"]["message"]
-    assert inc["status"].get("phase") == "Open"
-    from typer.testing import CliRunner
-
-    from stratops.cli.main import app
-
+    assert inc["status"].get("phase") == "Contained"
     res = CliRunner().invoke(app, ["incident", "resolve", "breach", "-n", desk.ns, "--reason", "limit raised by mistake",
                                    "--root-cause", "limit typo in Git", "--action", "review limit PRs", "--owner", "risk"],
                              env={"KUBECONFIG": str(cluster.kubeconfig), "COLUMNS": "200"})

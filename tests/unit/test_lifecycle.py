@@ -105,6 +105,8 @@ class World:
         for name, _ in plan.incident_actions:
             if name in self.incidents:
                 self.incidents[name] = replace(self.incidents[name], acted=True)
+        for name, _ in plan.incident_containment:
+            self.incidents[name] = replace(self.incidents[name], contained=True, phase="Contained")
         self.status = plan.status
         if self.strategy_acks and self.control is not None:
             self.acks = acks(self.control.generation, *(p.name for p in self.pods()), state=self.control.trading_state)
@@ -495,3 +497,156 @@ def test_incident_resolve_needs_a_postmortem_and_is_kept():
     assert st.phase == "Resolved" and st.resolved_by == "bob" and st.steps.postmortem.by == "bob"
     st2, _, _ = decide_incident(spec, IncidentStatus(phase="Open"), {"stratops.io/ack": json.dumps({"by": "carol"})}, T0, parse_command)
     assert st2.phase == "Acknowledged" and st2.acknowledged_by == "carol"
+
+
+# -- containment: recorded when the safe state is observed -----------------------------------
+def test_p0_incident_is_contained_when_halted_and_scaled_to_zero():
+    w = World()
+    w.run_until(lambda w: w.status.phase and w.status.phase.value == "Running")
+    w.incidents["i1"] = IncidentView("i1", "RiskBreach", "P0", None, "Open")
+    w.strategy_acks = False
+    w.step()
+    for _ in range(5):  # HALTED written but not acknowledged: not contained yet
+        p = w.step(1)
+        assert p.incident_containment == []
+    w.strategy_acks = True
+    w.run_until(lambda w: w.incidents["i1"].contained)
+    assert w.status.kill_switch.completed_at is not None
+    [(name, detail)] = w.last.incident_containment
+    assert name == "i1" and detail.startswith("halted: HALTED") and "scaled to 0" in detail
+    assert w.step().incident_containment == []  # recorded once
+
+
+def test_p1_incident_is_contained_when_reducing_is_acknowledged():
+    w = World()
+    w.run_until(lambda w: w.status.phase and w.status.phase.value == "Running")
+    w.strategy_acks = False
+    w.incidents["i1"] = IncidentView("i1", "FeatureDrift", "P1", None, "Open")
+    w.step()
+    assert w.control.trading_state == TradingState.REDUCING
+    assert w.step().incident_containment == []
+    w.strategy_acks = True
+    w.run_until(lambda w: w.incidents["i1"].contained)
+    assert "REDUCING" in w.last.incident_containment[0][1] and "acknowledged by every pod" in w.last.incident_containment[0][1]
+
+
+def test_rollback_incident_is_contained_when_known_good_is_ready():
+    w = World()
+    w.run_until(lambda w: w.status.last_known_good == "1.4.2")
+    w.spec = w.spec.model_copy(update={"version": "fail-2"})
+    w.run_until(lambda w: w.status.blocked_versions, seconds=5)
+    [name] = [n for n in w.incidents]
+    assert not w.incidents[name].contained
+    w.run_until(lambda w: w.incidents[name].contained)
+    assert "rolled back: 1.4.2 running, 1/1 pods Ready" == w.last.incident_containment[0][1]
+
+
+def test_unacted_or_resolved_incidents_are_not_contained():
+    w = _halted_world()
+    w.incidents["old"] = IncidentView("old", "RiskBreach", "P0", None, "Resolved", acted=True)
+    assert all(n != "old" for n, _ in w.step().incident_containment)
+
+
+def test_incident_contain_by_hand_and_ack_after_containment():
+    from stratops.models.incident import IncidentSpec, IncidentStatus, Step, Steps
+    from stratops.recovery import decide_incident
+
+    spec_ = IncidentSpec.model_validate({"class": "BrokerOutage", "severity": "P1", "strategy": NAME, "summary": "s"})
+    ann = {"stratops.io/contain": json.dumps({"reason": "orders reconciled at broker", "by": "dana"})}
+    st, clear, events = decide_incident(spec_, IncidentStatus(phase="Acknowledged", acknowledged_by="carl"), ann, T0, parse_command)
+    assert st.phase == "Contained" and st.steps.containment.by == "dana" and clear == ["stratops.io/contain"]
+    assert st.steps.containment.detail == "orders reconciled at broker"
+    contained = IncidentStatus(phase="Contained", steps=Steps(containment=Step(at=T0, by="stratops-operator")))
+    st, _, _ = decide_incident(spec_, contained, {"stratops.io/ack": json.dumps({"by": "erin"})}, T0, parse_command)
+    assert st.phase == "Contained" and st.acknowledged_by == "erin"
+    st, _, events = decide_incident(spec_, contained, ann, T0, parse_command)  # already contained: kept
+    assert st.steps.containment.by == "stratops-operator" and events == []
+
+
+# -- broker failover ------------------------------------------------------------------------
+def test_failover_refused_unless_halted_and_backup_exists():
+    w = World()
+    w.run_until(lambda w: w.status.phase and w.status.phase.value == "Running")
+    w.step(commands=cmd("failover", "prime-a down", to="backup"))
+    assert "halt order entry first" in w.status.message and w.status.broker is None
+    assert w.control.broker.name == "prime-a"
+    no_backup = w.spec.brokers.model_copy(update={"backup": None})
+    w2 = World(w.spec.model_copy(update={"brokers": no_backup}))
+    w2.run_until(lambda w: w.status.phase and w.status.phase.value == "Running")
+    w2.step(commands=cmd("kill"))
+    w2.step(commands=cmd("failover", "prime-a down", to="backup"))
+    assert "no backup broker" in w2.status.message
+    bad = parse_command("failover", json.dumps({"reason": "x", "by": "a", "to": "tertiary"}))
+    assert bad.error and "to must be backup or primary" in bad.error
+
+
+def test_failover_switches_the_control_document_and_resume_needs_a_later_reconciliation():
+    w = World()
+    w.run_until(lambda w: w.status.phase and w.status.phase.value == "Running")
+    w.step(commands=cmd("kill", "acks silent at prime-a"))
+    w.run_until(lambda w: w.status.kill_switch.completed_at is not None)
+    w.step(commands=(parse_command("reconciliation", json.dumps({"result": "Matched", "evidence": "orders at prime-a", "by": "ops"})),))
+    p = w.step(commands=cmd("failover", "prime-a outage", by="dana", to="backup"))
+    assert "failover" in p.actions
+    assert w.control.broker.name == "prime-b" and w.control.broker.endpoint == w.spec.brokers.backup.endpoint
+    assert w.control.trading_state == TradingState.HALTED
+    assert w.status.broker.role == "backup" and w.status.broker.by == "dana"
+    w.step(commands=cmd("resume", "on prime-b"))
+    assert "older than the stop" in w.status.message and w.status.kill_switch.latched
+    w.step(commands=(parse_command("reconciliation", json.dumps({"result": "Matched", "evidence": "positions at prime-b", "by": "ops"})),))
+    p = w.step(commands=cmd("resume", "on prime-b", throttled=True))
+    assert "resume" in p.actions and "throttled" in w.status.message
+    assert w.status.throttle.active and w.control.trading_state == TradingState.REDUCING
+    assert w.status.effective_limits.max_position == 1_000_000
+    w.run_until(lambda w: w.status.phase.value == "Throttled" and w.status.control.acknowledged_generation == w.control.generation)
+    for _ in range(5):  # stays throttled: a full resume is a separate, later decision
+        w.step(2)
+        assert w.control.trading_state == TradingState.REDUCING and w.control.broker.name == "prime-b"
+    w.step(commands=cmd("failover", "prime-a back", to="primary"))
+    assert "halt order entry first" in w.status.message and w.control.broker.name == "prime-b"
+
+
+# -- re-arm ----------------------------------------------------------------------------------
+def test_exposure_linked_halt_needs_a_designated_rearm_before_resume():
+    s = spec(killSwitch={"ackDeadline": "30s", "rearmBy": ["risk-officer"]})
+    w = World(s)
+    w.run_until(lambda w: w.status.phase and w.status.phase.value == "Running")
+    w.incidents["x"] = IncidentView("x", "RiskBreach", "P0", None, "Open", require_rearm=True)
+    w.step()
+    w.run_until(lambda w: w.status.kill_switch.completed_at is not None)
+    assert w.status.kill_switch.rearm_required
+    w.incidents["x"] = replace(w.incidents["x"], phase="Resolved")
+    w.step(commands=(parse_command("reconciliation", json.dumps({"result": "Matched", "evidence": "e", "by": "ops"})),))
+    w.step(commands=cmd("resume", "go"))
+    assert "re-arm required first" in w.status.message and "risk-officer" in w.status.message
+    w.step(commands=cmd("rearm", "me", by="mallory"))
+    assert "mallory is not a designated user" in w.status.message and w.status.kill_switch.rearmed_at is None
+    p = w.step(commands=cmd("rearm", "checked", by="risk-officer"))
+    assert [e.reason for e in p.events] == ["Rearmed"] and w.status.kill_switch.latched
+    p = w.step(commands=cmd("resume", "go"))
+    assert "resume" in p.actions and not w.status.kill_switch.latched
+
+
+def test_plain_kill_needs_no_rearm_and_rearm_without_need_is_refused():
+    w = World()
+    w.run_until(lambda w: w.status.phase and w.status.phase.value == "Running")
+    w.step(commands=cmd("kill"))
+    assert not w.status.kill_switch.rearm_required
+    w.step(commands=cmd("rearm", "x"))
+    assert "no halt that requires a re-arm" in w.status.message
+    w.step(commands=cmd("kill", "again", requireRearm=True))  # a stricter halt while latched tightens it
+    assert w.status.kill_switch.rearm_required
+
+
+def test_admission_attributes_commands_and_designated_rearm():
+    from stratops.gates.admission import review_commands
+
+    kill = {"stratops.io/kill": json.dumps({"reason": "x", "by": "bob"})}
+    assert review_commands({}, kill, "bob") == []
+    assert "the request is made by 'eve'" in review_commands({}, kill, "eve")[0]
+    assert review_commands({}, kill, "chatops-bot", delegates={"chatops-bot"}) == []
+    assert review_commands(kill, {}, "stratops-operator") == []  # removal after execution
+    assert review_commands(kill, kill, "eve") == []  # unchanged by this request
+    rearm = {"stratops.io/rearm": json.dumps({"reason": "x", "by": "bob"})}
+    assert "'bob' may not re-arm" in review_commands({}, rearm, "bob", rearm_by=["risk"])[0]
+    assert review_commands({}, rearm, "bob", rearm_by=["bob"]) == []

@@ -49,15 +49,29 @@ def incident_list(namespace: Namespace = None, all_namespaces: Annotated[bool, t
     console.print(table)
 
 
-def incident_show(name: str, namespace: Namespace = None) -> None:
-    """One incident with its four playbook steps."""
+def incident_show(name: str, namespace: Namespace = None, output: Output = "table") -> None:
+    """One incident: its class's P0/P1 line, and the four playbook steps, done (when, by whom,
+    what) or still to do (what the playbook says)."""
+    from stratops.recovery.classes import STEPS, card
+
     i = _get(_api(), _namespace(namespace), name)
+    if emit([i], output):
+        return
     st = i.get("status") or {}
-    console.print(f"[bold]{name}[/] {i['spec']['class']} {i['spec']['severity']} on {i['spec']['strategy']}: {st.get('phase') or 'Open'}")
+    c = card(i["spec"]["class"])
+    sev = i["spec"]["severity"]
+    console.print(f"[bold]{name}[/] {c.title} {sev} on {i['spec']['strategy']}: {st.get('phase') or 'Open'}"
+                  + (f" (acknowledged by {st['acknowledgedBy']})" if st.get("acknowledgedBy") else ""))
     console.print(f"  {i['spec']['summary']}")
-    for step in ("detection", "immediateAction", "containment", "postmortem"):
+    console.print(f"  {sev} means: {c.p0 if sev == 'P0' else c.p1}", highlight=False)
+    playbook = c.playbook()
+    for step in STEPS:
         s = (st.get("steps") or {}).get(step)
-        console.print(f"  {step:16} " + (f"{s['at']} by {s['by']}: {s.get('detail', '')}" if s else "-"))
+        if s:
+            console.print(f"  [green]✓[/] {step:16} {s['at']} by {s['by']}: {s.get('detail', '')}", highlight=False)
+        else:
+            console.print(f"  [yellow]·[/] {step:16} to do: {playbook[step]}", highlight=False)
+    console.print(f"  runbook: stratops runbook show {c.runbook}")
     if i["spec"].get("postmortem"):
         pm = i["spec"]["postmortem"]
         console.print(f"  postmortem: {pm['rootCause']} (owner {pm['owner']}); actions: {'; '.join(pm['actions'])}")
@@ -82,6 +96,21 @@ def incident_ack(name: str, namespace: Namespace = None) -> None:
     _get(api, ns, name)
     _annotate(api, ns, name, "stratops.io/ack", {"by": whoami(api), "id": uuid.uuid4().hex[:12]})
     console.print(f"acknowledged {ns}/{name}")
+
+
+def incident_contain(
+    name: str,
+    detail: Annotated[str, typer.Option("--detail", "-d", help="The safe state reached, e.g. 'orders reconciled at prime-a'.")],
+    namespace: Namespace = None,
+) -> None:
+    """Record containment by hand (the operator records it itself when the strategy reaches
+    the safe state of the immediate action)."""
+    if not detail.strip():
+        raise CliError("--detail is required: what is contained, and how you know")
+    api, ns = _api(), _namespace(namespace)
+    _get(api, ns, name)
+    _annotate(api, ns, name, "stratops.io/contain", {"by": whoami(api), "reason": detail, "id": uuid.uuid4().hex[:12]})
+    console.print(f"containment of {ns}/{name} recorded")
 
 
 def incident_resolve(

@@ -103,7 +103,7 @@ def give_command(kind: str, name: str, namespace: str | None, fields: dict[str, 
         client.CustomObjectsApi(api).patch_namespaced_custom_object(
             GROUP, VERSION, ns, "strategies", name, {"metadata": {"annotations": {f"stratops.io/{kind}": json.dumps(value)}}})
     except ApiException as e:
-        raise CliError(f"cannot annotate strategy {ns}/{name}: {e.reason} ({e.status})") from e
+        raise CliError(f"cannot annotate strategy {ns}/{name}: {api_message(e)}") from e
     console.print(f"{kind} requested for {ns}/{name} by {value['by']}")
     return api, ns, value
 
@@ -125,9 +125,26 @@ def _wait(api: Any, ns: str, name: str, done: Any, what: str, timeout: float) ->
     raise CliError(f"timed out after {timeout:.0f}s waiting for {what}; see `stratops status` and the Strategy's Events")
 
 
-def kill(strategy: str, reason: Reason, namespace: Namespace = None, wait: Wait = True, timeout: Timeout = 120) -> None:
-    """Kill-switch: HALTED (cancel, no new orders), wait for the ack, scale to 0. Latched."""
-    api, ns, value = give_command("kill", strategy, namespace, {"reason": reason})
+def kill(strategy: Annotated[str | None, typer.Argument(help="The strategy; or use --selector / --all.")] = None,
+         reason: Reason = "", namespace: Namespace = None, wait: Wait = True, timeout: Timeout = 120,
+         selector: Annotated[str | None, typer.Option("--selector", "-l", help="Every strategy matching this label selector, e.g. desk=fx,venue=XLON.")] = None,
+         all_: Annotated[bool, typer.Option("--all", help="Every strategy in the namespace (with -A: in the cluster).")] = False,
+         all_namespaces: Annotated[bool, typer.Option("--all-namespaces", "-A", help="With --selector or --all: across namespaces.")] = False,
+         require_rearm: Annotated[bool, typer.Option("--require-rearm", help="Stay off until a designated user re-arms (spec.killSwitch.rearmBy).")] = False,
+         ) -> None:
+    """Kill-switch: HALTED (cancel, no new orders; risk-reducing orders only if the strategy's
+    policy allows), wait for the ack, scale to 0. Latched until a valid resume. One strategy,
+    every strategy matching --selector, or --all: one decision, progress per strategy, and a
+    table of what is halted and acknowledged at the end."""
+    if not reason.strip():
+        raise CliError("--reason is required: it is recorded with the kill-switch, in Events and in the audit trail")
+    if sum(bool(x) for x in (strategy, selector, all_)) != 1:
+        raise CliError("name one STRATEGY, or give --selector LABELS, or --all")
+    extra = {"requireRearm": True} if require_rearm else {}
+    if strategy is None:
+        kill_fleet(reason, namespace, selector, all_namespaces, wait, timeout, extra)
+        return
+    api, ns, value = give_command("kill", strategy, namespace, {"reason": reason, **extra})
     if wait:
         status = _wait(api, ns, strategy, lambda o, s: (s.get("killSwitch") or {}).get("completedAt"), "the kill-switch", timeout)
         ks = status["killSwitch"]
@@ -156,10 +173,12 @@ def rollback(strategy: str, reason: Reason, namespace: Namespace = None, wait: W
             raise CliError(status["message"])
 
 
-def resume(strategy: str, reason: Reason, namespace: Namespace = None, wait: Wait = True, timeout: Timeout = 60) -> None:
+def resume(strategy: str, reason: Reason, namespace: Namespace = None, wait: Wait = True, timeout: Timeout = 60,
+           throttled: Annotated[bool, typer.Option("--throttled", help="Resume slow: REDUCING with throttled limits until a later full resume.")] = False) -> None:
     """Resume after a kill-switch or throttle: refused unless incidents are resolved, a fresh
-    reconciliation is recorded and the daily gate is signed; REDUCING first, then ACTIVE."""
-    api, ns, value = give_command("resume", strategy, namespace, {"reason": reason})
+    reconciliation is recorded and the daily gate is signed; REDUCING first, then ACTIVE
+    (with --throttled: REDUCING with lowered limits until a later full resume)."""
+    api, ns, value = give_command("resume", strategy, namespace, {"reason": reason, **({"throttled": True} if throttled else {})})
     if wait:
         def done(o: dict[str, Any], s: dict[str, Any]) -> Any:
             if "stratops.io/resume" in (o["metadata"].get("annotations") or {}):
@@ -212,3 +231,179 @@ def status(namespace: Namespace = None, all_namespaces: Annotated[bool, typer.Op
             ("signed" if gates and gates["status"] == "True" else ("missing" if gates else "-")),
         )
     console.print(table)
+
+
+def failover(
+    strategy: str,
+    reason: Reason,
+    to: Annotated[str, typer.Option("--to", help="backup (spec.brokers.backup) or primary (fail back).")] = "backup",
+    namespace: Namespace = None, wait: Wait = True, timeout: Timeout = 60,
+) -> None:
+    """Switch the control document to the backup broker (or back to the primary). Refused
+    unless the kill-switch is latched: halt order entry first. Resume needs a reconciliation
+    against the new broker (runbook broker-failover)."""
+    if to not in ("backup", "primary"):
+        raise CliError("--to must be backup or primary")
+    api, ns, value = give_command("failover", strategy, namespace, {"reason": reason, "to": to})
+    if wait:
+        status = _wait(api, ns, strategy, lambda o, s: "stratops.io/failover" not in (o["metadata"].get("annotations") or {}),
+                       "the failover", timeout)
+        msg = status.get("message") or ""
+        if "refused" in msg or (status.get("broker") or {}).get("role", "primary") != to:
+            raise CliError(msg or f"failover to {to} not applied")
+        console.print(f"[bold]broker[/]: {msg}")
+
+
+def promote(strategy: str, reason: Reason, namespace: Namespace = None, wait: Wait = True, timeout: Timeout = 60) -> None:
+    """Promote paper -> live by setting spec.mode to live. Refused here, before anything is
+    changed, unless the pre-launch gate is signed for this version and these limits (the
+    operator checks again). With GitOps, change spec.mode in Git instead: Git wins."""
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+
+    api, ns = _api(), _namespace(namespace)
+    obj = _get(api, ns, strategy)
+    spec, status = obj.get("spec") or {}, obj.get("status") or {}
+    if spec.get("mode") == "live" and status.get("mode") == "live":
+        console.print(f"{ns}/{strategy} is already live")
+        return
+    missing = prelaunch_missing(api, ns, strategy, spec)
+    if missing:
+        raise CliError(f"promotion of {ns}/{strategy} refused: {missing}")
+    by = whoami(api)
+    note = json.dumps({"by": by, "reason": reason, "at": datetime.now(timezone.utc).isoformat()})
+    try:
+        client.CustomObjectsApi(api).patch_namespaced_custom_object(
+            GROUP, VERSION, ns, "strategies", strategy,
+            {"metadata": {"annotations": {"stratops.io/promoted-by": note}}, "spec": {"mode": "live"}})
+    except ApiException as e:
+        raise CliError(f"promotion of {ns}/{strategy} rejected by the API server: {api_message(e)}") from e
+    console.print(f"promotion of {ns}/{strategy} requested by {by}")
+    if wait:
+        def done(o: dict[str, Any], s: dict[str, Any]) -> Any:
+            cond = next((c for c in s.get("conditions") or [] if c["type"] == "Promoted"), {})
+            if s.get("mode") == "live":
+                return True
+            if cond.get("reason") == "GatesIncomplete" and (s.get("observedGeneration") or 0) >= o["metadata"]["generation"]:
+                raise CliError(cond.get("message") or "promotion blocked")
+            return None
+
+        _wait(api, ns, strategy, done, "the promotion", timeout)
+        console.print(f"[bold]live[/]: {ns}/{strategy}")
+
+
+def prelaunch_missing(api: Any, ns: str, strategy: str, spec: dict[str, Any]) -> str:
+    """Why the pre-launch gate is not signed for the strategy as it is now ('' if it is)."""
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+
+    from stratops.gates.evaluate import evaluate, subject
+    from stratops.lifecycle import limits as L
+    from stratops.models.gate import GateSpec
+    from stratops.models.strategy import StrategySpec
+
+    gate = (spec.get("gates") or {}).get("preLaunch")
+    if not gate:
+        return "no pre-launch gate named in spec.gates.preLaunch"
+    try:
+        raw = client.CustomObjectsApi(api).get_namespaced_custom_object(GROUP, VERSION, ns, "gates", gate)
+    except ApiException as e:
+        if e.status == 404:
+            return f"pre-launch gate {gate} not found in {ns}"
+        raise
+    s = StrategySpec.model_validate(spec)
+    ev = evaluate(GateSpec.model_validate(raw["spec"]), datetime.now(timezone.utc),
+                  (subject(strategy, s.version, L.limits_hash(s.risk_limits)),))
+    if ev.complete:
+        return ""
+    return (f"pre-launch gate {gate} is {ev.state} for version {s.version}: missing {', '.join(ev.missing)}; "
+            f"sign with `stratops gate sign {gate} ITEM --evidence ...`")
+
+
+def api_message(e: Any) -> str:
+    """The API server's own message (it names the field), not just the HTTP reason."""
+    try:
+        return json.loads(e.body).get("message") or f"{e.status} {e.reason}"
+    except (TypeError, ValueError, AttributeError):
+        return f"{e.status} {e.reason}"
+
+
+def kill_fleet(reason: str, namespace: str | None, selector: str | None, all_namespaces: bool, wait: bool,
+               timeout: float, extra: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """One decision (one id, one reason, one user) sent to every matching strategy at once;
+    then progress per strategy until each is halted, and a final table."""
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+    from rich.live import Live
+
+    api = _api()
+    custom = client.CustomObjectsApi(api)
+    sel = selector or ""
+    items = (custom.list_cluster_custom_object(GROUP, VERSION, "strategies", label_selector=sel) if all_namespaces else
+             custom.list_namespaced_custom_object(GROUP, VERSION, _namespace(namespace), "strategies", label_selector=sel))["items"]
+    if not items:
+        raise CliError(f"no strategy matches {'--selector ' + sel if sel else '--all'}"
+                       f" in {'the cluster' if all_namespaces else 'namespace ' + _namespace(namespace)}: nothing halted")
+    decision = uuid.uuid4().hex[:12]
+    value = {**(extra or {}), "reason": reason, "by": whoami(api), "id": decision, "scope": sel or "all",
+             "at": datetime.now(timezone.utc).isoformat()}
+    sent, failed = [], []
+    for s in items:  # annotate every one first: the halt starts everywhere before anyone waits
+        ns, name = s["metadata"]["namespace"], s["metadata"]["name"]
+        try:
+            custom.patch_namespaced_custom_object(GROUP, VERSION, ns, "strategies", name, {"metadata": {"annotations": {
+                "stratops.io/kill": json.dumps({**value, "decision": decision, "id": f"{decision}-{name}"[:60]})}}})
+            sent.append((ns, name))
+        except ApiException as e:
+            failed.append((ns, name, f"{e.status} {e.reason}"))
+    console.print(f"kill-switch {decision} by {value['by']} sent to {len(sent)} strategies ({value['scope']}): {reason}")
+    rows: dict[tuple[str, str], dict[str, Any]] = {k: {} for k in sent}
+
+    def table() -> Table:
+        t = Table("namespace", "strategy", "trading", "acknowledged", "scaled to 0", "pods", title=f"kill-switch {decision}")
+        for (ns, name), st in sorted(rows.items()):
+            ks = st.get("killSwitch") or {}
+            done = bool(ks.get("completedAt"))
+            t.add_row(ns, name, st.get("tradingState") or "-", str(ks.get("acknowledged")) if done else "…",
+                      "[green]yes[/]" if done else "…", str(st.get("_pods", "-")))
+        for ns, name, why in failed:
+            t.add_row(ns, name, "[red]NOT SENT[/]", why, "-", "-")
+        return t
+
+    deadline = time.monotonic() + timeout
+    if wait:
+        with Live(table(), console=console, refresh_per_second=4, transient=False) as live:
+            while time.monotonic() < deadline:
+                for ns, name in sent:
+                    if (rows[(ns, name)].get("killSwitch") or {}).get("completedAt"):
+                        continue
+                    try:
+                        rows[(ns, name)] = custom.get_namespaced_custom_object(GROUP, VERSION, ns, "strategies", name).get("status") or {}
+                    except ApiException:
+                        continue
+                live.update(table())
+                if all((r.get("killSwitch") or {}).get("completedAt") for r in rows.values()):
+                    break
+                time.sleep(0.3)
+    halted = [k for k, r in rows.items() if (r.get("killSwitch") or {}).get("completedAt")]
+    console.print(f"halted {len(halted)}/{len(items)}; acknowledged by the strategy: "
+                  f"{sum(1 for k in halted if rows[k]['killSwitch'].get('acknowledged'))}")
+    if failed or (wait and len(halted) < len(sent)):
+        raise CliError(f"{len(sent) - len(halted) if wait else 0} not halted within {timeout:.0f}s, {len(failed)} not sent: "
+                       "see the table; `stratops status` shows them")
+    return [{"namespace": ns, "strategy": name, **rows[(ns, name)].get("killSwitch", {})} for ns, name in sent]
+
+
+def rearm(strategy: str, reason: Reason, namespace: Namespace = None, wait: Wait = True, timeout: Timeout = 30) -> None:
+    """Re-arm a strategy halted by an exposure-linked or repeated-execution kill: only a user
+    named in spec.killSwitch.rearmBy may (checked at admission and by the operator). It
+    resumes nothing: `stratops resume` still needs a reconciliation, resolved incidents and the
+    daily gate."""
+    api, ns, value = give_command("rearm", strategy, namespace, {"reason": reason})
+    if wait:
+        status = _wait(api, ns, strategy, lambda o, s: "stratops.io/rearm" not in (o["metadata"].get("annotations") or {}),
+                       "the re-arm", timeout)
+        ks = status.get("killSwitch") or {}
+        if ks.get("rearmedBy") != value["by"]:
+            raise CliError(status.get("message") or "re-arm not recorded")
+        console.print(f"[bold]re-armed[/] by {ks['rearmedBy']} at {ks['rearmedAt']}; resume when ready")

@@ -63,18 +63,28 @@ def crds(
 @app.command()
 def validate(
     paths: Annotated[list[Path], typer.Argument(help="YAML files or directories (read recursively).")],
+    base: Annotated[list[Path] | None, typer.Option("--base", help="The merged tree (files or directories) to compare with: "
+                                                    "enables the pull-request policies (promotion, raised limits, removed monitors).")] = None,
 ) -> None:
     """Validate stratops manifests offline, with the messages the API server would give.
 
-    Exit status 1 when any document is invalid. Documents of other API groups are skipped.
+    With --base, also check what the change does: a strategy promoted to live, or a live
+    strategy's limits raised or version changed, without its pre-launch gate signed in the
+    change set; a monitor removed from a live strategy. Exit status 1 on any problem.
+    Documents of other API groups are skipped.
     """
+    from datetime import datetime, timezone
+
+    from stratops.gitops import load, policy_problems
     from stratops.models.validate import validate_files
 
-    missing = [p for p in paths if not p.exists()]
+    missing = [p for p in [*paths, *(base or [])] if not p.exists()]
     if missing:
         err.print(f"[red]no such file or directory:[/] {', '.join(map(str, missing))}")
         raise typer.Exit(2)
     checked, problems = validate_files(paths)
+    if base:
+        problems += policy_problems(load(base), load(paths), datetime.now(timezone.utc))
     for p in problems:
         err.print(f"[red]✗[/] {p}", highlight=False, soft_wrap=True)
     if problems:
@@ -125,19 +135,34 @@ def _user_errors(fn):  # type: ignore[no-untyped-def]
     """Print CliError and API errors as one line, exit 1: no tracebacks for on-call at 3am."""
     import functools
 
+    import urllib3
     from kubernetes.client.exceptions import ApiException
 
     from stratops.cli.lifecycle import CliError
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):  # type: ignore[no-untyped-def]
+        # urllib3 logs every retry as a warning: noise for on-call; the one-line error says it.
+        import logging
+
+        logging.getLogger("urllib3").setLevel(logging.ERROR)
         try:
             return fn(*args, **kwargs)
         except CliError as e:
             err.print(f"[red]error:[/] {e}", highlight=False)
             raise typer.Exit(1) from None
         except ApiException as e:
-            err.print(f"[red]error:[/] the API server answered {e.status} {e.reason}", highlight=False)
+            from stratops.cli.lifecycle import api_message
+
+            hint = " (ask for the RBAC role that allows it)" if e.status == 403 else ""
+            err.print(f"[red]error:[/] the API server answered {e.status}: {api_message(e)}{hint}", highlight=False)
+            raise typer.Exit(1) from None
+        except (urllib3.exceptions.HTTPError, OSError) as e:
+            pool = getattr(e, "pool", None)
+            host = f"{pool.scheme}://{pool.host}:{pool.port}" if pool is not None else "the kubeconfig's server"
+            err.print(f"[red]error:[/] cannot reach the Kubernetes API server at {host} ({type(e).__name__}): "
+                      "is the cluster up, and is KUBECONFIG's current context the right one? "
+                      "(`kubectl config current-context`; for the local cluster: `stratops dev up`)", highlight=False)
             raise typer.Exit(1) from None
 
     return wrapper
@@ -148,7 +173,9 @@ def _register() -> None:
 
     from stratops.cli import gates as gt
 
-    for fn in (lc.status, lc.kill, lc.throttle, lc.rollback, lc.resume, lc.reconcile):
+    from stratops.cli.describe import describe
+
+    for fn in (lc.status, describe, lc.kill, lc.throttle, lc.rollback, lc.resume, lc.reconcile, lc.promote, lc.failover, lc.rearm):
         app.command(fn.__name__)(_user_errors(fn))
     gt.gate_app.command("list")(_user_errors(gt.gate_list))
     gt.gate_app.command("sign")(_user_errors(gt.gate_sign))
@@ -157,9 +184,22 @@ def _register() -> None:
     from stratops.cli import incidents as inc
 
     for cmd, fn in (("list", inc.incident_list), ("show", inc.incident_show), ("ack", inc.incident_ack),
-                    ("resolve", inc.incident_resolve)):
+                    ("contain", inc.incident_contain), ("resolve", inc.incident_resolve)):
         inc.incident_app.command(cmd)(_user_errors(fn))
     app.add_typer(inc.incident_app, name="incident")
+    from stratops.cli import runbooks as rb
+
+    for cmd, fn in (("list", rb.runbook_list), ("show", rb.runbook_show), ("run", rb.runbook_run),
+                    ("verify", rb.runbook_verify), ("history", rb.runbook_history)):
+        rb.runbook_app.command(cmd)(_user_errors(fn))
+    app.add_typer(rb.runbook_app, name="runbook")
+    from stratops.cli import audit as au
+
+    au.audit_app.command("export")(_user_errors(au.audit_export))
+    app.add_typer(au.audit_app, name="audit")
+    from stratops.cli import triage as tr
+
+    app.command("triage")(_user_errors(tr.triage))
 
 
 _register()

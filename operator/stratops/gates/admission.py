@@ -61,3 +61,38 @@ def review(old: GateSpec | None, new: GateSpec | None, user: str, now: datetime,
 
 def signature(item: str, user: str, evidence: str, now: datetime, subject: str | None = None) -> Signature:
     return Signature(item=item, signer=user, signed_at=now, evidence=evidence, subject=subject)
+
+
+COMMAND_PREFIX = "stratops.io/"
+COMMANDS = ("kill", "throttle", "rollback", "resume", "reconciliation", "failover", "rearm", "ack", "contain", "resolve")
+
+
+def review_commands(old: dict[str, str] | None, new: dict[str, str] | None, user: str,
+                    rearm_by: Collection[str] = (), delegates: Collection[str] = ()) -> list[str]:
+    """Reasons to reject command annotations (stratops.io/kill, …) added or changed by USER: a
+    command that names who gives it must name the requesting user, unless USER is a delegate
+    (STRATOPS_COMMAND_DELEGATES: a ChatOps bot or risk gateway acting for the person it names);
+    a re-arm must name a designated user. Removing an annotation is always allowed."""
+    import json
+
+    problems = []
+    before, after = old or {}, new or {}
+    for cmd in COMMANDS:
+        key = COMMAND_PREFIX + cmd
+        if key not in after or before.get(key) == after[key]:
+            continue
+        try:
+            value = json.loads(after[key])
+        except ValueError:
+            value = None
+        by = value.get("by") if isinstance(value, dict) else None
+        if by is not None and by != user and user not in delegates:
+            problems.append(f"metadata.annotations[{key}].by is {by!r} but the request is made by {user!r}: "
+                            "commands are recorded as given by whoever gives them")
+        if cmd == "rearm":
+            if by is None:
+                problems.append(f"metadata.annotations[{key}]: a re-arm must say who gives it: {{\"by\": \"{user}\", \"reason\": …}}")
+            elif by not in rearm_by:
+                problems.append(f"metadata.annotations[{key}]: {by!r} may not re-arm this strategy "
+                                f"(spec.killSwitch.rearmBy: {', '.join(rearm_by) or 'nobody'})")
+    return problems

@@ -166,10 +166,29 @@ def validate_gate(body: kopf.Body, old: Any, userinfo: dict[str, Any], **_: Any)
         raise kopf.AdmissionError("; ".join(problems), code=403)
 
 
+def validate_commands(body: kopf.Body, old: Any, userinfo: dict[str, Any], **_: Any) -> None:
+    """Command annotations must be attributable to the requesting user; re-arm only by a
+    designated user (stratops.gates.admission.review_commands)."""
+    user = (userinfo or {}).get("username", "")
+    new_ann = dict((body.get("metadata") or {}).get("annotations") or {})
+    old_ann = dict(((old or {}).get("metadata") or {}).get("annotations") or {}) if old else {}
+    rearm_by = (((body.get("spec") or {}).get("killSwitch") or {}).get("rearmBy") or []) if body.get("kind") == "Strategy" else []
+    delegates = {s.strip() for s in os.environ.get("STRATOPS_COMMAND_DELEGATES", "").split(",") if s.strip()}
+    problems = admission.review_commands(old_ann, new_ann, user, rearm_by, delegates)
+    if problems:
+        raise kopf.AdmissionError("; ".join(problems), code=403)
+
+
 # kopf refuses to start with admission handlers and no server: register the webhook handler
 # only when it is served (STRATOPS_WEBHOOK_PORT in the operator's environment at import).
 if os.environ.get("STRATOPS_WEBHOOK_PORT"):
     kopf.on.validate(GROUP, VERSION, "gates", id="gate-signatures", operations=["CREATE", "UPDATE"])(validate_gate)
+    # Fail open (ignore_failures): a kill-switch must never be blocked because the operator is
+    # down. While it is down a command's `by` is what the client wrote, and RBAC on who may
+    # annotate strategies is the remaining control (README, "Attribution").
+    for plural in ("strategies", "incidents"):
+        kopf.on.validate(GROUP, VERSION, plural, id=f"{plural}-commands", operations=["CREATE", "UPDATE"],
+                         ignore_failures=True)(validate_commands)
 
 
 # -- indexes: observations without API calls -------------------------------------------------
@@ -268,7 +287,7 @@ def _observe(body: dict[str, Any], spec: StrategySpec, now: datetime, rt: Runtim
 
 def _has_effect(plan: Plan, status: StrategyStatus) -> bool:
     return bool(
-        plan.deployment or plan.control or plan.incidents or plan.incident_actions or plan.events
+        plan.deployment or plan.control or plan.incidents or plan.incident_actions or plan.incident_containment or plan.events
         or plan.clear_annotations or plan.status.to_dict() != status.to_dict()
     )
 
@@ -373,6 +392,8 @@ async def monitor_daemon(
         except Exception as e:  # noqa: BLE001 - an evaluation that cannot finish is retried next period
             logger.error(f"monitor evaluation failed: {e}")
         period = parse_duration(raw["spec"].get("frequency", "60s")).total_seconds()
+        if strategy is None:  # look again soon: the strategy may be applied after its monitors
+            period = min(period, 2.0)
         await stopped.wait(period)
 
 
@@ -430,7 +451,18 @@ def _gate_status(raw: dict[str, Any], strategies: kopf.Index, rt: Runtime) -> fl
                 found.append(subject(s, sspec.version, L.limits_hash(sspec.risk_limits)))
         subjects = tuple(found)
     ev = evaluate(spec, now, subjects)
+    sigs = (raw.get("spec") or {}).get("signatures") or []
+    import hashlib
+    import json as _json
+
+    sig_hash = hashlib.sha256(_json.dumps(sigs, sort_keys=True).encode()).hexdigest()[:16] if sigs else None
+    if sigs and (raw.get("status") or {}).get("recordedSignatures") != sig_hash:
+        # A re-signed item replaces its signature in the Gate: keep every one in the audit log.
+        from stratops.audit import signature_entries
+
+        rt.executor.audit.append(meta["namespace"], "Gate", meta["name"], signature_entries(meta["name"], spec.cadence.value, sigs, now), now)
     status = GateStatus(
+        recorded_signatures=sig_hash,
         state=ev.state, signed=ev.summary, signed_items=ev.signed or None, missing_items=ev.missing or None,
         expires_at=ev.expires_at, observed_generation=int(meta.get("generation") or 0),
         message=(f"missing {', '.join(ev.missing)}" if ev.missing else "every required item signed")
@@ -448,9 +480,16 @@ def _gate_status(raw: dict[str, Any], strategies: kopf.Index, rt: Runtime) -> fl
     return SAFETY_NET_SECONDS
 
 
-# -- incidents: acknowledge and resolve (annotations from `stratops incident ack|resolve`) --------
+def _status_patch(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """A merge patch from OLD to NEW: top-level fields gone in NEW are deleted (null); nested
+    maps merge, so a step the strategy daemon wrote meanwhile is never erased."""
+    return {**{k: None for k in old if k not in new}, **new}
+
+
+# -- incidents: acknowledge, contain, resolve (annotations from `stratops incident ...`) --------
 @kopf.on.event(GROUP, VERSION, "incidents", annotations={"stratops.io/ack": kopf.PRESENT})
 @kopf.on.event(GROUP, VERSION, "incidents", annotations={"stratops.io/resolve": kopf.PRESENT})
+@kopf.on.event(GROUP, VERSION, "incidents", annotations={"stratops.io/contain": kopf.PRESENT})
 def incident_command(namespace: str, name: str, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     from stratops.lifecycle.decide import parse_command
     from stratops.models.incident import IncidentSpec, IncidentStatus
@@ -464,7 +503,7 @@ def incident_command(namespace: str, name: str, body: kopf.Body, memo: kopf.Memo
     ex: Executor = memo.runtime.executor
     if new.to_dict() != status.to_dict():
         ex.custom.patch_namespaced_custom_object_status(GROUP, VERSION, namespace, "incidents", name,
-                                                         {"status": new.model_dump(by_alias=True, mode="json")})
+                                                         {"status": _status_patch(status.to_dict(), new.to_dict())})
     for type_, reason, message in events:
         ex.event(namespace, name, raw["metadata"]["uid"], type_, reason, message, now, kind="Incident")
     if clear:

@@ -36,6 +36,9 @@ class Executor:
         self.core = client.CoreV1Api(api)
         self.apps = client.AppsV1Api(api)
         self.custom = client.CustomObjectsApi(api)
+        from stratops.k8s.audit import AuditLog
+
+        self.audit = AuditLog(self.core)
 
     # -- reads -----------------------------------------------------------------------------
     def read_strategy(self, namespace: str, name: str) -> dict[str, Any] | None:
@@ -87,7 +90,8 @@ class Executor:
             "metadata": {"name": inc.name, "namespace": namespace,
                          "labels": {manifests.LABEL_STRATEGY: strategy, **manifests.MANAGED_BY}},
             "spec": {"class": inc.class_.value, "severity": inc.severity.value, "strategy": strategy,
-                     "summary": inc.summary, "action": inc.action, **({"monitor": monitor} if monitor else {})},
+                     "summary": inc.summary, "action": inc.action, **({"monitor": monitor} if monitor else {}),
+                     **({"requireRearm": True} if getattr(inc, "require_rearm", False) else {})},
         }
         try:
             self.custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "incidents", body)
@@ -116,6 +120,16 @@ class Executor:
             self.custom.patch_namespaced_custom_object_status(
                 GROUP, VERSION, namespace, "incidents", name,
                 {"status": {"phase": status.get("phase") or "Open", "steps": steps}})
+        except ApiException as e:
+            if e.status != 404:
+                raise
+
+    def record_containment(self, namespace: str, name: str, detail: str, now: datetime) -> None:
+        """The safe state was reached: the containment step, and the phase Contained."""
+        try:
+            self.custom.patch_namespaced_custom_object_status(
+                GROUP, VERSION, namespace, "incidents", name,
+                {"status": {"phase": "Contained", "steps": {"containment": {"at": _iso(now), "by": OPERATOR, "detail": detail}}}})
         except ApiException as e:
             if e.status != 404:
                 raise
@@ -163,6 +177,14 @@ class Executor:
                 created.append(inc.name)
         for inc_name, detail in plan.incident_actions:
             self.record_incident_action(namespace, inc_name, detail, now)
+        for inc_name, detail in plan.incident_containment:
+            self.record_containment(namespace, inc_name, detail, now)
+        if plan.events:
+            # Before the status write: a crash in between repeats the decision, and the retry
+            # is recognised in the audit log (see stratops.audit.merge) rather than lost.
+            from stratops.audit import strategy_entries
+
+            self.audit.append(namespace, "Strategy", name, strategy_entries(name, plan.events, plan.status.to_dict(), now), now)
         self.write_status(namespace, name, plan.status, resource_version)
         for ev in plan.events:
             self.event(namespace, name, uid, ev.type, ev.reason, ev.message, now)

@@ -78,6 +78,15 @@ class MonitorRunner:
         ns, name = meta["namespace"], meta["name"]
         spec = MonitorSpec.model_validate(body["spec"])
         prev = MonitorStatus.model_validate(body.get("status") or {})
+        if strategy is None:
+            # Schema-valid but unable to work: say so on the Monitor, open nothing against a
+            # strategy that does not exist, and keep serving every other monitor.
+            problem = f"strategy {spec.strategy} not found in namespace {ns}: not evaluated"
+            if prev.problem != problem:
+                st = prev.model_copy(update={"problem": problem, "observed_generation": int(meta.get("generation") or 0)})
+                self._write_status(ns, name, st)
+                self.executor.event(ns, name, meta.get("uid", ""), "Warning", "StrategyNotFound", problem, now, kind="Monitor")
+            return Evaluation(None, False, False, 0, problem)
         strategy_spec = None
         if strategy is not None:
             try:
@@ -101,6 +110,7 @@ class MonitorRunner:
         STALE.labels(ns, name, spec.strategy, spec.layer.value).set(1 if ev.stale else 0)
 
         st = prev.model_copy(deep=True)
+        st.problem = None
         st.last_value = f"{ev.value:.6g}" if ev.value is not None else "n/a"
         st.last_evaluation, st.consecutive_breaches = now, ev.consecutive
         st.breaching, st.stale, st.detail = ev.breaching, ev.stale, ev.detail
@@ -135,7 +145,8 @@ class MonitorRunner:
             action = "throttle" if ev.stale else incident_action(spec, (strategy or {}).get("status"))
             inc_name = f"{name}-{hashlib.sha256(now.isoformat().encode()).hexdigest()[:8]}"[:253]
             what = "source unavailable or no data" if ev.stale else f"breach: {ev.detail}"
-            inc = NewIncident(inc_name, cls, sev, f"monitor {name} on {spec.strategy}: {what}"[:2048], action, "")
+            inc = NewIncident(inc_name, cls, sev, f"monitor {name} on {spec.strategy}: {what}"[:2048], action, "",
+                              require_rearm=spec.incident.require_rearm and not ev.stale)
             # The name is recorded first: a crash after the create does not open a second one.
             st.incident = inc_name
             self._write_status(ns, name, st)

@@ -23,15 +23,16 @@ from stratops.lifecycle import manifests
 from stratops.lifecycle.control import Acknowledgement, BrokerInUse, ControlDocument
 from stratops.models.common import Condition, parse_duration
 from stratops.models.monitor import IncidentClass, Severity
+from stratops.recovery.classes import ACTIONS
 from stratops.models.strategy import (
-    BlockedVersion, ControlStatus, EffectiveLimits, KillSwitchStatus, Mode, Phase,
+    BlockedVersion, BrokerStatus, ControlStatus, EffectiveLimits, KillSwitchStatus, Mode, Phase,
     Reconciliation, ResumeStatus, Revision, RolloutStatus, StrategySpec, StrategyStatus,
     ThrottleStatus, TradingState,
 )
 
 OPERATOR = "stratops-operator"
 RECONCILIATION_MAX_AGE = timedelta(hours=1)
-COMMANDS = ("kill", "throttle", "rollback", "resume", "reconciliation")
+COMMANDS = ("kill", "throttle", "rollback", "resume", "reconciliation", "failover", "rearm")
 ANNOTATION_PREFIX = "stratops.io/"
 
 
@@ -75,6 +76,8 @@ class IncidentView:
     action: str | None
     phase: str
     acted: bool = False  # its immediate-action step is recorded
+    contained: bool = False  # its containment step is recorded
+    require_rearm: bool = False  # its kill-switch needs a designated user's re-arm
 
     @property
     def open(self) -> bool:
@@ -84,7 +87,7 @@ class IncidentView:
     def immediate_action(self) -> str:
         if self.action:
             return self.action
-        return "killSwitch" if self.severity == Severity.P0.value else "throttle"
+        return ACTIONS.get(Severity(self.severity), "throttle") if self.severity in ("P0", "P1") else "throttle"
 
 
 @dataclass(frozen=True)
@@ -122,6 +125,8 @@ def parse_command(kind: str, raw: str) -> Command:
             error = f"annotation {ANNOTATION_PREFIX}{kind}: result must be Matched, Mismatched or Failed"
         elif not str(value.get("evidence") or "").strip():
             error = f"annotation {ANNOTATION_PREFIX}{kind}: evidence is required (what was compared, or a link)"
+    elif kind == "failover" and value.get("to") not in ("backup", "primary"):
+        error = f"annotation {ANNOTATION_PREFIX}{kind}: to must be backup or primary"
     elif not reason:
         error = f"annotation {ANNOTATION_PREFIX}{kind}: a reason is required, e.g. {{\"reason\": \"broker rejects\"}}"
     return Command(kind, cid, reason, by, fields, error)
@@ -164,6 +169,7 @@ class NewIncident:
     summary: str
     action: str  # what was already done: the operator records it as the immediate action
     detail: str
+    require_rearm: bool = False
 
 
 @dataclass
@@ -174,6 +180,7 @@ class Plan:
     control: ControlDocument | None = None  # write this control document
     incidents: list[NewIncident] = field(default_factory=list)
     incident_actions: list[tuple[str, str]] = field(default_factory=list)  # (incident, what was done)
+    incident_containment: list[tuple[str, str]] = field(default_factory=list)  # (incident, safe state reached)
     events: list[Event] = field(default_factory=list)
     clear_annotations: list[str] = field(default_factory=list)
     requeue_after: float | None = None
@@ -260,6 +267,7 @@ def decide(spec: StrategySpec, status: StrategyStatus, obs: Observations) -> Pla
 
     # -- incidents that ask for an action ---------------------------------------------------
     kill_trigger: tuple[str, str, str | None] | None = None  # (reason, by, incident)
+    rearm_required = False
     throttle_trigger: tuple[str, str, str | None] | None = None
     rollback_trigger: tuple[str, str, str | None] | None = None
     for inc in obs.incidents:
@@ -270,6 +278,8 @@ def decide(spec: StrategySpec, status: StrategyStatus, obs: Observations) -> Pla
         why = f"incident {inc.name} ({inc.class_} {inc.severity})"
         if act == "killSwitch" and kill_trigger is None:
             kill_trigger = (why, OPERATOR, inc.name)
+        if act == "killSwitch" and inc.require_rearm:
+            rearm_required = True
         elif act == "throttle" and throttle_trigger is None:
             throttle_trigger = (why, OPERATOR, inc.name)
         elif act == "rollback" and rollback_trigger is None:
@@ -278,6 +288,7 @@ def decide(spec: StrategySpec, status: StrategyStatus, obs: Observations) -> Pla
             plan.incident_actions.append((inc.name, "recorded; no automatic action (action: none)"))
     if (cmd := commands.get("kill")) is not None:
         kill_trigger = (cmd.reason, cmd.by, None)
+        rearm_required = rearm_required or bool(cmd.fields.get("requireRearm"))
     if (cmd := commands.get("throttle")) is not None and throttle_trigger is None:
         throttle_trigger = (cmd.reason, cmd.by, None)
     if (cmd := commands.get("rollback")) is not None:
@@ -290,8 +301,16 @@ def decide(spec: StrategySpec, status: StrategyStatus, obs: Observations) -> Pla
         if ks is not None and ks.latched:
             if incident:
                 plan.incident_actions.append((incident, f"kill-switch already latched since {ks.at}"))
+            if rearm_required and not ks.rearm_required:  # a second, stricter halt tightens the latch
+                ks = st.kill_switch = ks.model_copy(update={"rearm_required": True, "rearmed_by": None, "rearmed_at": None})
+                plan.events.append(Event("Warning", "RearmRequired", f"re-arm now required ({reason})"))
         else:
-            ks = st.kill_switch = KillSwitchStatus(latched=True, reason=reason, by=by, at=now, incident=incident)
+            kc = commands.get("kill")
+            ks = st.kill_switch = KillSwitchStatus(
+                latched=True, reason=reason, by=by, at=now, incident=incident,
+                decision=(str(kc.fields.get("decision") or kc.id) if kc is not None and incident is None else None),
+                scope=(str(kc.fields.get("scope") or "strategy") if kc is not None and incident is None else None),
+                rearm_required=rearm_required or None)
             st.resume = None
             plan.actions.append("kill_switch")
             plan.events.append(Event("Warning", "KillSwitch", f"kill-switch engaged by {by}: {reason}"))
@@ -315,12 +334,65 @@ def decide(spec: StrategySpec, status: StrategyStatus, obs: Observations) -> Pla
     latched = ks is not None and ks.latched
     throttled = st.throttle is not None and st.throttle.active
 
+    # -- re-arm: a designated user allows a halt that requires it to be resumed (resumes nothing) --
+    if (cmd := commands.get("rearm")) is not None:
+        allowed = list((kill_policy.rearm_by if kill_policy else None) or [])
+        refusal = None
+        if not latched or ks is None or not ks.rearm_required:
+            refusal = "no halt that requires a re-arm is latched"
+        elif cmd.by not in allowed:
+            refusal = f"{cmd.by} is not a designated user (spec.killSwitch.rearmBy: {', '.join(allowed) or 'nobody'})"
+        if refusal:
+            msg = f"re-arm by {cmd.by} refused: {refusal}"
+            plan.events.append(Event("Warning", "RearmRefused", msg))
+            st.message = msg
+        elif ks is not None and ks.rearmed_at is None:
+            ks = st.kill_switch = ks.model_copy(update={"rearmed_by": cmd.by, "rearmed_at": now})
+            msg = f"re-armed by {cmd.by}: {cmd.reason}; a resume is now possible (reconciliation, incidents, daily gate)"
+            plan.events.append(Event("Normal", "Rearmed", msg))
+            st.message = msg
+
+    # -- broker failover: only with order entry halted, so no order is in flight across brokers --
+    if (cmd := commands.get("failover")) is not None:
+        to = cmd.fields["to"]
+        on = st.broker.role if st.broker else "primary"
+        chosen = spec.brokers.backup if to == "backup" else spec.brokers.primary
+        refusals = []
+        if chosen is None:
+            refusals.append("spec.brokers.backup is not set: there is no backup broker to fail over to")
+        elif to == on:
+            refusals.append(f"already on the {on} broker ({chosen.name})")
+        if not latched:
+            refusals.append("halt order entry first (stratops kill): the broker changes only while the kill-switch is latched")
+        if refusals:
+            msg = f"failover by {cmd.by} refused: " + "; ".join(refusals)
+            plan.events.append(Event("Warning", "FailoverRefused", msg))
+            st.message = msg
+        else:
+            assert chosen is not None
+            st.broker = BrokerStatus(role=to, name=chosen.name, at=now, by=cmd.by, reason=cmd.reason)
+            plan.actions.append("failover")
+            msg = (f"control document switched to the {to} broker {chosen.name} ({chosen.endpoint}) by {cmd.by}: {cmd.reason}; "
+                   "reconcile positions against it before resuming")
+            plan.events.append(Event("Warning", "BrokerFailover", msg))
+            st.message = msg
+    if st.broker is not None and st.broker.role == "backup" and spec.brokers.backup is None:
+        st.broker = None
+        plan.events.append(Event("Warning", "BrokerBackupRemoved",
+                                 "spec.brokers.backup was removed while in use: the control document names the primary again"))
+
     # -- resume: only resolved incidents, a fresh reconciliation and a signed daily gate ------
     if (cmd := commands.get("resume")) is not None:
         refusals = []
         if not latched and not throttled:
             refusals.append("nothing to resume: no kill-switch latched and no throttle in force")
-        stopped_at = max([t for t in (ks.at if ks else None, st.throttle.at if st.throttle else None) if t], default=None)
+        if latched and ks is not None and ks.rearm_required and ks.rearmed_at is None:
+            allowed = ", ".join((kill_policy.rearm_by if kill_policy else None) or []) or "nobody: set spec.killSwitch.rearmBy"
+            refusals.append(f"re-arm required first (exposure-linked or repeated-execution halt): `stratops rearm` by one of {allowed}")
+        # The reconciliation must postdate the stop and any broker switch: positions at the new
+        # broker are what the strategy resumes against.
+        stopped_at = max([t for t in (ks.at if ks else None, st.throttle.at if st.throttle else None,
+                                      st.broker.at if st.broker else None) if t], default=None)
         open_incidents = [i.name for i in obs.incidents if i.open]
         if open_incidents:
             refusals.append(f"incidents not resolved: {', '.join(sorted(open_incidents))}")
@@ -354,7 +426,15 @@ def decide(spec: StrategySpec, status: StrategyStatus, obs: Observations) -> Pla
                 st.rollout = st.rollout.model_copy(update={"started_at": now, "ready_since": None})
             st.effective_limits = _allowed_limits(st, base_limits, obs, prelaunch, spec, plan, conds, current_subject)
             plan.actions.append("resume")
-            msg = f"resume by {cmd.by} accepted: {cmd.reason}; REDUCING until acknowledged, then ACTIVE"
+            if cmd.fields.get("throttled"):
+                # Back to trading, but slow: a throttle in force until a later full resume (which
+                # needs a reconciliation newer than this one).
+                st.throttle = ThrottleStatus(active=True, reason=f"resumed throttled: {cmd.reason}", by=cmd.by, at=now)
+                st.effective_limits = L.lowest(L.throttled(st.effective_limits, factor), base_limits)
+                throttled = True
+                msg = f"resume by {cmd.by} accepted, throttled: {cmd.reason}; REDUCING with limits x{factor} until a full resume"
+            else:
+                msg = f"resume by {cmd.by} accepted: {cmd.reason}; REDUCING until acknowledged, then ACTIVE"
             plan.events.append(Event("Normal", "Resume", msg))
             st.message = msg
 
@@ -502,7 +582,7 @@ def decide(spec: StrategySpec, status: StrategyStatus, obs: Observations) -> Pla
         state = TradingState.REDUCING
     else:
         state = TradingState.ACTIVE
-    broker = spec.brokers.primary
+    broker = spec.brokers.backup if st.broker and st.broker.role == "backup" and spec.brokers.backup else spec.brokers.primary
     reason = ks.reason if latched and ks else st.throttle.reason if throttled and st.throttle else (
         st.resume.reason if st.resume and st.resume.stage == "Reducing" else "")
     prev_gen = obs.control.generation if obs.control else 0
@@ -599,6 +679,16 @@ def decide(spec: StrategySpec, status: StrategyStatus, obs: Observations) -> Pla
     _set_condition(conds, now, obs.generation, "Healthy", not open_incidents,
                    "NoOpenIncidents" if not open_incidents else "OpenIncidents", ", ".join(open_incidents))
     gates_missing = []
+    named = [g for g in ([spec.gates.pre_launch, spec.gates.daily, *(spec.gates.others or [])] if spec.gates else []) if g]
+    not_found = sorted({g for g in named if obs.gates.get(g) is None})
+    if not_found:
+        # Schema-valid but unable to work: the strategy names gates that do not exist (or do
+        # not list it). Said once per change, in an Event and the GatesSatisfied condition.
+        msg = f"gates not found or not listing {obs.name}: {', '.join(not_found)}"
+        prev = _condition(st, "GatesSatisfied")
+        if prev is None or msg not in (prev.message or ""):
+            plan.events.append(Event("Warning", "GateNotFound", msg))
+        gates_missing.append(msg)
     if spec.gates and spec.gates.pre_launch and (m := _prelaunch_missing(spec, prelaunch)):
         gates_missing.append(m)
     if spec.gates and spec.gates.daily and not (daily and daily.complete):
@@ -635,7 +725,36 @@ def decide(spec: StrategySpec, status: StrategyStatus, obs: Observations) -> Pla
         st.phase = Phase.Pending
     else:
         st.phase = Phase.Deploying
+
+    # -- containment: an incident is contained when the strategy reached the safe state its
+    # immediate action aims at (observed, not assumed) --------------------------------------------
+    for inc in obs.incidents:
+        if inc.open and inc.acted and not inc.contained:
+            detail = _containment(inc, st, plan, dep, ready, acked(doc.generation) and plan.control is None, obs)
+            if detail:
+                plan.incident_containment.append((inc.name, detail))
     return plan
+
+
+def _containment(inc: IncidentView, st: StrategyStatus, plan: Plan, dep: DeploymentView | None, ready: bool,
+                 control_acked: bool, obs: Observations) -> str | None:
+    """The safe state INC's strategy is in, in words, or None while it is not there yet."""
+    ks = st.kill_switch
+    if ks is not None and ks.latched and ks.completed_at is not None:
+        return (f"halted: HALTED (control generation {ks.halt_generation}, acknowledged by the strategy: "
+                f"{ks.acknowledged}) and scaled to 0 at {ks.completed_at.isoformat()}")
+    act = inc.immediate_action
+    if act == "throttle" and st.throttle is not None and st.throttle.active and control_acked:
+        lim = st.effective_limits
+        assert lim is not None and st.control is not None
+        return (f"throttled: REDUCING (max position {lim.max_position:g}, order rate {lim.max_order_rate:g}/s) "
+                f"acknowledged by every pod at control generation {st.control.generation}")
+    if act == "rollback" and st.rollout is not None and st.rollout.rollback and ready and dep is not None:
+        return f"rolled back: {st.rollout.version} running, {dep.ready_replicas}/{dep.replicas} pods Ready"
+    if (act == "none" and inc.class_ == IncidentClass.config_drift.value and dep is not None
+            and not plan.deployment_drifted and dep.desired_fingerprint == dep.live_fingerprint):
+        return "the Deployment matches the operator's decision again"
+    return None
 
 
 def _prelaunch_missing(spec: StrategySpec, prelaunch: GateEvaluation | None) -> str:

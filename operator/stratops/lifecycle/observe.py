@@ -44,6 +44,8 @@ def incident_view(body: Mapping[str, Any]) -> IncidentView:
         name=meta.get("name", ""), class_=spec.get("class", ""), severity=spec.get("severity", ""),
         action=spec.get("action"), phase=status.get("phase") or "Open",
         acted="immediateAction" in steps,
+        contained="containment" in steps,
+        require_rearm=bool(spec.get("requireRearm")),
     )
 
 

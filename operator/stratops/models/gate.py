@@ -92,3 +92,4 @@ class GateStatus(Model):
     expires_at: datetime | None = Field(default=None, description="When the earliest signature lapses.")
     message: str | None = Field(default=None, description="Detail for humans.")
     observed_generation: int | None = Field(default=None, description="The .metadata.generation last evaluated.")
+    recorded_signatures: str | None = Field(default=None, description="Hash of the signatures already copied to the audit log.")

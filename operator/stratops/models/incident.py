@@ -31,6 +31,7 @@ class IncidentSpec(Model):
         default=None, description="Immediate action; when absent, P0 kill-switch and P1 throttle."
     )
     postmortem: Postmortem | None = Field(default=None, description="Root cause, actions, owner.")
+    require_rearm: bool | None = Field(default=None, description="Its kill-switch stays on until a designated user re-arms (spec.killSwitch.rearmBy of the strategy).")
 
     __rules__ = (
         Rule(

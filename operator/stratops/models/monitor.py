@@ -260,6 +260,8 @@ class IncidentSpecOfMonitor(Model):
     action: Literal["auto", "killSwitch", "throttle", "rollback", "none"] = Field(
         default="auto", description="auto: P0 kill-switch, P1 throttle, a rollout-related breach rolls back; none only records."
     )
+    require_rearm: bool = Field(
+        default=False, description="A kill-switch from this monitor (exposure-linked, repeated execution) stays on until a user in spec.killSwitch.rearmBy of the strategy re-arms it.")
 
 
 class Alerting(Model):
@@ -318,5 +320,6 @@ class MonitorStatus(Model):
     detail: str | None = Field(default=None, description="Method and sample sizes of the last evaluation.")
     last_alert: LastAlert | None = Field(default=None, description="The last alert sent.")
     incident: str | None = Field(default=None, description="The Incident opened by the current breach.")
+    problem: str | None = Field(default=None, description="Why the monitor cannot be evaluated (e.g. its strategy does not exist); cleared when fixed.")
     observed_generation: int | None = Field(default=None, description="The .metadata.generation last evaluated.")
 

@@ -140,6 +140,9 @@ class KillSwitchPolicy(Model):
 
     ack_deadline: str = Duration("How long to wait for the strategy to acknowledge HALTED before scaling to 0.", default="30s")
     allow_risk_reducing: bool = Field(default=False, description="Whether HALTED still allows orders that reduce the position (cancels are always allowed).")
+    rearm_by: list[Annotated[str, Field(min_length=1, max_length=253)]] | None = Field(
+        default=None, max_length=50,
+        description="Users allowed to re-arm after a halt that requires it (exposure-linked or repeated execution); none: nobody can, the strategy stays off.")
 
 
 class ThrottlePolicy(Model):
@@ -261,6 +264,11 @@ class KillSwitchStatus(Model):
     acknowledged: bool | None = Field(default=None, description="Whether every pod acknowledged HALTED before the scale to 0.")
     completed_at: datetime | None = Field(default=None, description="When the strategy was scaled to 0 with no pod left.")
     incident: str | None = Field(default=None, description="The Incident that triggered it, if any.")
+    decision: str | None = Field(default=None, description="Id of the decision: shared by every strategy halted by one --selector or --all kill.")
+    rearm_required: bool | None = Field(default=None, description="True when a designated user must re-arm before any resume (exposure-linked or repeated-execution halt).")
+    rearmed_by: str | None = Field(default=None, description="Who re-armed it.")
+    rearmed_at: datetime | None = Field(default=None, description="When it was re-armed.")
+    scope: str | None = Field(default=None, description="What the decision covered: this strategy, a label selector, or all.")
 
 
 class ThrottleStatus(Model):
@@ -291,6 +299,16 @@ class ResumeStatus(Model):
     stage: Literal["Reducing", "Active"] = Field(description="Reducing until acknowledged with every pod Ready, then Active.")
 
 
+class BrokerStatus(Model):
+    """The broker in use, after a failover (absent: the primary)."""
+
+    role: Literal["primary", "backup"] = Field(description="Which of spec.brokers is in use.")
+    name: str = Field(description="Its name, as in spec.brokers.")
+    at: datetime | None = Field(default=None, description="When the control document was switched to it.")
+    by: str | None = Field(default=None, description="Who switched it.")
+    reason: str = Field(default="", description="Why.")
+
+
 class StrategyStatus(Model):
     """What the operator observed and did. Written only by the operator."""
 
@@ -313,6 +331,7 @@ class StrategyStatus(Model):
     throttle: ThrottleStatus | None = Field(default=None, description="Throttle in force.")
     rollout: RolloutStatus | None = Field(default=None, description="Current rollout.")
     resume: ResumeStatus | None = Field(default=None, description="Last accepted resume.")
+    broker: BrokerStatus | None = Field(default=None, description="Broker in use after a failover; absent means the primary.")
     handled_incidents: list[str] | None = Field(default=None, description="Incidents whose immediate action was taken.")
     handled_commands: dict[str, str] | None = Field(default=None, description="Id of the last command annotation executed, by kind (kill, throttle, ...).")
     message: str | None = Field(default=None, description="Last refusal or notable event, for humans.")

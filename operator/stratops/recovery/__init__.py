@@ -1,7 +1,9 @@
-"""Incidents: how a human acknowledges and resolves one (pure decisions).
+"""Incidents, the recovery tree and the runbooks: the operational core as data the operator
+and the CLI share. Pure: nothing here talks to a cluster.
 
-A resolve needs the postmortem (root cause, actions, owner) in spec.postmortem; it is refused
-otherwise, with the reason. Resolved incidents are kept: the operator never deletes history.
+This module holds how a human moves an Incident: acknowledge, contain, resolve. A resolve
+needs the postmortem (root cause, actions, owner) in spec.postmortem and is refused without it.
+Resolved incidents are kept: the operator never deletes history.
 """
 
 from __future__ import annotations
@@ -9,9 +11,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from stratops.models.incident import IncidentSpec, IncidentStatus, Step
+from stratops.models.incident import IncidentSpec, IncidentStatus, Step, Steps
 
-ACK, RESOLVE = "stratops.io/ack", "stratops.io/resolve"
+ACK, CONTAIN, RESOLVE = "stratops.io/ack", "stratops.io/contain", "stratops.io/resolve"
 
 
 def decide_incident(spec: IncidentSpec, status: IncidentStatus, annotations: dict[str, str], now: datetime,
@@ -21,14 +23,23 @@ def decide_incident(spec: IncidentSpec, status: IncidentStatus, annotations: dic
     st.phase = st.phase or "Open"
     clear: list[str] = []
     events: list[tuple[str, str, str]] = []
-    steps = st.steps.model_copy() if st.steps else None
+    steps = st.steps.model_copy() if st.steps else Steps()
     if ACK in annotations:
         clear.append(ACK)
         cmd = parse("ack", annotations[ACK])
-        if st.phase in (None, "Open"):
-            st.phase = "Acknowledged"
+        if st.acknowledged_by is None and st.phase != "Resolved":
             st.acknowledged_by = cmd.by
+            if st.phase == "Open":
+                st.phase = "Acknowledged"
             events.append(("Normal", "Acknowledged", f"acknowledged by {cmd.by}"))
+    if CONTAIN in annotations:
+        clear.append(CONTAIN)
+        cmd = parse("contain", annotations[CONTAIN])
+        if st.phase != "Resolved" and steps.containment is None:
+            steps.containment = Step(at=now, by=cmd.by, detail=cmd.reason or "contained (confirmed by hand)")
+            st.steps = steps
+            st.phase = "Contained"
+            events.append(("Normal", "Contained", f"containment confirmed by {cmd.by}: {steps.containment.detail}"))
     if RESOLVE in annotations:
         clear.append(RESOLVE)
         cmd = parse("resolve", annotations[RESOLVE])
@@ -39,11 +50,9 @@ def decide_incident(spec: IncidentSpec, status: IncidentStatus, annotations: dic
                           "before an incident can be resolved")
             events.append(("Warning", "ResolveRefused", st.message))
         else:
-            from stratops.models.incident import Steps
-
-            steps = steps or Steps()
             if steps.containment is None:
-                steps.containment = Step(at=now, by=cmd.by, detail="contained (recorded at resolution)")
+                # The resolver attests it: nobody resolves an incident that is still spreading.
+                steps.containment = Step(at=now, by=cmd.by, detail=f"contained (confirmed by {cmd.by} at resolution)")
             steps.postmortem = Step(at=now, by=cmd.by, detail=f"root cause: {spec.postmortem.root_cause}; owner {spec.postmortem.owner}")
             st.steps = steps
             st.phase = "Resolved"

@@ -315,6 +315,20 @@ class ControlPlane:
             shutil.rmtree(self.workdir, ignore_errors=True)
         atexit.unregister(self.stop)
 
+    def restart(self, name: str) -> float:
+        """Fault injection: stop one component (SIGTERM, then SIGKILL) and start it again with
+        the same arguments and ports; returns once it is ready again (seconds it took)."""
+        began = time.monotonic()
+        c = next((c for c in self.components if c.name == name), None)
+        if c is None or self.workdir is None:
+            raise ControlPlaneError(f"no component {name!r}: one of {', '.join(c.name for c in self.components)}")
+        c.stop()
+        c.start(self.workdir)
+        if name == "kube-apiserver":
+            admin = self._admin_keypair()
+            self._wait(c, lambda: self._http_ok(f"{self.server}/readyz", admin))
+        return time.monotonic() - began
+
     # -- access --------------------------------------------------------------------------
     def pids(self) -> list[int]:
         return [c.process.pid for c in self.components if c.process is not None]

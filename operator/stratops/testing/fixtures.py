@@ -138,6 +138,9 @@ def operator(cluster: Cluster, crds: list[str], alert_receiver: object, alertman
             "STRATOPS_WEBHOOK_HOST": "127.0.0.1", "STRATOPS_WEBHOOK_CERT": str(cert),
             "STRATOPS_WEBHOOK_KEY": str(key), "STRATOPS_WEBHOOK_CA": str(ca),
             "STRATOPS_GITOPS_SIGNERS": "system:serviceaccount:argocd:argocd-application-controller",
+            # The tests' admin client plays several people (by: bob, ops, …) like a ChatOps bot
+            # would; other users' commands must name themselves (tests/e2e/test_desk_controls.py).
+            "STRATOPS_COMMAND_DELEGATES": "admin",
         })
     # The operator as its own process, as in production: nothing of the test process (its
     # imports, thread pools, captured output) can stall it.

@@ -1,0 +1,254 @@
+"""The audit trail and the evidence pack. Pure: the cluster side is in stratops.k8s.audit and the
+CLI's `stratops audit export`.
+
+Events expire (an hour by default), so what must last is persisted by the operator as audit
+entries: one JSON line per operator decision (kill-switch, throttle, resume, rollback, rollout,
+known-good, promotion, limits, failover, reconciliation, drift) and per gate signature seen,
+in ConfigMaps `audit-<kind>-<name>-<yyyymm>` labelled stratops.io/record=audit. They are not
+owned by the Strategy, so deleting a strategy does not delete its history.
+
+The evidence pack is built from the cluster's records only: Strategies, Gates, Incidents,
+runbook run records and these audit entries; nothing comes from an operator's memory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+RECORD_LABEL = "stratops.io/record"
+DATA_KEY = "entries.jsonl"
+RETRY_WINDOW = timedelta(seconds=60)  # an identical entry this close is a retry after a crash
+# For each event reason, the part of the Strategy's status that says who, why and what.
+STATUS_OF = {
+    "KillSwitch": "killSwitch", "KillSwitchCompleted": "killSwitch", "KillSwitchUnacknowledged": "killSwitch",
+    "Throttle": "throttle", "Resume": "resume", "ResumeActive": "resume", "ResumeRefused": "message",
+    "Rollback": "rollout", "RollbackAutomatic": "rollout", "RollbackRefused": "message", "RolloutFailed": "blockedVersions",
+    "Rollout": "rollout", "KnownGood": "revisionHistory", "Promoted": "mode", "Demoted": "mode",
+    "PromotionBlocked": "message", "BrokerFailover": "broker", "FailoverRefused": "message",
+    "LimitsRaised": "effectiveLimits", "LimitsLowered": "effectiveLimits", "LimitsHeld": "effectiveLimits",
+    "ReconciliationRecorded": "lastReconciliation", "ConfigDrift": "activeVersion", "Rearmed": "killSwitch",
+    "FleetMismatch": "message",
+}
+
+
+def audit_name(kind: str, name: str, at: datetime) -> str:
+    """The ConfigMap holding KIND/NAME's entries for AT's month (a new one each month keeps each
+    under the 1 MiB object limit)."""
+    base = f"audit-{kind.lower()}-{name}"
+    if len(base) > 240:
+        base = base[:228] + "-" + hashlib.sha256(base.encode()).hexdigest()[:10]
+    return f"{base}-{at.astimezone(timezone.utc):%Y%m}"
+
+
+def _iso(t: datetime) -> str:
+    return t.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def strategy_entries(name: str, events: Iterable[Any], status: dict[str, Any], at: datetime) -> list[dict[str, Any]]:
+    """Audit entries for the events of one decision, each with the status section that holds
+    its who and why (STATUS: the status just decided, as the API server will store it)."""
+    out = []
+    for ev in events:
+        entry: dict[str, Any] = {"at": _iso(at), "kind": "Strategy", "name": name, "type": ev.type,
+                                 "reason": ev.reason, "message": ev.message}
+        key = STATUS_OF.get(ev.reason)
+        if key and key in status:
+            entry["record"] = {key: status[key]}
+        out.append(entry)
+    return out
+
+
+def signature_entries(gate: str, cadence: str, signatures: Iterable[dict[str, Any]], at: datetime) -> list[dict[str, Any]]:
+    """One entry per signature (a re-signed daily item replaces the signature in the Gate: its
+    history lives only here)."""
+    return [{"at": _iso(at), "kind": "Gate", "name": gate, "type": "Normal", "reason": "GateSigned",
+             "message": f"{s['item']} signed by {s['signer']} at {s['signedAt']}", "cadence": cadence,
+             "key": f"{s['item']}|{s['signer']}|{s['signedAt']}|{s.get('subject') or ''}", "record": {"signature": s}}
+            for s in signatures]
+
+
+def merge(existing: str, new: list[dict[str, Any]]) -> tuple[str, int]:
+    """EXISTING (JSON lines) with the entries of NEW that are not there yet; (text, added).
+    An entry with a key is added once; one without is dropped only if an identical one (same
+    reason and message) was recorded within RETRY_WINDOW: a decision retried after a crash."""
+    lines = [ln for ln in existing.splitlines() if ln.strip()]
+    old = [json.loads(ln) for ln in lines]
+    keys = {e["key"] for e in old if "key" in e}
+    added = 0
+    for e in new:
+        if "key" in e:
+            if e["key"] in keys:
+                continue
+            keys.add(e["key"])
+        else:
+            at = _parse(e["at"])
+            if any(o.get("reason") == e["reason"] and o.get("message") == e["message"] and o.get("name") == e["name"]
+                   and abs(_parse(o["at"]) - at) <= RETRY_WINDOW for o in old[-200:]):
+                continue
+        lines.append(json.dumps(e, sort_keys=True, separators=(",", ":")))
+        old.append(e)
+        added += 1
+    return ("\n".join(lines) + "\n" if lines else ""), added
+
+
+def _parse(s: str) -> datetime:
+    return datetime.fromisoformat(s.replace("Z", "+00:00"))
+
+
+def months(since: datetime, until: datetime) -> list[str]:
+    """The yyyymm suffixes the range touches."""
+    out, y, m = [], since.year, since.month
+    while (y, m) <= (until.year, until.month):
+        out.append(f"{y:04d}{m:02d}")
+        y, m = (y + 1, 1) if m == 12 else (y, m + 1)
+    return out
+
+
+# -- the evidence pack ---------------------------------------------------------------------------
+def _in(t: str | None, since: datetime, until: datetime) -> bool:
+    return t is not None and since <= _parse(t) <= until
+
+
+def _secs(a: str | None, b: str | None) -> float | None:
+    return round((_parse(b) - _parse(a)).total_seconds(), 3) if a and b else None
+
+
+def evidence(strategies: list[dict[str, Any]], gates: list[dict[str, Any]], incidents: list[dict[str, Any]],
+             entries: list[dict[str, Any]], runbook_runs: list[dict[str, Any]], since: datetime, until: datetime,
+             generated_at: datetime, scope: str) -> dict[str, Any]:
+    """The evidence pack as one JSON-able document, from the cluster's records only."""
+    entries = sorted((e for e in entries if _in(e.get("at"), since, until)), key=lambda e: e["at"])
+    by_reason: dict[str, list[dict[str, Any]]] = {}
+    for e in entries:
+        by_reason.setdefault(e["reason"], []).append(e)
+    signatures = [e for e in entries if e["reason"] == "GateSigned"]
+    # Current signatures count too (signed before the operator ran, or within the range).
+    seen = {e["key"] for e in signatures}
+    for g in gates:
+        for s in (g.get("spec") or {}).get("signatures") or []:
+            key = f"{s['item']}|{s['signer']}|{s['signedAt']}|{s.get('subject') or ''}"
+            if key not in seen and _in(s["signedAt"], since, until):
+                signatures.append({"at": s["signedAt"], "kind": "Gate", "name": g["metadata"]["name"], "reason": "GateSigned",
+                                   "cadence": g["spec"]["cadence"], "key": key, "record": {"signature": s}})
+
+    def approvers(strategy: str, version: str) -> list[dict[str, Any]]:
+        out = []
+        for e in signatures:
+            s = e["record"]["signature"]
+            if (s.get("subject") or "").startswith(f"{strategy}:{version}:"):
+                out.append({"gate": e["name"], "item": s["item"], "signer": s["signer"], "signedAt": s["signedAt"],
+                            "evidence": s["evidence"]})
+        return out
+
+    deployments = []
+    for s in strategies:
+        name, ns = s["metadata"]["name"], s["metadata"]["namespace"]
+        for r in (s.get("status") or {}).get("revisionHistory") or []:
+            if _in(r.get("deployedAt"), since, until) or _in(r.get("knownGoodAt"), since, until):
+                deployments.append({"namespace": ns, "strategy": name, "version": r["version"], "image": r.get("image"),
+                                    "deployedAt": r.get("deployedAt"), "knownGoodAt": r.get("knownGoodAt"),
+                                    "approvers": approvers(name, r["version"])})
+        for e in entries:
+            if e["name"] == name and e["reason"] in ("Rollout", "RollbackAutomatic", "Rollback") and e.get("record"):
+                ro = e["record"].get("rollout") or {}
+                if not any(d["strategy"] == name and d["version"] == ro.get("version") for d in deployments):
+                    deployments.append({"namespace": ns, "strategy": name, "version": ro.get("version"), "image": None,
+                                        "deployedAt": ro.get("startedAt"), "knownGoodAt": None,
+                                        "approvers": approvers(name, str(ro.get("version")))})
+    incident_rows = []
+    for i in incidents:
+        created = i["metadata"]["creationTimestamp"]
+        if not _in(created, since, until):
+            continue
+        steps = (i.get("status") or {}).get("steps") or {}
+        det = (steps.get("detection") or {}).get("at") or created
+        incident_rows.append({
+            "namespace": i["metadata"]["namespace"], "name": i["metadata"]["name"], "strategy": i["spec"]["strategy"],
+            "class": i["spec"]["class"], "severity": i["spec"]["severity"], "summary": i["spec"]["summary"],
+            "monitor": i["spec"].get("monitor"), "phase": (i.get("status") or {}).get("phase") or "Open",
+            "steps": steps, "postmortem": i["spec"].get("postmortem"),
+            "secondsToAction": _secs(det, (steps.get("immediateAction") or {}).get("at")),
+            "secondsToContainment": _secs(det, (steps.get("containment") or {}).get("at")),
+            "secondsToResolution": _secs(det, (i.get("status") or {}).get("resolvedAt")),
+        })
+
+    def rows(*reasons: str) -> list[dict[str, Any]]:
+        return [e for r in reasons for e in by_reason.get(r, [])]
+
+    return {
+        "generatedAt": _iso(generated_at), "since": _iso(since), "until": _iso(until), "scope": scope,
+        "sources": "Strategies, Gates, Incidents, runbook run records and the operator's audit entries in the cluster",
+        "strategies": [{"namespace": s["metadata"]["namespace"], "name": s["metadata"]["name"],
+                        "mode": (s.get("status") or {}).get("mode"), "version": (s.get("status") or {}).get("activeVersion"),
+                        "riskLimits": (s.get("spec") or {}).get("riskLimits")} for s in strategies],
+        "deployments": sorted(deployments, key=lambda d: (d["strategy"], d.get("deployedAt") or "")),
+        "gateSignatures": sorted(({"gate": e["name"], "cadence": e.get("cadence"), **e["record"]["signature"]} for e in signatures),
+                                 key=lambda s: s["signedAt"]),
+        "incidents": sorted(incident_rows, key=lambda r: r["steps"].get("detection", {}).get("at") or ""),
+        "killSwitches": rows("KillSwitch", "KillSwitchCompleted", "KillSwitchUnacknowledged", "Rearmed"),
+        "throttles": rows("Throttle"),
+        "resumes": rows("Resume", "ResumeActive", "ResumeRefused"),
+        "rollbacks": rows("Rollback", "RollbackAutomatic", "RollbackRefused", "RolloutFailed"),
+        "promotions": rows("Promoted", "Demoted", "PromotionBlocked"),
+        "limitChanges": rows("LimitsRaised", "LimitsLowered", "LimitsHeld"),
+        "brokerFailovers": rows("BrokerFailover", "FailoverRefused"),
+        "reconciliations": rows("ReconciliationRecorded"),
+        "configDrift": rows("ConfigDrift", "FleetMismatch"),
+        "monitorBreaches": [r for r in incident_rows if r["monitor"]],
+        "runbookRuns": sorted((r for r in runbook_runs if _in(r.get("startedAt"), since, until)),
+                              key=lambda r: r["startedAt"]),
+    }
+
+
+def markdown(pack: dict[str, Any]) -> str:
+    """The evidence pack for people: one section per kind of record."""
+    out = [f"# stratops evidence pack: {pack['since']} to {pack['until']}", "",
+           f"Scope: {pack['scope']}. Generated {pack['generatedAt']} from {pack['sources']}.", ""]
+
+    def table(title: str, head: list[str], rows: list[list[Any]]) -> None:
+        out.extend([f"## {title} ({len(rows)})", ""])
+        if not rows:
+            out.extend(["None in this period.", ""])
+            return
+        out.append("| " + " | ".join(head) + " |")
+        out.append("|" + "---|" * len(head))
+        for r in rows:
+            out.append("| " + " | ".join(str(c if c is not None else "-").replace("|", "\\|").replace("\n", " ") for c in r) + " |")
+        out.append("")
+
+    table("Strategies", ["namespace", "strategy", "mode", "version"],
+          [[s["namespace"], s["name"], s["mode"], s["version"]] for s in pack["strategies"]])
+    table("Deployments", ["strategy", "version", "deployed", "known-good", "approved by (pre-launch)"],
+          [[d["strategy"], d["version"], d["deployedAt"], d["knownGoodAt"],
+            ", ".join(sorted({f"{a['signer']} ({a['item']})" for a in d["approvers"]})) or "none recorded"] for d in pack["deployments"]])
+    table("Gate signatures", ["signed", "gate", "cadence", "item", "signer", "evidence", "subject"],
+          [[s["signedAt"], s["gate"], s.get("cadence"), s["item"], s["signer"], s["evidence"], s.get("subject")] for s in pack["gateSignatures"]])
+    table("Incidents", ["detected", "incident", "strategy", "class", "sev", "phase", "to action (s)", "to containment (s)",
+                        "to resolution (s)", "root cause", "owner"],
+          [[(i["steps"].get("detection") or {}).get("at"), i["name"], i["strategy"], i["class"], i["severity"], i["phase"],
+            i["secondsToAction"], i["secondsToContainment"], i["secondsToResolution"],
+            (i["postmortem"] or {}).get("rootCause"), (i["postmortem"] or {}).get("owner")] for i in pack["incidents"]])
+
+    def who(e: dict[str, Any]) -> list[Any]:
+        rec = next(iter((e.get("record") or {}).values()), None)
+        by = rec.get("by") if isinstance(rec, dict) else None
+        why = rec.get("reason") if isinstance(rec, dict) else None
+        return [e["at"], e["name"], e["reason"], by, why or e["message"]]
+
+    for title, key in (("Kill-switches", "killSwitches"), ("Throttles", "throttles"), ("Resumes", "resumes"),
+                       ("Rollbacks", "rollbacks"), ("Promotions", "promotions"), ("Broker failovers", "brokerFailovers"),
+                       ("Reconciliations", "reconciliations"), ("Config drift", "configDrift")):
+        table(title, ["at", "strategy", "what", "by", "why"], [who(e) for e in pack[key]])
+    table("Limit changes", ["at", "strategy", "what", "limits in force after"],
+          [[e["at"], e["name"], e["message"], json.dumps((e.get("record") or {}).get("effectiveLimits"))] for e in pack["limitChanges"]])
+    table("Monitor breaches (incidents opened by monitors)", ["detected", "monitor", "strategy", "class", "sev", "summary"],
+          [[(i["steps"].get("detection") or {}).get("at"), i["monitor"], i["strategy"], i["class"], i["severity"], i["summary"]]
+           for i in pack["monitorBreaches"]])
+    table("Runbook runs", ["started", "runbook", "strategy", "by", "outcome", "verify"],
+          [[r["startedAt"], r["runbook"], r["strategy"], r["by"], r.get("outcome"),
+            "PASS" if (r.get("verify") or {}).get("passed") else "FAIL"] for r in pack["runbookRuns"]])
+    return "\n".join(out)

@@ -1,0 +1,127 @@
+"""`stratops describe STRATEGY`: everything on-call needs about one strategy on one screen."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from rich.table import Table
+
+from stratops import GROUP, VERSION
+from stratops.cli.lifecycle import CliError, Namespace, Output, _api, _get, _namespace, console, emit
+from stratops.lifecycle import manifests
+from stratops.lifecycle.control import CONTROL_KEY
+from stratops.recovery.runbooks import ClusterView
+
+
+def fetch(api: Any, ns: str, name: str, extras: bool = False) -> tuple[ClusterView, dict[str, Any]]:
+    """The strategy and what it owns as the API server has them now; with EXTRAS also its
+    monitors, gates and recent events."""
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+
+    strategy = _get(api, ns, name)
+    core, apps, custom = client.CoreV1Api(api), client.AppsV1Api(api), client.CustomObjectsApi(api)
+    try:
+        deployment = api.sanitize_for_serialization(apps.read_namespaced_deployment(name, ns))
+    except ApiException as e:
+        if e.status != 404:
+            raise
+        deployment = None
+    control = None
+    try:
+        cm = core.read_namespaced_config_map(manifests.control_name(name), ns)
+        control = json.loads((cm.data or {}).get(CONTROL_KEY) or "null")
+    except ApiException as e:
+        if e.status != 404:
+            raise
+    selector = f"{manifests.LABEL_STRATEGY}={name}"
+    pods = tuple(api.sanitize_for_serialization(p) for p in core.list_namespaced_pod(ns, label_selector=selector).items)
+    incidents = tuple(i for i in custom.list_namespaced_custom_object(GROUP, VERSION, ns, "incidents")["items"]
+                      if i["spec"].get("strategy") == name)
+    view = ClusterView(strategy=strategy, deployment=deployment, control=control, pods=pods, incidents=incidents)
+    more: dict[str, Any] = {}
+    if extras:
+        more["monitors"] = [m for m in custom.list_namespaced_custom_object(GROUP, VERSION, ns, "monitors")["items"]
+                            if m["spec"].get("strategy") == name]
+        more["gates"] = [g for g in custom.list_namespaced_custom_object(GROUP, VERSION, ns, "gates")["items"]
+                         if name in g["spec"].get("strategies", [])]
+        events = core.list_namespaced_event(ns, field_selector=f"involvedObject.name={name}").items
+        more["events"] = [api.sanitize_for_serialization(e) for e in events][-15:]
+    return view, more
+
+
+def describe(strategy: str, namespace: Namespace = None, output: Output = "table") -> None:
+    """One strategy: spec and status, limits in force, control document and acknowledgement,
+    kill-switch, throttle, broker, pods, incidents, monitors, gates and recent events."""
+    api, ns = _api(), _namespace(namespace)
+    v, more = fetch(api, ns, strategy, extras=True)
+    if emit([{"strategy": v.strategy, "deployment": v.deployment, "control": v.control, "pods": list(v.pods),
+              "incidents": list(v.incidents), **more}], output):
+        return
+    spec, st = v.spec, v.status
+    trading = st.get("tradingState") or "-"
+    color = {"HALTED": "red", "REDUCING": "yellow", "ACTIVE": "green"}.get(trading, "white")
+    console.print(f"[bold]{ns}/{strategy}[/]  phase [bold]{st.get('phase') or '-'}[/]  mode {st.get('mode') or '-'} "
+                  f"(spec {spec.get('mode')})  trading [{color}]{trading}[/]")
+    console.print(f"  version {st.get('activeVersion') or '-'} (spec {spec.get('version')}), last known-good "
+                  f"{st.get('lastKnownGood') or '-'}, blocked: {', '.join(b['version'] for b in st.get('blockedVersions') or []) or 'none'}")
+    broker = (st.get("broker") or {})
+    in_use = (v.control or {}).get("broker") or {}
+    console.print(f"  broker {broker.get('role', 'primary')}: {in_use.get('name', '-')} ({in_use.get('endpoint', '-')})"
+                  + (f", switched by {broker.get('by')} at {broker.get('at')}" if broker.get("at") else ""))
+    ctl = st.get("control") or {}
+    console.print(f"  control generation {ctl.get('generation', '-')}, acknowledged {ctl.get('acknowledgedGeneration', '-')}"
+                  f" at {ctl.get('acknowledgedAt') or '-'}")
+    if (ks := st.get("killSwitch")) and ks.get("latched"):
+        console.print(f"  [red]kill-switch latched[/] by {ks.get('by')} at {ks.get('at')}: {ks.get('reason')}; "
+                      f"completed {ks.get('completedAt') or 'not yet'}, acknowledged {ks.get('acknowledged')}")
+    if (th := st.get("throttle")) and th.get("active"):
+        console.print(f"  [yellow]throttled[/] by {th.get('by')} at {th.get('at')}: {th.get('reason')}")
+    if st.get("message"):
+        console.print(f"  [yellow]{st['message']}[/]")
+    limits = Table("limit", "in force", "spec", title="risk limits", title_justify="left")
+    eff, rl = st.get("effectiveLimits") or {}, spec.get("riskLimits") or {}
+    for key in ("maxPosition", "maxOrderRate", "maxDailyLoss"):  # what a throttle lowers
+        limits.add_row(key, str(eff.get(key, "-")), str(rl.get(key, "-")))
+    for key in ("maxOrderValue", "maxOrderVolume", "priceCollarBps", "maxMessageRate"):
+        if key in rl:
+            limits.add_row(key, "as spec", str(rl[key]))
+    console.print(limits)
+    conds = Table("condition", "status", "reason", "message", title="conditions", title_justify="left")
+    for c in st.get("conditions") or []:
+        conds.add_row(c["type"], c["status"], c.get("reason", ""), (c.get("message") or "")[:100])
+    console.print(conds)
+    pods = Table("pod", "ready", "node", title="pods", title_justify="left")
+    for p in v.pods:
+        ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in (p.get("status") or {}).get("conditions") or [])
+        pods.add_row(p["metadata"]["name"], "yes" if ready else "no", (p.get("spec") or {}).get("nodeName") or "-")
+    console.print(pods if v.pods else "  pods: none")
+    if v.incidents:
+        inc = Table("incident", "class", "sev", "phase", "summary", title="incidents", title_justify="left")
+        for i in sorted(v.incidents, key=lambda i: i["metadata"]["creationTimestamp"], reverse=True)[:10]:
+            inc.add_row(i["metadata"]["name"], i["spec"]["class"], i["spec"]["severity"],
+                        (i.get("status") or {}).get("phase") or "Open", i["spec"]["summary"][:70])
+        console.print(inc)
+    if more["monitors"]:
+        mon = Table("monitor", "layer", "value", "breaching", "stale", "evaluated", title="monitors", title_justify="left")
+        for m in more["monitors"]:
+            ms = m.get("status") or {}
+            mon.add_row(m["metadata"]["name"], m["spec"].get("layer", "-"), str(ms.get("lastValue", "-")),
+                        str(ms.get("breaching", "-")), str(ms.get("stale", "-")), ms.get("lastEvaluation") or "-")
+        console.print(mon)
+    if more["gates"]:
+        gt = Table("gate", "cadence", "state", "missing", "expires", title="gates", title_justify="left")
+        for g in more["gates"]:
+            gs = g.get("status") or {}
+            gt.add_row(g["metadata"]["name"], g["spec"]["cadence"], gs.get("state") or "-",
+                       ", ".join(gs.get("missingItems") or []) or "-", gs.get("expiresAt") or "-")
+        console.print(gt)
+    if more["events"]:
+        console.print("[bold]recent events[/]")
+        for e in more["events"]:
+            console.print(f"  {e.get('lastTimestamp') or e.get('eventTime') or '-'} {e.get('type')} {e.get('reason')}: "
+                          f"{(e.get('message') or '')[:140]}", highlight=False)
+
+
+__all__ = ["describe", "fetch", "CliError"]

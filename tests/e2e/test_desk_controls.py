@@ -1,0 +1,192 @@
+"""Desk-level controls on the local cluster: one kill decision for a desk or for everything."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+from cases import example
+from lifecycle_helpers import Desk, strategy_doc
+from typer.testing import CliRunner
+
+from stratops.cli.main import app
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def desk(kube, namespace, operator):
+    d = Desk(kube, namespace)
+    d.create("gates", d.sign(example("gates/daily.yaml")))
+    stop = threading.Event()
+
+    def play() -> None:  # KWOK pods run no process: play every strategy's pods, like the SDK would
+        while not stop.wait(0.2):
+            for s in d.custom.list_namespaced_custom_object("stratops.io", "v1alpha1", namespace, "strategies")["items"]:
+                d.play_pods(s["metadata"]["name"])
+
+    t = threading.Thread(target=play, daemon=True)
+    t.start()
+    yield d
+    stop.set()
+    t.join()
+    d.stop_pods()
+
+
+def _strategy(name: str, **labels: str) -> dict:
+    doc = strategy_doc()
+    doc["metadata"] = {"name": name, "labels": labels}
+    return doc
+
+
+def _run(args: list[str], kubeconfig) -> tuple[int, str]:
+    res = CliRunner().invoke(app, args, env={"KUBECONFIG": str(kubeconfig), "COLUMNS": "200"})
+    return res.exit_code, res.output
+
+
+def test_kill_by_selector_then_all_reports_per_strategy(desk, namespace, cluster):
+    for name, labels in (("fx-a", {"desk": "fx"}), ("fx-b", {"desk": "fx", "venue": "XLON"}), ("rates-a", {"desk": "rates"})):
+        desk.create("strategies", _strategy(name, **labels))
+    for name in ("fx-a", "fx-b", "rates-a"):
+        desk.wait_status(lambda s: s.get("phase") == "Running", f"{name} running", name=name)
+
+    code, out = _run(["kill", "--selector", "desk=fx", "-n", namespace, "--reason", "fx desk limit breach"], cluster.kubeconfig)
+    assert code == 0, out
+    assert "sent to 2 strategies (desk=fx)" in out and "halted 2/2; acknowledged by the strategy: 2" in out
+    for name in ("fx-a", "fx-b"):
+        ks = desk.status(name)["killSwitch"]
+        assert ks["completedAt"] and ks["acknowledged"] is True and ks["reason"] == "fx desk limit breach" and ks["by"] == "admin"
+        assert desk.deployment(name).spec.replicas == 0
+    assert "killSwitch" not in desk.status("rates-a") and desk.status("rates-a")["tradingState"] == "ACTIVE"
+    # one decision: the same decision id prefix on both
+    decisions = {desk.status(n)["killSwitch"]["decision"] for n in ("fx-a", "fx-b")}
+    assert len(decisions) == 1 and {desk.status(n)["killSwitch"]["scope"] for n in ("fx-a", "fx-b")} == {"desk=fx"}
+
+    code, out = _run(["kill", "--all", "-n", namespace, "--reason", "end of day: everything off"], cluster.kubeconfig)
+    assert code == 0, out
+    assert "sent to 3 strategies (all)" in out and "halted 3/3" in out
+    assert desk.status("rates-a")["killSwitch"]["reason"] == "end of day: everything off"
+    # already-halted ones stay halted with their first reason (latched, not re-decided)
+    assert desk.status("fx-a")["killSwitch"]["reason"] == "fx desk limit breach"
+
+
+def test_kill_needs_exactly_one_scope_and_a_reason(namespace, cluster, crds):
+    code, out = _run(["kill", "--selector", "desk=none", "-n", namespace, "--reason", "x"], cluster.kubeconfig)
+    assert code == 1 and "no strategy matches --selector desk=none" in " ".join(out.split())
+    code, out = _run(["kill", "s", "--all", "-n", namespace, "--reason", "x"], cluster.kubeconfig)
+    assert code == 1 and "name one STRATEGY, or give --selector LABELS, or --all" in " ".join(out.split())
+    code, out = _run(["kill", "--all", "-n", namespace], cluster.kubeconfig)
+    assert code == 1 and "--reason is required" in out
+
+
+def test_evidence_pack_from_a_known_scenario(desk, namespace, cluster, tmp_path):
+    from datetime import datetime, timedelta, timezone
+
+    from stratops.testing.wait import wait_for
+
+    start = datetime.now(timezone.utc) - timedelta(seconds=5)
+    doc = strategy_doc()
+    desk.create("gates", desk.sign(example("gates/pre-launch.yaml"), doc["spec"]))  # approvers of 1.4.2
+    desk.create("strategies", doc)
+    desk.wait_status(lambda s: s.get("lastKnownGood") == "1.4.2", "deployed and known-good")
+    desk.patch_spec(mode="live")
+    desk.wait_status(lambda s: s.get("mode") == "live", "promoted")
+    desk.create("incidents", {"apiVersion": "stratops.io/v1alpha1", "kind": "Incident", "metadata": {"name": "breach"},
+                              "spec": {"class": "RiskBreach", "severity": "P0", "strategy": "mean-revert",
+                                       "summary": "position limit breached"}})
+    desk.wait_status(lambda s: (s.get("killSwitch") or {}).get("completedAt"), "halted")
+    code, out = _run(["incident", "resolve", "breach", "-n", namespace, "--reason", "fixed", "--root-cause", "fat finger",
+                      "--action", "four-eyes on manual orders", "--owner", "risk"], cluster.kubeconfig)
+    assert code == 0, out
+    desk.command("reconciliation", result="Matched", evidence="broker statement vs fills", by="ops")
+    desk.wait_status(lambda s: (s.get("lastReconciliation") or {}).get("result") == "Matched", "reconciled")
+    desk.command("resume", reason="postmortem done", by="bob")
+    desk.wait_status(lambda s: not s["killSwitch"]["latched"], "resumed")
+    limits = desk.strategy()["spec"]["riskLimits"]
+    desk.patch_spec(riskLimits={**limits, "maxPosition": limits["maxPosition"] / 2})
+    desk.wait_status(lambda s: s["effectiveLimits"]["maxPosition"] == limits["maxPosition"] / 2, "limit lowered")
+    # Events expire; the pack must not depend on them.
+    wait_for(lambda: desk.events("LimitsLowered"), timeout=30, what="last event written")
+    desk.core.delete_collection_namespaced_event(namespace)
+
+    code, out = _run(["audit", "export", "--since", start.isoformat(), "-n", namespace, "--out", str(tmp_path / "pack")],
+                     cluster.kubeconfig)
+    assert code == 0, out
+    pack = json.loads((tmp_path / "pack" / "evidence.json").read_text())
+    [dep] = [d for d in pack["deployments"] if d["version"] == "1.4.2"]
+    assert dep["knownGoodAt"] and {a["item"] for a in dep["approvers"]} == {i["id"] for i in example("gates/pre-launch.yaml")["spec"]["items"]}
+    assert {a["signer"] for a in dep["approvers"]} == {"admin"}
+    assert {s["gate"] for s in pack["gateSignatures"]} == {"mean-revert-pre-launch", "fx-daily"}
+    [inc] = pack["incidents"]
+    assert inc["name"] == "breach" and inc["phase"] == "Resolved" and inc["postmortem"]["owner"] == "risk"
+    assert set(inc["steps"]) == {"detection", "immediateAction", "containment", "postmortem"}
+    assert 0 <= inc["secondsToAction"] <= inc["secondsToContainment"] <= inc["secondsToResolution"]
+    [kill] = [e for e in pack["killSwitches"] if e["reason"] == "KillSwitch"]
+    assert kill["record"]["killSwitch"]["incident"] == "breach"
+    assert any(e["reason"] == "KillSwitchCompleted" for e in pack["killSwitches"])
+    [resume] = [e for e in pack["resumes"] if e["reason"] == "Resume"]
+    assert resume["record"]["resume"]["by"] == "bob" and resume["record"]["resume"]["reason"] == "postmortem done"
+    assert [e["reason"] for e in pack["promotions"]] == ["Promoted"]
+    assert any(e["reason"] == "LimitsLowered" for e in pack["limitChanges"])
+    assert pack["reconciliations"][0]["record"]["lastReconciliation"]["by"] == "ops"
+    md = (tmp_path / "pack" / "evidence.md").read_text()
+    for section in ("## Deployments (", "## Gate signatures (", "## Incidents (1)", "## Kill-switches (", "## Resumes (", "## Limit changes ("):
+        assert section in md
+    assert "fat finger" in md and "admin (backtest-reviewed)" in md
+
+
+def _user(cluster, kube, namespace, user: str) -> str:
+    from kubernetes import client
+
+    rbac = client.RbacAuthorizationV1Api(kube)
+    name = f"oncall-{user}"
+    rbac.create_namespaced_role(namespace, {"metadata": {"name": name}, "rules": [
+        {"apiGroups": ["stratops.io"], "resources": ["strategies"], "verbs": ["get", "list", "watch", "patch"]}]})
+    rbac.create_namespaced_role_binding(namespace, {
+        "metadata": {"name": name}, "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+        "subjects": [{"kind": "User", "name": user, "apiGroup": "rbac.authorization.k8s.io"}]})
+    return str(cluster.user_kubeconfig(user))
+
+
+def test_commands_are_attributable_and_rearm_needs_a_designated_user(desk, namespace, cluster, kube):
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+
+    from stratops.testing.wait import wait_for
+
+    doc = strategy_doc(killSwitch={"ackDeadline": "20s", "rearmBy": ["risk-officer"]})
+    desk.create("strategies", doc)
+    desk.wait_status(lambda s: s.get("phase") == "Running", "running")
+    mallory, officer = _user(cluster, kube, namespace, "mallory"), _user(cluster, kube, namespace, "risk-officer")
+
+    # A command naming someone else is refused at admission, and nothing is applied.
+    forged = client.CustomObjectsApi(cluster.api_client(mallory))
+    with pytest.raises(ApiException) as err:
+        forged.patch_namespaced_custom_object("stratops.io", "v1alpha1", namespace, "strategies", "mean-revert", {"metadata": {
+            "annotations": {"stratops.io/kill": json.dumps({"reason": "x", "by": "risk-officer"})}}})
+    assert err.value.status == 403 and "by is 'risk-officer' but the request is made by 'mallory'" in err.value.body
+    assert "killSwitch" not in desk.status()
+
+    # An exposure-linked halt: a P0 incident that requires re-arm.
+    desk.create("incidents", {"apiVersion": "stratops.io/v1alpha1", "kind": "Incident", "metadata": {"name": "exposure"},
+                              "spec": {"class": "RiskBreach", "severity": "P0", "strategy": "mean-revert", "requireRearm": True,
+                                       "summary": "gross exposure above 5m", "postmortem": {"rootCause": "runaway", "actions": ["cap"], "owner": "risk"}}})
+    desk.wait_status(lambda s: (s.get("killSwitch") or {}).get("completedAt"), "halted")
+    assert desk.status()["killSwitch"]["rearmRequired"] is True
+    code, out = _run(["incident", "resolve", "exposure", "-n", namespace, "--reason", "capped"], cluster.kubeconfig)
+    assert code == 0, out
+    desk.command("reconciliation", result="Matched", evidence="broker vs fills", by="ops")
+    desk.wait_status(lambda s: (s.get("lastReconciliation") or {}).get("result") == "Matched", "reconciled")
+    code, out = _run(["resume", "mean-revert", "-n", namespace, "--reason", "try"], cluster.kubeconfig)
+    assert code == 1 and "re-arm required first" in " ".join(out.split()) and "risk-officer" in out
+
+    code, out = _run(["rearm", "mean-revert", "-n", namespace, "--reason", "I can"], mallory)
+    assert code == 1 and "'mallory' may not re-arm this strategy" in " ".join(out.split())
+    code, out = _run(["rearm", "mean-revert", "-n", namespace, "--reason", "exposure capped, limits checked"], officer)
+    assert code == 0, out
+    ks = desk.status()["killSwitch"]
+    assert ks["rearmedBy"] == "risk-officer" and ks["latched"] is True  # re-arm resumes nothing
+    code, out = _run(["resume", "mean-revert", "-n", namespace, "--reason", "re-armed"], cluster.kubeconfig)
+    assert code == 0, out
+    wait_for(lambda: desk.control()["tradingState"] in ("REDUCING", "ACTIVE"), timeout=30, what="trading again")

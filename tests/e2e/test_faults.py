@@ -1,0 +1,132 @@
+"""Fault injection on the local cluster: the API server restarted mid-rollout, objects that pass
+the schema but cannot work, and a burst of 500 updates."""
+
+from __future__ import annotations
+
+import copy
+import json
+import threading
+
+import pytest
+from cases import example
+from lifecycle_helpers import NAME, Desk, strategy_doc
+
+from stratops.testing.wait import wait_for
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def desk(kube, namespace, operator):
+    d = Desk(kube, namespace)
+    d.create("gates", d.sign(example("gates/daily.yaml")))
+    yield d
+    d.stop_pods()
+
+
+def _rollout_incidents(desk: Desk) -> list[dict]:
+    return [i for i in desk.incidents() if "-rollout-" in i["metadata"]["name"]]
+
+
+def test_apiserver_restarted_during_a_rollout_loses_no_incident(desk, cluster):
+    if cluster.control_plane is None:
+        pytest.skip("restarts the local control plane's kube-apiserver (not an existing cluster's)")
+    desk.create("strategies", strategy_doc())
+    desk.wait_status(lambda s: s.get("lastKnownGood") == "1.4.2", "known-good")
+    desk.patch_spec(version="fail-9")  # never Ready: rolled back once the 4s rollout deadline passes
+    wait_for(lambda: (desk.image() or "").endswith(":fail-9"), timeout=30, what="rollout of fail-9 started")
+    took = cluster.control_plane.restart("kube-apiserver")
+    assert took < 60
+    status = desk.wait_status(lambda s: any(b["version"] == "fail-9" for b in s.get("blockedVersions") or []),
+                              "fail-9 blocked after the restart", timeout=90)
+    wait_for(lambda: (desk.image() or "").endswith(":1.4.2"), timeout=60, what="rolled back to 1.4.2")
+    [inc] = wait_for(lambda: _rollout_incidents(desk), timeout=30, what="the rollout incident")
+    assert "fail-9" in inc["spec"]["summary"] and status["lastKnownGood"] == "1.4.2"
+    # still acting after the restart: a kill-switch completes
+    desk.play_pods()
+    desk.command("kill", reason="after the restart")
+    desk.wait_status(lambda s: (s.get("killSwitch") or {}).get("completedAt"), "kill after restart", timeout=60)
+    assert len(_rollout_incidents(desk)) == 1
+
+
+def test_objects_that_cannot_work_are_reported_while_others_keep_working(desk):
+    # a monitor naming a strategy that does not exist
+    ghost = copy.deepcopy(example("monitors/06-infra-queue-backlog.yaml"))
+    ghost["metadata"]["name"] = "ghost-backlog"
+    ghost["spec"]["strategy"] = "ghost"
+    desk.create("monitors", ghost)
+    # a strategy naming gates that do not exist
+    lost = strategy_doc(gates={"preLaunch": "no-such-pre-launch", "daily": "no-such-daily"})
+    lost["metadata"]["name"] = "lost-gates"
+    desk.create("strategies", lost)
+    # a strategy whose image never starts
+    broken = strategy_doc(version="fail-1")
+    broken["metadata"]["name"] = "never-starts"
+    desk.create("strategies", broken)
+    # and a healthy one, which must keep working throughout
+    desk.create("strategies", strategy_doc())
+
+    mon = wait_for(lambda: (desk.custom.get_namespaced_custom_object("stratops.io", "v1alpha1", desk.ns, "monitors", "ghost-backlog")
+                            .get("status") or {}).get("problem"), timeout=30, what="monitor problem reported")
+    assert mon == f"strategy ghost not found in namespace {desk.ns}: not evaluated"
+    wait_for(lambda: [e for e in desk.core.list_namespaced_event(desk.ns).items if e.reason == "StrategyNotFound"],
+             timeout=30, what="StrategyNotFound event")
+    assert not [i for i in desk.incidents() if i["spec"]["strategy"] == "ghost"]
+
+    st = desk.wait_status(lambda s: any(c["type"] == "GatesSatisfied" and "no-such-daily" in c.get("message", "")
+                                        for c in s.get("conditions") or []), "gates reported", name="lost-gates")
+    cond = next(c for c in st["conditions"] if c["type"] == "GatesSatisfied")
+    assert cond["status"] == "False" and "no-such-pre-launch" in cond["message"]
+    wait_for(lambda: [e for e in desk.events("GateNotFound") if e.involved_object.name == "lost-gates"],
+             timeout=30, what="GateNotFound event")
+
+    desk.wait_status(lambda s: s.get("phase") == "Failed", "never-starts failed", timeout=60, name="never-starts")
+    wait_for(lambda: [e for e in desk.events("RolloutFailed") if e.involved_object.name == "never-starts"],
+             timeout=30, what="RolloutFailed event")
+    assert [i for i in desk.incidents() if i["spec"]["strategy"] == "never-starts"]
+
+    desk.wait_status(lambda s: s.get("lastKnownGood") == "1.4.2", "the healthy one is known-good")
+    desk.play_pods()
+    desk.command("kill", reason="still serving the others")
+    desk.wait_status(lambda s: (s.get("killSwitch") or {}).get("completedAt"), "kill-switch completed")
+
+
+def test_burst_of_500_updates_loses_and_duplicates_nothing(desk):
+    strategies, updates = 20, 25  # 500 spec updates, plus one throttle command per strategy mid-burst
+    names = [f"burst-{i:02d}" for i in range(strategies)]
+    for n in names:
+        doc = strategy_doc()
+        doc["metadata"]["name"] = n
+        desk.create("strategies", doc)
+
+    def hammer(name: str) -> None:
+        for seq in range(updates):
+            desk.patch_spec(name=name, podTemplate={"env": [{"name": "BURST_SEQ", "value": str(seq)}]})
+            if seq == updates // 2:
+                desk.command("throttle", name=name, reason=f"burst throttle {name}", by="burst")
+
+    threads = [threading.Thread(target=hammer, args=(n,)) for n in names]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    def settled(name: str) -> bool:
+        obj = desk.strategy(name)
+        st = obj.get("status") or {}
+        dep = desk.deployment(name)
+        env = {e.name: e.value for e in dep.spec.template.spec.containers[0].env or []} if dep else {}
+        return (st.get("observedGeneration") == obj["metadata"]["generation"] and env.get("BURST_SEQ") == str(updates - 1)
+                and (st.get("throttle") or {}).get("active") is True
+                and "stratops.io/throttle" not in (obj["metadata"].get("annotations") or {}))
+
+    wait_for(lambda: all(settled(n) for n in names), timeout=180, what="every strategy at its last update, throttled")
+    # exactly one throttle per strategy: none lost, none done twice
+    wait_for(lambda: len(desk.events("Throttle")) >= strategies, timeout=30, what="throttle events")
+    per = {n: [e for e in desk.events("Throttle") if e.involved_object.name == n] for n in names}
+    assert {n: len(v) for n, v in per.items()} == {n: 1 for n in names}
+    for n in names:
+        st = desk.status(n)
+        spec_max = desk.strategy(n)["spec"]["riskLimits"]["maxPosition"]
+        assert st["effectiveLimits"]["maxPosition"] == spec_max * 0.5, (n, st["effectiveLimits"])
+        assert json.loads(json.dumps(st["throttle"]))["reason"] == f"burst throttle {n}"

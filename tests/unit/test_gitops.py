@@ -1,0 +1,131 @@
+"""The GitOps pull-request check (`stratops validate HEAD --base BASE`) over real directories."""
+
+from __future__ import annotations
+
+import copy
+import shutil
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+import yaml
+from cases import example
+from typer.testing import CliRunner
+
+from stratops.cli.main import app
+from stratops.gates.evaluate import subject
+from stratops.lifecycle import limits as L
+from stratops.models.strategy import StrategySpec
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def tree(root: Path, strategy: dict, gate: dict | None = None, monitors: bool = True) -> Path:
+    root.mkdir()
+    (root / "strategy.yaml").write_text(yaml.safe_dump(strategy))
+    if monitors:
+        shutil.copytree(EXAMPLES / "monitors", root / "monitors")
+    if gate is not None:
+        (root / "pre-launch.yaml").write_text(yaml.safe_dump(gate))
+    return root
+
+
+def live(doc: dict, **limits) -> dict:
+    d = copy.deepcopy(doc)
+    d["spec"]["mode"] = "live"
+    d["spec"]["riskLimits"].update(limits)
+    return d
+
+
+def signed(strategy: dict, by: str = "risk-officer") -> dict:
+    gate = copy.deepcopy(example("gates/pre-launch.yaml"))
+    s = StrategySpec.model_validate(strategy["spec"])
+    subj = subject(strategy["metadata"]["name"], s.version, L.limits_hash(s.risk_limits))
+    now = datetime.now(timezone.utc).isoformat()
+    gate["spec"]["signatures"] = [{"item": i["id"], "signer": by, "signedAt": now, "evidence": "PR #12", "subject": subj}
+                                  for i in gate["spec"]["items"]]
+    return gate
+
+
+def check(base: Path, head: Path) -> tuple[int, str]:
+    r = CliRunner().invoke(app, ["validate", str(head), "--base", str(base)], env={"COLUMNS": "300"})
+    return r.exit_code, " ".join(r.output.split())
+
+
+@pytest.fixture
+def paper() -> dict:
+    return example("strategy.yaml")
+
+
+def test_unchanged_paper_tree_passes(tmp_path, paper):
+    code, out = check(tree(tmp_path / "b", paper), tree(tmp_path / "h", paper))
+    assert code == 0, out
+
+
+def test_promotion_without_signed_prelaunch_gate_is_rejected(tmp_path, paper):
+    code, out = check(tree(tmp_path / "b", paper), tree(tmp_path / "h", live(paper)))
+    assert code == 1
+    assert "Strategy/mean-revert: spec.mode: Forbidden: promoted to live without a signed pre-launch gate" in out
+    assert "pre-launch gate mean-revert-pre-launch is not in the change set" in out
+
+
+def test_promotion_with_gate_signed_for_another_version_is_rejected(tmp_path, paper):
+    older = copy.deepcopy(paper)
+    older["spec"]["version"] = "1.4.1"
+    code, out = check(tree(tmp_path / "b", paper), tree(tmp_path / "h", live(paper), signed(live(older))))
+    assert code == 1 and "is Incomplete for mean-revert:1.4.2:" in out and "missing backtest-reviewed" in out
+
+
+def test_promotion_with_signed_gate_passes(tmp_path, paper):
+    head = live(paper)
+    code, out = check(tree(tmp_path / "b", paper), tree(tmp_path / "h", head, signed(head)))
+    assert code == 0, out
+
+
+def test_raised_limit_on_live_strategy_needs_the_gate_lowered_does_not(tmp_path, paper):
+    base_doc = live(paper)
+    base = tree(tmp_path / "b", base_doc, signed(base_doc))
+    up = live(paper, maxPosition=paper["spec"]["riskLimits"]["maxPosition"] * 2)
+    code, out = check(base, tree(tmp_path / "h1", up, signed(base_doc)))
+    assert code == 1 and "spec.riskLimits: Forbidden: risk limits raised on a live strategy: spec.riskLimits.maxPosition" in out
+    code, out = check(base, tree(tmp_path / "h2", up, signed(up)))
+    assert code == 0, out
+    down = live(paper, maxPosition=paper["spec"]["riskLimits"]["maxPosition"] / 2)
+    code, out = check(base, tree(tmp_path / "h3", down, signed(base_doc)))
+    assert code == 0, out
+    wider = live(paper)
+    wider["spec"]["riskLimits"]["venues"] = [*paper["spec"]["riskLimits"]["venues"], "DARKPOOL"]
+    code, out = check(base, tree(tmp_path / "h4", wider, signed(base_doc)))
+    assert code == 1 and "spec.riskLimits.venues adds DARKPOOL" in out
+
+
+def test_monitor_removed_from_live_strategy_is_rejected_not_from_paper(tmp_path, paper):
+    base_doc = live(paper)
+    base = tree(tmp_path / "b", base_doc, signed(base_doc))
+    head = tree(tmp_path / "h", base_doc, signed(base_doc))
+    removed = sorted((head / "monitors").glob("*.yaml"))[0]
+    name = yaml.safe_load_all(removed.read_text()).__next__()["metadata"]["name"]
+    removed.unlink()
+    code, out = check(base, head)
+    assert code == 1 and f"Monitor/{name}: metadata.name: Forbidden: monitor removed from live strategy mean-revert" in out
+    # demoting in the same change does not make it acceptable
+    demoted = copy.deepcopy(base_doc)
+    demoted["spec"]["mode"] = "paper"
+    (head / "strategy.yaml").write_text(yaml.safe_dump(demoted))
+    assert check(base, head)[0] == 1
+    # a paper strategy may lose a monitor
+    pbase, phead = tree(tmp_path / "pb", paper), tree(tmp_path / "ph", paper)
+    sorted((phead / "monitors").glob("*.yaml"))[0].unlink()
+    assert check(pbase, phead)[0] == 0
+
+
+def test_examples_against_themselves_pass():
+    r = CliRunner().invoke(app, ["validate", str(EXAMPLES), "--base", str(EXAMPLES)])
+    assert r.exit_code == 0, r.output
+
+
+def test_ci_example_runs_the_check_against_the_base():
+    wf = yaml.safe_load((EXAMPLES / "ci" / "pull-request-check.yaml").read_text())
+    runs = [s.get("run", "") for s in wf["jobs"]["validate"]["steps"]]
+    assert any(r.startswith('stratops validate "$DESK_DIR" --base ') for r in runs)
+    assert wf[True]["pull_request"]  # YAML 1.1 reads the key `on` as True

@@ -1,0 +1,111 @@
+"""`stratops triage` through the real entry point, without a cluster (stdin is not a terminal)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from stratops.cli.main import app
+from stratops.recovery import tree
+
+ENV = {"COLUMNS": "250", "KUBECONFIG": "/nonexistent/kubeconfig"}
+
+
+def run(*args: str, input: str | None = None):
+    res = CliRunner().invoke(app, ["triage", *args], env=ENV, input=input)
+    assert "Traceback" not in res.output
+    return res, " ".join(res.output.split())
+
+
+def test_answers_reach_an_action_with_the_command_filled_in():
+    res, out = run("acks-silent", "--answer", "no", "--strategy", "mean-revert", "-n", "fx")
+    assert res.exit_code == 0, res.output
+    assert "Is the broker's status page green? → No" in out
+    assert "KILL-SWITCH (killSwitch)" in out
+    assert "Broker outage: halt order entry now" in out
+    assert "stratops kill mean-revert --reason 'triage acks-silent: No' -n fx" in out
+    assert "runbook broker-failover (stratops runbook show broker-failover)" in out
+
+
+def test_multiple_choice_by_label_any_case_and_y_n():
+    res, out = run("not-trading", "-a", "N", "-a", "yes", "-a", "Y", "-a", "A RISK LIMIT BLOCKS THEM")
+    assert res.exit_code == 0, res.output
+    assert "INVESTIGATE" in out and "never at 3am" in out
+    assert "What happens to its orders? → a risk limit blocks them" in out
+
+
+def test_resume_path_shows_reconcile_then_resume():
+    res, out = run("stale-data", "-a", "yes", "-a", "matched", "-s", "mr", "--evidence", "drop copy 09:10")
+    assert res.exit_code == 0
+    assert ("stratops reconcile mr --result Matched --evidence 'drop copy 09:10' && "
+            "stratops resume mr --reason 'triage stale-data: Yes > Matched'") in out
+
+
+def test_incomplete_answers_exit_2_with_the_next_question_and_its_answers():
+    res, out = run("latency-spike", "-a", "data ingest", input="")
+    assert res.exit_code == 2
+    assert "next question Are more than 1000 messages unprocessed?" in out
+    assert "answers 'Yes', 'No'" in out
+    res, out = run("latency-spike")  # no answers, no terminal: never waits for input
+    assert res.exit_code == 2 and "Where is the latency?" in out
+    assert "'order route', 'model decision', 'data ingest', 'back to normal for 15 minutes'" in out
+
+
+def test_no_symptom_without_a_terminal_lists_them_and_exits_2():
+    res, out = run()
+    assert res.exit_code == 2
+    for s in tree.SYMPTOMS:
+        assert s.id in out
+
+
+def test_json_and_yaml_for_scripts():
+    res, _ = run("pnl-diverging", "-a", "yes", "-a", "yes", "-o", "json", "-s", "mr")
+    assert res.exit_code == 0
+    data = json.loads(res.stdout)
+    assert data["action"] == {"kind": "rollback", "why": data["action"]["why"],
+                              "command": "stratops rollback mr --reason 'triage pnl-diverging: Yes > Yes'",
+                              "runbook": "rollback-known-good"}
+    assert [p["answer"] for p in data["path"]] == ["Yes", "Yes"] and data["next"] is None
+    res, _ = run("pnl-diverging", "-a", "no", "-o", "yaml")
+    assert res.exit_code == 2
+    data = yaml.safe_load(res.stdout)
+    assert data["action"] is None
+    assert data["next"] == {"id": "slippage", "question": "Is realised minus expected more than 2 bps?", "answers": ["Yes", "No"]}
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["nope"], "error: no symptom 'nope'; symptoms: acks-silent, not-trading"),
+    (["acks-silent", "-a", "maybe"], "error: 'maybe' is not an answer to \"Is the broker's status page green?\"; valid answers: 'Yes', 'No' (or y, n)"),
+    (["acks-silent", "-a", "no", "-a", "yes"], "error: too many answers: No already reaches killSwitch"),
+    (["acks-silent", "-a", "no", "--apply"], "error: --apply needs --strategy NAME"),
+    (["acks-silent", "-a", "no", "-o", "xml"], "error: --output must be text, json or yaml, not 'xml'"),
+    (["acks-silent", "-a", "no", "--apply", "-s", "mr"], "add --yes to apply without one"),
+    (["stale-data", "-a", "y", "-a", "matched", "--apply", "-s", "mr", "--yes"], "error: resume records the reconciliation first: give --evidence"),
+])
+def test_errors_are_one_line_exit_1(args, message):
+    res, out = run(*args)
+    assert res.exit_code == 1, res.output
+    assert message in out
+    assert len(res.stderr.strip().splitlines()) <= 2  # one line, wrapped at most once by rich
+
+
+def test_apply_investigate_needs_no_cluster():
+    res, out = run("position-mismatch", "-a", "yes", "-a", "unknown", "--apply", "-s", "mr")
+    assert res.exit_code == 0 and "investigate: nothing to apply" in out
+
+
+def test_apply_without_a_reachable_cluster_is_one_line():
+    res, out = run("position-mismatch", "-a", "no", "--apply", "-s", "mr", "--yes")
+    assert res.exit_code == 1 and "error: cannot load a kubeconfig" in out
+
+
+def test_apply_investigate_after_a_mismatch_records_it():
+    # position-mismatch: the broker is right, restored, still Mismatched -> investigate, but the
+    # mismatch with its evidence is recorded (it refuses a resume): that needs the cluster.
+    res, out = run("position-mismatch", "-a", "y", "-a", "the broker", "-a", "y", "-a", "mismatched",
+                   "--evidence", "short 1m EURUSD", "--apply", "-s", "mr", "--yes")
+    assert "INVESTIGATE" in out and "nothing to apply" not in out
+    assert res.exit_code == 1 and "error: cannot load a kubeconfig" in out
