@@ -190,3 +190,24 @@ def test_commands_are_attributable_and_rearm_needs_a_designated_user(desk, names
     code, out = _run(["resume", "mean-revert", "-n", namespace, "--reason", "re-armed"], cluster.kubeconfig)
     assert code == 0, out
     wait_for(lambda: desk.control()["tradingState"] in ("REDUCING", "ACTIVE"), timeout=30, what="trading again")
+
+
+def test_a_rogue_pod_running_old_code_is_found_halted_and_removed(desk, namespace):
+    """Knight Capital, 2012: one server of eight still ran the old code. Here: a pod nobody's
+    Deployment owns, labelled as the strategy, running an old image."""
+    from stratops.testing.wait import wait_for
+
+    desk.create("strategies", strategy_doc())
+    desk.wait_status(lambda s: s.get("lastKnownGood") == "1.4.2", "known-good")
+    desk.wait_status(lambda s: any(c["type"] == "FleetVerified" and c["status"] == "True" for c in s.get("conditions") or []),
+                     "fleet verified")
+    desk.core.create_namespaced_pod(namespace, {
+        "metadata": {"name": "mean-revert-legacy", "labels": {"stratops.io/strategy": "mean-revert"}},
+        "spec": {"containers": [{"name": "strategy", "image": "registry.example/fx-desk/mean-revert:1.3.9"}],
+                 "tolerations": [{"key": "kwok.x-k8s.io/node", "operator": "Exists", "effect": "NoSchedule"}]}})
+    status = desk.wait_status(lambda s: (s.get("killSwitch") or {}).get("completedAt"), "halted", timeout=60)
+    assert "fleet verification failed" in status["killSwitch"]["reason"] and "mean-revert-legacy" in status["killSwitch"]["reason"]
+    [inc] = [i for i in desk.incidents() if "-fleet-" in i["metadata"]["name"]]
+    assert inc["spec"]["class"] == "ConfigDrift" and inc["spec"]["severity"] == "P0"
+    wait_for(lambda: not desk.running_pods(), timeout=30, what="every pod gone, the rogue one included")
+    wait_for(lambda: desk.events("FleetMismatch"), timeout=30, what="FleetMismatch event")

@@ -54,7 +54,7 @@ def dep_view(plan_or_manifest, ready: int | None = None) -> DeploymentView:
 
 
 def pods(n: int, ready=True) -> tuple[PodView, ...]:
-    return tuple(PodView(f"{NAME}-pod-{i}", ready, False) for i in range(n))
+    return tuple(PodView(f"{NAME}-pod-{i}", ready, False, owner=f"ReplicaSet/{NAME}-5d8f9") for i in range(n))
 
 
 def acks(gen: int, *names: str, state=TradingState.HALTED) -> dict[str, Acknowledgement]:
@@ -93,7 +93,8 @@ class World:
             image = self.dep_manifest["spec"]["template"]["spec"]["containers"][0]["image"]
             ready = 0 if ":fail-" in image else self.ready_override
             dep = dep_view(self.dep_manifest, ready)
-        o = obs(now=self.now, deployment=dep, pods=self.pods(), control=self.control, acks=self.acks,
+        kw.setdefault("pods", self.pods())
+        o = obs(now=self.now, deployment=dep, control=self.control, acks=self.acks,
                 incidents=tuple(self.incidents.values()), gates=self.gates, commands=commands, **kw)
         plan = decide(self.spec, self.status, o)
         if plan.control is not None:
@@ -650,3 +651,51 @@ def test_admission_attributes_commands_and_designated_rearm():
     rearm = {"stratops.io/rearm": json.dumps({"reason": "x", "by": "bob"})}
     assert "'bob' may not re-arm" in review_commands({}, rearm, "bob", rearm_by=["risk"])[0]
     assert review_commands({}, rearm, "bob", rearm_by=["bob"]) == []
+
+
+# -- fleet verification ------------------------------------------------------------------------
+def test_a_foreign_pod_under_the_strategys_name_halts_it_and_is_deleted():
+    w = World()
+    w.run_until(lambda w: w.status.last_known_good == "1.4.2")
+    rogue = PodView("mean-revert-old", True, False, image="registry.example/fx-desk/mean-revert:1.4.1", owner=None)
+    p = w.step(pods=w.pods() + (rogue,))
+    [inc] = [i for i in p.incidents if "-fleet-" in i.name]
+    assert inc.severity.value == "P0" and inc.class_.value == "ConfigDrift" and "mean-revert-old is not run by" in inc.summary
+    assert "kill_switch" in p.actions and w.status.kill_switch.incident == inc.name
+    assert [e.reason for e in p.events if e.reason == "FleetMismatch"] == ["FleetMismatch"]
+    cond = next(c for c in w.status.conditions if c.type == "FleetVerified")
+    assert cond.status == "False" and "mean-revert-old" in cond.message
+    assert p.delete_pods == ["mean-revert-old"]
+    p = w.step(pods=w.pods() + (rogue,))  # same finding again: no second incident, no second kill
+    assert not [i for i in p.incidents if "-fleet-" in i.name] and "kill_switch" not in p.actions
+
+
+def test_wrong_build_or_control_document_is_a_fleet_mismatch():
+    from stratops.lifecycle.decide import fleet_problems
+
+    w = World()
+    w.run_until(lambda w: w.status.last_known_good == "1.4.2")
+    image = "registry.example/fx-desk/mean-revert:1.4.2"
+    dep = dep_view(w.dep_manifest)
+    ok = PodView("p1", True, False, image=image, image_id="docker://sha256:aaa", owner="ReplicaSet/mean-revert-1")
+    assert fleet_problems(NAME, (ok,), dep, image, 1, {}, w.control) == []
+    other = PodView("p2", True, False, image=image, image_id="docker://sha256:bbb", owner="ReplicaSet/mean-revert-1")
+    dep2 = replace(dep, replicas=2, status_replicas=2, updated_replicas=2, ready_replicas=2, available_replicas=2)
+    assert "2 different builds" in fleet_problems(NAME, (ok, other), dep2, image, 2, {}, w.control)[0]
+    pinned = image + "@sha256:ccc"
+    dep3 = replace(dep, image=pinned)
+    assert "not sha256:ccc" in fleet_problems(NAME, (replace(ok, image=pinned),), dep3, pinned, 1, {}, w.control)[0]
+    bad_ack = {"p1": Acknowledgement(pod="p1", generation=w.control.generation, trading_state=TradingState.ACTIVE, at=T0,
+                                     control_hash="0" * 64)}
+    assert "with a different document" in fleet_problems(NAME, (ok,), dep, image, 1, bad_ack, w.control)[0]
+    good_ack = {"p1": bad_ack["p1"].model_copy(update={"control_hash": w.control.content_hash()})}
+    assert fleet_problems(NAME, (ok,), dep, image, 1, good_ack, w.control) == []
+
+
+def test_no_known_good_while_the_fleet_is_not_verified():
+    w = World()
+    w.step()
+    rogue = PodView("stray", True, False, owner="ReplicaSet/someone-else-1")
+    for _ in range(30):
+        w.step(1, pods=w.pods() + (rogue,))
+    assert w.status.last_known_good is None

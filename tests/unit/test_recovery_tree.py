@@ -117,7 +117,7 @@ class Desk:
                 image=m["spec"]["template"]["spec"]["containers"][0]["image"], replicas=n, generation=1,
                 observed_generation=1, status_replicas=n, updated_replicas=n, ready_replicas=n, available_replicas=n,
                 live_fingerprint=manifests.fingerprint(m), desired_fingerprint=m["metadata"]["annotations"][manifests.ANNOTATION_DESIRED])
-            pods = tuple(PodView(f"{NAME}-{i}", True, False) for i in range(n))
+            pods = tuple(PodView(f"{NAME}-{i}", True, False, owner=f"ReplicaSet/{NAME}-5d8f9") for i in range(n))
         obs = Observations(now=self.now, name=NAME, namespace="desk", uid="u", generation=1, deployment=dep, pods=pods,
                            control=self.control, acks=self.acks, gates={"fx-daily": COMPLETE, "mean-revert-pre-launch": COMPLETE},
                            commands=commands)

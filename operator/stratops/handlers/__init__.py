@@ -287,7 +287,7 @@ def _observe(body: dict[str, Any], spec: StrategySpec, now: datetime, rt: Runtim
 
 def _has_effect(plan: Plan, status: StrategyStatus) -> bool:
     return bool(
-        plan.deployment or plan.control or plan.incidents or plan.incident_actions or plan.incident_containment or plan.events
+        plan.deployment or plan.control or plan.incidents or plan.incident_actions or plan.incident_containment or plan.delete_pods or plan.events
         or plan.clear_annotations or plan.status.to_dict() != status.to_dict()
     )
 

@@ -171,6 +171,13 @@ class Executor:
             self.write_control(namespace, name, uid, plan.control.to_json())
         if plan.deployment is not None:
             self.write_deployment(plan.deployment)
+        for pod in plan.delete_pods:
+            try:
+                self.core.delete_namespaced_pod(pod, namespace, grace_period_seconds=0)
+                log.warning("deleted pod %s/%s: not run by strategy %s's Deployment, and the strategy is halted", namespace, pod, name)
+            except ApiException as e:
+                if e.status != 404:
+                    raise
         created = []
         for inc in plan.incidents:
             if self.create_incident(namespace, name, uid, inc, now):

@@ -63,6 +63,7 @@ class Acknowledgement(_Wire):
     at: datetime
     position: float | None = None
     open_orders: int | None = None
+    control_hash: str | None = None  # content_hash() of the document applied: fleet verification
 
 
 def parse_control(data: dict[str, str] | None) -> ControlDocument | None:

@@ -66,6 +66,9 @@ class PodView:
     name: str
     ready: bool
     terminating: bool
+    image: str = ""  # the container image the pod was created with
+    image_id: str = ""  # what the node resolved it to (digest), once running
+    owner: str | None = None  # controller owner, e.g. ReplicaSet/<deployment>-<hash>
 
 
 @dataclass(frozen=True)
@@ -185,6 +188,7 @@ class Plan:
     clear_annotations: list[str] = field(default_factory=list)
     requeue_after: float | None = None
     kill_switch_seconds: float | None = None  # decision -> completed, when completed now
+    delete_pods: list[str] = field(default_factory=list)  # foreign pods under the strategy's name, while halted
     actions: list[str] = field(default_factory=list)  # for metrics: kill_switch, throttle, rollback, ...
 
     def wake_in(self, seconds: float) -> None:
@@ -265,6 +269,14 @@ def decide(spec: StrategySpec, status: StrategyStatus, obs: Observations) -> Pla
         plan.events.append(Event(kind, "ReconciliationRecorded",
                                  f"{cmd.fields['result']} by {cmd.by}: {cmd.fields.get('evidence')}"))
 
+    # -- fleet verification (Knight, 2012): every pod trading under this name runs what was
+    # intended and applied the control document written ---------------------------------------
+    running_image = manifests.image_ref(spec, st.rollout.version) if st.rollout else None
+    fleet = fleet_problems(obs.name, obs.pods, obs.deployment, running_image, spec.replicas, obs.acks, obs.control)
+    fleet_incident = _incident_name(obs.name, "fleet", "|".join(fleet)) if fleet else None
+    _set_condition(conds, now, obs.generation, "FleetVerified", not fleet, "Mismatch" if fleet else "Verified",
+                   "; ".join(fleet) if fleet else "every pod runs the intended image and applied the control document")
+
     # -- incidents that ask for an action ---------------------------------------------------
     kill_trigger: tuple[str, str, str | None] | None = None  # (reason, by, incident)
     rearm_required = False
@@ -286,6 +298,14 @@ def decide(spec: StrategySpec, status: StrategyStatus, obs: Observations) -> Pla
             rollback_trigger = (why, OPERATOR, inc.name)
         elif act == "none":
             plan.incident_actions.append((inc.name, "recorded; no automatic action (action: none)"))
+    if fleet_incident is not None and fleet_incident not in {i.name for i in obs.incidents}:
+        detail = "; ".join(fleet)
+        plan.incidents.append(NewIncident(fleet_incident, IncidentClass.config_drift, Severity.P0,
+                                          f"fleet verification failed: {detail}"[:2048], "killSwitch",
+                                          "kill-switch: control HALTED, then scale to 0; foreign pods deleted"))
+        plan.events.append(Event("Warning", "FleetMismatch", detail))
+        if kill_trigger is None:
+            kill_trigger = (f"fleet verification failed: {detail}", OPERATOR, fleet_incident)
     if (cmd := commands.get("kill")) is not None:
         kill_trigger = (cmd.reason, cmd.by, None)
         rearm_required = rearm_required or bool(cmd.fields.get("requireRearm"))
@@ -532,7 +552,9 @@ def decide(spec: StrategySpec, status: StrategyStatus, obs: Observations) -> Pla
             assert rollout.ready_since is not None
             held = now - rollout.ready_since
             if st.last_known_good != rollout.version:
-                if held >= healthy_for:
+                if fleet:
+                    pass  # never known-good while a pod runs something else (FleetVerified=False)
+                elif held >= healthy_for:
                     st.last_known_good = rollout.version
                     history = [r for r in st.revision_history or [] if r.version != rollout.version]
                     history.append(Revision(version=rollout.version, image=image, deployed_at=rollout.started_at, known_good_at=now))
@@ -610,6 +632,9 @@ def decide(spec: StrategySpec, status: StrategyStatus, obs: Observations) -> Pla
 
     # -- kill-switch progress: ack (or deadline), then scale to 0 ---------------------------
     replicas = replicas_wanted
+    if latched:
+        # Nothing may trade under a halted strategy's name: pods its Deployment does not own go.
+        plan.delete_pods = [p.name for p in obs.pods if not p.terminating and _foreign(obs.name, p)]
     if latched and ks is not None:
         if ks.halt_generation is None or ks.halt_generation < doc.generation:
             ks = st.kill_switch = ks.model_copy(update={"halt_generation": doc.generation})
@@ -755,6 +780,33 @@ def _containment(inc: IncidentView, st: StrategyStatus, plan: Plan, dep: Deploym
             and not plan.deployment_drifted and dep.desired_fingerprint == dep.live_fingerprint):
         return "the Deployment matches the operator's decision again"
     return None
+
+
+def _foreign(name: str, pod: PodView) -> bool:
+    return not (pod.owner or "").startswith(f"ReplicaSet/{name}-")
+
+
+def fleet_problems(name: str, pods: tuple[PodView, ...], dep: DeploymentView | None, image: str | None, replicas: int,
+                   acks: dict[str, Acknowledgement], control: ControlDocument | None) -> list[str]:
+    """What runs under NAME that the operator did not intend, in words (empty: verified)."""
+    live = [p for p in pods if not p.terminating]
+    problems = [f"pod {p.name} is not run by Deployment {name} (owner {p.owner or 'none'})" for p in live if _foreign(name, p)]
+    ours = [p for p in live if not _foreign(name, p)]
+    if dep is not None and image is not None and dep.healthy(image, replicas):  # the intended template is rolled out
+        problems += [f"pod {p.name} runs {p.image}, not {image}" for p in ours if p.image and p.image != image]
+        digest = image.split("@", 1)[1] if "@" in image else None
+        if digest:
+            problems += [f"pod {p.name} runs digest {p.image_id}, not {digest}" for p in ours if p.image_id and not p.image_id.endswith(digest)]
+        builds = sorted({p.image_id for p in ours if p.image_id})
+        if len(builds) > 1:
+            problems.append(f"pods run {len(builds)} different builds of {image}: {', '.join(builds)}")
+    if control is not None:
+        want = control.content_hash()
+        for p in live:
+            a = acks.get(p.name)
+            if a is not None and a.generation == control.generation and a.control_hash and a.control_hash != want:
+                problems.append(f"pod {p.name} acknowledged generation {a.generation} with a different document (hash {a.control_hash[:12]})")
+    return sorted(problems)
 
 
 def _prelaunch_missing(spec: StrategySpec, prelaunch: GateEvaluation | None) -> str:

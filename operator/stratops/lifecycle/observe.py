@@ -32,9 +32,14 @@ def deployment_view(body: Mapping[str, Any]) -> DeploymentView:
 
 
 def pod_view(body: Mapping[str, Any]) -> PodView:
-    meta, status = body.get("metadata") or {}, body.get("status") or {}
+    meta, status, spec = body.get("metadata") or {}, body.get("status") or {}, body.get("spec") or {}
     ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
-    return PodView(name=meta.get("name", ""), ready=ready, terminating=meta.get("deletionTimestamp") is not None)
+    containers = spec.get("containers") or [{}]
+    statuses = status.get("containerStatuses") or []
+    owner = next((f"{o.get('kind')}/{o.get('name')}" for o in meta.get("ownerReferences") or [] if o.get("controller")), None)
+    return PodView(name=meta.get("name", ""), ready=ready, terminating=meta.get("deletionTimestamp") is not None,
+                   image=containers[0].get("image", ""), image_id=statuses[0].get("imageID", "") if statuses else "",
+                   owner=owner)
 
 
 def incident_view(body: Mapping[str, Any]) -> IncidentView:

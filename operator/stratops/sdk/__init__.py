@@ -192,7 +192,8 @@ class StrategyControl:
         self.applied = doc
         self.acknowledger.acknowledge(Acknowledgement(
             pod=self.pod, generation=doc.generation, trading_state=doc.trading_state,
-            at=datetime.now(timezone.utc), position=self.position(), open_orders=self.open_orders()))
+            at=datetime.now(timezone.utc), position=self.position(), open_orders=self.open_orders(),
+            control_hash=doc.content_hash()))
         return doc
 
     def run_in_background(self, interval: float = 0.2) -> threading.Thread:
