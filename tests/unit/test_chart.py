@@ -9,7 +9,9 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -80,14 +82,16 @@ def test_defaults_are_namespaced_least_privilege():
     (role,) = docs["Role"]
     assert role["metadata"]["namespace"] == "desk"
     verbs = {(g, r): set(rule["verbs"]) for rule in role["rules"] for g in rule["apiGroups"] for r in rule["resources"]}
-    assert "delete" not in set().union(*verbs.values()), "deletion is the garbage collector's"
+    deleters = {k for k, v in verbs.items() if "delete" in v}
+    assert deleters == {("", "pods")}, "deletion is the garbage collector's, but for foreign pods of a halted strategy"
     assert "*" not in set().union(*verbs.values())
     assert verbs[("", "secrets")] == {"get"}, "secrets: get by name, never list or watch"
     assert ("", "namespaces") not in verbs and ("kopf.dev", "kopfpeerings") in verbs
     (binding,) = docs["RoleBinding"]
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "ops-stratops", "namespace": "desk"}]
     (vwc,) = docs["ValidatingWebhookConfiguration"]
-    assert vwc["webhooks"][0]["namespaceSelector"]["matchExpressions"][0]["values"] == ["desk"]
+    for hook in vwc["webhooks"]:
+        assert hook["namespaceSelector"]["matchExpressions"][0]["values"] == ["desk"]
 
 
 def test_named_namespaces_get_a_role_and_peering_each():
@@ -181,3 +185,17 @@ def test_every_value_is_documented_in_the_chart_readme():
     readme = (CHART / "README.md").read_text()
     values = yaml.safe_load((CHART / "values.yaml").read_text())
     assert [k for k in _leaves(values) if f"`{k}`" not in readme] == []
+
+
+def test_the_chart_routes_every_admission_handler_the_operator_serves():
+    """Each kopf admission handler (registered when the webhook is served) has a webhook in the
+    chart at /<handler id>; gate signatures fail closed, commands fail open."""
+    code = ("import kopf, stratops.handlers; r = kopf.get_default_registry()._webhooks.get_all_handlers();"
+            "print(' '.join(f'{h.id}={h.ignore_failures}' for h in r))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "STRATOPS_WEBHOOK_PORT": "9443"})
+    served = dict(item.split("=") for item in out.stdout.split())
+    (vwc,) = kinds(render())["ValidatingWebhookConfiguration"]
+    routed = {h["clientConfig"]["service"]["path"].lstrip("/"): h["failurePolicy"] for h in vwc["webhooks"]}
+    assert routed == {hid: "Ignore" if ignore == "True" else "Fail" for hid, ignore in served.items()}
+    assert routed["gate-signatures"] == "Fail"

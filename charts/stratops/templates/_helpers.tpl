@@ -72,10 +72,11 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 - apiGroups: [""]
   resources: [configmaps]
   verbs: [get, list, watch, create, update]
-# Strategy pods are observed (readiness, which pods must acknowledge), never written.
+# Strategy pods are observed (readiness, which pods must acknowledge, image verification); a
+# foreign pod running under a halted strategy's name (not its Deployment's) is deleted.
 - apiGroups: [""]
   resources: [pods]
-  verbs: [list, watch]
+  verbs: [list, watch, delete]
 - apiGroups: [""]
   resources: [events]
   verbs: [create]
