@@ -158,7 +158,11 @@ def test_values_schema_rejects_bad_values(bad, message):
 def test_several_replicas_need_peering():
     with pytest.raises(HelmError, match="replicas > 1 needs peering.enabled"):
         render("peering.enabled=false")
-    assert kinds(render("peering.enabled=false", "replicas=1"))["Deployment"]
+    single = kinds(render("peering.enabled=false", "replicas=1"))
+    assert "KopfPeering" not in single and "PodDisruptionBudget" not in single
+    assert all("kopfpeerings" not in rule["resources"] for rule in single["Role"][0]["rules"]), "no peering, no rights on it"
+    env = {e["name"] for e in single["Deployment"][0]["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert "STRATOPS_PEERING" not in env
 
 
 def test_prometheus_rules_are_valid_promql(tmp_path):
