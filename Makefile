@@ -5,7 +5,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help setup controlplane demo test unit e2e bench crds check-crds clean
+.PHONY: help setup controlplane demo test unit e2e bench crds check-crds image kind-up kind-e2e clean
 
 help:
 	@echo "make demo    start the local cluster with stratops and the example desk (Ctrl-C stops)"
@@ -14,6 +14,8 @@ help:
 	@echo "make e2e     end-to-end tests only (USE_EXISTING_CLUSTER=1 for the current KUBECONFIG)"
 	@echo "make bench   benchmarks (prints a table)"
 	@echo "make crds    regenerate crds/ from the models"
+	@echo "make image   build the operator image (BASE_IMAGE=... to choose its base)"
+	@echo "make kind-up / kind-e2e   kind cluster with the chart / the e2e suite on it (needs Docker and a registry)"
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,9 +45,19 @@ bench: setup controlplane
 
 crds: setup
 	$(VENV)/bin/stratops crds
+	cp crds/*.yaml charts/stratops/crds/  # the chart carries copies (a unit test compares them)
 
 check-crds: setup
 	$(VENV)/bin/stratops crds --check
+
+image: setup
+	PYTHON=$(PY) bash hack/build-image.sh
+
+kind-up: setup
+	PYTHON=$(PY) bash hack/kind-up.sh
+
+kind-e2e: setup
+	PYTHON=$(PY) bash hack/kind-e2e.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info operator/*.egg-info

@@ -27,6 +27,15 @@ RECONCILE_SECONDS = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
 
+GATE_COMPLETE = Gauge(
+    "stratops_gate_complete", "1 while every required item of the gate is signed and unexpired, else 0.",
+    ["namespace", "gate", "cadence"],
+)
+GATE_EXPIRY = Gauge(
+    "stratops_gate_expiry_timestamp_seconds", "When the gate's earliest signature lapses (Unix time).",
+    ["namespace", "gate", "cadence"],
+)
+
 
 def serve(port: int, address: str = "0.0.0.0") -> None:
     """Expose /metrics on PORT (0 disables)."""

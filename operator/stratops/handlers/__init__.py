@@ -15,6 +15,7 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 import logging
 import os
+import secrets
 from datetime import datetime, timezone
 from collections.abc import Mapping
 from typing import Any
@@ -83,10 +84,11 @@ def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.networking.request_timeout = 30
-    settings.peering.standalone = os.environ.get("STRATOPS_PEERING", "") == ""
-    if os.environ.get("STRATOPS_PEERING"):
-        settings.peering.name = os.environ["STRATOPS_PEERING"]
-        settings.peering.priority = int(os.environ.get("STRATOPS_PEERING_PRIORITY", "0"))
+    _configure_peering(settings)
+    # kopf follows namespaces and CRDs cluster-wide to start watches as they appear. An operator
+    # given only namespaced rights (the chart's default) says so, and serves its named namespaces
+    # and the CRDs present at start, instead of retrying forbidden cluster-wide lists for a minute.
+    settings.scanning.disabled = os.environ.get("STRATOPS_CLUSTER_SCANNING", "true").lower() == "false"
     _configure_admission(settings)
     memo.runtime = Runtime()
     memo.monitors = MonitorRunner(memo.runtime.executor.api)
@@ -99,12 +101,39 @@ def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
     if os.environ.get("KUBERNETES_SERVICE_HOST") and not os.environ.get("KUBECONFIG"):
         return kopf.login_via_client(**kwargs)
     cfg = api_client().configuration
-    token = (cfg.api_key or {}).get("authorization", "")
+    # kubernetes >= 30 keeps a kubeconfig's token under "BearerToken" (older: "authorization").
+    keys = cfg.api_key or {}
+    token = keys.get("BearerToken") or keys.get("authorization") or ""
     return kopf.ConnectionInfo(
         server=cfg.host, ca_path=cfg.ssl_ca_cert, insecure=not cfg.verify_ssl,
         certificate_path=cfg.cert_file, private_key_path=cfg.key_file,
         scheme="Bearer" if token else None, token=token.removeprefix("Bearer ") or None,
     )
+
+
+def peering_priority(value: str) -> int:
+    """STRATOPS_PEERING_PRIORITY: a number, or `random` for replicas of one Deployment, which
+    cannot be given distinct numbers (equal priorities would pause every replica)."""
+    if value.strip().lower() == "random":
+        return secrets.randbelow(2**31 - 1) + 1
+    return int(value)
+
+
+def _configure_peering(settings: kopf.OperatorSettings) -> None:
+    """HA: with STRATOPS_PEERING (the KopfPeering/ClusterKopfPeering name) only the replica with
+    the highest priority acts; the others pause until its record lapses or it leaves."""
+    name = os.environ.get("STRATOPS_PEERING", "")
+    settings.peering.standalone = name == ""
+    if not name:
+        return
+    settings.peering.name = name
+    settings.peering.priority = peering_priority(os.environ.get("STRATOPS_PEERING_PRIORITY", "0"))
+    # Mandatory: a replica starts paused and acts only once it has seen its peers, so two
+    # replicas starting together never both act; a missing peering object keeps it paused.
+    settings.peering.mandatory = True
+    # How long a replica that died without leaving (SIGKILL, node loss) blocks the standby.
+    settings.peering.lifetime = int(os.environ.get("STRATOPS_PEERING_LIFETIME", "60"))
+    log.info("peering %r with priority %d", name, settings.peering.priority)
 
 
 def _configure_admission(settings: kopf.OperatorSettings) -> None:
@@ -120,7 +149,9 @@ def _configure_admission(settings: kopf.OperatorSettings) -> None:
         host=os.environ.get("STRATOPS_WEBHOOK_HOST"), certfile=os.environ.get("STRATOPS_WEBHOOK_CERT"),
         pkeyfile=os.environ.get("STRATOPS_WEBHOOK_KEY"), cafile=os.environ.get("STRATOPS_WEBHOOK_CA"),
     )
-    settings.admission.managed = os.environ.get("STRATOPS_WEBHOOK_CONFIGURATION", f"gates.{GROUP}")
+    # kopf keeps the named ValidatingWebhookConfiguration current (cluster-scoped rights). Empty:
+    # someone else owns it (the Helm chart does), and the operator only serves.
+    settings.admission.managed = os.environ.get("STRATOPS_WEBHOOK_CONFIGURATION", f"gates.{GROUP}") or None
 
 
 def validate_gate(body: kopf.Body, old: Any, userinfo: dict[str, Any], **_: Any) -> None:
@@ -421,6 +452,13 @@ async def gate_daemon(
             await _sleep(poke, stopped, wake)
     finally:
         rt.pokes.pop(key, None)  # type: ignore[arg-type]
+        # Deleted, or this replica paused for a peer: its series would be stale from here on.
+        cadence = str((body.get("spec") or {}).get("cadence", ""))
+        for gauge in (M.GATE_COMPLETE, M.GATE_EXPIRY):
+            try:
+                gauge.remove(namespace, name, cadence)
+            except KeyError:
+                pass
 
 
 @kopf.on.event(GROUP, VERSION, "gates")
@@ -461,6 +499,9 @@ def _gate_status(raw: dict[str, Any], strategies: kopf.Index, rt: Runtime) -> fl
         message=(f"missing {', '.join(ev.missing)}" if ev.missing else "every required item signed")
         + (f"; expired {', '.join(ev.expired)}" if ev.expired else ""),
     )
+    M.GATE_COMPLETE.labels(meta["namespace"], meta["name"], spec.cadence.value).set(1 if ev.state == "Complete" else 0)
+    if ev.expires_at is not None:
+        M.GATE_EXPIRY.labels(meta["namespace"], meta["name"], spec.cadence.value).set(ev.expires_at.timestamp())
     current = GateStatus.model_validate(raw.get("status") or {})
     if status.to_dict() != current.to_dict():
         body = {"status": status.model_dump(by_alias=True, mode="json")}

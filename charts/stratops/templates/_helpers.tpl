@@ -1,0 +1,89 @@
+{{- define "stratops.fullname" -}}
+{{- if contains .Chart.Name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "stratops.selectorLabels" -}}
+app.kubernetes.io/name: {{ .Chart.Name }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "stratops.labels" -}}
+{{ include "stratops.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: stratops
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{- define "stratops.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "stratops.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The namespaces served when not cluster-wide: the list, or the release namespace. */}}
+{{- define "stratops.namespaces" -}}
+{{- if .Values.watch.namespaces -}}
+{{- toJson .Values.watch.namespaces -}}
+{{- else -}}
+{{- toJson (list .Release.Namespace) -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "stratops.webhookSecretName" -}}
+{{- if eq .Values.webhook.certificate.source "secret" -}}
+{{- .Values.webhook.certificate.secretName -}}
+{{- else -}}
+{{- printf "%s-webhook-tls" (include "stratops.fullname" .) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The operator's rules, shared by the namespaced Roles and the cluster-wide ClusterRole. */}}
+{{- define "stratops.rules" -}}
+# Strategies, monitors, gates and incidents: watched and indexed (list, watch); kopf keeps its
+# finalizer and progress annotations on them and the operator removes handled command
+# annotations (patch). The operator never writes a spec.
+- apiGroups: [stratops.io]
+  resources: [strategies, monitors, gates, incidents]
+  verbs: [get, list, watch, patch]
+# Incidents are opened by the operator (deterministic names: a second create is a 409).
+- apiGroups: [stratops.io]
+  resources: [incidents]
+  verbs: [create]
+# Status is the operator's: strategies by replace at a resourceVersion, the others by patch.
+- apiGroups: [stratops.io]
+  resources: [strategies/status, monitors/status, gates/status, incidents/status]
+  verbs: [get, update, patch]
+# Each strategy's Deployment (scale to 0 on a kill-switch, rollback to known-good, drift revert);
+# deletion is left to the garbage collector through owner references.
+- apiGroups: [apps]
+  resources: [deployments]
+  verbs: [get, list, watch, create, update]
+# The control and acknowledgement ConfigMaps of each strategy, and monitor baselines.
+- apiGroups: [""]
+  resources: [configmaps]
+  verbs: [get, list, watch, create, update]
+# Strategy pods are observed (readiness, which pods must acknowledge, image verification); a
+# foreign pod running under a halted strategy's name (not its Deployment's) is deleted.
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [list, watch, delete]
+- apiGroups: [""]
+  resources: [events]
+  verbs: [create]
+{{- if .Values.rbac.readSecrets }}
+# A monitor's Prometheus bearer token (spec.source.prometheus.authSecretRef): get by name only.
+- apiGroups: [""]
+  resources: [secrets]
+  verbs: [get]
+{{- end }}
+{{- end -}}
