@@ -224,3 +224,27 @@ def test_exposure_reported_by_the_strategy_trips_the_kill_switch(desk, namespace
     assert st["killSwitch"]["rearmRequired"] is True and "gross-exposure" in st["killSwitch"]["reason"]
     [inc] = [i for i in desk.incidents() if i["metadata"]["name"].startswith("mean-revert-gross-exposure-")]
     assert inc["spec"]["requireRearm"] is True and "reported exposure 6.5e+06 > 5e+06" in inc["spec"]["summary"]
+
+
+def test_the_charts_trader_role_is_enough_for_a_desk_kill(desk, namespace, cluster, kube, tmp_path):
+    """The chart's people roles, applied as rendered: a trader kills their desk by selector."""
+    from chart import render
+    from kubernetes import client
+
+    docs = render(namespace=namespace, values={"rbac": {"userRoles": {"traders": [{"name": "tina"}]}}}, tmp=tmp_path)
+    rbac = client.RbacAuthorizationV1Api(kube)
+    for d in docs:
+        if d["kind"] == "Role" and d["metadata"]["name"].endswith("-trader"):
+            rbac.create_namespaced_role(namespace, d)
+        elif d["kind"] == "RoleBinding" and d["metadata"]["name"].endswith("-trader"):
+            rbac.create_namespaced_role_binding(namespace, d)
+    desk.create("strategies", _strategy("fx-a", desk="fx"))
+    desk.wait_status(lambda s: s.get("phase") == "Running", "running", name="fx-a")
+    tina = cluster.user_kubeconfig("tina")
+    code, out = _run(["describe", "fx-a", "-n", namespace], tina)
+    assert code == 0, out
+    code, out = _run(["kill", "--selector", "desk=fx", "-n", namespace, "--reason", "desk drill"], tina)
+    assert code == 0, out
+    assert desk.status("fx-a")["killSwitch"]["by"] == "tina"
+    code, out = _run(["runbook", "verify", "kill-switch", "fx-a", "-n", namespace], tina)
+    assert code == 0 and "PASS" in out

@@ -79,7 +79,7 @@ def test_dashboard_and_alerts_use_only_metrics_the_operator_exposes():
 def test_defaults_are_namespaced_least_privilege():
     docs = kinds(render())
     assert "ClusterRole" not in docs and "ClusterRoleBinding" not in docs
-    (role,) = docs["Role"]
+    (role,) = [r for r in docs["Role"] if r["metadata"]["name"] == "ops-stratops"]
     assert role["metadata"]["namespace"] == "desk"
     verbs = {(g, r): set(rule["verbs"]) for rule in role["rules"] for g in rule["apiGroups"] for r in rule["resources"]}
     deleters = {k for k, v in verbs.items() if "delete" in v}
@@ -87,7 +87,7 @@ def test_defaults_are_namespaced_least_privilege():
     assert "*" not in set().union(*verbs.values())
     assert verbs[("", "secrets")] == {"get"}, "secrets: get by name, never list or watch"
     assert ("", "namespaces") not in verbs and ("kopf.dev", "kopfpeerings") in verbs
-    (binding,) = docs["RoleBinding"]
+    (binding,) = docs["RoleBinding"]  # people's roles are bound only when subjects are given
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "ops-stratops", "namespace": "desk"}]
     (vwc,) = docs["ValidatingWebhookConfiguration"]
     for hook in vwc["webhooks"]:
@@ -96,7 +96,7 @@ def test_defaults_are_namespaced_least_privilege():
 
 def test_named_namespaces_get_a_role_and_peering_each():
     docs = kinds(render("watch.namespaces={fx,rates}"))
-    assert sorted(r["metadata"]["namespace"] for r in docs["Role"]) == ["fx", "rates"]
+    assert sorted(r["metadata"]["namespace"] for r in docs["Role"] if r["metadata"]["name"] == "ops-stratops") == ["fx", "rates"]
     assert sorted(p["metadata"]["namespace"] for p in docs["KopfPeering"]) == ["fx", "rates"]
     args = docs["Deployment"][0]["spec"]["template"]["spec"]["containers"][0]["args"]
     assert "--namespace=fx" in args and "--namespace=rates" in args
@@ -105,7 +105,7 @@ def test_named_namespaces_get_a_role_and_peering_each():
 def test_cluster_wide_only_when_asked():
     docs = kinds(render("watch.clusterWide=true", "rbac.readSecrets=false"))
     assert "Role" not in docs and "KopfPeering" not in docs
-    (cr,) = docs["ClusterRole"]
+    (cr,) = [r for r in docs["ClusterRole"] if r["metadata"]["name"] == "ops-stratops"]
     resources = {r for rule in cr["rules"] for r in rule["resources"]}
     assert "clusterkopfpeerings" in resources and "secrets" not in resources
     assert docs["ClusterKopfPeering"] and docs["ClusterRoleBinding"]
@@ -219,3 +219,23 @@ def test_dashboard_queries_are_valid_promql(tmp_path):
     out = subprocess.run(["promtool", "check", "rules", str(f)], capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
     assert f"SUCCESS: {len(exprs)} rules found" in out.stdout
+
+
+def test_trader_and_risk_owner_roles_are_bound_in_each_served_namespace(tmp_path):
+    docs = render(values={"watch": {"namespaces": ["fx", "rates"]},
+                          "rbac": {"userRoles": {"traders": [{"kind": "Group", "name": "fx-traders"}],
+                                                 "riskOwners": [{"name": "risk-officer"}]}}}, tmp=tmp_path)
+    roles = {(d["metadata"]["namespace"], d["metadata"]["name"]): d for d in docs if d["kind"] == "Role"}
+    assert not [d for d in docs if d["kind"].startswith("Cluster")], "namespaced unless cluster-wide"
+    trader, risk = roles[("fx", "ops-stratops-trader")], roles[("rates", "ops-stratops-risk-owner")]
+    can = lambda role, res, verb: any(res in r["resources"] and verb in r["verbs"] for r in role["rules"])  # noqa: E731
+    for role in (trader, risk):
+        assert can(role, "strategies", "patch") and can(role, "configmaps", "create") and can(role, "gates", "patch")
+        assert not can(role, "strategies", "update") and not can(role, "deployments", "patch") and not can(role, "secrets", "get")
+    assert can(risk, "incidents", "create") and not can(trader, "incidents", "create")
+    bindings = {(d["metadata"]["namespace"], d["metadata"]["name"]): d for d in docs if d["kind"] == "RoleBinding"}
+    for ns in ("fx", "rates"):
+        assert bindings[(ns, "ops-stratops-trader")]["subjects"] == [{"kind": "Group", "name": "fx-traders", "apiGroup": "rbac.authorization.k8s.io"}]
+        assert bindings[(ns, "ops-stratops-risk-owner")]["subjects"][0]["name"] == "risk-officer"
+    with pytest.raises(HelmError, match="userRoles"):
+        render(values={"rbac": {"userRoles": {"traders": [{"kind": "Robot", "name": "x"}]}}}, tmp=tmp_path)
