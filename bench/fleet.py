@@ -320,9 +320,11 @@ def run_size(cp: ControlPlane, admin: client.ApiClient, api: client.ApiClient, o
         floor_cpu_s = sum(floor_cpu.get(k, 0.0) * v for k, v in evs.items())
         cpu_pct = 100 * (cpu1 - cpu0) / (w1 - w0)
         top = ", ".join(f"{verb} {res} {v / minutes / n:.2f}" for (verb, res), v in mine.most_common(4) if verb != "watch")
+        refresh = float(env.get("STRATOPS_MONITOR_STATUS_SECONDS", "300"))
+        note = f"; NOTE window {window:.0f}s < the {refresh:.0f}s status refresh: refreshes not counted" if window < refresh else ""
         rows.append((f"{tag}: operator API requests / strategy / min", f"{reqs / minutes / n:.2f}",
                      f"{(reqs / ctl if ctl else float('inf')):.1f}x floor (controllers {ctl / minutes / n:.2f}); "
-                     f"watches opened {watches}; top: {top or 'none'}"))
+                     f"watches opened {watches}; top: {top or 'none'}{note}"))
         rows.append((f"{tag}: operator CPU at steady state (% of one core)", f"{cpu_pct:.1f}",
                      f"{(cpu1 - cpu0) / floor_cpu_s if floor_cpu_s else float('inf'):.1f}x floor "
                      f"({sum(evs.values()) / minutes / n:.1f} evaluations/strategy/min in a bare loop: {100 * floor_cpu_s / (w1 - w0):.1f}%)"))
@@ -431,10 +433,15 @@ if __name__ == "__main__":
     p.add_argument("--samples", type=int, default=15)
     p.add_argument("--window", type=float, default=120.0)
     p.add_argument("--monitor-status-seconds", default=None, help="STRATOPS_MONITOR_STATUS_SECONDS for the operator (0: the old write-every-evaluation)")
+    p.add_argument("--operator-pythonpath", default=None, help="run the operator from another checkout (before/after comparisons)")
     a = p.parse_args()
+    env = {}
+    if a.monitor_status_seconds is not None:
+        env["STRATOPS_MONITOR_STATUS_SECONDS"] = a.monitor_status_seconds
+    if a.operator_pythonpath:
+        env["PYTHONPATH"] = a.operator_pythonpath
     out: list[tuple[str, str, str]] = []
-    main(out, tuple(int(x) for x in a.sizes.split(",")), a.samples, a.window,
-         {"STRATOPS_MONITOR_STATUS_SECONDS": a.monitor_status_seconds} if a.monitor_status_seconds is not None else None)
+    main(out, tuple(int(x) for x in a.sizes.split(",")), a.samples, a.window, env)
     width = max(len(r[0]) for r in out)
     for name, value, ratio in out:
         print(f"{name.ljust(width)}  {value:>13}  {ratio}")

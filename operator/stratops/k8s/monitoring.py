@@ -25,9 +25,10 @@ from stratops.monitors.prometheus import Prometheus
 log = logging.getLogger("stratops.monitors")
 #: While nothing that matters changes (verdict, breach count, stale, alert, incident, problem,
 #: generation), a monitor's status (lastValue, detail, lastEvaluation) is refreshed at most this
-#: often: 12,000 monitors evaluated every few seconds must not become as many API writes. 0
-#: writes on every evaluation. The gauges (stratops_monitor_value, ...) are set every time.
-STATUS_REFRESH_SECONDS = float(os.environ.get("STRATOPS_MONITOR_STATUS_SECONDS", "60"))
+#: often: 12,000 monitors evaluated every few seconds must not become as many API writes (the
+#: kubelet's node status report works the same way, every 5 minutes). 0 writes on every
+#: evaluation. The gauges (stratops_monitor_value, ...) are set on every evaluation.
+STATUS_REFRESH_SECONDS = float(os.environ.get("STRATOPS_MONITOR_STATUS_SECONDS", "300"))
 VALUE = Gauge("stratops_monitor_value", "Last value of a monitor.", ["namespace", "monitor", "strategy", "layer"])
 BREACHING = Gauge("stratops_monitor_breaching", "1 while a monitor breaches.", ["namespace", "monitor", "strategy", "layer"])
 STALE = Gauge("stratops_monitor_stale", "1 while a monitor's source is unreachable or has no data.", ["namespace", "monitor", "strategy", "layer"])
