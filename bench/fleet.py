@@ -248,7 +248,7 @@ def run_size(cp: ControlPlane, admin: client.ApiClient, api: client.ApiClient, o
     log = cp.workdir / f"operator-{ns}.log"
     op = operator_process(op_kubeconfig, [ns], log, metrics_port=(mport := free_port()),
                           env={"STRATOPS_LIFECYCLE_WORKERS": "16", **env})
-    tag = f"{n} strategies{label}"
+    tag = f"{n} strateg{'y' if n == 1 else 'ies'}{label}"
     try:
         wait_for(lambda: httpx.get(f"http://127.0.0.1:{mport}/metrics", trust_env=False).status_code == 200,
                  timeout=60, what="operator metrics")
