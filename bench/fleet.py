@@ -235,9 +235,18 @@ def evaluations(counts_before: dict[str, int], counts_after: dict[str, int]) -> 
     return +d
 
 
+def _frequency_s(text: str) -> float:
+    from stratops.models.common import parse_duration
+
+    return parse_duration(text).total_seconds()
+
+
+SCHEDULED = sum(60 / _frequency_s(m["spec"]["frequency"]) for m in MONITORS)  # evaluations/strategy/min
+
+
 def run_size(cp: ControlPlane, admin: client.ApiClient, api: client.ApiClient, op_kubeconfig: Path, url: str,
              n: int, samples: int, window: float, rows: list[tuple[str, str, str]], env: dict[str, str],
-             floor_cpu: dict[str, float], label: str = "") -> None:
+             floor_cpu: dict[str, float], source_pid: int, label: str = "") -> None:
     ns = f"bench-n{n}{label}"
     core = client.CoreV1Api(admin)
     core.create_namespace({"metadata": {"name": ns}})
@@ -303,9 +312,10 @@ def run_size(cp: ControlPlane, admin: client.ApiClient, api: client.ApiClient, o
         time.sleep(min(30.0, window / 2))  # bench: past the first-evaluation burst
         _, off = cp.audit_events(0)  # what came before the window is not counted
         c0 = httpx.get(f"{url}/bench/counts", trust_env=False).json()
-        w0, cpu0 = time.time(), cpu_seconds(op.pid)
+        w0, cpu0, src0 = time.time(), cpu_seconds(op.pid), cpu_seconds(source_pid)
         time.sleep(window)  # bench: the measurement window itself
-        w1, cpu1 = time.time(), cpu_seconds(op.pid)
+        w1, cpu1, src1 = time.time(), cpu_seconds(op.pid), cpu_seconds(source_pid)
+        load = os.getloadavg()[1]
         c1 = httpx.get(f"{url}/bench/counts", trust_env=False).json()
         rss = rss_mib(op.pid)
         time.sleep(2)  # audit batches land within ~1 s
@@ -327,7 +337,8 @@ def run_size(cp: ControlPlane, admin: client.ApiClient, api: client.ApiClient, o
                      f"watches opened {watches}; top: {top or 'none'}{note}"))
         rows.append((f"{tag}: operator CPU at steady state (% of one core)", f"{cpu_pct:.1f}",
                      f"{(cpu1 - cpu0) / floor_cpu_s if floor_cpu_s else float('inf'):.1f}x floor "
-                     f"({sum(evs.values()) / minutes / n:.1f} evaluations/strategy/min in a bare loop: {100 * floor_cpu_s / (w1 - w0):.1f}%)"))
+                     f"({sum(evs.values()) / minutes / n:.1f} of {SCHEDULED:.1f} scheduled evaluations/strategy/min in a bare loop: "
+                     f"{100 * floor_cpu_s / (w1 - w0):.1f}%); source {100 * (src1 - src0) / (w1 - w0):.0f}%, load avg {load:.1f} on {os.cpu_count()} cores"))
         rows.append((f"{tag}: operator RSS at steady state (MiB)", f"{rss:.0f}", f"{rss / idle_rss:.1f}x floor (idle operator {idle_rss:.0f} MiB)"))
         progress(f"{tag}: {reqs / minutes / n:.2f} req/strategy/min, CPU {cpu_pct:.1f}%, RSS {rss:.0f} MiB; by verb: "
                  + ", ".join(f"{verb} {res}={v}" for (verb, res), v in mine.most_common()))
@@ -363,6 +374,8 @@ def run_size(cp: ControlPlane, admin: client.ApiClient, api: client.ApiClient, o
             if not breach_names:
                 f.create("strategies", strategy_doc(name))
                 wait_for(lambda: f.status(name).get("phase") == "Running", timeout=120, what=f"{name} Running")
+            # names repeat across sizes and the stand-in is shared: start from fresh bars
+            httpx.post(f"{url}/bench/age", params={"strategy": name, "age": "5"}, trust_env=False)
             f.create("monitors", breach_monitor(name, url))
             mon = f"{name}-breach"
             wait_for(lambda: (f.custom.get_namespaced_custom_object(GROUP, VERSION, ns, "monitors", mon).get("status") or {})
@@ -372,6 +385,7 @@ def run_size(cp: ControlPlane, admin: client.ApiClient, api: client.ApiClient, o
             httpx.post(f"{url}/bench/age", params={"strategy": name, "age": "600"}, trust_env=False)
             f.completed(name)
             breach.append(time.perf_counter() - t0)
+            httpx.post(f"{url}/bench/age", params={"strategy": name, "age": "5"}, trust_env=False)
             agent.stop()
             f.custom.delete_namespaced_custom_object(GROUP, VERSION, ns, "monitors", mon)
             if not breach_names:
@@ -420,7 +434,7 @@ def main(rows: list[tuple[str, str, str]], sizes: tuple[int, ...] = (1, 100, 100
             floor_cpu = floor_cpu_per_evaluation(url, repeat=20)
             progress("floor CPU per evaluation (ms): " + ", ".join(f"{k} {v * 1e3:.2f}" for k, v in floor_cpu.items()))
             for n in sizes:
-                run_size(cp, admin, api, op_kubeconfig, url, n, samples, window, rows, env or {}, floor_cpu)
+                run_size(cp, admin, api, op_kubeconfig, url, n, samples, window, rows, env or {}, floor_cpu, src.pid)
         finally:
             stop_process(src)
 
