@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import threading
 from datetime import datetime, timezone
 from typing import Any
 
@@ -22,6 +23,12 @@ from stratops.monitors.evaluate import Evaluation, evaluate
 from stratops.monitors.prometheus import Prometheus
 
 log = logging.getLogger("stratops.monitors")
+#: While nothing that matters changes (verdict, breach count, stale, alert, incident, problem,
+#: generation), a monitor's status (lastValue, detail, lastEvaluation) is refreshed at most this
+#: often: 12,000 monitors evaluated every few seconds must not become as many API writes (the
+#: kubelet's node status report works the same way, every 5 minutes). 0 writes on every
+#: evaluation. The gauges (stratops_monitor_value, ...) are set on every evaluation.
+STATUS_REFRESH_SECONDS = float(os.environ.get("STRATOPS_MONITOR_STATUS_SECONDS", "300"))
 VALUE = Gauge("stratops_monitor_value", "Last value of a monitor.", ["namespace", "monitor", "strategy", "layer"])
 BREACHING = Gauge("stratops_monitor_breaching", "1 while a monitor breaches.", ["namespace", "monitor", "strategy", "layer"])
 STALE = Gauge("stratops_monitor_stale", "1 while a monitor's source is unreachable or has no data.", ["namespace", "monitor", "strategy", "layer"])
@@ -44,6 +51,23 @@ def incident_action(spec: MonitorSpec, strategy_status: dict[str, Any] | None) -
     return "killSwitch" if spec.incident.severity == Severity.P0 else "throttle"
 
 
+_REFRESHED = {"last_value", "detail", "last_evaluation"}
+
+
+def needs_write(prev: MonitorStatus, new: MonitorStatus, now: datetime,
+                refresh_seconds: float | None = None) -> bool:
+    """Whether NEW must be written over PREV (the status as last written): at once when anything
+    but the value, the detail and the evaluation time changed (every evaluation's state that the
+    next one builds on, such as the breach count, is in that set); otherwise once the written
+    lastEvaluation is REFRESH_SECONDS old."""
+    refresh = STATUS_REFRESH_SECONDS if refresh_seconds is None else refresh_seconds
+    if prev.last_evaluation is None or refresh <= 0:
+        return True
+    if new.model_dump(exclude=_REFRESHED) != prev.model_dump(exclude=_REFRESHED):
+        return True
+    return (now - prev.last_evaluation).total_seconds() >= refresh
+
+
 class MonitorRunner:
     def __init__(self, api: client.ApiClient, notifier: Notifier | None = None) -> None:
         self.api = api
@@ -51,6 +75,21 @@ class MonitorRunner:
         self.custom = client.CustomObjectsApi(api)
         self.executor = Executor(api)
         self.notifier = notifier or Notifier.from_environment()
+        self._sources: dict[tuple[str, float, str | None], Prometheus] = {}
+        self._sources_lock = threading.Lock()
+
+    def _source(self, url: str, timeout: float, token: str | None) -> Prometheus:
+        """One HTTP client (connection pool, TLS context) per source, shared by every monitor and
+        worker thread: a new client per evaluation costs ~15 ms of CPU, mostly building its TLS
+        context, which at thousands of evaluations a minute is most of the operator's CPU."""
+        key = (url, timeout, token)
+        with self._sources_lock:
+            prom = self._sources.get(key)
+            if prom is None:
+                if len(self._sources) >= 64:  # rotated tokens, edited URLs: start over (an
+                    self._sources.clear()         # evaluation still using a dropped one finishes)
+                prom = self._sources[key] = Prometheus(url, timeout, token)
+            return prom
 
     def _token(self, namespace: str, spec: MonitorSpec) -> str | None:
         ref = spec.source.prometheus.auth_secret_ref
@@ -99,11 +138,8 @@ class MonitorRunner:
         else:
             from stratops.models.common import parse_duration
 
-            prom = Prometheus(url, parse_duration(spec.source.prometheus.timeout).total_seconds(), self._token(ns, spec))
-            try:
-                ev = evaluate(spec, strategy_spec, prom, self._loader(ns), now, prev.consecutive_breaches or 0)
-            finally:
-                prom.close()
+            prom = self._source(url, parse_duration(spec.source.prometheus.timeout).total_seconds(), self._token(ns, spec))
+            ev = evaluate(spec, strategy_spec, prom, self._loader(ns), now, prev.consecutive_breaches or 0)
         labels = {"namespace": ns, "monitor": name, "strategy": spec.strategy, "layer": spec.layer.value}
         VALUE.labels(ns, name, spec.strategy, spec.layer.value).set(ev.value if ev.value is not None else float("nan"))
         BREACHING.labels(ns, name, spec.strategy, spec.layer.value).set(1 if ev.breaching else 0)
@@ -154,7 +190,8 @@ class MonitorRunner:
                                           detected_by=f"monitor/{name}")
         elif not ev.finding and st.incident is not None:
             st.incident = None  # the episode is over; the Incident stays open until a human resolves it
-        self._write_status(ns, name, st)
+        if needs_write(prev, st, now):
+            self._write_status(ns, name, st)
         return ev
 
     def _write_status(self, ns: str, name: str, st: MonitorStatus) -> None:

@@ -334,7 +334,7 @@ class MonitorStatus(Model):
     """Evaluation results. Written only by the operator."""
 
     last_value: str | None = Field(default=None, description="Last value, formatted (number, or a short summary).")
-    last_evaluation: datetime | None = Field(default=None, description="When it was last evaluated.")
+    last_evaluation: datetime | None = Field(default=None, description="The evaluation this status records. Written on every change of verdict, breach count, alert or incident, and otherwise refreshed every 5 minutes (STRATOPS_MONITOR_STATUS_SECONDS), or at every evaluation when the frequency is lower: older than that plus one period means the monitor is not being evaluated. stratops_monitor_value is set at every evaluation.")
     consecutive_breaches: int | None = Field(default=None, ge=0, description="Evaluations in a row that breached.")
     breaching: bool | None = Field(default=None, description="Whether the monitor is breaching now.")
     stale: bool | None = Field(default=None, description="True when the source was unreachable or returned no data (a finding, never a pass).")

@@ -175,6 +175,9 @@ class ControlPlane:
     nodes: int = 1
     log: Callable[[str], None] = field(default=lambda m: print(m, file=sys.stderr))
     startup_timeout: float = 120.0
+    #: Opt-in kube-apiserver audit log (level Metadata, every request) at `audit_log_path`,
+    #: for benchmarks that count who asks the API server for what. Off by default.
+    audit: bool = False
     workdir: Path | None = None
     components: list[Component] = field(default_factory=list)
     kubeconfig: Path | None = None
@@ -250,6 +253,7 @@ class ControlPlane:
             # The 'kubernetes' Service endpoint would be 127.0.0.1, which Endpoints rejects.
             "--endpoint-reconciler-type=none",
             "--profiling=false", "--v=1",
+            *self._audit_args(),
         ])
         admin = self._admin_keypair()
         self._wait(apiserver, lambda: self._http_ok(f"{self.server}/readyz", admin))
@@ -328,6 +332,44 @@ class ControlPlane:
             admin = self._admin_keypair()
             self._wait(c, lambda: self._http_ok(f"{self.server}/readyz", admin))
         return time.monotonic() - began
+
+    # -- audit (opt-in) --------------------------------------------------------------------
+    @property
+    def audit_log_path(self) -> Path | None:
+        return self.workdir / "audit.log" if self.audit and self.workdir is not None else None
+
+    def _audit_args(self) -> list[str]:
+        if not self.audit:
+            return []
+        assert self.workdir is not None
+        policy = self.workdir / "audit-policy.yaml"
+        # Metadata: who, verb, resource, status; no bodies. A request logs ResponseComplete; a
+        # watch also logs ResponseStarted when it opens (count a watch by that stage).
+        policy.write_text(yaml.safe_dump({
+            "apiVersion": "audit.k8s.io/v1", "kind": "Policy",
+            "omitStages": ["RequestReceived"],
+            "rules": [{"level": "Metadata"}],
+        }))
+        return [f"--audit-policy-file={policy}", f"--audit-log-path={self.audit_log_path}",
+                "--audit-log-format=json", "--audit-log-maxsize=0", "--audit-log-mode=batch",
+                "--audit-log-batch-max-wait=1s"]
+
+    def audit_events(self, since_offset: int = 0) -> tuple[list[dict], int]:  # type: ignore[type-arg]
+        """Audit events written after byte offset SINCE_OFFSET, and the offset to read from next
+        time. Requires `audit=True`. Batched: events land within ~1 s of the request."""
+        import json
+
+        path = self.audit_log_path
+        if path is None:
+            raise ControlPlaneError("the audit log is off: ControlPlane(audit=True)")
+        if not path.exists():
+            return [], since_offset
+        with path.open("rb") as f:
+            f.seek(since_offset)
+            data = f.read()
+        end = data.rfind(b"\n") + 1  # a line still being written is read next time
+        events = [json.loads(line) for line in data[:end].splitlines() if line.strip()]
+        return events, since_offset + end
 
     # -- access --------------------------------------------------------------------------
     def pids(self) -> list[int]:

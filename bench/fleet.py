@@ -1,0 +1,461 @@
+"""The operator at 1, 100 and 1,000 strategies, each with the 12 example monitors.
+
+The operator runs as its own process (`stratops operator`, as a user deploys it) under its own
+identity (`stratops-operator`), so that its CPU and RSS come from /proc/<pid> and its API
+requests from the kube-apiserver audit log (ControlPlane(audit=True)). The bench client is a
+third identity (`stratops-bench`); the control plane's own components (controller-manager,
+scheduler, KWOK) are `admin`. Monitors query bench/promapi.py, a stand-in for the Prometheus
+HTTP API that answers the example queries with healthy data (see there).
+
+Per size N, figures and the floor each is compared with (measured in the same run):
+- create -> all Running: N Strategies; floor: N bare Deployments -> all Ready
+- command-to-halt (kill annotation -> status.killSwitch.completedAt seen) and decision-to-halt
+  (the operator's record, killSwitch.at -> completedAt); floor: a bare client writing HALTED,
+  the ack, scaling to 0 and waiting for the pod to go
+- breach-to-halt: a P0 bar-age monitor at 1 s on the strategy; the source turns stale -> the
+  client sees completedAt; floor: a bare client polling the source every 1 s, then the same
+  halt work as above
+- steady state over a window: operator CPU % and RSS (floor: the idle operator's RSS; the CPU
+  of the same evaluations, counted at the source, done by a bare loop through the same HTTP
+  source), API requests per strategy per minute, watches apart (floor: the requests of
+  Kubernetes' own controllers for the same Deployments and pods in the same window)
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections import Counter
+from datetime import datetime, timezone
+from pathlib import Path
+
+import httpx
+import yaml
+from kubernetes import client
+
+from stratops import GROUP, VERSION
+from stratops.k8s.apply import install_crds
+from stratops.sdk import ApiAcknowledger, ApiControl, StrategyControl
+from stratops.testing import ControlPlane
+from stratops.testing.controlplane import _die_with_parent, free_port, operator_process, stop_process
+from stratops.testing.wait import wait_for
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import promapi  # noqa: E402
+
+OPERATOR_USER, BENCH_USER = "stratops-operator", "stratops-bench"
+CONTROLLERS = "admin"  # kube-controller-manager, kube-scheduler, KWOK
+MONITORS = [yaml.safe_load(p.read_text()) for p in sorted((ROOT / "examples" / "monitors").glob("*.yaml"))]
+T0 = time.monotonic()
+
+
+def progress(msg: str) -> None:
+    print(f"[bench {time.monotonic() - T0:7.1f}s] {msg}", file=sys.stderr, flush=True)
+
+
+def _pct(xs: list[float], q: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, round(q * (len(xs) - 1)))]
+
+
+def _ts(s: str) -> float:
+    return datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp()
+
+
+# -- /proc ------------------------------------------------------------------------------------
+CLK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK  # utime + stime
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+# -- objects ----------------------------------------------------------------------------------
+def strategy_doc(name: str) -> dict:
+    doc = yaml.safe_load((ROOT / "examples" / "strategy.yaml").read_text())
+    doc["metadata"] = {"name": name}
+    doc["spec"]["rollbackPolicy"]["healthyFor"] = "1s"
+    doc["spec"]["killSwitch"] = {"ackDeadline": "30s"}
+    return doc
+
+
+def monitor_docs(strategy: str, url: str) -> list[dict]:
+    out = []
+    for m in MONITORS:
+        d = copy.deepcopy(m)
+        suffix = d["metadata"]["name"].removeprefix("mean-revert-")
+        d["metadata"] = {"name": f"{strategy}-{suffix}"}
+        d["spec"]["strategy"] = strategy
+        src = d["spec"]["source"]["prometheus"]
+        src["url"] = url
+        src["query"] = src["query"].replace('strategy="mean-revert"', f'strategy="{strategy}"')
+        for check in d["spec"]["check"].values():
+            if isinstance(check, dict):
+                for k in ("backupQuery", "expectedQuery"):
+                    if k in check:
+                        check[k] = check[k].replace('strategy="mean-revert"', f'strategy="{strategy}"')
+                if "baseline" in check:
+                    check["baseline"]["configMapKeyRef"]["name"] = "bench-baseline"
+        out.append(d)
+    return out
+
+
+def breach_monitor(strategy: str, url: str) -> dict:
+    d = copy.deepcopy(MONITORS[0])  # 01-data-bar-age: P0, page
+    d["metadata"] = {"name": f"{strategy}-breach"}
+    d["spec"]["strategy"] = strategy
+    d["spec"]["frequency"] = "1s"
+    d["spec"]["source"]["prometheus"] = {
+        "url": url, "query": f'max by (symbol) (time() - stratops_strategy_breach_bar_timestamp_seconds{{strategy="{strategy}"}})'}
+    d["spec"]["alert"] = {"channel": "dashboard"}
+    return d
+
+
+def _floor_deployment(name: str) -> dict:
+    labels = {"bench-floor": name}
+    return {"metadata": {"name": name}, "spec": {
+        "replicas": 1, "selector": {"matchLabels": labels}, "template": {"metadata": {"labels": labels},
+        "spec": {"containers": [{"name": "c", "image": "registry.example/b:1"}]}}}}
+
+
+class Fleet:
+    def __init__(self, cp: ControlPlane, api: client.ApiClient, url: str, ns: str) -> None:
+        self.cp, self.api, self.url, self.ns = cp, api, url, ns
+        self.custom, self.core, self.apps = client.CustomObjectsApi(api), client.CoreV1Api(api), client.AppsV1Api(api)
+
+    def create(self, plural: str, doc: dict) -> None:
+        self.custom.create_namespaced_custom_object(GROUP, VERSION, self.ns, plural, doc)
+
+    def items(self, plural: str) -> list[dict]:
+        out, cont = [], None
+        while True:
+            r = self.custom.list_namespaced_custom_object(GROUP, VERSION, self.ns, plural, limit=2000, _continue=cont)
+            out += r["items"]
+            cont = r["metadata"].get("continue")
+            if not cont:
+                return out
+
+    def status(self, name: str) -> dict:
+        return self.custom.get_namespaced_custom_object(GROUP, VERSION, self.ns, "strategies", name).get("status") or {}
+
+    def running(self, names: set[str] | None = None) -> int:
+        return sum(1 for s in self.items("strategies") if (names is None or s["metadata"]["name"] in names)
+                   and (s.get("status") or {}).get("phase") == "Running")
+
+    def agent(self, name: str) -> StrategyControl:
+        pod = wait_for(lambda: self.core.list_namespaced_pod(self.ns, label_selector=f"stratops.io/strategy={name}").items,
+                       timeout=60, what=f"pod of {name}")[0].metadata.name
+        a = StrategyControl(pod, ApiControl(self.ns, name, self.api), ApiAcknowledger(self.ns, name, self.api))
+        a.poll()
+        a.run_in_background(0.02)
+        return a
+
+    def completed(self, name: str) -> dict:
+        return wait_for(lambda: ((s := self.status(name)).get("killSwitch") or {}).get("completedAt") and s,
+                        timeout=180, interval=0.01, what=f"{name} halted")
+
+    def floor_halt(self, fname: str, detect=None) -> float:  # type: ignore[no-untyped-def]
+        """The halt done by a bare client on a plain Deployment; DETECT first (a breach poll)."""
+        self.apps.create_namespaced_deployment(self.ns, _floor_deployment(fname))
+        self.core.create_namespaced_config_map(self.ns, {"metadata": {"name": fname}, "data": {"control.json": "{}"}})
+        wait_for(lambda: (self.apps.read_namespaced_deployment(fname, self.ns).status.ready_replicas or 0) == 1,
+                 timeout=120, interval=0.05)
+        t0 = time.perf_counter()
+        if detect is not None:
+            detect()
+        self.core.patch_namespaced_config_map(fname, self.ns, {"data": {"control.json": '{"tradingState":"HALTED"}'}})
+        self.core.patch_namespaced_config_map(fname, self.ns, {"data": {"ack": "1"}})
+        self.apps.patch_namespaced_deployment_scale(fname, self.ns, {"spec": {"replicas": 0}})
+        wait_for(lambda: not self.core.list_namespaced_pod(self.ns, label_selector=f"bench-floor={fname}").items,
+                 timeout=60, interval=0.01)
+        took = time.perf_counter() - t0
+        self.apps.delete_namespaced_deployment(fname, self.ns)
+        return took
+
+
+def audit_counts(events: list[dict], t_from: float, t_to: float) -> dict[str, Counter]:
+    """Requests per user in [t_from, t_to] (wall clock): {user: Counter((verb, resource))};
+    a watch counts once, when it opens."""
+    out: dict[str, Counter] = {}
+    for e in events:
+        verb = e.get("verb", "")
+        if e.get("stage") != ("ResponseStarted" if verb == "watch" else "ResponseComplete"):
+            continue
+        t = _ts(e["stageTimestamp"] if verb != "watch" else e["requestReceivedTimestamp"])
+        if not t_from <= t <= t_to:
+            continue
+        ref = e.get("objectRef") or {}
+        res = ref.get("resource", "-") + (f"/{ref['subresource']}" if ref.get("subresource") else "")
+        out.setdefault(e["user"]["username"], Counter())[(verb, res)] += 1
+    return out
+
+
+def floor_cpu_per_evaluation(url: str, repeat: int) -> dict[str, float]:
+    """CPU seconds of one evaluation of each example monitor through the same HTTP source, in a
+    bare loop (no Kubernetes): the floor of the operator's monitor CPU."""
+    from stratops.models.monitor import MonitorSpec
+    from stratops.models.strategy import StrategySpec
+    from stratops.monitors.evaluate import evaluate
+    from stratops.monitors.prometheus import Prometheus
+
+    base = promapi.baselines()
+    strategy = StrategySpec.model_validate(strategy_doc("floor")["spec"])
+    out: dict[str, float] = {}
+    prom = Prometheus(url, 5.0)
+    for doc in monitor_docs("floor", url):
+        spec = MonitorSpec.model_validate(doc["spec"])
+        t = time.process_time()
+        for _ in range(repeat):
+            ev = evaluate(spec, strategy, prom, lambda n, k: base[k], datetime.now(timezone.utc), 0)
+            if ev.finding:
+                raise RuntimeError(f"the stand-in source is not healthy for {doc['metadata']['name']}: {ev.detail}")
+        out[promapi.key_of(spec.source.prometheus.query)] = (time.process_time() - t) / repeat
+    return out
+
+
+def evaluations(counts_before: dict[str, int], counts_after: dict[str, int]) -> Counter:
+    """Evaluations per series key between two /bench/counts readings (two-query checks count once)."""
+    d = Counter({k: counts_after.get(k, 0) - counts_before.get(k, 0) for k in counts_after})
+    d["bars_total"] //= 2  # primary and backup
+    d.pop("expected_cost", None)
+    return +d
+
+
+def _frequency_s(text: str) -> float:
+    from stratops.models.common import parse_duration
+
+    return parse_duration(text).total_seconds()
+
+
+SCHEDULED = sum(60 / _frequency_s(m["spec"]["frequency"]) for m in MONITORS)  # evaluations/strategy/min
+
+
+def run_size(cp: ControlPlane, admin: client.ApiClient, api: client.ApiClient, op_kubeconfig: Path, url: str,
+             n: int, samples: int, window: float, rows: list[tuple[str, str, str]], env: dict[str, str],
+             floor_cpu: dict[str, float], source_pid: int, label: str = "") -> None:
+    ns = f"bench-n{n}{label}"
+    core = client.CoreV1Api(admin)
+    core.create_namespace({"metadata": {"name": ns}})
+    wait_for(lambda: core.list_namespaced_service_account(ns).items, timeout=60)
+    f = Fleet(cp, api, url, ns)
+    f.core.create_namespaced_config_map(ns, {"metadata": {"name": "bench-baseline"}, "data": promapi.baselines()})
+    assert cp.workdir is not None
+    log = cp.workdir / f"operator-{ns}.log"
+    op = operator_process(op_kubeconfig, [ns], log, metrics_port=(mport := free_port()),
+                          env={"STRATOPS_LIFECYCLE_WORKERS": "16", **env})
+    tag = f"{n} strateg{'y' if n == 1 else 'ies'}{label}"
+    try:
+        wait_for(lambda: httpx.get(f"http://127.0.0.1:{mport}/metrics", trust_env=False).status_code == 200,
+                 timeout=60, what="operator metrics")
+        time.sleep(2)  # bench: let the idle operator settle before reading its floor RSS
+        idle_rss = rss_mib(op.pid)
+        # fresh strategies for latency samples when the fleet is smaller than the samples need
+        kill_names = [f"s{i:04d}" for i in range(min(n, samples))] if n >= 2 * samples else []
+        breach_names = [f"s{i:04d}" for i in range(samples, 2 * samples)] if n >= 2 * samples else []
+
+        # -- create -> all Running, floor: as many bare Deployments -> Ready
+        progress(f"{tag}: creating {n} strategies")
+        names = [f"s{i:04d}" for i in range(n)]
+        t = time.perf_counter()
+        for s in names:
+            f.create("strategies", strategy_doc(s))
+        wait_for(lambda: f.running() == n, timeout=60 + 2 * n, interval=1.0 if n > 100 else 0.2, what=f"{n} Running")
+        ready_s = time.perf_counter() - t
+        progress(f"{tag}: all Running in {ready_s:.1f}s; floor: {n} bare Deployments")
+        t = time.perf_counter()
+        for i in range(n):
+            f.apps.create_namespaced_deployment(ns, _floor_deployment(f"fd{i:04d}"))
+        wait_for(lambda: sum(1 for d in f.apps.list_namespaced_deployment(ns, label_selector=None).items
+                             if d.metadata.name.startswith("fd") and (d.status.ready_replicas or 0) == 1) == n,
+                 timeout=60 + 2 * n, interval=1.0 if n > 100 else 0.2, what="floor Deployments Ready")
+        floor_ready = time.perf_counter() - t
+        f.apps.delete_collection_namespaced_deployment(ns, label_selector="bench-floor")
+        rows.append((f"{tag}: create -> all Running (s)", f"{ready_s:.1f}",
+                     f"{n / ready_s:.1f} strategies/s; {ready_s / floor_ready:.1f}x floor ({n} bare Deployments -> Ready, {floor_ready:.1f}s)"))
+
+        # -- monitors
+        progress(f"{tag}: creating {12 * n} monitors")
+        t = time.perf_counter()
+        for s in names:
+            for m in monitor_docs(s, url):
+                f.create("monitors", m)
+        total = 12 * n
+
+        def evaluated() -> int:
+            return sum(1 for m in f.items("monitors") if (m.get("status") or {}).get("lastEvaluation"))
+
+        wait_for(lambda: evaluated() >= total, timeout=120 + 1.0 * total, interval=max(1.0, n / 100),
+                 what=f"{total} monitors evaluated once")
+        first_s = time.perf_counter() - t
+        progress(f"{tag}: every monitor evaluated once after {first_s:.1f}s")
+        findings = [m["metadata"]["name"] for m in f.items("monitors")
+                    if (m.get("status") or {}).get("breaching") or (m.get("status") or {}).get("stale")]
+        rows.append((f"{tag}: {total} monitors created -> each evaluated once (s)", f"{first_s:.1f}",
+                     f"{total / first_s:.0f} monitors/s; findings {len(findings)}"))
+
+        # -- steady state: CPU, RSS, API requests
+        progress(f"{tag}: steady state, {window:.0f}s window")
+        time.sleep(min(30.0, window / 2))  # bench: past the first-evaluation burst
+        _, off = cp.audit_events(0)  # what came before the window is not counted
+        c0 = httpx.get(f"{url}/bench/counts", trust_env=False).json()
+        w0, cpu0, src0 = time.time(), cpu_seconds(op.pid), cpu_seconds(source_pid)
+        time.sleep(window)  # bench: the measurement window itself
+        w1, cpu1, src1 = time.time(), cpu_seconds(op.pid), cpu_seconds(source_pid)
+        load = os.getloadavg()[1]
+        c1 = httpx.get(f"{url}/bench/counts", trust_env=False).json()
+        rss = rss_mib(op.pid)
+        time.sleep(2)  # audit batches land within ~1 s
+        more, off = cp.audit_events(off)
+        by_user = audit_counts(more, w0, w1)
+        minutes = (w1 - w0) / 60
+        mine = by_user.get(OPERATOR_USER, Counter())
+        watches = sum(v for (verb, _), v in mine.items() if verb == "watch")
+        reqs = sum(v for (verb, _), v in mine.items() if verb != "watch")
+        ctl = sum(v for (verb, _), v in by_user.get(CONTROLLERS, Counter()).items() if verb != "watch")
+        evs = evaluations(c0, c1)
+        floor_cpu_s = sum(floor_cpu.get(k, 0.0) * v for k, v in evs.items())
+        cpu_pct = 100 * (cpu1 - cpu0) / (w1 - w0)
+        top = ", ".join(f"{verb} {res} {v / minutes / n:.2f}" for (verb, res), v in mine.most_common(4) if verb != "watch")
+        refresh = float(env.get("STRATOPS_MONITOR_STATUS_SECONDS", "300"))
+        note = f"; NOTE window {window:.0f}s < the {refresh:.0f}s status refresh: refreshes not counted" if window < refresh else ""
+        rows.append((f"{tag}: operator API requests / strategy / min", f"{reqs / minutes / n:.2f}",
+                     f"{(reqs / ctl if ctl else float('inf')):.1f}x floor (controllers {ctl / minutes / n:.2f}); "
+                     f"watches opened {watches}; top: {top or 'none'}{note}"))
+        rows.append((f"{tag}: operator CPU at steady state (% of one core)", f"{cpu_pct:.1f}",
+                     f"{(cpu1 - cpu0) / floor_cpu_s if floor_cpu_s else float('inf'):.1f}x floor "
+                     f"({sum(evs.values()) / minutes / n:.1f} of {SCHEDULED:.1f} scheduled evaluations/strategy/min in a bare loop: "
+                     f"{100 * floor_cpu_s / (w1 - w0):.1f}%); source {100 * (src1 - src0) / (w1 - w0):.0f}%, load avg {load:.1f} on {os.cpu_count()} cores"))
+        rows.append((f"{tag}: operator RSS at steady state (MiB)", f"{rss:.0f}", f"{rss / idle_rss:.1f}x floor (idle operator {idle_rss:.0f} MiB)"))
+        progress(f"{tag}: {reqs / minutes / n:.2f} req/strategy/min, CPU {cpu_pct:.1f}%, RSS {rss:.0f} MiB; by verb: "
+                 + ", ".join(f"{verb} {res}={v}" for (verb, res), v in mine.most_common()))
+
+        # -- latency: command-to-halt, decision-to-halt; breach-to-halt
+        command, decision, floor = [], [], []
+        for i in range(samples):
+            name = kill_names[i] if kill_names else f"k{i:03d}"
+            if not kill_names:
+                f.create("strategies", strategy_doc(name))
+                wait_for(lambda: f.status(name).get("phase") == "Running", timeout=120, what=f"{name} Running")
+            agent = f.agent(name)
+            t0 = time.perf_counter()
+            f.custom.patch_namespaced_custom_object(GROUP, VERSION, ns, "strategies", name, {"metadata": {"annotations": {
+                "stratops.io/kill": json.dumps({"reason": "bench", "by": BENCH_USER, "id": f"b{i}"})}}})
+            st = f.completed(name)
+            command.append(time.perf_counter() - t0)
+            decision.append(_ts(st["killSwitch"]["completedAt"]) - _ts(st["killSwitch"]["at"]))
+            agent.stop()
+            if not kill_names:
+                f.custom.delete_namespaced_custom_object(GROUP, VERSION, ns, "strategies", name)
+            floor.append(f.floor_halt(f"floor-k{i}"))
+        progress(f"{tag}: command-to-halt p50 {statistics.median(command):.2f}s")
+        fl = statistics.median(floor)
+        rows.append((f"{tag}: command-to-halt p50 / p99 (s)", f"{statistics.median(command):.2f} / {_pct(command, 0.99):.2f}",
+                     f"{statistics.median(command) / fl:.1f}x floor ({fl:.2f}s), n={samples}"))
+        rows.append((f"{tag}: decision-to-halt p50 / p99 (s)", f"{statistics.median(decision):.2f} / {_pct(decision, 0.99):.2f}",
+                     f"{statistics.median(decision) / fl:.1f}x floor"))
+
+        breach, bfloor = [], []
+        for i in range(samples):
+            name = breach_names[i] if breach_names else f"b{i:03d}"
+            if not breach_names:
+                f.create("strategies", strategy_doc(name))
+                wait_for(lambda: f.status(name).get("phase") == "Running", timeout=120, what=f"{name} Running")
+            # names repeat across sizes and the stand-in is shared: start from fresh bars
+            httpx.post(f"{url}/bench/age", params={"strategy": name, "age": "5"}, trust_env=False)
+            f.create("monitors", breach_monitor(name, url))
+            mon = f"{name}-breach"
+            wait_for(lambda: (f.custom.get_namespaced_custom_object(GROUP, VERSION, ns, "monitors", mon).get("status") or {})
+                     .get("lastEvaluation"), timeout=120, what=f"{mon} evaluated")
+            agent = f.agent(name)
+            t0 = time.perf_counter()
+            httpx.post(f"{url}/bench/age", params={"strategy": name, "age": "600"}, trust_env=False)
+            f.completed(name)
+            breach.append(time.perf_counter() - t0)
+            httpx.post(f"{url}/bench/age", params={"strategy": name, "age": "5"}, trust_env=False)
+            agent.stop()
+            f.custom.delete_namespaced_custom_object(GROUP, VERSION, ns, "monitors", mon)
+            if not breach_names:
+                f.custom.delete_namespaced_custom_object(GROUP, VERSION, ns, "strategies", name)
+            fname = f"floor-b{i}"
+            httpx.post(f"{url}/bench/age", params={"strategy": fname, "age": "5"}, trust_env=False)
+            q = f'max by (symbol) (time() - stratops_strategy_breach_bar_timestamp_seconds{{strategy="{fname}"}})'
+
+            def detect(fname: str = fname, q: str = q, phase: float = (i + 0.5) / samples) -> None:
+                httpx.post(f"{url}/bench/age", params={"strategy": fname, "age": "600"}, trust_env=False)
+                # a bare loop at the monitor's frequency (1 s): query, compare, sleep. The breach
+                # lands at a phase of its period spread evenly over the samples.
+                time.sleep(phase)  # bench: the floor loop's next tick
+                while True:
+                    r = httpx.get(f"{url}/api/v1/query", params={"query": q}, trust_env=False).json()
+                    if max(float(s["value"][1]) for s in r["data"]["result"]) > 120:
+                        return
+                    time.sleep(1.0)  # bench: the floor's polling period
+
+            bfloor.append(f.floor_halt(fname, detect))
+        progress(f"{tag}: breach-to-halt p50 {statistics.median(breach):.2f}s")
+        bf = statistics.median(bfloor)
+        rows.append((f"{tag}: breach-to-halt p50 / p99 (s)", f"{statistics.median(breach):.2f} / {_pct(breach, 0.99):.2f}",
+                     f"{statistics.median(breach) / bf:.1f}x floor ({bf:.2f}s: poll 1 s + halt), n={samples}"))
+    finally:
+        stop_process(op, 30)
+        if op.returncode not in (0, -15, None):
+            progress(f"operator exited {op.returncode}; log tail:\n{log.read_text()[-3000:]}")
+
+
+def main(rows: list[tuple[str, str, str]], sizes: tuple[int, ...] = (1, 100, 1000), samples: int = 15,
+         window: float = 120.0, env: dict[str, str] | None = None) -> None:
+    with ControlPlane(log=lambda m: None, audit=True) as cp:
+        admin = cp.api_client()
+        install_crds(admin, ROOT / "crds")
+        op_kubeconfig = cp.user_kubeconfig(OPERATOR_USER, groups=("system:masters",))
+        api = cp.api_client(cp.user_kubeconfig(BENCH_USER, groups=("system:masters",)))
+        assert cp.workdir is not None
+        port = free_port()
+        with (cp.workdir / "promapi.log").open("ab") as out:
+            src = subprocess.Popen([sys.executable, str(Path(__file__).resolve().parent / "promapi.py"), str(port)],
+                                   stdout=out, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            wait_for(lambda: httpx.get(f"{url}/-/ready", trust_env=False).status_code == 200, timeout=30, what="stand-in source")
+            floor_cpu = floor_cpu_per_evaluation(url, repeat=20)
+            progress("floor CPU per evaluation (ms): " + ", ".join(f"{k} {v * 1e3:.2f}" for k, v in floor_cpu.items()))
+            for n in sizes:
+                run_size(cp, admin, api, op_kubeconfig, url, n, samples, window, rows, env or {}, floor_cpu, src.pid)
+        finally:
+            stop_process(src)
+
+
+if __name__ == "__main__":
+    import argparse
+
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--sizes", default="1,100,1000")
+    p.add_argument("--samples", type=int, default=15)
+    p.add_argument("--window", type=float, default=120.0)
+    p.add_argument("--monitor-status-seconds", default=None, help="STRATOPS_MONITOR_STATUS_SECONDS for the operator (0: the old write-every-evaluation)")
+    p.add_argument("--operator-pythonpath", default=None, help="run the operator from another checkout (before/after comparisons)")
+    a = p.parse_args()
+    env = {}
+    if a.monitor_status_seconds is not None:
+        env["STRATOPS_MONITOR_STATUS_SECONDS"] = a.monitor_status_seconds
+    if a.operator_pythonpath:
+        env["PYTHONPATH"] = a.operator_pythonpath
+    out: list[tuple[str, str, str]] = []
+    main(out, tuple(int(x) for x in a.sizes.split(",")), a.samples, a.window, env)
+    width = max(len(r[0]) for r in out)
+    for name, value, ratio in out:
+        print(f"{name.ljust(width)}  {value:>13}  {ratio}")

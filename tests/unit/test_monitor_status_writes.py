@@ -1,0 +1,42 @@
+"""A monitor's status is written when something that matters changes, and refreshed at most
+once a period otherwise: thousands of monitors evaluated every few seconds are not as many
+API writes (stratops.k8s.monitoring.needs_write)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from stratops.k8s.monitoring import needs_write
+from stratops.models.monitor import LastAlert, MonitorStatus
+
+T0 = datetime(2026, 11, 24, 12, tzinfo=timezone.utc)
+
+
+def _st(**kw) -> MonitorStatus:  # type: ignore[no-untyped-def]
+    base = {"last_value": "10", "last_evaluation": T0, "consecutive_breaches": 0, "breaching": False,
+            "stale": False, "detail": "value 10", "observed_generation": 1}
+    return MonitorStatus.model_validate({**base, **kw})
+
+
+def test_first_evaluation_is_written():
+    assert needs_write(MonitorStatus(), _st(), T0, 60)
+
+
+def test_value_detail_and_time_alone_wait_for_the_refresh_period():
+    later = T0 + timedelta(seconds=5)
+    assert not needs_write(_st(), _st(last_value="11", detail="value 11", last_evaluation=later), later, 60)
+    at_refresh = T0 + timedelta(seconds=60)
+    assert needs_write(_st(), _st(last_value="11", last_evaluation=at_refresh), at_refresh, 60)
+
+
+def test_verdict_breach_count_alert_incident_problem_and_generation_are_written_at_once():
+    later = T0 + timedelta(seconds=1)
+    alert = LastAlert(at=later, channel="page", state="firing", delivered=False)
+    for change in ({"breaching": True}, {"stale": True}, {"consecutive_breaches": 1}, {"incident": "m-1"},
+                   {"problem": "strategy x not found"}, {"observed_generation": 2}, {"last_alert": alert}):
+        assert needs_write(_st(), _st(last_evaluation=later, **change), later, 60), change
+    assert needs_write(_st(last_alert=alert), _st(last_alert=alert.model_copy(update={"delivered": True})), later, 60)
+
+
+def test_zero_period_writes_every_evaluation():
+    assert needs_write(_st(), _st(), T0 + timedelta(seconds=1), 0)
