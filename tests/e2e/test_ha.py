@@ -8,7 +8,6 @@ standby takes over once the dead replica's peering record lapses, and does not r
 from __future__ import annotations
 
 import signal
-import uuid
 from pathlib import Path
 
 import httpx
@@ -27,14 +26,6 @@ LIFETIME = 10  # seconds a silent replica's record stays valid: how long the tak
 CHART_CRDS = Path(__file__).resolve().parents[2] / "charts" / "stratops" / "crds"
 
 
-@pytest.fixture
-def own_namespace(kube):
-    """A namespace outside the session operator's t-* scope: this test runs its own operators."""
-    name = f"h-{uuid.uuid4().hex[:10]}"
-    core = client.CoreV1Api(kube)
-    core.create_namespace({"metadata": {"name": name}})
-    yield name
-    core.delete_namespace(name)
 
 
 class Replica:

@@ -16,7 +16,6 @@ import uuid
 import httpx
 import pytest
 from chart import CHART, ROOT, kinds, operator_from_deployment, render, sa_kubeconfig, wait_for_rbac
-from kubernetes import client
 from lifecycle_helpers import Desk, strategy_doc
 
 import stratops
@@ -60,13 +59,6 @@ def test_image_runs_non_root_and_prints_its_version(image):
     assert user == "65532:65532"
 
 
-@pytest.fixture
-def own_namespace(kube):
-    name = f"i-{uuid.uuid4().hex[:10]}"  # outside the session operator's t-*
-    core = client.CoreV1Api(kube)
-    core.create_namespace({"metadata": {"name": name}})
-    yield name
-    core.delete_namespace(name)
 
 
 def test_image_runs_the_operator_against_the_cluster(image, cluster, kube, crds, own_namespace, tmp_path):

@@ -4,10 +4,8 @@ finishes the job on restart, and does nothing twice."""
 from __future__ import annotations
 
 import signal
-import uuid
 
 import pytest
-from kubernetes import client
 from lifecycle_helpers import Desk, strategy_doc
 
 from stratops.testing.controlplane import operator_process, stop_process
@@ -45,14 +43,6 @@ def operators(cluster, own_namespace, tmp_path):
     ops.stop()
 
 
-@pytest.fixture
-def own_namespace(kube):
-    """A namespace outside the session operator's t-* scope: this test runs its own operators."""
-    name = f"r-{uuid.uuid4().hex[:10]}"
-    core = client.CoreV1Api(kube)
-    core.create_namespace({"metadata": {"name": name}})
-    yield name
-    core.delete_namespace(name)
 
 
 def test_operator_killed_mid_kill_switch_completes_it_on_restart(kube, crds, own_namespace, operators):

@@ -64,6 +64,17 @@ def namespace(kube: client.ApiClient) -> Iterator[str]:
     core.delete_namespace(name, propagation_policy="Background")
 
 
+@pytest.fixture
+def own_namespace(kube: client.ApiClient) -> Iterator[str]:
+    """A namespace outside the session operator's t-* scope, for a test that runs its own
+    operators (restarts, peering, the image)."""
+    name = f"o-{uuid.uuid4().hex[:10]}"
+    core = client.CoreV1Api(kube)
+    core.create_namespace({"metadata": {"name": name}})
+    yield name
+    core.delete_namespace(name, propagation_policy="Background")
+
+
 @pytest.fixture(scope="session")
 def crds(kube: client.ApiClient) -> list[str]:
     """The stratops CRDs from crds/, installed once per session and served."""
