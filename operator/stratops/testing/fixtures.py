@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import yaml
 from kubernetes import client, config
 
 from stratops.testing.controlplane import ControlPlane
@@ -178,5 +179,32 @@ def operator(cluster: Cluster, crds: list[str], alert_receiver: object, alertman
         admission = client.AdmissionregistrationV1Api(cluster.api_client())
         wait_for(lambda: admission.list_validating_webhook_configuration(
             field_selector="metadata.name=gates.stratops.io").items, timeout=60, what="the gate webhook registered")
+    _wait_until_acting(cluster, timeout=180)
     yield {"metrics": f"http://127.0.0.1:{port}/metrics", "log": log_path}
     stop_process(proc, 30)
+
+
+def _wait_until_acting(cluster: Cluster, timeout: float) -> None:
+    """Ready means acting, not just serving /metrics: kopf holds every handler until all its
+    indexes are filled, and a namespace deleted while it starts has been seen to hold them
+    for a minute. A probe strategy in a probe namespace must get a status first."""
+    from stratops import GROUP, VERSION
+    from stratops.testing.wait import wait_for
+
+    api = cluster.api_client()
+    core, custom = client.CoreV1Api(api), client.CustomObjectsApi(api)
+    ns = f"t-ready-{uuid.uuid4().hex[:8]}"
+    core.create_namespace({"metadata": {"name": ns, "labels": {"stratops.io/test": "true"}}})
+    try:
+        from stratops.testing.controlplane import repo_root
+
+        root = repo_root()
+        if root is None:
+            return  # not a checkout: no example to probe with; the tests' own waits decide
+        doc = yaml.safe_load((root / "examples" / "strategy.yaml").read_text())
+        doc["metadata"] = {"name": "probe"}
+        custom.create_namespaced_custom_object(GROUP, VERSION, ns, "strategies", doc)
+        wait_for(lambda: (custom.get_namespaced_custom_object(GROUP, VERSION, ns, "strategies", "probe").get("status") or {}).get("phase"),
+                 timeout=timeout, interval=0.5, what="the operator acting on a probe strategy")
+    finally:
+        core.delete_namespace(ns, propagation_policy="Background")
