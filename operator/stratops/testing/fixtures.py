@@ -44,7 +44,9 @@ def cluster() -> Iterator[Cluster]:
         path = Path(os.environ.get("KUBECONFIG", "~/.kube/config").split(os.pathsep)[0]).expanduser()
         yield Cluster(kubeconfig=path, control_plane=None)
         return
-    with ControlPlane() as cp:
+    # The audit log (Metadata level) names who asked for what: tests of attribution and the
+    # bench's request counting read it, and it is where to look when a test goes wrong.
+    with ControlPlane(audit=True) as cp:
         assert cp.kubeconfig is not None
         yield Cluster(kubeconfig=cp.kubeconfig, control_plane=cp)
 
