@@ -26,6 +26,10 @@ RECONCILE_SECONDS = Histogram(
     "stratops_reconcile_seconds", "Time to decide and carry out one reconcile that wrote something.",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
+HANDLERS_HELD_SECONDS = Gauge(
+    "stratops_handlers_held_seconds",
+    "How long kopf has been holding every handler for its index readiness (0 normally; a moment at start).",
+)
 
 GATE_COMPLETE = Gauge(
     "stratops_gate_complete", "1 while every required item of the gate is signed and unexpired, else 0.",

@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 import logging
 import os
 import secrets
+import time
 from datetime import datetime, timezone
 from collections.abc import Mapping
 from typing import Any
@@ -35,6 +36,10 @@ from stratops.lifecycle.control import ControlDocument, parse_acks, parse_contro
 from stratops.lifecycle.decide import Observations, Plan, ReportMonitor, commands_from_annotations, decide
 from stratops.lifecycle.observe import deployment_view, gate_evaluations, incident_view, pod_view
 from stratops.models.strategy import StrategySpec, StrategyStatus, TradingState
+
+from stratops.handlers import kopf_fixes
+
+kopf_fixes.apply()  # before kopf starts: a namespace deleted at the wrong moment held every handler
 
 SAFETY_NET_SECONDS = float(os.environ.get("STRATOPS_RESYNC_SECONDS", "60"))
 LABEL = manifests.LABEL_STRATEGY
@@ -93,6 +98,38 @@ def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     memo.runtime = Runtime()
     memo.monitors = MonitorRunner(memo.runtime.executor.api)
     M.serve(int(os.environ.get("STRATOPS_METRICS_PORT", "0")))
+
+
+HELD_LIMIT_SECONDS = float(os.environ.get("STRATOPS_HANDLERS_HELD_LIMIT_SECONDS", "60"))
+
+
+@kopf.on.startup()
+async def watch_held_handlers(**_: Any) -> None:
+    """Every handler waits while kopf fills its indexes; held for long, no kill-switch would be
+    carried out. Said in the log (with what it waits for) and as a gauge; the liveness probe
+    (held_handlers) fails past STRATOPS_HANDLERS_HELD_LIMIT_SECONDS, so the kubelet restarts it."""
+
+    async def watch() -> None:
+        said = 0.0
+        while True:
+            held, waiting = kopf_fixes.held_for(time.monotonic())
+            M.HANDLERS_HELD_SECONDS.set(held)
+            if held >= 30 and held - said >= 30:
+                log.error("every handler held for %.0fs waiting for kopf's indexes: %s", held, ", ".join(waiting[:20]))
+                said = held
+            elif held == 0:
+                said = 0.0
+            await asyncio.sleep(1)
+
+    asyncio.get_running_loop().create_task(watch(), name="stratops: held-handlers watch")
+
+
+@kopf.on.probe(id="held_handlers")
+def held_handlers(**_: Any) -> float:
+    held, waiting = kopf_fixes.held_for(time.monotonic())
+    if held > HELD_LIMIT_SECONDS:
+        raise kopf.PermanentError(f"every handler held for {held:.0f}s waiting for: {', '.join(waiting[:20])}")
+    return held
 
 
 @kopf.on.login()

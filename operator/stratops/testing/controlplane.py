@@ -71,9 +71,11 @@ def stop_process(p: subprocess.Popen | None, timeout: float = 10.0) -> None:  # 
 
 
 def operator_process(kubeconfig: Path | str, namespaces: list[str], log: Path, metrics_port: int = 0,
-                     env: dict[str, str] | None = None) -> subprocess.Popen:  # type: ignore[type-arg]
+                     env: dict[str, str] | None = None, liveness_port: int | None = None) -> subprocess.Popen:  # type: ignore[type-arg]
     """`stratops operator` as a child process (dies with us), logging to LOG."""
     args = [sys.executable, "-m", "stratops.cli.main", "operator", "--metrics-port", str(metrics_port)]
+    if liveness_port is not None:
+        args += ["--liveness", f"http://127.0.0.1:{liveness_port}/healthz"]
     for ns in namespaces:
         args += ["-n", ns]
     with log.open("a") as out:

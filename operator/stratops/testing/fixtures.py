@@ -160,36 +160,61 @@ def operator(cluster: Cluster, crds: list[str], alert_receiver: object, alertman
     # imports, thread pools, captured output) can stall it.
     import tempfile
 
-    from stratops.testing.controlplane import operator_process, stop_process
+    from stratops.testing.controlplane import free_port, operator_process, stop_process
 
     log_path = Path(tempfile.mkdtemp(prefix="stratops-operator-")) / "operator.log"
-    proc = operator_process(cluster.kubeconfig, ["t-*"], log_path, port)
     from stratops.testing.wait import wait_for
 
-    def started() -> bool:
-        if proc.poll() is not None:
-            raise RuntimeError(f"the operator exited: {log_path.read_text()[-3000:]}")
-        import httpx
+    def start() -> tuple[object, str]:
+        live = free_port()
+        # Liveness as in the chart: the held_handlers probe fails when kopf holds every handler
+        # for too long (STRATOPS_HANDLERS_HELD_LIMIT_SECONDS), and the kubelet restarts it.
+        proc = operator_process(cluster.kubeconfig, ["t-*"], log_path, port, liveness_port=live,
+                                env={"STRATOPS_HANDLERS_HELD_LIMIT_SECONDS": "45"})
 
-        try:
-            return httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
+        def started() -> bool:
+            if proc.poll() is not None:
+                raise RuntimeError(f"the operator exited: {log_path.read_text()[-3000:]}")
+            import httpx
 
-    wait_for(started, timeout=60, what="the operator's metrics endpoint")
+            try:
+                return httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=1).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_for(started, timeout=60, what="the operator's metrics endpoint")
+        return proc, f"http://127.0.0.1:{live}/healthz"
+
+    proc, liveness = start()
     if cluster.control_plane is not None:
         admission = client.AdmissionregistrationV1Api(cluster.api_client())
         wait_for(lambda: admission.list_validating_webhook_configuration(
             field_selector="metadata.name=gates.stratops.io").items, timeout=60, what="the gate webhook registered")
-    _wait_until_acting(cluster, timeout=180)
+    try:
+        _wait_until_acting(cluster, timeout=180, liveness=liveness)
+    except HandlersHeld as held:
+        # What the kubelet does with the chart's livenessProbe; said loudly, not hidden.
+        import warnings
+
+        warnings.warn(f"session operator restarted by its liveness probe: {held}", stacklevel=1)
+        stop_process(proc, 30)  # type: ignore[arg-type]
+        proc, liveness = start()
+        _wait_until_acting(cluster, timeout=180, liveness=liveness)
     yield {"metrics": f"http://127.0.0.1:{port}/metrics", "log": log_path}
-    stop_process(proc, 30)
+    stop_process(proc, 30)  # type: ignore[arg-type]
 
 
-def _wait_until_acting(cluster: Cluster, timeout: float) -> None:
+class HandlersHeld(RuntimeError):
+    """The operator's liveness probe failed: kopf held every handler for too long."""
+
+
+def _wait_until_acting(cluster: Cluster, timeout: float, liveness: str | None = None) -> None:
     """Ready means acting, not just serving /metrics: kopf holds every handler until all its
     indexes are filled, and a namespace deleted while it starts has been seen to hold them
-    for a minute. A probe strategy in a probe namespace must get a status first."""
+    for good (stratops.handlers.kopf_fixes). A probe strategy in a probe namespace must get a
+    status first; a failed liveness probe raises HandlersHeld."""
+    import httpx
+
     from stratops import GROUP, VERSION
     from stratops.testing.wait import wait_for
 
@@ -197,6 +222,17 @@ def _wait_until_acting(cluster: Cluster, timeout: float) -> None:
     core, custom = client.CoreV1Api(api), client.CustomObjectsApi(api)
     ns = f"t-ready-{uuid.uuid4().hex[:8]}"
     core.create_namespace({"metadata": {"name": ns, "labels": {"stratops.io/test": "true"}}})
+
+    def acting() -> object:
+        if liveness is not None:
+            try:
+                r = httpx.get(liveness, timeout=5)
+                if r.status_code >= 500:
+                    return ("held", r.text[:500])
+            except httpx.HTTPError:
+                pass
+        return (custom.get_namespaced_custom_object(GROUP, VERSION, ns, "strategies", "probe").get("status") or {}).get("phase")
+
     try:
         from stratops.testing.controlplane import repo_root
 
@@ -206,7 +242,8 @@ def _wait_until_acting(cluster: Cluster, timeout: float) -> None:
         doc = yaml.safe_load((root / "examples" / "strategy.yaml").read_text())
         doc["metadata"] = {"name": "probe"}
         custom.create_namespaced_custom_object(GROUP, VERSION, ns, "strategies", doc)
-        wait_for(lambda: (custom.get_namespaced_custom_object(GROUP, VERSION, ns, "strategies", "probe").get("status") or {}).get("phase"),
-                 timeout=timeout, interval=0.5, what="the operator acting on a probe strategy")
+        seen = wait_for(acting, timeout=timeout, interval=0.5, what="the operator acting on a probe strategy")
+        if isinstance(seen, tuple):
+            raise HandlersHeld(seen[1])
     finally:
         core.delete_namespace(ns, propagation_policy="Background")

@@ -1,0 +1,92 @@
+"""A fix for kopf's index readiness: a watcher stopped before its first listing held every
+handler of the operator, for good.
+
+kopf holds all handlers of all resources until every index is filled: each watcher of an
+indexed resource (one per served namespace) adds a toggle to a global "indexed" set and drops
+it once its first LIST is done; each object first seen before readiness adds one more, dropped
+once it is indexed. When a served namespace is deleted, kopf stops that namespace's watchers
+and their workers, but never drops their toggles. A namespace deleted within the moment
+between its watchers' start and their first listing (namespace churn, or an operator starting
+while a namespace terminates) therefore left the set "not indexed" for the rest of the
+process: no handler ran, no daemon started, no kill-switch was carried out. Seen in kopf
+1.45.2 (`orchestration.terminate_redundancies` drops only the peering flags); reproduced by
+tests/e2e/test_faults.py::test_namespace_churn_at_start_does_not_hold_the_operator.
+
+The fix: a watcher or worker that ends, however it ends, drops the toggle it was given. Its
+namespace is gone or its object's processing is over, so nothing is left to wait for.
+Dropping is idempotent (a set discard), so the normal path is unchanged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import logging
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+log = logging.getLogger("stratops.operator")
+_APPLIED = "_stratops_drops_index_toggles"
+
+
+#: kopf's global "indexed" toggle set, seen by the first watcher (for held_for()).
+_readiness: dict[str, Any] = {"toggles": None, "off_since": None}
+
+
+def held_for(now: float) -> tuple[float, list[str]]:
+    """Seconds for which kopf has been holding every handler for index readiness (0 when it is
+    not), and what it waits for. A start or a new namespace holds them for a moment (its first
+    listings); minutes mean a stuck operator: the liveness probe then fails (see handlers)."""
+    toggles = _readiness["toggles"]
+    if toggles is None or toggles.is_on():
+        _readiness["off_since"] = None
+        return 0.0, []
+    if _readiness["off_since"] is None:
+        _readiness["off_since"] = now
+    return now - _readiness["off_since"], sorted(str(t.name) for t in toggles if not t.is_on())
+
+
+def _dropping_toggle(fn: Callable[..., Coroutine[Any, Any, None]]) -> Callable[..., Coroutine[Any, Any, None]]:
+    @functools.wraps(fn)
+    async def wrapper(*args: Any, **kwargs: Any) -> None:
+        if kwargs.get("operator_indexed") is not None:
+            _readiness["toggles"] = kwargs["operator_indexed"]
+        try:
+            await fn(*args, **kwargs)
+        finally:
+            toggles, toggle = kwargs.get("operator_indexed"), kwargs.get("resource_indexed")
+            if toggles is not None and toggle is not None and toggle in toggles:
+                # Shielded: this runs while the task is being cancelled, and may be cancelled again.
+                await asyncio.shield(toggles.drop_toggle(toggle))
+
+    setattr(wrapper, _APPLIED, True)
+    return wrapper
+
+
+def apply() -> bool:
+    """Wrap kopf's per-resource watcher and per-object worker (idempotent). False, with a
+    warning, when this kopf's internals are not the ones the fix was written against."""
+    try:
+        from kopf._core.reactor import queueing
+    except ImportError:
+        log.warning("kopf internals moved: the index-toggle fix is not applied (check kopf's changelog)")
+        return False
+    for name in ("watcher", "worker"):
+        fn = getattr(queueing, name, None)
+        if fn is None or not inspect.iscoroutinefunction(fn):
+            log.warning("kopf internals changed (queueing.%s): the index-toggle fix is not applied", name)
+            return False
+        if getattr(fn, _APPLIED, False):
+            continue
+        params = inspect.signature(fn).parameters
+        if not {"operator_indexed", "resource_indexed"} <= params.keys():
+            log.warning("kopf internals changed (queueing.%s): the index-toggle fix is not applied", name)
+            return False
+    for name in ("watcher", "worker"):
+        fn = getattr(queueing, name)
+        if not getattr(fn, _APPLIED, False):
+            # Looked up by module attribute at call time: orchestration calls queueing.watcher,
+            # and the watcher calls worker from its own module's globals.
+            setattr(queueing, name, _dropping_toggle(fn))
+    return True

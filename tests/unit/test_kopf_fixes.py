@@ -1,0 +1,81 @@
+"""The index-toggle fix (stratops.handlers.kopf_fixes) against the installed kopf: a watcher
+stopped before its first listing, as when its namespace is deleted, must not hold the
+operator's readiness (kopf 1.45.2 left its toggle in the set, and every handler waited)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import kopf
+import pytest
+from kopf._cogs.aiokits import aiotoggles
+from kopf._cogs.clients import watching
+from kopf._cogs.structs import references
+from kopf._core.reactor import queueing
+from stratops.handlers import kopf_fixes
+
+RESOURCE = references.Resource(group="stratops.io", version="v1alpha1", plural="strategies", namespaced=True)
+
+
+async def _never_lists(**_: object):  # the first LIST has not answered yet
+    await asyncio.Event().wait()
+    yield  # pragma: no cover
+
+
+async def _processor(**_: object) -> None:
+    return None
+
+
+async def _stop_watcher_before_listing() -> aiotoggles.ToggleSet:
+    indexed = aiotoggles.ToggleSet(all)
+    toggle = await indexed.make_toggle(name=f"{RESOURCE}@t-gone")
+    task = asyncio.create_task(queueing.watcher(
+        namespace="t-gone", settings=kopf.OperatorSettings(), resource=RESOURCE, processor=_processor,
+        operator_indexed=indexed, resource_indexed=toggle))
+    await asyncio.sleep(0.05)
+    assert indexed.is_off()  # waiting for the listing, as it should
+    task.cancel()  # what kopf does when the namespace is deleted
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    return indexed
+
+
+def test_a_watcher_stopped_before_its_listing_releases_readiness(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(watching, "infinite_watch", _never_lists)
+    assert kopf_fixes.apply()
+    indexed = asyncio.run(_stop_watcher_before_listing())
+    assert indexed.is_on() and len(indexed) == 0
+
+
+def test_without_the_fix_kopf_keeps_waiting(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The defect the fix is for, shown on kopf's own watcher (if kopf fixes it, this fails:
+    the fix can then go)."""
+    monkeypatch.setattr(watching, "infinite_watch", _never_lists)
+    original = getattr(queueing.watcher, "__wrapped__", queueing.watcher)
+    monkeypatch.setattr(queueing, "watcher", original)
+    indexed = asyncio.run(_stop_watcher_before_listing())
+    assert indexed.is_off()
+
+
+def test_apply_is_idempotent() -> None:
+    assert kopf_fixes.apply() and kopf_fixes.apply()
+    assert not hasattr(queueing.watcher.__wrapped__, "__wrapped__")
+
+
+def test_the_liveness_probe_fails_when_handlers_are_held_too_long(monkeypatch: pytest.MonkeyPatch) -> None:
+    from stratops import handlers
+
+    async def held_set() -> aiotoggles.ToggleSet:
+        toggles = aiotoggles.ToggleSet(all)
+        await toggles.make_toggle(name="configmaps.v1@t-gone")
+        return toggles
+
+    toggles = asyncio.run(held_set())
+    monkeypatch.setitem(kopf_fixes._readiness, "toggles", toggles)
+    monkeypatch.setitem(kopf_fixes._readiness, "off_since", None)
+    assert kopf_fixes.held_for(100.0) == (0.0, ["configmaps.v1@t-gone"])  # starts counting
+    monkeypatch.setattr(handlers.time, "monotonic", lambda: 100.0 + handlers.HELD_LIMIT_SECONDS + 1)
+    with pytest.raises(kopf.PermanentError, match="configmaps.v1@t-gone"):
+        handlers.held_handlers()
+    monkeypatch.setattr(handlers.time, "monotonic", lambda: 101.0)
+    assert handlers.held_handlers() == 1.0
