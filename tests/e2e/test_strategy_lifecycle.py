@@ -88,7 +88,8 @@ def test_manual_rollback_by_annotation(desk):
     _known_good(desk, "1.5.0")
     desk.command("rollback", reason="fills look wrong")
     wait_for(lambda: desk.image().endswith(":1.4.2"), timeout=30, what="manual rollback")
-    status = desk.status()
+    # The executor writes the Deployment before the status (see stratops.k8s.executor): wait for both
+    status = desk.wait_status(lambda s: s.get("blockedVersions"), "1.5.0 blocked", timeout=30)
     assert [b["version"] for b in status["blockedVersions"]] == ["1.5.0"]
     assert "stratops.io/rollback" not in (desk.strategy()["metadata"].get("annotations") or {})
     # Events are written after the Deployment and the status: wait for them
