@@ -3,6 +3,7 @@ answered by keystrokes in a real terminal (tmux)."""
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import shutil
@@ -144,3 +145,15 @@ def test_interactive_apply_records_the_reconciliation_then_resumes(kube, namespa
         desk.wait_status(lambda s: s.get("tradingState") == "ACTIVE", "ACTIVE after REDUCING")
     finally:
         desk.stop_pods()
+
+
+@pytest.mark.e2e
+def test_daily_gate_command_names_the_strategys_gate(kube, crds, namespace, cluster):
+    """The not-trading path that ends at "sign today's daily gate" names the gate from the
+    strategy's spec, read from the cluster."""
+    Desk(kube, namespace).create("strategies", strategy_doc())
+    answers = ["-a", "yes", "-a", "yes", "-a", "matched", "-a", "no"]
+    res = CliRunner().invoke(app, ["triage", "not-trading", *answers, "--strategy", NAME, "-n", namespace, "-o", "json"],
+                             env={"KUBECONFIG": str(cluster.kubeconfig)})
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["action"]["command"] == f"stratops gate sign fx-daily --all --evidence \"...\" -n {namespace}"

@@ -258,6 +258,17 @@ def test_command_for_fills_strategy_namespace_and_reason():
         "stratops reconcile mr --result Matched --evidence 'stmt 24-11' && stratops resume mr --reason r")
 
 
+def test_daily_gate_is_named_or_read_from_the_strategy():
+    w = walk("not-trading", ["yes", "yes", "matched", "no"])
+    assert w.action.id == "investigate-daily-gate"
+    assert w.action.command_for("mr", "fx", daily_gate="fx-daily") == (
+        "stratops gate sign fx-daily --all --evidence \"...\" -n fx")
+    # Unknown (no cluster at hand): a shell substitution that reads it from the strategy's spec.
+    assert w.action.command_for("mr", "fx") == (
+        "stratops gate sign \"$(kubectl get strategy mr -n fx -o jsonpath='{.spec.gates.daily}')\" --all "
+        "--evidence \"...\" -n fx")
+
+
 # -- validation --------------------------------------------------------------------------
 def _sym(*nodes):
     return Symptom("x", "x", nodes[0].id, MappingProxyType({n.id: n for n in nodes}))

@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.prompt import Confirm, Prompt
 
+from stratops import GROUP, VERSION
 from stratops.cli import lifecycle as lc
 from stratops.cli.lifecycle import CliError, Namespace
 from stratops.recovery import tree
@@ -148,6 +149,20 @@ def _apply(w: Walk, strategy: str, namespace: str | None, evidence: str | None, 
         lc.reconcile(strategy, result=mismatch, evidence=evidence, namespace=namespace)
 
 
+def _daily_gate(strategy: str, namespace: str | None) -> str | None:
+    """The strategy's daily gate from the cluster, or None when it cannot be read (the command
+    then reads it itself): triage must work without a cluster."""
+    from kubernetes import client
+
+    try:
+        api = lc._api()
+        body = client.CustomObjectsApi(api).get_namespaced_custom_object(
+            GROUP, VERSION, lc._namespace(namespace), "strategies", strategy, _request_timeout=5)
+    except Exception:  # noqa: BLE001 - no kubeconfig, no cluster, no such strategy: all fall back
+        return None
+    return ((body.get("spec") or {}).get("gates") or {}).get("daily")
+
+
 def _mismatch(w: Walk) -> str | None:
     rec = next((s for s in w.steps if s.question.is_reconciliation), None)
     return rec.answer if rec is not None and rec.answer != tree.MATCHED else None
@@ -204,7 +219,8 @@ def triage(
             w = tree.walk(w.symptom.id, [*w.answers, got.label])
         out.print()
 
-    command = w.action.command_for(strategy, namespace, w.reason(), evidence) if w.action else None
+    daily = _daily_gate(strategy, namespace) if w.action and strategy and tree.DAILY_GATE in w.action.command else None
+    command = w.action.command_for(strategy, namespace, w.reason(), evidence, daily) if w.action else None
     if output == "text":
         _print(console, w, command)
     else:

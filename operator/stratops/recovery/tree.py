@@ -29,7 +29,7 @@ YES, NO = "Yes", "No"
 MATCHED, MISMATCHED = "Matched", "Mismatched"
 
 # Placeholders in Action.command, filled by Action.command_for().
-STRATEGY, REASON, EVIDENCE = "STRATEGY", "REASON", "EVIDENCE"
+STRATEGY, REASON, EVIDENCE, DAILY_GATE = "STRATEGY", "REASON", "EVIDENCE", "DAILY_GATE"
 
 
 class TreeError(ValueError):
@@ -103,12 +103,14 @@ class Action:
     id: str
     kind: ActionKind
     why: str
-    command: str  # may contain STRATEGY, REASON, EVIDENCE
+    command: str  # may contain STRATEGY, REASON, EVIDENCE, DAILY_GATE
     runbook: str | None = None
 
     def command_for(self, strategy: str | None = None, namespace: str | None = None,
-                    reason: str | None = None, evidence: str | None = None) -> str:
-        """The command with the placeholders filled in where the values are known."""
+                    reason: str | None = None, evidence: str | None = None, daily_gate: str | None = None) -> str:
+        """The command with the placeholders filled in where the values are known. An unknown
+        daily gate becomes a shell substitution that reads it from the strategy's spec."""
+        ns = f" -n {shlex.quote(namespace)}" if namespace else ""
         parts = []
         for part in self.command.split(" && "):
             words = part.split(" ")
@@ -120,10 +122,14 @@ class Action:
                     w = shlex.quote(reason) if reason else '"..."'
                 elif w == EVIDENCE:
                     w = shlex.quote(evidence) if evidence else '"..."'
+                elif w == DAILY_GATE:
+                    w = shlex.quote(daily_gate) if daily_gate else (
+                        f"\"$(kubectl get strategy {shlex.quote(strategy) if strategy else STRATEGY}{ns}"
+                        " -o jsonpath='{.spec.gates.daily}')\"")
                 filled.append(w)
             text = " ".join(filled)
-            if namespace and STRATEGY in words and words[0] in ("stratops", "kubectl"):
-                text += f" -n {shlex.quote(namespace)}"
+            if ns and (STRATEGY in words or DAILY_GATE in words) and words[0] in ("stratops", "kubectl"):
+                text += ns
             parts.append(text)
         return " && ".join(parts)
 
@@ -265,7 +271,7 @@ _NOT_TRADING = _symptom(
         yes="resume", no="investigate-daily-gate"),
     _resume("resume"),
     _investigate("investigate-daily-gate", "Resume needs today's daily gate: sign it first.",
-                 f"stratops gate sign DAILY-GATE --all --evidence {EVIDENCE}", "resume-after-incident"),
+                 f"stratops gate sign {DAILY_GATE} --all --evidence {EVIDENCE}", "resume-after-incident"),
     _yn("pods-ready", "Are its pods Ready?",
         "Run `stratops status` (phase Running) or `kubectl get pods -l stratops.io/strategy=STRATEGY`.",
         yes="signals", no="recent-rollout"),
