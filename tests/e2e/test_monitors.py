@@ -140,3 +140,30 @@ def test_p0_breach_pages_alertmanager_and_kills_the_strategy(desk, exporter, pro
                                if a["status"]["state"] == "active"], timeout=30, what="alert in Alertmanager")
     assert len(alerts) == 1, alerts  # one alert per monitor: Alertmanager deduplicates on the labels
     assert alerts[0]["labels"]["severity"] == "P0" and alerts[0]["labels"]["strategy"] == NAME
+
+
+def test_baseline_configmap_missing_is_stale_until_it_is_created(desk, exporter, prometheus):
+    """A KS monitor whose baseline ConfigMap does not exist yet: stale (a finding, never a
+    pass). Once the ConfigMap is created the next evaluation uses it: a missing baseline is not
+    remembered (baselines are otherwise read once a period, STRATOPS_MONITOR_REFS_SECONDS)."""
+    exporter.gauge("test_signal").labels(desk.ns).set(0.5)
+    desk.create("strategies", strategy_doc())
+    desk.wait_status(lambda s: s.get("phase") == "Running", "running")
+    mon = copy.deepcopy(example("monitors/07-model-ks.yaml"))
+    query = f'test_signal{{strategy="{desk.ns}"}}'
+    mon["spec"]["source"]["prometheus"] = {"url": prometheus.url, "query": query, "timeout": "2s"}
+    mon["spec"]["check"]["ks"]["window"] = "1m"
+    mon["spec"]["check"]["ks"]["baseline"]["configMapKeyRef"] = {"name": "signal-baseline", "key": "signal.json"}
+    mon["spec"]["frequency"] = "1s"
+    mon["spec"]["alert"]["channel"] = "dashboard"
+    name = mon["metadata"]["name"]
+    wait_for(lambda: prometheus.value(query) == 0.5, timeout=30, what="Prometheus has scraped the series")
+    desk.create("monitors", mon)
+    st = wait_for(lambda: (s := _monitor_status(desk, name)).get("stale") and s, timeout=60, what="stale: no baseline")
+    assert "baseline ConfigMap signal-baseline key signal.json not found" in st["detail"]
+
+    desk.core.create_namespaced_config_map(desk.ns, {"metadata": {"name": "signal-baseline"},
+                                                     "data": {"signal.json": "[0.5, 0.5, 0.5, 0.5]"}})
+    st = wait_for(lambda: (s := _monitor_status(desk, name)).get("stale") is False and s, timeout=60,
+                  what="evaluated against the baseline")
+    assert st["breaching"] is False and st["lastValue"] == "0" and "not found" not in st["detail"]

@@ -40,3 +40,64 @@ def test_verdict_breach_count_alert_incident_problem_and_generation_are_written_
 
 def test_zero_period_writes_every_evaluation():
     assert needs_write(_st(), _st(), T0 + timedelta(seconds=1), 0)
+
+
+# -- a monitor's referenced Secret and ConfigMaps: read once a period, not every evaluation ----
+class _Clock:
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def _reader(values: list):  # type: ignore[no-untyped-def]
+    calls = []
+
+    def read():  # type: ignore[no-untyped-def]
+        calls.append(1)
+        v = values[len(calls) - 1]
+        if isinstance(v, Exception):
+            raise v
+        return v
+    return read, calls
+
+
+def test_recent_reads_are_kept_for_the_period_then_read_again():
+    from stratops.k8s.monitoring import RecentReads
+
+    clock = _Clock()
+    recent = RecentReads(60, clock)
+    read, calls = _reader(["token-1", "token-2"])
+    assert recent.get(("secret", "ns", "s", "k"), read) == "token-1"
+    clock.t = 59
+    assert recent.get(("secret", "ns", "s", "k"), read) == "token-1" and len(calls) == 1
+    clock.t = 60  # rotated: seen once the period is over
+    assert recent.get(("secret", "ns", "s", "k"), read) == "token-2" and len(calls) == 2
+
+
+def test_failed_reads_are_not_kept_and_fresh_reads_bypass():
+    from stratops.k8s.monitoring import RecentReads
+
+    recent = RecentReads(60, _Clock())
+    read, calls = _reader([KeyError("missing"), {"a": "1"}, {"a": "1", "b": "2"}])
+    try:
+        recent.get(("configmap", "ns", "base"), read)
+        raise AssertionError("the failed read should raise")
+    except KeyError:
+        pass
+    assert recent.get(("configmap", "ns", "base"), read) == {"a": "1"}  # created since: read again
+    assert recent.get(("configmap", "ns", "base"), read, fresh=True) == {"a": "1", "b": "2"}
+    assert recent.get(("configmap", "ns", "base"), read) == {"a": "1", "b": "2"} and len(calls) == 3
+
+
+def test_zero_seconds_reads_every_time_and_the_limit_bounds_memory():
+    from stratops.k8s.monitoring import RecentReads
+
+    read, calls = _reader(["x", "y"])
+    recent = RecentReads(0, _Clock())
+    assert [recent.get(("k",), read), recent.get(("k",), read)] == ["x", "y"]
+    bounded = RecentReads(60, _Clock(), limit=3)
+    for i in range(10):
+        bounded.get((str(i),), lambda: i)
+    assert len(bounded._items) <= 3

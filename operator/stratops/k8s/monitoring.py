@@ -6,8 +6,10 @@ import hashlib
 import logging
 import os
 import threading
+import time
+from collections.abc import Callable
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, TypeVar
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
@@ -29,6 +31,39 @@ log = logging.getLogger("stratops.monitors")
 #: kubelet's node status report works the same way, every 5 minutes). 0 writes on every
 #: evaluation. The gauges (stratops_monitor_value, ...) are set on every evaluation.
 STATUS_REFRESH_SECONDS = float(os.environ.get("STRATOPS_MONITOR_STATUS_SECONDS", "300"))
+#: A monitor's referenced objects (its authSecretRef Secret, its baseline ConfigMaps) are read
+#: at most this often per object, not on every evaluation: thousands of evaluations a minute
+#: would otherwise be as many reads. A rotated token or an edited baseline is used within this
+#: time; a missing one is read again on the next evaluation. 0 reads on every evaluation.
+REFS_SECONDS = float(os.environ.get("STRATOPS_MONITOR_REFS_SECONDS", "60"))
+T = TypeVar("T")
+
+
+class RecentReads:
+    """Values read from the API server, kept for SECONDS (thread-safe). Failed reads are not
+    kept, and only what is needed is: a Secret's one key, never the whole Secret."""
+
+    def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic, limit: int = 4096) -> None:
+        self.seconds, self.clock, self.limit = seconds, clock, limit
+        self._items: dict[tuple[str, ...], tuple[float, Any]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, ...], read: Callable[[], T], fresh: bool = False) -> T:
+        """The value kept for KEY if younger than SECONDS (and not FRESH), else READ's."""
+        if self.seconds > 0 and not fresh:
+            with self._lock:
+                hit = self._items.get(key)
+                if hit is not None and self.clock() - hit[0] < self.seconds:
+                    return hit[1]  # type: ignore[no-any-return]
+        value = read()  # outside the lock: one slow read must not hold up every worker
+        if self.seconds > 0:
+            with self._lock:
+                if len(self._items) >= self.limit:
+                    self._items.clear()
+                self._items[key] = (self.clock(), value)
+        return value
+
+
 VALUE = Gauge("stratops_monitor_value", "Last value of a monitor.", ["namespace", "monitor", "strategy", "layer"])
 BREACHING = Gauge("stratops_monitor_breaching", "1 while a monitor breaches.", ["namespace", "monitor", "strategy", "layer"])
 STALE = Gauge("stratops_monitor_stale", "1 while a monitor's source is unreachable or has no data.", ["namespace", "monitor", "strategy", "layer"])
@@ -77,6 +112,7 @@ class MonitorRunner:
         self.notifier = notifier or Notifier.from_environment()
         self._sources: dict[tuple[str, float, str | None], Prometheus] = {}
         self._sources_lock = threading.Lock()
+        self._recent = RecentReads(REFS_SECONDS)
 
     def _source(self, url: str, timeout: float, token: str | None) -> Prometheus:
         """One HTTP client (connection pool, TLS context) per source, shared by every monitor and
@@ -97,18 +133,26 @@ class MonitorRunner:
             return None
         import base64
 
-        secret = self.core.read_namespaced_secret(ref.name, namespace)
-        return base64.b64decode((secret.data or {})[ref.key]).decode()
+        def read() -> str:
+            secret = self.core.read_namespaced_secret(ref.name, namespace)
+            return base64.b64decode((secret.data or {})[ref.key]).decode()
+
+        return self._recent.get(("secret", namespace, ref.name, ref.key), read)
 
     def _loader(self, namespace: str):  # type: ignore[no-untyped-def]
-        def load(name: str, key: str) -> str:
+        def data(name: str) -> dict[str, str]:
             try:
-                cm = self.core.read_namespaced_config_map(name, namespace)
+                return self.core.read_namespaced_config_map(name, namespace).data or {}
             except ApiException as e:
                 raise KeyError(name) from e
-            if key not in (cm.data or {}):
+
+        def load(name: str, key: str) -> str:
+            values = self._recent.get(("configmap", namespace, name), lambda: data(name))
+            if key not in values:  # perhaps just added: look again rather than wait out the time
+                values = self._recent.get(("configmap", namespace, name), lambda: data(name), fresh=True)
+            if key not in values:
                 raise KeyError(key)
-            return cm.data[key]
+            return values[key]
         return load
 
     def run(self, body: dict[str, Any], strategy: dict[str, Any] | None, now: datetime | None = None) -> Evaluation:
