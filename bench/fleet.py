@@ -42,7 +42,7 @@ from stratops import GROUP, VERSION
 from stratops.k8s.apply import install_crds
 from stratops.sdk import ApiAcknowledger, ApiControl, StrategyControl
 from stratops.testing import ControlPlane
-from stratops.testing.controlplane import _die_with_parent, free_port, operator_process, stop_process
+from stratops.testing.controlplane import _die_with_parent, free_port, operator_process, stop_process, wait_serving_metrics
 from stratops.testing.wait import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -259,8 +259,7 @@ def run_size(cp: ControlPlane, admin: client.ApiClient, api: client.ApiClient, o
                           env={"STRATOPS_LIFECYCLE_WORKERS": "16", **env})
     tag = f"{n} strateg{'y' if n == 1 else 'ies'}{label}"
     try:
-        wait_for(lambda: httpx.get(f"http://127.0.0.1:{mport}/metrics", trust_env=False).status_code == 200,
-                 timeout=60, what="operator metrics")
+        wait_serving_metrics(op, mport, log)
         time.sleep(2)  # bench: let the idle operator settle before reading its floor RSS
         idle_rss = rss_mib(op.pid)
         # fresh strategies for latency samples when the fleet is smaller than the samples need

@@ -83,6 +83,28 @@ def operator_process(kubeconfig: Path | str, namespaces: list[str], log: Path, m
                                 stdout=out, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
 
 
+def wait_serving_metrics(proc: subprocess.Popen, port: int, log: Path, timeout: float = 60.0) -> None:  # type: ignore[type-arg]
+    """Until the operator started by operator_process serves /metrics on PORT; fails at once,
+    with the log's tail, if the process exits first."""
+    from stratops.testing.wait import wait_for
+
+    def serving() -> bool:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the operator exited ({proc.returncode}): {log.read_text()[-3000:]}")
+        try:
+            return httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=1, trust_env=False).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    # wait_for retries on exceptions: an exit is final, so check it once more to fail clearly.
+    try:
+        wait_for(serving, timeout=timeout, what="the operator's metrics endpoint")
+    except TimeoutError:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the operator exited ({proc.returncode}): {log.read_text()[-3000:]}") from None
+        raise
+
+
 def sweep_stale_workdirs() -> list[Path]:
     """Remove working directories left by control planes whose owner process is gone (a run
     killed outright has no chance to clean up; its children died with it)."""

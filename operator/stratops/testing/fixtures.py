@@ -160,7 +160,7 @@ def operator(cluster: Cluster, crds: list[str], alert_receiver: object, alertman
     # imports, thread pools, captured output) can stall it.
     import tempfile
 
-    from stratops.testing.controlplane import free_port, operator_process, stop_process
+    from stratops.testing.controlplane import free_port, operator_process, stop_process, wait_serving_metrics
 
     log_path = Path(tempfile.mkdtemp(prefix="stratops-operator-")) / "operator.log"
     from stratops.testing.wait import wait_for
@@ -171,18 +171,7 @@ def operator(cluster: Cluster, crds: list[str], alert_receiver: object, alertman
         # for too long (STRATOPS_HANDLERS_HELD_LIMIT_SECONDS), and the kubelet restarts it.
         proc = operator_process(cluster.kubeconfig, ["t-*"], log_path, port, liveness_port=live,
                                 env={"STRATOPS_HANDLERS_HELD_LIMIT_SECONDS": "45"})
-
-        def started() -> bool:
-            if proc.poll() is not None:
-                raise RuntimeError(f"the operator exited: {log_path.read_text()[-3000:]}")
-            import httpx
-
-            try:
-                return httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=1).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        wait_for(started, timeout=60, what="the operator's metrics endpoint")
+        wait_serving_metrics(proc, port, log_path)  # type: ignore[arg-type]
         return proc, f"http://127.0.0.1:{live}/healthz"
 
     proc, liveness = start()
