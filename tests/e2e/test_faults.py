@@ -13,7 +13,7 @@ import pytest
 from cases import example
 from kubernetes import client
 from lifecycle_helpers import Desk, strategy_doc
-from stratops.testing.controlplane import free_port, operator_process, stop_process
+from stratops.testing.controlplane import free_port, operator_process, stop_process, wait_serving_metrics
 from stratops.testing.wait import wait_for
 
 pytestmark = pytest.mark.e2e
@@ -149,18 +149,12 @@ def test_namespace_churn_at_start_does_not_hold_the_operator(kube, crds, cluster
     for name in doomed:
         core.create_namespace({"metadata": {"name": name}})
 
-    def serving() -> bool:
-        try:
-            return httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
     live = free_port()
     proc = operator_process(cluster.kubeconfig, [f"{prefix}-*"], tmp_path / "operator.log", port,
                             env={"STRATOPS_RESYNC_SECONDS": "10"}, liveness_port=live)
     probe = f"{prefix}-probe"
     try:
-        wait_for(serving, timeout=60, what="the operator's metrics endpoint")
+        wait_serving_metrics(proc, port, tmp_path / "operator.log")
         for name in doomed:  # while their watchers are starting and listing
             core.delete_namespace(name)
         wait_for(lambda: not [n for n in core.list_namespace().items if n.metadata.name.startswith(f"{prefix}-")],
@@ -179,3 +173,43 @@ def test_namespace_churn_at_start_does_not_hold_the_operator(kube, crds, cluster
                 core.delete_namespace(name)
             except client.ApiException:
                 pass  # already gone
+
+
+def test_a_strategy_deleted_with_its_namespace_is_left_alone(kube, crds, operator):
+    """Deleting a namespace deletes the strategy's Deployment and ConfigMaps before (or while)
+    the Strategy itself goes: the operator must not fight the deletion by recreating them in a
+    terminating namespace (refused, and retried forever) nor count that as failures."""
+    from pathlib import Path
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    ns = f"t-gone-{uuid.uuid4().hex[:8]}"
+    core = client.CoreV1Api(kube)
+    core.create_namespace({"metadata": {"name": ns, "labels": {"stratops.io/test": "true"}}})
+    desk = Desk(kube, ns)
+    desk.create("strategies", strategy_doc())
+    desk.wait_status(lambda s: s.get("phase") == "Running", "running")
+    log = Path(operator["log"])
+    start = log.stat().st_size
+
+    def errors() -> float:
+        text = httpx.get(operator["metrics"], timeout=5).text
+        return sum(s.value for fam in text_string_to_metric_families(text) for s in fam.samples
+                   if s.name == "stratops_reconcile_errors_total" and s.labels.get("namespace") == ns)
+
+    before = errors()
+    core.delete_namespace(ns)
+    # Gone only once the operator has let go of the Strategy (its finalizer).
+    try:
+        wait_for(lambda: not core.list_namespace(field_selector=f"metadata.name={ns}").items, timeout=120,
+                 what="the namespace gone")
+    except TimeoutError:
+        left = core.read_namespace(ns)
+        raise AssertionError(f"namespace {ns} still there: {left.status}; strategies: "
+                             f"{[(s['metadata'].get('finalizers'), s['metadata'].get('deletionTimestamp')) for s in desk.custom.list_namespaced_custom_object('stratops.io', 'v1alpha1', ns, 'strategies')['items']]}; "
+                             f"pods: {[(p.metadata.name, p.metadata.finalizers, p.metadata.deletion_timestamp) for p in core.list_namespaced_pod(ns).items]}; log: {operator['log']}") from None
+    with log.open("rb") as f:
+        f.seek(start)
+        lines = [line for line in f.read().decode(errors="replace").splitlines() if ns in line]
+    assert not [line for line in lines if "reconcile failed" in line or "Forbidden" in line], lines
+    assert errors() == before

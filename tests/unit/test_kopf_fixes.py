@@ -79,3 +79,43 @@ def test_the_liveness_probe_fails_when_handlers_are_held_too_long(monkeypatch: p
         handlers.held_handlers()
     monkeypatch.setattr(handlers.time, "monotonic", lambda: 101.0)
     assert handlers.held_handlers() == 1.0
+
+
+# -- a namespace being deleted stays watched until it is gone ---------------------------------
+def _terminating(conditions: list[tuple[str, str]], type_: str = "MODIFIED") -> dict:
+    """A namespace event as the namespace controller writes it during a deletion."""
+    return {"type": type_, "object": {
+        "metadata": {"name": "t-gone", "deletionTimestamp": "2026-11-24T22:39:43Z"},
+        "status": {"phase": "Terminating", "conditions": [{"type": t, "status": v} for t, v in conditions]}}}
+
+
+# Kubernetes 1.36's first report of an ordered deletion: three conditions, all False, while the
+# namespace's Strategies are yet to be deleted (their finalizers still to be released).
+FIRST_REPORT = [("NamespaceDeletionDiscoveryFailure", "False"), ("NamespaceDeletionGroupVersionParsingFailure", "False"),
+                ("NamespaceDeletionContentFailure", "False")]
+REMAINING = [*FIRST_REPORT, ("NamespaceContentRemaining", "True"), ("NamespaceFinalizersRemaining", "True")]
+
+
+def _watched_after(events: list[dict]) -> set[str]:
+    from kopf._core.reactor import observation
+
+    insights = references.Insights()
+    insights.namespaces.add("t-gone")
+    observation.revise_namespaces(insights=insights, namespaces=["t-*"], raw_events=events)
+    return set(insights.namespaces)
+
+
+def test_a_terminating_namespace_stays_watched_until_deleted() -> None:
+    assert kopf_fixes.apply()
+    assert _watched_after([_terminating(FIRST_REPORT)]) == {"t-gone"}
+    assert _watched_after([_terminating(FIRST_REPORT), _terminating(REMAINING)]) == {"t-gone"}
+    assert _watched_after([_terminating(REMAINING), _terminating(REMAINING, "DELETED")]) == set()
+
+
+def test_without_the_fix_kopf_stops_watching_at_the_first_report(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The defect, on kopf's own rule (if kopf fixes it, this fails: the fix can then go)."""
+    from kopf._core.reactor import observation
+
+    assert kopf_fixes.apply()
+    monkeypatch.setattr(observation, "is_deleted", kopf_fixes._kopf_original["is_deleted"])
+    assert _watched_after([_terminating(FIRST_REPORT)]) == set()

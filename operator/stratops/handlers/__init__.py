@@ -26,7 +26,8 @@ import kopf
 from stratops import GROUP, VERSION
 from stratops import metrics as M
 from stratops.k8s.client import api_client
-from stratops.k8s.executor import Executor
+from stratops.k8s.executor import Executor, namespace_terminating
+from kubernetes.client.exceptions import ApiException
 from stratops.k8s.monitoring import MonitorRunner
 from stratops.gates import admission
 from stratops.models.common import parse_duration
@@ -39,7 +40,7 @@ from stratops.models.strategy import StrategySpec, StrategyStatus, TradingState
 
 from stratops.handlers import kopf_fixes
 
-kopf_fixes.apply()  # before kopf starts: a namespace deleted at the wrong moment held every handler
+kopf_fixes.apply()  # before kopf starts: a namespace deleted at the wrong moment held every handler, or stayed Terminating
 
 SAFETY_NET_SECONDS = float(os.environ.get("STRATOPS_RESYNC_SECONDS", "60"))
 LABEL = manifests.LABEL_STRATEGY
@@ -361,8 +362,16 @@ def _decide(body: dict[str, Any], now: datetime, rt: Runtime, idx: dict[str, Any
     return decide(spec, status, obs), obs, has_ack, status
 
 
+def _being_deleted(body: dict[str, Any]) -> bool:
+    # A Strategy being deleted takes its Deployment and pods with it (owner references); acting
+    # on it would only write into a namespace that may be terminating (403, retried forever).
+    return bool((body.get("metadata") or {}).get("deletionTimestamp"))
+
+
 def reconcile(body: dict[str, Any], rt: Runtime, idx: dict[str, Any]) -> float | None:
     """One pass; returns when to be woken next (seconds) if a deadline is pending."""
+    if _being_deleted(body):
+        return None
     now = datetime.now(timezone.utc)
     plan, obs, _, status = _decide(body, now, rt, idx)
     if not _has_effect(plan, status):
@@ -371,7 +380,7 @@ def reconcile(body: dict[str, Any], rt: Runtime, idx: dict[str, Any]) -> float |
     # Something to write: decide again on the Strategy as stored now (the watched body may
     # lag this process's last status write), and write at that resourceVersion.
     fresh = rt.executor.read_strategy(obs.namespace, obs.name)
-    if fresh is None:
+    if fresh is None or _being_deleted(fresh):
         return None
     plan, obs, has_ack, status = _decide(fresh, now, rt, idx)
     if not _has_effect(plan, status):
@@ -391,6 +400,17 @@ def reconcile(body: dict[str, Any], rt: Runtime, idx: dict[str, Any]) -> float |
         M.TRADING_STATE.labels(obs.namespace, obs.name, state.value).set(1 if plan.status.trading_state == state else 0)
     M.RECONCILE_SECONDS.observe((datetime.now(timezone.utc) - started).total_seconds())
     return plan.requeue_after if plan.requeue_after is not None else 0.5 if plan.clear_annotations else None
+
+
+def _brief(e: BaseException) -> str:
+    """An API error as one line (status, reason, the server's message), not its HTTP headers."""
+    if isinstance(e, ApiException):
+        try:
+            message = json.loads(e.body or "{}").get("message")
+        except (ValueError, AttributeError):
+            message = None
+        return f"{e.status} {e.reason}" + (f": {message}" if message else "")
+    return str(e)
 
 
 async def _sleep(poke: asyncio.Event, stopped: kopf.DaemonStopped, timeout: float) -> None:
@@ -416,16 +436,29 @@ async def strategy_daemon(
     idx = {"strategy_deployments": strategy_deployments, "strategy_pods": strategy_pods,
            "strategy_configmaps": strategy_configmaps, "strategy_incidents": strategy_incidents,
            "strategy_gates": strategy_gates, "strategy_report_monitors": strategy_report_monitors}
-    backoff = 1.0
+    backoff, conflicts = 1.0, 0
     try:
         while not stopped:
             poke.clear()
             try:
                 wake = await asyncio.get_running_loop().run_in_executor(rt.lifecycle_pool, reconcile, plain(body), rt, idx)
-                backoff = 1.0
+                backoff, conflicts = 1.0, 0
             except Exception as e:  # noqa: BLE001 - logged, counted, retried with backoff
+                if namespace_terminating(e):
+                    # Its namespace is going, and the Strategy with it: nothing to act on.
+                    logger.info("not acting: the namespace is being deleted")
+                    await _sleep(poke, stopped, SAFETY_NET_SECONDS)
+                    continue
+                if isinstance(e, ApiException) and e.status == 409 and conflicts < 5:
+                    # The Strategy changed between reading and writing its status (kopf's own
+                    # annotations, a user's edit): decide again on the new one, soon. Whatever
+                    # was written before the status is idempotent (stratops.k8s.executor).
+                    conflicts += 1
+                    logger.debug(f"status changed meanwhile (conflict {conflicts}): deciding again")
+                    await _sleep(poke, stopped, 0.1 * 2 ** conflicts)
+                    continue
                 M.RECONCILE_ERRORS.labels(namespace, name).inc()
-                logger.warning(f"reconcile failed, retrying in {backoff:.0f}s: {e}")
+                logger.warning(f"reconcile failed, retrying in {backoff:.0f}s: {_brief(e)}")
                 wake, backoff = backoff, min(backoff * 2, 60.0)
             await _sleep(poke, stopped, SAFETY_NET_SECONDS if wake is None else min(wake, SAFETY_NET_SECONDS))
     finally:
@@ -451,7 +484,9 @@ async def monitor_daemon(
             # Evaluated by the strategy's daemon on every report (strategy_report_monitors).
             note = "evaluated by the operator on every report from the strategy (event-driven), not polled"
             if (raw.get("status") or {}).get("detail") != note:
-                memo.runtime.executor.custom.patch_namespaced_custom_object_status(
+                # Off the event loop: a slow API server must not stall every other handler.
+                await asyncio.get_running_loop().run_in_executor(
+                    memo.runtime.monitor_pool, memo.runtime.executor.custom.patch_namespaced_custom_object_status,
                     GROUP, VERSION, namespace, "monitors", name, {"status": {"detail": note}})
             await stopped.wait(SAFETY_NET_SECONDS)
             continue

@@ -26,6 +26,14 @@ log = logging.getLogger("stratops.executor")
 COMPONENT = "stratops-operator"
 
 
+def namespace_terminating(e: BaseException) -> bool:
+    """The API server refused to create an object because its namespace is being deleted (403,
+    cause NamespaceTerminating): expected while a namespace goes, not a failure."""
+    body = str(e.body or "") if isinstance(e, ApiException) else ""
+    return isinstance(e, ApiException) and e.status == 403 and (
+        "NamespaceTerminating" in body or "because it is being terminated" in body)
+
+
 def _iso(t: datetime) -> str:
     return t.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
 
@@ -155,7 +163,10 @@ class Executor:
         try:
             self.core.create_namespaced_event(namespace, body)
         except ApiException as e:  # events are best effort: never fail an action for one
-            log.warning("event %s for %s/%s not recorded: %s", reason, namespace, name, e.reason)
+            if namespace_terminating(e):
+                log.info("event %s for %s/%s not recorded: the namespace is being deleted", reason, namespace, name)
+            else:
+                log.warning("event %s for %s/%s not recorded: %s", reason, namespace, name, e.reason)
 
     def clear_annotations(self, namespace: str, name: str, keys: list[str]) -> None:
         patch = {"metadata": {"annotations": {k: None for k in keys}}}
