@@ -101,3 +101,28 @@ def test_zero_seconds_reads_every_time_and_the_limit_bounds_memory():
     for i in range(10):
         bounded.get((str(i),), lambda: i)
     assert len(bounded._items) <= 3
+
+
+def test_specs_are_parsed_once_per_uid_and_generation():
+    import copy
+
+    import yaml
+    from kubernetes import client
+
+    from stratops.k8s.monitoring import MonitorRunner
+    from stratops.models.monitor import MonitorSpec
+    from stratops.testing.controlplane import repo_root
+
+    root = repo_root()
+    assert root is not None
+    spec = yaml.safe_load((root / "examples/monitors/06-infra-queue-backlog.yaml").read_text())["spec"]
+    runner = MonitorRunner(client.ApiClient())
+    key = ("monitor", "ns", "m")
+    first = runner._parsed(key, ("uid-1", 1), MonitorSpec, spec)
+    assert runner._parsed(key, ("uid-1", 1), MonitorSpec, spec) is first
+    edited = copy.deepcopy(spec)
+    edited["frequency"] = "7s"
+    assert runner._parsed(key, ("uid-1", 2), MonitorSpec, edited).frequency == "7s"  # an edit: new generation
+    assert runner._parsed(key, ("uid-2", 1), MonitorSpec, spec).frequency == spec["frequency"]  # re-created
+    # nothing to tell versions apart: parsed every time
+    assert runner._parsed(key, ("uid-2", None), MonitorSpec, spec) is not runner._parsed(key, ("uid-2", None), MonitorSpec, spec)

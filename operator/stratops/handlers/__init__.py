@@ -469,7 +469,17 @@ async def strategy_daemon(
 # -- monitors: one daemon each, evaluating at the monitor's own frequency ------------------------
 @kopf.index(GROUP, VERSION, "strategies")
 def strategies_by_name(namespace: str, name: str, body: kopf.Body, **_: Any) -> dict:
-    return {_key(namespace, name): {"spec": plain(body.get("spec") or {}), "status": plain(body.get("status") or {})}}
+    return {_key(namespace, name): {"spec": plain(body.get("spec") or {}), "status": plain(body.get("status") or {}),
+                                    "uid": body.get("metadata", {}).get("uid"),
+                                    "generation": body.get("metadata", {}).get("generation")}}
+
+
+def _monitor_view(body: kopf.Body) -> dict[str, Any]:
+    """What an evaluation reads of its Monitor, not the whole body: its managedFields are often
+    larger than its spec, and were copied at every evaluation of thousands of monitors."""
+    meta = body.get("metadata", {})
+    return {"metadata": {k: meta.get(k) for k in ("name", "namespace", "uid", "generation")},
+            "spec": plain(body.get("spec") or {}), "status": plain(body.get("status") or {})}
 
 
 @kopf.daemon(GROUP, VERSION, "monitors", cancellation_timeout=10)
@@ -479,7 +489,7 @@ async def monitor_daemon(
 ) -> None:
     runner: MonitorRunner = memo.monitors
     while not stopped:
-        raw = plain(body)
+        raw = _monitor_view(body)
         if (raw["spec"].get("source") or {}).get("strategy"):
             # Evaluated by the strategy's daemon on every report (strategy_report_monitors).
             note = "evaluated by the operator on every report from the strategy (event-driven), not polled"
