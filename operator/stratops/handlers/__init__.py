@@ -25,7 +25,7 @@ import kopf
 
 from stratops import GROUP, VERSION
 from stratops import metrics as M
-from stratops.k8s.client import api_client
+from stratops.k8s.client import api_client, bounded
 from stratops.k8s.executor import Executor, namespace_terminating
 from kubernetes.client.exceptions import ApiException
 from stratops.k8s.monitoring import MonitorRunner
@@ -68,7 +68,7 @@ class Runtime:
     """
 
     def __init__(self) -> None:
-        self.executor = Executor(api_client())
+        self.executor = Executor(bounded(api_client()))
         self.lifecycle_pool = ThreadPoolExecutor(int(os.environ.get("STRATOPS_LIFECYCLE_WORKERS", "16")), "stratops-lifecycle")
         self.monitor_pool = ThreadPoolExecutor(int(os.environ.get("STRATOPS_MONITOR_WORKERS", "8")), "stratops-monitor")
         self.gate_pool = ThreadPoolExecutor(2, "stratops-gate")
