@@ -22,12 +22,12 @@ from collections.abc import Mapping
 from typing import Any
 
 import kopf
+from kubernetes.client.exceptions import ApiException
 
 from stratops import GROUP, VERSION
 from stratops import metrics as M
 from stratops.k8s.client import api_client, bounded
 from stratops.k8s.executor import Executor, namespace_terminating
-from kubernetes.client.exceptions import ApiException
 from stratops.k8s.monitoring import MonitorRunner
 from stratops.gates import admission
 from stratops.models.common import parse_duration

@@ -33,4 +33,3 @@ def bounded(api: client.ApiClient, connect: float = 10.0, read: float | None = N
 
     rest.request = with_timeout  # the verb methods (GET, PATCH, ...) call self.request
     return api
-
