@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import random
+import signal
 import statistics
 import sys
 import tempfile
@@ -30,6 +31,7 @@ from kubernetes import client
 from stratops import GROUP, VERSION
 from stratops.k8s.apply import install_crds
 from stratops.testing.controlplane import ControlPlane, free_port, operator_process, repo_root, stop_process
+from stratops.testing.wait import wait_for
 
 
 def main() -> int:
@@ -93,6 +95,11 @@ def main() -> int:
             churner.join()
             if took is None:
                 held += 1
+                proc.send_signal(signal.SIGUSR1)  # the operator logs every task's stack: where it is stuck
+                try:
+                    wait_for(lambda: "SIGUSR1:" in log.read_text(), timeout=10, what="the operator's task dump")
+                except TimeoutError:
+                    print(f"start {i + 1}: no task dump in the log", file=sys.stderr)
             else:
                 acted.append(took)
             print(f"start {i + 1}/{args.starts}: {'HELD' if took is None else f'acted after {took:.1f} s'} ({log})",

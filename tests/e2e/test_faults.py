@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import signal
 import threading
 import uuid
 
@@ -166,6 +167,11 @@ def test_namespace_churn_at_start_does_not_hold_the_operator(kube, crds, cluster
         # The liveness probe reports how long handlers are held: not at all once it acts.
         health = wait_for(lambda: httpx.get(f"http://127.0.0.1:{live}/healthz", timeout=5), timeout=30, what="liveness")
         assert health.status_code == 200 and health.json()["held_handlers"] == 0
+        # On-call's view into a stuck operator: SIGUSR1 logs every asyncio task's stack.
+        proc.send_signal(signal.SIGUSR1)
+        dump = wait_for(lambda: (t := (tmp_path / "operator.log").read_text()).count("SIGUSR1:") and t,
+                        timeout=30, what="the task dump")
+        assert "task stratops: held-handlers watch" in dump and "Stack for <Task" in dump
     finally:
         stop_process(proc, 30)
         for name in [probe, *doomed]:

@@ -125,6 +125,29 @@ async def watch_held_handlers(**_: Any) -> None:
     asyncio.get_running_loop().create_task(watch(), name="stratops: held-handlers watch")
 
 
+@kopf.on.startup()
+async def dump_on_sigusr1(**_: Any) -> None:
+    """`kill -USR1 <operator>` logs what every asyncio task and thread is waiting on: for an
+    operator that serves but does not act, this is where it is stuck."""
+    import faulthandler
+    import io
+    import signal
+
+    def dump() -> None:
+        tasks = asyncio.all_tasks()
+        log.warning("SIGUSR1: %d asyncio tasks and every thread follow", len(tasks))
+        for task in sorted(tasks, key=lambda t: t.get_name()):
+            out = io.StringIO()
+            task.print_stack(limit=20, file=out)
+            log.warning("task %s:\n%s", task.get_name(), out.getvalue())
+        faulthandler.dump_traceback(all_threads=True)  # to stderr
+
+    try:
+        asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, dump)
+    except (NotImplementedError, RuntimeError, ValueError):  # not the main thread (in-process tests)
+        log.debug("SIGUSR1 dump not installed: signals are handled by the main thread only")
+
+
 @kopf.on.probe(id="held_handlers")
 def held_handlers(**_: Any) -> float:
     held, waiting = kopf_fixes.held_for(time.monotonic())
