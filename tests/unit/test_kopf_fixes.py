@@ -17,7 +17,11 @@ from stratops.handlers import kopf_fixes
 RESOURCE = references.Resource(group="stratops.io", version="v1alpha1", plural="strategies", namespaced=True)
 
 
+_listing: dict[str, asyncio.Event] = {}
+
+
 async def _never_lists(**_: object):  # the first LIST has not answered yet
+    _listing["started"].set()
     await asyncio.Event().wait()
     yield  # pragma: no cover
 
@@ -29,10 +33,11 @@ async def _processor(**_: object) -> None:
 async def _stop_watcher_before_listing() -> aiotoggles.ToggleSet:
     indexed = aiotoggles.ToggleSet(all)
     toggle = await indexed.make_toggle(name=f"{RESOURCE}@t-gone")
+    _listing["started"] = asyncio.Event()
     task = asyncio.create_task(queueing.watcher(
         namespace="t-gone", settings=kopf.OperatorSettings(), resource=RESOURCE, processor=_processor,
         operator_indexed=indexed, resource_indexed=toggle))
-    await asyncio.sleep(0.05)
+    await asyncio.wait_for(_listing["started"].wait(), timeout=10)  # the watcher is in its listing
     assert indexed.is_off()  # waiting for the listing, as it should
     task.cancel()  # what kopf does when the namespace is deleted
     with pytest.raises(asyncio.CancelledError):
