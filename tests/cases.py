@@ -21,6 +21,15 @@ def example(rel: str) -> dict[str, Any]:
     return yaml.safe_load((EXAMPLES / rel).read_text())
 
 
+# A live strategy's image is pinned by digest; the examples run on paper, unpinned.
+DIGEST = "sha256:" + "5e" * 32
+
+
+def pinned(image: str, digest: str = DIGEST) -> str:
+    """IMAGE pinned by DIGEST (what a live strategy needs)."""
+    return image.split("@", 1)[0] + "@" + digest
+
+
 def desk() -> list[dict[str, Any]]:
     docs = []
     for f in sorted(EXAMPLES.rglob("*.yaml")):
@@ -102,6 +111,11 @@ BAD: tuple[Bad, ...] = (
     Bad("strategy-live-without-price-collar", STRATEGY, _live_without_price_collar, "spec.riskLimits", "a live strategy must declare spec.riskLimits"),
     Bad("strategy-live-without-venues", STRATEGY, _live_without_venues, "spec.riskLimits", "a live strategy must declare spec.riskLimits"),
     Bad("strategy-image-with-tag", STRATEGY, _set("spec.image", "registry.example/x:1.0"), "spec.image", "should match"),
+    Bad("strategy-image-short-digest", STRATEGY, _set("spec.image", "registry.example/x@sha256:abc"), "spec.image", "should match"),
+    Bad("strategy-live-unpinned", STRATEGY, _set("spec.mode", "live"), "spec.image", "a live strategy must pin spec.image by digest"),
+    Bad("strategy-ack-deadline-unbounded", STRATEGY, _set("spec.killSwitch.ackDeadline", "9999h"), "spec.killSwitch.ackDeadline",
+        "killSwitch.ackDeadline must be at most 120s"),
+    Bad("gate-zero-min-signers", GATE, _set("spec.minSigners", 0), "spec.minSigners", "greater than or equal to 1"),
     Bad("strategy-bad-duration", STRATEGY, _set("spec.barInterval", "1 minute"), "spec.barInterval", "should match"),
     Bad("strategy-decay-shorter-than-bar", STRATEGY, _set("spec.decayHorizon", "30s"), "spec.decayHorizon", "spec.decayHorizon must be longer than spec.barInterval"),
     Bad("strategy-same-backup-endpoint", STRATEGY, _set("spec.brokers.backup.endpoint", "fix://fix.prime-a.example:9876"), "spec.brokers.backup.endpoint", "must differ"),

@@ -6,8 +6,9 @@ For a local run against a cluster, name them:
     python examples/strategy-app/paper_mean_revert.py --namespace desk --strategy mean-revert --pod local-0
 
 It obeys the control document: HALTED cancels its working orders and sends nothing new;
-REDUCING only trades the position down; limits cap position and order rate. Each new control
-generation is acknowledged after it is applied.
+REDUCING only trades the position down; limits cap position and order rate, and the pre-trade
+controls (instruments, venues, order size and value, price collar, message rate) are checked
+against the simulated mid price. Each new control generation is acknowledged after it is applied.
 """
 
 from __future__ import annotations
@@ -45,8 +46,10 @@ class PaperBook:
 
 
 class MeanRevert:
-    def __init__(self, control: StrategyControl, book: PaperBook, seed: int = 7, lot: float = 10_000) -> None:
+    def __init__(self, control: StrategyControl, book: PaperBook, seed: int = 7, lot: float = 10_000,
+                 instrument: str = "EURUSD", venue: str = "LMAX") -> None:
         self.control, self.book, self.lot = control, book, lot
+        self.instrument, self.venue = instrument, venue
         self.rng = random.Random(seed)
         self.price, self.mean = 1.10, 1.10
         self.rejected: list[str] = []
@@ -63,13 +66,13 @@ class MeanRevert:
         signal_ = (self.mean - self.price) / 0.0005
         state = self.control.applied.trading_state if self.control.applied else None
         if state == TradingState.REDUCING and self.book.position:
-            side = "sell" if self.book.position > 0 else "buy"
-            order = Order(side, min(self.lot, abs(self.book.position)))
+            side, qty = ("sell" if self.book.position > 0 else "buy"), min(self.lot, abs(self.book.position))
         elif abs(signal_) > 1:
-            order = Order("buy" if signal_ > 0 else "sell", self.lot)
+            side, qty = ("buy" if signal_ > 0 else "sell"), self.lot
         else:
             return
-        decision = self.control.guard.check(order, self.book.position)
+        order = Order(side, qty, instrument=self.instrument, venue=self.venue)  # market order, filled at the mid
+        decision = self.control.check(order, self.book.position, reference_price=self.price)
         if decision.allowed:
             self.book.fill(order, self.price)
         else:

@@ -4,12 +4,16 @@
 over the change from BASE to HEAD, so a pull request that would be held or refused in the
 cluster is red before it is merged:
 
-- a Strategy promoted to live without its pre-launch gate signed (in HEAD) for its version
-  and limits;
-- a live Strategy whose risk limits are raised (a number up, an instrument or venue added, a
-  limit removed) or whose version changes, without that gate signed for the new version and
-  limits;
+- a Strategy promoted to live without its pre-launch gate signed (in HEAD) for its spec;
+- a live Strategy whose trading-relevant spec changes (image, version, risk limits, brokers,
+  pod template, replicas, kill-switch or throttle settings) without that gate signed for the
+  new spec;
+- a Strategy whose spec.gates.preLaunch names a gate (in HEAD) of another cadence;
 - a Monitor removed while its Strategy is live (demote to paper first, in its own change).
+
+"Signed" is the operator's rule (stratops.gates.evaluate.approval_problem): every required
+item, by at least minSigners distinct people. The author of the change is the pull request's
+(the review is the four eyes), so the author rule is the cluster's, not this check's.
 """
 
 from __future__ import annotations
@@ -23,10 +27,9 @@ import yaml
 from pydantic import ValidationError
 
 from stratops import API_VERSION
-from stratops.gates.evaluate import evaluate, subject
-from stratops.lifecycle import limits as L
+from stratops.gates.evaluate import evaluate, subject_for
 from stratops.models.gate import Cadence, GateSpec
-from stratops.models.strategy import Mode, RiskLimits, StrategySpec
+from stratops.models.strategy import Mode, RiskLimits, StrategySpec, trading_changes, trading_hash, trading_spec
 from stratops.models.validate import Problem
 
 NUMERIC_LIMITS = ("max_position", "max_order_rate", "max_daily_loss", "max_order_value", "max_order_volume",
@@ -95,26 +98,47 @@ def raised_limits(old: RiskLimits, new: RiskLimits) -> list[str]:
     return out
 
 
+def _gate(head: dict[Key, Doc], namespace: str, name: str) -> GateSpec | None:
+    doc = head.get(("Gate", namespace, name))
+    if doc is None:
+        return None
+    try:
+        return GateSpec.model_validate(doc.body.get("spec") or {})
+    except ValidationError:
+        return None  # the schema check reports it
+
+
 def _prelaunch(name: str, spec: StrategySpec, head: dict[Key, Doc], namespace: str, now: datetime) -> str:
     """Why the pre-launch gate does not cover SPEC ('' when it does)."""
     gate = spec.gates.pre_launch if spec.gates else None
     if not gate:
         return "spec.gates.preLaunch names no gate"
-    doc = head.get(("Gate", namespace, gate))
-    if doc is None:
-        return (f"pre-launch gate {gate} is not in the change set: commit it signed (stratops gate sign, then "
+    if ("Gate", namespace, gate) not in head:
+        return (f"pre-launch gate {gate} is not in the change set: commit it signed (stratops gate sign --for, then "
                 "export) or sign through a GitOps signer")
-    try:
-        gs = GateSpec.model_validate(doc.body.get("spec") or {})
-    except ValidationError:
+    gs = _gate(head, namespace, gate)
+    if gs is None:
         return f"pre-launch gate {gate} is invalid (see above)"
     if gs.cadence != Cadence.pre_launch:
         return f"gate {gate} has cadence {gs.cadence.value}, not pre-launch"
-    subj = subject(name, spec.version, L.limits_hash(spec.risk_limits))
+    subj = subject_for(name, spec)
     ev = evaluate(gs, now, (subj,))
     if ev.complete:
         return ""
-    return f"pre-launch gate {gate} is {ev.state} for {subj}: missing {', '.join(ev.missing)}"
+    return f"pre-launch gate {gate} is {ev.state} for {subj}: {ev.why_not()}"
+
+
+def cadence_problems(head: dict[Key, Doc]) -> list[Problem]:
+    """Strategies whose spec.gates.preLaunch names a gate, in the same files, of another cadence."""
+    out = []
+    for doc in head.values():
+        if doc.kind != "Strategy" or (spec := _strategy(doc)) is None or not spec.gates or not spec.gates.pre_launch:
+            continue
+        gs = _gate(head, doc.namespace, spec.gates.pre_launch)
+        if gs is not None and gs.cadence != Cadence.pre_launch:
+            out.append(doc.problem("spec.gates.preLaunch", f"Invalid value: gate {spec.gates.pre_launch} has cadence "
+                                                            f"{gs.cadence.value}; name a gate of cadence preLaunch"))
+    return out
 
 
 def policy_problems(base: dict[Key, Doc], head: dict[Key, Doc], now: datetime) -> list[Problem]:
@@ -132,12 +156,11 @@ def policy_problems(base: dict[Key, Doc], head: dict[Key, Doc], now: datetime) -
         why = []
         if old is None or old.mode != Mode.live:
             why.append(("spec.mode", "promoted to live"))
-        else:
+        elif trading_hash(old) != trading_hash(new):
+            changed = trading_changes(trading_spec(old), trading_spec(new))
             up = raised_limits(old.risk_limits, new.risk_limits)
-            if up:
-                why.append(("spec.riskLimits", "risk limits raised on a live strategy: " + "; ".join(up)))
-            if old.version != new.version:
-                why.append(("spec.version", f"version changed on a live strategy: {old.version} -> {new.version}"))
+            detail = f" (risk limits raised: {'; '.join(up)})" if up else ""
+            why.append((changed[0], f"{', '.join(changed)} changed on a live strategy{detail}"))
         if why:
             missing = _prelaunch(doc.name, new, head, doc.namespace, now)
             for field, what in why:

@@ -7,22 +7,25 @@ import json
 from datetime import datetime, timezone
 from typing import Any
 
-from cases import example
+from cases import example, pinned
 from kubernetes import client
 
 from stratops import GROUP, VERSION
-from stratops.gates.evaluate import subject
-from stratops.lifecycle import limits as L
+from stratops.gates.evaluate import subject_for
+from stratops.lifecycle.decide import command_value
 from stratops.lifecycle.manifests import control_name
 from stratops.models.strategy import StrategySpec
 from stratops.sdk import ApiAcknowledger, ApiControl, StrategyControl
 from stratops.testing.wait import wait_for
 
 NAME = "mean-revert"
+PRELAUNCH_SIGNERS = ("risk-officer", "second-trader")  # four eyes, neither the author (admin)
 
 
 def strategy_doc(**spec_over: Any) -> dict[str, Any]:
+    """The example strategy, quick to roll out, its image pinned by digest (ready to go live)."""
     doc = copy.deepcopy(example("strategy.yaml"))
+    doc["spec"]["image"] = pinned(doc["spec"]["image"])
     doc["spec"]["rollbackPolicy"].update({"healthyFor": "1s", "rolloutDeadline": "4s"})
     doc["spec"]["killSwitch"] = {"ackDeadline": "20s"}
     for k, v in spec_over.items():
@@ -52,11 +55,11 @@ class Desk:
     def patch_spec(self, name: str = NAME, **spec: Any) -> None:
         self.custom.patch_namespaced_custom_object(GROUP, VERSION, self.ns, "strategies", name, {"spec": spec})
 
-    def command(self, kind: str, name: str = NAME, **value: Any) -> None:
-        value.setdefault("by", "alice")
+    def command(self, kind: str, name: str = NAME, by: str = "alice", **value: Any) -> None:
+        """A command as the CLI writes it, naming BY (the admin may: it holds command-for-others)."""
         self.custom.patch_namespaced_custom_object(
             GROUP, VERSION, self.ns, "strategies", name,
-            {"metadata": {"annotations": {f"stratops.io/{kind}": json.dumps(value)}}})
+            {"metadata": {"annotations": {f"stratops.io/{kind}": command_value(by, **value)}}})
 
     def deployment(self, name: str = NAME) -> client.V1Deployment | None:
         items = self.apps.list_namespaced_deployment(self.ns, field_selector=f"metadata.name={name}").items
@@ -118,17 +121,22 @@ class Desk:
         self._player = threading.Thread(target=loop, daemon=True)
         self._player.start()
 
-    def sign(self, gate: dict[str, Any], strategy_spec: dict[str, Any] | None = None, by: str = "admin",
-             at: str | None = None) -> dict[str, Any]:
-        """Every item of GATE signed (pre-launch: for the strategy's current version and limits)."""
+    def sign(self, gate: dict[str, Any], strategy_spec: dict[str, Any] | None = None, by: str | tuple[str, ...] = "admin",
+             at: str | None = None, name: str = NAME) -> dict[str, Any]:
+        """Every item of GATE signed, in turn by each of BY (pre-launch, for the strategy's
+        current spec: by two people other than the admin, who authors the tests' strategies).
+        The admin writes it as GitOps would (it holds sign-for-others)."""
         subj = None
         if strategy_spec is not None:
-            s = StrategySpec.model_validate(strategy_spec)
-            subj = subject(NAME, s.version, L.limits_hash(s.risk_limits))
+            subj = subject_for(name, StrategySpec.model_validate(strategy_spec))
+            if by == "admin":
+                by = PRELAUNCH_SIGNERS
+        signers = (by,) if isinstance(by, str) else by
         at = at or datetime.now(timezone.utc).isoformat()
         gate = copy.deepcopy(gate)
         gate["spec"]["signatures"] = [
-            {"item": i["id"], "signer": by, "signedAt": at, "evidence": "checked", **({"subject": subj} if subj else {})}
-            for i in gate["spec"]["items"]
+            {"item": i["id"], "signer": signers[n % len(signers)], "signedAt": at, "evidence": "checked",
+             **({"subject": subj} if subj else {})}
+            for n, i in enumerate(gate["spec"]["items"])
         ]
         return gate

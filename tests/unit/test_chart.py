@@ -87,11 +87,16 @@ def test_defaults_are_namespaced_least_privilege():
     assert "*" not in set().union(*verbs.values())
     assert verbs[("", "secrets")] == {"get"}, "secrets: get by name, never list or watch"
     assert ("", "namespaces") not in verbs and ("kopf.dev", "kopfpeerings") in verbs
-    (binding,) = docs["RoleBinding"]  # people's roles are bound only when subjects are given
-    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "ops-stratops", "namespace": "desk"}]
+    bindings = {b["metadata"]["name"]: b["subjects"] for b in docs["RoleBinding"]}
+    assert bindings["ops-stratops"] == [{"kind": "ServiceAccount", "name": "ops-stratops", "namespace": "desk"}]
+    # people's roles: the default groups the example gates name; gitops and delegates only when given
+    assert bindings["ops-stratops-risk-owner"] == [{"kind": "Group", "name": "stratops:risk-owners", "apiGroup": "rbac.authorization.k8s.io"}]
+    assert set(bindings) == {"ops-stratops", "ops-stratops-trader", "ops-stratops-risk-owner"}
     (vwc,) = docs["ValidatingWebhookConfiguration"]
     for hook in vwc["webhooks"]:
         assert hook["namespaceSelector"]["matchExpressions"][0]["values"] == ["desk"]
+    for binding in docs["ValidatingAdmissionPolicyBinding"] + docs["MutatingAdmissionPolicyBinding"]:
+        assert binding["spec"]["matchResources"]["namespaceSelector"]["matchExpressions"][0]["values"] == ["desk"]
 
 
 def test_named_namespaces_get_a_role_and_peering_each():
@@ -126,7 +131,7 @@ def test_operator_pod_is_non_root_read_only_and_peered():
     assert dep["spec"]["replicas"] == 2
     assert env["STRATOPS_PEERING"]["value"] == "ops-stratops" and env["STRATOPS_PEERING_PRIORITY"]["value"] == "random"
     assert env["POD_ID"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
-    assert env["STRATOPS_WEBHOOK_CONFIGURATION"]["value"] == "", "the chart, not the operator, owns the webhook configuration"
+    assert env["STRATOPS_STRATEGY_SECRET_LABELS"]["value"] == "stratops.io/secret-use=strategy"
     assert env["STRATOPS_CLUSTER_SCANNING"]["value"] == "false", "namespaced rights: no cluster-wide namespace/CRD watch"
     assert {p["name"] for p in c["ports"]} == {"metrics", "health", "webhook"}
     assert c["livenessProbe"]["httpGet"]["port"] == "health"
@@ -144,7 +149,8 @@ def test_credentials_come_from_secrets_never_values(tmp_path):
 @pytest.mark.parametrize("bad, message", [
     (["replicas=two"], "/replicas"),
     (["replica=2"], "additional properties 'replica' not allowed"),
-    (["webhook.failurePolicy=Sometimes"], "/webhook/failurePolicy"),
+    (["webhook.failurePolicy=Ignore"], "additional properties 'failurePolicy' not allowed"),
+    (["allowLists.prometheusUrls={prometheus:9090}"], "/allowLists/prometheusUrls/0"),
     (["webhook.certificate.source=secret"], "/webhook/certificate/secretName"),
     (["watch.namespaces={Not_A_Namespace}"], "/watch/namespaces/0"),
     (["operator.prometheusUrl=prometheus:9090"], "/operator/prometheusUrl"),
@@ -178,7 +184,8 @@ def test_prometheus_rules_are_valid_promql(tmp_path):
 
 
 def _leaves(node, path=""):
-    if isinstance(node, dict) and node and path not in ("resources", "metrics.dashboard.labels"):
+    if isinstance(node, dict) and node and path not in ("resources", "metrics.dashboard.labels", "allowLists.strategySecretLabels",
+                                                        "allowLists.monitorSecretLabels"):
         for k, v in node.items():
             yield from _leaves(v, f"{path}.{k}" if path else k)
     else:
@@ -193,7 +200,9 @@ def test_every_value_is_documented_in_the_chart_readme():
 
 def test_the_chart_routes_every_admission_handler_the_operator_serves():
     """Each kopf admission handler (registered when the webhook is served) has a webhook in the
-    chart at /<handler id>; gate signatures fail closed, commands fail open."""
+    chart at /<handler id>, the one stratops.admission.webhooks builds: fail closed, spec changes only."""
+    from stratops.admission.webhooks import webhooks
+
     code = ("import kopf, stratops.handlers; r = kopf.get_default_registry()._webhooks.get_all_handlers();"
             "print(' '.join(f'{h.id}={h.ignore_failures}' for h in r))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
@@ -201,8 +210,28 @@ def test_the_chart_routes_every_admission_handler_the_operator_serves():
     served = dict(item.split("=") for item in out.stdout.split())
     (vwc,) = kinds(render())["ValidatingWebhookConfiguration"]
     routed = {h["clientConfig"]["service"]["path"].lstrip("/"): h["failurePolicy"] for h in vwc["webhooks"]}
-    assert routed == {hid: "Ignore" if ignore == "True" else "Fail" for hid, ignore in served.items()}
-    assert routed["gate-signatures"] == "Fail"
+    assert routed == {hid: "Fail" for hid in served} and "True" not in served.values()
+    service = {"name": "ops-stratops-webhook", "namespace": "desk", "port": 443}
+    want = webhooks({"service": service}, vwc["webhooks"][0]["namespaceSelector"])
+    got = [{**h, "clientConfig": {k: v for k, v in h["clientConfig"].items() if k != "caBundle"}} for h in vwc["webhooks"]]
+    assert sorted(got, key=lambda h: h["name"]) == sorted(want, key=lambda h: h["name"])
+
+
+def test_the_chart_ships_the_generated_admission_policies():
+    from stratops.admission.policies import CHART_FILE, bindings, policies, render_policies
+
+    assert (ROOT / CHART_FILE).read_text() == render_policies(), "stale: run `make crds`"
+    docs = kinds(render())
+    shipped = docs["ValidatingAdmissionPolicy"] + docs["MutatingAdmissionPolicy"]
+    assert all(p["metadata"]["annotations"] == {"helm.sh/resource-policy": "keep"} for p in shipped)
+    strip = [{**p, "metadata": {k: v for k, v in p["metadata"].items() if k != "annotations"}} for p in shipped]
+    assert sorted(strip, key=lambda p: p["metadata"]["name"]) == sorted(policies(), key=lambda p: p["metadata"]["name"])
+    rendered = {b["metadata"]["name"]: b["spec"] for b in docs["ValidatingAdmissionPolicyBinding"] + docs["MutatingAdmissionPolicyBinding"]}
+    selector = docs["ValidatingAdmissionPolicyBinding"][0]["spec"]["matchResources"]["namespaceSelector"]
+    assert rendered == {b["metadata"]["name"]: b["spec"] for b in bindings("ops-stratops", selector)}
+    # a second release binds the policies another release installed
+    others = kinds(render("admissionPolicies.installPolicies=false"))
+    assert "ValidatingAdmissionPolicy" not in others and len(others["ValidatingAdmissionPolicyBinding"]) == 3
 
 
 def test_dashboard_queries_are_valid_promql(tmp_path):

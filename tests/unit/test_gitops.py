@@ -9,12 +9,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-from cases import example
+from cases import example, pinned
 from typer.testing import CliRunner
 
 from stratops.cli.main import app
-from stratops.gates.evaluate import subject
-from stratops.lifecycle import limits as L
+from stratops.gates.evaluate import subject_for
 from stratops.models.strategy import StrategySpec
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -33,17 +32,18 @@ def tree(root: Path, strategy: dict, gate: dict | None = None, monitors: bool = 
 def live(doc: dict, **limits) -> dict:
     d = copy.deepcopy(doc)
     d["spec"]["mode"] = "live"
+    d["spec"]["image"] = pinned(d["spec"]["image"])
     d["spec"]["riskLimits"].update(limits)
     return d
 
 
-def signed(strategy: dict, by: str = "risk-officer") -> dict:
+def signed(strategy: dict, by: tuple[str, ...] = ("risk-officer", "head-of-desk")) -> dict:
+    """The pre-launch gate signed for STRATEGY's spec, item by item in turn by BY."""
     gate = copy.deepcopy(example("gates/pre-launch.yaml"))
-    s = StrategySpec.model_validate(strategy["spec"])
-    subj = subject(strategy["metadata"]["name"], s.version, L.limits_hash(s.risk_limits))
+    subj = subject_for(strategy["metadata"]["name"], StrategySpec.model_validate(strategy["spec"]))
     now = datetime.now(timezone.utc).isoformat()
-    gate["spec"]["signatures"] = [{"item": i["id"], "signer": by, "signedAt": now, "evidence": "PR #12", "subject": subj}
-                                  for i in gate["spec"]["items"]]
+    gate["spec"]["signatures"] = [{"item": i["id"], "signer": by[n % len(by)], "signedAt": now, "evidence": "PR #12",
+                                   "subject": subj} for n, i in enumerate(gate["spec"]["items"])]
     return gate
 
 
@@ -82,21 +82,47 @@ def test_promotion_with_signed_gate_passes(tmp_path, paper):
     assert code == 0, out
 
 
-def test_raised_limit_on_live_strategy_needs_the_gate_lowered_does_not(tmp_path, paper):
+def test_any_trading_change_on_a_live_strategy_needs_the_gate_signed_for_it(tmp_path, paper):
     base_doc = live(paper)
     base = tree(tmp_path / "b", base_doc, signed(base_doc))
     up = live(paper, maxPosition=paper["spec"]["riskLimits"]["maxPosition"] * 2)
     code, out = check(base, tree(tmp_path / "h1", up, signed(base_doc)))
-    assert code == 1 and "spec.riskLimits: Forbidden: risk limits raised on a live strategy: spec.riskLimits.maxPosition" in out
+    assert code == 1 and "spec.riskLimits: Forbidden: spec.riskLimits changed on a live strategy (risk limits raised: " \
+                         "spec.riskLimits.maxPosition" in out
     code, out = check(base, tree(tmp_path / "h2", up, signed(up)))
     assert code == 0, out
+    # lowering is a change too: what runs live is what was signed
     down = live(paper, maxPosition=paper["spec"]["riskLimits"]["maxPosition"] / 2)
     code, out = check(base, tree(tmp_path / "h3", down, signed(base_doc)))
-    assert code == 0, out
+    assert code == 1 and "spec.riskLimits changed on a live strategy without a signed pre-launch gate" in out
     wider = live(paper)
     wider["spec"]["riskLimits"]["venues"] = [*paper["spec"]["riskLimits"]["venues"], "DARKPOOL"]
     code, out = check(base, tree(tmp_path / "h4", wider, signed(base_doc)))
     assert code == 1 and "spec.riskLimits.venues adds DARKPOOL" in out
+    for n, (field, value) in enumerate([("image", pinned(paper["spec"]["image"], "sha256:" + "ee" * 32)), ("replicas", 3),
+                                        ("killSwitch", {"ackDeadline": "60s"}), ("throttle", {"factor": 0.9}),
+                                        ("podTemplate", {"env": [{"name": "BROKER_KEY", "secretKeyRef": {"name": "x", "key": "k"}}]})]):
+        changed = copy.deepcopy(base_doc)
+        changed["spec"][field] = value
+        code, out = check(base, tree(tmp_path / f"t{n}", changed, signed(base_doc)))
+        assert code == 1 and f"spec.{field}: Forbidden: spec.{field} changed on a live strategy without a signed" in out, out
+        assert check(base, tree(tmp_path / f"s{n}", changed, signed(changed)))[0] == 0
+
+
+def test_one_signer_does_not_sign_a_promotion(tmp_path, paper):
+    head = live(paper)
+    code, out = check(tree(tmp_path / "b", paper), tree(tmp_path / "h", head, signed(head, by=("risk-officer",))))
+    assert code == 1 and "needs 2 distinct signers, has 1 (risk-officer)" in out
+
+
+def test_prelaunch_must_name_a_gate_of_that_cadence(tmp_path, paper):
+    doc = copy.deepcopy(paper)
+    doc["spec"]["gates"]["preLaunch"] = "fx-daily"
+    root = tree(tmp_path / "h", doc)
+    (root / "daily.yaml").write_text(yaml.safe_dump(example("gates/daily.yaml")))
+    r = CliRunner().invoke(app, ["validate", str(root)], env={"COLUMNS": "300"})
+    out = " ".join(r.output.split())
+    assert r.exit_code == 1 and "spec.gates.preLaunch: Invalid value: gate fx-daily has cadence daily" in out
 
 
 def test_monitor_removed_from_live_strategy_is_rejected_not_from_paper(tmp_path, paper):

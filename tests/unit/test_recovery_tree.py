@@ -13,7 +13,7 @@ from datetime import datetime, timedelta, timezone
 from types import MappingProxyType
 
 import pytest
-from cases import example
+from cases import example, pinned
 
 from stratops.gates.evaluate import GateEvaluation
 from stratops.lifecycle import limits as L
@@ -87,7 +87,8 @@ def test_every_node_is_reachable_and_every_symptom_has_a_reconciliation_step():
 # -- the risk-limit property against the real lifecycle ------------------------------------
 T0 = datetime(2026, 11, 24, 9, 0, tzinfo=timezone.utc)
 NAME = "mean-revert"
-COMPLETE = GateEvaluation("Complete", ["a"], [])
+COMPLETE = GateEvaluation("Complete", ["a"], [], cadence="daily", signers=("rita",))
+PRELAUNCH = GateEvaluation("Complete", ["a"], [], cadence="preLaunch", signers=("rita", "tom"), min_signers=2)
 
 
 def _cmd(kind: str, **fields: str) -> tuple[Command, ...]:
@@ -100,6 +101,7 @@ class Desk:
     def __init__(self) -> None:
         raw = example("strategy.yaml")["spec"]
         raw["mode"] = "live"
+        raw["image"] = pinned(raw["image"])
         raw["rollbackPolicy"].update(healthyFor="1s", rolloutDeadline="60s")
         self.spec = StrategySpec.model_validate(raw)
         self.status = StrategyStatus()
@@ -119,8 +121,8 @@ class Desk:
                 live_fingerprint=manifests.fingerprint(m), desired_fingerprint=m["metadata"]["annotations"][manifests.ANNOTATION_DESIRED])
             pods = tuple(PodView(f"{NAME}-{i}", True, False, owner=f"ReplicaSet/{NAME}-5d8f9") for i in range(n))
         obs = Observations(now=self.now, name=NAME, namespace="desk", uid="u", generation=1, deployment=dep, pods=pods,
-                           control=self.control, acks=self.acks, gates={"fx-daily": COMPLETE, "mean-revert-pre-launch": COMPLETE},
-                           commands=commands)
+                           control=self.control, acks=self.acks, gates={"fx-daily": COMPLETE, "mean-revert-pre-launch": PRELAUNCH},
+                           commands=commands, trading_author="tina", mode_author="tina")
         plan = decide(self.spec, self.status, obs)
         self.status = plan.status
         self.control = plan.control or self.control

@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
+import itertools
+import json
 import sys
+from fractions import Fraction
 from pathlib import Path
 
 import pytest
+from cases import example
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from stratops.lifecycle.control import Acknowledgement, BrokerInUse, ControlDocument
-from stratops.models.strategy import EffectiveLimits, Mode, TradingState
+from stratops.lifecycle.control import (
+    Acknowledgement, BrokerInUse, ControlDocument, PreTradeControls, pre_trade_controls,
+)
+from stratops.lifecycle.limits import from_spec
+from stratops.models.strategy import EffectiveLimits, Mode, StrategySpec, TradingState
 from stratops.sdk import Order, OrderGuard, StrategyControl
 
 
@@ -116,12 +126,17 @@ def test_poll_applies_runs_callbacks_then_acknowledges_each_generation_once():
     assert not c.guard.check(Order("buy", 1), 0).allowed
 
 
-def test_example_strategy_obeys_halt_and_reducing():
+def load_example():
     path = Path(__file__).resolve().parents[2] / "examples" / "strategy-app" / "paper_mean_revert.py"
     spec = importlib.util.spec_from_file_location("paper_mean_revert", path)
     mod = importlib.util.module_from_spec(spec)
     sys.modules["paper_mean_revert"] = mod  # dataclasses look their module up
     spec.loader.exec_module(mod)
+    return mod
+
+
+def test_example_strategy_obeys_halt_and_reducing():
+    mod = load_example()
     src, acks = MemorySource(), MemoryAcks()
     book = mod.PaperBook()
     control = StrategyControl("p", src, acks, position=lambda: book.position)
@@ -141,3 +156,339 @@ def test_example_strategy_obeys_halt_and_reducing():
     for _ in range(100):
         s.step()
     assert book.fills == fills and acks.acks[-1].generation == 3
+
+
+# --- Pre-trade controls (RTS 6 Art. 15): every declared limit is enforced before an order is sent.
+
+def controlled(state=TradingState.ACTIVE, pos=100.0, rate=1e9, loss=100.0, reducing=False,
+               **controls) -> ControlDocument:
+    return doc(state, pos=pos, rate=rate, reducing=reducing).model_copy(update={
+        "limits": EffectiveLimits(max_position=pos, max_order_rate=rate, max_daily_loss=loss),
+        "controls": PreTradeControls(**controls)})
+
+
+def ticking(step=10.0):
+    """A clock that moves STEP seconds per reading: every check falls in a fresh rate window."""
+    t = itertools.count(0.0, step)
+    return lambda: next(t)
+
+
+def test_a_document_without_controls_hashes_as_before_controls_existed():
+    d = doc()
+    assert d.controls is None
+    assert d.content_hash() == "873c6fb197945a57b8027a4aa2e8b31dcf861ec9c37821063356b15f60ff3f74"
+    old_body = d.model_dump(by_alias=True, mode="json", exclude={"generation", "issued_at", "controls"})
+    assert d.content_hash() == hashlib.sha256(json.dumps(old_body, sort_keys=True).encode()).hexdigest()
+    with_controls = d.model_copy(update={"controls": PreTradeControls(max_order_volume=10)})
+    assert with_controls.content_hash() != d.content_hash()
+    assert not with_controls.same_content(d)
+    # A control left unset does not enter the hash: declaring new optional controls later moves no hash.
+    body = with_controls.model_dump(by_alias=True, mode="json", exclude={"generation", "issued_at"})
+    body["controls"] = {"maxOrderVolume": 10.0}
+    assert with_controls.content_hash() == hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+def test_controls_travel_on_the_wire_and_are_hashed_the_same_by_the_pod():
+    d = controlled(instruments=["EURUSD"], venues=["LMAX"], price_collar_bps=50, max_message_rate=20)
+    wire = json.loads(d.to_json())
+    assert wire["controls"] == {"instruments": ["EURUSD"], "venues": ["LMAX"],
+                                "priceCollarBps": 50, "maxMessageRate": 20}
+    back = ControlDocument.model_validate_json(d.to_json())
+    assert back.controls == d.controls and back.content_hash() == d.content_hash()
+    assert "controls" not in json.loads(doc().to_json())
+
+
+def test_pre_trade_controls_copies_the_declared_limits_of_the_spec():
+    spec = StrategySpec.model_validate(example("strategy.yaml")["spec"])
+    c = pre_trade_controls(spec.risk_limits)
+    assert c == PreTradeControls(max_order_value=500000, max_order_volume=500000, price_collar_bps=50,
+                                 max_message_rate=20, instruments=["EURUSD", "GBPUSD", "USDJPY"],
+                                 venues=["LMAX", "EBS"])
+    assert c.instruments is not spec.risk_limits.instruments  # a copy: the document never aliases the spec
+    bare = spec.risk_limits.model_copy(update={f: None for f in (
+        "max_order_value", "max_order_volume", "price_collar_bps", "max_message_rate", "instruments", "venues")})
+    assert pre_trade_controls(bare) == PreTradeControls()
+
+
+def test_instruments_are_an_allow_list_and_an_order_without_one_fails_closed():
+    g = guard(controlled(instruments=["EURUSD", "GBPUSD"]), clock=ticking())
+    assert g.check(Order("buy", 1, instrument="EURUSD"), 0).allowed
+    assert g.check(Order("buy", 1, instrument="GBPUSD"), 0).allowed
+    refused = g.check(Order("buy", 1, instrument="XAUUSD"), 0)
+    assert not refused.allowed and "XAUUSD" in refused.reason and "EURUSD" in refused.reason
+    refused = g.check(Order("buy", 1), 0)
+    assert not refused.allowed and "no instrument" in refused.reason
+    assert not guard(controlled(instruments=[])).check(Order("buy", 1, instrument="EURUSD"), 0).allowed
+    assert g.check(Order("buy", 1, kind="cancel", instrument="XAUUSD"), 0).allowed
+
+
+def test_venues_are_an_allow_list_and_an_order_without_one_fails_closed():
+    g = guard(controlled(venues=["LMAX", "EBS"]), clock=ticking())
+    assert g.check(Order("buy", 1, venue="EBS"), 0).allowed
+    refused = g.check(Order("buy", 1, venue="NYSE"), 0)
+    assert not refused.allowed and "NYSE" in refused.reason and "LMAX" in refused.reason
+    refused = g.check(Order("buy", 1), 0)
+    assert not refused.allowed and "no venue" in refused.reason
+
+
+def test_max_order_volume_passes_at_the_limit_and_refuses_just_over():
+    g = guard(controlled(pos=1e9, max_order_volume=500_000), clock=ticking())
+    assert g.check(Order("buy", 500_000), 0).allowed
+    refused = g.check(Order("buy", 500_000.01), 0)
+    assert not refused.allowed
+    assert refused.reason == "order volume 500000.01 exceeds max order volume 500000"
+
+
+def test_price_collar_passes_at_the_collar_and_refuses_just_beyond():
+    g = guard(controlled(price_collar_bps=50), clock=ticking())
+    assert g.check(Order("buy", 1, price=100.5), 0, reference_price=100).allowed   # exactly 50 bps above
+    assert g.check(Order("sell", 1, price=99.5), 0, reference_price=100).allowed   # exactly 50 bps below
+    assert g.check(Order("buy", 1, price=100), 0, reference_price=100).allowed
+    refused = g.check(Order("buy", 1, price=100.51), 0, reference_price=100)
+    assert not refused.allowed and "51 bps" in refused.reason and "price collar 50 bps" in refused.reason
+    assert not g.check(Order("sell", 1, price=99.49), 0, reference_price=100).allowed
+
+
+def test_price_collar_without_a_reference_price_fails_closed():
+    g = guard(controlled(price_collar_bps=50), clock=ticking())
+    refused = g.check(Order("buy", 1, price=100), 0)
+    assert not refused.allowed and "reference price" in refused.reason
+    assert not g.check(Order("buy", 1), 0).allowed  # a market order needs the reference too
+    assert not g.check(Order("buy", 1, price=100), 0, reference_price=0).allowed
+    assert g.check(Order("buy", 1), 0, reference_price=100).allowed  # ...and is then within the collar
+
+
+def test_max_order_value_uses_the_limit_price_or_else_the_reference_price():
+    g = guard(controlled(pos=1e9, max_order_value=500_000), clock=ticking())
+    assert g.check(Order("buy", 5_000, price=100), 0).allowed                    # exactly 500000
+    refused = g.check(Order("buy", 6_000, price=100), 0)
+    assert not refused.allowed and refused.reason == "order value 600000 exceeds max order value 500000"
+    assert not g.check(Order("buy", 5_000, price=100.01), 0).allowed
+    assert g.check(Order("buy", 5_000), 0, reference_price=100).allowed          # market order: at the reference
+    assert not g.check(Order("buy", 5_001), 0, reference_price=100).allowed
+    # The limit price decides, not the reference: it is the worst the order can fill at.
+    assert not g.check(Order("buy", 5_000, price=101), 0, reference_price=99).allowed
+    refused = g.check(Order("buy", 1), 0)
+    assert not refused.allowed and "max order value 500000" in refused.reason   # no price known: fail closed
+
+
+def test_daily_loss_reached_allows_only_reducing_orders():
+    g = guard(controlled(loss=25_000), clock=ticking())
+    assert g.check(Order("buy", 10), 0, loss_today=24_999.99).allowed
+    refused = g.check(Order("buy", 10), 0, loss_today=25_000)
+    assert not refused.allowed and "daily loss 25000 reached max daily loss 25000" in refused.reason
+    assert not g.check(Order("buy", 10), 50, loss_today=30_000).allowed        # grows
+    assert not g.check(Order("sell", 60), 50, loss_today=30_000).allowed       # flips
+    assert g.check(Order("sell", 50), 50, loss_today=30_000).allowed           # to flat
+    assert g.check(Order("buy", 20), -50, loss_today=30_000).allowed
+    assert g.check(Order("buy", 10), 0, loss_today=None).allowed               # unknown: not checked here
+
+
+def test_daily_loss_applies_without_controls_when_the_loss_is_given():
+    g = guard(doc(), clock=ticking())  # doc() declares max daily loss 1
+    assert not g.check(Order("buy", 1), 0, loss_today=1).allowed
+    assert g.check(Order("buy", 1), 0).allowed
+
+
+def test_non_finite_numbers_fail_closed():
+    g = guard(controlled(pos=1e9, max_order_value=1e6, price_collar_bps=50), clock=ticking())
+    nan = float("nan")
+    assert not g.check(Order("buy", nan), 0, reference_price=100).allowed
+    assert not g.check(Order("buy", 1, price=nan), 0, reference_price=100).allowed
+    assert not g.check(Order("buy", 1, price=100), 0, reference_price=nan).allowed
+    assert not g.check(Order("buy", 1, price=100), 0, reference_price=100, loss_today=nan).allowed
+    assert not g.check(Order("buy", float("inf")), 0, reference_price=100).allowed
+    assert g.check(Order("buy", 1, price=100), 0, reference_price=100).allowed
+
+
+def test_modify_is_checked_like_a_new_order():
+    g = guard(controlled(pos=100, instruments=["EURUSD"], max_order_volume=50, price_collar_bps=50), clock=ticking())
+    ok = dict(instrument="EURUSD", price=100.0)
+    assert g.check(Order("buy", 50, kind="modify", **ok), 0, reference_price=100).allowed
+    assert not g.check(Order("buy", 51, kind="modify", **ok), 0, reference_price=100).allowed
+    assert not g.check(Order("buy", 10, kind="modify", instrument="GBPUSD", price=100), 0, reference_price=100).allowed
+    assert not g.check(Order("buy", 10, kind="modify", instrument="EURUSD", price=101), 0, reference_price=100).allowed
+    assert not g.check(Order("buy", 10, kind="modify", **ok), 95, reference_price=100).allowed   # position 105
+    assert not guard(controlled(TradingState.HALTED)).check(Order("buy", 1, kind="modify"), 0).allowed
+    assert not guard(controlled(TradingState.REDUCING)).check(Order("buy", 1, kind="modify"), 0).allowed
+
+
+def test_message_rate_counts_new_modify_and_cancel_and_cancels_always_pass():
+    now = [0.0]
+    g = guard(controlled(rate=1e9, max_message_rate=3), clock=lambda: now[0])
+    assert g.check(Order("buy", 1), 0).allowed
+    assert g.check(Order("buy", 1, kind="modify"), 0).allowed
+    assert g.check(Order("buy", 1, kind="cancel"), 0).allowed
+    refused = g.check(Order("buy", 1), 0)
+    assert not refused.allowed and refused.reason == "message rate 4/s would exceed max message rate 3/s"
+    assert not g.check(Order("buy", 1, kind="modify"), 0).allowed
+    for _ in range(10):  # the budget is used up, yet cancels still pass (and are counted)
+        assert g.check(Order("sell", 1, kind="cancel"), 0).allowed
+    now[0] = 0.5
+    assert not g.check(Order("buy", 1), 0).allowed
+    now[0] = 1.2  # the first three left the window, the ten cancels at t=0 too
+    assert g.check(Order("buy", 1), 0).allowed
+
+
+def test_a_burst_of_cancels_uses_up_the_budget_for_new_orders():
+    now = [0.0]
+    g = guard(controlled(rate=1e9, max_message_rate=5), clock=lambda: now[0])
+    for _ in range(5):
+        assert g.check(Order("buy", 1, kind="cancel"), 0).allowed
+    assert not g.check(Order("buy", 1), 0).allowed
+    now[0] = 1.0
+    assert g.check(Order("buy", 1), 0).allowed
+
+
+def test_order_rate_counts_new_orders_only():
+    now = [0.0]
+    g = guard(controlled(rate=2, max_message_rate=100), clock=lambda: now[0])
+    assert g.check(Order("buy", 1), 0).allowed
+    assert g.check(Order("buy", 1), 0).allowed
+    for _ in range(3):
+        assert g.check(Order("buy", 1, kind="modify"), 0).allowed
+        assert g.check(Order("buy", 1, kind="cancel"), 0).allowed
+    refused = g.check(Order("buy", 1), 0)
+    assert not refused.allowed and refused.reason == "order rate 3/s would exceed max order rate 2/s"
+
+
+def test_halted_risk_reducing_orders_still_meet_the_pre_trade_controls():
+    g = guard(controlled(TradingState.HALTED, reducing=True, instruments=["EURUSD"], max_order_volume=20),
+              clock=ticking())
+    assert g.check(Order("sell", 20, instrument="EURUSD"), 50).allowed
+    assert not g.check(Order("sell", 21, instrument="EURUSD"), 50).allowed
+    assert not g.check(Order("sell", 20, instrument="GBPUSD"), 50).allowed
+
+
+SIDES = ("buy", "sell")
+QUANTITIES = (1.0, 40.0, 50.0, 60.0, 100.0)
+PRICES = (None, 99.0, 99.5, 99.75, 100.0, 100.5, 101.0)
+REFERENCES = (None, 100.0, 200.0)
+INSTRUMENTS = (None, "EURUSD", "XAUUSD")
+VENUES = (None, "LMAX", "NYSE")
+POSITIONS = (-60.0, -50.0, 0.0, 40.0, 50.0)
+LOSSES = (None, 0.0, 99.0, 100.0, 150.0)
+LIMITS = dict(max_position=100.0, max_daily_loss=100.0, max_order_volume=50.0, max_order_value=5_000.0,
+              price_collar_bps=50.0, instruments=("EURUSD", "GBPUSD"), venues=("LMAX", "EBS"))
+
+
+def within_every_limit(state, allow_reducing, side, qty, price, ref, instrument, venue, position, loss) -> bool:
+    """The declared limits, restated from the regulation's words rather than from the guard."""
+    after = position + (qty if side == "buy" else -qty)
+    reduces = abs(after) < abs(position) and (after == 0 or (after > 0) == (position > 0))
+    if state == TradingState.HALTED and not (allow_reducing and reduces):
+        return False
+    if state == TradingState.REDUCING and not reduces:
+        return False
+    if instrument not in LIMITS["instruments"] or venue not in LIMITS["venues"]:
+        return False
+    if qty > LIMITS["max_order_volume"]:
+        return False
+    # Exact fractions: the collar's edge (e.g. 99.5 against 100 is exactly 50 bps) must not blur.
+    if ref is None:
+        return False
+    if price is not None and abs(Fraction(price) / Fraction(ref) - 1) * 10_000 > LIMITS["price_collar_bps"]:
+        return False
+    if qty * (ref if price is None else price) > LIMITS["max_order_value"]:
+        return False
+    if loss is not None and loss >= LIMITS["max_daily_loss"] and not reduces:
+        return False
+    return state == TradingState.HALTED or abs(after) <= LIMITS["max_position"]
+
+
+@pytest.mark.parametrize("state,allow_reducing", [
+    (TradingState.ACTIVE, False), (TradingState.REDUCING, False), (TradingState.HALTED, True)])
+def test_allowed_orders_meet_every_declared_limit_exhaustively(state, allow_reducing):
+    limits = {k: v for k, v in LIMITS.items() if k not in ("max_position", "max_daily_loss")}
+    limits["instruments"], limits["venues"] = list(limits["instruments"]), list(limits["venues"])
+    g = guard(controlled(state, pos=LIMITS["max_position"], loss=LIMITS["max_daily_loss"], reducing=allow_reducing,
+                         **limits), clock=ticking())
+    allowed = 0
+    for side, qty, price, ref, instrument, venue, position, loss in itertools.product(
+            SIDES, QUANTITIES, PRICES, REFERENCES, INSTRUMENTS, VENUES, POSITIONS, LOSSES):
+        d = g.check(Order(side, qty, instrument=instrument, venue=venue, price=price), position,
+                    reference_price=ref, loss_today=loss)
+        expected = within_every_limit(state, allow_reducing, side, qty, price, ref, instrument, venue, position, loss)
+        assert d.allowed is expected, (side, qty, price, ref, instrument, venue, position, loss, d.reason)
+        if not d.allowed:
+            assert d.reason
+        allowed += d.allowed
+    assert allowed > 0  # the grid reaches the allowed side of every limit, not only refusals
+
+
+@settings(max_examples=400, deadline=None)
+@given(side=st.sampled_from(SIDES), qty=st.integers(1, 20_000), price=st.none() | st.integers(1, 4_000_000),
+       ref=st.none() | st.integers(1, 4_000_000), position=st.integers(-30_000, 30_000),
+       loss=st.none() | st.integers(0, 50_000), bps=st.integers(1, 10_000), volume=st.integers(1, 20_000),
+       value=st.integers(1, 10**10), max_position=st.integers(1, 30_000), max_loss=st.integers(1, 50_000))
+def test_allowed_orders_meet_every_declared_limit_fuzzed(side, qty, price, ref, position, loss, bps, volume, value,
+                                                          max_position, max_loss):
+    # Prices in quarter units: dyadic, so the guard's floats and the exact fractions here agree at the edges.
+    price_f = None if price is None else price / 4
+    ref_f = None if ref is None else ref / 4
+    g = guard(controlled(pos=max_position, loss=max_loss, max_order_volume=volume, max_order_value=value,
+                         price_collar_bps=bps), clock=ticking())
+    d = g.check(Order(side, qty, price=price_f), position, reference_price=ref_f, loss_today=loss)
+    after = position + (qty if side == "buy" else -qty)
+    reduces = abs(after) < abs(position) and (after == 0 or (after > 0) == (position > 0))
+    expected = (qty <= volume and ref is not None
+                and (price is None or Fraction(abs(price - ref), ref) * 10_000 <= bps)
+                and Fraction(qty * (ref if price is None else price), 4) <= value
+                and (loss is None or loss < max_loss or reduces)
+                and abs(after) <= max_position)
+    assert d.allowed is expected, d.reason
+
+
+def test_without_controls_the_new_order_fields_change_nothing():
+    for state in TradingState:
+        g = guard(doc(state, pos=100, reducing=True), clock=ticking())
+        for side, qty, price, ref, instrument, venue, position in itertools.product(
+                SIDES, QUANTITIES, PRICES, REFERENCES, INSTRUMENTS, VENUES, POSITIONS):
+            plain = g.check(Order(side, qty), position)
+            rich = g.check(Order(side, qty, instrument=instrument, venue=venue, price=price), position,
+                           reference_price=ref)
+            assert plain == rich
+
+
+def test_strategy_control_checks_with_the_last_reported_loss():
+    src, acks = MemorySource(), MemoryAcks()
+    c = StrategyControl("pod-0", src, acks)
+    src.doc = controlled(loss=1_000, price_collar_bps=50)
+    c.poll()
+    assert c.check(Order("buy", 1), 0, reference_price=100).allowed
+    assert not c.check(Order("buy", 1), 0).allowed  # the collar needs the reference price
+    c.report(loss=1_000)
+    refused = c.check(Order("buy", 1), 0, reference_price=100)
+    assert not refused.allowed and "daily loss" in refused.reason
+    assert c.check(Order("sell", 1), 1, reference_price=100).allowed
+    assert not c.guard.check(Order("buy", 1), 0, reference_price=100, loss_today=1_000).allowed
+    c.report(loss=10)
+    assert c.check(Order("buy", 1), 0, reference_price=100).allowed
+
+
+def test_example_strategy_keeps_trading_within_the_example_controls():
+    spec = StrategySpec.model_validate(example("strategy.yaml")["spec"])
+    d = doc(gen=1).model_copy(update={"limits": from_spec(spec.risk_limits),
+                                      "controls": pre_trade_controls(spec.risk_limits)})
+    mod = load_example()
+    src, acks = MemorySource(), MemoryAcks()
+    book = mod.PaperBook()
+    control = StrategyControl("p", src, acks, position=lambda: book.position)
+    control.guard = OrderGuard(clock=ticking(0.1))  # the example's default step interval
+    s = mod.MeanRevert(control, book)
+    src.doc = d
+    for _ in range(300):
+        s.step()
+        assert abs(book.position) <= d.limits.max_position
+    assert book.fills > 0
+    assert not [r for r in s.rejected if "rate" not in r]  # only the rate limits ever refuse it
+    src.doc = d.model_copy(update={"generation": 2, "trading_state": TradingState.REDUCING})
+    for _ in range(2000):
+        s.step()
+    assert book.position == 0
+
+
+def test_halted_risk_reducing_orders_are_not_held_to_max_position_as_before():
+    # A throttle may have lowered max position below the open one: a halted strategy must still reduce.
+    g = guard(controlled(TradingState.HALTED, pos=100, reducing=True, max_order_volume=50), clock=ticking())
+    assert g.check(Order("sell", 20), 150).allowed

@@ -80,10 +80,23 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 - apiGroups: [""]
   resources: [events]
   verbs: [create]
+# Admission: whether a requester holds the stratops-only verbs (sign-for-others: a GitOps
+# identity's signatures are dated in Git, not at admission).
+- apiGroups: [authorization.k8s.io]
+  resources: [localsubjectaccessreviews]
+  verbs: [create]
 {{- if .Values.rbac.readSecrets }}
-# A monitor's Prometheus bearer token (spec.source.prometheus.authSecretRef): get by name only.
+# A monitor's Prometheus bearer token (spec.source.prometheus.authSecretRef), and the labels of a
+# Secret a strategy or monitor names (admission, metadata only): get by name only.
 - apiGroups: [""]
   resources: [secrets]
   verbs: [get]
 {{- end }}
+{{- end -}}
+
+{{/* A label map as an equality selector: k=v,k2=v2 (sorted). */}}
+{{- define "stratops.selector" -}}
+{{- $parts := list -}}
+{{- range $k, $v := . -}}{{- $parts = append $parts (printf "%s=%s" $k $v) -}}{{- end -}}
+{{- join "," $parts -}}
 {{- end -}}

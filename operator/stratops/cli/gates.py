@@ -45,15 +45,19 @@ def gate_sign(
     items: Annotated[list[str], typer.Argument(help="Item ids to sign (all required items with --all).")] = None,  # type: ignore[assignment]
     evidence: Annotated[str, typer.Option("--evidence", "-e", help="Evidence: text or a URL.")] = "",
     all_items: Annotated[bool, typer.Option("--all", help="Sign every required item.")] = False,
+    for_file: Annotated[str | None, typer.Option(
+        "--for", help="Pre-launch: sign for the Strategy manifest(s) in this file (a change not applied yet) instead "
+                      "of the strategies as they are in the cluster.")] = None,
     namespace: Namespace = None,
 ) -> None:
-    """Sign items of a gate as yourself (the API server's authenticated user). Pre-launch
-    signatures name each strategy's current version and risk-limits hash."""
+    """Sign items of a gate as yourself (the API server's authenticated user), dated now.
+    Pre-launch signatures name each strategy's version and the SHA-256 of its trading-relevant
+    spec; to approve a change to a live strategy, sign for the changed manifest with --for,
+    then apply it (its author may not be among the signers)."""
     from kubernetes import client
     from kubernetes.client.exceptions import ApiException
 
-    from stratops.gates.evaluate import subject
-    from stratops.lifecycle import limits as L
+    from stratops.gates.evaluate import subject_for
     from stratops.models.strategy import StrategySpec
 
     if not evidence.strip():
@@ -71,16 +75,26 @@ def gate_sign(
     unknown = [i for i in wanted if i not in ids]
     if unknown:
         raise CliError(f"gate {gate} has no item {', '.join(unknown)}; its items: {', '.join(ids)}")
+    proposed = _strategies_in(for_file) if for_file else {}
     subj = None
     if g["spec"]["cadence"] == Cadence.pre_launch.value:
+        extra = sorted(set(proposed) - set(g["spec"]["strategies"]))
+        if extra:
+            raise CliError(f"--for {for_file}: {', '.join(extra)} not listed by gate {gate} (spec.strategies: "
+                           f"{', '.join(g['spec']['strategies'])})")
         parts = []
         for s in g["spec"]["strategies"]:
+            if s in proposed:
+                parts.append(subject_for(s, proposed[s]))
+                continue
             try:
                 sspec = StrategySpec.model_validate(custom.get_namespaced_custom_object(GROUP, VERSION, ns, "strategies", s)["spec"])
             except ApiException as e:
                 raise CliError(f"pre-launch gate {gate} names strategy {s}, which cannot be read: {e.reason}") from e
-            parts.append(subject(s, sspec.version, L.limits_hash(sspec.risk_limits)))
+            parts.append(subject_for(s, sspec))
         subj = " ".join(parts)
+    elif for_file:
+        raise CliError(f"--for applies to pre-launch gates only; {gate} has cadence {g['spec']['cadence']}")
     user = whoami(api)
     now = datetime.now(timezone.utc).isoformat()
     sigs = {s["item"]: s for s in g["spec"].get("signatures") or []}
@@ -90,16 +104,38 @@ def gate_sign(
     try:
         custom.patch_namespaced_custom_object(GROUP, VERSION, ns, "gates", gate, patch)
     except ApiException as e:
-        import json
+        from stratops.cli.lifecycle import api_message
 
-        msg = e.reason
-        try:
-            msg = json.loads(e.body).get("message", msg)
-        except (TypeError, ValueError):
-            pass
-        raise CliError(f"signature refused: {msg}" if e.status in (400, 403, 422) else
-                       f"gate {gate} changed meanwhile; run the command again" if e.status == 409 else msg) from e
+        raise CliError(f"signature refused: {api_message(e)}" if e.status in (400, 403, 422) else
+                       f"gate {gate} changed meanwhile; run the command again" if e.status == 409 else api_message(e)) from e
     console.print(f"signed {', '.join(wanted)} of {ns}/{gate} as {user}" + (f" for {subj}" if subj else ""))
+
+
+def _strategies_in(path: str) -> dict[str, Any]:
+    """The Strategy specs in the manifest file PATH, by name (validated as the API server would)."""
+    from pathlib import Path
+
+    import yaml
+
+    from stratops import API_VERSION
+    from stratops.models.strategy import StrategySpec
+    from stratops.models.validate import validate_document
+
+    try:
+        docs = [d for d in yaml.safe_load_all(Path(path).read_text()) if d]
+    except (OSError, yaml.YAMLError) as e:
+        raise CliError(f"--for {path}: cannot be read as YAML: {e}") from e
+    out = {}
+    for i, d in enumerate(docs, 1):
+        if not isinstance(d, dict) or d.get("apiVersion") != API_VERSION or d.get("kind") != "Strategy":
+            continue
+        problems = validate_document(d, path, i)
+        if problems:
+            raise CliError(f"--for {path}: {problems[0]}")
+        out[str(d["metadata"]["name"])] = StrategySpec.model_validate(d["spec"])
+    if not out:
+        raise CliError(f"--for {path}: no Strategy manifest in it")
+    return out
 
 
 def gate_audit(

@@ -83,7 +83,9 @@ def _annotate(api: Any, ns: str, name: str, key: str, value: dict[str, Any], ext
     from kubernetes import client
     from kubernetes.client.exceptions import ApiException
 
-    patch: dict[str, Any] = {"metadata": {"annotations": {key: json.dumps(value)}}, **(extra or {})}
+    from stratops.lifecycle.decide import command_value
+
+    patch: dict[str, Any] = {"metadata": {"annotations": {key: command_value(value["by"], **value)}}, **(extra or {})}
     try:
         client.CustomObjectsApi(api).patch_namespaced_custom_object(GROUP, VERSION, ns, "incidents", name, patch)
     except ApiException as e:

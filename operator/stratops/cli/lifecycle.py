@@ -70,14 +70,19 @@ def _namespace(namespace: str | None) -> str:
 
 
 def whoami(api: Any) -> str:
-    """The user the API server authenticates this client as (SelfSubjectReview)."""
+    """The user the API server authenticates this client as (SelfSubjectReview): what every
+    command and signature is attributed to."""
     from kubernetes import client
 
     try:
         review = client.AuthenticationV1Api(api).create_self_subject_review({"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"})
-        return review.status.user_info.username or "unknown"
-    except Exception:  # noqa: BLE001 - older clusters: the operator still records the command
-        return "unknown"
+    except Exception as e:  # noqa: BLE001 - said as one line: without it nothing can be attributed
+        raise CliError(f"cannot tell who you are (SelfSubjectReview failed: {getattr(e, 'reason', e)}): commands and "
+                       "signatures are attributed to the requesting user") from e
+    name = review.status.user_info.username
+    if not name:
+        raise CliError("the API server authenticates you as nobody (anonymous): commands and signatures need a user")
+    return str(name)
 
 
 def _get(api: Any, ns: str, name: str) -> dict[str, Any]:
@@ -98,10 +103,12 @@ def give_command(kind: str, name: str, namespace: str | None, fields: dict[str, 
 
     api, ns = _api(), _namespace(namespace)
     _get(api, ns, name)
-    value = {**fields, "by": whoami(api), "id": uuid.uuid4().hex[:12], "at": datetime.now(timezone.utc).isoformat()}
+    from stratops.lifecycle.decide import command_value
+
+    value = {"by": whoami(api), **fields, "id": uuid.uuid4().hex[:12], "at": datetime.now(timezone.utc).isoformat()}
     try:
         client.CustomObjectsApi(api).patch_namespaced_custom_object(
-            GROUP, VERSION, ns, "strategies", name, {"metadata": {"annotations": {f"stratops.io/{kind}": json.dumps(value)}}})
+            GROUP, VERSION, ns, "strategies", name, {"metadata": {"annotations": {f"stratops.io/{kind}": command_value(value["by"], **value)}}})
     except ApiException as e:
         raise CliError(f"cannot annotate strategy {ns}/{name}: {api_message(e)}") from e
     console.print(f"{kind} requested for {ns}/{name} by {value['by']}")
@@ -267,7 +274,7 @@ def promote(strategy: str, reason: Reason, namespace: Namespace = None, wait: Wa
     if spec.get("mode") == "live" and status.get("mode") == "live":
         console.print(f"{ns}/{strategy} is already live")
         return
-    missing = prelaunch_missing(api, ns, strategy, spec)
+    missing = prelaunch_missing(api, ns, strategy, obj)
     if missing:
         raise CliError(f"promotion of {ns}/{strategy} refused: {missing}")
     by = whoami(api)
@@ -292,32 +299,30 @@ def promote(strategy: str, reason: Reason, namespace: Namespace = None, wait: Wa
         console.print(f"[bold]live[/]: {ns}/{strategy}")
 
 
-def prelaunch_missing(api: Any, ns: str, strategy: str, spec: dict[str, Any]) -> str:
-    """Why the pre-launch gate is not signed for the strategy as it is now ('' if it is)."""
+def prelaunch_missing(api: Any, ns: str, strategy: str, obj: dict[str, Any]) -> str:
+    """Why the pre-launch gate does not approve the strategy as it is now ('' if it does): the
+    rule the webhook and the operator apply (stratops.admission.review.live_problems)."""
     from kubernetes import client
     from kubernetes.client.exceptions import ApiException
 
-    from stratops.gates.evaluate import evaluate, subject
-    from stratops.lifecycle import limits as L
+    from stratops.admission.policies import ANNOTATION_TRADING_AUTHOR
+    from stratops.admission.review import live_problems
     from stratops.models.gate import GateSpec
     from stratops.models.strategy import StrategySpec
 
-    gate = (spec.get("gates") or {}).get("preLaunch")
-    if not gate:
-        return "no pre-launch gate named in spec.gates.preLaunch"
-    try:
-        raw = client.CustomObjectsApi(api).get_namespaced_custom_object(GROUP, VERSION, ns, "gates", gate)
-    except ApiException as e:
-        if e.status == 404:
-            return f"pre-launch gate {gate} not found in {ns}"
-        raise
-    s = StrategySpec.model_validate(spec)
-    ev = evaluate(GateSpec.model_validate(raw["spec"]), datetime.now(timezone.utc),
-                  (subject(strategy, s.version, L.limits_hash(s.risk_limits)),))
-    if ev.complete:
-        return ""
-    return (f"pre-launch gate {gate} is {ev.state} for version {s.version}: missing {', '.join(ev.missing)}; "
-            f"sign with `stratops gate sign {gate} ITEM --evidence ...`")
+    spec = StrategySpec.model_validate(obj.get("spec") or {})
+    gate = spec.gates.pre_launch if spec.gates else None
+    raw = None
+    if gate:
+        try:
+            raw = client.CustomObjectsApi(api).get_namespaced_custom_object(GROUP, VERSION, ns, "gates", gate)
+        except ApiException as e:
+            if e.status != 404:
+                raise
+    author = ((obj.get("metadata") or {}).get("annotations") or {}).get(ANNOTATION_TRADING_AUTHOR)
+    why = live_problems(strategy, spec, author, gate, GateSpec.model_validate(raw["spec"]) if raw else None,
+                        datetime.now(timezone.utc))
+    return f"{why}; sign with `stratops gate sign {gate} ITEM… --evidence …`" if why and gate else why
 
 
 def api_message(e: Any) -> str:
@@ -336,6 +341,8 @@ def kill_fleet(reason: str, namespace: str | None, selector: str | None, all_nam
     from kubernetes.client.exceptions import ApiException
     from rich.live import Live
 
+    from stratops.lifecycle.decide import command_value
+
     api = _api()
     custom = client.CustomObjectsApi(api)
     sel = selector or ""
@@ -352,7 +359,7 @@ def kill_fleet(reason: str, namespace: str | None, selector: str | None, all_nam
         ns, name = s["metadata"]["namespace"], s["metadata"]["name"]
         try:
             custom.patch_namespaced_custom_object(GROUP, VERSION, ns, "strategies", name, {"metadata": {"annotations": {
-                "stratops.io/kill": json.dumps({**value, "decision": decision, "id": f"{decision}-{name}"[:60]})}}})
+                "stratops.io/kill": command_value(value["by"], **{**value, "decision": decision, "id": f"{decision}-{name}"[:60]})}}})
             sent.append((ns, name))
         except ApiException as e:
             failed.append((ns, name, f"{e.status} {e.reason}"))

@@ -43,39 +43,50 @@ def main(
 @app.command()
 def crds(
     directory: Annotated[Path, typer.Option("--dir", help="Where to write the CRDs.")] = Path("crds"),
-    check: Annotated[bool, typer.Option("--check", help="Only check that DIR is up to date; exit 1 if not.")] = False,
+    policies: Annotated[Path, typer.Option("--policies", help="Where to write the chart's admission policies.")] = Path(
+        "charts/stratops/files/admission-policies.yaml"),
+    check: Annotated[bool, typer.Option("--check", help="Only check that both are up to date; exit 1 if not.")] = False,
 ) -> None:
-    """Generate the CustomResourceDefinitions from the models into DIR."""
+    """Generate the CustomResourceDefinitions from the models into DIR, and the admission
+    policies (CEL) into the chart."""
+    from stratops.admission.policies import render_policies
     from stratops.models import KINDS
     from stratops.models.crd import stale_crds, write_crds
 
     if check:
         stale = stale_crds(directory, KINDS)
+        if not policies.exists() or policies.read_text() != render_policies():
+            stale.append(str(policies))
         if stale:
-            err.print(f"[red]stale CRDs in {directory}:[/] {', '.join(stale)}; run `stratops crds`")
+            err.print(f"[red]stale generated files:[/] {', '.join(stale)}; run `make crds`")
             raise typer.Exit(1)
-        console.print(f"CRDs in {directory} are up to date")
+        console.print(f"CRDs in {directory} and {policies} are up to date")
         return
     for path in write_crds(directory, KINDS):
         console.print(f"wrote {path}")
+    policies.parent.mkdir(parents=True, exist_ok=True)
+    policies.write_text(render_policies())
+    console.print(f"wrote {policies}")
 
 
 @app.command()
 def validate(
     paths: Annotated[list[Path], typer.Argument(help="YAML files or directories (read recursively).")],
     base: Annotated[list[Path] | None, typer.Option("--base", help="The merged tree (files or directories) to compare with: "
-                                                    "enables the pull-request policies (promotion, raised limits, removed monitors).")] = None,
+                                                    "enables the pull-request policies (promotion, live changes, removed monitors).")] = None,
 ) -> None:
     """Validate stratops manifests offline, with the messages the API server would give.
 
-    With --base, also check what the change does: a strategy promoted to live, or a live
-    strategy's limits raised or version changed, without its pre-launch gate signed in the
-    change set; a monitor removed from a live strategy. Exit status 1 on any problem.
+    Across documents: a strategy's spec.gates.preLaunch must name a gate of cadence preLaunch.
+    With --base, also check what the change does: a strategy promoted to live, or a change to
+    a live strategy's trading-relevant spec (image, version, limits, brokers, pod template,
+    replicas, kill-switch, throttle), without its pre-launch gate signed for it in the change
+    set; a monitor removed from a live strategy. Exit status 1 on any problem.
     Documents of other API groups are skipped.
     """
     from datetime import datetime, timezone
 
-    from stratops.gitops import load, policy_problems
+    from stratops.gitops import cadence_problems, load, policy_problems
     from stratops.models.validate import validate_files
 
     missing = [p for p in [*paths, *(base or [])] if not p.exists()]
@@ -83,6 +94,7 @@ def validate(
         err.print(f"[red]no such file or directory:[/] {', '.join(map(str, missing))}")
         raise typer.Exit(2)
     checked, problems = validate_files(paths)
+    problems += cadence_problems(load(paths))
     if base:
         problems += policy_problems(load(base), load(paths), datetime.now(timezone.utc))
     for p in problems:

@@ -29,7 +29,8 @@ from stratops import metrics as M
 from stratops.k8s.client import api_client, bounded
 from stratops.k8s.executor import Executor, namespace_terminating
 from stratops.k8s.monitoring import MonitorRunner
-from stratops.gates import admission
+from stratops.admission.policies import ANNOTATION_MODE_AUTHOR, ANNOTATION_TRADING_AUTHOR, VERB_SIGN_FOR_OTHERS
+from stratops.admission.webhooks import WEBHOOK_PATHS
 from stratops.models.common import parse_duration
 from stratops.models.gate import GateSpec, GateStatus
 from stratops.lifecycle import manifests
@@ -198,60 +199,113 @@ def _configure_peering(settings: kopf.OperatorSettings) -> None:
 
 
 def _configure_admission(settings: kopf.OperatorSettings) -> None:
-    """Serve the gate-signature webhook when STRATOPS_WEBHOOK_PORT is set (TLS: _CERT, _KEY,
-    _CA files; _HOST is what the API server dials). Without it signatures are not verified:
-    said loudly, once."""
+    """Serve the validating webhooks when STRATOPS_WEBHOOK_PORT is set (TLS: _CERT, _KEY, _CA
+    files; _HOST is what the API server dials). Their configuration is the chart's (or
+    stratops.admission.webhooks'): the operator never writes admission configuration. Without
+    them, promotion, live changes and signature times are checked by the operator only after
+    the fact: said loudly, once."""
     port = os.environ.get("STRATOPS_WEBHOOK_PORT")
     if not port:
-        log.warning("STRATOPS_WEBHOOK_PORT is not set: gate signatures are NOT verified by admission")
+        log.warning("STRATOPS_WEBHOOK_PORT is not set: promotions, live changes and gate signatures are NOT checked "
+                    "at admission (the operator still refuses to act on them)")
         return
     settings.admission.server = kopf.WebhookServer(
         addr=os.environ.get("STRATOPS_WEBHOOK_ADDR", "0.0.0.0"), port=int(port),
         host=os.environ.get("STRATOPS_WEBHOOK_HOST"), certfile=os.environ.get("STRATOPS_WEBHOOK_CERT"),
         pkeyfile=os.environ.get("STRATOPS_WEBHOOK_KEY"), cafile=os.environ.get("STRATOPS_WEBHOOK_CA"),
     )
-    # kopf keeps the named ValidatingWebhookConfiguration current (cluster-scoped rights). Empty:
-    # someone else owns it (the Helm chart does), and the operator only serves.
-    settings.admission.managed = os.environ.get("STRATOPS_WEBHOOK_CONFIGURATION", f"gates.{GROUP}") or None
+    settings.admission.managed = None
 
 
-def validate_gate(body: kopf.Body, old: Any, userinfo: dict[str, Any], **_: Any) -> None:
-    """Signatures must be attributable to the requesting user (stratops.gates.admission)."""
-    user = (userinfo or {}).get("username", "")
+def _allow_lists() -> "review.AllowLists":
+    from stratops.admission import review
+
+    def listed(var: str) -> tuple[str, ...]:
+        return tuple(x.strip() for x in os.environ.get(var, "").split(",") if x.strip())
+
+    return review.AllowLists(
+        image_registries=listed("STRATOPS_ALLOWED_REGISTRIES"), prometheus_urls=listed("STRATOPS_ALLOWED_PROMETHEUS_URLS"),
+        strategy_secret_labels=review.parse_selector(os.environ.get("STRATOPS_STRATEGY_SECRET_LABELS", "")),
+        monitor_secret_labels=review.parse_selector(os.environ.get("STRATOPS_MONITOR_SECRET_LABELS", "")))
+
+
+def _refuse(problems: list[str]) -> None:
+    if problems:
+        raise kopf.AdmissionError("; ".join(problems), code=403)
+
+
+def _parsed(model: Any, raw: Any, what: str) -> Any:
+    """The spec as the operator reads it; anything it cannot read is refused (fail closed)."""
     try:
-        new_spec = GateSpec.model_validate(plain(body.get("spec") or {}))
-        old_spec = GateSpec.model_validate(plain(old.get("spec") or {})) if old else None
-    except ValueError:
-        return  # the schema and CEL rules report malformed specs with better messages
-    signers = {s.strip() for s in os.environ.get("STRATOPS_GITOPS_SIGNERS", "").split(",") if s.strip()}
-    problems = admission.review(old_spec, new_spec, user, datetime.now(timezone.utc), signers)
-    if problems:
-        raise kopf.AdmissionError("; ".join(problems), code=403)
+        return model.model_validate(plain(raw or {}))
+    except ValueError as e:
+        raise kopf.AdmissionError(f"{what} cannot be read, so it cannot be checked: {str(e).splitlines()[0]}", code=400) from e
 
 
-def validate_commands(body: kopf.Body, old: Any, userinfo: dict[str, Any], **_: Any) -> None:
-    """Command annotations must be attributable to the requesting user; re-arm only by a
-    designated user (stratops.gates.admission.review_commands)."""
-    user = (userinfo or {}).get("username", "")
-    new_ann = dict((body.get("metadata") or {}).get("annotations") or {})
-    old_ann = dict(((old or {}).get("metadata") or {}).get("annotations") or {}) if old else {}
-    rearm_by = (((body.get("spec") or {}).get("killSwitch") or {}).get("rearmBy") or []) if body.get("kind") == "Strategy" else []
-    delegates = {s.strip() for s in os.environ.get("STRATOPS_COMMAND_DELEGATES", "").split(",") if s.strip()}
-    problems = admission.review_commands(old_ann, new_ann, user, rearm_by, delegates)
-    if problems:
-        raise kopf.AdmissionError("; ".join(problems), code=403)
+def validate_gate(body: kopf.Body, old: Any, userinfo: dict[str, Any], memo: kopf.Memo, **_: Any) -> None:
+    """Signature times and four eyes (stratops.admission.review.review_gate); who signs is the
+    API server's own check (stratops.admission.policies)."""
+    from stratops.admission import review
+
+    ex: Executor = memo.runtime.executor
+    ns, user = body["metadata"]["namespace"], (userinfo or {}).get("username", "")
+    new_spec = _parsed(GateSpec, body.get("spec"), "spec")
+    old_spec = _parsed(GateSpec, old.get("spec"), "the stored spec") if old else None
+    strategies = {}
+    for s in new_spec.strategies:
+        raw = ex.read_strategy(ns, s)
+        if raw is not None:
+            sspec = _parsed(StrategySpec, raw.get("spec"), f"strategy {s}'s spec")
+            strategies[s] = (sspec, ((raw.get("metadata") or {}).get("annotations") or {}).get(ANNOTATION_TRADING_AUTHOR))
+    others = ex.may(ns, user, list((userinfo or {}).get("groups") or []), "gates", VERB_SIGN_FOR_OTHERS, body["metadata"]["name"])
+    _refuse(review.review_gate(old_spec, new_spec, datetime.now(timezone.utc), others, strategies))
 
 
-# kopf refuses to start with admission handlers and no server: register the webhook handler
-# only when it is served (STRATOPS_WEBHOOK_PORT in the operator's environment at import).
+def validate_strategy(body: kopf.Body, old: Any, userinfo: dict[str, Any], memo: kopf.Memo, warnings: list[str],
+                      **_: Any) -> None:
+    """Promotion and live changes against the pre-launch gate, the gate's cadence, allowed
+    images and Secrets (stratops.admission.review)."""
+    from stratops.admission import review
+
+    ex: Executor = memo.runtime.executor
+    meta = body["metadata"]
+    ns, name, user = meta["namespace"], meta["name"], (userinfo or {}).get("username", "")
+    new_spec = _parsed(StrategySpec, body.get("spec"), "spec")
+    old_spec = _parsed(StrategySpec, old.get("spec"), "the stored spec") if old else None
+    was_live = bool(old) and (old.get("status") or {}).get("mode") == "live"
+    named = [g for g in ([new_spec.gates.pre_launch] if new_spec.gates and new_spec.gates.pre_launch else [])]
+    gates = {g: (_parsed(GateSpec, raw.get("spec"), f"gate {g}'s spec") if (raw := ex.read_gate(ns, g)) else None)
+             for g in named}
+    author = (meta.get("annotations") or {}).get(ANNOTATION_TRADING_AUTHOR)
+    allow = _allow_lists()
+    problems = review.review_strategy(name, old_spec, was_live, new_spec, user, author, gates, datetime.now(timezone.utc))
+    problems += review.review_image(new_spec, allow)
+    more, warned = review.review_secrets(review.secret_references(new_spec), lambda s: ex.secret_labels(ns, s),
+                                         allow.strategy_secret_labels)
+    warnings.extend(warned)
+    _refuse(problems + more)
+
+
+def validate_monitor(body: kopf.Body, memo: kopf.Memo, warnings: list[str], **_: Any) -> None:
+    """A monitor's Prometheus URL and token Secret against the allow-lists."""
+    from stratops.admission import review
+    from stratops.models.monitor import MonitorSpec
+
+    ex: Executor = memo.runtime.executor
+    ns = body["metadata"]["namespace"]
+    spec = _parsed(MonitorSpec, body.get("spec"), "spec")
+    problems, warned = review.review_monitor(spec, _allow_lists(), lambda s: ex.secret_labels(ns, s))
+    warnings.extend(warned)
+    _refuse(problems)
+
+
+# kopf refuses to start with admission handlers and no server: register the webhook handlers
+# only when they are served (STRATOPS_WEBHOOK_PORT in the operator's environment at import).
+# Each fails closed, and its configuration (stratops.admission.webhooks, the chart) sends it only
+# spec changes: a command annotation never depends on it.
 if os.environ.get("STRATOPS_WEBHOOK_PORT"):
-    kopf.on.validate(GROUP, VERSION, "gates", id="gate-signatures", operations=["CREATE", "UPDATE"])(validate_gate)
-    # Fail open (ignore_failures): a kill-switch must never be blocked because the operator is
-    # down. While it is down a command's `by` is what the client wrote, and RBAC on who may
-    # annotate strategies is the remaining control (README, "Attribution").
-    for plural in ("strategies", "incidents"):
-        kopf.on.validate(GROUP, VERSION, plural, id=f"{plural}-commands", operations=["CREATE", "UPDATE"],
-                         ignore_failures=True)(validate_commands)
+    for _plural, _fn in (("gates", validate_gate), ("strategies", validate_strategy), ("monitors", validate_monitor)):
+        kopf.on.validate(GROUP, VERSION, _plural, id=WEBHOOK_PATHS[_plural], operations=["CREATE", "UPDATE"])(_fn)
 
 
 # -- indexes: observations without API calls -------------------------------------------------
@@ -367,6 +421,8 @@ def _observe(body: dict[str, Any], spec: StrategySpec, now: datetime, rt: Runtim
         gates=gate_evaluations(name, spec, idx["strategy_gates"].get(key, []), now),
         commands=commands_from_annotations(meta.get("annotations")),
         report_monitors=tuple(idx["strategy_report_monitors"].get(key, [])),
+        trading_author=(meta.get("annotations") or {}).get(ANNOTATION_TRADING_AUTHOR),
+        mode_author=(meta.get("annotations") or {}).get(ANNOTATION_MODE_AUTHOR),
     )
     return obs, ack_data is not None
 
@@ -573,8 +629,7 @@ def gate_spec_changed(namespace: str, name: str, memo: kopf.Memo, **_: Any) -> N
 
 def _gate_status(raw: dict[str, Any], strategies: kopf.Index, rt: Runtime) -> float:
     """Write the gate's status if it changed; seconds until it should be looked at again."""
-    from stratops.gates.evaluate import evaluate, subject
-    from stratops.lifecycle import limits as L
+    from stratops.gates.evaluate import evaluate, subject_for
     from stratops.models.gate import Cadence
 
     meta = raw["metadata"]
@@ -587,7 +642,7 @@ def _gate_status(raw: dict[str, Any], strategies: kopf.Index, rt: Runtime) -> fl
             entry = next(iter(strategies.get(_key(meta["namespace"], s), [])), None)
             if entry is not None:
                 sspec = StrategySpec.model_validate(entry["spec"])
-                found.append(subject(s, sspec.version, L.limits_hash(sspec.risk_limits)))
+                found.append(subject_for(s, sspec))
         subjects = tuple(found)
     ev = evaluate(spec, now, subjects)
     sigs = (raw.get("spec") or {}).get("signatures") or []
@@ -600,9 +655,9 @@ def _gate_status(raw: dict[str, Any], strategies: kopf.Index, rt: Runtime) -> fl
     status = GateStatus(
         recorded_signatures=sig_hash,
         state=ev.state, signed=ev.summary, signed_items=ev.signed or None, missing_items=ev.missing or None,
+        signers=list(ev.signers) or None,
         expires_at=ev.expires_at, observed_generation=int(meta.get("generation") or 0),
-        message=(f"missing {', '.join(ev.missing)}" if ev.missing else "every required item signed")
-        + (f"; expired {', '.join(ev.expired)}" if ev.expired else ""),
+        message=(ev.why_not() or "every required item signed") + (f"; expired {', '.join(ev.expired)}" if ev.expired else ""),
     )
     M.GATE_COMPLETE.labels(meta["namespace"], meta["name"], spec.cadence.value).set(1 if ev.state == "Complete" else 0)
     if ev.expires_at is not None:

@@ -57,6 +57,40 @@ class Executor:
                 return None
             raise
 
+    def read_gate(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            return self.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, "gates", name)
+        except ApiException as e:
+            if e.status == 404:
+                return None
+            raise
+
+    def secret_labels(self, namespace: str, name: str) -> dict[str, str] | None:
+        """A Secret's labels (None: no such Secret), read as metadata only: its data never
+        reaches this process."""
+        import json
+
+        try:
+            resp = self.core.read_namespaced_secret(
+                name, namespace, _preload_content=False,
+                _headers={"Accept": "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"})
+        except ApiException as e:
+            if e.status == 404:
+                return None
+            raise
+        return dict((json.loads(resp.data).get("metadata") or {}).get("labels") or {})
+
+    def may(self, namespace: str, user: str, groups: list[str], resource: str, verb: str, name: str | None = None) -> bool:
+        """Whether USER (in GROUPS) holds VERB on RESOURCE in NAMESPACE, by the cluster's RBAC (a
+        LocalSubjectAccessReview): the stratops-only verbs of stratops.admission.policies."""
+        review = {"apiVersion": "authorization.k8s.io/v1", "kind": "LocalSubjectAccessReview",
+                  "metadata": {"namespace": namespace},
+                  "spec": {"user": user, "groups": groups, "resourceAttributes": {
+                      "namespace": namespace, "group": GROUP, "resource": resource, "verb": verb,
+                      **({"name": name} if name else {})}}}
+        out = client.AuthorizationV1Api(self.api).create_namespaced_local_subject_access_review(namespace, review)
+        return bool(out.status.allowed)
+
     # -- writes ------------------------------------------------------------------------------
     def ensure_configmap(self, body: dict[str, Any]) -> None:
         try:

@@ -14,7 +14,7 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from stratops.models.strategy import EffectiveLimits, Mode, TradingState
+from stratops.models.strategy import EffectiveLimits, Mode, RiskLimits, TradingState
 
 CONTROL_KEY = "control.json"
 MOUNT_PATH = "/etc/stratops/control"
@@ -32,8 +32,30 @@ class BrokerInUse(_Wire):
     endpoint: str
 
 
+class PreTradeControls(_Wire):
+    """The spec's pre-trade controls (RTS 6 Art. 15) the SDK checks every order against.
+    A field left unset is not declared and not checked; a list that is set is an allow-list."""
+
+    max_order_value: float | None = None
+    max_order_volume: float | None = None
+    price_collar_bps: float | None = None
+    max_message_rate: float | None = None
+    instruments: list[str] | None = None
+    venues: list[str] | None = None
+
+
+def pre_trade_controls(limits: RiskLimits) -> PreTradeControls:
+    """The pre-trade controls LIMITS declare, as the control document carries them."""
+    return PreTradeControls(
+        max_order_value=limits.max_order_value, max_order_volume=limits.max_order_volume,
+        price_collar_bps=limits.price_collar_bps, max_message_rate=limits.max_message_rate,
+        instruments=list(limits.instruments) if limits.instruments is not None else None,
+        venues=list(limits.venues) if limits.venues is not None else None,
+    )
+
+
 class ControlDocument(_Wire):
-    """The trading state, effective limits and broker a strategy must apply."""
+    """The trading state, effective limits, pre-trade controls and broker a strategy must apply."""
 
     strategy: str
     generation: int = Field(ge=1)
@@ -44,10 +66,16 @@ class ControlDocument(_Wire):
     allow_risk_reducing: bool = False
     reason: str = ""
     issued_at: datetime | None = None
+    controls: PreTradeControls | None = None  # absent: only limits are enforced (documents before RTS 6 Art. 15)
 
     def content_hash(self) -> str:
-        """SHA-256 of what the strategy must apply (generation and time excluded)."""
-        body = self.model_dump(by_alias=True, mode="json", exclude={"generation", "issued_at"})
+        """SHA-256 of what the strategy must apply (generation and time excluded). A document
+        without controls hashes as documents did before controls existed, so acknowledgements
+        from pods already running stay valid across an operator upgrade."""
+        body = self.model_dump(by_alias=True, mode="json", exclude={"generation", "issued_at", "controls"})
+        if self.controls is not None:
+            # Unset controls are left out, so declaring a new optional control later moves no hash.
+            body["controls"] = self.controls.model_dump(by_alias=True, mode="json", exclude_none=True)
         return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
     def same_content(self, other: "ControlDocument | None") -> bool:

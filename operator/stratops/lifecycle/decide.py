@@ -17,17 +17,17 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from stratops.gates.evaluate import GateEvaluation, subject
+from stratops.gates.evaluate import GateEvaluation, approval_problem, subject_for
 from stratops.lifecycle import limits as L
 from stratops.lifecycle import manifests
-from stratops.lifecycle.control import Acknowledgement, BrokerInUse, ControlDocument
+from stratops.lifecycle.control import Acknowledgement, BrokerInUse, ControlDocument, pre_trade_controls
 from stratops.models.common import Condition, parse_duration
 from stratops.models.monitor import IncidentClass, Severity
 from stratops.recovery.classes import ACTIONS
 from stratops.models.strategy import (
-    BlockedVersion, BrokerStatus, ControlStatus, EffectiveLimits, KillSwitchStatus, Mode, Phase,
+    Approval, BlockedVersion, BrokerStatus, ControlStatus, EffectiveLimits, KillSwitchStatus, Mode, Phase,
     Reconciliation, ResumeStatus, Revision, RolloutStatus, StrategySpec, StrategyStatus,
-    ThrottleStatus, TradingState,
+    ThrottleStatus, TradingState, trading_changes, trading_hash, trading_spec, with_trading,
 )
 
 OPERATOR = "stratops-operator"
@@ -127,28 +127,47 @@ class Command:
         return ANNOTATION_PREFIX + self.kind
 
 
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [k for k, _ in pairs]
+    if len(set(keys)) != len(keys):
+        raise ValueError("duplicate key")
+    return dict(pairs)
+
+
+def command_value(by: str, /, **fields: Any) -> str:
+    """An annotation value as the admission policy accepts it: `{"by": "<user>", …}`, `by` first."""
+    return json.dumps({"by": by, **{k: v for k, v in fields.items() if k != "by"}}, ensure_ascii=False)
+
+
 def parse_command(kind: str, raw: str) -> Command:
-    """Parse an annotation value: JSON {"reason", "by", "id", ...} or a plain-text reason."""
+    """Parse an annotation value: JSON {"by", "reason", "id", ...}. Its `by` is the requesting
+    user's (stratops.admission.policies checks the value begins {"by": "<user>"}); a value
+    with duplicate keys could show the operator another `by` than the one checked, so it is
+    refused, and a command without `by` is not attributable and is refused."""
     cid = hashlib.sha256(raw.encode()).hexdigest()[:12]
     try:
-        value = json.loads(raw)
+        value = json.loads(raw, object_pairs_hook=_unique_keys)
     except ValueError:
-        value = raw
+        value = None
     if not isinstance(value, dict):
-        value = {"reason": str(value)}
+        return Command(kind, cid, "", "", {}, f"annotation {ANNOTATION_PREFIX}{kind} is not a JSON object with a unique "
+                                               "\"by\" (who gives it) and a \"reason\"; use the stratops CLI")
     reason = str(value.get("reason") or "").strip()
-    by = str(value.get("by") or "unknown")
+    by = str(value.get("by") or "").strip()
     cid = str(value.get("id") or cid)
     fields = {k: v for k, v in value.items() if k not in ("reason", "by", "id")}
     error = None
-    if kind == "reconciliation":
+    if not by:
+        error = (f"annotation {ANNOTATION_PREFIX}{kind}: not attributable: it must begin {{\"by\": \"<you>\", …}} "
+                 "(the stratops CLI writes it so)")
+    elif kind == "reconciliation":
         if value.get("result") not in ("Matched", "Mismatched", "Failed"):
             error = f"annotation {ANNOTATION_PREFIX}{kind}: result must be Matched, Mismatched or Failed"
         elif not str(value.get("evidence") or "").strip():
             error = f"annotation {ANNOTATION_PREFIX}{kind}: evidence is required (what was compared, or a link)"
     elif kind == "failover" and value.get("to") not in ("backup", "primary"):
         error = f"annotation {ANNOTATION_PREFIX}{kind}: to must be backup or primary"
-    elif not reason:
+    elif not reason and kind not in ("ack",):
         error = f"annotation {ANNOTATION_PREFIX}{kind}: a reason is required, e.g. {{\"reason\": \"broker rejects\"}}"
     return Command(kind, cid, reason, by, fields, error)
 
@@ -173,6 +192,8 @@ class Observations:
     gates: dict[str, GateEvaluation | None] = field(default_factory=dict)
     commands: tuple[Command, ...] = ()
     report_monitors: tuple[ReportMonitor, ...] = ()
+    trading_author: str | None = None  # who last changed the trading-relevant spec (recorded at admission)
+    mode_author: str | None = None  # who last changed spec.mode (recorded at admission)
 
 
 # -- plan --------------------------------------------------------------------------------
@@ -248,6 +269,10 @@ def decide(spec: StrategySpec, status: StrategyStatus, obs: Observations) -> Pla
     present = {c.kind for c in obs.commands}
     handled_cmds = {k: v for k, v in (st.handled_commands or {}).items() if k in present}
     handled_incidents = list(st.handled_incidents or [])
+    current_subject = subject_for(obs.name, spec)
+    prelaunch = obs.gates.get(spec.gates.pre_launch) if spec.gates and spec.gates.pre_launch else None
+    # Live: act on the trading-relevant spec as signed; an unsigned change waits (held, reported).
+    spec = _approved_spec(spec, st, obs, prelaunch, current_subject, plan, conds)
     kill_policy = spec.kill_switch
     ack_deadline = parse_duration(kill_policy.ack_deadline if kill_policy else "30s")
     factor = spec.throttle.factor if spec.throttle else 0.5
@@ -257,8 +282,6 @@ def decide(spec: StrategySpec, status: StrategyStatus, obs: Observations) -> Pla
     automatic = policy.automatic if policy else True
     history_limit = policy.revision_history_limit if policy else 5
     base_limits = L.from_spec(spec.risk_limits)
-    current_subject = subject(obs.name, spec.version, L.limits_hash(spec.risk_limits))
-    prelaunch = obs.gates.get(spec.gates.pre_launch) if spec.gates and spec.gates.pre_launch else None
     daily = obs.gates.get(spec.gates.daily) if spec.gates and spec.gates.daily else None
     ready_pods = [p for p in obs.pods if not p.terminating]
 
@@ -290,7 +313,7 @@ def decide(spec: StrategySpec, status: StrategyStatus, obs: Observations) -> Pla
 
     # -- fleet verification (Knight, 2012): every pod trading under this name runs what was
     # intended and applied the control document written ---------------------------------------
-    running_image = manifests.image_ref(spec, st.rollout.version) if st.rollout else None
+    running_image = _image_for(spec, st, st.rollout.version) if st.rollout else None
     fleet = fleet_problems(obs.name, obs.pods, obs.deployment, running_image, spec.replicas, obs.acks, obs.control)
     fleet_incident = _incident_name(obs.name, "fleet", "|".join(fleet)) if fleet else None
     _set_condition(conds, now, obs.generation, "FleetVerified", not fleet, "Mismatch" if fleet else "Verified",
@@ -483,7 +506,7 @@ def decide(spec: StrategySpec, status: StrategyStatus, obs: Observations) -> Pla
             st.resume = ResumeStatus(by=cmd.by, at=now, reason=cmd.reason, stage="Reducing")
             if st.rollout is not None:  # the rollout clock restarts with the pods
                 st.rollout = st.rollout.model_copy(update={"started_at": now, "ready_since": None})
-            st.effective_limits = _allowed_limits(st, base_limits, obs, prelaunch, spec, plan, conds, current_subject)
+            st.effective_limits = _allowed_limits(st, base_limits, plan)
             plan.actions.append("resume")
             if cmd.fields.get("throttled"):
                 # Back to trading, but slow: a throttle in force until a later full resume (which
@@ -503,7 +526,7 @@ def decide(spec: StrategySpec, status: StrategyStatus, obs: Observations) -> Pla
     elif throttled:
         st.effective_limits = L.lowest(st.effective_limits, base_limits)
     else:
-        st.effective_limits = _allowed_limits(st, base_limits, obs, prelaunch, spec, plan, conds, current_subject)
+        st.effective_limits = _allowed_limits(st, base_limits, plan)
 
     # -- promotion paper -> live ---------------------------------------------------------
     mode = st.mode or Mode.paper
@@ -511,7 +534,7 @@ def decide(spec: StrategySpec, status: StrategyStatus, obs: Observations) -> Pla
         mode = Mode.paper
         plan.events.append(Event("Normal", "Demoted", "spec.mode is paper: trading on paper from now on"))
     if spec.mode == Mode.live and mode != Mode.live:
-        missing = _prelaunch_missing(spec, prelaunch)
+        missing = _prelaunch_missing(spec, prelaunch, obs.trading_author)
         if missing:
             msg = f"promotion to live blocked: {missing}"
             prev = _condition(st, "Promoted")
@@ -519,11 +542,15 @@ def decide(spec: StrategySpec, status: StrategyStatus, obs: Observations) -> Pla
                 plan.events.append(Event("Warning", "PromotionBlocked", msg))
             _set_condition(conds, now, obs.generation, "Promoted", False, "GatesIncomplete", msg)
         else:
+            assert prelaunch is not None and spec.gates is not None and spec.gates.pre_launch is not None
             mode = Mode.live
+            st.approved = Approval(subject=current_subject, hash=trading_hash(spec), gate=spec.gates.pre_launch,
+                                   signers=list(prelaunch.signers), at=now, author=obs.trading_author,
+                                   promoted_by=obs.mode_author, spec=trading_spec(spec))
             plan.actions.append("promote")
-            plan.events.append(Event("Normal", "Promoted", f"promoted to live: pre-launch gate {spec.gates.pre_launch} complete for {current_subject}"))  # type: ignore[union-attr]
-            _set_condition(conds, now, obs.generation, "Promoted", True, "PreLaunchGateComplete",
-                           f"pre-launch gate {spec.gates.pre_launch} signed for {current_subject}")  # type: ignore[union-attr]
+            signed = f"pre-launch gate {spec.gates.pre_launch} signed for {current_subject} by {', '.join(prelaunch.signers)}"
+            plan.events.append(Event("Normal", "Promoted", f"promoted to live by {obs.mode_author}: {signed}"))
+            _set_condition(conds, now, obs.generation, "Promoted", True, "PreLaunchGateComplete", signed)
     elif mode == Mode.live:
         _set_condition(conds, now, obs.generation, "Promoted", True, "Live", "trading live")
     else:
@@ -538,8 +565,6 @@ def decide(spec: StrategySpec, status: StrategyStatus, obs: Observations) -> Pla
     hold_reason = None
     if wanted in blocked:
         hold_reason = f"version {wanted} is blocked (failed or rolled back); spec must name another version"
-    elif mode == Mode.live and active is not None and wanted != active and _prelaunch_missing(spec, prelaunch):
-        hold_reason = f"version {wanted} not rolled out: live needs the pre-launch gate signed for it ({_prelaunch_missing(spec, prelaunch)})"
     elif active is not None and wanted != active and spec.gates and spec.gates.daily and not (daily and daily.complete):
         # A lapsed daily gate blocks new deployments (paper included): nobody checked the desk today.
         hold_reason = f"version {wanted} not rolled out: daily gate {spec.gates.daily} is " + (
@@ -582,7 +607,7 @@ def decide(spec: StrategySpec, status: StrategyStatus, obs: Observations) -> Pla
         if active is not None:
             plan.events.append(Event("Normal", "Rollout", f"rolling out {target} (was {active})"))
     dep = obs.deployment
-    image = manifests.image_ref(spec, target) if target else None
+    image = _image_for(spec, st, target) if target else None
     if rollout is not None and image is not None and not latched and replicas_wanted > 0:
         healthy = dep is not None and dep.healthy(image, replicas_wanted)
         if healthy:
@@ -613,7 +638,7 @@ def decide(spec: StrategySpec, status: StrategyStatus, obs: Observations) -> Pla
                     to = st.last_known_good
                     st.blocked_versions = _block(st, bad, f"not Ready within {rollout_deadline}", now, inc)
                     rollout = st.rollout = RolloutStatus(version=to, started_at=now, rollback=True)
-                    target, image = to, manifests.image_ref(spec, to)
+                    target, image = to, _image_for(spec, st, to)
                     plan.actions.append("rollback")
                     plan.incidents.append(NewIncident(
                         inc, IncidentClass.config_drift, Severity.P1,
@@ -651,6 +676,7 @@ def decide(spec: StrategySpec, status: StrategyStatus, obs: Observations) -> Pla
         strategy=obs.name, generation=max(prev_gen, 1), trading_state=state, mode=mode,
         limits=st.effective_limits, broker=BrokerInUse(name=broker.name, endpoint=broker.endpoint),
         allow_risk_reducing=bool(kill_policy and kill_policy.allow_risk_reducing), reason=reason, issued_at=now,
+        controls=pre_trade_controls(spec.risk_limits),
     )
     if doc.same_content(obs.control):
         assert obs.control is not None
@@ -715,7 +741,7 @@ def decide(spec: StrategySpec, status: StrategyStatus, obs: Observations) -> Pla
 
     # -- the Deployment: create, planned change, or drift ---------------------------------------
     if target is not None:
-        desired = manifests.deployment(obs.name, obs.namespace, obs.uid, spec, target, replicas)
+        desired = manifests.deployment(obs.name, obs.namespace, obs.uid, spec, target, replicas, image)
         desired_fp = desired["metadata"]["annotations"][manifests.ANNOTATION_DESIRED]
         if dep is None:
             plan.deployment = desired
@@ -753,7 +779,7 @@ def decide(spec: StrategySpec, status: StrategyStatus, obs: Observations) -> Pla
         if prev is None or msg not in (prev.message or ""):
             plan.events.append(Event("Warning", "GateNotFound", msg))
         gates_missing.append(msg)
-    if spec.gates and spec.gates.pre_launch and (m := _prelaunch_missing(spec, prelaunch)):
+    if spec.gates and spec.gates.pre_launch and (m := _prelaunch_missing(spec, prelaunch, obs.trading_author)):
         gates_missing.append(m)
     if spec.gates and spec.gates.daily and not (daily and daily.complete):
         gates_missing.append(f"daily gate {spec.gates.daily}: " + (f"missing {', '.join(daily.missing)}" if daily else "not found"))
@@ -848,38 +874,80 @@ def fleet_problems(name: str, pods: tuple[PodView, ...], dep: DeploymentView | N
     return sorted(problems)
 
 
-def _prelaunch_missing(spec: StrategySpec, prelaunch: GateEvaluation | None) -> str:
-    """Why the pre-launch gate is not satisfied for the current subject ('' when it is)."""
-    if not spec.gates or not spec.gates.pre_launch:
-        return "no pre-launch gate named in spec.gates.preLaunch"
-    if prelaunch is None:
-        return f"pre-launch gate {spec.gates.pre_launch} not found or does not apply to this strategy"
-    if not prelaunch.complete:
-        return f"pre-launch gate {spec.gates.pre_launch}: missing {', '.join(prelaunch.missing)}"
-    return ""
+def _prelaunch_missing(spec: StrategySpec, prelaunch: GateEvaluation | None, author: str | None) -> str:
+    return approval_problem(spec.gates.pre_launch if spec.gates else None, prelaunch, author)
 
 
-def _allowed_limits(
-    st: StrategyStatus, base: EffectiveLimits, obs: Observations, prelaunch: GateEvaluation | None,
-    spec: StrategySpec, plan: Plan, conds: list[Condition], current_subject: str,
-) -> EffectiveLimits:
-    """Spec limits, except that a live strategy raises a limit only with the pre-launch gate
-    signed for the new limits (the subject includes their hash)."""
+def _approved_spec(spec: StrategySpec, st: StrategyStatus, obs: Observations, prelaunch: GateEvaluation | None,
+                   current_subject: str, plan: Plan, conds: list[Condition]) -> StrategySpec:
+    """The spec to act on. Paper: SPEC. Live: SPEC with its trading-relevant fields as the
+    pre-launch signatures approved them (st.approved); a change to any of them is applied once
+    the gate is signed for it, and until then it is held and said (defence in depth: admission
+    refuses such a change, but a webhook can be bypassed or a policy removed)."""
+    now = obs.now
+    if (st.mode or Mode.paper) != Mode.live:
+        _set_condition(conds, now, obs.generation, "SpecApproved", True, "Paper", "paper: spec changes apply at once")
+        return spec
+    h, ap = trading_hash(spec), st.approved
+    if ap is not None and ap.hash == h:
+        _set_condition(conds, now, obs.generation, "SpecApproved", True, "Signed",
+                       f"running {ap.subject}, signed by {', '.join(ap.signers) or 'nobody'}")
+        return spec
+    why = _prelaunch_missing(spec, prelaunch, obs.trading_author)
+    if ap is None and why:
+        # Live before approvals were recorded (an upgrade of the operator): what runs is taken
+        # as approved, with nobody's signature, and said.
+        ap = st.approved = Approval(subject=current_subject, hash=h, gate=(spec.gates.pre_launch if spec.gates else None) or "",
+                                    signers=[], at=now, author=obs.trading_author, spec=trading_spec(spec))
+        plan.events.append(Event("Warning", "ApprovalAssumed",
+                                 f"live without a recorded approval: {current_subject} taken as approved ({why})"))
+        _set_condition(conds, now, obs.generation, "SpecApproved", True, "Assumed", f"taken as approved: {why}")
+        return spec
+    changed = trading_changes(ap.spec, trading_spec(spec)) if ap is not None else ["the trading-relevant spec"]
+    if not why:
+        assert prelaunch is not None and spec.gates is not None and spec.gates.pre_launch is not None
+        st.approved = Approval(subject=current_subject, hash=h, gate=spec.gates.pre_launch, signers=list(prelaunch.signers),
+                               at=now, author=obs.trading_author, promoted_by=ap.promoted_by if ap else obs.mode_author,
+                               spec=trading_spec(spec))
+        plan.events.append(Event("Normal", "ChangeApproved",
+                                 f"{', '.join(changed)} changed on a live strategy, signed for {current_subject} by "
+                                 f"{', '.join(prelaunch.signers)}: applied"))
+        _set_condition(conds, now, obs.generation, "SpecApproved", True, "Signed",
+                       f"running {current_subject}, signed by {', '.join(prelaunch.signers)}")
+        return spec
+    assert ap is not None
+    msg = f"{', '.join(changed)} changed on a live strategy but not applied: {why}; still running {ap.subject}"
+    prev = _condition(st, "SpecApproved")
+    if prev is None or prev.message != msg:
+        plan.events.append(Event("Warning", "ChangeHeld", msg))
+    st.message = msg
+    _set_condition(conds, now, obs.generation, "SpecApproved", False, "ChangeNotSigned", msg)
+    return with_trading(spec, ap.spec)
+
+
+def _image_for(spec: StrategySpec, st: StrategyStatus, version: str) -> str:
+    """The image reference that runs VERSION: the spec's (pinned by its digest) for the spec's
+    version; for an older version (a rollback), the one recorded when it ran, so a digest never
+    follows a version it does not belong to."""
+    if version == spec.version:
+        return manifests.image_ref(spec, version)
+    for r in reversed(st.revision_history or []):
+        if r.version == version:
+            return r.image
+    return manifests.image_ref(spec, version, pinned=False)
+
+
+def _allowed_limits(st: StrategyStatus, base: EffectiveLimits, plan: Plan) -> EffectiveLimits:
+    """Spec limits (for a live strategy, the approved ones: stratops.lifecycle.decide._approved_spec),
+    with what moved said in an Event."""
     prev = st.effective_limits
     if prev is None:
         return base
     up = L.raised(prev, base)
-    if not up:
-        if base != prev:
-            plan.events.append(Event("Normal", "LimitsLowered", f"effective limits follow spec down: {L.FIELDS}"))
-        return base
-    if (st.mode or Mode.paper) == Mode.live and _prelaunch_missing(spec, prelaunch):
-        msg = f"limits {', '.join(up)} raised in spec but not applied: {_prelaunch_missing(spec, prelaunch)} for {current_subject}"
-        if st.message != msg:
-            plan.events.append(Event("Warning", "LimitsHeld", msg))
-        st.message = msg
-        return L.lowest(prev, base)
-    plan.events.append(Event("Normal", "LimitsRaised", f"effective limits raised to spec: {', '.join(up)}"))
+    if up:
+        plan.events.append(Event("Normal", "LimitsRaised", f"effective limits raised to spec: {', '.join(up)}"))
+    elif base != prev:
+        plan.events.append(Event("Normal", "LimitsLowered", f"effective limits follow spec down: {L.FIELDS}"))
     return base
 
 

@@ -25,12 +25,3 @@ def lowest(a: EffectiveLimits, b: EffectiveLimits) -> EffectiveLimits:
 def raised(old: EffectiveLimits, new: EffectiveLimits) -> list[str]:
     """Names of the limits that NEW raises above OLD."""
     return [f for f in FIELDS if getattr(new, f) > getattr(old, f)]
-
-
-def limits_hash(limits: RiskLimits) -> str:
-    """Short hash of the whole risk-limit block: a pre-launch signature names it."""
-    import hashlib
-    import json
-
-    body = json.dumps(limits.model_dump(by_alias=True, mode="json", exclude_none=True), sort_keys=True)
-    return hashlib.sha256(body.encode()).hexdigest()[:12]

@@ -18,7 +18,7 @@ from typing import Any
 
 from stratops import API_VERSION
 from stratops.lifecycle.control import MOUNT_PATH
-from stratops.models.strategy import StrategySpec
+from stratops.models.strategy import DIGEST_SEPARATOR, StrategySpec
 
 LABEL_STRATEGY = "stratops.io/strategy"
 LABEL_VERSION = "stratops.io/version"
@@ -45,12 +45,17 @@ def owner_reference(strategy: str, uid: str) -> dict[str, Any]:
             "controller": True, "blockOwnerDeletion": True}
 
 
-def image_ref(spec: StrategySpec, version: str) -> str:
-    return f"{spec.image}:{version}"
+def image_ref(spec: StrategySpec, version: str, pinned: bool = True) -> str:
+    """`<repository>:<version>`, with the spec's digest (`@sha256:…`) when it pins one and
+    PINNED: the digest decides what the node runs; the tag says which version it is."""
+    repository, sep, digest = spec.image.partition(DIGEST_SEPARATOR)
+    return f"{repository}:{version}" + (f"{sep}{digest}" if sep and pinned else "")
 
 
-def deployment(name: str, namespace: str, uid: str, spec: StrategySpec, version: str, replicas: int) -> dict[str, Any]:
-    """The Deployment for VERSION at REPLICAS (the decision), with its fingerprint annotation."""
+def deployment(name: str, namespace: str, uid: str, spec: StrategySpec, version: str, replicas: int,
+               image: str | None = None) -> dict[str, Any]:
+    """The Deployment for VERSION at REPLICAS (the decision), running IMAGE (default: the spec's
+    reference for VERSION), with its fingerprint annotation."""
     labels = {LABEL_STRATEGY: name, **MANAGED_BY}
     pod_labels = {**(spec.pod_template.labels if spec.pod_template and spec.pod_template.labels else {}),
                   **labels, LABEL_VERSION: version}
@@ -68,7 +73,7 @@ def deployment(name: str, namespace: str, uid: str, spec: StrategySpec, version:
             env.append({"name": e.name, "value": e.value or ""})
     container: dict[str, Any] = {
         "name": CONTAINER,
-        "image": image_ref(spec, version),
+        "image": image or image_ref(spec, version),
         "env": env,
         "volumeMounts": [{"name": "control", "mountPath": MOUNT_PATH, "readOnly": True}],
     }

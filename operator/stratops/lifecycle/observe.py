@@ -6,8 +6,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from stratops.gates.evaluate import GateEvaluation, evaluate, subject
-from stratops.lifecycle import limits as L
+from stratops.gates.evaluate import GateEvaluation, evaluate, subject_for
 from stratops.lifecycle import manifests
 from stratops.lifecycle.decide import DeploymentView, IncidentView, PodView
 from stratops.models.gate import Cadence, GateSpec
@@ -60,7 +59,7 @@ def gate_evaluations(
     """Evaluate the gates that name STRATEGY; pre-launch gates against its current subject.
     A gate whose spec cannot be read evaluates to None (reported as not found)."""
     out: dict[str, GateEvaluation | None] = {}
-    current = subject(strategy, spec.version, L.limits_hash(spec.risk_limits))
+    current = subject_for(strategy, spec)
     for name, raw in gates:
         try:
             gs = GateSpec.model_validate(raw)

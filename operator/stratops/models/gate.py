@@ -25,6 +25,9 @@ class GateItem(Model):
     id: str = Field(pattern=DNS_LABEL, max_length=63, description="Stable identifier, e.g. backtest-reviewed; signatures refer to it.")
     text: str = Field(min_length=1, max_length=1024, description="What must be true; cannot change once signed.")
     required: bool = Field(default=True, description="Whether the gate is incomplete without it.")
+    signers: list[Annotated[str, Field(min_length=1, max_length=253)]] | None = Field(
+        default=None, max_length=20,
+        description="Groups whose members may sign this item (the API server's userInfo.groups); none: anyone who may sign the gate.")
 
 
 class Signature(Model):
@@ -35,7 +38,9 @@ class Signature(Model):
     signer: str = Field(min_length=1, max_length=253, description="User name of the signer, as the API server authenticated them.")
     signed_at: datetime = Field(description="When it was signed (RFC 3339).")
     evidence: str = Field(min_length=1, max_length=2048, description="Evidence: text or a URL.")
-    subject: str | None = Field(default=None, max_length=256, description="What was signed for pre-launch gates: strategy version and limits hash.")
+    subject: str | None = Field(default=None, max_length=8192, description=(
+        "What was signed, for pre-launch gates: <strategy>:<version>:<SHA-256 of its trading-relevant spec>, one per "
+        "strategy of the gate, separated by spaces."))
 
 
 class Session(Model):
@@ -66,6 +71,9 @@ class GateSpec(Model):
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["item"]},
     )
     session: Session | None = Field(default=None, description="Session that daily expiry follows.")
+    min_signers: int | None = Field(
+        default=None, ge=1, le=10,
+        description="Distinct people whose signatures the gate needs to be complete (four eyes); default 2 for preLaunch, 1 otherwise.")
 
     __rules__ = (
         Rule(
@@ -82,12 +90,21 @@ class GateSpec(Model):
     )
 
 
+DEFAULT_MIN_SIGNERS = {Cadence.pre_launch: 2}
+
+
+def min_signers(spec: GateSpec) -> int:
+    """Distinct signers SPEC needs: its own setting, or 2 for pre-launch (four eyes) and 1 otherwise."""
+    return spec.min_signers or DEFAULT_MIN_SIGNERS.get(spec.cadence, 1)
+
+
 class GateStatus(Model):
     """Signed and missing items, expiry and overall state. Written only by the operator."""
 
     state: Literal["Complete", "Incomplete", "Expired"] | None = Field(default=None, description="Complete when every required item is signed and unexpired.")
     signed: str | None = Field(default=None, description="Signed required items over required items, e.g. 3/5.")
     signed_items: list[str] | None = Field(default=None, description="Ids of items with a valid signature.")
+    signers: list[str] | None = Field(default=None, description="Distinct signers of the valid signatures.")
     missing_items: list[str] | None = Field(default=None, description="Ids of required items without a valid signature.")
     expires_at: datetime | None = Field(default=None, description="When the earliest signature lapses.")
     message: str | None = Field(default=None, description="Detail for humans.")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from datetime import datetime
 from enum import Enum
 from typing import Annotated, Literal
@@ -10,7 +12,13 @@ from pydantic import Field
 
 from stratops.models.common import Condition, Duration, Model, Rule, SecretKeyRef, parse_duration
 
-IMAGE_PATTERN = r"^([a-z0-9.-]+(:[0-9]+)?/)?[a-z0-9._-]+(/[a-z0-9._-]+)*$"
+# An image repository without tag, optionally pinned by digest (`…@sha256:<64 hex>`): the pod then
+# runs `<repository>:<version>@sha256:…`, and the digest decides what runs (a tag can be moved).
+IMAGE_PATTERN = r"^([a-z0-9.-]+(:[0-9]+)?/)?[a-z0-9._-]+(/[a-z0-9._-]+)*(@sha256:[a-f0-9]{64})?$"
+DIGEST_SEPARATOR = "@sha256:"
+# The longest a kill-switch may wait for the strategy's acknowledgement before scaling to 0:
+# a pod that ignores HALTED is stopped within this bound whatever the spec says.
+MAX_ACK_DEADLINE = "120s"
 VERSION_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$"
 
 
@@ -136,13 +144,24 @@ class GateRequirements(Model):
 
 
 class KillSwitchPolicy(Model):
-    """How the kill-switch is carried out."""
+    """How the kill-switch is carried out. Changed only by risk owners or GitOps identities
+    (admission policy), and on a live strategy only with fresh pre-launch signatures."""
 
-    ack_deadline: str = Duration("How long to wait for the strategy to acknowledge HALTED before scaling to 0.", default="30s")
+    ack_deadline: str = Duration(
+        f"How long to wait for the strategy to acknowledge HALTED before scaling to 0; at most {MAX_ACK_DEADLINE}.",
+        default="30s")
     allow_risk_reducing: bool = Field(default=False, description="Whether HALTED still allows orders that reduce the position (cancels are always allowed).")
     rearm_by: list[Annotated[str, Field(min_length=1, max_length=253)]] | None = Field(
         default=None, max_length=50,
         description="Users allowed to re-arm after a halt that requires it (exposure-linked or repeated execution); none: nobody can, the strategy stays off.")
+    __rules__ = (
+        Rule(
+            cel=f"!has(self.ackDeadline) || duration(self.ackDeadline) <= duration('{MAX_ACK_DEADLINE}')",
+            message=f"killSwitch.ackDeadline must be at most {MAX_ACK_DEADLINE}: a pod that ignores HALTED is scaled to 0 at the deadline",
+            field_path=".ackDeadline",
+            check=lambda k: parse_duration(k.ack_deadline) <= parse_duration(MAX_ACK_DEADLINE),
+        ),
+    )
 
 
 class ThrottlePolicy(Model):
@@ -168,7 +187,9 @@ def _live_has_prelaunch(s: "StrategySpec") -> bool:
 class StrategySpec(Model):
     """What to run and under which limits. Written by the desk (Git); never by the operator."""
 
-    image: str = Field(pattern=IMAGE_PATTERN, max_length=255, description="Container image without tag, e.g. registry.example/desk/mean-revert.")
+    image: str = Field(pattern=IMAGE_PATTERN, max_length=512, description=(
+        "Container image without tag, e.g. registry.example/desk/mean-revert; pinned by digest (…@sha256:<64 hex>) "
+        "in live mode."))
     version: str = Field(pattern=VERSION_PATTERN, description="Image tag to run; changing it rolls out a new version.")
     replicas: int = Field(default=1, ge=0, le=10, description="Pods to run.")
     mode: Mode = Field(default=Mode.paper, description="paper (simulated fills) or live (real capital).")
@@ -201,12 +222,81 @@ class StrategySpec(Model):
             check=_live_declares_limits,
         ),
         Rule(
+            cel=f"self.mode != 'live' || self.image.contains('{DIGEST_SEPARATOR}')",
+            message="a live strategy must pin spec.image by digest (<repository>@sha256:<64 hex>): a tag can be moved, a digest cannot",
+            field_path=".image",
+            check=lambda s: s.mode != Mode.live or DIGEST_SEPARATOR in s.image,
+        ),
+        Rule(
             cel="duration(self.decayHorizon) > duration(self.barInterval)",
             message="spec.decayHorizon must be longer than spec.barInterval",
             field_path=".decayHorizon",
             check=lambda s: parse_duration(s.decay_horizon) > parse_duration(s.bar_interval),
         ),
     )
+
+
+# What decides what a live strategy runs and how it is stopped: a pre-launch signature names the
+# SHA-256 of these fields (stratops.gates.evaluate.subject_for), so a change to any of them on a
+# live strategy needs fresh signatures. spec.mode is not among them (promotion is what the
+# signatures allow), nor gates, monitors' thresholds or rollout timing.
+TRADING_FIELDS = ("image", "version", "replicas", "risk_limits", "brokers", "pod_template", "kill_switch", "throttle")
+
+
+class TradingSpec(Model):
+    """The trading-relevant part of a Strategy's spec: what a pre-launch signature approves."""
+
+    image: str = Field(description="Container image (pinned by digest in live mode).")
+    version: str = Field(description="Image tag.")
+    replicas: int = Field(description="Pods to run.")
+    risk_limits: RiskLimits = Field(description="Pre-trade risk limits.")
+    brokers: Brokers = Field(description="Broker connections.")
+    pod_template: PodTemplate | None = Field(default=None, description="Overrides for the strategy pod.")
+    kill_switch: KillSwitchPolicy = Field(description="Kill-switch behaviour.")
+    throttle: ThrottlePolicy = Field(description="Throttle behaviour.")
+
+
+def trading_spec(spec: "StrategySpec") -> TradingSpec:
+    """SPEC's trading-relevant fields, with the kill-switch and throttle defaults made explicit
+    (an absent block behaves as its defaults, so it hashes as them)."""
+    return TradingSpec(image=spec.image, version=spec.version, replicas=spec.replicas, risk_limits=spec.risk_limits,
+                       brokers=spec.brokers, pod_template=spec.pod_template,
+                       kill_switch=spec.kill_switch or KillSwitchPolicy(), throttle=spec.throttle or ThrottlePolicy())
+
+
+def _canonical(value: object) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def trading_hash(spec: "StrategySpec | TradingSpec") -> str:
+    """Full SHA-256 (hex) of the trading-relevant spec, canonical JSON."""
+    ts = spec if isinstance(spec, TradingSpec) else trading_spec(spec)
+    return hashlib.sha256(_canonical(ts.model_dump(by_alias=True, mode="json", exclude_none=True)).encode()).hexdigest()
+
+
+def trading_changes(old: TradingSpec, new: TradingSpec) -> list[str]:
+    """The spec fields (API names, e.g. spec.riskLimits) in which NEW differs from OLD."""
+    a, b = old.model_dump(mode="json", exclude_none=True), new.model_dump(mode="json", exclude_none=True)
+    return [f"spec.{TradingSpec.model_fields[f].alias or f}" for f in TRADING_FIELDS if a.get(f) != b.get(f)]
+
+
+def with_trading(spec: "StrategySpec", approved: TradingSpec) -> "StrategySpec":
+    """SPEC with its trading-relevant fields taken from APPROVED (what a live strategy keeps
+    running while a change is not signed)."""
+    return spec.model_copy(update={f: getattr(approved, f) for f in TRADING_FIELDS})
+
+
+class Approval(Model):
+    """The trading-relevant spec a live strategy runs, and the signatures that approved it."""
+
+    subject: str = Field(description="The pre-launch subject signed: <strategy>:<version>:<sha256 of the trading spec>.")
+    hash: str = Field(description="SHA-256 of the trading-relevant spec.")
+    gate: str = Field(description="The pre-launch gate whose signatures approved it.")
+    signers: list[str] = Field(description="Distinct signers of the gate's required items for this subject.")
+    at: datetime = Field(description="When the operator approved it (promotion, or a signed change on a live strategy).")
+    author: str | None = Field(default=None, description="Who last changed the trading-relevant spec (recorded at admission).")
+    promoted_by: str | None = Field(default=None, description="Who set spec.mode to live (recorded at admission).")
+    spec: TradingSpec = Field(description="The approved trading-relevant spec: what runs while a later change is not signed.")
 
 
 class Revision(Model):
@@ -334,5 +424,6 @@ class StrategyStatus(Model):
     broker: BrokerStatus | None = Field(default=None, description="Broker in use after a failover; absent means the primary.")
     handled_incidents: list[str] | None = Field(default=None, description="Incidents whose immediate action was taken.")
     handled_commands: dict[str, str] | None = Field(default=None, description="Id of the last command annotation executed, by kind (kill, throttle, ...).")
+    approved: Approval | None = Field(default=None, description="Live only: the signed trading-relevant spec in force.")
     message: str | None = Field(default=None, description="Last refusal or notable event, for humans.")
     observed_generation: int | None = Field(default=None, description="The .metadata.generation last acted on.")

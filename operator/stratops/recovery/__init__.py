@@ -24,10 +24,20 @@ def decide_incident(spec: IncidentSpec, status: IncidentStatus, annotations: dic
     clear: list[str] = []
     events: list[tuple[str, str, str]] = []
     steps = st.steps.model_copy() if st.steps else Steps()
+
+    def attributable(key: str, cmd: Any) -> bool:
+        # A command nobody can be held to is refused, never recorded as by "unknown".
+        if cmd.by:
+            return True
+        events.append(("Warning", "InvalidCommand", cmd.error or f"{key}: not attributable"))
+        return False
+
     if ACK in annotations:
         clear.append(ACK)
         cmd = parse("ack", annotations[ACK])
-        if st.acknowledged_by is None and st.phase != "Resolved":
+        if not attributable(ACK, cmd):
+            pass
+        elif st.acknowledged_by is None and st.phase != "Resolved":
             st.acknowledged_by = cmd.by
             if st.phase == "Open":
                 st.phase = "Acknowledged"
@@ -35,7 +45,9 @@ def decide_incident(spec: IncidentSpec, status: IncidentStatus, annotations: dic
     if CONTAIN in annotations:
         clear.append(CONTAIN)
         cmd = parse("contain", annotations[CONTAIN])
-        if st.phase != "Resolved" and steps.containment is None:
+        if not attributable(CONTAIN, cmd):
+            pass
+        elif st.phase != "Resolved" and steps.containment is None:
             steps.containment = Step(at=now, by=cmd.by, detail=cmd.reason or "contained (confirmed by hand)")
             st.steps = steps
             st.phase = "Contained"
@@ -43,7 +55,7 @@ def decide_incident(spec: IncidentSpec, status: IncidentStatus, annotations: dic
     if RESOLVE in annotations:
         clear.append(RESOLVE)
         cmd = parse("resolve", annotations[RESOLVE])
-        if st.phase == "Resolved":
+        if not attributable(RESOLVE, cmd) or st.phase == "Resolved":
             pass
         elif spec.postmortem is None:
             st.message = (f"resolve by {cmd.by} refused: spec.postmortem (rootCause, actions, owner) is required "

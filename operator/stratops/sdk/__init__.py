@@ -5,7 +5,8 @@ A strategy process does three things with it:
     control = StrategyControl.from_environment()      # mounted file in a pod; API for local runs
     control.on_change(lambda doc: broker.cancel_all() if doc.trading_state == "HALTED" else None)
     ...
-    decision = control.guard.check(Order(side="buy", quantity=10), position=current_position)
+    order = Order(side="buy", quantity=10, instrument="EURUSD", venue="LMAX", price=1.1012)
+    decision = control.check(order, position=current_position, reference_price=mid)
     if decision.allowed: broker.submit(...)
 
 `StrategyControl.poll()` (call it in the main loop, or run `run_in_background()`) reads the
@@ -15,21 +16,31 @@ operator can verify the action instead of hoping.
 
 The guard is strict, stricter than NautilusTrader's REDUCING: reduce-only means the absolute
 position never grows and no order may exceed the open position, so nothing opens from flat.
+
+Before an order is sent the guard also enforces every limit the document declares (RTS 6
+Art. 15): allowed instruments and venues, max order volume and value, the price collar around
+the reference price, the daily loss (reduce-only once reached), max position, order rate (new
+orders per second) and message rate (new, modify and cancel messages per second). It fails
+closed: an order that names no instrument or venue where a list is declared, or lacks the price
+a collar or value limit needs, is refused. Cancels always pass, but count as messages.
+`control.check` passes the loss last given to `report(loss=...)`; `guard.check` takes it as
+`loss_today`.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Literal, Protocol
 
-from stratops.lifecycle.control import CONTROL_KEY, Acknowledgement, ControlDocument
+from stratops.lifecycle.control import CONTROL_KEY, Acknowledgement, ControlDocument, PreTradeControls
 from stratops.lifecycle.manifests import ack_name, control_name
 from stratops.models.strategy import TradingState
 
@@ -38,17 +49,70 @@ Side = Literal["buy", "sell"]
 
 @dataclass(frozen=True)
 class Order:
-    """An order the strategy wants to send: a new order, or a cancel of a working one."""
+    """An order message the strategy wants to send: a new order, a modify of a working one (checked
+    like a new order with the modified side, quantity and price), or a cancel. PRICE is the limit
+    price; None is a market order."""
 
     side: Side
     quantity: float
-    kind: Literal["new", "cancel"] = "new"
+    kind: Literal["new", "modify", "cancel"] = "new"
+    instrument: str | None = None
+    venue: str | None = None
+    price: float | None = None
 
 
 @dataclass(frozen=True)
 class Decision:
     allowed: bool
     reason: str = ""
+
+
+def _num(x: float) -> str:
+    return f"{x:.12g}"  # enough digits that "exceeds" never reads as two equal numbers
+
+
+def _names(allowed: Sequence[str]) -> str:
+    shown = ", ".join(allowed[:5])
+    return f"[{shown}{f', ... ({len(allowed)} in all)' if len(allowed) > 5 else ''}]"
+
+
+def _in_list(what: str, value: str | None, allowed: list[str] | None) -> Decision | None:
+    if allowed is None:
+        return None
+    if value is None:
+        return Decision(False, f"order names no {what}: allowed {what}s are {_names(allowed)}")
+    if value not in allowed:
+        return Decision(False, f"{what} {value} is not among the allowed {what}s {_names(allowed)}")
+    return None
+
+
+def _controls_refusal(order: Order, c: PreTradeControls, reference_price: float | None) -> Decision | None:
+    """The first pre-trade control ORDER breaks, in the order RTS 6 Art. 15 lists them; None: none."""
+    refused = _in_list("instrument", order.instrument, c.instruments) or _in_list("venue", order.venue, c.venues)
+    if refused:
+        return refused
+    if c.max_order_volume is not None and order.quantity > c.max_order_volume:
+        return Decision(False, f"order volume {_num(order.quantity)} exceeds "
+                               f"max order volume {_num(c.max_order_volume)}")
+    if c.price_collar_bps is not None:
+        bps = c.price_collar_bps
+        if reference_price is None or reference_price <= 0:
+            return Decision(False, f"price collar {_num(bps)} bps needs a positive reference price, "
+                                   f"got {reference_price}")
+        # Compared without dividing, so an order exactly at the collar passes.
+        if order.price is not None and abs(order.price - reference_price) * 10_000 > bps * reference_price:
+            away = abs(order.price - reference_price) / reference_price * 10_000
+            return Decision(False, f"price {_num(order.price)} is {away:.4g} bps from reference "
+                                   f"{_num(reference_price)}, exceeds price collar {_num(bps)} bps")
+    if c.max_order_value is not None:
+        price = order.price if order.price is not None else reference_price
+        if price is None:
+            return Decision(False, f"order value unknown (no limit price, no reference price), "
+                                   f"max order value {_num(c.max_order_value)}")
+        value = order.quantity * abs(price)
+        if value > c.max_order_value:
+            return Decision(False, f"order value {_num(value)} exceeds max order value {_num(c.max_order_value)}")
+    return None
 
 
 class OrderGuard:
@@ -58,17 +122,36 @@ class OrderGuard:
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.doc: ControlDocument | None = None
         self._clock = clock
-        self._sent: deque[float] = deque()
+        self._sent: deque[float] = deque()  # new orders in the last second
+        self._messages: deque[float] = deque()  # new, modify and cancel messages in the last second
 
     def apply(self, doc: ControlDocument) -> None:
         self.doc = doc
 
-    def check(self, order: Order, position: float) -> Decision:
-        """Whether ORDER may be sent with the strategy's current signed POSITION."""
+    def check(self, order: Order, position: float, *, reference_price: float | None = None,
+              loss_today: float | None = None) -> Decision:
+        """Whether ORDER may be sent with the strategy's current signed POSITION.
+
+        REFERENCE_PRICE is the instrument's current reference (mid or last), needed when the
+        document declares a price collar, and for a market order's value when it declares a
+        max order value. LOSS_TODAY is today's loss as a positive number; None means unknown,
+        and then the daily loss limit is not checked here (the operator still checks reported
+        losses). Whatever is allowed is counted toward the rates (a new order toward both, a
+        modify or cancel toward the message rate only): call check only for messages then sent.
+        """
         if order.kind == "cancel":
-            return Decision(True)  # cancels always pass: they only ever reduce risk
-        if order.quantity <= 0:
+            # Cancels always pass (they only ever reduce risk) but use up the message budget.
+            now = self._clock()
+            self._prune(self._messages, now)
+            self._messages.append(now)
+            return Decision(True)
+        if not order.quantity > 0:  # also refuses NaN
             return Decision(False, "quantity must be positive")
+        # A NaN compares false with every limit, so it would pass them all: fail closed instead.
+        for name, x in (("quantity", order.quantity), ("price", order.price),
+                        ("reference price", reference_price), ("loss today", loss_today)):
+            if x is not None and not math.isfinite(x):
+                return Decision(False, f"{name} must be a finite number, got {x}")
         doc = self.doc
         if doc is None:
             return Decision(False, "no control document applied yet: only cancels are allowed")
@@ -76,24 +159,43 @@ class OrderGuard:
         after = position + signed
         reduces = position != 0 and (signed > 0) != (position > 0) and order.quantity <= abs(position)
         state = doc.trading_state
-        if state == TradingState.HALTED:
-            if doc.allow_risk_reducing and reduces:
-                return self._rate_limited()
+        if state == TradingState.HALTED and not (doc.allow_risk_reducing and reduces):
             return Decision(False, "HALTED: only cancels" + (" and risk-reducing orders" if doc.allow_risk_reducing else ""))
         if state == TradingState.REDUCING and not reduces:
             return Decision(False, f"REDUCING: order must reduce the position ({position:g}) without exceeding it")
-        if abs(after) > doc.limits.max_position:
+        if doc.controls is not None:
+            refused = _controls_refusal(order, doc.controls, reference_price)
+            if refused:
+                return refused
+        max_loss = doc.limits.max_daily_loss
+        if loss_today is not None and loss_today >= max_loss and not reduces:
+            return Decision(False, f"daily loss {_num(loss_today)} reached max daily loss {_num(max_loss)}: "
+                                   f"order must reduce the position ({position:g}) without exceeding it")
+        # A risk-reducing order under HALTED is not held to max position (as before controls existed).
+        if state != TradingState.HALTED and abs(after) > doc.limits.max_position:
             return Decision(False, f"position {after:g} would exceed max position {doc.limits.max_position:g}")
-        return self._rate_limited()
+        return self._rate_limited(order.kind)
 
-    def _rate_limited(self) -> Decision:
+    @staticmethod
+    def _prune(window: deque[float], now: float) -> None:
+        while window and now - window[0] >= 1.0:
+            window.popleft()
+
+    def _rate_limited(self, kind: Literal["new", "modify"]) -> Decision:
         assert self.doc is not None
         now = self._clock()
-        while self._sent and now - self._sent[0] >= 1.0:
-            self._sent.popleft()
-        if len(self._sent) + 1 > self.doc.limits.max_order_rate:
-            return Decision(False, f"order rate above {self.doc.limits.max_order_rate:g}/s")
-        self._sent.append(now)
+        self._prune(self._sent, now)
+        self._prune(self._messages, now)
+        max_rate = self.doc.limits.max_order_rate
+        if kind == "new" and len(self._sent) + 1 > max_rate:
+            return Decision(False, f"order rate {len(self._sent) + 1}/s would exceed max order rate {max_rate:g}/s")
+        max_messages = self.doc.controls.max_message_rate if self.doc.controls else None
+        if max_messages is not None and len(self._messages) + 1 > max_messages:
+            return Decision(False, f"message rate {len(self._messages) + 1}/s would exceed "
+                                   f"max message rate {_num(max_messages)}/s")
+        if kind == "new":
+            self._sent.append(now)
+        self._messages.append(now)
         return Decision(True)
 
 
@@ -209,6 +311,10 @@ class StrategyControl:
             pod=self.pod, generation=doc.generation, trading_state=doc.trading_state,
             at=datetime.now(timezone.utc), position=self.position(), open_orders=self.open_orders(),
             control_hash=doc.content_hash(), **self._reported))
+
+    def check(self, order: Order, position: float, *, reference_price: float | None = None) -> Decision:
+        """`guard.check` with today's loss as last given to `report(loss=...)` (unknown before)."""
+        return self.guard.check(order, position, reference_price=reference_price, loss_today=self._reported.get("loss"))
 
     def run_in_background(self, interval: float = 0.2) -> threading.Thread:
         def loop() -> None:

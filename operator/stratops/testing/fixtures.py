@@ -60,9 +60,11 @@ def kube(cluster: Cluster) -> client.ApiClient:
 @pytest.fixture
 def namespace(kube: client.ApiClient) -> Iterator[str]:
     """A fresh namespace per test, deleted afterwards."""
+    from stratops.testing.admission import POLICY_LABEL
+
     name = f"t-{uuid.uuid4().hex[:10]}"
     core = client.CoreV1Api(kube)
-    core.create_namespace({"metadata": {"name": name, "labels": {"stratops.io/test": "true"}}})
+    core.create_namespace({"metadata": {"name": name, "labels": {"stratops.io/test": "true", **POLICY_LABEL}}})
     yield name
     core.delete_namespace(name, propagation_policy="Background")
 
@@ -71,9 +73,11 @@ def namespace(kube: client.ApiClient) -> Iterator[str]:
 def own_namespace(kube: client.ApiClient) -> Iterator[str]:
     """A namespace outside the session operator's t-* scope, for a test that runs its own
     operators (restarts, peering, the image)."""
+    from stratops.testing.admission import POLICY_LABEL
+
     name = f"o-{uuid.uuid4().hex[:10]}"
     core = client.CoreV1Api(kube)
-    core.create_namespace({"metadata": {"name": name}})
+    core.create_namespace({"metadata": {"name": name, "labels": POLICY_LABEL}})
     yield name
     core.delete_namespace(name, propagation_policy="Background")
 
@@ -151,11 +155,15 @@ def operator(cluster: Cluster, crds: list[str], alert_receiver: object, alertman
             "STRATOPS_WEBHOOK_PORT": str(free_port()), "STRATOPS_WEBHOOK_ADDR": "127.0.0.1",
             "STRATOPS_WEBHOOK_HOST": "127.0.0.1", "STRATOPS_WEBHOOK_CERT": str(cert),
             "STRATOPS_WEBHOOK_KEY": str(key), "STRATOPS_WEBHOOK_CA": str(ca),
-            "STRATOPS_GITOPS_SIGNERS": "system:serviceaccount:argocd:argocd-application-controller",
-            # The tests' admin client plays several people (by: bob, ops, …) like a ChatOps bot
-            # would; other users' commands must name themselves (tests/e2e/test_desk_controls.py).
-            "STRATOPS_COMMAND_DELEGATES": "admin",
         })
+    # The chart's default allow-lists, and registries and Prometheus URLs the tests use. The
+    # tests' admin client (cluster-admin: every RBAC verb, command-for-others and
+    # sign-for-others included) plays several people (by: bob, ops, …) as a ChatOps bot would.
+    os.environ.update({
+        "STRATOPS_ALLOWED_REGISTRIES": "registry.example,stratops.local", "STRATOPS_ALLOWED_PROMETHEUS_URLS": "http://127.0.0.1",
+        "STRATOPS_STRATEGY_SECRET_LABELS": "stratops.io/secret-use=strategy",
+        "STRATOPS_MONITOR_SECRET_LABELS": "stratops.io/secret-use=monitor",
+    })
     # The operator as its own process, as in production: nothing of the test process (its
     # imports, thread pools, captured output) can stall it.
     import tempfile
@@ -175,10 +183,13 @@ def operator(cluster: Cluster, crds: list[str], alert_receiver: object, alertman
         return proc, f"http://127.0.0.1:{live}/healthz"
 
     proc, liveness = start()
-    if cluster.control_plane is not None:
-        admission = client.AdmissionregistrationV1Api(cluster.api_client())
-        wait_for(lambda: admission.list_validating_webhook_configuration(
-            field_selector="metadata.name=gates.stratops.io").items, timeout=60, what="the gate webhook registered")
+    # Admission as the chart sets it up: the policies in the API server for the tests'
+    # namespaces (and those where tests run their own operators), the webhooks for t-*.
+    from stratops.testing import admission
+
+    local = cluster.control_plane is not None
+    admission.install(cluster.api_client(), f"https://127.0.0.1:{os.environ['STRATOPS_WEBHOOK_PORT']}" if local else None,
+                      Path(os.environ["STRATOPS_WEBHOOK_CA"]) if local else None, {"matchLabels": {"stratops.io/test": "true"}})
     try:
         _wait_until_acting(cluster, timeout=180, liveness=liveness)
     except HandlersHeld as held:
@@ -209,8 +220,10 @@ def _wait_until_acting(cluster: Cluster, timeout: float, liveness: str | None = 
 
     api = cluster.api_client()
     core, custom = client.CoreV1Api(api), client.CustomObjectsApi(api)
+    from stratops.testing.admission import POLICY_LABEL
+
     ns = f"t-ready-{uuid.uuid4().hex[:8]}"
-    core.create_namespace({"metadata": {"name": ns, "labels": {"stratops.io/test": "true"}}})
+    core.create_namespace({"metadata": {"name": ns, "labels": {"stratops.io/test": "true", **POLICY_LABEL}}})
 
     def acting() -> object:
         if liveness is not None:
