@@ -14,7 +14,7 @@ from rich.console import Console
 
 from stratops import GROUP, VERSION
 from stratops.k8s.apply import apply, install_crds, load_documents
-from stratops.testing.controlplane import ControlPlane, free_port, operator_process, repo_root, stop_process
+from stratops.testing.controlplane import ControlPlane, free_port, operator_process, repo_root, stop_process, wait_serving_metrics
 
 
 def run_demo(*, examples: bool, once: bool, nodes: int, console: Console) -> int:
@@ -29,12 +29,23 @@ def run_demo(*, examples: bool, once: bool, nodes: int, console: Console) -> int
         api = cp.api_client()
         names = install_crds(api, root / "crds")
         console.print(f"installed CRDs: {', '.join(names)}")
-        metrics = free_port()
+        metrics, webhook = free_port(), free_port()
         log = cp.workdir / "operator.log"
         assert cp.kubeconfig is not None
-        operator = operator_process(cp.kubeconfig, ["default"], log, metrics)
+        cert, key, ca = cp.serving_certificate("stratops-webhook")
+        operator = operator_process(cp.kubeconfig, ["default"], log, metrics, env={
+            "STRATOPS_WEBHOOK_PORT": str(webhook), "STRATOPS_WEBHOOK_ADDR": "127.0.0.1", "STRATOPS_WEBHOOK_HOST": "127.0.0.1",
+            "STRATOPS_WEBHOOK_CERT": str(cert), "STRATOPS_WEBHOOK_KEY": str(key), "STRATOPS_WEBHOOK_CA": str(ca)})
         try:
             console.print(f"operator started (pid {operator.pid}, metrics on http://127.0.0.1:{metrics}/metrics, log {log})")
+            # Admission as the chart installs it: the policies in the API server, the webhooks
+            # served by this operator.
+            from stratops.testing import admission
+
+            default = {"matchExpressions": [{"key": "kubernetes.io/metadata.name", "operator": "In", "values": ["default"]}]}
+            wait_serving_metrics(operator, metrics, log)
+            admission.install(api, f"https://127.0.0.1:{webhook}", ca, default, default)
+            console.print("admission policies and webhooks enforced (commands and signatures attributable, four eyes)")
             if examples:
                 docs = [d for d in load_documents([root / "examples"]) if str(d.get("apiVersion", "")).startswith(f"{GROUP}/")]
                 apply(api, docs, namespace="default")

@@ -69,6 +69,11 @@ class Desk:
         d = self.deployment(name)
         return d.spec.template.spec.containers[0].image if d else None
 
+    def version(self, name: str = NAME) -> str | None:
+        """The tag the Deployment runs (`<repository>:<tag>[@sha256:…]`)."""
+        image = self.image(name)
+        return image.split("@", 1)[0].rsplit(":", 1)[1] if image else None
+
     def control(self, name: str = NAME) -> dict[str, Any] | None:
         items = self.core.list_namespaced_config_map(self.ns, field_selector=f"metadata.name={control_name(name)}").items
         return json.loads(items[0].data["control.json"]) if items else None

@@ -38,12 +38,12 @@ def test_apiserver_restarted_during_a_rollout_loses_no_incident(desk, cluster):
     desk.create("strategies", strategy_doc())
     desk.wait_status(lambda s: s.get("lastKnownGood") == "1.4.2", "known-good")
     desk.patch_spec(version="fail-9")  # never Ready: rolled back once the 4s rollout deadline passes
-    wait_for(lambda: (desk.image() or "").endswith(":fail-9"), timeout=30, what="rollout of fail-9 started")
+    wait_for(lambda: desk.version() == "fail-9", timeout=30, what="rollout of fail-9 started")
     took = cluster.control_plane.restart("kube-apiserver")
     assert took < 60
     status = desk.wait_status(lambda s: any(b["version"] == "fail-9" for b in s.get("blockedVersions") or []),
                               "fail-9 blocked after the restart", timeout=90)
-    wait_for(lambda: (desk.image() or "").endswith(":1.4.2"), timeout=60, what="rolled back to 1.4.2")
+    wait_for(lambda: desk.version() == "1.4.2", timeout=60, what="rolled back to 1.4.2")
     [inc] = wait_for(lambda: _rollout_incidents(desk), timeout=30, what="the rollout incident")
     assert "fail-9" in inc["spec"]["summary"] and status["lastKnownGood"] == "1.4.2"
     # still acting after the restart: a kill-switch completes
@@ -171,7 +171,8 @@ def test_namespace_churn_at_start_does_not_hold_the_operator(kube, crds, cluster
         proc.send_signal(signal.SIGUSR1)
         dump = wait_for(lambda: (t := (tmp_path / "operator.log").read_text()).count("SIGUSR1:") and t,
                         timeout=30, what="the task dump")
-        assert "task stratops: held-handlers watch" in dump and "Stack for <Task" in dump
+        # each task with the chain of coroutines it awaits, down to the frame that waits
+        assert "task stratops: held-handlers watch awaits:" in dump and "in watch" in dump and "asyncio/tasks.py" in dump
     finally:
         stop_process(proc, 30)
         for name in [probe, *doomed]:

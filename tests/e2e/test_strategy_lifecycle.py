@@ -6,8 +6,9 @@ import copy
 
 import httpx
 import pytest
-from cases import example
-from lifecycle_helpers import NAME, Desk, strategy_doc
+from cases import DIGEST, example
+from kubernetes.client.exceptions import ApiException
+from lifecycle_helpers import NAME, PRELAUNCH_SIGNERS, Desk, strategy_doc
 
 from stratops.testing.wait import wait_for
 
@@ -34,7 +35,7 @@ def test_deploy_creates_owned_objects_and_records_known_good(desk):
     assert dep.metadata.owner_references[0].uid == strategy["metadata"]["uid"]
     assert dep.metadata.labels["stratops.io/strategy"] == NAME
     pod_spec = dep.spec.template.spec
-    assert pod_spec.containers[0].image == "registry.example/fx-desk/mean-revert:1.4.2"
+    assert pod_spec.containers[0].image == "registry.example/fx-desk/mean-revert:1.4.2@" + DIGEST  # the tag names it, the digest pins it
     assert pod_spec.volumes[0].config_map.name == f"{NAME}-control"
     assert pod_spec.containers[0].volume_mounts[0].mount_path == "/etc/stratops/control"
     control = desk.control()
@@ -44,7 +45,7 @@ def test_deploy_creates_owned_objects_and_records_known_good(desk):
 
     desk.patch_spec(version="1.4.3")
     _known_good(desk, "1.4.3")
-    assert desk.image().endswith(":1.4.3")
+    assert desk.version() == "1.4.3"
     assert [r["version"] for r in desk.status()["revisionHistory"]] == ["1.4.2", "1.4.3"]
     assert desk.events("KnownGood")
 
@@ -54,10 +55,10 @@ def test_failed_rollout_is_rolled_back_blocked_and_opens_an_incident(desk):
     desk.create("strategies", strategy_doc())
     _known_good(desk, "1.4.2")
     desk.patch_spec(version="fail-2")
-    wait_for(lambda: desk.image().endswith(":fail-2"), timeout=30, what="bad version rolled out")
+    wait_for(lambda: desk.version() == "fail-2", timeout=30, what="bad version rolled out")
     status = desk.wait_status(lambda s: any(b["version"] == "fail-2" for b in s.get("blockedVersions") or []),
                               "fail-2 blocked", timeout=60)
-    wait_for(lambda: desk.image().endswith(":1.4.2"), timeout=30, what="rolled back to 1.4.2")
+    wait_for(lambda: desk.version() == "1.4.2", timeout=30, what="rolled back to 1.4.2")
     [incident] = [i for i in desk.incidents() if "fail-2" in i["spec"]["summary"]]
     assert incident["spec"]["class"] == "ConfigDrift"
     assert incident["status"]["steps"]["immediateAction"]["detail"].startswith("rolled back fail-2 -> 1.4.2")
@@ -66,7 +67,7 @@ def test_failed_rollout_is_rolled_back_blocked_and_opens_an_incident(desk):
     # spec still names fail-2: a fresh reconcile (any change pokes it) keeps 1.4.2
     desk.patch_spec(replicas=2)
     desk.wait_status(lambda s: s["phase"] == "Running" and s.get("observedGeneration", 0) >= 3, "reconciled replicas 2")
-    assert desk.image().endswith(":1.4.2") and desk.deployment().spec.replicas == 2
+    assert desk.version() == "1.4.2" and desk.deployment().spec.replicas == 2
 
 
 def test_new_version_held_while_the_daily_gate_is_not_signed(desk):
@@ -75,7 +76,7 @@ def test_new_version_held_while_the_daily_gate_is_not_signed(desk):
     desk.patch_spec(version="1.4.3")
     wait_for(lambda: desk.events("VersionHeld"), timeout=30, what="version held")
     assert "daily gate fx-daily is not found" in desk.events("VersionHeld")[0].message
-    assert desk.image().endswith(":1.4.2")
+    assert desk.version() == "1.4.2"
     desk.create("gates", desk.sign(example("gates/daily.yaml")))
     _known_good(desk, "1.4.3")
 
@@ -87,7 +88,7 @@ def test_manual_rollback_by_annotation(desk):
     desk.patch_spec(version="1.5.0")
     _known_good(desk, "1.5.0")
     desk.command("rollback", reason="fills look wrong")
-    wait_for(lambda: desk.image().endswith(":1.4.2"), timeout=30, what="manual rollback")
+    wait_for(lambda: desk.version() == "1.4.2", timeout=30, what="manual rollback")
     # The executor writes the Deployment before the status (see stratops.k8s.executor): wait for both
     status = desk.wait_status(lambda s: s.get("blockedVersions"), "1.5.0 blocked", timeout=30)
     assert [b["version"] for b in status["blockedVersions"]] == ["1.5.0"]
@@ -196,7 +197,7 @@ def test_resume_refused_until_resolved_reconciled_and_daily_signed_then_reducing
 
     # resolving needs the postmortem: refused without it, accepted with it (CLI)
     desk.custom.patch_namespaced_custom_object("stratops.io", "v1alpha1", desk.ns, "incidents", "breach",
-                                               {"metadata": {"annotations": {"stratops.io/resolve": '{"reason": "x", "by": "bob"}'}}})
+                                               {"metadata": {"annotations": {"stratops.io/resolve": '{"by": "bob", "reason": "x"}'}}})
     inc = wait_for(lambda: ((i := desk.custom.get_namespaced_custom_object("stratops.io", "v1alpha1", desk.ns, "incidents", "breach"))
                             .get("status") or {}).get("message") and i, timeout=30, what="resolve refused")
     assert "spec.postmortem (rootCause, actions, owner) is required" in inc["status"]["message"]
@@ -223,22 +224,24 @@ def test_resume_refused_until_resolved_reconciled_and_daily_signed_then_reducing
     assert status["resume"]["by"] == "bob"
 
 
-def test_promotion_blocked_until_prelaunch_gate_signed(desk):
-    doc = strategy_doc(mode="live")
+def test_promotion_refused_until_prelaunch_gate_signed(desk):
+    doc = strategy_doc()
     desk.create("strategies", doc)
     gate = example("gates/pre-launch.yaml")
     desk.create("gates", gate)
-    status = desk.wait_status(lambda s: any(c["type"] == "Promoted" and c["reason"] == "GatesIncomplete"
-                                            for c in s.get("conditions") or []), "promotion blocked")
-    promoted = next(c for c in status["conditions"] if c["type"] == "Promoted")
-    assert "backtest-reviewed" in promoted["message"] and "rollback-rehearsed" in promoted["message"]
-    assert status["mode"] == "paper" and desk.control()["mode"] == "paper"
-    assert "backtest-reviewed" in wait_for(lambda: desk.events("PromotionBlocked"), timeout=30, what="event")[0].message
+    desk.wait_status(lambda s: s.get("phase") == "Running", "running on paper")
+    # Refused at admission, before anything changes: the message names the missing items.
+    with pytest.raises(ApiException) as refused:
+        desk.patch_spec(mode="live")
+    assert refused.value.status == 403 and "backtest-reviewed" in refused.value.body and "rollback-rehearsed" in refused.value.body
+    assert desk.strategy()["spec"]["mode"] == "paper" and desk.control()["mode"] == "paper"
     signed = desk.sign(gate, doc["spec"])
     desk.custom.patch_namespaced_custom_object("stratops.io", "v1alpha1", desk.ns, "gates", gate["metadata"]["name"],
                                                {"spec": {"signatures": signed["spec"]["signatures"]}})
-    desk.wait_status(lambda s: s.get("mode") == "live", "promoted")
+    desk.patch_spec(mode="live")
+    status = desk.wait_status(lambda s: s.get("mode") == "live", "promoted")
     assert desk.control()["mode"] == "live"
+    assert status["approved"]["promotedBy"] == "admin" and sorted(status["approved"]["signers"]) == sorted(PRELAUNCH_SIGNERS)
     wait_for(lambda: desk.events("Promoted"), timeout=30, what="Promoted event")
 
 
@@ -248,7 +251,7 @@ def test_manual_change_of_the_deployment_is_reverted_and_recorded(desk):
     desk.apps.patch_namespaced_deployment(NAME, desk.ns, {"spec": {"template": {"spec": {"containers": [
         {"name": "strategy", "image": "registry.example/someone/else:latest"}]}}}})
     wait_for(lambda: desk.events("ConfigDrift"), timeout=30, what="drift detected")
-    wait_for(lambda: desk.image().endswith("mean-revert:1.4.2"), timeout=30, what="drift reverted")
+    wait_for(lambda: desk.version() == "1.4.2" and "mean-revert:1.4.2" in desk.image(), timeout=30, what="drift reverted")
     drift = [i for i in desk.incidents() if "changed outside Git" in i["spec"]["summary"]]
     assert len(drift) == 1 and drift[0]["spec"]["class"] == "ConfigDrift"
 

@@ -124,3 +124,26 @@ def test_without_the_fix_kopf_stops_watching_at_the_first_report(monkeypatch: py
     assert kopf_fixes.apply()
     monkeypatch.setattr(observation, "is_deleted", kopf_fixes._kopf_original["is_deleted"])
     assert _watched_after([_terminating(FIRST_REPORT)]) == set()
+
+
+def _served_after_listing(process) -> set[str]:
+    """A namespace created between kopf's first listing and its watcher's: only the watcher's
+    listing (type None) reports it."""
+    insights = references.Insights()
+    insights.namespaces.add("t-before")  # the observer's own first listing
+    listed = {"type": None, "object": {"metadata": {"name": "t-created-meanwhile"}}}
+    asyncio.run(process(raw_event=listed, namespaces=["t-*"], insights=insights))
+    return set(insights.namespaces)
+
+
+def test_a_namespace_first_seen_in_the_watchers_listing_is_served() -> None:
+    from kopf._core.reactor import observation
+
+    assert kopf_fixes.apply()
+    assert _served_after_listing(observation.process_discovered_namespace_event) == {"t-before", "t-created-meanwhile"}
+
+
+def test_without_the_fix_kopf_never_serves_it() -> None:
+    """The defect, on kopf's own processor (if kopf fixes it, this fails: the fix can then go)."""
+    assert kopf_fixes.apply()
+    assert _served_after_listing(kopf_fixes._kopf_original["process_discovered_namespace_event"]) == {"t-before"}

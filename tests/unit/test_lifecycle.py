@@ -166,7 +166,7 @@ def test_version_change_rolls_out_and_history_is_trimmed():
         w.run_until(lambda w: w.status.last_known_good == w.spec.version)
         w.spec = w.spec.model_copy(update={"version": v})
         w.step()
-        assert w.dep_manifest["spec"]["template"]["spec"]["containers"][0]["image"].endswith(":" + v)
+        assert w.dep_manifest["spec"]["template"]["spec"]["containers"][0]["image"].split("@")[0].endswith(":" + v)
     w.run_until(lambda w: w.status.last_known_good == "1.4.5")
     assert [r.version for r in w.status.revision_history] == ["1.4.4", "1.4.5"]
 
@@ -177,22 +177,22 @@ def test_failed_rollout_rolls_back_blocks_and_opens_incident():
     w.run_until(lambda w: w.status.last_known_good == "1.4.2")
     w.spec = w.spec.model_copy(update={"version": "fail-2"})
     w.step()
-    assert w.dep_manifest["spec"]["template"]["spec"]["containers"][0]["image"].endswith(":fail-2")
+    assert w.dep_manifest["spec"]["template"]["spec"]["containers"][0]["image"].split("@")[0].endswith(":fail-2")
     w.run_until(lambda w: w.status.blocked_versions, seconds=5)
     assert w.status.blocked_versions[0].version == "fail-2"
-    assert w.dep_manifest["spec"]["template"]["spec"]["containers"][0]["image"].endswith(":1.4.2")
+    assert w.dep_manifest["spec"]["template"]["spec"]["containers"][0]["image"].split("@")[0].endswith(":1.4.2")
     assert "rollback" in w.last.actions
     [inc] = w.last.incidents
     assert inc.class_.value == "ConfigDrift" and "fail-2" in inc.summary
     # spec still names the bad version: never redeployed
     for _ in range(20):
         w.step(10)
-        assert w.dep_manifest["spec"]["template"]["spec"]["containers"][0]["image"].endswith(":1.4.2")
+        assert w.dep_manifest["spec"]["template"]["spec"]["containers"][0]["image"].split("@")[0].endswith(":1.4.2")
     assert w.status.phase.value == "Running"
     # a new version in spec rolls out again
     w.spec = w.spec.model_copy(update={"version": "1.5.0"})
     w.step()
-    assert w.dep_manifest["spec"]["template"]["spec"]["containers"][0]["image"].endswith(":1.5.0")
+    assert w.dep_manifest["spec"]["template"]["spec"]["containers"][0]["image"].split("@")[0].endswith(":1.5.0")
 
 
 def test_failed_first_rollout_without_known_good_is_stopped():
@@ -210,7 +210,7 @@ def test_manual_rollback_by_annotation():
     w.run_until(lambda w: w.status.last_known_good == "1.5.0")
     p = w.step(commands=cmd("rollback", "fills look wrong"))
     assert "rollback" in p.actions
-    assert w.dep_manifest["spec"]["template"]["spec"]["containers"][0]["image"].endswith(":1.4.2")
+    assert w.dep_manifest["spec"]["template"]["spec"]["containers"][0]["image"].split("@")[0].endswith(":1.4.2")
     assert [b.version for b in w.status.blocked_versions] == ["1.5.0"]
     assert "stratops.io/rollback" in p.clear_annotations
 
@@ -456,7 +456,7 @@ def test_drift_is_reverted_and_recorded():
     view = dep_view(good)
     view = replace(view, image="evil/image:latest", live_fingerprint=manifests.fingerprint(drifted))
     p = decide(w.spec, w.status, obs(now=w.now, deployment=view, pods=w.pods(), control=w.control, acks=w.acks, gates=w.gates))
-    assert p.deployment_drifted and p.deployment["spec"]["template"]["spec"]["containers"][0]["image"].endswith(":1.4.2")
+    assert p.deployment_drifted and p.deployment["spec"]["template"]["spec"]["containers"][0]["image"].split("@")[0].endswith(":1.4.2")
     assert p.incidents[0].class_.value == "ConfigDrift"
 
 
@@ -491,7 +491,7 @@ def test_lapsed_daily_gate_holds_new_versions_in_paper_too():
     w.gates["fx-daily"] = GateEvaluation("Expired", [], ["positions-reconciled"], ["positions-reconciled"], cadence="daily")
     w.spec = w.spec.model_copy(update={"version": "1.5.0"})
     p = w.step()
-    assert w.dep_manifest["spec"]["template"]["spec"]["containers"][0]["image"].endswith(":1.4.2")
+    assert w.dep_manifest["spec"]["template"]["spec"]["containers"][0]["image"].split("@")[0].endswith(":1.4.2")
     assert any(e.reason == "VersionHeld" and "Expired" in e.message for e in p.events)
 
 

@@ -131,16 +131,23 @@ async def dump_on_sigusr1(**_: Any) -> None:
     """`kill -USR1 <operator>` logs what every asyncio task and thread is waiting on: for an
     operator that serves but does not act, this is where it is stuck."""
     import faulthandler
-    import io
     import signal
+
+    def awaiting(coro: Any) -> str:
+        # A task's own stack is one frame for a suspended coroutine: follow what it awaits.
+        out = []
+        while coro is not None and len(out) < 40:
+            frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+            if frame is not None:
+                out.append(f"  {frame.f_code.co_filename}:{frame.f_lineno} in {frame.f_code.co_name}")
+            coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+        return "\n".join(out)
 
     def dump() -> None:
         tasks = asyncio.all_tasks()
         log.warning("SIGUSR1: %d asyncio tasks and every thread follow", len(tasks))
         for task in sorted(tasks, key=lambda t: t.get_name()):
-            out = io.StringIO()
-            task.print_stack(limit=20, file=out)
-            log.warning("task %s:\n%s", task.get_name(), out.getvalue())
+            log.warning("task %s awaits:\n%s", task.get_name(), awaiting(task.get_coro()))
         faulthandler.dump_traceback(all_threads=True)  # to stderr
 
     try:

@@ -28,6 +28,17 @@ Kubernetes PR #138209 on those conditions. The fix: a namespace is gone when the
 says DELETED, which it can say only once every finalizer in it is released. If that event is
 missed (a watch broken at that moment), the namespace's watchers idle on an empty namespace
 until the operator restarts: harmless, where the other error is a namespace that never goes.
+
+A third fix: a namespace created while the operator starts was never served. kopf's namespace
+observer lists the namespaces once (its insights), then starts a watcher, whose own first LIST
+reports every namespace again as type None; kopf's processor returns early on those ("already
+seen by the first listing"). A namespace created between the two listings is in neither as a
+change: it is never added, its strategies get no watcher, no handler, no kill-switch, until
+something modifies the namespace itself (its deletion, for instance). Seen with kopf 1.45.2: 1
+start in 15 here with a namespace created right after the operator served /metrics, and the
+"start that acts on nothing" of bench/start_churn.py (the orchestrator idle, no watcher task
+for the namespace: the SIGUSR1 dump). The fix: the watcher's listing revises the namespaces too
+(revise_namespaces takes listed bodies as they are; a namespace already known is a no-op).
 """
 
 from __future__ import annotations
@@ -87,9 +98,37 @@ _kopf_original: dict[str, Callable[..., Any]] = {}
 
 
 def apply() -> bool:
-    """Both fixes (idempotent). False, with a warning, when this kopf's internals are not the
+    """The fixes (idempotent). False, with a warning, when this kopf's internals are not the
     ones they were written against."""
-    return _apply_index_toggles() & _apply_namespace_gone()
+    return _apply_index_toggles() & _apply_namespace_gone() & _apply_listed_namespaces()
+
+
+def _apply_listed_namespaces() -> bool:
+    try:
+        from kopf._core.reactor import observation
+    except ImportError:
+        log.warning("kopf internals moved: the listed-namespace fix is not applied (check kopf's changelog)")
+        return False
+    fn = getattr(observation, "process_discovered_namespace_event", None)
+    if fn is None or getattr(fn, _APPLIED, False):
+        return fn is not None
+    params = inspect.signature(fn).parameters
+    if not {"raw_event", "namespaces", "insights"} <= params.keys() or not hasattr(observation, "revise_namespaces"):
+        log.warning("kopf internals changed (observation.process_discovered_namespace_event): the listed-namespace fix "
+                    "is not applied")
+        return False
+
+    @functools.wraps(fn)
+    async def revise_on_listing_too(*, raw_event: Any, namespaces: Any, insights: Any, **_: Any) -> None:
+        async with insights.revised:
+            observation.revise_namespaces(raw_events=[raw_event], insights=insights, namespaces=namespaces)
+            insights.revised.notify_all()
+
+    setattr(revise_on_listing_too, _APPLIED, True)
+    _kopf_original["process_discovered_namespace_event"] = fn
+    # Looked up in the module's globals by namespace_observer when it starts its watcher.
+    observation.process_discovered_namespace_event = revise_on_listing_too  # type: ignore[assignment]
+    return True
 
 
 def _apply_namespace_gone() -> bool:

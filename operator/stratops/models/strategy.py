@@ -184,6 +184,9 @@ def _live_has_prelaunch(s: "StrategySpec") -> bool:
     return s.mode != Mode.live or (s.gates is not None and s.gates.pre_launch is not None)
 
 
+NOT_LIVE = "(!has(self.mode) || self.mode != 'live')"  # mode defaults to paper
+
+
 class StrategySpec(Model):
     """What to run and under which limits. Written by the desk (Git); never by the operator."""
 
@@ -205,7 +208,7 @@ class StrategySpec(Model):
 
     __rules__ = (
         Rule(
-            cel="self.mode != 'live' || (has(self.gates) && has(self.gates.preLaunch))",
+            cel=f"{NOT_LIVE} || (has(self.gates) && has(self.gates.preLaunch))",
             message="a live strategy must name its pre-launch gate in spec.gates.preLaunch",
             field_path=".gates",
             reason="FieldValueRequired",
@@ -213,7 +216,7 @@ class StrategySpec(Model):
         ),
         Rule(
             # RTS 6 Art. 8 and 15: limits set before deployment, pre-trade controls in place.
-            cel="self.mode != 'live' || (" + " && ".join(
+            cel=f"{NOT_LIVE} || (" + " && ".join(
                 f"has(self.riskLimits.{f})" + (f" && size(self.riskLimits.{f}) > 0" if f in ("instruments", "venues") else "")
                 for f in LIVE_REQUIRED_LIMITS) + ")",
             message="a live strategy must declare spec.riskLimits " + ", ".join(LIVE_REQUIRED_LIMITS) + " (RTS 6 Art. 8 and 15)",
@@ -222,13 +225,15 @@ class StrategySpec(Model):
             check=_live_declares_limits,
         ),
         Rule(
-            cel=f"self.mode != 'live' || self.image.contains('{DIGEST_SEPARATOR}')",
+            cel=f"{NOT_LIVE} || self.image.contains('{DIGEST_SEPARATOR}')",
             message="a live strategy must pin spec.image by digest (<repository>@sha256:<64 hex>): a tag can be moved, a digest cannot",
             field_path=".image",
             check=lambda s: s.mode != Mode.live or DIGEST_SEPARATOR in s.image,
         ),
         Rule(
-            cel="duration(self.decayHorizon) > duration(self.barInterval)",
+            # Absent fields are their defaults (the API server does not default them).
+            cel="duration(has(self.decayHorizon) ? self.decayHorizon : '1h') > "
+                "duration(has(self.barInterval) ? self.barInterval : '1m')",
             message="spec.decayHorizon must be longer than spec.barInterval",
             field_path=".decayHorizon",
             check=lambda s: parse_duration(s.decay_horizon) > parse_duration(s.bar_interval),

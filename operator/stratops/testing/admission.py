@@ -59,13 +59,20 @@ def wait_enforced(api: client.ApiClient, webhooks_too: bool, timeout: float = 60
             return str(json.loads(e.body or "{}").get("message") or e.reason)
         return None if (out["metadata"].get("annotations") or {}).get(policies.ANNOTATION_TRADING_AUTHOR) else "no author"
 
+    state = {"last": "not checked yet"}
+
     def enforced() -> bool:
-        if refusal(probe) is not None:
+        if (why := refusal(probe)) is not None:
+            state["last"] = f"a plain strategy: {why}"
             return False
         forged = {**probe, "metadata": {"name": "probe", "annotations": {f"{GROUP}/kill": '{"by": "nobody-at-all", "reason": "x"}'}}}
         # The admin may command for others (cluster-admin holds every verb): an unattributed value is the probe.
         unattributed = {**probe, "metadata": {"name": "probe", "annotations": {f"{GROUP}/kill": '{"reason": "x"}'}}}
-        if refusal(forged) is not None or "a command must begin" not in (refusal(unattributed) or ""):
+        if (why := refusal(forged)) is not None:
+            state["last"] = f"a command by another user, from the admin: {why}"
+            return False
+        if "a command must begin" not in (why := refusal(unattributed) or ""):
+            state["last"] = f"an unattributed command: {why or 'accepted'}"
             return False
         if webhooks_too:
             live = {**probe, "spec": {**probe["spec"], "mode": "live", "image": "registry.example/probe@sha256:" + "0" * 64,
@@ -73,10 +80,15 @@ def wait_enforced(api: client.ApiClient, webhooks_too: bool, timeout: float = 60
                                           "maxPosition": 1, "maxOrderRate": 1, "maxDailyLoss": 1, "maxOrderValue": 1,
                                           "maxOrderVolume": 1, "priceCollarBps": 1, "maxMessageRate": 1,
                                           "instruments": ["X"], "venues": ["V"]}}}
-            return "strategy-spec.stratops.io" in (refusal(live) or "")
+            if "strategy-spec.stratops.io" not in (why := refusal(live) or ""):
+                state["last"] = f"an unsigned live strategy: {why or 'accepted'}"
+                return False
         return True
 
     try:
-        wait_for(enforced, timeout=timeout, interval=0.5, what="the admission policies and webhooks enforced")
+        try:
+            wait_for(enforced, timeout=timeout, interval=0.5, what="the admission policies and webhooks enforced")
+        except TimeoutError as e:
+            raise TimeoutError(f"{e}: {state['last']}") from None
     finally:
         core.delete_namespace(ns, propagation_policy="Background")
