@@ -42,9 +42,10 @@ def run_demo(*, examples: bool, once: bool, nodes: int, console: Console) -> int
             # served by this operator.
             from stratops.testing import admission
 
-            default = {"matchExpressions": [{"key": "kubernetes.io/metadata.name", "operator": "In", "values": ["default"]}]}
+            client.CoreV1Api(api).patch_namespace("default", {"metadata": {"labels": admission.POLICY_LABEL}})
+            enforced = {"matchLabels": admission.POLICY_LABEL}
             wait_serving_metrics(operator, metrics, log)
-            admission.install(api, f"https://127.0.0.1:{webhook}", ca, default, default)
+            admission.install(api, f"https://127.0.0.1:{webhook}", ca, enforced, enforced)
             console.print("admission policies and webhooks enforced (commands and signatures attributable, four eyes)")
             if examples:
                 docs = [d for d in load_documents([root / "examples"]) if str(d.get("apiVersion", "")).startswith(f"{GROUP}/")]

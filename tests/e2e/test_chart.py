@@ -94,6 +94,14 @@ def test_rendered_chart_is_accepted_and_its_rbac_runs_the_operator(cluster, kube
                 return False
 
             wait_for(refused_by_webhook, timeout=30, what="gate writes refused through the chart's webhook configuration")
+        # This test's operator runs on the host, where the chart's Service cannot send it admission
+        # requests: the webhook configuration goes (the admission policies stay, in the API server).
+        client.AdmissionregistrationV1Api(kube).delete_validating_webhook_configuration(vwc)
+        dry = strategy_doc()
+        dry["metadata"]["annotations"] = {"stratops.io/kill": '{"reason": "no by"}'}
+        wait_for(lambda: _refusal(lambda: custom.create_namespaced_custom_object("stratops.io", "v1alpha1", ns, "strategies",
+                                                                              dry, dry_run="All")),
+                 timeout=30, what="the chart's admission policies bound to its namespace")
 
         # The operator as the chart's ServiceAccount, with the chart's arguments and environment.
         namespaces, env = operator_from_deployment(by["Deployment"][0], "chart-replica")
@@ -120,10 +128,24 @@ def test_rendered_chart_is_accepted_and_its_rbac_runs_the_operator(cluster, kube
     finally:
         desk.stop_pods()
         stop_process(proc, 30)
-        try:
-            client.AdmissionregistrationV1Api(kube).delete_validating_webhook_configuration(vwc)
-        except ApiException:
-            pass
+        admission = client.AdmissionregistrationV1Api(kube)
+        for delete, kind in ((admission.delete_validating_webhook_configuration, "ValidatingWebhookConfiguration"),
+                             (admission.delete_validating_admission_policy_binding, "ValidatingAdmissionPolicyBinding"),
+                             (admission.delete_mutating_admission_policy_binding, "MutatingAdmissionPolicyBinding")):
+            for d in by.get(kind, []):  # the policies stay: shared, like CRDs (the session's are the same)
+                try:
+                    delete(d["metadata"]["name"])
+                except ApiException:
+                    pass
+
+
+def _refusal(create) -> str:
+    """The API server's refusal of CREATE ('' if it accepted)."""
+    try:
+        create()
+    except ApiException as e:
+        return e.body or str(e.status)
+    return ""
 
 
 def _example_gates() -> list[dict[str, Any]]:
@@ -155,8 +177,10 @@ def test_helm_install_and_upgrade_keep_the_webhook_certificate(cluster, kube, cr
     ns, release = release_namespace, f"h{uuid.uuid4().hex[:6]}"
     helm = [helm_binary(), "--kubeconfig", str(cluster.kubeconfig), "--namespace", ns]
     extra = [] if cluster.control_plane is not None else ["--set", "replicas=0"]  # the image may be absent
+    # The session installed the (shared, cluster-scoped) admission policies: this release binds them.
+    extra += ["--set", "admissionPolicies.installPolicies=false"]
     core, admission = client.CoreV1Api(kube), client.AdmissionregistrationV1Api(kube)
-    secret, vwc = f"{release}-stratops-webhook-tls", f"{release}-stratops-gates"
+    secret, vwc = f"{release}-stratops-webhook-tls", f"{release}-stratops-admission"
 
     def current() -> tuple[str, str]:
         crt = core.read_namespaced_secret(secret, ns).data["tls.crt"]

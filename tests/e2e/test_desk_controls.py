@@ -6,7 +6,7 @@ import json
 
 import pytest
 from cases import example
-from lifecycle_helpers import Desk, strategy_doc
+from lifecycle_helpers import PRELAUNCH_SIGNERS, Desk, strategy_doc
 from typer.testing import CliRunner
 
 from stratops.cli.main import app
@@ -93,7 +93,12 @@ def test_evidence_pack_from_a_known_scenario(desk, namespace, cluster, tmp_path)
     desk.command("resume", reason="postmortem done", by="bob")
     desk.wait_status(lambda s: not s["killSwitch"]["latched"], "resumed")
     limits = desk.strategy()["spec"]["riskLimits"]
-    desk.patch_spec(riskLimits={**limits, "maxPosition": limits["maxPosition"] / 2})
+    lowered = {**doc["spec"], "riskLimits": {**limits, "maxPosition": limits["maxPosition"] / 2}}
+    # a live strategy's limits change only with the pre-launch gate signed for the new ones
+    signed = desk.sign(example("gates/pre-launch.yaml"), lowered)
+    desk.custom.patch_namespaced_custom_object("stratops.io", "v1alpha1", namespace, "gates", "mean-revert-pre-launch",
+                                               {"spec": {"signatures": signed["spec"]["signatures"]}})
+    desk.patch_spec(riskLimits=lowered["riskLimits"])
     desk.wait_status(lambda s: s["effectiveLimits"]["maxPosition"] == limits["maxPosition"] / 2, "limit lowered")
     # Events expire; the pack must not depend on them.
     wait_for(lambda: desk.events("LimitsLowered"), timeout=30, what="last event written")
@@ -105,7 +110,7 @@ def test_evidence_pack_from_a_known_scenario(desk, namespace, cluster, tmp_path)
     pack = json.loads((tmp_path / "pack" / "evidence.json").read_text())
     [dep] = [d for d in pack["deployments"] if d["version"] == "1.4.2"]
     assert dep["knownGoodAt"] and {a["item"] for a in dep["approvers"]} == {i["id"] for i in example("gates/pre-launch.yaml")["spec"]["items"]}
-    assert {a["signer"] for a in dep["approvers"]} == {"admin"}
+    assert {a["signer"] for a in dep["approvers"]} == set(PRELAUNCH_SIGNERS)
     assert {s["gate"] for s in pack["gateSignatures"]} == {"mean-revert-pre-launch", "fx-daily"}
     [inc] = pack["incidents"]
     assert inc["name"] == "breach" and inc["phase"] == "Resolved" and inc["postmortem"]["owner"] == "risk"
@@ -122,7 +127,7 @@ def test_evidence_pack_from_a_known_scenario(desk, namespace, cluster, tmp_path)
     md = (tmp_path / "pack" / "evidence.md").read_text()
     for section in ("## Deployments (", "## Gate signatures (", "## Incidents (1)", "## Kill-switches (", "## Resumes (", "## Limit changes ("):
         assert section in md
-    assert "fat finger" in md and "admin (backtest-reviewed)" in md
+    assert "fat finger" in md and "risk-officer (backtest-reviewed)" in md
 
 
 def _user(cluster, kube, namespace, user: str) -> str:
@@ -154,7 +159,7 @@ def test_commands_are_attributable_and_rearm_needs_a_designated_user(desk, names
     with pytest.raises(ApiException) as err:
         forged.patch_namespaced_custom_object("stratops.io", "v1alpha1", namespace, "strategies", "mean-revert", {"metadata": {
             "annotations": {"stratops.io/kill": json.dumps({"reason": "x", "by": "risk-officer"})}}})
-    assert err.value.status == 403 and "by is 'risk-officer' but the request is made by 'mallory'" in err.value.body
+    assert err.value.status == 403 and "a command must begin {\\\"by\\\": \\\"mallory\\\"" in err.value.body
     assert "killSwitch" not in desk.status()
 
     # An exposure-linked halt: a P0 incident that requires re-arm.
@@ -171,7 +176,7 @@ def test_commands_are_attributable_and_rearm_needs_a_designated_user(desk, names
     assert code == 1 and "re-arm required first" in " ".join(out.split()) and "risk-officer" in out
 
     code, out = _run(["rearm", "mean-revert", "-n", namespace, "--reason", "I can"], mallory)
-    assert code == 1 and "'mallory' may not re-arm this strategy" in " ".join(out.split())
+    assert code == 1 and "the re-arm must be given by one of spec.killSwitch.rearmBy as it was before this request (risk-officer), not mallory" in " ".join(out.split())
     code, out = _run(["rearm", "mean-revert", "-n", namespace, "--reason", "exposure capped, limits checked"], officer)
     assert code == 0, out
     ks = desk.status()["killSwitch"]

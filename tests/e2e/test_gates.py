@@ -8,6 +8,7 @@ import json
 from datetime import datetime, timedelta, timezone
 
 import pytest
+import yaml
 from cases import example
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
@@ -24,16 +25,21 @@ GITOPS = "system:serviceaccount:argocd:argocd-application-controller"
 
 @pytest.fixture
 def users(cluster, kube, namespace):
-    """alice, bob and the GitOps controller may edit gates and read strategies; so may mallory."""
+    """alice (a risk owner), bob, mallory and the GitOps controller may edit gates and read
+    strategies; the GitOps controller may also write signatures on behalf of their signers."""
     rbac = client.RbacAuthorizationV1Api(kube)
     rbac.create_namespaced_role(namespace, {"metadata": {"name": "signer"}, "rules": [
         {"apiGroups": ["stratops.io"], "resources": ["gates"], "verbs": ["get", "list", "watch", "create", "update", "patch"]},
         {"apiGroups": ["stratops.io"], "resources": ["strategies"], "verbs": ["get", "list"]}]})
+    rbac.create_namespaced_role(namespace, {"metadata": {"name": "gitops"}, "rules": [
+        {"apiGroups": ["stratops.io"], "resources": ["gates"], "verbs": ["sign-for-others", "edit-checklist"]}]})
     names = ["alice", "bob", "mallory", GITOPS]
-    rbac.create_namespaced_role_binding(namespace, {
-        "metadata": {"name": "signer"}, "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "signer"},
-        "subjects": [{"kind": "User", "name": n, "apiGroup": "rbac.authorization.k8s.io"} for n in names]})
-    return {n: cluster.user_kubeconfig(n) for n in names}
+    for role, who in (("signer", names), ("gitops", [GITOPS])):
+        rbac.create_namespaced_role_binding(namespace, {
+            "metadata": {"name": role}, "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": role},
+            "subjects": [{"kind": "User", "name": n, "apiGroup": "rbac.authorization.k8s.io"} for n in who]})
+    groups = {"alice": ("stratops:risk-owners",), "bob": ("stratops:traders",), "mallory": ("stratops:traders",)}
+    return {n: cluster.user_kubeconfig(n, groups.get(n, ())) for n in names}
 
 
 def _as(cluster, kubeconfig) -> client.CustomObjectsApi:
@@ -66,26 +72,29 @@ def test_signatures_are_attributable(cluster, kube, namespace, operator, users):
     alice, bob, mallory = (_as(cluster, users[u]) for u in ("alice", "bob", "mallory"))
     alice.create_namespaced_custom_object("stratops.io", "v1alpha1", namespace, "gates", gate)
 
-    # bob cannot sign as alice
+    # bob cannot sign as alice (the API server's own check: no operator needed)
     msg = _refusal(lambda: _patch_sigs(bob, namespace, name, [_sig("tickets-groomed", "alice")]))
-    assert "signer is 'alice' but the request is made by 'bob'" in msg
+    assert "spec.signatures[tickets-groomed]: signer is alice but the request is made by bob" in msg
     # alice signs as alice, bob as bob
     _patch_sigs(alice, namespace, name, [_sig("tickets-groomed", "alice")])
     current = desk.custom.get_namespaced_custom_object("stratops.io", "v1alpha1", namespace, "gates", name)["spec"]["signatures"]
     _patch_sigs(bob, namespace, name, current + [_sig("alert-noise-audited", "bob")])
     # mallory can neither remove nor alter alice's signature
-    msg = _refusal(lambda: _patch_sigs(mallory, namespace, name, [s for s in current if s["item"] != "tickets-groomed"] + [_sig("alert-noise-audited", "bob")]))
-    assert "signed by 'alice'; only they may remove their signature" in msg
+    both = desk.custom.get_namespaced_custom_object("stratops.io", "v1alpha1", namespace, "gates", name)["spec"]["signatures"]
+    msg = _refusal(lambda: _patch_sigs(mallory, namespace, name, [s for s in both if s["item"] != "tickets-groomed"]))
+    assert "spec.signatures[tickets-groomed]: signed by alice; only they may change or remove their signature" in msg
     altered = [dict(s, evidence="forged") if s["item"] == "tickets-groomed" else s for s in current] + [_sig("alert-noise-audited", "bob")]
-    assert "only they may change their signature" in _refusal(lambda: _patch_sigs(mallory, namespace, name, altered))
-    # the text of a signed item cannot change, even for its signer
+    assert "signer is alice but the request is made by mallory" in _refusal(lambda: _patch_sigs(mallory, namespace, name, altered))
+    # a signer may not edit the checklist: its items are the risk owners' and Git's
     items = copy.deepcopy(gate["spec"]["items"])
     items[0]["text"] = "Tickets looked at, more or less"
     msg = _refusal(lambda: alice.patch_namespaced_custom_object("stratops.io", "v1alpha1", namespace, "gates", name, {"spec": {"items": items}}))
-    assert "spec.items[tickets-groomed].text cannot change after the item was signed" in msg
-    # a future-dated signature is refused
-    assert "in the future" in _refusal(lambda: _patch_sigs(alice, namespace, name, current + [
-        _sig("alert-noise-audited", "bob"), _sig("drift-reviewed", "alice", datetime.now(timezone.utc) + timedelta(days=1))]))
+    assert "alice may sign this gate but not change its checklist" in msg
+    # a signature is dated when it is made: neither ahead nor back
+    signed = desk.custom.get_namespaced_custom_object("stratops.io", "v1alpha1", namespace, "gates", name)["spec"]["signatures"]
+    for at in (datetime.now(timezone.utc) + timedelta(minutes=4), datetime.now(timezone.utc) - timedelta(days=1)):
+        msg = _refusal(lambda: _patch_sigs(alice, namespace, name, signed + [_sig("drift-reviewed", "alice", at)]))
+        assert "spec.signatures[drift-reviewed].signedAt" in msg and "is not the time of signing" in msg
 
     st = wait_for(lambda: (s := _gate_status(desk, name)).get("signed") == "2/3" and s, timeout=30, what="status 2/3")
     assert st["state"] == "Incomplete" and st["missingItems"] == ["drift-reviewed"]
@@ -95,7 +104,7 @@ def test_gitops_identity_may_apply_signatures_others_may_not(cluster, kube, name
     gate = example("gates/monthly.yaml")
     gate["spec"]["signatures"] = [_sig(i["id"], "alice") for i in gate["spec"]["items"]]
     msg = _refusal(lambda: _as(cluster, users["bob"]).create_namespaced_custom_object("stratops.io", "v1alpha1", namespace, "gates", gate))
-    assert "request is made by 'bob'" in msg
+    assert "signer is alice but the request is made by bob" in msg
     _as(cluster, users[GITOPS]).create_namespaced_custom_object("stratops.io", "v1alpha1", namespace, "gates", gate)
     desk = Desk(kube, namespace)
     wait_for(lambda: _gate_status(desk, gate["metadata"]["name"]).get("state") == "Complete", timeout=30, what="complete")
@@ -113,31 +122,68 @@ def test_expiry_moves_the_state(kube, namespace, operator):
     assert st["signed"] == "0/3" and "expired" in st["message"]
 
 
-def test_prelaunch_signed_with_the_cli_promotes_and_a_new_version_needs_it_again(cluster, kube, namespace, operator, users):
+def test_prelaunch_signed_with_the_cli_promotes_and_a_new_version_needs_it_again(cluster, kube, namespace, operator, users,
+                                                                                 tmp_path):
     desk = Desk(kube, namespace)
     desk.create("gates", desk.sign(example("gates/daily.yaml")))
     gate = example("gates/pre-launch.yaml")
+    name = gate["metadata"]["name"]
     desk.create("gates", gate)
-    desk.create("strategies", strategy_doc(mode="live"))
-    desk.wait_status(lambda s: any(c["type"] == "Promoted" and c["reason"] == "GatesIncomplete" for c in s.get("conditions") or []), "blocked")
+    doc = strategy_doc()
+    desk.create("strategies", doc)
+    desk.wait_status(lambda s: s.get("lastKnownGood") == "1.4.2", "known-good on paper")
     runner = CliRunner()
-    env = {"KUBECONFIG": str(users["alice"]), "COLUMNS": "200"}
-    res = runner.invoke(app, ["gate", "sign", gate["metadata"]["name"], "--all", "-n", namespace, "-e", "https://wiki/launch-review"], env=env)
+    alice = {"KUBECONFIG": str(users["alice"]), "COLUMNS": "200"}
+    bob = {"KUBECONFIG": str(users["bob"]), "COLUMNS": "200"}
+    risk_items = [i["id"] for i in gate["spec"]["items"] if i.get("signers")]
+    other_items = [i["id"] for i in gate["spec"]["items"] if not i.get("signers")]
+    assert risk_items and other_items
+
+    def sign(env: dict, items: list[str], *extra: str) -> str:
+        res = runner.invoke(app, ["gate", "sign", name, *items, "-n", namespace, "-e", "https://wiki/launch-review", *extra], env=env)
+        assert res.exit_code == 0, res.output
+        return " ".join(res.output.split())
+
+    # a risk item is the risk owners' only
+    res = runner.invoke(app, ["gate", "sign", name, risk_items[0], "-n", namespace, "-e", "x"], env=bob)
+    assert res.exit_code == 1 and f"may be signed only by members of stratops:risk-owners; bob is in stratops:traders" in " ".join(res.output.split())
+    assert "as alice for mean-revert:1.4.2:" in sign(alice, risk_items)
+    # one signer does not promote: refused before anything changes
+    res = runner.invoke(app, ["promote", "mean-revert", "-n", namespace, "--reason", "launch", "--no-wait"],
+                        env={"KUBECONFIG": str(cluster.kubeconfig), "COLUMNS": "200"})
+    assert res.exit_code == 1 and "missing " + ", ".join(other_items) in " ".join(res.output.split())
+    sign(bob, other_items)
+    st = wait_for(lambda: (s := _gate_status(desk, name)).get("state") == "Complete" and s, timeout=30, what="complete")
+    assert st["signed"] == "6/6" and st["signers"] == ["alice", "bob"]
+    res = runner.invoke(app, ["promote", "mean-revert", "-n", namespace, "--reason", "launch"],
+                        env={"KUBECONFIG": str(cluster.kubeconfig), "COLUMNS": "200"})
     assert res.exit_code == 0, res.output
-    assert "as alice for mean-revert:1.4.2:" in " ".join(res.output.split())
-    desk.wait_status(lambda s: s.get("mode") == "live", "promoted")
-    st = wait_for(lambda: (s := _gate_status(desk, gate["metadata"]["name"])).get("state") == "Complete" and s, timeout=30, what="complete")
-    assert st["signed"] == "6/6"
+    assert desk.status()["approved"]["signers"] == ["alice", "bob"]
 
+    # a new version on a live strategy: refused at admission until signed for it
+    msg = _refusal(lambda: desk.patch_spec(version="1.5.0"))
+    assert "spec.version changed on a live strategy without the pre-launch signatures for the new spec" in msg
+    assert desk.version() == "1.4.2" and desk.strategy()["spec"]["version"] == "1.4.2"
+    # signed for the change before it is applied (--for the changed manifest), then applied
+    changed = copy.deepcopy(desk.strategy())
+    changed["spec"]["version"] = "1.5.0"
+    path = tmp_path / "strategy.yaml"
+    path.write_text(yaml.safe_dump({k: changed[k] for k in ("apiVersion", "kind", "metadata", "spec")}))
+    assert "for mean-revert:1.5.0:" in sign(alice, risk_items, "--for", str(path))
+    sign(bob, other_items, "--for", str(path))
     desk.patch_spec(version="1.5.0")
-    wait_for(lambda: _gate_status(desk, gate["metadata"]["name"]).get("state") == "Incomplete", timeout=30,
-             what="pre-launch signatures no longer valid for 1.5.0")
-    wait_for(lambda: desk.events("VersionHeld"), timeout=30, what="1.5.0 held")
-    assert desk.version() == "1.4.2"
+    desk.wait_status(lambda s: s.get("lastKnownGood") == "1.5.0", "1.5.0 rolled out and known-good")
+    assert desk.status()["approved"]["subject"].startswith("mean-revert:1.5.0:")
+    wait_for(lambda: desk.events("ChangeApproved"), timeout=30, what="ChangeApproved event")
 
-    res = runner.invoke(app, ["gate", "sign", "no-such-gate", "x", "-n", namespace, "-e", "x"], env=env)
+    res = runner.invoke(app, ["gate", "sign", "no-such-gate", "x", "-n", namespace, "-e", "x"], env=alice)
     assert res.exit_code == 1 and "gate no-such-gate not found" in res.output
-    res = runner.invoke(app, ["gate", "audit", "--cadence", "preLaunch", "-n", namespace], env=env)
-    assert res.exit_code == 1 and "ATTENTION" in res.output and "last signed by alice" in " ".join(res.output.split())
-    res = runner.invoke(app, ["gate", "audit", "--cadence", "daily", "-n", namespace], env=env)
-    assert res.exit_code == 0 and "all complete" in res.output
+    wait_for(lambda: _gate_status(desk, name).get("state") == "Complete", timeout=30, what="complete for 1.5.0")
+    res = runner.invoke(app, ["gate", "audit", "--cadence", "preLaunch", "-n", namespace], env=alice)
+    assert res.exit_code == 0 and "all complete" in res.output and "last signed by bob" in " ".join(res.output.split())
+    desk.custom.patch_namespaced_custom_object("stratops.io", "v1alpha1", namespace, "gates", "fx-daily", {"spec": {"signatures": [
+        s for s in desk.custom.get_namespaced_custom_object("stratops.io", "v1alpha1", namespace, "gates", "fx-daily")["spec"]["signatures"]
+        if s["item"] != "limits-verified"]}})
+    wait_for(lambda: _gate_status(desk, "fx-daily").get("state") == "Incomplete", timeout=30, what="daily incomplete")
+    res = runner.invoke(app, ["gate", "audit", "--cadence", "daily", "-n", namespace], env=alice)
+    assert res.exit_code == 1 and "ATTENTION" in res.output and "missing limits-verified" in " ".join(res.output.split())

@@ -224,8 +224,12 @@ def _author_policy(name: str, annotation: str, changed: str) -> dict[str, Any]:
         "spec": {
             "failurePolicy": "Fail", "reinvocationPolicy": "Never", "matchConstraints": _rule(["strategies"]),
             "matchConditions": [{"name": "changed", "expression": f"request.operation == 'CREATE' || {changed}"}],
-            "mutations": [{"patchType": "ApplyConfiguration", "applyConfiguration": {"expression": (
-                f"Object{{metadata: Object.metadata{{annotations: {{'{annotation}': request.userInfo.username}}}}}}")}}],
+            # A JSON patch, not an apply configuration: that one converts the object to its typed
+            # form first and fails on a malformed one, before the schema could name the field.
+            "mutations": [{"patchType": "JSONPatch", "jsonPatch": {"expression": (
+                "has(object.metadata.annotations) ? [JSONPatch{op: 'add', path: '/metadata/annotations/' + "
+                f"jsonpatch.escapeKey('{annotation}'), value: request.userInfo.username}}] : "
+                f"[JSONPatch{{op: 'add', path: '/metadata/annotations', value: {{'{annotation}': request.userInfo.username}}}}]")}}],
         },
     }
 

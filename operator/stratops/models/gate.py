@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import Enum
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import AwareDatetime, Field
 
 from stratops.models.common import DNS_LABEL, Model, Rule
 
@@ -36,7 +36,7 @@ class Signature(Model):
 
     item: str = Field(pattern=DNS_LABEL, max_length=63, description="The signed item's id.")
     signer: str = Field(min_length=1, max_length=253, description="User name of the signer, as the API server authenticated them.")
-    signed_at: datetime = Field(description="When it was signed (RFC 3339).")
+    signed_at: AwareDatetime = Field(description="When it was signed (RFC 3339, with its offset).")
     evidence: str = Field(min_length=1, max_length=2048, description="Evidence: text or a URL.")
     subject: str | None = Field(default=None, max_length=8192, description=(
         "What was signed, for pre-launch gates: <strategy>:<version>:<SHA-256 of its trading-relevant spec>, one per "
