@@ -742,3 +742,97 @@ def test_reported_loss_monitor_can_throttle_instead():
     w.acks = {pod.name: w.acks[pod.name].model_copy(update={"loss": 1000.0})}
     p = w.step(report_monitors=(mon,))
     assert "throttle" in p.actions and w.control.trading_state == TradingState.REDUCING
+
+
+# -- live: the signed trading spec, and nothing else -----------------------------------------------------
+def _live_world() -> World:
+    w = World(spec(mode="live", rollbackPolicy={"healthyFor": "1s"}))
+    w.run_until(lambda w: w.status.mode and w.status.mode.value == "live" and w.status.last_known_good == "1.4.2")
+    return w
+
+
+def test_promotion_records_the_approval_who_promoted_and_who_signed():
+    w = World(spec(mode="live"))
+    events = [e for _ in range(3) for e in w.step().events]
+    [promoted] = [e.message for e in events if e.reason == "Promoted"]
+    assert promoted.startswith("promoted to live by tina: pre-launch gate mean-revert-pre-launch signed for") and "by rita, tom" in promoted
+    ap = w.status.approved
+    assert ap.signers == ["rita", "tom"] and ap.promoted_by == AUTHOR and ap.author == AUTHOR
+    assert ap.subject == f"{NAME}:1.4.2:{ap.hash}" and len(ap.hash) == 64 and ap.spec.version == "1.4.2"
+
+
+@pytest.mark.parametrize("change", [
+    {"image": pinned("registry.example/fx-desk/mean-revert", "sha256:" + "ee" * 32)},
+    {"replicas": 3},
+    {"pod_template": None},
+    {"kill_switch": None},
+])
+def test_an_unsigned_live_change_is_held_and_said_once_then_applied_when_signed(change):
+    w = _live_world()
+    before, image = w.status.approved, w.dep_manifest["spec"]["template"]["spec"]["containers"][0]["image"]
+    replicas = w.dep_manifest["spec"]["replicas"]
+    w.gates["mean-revert-pre-launch"] = INCOMPLETE  # the gate is signed for the old spec, not this one
+    w.spec = w.spec.model_copy(update=change)
+    p = w.step()
+    held = next(c for c in w.status.conditions if c.type == "SpecApproved")
+    assert held.status == "False" and "changed on a live strategy but not applied" in held.message
+    assert [e.reason for e in p.events].count("ChangeHeld") == 1 and "ChangeHeld" not in [e.reason for e in w.step().events]
+    assert w.status.approved == before
+    assert w.dep_manifest["spec"]["template"]["spec"]["containers"][0]["image"] == image and w.dep_manifest["spec"]["replicas"] == replicas
+    w.gates["mean-revert-pre-launch"] = PRELAUNCH
+    p = w.step()
+    assert any(e.reason == "ChangeApproved" for e in p.events) and w.status.approved.hash != before.hash
+    assert next(c for c in w.status.conditions if c.type == "SpecApproved").status == "True"
+
+
+def test_a_held_kill_switch_setting_is_not_the_one_used():
+    w = _live_world()
+    w.gates["mean-revert-pre-launch"] = INCOMPLETE
+    w.spec = w.spec.model_copy(update={"kill_switch": w.spec.kill_switch.model_copy(update={"ack_deadline": "120s"})})
+    w.strategy_acks = False  # a pod that ignores HALTED
+    w.step(commands=cmd("kill"))
+    w.run_until(lambda w: w.status.kill_switch.completed_at is not None, steps=15)  # the approved 10s, not 120s
+
+
+def test_four_eyes_and_cadence_hold_a_promotion():
+    w = World(spec(mode="live"))
+    w.step(trading_author="rita")  # she signed too (PRELAUNCH: rita, tom)
+    assert w.status.mode.value == "paper"
+    assert "is signed by rita, who last changed the trading-relevant spec: four eyes" in next(
+        c for c in w.status.conditions if c.type == "Promoted").message
+    w.gates["mean-revert-pre-launch"] = GateEvaluation("Complete", ["a"], [], cadence="daily", signers=("rita", "tom"))
+    w.step()
+    assert "has cadence daily, not preLaunch" in next(c for c in w.status.conditions if c.type == "Promoted").message
+    w.gates["mean-revert-pre-launch"] = PRELAUNCH
+    w.step(trading_author=None)
+    assert w.status.mode.value == "paper", "no recorded author: no promotion"
+    w.step()
+    assert w.status.mode.value == "live"
+
+
+def test_live_before_approvals_were_recorded_is_taken_as_approved_and_said():
+    w = _live_world()
+    w.status = w.status.model_copy(update={"approved": None})
+    w.gates["mean-revert-pre-launch"] = INCOMPLETE
+    p = w.step()
+    assert any(e.reason == "ApprovalAssumed" for e in p.events) and w.status.approved.signers == []
+    assert w.status.mode.value == "live"
+
+
+def test_a_rollback_runs_the_image_recorded_for_the_known_good_version():
+    w = _live_world()
+    old = w.dep_manifest["spec"]["template"]["spec"]["containers"][0]["image"]
+    new_image = pinned("registry.example/fx-desk/mean-revert", "sha256:" + "ab" * 32)
+    w.spec = w.spec.model_copy(update={"version": "1.5.0", "image": new_image})
+    w.run_until(lambda w: w.status.last_known_good == "1.5.0")
+    assert w.dep_manifest["spec"]["template"]["spec"]["containers"][0]["image"].endswith(":1.5.0@sha256:" + "ab" * 32)
+    w.step(commands=cmd("rollback", "bad fills"))
+    assert w.dep_manifest["spec"]["template"]["spec"]["containers"][0]["image"] == old, "not 1.4.2 with 1.5.0's digest"
+
+
+def test_the_control_document_carries_every_declared_limit():
+    w = World()
+    w.step()
+    c = w.control.controls
+    assert (c.max_order_value, c.max_order_volume, c.price_collar_bps, c.max_message_rate) == (500000, 500000, 50, 20)
+    assert c.instruments == ["EURUSD", "GBPUSD", "USDJPY"] and c.venues == ["LMAX", "EBS"]
