@@ -169,7 +169,7 @@ def test_namespace_churn_at_start_does_not_hold_the_operator(kube, crds, cluster
         assert health.status_code == 200 and health.json()["held_handlers"] == 0
         # On-call's view into a stuck operator: SIGUSR1 logs every asyncio task's stack.
         proc.send_signal(signal.SIGUSR1)
-        dump = wait_for(lambda: (t := (tmp_path / "operator.log").read_text()).count("SIGUSR1:") and t,
+        dump = wait_for(lambda: "held-handlers watch awaits:" in (t := (tmp_path / "operator.log").read_text()) and t,
                         timeout=30, what="the task dump")
         # each task with the chain of coroutines it awaits, down to the frame that waits
         assert "task stratops: held-handlers watch awaits:" in dump and "in watch" in dump and "asyncio/tasks.py" in dump

@@ -66,6 +66,10 @@ def describe(strategy: str, namespace: Namespace = None, output: Output = "table
                   f"(spec {spec.get('mode')})  trading [{color}]{trading}[/]")
     console.print(f"  version {st.get('activeVersion') or '-'} (spec {spec.get('version')}), last known-good "
                   f"{st.get('lastKnownGood') or '-'}, blocked: {', '.join(b['version'] for b in st.get('blockedVersions') or []) or 'none'}")
+    if (ap := st.get("approved")) and st.get("mode") == "live":
+        held = next((c for c in st.get("conditions") or [] if c.get("type") == "SpecApproved" and c.get("status") == "False"), None)
+        console.print(f"  approved {ap.get('subject', '-')[:60]}… signed by {', '.join(ap.get('signers') or []) or 'nobody'}, "
+                      f"promoted by {ap.get('promotedBy') or '-'}" + (f"; [yellow]held:[/] {held['message']}" if held else ""))
     broker = (st.get("broker") or {})
     in_use = (v.control or {}).get("broker") or {}
     console.print(f"  broker {broker.get('role', 'primary')}: {in_use.get('name', '-')} ({in_use.get('endpoint', '-')})"
