@@ -116,6 +116,9 @@ BAD: tuple[Bad, ...] = (
     Bad("strategy-ack-deadline-unbounded", STRATEGY, _set("spec.killSwitch.ackDeadline", "9999h"), "spec.killSwitch.ackDeadline",
         "killSwitch.ackDeadline must be at most 120s"),
     Bad("gate-zero-min-signers", GATE, _set("spec.minSigners", 0), "spec.minSigners", "greater than or equal to 1"),
+    Bad("strategy-reserved-env", STRATEGY, _set("spec.podTemplate.env.0.name", "STRATOPS_STRATEGY"), "spec.podTemplate.env[0].name",
+        "STRATOPS_* variables are set by the operator"),
+    Bad("strategy-name-too-long", STRATEGY, _set("metadata.name", "a" * 64), "metadata.name", "at most 63 characters"),
     Bad("strategy-bad-duration", STRATEGY, _set("spec.barInterval", "1 minute"), "spec.barInterval", "should match"),
     Bad("strategy-decay-shorter-than-bar", STRATEGY, _set("spec.decayHorizon", "30s"), "spec.decayHorizon", "spec.decayHorizon must be longer than spec.barInterval"),
     Bad("strategy-same-backup-endpoint", STRATEGY, _set("spec.brokers.backup.endpoint", "fix://fix.prime-a.example:9876"), "spec.brokers.backup.endpoint", "must differ"),
@@ -179,4 +182,18 @@ BAD += tuple(
         f"spec.check.{kind}", f"check.{kind} is required when check.kind is {kind}")
     for kind in ("threshold", "failures", "percentile", "psi", "band", "excessCost",
                  "concentration", "topKChange", "barCountMismatch", "barAge")
+)
+
+
+# Refused by the operator's webhook (and the offline validator), not by the CRD: checks that
+# would cost the API server too much as CEL over free maps, or that need a time zone database.
+BAD_AT_WEBHOOK: tuple[Bad, ...] = (
+    Bad("strategy-bad-label-key", STRATEGY, _set("spec.podTemplate.labels", {"not a key": "x"}), "spec.podTemplate.labels",
+        "is not a label key"),
+    Bad("strategy-operator-label", STRATEGY, _set("spec.podTemplate.labels", {"stratops.io/strategy": "other"}),
+        "spec.podTemplate.labels", "stratops.io/ labels are the operator's"),
+    Bad("strategy-bad-quantity", STRATEGY, _set("spec.podTemplate.resources.requests.cpu", "lots"),
+        "spec.podTemplate.resources.requests", "is not a resource name and quantity"),
+    Bad("gate-unknown-timezone", GATE, _set("spec.session.timezone", "Mars/Olympus_Mons"), "spec.session.timezone",
+        "is not an IANA time zone"),
 )

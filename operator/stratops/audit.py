@@ -24,7 +24,7 @@ DATA_KEY = "entries.jsonl"
 RETRY_WINDOW = timedelta(seconds=60)  # an identical entry this close is a retry after a crash
 # For each event reason, the part of the Strategy's status that says who, why and what.
 STATUS_OF = {
-    "KillSwitch": "killSwitch", "KillSwitchCompleted": "killSwitch", "KillSwitchUnacknowledged": "killSwitch",
+    "KillSwitch": "killSwitch", "KillSwitchCompleted": "killSwitch", "KillSwitchAgain": "killSwitch", "KillSwitchUnacknowledged": "killSwitch",
     "Throttle": "throttle", "Resume": "resume", "ResumeActive": "resume", "ResumeRefused": "message",
     "Rollback": "rollout", "RollbackAutomatic": "rollout", "RollbackRefused": "message", "RolloutFailed": "blockedVersions",
     "Rollout": "rollout", "KnownGood": "revisionHistory", "Promoted": "mode", "Demoted": "mode",

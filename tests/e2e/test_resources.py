@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from cases import BAD, desk, example
+from cases import BAD, BAD_AT_WEBHOOK, desk, example
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
@@ -23,11 +23,21 @@ def _create(kube, namespace, doc):
         GROUP, VERSION, namespace, plural, doc, field_validation="Strict")
 
 
-def _rejection(kube, namespace, doc) -> str:
+def _rejection(kube, namespace, doc, statuses=(400, 422)) -> str:
     with pytest.raises(ApiException) as info:
         _create(kube, namespace, doc)
-    assert info.value.status in (400, 422), info.value.body  # 400: strict decoding (unknown field)
+    assert info.value.status in statuses, info.value.body  # 400: strict decoding (unknown field)
     return json.loads(info.value.body)["message"]
+
+
+@pytest.mark.parametrize("case", BAD_AT_WEBHOOK, ids=lambda c: c.id)
+def test_what_the_crd_cannot_check_the_webhook_refuses_naming_the_field(kube, operator, namespace, case):
+    """Accepted by the schema, refused by the operator's webhook: never stored, so never a
+    strategy that cannot be deployed, nor a gate that cannot be evaluated."""
+    message = _rejection(kube, namespace, case.document(), statuses=(400,))
+    assert case.phrase in message and "cannot be read, so it cannot be checked" in message, message
+    offline = validate_document(case.document())
+    assert any(p.field == case.field and case.phrase in p.message for p in offline)
 
 
 def test_example_desk_is_accepted(kube, crds, namespace):

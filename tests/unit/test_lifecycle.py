@@ -16,6 +16,7 @@ from stratops.lifecycle.control import Acknowledgement
 from stratops.lifecycle.decide import (
     Command, DeploymentView, IncidentView, Observations, PodView, decide, parse_command,
 )
+from stratops.models.common import Condition
 from stratops.models.strategy import StrategySpec, StrategyStatus, TradingState
 
 T0 = datetime(2026, 11, 24, 9, 0, tzinfo=timezone.utc)
@@ -836,3 +837,107 @@ def test_the_control_document_carries_every_declared_limit():
     c = w.control.controls
     assert (c.max_order_value, c.max_order_volume, c.price_collar_bps, c.max_message_rate) == (500000, 500000, 50, 20)
     assert c.instruments == ["EURUSD", "GBPUSD", "USDJPY"] and c.venues == ["LMAX", "EBS"]
+
+
+# -- only the operator's own documents, read safely ------------------------------------------------------
+def test_only_named_and_owned_configmaps_are_read():
+    from stratops.lifecycle.observe import ConfigMapView, owned_documents
+
+    views = [ConfigMapView("mean-revert-control", "control", ("u-1",), {"control.json": "ours"}),
+             ConfigMapView("mean-revert-control-2", "control", ("u-1",), {"control.json": "{"}),
+             ConfigMapView("mean-revert-ack", "ack", (), {"p": "shadow"}),
+             ConfigMapView("mean-revert-ack", "ack", ("u-1",), {"p": "ours"})]
+    control, ack, foreign = owned_documents(NAME, "u-1", views)
+    assert control == {"control.json": "ours"} and ack == {"p": "ours"}
+    assert foreign == ["mean-revert-ack", "mean-revert-control-2"]
+
+
+@pytest.mark.parametrize("raw,why", [
+    ('{"pod": "p", "generation": 1, "tradingState": "HALTED", "at": "2026-11-24T09:00:00", "exposure": 1}', "unreadable"),
+    ('{"pod": "p", "generation": 1, "tradingState": "HALTED", "at": "2026-11-24T09:00:00Z", "exposure": NaN}', "unreadable"),
+    ('{"pod": "p", "generation": 1, "tradingState": "HALTED", "at": "2026-11-24T09:00:00Z", "loss": -5}', "unreadable"),
+    ('{"pod": "other", "generation": 1, "tradingState": "HALTED", "at": "2026-11-24T09:00:00Z"}', "a pod acknowledges for itself only"),
+    ("x" * 5000, "more than 4096"),
+    ("{", "unreadable"),
+])
+def test_an_ack_that_is_not_one_is_ignored_and_said(raw, why):
+    from stratops.lifecycle.control import read_acks
+
+    acks, problems = read_acks({"p": raw, "q": Acknowledgement(pod="q", generation=1, trading_state="HALTED", at=T0).to_json()})
+    assert set(acks) == {"q"} and len(problems) == 1 and why in problems[0]
+
+
+def test_an_unreadable_control_document_is_a_p0_that_halts_never_an_error():
+    w = World()
+    w.run_until(lambda w: w.status.phase and w.status.phase.value == "Running")
+    gen = w.control.generation
+    w.control = None  # the owned ConfigMap holds garbage: nothing readable
+    p = w.step(control_problem="control document unreadable: Invalid JSON")
+    [inc] = [i for i in p.incidents if "-control-" in i.name]
+    assert inc.severity.value == "P0" and inc.class_.value == "ConfigDrift" and "kill_switch" in p.actions
+    assert p.control is not None and p.control.generation > gen and p.control.trading_state == TradingState.HALTED
+    assert next(c for c in w.status.conditions if c.type == "ControlIntegrity").status == "False"
+
+
+def test_a_control_document_edited_by_someone_else_is_reverted_and_recorded():
+    w = World()
+    w.run_until(lambda w: w.status.phase and w.status.phase.value == "Running")
+    forged = w.control.model_copy(update={"trading_state": TradingState.ACTIVE, "generation": w.control.generation,
+                                          "limits": w.control.limits.model_copy(update={"max_position": 1e12})})
+    w.control = forged
+    p = w.step()
+    [inc] = [i for i in p.incidents if "-control-drift-" in i.name]
+    assert inc.severity.value == "P1" and "changed outside the operator" in inc.summary
+    assert p.control is not None and p.control.generation == forged.generation + 1 and p.control.limits.max_position == 2000000
+    assert any(e.reason == "ControlDrift" for e in p.events)
+    # the operator's own change is never drift, even when the status write after it was lost
+    ours = w.step()
+    assert not [i for i in ours.incidents if "-control-drift-" in i.name]
+
+
+def test_foreign_configmaps_and_ignored_acks_are_said_once():
+    w = World()
+    w.step()
+    p = w.step(foreign_configmaps=("mean-revert-ack-evil",), ack_problems=("ack x: unreadable: ignored",))
+    cond = next(c for c in w.status.conditions if c.type == "ControlIntegrity")
+    assert cond.status == "False" and "mean-revert-ack-evil" in cond.message and "ack x" in cond.message
+    assert [e.reason for e in p.events].count("ForeignWrites") == 1
+    assert "ForeignWrites" not in [e.reason for e in w.step(foreign_configmaps=("mean-revert-ack-evil",),
+                                                            ack_problems=("ack x: unreadable: ignored",)).events]
+
+
+def test_a_gate_that_cannot_be_evaluated_never_stops_a_kill():
+    from stratops.lifecycle.observe import read_gates
+
+    daily = dict(example("gates/daily.yaml")["spec"])
+    gates, problems = read_gates(NAME, spec(), [("fx-daily", {**daily, "session": {"timezone": "Mars/Olympus_Mons"}})], T0)
+    assert gates == {"fx-daily": None} and "gate fx-daily: cannot be evaluated" in problems[0]
+    w = World()
+    w.run_until(lambda w: w.status.phase and w.status.phase.value == "Running")
+    w.gates = {**w.gates, "fx-daily": None}
+    p = w.step(commands=cmd("kill"), gate_problems=tuple(problems))
+    assert "kill_switch" in p.actions and p.control.trading_state == TradingState.HALTED
+    assert any(e.reason == "GateUnreadable" for e in p.events)
+
+
+def test_without_a_decision_a_kill_still_halts():
+    from stratops.lifecycle.halt import when_undecidable
+
+    status = {"phase": "Running", "control": {"generation": 3, "hash": "h"}, "conditions": []}
+    kill = parse_command("kill", '{"by": "tina", "reason": "runaway", "id": "k1"}')
+    h = when_undecidable(NAME, 2, status, kill, None, T0, "ValueError: boom")
+    assert h.scale_to_zero and h.control.trading_state == TradingState.HALTED and h.control.generation == 4
+    assert h.control.limits.max_position == 0 and h.status["killSwitch"]["latched"] and h.status["killSwitch"]["by"] == "tina"
+    assert h.status["killSwitch"]["decision"] == "k1" and h.status["tradingState"] == "HALTED"
+    [cond] = [c for c in h.status["conditions"] if c["type"] == "ReconcileError"]
+    assert cond["status"] == "True" and "boom" in cond["message"]
+    # nothing to halt: only said; a HALTED document already in force is not rewritten
+    assert not when_undecidable(NAME, 2, status, None, None, T0, "boom").scale_to_zero
+    again = when_undecidable(NAME, 2, h.status, None, h.control, T0, "boom", stopped=True)
+    assert again.control is None and again.status["killSwitch"]["completedAt"]
+    # the decision, back, takes over and clears the condition
+    w = World()
+    w.status = w.status.model_copy(update={"conditions": [Condition(type="ReconcileError", status="True", reason="CannotDecide",
+                                                                      message="boom", last_transition_time=T0)]})
+    w.step()
+    assert next(c for c in w.status.conditions if c.type == "ReconcileError").status == "False"

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cases import BAD, EXAMPLES, desk
+from cases import BAD, BAD_AT_WEBHOOK, EXAMPLES, desk
 from typer.testing import CliRunner
 
 from stratops.cli.main import app
@@ -79,7 +79,7 @@ def test_example_desk_is_complete_and_valid():
     assert checked == len(docs)
 
 
-@pytest.mark.parametrize("case", BAD, ids=lambda c: c.id)
+@pytest.mark.parametrize("case", BAD + BAD_AT_WEBHOOK, ids=lambda c: c.id)
 def test_offline_validator_names_the_field(case):
     problems = validate_document(case.document())
     assert problems, f"{case.id} was accepted"

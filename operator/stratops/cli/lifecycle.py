@@ -152,10 +152,22 @@ def kill(strategy: Annotated[str | None, typer.Argument(help="The strategy; or u
         kill_fleet(reason, namespace, selector, all_namespaces, wait, timeout, extra)
         return
     api, ns, value = give_command("kill", strategy, namespace, {"reason": reason, **extra})
-    if wait:
-        status = _wait(api, ns, strategy, lambda o, s: (s.get("killSwitch") or {}).get("completedAt"), "the kill-switch", timeout)
-        ks = status["killSwitch"]
-        console.print(f"[bold]halted[/]: scaled to 0 at {ks['completedAt']}; acknowledged by the strategy: {ks.get('acknowledged')}")
+    if not wait:
+        return
+
+    def landed(o: dict[str, Any], s: dict[str, Any]) -> bool:
+        # Only this command's halt counts: a completion left from an earlier kill is not one.
+        ks = s.get("killSwitch") or {}
+        pending = "stratops.io/kill" in (o["metadata"].get("annotations") or {})
+        return bool(ks.get("latched") and ks.get("completedAt") and (ks.get("decision") == value["id"] or not pending))
+
+    status = _wait(api, ns, strategy, landed, "the kill-switch (HALTED, acknowledged or the deadline, scaled to 0)", timeout)
+    ks = status["killSwitch"]
+    if ks.get("decision") != value["id"]:
+        console.print(f"[bold]already halted[/]: latched since {ks.get('at')} by {ks.get('by')} ({ks.get('reason')}); "
+                      f"your reason is recorded; scaled to 0 at {ks['completedAt']}")
+        return
+    console.print(f"[bold]halted[/]: scaled to 0 at {ks['completedAt']}; acknowledged by the strategy: {ks.get('acknowledged')}")
 
 
 def throttle(strategy: str, reason: Reason, namespace: Namespace = None, wait: Wait = True, timeout: Timeout = 60) -> None:
@@ -370,7 +382,7 @@ def kill_fleet(reason: str, namespace: str | None, selector: str | None, all_nam
         t = Table("namespace", "strategy", "trading", "acknowledged", "scaled to 0", "pods", title=f"kill-switch {decision}")
         for (ns, name), st in sorted(rows.items()):
             ks = st.get("killSwitch") or {}
-            done = bool(ks.get("completedAt"))
+            done = bool(st.get("_done"))
             t.add_row(ns, name, st.get("tradingState") or "-", str(ks.get("acknowledged")) if done else "…",
                       "[green]yes[/]" if done else "…", str(st.get("_pods", "-")))
         for ns, name, why in failed:
@@ -382,23 +394,30 @@ def kill_fleet(reason: str, namespace: str | None, selector: str | None, all_nam
         with Live(table(), console=console, refresh_per_second=4, transient=False) as live:
             while time.monotonic() < deadline:
                 for ns, name in sent:
-                    if (rows[(ns, name)].get("killSwitch") or {}).get("completedAt"):
+                    if rows[(ns, name)].get("_done"):
                         continue
                     try:
-                        rows[(ns, name)] = custom.get_namespaced_custom_object(GROUP, VERSION, ns, "strategies", name).get("status") or {}
+                        obj = custom.get_namespaced_custom_object(GROUP, VERSION, ns, "strategies", name)
                     except ApiException:
                         continue
+                    st = obj.get("status") or {}
+                    ks = st.get("killSwitch") or {}
+                    # This decision's halt, or one latched before it (the command consumed): never a
+                    # completion left from an earlier kill that was resumed since.
+                    pending = "stratops.io/kill" in (obj["metadata"].get("annotations") or {})
+                    st["_done"] = bool(ks.get("latched") and ks.get("completedAt") and (ks.get("decision") == decision or not pending))
+                    rows[(ns, name)] = st
                 live.update(table())
-                if all((r.get("killSwitch") or {}).get("completedAt") for r in rows.values()):
+                if all(r.get("_done") for r in rows.values()):
                     break
                 time.sleep(0.3)
-    halted = [k for k, r in rows.items() if (r.get("killSwitch") or {}).get("completedAt")]
+    halted = [k for k, r in rows.items() if r.get("_done")]
     console.print(f"halted {len(halted)}/{len(items)}; acknowledged by the strategy: "
                   f"{sum(1 for k in halted if rows[k]['killSwitch'].get('acknowledged'))}")
     if failed or (wait and len(halted) < len(sent)):
         raise CliError(f"{len(sent) - len(halted) if wait else 0} not halted within {timeout:.0f}s, {len(failed)} not sent: "
                        "see the table; `stratops status` shows them")
-    return [{"namespace": ns, "strategy": name, **rows[(ns, name)].get("killSwitch", {})} for ns, name in sent]
+    return [{"namespace": ns, "strategy": name, **rows[(ns, name)].get("killSwitch", {})} for ns, name in sent]  # noqa: E501
 
 
 def rearm(strategy: str, reason: Reason, namespace: Namespace = None, wait: Wait = True, timeout: Timeout = 30) -> None:

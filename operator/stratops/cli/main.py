@@ -124,7 +124,7 @@ def operator(
     os.environ["STRATOPS_METRICS_PORT"] = str(metrics_port)
     import stratops.handlers  # noqa: F401 - registers the handlers
 
-    kopf.configure(verbose=verbose)
+    kopf.configure(verbose=verbose, log_prefix=True)  # every object's log line says which object: [ns/name]
     kopf.run(clusterwide=all_namespaces, namespaces=namespace, liveness_endpoint=liveness)
 
 

@@ -34,9 +34,11 @@ from stratops.admission.webhooks import WEBHOOK_PATHS
 from stratops.models.common import parse_duration
 from stratops.models.gate import GateSpec, GateStatus
 from stratops.lifecycle import manifests
-from stratops.lifecycle.control import ControlDocument, parse_acks, parse_control
+from stratops.lifecycle.control import ControlDocument, read_acks, read_control
 from stratops.lifecycle.decide import Observations, Plan, ReportMonitor, commands_from_annotations, decide
-from stratops.lifecycle.observe import deployment_view, gate_evaluations, incident_view, pod_view
+from stratops.lifecycle.observe import (
+    configmap_view, deployment_view, incident_view, owned_documents, pod_view, read_gates,
+)
 from stratops.models.strategy import StrategySpec, StrategyStatus, TradingState
 
 from stratops.handlers import kopf_fixes
@@ -242,11 +244,17 @@ def _refuse(problems: list[str]) -> None:
 
 
 def _parsed(model: Any, raw: Any, what: str) -> Any:
-    """The spec as the operator reads it; anything it cannot read is refused (fail closed)."""
+    """The spec as the operator reads it; anything it cannot read is refused (fail closed),
+    naming the field as `stratops validate` does."""
+    from pydantic import ValidationError
+
+    from stratops.models.validate import describe_errors
+
     try:
         return model.model_validate(plain(raw or {}))
-    except ValueError as e:
-        raise kopf.AdmissionError(f"{what} cannot be read, so it cannot be checked: {str(e).splitlines()[0]}", code=400) from e
+    except ValidationError as e:
+        problems = "; ".join(f"{f}: {m}" for f, m in describe_errors(e))
+        raise kopf.AdmissionError(f"{what} cannot be read, so it cannot be checked: {problems}", code=400) from e
 
 
 def validate_gate(body: kopf.Body, old: Any, userinfo: dict[str, Any], memo: kopf.Memo, **_: Any) -> None:
@@ -328,7 +336,8 @@ def strategy_pods(namespace: str, labels: dict[str, str], body: kopf.Body, **_: 
 
 @kopf.index("", "v1", "configmaps", labels={LABEL: kopf.PRESENT, manifests.LABEL_COMPONENT: kopf.PRESENT})
 def strategy_configmaps(namespace: str, labels: dict[str, str], body: kopf.Body, **_: Any) -> dict:
-    return {_key(namespace, labels[LABEL]): (labels[manifests.LABEL_COMPONENT], dict(body.get("data") or {}))}
+    # Every ConfigMap with the labels, with its name and owners: the reconcile reads only its own.
+    return {_key(namespace, labels[LABEL]): configmap_view(plain(body), labels[manifests.LABEL_COMPONENT])}
 
 
 @kopf.index(GROUP, VERSION, "incidents")
@@ -380,8 +389,9 @@ def pod_changed(namespace: str, labels: dict[str, str], memo: kopf.Memo, **_: An
     _poke_owner(memo, namespace, labels)
 
 
-@kopf.on.event("", "v1", "configmaps", labels={LABEL: kopf.PRESENT, manifests.LABEL_COMPONENT: "ack"})
-def ack_changed(namespace: str, labels: dict[str, str], memo: kopf.Memo, **_: Any) -> None:
+@kopf.on.event("", "v1", "configmaps", labels={LABEL: kopf.PRESENT, manifests.LABEL_COMPONENT: kopf.PRESENT})
+def configmap_changed(namespace: str, labels: dict[str, str], memo: kopf.Memo, **_: Any) -> None:
+    # Acks, and any write to the control document or a ConfigMap posing as one: decided at once.
     _poke_owner(memo, namespace, labels)
 
 
@@ -409,27 +419,27 @@ def _observe(body: dict[str, Any], spec: StrategySpec, now: datetime, rt: Runtim
     ns, name = meta["namespace"], meta["name"]
     key = _key(ns, name)
     deps = list(idx["strategy_deployments"].get(key, []))
-    control = ack_data = None
-    for component, data in idx["strategy_configmaps"].get(key, []):
-        if component == "control":
-            control = parse_control(data)
-        elif component == "ack":
-            ack_data = data
+    control_data, ack_data, foreign = owned_documents(name, meta["uid"], list(idx["strategy_configmaps"].get(key, [])))
+    control, control_problem = read_control(control_data)
+    acks, ack_problems = read_acks(ack_data)
     # The index lags this process's own writes: never go back to an older control document.
     mine = rt.written_control.get(key)
-    if mine is not None and (control is None or control.generation < mine.generation):
+    if mine is not None and not control_problem and (control is None or control.generation < mine.generation):
         control = mine
+    gates, gate_problems = read_gates(name, spec, idx["strategy_gates"].get(key, []), now)
     obs = Observations(
         now=now, name=name, namespace=ns, uid=meta["uid"], generation=int(meta.get("generation") or 0),
         deployment=deps[0] if deps else None,
         pods=tuple(idx["strategy_pods"].get(key, [])),
-        control=control, acks=parse_acks(ack_data),
+        control=control, acks=acks,
         incidents=tuple(idx["strategy_incidents"].get(key, [])),
-        gates=gate_evaluations(name, spec, idx["strategy_gates"].get(key, []), now),
+        gates=gates,
         commands=commands_from_annotations(meta.get("annotations")),
         report_monitors=tuple(idx["strategy_report_monitors"].get(key, [])),
         trading_author=(meta.get("annotations") or {}).get(ANNOTATION_TRADING_AUTHOR),
         mode_author=(meta.get("annotations") or {}).get(ANNOTATION_MODE_AUTHOR),
+        control_problem=control_problem, foreign_configmaps=tuple(foreign), ack_problems=tuple(ack_problems),
+        gate_problems=tuple(gate_problems),
     )
     return obs, ack_data is not None
 
@@ -459,7 +469,10 @@ def reconcile(body: dict[str, Any], rt: Runtime, idx: dict[str, Any]) -> float |
     if _being_deleted(body):
         return None
     now = datetime.now(timezone.utc)
-    plan, obs, _, status = _decide(body, now, rt, idx)
+    try:
+        plan, obs, _, status = _decide(body, now, rt, idx)
+    except Exception as e:  # noqa: BLE001 - reported on the Strategy; the kill runs without the decision
+        return _halt_without_decision(body, now, rt, idx, e)
     if not _has_effect(plan, status):
         return plan.requeue_after
     started = datetime.now(timezone.utc)
@@ -468,11 +481,21 @@ def reconcile(body: dict[str, Any], rt: Runtime, idx: dict[str, Any]) -> float |
     fresh = rt.executor.read_strategy(obs.namespace, obs.name)
     if fresh is None or _being_deleted(fresh):
         return None
-    plan, obs, has_ack, status = _decide(fresh, now, rt, idx)
+    try:
+        plan, obs, has_ack, status = _decide(fresh, now, rt, idx)
+    except Exception as e:  # noqa: BLE001 - as above
+        return _halt_without_decision(fresh, now, rt, idx, e)
     if not _has_effect(plan, status):
         return plan.requeue_after
-    created = rt.executor.execute(obs.namespace, obs.name, obs.uid, fresh["metadata"]["resourceVersion"],
-                                  plan, now, has_ack)
+    try:
+        created = rt.executor.execute(obs.namespace, obs.name, obs.uid, fresh["metadata"]["resourceVersion"],
+                                      plan, now, has_ack)
+    except ApiException as e:
+        if e.status not in (400, 422):
+            raise  # conflicts, a terminating namespace, an API server away: the daemon retries
+        # The API server refuses what the decision built (an object it cannot store): the
+        # decision cannot be carried out; the kill path still can, on the objects as they are.
+        return _halt_without_decision(fresh, now, rt, idx, e)
     if plan.control is not None:
         rt.written_control[_key(obs.namespace, obs.name)] = plan.control
     for action in plan.actions:
@@ -486,6 +509,46 @@ def reconcile(body: dict[str, Any], rt: Runtime, idx: dict[str, Any]) -> float |
         M.TRADING_STATE.labels(obs.namespace, obs.name, state.value).set(1 if plan.status.trading_state == state else 0)
     M.RECONCILE_SECONDS.observe((datetime.now(timezone.utc) - started).total_seconds())
     return plan.requeue_after if plan.requeue_after is not None else 0.5 if plan.clear_annotations else None
+
+
+def _halt_without_decision(body: dict[str, Any], now: datetime, rt: Runtime, idx: dict[str, Any], error: Exception) -> float | None:
+    """The decision for BODY failed with ERROR: say so on the Strategy (condition, Event, log,
+    metric), and carry out a kill given or latched without it (stratops.lifecycle.halt)."""
+    from stratops.lifecycle.decide import parse_command
+    from stratops.lifecycle.halt import CONDITION, when_undecidable
+
+    meta = body["metadata"]
+    ns, name, uid = meta["namespace"], meta["name"], meta["uid"]
+    key = _key(ns, name)
+    why = f"{type(error).__name__}: {_brief(error)}"
+    M.RECONCILE_ERRORS.labels(ns, name).inc()
+    log.error("[%s/%s] cannot decide or carry out the decision (%s): the kill path runs without it", ns, name, why,
+              exc_info=not isinstance(error, ApiException))
+    fresh = rt.executor.read_strategy(ns, name)
+    if fresh is None or _being_deleted(fresh):
+        return None
+    ann = (fresh["metadata"].get("annotations") or {})
+    kill = parse_command("kill", ann[f"{GROUP}/kill"]) if f"{GROUP}/kill" in ann else None
+    control_data, _, _ = owned_documents(name, uid, list(idx["strategy_configmaps"].get(key, [])))
+    control, _ = read_control(control_data)
+    mine = rt.written_control.get(key)
+    if mine is not None and (control is None or control.generation < mine.generation):
+        control = mine
+    deps = list(idx["strategy_deployments"].get(key, []))
+    live_pods = [p for p in idx["strategy_pods"].get(key, []) if not p.terminating]
+    stopped = bool(deps) and deps[0].replicas == 0 and not live_pods
+    current = plain(fresh.get("status") or {})
+    halt = when_undecidable(name, int(fresh["metadata"].get("generation") or 0), current, kill, control, now, why, stopped)
+    running = bool(deps) and deps[0].replicas > 0
+    if halt.status == current and halt.control is None and not (halt.scale_to_zero and running):
+        return 5.0
+    rt.executor.execute_halt(ns, name, uid, fresh["metadata"]["resourceVersion"], halt, now)
+    if halt.control is not None:
+        rt.written_control[key] = halt.control
+    prev = next((c for c in current.get("conditions") or [] if c.get("type") == CONDITION), {})
+    if prev.get("status") != "True" or prev.get("message") != why[:1024]:
+        rt.executor.event(ns, name, uid, "Warning", "CannotDecide", halt.message, now)
+    return 5.0  # soon again: the decision may work after a fix, and the halt completes
 
 
 def _brief(e: BaseException) -> str:

@@ -93,11 +93,23 @@ class Executor:
 
     # -- writes ------------------------------------------------------------------------------
     def ensure_configmap(self, body: dict[str, Any]) -> None:
+        """Create BODY; if a ConfigMap of that name exists but is not owned as BODY says (made in
+        advance by someone else, to squat the name), take it over, emptied: what it held was
+        never the pods' to begin with."""
+        ns, name = body["metadata"]["namespace"], body["metadata"]["name"]
         try:
-            self.core.create_namespaced_config_map(body["metadata"]["namespace"], body)
+            self.core.create_namespaced_config_map(ns, body)
+            return
         except ApiException as e:
             if e.status != 409:
                 raise
+        current = self.core.read_namespaced_config_map(name, ns)
+        want = {o["uid"] for o in body["metadata"].get("ownerReferences") or []}
+        if want <= {o.uid for o in current.metadata.owner_references or []}:
+            return
+        log.warning("ConfigMap %s/%s existed without the strategy's ownership: taken over and emptied", ns, name)
+        self.core.replace_namespaced_config_map(name, ns, {**body, "metadata": {
+            **body["metadata"], "resourceVersion": current.metadata.resource_version}})
 
     def write_control(self, namespace: str, strategy: str, uid: str, doc_json: str) -> None:
         body = manifests.configmap(manifests.control_name(strategy), namespace, strategy, uid, "control",
@@ -205,6 +217,27 @@ class Executor:
     def clear_annotations(self, namespace: str, name: str, keys: list[str]) -> None:
         patch = {"metadata": {"annotations": {k: None for k in keys}}}
         self.custom.patch_namespaced_custom_object(GROUP, VERSION, namespace, "strategies", name, patch)
+
+    def execute_halt(self, namespace: str, name: str, uid: str, resource_version: str, halt: Any, now: datetime) -> None:
+        """The halt of stratops.lifecycle.halt: HALTED, the Deployment at 0, the latch and the
+        error in status; in that order, so the kill lands first."""
+        if halt.control is not None:
+            self.write_control(namespace, name, uid, halt.control.to_json())
+        if halt.scale_to_zero:
+            try:
+                dep = self.api.sanitize_for_serialization(self.apps.read_namespaced_deployment(name, namespace))
+            except ApiException as e:
+                if e.status != 404:
+                    raise
+                dep = None
+            if dep is not None and (dep.get("spec") or {}).get("replicas"):
+                dep["spec"]["replicas"] = 0
+                # The new fingerprint goes with it: the full decision must not take this for drift.
+                dep["metadata"].setdefault("annotations", {})[manifests.ANNOTATION_DESIRED] = manifests.fingerprint(dep)
+                self.apps.replace_namespaced_deployment(name, namespace, dep)
+        body = {"apiVersion": API_VERSION, "kind": "Strategy", "metadata": {"name": name, "resourceVersion": resource_version},
+                "status": halt.status}
+        self.custom.replace_namespaced_custom_object_status(GROUP, VERSION, namespace, "strategies", name, body)
 
     # -- the plan ------------------------------------------------------------------------------
     def execute(self, namespace: str, name: str, uid: str, resource_version: str, plan: Plan,

@@ -11,7 +11,7 @@ import hashlib
 import json
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from stratops.models.strategy import EffectiveLimits, Mode, RiskLimits, TradingState
@@ -82,32 +82,64 @@ class ControlDocument(_Wire):
         return other is not None and other.content_hash() == self.content_hash()
 
 
-class Acknowledgement(_Wire):
-    """What one pod applied: written by the SDK under the pod's name in the ack ConfigMap."""
+MAX_ACK_BYTES = 4096  # one pod's acknowledgement: a few numbers; anything bigger is not one
 
-    pod: str
+
+class Acknowledgement(_Wire):
+    """What one pod applied: written by the SDK under the pod's name in the ack ConfigMap.
+    Validated: a figure that is not finite or is negative, or a time without its offset, makes
+    the whole acknowledgement unreadable (that pod then counts as not acknowledging)."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore", allow_inf_nan=False)
+
+    pod: str = Field(min_length=1, max_length=253)
     generation: int = Field(ge=0)
     trading_state: TradingState
-    at: datetime
-    position: float | None = None
-    open_orders: int | None = None
-    control_hash: str | None = None  # content_hash() of the document applied: fleet verification
-    exposure: float | None = None  # gross exposure, reported by the strategy (exposure-linked kill)
-    loss: float | None = None  # today's loss as a positive number, reported by the strategy
+    at: AwareDatetime
+    position: float | None = None  # signed: short is negative
+    open_orders: int | None = Field(default=None, ge=0)
+    control_hash: str | None = Field(default=None, max_length=64)  # content_hash() of the document applied
+    exposure: float | None = Field(default=None, ge=0)  # gross exposure, reported by the strategy (exposure-linked kill)
+    loss: float | None = Field(default=None, ge=0)  # today's loss as a positive number, reported by the strategy
 
 
 def parse_control(data: dict[str, str] | None) -> ControlDocument | None:
+    """The control document in an owned control ConfigMap's DATA (None: none written yet).
+    ValueError when it cannot be read: a ConfigDrift finding, never a failure of the reconcile."""
     if not data or CONTROL_KEY not in data:
         return None
     return ControlDocument.model_validate_json(data[CONTROL_KEY])
 
 
+def read_control(data: dict[str, str] | None) -> tuple[ControlDocument | None, str | None]:
+    """(document, problem): the document, or None and why it cannot be read."""
+    try:
+        return parse_control(data), None
+    except ValueError as e:
+        return None, f"control document unreadable: {str(e).splitlines()[0][:300]}"
+
+
 def parse_acks(data: dict[str, str] | None) -> dict[str, Acknowledgement]:
     """Acknowledgements by pod name; unreadable entries are skipped (they acknowledge nothing)."""
+    return read_acks(data)[0]
+
+
+def read_acks(data: dict[str, str] | None) -> tuple[dict[str, Acknowledgement], list[str]]:
+    """(acknowledgements by pod, problems): an entry counts only if it reads, is small, and is
+    written under its own pod's name; the others acknowledge nothing and are said."""
     out: dict[str, Acknowledgement] = {}
-    for pod, raw in (data or {}).items():
-        try:
-            out[pod] = Acknowledgement.model_validate_json(raw)
-        except ValueError:
+    problems = []
+    for key, raw in sorted((data or {}).items()):
+        if len(raw) > MAX_ACK_BYTES:
+            problems.append(f"ack {key}: {len(raw)} bytes, more than {MAX_ACK_BYTES}: ignored")
             continue
-    return out
+        try:
+            ack = Acknowledgement.model_validate_json(raw)
+        except ValueError as e:
+            problems.append(f"ack {key}: unreadable ({str(e).splitlines()[0][:120]}): ignored")
+            continue
+        if ack.pod != key:
+            problems.append(f"ack {key}: names pod {ack.pod}: ignored (a pod acknowledges for itself only)")
+            continue
+        out[key] = ack
+    return out, problems

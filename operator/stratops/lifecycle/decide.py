@@ -194,6 +194,10 @@ class Observations:
     report_monitors: tuple[ReportMonitor, ...] = ()
     trading_author: str | None = None  # who last changed the trading-relevant spec (recorded at admission)
     mode_author: str | None = None  # who last changed spec.mode (recorded at admission)
+    control_problem: str | None = None  # the owned control ConfigMap holds something unreadable
+    foreign_configmaps: tuple[str, ...] = ()  # carry the strategy's labels, not its ownership: ignored
+    ack_problems: tuple[str, ...] = ()  # acknowledgements ignored, and why
+    gate_problems: tuple[str, ...] = ()  # gates that cannot be evaluated, and why
 
 
 # -- plan --------------------------------------------------------------------------------
@@ -348,6 +352,28 @@ def decide(spec: StrategySpec, status: StrategyStatus, obs: Observations) -> Pla
         plan.events.append(Event("Warning", "FleetMismatch", detail))
         if kill_trigger is None:
             kill_trigger = (f"fleet verification failed: {detail}", OPERATOR, fleet_incident)
+    # -- the control document: only the operator writes it. Unreadable: a P0 (the pods may have
+    # read anything: stop). Readable but not what the operator last wrote: drift, reverted. -------
+    if obs.control_problem:
+        last = st.control.generation if st.control else 0
+        inc = _incident_name(obs.name, "control", f"{last}:{obs.control_problem}")
+        if inc not in {i.name for i in obs.incidents}:
+            plan.incidents.append(NewIncident(inc, IncidentClass.config_drift, Severity.P0,
+                                              f"control ConfigMap {manifests.control_name(obs.name)}: {obs.control_problem}"[:2048],
+                                              "killSwitch", "kill-switch: control rewritten HALTED, then scale to 0"))
+            plan.events.append(Event("Warning", "ControlUnreadable", obs.control_problem))
+            if kill_trigger is None:
+                kill_trigger = (f"control document unreadable: {obs.control_problem}", OPERATOR, inc)
+    integrity = [f"ConfigMap {n} carries this strategy's labels but is not its own: ignored" for n in obs.foreign_configmaps]
+    integrity += list(obs.ack_problems)
+    prev_integrity = _condition(st, "ControlIntegrity")
+    msg = "; ".join(integrity)[:1024]
+    if integrity and (prev_integrity is None or prev_integrity.message != msg):
+        plan.events.append(Event("Warning", "ForeignWrites", msg))
+    _set_condition(conds, now, obs.generation, "ControlIntegrity", not integrity and not obs.control_problem,
+                   "Foreign" if integrity else "Unreadable" if obs.control_problem else "Owned",
+                   msg or obs.control_problem or "only the operator's control document and the pods' own acknowledgements are read")
+
     # -- exposure-linked kill: the strategy's own reports against its monitors, on every report --
     for m in obs.report_monitors:
         values = [v for p in ready_pods if (a := obs.acks.get(p.name)) is not None and (v := getattr(a, m.report)) is not None]
@@ -383,6 +409,10 @@ def decide(spec: StrategySpec, status: StrategyStatus, obs: Observations) -> Pla
         if ks is not None and ks.latched:
             if incident:
                 plan.incident_actions.append((incident, f"kill-switch already latched since {ks.at}"))
+            elif commands.get("kill") is not None:
+                # Latched already: nothing more to do, but the second decision is on the record.
+                plan.events.append(Event("Warning", "KillSwitchAgain",
+                                         f"kill-switch by {by} while latched since {ks.at} by {ks.by}: {reason}"))
             if rearm_required and not ks.rearm_required:  # a second, stricter halt tightens the latch
                 ks = st.kill_switch = ks.model_copy(update={"rearm_required": True, "rearmed_by": None, "rearmed_at": None})
                 plan.events.append(Event("Warning", "RearmRequired", f"re-arm now required ({reason})"))
@@ -671,17 +701,32 @@ def decide(spec: StrategySpec, status: StrategyStatus, obs: Observations) -> Pla
     broker = spec.brokers.backup if st.broker and st.broker.role == "backup" and spec.brokers.backup else spec.brokers.primary
     reason = ks.reason if latched and ks else st.throttle.reason if throttled and st.throttle else (
         st.resume.reason if st.resume and st.resume.stage == "Reducing" else "")
-    prev_gen = obs.control.generation if obs.control else 0
+    # Never go back in generation, whatever the ConfigMap shows (an unreadable or edited one).
+    prev_gen = max(obs.control.generation if obs.control else 0, st.control.generation if st.control else 0)
     doc = ControlDocument(
         strategy=obs.name, generation=max(prev_gen, 1), trading_state=state, mode=mode,
         limits=st.effective_limits, broker=BrokerInUse(name=broker.name, endpoint=broker.endpoint),
         allow_risk_reducing=bool(kill_policy and kill_policy.allow_risk_reducing), reason=reason, issued_at=now,
         controls=pre_trade_controls(spec.risk_limits),
     )
-    if doc.same_content(obs.control):
+    if doc.same_content(obs.control) and not obs.control_problem:
         assert obs.control is not None
         doc = obs.control
     else:
+        written = st.control.hash if st.control else None
+        if obs.control is not None and written is not None and obs.control.content_hash() not in (written, doc.content_hash()):
+            # Neither what the operator last wrote nor what it writes now: someone else's.
+            observed = obs.control.content_hash()
+            inc = _incident_name(obs.name, "control-drift", observed)
+            if inc not in {i.name for i in obs.incidents}:
+                plan.incidents.append(NewIncident(
+                    inc, IncidentClass.config_drift, Severity.P1,
+                    f"control ConfigMap {manifests.control_name(obs.name)} changed outside the operator "
+                    f"(generation {obs.control.generation}, {obs.control.trading_state.value}); reverted",
+                    "none", "reverted the control document to the operator's decision"))
+                plan.events.append(Event("Warning", "ControlDrift",
+                                         f"control document changed by someone else (hash {observed[:12]}): reverted"))
+                plan.actions.append("drift_revert")
         doc = doc.model_copy(update={"generation": prev_gen + 1})
         plan.control = doc
     ctl = st.control or ControlStatus()
@@ -790,12 +835,20 @@ def decide(spec: StrategySpec, status: StrategyStatus, obs: Observations) -> Pla
         prev = _condition(st, "GatesSatisfied")
         if prev is None or msg not in prev.message:
             plan.events.append(Event("Warning", "RetirementReviewDue", msg))
+    if obs.gate_problems:
+        msg = "; ".join(obs.gate_problems)
+        prev = _condition(st, "GatesSatisfied")
+        if prev is None or msg not in (prev.message or ""):
+            plan.events.append(Event("Warning", "GateUnreadable", msg))
+        gates_missing.append(msg)
     _set_condition(conds, now, obs.generation, "GatesSatisfied", not gates_missing,
                    "Signed" if not gates_missing else "Missing", "; ".join(gates_missing))
     rec = st.last_reconciliation
     _set_condition(conds, now, obs.generation, "Reconciled", rec is not None and rec.result == "Matched",
                    rec.result if rec else "NotRecorded",
                    f"{rec.result} at {rec.at.isoformat()} by {rec.by}: {rec.evidence}" if rec else "no reconciliation recorded")
+    if (err := _condition(st, "ReconcileError")) is not None and err.status == "True":
+        _set_condition(conds, now, obs.generation, "ReconcileError", False, "Decided", "the whole decision runs again")
     st.conditions = conds
     st.handled_commands = handled_cmds or None
     known = {i.name for i in obs.incidents}

@@ -18,7 +18,7 @@ from typing import Any
 
 from stratops import API_VERSION
 from stratops.lifecycle.control import MOUNT_PATH
-from stratops.models.strategy import DIGEST_SEPARATOR, StrategySpec
+from stratops.models.strategy import DIGEST_SEPARATOR, RESERVED_ENV_PREFIX, StrategySpec
 
 LABEL_STRATEGY = "stratops.io/strategy"
 LABEL_VERSION = "stratops.io/version"
@@ -67,6 +67,8 @@ def deployment(name: str, namespace: str, uid: str, spec: StrategySpec, version:
         {"name": "STRATOPS_VERSION", "value": version},
     ]
     for e in (spec.pod_template.env if spec.pod_template and spec.pod_template.env else []):
+        if e.name.startswith(RESERVED_ENV_PREFIX):
+            continue  # refused at admission; never let one shadow the operator's (the last duplicate wins)
         if e.secret_key_ref is not None:
             env.append({"name": e.name, "valueFrom": {"secretKeyRef": {"name": e.secret_key_ref.name, "key": e.secret_key_ref.key}}})
         else:

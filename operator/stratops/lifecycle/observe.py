@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -58,14 +59,56 @@ def gate_evaluations(
 ) -> dict[str, GateEvaluation | None]:
     """Evaluate the gates that name STRATEGY; pre-launch gates against its current subject.
     A gate whose spec cannot be read evaluates to None (reported as not found)."""
+    return read_gates(strategy, spec, gates, now)[0]
+
+
+def read_gates(
+    strategy: str, spec: StrategySpec, gates: Iterable[tuple[str, Mapping[str, Any]]], now: datetime
+) -> tuple[dict[str, GateEvaluation | None], list[str]]:
+    """(evaluations, problems): a gate that cannot be read or evaluated (an unknown time zone,
+    say) is None and said; it never stops the reconcile, and so never stops a kill."""
     out: dict[str, GateEvaluation | None] = {}
+    problems = []
     current = subject_for(strategy, spec)
     for name, raw in gates:
         try:
             gs = GateSpec.model_validate(raw)
-        except ValueError:
+            out[name] = evaluate(gs, now, (current,) if gs.cadence == Cadence.pre_launch else ())
+        except Exception as e:  # noqa: BLE001 - any failure is the gate's, reported on it: never the kill's
             out[name] = None
-            continue
-        subjects = (current,) if gs.cadence == Cadence.pre_launch else ()
-        out[name] = evaluate(gs, now, subjects)
-    return out
+            problems.append(f"gate {name}: cannot be evaluated: {str(e).splitlines()[0][:200]}")
+    return out, problems
+
+
+@dataclass(frozen=True)
+class ConfigMapView:
+    """A ConfigMap carrying a strategy's labels: who owns it decides whether it is read."""
+
+    name: str
+    component: str
+    owners: tuple[str, ...]  # uids of the Strategies in its ownerReferences
+    data: Mapping[str, str] = field(default_factory=dict)
+
+
+def configmap_view(body: Mapping[str, Any], component: str) -> ConfigMapView:
+    meta = body.get("metadata") or {}
+    owners = tuple(str(o.get("uid")) for o in meta.get("ownerReferences") or [] if o.get("kind") == "Strategy")
+    return ConfigMapView(name=str(meta.get("name", "")), component=component, owners=owners, data=dict(body.get("data") or {}))
+
+
+def owned_documents(strategy: str, uid: str, views: Iterable[ConfigMapView]) -> tuple[
+        Mapping[str, str] | None, Mapping[str, str] | None, list[str]]:
+    """(control data, ack data, foreign names): only the ConfigMaps named as the operator names
+    them *and* owned by this Strategy's uid are read; anything else carrying its labels (made by
+    someone who may create ConfigMaps) is ignored and reported."""
+    control = ack = None
+    foreign = []
+    for v in views:
+        owned = uid in v.owners
+        if v.component == "control" and v.name == manifests.control_name(strategy) and owned:
+            control = v.data
+        elif v.component == "ack" and v.name == manifests.ack_name(strategy) and owned:
+            ack = v.data
+        else:
+            foreign.append(v.name)
+    return control, ack, sorted(foreign)

@@ -22,6 +22,7 @@ STRATEGY = ResourceKind(
         C("Known-Good", ".status.lastKnownGood", priority=1),
         C("Wanted", ".spec.version", priority=1),
     ),
+    max_name=63,  # stratops.io/strategy=<name> labels its Deployment, pods and ConfigMaps
 )
 MONITOR = ResourceKind(
     kind="Monitor", plural="monitors", short_names=("stmon",),

@@ -99,14 +99,21 @@ class ResourceKind:
     status: type[BaseModel]
     description: str
     columns: tuple[PrinterColumn, ...] = field(default_factory=tuple)
+    max_name: int | None = None  # metadata.name bound, when the name is used as a label value
 
     @property
     def name(self) -> str:
         return f"{self.plural}.{GROUP}"
 
+    @property
+    def name_message(self) -> str:
+        return (f"metadata.name: at most {self.max_name} characters: it is a label value of the objects the operator "
+                f"makes for the {self.kind.lower()}")
+
     def crd(self) -> dict[str, Any]:
         spec_schema = structural_schema(self.spec)
-        status_schema = structural_schema(self.status)
+        # Only the operator writes status: the spec's rules there would only cost the API server.
+        status_schema = _without_rules(structural_schema(self.status))
         spec_schema["description"] = (self.spec.__doc__ or "").strip()
         status_schema["description"] = (self.status.__doc__ or "").strip()
         schema = {
@@ -121,6 +128,9 @@ class ResourceKind:
                 "status": status_schema,
             },
         }
+        if self.max_name is not None:
+            schema["x-kubernetes-validations"] = [{"rule": f"size(self.metadata.name) <= {self.max_name}",
+                                                   "message": self.name_message}]
         return {
             "apiVersion": "apiextensions.k8s.io/v1",
             "kind": "CustomResourceDefinition",
@@ -146,6 +156,14 @@ class ResourceKind:
                 }],
             },
         }
+
+
+def _without_rules(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {k: _without_rules(v) for k, v in node.items() if k != "x-kubernetes-validations"}
+    if isinstance(node, list):
+        return [_without_rules(v) for v in node]
+    return node
 
 
 def render(kind: ResourceKind) -> str:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from datetime import datetime
 from enum import Enum
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from stratops.models.common import Condition, Duration, Model, Rule, SecretKeyRef, parse_duration
 
@@ -45,10 +46,19 @@ class Phase(str, Enum):
     Failed = "Failed"
 
 
+RESERVED_ENV_PREFIX = "STRATOPS_"  # the operator's own (strategy, pod, control file): it must win
+LABEL_NAME = r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
+LABEL_KEY = rf"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?{LABEL_NAME}$"
+LABEL_VALUE = rf"^({LABEL_NAME})?$"
+QUANTITY = r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)(([KMGTPE]i)|[numkMGTPE]|[eE][+-]?[0-9]+)?$"
+RESOURCE_NAME = r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[a-z0-9]([-a-z0-9_.]*[a-z0-9])?$"
+
+
 class EnvVar(Model):
     """An environment variable for the strategy container: a literal value or a Secret key."""
 
-    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="Variable name.")
+    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=256, description=(
+        f"Variable name; {RESERVED_ENV_PREFIX}* are the operator's (the pod's strategy, name and control file)."))
     value: str | None = Field(default=None, description="Literal value.")
     secret_key_ref: SecretKeyRef | None = Field(
         default=None, description="Take the value from a Secret key instead of a literal."
@@ -59,14 +69,33 @@ class EnvVar(Model):
             message="env: set either value or secretKeyRef, not both",
             check=lambda e: not (e.value is not None and e.secret_key_ref is not None),
         ),
+        Rule(
+            cel=f"!self.name.startsWith('{RESERVED_ENV_PREFIX}')",
+            message=f"env: {RESERVED_ENV_PREFIX}* variables are set by the operator (which strategy, pod and control "
+                    "document the SDK follows); choose another name",
+            field_path=".name",
+            check=lambda e: not e.name.startswith(RESERVED_ENV_PREFIX),
+        ),
     )
 
 
 class Resources(Model):
     """Container resource requests and limits, as in a Pod (cpu, memory, ...)."""
 
-    requests: dict[str, str] | None = Field(default=None, description="Requested resources, e.g. cpu: 500m.")
-    limits: dict[str, str] | None = Field(default=None, description="Resource limits, e.g. memory: 1Gi.")
+    requests: dict[str, Annotated[str, Field(max_length=64)]] | None = Field(
+        default=None, max_length=20, description="Requested resources, e.g. cpu: 500m.")
+    limits: dict[str, Annotated[str, Field(max_length=64)]] | None = Field(
+        default=None, max_length=20, description="Resource limits, e.g. memory: 1Gi.")
+
+    @field_validator("requests", "limits")
+    @classmethod
+    def _quantities(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        # The Deployment would be refused otherwise, after the strategy was accepted. Checked by
+        # the operator's webhook and `stratops validate` (too costly as CEL over a free map).
+        for k, v in (value or {}).items():
+            if not re.fullmatch(RESOURCE_NAME, k) or not re.fullmatch(QUANTITY, v):
+                raise ValueError(f"{k}: {v!r} is not a resource name and quantity, e.g. cpu: 500m, memory: 1Gi")
+        return value
 
 
 class PodTemplate(Model):
@@ -74,7 +103,22 @@ class PodTemplate(Model):
 
     env: list[EnvVar] | None = Field(default=None, max_length=100, description="Extra environment variables.")
     resources: Resources | None = Field(default=None, description="Container resources.")
-    labels: dict[str, str] | None = Field(default=None, description="Extra pod labels.")
+    labels: dict[str, Annotated[str, Field(max_length=63)]] | None = Field(default=None, max_length=30, description=(
+        "Extra pod labels (Kubernetes label keys and values; the stratops.io/ prefix is the operator's)."))
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        # As the API server checks a pod's labels, before the Deployment is refused for them.
+        for k, v in (value or {}).items():
+            if not re.fullmatch(LABEL_KEY, k) or len(k) > 316:
+                raise ValueError(f"{k!r} is not a label key (an optional DNS prefix and '/', then a name of at most 63 "
+                                 "characters: letters, digits, '-', '_', '.')")
+            if k.startswith("stratops.io/"):
+                raise ValueError(f"{k!r}: stratops.io/ labels are the operator's")
+            if not re.fullmatch(LABEL_VALUE, v):
+                raise ValueError(f"{k}: {v!r} is not a label value (at most 63 characters: letters, digits, '-', '_', '.')")
+        return value
 
 
 PositiveFloat = Annotated[float, Field(gt=0)]

@@ -97,12 +97,17 @@ def validate_spec(kind: str, spec: Any) -> list[tuple[str, str]]:
     try:
         model.model_validate(spec)
     except ValidationError as e:
-        out = []
-        for err in e.errors(include_url=False):
-            loc, msg = _message(err)
-            out.append((_path(loc, "spec"), msg))
-        return out
+        return describe_errors(e)
     return []
+
+
+def describe_errors(e: ValidationError, prefix: str = "spec") -> list[tuple[str, str]]:
+    """(field, message) pairs for a spec's validation error, in the API server's words."""
+    out = []
+    for err in e.errors(include_url=False):
+        loc, msg = _message(err)
+        out.append((_path(loc, prefix), msg))
+    return out
 
 
 def validate_document(doc: Any, source: str = "-", index: int = 1) -> list[Problem]:
@@ -127,6 +132,8 @@ def validate_document(doc: Any, source: str = "-", index: int = 1) -> list[Probl
         problems.append(problem("metadata.name", "Required value: name is required", kind))
     elif len(name) > 253 or not DNS_SUBDOMAIN.match(name):
         problems.append(problem("metadata.name", f"Invalid value: \"{name}\": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.'", kind, name))
+    elif (limit := BY_KIND[kind].max_name) is not None and len(name) > limit:
+        problems.append(problem("metadata.name", f"Invalid value: {BY_KIND[kind].name_message}", kind, name))
     extra = set(doc) - {"apiVersion", "kind", "metadata", "spec", "status"}
     for key in sorted(extra):
         problems.append(problem(key, "unknown field", kind, name))
