@@ -1,14 +1,18 @@
 """The audit trail and the evidence pack. Pure: the cluster side is in stratops.k8s.audit and the
-CLI's `stratops audit export`.
+CLI's `stratops audit export` and `audit verify`.
 
 Events expire (an hour by default), so what must last is persisted by the operator as audit
-entries: one JSON line per operator decision (kill-switch, throttle, resume, rollback, rollout,
-known-good, promotion, limits, failover, reconciliation, drift) and per gate signature seen,
-in ConfigMaps `audit-<kind>-<name>-<yyyymm>` labelled stratops.io/record=audit. They are not
-owned by the Strategy, so deleting a strategy does not delete its history.
+entries: one per operator decision (kill-switch, throttle, resume, rollback, rollout,
+known-good, promotion, limits, failover, reconciliation, drift, runbook run) and per gate
+signature seen. Each subject (a Strategy, a Gate) has one append-only chain of entries: each
+entry carries its sequence number and the SHA-256 of the entry before it, so an entry edited,
+deleted or inserted breaks the chain where it happened. The chain is kept in AuditSegment
+objects, which only the operator may write (RBAC), rolled over before they grow large; its head
+(the last sequence number and hash) is in the subject's status, also the operator's alone.
+Nothing else is read as a record: a ConfigMap anyone can create is never evidence.
 
-The evidence pack is built from the cluster's records only: Strategies, Gates, Incidents,
-runbook run records and these audit entries; nothing comes from an operator's memory.
+The evidence pack is built from the cluster's records only: Strategies, Gates, Incidents and
+the verified chains; nothing comes from an operator's memory.
 """
 
 from __future__ import annotations
@@ -16,12 +20,13 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable
-from datetime import datetime, timedelta, timezone
+from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any
 
-RECORD_LABEL = "stratops.io/record"
-DATA_KEY = "entries.jsonl"
-RETRY_WINDOW = timedelta(seconds=60)  # an identical entry this close is a retry after a crash
+GENESIS = "0" * 64  # what the first entry of a chain follows
+SEGMENT_BYTES = 256 * 1024  # an AuditSegment rolls over before this (objects are limited to ~1.5 MiB)
+MAX_ENTRY_BYTES = 32 * 1024  # one entry; a bigger record is cut, and says so
 # For each event reason, the part of the Strategy's status that says who, why and what.
 STATUS_OF = {
     "KillSwitch": "killSwitch", "KillSwitchCompleted": "killSwitch", "KillSwitchAgain": "killSwitch", "KillSwitchUnacknowledged": "killSwitch",
@@ -33,15 +38,6 @@ STATUS_OF = {
     "ReconciliationRecorded": "lastReconciliation", "ConfigDrift": "activeVersion", "Rearmed": "killSwitch",
     "FleetMismatch": "message",
 }
-
-
-def audit_name(kind: str, name: str, at: datetime) -> str:
-    """The ConfigMap holding KIND/NAME's entries for AT's month (a new one each month keeps each
-    under the 1 MiB object limit)."""
-    base = f"audit-{kind.lower()}-{name}"
-    if len(base) > 240:
-        base = base[:228] + "-" + hashlib.sha256(base.encode()).hexdigest()[:10]
-    return f"{base}-{at.astimezone(timezone.utc):%Y%m}"
 
 
 def _iso(t: datetime) -> str:
@@ -56,10 +52,16 @@ def strategy_entries(name: str, events: Iterable[Any], status: dict[str, Any], a
         entry: dict[str, Any] = {"at": _iso(at), "kind": "Strategy", "name": name, "type": ev.type,
                                  "reason": ev.reason, "message": ev.message}
         key = STATUS_OF.get(ev.reason)
-        if key and key in status:
+        if getattr(ev, "record", None) is not None:
+            entry["record"] = ev.record  # what the event carries itself (a runbook run)
+        elif key and key in status:
             entry["record"] = {key: status[key]}
         out.append(entry)
     return out
+
+
+def signature_key(s: dict[str, Any]) -> str:
+    return f"{s['item']}|{s['signer']}|{s['signedAt']}|{s.get('subject') or ''}"
 
 
 def signature_entries(gate: str, cadence: str, signatures: Iterable[dict[str, Any]], at: datetime) -> list[dict[str, Any]]:
@@ -67,45 +69,101 @@ def signature_entries(gate: str, cadence: str, signatures: Iterable[dict[str, An
     history lives only here)."""
     return [{"at": _iso(at), "kind": "Gate", "name": gate, "type": "Normal", "reason": "GateSigned",
              "message": f"{s['item']} signed by {s['signer']} at {s['signedAt']}", "cadence": cadence,
-             "key": f"{s['item']}|{s['signer']}|{s['signedAt']}|{s.get('subject') or ''}", "record": {"signature": s}}
+             "key": signature_key(s), "record": {"signature": s}}
             for s in signatures]
-
-
-def merge(existing: str, new: list[dict[str, Any]]) -> tuple[str, int]:
-    """EXISTING (JSON lines) with the entries of NEW that are not there yet; (text, added).
-    An entry with a key is added once; one without is dropped only if an identical one (same
-    reason and message) was recorded within RETRY_WINDOW: a decision retried after a crash."""
-    lines = [ln for ln in existing.splitlines() if ln.strip()]
-    old = [json.loads(ln) for ln in lines]
-    keys = {e["key"] for e in old if "key" in e}
-    added = 0
-    for e in new:
-        if "key" in e:
-            if e["key"] in keys:
-                continue
-            keys.add(e["key"])
-        else:
-            at = _parse(e["at"])
-            if any(o.get("reason") == e["reason"] and o.get("message") == e["message"] and o.get("name") == e["name"]
-                   and abs(_parse(o["at"]) - at) <= RETRY_WINDOW for o in old[-200:]):
-                continue
-        lines.append(json.dumps(e, sort_keys=True, separators=(",", ":")))
-        old.append(e)
-        added += 1
-    return ("\n".join(lines) + "\n" if lines else ""), added
 
 
 def _parse(s: str) -> datetime:
     return datetime.fromisoformat(s.replace("Z", "+00:00"))
 
 
-def months(since: datetime, until: datetime) -> list[str]:
-    """The yyyymm suffixes the range touches."""
-    out, y, m = [], since.year, since.month
-    while (y, m) <= (until.year, until.month):
-        out.append(f"{y:04d}{m:02d}")
-        y, m = (y + 1, 1) if m == 12 else (y, m + 1)
-    return out
+def canonical(entry: dict[str, Any]) -> str:
+    return json.dumps(entry, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def digest(line: str) -> str:
+    return hashlib.sha256(line.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Head:
+    """Where a chain ends: the last entry's sequence number and hash (seq 0: empty)."""
+
+    seq: int = 0
+    hash: str = GENESIS
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"seq": self.seq, "hash": self.hash}
+
+    @classmethod
+    def of(cls, raw: dict[str, Any] | None) -> "Head":
+        return cls(int((raw or {}).get("seq") or 0), str((raw or {}).get("hash") or GENESIS))
+
+
+def _bounded(entry: dict[str, Any]) -> dict[str, Any]:
+    if len(canonical(entry).encode()) <= MAX_ENTRY_BYTES:
+        return entry
+    # Cut the record, never the who, when and what: the rest is in the object's own status.
+    cut = {k: v for k, v in entry.items() if k != "record"}
+    cut["message"] = str(cut.get("message", ""))[:4096]
+    cut["truncated"] = True
+    return cut
+
+
+def link(head: Head, entries: Iterable[dict[str, Any]]) -> tuple[list[str], Head]:
+    """ENTRIES as chain lines after HEAD, and the new head."""
+    lines = []
+    for e in entries:
+        line = canonical({**_bounded(e), "seq": head.seq + 1, "prev": head.hash})
+        lines.append(line)
+        head = Head(head.seq + 1, digest(line))
+    return lines, head
+
+
+@dataclass(frozen=True)
+class Finding:
+    """Where a chain is broken: which entry, and how."""
+
+    seq: int
+    kind: str  # edited, missing, inserted, unreadable, truncated
+    detail: str
+
+    def __str__(self) -> str:
+        return f"entry {self.seq}: {self.kind}: {self.detail}"
+
+
+def verify(lines: Iterable[str], head: Head | None = None) -> tuple[list[dict[str, Any]], list[Finding]]:
+    """(entries, findings) of a chain read in segment order: each line must follow the one
+    before (its `prev` is that line's hash, its `seq` one more), the first the genesis; with
+    HEAD (from the subject's status), the last must be it. Empty findings: VERIFIED."""
+    entries: list[dict[str, Any]] = []
+    findings: list[Finding] = []
+    prev, seq = GENESIS, 0
+    for line in lines:
+        try:
+            e = json.loads(line)
+            e_seq, e_prev = int(e["seq"]), str(e["prev"])
+        except (ValueError, KeyError, TypeError):
+            findings.append(Finding(seq + 1, "unreadable", f"not an entry: {line[:80]!r}"))
+            prev, seq = digest(line), seq + 1
+            continue
+        if e_seq <= seq:
+            findings.append(Finding(e_seq, "inserted", f"entry {e_seq} appears again after entry {seq}"))
+        elif e_seq > seq + 1:
+            findings.append(Finding(seq + 1, "missing", f"entries {seq + 1}..{e_seq - 1} are not in the chain"))
+        elif e_prev != prev:
+            findings.append(Finding(seq, "edited", f"entry {e_seq} does not follow entry {seq} as recorded "
+                                                     f"(entry {seq} was changed, or entry {e_seq} was put in its place)"))
+        entries.append(e)
+        prev, seq = digest(line), max(seq, e_seq)
+    if head is not None:
+        if head.seq > seq:
+            findings.append(Finding(seq + 1, "missing", f"entries {seq + 1}..{head.seq} recorded in status are not in the chain"))
+        elif head.seq == seq and head.hash != prev and seq:
+            findings.append(Finding(seq, "edited", f"entry {seq} is not the one the status recorded"))
+        elif head.seq < seq:
+            findings.append(Finding(head.seq + 1, "inserted", f"entries after {head.seq} were not written by the operator"))
+    return entries, findings
 
 
 # -- the evidence pack ---------------------------------------------------------------------------
@@ -130,7 +188,7 @@ def evidence(strategies: list[dict[str, Any]], gates: list[dict[str, Any]], inci
     seen = {e["key"] for e in signatures}
     for g in gates:
         for s in (g.get("spec") or {}).get("signatures") or []:
-            key = f"{s['item']}|{s['signer']}|{s['signedAt']}|{s.get('subject') or ''}"
+            key = signature_key(s)
             if key not in seen and _in(s["signedAt"], since, until):
                 signatures.append({"at": s["signedAt"], "kind": "Gate", "name": g["metadata"]["name"], "reason": "GateSigned",
                                    "cadence": g["spec"]["cadence"], "key": key, "record": {"signature": s}})
@@ -181,7 +239,7 @@ def evidence(strategies: list[dict[str, Any]], gates: list[dict[str, Any]], inci
 
     return {
         "generatedAt": _iso(generated_at), "since": _iso(since), "until": _iso(until), "scope": scope,
-        "sources": "Strategies, Gates, Incidents, runbook run records and the operator's audit entries in the cluster",
+        "sources": "Strategies, Gates, Incidents and the operator's hash-chained audit trail (AuditSegments) in the cluster",
         "strategies": [{"namespace": s["metadata"]["namespace"], "name": s["metadata"]["name"],
                         "mode": (s.get("status") or {}).get("mode"), "version": (s.get("status") or {}).get("activeVersion"),
                         "riskLimits": (s.get("spec") or {}).get("riskLimits")} for s in strategies],
@@ -220,6 +278,12 @@ def markdown(pack: dict[str, Any]) -> str:
             out.append("| " + " | ".join(str(c if c is not None else "-").replace("|", "\\|").replace("\n", " ") for c in r) + " |")
         out.append("")
 
+    trail = pack.get("auditTrail") or {}
+    broken = {k: v for k, v in trail.items() if v != "VERIFIED"}
+    out.extend([f"## Audit trail: {'VERIFIED' if not broken else 'BROKEN'} ({len(trail)} chains)", ""])
+    for chain, findings in sorted(broken.items()):
+        out.append(f"- {chain}: " + "; ".join(findings))
+    out.append("")
     table("Strategies", ["namespace", "strategy", "mode", "version"],
           [[s["namespace"], s["name"], s["mode"], s["version"]] for s in pack["strategies"]])
     table("Deployments", ["strategy", "version", "deployed", "known-good", "approved by (pre-launch)"],

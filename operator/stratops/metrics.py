@@ -39,6 +39,13 @@ GATE_EXPIRY = Gauge(
     "stratops_gate_expiry_timestamp_seconds", "When the gate's earliest signature lapses (Unix time).",
     ["namespace", "gate", "cadence"],
 )
+AUDIT_FAILURES = Counter(
+    "stratops_audit_write_failures_total",
+    "Audit trail writes that failed (kept and retried; the decision itself was not affected).", ["namespace"],
+)
+AUDIT_PENDING = Gauge(
+    "stratops_audit_pending_entries", "Audit entries written to status but not yet to the trail (retried).",
+)
 
 
 def serve(port: int, address: str = "0.0.0.0") -> None:

@@ -1,11 +1,13 @@
-"""The audit trail's merge rules and the evidence pack over crafted records."""
+"""The audit chain (append-only, hash-linked) and the evidence pack over crafted records."""
 
 from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta, timezone
 
-from stratops.audit import audit_name, evidence, markdown, merge, months, signature_entries
+import pytest
+
+from stratops.audit import GENESIS, MAX_ENTRY_BYTES, Head, evidence, link, markdown, signature_entries, verify
 
 T0 = datetime(2026, 11, 24, 9, 0, tzinfo=timezone.utc)
 
@@ -15,31 +17,68 @@ def entry(reason: str, message: str, at: datetime, name: str = "s") -> dict:
             "reason": reason, "message": message}
 
 
-def test_merge_adds_new_drops_crash_retries_keeps_later_repeats():
-    text, n = merge("", [entry("KillSwitch", "kill by a", T0)])
-    assert n == 1
-    text, n = merge(text, [entry("KillSwitch", "kill by a", T0 + timedelta(seconds=3))])  # the retried decision
-    assert n == 0
-    text, n = merge(text, [entry("KillSwitch", "kill by a", T0 + timedelta(hours=2))])  # a second kill later
-    assert n == 1
-    text, n = merge(text, [entry("KillSwitch", "kill by a", T0 + timedelta(seconds=3), name="other")])
-    assert n == 1 and len(text.splitlines()) == 3 and all(json.loads(ln) for ln in text.splitlines())
+def chain(n: int = 5) -> tuple[list[str], Head]:
+    lines, head = link(Head(), [entry("KillSwitch", f"decision {i}", T0 + timedelta(minutes=i)) for i in range(n)])
+    return lines, head
 
 
-def test_signatures_are_recorded_once_and_each_re_signature_kept():
-    sig = {"item": "a", "signer": "u", "signedAt": "2026-11-24T08:00:00Z", "evidence": "e"}
-    text, n = merge("", signature_entries("g", "daily", [sig], T0))
-    assert n == 1
-    assert merge(text, signature_entries("g", "daily", [sig], T0 + timedelta(days=1)))[1] == 0
-    again = {**sig, "signedAt": "2026-11-25T08:00:00Z"}
-    assert merge(text, signature_entries("g", "daily", [again], T0 + timedelta(days=1)))[1] == 1
+def test_a_chain_links_each_entry_to_the_one_before_and_verifies():
+    lines, head = chain()
+    assert head.seq == 5 and [json.loads(x)["seq"] for x in lines] == [1, 2, 3, 4, 5]
+    assert json.loads(lines[0])["prev"] == GENESIS
+    entries, findings = verify(lines, head)
+    assert findings == [] and [e["message"] for e in entries] == [f"decision {i}" for i in range(5)]
+    more, head2 = link(head, [entry("Resume", "later", T0)])  # appended after a restart: from the head in status
+    assert verify(lines + more, head2)[1] == []
 
 
-def test_names_and_months():
-    assert audit_name("Strategy", "mean-revert", T0) == "audit-strategy-mean-revert-202611"
-    long = audit_name("Strategy", "x" * 253, T0)
-    assert len(long) <= 253 and long.endswith("-202611")
-    assert months(datetime(2026, 11, 30, tzinfo=timezone.utc), datetime(2027, 2, 1, tzinfo=timezone.utc)) == ["202611", "202612", "202701", "202702"]
+def test_an_edited_entry_is_named():
+    lines, head = chain()
+    forged = json.loads(lines[2])
+    forged["message"] = "resume by risk-owner"
+    lines[2] = json.dumps(forged, sort_keys=True, separators=(",", ":"))
+    [f] = verify(lines, head)[1]
+    assert (f.seq, f.kind) == (3, "edited") and "entry 4 does not follow entry 3" in str(f)
+
+
+def test_the_last_entry_edited_is_caught_by_the_head_in_status():
+    lines, head = chain()
+    last = json.loads(lines[-1])
+    lines[-1] = json.dumps({**last, "message": "nothing happened"}, sort_keys=True, separators=(",", ":"))
+    assert [(f.seq, f.kind) for f in verify(lines, head)[1]] == [(5, "edited")]
+    assert verify(lines)[1] == [], "without the head, the end of a chain can be rewritten: status keeps the head"
+
+
+def test_a_deleted_entry_is_named():
+    lines, head = chain()
+    del lines[1]
+    [f] = verify(lines, head)[1]
+    assert (f.seq, f.kind) == (2, "missing") and "entries 2..2" in str(f)
+    assert [(f.seq, f.kind) for f in verify(lines[:-1], head)[1]][-1] == (5, "missing"), "the tail cut: status knows"
+
+
+def test_an_inserted_entry_is_named():
+    lines, head = chain()
+    fake = json.dumps({**json.loads(lines[2]), "message": "resume by risk-owner"}, sort_keys=True, separators=(",", ":"))
+    findings = verify(lines[:3] + [fake] + lines[3:], head)[1]
+    assert findings[0].kind == "inserted" and findings[0].seq == 3
+    extra, _ = link(head, [entry("Resume", "by nobody", T0)])
+    assert [(f.seq, f.kind) for f in verify(lines + extra, head)[1]] == [(6, "inserted")]
+    assert verify(["not json"], None)[1][0].kind == "unreadable"
+
+
+def test_an_oversized_record_is_cut_never_the_who_when_and_what():
+    big = {**entry("ReconciliationRecorded", "Matched by ops", T0), "record": {"lastReconciliation": {"evidence": "x" * 300_000}}}
+    [line], _ = link(Head(), [big])
+    assert len(line.encode()) < MAX_ENTRY_BYTES and json.loads(line)["truncated"] is True
+    assert json.loads(line)["message"] == "Matched by ops" and json.loads(line)["reason"] == "ReconciliationRecorded"
+
+
+@pytest.mark.parametrize("n", [0, 1, 3])
+def test_signature_entries_one_per_signature(n):
+    sigs = [{"item": f"i{k}", "signer": "u", "signedAt": "2026-11-24T08:00:00Z", "evidence": "e"} for k in range(n)]
+    out = signature_entries("g", "daily", sigs, T0)
+    assert [e["key"] for e in out] == [f"i{k}|u|2026-11-24T08:00:00Z|" for k in range(n)]
 
 
 def test_evidence_keeps_only_the_period_and_times_incidents():

@@ -180,7 +180,7 @@ def test_prometheus_rules_are_valid_promql(tmp_path):
     f.write_text(yaml.safe_dump(rule["spec"]))
     out = subprocess.run(["promtool", "check", "rules", str(f)], capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
-    assert "SUCCESS: 8 rules found" in out.stdout
+    assert "SUCCESS: 9 rules found" in out.stdout
 
 
 def _leaves(node, path=""):
@@ -259,7 +259,9 @@ def test_trader_and_risk_owner_roles_are_bound_in_each_served_namespace(tmp_path
     trader, risk = roles[("fx", "ops-stratops-trader")], roles[("rates", "ops-stratops-risk-owner")]
     can = lambda role, res, verb: any(res in r["resources"] and verb in r["verbs"] for r in role["rules"])  # noqa: E731
     for role in (trader, risk):
-        assert can(role, "strategies", "patch") and can(role, "configmaps", "create") and can(role, "gates", "patch")
+        assert can(role, "strategies", "patch") and can(role, "gates", "patch") and can(role, "auditsegments", "list")
+        # people write no ConfigMap (no shadow control or ack document) and no audit record
+        assert not can(role, "configmaps", "create") and not can(role, "auditsegments", "create")
         assert not can(role, "strategies", "update") and not can(role, "deployments", "patch") and not can(role, "secrets", "get")
     assert can(risk, "incidents", "create") and not can(trader, "incidents", "create")
     bindings = {(d["metadata"]["namespace"], d["metadata"]["name"]): d for d in docs if d["kind"] == "RoleBinding"}

@@ -941,3 +941,24 @@ def test_without_a_decision_a_kill_still_halts():
                                                                       message="boom", last_transition_time=T0)]})
     w.step()
     assert next(c for c in w.status.conditions if c.type == "ReconcileError").status == "False"
+
+
+def test_a_strategy_re_created_under_a_latched_name_starts_halted():
+    w = World()
+    p = w.step(prior_latch={"reason": "KillSwitch", "record": {"killSwitch": {"by": "tina", "at": "T", "reason": "runaway",
+                                                                             "rearmRequired": True}}},
+               prior_head=(7, "ab" * 32))
+    assert w.status.kill_switch.latched and "re-created while latched (kill-switch by tina" in w.status.kill_switch.reason
+    assert w.status.kill_switch.rearm_required and p.control.trading_state == TradingState.HALTED
+    assert w.status.audit.seq == 7, "the chain under this name goes on"
+    resumed = World()
+    resumed.step(prior_latch={"reason": "Resume"})
+    assert resumed.status.kill_switch is None
+
+
+def test_a_strategy_re_created_while_its_kill_incident_is_open_starts_halted():
+    w = World()
+    w.incidents["mean-revert-fleet-1"] = IncidentView("mean-revert-fleet-1", "ConfigDrift", "P0", "killSwitch", "Open", acted=True)
+    p = w.step()
+    assert w.status.kill_switch.latched and "re-created while incident mean-revert-fleet-1" in w.status.kill_switch.reason
+    assert not p.incident_actions, "its immediate action is on record already"

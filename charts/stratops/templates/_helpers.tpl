@@ -55,6 +55,11 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 - apiGroups: [stratops.io]
   resources: [strategies, monitors, gates, incidents]
   verbs: [get, list, watch, patch]
+# The audit trail: hash-chained segments that only the operator writes (the chart gives nobody
+# else create or update on them), never deleted by it.
+- apiGroups: [stratops.io]
+  resources: [auditsegments]
+  verbs: [get, list, create, update]
 # Incidents are opened by the operator (deterministic names: a second create is a 409).
 - apiGroups: [stratops.io]
   resources: [incidents]

@@ -35,7 +35,7 @@ VERB_SIGN_FOR_OTHERS = "sign-for-others"  # gates: GitOps identities (signatures
 
 ANNOTATION_TRADING_AUTHOR = f"{GROUP}/trading-author"
 ANNOTATION_MODE_AUTHOR = f"{GROUP}/mode-author"
-STRATEGY_COMMANDS = ("kill", "throttle", "rollback", "resume", "reconciliation", "failover", "rearm")
+STRATEGY_COMMANDS = ("kill", "throttle", "rollback", "resume", "reconciliation", "failover", "rearm", "runbook")
 INCIDENT_COMMANDS = ("ack", "contain", "resolve")
 
 POLICY_STRATEGIES = f"stratops-strategies.{GROUP}"

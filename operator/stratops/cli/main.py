@@ -208,6 +208,7 @@ def _register() -> None:
     from stratops.cli import audit as au
 
     au.audit_app.command("export")(_user_errors(au.audit_export))
+    au.audit_app.command("verify")(_user_errors(au.audit_verify))
     app.add_typer(au.audit_app, name="audit")
     from stratops.cli import triage as tr
 

@@ -3,8 +3,9 @@
 `run` walks a runbook against one strategy: operator steps are carried out through stratops
 (after confirmation; never in a dry run), manual steps are asked for, every answer is recorded,
 wait steps poll their check, and the verify check is run against the cluster at the end. The
-run is recorded as a ConfigMap (labelled stratops.io/record=runbook-run) and an Event on the
-Strategy, whoever ran it and whatever the outcome.
+run is recorded in the strategy's audit trail, whoever ran it and whatever the outcome: given
+as a command (`stratops.io/runbook`, attributed to the requesting user at admission), which the
+operator appends to the hash-chained trail and removes.
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ from stratops.lifecycle import manifests
 from stratops.recovery.runbooks import CATEGORIES, CHECKS, Runbook, RunbookStep, by_category, runbook
 
 runbook_app = typer.Typer(help="Runbooks: list, show, run (with dry run), verify, history.", no_args_is_help=True)
-RECORD_LABEL = "stratops.io/record"
 
 
 def _runbook(id_: str) -> Runbook:
@@ -197,13 +197,15 @@ def runbook_verify(id_: Annotated[str, typer.Argument(metavar="RUNBOOK", help="R
 
 def runbook_history(strategy: Annotated[str | None, typer.Argument(help="Only runs on this strategy.")] = None,
                     namespace: Namespace = None, output: Output = "table") -> None:
-    """Recorded runbook runs, newest first: who, when, outcome, verify."""
-    from kubernetes import client
+    """Recorded runbook runs, newest first: who, when, outcome, verify (from the audit trail)."""
+    from stratops.cli.audit import read_trails
 
     api, ns = _api(), _namespace(namespace)
-    selector = f"{RECORD_LABEL}=runbook-run" + (f",{manifests.LABEL_STRATEGY}={strategy}" if strategy else "")
-    items = client.CoreV1Api(api).list_namespaced_config_map(ns, label_selector=selector).items
-    runs = sorted((json.loads((c.data or {}).get("run.json") or "{}") for c in items), key=lambda r: r.get("startedAt", ""), reverse=True)
+    runs = sorted(({**e["record"]["runbookRun"], "strategy": e.get("name")}
+                   for (_, kind, name), (entries, _) in read_trails(api, ns).items()
+                   if kind == "Strategy" and (strategy is None or name == strategy)
+                   for e in entries if e.get("reason") == "RunbookRun" and "runbookRun" in (e.get("record") or {})),
+                  key=lambda r: r.get("startedAt", ""), reverse=True)
     if emit(runs, output):
         return
     table = Table("started", "runbook", "strategy", "by", "outcome", "verify")
@@ -295,34 +297,27 @@ def _confirm(prompt: str) -> bool:
     return Confirm.ask(prompt, default=False, console=console)
 
 
-def _record(api: Any, ns: str, strategy: str, record: dict[str, Any]) -> None:
-    """Keep the run: a ConfigMap that outlives the Strategy (not owned by it), and an Event."""
+def _record(api: Any, ns: str, strategy: str, record: dict[str, Any], timeout: float = 30) -> None:
+    """Keep the run in the strategy's audit trail: a command the operator appends to the chain
+    (attributed at admission to whoever runs it), and removes once it is there."""
     from kubernetes import client
     from kubernetes.client.exceptions import ApiException
 
+    from stratops.lifecycle.decide import command_value
+
     record["finishedAt"] = datetime.now(timezone.utc).isoformat()
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-    name = f"runbook-{record['runbook']}-{strategy}"[:230] + f"-{stamp}"
-    body = {"metadata": {"name": name, "namespace": ns,
-                         "labels": {RECORD_LABEL: "runbook-run", manifests.LABEL_STRATEGY: strategy[:63],
-                                    "stratops.io/runbook": record["runbook"]}},
-            "data": {"run.json": json.dumps(record, indent=2)}}
-    core = client.CoreV1Api(api)
+    by = record.get("by") or whoami(api)
+    value = command_value(by, reason=f"runbook {record['runbook']}", run={k: v for k, v in record.items() if k != "by"})
     try:
-        core.create_namespaced_config_map(ns, body)
-        console.print(f"recorded as configmap/{name}")
+        client.CustomObjectsApi(api).patch_namespaced_custom_object(
+            "stratops.io", "v1alpha1", ns, "strategies", strategy, {"metadata": {"annotations": {"stratops.io/runbook": value}}})
     except ApiException as e:
-        console.print(f"[red]could not record the run ({e.status} {e.reason}); record kept here:[/]\n{json.dumps(record)}")
-    try:
-        strat = lc._get(api, ns, strategy)
-        verdict = "PASS" if record["verify"]["passed"] else "FAIL"
-        now = datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
-        core.create_namespaced_event(ns, {
-            "metadata": {"generateName": f"{strategy}.", "namespace": ns},
-            "involvedObject": {"apiVersion": strat["apiVersion"], "kind": "Strategy", "name": strategy, "namespace": ns,
-                               "uid": strat["metadata"]["uid"]},
-            "type": "Normal" if verdict == "PASS" else "Warning", "reason": "RunbookRun",
-            "message": f"runbook {record['runbook']} by {record['by']}: {record['outcome']}; verify {verdict}"[:1024],
-            "firstTimestamp": now, "lastTimestamp": now, "count": 1, "source": {"component": "stratops-cli"}})
-    except (ApiException, CliError):
-        pass  # the ConfigMap is the record; the Event is a convenience
+        console.print(f"[red]could not record the run ({lc.api_message(e)}); record kept here:[/]\n{json.dumps(record)}")
+        return
+    deadline = time.monotonic() + timeout
+    while "stratops.io/runbook" in (lc._get(api, ns, strategy)["metadata"].get("annotations") or {}):
+        if time.monotonic() > deadline:
+            console.print("[yellow]recorded on the strategy; the operator adds it to the audit trail when it runs[/]")
+            return
+        time.sleep(0.3)
+    console.print("recorded in the strategy's audit trail")

@@ -10,7 +10,6 @@ reconcile that changes nothing costs no API call.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 from concurrent.futures import ThreadPoolExecutor
 import logging
@@ -77,6 +76,8 @@ class Runtime:
         self.gate_pool = ThreadPoolExecutor(2, "stratops-gate")
         self.pokes: dict[tuple[str, str], asyncio.Event] = {}
         self.written_control: dict[tuple[str, str], ControlDocument] = {}
+        self.audit_synced: set[tuple[str, str]] = set()  # subjects whose last status lines were written again
+        self.trail_tails: dict[str, Any] = {}  # uid -> (head, last latch entry) of a new Strategy's name
 
     def poke(self, key: tuple[str, str]) -> None:
         ev = self.pokes.get(key)
@@ -126,6 +127,20 @@ async def watch_held_handlers(**_: Any) -> None:
             await asyncio.sleep(1)
 
     asyncio.get_running_loop().create_task(watch(), name="stratops: held-handlers watch")
+
+
+@kopf.on.startup()
+async def retry_audit_writes(memo: kopf.Memo, **_: Any) -> None:
+    """Audit entries whose write failed are retried every few seconds, off the kill path."""
+
+    async def retry() -> None:
+        rt: Runtime = memo.runtime
+        while True:
+            await asyncio.sleep(5)
+            if rt.executor.audit.pending():
+                await asyncio.get_running_loop().run_in_executor(rt.gate_pool, rt.executor.audit.retry)
+
+    asyncio.get_running_loop().create_task(retry(), name="stratops: audit retries")
 
 
 @kopf.on.startup()
@@ -427,6 +442,14 @@ def _observe(body: dict[str, Any], spec: StrategySpec, now: datetime, rt: Runtim
     if mine is not None and not control_problem and (control is None or control.generation < mine.generation):
         control = mine
     gates, gate_problems = read_gates(name, spec, idx["strategy_gates"].get(key, []), now)
+    prior_head = prior_latch = None
+    if (body.get("status") or {}).get("observedGeneration") is None:
+        # A Strategy that has never been decided: if its name has a trail (deleted and applied
+        # again), its chain goes on, and a latch in it holds. Read once per object.
+        if meta["uid"] not in rt.trail_tails:
+            head, entry = rt.executor.audit.tail(ns, "Strategy", name, ("KillSwitch", "Resume"))
+            rt.trail_tails[meta["uid"]] = ((head.seq, head.hash), entry)
+        prior_head, prior_latch = rt.trail_tails[meta["uid"]]
     obs = Observations(
         now=now, name=name, namespace=ns, uid=meta["uid"], generation=int(meta.get("generation") or 0),
         deployment=deps[0] if deps else None,
@@ -439,7 +462,7 @@ def _observe(body: dict[str, Any], spec: StrategySpec, now: datetime, rt: Runtim
         trading_author=(meta.get("annotations") or {}).get(ANNOTATION_TRADING_AUTHOR),
         mode_author=(meta.get("annotations") or {}).get(ANNOTATION_MODE_AUTHOR),
         control_problem=control_problem, foreign_configmaps=tuple(foreign), ack_problems=tuple(ack_problems),
-        gate_problems=tuple(gate_problems),
+        gate_problems=tuple(gate_problems), prior_head=prior_head, prior_latch=prior_latch,
     )
     return obs, ack_data is not None
 
@@ -469,6 +492,14 @@ def reconcile(body: dict[str, Any], rt: Runtime, idx: dict[str, Any]) -> float |
     if _being_deleted(body):
         return None
     now = datetime.now(timezone.utc)
+    meta = body["metadata"]
+    if (meta["namespace"], meta["name"]) not in rt.audit_synced:
+        # After a restart, the last decision's lines again (idempotent): a crash may have come
+        # between the status write that holds them and the trail's.
+        pending = ((body.get("status") or {}).get("audit") or {}).get("pending")
+        if pending:
+            rt.executor.audit.append(meta["namespace"], "Strategy", meta["name"], pending)
+        rt.audit_synced.add((meta["namespace"], meta["name"]))
     try:
         plan, obs, _, status = _decide(body, now, rt, idx)
     except Exception as e:  # noqa: BLE001 - reported on the Strategy; the kill runs without the decision
@@ -715,15 +746,22 @@ def _gate_status(raw: dict[str, Any], strategies: kopf.Index, rt: Runtime) -> fl
                 found.append(subject_for(s, sspec))
         subjects = tuple(found)
     ev = evaluate(spec, now, subjects)
-    sigs = (raw.get("spec") or {}).get("signatures") or []
-    sig_hash = hashlib.sha256(json.dumps(sigs, sort_keys=True).encode()).hexdigest()[:16] if sigs else None
-    if sigs and (raw.get("status") or {}).get("recordedSignatures") != sig_hash:
-        # A re-signed item replaces its signature in the Gate: keep every one in the audit log.
-        from stratops.audit import signature_entries
+    from stratops.audit import Head, link, signature_entries, signature_key
+    from stratops.models.audit import AuditHead
 
-        rt.executor.audit.append(meta["namespace"], "Gate", meta["name"], signature_entries(meta["name"], spec.cadence.value, sigs, now), now)
+    current = GateStatus.model_validate(raw.get("status") or {})
+    # A re-signed item replaces its signature in the Gate: every one goes into the audit chain,
+    # once (its key), with the new head and the lines in the status write (stratops.k8s.audit).
+    sigs = (raw.get("spec") or {}).get("signatures") or []
+    keys = [signature_key(s) for s in sigs]
+    new_sigs = [s for s, k in zip(sigs, keys) if k not in set(current.audited_signatures or [])]
+    lines: list[str] = []
+    head = current.audit or AuditHead()
+    if new_sigs:
+        lines, h = link(Head.of(head.model_dump()), signature_entries(meta["name"], spec.cadence.value, new_sigs, now))
+        head = AuditHead(seq=h.seq, hash=h.hash, pending=lines)
     status = GateStatus(
-        recorded_signatures=sig_hash,
+        audited_signatures=keys or None, audit=head if head.seq else None,
         state=ev.state, signed=ev.summary, signed_items=ev.signed or None, missing_items=ev.missing or None,
         signers=list(ev.signers) or None,
         expires_at=ev.expires_at, observed_generation=int(meta.get("generation") or 0),
@@ -732,10 +770,12 @@ def _gate_status(raw: dict[str, Any], strategies: kopf.Index, rt: Runtime) -> fl
     M.GATE_COMPLETE.labels(meta["namespace"], meta["name"], spec.cadence.value).set(1 if ev.state == "Complete" else 0)
     if ev.expires_at is not None:
         M.GATE_EXPIRY.labels(meta["namespace"], meta["name"], spec.cadence.value).set(ev.expires_at.timestamp())
-    current = GateStatus.model_validate(raw.get("status") or {})
     if status.to_dict() != current.to_dict():
-        body = {"status": status.model_dump(by_alias=True, mode="json")}
-        rt.executor.custom.patch_namespaced_custom_object_status(GROUP, VERSION, meta["namespace"], "gates", meta["name"], body)
+        rt.executor.write_gate_status(meta["namespace"], meta["name"], status)
+    if lines or (current.audit and current.audit.pending and (meta["namespace"], meta["name"]) not in rt.audit_synced):
+        # After a restart, the last lines again: a crash may have come between status and trail.
+        rt.executor.audit.append(meta["namespace"], "Gate", meta["name"], lines or current.audit.pending or [])  # type: ignore[union-attr]
+    rt.audit_synced.add((meta["namespace"], meta["name"]))
     if ev.expires_at is not None:
         return max(1.0, min((ev.expires_at - now).total_seconds() + 0.5, SAFETY_NET_SECONDS))
     return SAFETY_NET_SECONDS

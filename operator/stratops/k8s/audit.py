@@ -1,56 +1,179 @@
-"""Persist audit entries in ConfigMaps (see stratops.audit): read, merge, replace at the
-resourceVersion read, retry on a conflict. Not owned by the Strategy: history outlives it."""
+"""Persist audit chains (stratops.audit) in AuditSegment objects, which only the operator writes.
+
+Best effort, and never on the kill path's way: the executor appends after the status write,
+which already carries the new head and the decision's lines (status.audit.pending), so a
+failure here loses nothing: the lines are retried in the background, and after a restart from
+the status. Each failure is counted (stratops_audit_write_failures_total) and the lines waiting
+are a gauge (stratops_audit_pending_entries): the chart's PrometheusRule alerts on both.
+
+A segment rolls over (a new AuditSegment, index + 1) before it reaches SEGMENT_BYTES, so no
+write ever meets the object size limit. Appending is idempotent: lines whose seq the trail
+already holds are skipped.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
-from datetime import datetime
+import threading
+from collections.abc import Iterable
 from typing import Any
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from stratops.audit import DATA_KEY, RECORD_LABEL, audit_name, merge
-from stratops.lifecycle import manifests
+from stratops import API_VERSION, GROUP, VERSION
+from stratops import metrics as M
+from stratops.audit import SEGMENT_BYTES, Head, digest
 
 log = logging.getLogger("stratops.audit")
+PLURAL = "auditsegments"
+LABEL_KIND, LABEL_SUBJECT = f"{GROUP}/audit-kind", f"{GROUP}/audit-subject"
+
+
+def segment_name(kind: str, name: str, index: int) -> str:
+    base = f"{kind.lower()}-{name}"
+    if len(base) > 240:
+        base = base[:228] + "-" + hashlib.sha256(base.encode()).hexdigest()[:10]
+    return f"{base}-{index:06d}"
+
+
+def _seq(line: str) -> int:
+    try:
+        return int(json.loads(line)["seq"])
+    except (ValueError, KeyError, TypeError):
+        return 0
 
 
 class AuditLog:
-    def __init__(self, core: client.CoreV1Api) -> None:
-        self.core = core
+    """The appender, with its retry queue (one writer per subject: the subject's daemon)."""
 
-    def append(self, namespace: str, kind: str, name: str, entries: list[dict[str, Any]], now: datetime) -> int:
-        """Add ENTRIES to KIND/NAME's audit ConfigMap for NOW's month; returns how many were new."""
-        if not entries:
-            return 0
-        cm = audit_name(kind, name, now)
+    def __init__(self, custom: client.CustomObjectsApi) -> None:
+        self.custom = custom
+        self._latest: dict[tuple[str, str, str], int] = {}
+        self._pending: dict[tuple[str, str, str], list[str]] = {}
+        self._lock = threading.Lock()
+
+    def append(self, namespace: str, kind: str, name: str, lines: Iterable[str]) -> bool:
+        """Add LINES to the subject's trail; False (queued for retry, counted) when it fails."""
+        key = (namespace, kind, name)
+        with self._lock:
+            lines = [*self._pending.pop(key, []), *lines]
+        if not lines:
+            return True
+        try:
+            self._write(key, lines)
+        except Exception as e:  # noqa: BLE001 - never the decision's failure: counted, kept, retried
+            M.AUDIT_FAILURES.labels(namespace).inc()
+            log.warning("[%s/%s] audit entries not written yet (%s): kept, retried", namespace, name,
+                        f"{e.status} {e.reason}" if isinstance(e, ApiException) else e)
+            with self._lock:
+                self._pending[key] = sorted(set(self._pending.get(key, [])) | set(lines), key=_seq)
+            return False
+        finally:
+            self._gauge()
+        return True
+
+    def retry(self) -> None:
+        """Write again what failed (called periodically by the operator)."""
+        with self._lock:
+            keys = list(self._pending)
+        for key in keys:
+            self.append(*key, [])
+
+    def pending(self) -> int:
+        with self._lock:
+            return sum(len(v) for v in self._pending.values())
+
+    def _gauge(self) -> None:
+        M.AUDIT_PENDING.set(self.pending())
+
+    def _write(self, key: tuple[str, str, str], lines: list[str]) -> None:
+        namespace, kind, name = key
         for _ in range(8):
+            index = self._latest.get(key)
+            if index is None:
+                index = self._latest[key] = self._find_latest(namespace, kind, name)
+            seg = self._get(namespace, segment_name(kind, name, index))
+            existing = list((seg or {}).get("spec", {}).get("entries") or [])
+            last = max([_seq(x) for x in existing] or [self._last_before(namespace, kind, name, index)])
+            new = [x for x in lines if _seq(x) > last]
+            if not new:
+                return
+            size = sum(len(x.encode()) + 8 for x in existing + new)
+            if seg is not None and existing and size > SEGMENT_BYTES:
+                self._latest[key] = index + 1  # full: the trail goes on in the next segment
+                continue
+            body = {"apiVersion": API_VERSION, "kind": "AuditSegment",
+                    "metadata": {"name": segment_name(kind, name, index), "namespace": namespace,
+                                 "labels": {LABEL_KIND: kind.lower(), LABEL_SUBJECT: name[:63]}},
+                    "spec": {"subject": {"kind": kind, "name": name}, "index": index, "entries": existing + new}}
             try:
-                current = self.core.read_namespaced_config_map(cm, namespace)
-            except ApiException as e:
-                if e.status != 404:
-                    raise
-                text, added = merge("", entries)
-                body = {"metadata": {"name": cm, "namespace": namespace, "labels": {
-                    RECORD_LABEL: "audit", "stratops.io/kind": kind.lower(), manifests.LABEL_STRATEGY if kind == "Strategy" else "stratops.io/gate": name[:63],
-                    "stratops.io/month": f"{now:%Y%m}"}}, "data": {DATA_KEY: text}}
-                try:
-                    self.core.create_namespaced_config_map(namespace, body)
-                    return added
-                except ApiException as e2:
-                    if e2.status == 409:
-                        continue  # created meanwhile: merge into it
-                    raise
-            text, added = merge((current.data or {}).get(DATA_KEY, ""), entries)
-            if not added:
-                return 0
-            current.data = {**(current.data or {}), DATA_KEY: text}
-            try:
-                self.core.replace_namespaced_config_map(cm, namespace, current)
-                return added
+                if seg is None:
+                    self.custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body)
+                else:
+                    body["metadata"]["resourceVersion"] = seg["metadata"]["resourceVersion"]
+                    self.custom.replace_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body["metadata"]["name"], body)
+                return
             except ApiException as e:
                 if e.status != 409:
                     raise
-        log.error("audit entries for %s/%s not written after repeated conflicts", namespace, name)
-        raise RuntimeError(f"audit ConfigMap {namespace}/{cm}: too many conflicts")
+                self._latest.pop(key, None)  # written meanwhile (another replica, a restart): look again
+        raise RuntimeError(f"audit segment of {kind}/{name} in {namespace}: too many conflicts")
+
+    def tail(self, namespace: str, kind: str, name: str, looking_for: tuple[str, ...], segments: int = 20) -> tuple[
+            Head, dict[str, Any] | None]:
+        """The head of the subject's trail as stored, and its last entry whose reason is one of
+        LOOKING_FOR (newest segments first, at most SEGMENTS of them): how a re-created
+        Strategy continues its chain and learns whether it was latched."""
+        found = None
+        head = Head()
+        for n, seg in enumerate(reversed(subject_segments(self.custom, namespace, kind, name))):
+            entries = list(seg["spec"].get("entries") or [])
+            if n == 0 and entries:
+                head = Head(_seq(entries[-1]), digest(entries[-1]))
+            for line in reversed(entries):
+                try:
+                    e = json.loads(line)
+                except ValueError:
+                    continue
+                if e.get("reason") in looking_for:
+                    return head, e
+            if n + 1 >= segments:
+                break
+        return head, found
+
+    def _get(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            return self.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+        except ApiException as e:
+            if e.status == 404:
+                return None
+            raise
+
+    def _find_latest(self, namespace: str, kind: str, name: str) -> int:
+        segs = subject_segments(self.custom, namespace, kind, name)
+        return max((int(s["spec"]["index"]) for s in segs), default=0)
+
+    def _last_before(self, namespace: str, kind: str, name: str, index: int) -> int:
+        if index == 0:
+            return 0
+        prev = self._get(namespace, segment_name(kind, name, index - 1))
+        return max([_seq(x) for x in ((prev or {}).get("spec", {}).get("entries") or [])] or [0])
+
+
+def subject_segments(custom: client.CustomObjectsApi, namespace: str, kind: str, name: str) -> list[dict[str, Any]]:
+    items = custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL,
+                                                 label_selector=f"{LABEL_KIND}={kind.lower()}")["items"]
+    return sorted((s for s in items if s["spec"]["subject"] == {"kind": kind, "name": name}), key=lambda s: s["spec"]["index"])
+
+
+def trails(segments: Iterable[dict[str, Any]]) -> dict[tuple[str, str, str], list[str]]:
+    """Every subject's lines, in segment order: (namespace, kind, name) -> lines."""
+    by: dict[tuple[str, str, str], list[tuple[int, list[str]]]] = {}
+    for s in segments:
+        subj = s["spec"]["subject"]
+        by.setdefault((s["metadata"]["namespace"], subj["kind"], subj["name"]), []).append(
+            (int(s["spec"]["index"]), list(s["spec"].get("entries") or [])))
+    return {k: [line for _, lines in sorted(v) for line in lines] for k, v in by.items()}

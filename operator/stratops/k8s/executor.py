@@ -46,7 +46,7 @@ class Executor:
         self.custom = client.CustomObjectsApi(api)
         from stratops.k8s.audit import AuditLog
 
-        self.audit = AuditLog(self.core)
+        self.audit = AuditLog(self.custom)
 
     # -- reads -----------------------------------------------------------------------------
     def read_strategy(self, namespace: str, name: str) -> dict[str, Any] | None:
@@ -196,6 +196,10 @@ class Executor:
                 "status": status.to_dict()}
         self.custom.replace_namespaced_custom_object_status(GROUP, VERSION, namespace, "strategies", name, body)
 
+    def write_gate_status(self, namespace: str, name: str, status: Any) -> None:
+        body = {"status": status.model_dump(by_alias=True, mode="json")}  # None fields: removed
+        self.custom.patch_namespaced_custom_object_status(GROUP, VERSION, namespace, "gates", name, body)
+
     def event(self, namespace: str, name: str, uid: str, type_: str, reason: str, message: str, now: datetime,
               kind: str = "Strategy") -> None:
         body = {
@@ -264,15 +268,23 @@ class Executor:
             self.record_incident_action(namespace, inc_name, detail, now)
         for inc_name, detail in plan.incident_containment:
             self.record_containment(namespace, inc_name, detail, now)
+        lines: list[str] = []
         if plan.events:
-            # Before the status write: a crash in between repeats the decision, and the retry
-            # is recognised in the audit log (see stratops.audit.merge) rather than lost.
-            from stratops.audit import strategy_entries
+            # The chain's new head and this decision's lines go into the status write itself
+            # (the operator's alone): the trail is appended after it, best effort, and a failure
+            # there or a crash in between loses nothing (stratops.k8s.audit).
+            from stratops.audit import Head, link, strategy_entries
+            from stratops.models.audit import AuditHead
 
-            self.audit.append(namespace, "Strategy", name, strategy_entries(name, plan.events, plan.status.to_dict(), now), now)
+            prior = plan.status.audit
+            lines, head = link(Head.of(prior.model_dump() if prior else None),
+                               strategy_entries(name, plan.events, plan.status.to_dict(), now))
+            plan.status.audit = AuditHead(seq=head.seq, hash=head.hash, pending=lines)
         self.write_status(namespace, name, plan.status, resource_version)
         for ev in plan.events:
             self.event(namespace, name, uid, ev.type, ev.reason, ev.message, now)
         if plan.clear_annotations:
             self.clear_annotations(namespace, name, plan.clear_annotations)
+        if lines:
+            self.audit.append(namespace, "Strategy", name, lines)
         return created

@@ -21,6 +21,7 @@ from stratops.gates.evaluate import GateEvaluation, approval_problem, subject_fo
 from stratops.lifecycle import limits as L
 from stratops.lifecycle import manifests
 from stratops.lifecycle.control import Acknowledgement, BrokerInUse, ControlDocument, pre_trade_controls
+from stratops.models.audit import AuditHead
 from stratops.models.common import Condition, parse_duration
 from stratops.models.monitor import IncidentClass, Severity
 from stratops.recovery.classes import ACTIONS
@@ -32,7 +33,8 @@ from stratops.models.strategy import (
 
 OPERATOR = "stratops-operator"
 RECONCILIATION_MAX_AGE = timedelta(hours=1)
-COMMANDS = ("kill", "throttle", "rollback", "resume", "reconciliation", "failover", "rearm")
+COMMANDS = ("kill", "throttle", "rollback", "resume", "reconciliation", "failover", "rearm", "runbook")
+MAX_EVIDENCE = 4096  # a reconciliation's evidence: what was compared, or a link to it
 ANNOTATION_PREFIX = "stratops.io/"
 
 
@@ -165,6 +167,11 @@ def parse_command(kind: str, raw: str) -> Command:
             error = f"annotation {ANNOTATION_PREFIX}{kind}: result must be Matched, Mismatched or Failed"
         elif not str(value.get("evidence") or "").strip():
             error = f"annotation {ANNOTATION_PREFIX}{kind}: evidence is required (what was compared, or a link)"
+        elif len(str(value.get("evidence"))) > MAX_EVIDENCE:
+            error = (f"annotation {ANNOTATION_PREFIX}{kind}: evidence is {len(str(value.get('evidence')))} characters, at "
+                     f"most {MAX_EVIDENCE}: link to the full evidence")
+    elif kind == "runbook" and not isinstance(value.get("run"), dict):
+        error = f"annotation {ANNOTATION_PREFIX}{kind}: run (the runbook run's record) is required"
     elif kind == "failover" and value.get("to") not in ("backup", "primary"):
         error = f"annotation {ANNOTATION_PREFIX}{kind}: to must be backup or primary"
     elif not reason and kind not in ("ack",):
@@ -198,6 +205,10 @@ class Observations:
     foreign_configmaps: tuple[str, ...] = ()  # carry the strategy's labels, not its ownership: ignored
     ack_problems: tuple[str, ...] = ()  # acknowledgements ignored, and why
     gate_problems: tuple[str, ...] = ()  # gates that cannot be evaluated, and why
+    # A new Strategy under a name that has a trail: its last kill-switch or resume entry, and
+    # where its chain ends (a Strategy deleted and applied again continues its history).
+    prior_latch: dict[str, Any] | None = None
+    prior_head: tuple[int, str] | None = None
 
 
 # -- plan --------------------------------------------------------------------------------
@@ -206,6 +217,7 @@ class Event:
     type: str  # Normal or Warning
     reason: str
     message: str
+    record: dict[str, Any] | None = None  # for the audit trail, when not a section of status
 
 
 @dataclass(frozen=True)
@@ -294,6 +306,18 @@ def decide(spec: StrategySpec, status: StrategyStatus, obs: Observations) -> Pla
             (a := obs.acks.get(p.name)) is not None and a.generation >= generation for p in ready_pods
         )
 
+    # -- re-created: the trail under this name goes on, and a latch in it still holds ----------
+    if st.audit is None and obs.prior_head is not None and obs.prior_head[0]:
+        st.audit = AuditHead(seq=obs.prior_head[0], hash=obs.prior_head[1])
+    if st.kill_switch is None and obs.prior_latch and obs.prior_latch.get("reason") == "KillSwitch":
+        was = (obs.prior_latch.get("record") or {}).get("killSwitch") or {}
+        st.kill_switch = KillSwitchStatus(
+            latched=True, by=OPERATOR, at=now, rearm_required=bool(was.get("rearmRequired")) or None,
+            reason=f"re-created while latched (kill-switch by {was.get('by')} at {was.get('at')}: {was.get('reason')}); "
+                   "resume as after any halt")
+        plan.actions.append("kill_switch")
+        plan.events.append(Event("Warning", "KillSwitch", f"re-created under a latched name: {st.kill_switch.reason}"))
+
     # -- commands: validate first; an invalid one is reported and removed, nothing applied --
     commands: dict[str, Command] = {}
     for cmd in obs.commands:
@@ -315,6 +339,14 @@ def decide(spec: StrategySpec, status: StrategyStatus, obs: Observations) -> Pla
         plan.events.append(Event(kind, "ReconciliationRecorded",
                                  f"{cmd.fields['result']} by {cmd.by}: {cmd.fields.get('evidence')}"))
 
+    # -- a runbook run, recorded in the audit trail as given by whoever ran it --------------------
+    if (cmd := commands.get("runbook")) is not None:
+        run = {**cmd.fields["run"], "by": cmd.by}
+        passed = bool((run.get("verify") or {}).get("passed"))
+        plan.events.append(Event("Normal" if passed else "Warning", "RunbookRun",
+                                 f"runbook {run.get('runbook')} by {cmd.by}: {run.get('outcome')}; verify "
+                                 f"{'PASS' if passed else 'FAIL'}"[:1024], record={"runbookRun": run}))
+
     # -- fleet verification (Knight, 2012): every pod trading under this name runs what was
     # intended and applied the control document written ---------------------------------------
     running_image = _image_for(spec, st, st.rollout.version) if st.rollout else None
@@ -329,6 +361,15 @@ def decide(spec: StrategySpec, status: StrategyStatus, obs: Observations) -> Pla
     throttle_trigger: tuple[str, str, str | None] | None = None
     rollback_trigger: tuple[str, str, str | None] | None = None
     for inc in obs.incidents:
+        if (inc.open and inc.acted and inc.immediate_action == "killSwitch" and inc.name not in handled_incidents
+                and not (st.kill_switch and st.kill_switch.latched) and st.observed_generation is None):
+            # Acted on before, still open, and this Strategy has never decided: it was deleted
+            # and applied again. The halt its incident asked for holds.
+            handled_incidents.append(inc.name)
+            if kill_trigger is None:  # its immediate action is on record already: not repeated
+                kill_trigger = (f"re-created while incident {inc.name} ({inc.class_} {inc.severity}) is open", OPERATOR, None)
+            rearm_required = rearm_required or inc.require_rearm
+            continue
         if not inc.open or inc.acted or inc.name in handled_incidents:
             continue
         handled_incidents.append(inc.name)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from stratops.models.audit import AuditSegmentSpec, AuditSegmentStatus
 from stratops.models.crd import PrinterColumn, ResourceKind
 from stratops.models.gate import GateSpec, GateStatus
 from stratops.models.incident import IncidentSpec, IncidentStatus
@@ -62,7 +63,18 @@ INCIDENT = ResourceKind(
     ),
 )
 
-KINDS: tuple[ResourceKind, ...] = (STRATEGY, MONITOR, GATE, INCIDENT)
+AUDIT_SEGMENT = ResourceKind(
+    kind="AuditSegment", plural="auditsegments", short_names=("staudit",),
+    spec=AuditSegmentSpec, status=AuditSegmentStatus,
+    description="A segment of one Strategy's or Gate's hash-chained audit trail; written only by the operator.",
+    columns=(
+        C("Kind", ".spec.subject.kind"),
+        C("Subject", ".spec.subject.name"),
+        C("Index", ".spec.index", "integer"),
+    ),
+)
+
+KINDS: tuple[ResourceKind, ...] = (STRATEGY, MONITOR, GATE, INCIDENT, AUDIT_SEGMENT)
 BY_KIND = {k.kind: k for k in KINDS}
 
-__all__ = ["KINDS", "BY_KIND", "STRATEGY", "MONITOR", "GATE", "INCIDENT", "ResourceKind"]
+__all__ = ["KINDS", "BY_KIND", "STRATEGY", "MONITOR", "GATE", "INCIDENT", "AUDIT_SEGMENT", "ResourceKind"]

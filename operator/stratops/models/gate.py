@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, Field, field_validator
 
+from stratops.models.audit import AuditHead
 from stratops.models.common import DNS_LABEL, Model, Rule
 
 
@@ -122,4 +123,7 @@ class GateStatus(Model):
     expires_at: datetime | None = Field(default=None, description="When the earliest signature lapses.")
     message: str | None = Field(default=None, description="Detail for humans.")
     observed_generation: int | None = Field(default=None, description="The .metadata.generation last evaluated.")
-    recorded_signatures: str | None = Field(default=None, description="Hash of the signatures already copied to the audit log.")
+    recorded_signatures: str | None = Field(default=None, description="No longer written (before audit chains).")
+    audited_signatures: list[str] | None = Field(default=None, max_length=50, description=(
+        "Keys (item|signer|signedAt|subject) of the current signatures already in the audit chain."))
+    audit: AuditHead | None = Field(default=None, description="The head of this gate's audit chain (AuditSegments).")

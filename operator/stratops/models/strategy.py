@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 
+from stratops.models.audit import AuditHead
 from stratops.models.common import Condition, Duration, Model, Rule, SecretKeyRef, parse_duration
 
 # An image repository without tag, optionally pinned by digest (`…@sha256:<64 hex>`): the pod then
@@ -474,5 +475,6 @@ class StrategyStatus(Model):
     handled_incidents: list[str] | None = Field(default=None, description="Incidents whose immediate action was taken.")
     handled_commands: dict[str, str] | None = Field(default=None, description="Id of the last command annotation executed, by kind (kill, throttle, ...).")
     approved: Approval | None = Field(default=None, description="Live only: the signed trading-relevant spec in force.")
+    audit: AuditHead | None = Field(default=None, description="The head of this strategy's audit chain (AuditSegments).")
     message: str | None = Field(default=None, description="Last refusal or notable event, for humans.")
     observed_generation: int | None = Field(default=None, description="The .metadata.generation last acted on.")
