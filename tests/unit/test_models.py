@@ -142,3 +142,38 @@ def test_cli_validate_and_crds_check(tmp_path):
     assert runner.invoke(app, ["crds", "--check", "--dir", str(CRDS)]).exit_code == 0
     assert runner.invoke(app, ["crds", "--check", "--dir", str(tmp_path)]).exit_code == 1
     assert runner.invoke(app, ["validate", str(tmp_path / "nope.yaml")]).exit_code == 2
+
+
+@pytest.mark.parametrize("text,field,phrase", [
+    ("maxPosition: .inf", "spec.riskLimits.maxPosition", "finite number"),
+    ("maxPosition: 1e309", "spec.riskLimits.maxPosition", "Invalid value"),  # YAML 1.1: a string; JSON: too big
+    ("maxPosition: '2000000'", "spec.riskLimits.maxPosition", "must be of type number"),
+])
+def test_the_validator_reads_numbers_as_the_api_server_does(text, field, phrase):
+    import yaml
+
+    from cases import example
+
+    doc = example("strategy.yaml")
+    doc["spec"]["riskLimits"]["maxPosition"] = yaml.safe_load(text)["maxPosition"]
+    problems = validate_document(doc)
+    assert any(p.field == field and phrase in p.message for p in problems), [str(p) for p in problems]
+
+
+def test_odd_documents_are_problems_never_tracebacks(tmp_path):
+    from typer.testing import CliRunner
+
+    from stratops.cli.main import app
+
+    f = tmp_path / "odd.yaml"
+    f.write_text("apiVersion: stratops.io/v1alpha1\nkind: [Strategy]\nmetadata: {name: x}\nspec: {}\n---\n"
+                 "apiVersion: stratops.io/v1alpha1\nkind: Gate\nmetadata: {name: g}\nspec:\n  cadence: weekly\n"
+                 "  strategies: [x]\n  items: [{id: a, text: t}, {id: b, text: u}]\n  signatures:\n"
+                 "  - {item: a, signer: s, signedAt: 2099-01-01T00:00:00Z, evidence: e}\n"
+                 "  - {item: b, signer: s, signedAt: '2026-01-01T00:00:00', evidence: e}\n")
+    res = CliRunner().invoke(app, ["validate", str(f)], env={"COLUMNS": "300"})
+    out = " ".join(res.output.split())
+    assert res.exit_code == 1 and "Traceback" not in out and res.exception is None or isinstance(res.exception, SystemExit)
+    assert "kind: Unsupported value" in out
+    assert "spec.signatures[0].signedAt: Invalid value: \"2099-01-01" in out and "dated in the future" in out
+    assert "spec.signatures[1].signedAt" in out and "must be of type date-time" in out

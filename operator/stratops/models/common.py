@@ -78,6 +78,7 @@ class Model(BaseModel):
         extra="forbid",
         json_schema_extra=_schema_extra,
         use_attribute_docstrings=True,
+        allow_inf_nan=False,  # the API server's JSON has no Infinity or NaN: neither may pass here
     )
     __rules__: ClassVar[tuple[Rule, ...]] = ()
 

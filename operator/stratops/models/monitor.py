@@ -11,7 +11,7 @@ from datetime import datetime
 from enum import Enum
 from typing import Literal
 
-from pydantic import Field
+from pydantic import AwareDatetime, Field
 
 from stratops.models.common import Duration, Model, Rule, SecretKeyRef, parse_duration
 
@@ -94,8 +94,8 @@ class BaselineRange(Model):
     """A fixed window of a Prometheus series used as the reference sample."""
 
     query: str = Field(min_length=1, max_length=4096, description="PromQL expression.")
-    start: datetime = Field(description="Window start (RFC 3339).")
-    end: datetime = Field(description="Window end (RFC 3339).")
+    start: AwareDatetime = Field(description="Window start (RFC 3339, with its offset).")
+    end: AwareDatetime = Field(description="Window end (RFC 3339, with its offset).")
     step: str = Duration("Resolution of the range query.", default="1m")
     __rules__ = (
         Rule(

@@ -8,9 +8,11 @@ value, Invalid value), so a desk sees the same words before and after merging.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +81,8 @@ def _message(err: dict[str, Any]) -> tuple[tuple[Any, ...], str]:
             "chars" if typ == "string_too_short" else "items")
     if typ in ("string_too_long", "too_long"):
         return loc, f"Too long: may not be more than {ctx.get('max_length')}"
+    if typ in ("timezone_aware", "datetime_parsing", "datetime_type", "datetime_from_date_parsing"):
+        return loc, f"Invalid value: {_value(inp)}: must be of type date-time (RFC 3339, with its offset)"
     if typ.endswith("_type") or typ.endswith("_parsing"):
         want = {"int": "integer", "float": "number", "bool": "boolean", "string": "string",
                 "list": "array", "dict": "object", "model": "object", "datetime": "string"}
@@ -95,10 +99,65 @@ def validate_spec(kind: str, spec: Any) -> list[tuple[str, str]]:
     if spec is None:
         return [("spec", "Required value")]
     try:
-        model.model_validate(spec)
+        # As the API server reads it: JSON, strictly typed ("5" is not a number; YAML's .inf and
+        # 1e309 are not JSON numbers at all).
+        model.model_validate_json(json.dumps(spec, default=_json_default, allow_nan=True), strict=True)
     except ValidationError as e:
         return describe_errors(e)
     return []
+
+
+def _json_default(value: Any) -> str:
+    # YAML reads unquoted timestamps as datetimes; kubectl sends them as RFC 3339 strings.
+    if isinstance(value, datetime):
+        return value.isoformat().replace("+00:00", "Z")
+    if isinstance(value, date):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+def list_map_problems(kind: str, spec: Any) -> list[tuple[str, str]]:
+    """Duplicate keys in the spec's list-type maps (the API server refuses them)."""
+    from stratops.models.crd import structural_schema
+
+    out: list[tuple[str, str]] = []
+
+    def walk(schema: dict[str, Any], value: Any, path: str) -> None:
+        if isinstance(value, dict):
+            for k, sub in (schema.get("properties") or {}).items():
+                if k in value:
+                    walk(sub, value[k], f"{path}.{k}")
+        elif isinstance(value, list):
+            keys = schema.get("x-kubernetes-list-map-keys")
+            seen: set[tuple[Any, ...]] = set()
+            for i, item in enumerate(value):
+                if keys and isinstance(item, dict):
+                    key = tuple(str(item.get(k)) for k in keys)
+                    if key in seen:
+                        shown = ", ".join(f'"{k}":"{item.get(k)}"' for k in keys)
+                        out.append((f"{path}[{i}]", f"Duplicate value: map[string]interface {{}}{{{shown}}}"))
+                    seen.add(key)
+                walk(schema.get("items") or {}, item, f"{path}[{i}]")
+
+    walk(structural_schema(BY_KIND[kind].spec), spec, "spec")
+    return out
+
+
+def future_signatures(spec: Any, now: datetime) -> list[tuple[str, str]]:
+    """Signatures dated ahead of NOW (the operator refuses them at admission)."""
+    from stratops.admission.review import SIGNED_AT_TOLERANCE
+
+    out = []
+    for i, s in enumerate((spec or {}).get("signatures") or [] if isinstance(spec, dict) else []):
+        try:
+            at = datetime.fromisoformat(str(_json_default(s["signedAt"]) if isinstance(s.get("signedAt"), datetime)
+                                            else s["signedAt"]).replace("Z", "+00:00"))
+        except (KeyError, ValueError, TypeError):
+            continue
+        if at.tzinfo is not None and at > now + SIGNED_AT_TOLERANCE:
+            out.append((f"spec.signatures[{i}].signedAt", f"Invalid value: \"{s['signedAt']}\": a signature cannot be "
+                                                             "dated in the future"))
+    return out
 
 
 def describe_errors(e: ValidationError, prefix: str = "spec") -> list[tuple[str, str]]:
@@ -125,7 +184,7 @@ def validate_document(doc: Any, source: str = "-", index: int = 1) -> list[Probl
     name = str(meta.get("name", "")) if isinstance(meta, dict) else ""
     if api_version != API_VERSION:
         return [problem("apiVersion", f"Unsupported value: \"{api_version}\": supported values: \"{API_VERSION}\"", str(kind or ""), name)]
-    if kind not in BY_KIND:
+    if not isinstance(kind, str) or kind not in BY_KIND:
         return [problem("kind", f"Unsupported value: \"{kind}\": supported values: " + ", ".join(f'"{k}"' for k in BY_KIND), str(kind or ""), name)]
     problems = []
     if not name:
@@ -138,6 +197,10 @@ def validate_document(doc: Any, source: str = "-", index: int = 1) -> list[Probl
     for key in sorted(extra):
         problems.append(problem(key, "unknown field", kind, name))
     problems += [problem(f, m, kind, name) for f, m in validate_spec(kind, doc.get("spec"))]
+    if isinstance(doc.get("spec"), dict):
+        problems += [problem(f, m, kind, name) for f, m in list_map_problems(kind, doc["spec"])]
+        if kind == "Gate":
+            problems += [problem(f, m, kind, name) for f, m in future_signatures(doc["spec"], datetime.now(timezone.utc))]
     return problems
 
 
