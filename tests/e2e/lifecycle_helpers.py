@@ -19,6 +19,10 @@ from stratops.sdk import ApiAcknowledger, ApiControl, StrategyControl
 from stratops.testing.wait import wait_for
 
 NAME = "mean-revert"
+GITOPS = "system:serviceaccount:argocd:argocd-application-controller"
+# People, as the chart's default roles bind them: traders, risk owners, and the GitOps controller.
+PEOPLE = {"tina": ("stratops:traders",), "tom": ("stratops:traders",), "rita": ("stratops:risk-owners",),
+          "rob": ("stratops:risk-owners",), GITOPS: ()}
 PRELAUNCH_SIGNERS = ("risk-officer", "second-trader")  # four eyes, neither the author (admin)
 
 
@@ -145,3 +149,28 @@ class Desk:
             for n, i in enumerate(gate["spec"]["items"])
         ]
         return gate
+
+
+def grant_chart_roles(cluster: Any, kube: client.ApiClient, namespace: str, tmp_path: Any) -> dict[str, Any]:
+    """The chart's trader, risk-owner and GitOps Roles as rendered, bound as the chart binds
+    them (groups for people, the controller by name); a kubeconfig per person."""
+    from chart import render
+
+    docs = render(namespace=namespace, values={"rbac": {"userRoles": {"gitops": [{"kind": "User", "name": GITOPS}]}}},
+                  tmp=tmp_path)
+    rbac = client.RbacAuthorizationV1Api(kube)
+    for d in docs:
+        if d["kind"] in ("Role", "RoleBinding") and d["metadata"]["name"].endswith(("-trader", "-risk-owner", "-gitops")):
+            d["metadata"]["namespace"] = namespace
+            (rbac.create_namespaced_role if d["kind"] == "Role" else rbac.create_namespaced_role_binding)(namespace, d)
+    authz = client.AuthorizationV1Api(kube)
+
+    def may(user: str, verb: str, resource: str) -> bool:
+        return authz.create_subject_access_review({"spec": {"user": user, "groups": list(PEOPLE[user]), "resourceAttributes": {
+            "namespace": namespace, "group": GROUP, "resource": resource, "verb": verb}}}).status.allowed
+
+    wait_for(lambda: may("tina", "patch", "strategies") and may("rita", "configure-kill-switch", "strategies")
+             and may(GITOPS, "sign-for-others", "gates"), timeout=30, what="the chart's roles in force")
+    return {user: cluster.user_kubeconfig(user, groups) for user, groups in PEOPLE.items()}
+
+

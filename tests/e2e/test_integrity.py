@@ -19,7 +19,7 @@ import yaml
 from cases import DIGEST, example, pinned
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
-from lifecycle_helpers import NAME, Desk, strategy_doc
+from lifecycle_helpers import GITOPS, NAME, Desk, grant_chart_roles, strategy_doc
 from typer.testing import CliRunner
 
 from stratops import GROUP, VERSION
@@ -28,35 +28,9 @@ from stratops.testing.fixtures import use_existing_cluster
 from stratops.testing.wait import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(use_existing_cluster(), reason="the webhooks are served on this host")]
-GITOPS = "system:serviceaccount:argocd:argocd-application-controller"
-PEOPLE = {"tina": ("stratops:traders",), "tom": ("stratops:traders",), "rita": ("stratops:risk-owners",),
-          "rob": ("stratops:risk-owners",), GITOPS: ()}
 PRELAUNCH = "mean-revert-pre-launch"
 RISK_ITEMS = [i["id"] for i in example("gates/pre-launch.yaml")["spec"]["items"] if i.get("signers")]
 OTHER_ITEMS = [i["id"] for i in example("gates/pre-launch.yaml")["spec"]["items"] if not i.get("signers")]
-
-
-def grant_chart_roles(cluster, kube, namespace: str, tmp_path: Path) -> dict[str, Path]:
-    """The chart's trader, risk-owner and GitOps Roles as rendered, bound as the chart binds
-    them (groups for people, the controller by name); a kubeconfig per person."""
-    from chart import render
-
-    docs = render(namespace=namespace, values={"rbac": {"userRoles": {"gitops": [{"kind": "User", "name": GITOPS}]}}},
-                  tmp=tmp_path)
-    rbac = client.RbacAuthorizationV1Api(kube)
-    for d in docs:
-        if d["kind"] in ("Role", "RoleBinding") and d["metadata"]["name"].endswith(("-trader", "-risk-owner", "-gitops")):
-            d["metadata"]["namespace"] = namespace
-            (rbac.create_namespaced_role if d["kind"] == "Role" else rbac.create_namespaced_role_binding)(namespace, d)
-    authz = client.AuthorizationV1Api(kube)
-
-    def may(user: str, verb: str, resource: str) -> bool:
-        return authz.create_subject_access_review({"spec": {"user": user, "groups": list(PEOPLE[user]), "resourceAttributes": {
-            "namespace": namespace, "group": GROUP, "resource": resource, "verb": verb}}}).status.allowed
-
-    wait_for(lambda: may("tina", "patch", "strategies") and may("rita", "configure-kill-switch", "strategies")
-             and may(GITOPS, "sign-for-others", "gates"), timeout=30, what="the chart's roles in force")
-    return {user: cluster.user_kubeconfig(user, groups) for user, groups in PEOPLE.items()}
 
 
 @pytest.fixture

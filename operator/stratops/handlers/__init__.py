@@ -22,6 +22,7 @@ from typing import Any
 
 import kopf
 from kubernetes.client.exceptions import ApiException
+from pydantic import ValidationError
 
 from stratops import GROUP, VERSION
 from stratops import metrics as M
@@ -552,6 +553,10 @@ def _halt_without_decision(body: dict[str, Any], now: datetime, rt: Runtime, idx
     ns, name, uid = meta["namespace"], meta["name"], meta["uid"]
     key = _key(ns, name)
     why = f"{type(error).__name__}: {_brief(error)}"
+    if isinstance(error, ValidationError):  # the spec as the operator reads it: say which field, as admission would
+        from stratops.models.validate import describe_errors
+
+        why = "the spec cannot be read: " + "; ".join(f"{f}: {m}" for f, m in describe_errors(error))
     M.RECONCILE_ERRORS.labels(ns, name).inc()
     log.error("[%s/%s] cannot decide or carry out the decision (%s): the kill path runs without it", ns, name, why,
               exc_info=not isinstance(error, ApiException))
@@ -567,7 +572,7 @@ def _halt_without_decision(body: dict[str, Any], now: datetime, rt: Runtime, idx
         control = mine
     deps = list(idx["strategy_deployments"].get(key, []))
     live_pods = [p for p in idx["strategy_pods"].get(key, []) if not p.terminating]
-    stopped = bool(deps) and deps[0].replicas == 0 and not live_pods
+    stopped = (not deps or deps[0].replicas == 0) and not live_pods
     current = plain(fresh.get("status") or {})
     halt = when_undecidable(name, int(fresh["metadata"].get("generation") or 0), current, kill, control, now, why, stopped)
     running = bool(deps) and deps[0].replicas > 0
