@@ -39,6 +39,11 @@ GATE_EXPIRY = Gauge(
     "stratops_gate_expiry_timestamp_seconds", "When the gate's earliest signature lapses (Unix time).",
     ["namespace", "gate", "cadence"],
 )
+OPTIONAL_WRITE_FAILURES = Counter(
+    "stratops_optional_write_failures_total",
+    "Writes the kill path does not depend on (incidents, the ack ConfigMap) that failed; the decision went on.",
+    ["namespace", "what"],
+)
 AUDIT_FAILURES = Counter(
     "stratops_audit_write_failures_total",
     "Audit trail writes that failed (kept and retried; the decision itself was not affected).", ["namespace"],

@@ -151,13 +151,14 @@ class Desk:
         return gate
 
 
-def grant_chart_roles(cluster: Any, kube: client.ApiClient, namespace: str, tmp_path: Any) -> dict[str, Any]:
+def grant_chart_roles(cluster: Any, kube: client.ApiClient, namespace: str, tmp_path: Any,
+                      **user_roles: Any) -> dict[str, Any]:
     """The chart's trader, risk-owner and GitOps Roles as rendered, bound as the chart binds
     them (groups for people, the controller by name); a kubeconfig per person."""
     from chart import render
 
-    docs = render(namespace=namespace, values={"rbac": {"userRoles": {"gitops": [{"kind": "User", "name": GITOPS}]}}},
-                  tmp=tmp_path)
+    docs = render(namespace=namespace, values={"rbac": {"userRoles": {"gitops": [{"kind": "User", "name": GITOPS}],
+                                                                      **user_roles}}}, tmp=tmp_path)
     rbac = client.RbacAuthorizationV1Api(kube)
     for d in docs:
         if d["kind"] in ("Role", "RoleBinding") and d["metadata"]["name"].endswith(("-trader", "-risk-owner", "-gitops")):

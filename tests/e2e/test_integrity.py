@@ -343,3 +343,13 @@ def test_strategies_and_monitors_name_only_allowed_secrets_registries_and_promet
     good = copy.deepcopy(monitor)
     good["spec"]["source"]["prometheus"] = {**prom, "url": "http://127.0.0.1:9090", "authSecretRef": {"name": "prom-token", "key": "token"}}
     gitops.create_namespaced_custom_object(GROUP, VERSION, desk.ns, "monitors", good)
+
+
+def test_with_spec_through_git_only_a_trader_commands_but_never_edits(cluster, kube, desk, tmp_path):
+    people = grant_chart_roles(cluster, kube, desk.ns, tmp_path, specThroughGitOpsOnly=True)
+    _launch(desk)
+    tina = desk_as(cluster, people["tina"], desk)
+    msg = _refused(lambda: tina.patch_spec(replicas=2))
+    assert "spec: tina may give commands but not change the spec here: it changes through Git" in msg
+    code, out = _cli(people["tina"], "kill", NAME, "-n", desk.ns, "--reason", "still hers to stop")
+    assert code == 0 and "halted" in out, out

@@ -270,3 +270,16 @@ def test_trader_and_risk_owner_roles_are_bound_in_each_served_namespace(tmp_path
         assert bindings[(ns, "ops-stratops-risk-owner")]["subjects"][0]["name"] == "risk-officer"
     with pytest.raises(HelmError, match="userRoles"):
         render(values={"rbac": {"userRoles": {"traders": [{"kind": "Robot", "name": "x"}]}}}, tmp=tmp_path)
+
+
+def test_secrets_by_name_and_spec_through_git_only(tmp_path):
+    docs = kinds(render("rbac.secretNames={prom-token}", "rbac.userRoles.specThroughGitOpsOnly=true"))
+    (role,) = [r for r in docs["Role"] if r["metadata"]["name"] == "ops-stratops"]
+    [rule] = [r for r in role["rules"] if "secrets" in r["resources"]]
+    assert rule["resourceNames"] == ["prom-token"] and rule["verbs"] == ["get"]
+    roles = {r["metadata"]["name"]: r for r in docs["Role"]}
+    verbs = lambda name: {v for r in roles[name]["rules"] for v in r["verbs"] if "strategies" in r["resources"]}  # noqa: E731
+    assert "edit-spec" not in verbs("ops-stratops-trader") and "patch" in verbs("ops-stratops-trader")
+    assert "edit-spec" in verbs("ops-stratops-gitops")
+    assert "edit-spec" in {v for r in kinds(render())["Role"] if r["metadata"]["name"] == "ops-stratops-trader"
+                           for rule in r["rules"] if "strategies" in rule["resources"] for v in rule["verbs"]}

@@ -6,8 +6,11 @@ import json
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
+from typing import Any
+
 import pytest
 from cases import example, pinned
+from kubernetes.client.exceptions import ApiException
 
 from stratops.gates.evaluate import GateEvaluation
 from stratops.lifecycle import limits as L
@@ -962,3 +965,81 @@ def test_a_strategy_re_created_while_its_kill_incident_is_open_starts_halted():
     p = w.step()
     assert w.status.kill_switch.latched and "re-created while incident mean-revert-fleet-1" in w.status.kill_switch.reason
     assert not p.incident_actions, "its immediate action is on record already"
+
+
+# -- the executor carries out a kill whatever else fails -----------------------------------------------
+# Every write the kill path does not need (incidents, Events, the audit trail, the ack ConfigMap)
+# fails here, and HALTED, the scale to 0 and the latch in status are still written. Fakes stand
+# in for the API: a unit test of the write order (e2e tests run the same against the API server).
+class Refuses:
+    """An API whose every call in REFUSED raises 500; the others are recorded."""
+
+    def __init__(self, calls: list[str], refused: set[str]) -> None:
+        self.calls, self.refused = calls, refused
+
+    def __getattr__(self, name: str) -> Any:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            if name in self.refused:
+                raise ApiException(status=500, reason=f"{name} refused (test)")
+            self.calls.append(name)
+            body = next((a for a in args if isinstance(a, dict)), {})
+            return body
+        return call
+
+
+class Api:
+    def sanitize_for_serialization(self, obj: Any) -> Any:
+        return obj
+
+
+def _executor(refused: set[str]) -> tuple["Executor", list[str]]:
+    from stratops.k8s.executor import Executor
+
+    calls: list[str] = []
+    ex = Executor.__new__(Executor)
+    ex.api = Api()  # type: ignore[assignment]
+    ex.core = Refuses(calls, refused)  # type: ignore[assignment]
+    ex.apps = Refuses(calls, refused)  # type: ignore[assignment]
+    ex.custom = Refuses(calls, refused)  # type: ignore[assignment]
+    from stratops.k8s.audit import AuditLog
+
+    ex.audit = AuditLog(Refuses(calls, refused | {"get_namespaced_custom_object", "list_namespaced_custom_object",
+                                                  "create_namespaced_custom_object", "replace_namespaced_custom_object"}))  # type: ignore[arg-type]
+    return ex, calls
+
+
+OPTIONAL = {"create_namespaced_event", "create_namespaced_config_map", "read_namespaced_config_map",
+            "create_namespaced_custom_object", "patch_namespaced_custom_object_status", "get_namespaced_custom_object"}
+
+
+def test_a_kill_is_carried_out_when_every_optional_write_fails():
+    w = World()
+    w.strategy_acks = False  # nobody acknowledges: the deadline, an unacknowledged-halt incident
+    w.run_until(lambda w: w.status.phase and w.status.phase.value == "Running")
+    plan = w.step(commands=cmd("kill", "runaway"))
+    ex, calls = _executor(OPTIONAL)
+    ex.execute("desk", "mean-revert", "u-1", "1", plan, T0, has_ack_configmap=False)
+    assert "replace_namespaced_config_map" in calls  # HALTED written
+    assert "replace_namespaced_custom_object_status" in calls  # the latch recorded
+    assert ex.audit.pending() == len(plan.status.audit.pending), "the trail's entries kept for a retry"
+    # at the deadline: scaled to 0, and the incident that says so cannot be created: still done
+    w.now += timedelta(seconds=11)
+    plan = w.step()
+    assert plan.incidents and plan.deployment["spec"]["replicas"] == 0
+    ex2, calls2 = _executor(OPTIONAL)
+    ex2.execute("desk", "mean-revert", "u-1", "2", plan, w.now, has_ack_configmap=True)
+    assert "replace_namespaced_deployment" in calls2 and "replace_namespaced_custom_object_status" in calls2
+
+
+def test_without_the_status_write_the_decision_is_retried_not_lost():
+    w = World()
+    w.run_until(lambda w: w.status.phase and w.status.phase.value == "Running")
+    plan = w.step(commands=cmd("kill", "runaway"))
+    ex, calls = _executor({"replace_namespaced_custom_object_status"})
+    try:
+        ex.execute("desk", "mean-revert", "u-1", "1", plan, T0, has_ack_configmap=True)
+    except ApiException:
+        pass
+    else:
+        raise AssertionError("a status that cannot be written must fail the pass (it is retried)")
+    assert "replace_namespaced_config_map" in calls, "HALTED went first"

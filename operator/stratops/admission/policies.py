@@ -9,6 +9,8 @@ What they enforce:
 - re-arm: `stratops.io/rearm` must name a user of `spec.killSwitch.rearmBy` as it was *before*
   the request, so nobody can add themselves and re-arm in one patch;
 - kill-switch settings change only by holders of `configure-kill-switch` (risk owners, GitOps);
+- a spec changes only for holders of `edit-spec` (people by default; only GitOps with the chart's
+  `rbac.userRoles.specThroughGitOpsOnly`), while commands stay everyone's;
 - the author of the trading-relevant spec and of the mode are recorded at admission
   (`stratops.io/trading-author`, `stratops.io/mode-author`, set by the mutating policies) and
   cannot be forged or edited: the four-eyes rule of pre-launch signatures reads them;
@@ -32,6 +34,7 @@ VERB_COMMAND_FOR_OTHERS = "command-for-others"  # strategies, incidents: a ChatO
 VERB_CONFIGURE_KILL_SWITCH = "configure-kill-switch"  # strategies: risk owners, GitOps
 VERB_EDIT_CHECKLIST = "edit-checklist"  # gates: risk owners, GitOps
 VERB_SIGN_FOR_OTHERS = "sign-for-others"  # gates: GitOps identities (signatures reviewed in Git)
+VERB_EDIT_SPEC = "edit-spec"  # strategies: who may change a spec at all (people, unless only Git may)
 
 ANNOTATION_TRADING_AUTHOR = f"{GROUP}/trading-author"
 ANNOTATION_MODE_AUTHOR = f"{GROUP}/mode-author"
@@ -115,6 +118,7 @@ def strategies_policy() -> dict[str, Any]:
     variables += [
         ("rearmers", "oldObject == null ? [] : oldObject.spec.?killSwitch.?rearmBy.orValue([])"),
         ("configuresKillSwitch", _authorized("strategies", VERB_CONFIGURE_KILL_SWITCH)),
+        ("editsSpec", _authorized("strategies", VERB_EDIT_SPEC)),
         ("tradingChanged", f"request.operation == 'CREATE' || {TRADING_CHANGED}"),
         ("modeChanged", f"request.operation == 'CREATE' || {MODE_CHANGED}"),
     ]
@@ -126,6 +130,12 @@ def strategies_policy() -> dict[str, Any]:
                 "'metadata.annotations[stratops.io/rearm]: the re-arm must be given by one of spec.killSwitch.rearmBy "
                 "as it was before this request (' + (size(variables.rearmers) == 0 ? 'nobody' : "
                 "variables.rearmers.join(', ')) + '), not ' + variables.user"),
+        },
+        {
+            "expression": "request.operation == 'CREATE' || object.spec == oldObject.spec || variables.editsSpec",
+            "messageExpression": (
+                "'spec: ' + variables.user + ' may give commands but not change the spec here: it changes through Git "
+                f"(RBAC verb {VERB_EDIT_SPEC} on strategies.stratops.io)'"),
         },
         {
             "expression": ("variables.configuresKillSwitch || (request.operation == 'CREATE' ? "

@@ -162,14 +162,16 @@ def review_secrets(refs: list[tuple[str, str]], labels_of: Callable[[str], Mappi
     found yet is a warning: the kubelet reads it, the operator never does."""
     problems: list[str] = []
     warnings: list[str] = []
-    if not wanted:
-        return problems, warnings
     need = ",".join(f"{k}={v}" for k, v in sorted(wanted.items()))
     for path, secret in refs:
         labels = labels_of(secret)
-        if labels is None:
-            warnings.append(f"{path}: Secret {secret} not found; it must carry the labels {need} when it is created")
-        elif any(labels.get(k) != v for k, v in wanted.items()):
+        if labels is False:
+            problems.append(f"{path}: Secret {secret} may not be referenced: the operator may not read it "
+                            "(chart value rbac.secretNames)")
+        elif labels is None:
+            if wanted:
+                warnings.append(f"{path}: Secret {secret} not found; it must carry the labels {need} when it is created")
+        elif wanted and any(labels.get(k) != v for k, v in wanted.items()):
             problems.append(f"{path}: Secret {secret} may not be referenced: it does not carry the labels {need} "
                             "(chart value allowLists; ask whoever owns the Secret to label it)")
     return problems, warnings

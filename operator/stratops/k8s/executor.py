@@ -66,8 +66,8 @@ class Executor:
             raise
 
     def secret_labels(self, namespace: str, name: str) -> dict[str, str] | None:
-        """A Secret's labels (None: no such Secret), read as metadata only: its data never
-        reaches this process."""
+        """A Secret's labels (None: no such Secret; False: the operator may not read it), read
+        as metadata only: its data never reaches this process."""
         import json
 
         try:
@@ -77,6 +77,8 @@ class Executor:
         except ApiException as e:
             if e.status == 404:
                 return None
+            if e.status == 403:
+                return False  # type: ignore[return-value] - outside rbac.secretNames: not the operator's to read
             raise
         return dict((json.loads(resp.data).get("metadata") or {}).get("labels") or {})
 
@@ -243,12 +245,29 @@ class Executor:
                 "status": halt.status}
         self.custom.replace_namespaced_custom_object_status(GROUP, VERSION, namespace, "strategies", name, body)
 
+    def _optional(self, what: str, namespace: str, strategy: str, fn: Any, *args: Any) -> Any:
+        """FN(*ARGS), for a write the kill path must not depend on: a failure is counted and
+        logged (naming the strategy and the object), never raised; a conflict-free retry is the
+        next reconcile's."""
+        try:
+            return fn(*args)
+        except Exception as e:  # noqa: BLE001 - reported, counted; the halt goes on without it
+            if isinstance(e, ApiException) and namespace_terminating(e):
+                return None
+            from stratops import metrics as M
+
+            M.OPTIONAL_WRITE_FAILURES.labels(namespace, what.split(" ")[0]).inc()
+            log.error("[%s/%s] %s not written (%s): the decision goes on without it", namespace, strategy, what,
+                      f"{e.status} {e.reason}" if isinstance(e, ApiException) else e)
+            return None
+
     # -- the plan ------------------------------------------------------------------------------
     def execute(self, namespace: str, name: str, uid: str, resource_version: str, plan: Plan,
                 now: datetime, has_ack_configmap: bool) -> list[str]:
         """Carry out PLAN; returns the names of incidents created."""
         if not has_ack_configmap:
-            self.ensure_configmap(manifests.configmap(manifests.ack_name(name), namespace, name, uid, "ack", {}))
+            self._optional("the ack ConfigMap", namespace, name, self.ensure_configmap,
+                           manifests.configmap(manifests.ack_name(name), namespace, name, uid, "ack", {}))
         if plan.control is not None:
             self.write_control(namespace, name, uid, plan.control.to_json())
         if plan.deployment is not None:
@@ -261,13 +280,15 @@ class Executor:
                 if e.status != 404:
                     raise
         created = []
+        # Records of what was done, not the doing: a failure here never keeps the latch out of
+        # status (counted, logged, and the next pass tries again where the decision still asks).
         for inc in plan.incidents:
-            if self.create_incident(namespace, name, uid, inc, now):
+            if self._optional(f"incident {inc.name}", namespace, name, self.create_incident, namespace, name, uid, inc, now):
                 created.append(inc.name)
         for inc_name, detail in plan.incident_actions:
-            self.record_incident_action(namespace, inc_name, detail, now)
+            self._optional(f"incident {inc_name}", namespace, name, self.record_incident_action, namespace, inc_name, detail, now)
         for inc_name, detail in plan.incident_containment:
-            self.record_containment(namespace, inc_name, detail, now)
+            self._optional(f"incident {inc_name}", namespace, name, self.record_containment, namespace, inc_name, detail, now)
         lines: list[str] = []
         if plan.events:
             # The chain's new head and this decision's lines go into the status write itself
