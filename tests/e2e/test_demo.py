@@ -19,7 +19,7 @@ def test_dev_up_once_installs_crds_examples_and_runs_the_operator():
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     out = " ".join(proc.stdout.split())  # rich wraps long lines
-    assert "installed CRDs: gates.stratops.io, incidents.stratops.io, monitors.stratops.io, strategies.stratops.io" in out
+    assert "installed CRDs: auditsegments.stratops.io, gates.stratops.io, incidents.stratops.io, monitors.stratops.io, strategies.stratops.io" in out
     assert "applied 18 example objects" in out
     assert "strategy mean-revert: deployed and Ready" in out  # the operator deployed the example strategy
     assert "export KUBECONFIG=" in out and "nothing left behind" not in out

@@ -19,11 +19,13 @@ pytestmark = pytest.mark.e2e
 # What on-call needs to run runbooks in one namespace (and nothing cluster-wide).
 ONCALL_RULES = [
     {"apiGroups": ["stratops.io"], "resources": ["strategies", "incidents"], "verbs": ["get", "list", "watch", "patch"]},
-    {"apiGroups": ["stratops.io"], "resources": ["monitors", "gates"], "verbs": ["get", "list"]},
+    # promote changes spec.mode: a spec change (the admission policies ask for this verb)
+    {"apiGroups": ["stratops.io"], "resources": ["strategies"], "verbs": ["edit-spec"]},
+    {"apiGroups": ["stratops.io"], "resources": ["monitors", "gates", "auditsegments"], "verbs": ["get", "list"]},
     {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get"]},
     {"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]},
-    {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "create"]},
-    {"apiGroups": [""], "resources": ["events"], "verbs": ["list", "create"]},
+    {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list"]},
+    {"apiGroups": [""], "resources": ["events"], "verbs": ["list"]},
 ]
 
 
@@ -96,9 +98,16 @@ def test_broker_failover_runbook_end_to_end(desk, namespace, oncall):
     for r in ("KillSwitch", "BrokerFailover", "ReconciliationRecorded", "Resume"):
         assert r in reasons, reasons
 
-    # The run is recorded: who, every step with the manual answers, the verify verdict.
-    cms = desk.core.list_namespaced_config_map(namespace, label_selector="stratops.io/record=runbook-run").items
-    [record] = [json.loads(c.data["run.json"]) for c in cms if not json.loads(c.data["run.json"])["dryRun"]]
+    # The run is recorded in the strategy's audit trail: who (as admission attributed it), every
+    # step with the manual answers, the verify verdict.
+    from stratops.cli.audit import read_trails
+
+    trails = wait_for(lambda: (t := read_trails(desk.kube, namespace)) and any(
+        e.get("reason") == "RunbookRun" and not e["record"]["runbookRun"].get("dryRun")
+        for entries, _ in t.values() for e in entries) and t, timeout=30, what="the run in the audit trail")
+    [record] = [e["record"]["runbookRun"] for (_, kind, _name), (entries, findings) in trails.items() if kind == "Strategy"
+                for e in entries if e.get("reason") == "RunbookRun" and not e["record"]["runbookRun"].get("dryRun")]
+    assert all(not findings for _, findings in trails.values())
     assert record["by"] == "dana" and record["verify"]["passed"] is True and record["outcome"] == "completed"
     steps = {s["id"]: s for s in record["steps"]}
     assert list(steps) == ["halt", "halted", "open-orders", "switch", "positions", "resume", "reducing"]
