@@ -112,7 +112,7 @@ def test_a_hand_edit_of_the_control_document_is_reverted_at_once_and_recorded(de
     assert time.monotonic() - started < 5, "woken by the edit, not at the next safety-net pass"
     wait_for(lambda: [i for i in desk.incidents() if "changed outside the operator" in i["spec"]["summary"]],
              timeout=30, what="a drift incident")
-    assert desk.events("ControlDrift")
+    wait_for(lambda: desk.events("ControlDrift"), timeout=30, what="ControlDrift event")  # written after the incident
 
 
 # -- attack 5: the audit write on the kill path ------------------------------------------------------------------------
