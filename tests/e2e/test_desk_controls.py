@@ -76,6 +76,8 @@ def test_evidence_pack_from_a_known_scenario(desk, namespace, cluster, tmp_path)
 
     start = datetime.now(timezone.utc) - timedelta(seconds=5)
     doc = strategy_doc()
+    # A scenario with one incident: no rollout of it may miss a 4 s deadline on a busy machine.
+    doc["spec"]["rollbackPolicy"]["rolloutDeadline"] = "60s"
     desk.create("gates", desk.sign(example("gates/pre-launch.yaml"), doc["spec"]))  # approvers of 1.4.2
     desk.create("strategies", doc)
     desk.wait_status(lambda s: s.get("lastKnownGood") == "1.4.2", "deployed and known-good")
@@ -112,6 +114,7 @@ def test_evidence_pack_from_a_known_scenario(desk, namespace, cluster, tmp_path)
     assert dep["knownGoodAt"] and {a["item"] for a in dep["approvers"]} == {i["id"] for i in example("gates/pre-launch.yaml")["spec"]["items"]}
     assert {a["signer"] for a in dep["approvers"]} == set(PRELAUNCH_SIGNERS)
     assert {s["gate"] for s in pack["gateSignatures"]} == {"mean-revert-pre-launch", "fx-daily"}
+    assert len(pack["incidents"]) == 1, [(i["name"], i.get("summary")) for i in pack["incidents"]]
     [inc] = pack["incidents"]
     assert inc["name"] == "breach" and inc["phase"] == "Resolved" and inc["postmortem"]["owner"] == "risk"
     assert set(inc["steps"]) == {"detection", "immediateAction", "containment", "postmortem"}

@@ -13,6 +13,7 @@ import httpx
 import pytest
 from cases import example
 from kubernetes import client
+from kubernetes.client.exceptions import ApiException
 from lifecycle_helpers import Desk, strategy_doc
 from stratops.testing.controlplane import free_port, operator_process, stop_process, wait_serving_metrics
 from stratops.testing.wait import wait_for
@@ -51,6 +52,22 @@ def test_apiserver_restarted_during_a_rollout_loses_no_incident(desk, cluster):
     desk.command("kill", reason="after the restart")
     desk.wait_status(lambda s: (s.get("killSwitch") or {}).get("completedAt"), "kill after restart", timeout=60)
     assert len(_rollout_incidents(desk)) == 1
+    # A restarted API server answers strategy writes 503 ("Resource kind … not found. There can
+    # be a delay …") until its MutatingAdmissionPolicies have the CRD's schema again: writers
+    # retry (GitOps does), and so must the next test.
+    wait_for(lambda: _admitted(desk), timeout=120, what="strategy writes admitted again after the restart")
+
+
+def _admitted(desk: Desk) -> bool:
+    probe = strategy_doc()
+    probe["metadata"]["name"] = "admission-probe"
+    try:
+        desk.custom.create_namespaced_custom_object("stratops.io", "v1alpha1", desk.ns, "strategies", probe, dry_run="All")
+    except ApiException as e:
+        if e.status == 503:
+            return False
+        raise
+    return True
 
 
 def test_objects_that_cannot_work_are_reported_while_others_keep_working(desk):
