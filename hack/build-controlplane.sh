@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # Build the local control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler,
-# kwok) from the pinned Go module in hack/controlplane into a cache directory keyed by the
-# module's content. Does nothing when every binary is already there.
+# kwok) and the real node's kubelet and sandbox process (pause) from the pinned Go module in
+# hack/controlplane into a cache directory keyed by the module's content. Does nothing when
+# every binary is already there.
 #   usage: hack/build-controlplane.sh [OUT_DIR]
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 mod="$here/controlplane"
-key=$(cat "$mod/go.mod" "$mod/go.sum" | sha256sum | cut -c1-12)
+key=$(cat "$mod/go.mod" "$mod/go.sum" "$mod/pause/main.go" | sha256sum | cut -c1-12)
 cache="${STRATOPS_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/stratops}"
 out="${1:-$cache/controlplane-$key}"
-bins=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok)
+bins=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok kubelet pause)
 missing=0
 for b in "${bins[@]}"; do [ -x "$out/$b" ] || missing=1; done
 if [ "$missing" = 0 ]; then echo "$out"; exit 0; fi
@@ -23,6 +24,8 @@ declare -A pkg=(
   [kube-controller-manager]=k8s.io/kubernetes/cmd/kube-controller-manager
   [kube-scheduler]=k8s.io/kubernetes/cmd/kube-scheduler
   [kwok]=sigs.k8s.io/kwok/cmd/kwok
+  [kubelet]=k8s.io/kubernetes/cmd/kubelet
+  [pause]=./pause
 )
 for b in "${bins[@]}"; do
   [ -x "$out/$b" ] && { cp "$out/$b" "$out.tmp/$b"; continue; }

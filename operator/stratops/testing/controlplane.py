@@ -24,6 +24,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 from importlib import resources
 from pathlib import Path
 
@@ -32,7 +33,7 @@ import yaml
 
 from stratops.testing.pki import CertificateAuthority, KeyPair, service_account_keys
 
-BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
+BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "kubelet", "pause")
 SERVICE_CIDR = "10.96.0.0/16"
 KWOK_NODE_ANNOTATION = "kwok.x-k8s.io/node"
 
@@ -202,6 +203,11 @@ class ControlPlane:
     #: Opt-in kube-apiserver audit log (level Metadata, every request) at `audit_log_path`,
     #: for benchmarks that count who asks the API server for what. Off by default.
     audit: bool = False
+    #: A real node (stratops.testing.realnode: containerd, runc, CNI, a kubelet) next to the
+    #: KWOK ones, for pods that ask for it. Needs root and Debian's containerd, runc and CNI
+    #: plugins; ControlPlaneError says what is missing.
+    real_node: bool = False
+    node: Any = None
     workdir: Path | None = None
     components: list[Component] = field(default_factory=list)
     kubeconfig: Path | None = None
@@ -238,11 +244,20 @@ class ControlPlane:
         pki = d / "pki"
         pki.mkdir()
         self._ca = ca = CertificateAuthority(pki)
+        node = None
+        if self.real_node:
+            from stratops.testing import realnode
+
+            if (why := realnode.unavailable()) is not None:
+                raise ControlPlaneError(f"no real node: {why}")
+            node = realnode.RealNode(d, binaries["kubelet"], binaries["pause"], d / "kubelet.kubeconfig", ca.cert_path,
+                                     self._component, self._wait)
         serving = ca.issue(
             "apiserver", common_name="kube-apiserver", server=True,
             dns_names=("localhost", "kubernetes", "kubernetes.default",
                        "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"),
-            ip_addresses=("127.0.0.1", "10.96.0.1"),
+            # The real node's pods reach it on their bridge's gateway.
+            ip_addresses=("127.0.0.1", "10.96.0.1", *((node.gateway,) if node else ())),
         )
         sa = service_account_keys(pki)
         etcd_port, etcd_peer, api_port = free_port(), free_port(), free_port()
@@ -265,7 +280,8 @@ class ControlPlane:
         apiserver = self._component("kube-apiserver", [
             str(binaries["kube-apiserver"]),
             f"--etcd-servers=http://127.0.0.1:{etcd_port}",
-            "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
+            # Loopback only, unless a real node's pods must reach it (from their bridge).
+            f"--bind-address={'0.0.0.0' if node else '127.0.0.1'}", "--advertise-address=127.0.0.1",
             f"--secure-port={api_port}", f"--cert-dir={pki}",
             f"--tls-cert-file={serving.cert}", f"--tls-private-key-file={serving.key}",
             f"--client-ca-file={ca.cert_path}",
@@ -331,12 +347,38 @@ class ControlPlane:
         self._wait(kcm, lambda: bool(
             core.list_namespaced_service_account("default", field_selector="metadata.name=default").items
         ))
+        if node is not None:
+            self._start_real_node(node, api_port)
+
+    def _start_real_node(self, node: Any, api_port: int) -> None:
+        from kubernetes import client
+
+        from stratops.k8s.apply import apply
+        from stratops.testing.realnode import api_address_policy
+
+        began = time.monotonic()
+        user = f"system:node:{node.name}"
+        self.user_kubeconfig(user, ("system:nodes",), path=node.kubeconfig)
+        api = self.api_client()
+        # RBAC only (no Node authorizer here): the kubelet gets the node role by name.
+        client.RbacAuthorizationV1Api(api).create_cluster_role_binding({
+            "metadata": {"name": f"stratops-local-{node.name}"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "system:node"},
+            "subjects": [{"kind": "User", "name": user, "apiGroup": "rbac.authorization.k8s.io"}]})
+        apply(api, api_address_policy(node.gateway, api_port))
+        self.node = node
+        node.start()
+        core = client.CoreV1Api(api)
+        self._wait(node.kubelet_component, lambda: node.ready(core))
+        self.log(f"real node {node.name} Ready in {time.monotonic() - began:.1f}s (pods on {node.subnet})")
 
     def stop(self) -> None:
         """Stop every component (reverse start order) and remove the working directory."""
         if self._stopped:
             return
         self._stopped = True
+        if self.node is not None:
+            self.node.stop()  # its own order: kubelet, containers, containerd, mounts, bridge, cgroups
         for c in reversed(self.components):
             c.stop()
         if self.workdir and self.workdir.exists() and not os.environ.get("STRATOPS_KEEP_CONTROLPLANE"):
