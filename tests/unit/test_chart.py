@@ -83,7 +83,11 @@ def test_defaults_are_namespaced_least_privilege():
     assert role["metadata"]["namespace"] == "desk"
     verbs = {(g, r): set(rule["verbs"]) for rule in role["rules"] for g in rule["apiGroups"] for r in rule["resources"]}
     deleters = {k for k, v in verbs.items() if "delete" in v}
-    assert deleters == {("", "pods")}, "deletion is the garbage collector's, but for foreign pods of a halted strategy"
+    # Deletion is the garbage collector's, but for foreign pods of a halted strategy and a
+    # strategy identity someone else made first (a ServiceAccount's tokens die only with it).
+    assert deleters == {("", "pods"), ("", "serviceaccounts"), ("rbac.authorization.k8s.io", "roles"),
+                        ("rbac.authorization.k8s.io", "rolebindings")}
+    assert not {"escalate", "bind", "impersonate"} & set().union(*verbs.values())
     assert "*" not in set().union(*verbs.values())
     assert verbs[("", "secrets")] == {"get"}, "secrets: get by name, never list or watch"
     assert ("", "namespaces") not in verbs and ("kopf.dev", "kopfpeerings") in verbs
@@ -231,7 +235,7 @@ def test_the_chart_ships_the_generated_admission_policies():
     assert rendered == {b["metadata"]["name"]: b["spec"] for b in bindings("ops-stratops", selector)}
     # a second release binds the policies another release installed
     others = kinds(render("admissionPolicies.installPolicies=false"))
-    assert "ValidatingAdmissionPolicy" not in others and len(others["ValidatingAdmissionPolicyBinding"]) == 3
+    assert "ValidatingAdmissionPolicy" not in others and len(others["ValidatingAdmissionPolicyBinding"]) == 4
 
 
 def test_dashboard_queries_are_valid_promql(tmp_path):

@@ -980,6 +980,7 @@ class Refuses:
     def __getattr__(self, name: str) -> Any:
         def call(*args: Any, **kwargs: Any) -> Any:
             if name in self.refused:
+                self.calls.append(f"refused:{name}")
                 raise ApiException(status=500, reason=f"{name} refused (test)")
             self.calls.append(name)
             body = next((a for a in args if isinstance(a, dict)), {})
@@ -1001,6 +1002,8 @@ def _executor(refused: set[str]) -> tuple["Executor", list[str]]:
     ex.core = Refuses(calls, refused)  # type: ignore[assignment]
     ex.apps = Refuses(calls, refused)  # type: ignore[assignment]
     ex.custom = Refuses(calls, refused)  # type: ignore[assignment]
+    ex.rbac = Refuses(calls, refused)  # type: ignore[assignment]
+    ex.identities = set()
     from stratops.k8s.audit import AuditLog
 
     ex.audit = AuditLog(Refuses(calls, refused | {"get_namespaced_custom_object", "list_namespaced_custom_object",
@@ -1009,7 +1012,9 @@ def _executor(refused: set[str]) -> tuple["Executor", list[str]]:
 
 
 OPTIONAL = {"create_namespaced_event", "create_namespaced_config_map", "read_namespaced_config_map",
-            "create_namespaced_custom_object", "patch_namespaced_custom_object_status", "get_namespaced_custom_object"}
+            "create_namespaced_custom_object", "patch_namespaced_custom_object_status", "get_namespaced_custom_object",
+            # the pods' identity: without it they cannot acknowledge, and the deadline scales them to 0
+            "create_namespaced_service_account", "create_namespaced_role", "create_namespaced_role_binding"}
 
 
 def test_a_kill_is_carried_out_when_every_optional_write_fails():
@@ -1020,6 +1025,7 @@ def test_a_kill_is_carried_out_when_every_optional_write_fails():
     ex, calls = _executor(OPTIONAL)
     ex.execute("desk", "mean-revert", "u-1", "1", plan, T0, has_ack_configmap=False)
     assert "replace_namespaced_config_map" in calls  # HALTED written
+    assert "refused:create_namespaced_service_account" in calls  # the identity was tried, and refused
     assert "replace_namespaced_custom_object_status" in calls  # the latch recorded
     assert ex.audit.pending() == len(plan.status.audit.pending), "the trail's entries kept for a retry"
     # at the deadline: scaled to 0, and the incident that says so cannot be created: still done
@@ -1043,3 +1049,96 @@ def test_without_the_status_write_the_decision_is_retried_not_lost():
     else:
         raise AssertionError("a status that cannot be written must fail the pass (it is retried)")
     assert "replace_namespaced_config_map" in calls, "HALTED went first"
+
+
+# -- real pods: identity, probes, placement, exits ----------------------------------------
+def test_pods_run_as_the_strategys_own_identity_with_probes_and_placement():
+    tpl = {"nodeSelector": {"desk": "fx-trading"},
+           "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "trading", "effect": "NoSchedule"}]}
+    m = manifests.deployment(NAME, "desk", "u-1", spec(podTemplate=tpl), "1.4.2", 1)
+    pod = m["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == manifests.identity_name(NAME) == f"{NAME}-strategy"
+    assert pod["nodeSelector"] == {"desk": "fx-trading"} and pod["tolerations"][0]["key"] == "dedicated"
+    c = pod["containers"][0]
+    assert c["readinessProbe"]["httpGet"] == {"path": "/ready", "port": manifests.PROBE_PORT}
+    assert {"name": "STRATOPS_PROBE_PORT", "value": str(manifests.PROBE_PORT)} in c["env"]
+    # Placement and probes are the operator's: taking them away is drift.
+    for change in (lambda p: p.pop("tolerations"), lambda p: p.update(serviceAccountName="default"),
+                   lambda p: p["containers"][0].pop("readinessProbe"), lambda p: p.update(nodeSelector={})):
+        live = json.loads(json.dumps(m))
+        change(live["spec"]["template"]["spec"])
+        assert manifests.fingerprint(live) != manifests.fingerprint(m)
+    # API-server defaults on the probe are not drift.
+    live = json.loads(json.dumps(m))
+    live["spec"]["template"]["spec"]["containers"][0]["readinessProbe"].update(timeoutSeconds=1, successThreshold=1,
+                                                                                httpGet={"path": "/ready", "port": 8080, "scheme": "HTTP"})
+    assert manifests.fingerprint(live) == manifests.fingerprint(m)
+
+
+def test_the_identity_grants_exactly_its_own_two_configmaps():
+    sa, role, binding = manifests.identity(NAME, "desk", "u-1")
+    assert sa["kind"] == "ServiceAccount" and sa["metadata"]["ownerReferences"][0]["uid"] == "u-1"
+    assert role["rules"] == [
+        {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": [f"{NAME}-control"], "verbs": ["get", "list", "watch"]},
+        {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": [f"{NAME}-ack"], "verbs": ["patch"]},
+    ]
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": f"{NAME}-strategy", "namespace": "desk"}]
+    assert binding["roleRef"]["name"] == role["metadata"]["name"] == sa["metadata"]["name"]
+
+
+def _killed_to_zero(w: World) -> list[str]:
+    w.run_until(lambda w: w.status.phase and w.status.phase.value == "Running")
+    w.step(commands=cmd("kill", "drill"))
+    w.run_until(lambda w: w.dep_manifest["spec"]["replicas"] == 0, steps=3)
+    names = [p.name for p in w.pods()] or w.status.kill_switch.pods
+    assert w.status.kill_switch.pods == names
+    return names
+
+
+def test_clean_exits_after_halted_are_recorded_per_pod():
+    w = World(spec(replicas=2))
+    names = _killed_to_zero(w)
+    assert len(names) == 2
+    w.strategy_acks = False
+    gen = w.control.generation
+    w.acks = {n: Acknowledgement(pod=n, generation=gen, trading_state=TradingState.HALTED, at=w.now, open_orders=0,
+                                 exiting=True) for n in names}
+    p = w.step(1, pods=())
+    ks = w.status.kill_switch
+    assert ks.completed_at is not None and ks.exits_final_at is not None
+    assert [e.clean for e in ks.exits] == [True, True]
+    assert [e.reason for e in p.events if e.reason.startswith("Pod")] == ["PodsExitedCleanly"]
+    p = w.step(1, pods=())
+    assert not [e for e in p.events if e.reason.startswith("Pod")]  # said once
+
+
+def test_an_exit_not_acknowledged_is_unclean_after_the_grace():
+    w = World()
+    (name,) = _killed_to_zero(w)
+    w.strategy_acks = False  # the last acknowledgement is HALTED, with no exit after it
+    w.acks = acks(w.control.generation, name)
+    p = w.step(1, pods=())
+    ks = w.status.kill_switch
+    assert ks.completed_at is not None and ks.exits_final_at is None  # an exit acknowledgement may be on its way
+    assert not ks.exits[0].clean and not [e for e in p.events if e.reason.startswith("Pod")]
+    p = w.step(11, pods=())
+    ks = w.status.kill_switch
+    assert ks.exits_final_at is not None and "not its exit" in ks.exits[0].detail
+    (ev,) = [e for e in p.events if e.reason.startswith("Pod")]
+    assert ev.reason == "PodExitUnclean" and ev.type == "Warning" and name in ev.message
+
+
+def test_an_exit_without_the_halt_or_with_orders_left_is_unclean():
+    from stratops.lifecycle.decide import pod_exits
+    from stratops.models.strategy import KillSwitchStatus
+
+    ks = KillSwitchStatus(latched=True, halt_generation=4, pods=["a", "b", "c", "d"])
+    got = {e.pod: e for e in pod_exits(ks, {
+        "a": Acknowledgement(pod="a", generation=3, trading_state=TradingState.ACTIVE, at=T0, exiting=True, open_orders=0),
+        "b": Acknowledgement(pod="b", generation=4, trading_state=TradingState.HALTED, at=T0, exiting=True, open_orders=2),
+        "c": Acknowledgement(pod="c", generation=4, trading_state=TradingState.HALTED, at=T0, exiting=True, open_orders=0),
+    })}
+    assert not got["a"].clean and "never acknowledged HALTED" in got["a"].detail
+    assert not got["b"].clean and "2 working orders" in got["b"].detail
+    assert got["c"].clean
+    assert not got["d"].clean and "no acknowledgement" in got["d"].detail

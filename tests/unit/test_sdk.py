@@ -492,3 +492,32 @@ def test_halted_risk_reducing_orders_are_not_held_to_max_position_as_before():
     # A throttle may have lowered max position below the open one: a halted strategy must still reduce.
     g = guard(controlled(TradingState.HALTED, pos=100, reducing=True, max_order_volume=50), clock=ticking())
     assert g.check(Order("sell", 20), 150).allowed
+
+
+def test_the_exit_acknowledgement_comes_last_and_says_so():
+    src, acks = MemorySource(), MemoryAcks()
+    working = [1, 2]
+    c = StrategyControl("pod-0", src, acks, open_orders=lambda: len(working))
+    c.acknowledge_exit()
+    assert acks.acks == []  # nothing applied: nothing to say
+    src.doc = doc(TradingState.HALTED, gen=3)
+    c.poll()
+    working.clear()  # the strategy cancelled its working orders on SIGTERM
+    c.acknowledge_exit()
+    last = acks.acks[-1]
+    assert last.exiting is True and last.generation == 3 and last.open_orders == 0
+    assert last.trading_state == TradingState.HALTED and acks.acks[0].exiting is None
+
+
+def test_the_mounted_file_wins_when_it_is_newer_than_what_the_watch_saw(tmp_path):
+    from stratops.sdk import FileControl, WatchControl
+
+    f = tmp_path / "control.json"
+    w = WatchControl.__new__(WatchControl)  # no API here: the watch's state as a stuck watch leaves it
+    w.fallback, w.connected, w._doc = FileControl(f), True, doc(gen=4)
+    assert w.read().generation == 4  # no file yet
+    f.write_text(doc(TradingState.HALTED, gen=5).to_json())
+    assert w.read().generation == 5 and w.read().trading_state == TradingState.HALTED
+    f.write_text(doc(gen=3).to_json())
+    assert w.read().generation == 4  # never back to an older document
+

@@ -73,10 +73,22 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 - apiGroups: [apps]
   resources: [deployments]
   verbs: [get, list, watch, create, update]
-# The control and acknowledgement ConfigMaps of each strategy, and monitor baselines.
+# The control and acknowledgement ConfigMaps of each strategy, and monitor baselines. patch
+# adds no power to update; it is here because RBAC lets the operator grant in a strategy's Role
+# (patch of its ack ConfigMap) only what it holds itself.
 - apiGroups: [""]
   resources: [configmaps]
-  verbs: [get, list, watch, create, update]
+  verbs: [get, list, watch, create, update, patch]
+# Each strategy's pod identity (lifecycle.manifests.identity): a ServiceAccount, and a Role and
+# RoleBinding that grant it its own two ConfigMaps by name. Made again (delete, create) when one
+# was made by someone else. The operator holds no escalate or bind: a Role it makes can grant
+# only the ConfigMap rights above.
+- apiGroups: [""]
+  resources: [serviceaccounts]
+  verbs: [get, create, delete]
+- apiGroups: [rbac.authorization.k8s.io]
+  resources: [roles, rolebindings]
+  verbs: [get, create, delete]
 # Strategy pods are observed (readiness, which pods must acknowledge, image verification); a
 # foreign pod running under a halted strategy's name (not its Deployment's) is deleted.
 - apiGroups: [""]

@@ -18,6 +18,9 @@ What they enforce:
   remove or alter it, an item that names groups is signed only by their members, and a gate's
   checklist (items, strategies, minSigners, session) is changed only by holders of
   `edit-checklist` and is frozen once signed (GitOps identities, `sign-for-others`, excepted);
+- acknowledgements: a strategy's pods (its ServiceAccount, `<strategy>-strategy`) write to its
+  ack ConfigMap only the key of their own pod, as the pod-bound token names it
+  (`authentication.kubernetes.io/pod-name`); RBAC keeps them out of every other ConfigMap.
 
 The RBAC verbs above exist only for these checks: the authorizer is asked whether the requesting
 user holds them on the object (the chart grants them; cluster-admin holds every verb).
@@ -46,7 +49,8 @@ POLICY_INCIDENTS = f"stratops-incidents.{GROUP}"
 POLICY_GATES = f"stratops-gates.{GROUP}"
 POLICY_TRADING_AUTHOR = f"stratops-trading-author.{GROUP}"
 POLICY_MODE_AUTHOR = f"stratops-mode-author.{GROUP}"
-VALIDATING = (POLICY_STRATEGIES, POLICY_INCIDENTS, POLICY_GATES)
+POLICY_ACKS = f"stratops-acks.{GROUP}"
+VALIDATING = (POLICY_STRATEGIES, POLICY_INCIDENTS, POLICY_GATES, POLICY_ACKS)
 MUTATING = (POLICY_TRADING_AUTHOR, POLICY_MODE_AUTHOR)
 
 # Whether the trading-relevant spec changed (stratops.models.strategy.TRADING_FIELDS). Absent
@@ -227,6 +231,44 @@ def gates_policy() -> dict[str, Any]:
     return _policy(POLICY_GATES, ["gates"], variables, validations)
 
 
+def acks_policy() -> dict[str, Any]:
+    """A strategy pod writes only its own acknowledgement (see the module's docstring)."""
+    from stratops.lifecycle.manifests import LABEL_COMPONENT, LABEL_STRATEGY, identity_name
+
+    sa = identity_name("' + oldObject.metadata.labels['" + LABEL_STRATEGY + "'] + '")
+    variables = [
+        ("pod", "size(request.userInfo.extra[?'authentication.kubernetes.io/pod-name'].orValue([])) == 1 ? "
+                "request.userInfo.extra['authentication.kubernetes.io/pod-name'][0] : ''"),
+        ("old", "oldObject.?data.orValue({})"),
+        ("new", "object.?data.orValue({})"),
+        ("changed", "variables.new.filter(k, !(k in variables.old) || variables.old[k] != variables.new[k]) + "
+                    "variables.old.filter(k, !(k in variables.new))"),
+    ]
+    validations = [
+        {"expression": "variables.pod != ''",
+         "message": ("an acknowledgement is written with the pod's own token (bound to the pod: "
+                     "authentication.kubernetes.io/pod-name), not a token of the ServiceAccount alone")},
+        {"expression": "variables.changed.all(k, k == variables.pod)",
+         "messageExpression": ("'data[' + variables.changed.filter(k, k != variables.pod)[0] + ']: pod ' + variables.pod + "
+                               "' may write only its own acknowledgement (data[' + variables.pod + '])'")},
+        {"expression": ("object.metadata.?labels == oldObject.metadata.?labels && "
+                        "object.metadata.?ownerReferences == oldObject.metadata.?ownerReferences && "
+                        "object.?binaryData == oldObject.?binaryData"),
+         "message": "metadata.labels, metadata.ownerReferences, binaryData: the operator's; a strategy pod writes only data"},
+    ]
+    policy = _policy(POLICY_ACKS, [], variables, validations)
+    policy["spec"]["matchConstraints"] = {
+        "resourceRules": [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["UPDATE"], "resources": ["configmaps"]}],
+        "objectSelector": {"matchLabels": {LABEL_COMPONENT: "ack"}},
+    }
+    # Only the strategy's own pods are held to this (the operator, which makes and takes over
+    # the ConfigMap, is not): the identity is read from the object as it was.
+    policy["spec"]["matchConditions"] = [{"name": "strategy-pods", "expression": (
+        f"has(oldObject.metadata.labels) && '{LABEL_STRATEGY}' in oldObject.metadata.labels && "
+        f"request.userInfo.username == 'system:serviceaccount:' + oldObject.metadata.namespace + ':{sa}'")}]
+    return policy
+
+
 def _author_policy(name: str, annotation: str, changed: str) -> dict[str, Any]:
     return {
         "apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingAdmissionPolicy",
@@ -246,7 +288,7 @@ def _author_policy(name: str, annotation: str, changed: str) -> dict[str, Any]:
 
 def policies() -> list[dict[str, Any]]:
     """Every policy, as the chart ships it (charts/stratops/files/admission-policies.yaml)."""
-    return [strategies_policy(), incidents_policy(), gates_policy(),
+    return [strategies_policy(), incidents_policy(), gates_policy(), acks_policy(),
             _author_policy(POLICY_TRADING_AUTHOR, ANNOTATION_TRADING_AUTHOR, TRADING_CHANGED),
             _author_policy(POLICY_MODE_AUTHOR, ANNOTATION_MODE_AUTHOR, MODE_CHANGED)]
 

@@ -44,6 +44,8 @@ class Executor:
         self.core = client.CoreV1Api(api)
         self.apps = client.AppsV1Api(api)
         self.custom = client.CustomObjectsApi(api)
+        self.rbac = client.RbacAuthorizationV1Api(api)
+        self.identities: set[str] = set()  # strategy uids whose identity this process has ensured
         from stratops.k8s.audit import AuditLog
 
         self.audit = AuditLog(self.custom)
@@ -112,6 +114,38 @@ class Executor:
         log.warning("ConfigMap %s/%s existed without the strategy's ownership: taken over and emptied", ns, name)
         self.core.replace_namespaced_config_map(name, ns, {**body, "metadata": {
             **body["metadata"], "resourceVersion": current.metadata.resource_version}})
+
+    def ensure_identity(self, namespace: str, strategy: str, uid: str) -> bool:
+        """The strategy pods' ServiceAccount, Role and RoleBinding, as manifests.identity says.
+        One that exists but is not the strategy's, or grants something else, is deleted and made
+        again: a ServiceAccount made in advance by someone else may have tokens out, and a new
+        ServiceAccount (a new uid) voids every one of them."""
+        ops = {
+            "ServiceAccount": (self.core.create_namespaced_service_account, self.core.read_namespaced_service_account,
+                               self.core.delete_namespaced_service_account),
+            "Role": (self.rbac.create_namespaced_role, self.rbac.read_namespaced_role, self.rbac.delete_namespaced_role),
+            "RoleBinding": (self.rbac.create_namespaced_role_binding, self.rbac.read_namespaced_role_binding,
+                            self.rbac.delete_namespaced_role_binding),
+        }
+        for body in manifests.identity(strategy, namespace, uid):
+            create, read, delete = ops[body["kind"]]
+            name = body["metadata"]["name"]
+            try:
+                create(namespace, body)
+                continue
+            except ApiException as e:
+                if e.status != 409:
+                    raise
+            current = self.api.sanitize_for_serialization(read(name, namespace))
+            owned = uid in {o.get("uid") for o in current["metadata"].get("ownerReferences") or []}
+            if owned and all(current.get(k) == body.get(k) for k in ("rules", "roleRef", "subjects")):
+                continue
+            log.warning("[%s/%s] %s %s was not the strategy's as made by the operator: made again", namespace, strategy,
+                        body["kind"], name)
+            delete(name, namespace)
+            create(namespace, body)
+        self.identities.add(uid)
+        return True
 
     def write_control(self, namespace: str, strategy: str, uid: str, doc_json: str) -> None:
         body = manifests.configmap(manifests.control_name(strategy), namespace, strategy, uid, "control",
@@ -265,6 +299,11 @@ class Executor:
     def execute(self, namespace: str, name: str, uid: str, resource_version: str, plan: Plan,
                 now: datetime, has_ack_configmap: bool) -> list[str]:
         """Carry out PLAN; returns the names of incidents created."""
+        if uid not in self.identities or plan.deployment is not None:
+            # Before the pods that run as it; once per process and on each Deployment write (a
+            # kill's too, best effort: without it the pods cannot acknowledge, and the deadline
+            # scales them to 0 all the same).
+            self._optional("the strategy's ServiceAccount", namespace, name, self.ensure_identity, namespace, name, uid)
         if not has_ack_configmap:
             self._optional("the ack ConfigMap", namespace, name, self.ensure_configmap,
                            manifests.configmap(manifests.ack_name(name), namespace, name, uid, "ack", {}))

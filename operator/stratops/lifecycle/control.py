@@ -101,6 +101,8 @@ class Acknowledgement(_Wire):
     control_hash: str | None = Field(default=None, max_length=64)  # content_hash() of the document applied
     exposure: float | None = Field(default=None, ge=0)  # gross exposure, reported by the strategy (exposure-linked kill)
     loss: float | None = Field(default=None, ge=0)  # today's loss as a positive number, reported by the strategy
+    # The process's last word, on SIGTERM: its working orders are cancelled and it is exiting.
+    exiting: bool | None = None
 
 
 def parse_control(data: dict[str, str] | None) -> ControlDocument | None:

@@ -26,7 +26,7 @@ from stratops.models.common import Condition, parse_duration
 from stratops.models.monitor import IncidentClass, Severity
 from stratops.recovery.classes import ACTIONS
 from stratops.models.strategy import (
-    Approval, BlockedVersion, BrokerStatus, ControlStatus, EffectiveLimits, KillSwitchStatus, Mode, Phase,
+    Approval, BlockedVersion, BrokerStatus, ControlStatus, EffectiveLimits, KillSwitchStatus, Mode, Phase, PodExit,
     Reconciliation, ResumeStatus, Revision, RolloutStatus, StrategySpec, StrategyStatus,
     ThrottleStatus, TradingState, trading_changes, trading_hash, trading_spec, with_trading,
 )
@@ -796,7 +796,8 @@ def decide(spec: StrategySpec, status: StrategyStatus, obs: Observations) -> Pla
         if ks.completed_at is not None or is_acked or now >= deadline:
             replicas = 0
             if ks.acknowledged is None and ks.completed_at is None:
-                ks = st.kill_switch = ks.model_copy(update={"acknowledged": is_acked})
+                running = sorted(p.name for p in obs.pods if not p.terminating and not _foreign(obs.name, p))
+                ks = st.kill_switch = ks.model_copy(update={"acknowledged": is_acked, "pods": running})
                 if not is_acked:
                     inc = _incident_name(obs.name, "unacked-halt", ks.at.isoformat())
                     pods = ", ".join(sorted(p.name for p in ready_pods if (a := obs.acks.get(p.name)) is None or a.generation < ks.halt_generation))
@@ -811,6 +812,7 @@ def decide(spec: StrategySpec, status: StrategyStatus, obs: Observations) -> Pla
                 plan.kill_switch_seconds = (now - ks.at).total_seconds()
                 plan.events.append(Event("Normal", "KillSwitchCompleted",
                                          f"halted and scaled to 0 in {plan.kill_switch_seconds:.2f}s (acknowledged: {ks.acknowledged})"))
+            _record_exits(st, plan, obs, now)
         else:
             replicas = current
             plan.wake_in((deadline - now).total_seconds())
@@ -918,6 +920,49 @@ def decide(spec: StrategySpec, status: StrategyStatus, obs: Observations) -> Pla
             if detail:
                 plan.incident_containment.append((inc.name, detail))
     return plan
+
+
+EXIT_GRACE = timedelta(seconds=10)  # for an exit acknowledgement still on its way when the pods are gone
+
+
+def pod_exits(ks: KillSwitchStatus, acks: dict[str, Acknowledgement]) -> list[PodExit]:
+    """How each pod of KS.pods ended, from its last acknowledgement (the SDK's, on SIGTERM)."""
+    out = []
+    for pod in ks.pods or []:
+        a = acks.get(pod)
+        if a is None:
+            out.append(PodExit(pod=pod, clean=False, detail="no acknowledgement at all"))
+        elif ks.halt_generation is not None and (a.generation < ks.halt_generation or a.trading_state != TradingState.HALTED):
+            out.append(PodExit(pod=pod, clean=False, detail=(
+                f"never acknowledged HALTED (last: generation {a.generation}, {a.trading_state.value}): stopped by SIGKILL "
+                "at the grace period, or crashed")))
+        elif not a.exiting:
+            out.append(PodExit(pod=pod, clean=False, detail=(
+                "acknowledged HALTED but not its exit: stopped by SIGKILL at the grace period, or crashed")))
+        elif a.open_orders:
+            out.append(PodExit(pod=pod, clean=False, detail=f"exited with {a.open_orders} working orders"))
+        else:
+            out.append(PodExit(pod=pod, clean=True, detail=f"acknowledged HALTED, cancelled its orders, exited at {a.at.isoformat()}"))
+    return out
+
+
+def _record_exits(st: StrategyStatus, plan: Plan, obs: Observations, now: datetime) -> None:
+    """Once the strategy is at 0: whether each pod that was trading exited cleanly after
+    HALTED. Settled (and said in an Event) when all did, or EXIT_GRACE after completion."""
+    ks = st.kill_switch
+    if ks is None or ks.completed_at is None or ks.exits_final_at is not None or ks.pods is None:
+        return
+    exits = pod_exits(ks, obs.acks)
+    unclean = [e for e in exits if not e.clean]
+    final = not unclean or now >= ks.completed_at + EXIT_GRACE
+    st.kill_switch = ks.model_copy(update={"exits": exits, "exits_final_at": now if final else None})
+    if not final:
+        plan.wake_in((ks.completed_at + EXIT_GRACE - now).total_seconds())
+    elif unclean:
+        plan.events.append(Event("Warning", "PodExitUnclean", "; ".join(f"{e.pod}: {e.detail}" for e in unclean)))
+    elif exits:
+        plan.events.append(Event("Normal", "PodsExitedCleanly",
+                                 f"{len(exits)}/{len(exits)} pods acknowledged HALTED, cancelled their orders and exited"))
 
 
 def _containment(inc: IncidentView, st: StrategyStatus, plan: Plan, dep: DeploymentView | None, ready: bool,

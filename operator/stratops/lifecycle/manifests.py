@@ -4,6 +4,10 @@
   mounted read-only at /etc/stratops/control.
 - ConfigMap `<strategy>-control`: the control document (written by the operator only).
 - ConfigMap `<strategy>-ack`: acknowledgements, one key per pod (written by the SDK only).
+- ServiceAccount `<strategy>-strategy`, the pods' identity, with a Role and RoleBinding of the
+  same name that allow exactly: get, list and watch of the control ConfigMap and patch of the
+  ack ConfigMap, by name. Another strategy's documents, and every control document's writing,
+  are out of its reach; which key of the ack it may write is admission's (the pod's own).
 
 The fingerprint covers every field of the Deployment the operator sets (and extra containers,
 volumes or env), so a change made by anyone else (config drift) is seen and reverted.
@@ -30,6 +34,9 @@ LABEL_COMPONENT = "stratops.io/component"
 ANNOTATION_DESIRED = "stratops.io/desired-fingerprint"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "stratops"}
 CONTAINER = "strategy"
+# The SDK's `serve` answers the probes here (STRATOPS_PROBE_PORT tells the process).
+PROBE_PORT = 8080
+READY_PATH, LIVE_PATH = "/ready", "/live"
 
 
 def control_name(strategy: str) -> str:
@@ -38,6 +45,11 @@ def control_name(strategy: str) -> str:
 
 def ack_name(strategy: str) -> str:
     return f"{strategy}-ack"
+
+
+def identity_name(strategy: str) -> str:
+    """The strategy pods' ServiceAccount (and its Role and RoleBinding)."""
+    return f"{strategy}-strategy"
 
 
 def owner_reference(strategy: str, uid: str) -> dict[str, Any]:
@@ -65,6 +77,7 @@ def deployment(name: str, namespace: str, uid: str, spec: StrategySpec, version:
         {"name": "STRATOPS_POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
         {"name": "STRATOPS_CONTROL_FILE", "value": f"{MOUNT_PATH}/control.json"},
         {"name": "STRATOPS_VERSION", "value": version},
+        {"name": "STRATOPS_PROBE_PORT", "value": str(PROBE_PORT)},
     ]
     for e in (spec.pod_template.env if spec.pod_template and spec.pod_template.env else []):
         if e.name.startswith(RESERVED_ENV_PREFIX):
@@ -78,7 +91,15 @@ def deployment(name: str, namespace: str, uid: str, spec: StrategySpec, version:
         "image": image or image_ref(spec, version),
         "env": env,
         "volumeMounts": [{"name": "control", "mountPath": MOUNT_PATH, "readOnly": True}],
+        "ports": [{"name": "probes", "containerPort": PROBE_PORT}],
+        # Ready once the process applied and acknowledged a control document (the SDK's serve):
+        # a pod that cannot hear the operator never counts toward a rollout.
+        "readinessProbe": {"httpGet": {"path": READY_PATH, "port": PROBE_PORT}, "periodSeconds": 2, "failureThreshold": 2},
+        # Restarted only when it stops answering for a minute: a restart of a trading process
+        # is itself an event, not a remedy for a slow second.
+        "livenessProbe": {"httpGet": {"path": LIVE_PATH, "port": PROBE_PORT}, "periodSeconds": 10, "failureThreshold": 6},
     }
+    tpl = spec.pod_template
     res = spec.pod_template.resources if spec.pod_template else None
     if res is not None and (res.requests or res.limits):
         container["resources"] = {k: v for k, v in (("requests", res.requests), ("limits", res.limits)) if v}
@@ -95,9 +116,15 @@ def deployment(name: str, namespace: str, uid: str, spec: StrategySpec, version:
             "template": {
                 "metadata": {"labels": pod_labels},
                 "spec": {
+                    "serviceAccountName": identity_name(name),
                     "containers": [container],
                     "volumes": [{"name": "control", "configMap": {"name": control_name(name)}}],
+                    # SIGTERM first: the SDK cancels working orders, acknowledges its exit, and
+                    # the process ends well inside this.
                     "terminationGracePeriodSeconds": 30,
+                    **({"nodeSelector": dict(tpl.node_selector)} if tpl and tpl.node_selector else {}),
+                    **({"tolerations": [t.model_dump(exclude_none=True) for t in tpl.tolerations]}
+                       if tpl and tpl.tolerations else {}),
                 },
             },
         },
@@ -154,6 +181,7 @@ def _projection(dep: dict[str, Any]) -> dict[str, Any]:
             "volumeMounts": [{"name": m.get("name"), "mountPath": m.get("mountPath"), "readOnly": bool(m.get("readOnly"))}
                              for m in c.get("volumeMounts") or []],
             "command": c.get("command"), "args": c.get("args"),
+            "probes": [((c.get(k) or {}).get("httpGet") or {}).get("path") for k in ("readinessProbe", "livenessProbe")],
         })
     volumes = [{"name": v.get("name"), "configMap": (v.get("configMap") or {}).get("name")} for v in pod.get("volumes") or []]
     return {
@@ -161,6 +189,8 @@ def _projection(dep: dict[str, Any]) -> dict[str, Any]:
         "labels": (tpl.get("metadata") or {}).get("labels") or {},
         "containers": containers, "initContainers": len(pod.get("initContainers") or []),
         "volumes": volumes, "serviceAccountName": pod.get("serviceAccountName") or "default",
+        "nodeSelector": pod.get("nodeSelector") or {},
+        "tolerations": [{k: t.get(k) for k in ("key", "operator", "value", "effect")} for t in pod.get("tolerations") or []],
     }
 
 
@@ -176,3 +206,22 @@ def configmap(name: str, namespace: str, strategy: str, uid: str, component: str
                      "ownerReferences": [owner_reference(strategy, uid)]},
         "data": data,
     }
+
+
+def identity(strategy: str, namespace: str, uid: str) -> list[dict[str, Any]]:
+    """The strategy pods' ServiceAccount, Role and RoleBinding (see the module's docstring)."""
+    name = identity_name(strategy)
+    meta = {"name": name, "namespace": namespace, "labels": {LABEL_STRATEGY: strategy, LABEL_COMPONENT: "identity", **MANAGED_BY},
+            "ownerReferences": [owner_reference(strategy, uid)]}
+    return [
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": meta, "rules": [
+            # list and watch by name: the SDK's watch carries fieldSelector metadata.name.
+            {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": [control_name(strategy)],
+             "verbs": ["get", "list", "watch"]},
+            {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": [ack_name(strategy)], "verbs": ["patch"]},
+        ]},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": meta,
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+         "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": namespace}]},
+    ]

@@ -99,8 +99,21 @@ class Resources(Model):
         return value
 
 
+class Toleration(Model):
+    """A taint the strategy's pods tolerate (as in a Pod): dedicated trading nodes, say."""
+
+    key: str | None = Field(default=None, max_length=316, description="Taint key; empty with Exists: every taint.")
+    operator: Literal["Exists", "Equal"] = Field(default="Equal", description="Exists or Equal.")
+    value: str | None = Field(default=None, max_length=63, description="Taint value, for Equal.")
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = Field(default=None, description="Effect; empty: all.")
+
+
 class PodTemplate(Model):
     """Overrides applied to the strategy's pod."""
+
+    node_selector: dict[str, Annotated[str, Field(max_length=63)]] | None = Field(
+        default=None, max_length=20, description="Node labels the pods must land on (dedicated trading nodes).")
+    tolerations: list[Toleration] | None = Field(default=None, max_length=20, description="Taints the pods tolerate.")
 
     env: list[EnvVar] | None = Field(default=None, max_length=100, description="Extra environment variables.")
     resources: Resources | None = Field(default=None, description="Container resources.")
@@ -393,6 +406,15 @@ class ControlStatus(Model):
     hash: str | None = Field(default=None, description="SHA-256 of the control document last written.")
 
 
+class PodExit(Model):
+    """How one pod that was trading when the kill-switch latched ended."""
+
+    pod: str = Field(description="The pod.")
+    clean: bool = Field(description=("True when it acknowledged HALTED and then, on SIGTERM, acknowledged its exit with "
+                                     "no working order left (the SDK's last acknowledgement)."))
+    detail: str = Field(default="", description="What its last acknowledgement said.")
+
+
 class KillSwitchStatus(Model):
     """The latched kill-switch."""
 
@@ -409,6 +431,10 @@ class KillSwitchStatus(Model):
     rearmed_by: str | None = Field(default=None, description="Who re-armed it.")
     rearmed_at: datetime | None = Field(default=None, description="When it was re-armed.")
     scope: str | None = Field(default=None, description="What the decision covered: this strategy, a label selector, or all.")
+    pods: list[str] | None = Field(default=None, description="The pods running when the scale to 0 was decided.")
+    exits: list[PodExit] | None = Field(default=None, description="How each of those pods ended (after completedAt).")
+    exits_final_at: datetime | None = Field(default=None, description=(
+        "When the exits were settled and reported (an Event): at once when every pod exited cleanly, else after a grace."))
 
 
 class ThrottleStatus(Model):
