@@ -1,7 +1,8 @@
 """An example strategy that uses the stratops SDK: mean reversion, paper-traded on a simulated feed.
 
-In a pod started by stratops it finds its control document and identity in the environment.
-For a local run against a cluster, name them:
+In a pod started by stratops (the image examples/strategy-app/Dockerfile builds) it finds its
+identity in the environment and follows its control document through a watch on the API, as
+the ServiceAccount the operator made for it. For a local run against a cluster, name them:
 
     python examples/strategy-app/paper_mean_revert.py --namespace desk --strategy mean-revert --pod local-0
 
@@ -9,6 +10,13 @@ It obeys the control document: HALTED cancels its working orders and sends nothi
 REDUCING only trades the position down; limits cap position and order rate, and the pre-trade
 controls (instruments, venues, order size and value, price collar, message rate) are checked
 against the simulated mid price. Each new control generation is acknowledged after it is applied.
+On SIGTERM (a scale to 0, a node drain) it cancels its working orders and exits 0.
+
+In a pod it also answers the kubelet's probes and Prometheus on STRATOPS_PROBE_PORT (8080):
+/ready once the first control document is applied, /live, /metrics with the series the twelve
+example monitors query. Two switches make it misbehave, for drills and tests:
+EXAMPLE_IGNORE_HALTED=1 (it never applies, nor acknowledges, HALTED: a hung process) and a
+version beginning with "crash" (it exits at once: a crash-looping release).
 """
 
 from __future__ import annotations
@@ -21,7 +29,7 @@ import time
 from dataclasses import dataclass, field
 
 from stratops.models.strategy import TradingState
-from stratops.sdk import ApiAcknowledger, ApiControl, Order, StrategyControl
+from stratops.sdk import ApiAcknowledger, ApiControl, Order, StrategyControl, serve
 
 
 @dataclass
@@ -79,7 +87,64 @@ class MeanRevert:
             self.rejected.append(decision.reason)
 
 
+class Metrics:
+    """The series the example monitors query (examples/monitors), kept plausible and healthy."""
+
+    def __init__(self, strategy: str) -> None:
+        from prometheus_client import Counter, Gauge, Histogram
+
+        lab = {"strategy": strategy}
+        self.lab = lab
+        self.bar_ts = Gauge("stratops_strategy_last_bar_timestamp_seconds", "Time of the last bar.", ["strategy", "symbol"])
+        self.bars = Counter("stratops_strategy_bars_total", "Bars received.", ["strategy", "feed"])
+        self.feature = Gauge("stratops_strategy_feature_value", "Latest feature value.", ["strategy", "feature"])
+        self.importance = Gauge("stratops_strategy_feature_importance", "Feature importance.", ["strategy", "feature"])
+        self.health = Gauge("stratops_strategy_healthcheck_up", "1 while the strategy is healthy.", ["strategy"])
+        self.order_latency = Histogram("stratops_strategy_order_latency_seconds", "Order round trip.", ["strategy"])
+        self.signal_latency = Histogram("stratops_strategy_signal_latency_seconds", "Bar to signal.", ["strategy"])
+        self.queue = Gauge("stratops_strategy_queue_depth", "Unprocessed messages.", ["strategy"])
+        self.signal = Gauge("stratops_strategy_signal", "Latest signal.", ["strategy"])
+        self.pnl = Gauge("stratops_strategy_daily_pnl", "Today's PnL.", ["strategy"])
+        self.pnl_symbol = Gauge("stratops_strategy_daily_pnl_by_symbol", "Today's PnL by symbol.", ["strategy", "symbol"])
+        self.cost = Gauge("stratops_strategy_realised_cost_bps", "Realised cost.", ["strategy"])
+        self.health.labels(**lab).set(1)
+        for i, f in enumerate(("zscore", "spread", "momentum", "volume", "volatility", "carry")):
+            self.importance.labels(feature=f, **lab).set(1.0 / (i + 1))
+
+    def bar(self, strategy: "MeanRevert", signal_: float) -> None:
+        lab = self.lab
+        self.bar_ts.labels(symbol=strategy.instrument, **lab).set(time.time())
+        for feed in ("primary", "backup"):
+            self.bars.labels(feed=feed, **lab).inc()
+        self.feature.labels(feature="zscore", **lab).set(signal_)
+        self.signal.labels(**lab).set(signal_)
+        self.signal_latency.labels(**lab).observe(0.002)
+        self.order_latency.labels(**lab).observe(0.004)
+        self.queue.labels(**lab).set(0)
+        pnl = strategy.book.cash + strategy.book.position * strategy.price
+        self.pnl.labels(**lab).set(pnl)
+        self.pnl_symbol.labels(symbol=strategy.instrument, **lab).set(pnl)
+        self.cost.labels(**lab).set(0.4)
+
+
+class IgnoresHalted:
+    """A control source that never shows HALTED: the hung process of a drill (it goes on with
+    the last document it applied, and never acknowledges the halt)."""
+
+    def __init__(self, source) -> None:  # type: ignore[no-untyped-def]
+        self.source, self.last = source, None
+        self.changed = getattr(source, "changed", None)
+
+    def read(self):  # type: ignore[no-untyped-def]
+        doc = self.source.read()
+        if doc is not None and doc.trading_state != TradingState.HALTED:
+            self.last = doc
+        return self.last
+
+
 def main(argv: list[str] | None = None) -> int:
+    import os
+
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--namespace")
     p.add_argument("--strategy")
@@ -87,14 +152,28 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", type=int, default=0, help="stop after N steps (0: run until SIGTERM)")
     p.add_argument("--interval", type=float, default=0.1)
     args = p.parse_args(argv)
+    version = os.environ.get("STRATOPS_VERSION", "")
+    if version.startswith("crash"):
+        print(f"version {version}: exiting at start (a crash-looping release, on purpose)", flush=True)
+        return 3
     book = PaperBook()
-    if args.namespace and args.strategy and args.pod:
+    in_pod = not (args.namespace and args.strategy and args.pod)
+    if not in_pod:
         control = StrategyControl(args.pod, ApiControl(args.namespace, args.strategy),
                                   ApiAcknowledger(args.namespace, args.strategy),
                                   position=lambda: book.position, open_orders=lambda: len(book.working))
     else:
         control = StrategyControl.from_environment(position=lambda: book.position, open_orders=lambda: len(book.working))
+    if os.environ.get("EXAMPLE_IGNORE_HALTED") == "1":
+        control.source = IgnoresHalted(control.source)
     strategy = MeanRevert(control, book)
+    control.on_change(lambda doc: print(f"control generation {doc.generation}: {doc.trading_state.value}"
+                                        + (f" ({doc.reason})" if doc.reason else ""), flush=True))
+    metrics = None
+    if in_pod:
+        metrics = Metrics(os.environ.get("STRATOPS_STRATEGY", "strategy"))
+        serve(control, int(os.environ.get("STRATOPS_PROBE_PORT", "8080")))
+        control.run_in_background(0.2)  # HALTED applied as soon as the watch sees it, between steps too
     running = True
 
     def stop(*_: object) -> None:
@@ -105,9 +184,15 @@ def main(argv: list[str] | None = None) -> int:
     n = 0
     while running and (args.steps == 0 or n < args.steps):
         strategy.step()
+        if metrics is not None:
+            metrics.bar(strategy, (strategy.mean - strategy.price) / 0.0005)
         n += 1
         time.sleep(args.interval)
-    print(f"steps={n} fills={book.fills} position={book.position:g} rejected={len(strategy.rejected)}", flush=True)
+    cancelled = book.cancel_all()
+    control.acknowledge_exit()
+    print(f"stopping: cancelled {cancelled} working orders; steps={n} fills={book.fills} position={book.position:g} "
+          f"rejected={len(strategy.rejected)}; exiting cleanly", flush=True)
+    control.stop()
     return 0
 
 

@@ -2,7 +2,7 @@
 
 A strategy process does three things with it:
 
-    control = StrategyControl.from_environment()      # mounted file in a pod; API for local runs
+    control = StrategyControl.from_environment()      # in a pod: a watch on the API, the mounted file as fallback
     control.on_change(lambda doc: broker.cancel_all() if doc.trading_state == "HALTED" else None)
     ...
     order = Order(side="buy", quantity=10, instrument="EURUSD", venue="LMAX", price=1.1012)
@@ -12,7 +12,13 @@ A strategy process does three things with it:
 `StrategyControl.poll()` (call it in the main loop, or run `run_in_background()`) reads the
 control document; when its generation changes it applies it to the guard, runs the callbacks
 (cancel open orders on HALTED, for instance), and then acknowledges the generation, so the
-operator can verify the action instead of hoping.
+operator can verify the action instead of hoping. In a pod the document arrives through a
+watch on the API (`WatchControl`: within a second of the operator's write; a mounted ConfigMap
+file lags the kubelet's sync period, up to a minute and more), and the mounted file is the
+fallback while the API cannot be reached. `serve(control, port)` answers the pod's probes
+(/ready once the first document is applied and acknowledged, /live) and Prometheus (/metrics).
+On SIGTERM a strategy cancels its working orders and calls `acknowledge_exit()` before it exits:
+the operator records, per pod, whether it exited cleanly after HALTED.
 
 The guard is strict, stricter than NautilusTrader's REDUCING: reduce-only means the absolute
 position never grows and no order may exceed the open position, so nothing opens from flat.
@@ -38,7 +44,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from stratops.lifecycle.control import CONTROL_KEY, Acknowledgement, ControlDocument, PreTradeControls
 from stratops.lifecycle.manifests import ack_name, control_name
@@ -242,6 +248,72 @@ class ApiControl:
         return ControlDocument.model_validate_json(raw) if raw else None
 
 
+class WatchControl:
+    """The control document followed through a watch on its ConfigMap (the operator's write
+    reaches the strategy in well under a second), with the mounted file as the fallback while
+    the API cannot be reached. `changed` is set on each new document, so a loop can wake at once."""
+
+    def __init__(self, namespace: str, strategy: str, api: object | None = None, fallback: FileControl | None = None,
+                 retry: float = 1.0) -> None:
+        from kubernetes import client
+
+        from stratops.k8s.client import api_client
+
+        self.core = client.CoreV1Api(api or api_client())
+        self.namespace, self.name = namespace, control_name(strategy)
+        self.fallback, self.retry = fallback, retry
+        self.changed = threading.Event()
+        self.connected = False
+        self._doc: ControlDocument | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._follow, name=f"stratops-watch-{self.name}", daemon=True)
+        self._thread.start()
+
+    def _take(self, raw: str | None) -> None:
+        if not raw:
+            return
+        try:
+            doc = ControlDocument.model_validate_json(raw)
+        except ValueError:
+            return  # unreadable: keep what was in force (the operator reports and rewrites it)
+        if self._doc is None or doc.generation > self._doc.generation:
+            self._doc = doc
+            self.changed.set()
+
+    def _follow(self) -> None:
+        from kubernetes import watch
+
+        while not self._stop.is_set():
+            w = watch.Watch()
+            try:
+                for event in w.stream(self.core.list_namespaced_config_map, self.namespace,
+                                      field_selector=f"metadata.name={self.name}", timeout_seconds=60,
+                                      _request_timeout=(5, 90)):
+                    self.connected = True
+                    self._take(((event.get("object") and event["object"].data) or {}).get(CONTROL_KEY))
+                    if self._stop.is_set():
+                        break
+            except Exception:  # noqa: BLE001 - the API is away: the file serves until it is back
+                self.connected = False
+                self.changed.set()  # let the loop look at the file now
+            finally:
+                w.stop()
+            self._stop.wait(self.retry)
+
+    def read(self) -> ControlDocument | None:
+        doc = self._doc
+        if self.fallback is not None:
+            # Always compared, not only while disconnected: a watch stuck on a half-open
+            # connection looks connected, and the file (a sync period late) then still wins.
+            mounted = self.fallback.read()
+            if mounted is not None and (doc is None or mounted.generation > doc.generation):
+                doc = mounted
+        return doc
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
 class ApiAcknowledger:
     """Writes this pod's acknowledgement into the strategy's ack ConfigMap (its own key only)."""
 
@@ -271,13 +343,16 @@ class StrategyControl:
         self._callbacks: list[Callable[[ControlDocument], None]] = []
         self._reported: dict[str, float | None] = {}
         self._stop = threading.Event()
+        self._lock = threading.Lock()  # the main loop and run_in_background may both poll
 
     @classmethod
     def from_environment(cls, **kw: object) -> "StrategyControl":
-        """In a pod started by stratops: the mounted file and the pod's identity from env."""
+        """In a pod started by stratops: its identity from the environment, the control document
+        through a watch on the API (as the pod's own ServiceAccount, which may read only it), the
+        mounted file while the API cannot be reached."""
         ns, strategy, pod = (os.environ[k] for k in ("STRATOPS_NAMESPACE", "STRATOPS_STRATEGY", "STRATOPS_POD_NAME"))
         path = os.environ.get("STRATOPS_CONTROL_FILE")
-        source: ControlSource = FileControl(path) if path and Path(path).exists() else ApiControl(ns, strategy)
+        source = WatchControl(ns, strategy, fallback=FileControl(path) if path else None)
         return cls(pod, source, ApiAcknowledger(ns, strategy), **kw)  # type: ignore[arg-type]
 
     def on_change(self, callback: Callable[[ControlDocument], None]) -> None:
@@ -286,6 +361,10 @@ class StrategyControl:
 
     def poll(self) -> ControlDocument | None:
         """Read the control document; apply and acknowledge a new generation. Returns it."""
+        with self._lock:
+            return self._poll()
+
+    def _poll(self) -> ControlDocument | None:
         doc = self.source.read()
         if doc is None or (self.applied is not None and doc.generation <= self.applied.generation):
             return self.applied
@@ -312,13 +391,37 @@ class StrategyControl:
             at=datetime.now(timezone.utc), position=self.position(), open_orders=self.open_orders(),
             control_hash=doc.content_hash(), **self._reported))
 
+    def acknowledge_exit(self) -> None:
+        """The process's last acknowledgement, on SIGTERM once its working orders are cancelled:
+        the operator records from it that the pod exited cleanly after HALTED. Best effort (the
+        API may be away; the operator then records the exit as unclean)."""
+        with self._lock:
+            doc = self.applied
+            if doc is None:
+                return
+            try:
+                self.acknowledger.acknowledge(Acknowledgement(
+                    pod=self.pod, generation=doc.generation, trading_state=doc.trading_state,
+                    at=datetime.now(timezone.utc), position=self.position(), open_orders=self.open_orders(),
+                    control_hash=doc.content_hash(), exiting=True, **self._reported))
+            except Exception:  # noqa: BLE001 - exiting either way
+                return
+
     def check(self, order: Order, position: float, *, reference_price: float | None = None) -> Decision:
         """`guard.check` with today's loss as last given to `report(loss=...)` (unknown before)."""
         return self.guard.check(order, position, reference_price=reference_price, loss_today=self._reported.get("loss"))
 
     def run_in_background(self, interval: float = 0.2) -> threading.Thread:
+        """Poll every INTERVAL seconds, and at once when the source says a document changed."""
+        changed: threading.Event | None = getattr(self.source, "changed", None)
+
         def loop() -> None:
-            while not self._stop.wait(interval):
+            while not self._stop.is_set():
+                if changed is not None:
+                    changed.wait(interval)
+                    changed.clear()
+                elif self._stop.wait(interval):
+                    break
                 try:
                     self.poll()
                 except Exception:  # noqa: BLE001 - a failed read or ack is retried; the operator times out on us
@@ -330,6 +433,44 @@ class StrategyControl:
 
     def stop(self) -> None:
         self._stop.set()
+        if hasattr(self.source, "stop"):
+            self.source.stop()
 
 
-__all__ = ["Order", "Decision", "OrderGuard", "StrategyControl", "FileControl", "ApiControl", "ApiAcknowledger"]
+def serve(control: StrategyControl, port: int = 8080, address: str = "0.0.0.0", registry: object | None = None) -> Any:
+    """The pod's probes and metrics on PORT: /ready (200 once the first control document is
+    applied and acknowledged: before that the strategy must not count as able to trade), /live,
+    and /metrics (prometheus-client's registry, or REGISTRY). Returns the server (shutdown())."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+
+    reg = registry or REGISTRY
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            if self.path.startswith("/metrics"):
+                body, ctype, code = generate_latest(reg), CONTENT_TYPE_LATEST, 200  # type: ignore[arg-type]
+            elif self.path.startswith("/ready"):
+                ok = control.applied is not None
+                body, ctype, code = (b"ready\n" if ok else b"no control document applied yet\n"), "text/plain", 200 if ok else 503
+            elif self.path.startswith("/live"):
+                body, ctype, code = b"live\n", "text/plain", 200
+            else:
+                body, ctype, code = b"not found\n", "text/plain", 404
+            self.send_response(code)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_: object) -> None:
+            return  # probes every few seconds: not worth a log line each
+
+    server = ThreadingHTTPServer((address, port), Handler)
+    threading.Thread(target=server.serve_forever, name="stratops-probes", daemon=True).start()
+    return server
+
+
+__all__ = ["Order", "Decision", "OrderGuard", "StrategyControl", "FileControl", "ApiControl", "WatchControl",
+           "ApiAcknowledger", "serve"]
