@@ -19,6 +19,7 @@ from kubernetes.client.exceptions import ApiException
 from lifecycle_helpers import Desk, strategy_doc
 
 from stratops.k8s.apply import apply, install_crds
+from stratops.lifecycle.manifests import identity_name
 from stratops.testing.controlplane import free_port, operator_process, stop_process
 from stratops.testing.wait import wait_for
 
@@ -116,6 +117,11 @@ def test_rendered_chart_is_accepted_and_its_rbac_runs_the_operator(cluster, kube
 
         desk.create("strategies", strategy_doc(killSwitch={"ackDeadline": "30s"}))
         desk.wait_status(lambda s: s.get("lastKnownGood") == "1.4.2", "known-good", timeout=90)
+        # The strategy pods' identity, made with the chart's own grants (RBAC lets a Role grant
+        # only what its maker holds): the Deployment's pods run as it.
+        rb = client.RbacAuthorizationV1Api(kube).read_namespaced_role_binding(identity_name("mean-revert"), ns)
+        assert rb.subjects[0].name == identity_name("mean-revert")
+        assert desk.deployment().spec.template.spec.service_account_name == identity_name("mean-revert")
         desk.play_pods()
         desk.command("kill", reason="runaway orders")
         desk.wait_status(lambda s: (s.get("killSwitch") or {}).get("completedAt"), "kill-switch completed", timeout=60)

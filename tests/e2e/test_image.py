@@ -7,48 +7,33 @@ Skipped, with the reason, where no Docker engine runs.
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
-import sys
 import uuid
 
 import httpx
 import pytest
-from chart import CHART, ROOT, kinds, operator_from_deployment, render, sa_kubeconfig, wait_for_rbac
+from chart import CHART, kinds, operator_from_deployment, render, sa_kubeconfig, wait_for_rbac
 from lifecycle_helpers import Desk, strategy_doc
 
 import stratops
 from stratops.k8s.apply import apply, install_crds
+from stratops.testing import images
 from stratops.testing.controlplane import free_port
 from stratops.testing.wait import wait_for
 
 pytestmark = pytest.mark.e2e
-IMAGE = f"stratops:{stratops.__version__}-test"
-BASE = os.environ.get("STRATOPS_BASE_IMAGE", "stratops-base:bookworm")
 
 
 def _docker(*args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess:
-    return subprocess.run(["docker", *args], capture_output=True, text=True, check=check, timeout=timeout)
+    return images.docker(*args, check=check, timeout=timeout)
 
 
 @pytest.fixture(scope="module")
 def image() -> str:
-    if shutil.which("docker") is None:
-        pytest.skip("no docker client on this machine: the image cannot be built or run")
-    info = _docker("info", "--format", "{{.ServerVersion}}", check=False, timeout=30)
-    if info.returncode != 0:
-        pytest.skip(f"no Docker engine reachable ({info.stderr.strip().splitlines()[-1] if info.stderr.strip() else 'docker info failed'})")
-    if _docker("image", "inspect", BASE, check=False).returncode != 0:
-        # The default base (python:3.11-slim-bookworm) needs a registry; build one with debootstrap.
-        if os.geteuid() != 0 or shutil.which("debootstrap") is None:
-            pytest.skip(f"base image {BASE} absent and cannot be built here (hack/build-base-image.sh needs root and debootstrap)")
-        base = subprocess.run(["bash", str(ROOT / "hack" / "build-base-image.sh"), BASE], capture_output=True, text=True, timeout=900)
-        if base.returncode != 0:  # debootstrap needs Debian's mirrors: environmental, not the Dockerfile's fault
-            pytest.skip(f"base image {BASE} could not be built here: {(base.stderr or base.stdout).strip().splitlines()[-1:]}")
-    subprocess.run(["bash", str(ROOT / "hack" / "build-image.sh"), IMAGE], check=True, timeout=900,
-                   env={**os.environ, "BASE_IMAGE": BASE, "PYTHON": sys.executable}, stdout=subprocess.DEVNULL)
-    return IMAGE
+    try:
+        return images.operator_image()
+    except images.ImageUnavailable as e:
+        pytest.skip(str(e))
 
 
 def test_image_runs_non_root_and_prints_its_version(image):

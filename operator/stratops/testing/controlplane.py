@@ -294,6 +294,7 @@ class ControlPlane:
             "--endpoint-reconciler-type=none",
             "--profiling=false", "--v=1",
             *self._audit_args(),
+            *self._kubelet_client_args(ca, node),
         ])
         admin = self._admin_keypair()
         self._wait(apiserver, lambda: self._http_ok(f"{self.server}/readyz", admin))
@@ -349,6 +350,16 @@ class ControlPlane:
         ))
         if node is not None:
             self._start_real_node(node, api_port)
+
+    @staticmethod
+    def _kubelet_client_args(ca: CertificateAuthority, node: Any) -> list[str]:
+        """How the API server authenticates to a real node's kubelet (pod logs, exec)."""
+        if node is None:
+            return []
+        pair = ca.issue("apiserver-kubelet-client", common_name="kube-apiserver-kubelet-client")
+        # The node's name resolves nowhere here: its address is its bridge's gateway.
+        return [f"--kubelet-client-certificate={pair.cert}", f"--kubelet-client-key={pair.key}",
+                "--kubelet-preferred-address-types=InternalIP,Hostname"]
 
     def _start_real_node(self, node: Any, api_port: int) -> None:
         from kubernetes import client

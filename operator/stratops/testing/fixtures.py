@@ -44,11 +44,54 @@ def cluster() -> Iterator[Cluster]:
         path = Path(os.environ.get("KUBECONFIG", "~/.kube/config").split(os.pathsep)[0]).expanduser()
         yield Cluster(kubeconfig=path, control_plane=None)
         return
+    from stratops.testing import realnode
+
     # The audit log (Metadata level) names who asked for what: tests of attribution and the
-    # bench's request counting read it, and it is where to look when a test goes wrong.
-    with ControlPlane(audit=True) as cp:
+    # bench's request counting read it, and it is where to look when a test goes wrong. A real
+    # node joins the KWOK ones wherever one can run here (root, containerd, runc, CNI).
+    with ControlPlane(audit=True, real_node=realnode.unavailable() is None) as cp:
         assert cp.kubeconfig is not None
         yield Cluster(kubeconfig=cp.kubeconfig, control_plane=cp)
+
+
+def _cannot(why: str) -> None:
+    """Skip, saying why; fail instead where STRATOPS_REQUIRE_REAL_NODE=1 (CI: these tests must run)."""
+    if os.environ.get("STRATOPS_REQUIRE_REAL_NODE", "") == "1":
+        pytest.fail(f"STRATOPS_REQUIRE_REAL_NODE=1, but: {why}")
+    pytest.skip(why)
+
+
+@pytest.fixture(scope="session")
+def real_node(cluster: Cluster) -> object:
+    """The local control plane's real node (stratops.testing.realnode): pods that select
+    REAL_NODE_LABEL and tolerate REAL_NODE_TAINT run there as real containers."""
+    from stratops.testing import realnode
+
+    if cluster.control_plane is None:
+        _cannot("a real node is part of the local control plane (USE_EXISTING_CLUSTER=1 runs without it)")
+    assert cluster.control_plane is not None
+    if cluster.control_plane.node is None:
+        _cannot(f"no real node here: {realnode.unavailable()}")
+    return cluster.control_plane.node
+
+
+STRATEGY_VERSIONS = ("1.4.2", "1.4.3", "crash-1.4.4")
+
+
+@pytest.fixture(scope="session")
+def strategy_image(real_node: object) -> dict[str, str]:
+    """The example strategy's image (examples/strategy-app), built here and imported into the
+    real node as stratops.local/mean-revert:<version> for each of STRATEGY_VERSIONS ("crash-…"
+    exits at start: a crash-looping release). Returns {version: manifest digest}."""
+    from stratops.testing import images
+
+    try:
+        built = images.strategy_image()
+    except images.ImageUnavailable as e:
+        _cannot(str(e))
+    tags = {v: f"{images.STRATEGY_REPOSITORY}:{v}" for v in STRATEGY_VERSIONS}
+    digests = images.load(real_node, built, list(tags.values()))
+    return {v: digests[t] for v, t in tags.items()}
 
 
 @pytest.fixture(scope="session")

@@ -120,6 +120,12 @@ class RealNode:
             except OSError:
                 pass
         self._cgroups(create=True)
+        # The bridge before the kubelet (CNI would make it with the first pod): the node's
+        # address is its gateway, where the kubelet serves the API server (logs, exec).
+        for cmd in (["ip", "link", "add", self.bridge, "type", "bridge"],
+                    ["ip", "addr", "add", f"{self.gateway}/24", "dev", self.bridge],
+                    ["ip", "link", "set", self.bridge, "up"]):
+            subprocess.run(cmd, check=True, capture_output=True, text=True)
         self._start_containerd()
         self.import_archive(pause_archive(self.pause, self.d / "pause.tar"))
         self._start_kubelet()
@@ -190,7 +196,7 @@ state = "{self.d / 'containerd' / 'state'}"
             # This host has cgroup v1 hierarchies; Kubernetes 1.35+ refuses them unless told.
             "failCgroupV1": False, "cgroupDriver": "cgroupfs", "cgroupRoot": f"/{self.cgroup_root}",
             "containerRuntimeEndpoint": f"unix://{self.socket}",
-            "address": "127.0.0.1", "port": port, "readOnlyPort": 0, "healthzBindAddress": "127.0.0.1",
+            "address": self.gateway, "port": port, "readOnlyPort": 0, "healthzBindAddress": "127.0.0.1",
             "healthzPort": healthz,
             "authentication": {"anonymous": {"enabled": False}, "webhook": {"enabled": False},
                                "x509": {"clientCAFile": str(self.ca)}},
