@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import urllib3
 from cases import example
 from kubernetes import client, watch
 from kubernetes.client.exceptions import ApiException
@@ -73,6 +74,21 @@ def ready_pods(desk: Desk, name: str = NAME, n: int = 1) -> list[client.V1Pod]:
     return wait_for(probe, timeout=120, what=f"{n} pod(s) of {name} Ready on the real node")
 
 
+def background(target: Any, *args: Any) -> threading.Thread:
+    """TARGET in a daemon thread. A watch or log stream that the API server ends (the test's
+    namespace deleted, the control plane stopped) just ends: what it saw is what the test
+    asserts on, and a test that needed more waits for it with a deadline."""
+    def run() -> None:
+        try:
+            target(*args)
+        except (ApiException, OSError, urllib3.exceptions.HTTPError):
+            pass
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    return t
+
+
 class Follow:
     """`kubectl logs -f` and a watch on a pod, from now until it is gone: its log lines and
     every container state it passed through (the exit is seen before the pod is deleted)."""
@@ -81,9 +97,7 @@ class Follow:
         self.lines: list[str] = []
         self.terminated: list[client.V1ContainerStateTerminated] = []
         self.gone = threading.Event()
-        self._threads = [threading.Thread(target=f, args=(core, namespace, pod), daemon=True) for f in (self._log, self._watch)]
-        for t in self._threads:
-            t.start()
+        self._threads = [background(f, core, namespace, pod) for f in (self._log, self._watch)]
 
     def _log(self, core: client.CoreV1Api, namespace: str, pod: str) -> None:
         resp = core.read_namespaced_pod_log(pod, namespace, container="strategy", follow=True, _preload_content=False)
@@ -112,12 +126,16 @@ class PodExits:
 
         def run() -> None:
             for ev in watch.Watch().stream(core.list_namespaced_pod, namespace, timeout_seconds=300):
-                for st in ev["object"].status.container_statuses or []:
+                pod = ev["object"]
+                # the pod's spec names the version: every version here is one image under several
+                # tags, and the runtime reports any one of them as the status's image
+                images = {c.name: c.image for c in pod.spec.containers}
+                for st in pod.status.container_statuses or []:
                     for state in (st.state, st.last_state):
                         if state is not None and state.terminated is not None:
-                            self.seen.add((st.image, state.terminated.exit_code))
+                            self.seen.add((images.get(st.name, st.image), state.terminated.exit_code))
 
-        threading.Thread(target=run, daemon=True).start()
+        background(run)
 
 
 def pod_token(node: Any, pod: client.V1Pod) -> str:
@@ -175,7 +193,7 @@ class ConfigMapLog:
             for ev in self._w.stream(core.list_namespaced_config_map, namespace, timeout_seconds=300):
                 self.seen.append((self._clock(), ev["object"].metadata.name, dict(ev["object"].data or {})))
 
-        threading.Thread(target=run, daemon=True).start()
+        background(run)
 
     def first(self, name: str, match: Any) -> tuple[float, dict[str, str]] | None:
         return next(((t, d) for t, n, d in list(self.seen) if n == name and match(d)), None)
