@@ -6,6 +6,7 @@ exactly the chart's RBAC, as the chart's ServiceAccount, through a whole kill-sw
 
 from __future__ import annotations
 
+import copy
 import subprocess
 import uuid
 from pathlib import Path
@@ -122,6 +123,33 @@ def test_rendered_chart_is_accepted_and_its_rbac_runs_the_operator(cluster, kube
         rb = client.RbacAuthorizationV1Api(kube).read_namespaced_role_binding(identity_name("mean-revert"), ns)
         assert rb.subjects[0].name == identity_name("mean-revert")
         assert desk.deployment().spec.template.spec.service_account_name == identity_name("mean-revert")
+        # The operator's own token makes strategy pods only as their strategy's identity
+        # (stratops-deployments): not as another ServiceAccount of the namespace, not on the host.
+        as_operator = client.AppsV1Api(cluster.api_client(kubeconfig))
+        made = desk.deployment().to_dict()
+        template = client.ApiClient().sanitize_for_serialization(desk.deployment().spec.template)
+
+        def deployment(name: str, **pod: Any) -> dict[str, Any]:
+            t = copy.deepcopy(template)
+            t["spec"].update(pod)
+            return {"metadata": {"name": name, "labels": made["metadata"]["labels"]},
+                    "spec": {"replicas": 0, "selector": {"matchLabels": {"stolen": name}},
+                             "template": {**t, "metadata": {"labels": {"stolen": name}}}}}
+
+        wait_for(lambda: "stratops-deployments" in _refusal(lambda: as_operator.create_namespaced_deployment(
+            ns, deployment("probe", serviceAccountName="default"), dry_run="All")), timeout=30,
+            what="the chart's stratops-deployments policy enforced")
+        for name, pod, field in (("as-default", {"serviceAccountName": "default"}, "serviceAccountName"),
+                                 ("as-operator", {"serviceAccountName": fullname}, "serviceAccountName"),
+                                 ("on-host", {"hostNetwork": True}, "host's network"),
+                                 ("host-path", {"volumes": [*t_volumes(template), {"name": "root", "hostPath": {"path": "/"}}]}, "hostPath")):
+            body = _refusal(lambda: as_operator.create_namespaced_deployment(ns, deployment(name, **pod), dry_run="All"))
+            assert "stratops-deployments" in body and field in body, (name, body)
+        unlabelled = deployment("unlabelled")
+        unlabelled["metadata"]["labels"] = {}
+        assert "metadata.labels[stratops.io/strategy]" in _refusal(
+            lambda: as_operator.create_namespaced_deployment(ns, unlabelled, dry_run="All"))
+        assert _refusal(lambda: as_operator.create_namespaced_deployment(ns, deployment("as-itself"), dry_run="All")) == ""
         desk.play_pods()
         desk.command("kill", reason="runaway orders")
         desk.wait_status(lambda s: (s.get("killSwitch") or {}).get("completedAt"), "kill-switch completed", timeout=60)
@@ -143,6 +171,10 @@ def test_rendered_chart_is_accepted_and_its_rbac_runs_the_operator(cluster, kube
                     delete(d["metadata"]["name"])
                 except ApiException:
                     pass
+
+
+def t_volumes(template: dict[str, Any]) -> list[dict[str, Any]]:
+    return list(template["spec"].get("volumes") or [])
 
 
 def _refusal(create) -> str:

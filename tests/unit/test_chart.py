@@ -235,7 +235,7 @@ def test_the_chart_ships_the_generated_admission_policies():
     assert rendered == {b["metadata"]["name"]: b["spec"] for b in bindings("ops-stratops", selector)}
     # a second release binds the policies another release installed
     others = kinds(render("admissionPolicies.installPolicies=false"))
-    assert "ValidatingAdmissionPolicy" not in others and len(others["ValidatingAdmissionPolicyBinding"]) == 4
+    assert "ValidatingAdmissionPolicy" not in others and len(others["ValidatingAdmissionPolicyBinding"]) == 5
 
 
 def test_dashboard_queries_are_valid_promql(tmp_path):

@@ -68,6 +68,11 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 - apiGroups: [stratops.io]
   resources: [strategies/status, monitors/status, gates/status, incidents/status]
   verbs: [get, update, patch]
+# deploy-strategy-pods exists only for the stratops-deployments admission policy: a holder of it
+# creates only Deployments whose pods run as their strategy's own ServiceAccount, off the host.
+- apiGroups: [stratops.io]
+  resources: [strategies]
+  verbs: [deploy-strategy-pods]
 # Each strategy's Deployment (scale to 0 on a kill-switch, rollback to known-good, drift revert);
 # deletion is left to the garbage collector through owner references.
 - apiGroups: [apps]

@@ -20,7 +20,13 @@ What they enforce:
   `edit-checklist` and is frozen once signed (GitOps identities, `sign-for-others`, excepted);
 - acknowledgements: a strategy's pods (its ServiceAccount, `<strategy>-strategy`) write to its
   ack ConfigMap only the key of their own pod, as the pod-bound token names it
-  (`authentication.kubernetes.io/pod-name`); RBAC keeps them out of every other ConfigMap.
+  (`authentication.kubernetes.io/pod-name`); RBAC keeps them out of every other ConfigMap;
+- the operator's Deployments: an identity holding `deploy-strategy-pods` (the operator's) creates
+  or updates only Deployments of a strategy (its label) whose pods run as that strategy's own
+  ServiceAccount (`<strategy>-strategy`), outside the host's namespaces, with no hostPath volume
+  and no privileged container. A stolen operator token cannot run a pod as any other
+  ServiceAccount of the namespace, or on the host. Administrators (every verb: `*`) are not held
+  to it.
 
 The RBAC verbs above exist only for these checks: the authorizer is asked whether the requesting
 user holds them on the object (the chart grants them; cluster-admin holds every verb).
@@ -38,6 +44,7 @@ VERB_CONFIGURE_KILL_SWITCH = "configure-kill-switch"  # strategies: risk owners,
 VERB_EDIT_CHECKLIST = "edit-checklist"  # gates: risk owners, GitOps
 VERB_SIGN_FOR_OTHERS = "sign-for-others"  # gates: GitOps identities (signatures reviewed in Git)
 VERB_EDIT_SPEC = "edit-spec"  # strategies: who may change a spec at all (people, unless only Git may)
+VERB_DEPLOY_STRATEGY_PODS = "deploy-strategy-pods"  # strategies: the operator (its Deployments are held to the policy)
 
 ANNOTATION_TRADING_AUTHOR = f"{GROUP}/trading-author"
 ANNOTATION_MODE_AUTHOR = f"{GROUP}/mode-author"
@@ -50,7 +57,8 @@ POLICY_GATES = f"stratops-gates.{GROUP}"
 POLICY_TRADING_AUTHOR = f"stratops-trading-author.{GROUP}"
 POLICY_MODE_AUTHOR = f"stratops-mode-author.{GROUP}"
 POLICY_ACKS = f"stratops-acks.{GROUP}"
-VALIDATING = (POLICY_STRATEGIES, POLICY_INCIDENTS, POLICY_GATES, POLICY_ACKS)
+POLICY_DEPLOYMENTS = f"stratops-deployments.{GROUP}"
+VALIDATING = (POLICY_STRATEGIES, POLICY_INCIDENTS, POLICY_GATES, POLICY_ACKS, POLICY_DEPLOYMENTS)
 MUTATING = (POLICY_TRADING_AUTHOR, POLICY_MODE_AUTHOR)
 
 # Whether the trading-relevant spec changed (stratops.models.strategy.TRADING_FIELDS). Absent
@@ -269,6 +277,43 @@ def acks_policy() -> dict[str, Any]:
     return policy
 
 
+def deployments_policy() -> dict[str, Any]:
+    """The operator's Deployments run strategy pods as the strategy's own identity (see the module's docstring)."""
+    from stratops.lifecycle.manifests import LABEL_STRATEGY, identity_name
+
+    pod = "object.spec.template.spec"
+    variables = [
+        ("strategy", f"object.metadata.?labels[?'{LABEL_STRATEGY}'].orValue('')"),
+        ("identity", "'" + identity_name("' + variables.strategy + '") + "'"),
+        ("containers", f"{pod}.containers + {pod}.?initContainers.orValue([])"),
+    ]
+    validations = [
+        {"expression": "variables.strategy != ''",
+         "message": (f"metadata.labels[{LABEL_STRATEGY}]: the operator makes Deployments of strategies only "
+                     "(its own pods' identity is held to the strategy's)")},
+        {"expression": f"{pod}.?serviceAccountName.orValue('') == variables.identity",
+         "messageExpression": ("'spec.template.spec.serviceAccountName: ' + " + pod + ".?serviceAccountName.orValue('(none)') + "
+                               "': the pods of strategy ' + variables.strategy + ' run as its own ServiceAccount ' + "
+                               "variables.identity")},
+        {"expression": (f"!{pod}.?hostNetwork.orValue(false) && !{pod}.?hostPID.orValue(false) && "
+                        f"!{pod}.?hostIPC.orValue(false)"),
+         "message": "spec.template.spec: a strategy pod never uses the host's network, PID or IPC namespace"},
+        {"expression": f"{pod}.?volumes.orValue([]).all(v, !has(v.hostPath))",
+         "message": "spec.template.spec.volumes: a strategy pod mounts no hostPath volume"},
+        {"expression": "variables.containers.all(c, !c.?securityContext.?privileged.orValue(false))",
+         "message": "spec.template.spec.containers[].securityContext.privileged: a strategy pod is never privileged"},
+    ]
+    policy = _policy(POLICY_DEPLOYMENTS, [], variables, validations)
+    policy["spec"]["matchConstraints"] = {"resourceRules": [{
+        "apiGroups": ["apps"], "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE"], "resources": ["deployments"]}]}
+    # Held to it: who holds the operator's verb, but not every verb (an administrator, `*`:
+    # RBAC grants a request for the verb "*" only to a rule whose verbs are "*").
+    who = "authorizer.group('" + GROUP + "').resource('strategies').namespace(object.metadata.namespace)"
+    policy["spec"]["matchConditions"] = [{"name": "the-operator", "expression": (
+        f"{who}.check('{VERB_DEPLOY_STRATEGY_PODS}').allowed() && !{who}.check('*').allowed()")}]
+    return policy
+
+
 def _author_policy(name: str, annotation: str, changed: str) -> dict[str, Any]:
     return {
         "apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingAdmissionPolicy",
@@ -288,7 +333,7 @@ def _author_policy(name: str, annotation: str, changed: str) -> dict[str, Any]:
 
 def policies() -> list[dict[str, Any]]:
     """Every policy, as the chart ships it (charts/stratops/files/admission-policies.yaml)."""
-    return [strategies_policy(), incidents_policy(), gates_policy(), acks_policy(),
+    return [strategies_policy(), incidents_policy(), gates_policy(), acks_policy(), deployments_policy(),
             _author_policy(POLICY_TRADING_AUTHOR, ANNOTATION_TRADING_AUTHOR, TRADING_CHANGED),
             _author_policy(POLICY_MODE_AUTHOR, ANNOTATION_MODE_AUTHOR, MODE_CHANGED)]
 
