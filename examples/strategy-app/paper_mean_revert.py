@@ -107,6 +107,7 @@ class Metrics:
         self.pnl = Gauge("stratops_strategy_daily_pnl", "Today's PnL.", ["strategy"])
         self.pnl_symbol = Gauge("stratops_strategy_daily_pnl_by_symbol", "Today's PnL by symbol.", ["strategy", "symbol"])
         self.cost = Gauge("stratops_strategy_realised_cost_bps", "Realised cost.", ["strategy"])
+        self.expected_cost = Gauge("stratops_strategy_expected_cost_bps", "Expected cost (the cost model).", ["strategy"])
         self.health.labels(**lab).set(1)
         for i, f in enumerate(("zscore", "spread", "momentum", "volume", "volatility", "carry")):
             self.importance.labels(feature=f, **lab).set(1.0 / (i + 1))
@@ -125,6 +126,7 @@ class Metrics:
         self.pnl.labels(**lab).set(pnl)
         self.pnl_symbol.labels(symbol=strategy.instrument, **lab).set(pnl)
         self.cost.labels(**lab).set(0.4)
+        self.expected_cost.labels(**lab).set(0.3)
 
 
 class IgnoresHalted:

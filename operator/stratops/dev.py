@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import signal
 import subprocess
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from kubernetes import client
 from rich.console import Console
@@ -17,18 +19,67 @@ from stratops.k8s.apply import apply, install_crds, load_documents
 from stratops.testing.controlplane import ControlPlane, free_port, operator_process, repo_root, stop_process, wait_serving_metrics
 
 
-def run_demo(*, examples: bool, once: bool, nodes: int, console: Console) -> int:
+def real_node_unavailable() -> str | None:
+    """Why the demo cannot run the example strategy as a real container here (None: it can)."""
+    from stratops.testing import images, realnode
+
+    return realnode.unavailable() or images.docker_unavailable()
+
+
+def on_real_node(doc: dict[str, Any], image: str) -> dict[str, Any]:
+    """The example Strategy as the image built here, on the real node (its selector and toleration)."""
+    if doc.get("kind") != "Strategy":
+        return doc
+    from stratops.testing.realnode import REAL_NODE_LABEL, REAL_NODE_TAINT
+
+    doc = copy.deepcopy(doc)
+    spec = doc["spec"]
+    spec["image"] = image
+    template = spec.setdefault("podTemplate", {})
+    template["nodeSelector"] = dict(REAL_NODE_LABEL)
+    template["tolerations"] = [{"key": REAL_NODE_TAINT["key"], "operator": "Equal", "value": REAL_NODE_TAINT["value"],
+                                "effect": REAL_NODE_TAINT["effect"]}]
+    # a laptop-sized request: the example's 500m would hold a quarter of a 2-core machine
+    template["resources"] = {"requests": {"cpu": "50m", "memory": "96Mi"}, "limits": {"memory": "512Mi"}}
+    return doc
+
+
+def run_demo(*, examples: bool, once: bool, nodes: int, console: Console, real_node: bool | None = None) -> int:
     root = repo_root()
     if root is None:
         console.print("[red]run `stratops dev up` from a stratops checkout (it needs crds/ and examples/)")
         return 2
+    why = real_node_unavailable() if real_node is not False else "turned off (--no-real-node)"
+    if real_node and why:
+        console.print(f"[red]error:[/] --real-node asked for, but no real node can run here: {why}")
+        return 2
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    with ControlPlane(nodes=nodes, log=lambda m: console.print(f"[dim]{m}")) as cp:
+    with ControlPlane(nodes=nodes, real_node=why is None, log=lambda m: console.print(f"[dim]{m}")) as cp:
         assert cp.workdir is not None
         api = cp.api_client()
         names = install_crds(api, root / "crds")
         console.print(f"installed CRDs: {', '.join(names)}")
+        image = None
+        if why is None:
+            from stratops.testing import images
+
+            assert cp.node is not None
+            console.print("building the example strategy's image and importing it into the real node "
+                          "(the first build takes a few minutes; later ones are cached)")
+            try:
+                images.load(cp.node, images.strategy_image(), [f"{images.STRATEGY_REPOSITORY}:1.4.2"])
+                image = images.STRATEGY_REPOSITORY
+            except images.ImageUnavailable as e:
+                why = str(e)
+                if real_node:
+                    console.print(f"[red]error:[/] --real-node asked for, but the strategy's image cannot be built here: {why}")
+                    return 2
+        if image is not None:
+            assert cp.node is not None
+            console.print(f"strategy pods: real containers on node {cp.node.name} (kubelet, containerd, runc)")
+        else:
+            console.print(f"strategy pods: KWOK fakes (no process runs in them): a real node cannot run here: {why}")
         metrics, webhook = free_port(), free_port()
         log = cp.workdir / "operator.log"
         assert cp.kubeconfig is not None
@@ -49,6 +100,8 @@ def run_demo(*, examples: bool, once: bool, nodes: int, console: Console) -> int
             console.print("admission policies and webhooks enforced (commands and signatures attributable, four eyes)")
             if examples:
                 docs = [d for d in load_documents([root / "examples"]) if str(d.get("apiVersion", "")).startswith(f"{GROUP}/")]
+                if image is not None:
+                    docs = [on_real_node(d, image) for d in docs]
                 apply(api, docs, namespace="default")
                 console.print(f"applied {len(docs)} example objects to namespace default")
                 if not _wait_running(api, operator, console):
@@ -63,6 +116,8 @@ def run_demo(*, examples: bool, once: bool, nodes: int, console: Console) -> int
                 "  stratops status\n"
                 "  stratops kill mean-revert --reason 'drill'          # HALTED, then scale to 0\n"
                 "  kubectl get strategies,monitors,gates,incidents      # if you have kubectl\n"
+                + ("  kubectl logs -f deploy/mean-revert                   # the real process: HALTED, its ack, its exit\n"
+                   if image is not None else "")
             )
             if once:
                 return 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -15,7 +16,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.skipif(use_existing_cluster(), reason
 def test_dev_up_once_installs_crds_examples_and_runs_the_operator():
     proc = subprocess.run(
         [sys.executable, "-m", "stratops.cli.main", "dev", "up", "--once"],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True, text=True, timeout=900,  # the first run here builds the strategy's image
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     out = " ".join(proc.stdout.split())  # rich wraps long lines
@@ -23,3 +24,7 @@ def test_dev_up_once_installs_crds_examples_and_runs_the_operator():
     assert "applied 18 example objects" in out
     assert "strategy mean-revert: deployed and Ready" in out  # the operator deployed the example strategy
     assert "export KUBECONFIG=" in out and "nothing left behind" not in out
+    if os.environ.get("STRATOPS_REQUIRE_REAL_NODE") == "1":  # CI: the demo's strategy is a real container
+        assert "strategy pods: real containers on node" in out, out
+    else:
+        assert "strategy pods: real containers on node" in out or "strategy pods: KWOK fakes" in out, out

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
@@ -133,6 +133,10 @@ def dev_up(
     examples: Annotated[bool, typer.Option(help="Apply the example desk from examples/.")] = True,
     once: Annotated[bool, typer.Option("--once", help="Set up, print how to use it, then stop (for CI).")] = False,
     nodes: Annotated[int, typer.Option(help="Fake KWOK nodes.")] = 1,
+    real_node: Annotated[Optional[bool], typer.Option(  # noqa: UP007 - typer reads Optional
+        "--real-node/--no-real-node",
+        help="Run the example strategy as a real container on a real node (kubelet, containerd, runc; needs root "
+             "and Docker). Default: when this machine can.")] = None,
 ) -> None:
     """Start the local control plane, install the CRDs and the example desk, and wait.
 
@@ -140,7 +144,7 @@ def dev_up(
     """
     from stratops.dev import run_demo
 
-    sys.exit(run_demo(examples=examples, once=once, nodes=nodes, console=console))
+    sys.exit(run_demo(examples=examples, once=once, nodes=nodes, console=console, real_node=real_node))
 
 
 def _user_errors(fn):  # type: ignore[no-untyped-def]
