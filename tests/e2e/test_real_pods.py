@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import copy
 import json
+import re
 import threading
 from pathlib import Path
 from typing import Any
@@ -176,6 +177,18 @@ def test_strategy_runs_as_a_real_container_ready_through_its_probe(desk, real_no
     s = desk.wait_status(lambda s: s.get("phase") == "Running" and s.get("lastKnownGood") == "1.4.2", "Running, known-good",
                          timeout=60)
     assert s["control"]["acknowledgedGeneration"] == doc.generation
+    # Prometheus would scrape every series the twelve example monitors query from this pod.
+    wanted = set()
+    for path in sorted((Path(__file__).parents[2] / "examples" / "monitors").glob("*.yaml")):
+        wanted |= set(re.findall(r"stratops_strategy_[a-z_]+", path.read_text()))
+    assert len(wanted) >= 10, wanted
+
+    def exported() -> set[str] | None:
+        text = desk.core.connect_get_namespaced_pod_proxy_with_path(f"{pod.metadata.name}:8080", desk.ns, "metrics")
+        names = {line.split("{")[0].split(" ")[0] for line in text.splitlines() if line and not line.startswith("#")}
+        return names if wanted <= names else None
+
+    wait_for(exported, timeout=30, what=f"the pod's /metrics exporting {sorted(wanted)}")
 
 
 class ConfigMapLog:
