@@ -8,6 +8,9 @@ Figures:
 - the operator as a process at 1, 100 and 1,000 strategies with the 12 example monitors each
   (bench/fleet.py): create -> Running, command-, decision- and breach-to-halt, CPU, RSS and
   API requests per strategy per minute at steady state
+- real strategy pods on the real node (bench/real_pods.py, where this machine can run one): the
+  control document's propagation by API watch and by mounted file, command-to-halt with a real
+  container against a KWOK pod, and the real process's acknowledgement
 
 --quick: 100 strategies in the sweep, fleet sizes 1 and 20, 5 samples, 30 s windows (a few
 minutes). The full run (330 s windows: longer than the monitors' 5-minute status refresh) takes
@@ -40,6 +43,13 @@ def main() -> int:
     monitors.main(rows, strategies=100 if quick else 1000)
     fleet.main(rows, sizes=(1, 20) if quick else (1, 100, 1000), samples=5 if quick else 15,
                window=30.0 if quick else 330.0)
+
+    import real_pods
+
+    if (why := real_pods.unavailable()) is None:
+        real_pods.run(rows, samples=5 if quick else 15)
+    else:
+        rows.append(("real pods (bench/real_pods.py)", "not run", why))
 
     width = max(len(r[0]) for r in rows)
     print(f"{'figure'.ljust(width)}  {'value':>13}  ratio")

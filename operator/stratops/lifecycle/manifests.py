@@ -211,17 +211,21 @@ def configmap(name: str, namespace: str, strategy: str, uid: str, component: str
 def identity(strategy: str, namespace: str, uid: str) -> list[dict[str, Any]]:
     """The strategy pods' ServiceAccount, Role and RoleBinding (see the module's docstring)."""
     name = identity_name(strategy)
-    meta = {"name": name, "namespace": namespace, "labels": {LABEL_STRATEGY: strategy, LABEL_COMPONENT: "identity", **MANAGED_BY},
-            "ownerReferences": [owner_reference(strategy, uid)]}
+
+    def meta() -> dict[str, Any]:  # one per object: a caller may change one without the others
+        return {"name": name, "namespace": namespace,
+                "labels": {LABEL_STRATEGY: strategy, LABEL_COMPONENT: "identity", **MANAGED_BY},
+                "ownerReferences": [owner_reference(strategy, uid)]}
+
     return [
-        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta},
-        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": meta, "rules": [
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta()},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": meta(), "rules": [
             # list and watch by name: the SDK's watch carries fieldSelector metadata.name.
             {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": [control_name(strategy)],
              "verbs": ["get", "list", "watch"]},
             {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": [ack_name(strategy)], "verbs": ["patch"]},
         ]},
-        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": meta,
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": meta(),
          "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
          "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": namespace}]},
     ]
