@@ -155,3 +155,27 @@ def test_ci_example_runs_the_check_against_the_base():
     runs = [s.get("run", "") for s in wf["jobs"]["validate"]["steps"]]
     assert any(r.startswith('stratops validate "$DESK_DIR" --base ') for r in runs)
     assert wf[True]["pull_request"]  # YAML 1.1 reads the key `on` as True
+
+
+def test_the_example_desks_apply_command_names_only_kubernetes_objects():
+    """The command in examples/strategy.yaml's header, read as kubectl reads it (-R: every
+    .yaml, .yml and .json below a directory): every document is an object kubectl can apply,
+    and the stratops ones pass `stratops validate`."""
+    header = next(line for line in (EXAMPLES / "strategy.yaml").read_text().splitlines() if "kubectl apply" in line)
+    args = header.split("kubectl apply", 1)[1].split()
+    root = EXAMPLES.parent
+    files: list[Path] = []
+    for flag, value in zip(args, args[1:]):
+        if flag == "-f":
+            p = root / value
+            assert p.exists(), f"{header}: {value} does not exist"
+            files += sorted(f for f in p.rglob("*") if f.suffix in (".yaml", ".yml", ".json")) if p.is_dir() else [p]
+    assert len(files) >= 3
+    docs = [(f, d) for f in files for d in yaml.safe_load_all(f.read_text()) if d is not None]
+    for f, d in docs:
+        assert isinstance(d, dict) and d.get("apiVersion") and d.get("kind") and (d.get("metadata") or {}).get("name"), \
+            f"{f.relative_to(root)} is not a Kubernetes object: kubectl apply would fail"
+    kinds = {d["kind"] for _, d in docs}
+    assert {"Strategy", "Monitor", "Gate"} <= kinds
+    r = CliRunner().invoke(app, ["validate", *map(str, files)], env={"COLUMNS": "300"})
+    assert r.exit_code == 0, r.output
