@@ -109,3 +109,45 @@ def test_apply_investigate_after_a_mismatch_records_it():
                    "--evidence", "short 1m EURUSD", "--apply", "-s", "mr", "--yes")
     assert "INVESTIGATE" in out and "nothing to apply" not in out
     assert res.exit_code == 1 and "error: cannot load a kubeconfig" in out
+
+
+def test_json_and_yaml_output_leave_out_managed_fields(capsys):
+    import json
+
+    from stratops.cli.lifecycle import emit
+
+    obj = {"metadata": {"name": "s", "managedFields": [{"manager": "kubectl"}]},
+           "items": [{"metadata": {"name": "p", "managedFields": []}}], "spec": {"x": 1}}
+    for output in ("json", "yaml"):
+        assert emit([obj], output)
+        text = capsys.readouterr().out
+        assert "managedFields" not in text and '"name": "s"' in json.dumps(obj) and "x" in text
+    assert obj["metadata"]["managedFields"], "the caller's object is left as it was"
+
+
+def test_status_reads_at_80_columns():
+    from rich.console import Console
+
+    from stratops.cli.lifecycle import status_table
+
+    def strategy(name: str, ns: str = "fx-desk") -> dict:
+        return {"metadata": {"name": name, "namespace": ns}, "status": {
+            "phase": "Throttled", "mode": "paper", "activeVersion": "1.4.2", "lastKnownGood": "1.4.2",
+            "tradingState": "REDUCING", "openIncidents": [f"mean-revert-staledata-{i:02d}" for i in range(12)],
+            "conditions": [{"type": "GatesSatisfied", "status": "False"}]}}
+
+    long = "a-name-longer-than-the-column-has-room-for"
+    for namespaces in (False, True):
+        console = Console(width=80, record=True, color_system=None)
+        console.print(status_table([strategy("mean-revert"), strategy(long)], namespaces=namespaces))
+        lines = console.export_text().splitlines()
+        text = "\n".join(lines)
+        assert all(len(line) <= 80 for line in lines), text
+        assert "…" not in text, text  # nothing cut
+        assert lines[0].split() == ["STRATEGY", "PHASE", "MODE", "VERSION", "GOOD", "TRADING", "INCIDENTS", "GATES"], text
+        name = "fx-desk/mean-revert" if namespaces else "mean-revert"
+        rows = [line.split() for line in lines[1:]]
+        assert rows[0][1:] == ["Throttled", "paper", "1.4.2", "1.4.2", "REDUCING", "12", "missing"], text
+        # the strategy column: names whole, or wrapped with every character in order
+        column = "".join(r[0] for r in rows if r)
+        assert column.startswith(name) and column.endswith(f"{'fx-desk/' if namespaces else ''}{long}"), text

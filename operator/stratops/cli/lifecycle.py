@@ -27,10 +27,24 @@ Timeout = Annotated[float, typer.Option(help="Seconds to wait.")]
 Output = Annotated[str, typer.Option("--output", "-o", help="table, json or yaml (json and yaml: the objects, for scripts).")]
 
 
+def without_managed_fields(obj: Any) -> Any:
+    """OBJ without any object's metadata.managedFields (server-side apply bookkeeping: kubectl
+    hides it too; it is most of an object's bytes and none of what on-call reads)."""
+    if isinstance(obj, dict):
+        out = {k: without_managed_fields(v) for k, v in obj.items()}
+        if isinstance(out.get("metadata"), dict) and "managedFields" in out["metadata"]:
+            out["metadata"] = {k: v for k, v in out["metadata"].items() if k != "managedFields"}
+        return out
+    if isinstance(obj, list):
+        return [without_managed_fields(v) for v in obj]
+    return obj
+
+
 def emit(items: list[dict[str, Any]], output: str) -> bool:
     """Print ITEMS as JSON or YAML when asked; False means: print the table."""
     if output == "table":
         return False
+    items = without_managed_fields(items)
     if output == "json":
         import json as _json
 
@@ -236,20 +250,32 @@ def status(namespace: Namespace = None, all_namespaces: Annotated[bool, typer.Op
         items = custom.list_namespaced_custom_object(GROUP, VERSION, _namespace(namespace), "strategies")["items"]
     if emit(items, output):
         return
-    table = Table("namespace", "strategy", "phase", "mode", "version", "known-good", "trading", "incidents", "gates")
+    console.print(status_table(items, namespaces=all_namespaces))
+
+
+def status_table(items: list[dict[str, Any]], namespaces: bool = False) -> Table:
+    """The `status` table, laid out as kubectl's: no borders, across namespaces each strategy as
+    namespace/name, open incidents as a count (`stratops incident list` names them), so a row
+    fits 80 columns; a name too long for its column wraps, never loses characters. GOOD is the
+    last known-good version."""
+    table = Table(box=None, pad_edge=False, padding=(0, 1), header_style="bold")
+    for name in ("STRATEGY", "PHASE", "MODE", "VERSION", "GOOD", "TRADING", "INCIDENTS", "GATES"):
+        table.add_column(name, overflow="fold", no_wrap=name != "STRATEGY", min_width=8 if name == "STRATEGY" else None)
     for s in items:
         st = s.get("status") or {}
         conds = {c["type"]: c for c in st.get("conditions") or []}
         gates = conds.get("GatesSatisfied")
         trading = st.get("tradingState") or "-"
         style = {"HALTED": "red", "REDUCING": "yellow", "ACTIVE": "green"}.get(trading, "")
+        incidents = len(st.get("openIncidents") or [])
+        meta = s["metadata"]
         table.add_row(
-            s["metadata"]["namespace"], s["metadata"]["name"], st.get("phase") or "-", st.get("mode") or "-",
-            st.get("activeVersion") or "-", st.get("lastKnownGood") or "-", f"[{style}]{trading}[/]" if style else trading,
-            ", ".join(st.get("openIncidents") or []) or "-",
+            f"{meta['namespace']}/{meta['name']}" if namespaces else meta["name"], st.get("phase") or "-",
+            st.get("mode") or "-", st.get("activeVersion") or "-", st.get("lastKnownGood") or "-",
+            f"[{style}]{trading}[/]" if style else trading, f"[red]{incidents}[/]" if incidents else "-",
             ("signed" if gates and gates["status"] == "True" else ("missing" if gates else "-")),
         )
-    console.print(table)
+    return table
 
 
 def failover(
