@@ -6,6 +6,7 @@ import copy
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -113,6 +114,7 @@ def run_demo(*, examples: bool, once: bool, nodes: int, console: Console, real_n
             console.print(
                 "\n[bold]stratops is running on the local cluster.[/] In another shell:\n"
                 f"  export KUBECONFIG={cp.kubeconfig}\n"
+                f"  export PATH={Path(sys.executable).parent}:$PATH     # the stratops CLI (make setup's virtualenv)\n"
                 "  stratops status\n"
                 "  stratops kill mean-revert --reason 'drill'          # HALTED, then scale to 0\n"
                 "  kubectl get strategies,monitors,gates,incidents      # if you have kubectl\n"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -24,6 +25,7 @@ def test_dev_up_once_installs_crds_examples_and_runs_the_operator():
     assert "applied 18 example objects" in out
     assert "strategy mean-revert: deployed and Ready" in out  # the operator deployed the example strategy
     assert "export KUBECONFIG=" in out and "nothing left behind" not in out
+    assert f"export PATH={Path(sys.executable).parent}:$PATH" in out  # the CLI in a second shell
     if os.environ.get("STRATOPS_REQUIRE_REAL_NODE") == "1":  # CI: the demo's strategy is a real container
         assert "strategy pods: real containers on node" in out, out
     else:
