@@ -114,3 +114,33 @@ def test_killed_parent_takes_the_control_plane_with_it(tmp_path):
     assert os.path.exists(info["workdir"])
     assert Path(info["workdir"]) in sweep_stale_workdirs()
     assert not os.path.exists(info["workdir"])
+
+
+@pytest.mark.skipif(use_existing_cluster(), reason="starts its own control plane")
+def test_a_port_taken_while_starting_is_survived_on_fresh_ports(monkeypatch):
+    """free_port() hands out a port that is free now; another process can take it before the
+    component binds it (seen in CI: kube-scheduler "bind: address already in use"). Here the
+    first port handed out is held open on purpose: the start goes again on fresh ports."""
+    import socket
+
+    from stratops.testing import controlplane
+
+    taken = socket.socket()
+    taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    real, handed = controlplane.free_port, []
+
+    def free_port() -> int:
+        handed.append(taken.getsockname()[1] if not handed else real())
+        return handed[-1]
+
+    monkeypatch.setattr(controlplane, "free_port", free_port)
+    said: list[str] = []
+    try:
+        with ControlPlane(log=said.append) as cp:
+            assert client.CoreV1Api(cp.api_client()).list_namespace().items
+    finally:
+        taken.close()
+    assert any("starting again on fresh ports" in m for m in said), said
+    assert any("ready" in m for m in said)

@@ -223,18 +223,31 @@ class ControlPlane:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    #: Starts tried again, on fresh ports, when a component finds its port taken: free_port()
+    #: can only pick a port that is free *now*, and any process's outgoing connection may take
+    #: it before the component binds it.
+    port_retries: int = 2
+
     def start(self) -> "ControlPlane":
         began = time.monotonic()
         binaries = find_binaries()
         sweep_stale_workdirs()
-        self.workdir = Path(tempfile.mkdtemp(prefix="stratops-cp-"))
-        (self.workdir / "owner.pid").write_text(str(os.getpid()))
-        atexit.register(self.stop)
-        try:
-            self._start(binaries)
-        except BaseException:
-            self.stop()
-            raise
+        for attempt in range(self.port_retries + 1):
+            self.workdir = Path(tempfile.mkdtemp(prefix="stratops-cp-"))
+            (self.workdir / "owner.pid").write_text(str(os.getpid()))
+            atexit.register(self.stop)
+            try:
+                self._start(binaries)
+                break
+            except ControlPlaneError as e:
+                self.stop()
+                if "address already in use" not in str(e) or attempt == self.port_retries:
+                    raise
+                self.log(f"a port was taken while the control plane started; starting again on fresh ports ({e.args[0].splitlines()[0]})")
+                self.components, self.node, self._stopped, self.kubeconfig, self.server = [], None, False, None, ""
+            except BaseException:
+                self.stop()
+                raise
         self.log(f"local control plane ready in {time.monotonic() - began:.1f}s: {self.server}")
         return self
 
