@@ -5,7 +5,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help setup controlplane demo test unit e2e bench crds check-crds image kind-up kind-e2e clean
+.PHONY: help setup controlplane monitoring demo test unit e2e bench crds check-crds image kind-up kind-e2e clean
 
 help:
 	@echo "make demo    start the local cluster with stratops and the example desk (Ctrl-C stops)"
@@ -28,16 +28,21 @@ setup: $(VENV)/.installed
 controlplane:
 	@if [ -z "$$USE_EXISTING_CLUSTER" ]; then bash hack/build-controlplane.sh >/dev/null; fi
 
+# Prometheus, promtool and Alertmanager for the tests, from the pinned Go module in hack/monitoring
+# (a few minutes the first time, then cached; STRATOPS_MONITORING_ASSETS gives ready binaries).
+monitoring:
+	@bash hack/build-monitoring.sh >/dev/null
+
 demo: setup controlplane
 	$(VENV)/bin/stratops dev up
 
-test: setup controlplane
+test: setup controlplane monitoring
 	$(PY) -m pytest tests
 
-unit: setup
+unit: setup monitoring
 	$(PY) -m pytest tests/unit
 
-e2e: setup controlplane
+e2e: setup controlplane monitoring
 	$(PY) -m pytest tests/e2e
 
 bench: setup controlplane

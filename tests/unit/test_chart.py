@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import os
 import subprocess
 import sys
@@ -20,6 +19,7 @@ from chart import CHART, ROOT, HelmError, kinds, render
 
 import stratops
 from stratops.handlers import peering_priority
+from stratops.testing.prometheus import monitoring_binary
 
 
 def test_chart_crds_are_the_generated_ones():
@@ -176,13 +176,12 @@ def test_several_replicas_need_peering():
 
 
 def test_prometheus_rules_are_valid_promql(tmp_path):
-    """promtool (Debian's prometheus package, installed by .ci/run) checks every expression."""
-    if shutil.which("promtool") is None:
-        pytest.skip("promtool is not installed (apt-get install prometheus)")
+    """promtool (built from the pinned Prometheus module by hack/build-monitoring.sh) checks every expression."""
+    promtool = monitoring_binary("promtool")
     (rule,) = kinds(render("metrics.prometheusRule.enabled=true", "metrics.serviceMonitor.enabled=true"))["PrometheusRule"]
     f = tmp_path / "rules.yaml"
     f.write_text(yaml.safe_dump(rule["spec"]))
-    out = subprocess.run(["promtool", "check", "rules", str(f)], capture_output=True, text=True)
+    out = subprocess.run([promtool, "check", "rules", str(f)], capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "SUCCESS: 9 rules found" in out.stdout
 
@@ -240,8 +239,7 @@ def test_the_chart_ships_the_generated_admission_policies():
 
 def test_dashboard_queries_are_valid_promql(tmp_path):
     """Each panel's query, with Grafana's variables filled in, checked by promtool as a rule."""
-    if shutil.which("promtool") is None:
-        pytest.skip("promtool is not installed (apt-get install prometheus)")
+    promtool = monitoring_binary("promtool")
     dashboard = json.loads((CHART / "dashboards" / "stratops.json").read_text())
     exprs = [t["expr"].replace("$__range", "1h").replace("$namespace", ".*")
              for p in dashboard["panels"] for t in p["targets"]]
@@ -249,7 +247,7 @@ def test_dashboard_queries_are_valid_promql(tmp_path):
                                                         for i, e in enumerate(exprs)]}]}
     f = tmp_path / "dashboard-rules.yaml"
     f.write_text(yaml.safe_dump(rules))
-    out = subprocess.run(["promtool", "check", "rules", str(f)], capture_output=True, text=True)
+    out = subprocess.run([promtool, "check", "rules", str(f)], capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
     assert f"SUCCESS: {len(exprs)} rules found" in out.stdout
 

@@ -1,9 +1,15 @@
-"""A real Prometheus server (the `prometheus` binary, e.g. Debian's package) on loopback, plus
-a test exporter (prometheus-client) and an HTTP alert receiver, for end-to-end tests."""
+"""A real Prometheus server and a real Alertmanager on loopback, plus a test exporter
+(prometheus-client) and an HTTP alert receiver, for end-to-end tests.
+
+The binaries (`monitoring_binary`) come from STRATOPS_MONITORING_ASSETS (a directory of ready
+binaries), else from hack/build-monitoring.sh (built from the pinned Go module in
+hack/monitoring, cached), else from PATH (Debian's prometheus and prometheus-alertmanager)."""
 
 from __future__ import annotations
 
+import functools
 import json
+import os
 import shutil
 import subprocess
 import tempfile
@@ -17,7 +23,38 @@ from typing import Any
 import httpx
 from prometheus_client import CollectorRegistry, Gauge, start_http_server
 
-from stratops.testing.controlplane import ControlPlaneError, _die_with_parent, free_port, stop_process
+from stratops.testing.controlplane import ControlPlaneError, _die_with_parent, free_port, repo_root, stop_process
+
+_ON_PATH = {"prometheus": ("prometheus",), "promtool": ("promtool",), "alertmanager": ("alertmanager", "prometheus-alertmanager")}
+
+
+@functools.cache
+def _monitoring_dir() -> tuple[Path | None, str]:
+    """The directory of pinned monitoring binaries, and why there is none."""
+    if d := os.environ.get("STRATOPS_MONITORING_ASSETS"):
+        return Path(d), ""
+    root = repo_root()
+    script = root / "hack" / "build-monitoring.sh" if root is not None else None
+    if script is None or not script.exists():
+        return None, "not in a stratops checkout (hack/build-monitoring.sh builds them)"
+    # Builds them the first time (a few minutes; its progress goes to stderr), then is instant.
+    out = subprocess.run(["bash", str(script)], stdout=subprocess.PIPE, text=True)
+    if out.returncode != 0:
+        return None, "hack/build-monitoring.sh failed (its output is above)"
+    return Path(out.stdout.strip().splitlines()[-1]), ""
+
+
+def monitoring_binary(name: str) -> str:
+    """The path of NAME (prometheus, promtool or alertmanager); ControlPlaneError saying why not."""
+    d, why = _monitoring_dir()
+    if d is not None and (d / name).is_file():
+        return str(d / name)
+    for candidate in _ON_PATH[name]:
+        if found := shutil.which(candidate):
+            return found
+    where = f"{d} has no {name}" if d is not None else why
+    raise ControlPlaneError(f"no {name} binary: {where}, and none on PATH (make test builds it: bash hack/build-monitoring.sh; "
+                            "or set STRATOPS_MONITORING_ASSETS to a directory holding it)")
 
 
 def _start_ready(args: list[str], log_path: Path, url: str, timeout: float) -> subprocess.Popen[bytes]:
@@ -70,9 +107,7 @@ class PrometheusServer:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 60) -> "PrometheusServer":
-        binary = shutil.which("prometheus")
-        if binary is None:
-            raise ControlPlaneError("the prometheus binary is not installed (Debian: apt-get install prometheus)")
+        binary = monitoring_binary("prometheus")
         if self.workdir is None:
             self.workdir = Path(tempfile.mkdtemp(prefix="stratops-prom-"))
         cfg = self.workdir / "prometheus.yml"
@@ -134,7 +169,7 @@ class AlertReceiver:
 
 @dataclass
 class AlertmanagerServer:
-    """A real Alertmanager (Debian's prometheus-alertmanager) on loopback, clustering off."""
+    """A real Alertmanager on loopback, clustering off."""
 
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
@@ -145,9 +180,7 @@ class AlertmanagerServer:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 60) -> "AlertmanagerServer":
-        binary = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
-        if binary is None:
-            raise ControlPlaneError("alertmanager is not installed (Debian: apt-get install prometheus-alertmanager)")
+        binary = monitoring_binary("alertmanager")
         self.workdir = Path(tempfile.mkdtemp(prefix="stratops-am-"))
         cfg = self.workdir / "alertmanager.yml"
         cfg.write_text(json.dumps({"route": {"receiver": "null", "group_wait": "0s"}, "receivers": [{"name": "null"}]}))
