@@ -5,10 +5,11 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help setup controlplane monitoring demo test unit e2e bench crds check-crds image kind-up kind-e2e clean
+.PHONY: help setup controlplane monitoring demo shell test unit e2e bench crds check-crds image kind-up kind-e2e clean
 
 help:
 	@echo "make demo    start the local cluster with stratops and the example desk (Ctrl-C stops)"
+	@echo "make shell   a shell for the running demo (its KUBECONFIG, the stratops CLI on PATH)"
 	@echo "make test    run every test (unit and end to end on the local cluster)"
 	@echo "make unit    unit tests only (no cluster)"
 	@echo "make e2e     end-to-end tests only (USE_EXISTING_CLUSTER=1 for the current KUBECONFIG)"
@@ -35,6 +36,10 @@ monitoring:
 
 demo: setup controlplane
 	$(VENV)/bin/stratops dev up
+
+# A shell for the running demo: its KUBECONFIG, and the stratops CLI on PATH.
+shell:
+	@bash hack/demo-shell.sh
 
 test: setup controlplane monitoring
 	$(PY) -m pytest tests

@@ -20,6 +20,17 @@ from stratops.k8s.apply import apply, install_crds, load_documents
 from stratops.testing.controlplane import ControlPlane, free_port, operator_process, repo_root, stop_process, wait_serving_metrics
 
 
+DEMO_ENV = ".stratops-demo.env"  # in the checkout, while the demo runs: what `make shell` sources
+
+
+def demo_env(kubeconfig: Path, bin_dir: Path) -> str:
+    """The exports a second shell needs to drive the running demo (`make shell` sources them)."""
+    import shlex
+
+    return (f"export KUBECONFIG={shlex.quote(str(kubeconfig))}\n"
+            f"export PATH={shlex.quote(str(bin_dir))}:\"$PATH\"\n")
+
+
 def real_node_unavailable() -> str | None:
     """Why the demo cannot run the example strategy as a real container here (None: it can)."""
     from stratops.testing import images, realnode
@@ -111,8 +122,10 @@ def run_demo(*, examples: bool, once: bool, nodes: int, console: Console, real_n
             if examples and not os.environ.get("STRATOPS_PROMETHEUS_URL"):
                 console.print("[yellow]note:[/] no STRATOPS_PROMETHEUS_URL: the example monitors report stale data, "
                               "which is a finding (never a pass): they open StaleData incidents and throttle the strategy.")
+            env_file = root / DEMO_ENV
+            env_file.write_text(demo_env(cp.kubeconfig, Path(sys.executable).parent))
             console.print(
-                "\n[bold]stratops is running on the local cluster.[/] In another shell:\n"
+                "\n[bold]stratops is running on the local cluster.[/] In another shell, `make shell` (or):\n"
                 f"  export KUBECONFIG={cp.kubeconfig}\n"
                 f"  export PATH={Path(sys.executable).parent}:$PATH     # the stratops CLI (make setup's virtualenv)\n"
                 "  stratops status\n"
@@ -133,6 +146,7 @@ def run_demo(*, examples: bool, once: bool, nodes: int, console: Console, real_n
                 pass
         finally:
             stop_process(operator, 15)
+            (root / DEMO_ENV).unlink(missing_ok=True)  # its cluster is gone: `make shell` says so
     console.print("stopped; nothing left behind")
     return 0
 

@@ -14,19 +14,46 @@ from stratops.testing.fixtures import use_existing_cluster
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(use_existing_cluster(), reason="starts its own control plane")]
 
 
-def test_dev_up_once_installs_crds_examples_and_runs_the_operator():
-    proc = subprocess.run(
-        [sys.executable, "-m", "stratops.cli.main", "dev", "up", "--once"],
-        capture_output=True, text=True, timeout=900,  # the first run here builds the strategy's image
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    out = " ".join(proc.stdout.split())  # rich wraps long lines
-    assert "installed CRDs: auditsegments.stratops.io, gates.stratops.io, incidents.stratops.io, monitors.stratops.io, strategies.stratops.io" in out
-    assert "applied 18 example objects" in out
-    assert "strategy mean-revert: deployed and Ready" in out  # the operator deployed the example strategy
-    assert "export KUBECONFIG=" in out and "nothing left behind" not in out
-    assert f"export PATH={Path(sys.executable).parent}:$PATH" in out  # the CLI in a second shell
-    if os.environ.get("STRATOPS_REQUIRE_REAL_NODE") == "1":  # CI: the demo's strategy is a real container
-        assert "strategy pods: real containers on node" in out, out
-    else:
-        assert "strategy pods: real containers on node" in out or "strategy pods: KWOK fakes" in out, out
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_make_demo_sets_up_the_desk_and_make_shell_drives_it(tmp_path):
+    """`stratops dev up` as `make demo` runs it (until SIGTERM), and `make shell`'s script from a
+    second shell that has neither KUBECONFIG nor the CLI on its PATH."""
+    from stratops.dev import DEMO_ENV
+    from stratops.testing.wait import wait_for
+
+    log = tmp_path / "demo.log"
+    with log.open("w") as f:
+        demo = subprocess.Popen([sys.executable, "-m", "stratops.cli.main", "dev", "up"], stdout=f, stderr=subprocess.STDOUT)
+    try:
+        def out() -> str:
+            return " ".join(log.read_text().split())  # rich wraps long lines
+
+        # the first run here builds the strategy's image
+        wait_for(lambda: "Press Ctrl-C" in out() or demo.poll() is not None, timeout=900, what="the demo up and waiting")
+        assert demo.poll() is None, out()
+        text = out()
+        assert ("installed CRDs: auditsegments.stratops.io, gates.stratops.io, incidents.stratops.io, "
+                "monitors.stratops.io, strategies.stratops.io") in text
+        assert "applied 18 example objects" in text
+        assert "strategy mean-revert: deployed and Ready" in text  # the operator deployed the example strategy
+        assert "export KUBECONFIG=" in text and f"export PATH={Path(sys.executable).parent}:$PATH" in text
+        if os.environ.get("STRATOPS_REQUIRE_REAL_NODE") == "1":  # CI: the demo's strategy is a real container
+            assert "strategy pods: real containers on node" in text, text
+        else:
+            assert "strategy pods: real containers on node" in text or "strategy pods: KWOK fakes" in text, text
+
+        bare = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "COLUMNS": "80"}
+        shell = subprocess.run(["bash", str(ROOT / "hack" / "demo-shell.sh"), "stratops", "status"],
+                               capture_output=True, text=True, env=bare, timeout=60)
+        assert shell.returncode == 0, shell.stdout + shell.stderr
+        assert shell.stdout.split()[:1] == ["STRATEGY"] and "mean-revert" in shell.stdout, shell.stdout
+    finally:
+        demo.terminate()  # what Ctrl-C does: every process stopped, the directory removed
+        code = demo.wait(timeout=120)
+    assert code == 0 and "stopped; nothing left behind" in log.read_text(), log.read_text()[-3000:]
+    assert not (ROOT / DEMO_ENV).exists()
+    gone = subprocess.run(["bash", str(ROOT / "hack" / "demo-shell.sh"), "true"], capture_output=True, text=True,
+                          env=bare, timeout=30)
+    assert gone.returncode == 1 and "no demo is running" in gone.stderr
