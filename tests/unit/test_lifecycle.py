@@ -1004,6 +1004,7 @@ def _executor(refused: set[str]) -> tuple["Executor", list[str]]:
     ex.custom = Refuses(calls, refused)  # type: ignore[assignment]
     ex.rbac = Refuses(calls, refused)  # type: ignore[assignment]
     ex.identities = set()
+    ex.written_control = {}
     from stratops.k8s.audit import AuditLog
 
     ex.audit = AuditLog(Refuses(calls, refused | {"get_namespaced_custom_object", "list_namespaced_custom_object",
@@ -1142,3 +1143,38 @@ def test_an_exit_without_the_halt_or_with_orders_left_is_unclean():
     assert not got["b"].clean and "2 working orders" in got["b"].detail
     assert got["c"].clean
     assert not got["d"].clean and "no acknowledgement" in got["d"].detail
+
+
+def test_the_operators_own_control_write_is_not_drift_when_the_status_after_it_was_lost():
+    """Seen in CI: a resume wrote ACTIVE into the control ConfigMap, the status write after it
+    failed (a conflict), and the next decision, from the older status, took the operator's own
+    document for someone else's: a false ConfigDrift incident, which throttles."""
+    w = World()
+    w.run_until(lambda w: w.status.phase and w.status.phase.value == "Running")
+    before = w.status.model_copy(deep=True)  # the status as the API server still holds it
+    p = w.step(commands=cmd("throttle", "slow down"))
+    assert p.control is not None and p.control.trading_state == TradingState.REDUCING
+    own = p.control
+    w.status = before  # the status write after the control write was refused
+    w.incidents = {}
+    again = w.step(control_written=own.content_hash())
+    assert not [i for i in again.incidents if "-control-drift-" in i.name], [i.name for i in again.incidents]
+    assert not any(e.reason == "ControlDrift" for e in again.events)
+    # without the operator's memory of its write (the same case, another process) it is taken for drift
+    w2 = World()
+    w2.run_until(lambda w: w.status.phase and w.status.phase.value == "Running")
+    before = w2.status.model_copy(deep=True)
+    w2.step(commands=cmd("throttle", "slow down"))
+    w2.status, w2.incidents = before, {}
+    assert [i for i in w2.step().incidents if "-control-drift-" in i.name]
+
+
+def test_the_executor_remembers_its_control_write_even_when_the_status_write_after_it_fails():
+    w = World()
+    w.run_until(lambda w: w.status.phase and w.status.phase.value == "Running")
+    plan = w.step(commands=cmd("kill", "runaway"))
+    ex, calls = _executor({"replace_namespaced_custom_object_status"})
+    with pytest.raises(ApiException):
+        ex.execute("desk", "mean-revert", "u-1", "1", plan, T0, has_ack_configmap=True)
+    assert "replace_namespaced_config_map" in calls and "refused:replace_namespaced_custom_object_status" in calls
+    assert ex.written_control[("desk", "mean-revert")] == plan.control

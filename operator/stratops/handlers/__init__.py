@@ -76,7 +76,9 @@ class Runtime:
         self.monitor_pool = ThreadPoolExecutor(int(os.environ.get("STRATOPS_MONITOR_WORKERS", "8")), "stratops-monitor")
         self.gate_pool = ThreadPoolExecutor(2, "stratops-gate")
         self.pokes: dict[tuple[str, str], asyncio.Event] = {}
-        self.written_control: dict[tuple[str, str], ControlDocument] = {}
+        # What this process last wrote into each control ConfigMap (the executor records it as
+        # each write succeeds, whatever fails after it).
+        self.written_control: dict[tuple[str, str], ControlDocument] = self.executor.written_control
         self.audit_synced: set[tuple[str, str]] = set()  # subjects whose last status lines were written again
         self.trail_tails: dict[str, Any] = {}  # uid -> (head, last latch entry) of a new Strategy's name
 
@@ -464,6 +466,7 @@ def _observe(body: dict[str, Any], spec: StrategySpec, now: datetime, rt: Runtim
         mode_author=(meta.get("annotations") or {}).get(ANNOTATION_MODE_AUTHOR),
         control_problem=control_problem, foreign_configmaps=tuple(foreign), ack_problems=tuple(ack_problems),
         gate_problems=tuple(gate_problems), prior_head=prior_head, prior_latch=prior_latch,
+        control_written=mine.content_hash() if mine is not None else None,
     )
     return obs, ack_data is not None
 
@@ -528,8 +531,6 @@ def reconcile(body: dict[str, Any], rt: Runtime, idx: dict[str, Any]) -> float |
         # The API server refuses what the decision built (an object it cannot store): the
         # decision cannot be carried out; the kill path still can, on the objects as they are.
         return _halt_without_decision(fresh, now, rt, idx, e)
-    if plan.control is not None:
-        rt.written_control[_key(obs.namespace, obs.name)] = plan.control
     for action in plan.actions:
         M.ACTIONS.labels(obs.namespace, obs.name, action).inc()
     for inc in plan.incidents:
@@ -578,9 +579,7 @@ def _halt_without_decision(body: dict[str, Any], now: datetime, rt: Runtime, idx
     running = bool(deps) and deps[0].replicas > 0
     if halt.status == current and halt.control is None and not (halt.scale_to_zero and running):
         return 5.0
-    rt.executor.execute_halt(ns, name, uid, fresh["metadata"]["resourceVersion"], halt, now)
-    if halt.control is not None:
-        rt.written_control[key] = halt.control
+    rt.executor.execute_halt(ns, name, uid, fresh["metadata"]["resourceVersion"], halt, now)  # remembers its control write
     prev = next((c for c in current.get("conditions") or [] if c.get("type") == CONDITION), {})
     if prev.get("status") != "True" or prev.get("message") != why[:1024]:
         rt.executor.event(ns, name, uid, "Warning", "CannotDecide", halt.message, now)

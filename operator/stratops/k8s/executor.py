@@ -46,6 +46,10 @@ class Executor:
         self.custom = client.CustomObjectsApi(api)
         self.rbac = client.RbacAuthorizationV1Api(api)
         self.identities: set[str] = set()  # strategy uids whose identity this process has ensured
+        # The control document this process last wrote per strategy, recorded as the write
+        # succeeds: the status that records it may fail to be written after it (a conflict), and
+        # the next decision must still know the document for the operator's own, not drift.
+        self.written_control: dict[tuple[str, str], Any] = {}
         from stratops.k8s.audit import AuditLog
 
         self.audit = AuditLog(self.custom)
@@ -147,15 +151,17 @@ class Executor:
         self.identities.add(uid)
         return True
 
-    def write_control(self, namespace: str, strategy: str, uid: str, doc_json: str) -> None:
+    def write_control(self, namespace: str, strategy: str, uid: str, doc: Any) -> None:
+        """DOC (a ControlDocument) into the strategy's control ConfigMap, remembered once written."""
         body = manifests.configmap(manifests.control_name(strategy), namespace, strategy, uid, "control",
-                                   {CONTROL_KEY: doc_json})
+                                   {CONTROL_KEY: doc.to_json()})
         try:
             self.core.replace_namespaced_config_map(body["metadata"]["name"], namespace, body)
         except ApiException as e:
             if e.status != 404:
                 raise
             self.core.create_namespaced_config_map(namespace, body)
+        self.written_control[(namespace, strategy)] = doc
 
     def write_deployment(self, body: dict[str, Any]) -> dict[str, Any]:
         ns, name = body["metadata"]["namespace"], body["metadata"]["name"]
@@ -262,7 +268,7 @@ class Executor:
         """The halt of stratops.lifecycle.halt: HALTED, the Deployment at 0, the latch and the
         error in status; in that order, so the kill lands first."""
         if halt.control is not None:
-            self.write_control(namespace, name, uid, halt.control.to_json())
+            self.write_control(namespace, name, uid, halt.control)
         if halt.scale_to_zero:
             try:
                 dep = self.api.sanitize_for_serialization(self.apps.read_namespaced_deployment(name, namespace))
@@ -308,7 +314,7 @@ class Executor:
             self._optional("the ack ConfigMap", namespace, name, self.ensure_configmap,
                            manifests.configmap(manifests.ack_name(name), namespace, name, uid, "ack", {}))
         if plan.control is not None:
-            self.write_control(namespace, name, uid, plan.control.to_json())
+            self.write_control(namespace, name, uid, plan.control)
         if plan.deployment is not None:
             self.write_deployment(plan.deployment)
         for pod in plan.delete_pods:

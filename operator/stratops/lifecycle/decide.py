@@ -202,6 +202,9 @@ class Observations:
     trading_author: str | None = None  # who last changed the trading-relevant spec (recorded at admission)
     mode_author: str | None = None  # who last changed spec.mode (recorded at admission)
     control_problem: str | None = None  # the owned control ConfigMap holds something unreadable
+    # The content hash of the control document this operator process last wrote itself (its own
+    # write, even when the status recording it was not written): never taken for drift.
+    control_written: str | None = None
     foreign_configmaps: tuple[str, ...] = ()  # carry the strategy's labels, not its ownership: ignored
     ack_problems: tuple[str, ...] = ()  # acknowledgements ignored, and why
     gate_problems: tuple[str, ...] = ()  # gates that cannot be evaluated, and why
@@ -755,8 +758,10 @@ def decide(spec: StrategySpec, status: StrategyStatus, obs: Observations) -> Pla
         doc = obs.control
     else:
         written = st.control.hash if st.control else None
-        if obs.control is not None and written is not None and obs.control.content_hash() not in (written, doc.content_hash()):
-            # Neither what the operator last wrote nor what it writes now: someone else's.
+        if obs.control is not None and written is not None and obs.control.content_hash() not in (
+                written, doc.content_hash(), obs.control_written):
+            # Neither what the operator last wrote (as its status records it, or as this process
+            # remembers its own write) nor what it writes now: someone else's.
             observed = obs.control.content_hash()
             inc = _incident_name(obs.name, "control-drift", observed)
             if inc not in {i.name for i in obs.incidents}:
