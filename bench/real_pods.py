@@ -305,11 +305,16 @@ def main() -> int:
         return 2
     rows: list[tuple[str, str, str]] = []
     run(rows, args.samples)
-    width = max(len(r[0]) for r in rows)
-    print(f"{'figure'.ljust(width)}  {'value':>15}  ratio  (load avg {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
-    for name, value, ratio in rows:
-        print(f"{name.ljust(width)}  {value:>15}  {ratio}")
+    print_table(rows)
     return 0
+
+
+def print_table(rows: list[tuple[str, str, str]]) -> None:
+    """ROWS (figure, value, ratio to its floor) as the benchmarks print them, with the machine's load."""
+    width, vwidth = max(len(r[0]) for r in rows), max(len(r[1]) for r in rows)
+    print(f"{'figure'.ljust(width)}  {'value'.rjust(vwidth)}  ratio  (load avg {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
+    for name, value, ratio in rows:
+        print(f"{name.ljust(width)}  {value.rjust(vwidth)}  {ratio}")
 
 
 if __name__ == "__main__":

@@ -51,10 +51,7 @@ def main() -> int:
     else:
         rows.append(("real pods (bench/real_pods.py)", "not run", why))
 
-    width = max(len(r[0]) for r in rows)
-    print(f"{'figure'.ljust(width)}  {'value':>13}  ratio")
-    for name, value, ratio in rows:
-        print(f"{name.ljust(width)}  {value:>13}  {ratio}")
+    real_pods.print_table(rows)
     return 0
 
 
