@@ -27,7 +27,6 @@ Progress goes to stderr; the table to stdout.
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import os
 import statistics
@@ -171,28 +170,18 @@ def propagation(api: client.ApiClient, ns: str, image: str, samples: int) -> dic
     return out
 
 
-def real_strategy(name: str) -> dict[str, Any]:
+def strategy(name: str, real: bool) -> dict[str, Any]:
+    """The example strategy, paper-trading with no desk gates, as KWOK runs it or (REAL) as the
+    image built here on the real node, the way the demo places it."""
+    from stratops.dev import on_real_node
+
     root = repo_root()
     assert root is not None
-    doc = copy.deepcopy(yaml.safe_load((root / "examples/strategy.yaml").read_text()))
+    doc = yaml.safe_load((root / "examples/strategy.yaml").read_text())
     doc["metadata"] = {"name": name}
-    spec = doc["spec"]
-    spec.update(image=images.STRATEGY_REPOSITORY, version="1.4.2", replicas=1, mode="paper")
-    spec["podTemplate"] = {**placement(), "resources": {"requests": {"cpu": "50m", "memory": "96Mi"}, "limits": {"memory": "512Mi"}}}
-    spec["killSwitch"] = {"ackDeadline": "20s"}
-    spec.pop("gates", None)
-    return doc
-
-
-def kwok_strategy(name: str) -> dict[str, Any]:
-    root = repo_root()
-    assert root is not None
-    doc = copy.deepcopy(yaml.safe_load((root / "examples/strategy.yaml").read_text()))
-    doc["metadata"] = {"name": name}
-    doc["spec"].update(replicas=1, mode="paper")
-    doc["spec"]["killSwitch"] = {"ackDeadline": "20s"}
+    doc["spec"].update(replicas=1, mode="paper", killSwitch={"ackDeadline": "20s"})
     doc["spec"].pop("gates", None)
-    return doc
+    return on_real_node(doc, images.STRATEGY_REPOSITORY) if real else doc
 
 
 def kills(api: client.ApiClient, ns: str, samples: int) -> dict[str, list[float]]:
@@ -204,7 +193,7 @@ def kills(api: client.ApiClient, ns: str, samples: int) -> dict[str, list[float]
         return custom.get_namespaced_custom_object(GROUP, VERSION, ns, "strategies", name).get("status") or {}
 
     def one(name: str, real: bool) -> None:
-        custom.create_namespaced_custom_object(GROUP, VERSION, ns, "strategies", real_strategy(name) if real else kwok_strategy(name))
+        custom.create_namespaced_custom_object(GROUP, VERSION, ns, "strategies", strategy(name, real))
         wait_for(lambda: status(name).get("phase") == "Running", timeout=180, what=f"{name} Running")
         pods = wait_for(lambda: [p for p in core.list_namespaced_pod(ns, label_selector=f"stratops.io/strategy={name}").items
                                  if any(c.type == "Ready" and c.status == "True" for c in p.status.conditions or [])],
