@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 
 from stratops.models.strategy import TradingState
 from stratops.sdk import ApiAcknowledger, ApiControl, Order, StrategyControl, serve
+from stratops.sdk.paper import SimulatedMid
 
 
 @dataclass
@@ -54,24 +55,33 @@ class PaperBook:
 
 
 class MeanRevert:
+    """One instrument: buy below the moving mean, sell above it, on a simulated mid."""
+
     def __init__(self, control: StrategyControl, book: PaperBook, seed: int = 7, lot: float = 10_000,
                  instrument: str = "EURUSD", venue: str = "LMAX") -> None:
         self.control, self.book, self.lot = control, book, lot
         self.instrument, self.venue = instrument, venue
-        self.rng = random.Random(seed)
-        self.price, self.mean = 1.10, 1.10
+        self.mid = SimulatedMid(seed=seed)
         self.rejected: list[str] = []
         control.on_change(self._on_control)
+
+    @property
+    def price(self) -> float:
+        return self.mid.price
+
+    @property
+    def pnl(self) -> float:
+        return self.book.cash + self.book.position * self.mid.price
 
     def _on_control(self, doc) -> None:  # type: ignore[no-untyped-def]
         if doc.trading_state == TradingState.HALTED:
             self.book.cancel_all()
 
-    def step(self) -> None:
-        self.control.poll()
-        self.price += self.rng.gauss(0, 0.0005) + 0.05 * (1.10 - self.price)
-        self.mean = 0.95 * self.mean + 0.05 * self.price
-        signal_ = (self.mean - self.price) / 0.0005
+    def step(self, poll: bool = True) -> None:
+        if poll:
+            self.control.poll()
+        self.mid.step()
+        signal_ = self.mid.signal
         state = self.control.applied.trading_state if self.control.applied else None
         if state == TradingState.REDUCING and self.book.position:
             side, qty = ("sell" if self.book.position > 0 else "buy"), min(self.lot, abs(self.book.position))
@@ -85,6 +95,43 @@ class MeanRevert:
             self.book.fill(order, self.price)
         else:
             self.rejected.append(decision.reason)
+
+
+#: The basket: twelve FX pairs, so that no one name makes much of the day's PnL (the
+#: concentration monitor's 25%, which eight names came within a point of in the first minute).
+#: The Strategy's riskLimits.instruments lists the same twelve.
+INSTRUMENTS = ("EURUSD", "GBPUSD", "USDJPY", "AUDUSD", "USDCAD", "USDCHF", "NZDUSD", "EURGBP",
+               "EURJPY", "GBPJPY", "AUDJPY", "EURCHF")
+
+
+class Basket:
+    """MeanRevert on each instrument, stepped in a new random order each time: the order rate
+    limit is shared, and a fixed order would give the first names every order it allows."""
+
+    def __init__(self, control: StrategyControl, instruments: tuple[str, ...] = INSTRUMENTS, seed: int = 7) -> None:
+        self.control = control
+        self.legs = [MeanRevert(control, PaperBook(), seed=seed + i, instrument=name) for i, name in enumerate(instruments)]
+        self.rng = random.Random(seed)
+
+    @property
+    def position(self) -> float:
+        return sum(abs(leg.book.position) for leg in self.legs)
+
+    @property
+    def working(self) -> int:
+        return sum(len(leg.book.working) for leg in self.legs)
+
+    @property
+    def rejected(self) -> list[str]:
+        return [r for leg in self.legs for r in leg.rejected]
+
+    def cancel_all(self) -> int:
+        return sum(leg.book.cancel_all() for leg in self.legs)
+
+    def step(self) -> None:
+        self.control.poll()
+        for leg in self.rng.sample(self.legs, len(self.legs)):
+            leg.step(poll=False)
 
 
 class Metrics:
@@ -112,19 +159,21 @@ class Metrics:
         for i, f in enumerate(("zscore", "spread", "momentum", "volume", "volatility", "carry")):
             self.importance.labels(feature=f, **lab).set(1.0 / (i + 1))
 
-    def bar(self, strategy: "MeanRevert", signal_: float) -> None:
+    def bar(self, basket: Basket) -> None:
         lab = self.lab
-        self.bar_ts.labels(symbol=strategy.instrument, **lab).set(time.time())
+        now = time.time()
+        for leg in basket.legs:
+            self.bar_ts.labels(symbol=leg.instrument, **lab).set(now)
+            self.pnl_symbol.labels(symbol=leg.instrument, **lab).set(leg.pnl)
         for feed in ("primary", "backup"):
             self.bars.labels(feed=feed, **lab).inc()
+        signal_ = basket.legs[0].mid.signal  # the model's signal and its first feature: the first name's z-score
         self.feature.labels(feature="zscore", **lab).set(signal_)
         self.signal.labels(**lab).set(signal_)
         self.signal_latency.labels(**lab).observe(0.002)
         self.order_latency.labels(**lab).observe(0.004)
         self.queue.labels(**lab).set(0)
-        pnl = strategy.book.cash + strategy.book.position * strategy.price
-        self.pnl.labels(**lab).set(pnl)
-        self.pnl_symbol.labels(symbol=strategy.instrument, **lab).set(pnl)
+        self.pnl.labels(**lab).set(sum(leg.pnl for leg in basket.legs))
         self.cost.labels(**lab).set(0.4)
         self.expected_cost.labels(**lab).set(0.3)
 
@@ -153,28 +202,34 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pod")
     p.add_argument("--steps", type=int, default=0, help="stop after N steps (0: run until SIGTERM)")
     p.add_argument("--interval", type=float, default=0.1)
+    p.add_argument("--metrics-port", type=int, default=0,
+                   help="outside a pod: serve /metrics (and the probes) on this loopback port (0: none)")
     args = p.parse_args(argv)
     version = os.environ.get("STRATOPS_VERSION", "")
     if version.startswith("crash"):
         print(f"version {version}: exiting at start (a crash-looping release, on purpose)", flush=True)
         return 3
-    book = PaperBook()
     in_pod = not (args.namespace and args.strategy and args.pod)
+    holdings: list[Basket] = []  # the control's position callbacks read the basket made below
+    position = lambda: holdings[0].position if holdings else 0.0  # noqa: E731
+    working = lambda: holdings[0].working if holdings else 0  # noqa: E731
     if not in_pod:
         control = StrategyControl(args.pod, ApiControl(args.namespace, args.strategy),
-                                  ApiAcknowledger(args.namespace, args.strategy),
-                                  position=lambda: book.position, open_orders=lambda: len(book.working))
+                                  ApiAcknowledger(args.namespace, args.strategy), position=position, open_orders=working)
     else:
-        control = StrategyControl.from_environment(position=lambda: book.position, open_orders=lambda: len(book.working))
+        control = StrategyControl.from_environment(position=position, open_orders=working)
     if os.environ.get("EXAMPLE_IGNORE_HALTED") == "1":
         control.source = IgnoresHalted(control.source)
-    strategy = MeanRevert(control, book)
+    basket = Basket(control)
+    holdings.append(basket)
     control.on_change(lambda doc: print(f"control generation {doc.generation}: {doc.trading_state.value}"
                                         + (f" ({doc.reason})" if doc.reason else ""), flush=True))
     metrics = None
+    port = int(os.environ.get("STRATOPS_PROBE_PORT", "8080")) if in_pod else args.metrics_port
+    if port:
+        metrics = Metrics(os.environ.get("STRATOPS_STRATEGY", "strategy") if in_pod else args.strategy)
+        serve(control, port, "0.0.0.0" if in_pod else "127.0.0.1")
     if in_pod:
-        metrics = Metrics(os.environ.get("STRATOPS_STRATEGY", "strategy"))
-        serve(control, int(os.environ.get("STRATOPS_PROBE_PORT", "8080")))
         control.run_in_background(0.2)  # HALTED applied as soon as the watch sees it, between steps too
     running = True
 
@@ -185,15 +240,16 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, stop)
     n = 0
     while running and (args.steps == 0 or n < args.steps):
-        strategy.step()
+        basket.step()
         if metrics is not None:
-            metrics.bar(strategy, (strategy.mean - strategy.price) / 0.0005)
+            metrics.bar(basket)
         n += 1
         time.sleep(args.interval)
-    cancelled = book.cancel_all()
+    cancelled = basket.cancel_all()
     control.acknowledge_exit()
-    print(f"stopping: cancelled {cancelled} working orders; steps={n} fills={book.fills} position={book.position:g} "
-          f"rejected={len(strategy.rejected)}; exiting cleanly", flush=True)
+    fills = sum(leg.book.fills for leg in basket.legs)
+    print(f"stopping: cancelled {cancelled} working orders; steps={n} fills={fills} position={basket.position:g} "
+          f"rejected={len(basket.rejected)}; exiting cleanly", flush=True)
     control.stop()
     return 0
 

@@ -21,6 +21,7 @@ from stratops.testing.controlplane import ControlPlane, free_port, operator_proc
 
 
 DEMO_ENV = ".stratops-demo.env"  # in the checkout, while the demo runs: what `make shell` sources
+STRATEGY = "mean-revert"  # the example desk's strategy (examples/strategy.yaml)
 
 
 def demo_env(kubeconfig: Path, bin_dir: Path) -> str:
@@ -92,13 +93,22 @@ def run_demo(*, examples: bool, once: bool, nodes: int, console: Console, real_n
             console.print(f"strategy pods: real containers on node {cp.node.name} (kubelet, containerd, runc)")
         else:
             console.print(f"strategy pods: KWOK fakes (no process runs in them): a real node cannot run here: {why}")
+        from stratops.testing.scrape import DeskPrometheus
+
+        prometheus = DeskPrometheus(cp.workdir / "prometheus", "default", STRATEGY)
+        console.print("starting Prometheus with the desk's history (60 days of daily PnL, a week of costs, a day of "
+                      "signals, backfilled with promtool)")
+        prometheus.start()
+        console.print(f"Prometheus on {prometheus.url} (scrapes the strategy every 5s)")
         metrics, webhook = free_port(), free_port()
         log = cp.workdir / "operator.log"
         assert cp.kubeconfig is not None
         cert, key, ca = cp.serving_certificate("stratops-webhook")
         operator = operator_process(cp.kubeconfig, ["default"], log, metrics, env={
+            "STRATOPS_PROMETHEUS_URL": prometheus.url,
             "STRATOPS_WEBHOOK_PORT": str(webhook), "STRATOPS_WEBHOOK_ADDR": "127.0.0.1", "STRATOPS_WEBHOOK_HOST": "127.0.0.1",
             "STRATOPS_WEBHOOK_CERT": str(cert), "STRATOPS_WEBHOOK_KEY": str(key), "STRATOPS_WEBHOOK_CA": str(ca)})
+        host_strategy: subprocess.Popen[bytes] | None = None
         try:
             console.print(f"operator started (pid {operator.pid}, metrics on http://127.0.0.1:{metrics}/metrics, log {log})")
             # Admission as the chart installs it: the policies in the API server, the webhooks
@@ -111,17 +121,27 @@ def run_demo(*, examples: bool, once: bool, nodes: int, console: Console, real_n
             admission.install(api, f"https://127.0.0.1:{webhook}", ca, enforced, enforced)
             console.print("admission policies and webhooks enforced (commands and signatures attributable, four eyes)")
             if examples:
-                docs = [d for d in load_documents([root / "examples"]) if str(d.get("apiVersion", "")).startswith(f"{GROUP}/")]
+                docs = example_documents(root)
                 if image is not None:
                     docs = [on_real_node(d, image) for d in docs]
-                apply(api, docs, namespace="default")
-                console.print(f"applied {len(docs)} example objects to namespace default")
+                # The monitors last: evaluated before Prometheus has the strategy's series, each
+                # would find "no data" (a finding, never a pass) and open an incident.
+                desk = [d for d in docs if d.get("kind") != "Monitor"]
+                monitors = [d for d in docs if d.get("kind") == "Monitor"]
+                apply(api, desk, namespace="default")
                 if not _wait_running(api, operator, console):
                     console.print(f"[red]the example strategy did not reach Running; operator log:[/]\n{_tail(log)}")
                     return 1
-            if examples and not os.environ.get("STRATOPS_PROMETHEUS_URL"):
-                console.print("[yellow]note:[/] no STRATOPS_PROMETHEUS_URL: the example monitors report stale data, "
-                              "which is a finding (never a pass): they open StaleData incidents and throttle the strategy.")
+                if image is None:
+                    host_strategy = _host_strategy(api, cp.kubeconfig, cp.workdir, prometheus, console)
+                if not _wait_scraped(api, prometheus, monitors, console):
+                    return 1
+                apply(api, monitors, namespace="default")
+                console.print(f"applied {len(docs)} example objects to namespace default "
+                              f"({len(monitors)} monitors once Prometheus had their data)")
+                healthy = _report_at_rest(api, operator, monitors, console)
+                if not healthy:
+                    console.print(f"[yellow]the desk is not at rest; operator log:[/]\n{_tail(log)}")
             env_file = root / DEMO_ENV
             env_file.write_text(demo_env(cp.kubeconfig, Path(sys.executable).parent))
             console.print(
@@ -142,13 +162,126 @@ def run_demo(*, examples: bool, once: bool, nodes: int, console: Console, real_n
                     if operator.poll() is not None:
                         console.print(f"[red]the operator exited ({operator.returncode}); log:[/]\n{_tail(log)}")
                         return 1
+                    try:
+                        prometheus.refresh(api)  # a rollout or a resume makes new pods
+                    except Exception as e:  # noqa: BLE001 - the API server is busy: next second
+                        console.print(f"[dim]scrape targets not refreshed: {e}")
             except KeyboardInterrupt:
                 pass
         finally:
+            stop_process(host_strategy, 15)
             stop_process(operator, 15)
+            prometheus.stop()
             (root / DEMO_ENV).unlink(missing_ok=True)  # its cluster is gone: `make shell` says so
     console.print("stopped; nothing left behind")
     return 0
+
+
+def example_documents(root: Path) -> list[dict[str, Any]]:
+    """The example desk: every stratops object in examples/, and the ConfigMaps (the monitors'
+    baselines); not the CI workflow beside them."""
+    return [d for d in load_documents([root / "examples"])
+            if str(d.get("apiVersion", "")).startswith(f"{GROUP}/") or (d.get("apiVersion"), d.get("kind")) == ("v1", "ConfigMap")]
+
+
+def _host_strategy(api: client.ApiClient, kubeconfig: Path, workdir: Path, prometheus: Any,
+                   console: Console) -> "subprocess.Popen[bytes]":
+    """The example strategy as a process on this host, playing the (KWOK) pod: it follows the
+    control document, acknowledges as that pod, and serves the same metrics on a loopback port."""
+    from stratops.lifecycle.manifests import LABEL_STRATEGY
+
+    pods = client.CoreV1Api(api).list_namespaced_pod("default", label_selector=f"{LABEL_STRATEGY}={STRATEGY}").items
+    pod = sorted(p.metadata.name for p in pods if p.status.phase == "Running")[0]
+    port = free_port()
+    app = Path(__file__).resolve().parents[2] / "examples" / "strategy-app" / "paper_mean_revert.py"
+    with open(workdir / "strategy.log", "ab") as out:
+        proc = subprocess.Popen([sys.executable, str(app), "--namespace", "default", "--strategy", STRATEGY, "--pod", pod,
+                                 "--metrics-port", str(port)], env={**os.environ, "KUBECONFIG": str(kubeconfig)},
+                                stdout=out, stderr=subprocess.STDOUT)
+    prometheus.host_target = f"127.0.0.1:{port}"
+    prometheus.write_targets([prometheus.host_target])
+    console.print(f"strategy process: examples/strategy-app on this host as pod {pod} (pid {proc.pid}, "
+                  f"metrics on http://127.0.0.1:{port}/metrics, log {workdir / 'strategy.log'})")
+    return proc
+
+
+def _wait_scraped(api: client.ApiClient, prometheus: Any, monitors: list[dict[str, Any]], console: Console,
+                  timeout: float = 180) -> bool:
+    """Until Prometheus has data for every query of MONITORS (a rate needs two scrapes)."""
+    from stratops.testing.scrape import monitor_queries
+
+    queries = monitor_queries(monitors)
+    deadline = time.monotonic() + timeout
+    said = None
+    while True:
+        targets = prometheus.refresh(api)
+        missing = prometheus.missing(queries)
+        if not missing:
+            console.print(f"  Prometheus: data for all {len(queries)} monitor queries (scraping {', '.join(targets)})")
+            return True
+        note = f"  Prometheus: waiting for the strategy's series: {len(missing)} of {len(queries)} monitor queries have no data yet"
+        if note != said:
+            console.print(note)
+            said = note
+        if time.monotonic() > deadline:
+            console.print(f"[red]Prometheus has no data after {timeout:.0f}s for:[/] " + "; ".join(missing)
+                          + f"\n(targets: {targets or 'none'}; its log: {prometheus.server.workdir}/prometheus.log)")
+            return False
+        time.sleep(1.0)
+
+
+def desk_at_rest(monitors: list[dict[str, Any]], incidents: list[dict[str, Any]]) -> list[str]:
+    """What keeps the desk from being at rest: monitors not yet evaluated, breaching or stale,
+    and open incidents ([] is healthy)."""
+    problems = []
+    for m in monitors:
+        name, st = m["metadata"]["name"], m.get("status") or {}
+        if st.get("problem"):
+            problems.append(f"{name}: {st['problem']}")
+        elif not st.get("lastEvaluation"):
+            problems.append(f"{name}: not evaluated yet")
+        elif st.get("breaching") or st.get("stale"):
+            problems.append(f"{name}: {'stale' if st.get('stale') else 'breaching'}: {st.get('detail')}")
+    problems += [f"incident {i['metadata']['name']} open: {(i.get('spec') or {}).get('summary')}" for i in incidents
+                 if (i.get("status") or {}).get("phase") != "Resolved"]
+    return problems
+
+
+def _report_at_rest(api: client.ApiClient, operator: "subprocess.Popen[bytes]", applied: list[dict[str, Any]],
+                    console: Console, timeout: float = 120) -> bool:
+    """Wait for every monitor's first evaluation, then show each one's verdict and the desk's state."""
+    from rich.table import Table
+
+    custom = client.CustomObjectsApi(api)
+    names = {m["metadata"]["name"] for m in applied}
+    deadline = time.monotonic() + timeout
+    while True:
+        monitors = [m for m in custom.list_namespaced_custom_object(GROUP, VERSION, "default", "monitors")["items"]
+                    if m["metadata"]["name"] in names]
+        evaluated = [m for m in monitors if (m.get("status") or {}).get("lastEvaluation")]
+        if len(evaluated) == len(names) or time.monotonic() > deadline or operator.poll() is not None:
+            break
+        time.sleep(1.0)
+    incidents = custom.list_namespaced_custom_object(GROUP, VERSION, "default", "incidents")["items"]
+    strategy = custom.get_namespaced_custom_object(GROUP, VERSION, "default", "strategies", STRATEGY)
+    table = Table(title="the example desk's monitors, first evaluation", title_justify="left")
+    for col in ("MONITOR", "LAYER", "VALUE", "VERDICT"):
+        table.add_column(col, no_wrap=col != "VALUE")
+    for m in sorted(monitors, key=lambda m: m["metadata"]["name"]):
+        st = m.get("status") or {}
+        verdict = ("[red]stale" if st.get("stale") else "[red]breaching" if st.get("breaching")
+                   else "[green]ok" if st.get("lastEvaluation") else "[yellow]not evaluated")
+        table.add_row(m["metadata"]["name"].removeprefix(f"{STRATEGY}-"), m["spec"]["layer"], st.get("lastValue") or "", verdict)
+    console.print(table)
+    problems = desk_at_rest(monitors, incidents)
+    sst = strategy.get("status") or {}
+    state = f"{STRATEGY}: {sst.get('phase')}, trading {sst.get('tradingState')} ({strategy['spec'].get('mode')} mode)"
+    if problems:
+        console.print(f"[yellow]desk not at rest:[/] {state}\n  " + "\n  ".join(problems))
+        return False
+    console.print(f"[green]desk at rest:[/] {len(monitors)}/{len(names)} monitors evaluated, none breaching or stale; "
+                  f"no incident open; {state}")
+    return True
 
 
 def _wait_running(api: client.ApiClient, operator: "subprocess.Popen[bytes]", console: Console, timeout: float = 120) -> bool:

@@ -51,7 +51,9 @@ def test_kill_resume_and_status_from_the_cli(kube, namespace, operator, oncall):
         [obj] = json.loads(res.output)
         assert obj["status"]["killSwitch"]["by"] == "carol" and obj["status"]["tradingState"] == "HALTED"
         res = runner.invoke(app, ["status", "-n", namespace, "-o", "xml"], env=env)
-        assert res.exit_code == 1 and "--output must be table, json or yaml" in res.output
+        assert res.exit_code == 1 and "--output must be table, wide, json or yaml" in res.output
+        res = runner.invoke(app, ["status", "-n", namespace, "-o", "wide"], env=env)
+        assert res.exit_code == 0 and "UNSIGNED GATES" in " ".join(res.output.split()), res.output
 
         res = runner.invoke(app, ["kill", "no-such", "-n", namespace, "--reason", "x"], env=env)
         assert res.exit_code == 1 and "strategy no-such not found" in " ".join(res.output.split())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -36,8 +37,12 @@ def test_make_demo_sets_up_the_desk_and_make_shell_drives_it(tmp_path):
         text = out()
         assert ("installed CRDs: auditsegments.stratops.io, gates.stratops.io, incidents.stratops.io, "
                 "monitors.stratops.io, strategies.stratops.io") in text
-        assert "applied 18 example objects" in text
+        assert "applied 19 example objects" in text
         assert "strategy mean-revert: deployed and Ready" in text  # the operator deployed the example strategy
+        # A real Prometheus with the desk's history: every monitor evaluated on real data, all green.
+        assert "Prometheus: data for all 14 monitor queries" in text, text
+        assert ("desk at rest: 12/12 monitors evaluated, none breaching or stale; no incident open; "
+                "mean-revert: Running, trading ACTIVE (paper mode)") in text, text
         assert "export KUBECONFIG=" in text and f"export PATH={Path(sys.executable).parent}:$PATH" in text
         if os.environ.get("STRATOPS_REQUIRE_REAL_NODE") == "1":  # CI: the demo's strategy is a real container
             assert "strategy pods: real containers on node" in text, text
@@ -49,6 +54,11 @@ def test_make_demo_sets_up_the_desk_and_make_shell_drives_it(tmp_path):
                                capture_output=True, text=True, env=bare, timeout=60)
         assert shell.returncode == 0, shell.stdout + shell.stderr
         assert shell.stdout.split()[:1] == ["STRATEGY"] and "mean-revert" in shell.stdout, shell.stdout
+        [row] = [line.split() for line in shell.stdout.splitlines() if line.startswith("mean-revert")]
+        assert row[5:7] == ["ACTIVE", "-"], shell.stdout  # trading, and no incident open
+        incidents = subprocess.run(["bash", str(ROOT / "hack" / "demo-shell.sh"), "stratops", "incident", "list", "-o", "json"],
+                                   capture_output=True, text=True, env=bare, timeout=60)
+        assert incidents.returncode == 0 and json.loads(incidents.stdout) == [], incidents.stdout + incidents.stderr
     finally:
         demo.terminate()  # what Ctrl-C does: every process stopped, the directory removed
         code = demo.wait(timeout=120)

@@ -839,7 +839,7 @@ def test_the_control_document_carries_every_declared_limit():
     w.step()
     c = w.control.controls
     assert (c.max_order_value, c.max_order_volume, c.price_collar_bps, c.max_message_rate) == (500000, 500000, 50, 20)
-    assert c.instruments == ["EURUSD", "GBPUSD", "USDJPY"] and c.venues == ["LMAX", "EBS"]
+    assert c.instruments == ["EURUSD", "GBPUSD", "USDJPY", "AUDUSD", "USDCAD", "USDCHF", "NZDUSD", "EURGBP", "EURJPY", "GBPJPY", "AUDJPY", "EURCHF"] and c.venues == ["LMAX", "EBS"]
 
 
 # -- only the operator's own documents, read safely ------------------------------------------------------

@@ -202,7 +202,7 @@ def test_pre_trade_controls_copies_the_declared_limits_of_the_spec():
     spec = StrategySpec.model_validate(example("strategy.yaml")["spec"])
     c = pre_trade_controls(spec.risk_limits)
     assert c == PreTradeControls(max_order_value=500000, max_order_volume=500000, price_collar_bps=50,
-                                 max_message_rate=20, instruments=["EURUSD", "GBPUSD", "USDJPY"],
+                                 max_message_rate=20, instruments=["EURUSD", "GBPUSD", "USDJPY", "AUDUSD", "USDCAD", "USDCHF", "NZDUSD", "EURGBP", "EURJPY", "GBPJPY", "AUDJPY", "EURCHF"],
                                  venues=["LMAX", "EBS"])
     assert c.instruments is not spec.risk_limits.instruments  # a copy: the document never aliases the spec
     bare = spec.risk_limits.model_copy(update={f: None for f in (
@@ -521,3 +521,30 @@ def test_the_mounted_file_wins_when_it_is_newer_than_what_the_watch_saw(tmp_path
     f.write_text(doc(gen=3).to_json())
     assert w.read().generation == 4  # never back to an older document
 
+
+
+def test_the_example_basket_spreads_its_pnl_below_the_concentration_monitors_share():
+    """At rest the example desk's twelfth monitor (more than 25% of the day's PnL from one name)
+    must not breach: the basket's twelve names each make a part of it, under the Strategy's own
+    limits (shared order and message rates refuse some orders)."""
+    from stratops.models.strategy import StrategySpec
+    from stratops.monitors.statistics import concentration
+
+    mod = load_example()
+    spec = StrategySpec.model_validate(example("strategy.yaml")["spec"])
+    assert list(mod.INSTRUMENTS) == spec.risk_limits.instruments  # the basket trades what the spec allows
+    src, acks = MemorySource(), MemoryAcks()
+    control = StrategyControl("p", src, acks, position=lambda: 0.0)
+    now = [0.0]
+    control.guard = OrderGuard(clock=lambda: now[0])  # the loop's own pace: a step each 0.1 s
+    basket = mod.Basket(control)
+    src.doc = controlled(pos=spec.risk_limits.max_position, rate=spec.risk_limits.max_order_rate, loss=1e9,
+                         instruments=spec.risk_limits.instruments, venues=spec.risk_limits.venues,
+                         max_message_rate=spec.risk_limits.max_message_rate)
+    for _ in range(600):  # a minute of the 0.1 s loop: about what the demo's first evaluation sees
+        basket.step()
+        now[0] += 0.1
+    by_name = {leg.instrument: leg.pnl for leg in basket.legs}
+    assert all(leg.book.fills for leg in basket.legs), by_name
+    reading = concentration(by_name, 0.25)
+    assert not reading.breach, reading.detail

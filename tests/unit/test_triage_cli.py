@@ -147,7 +147,45 @@ def test_status_reads_at_80_columns():
         assert lines[0].split() == ["STRATEGY", "PHASE", "MODE", "VERSION", "GOOD", "TRADING", "INCIDENTS", "GATES"], text
         name = "fx-desk/mean-revert" if namespaces else "mean-revert"
         rows = [line.split() for line in lines[1:]]
-        assert rows[0][1:] == ["Throttled", "paper", "1.4.2", "1.4.2", "REDUCING", "12", "missing"], text
+        assert rows[0][1:] == ["Throttled", "paper", "1.4.2", "1.4.2", "REDUCING", "12", "missing"], text  # no Gate objects given
         # the strategy column: names whole, or wrapped with every character in order
         column = "".join(r[0] for r in rows if r)
         assert column.startswith(name) and column.endswith(f"{'fx-desk/' if namespaces else ''}{long}"), text
+
+
+def _strategy_with_gates(name: str = "mean-revert", ns: str = "fx-desk") -> dict:
+    return {"metadata": {"name": name, "namespace": ns},
+            "spec": {"gates": {"preLaunch": "mr-pre", "daily": "fx-daily", "others": ["fx-weekly", "fx-monthly", "fx-gone"]}},
+            "status": {"phase": "Running", "mode": "paper", "activeVersion": "1.4.2", "lastKnownGood": "1.4.2",
+                       "tradingState": "ACTIVE", "openIncidents": ["mean-revert-staledata-7f2c"],
+                       "broker": {"role": "backup"},
+                       "conditions": [{"type": "Ready", "status": "True", "message": "1/1 pods Ready running 1.4.2"}]}}
+
+
+def _gate(name: str, state: str, ns: str = "fx-desk") -> dict:
+    return {"metadata": {"name": name, "namespace": ns}, "status": {"state": state}}
+
+
+def test_status_counts_the_gates_a_strategy_names_and_wide_names_them():
+    """GATES is complete over named (a gate that does not exist, or one of the same name in
+    another namespace, is not complete); -o wide names the unsigned ones and the incidents."""
+    from rich.console import Console
+
+    from stratops.cli.lifecycle import gate_counts, status_table
+
+    s = _strategy_with_gates()
+    gates = [_gate("mr-pre", "Complete"), _gate("fx-daily", "Complete"), _gate("fx-weekly", "Expired"),
+             _gate("fx-monthly", "Complete"), _gate("fx-gone", "Complete", ns="other-desk")]
+    assert gate_counts(s, gates) == (3, 5, ["fx-weekly", "fx-gone"])
+    console = Console(width=80, record=True, color_system=None)
+    console.print(status_table([s], gates=gates))
+    lines = console.export_text().splitlines()
+    assert all(len(line) <= 80 for line in lines)
+    assert lines[1].split() == ["mean-revert", "Running", "paper", "1.4.2", "1.4.2", "ACTIVE", "1", "3/5"]
+    console = Console(width=200, record=True, color_system=None)
+    console.print(status_table([s], gates=gates, wide=True))
+    lines = console.export_text().splitlines()
+    assert lines[0].split()[8:] == ["READY", "BROKER", "OPEN", "INCIDENTS", "UNSIGNED", "GATES"]
+    assert lines[1].split()[8:] == ["1/1", "backup", "mean-revert-staledata-7f2c", "fx-weekly,", "fx-gone"]
+    nothing = {"metadata": {"name": "bare", "namespace": "fx-desk"}, "spec": {}, "status": {}}
+    assert gate_counts(nothing, gates) == (0, 0, [])

@@ -238,43 +238,92 @@ def reconcile(
 
 
 def status(namespace: Namespace = None, all_namespaces: Annotated[bool, typer.Option("--all-namespaces", "-A")] = False,
-           output: Output = "table") -> None:
-    """All strategies: phase, mode, version, trading state, open incidents, gates."""
+           output: Annotated[str, typer.Option("--output", "-o", help=(
+               "table, wide (also READY, BROKER, the open incidents and the unsigned gates by name), "
+               "json or yaml (the objects, for scripts)."))] = "table") -> None:
+    """All strategies, one line each: phase, mode, version, last known-good, trading state, open
+    incidents (a count) and gates (complete over named, e.g. 3/5)."""
     from kubernetes import client
 
+    if output not in ("table", "wide", "json", "yaml"):
+        raise CliError(f"--output must be table, wide, json or yaml, not {output!r}")
     api = _api()
     custom = client.CustomObjectsApi(api)
     if all_namespaces:
         items = custom.list_cluster_custom_object(GROUP, VERSION, "strategies")["items"]
     else:
         items = custom.list_namespaced_custom_object(GROUP, VERSION, _namespace(namespace), "strategies")["items"]
-    if emit(items, output):
+    if output != "wide" and emit(items, output):
         return
-    console.print(status_table(items, namespaces=all_namespaces))
+    from kubernetes.client.exceptions import ApiException
+
+    gates: list[dict[str, Any]] | None
+    try:
+        if all_namespaces:
+            gates = custom.list_cluster_custom_object(GROUP, VERSION, "gates")["items"]
+        else:
+            gates = custom.list_namespaced_custom_object(GROUP, VERSION, _namespace(namespace), "gates")["items"]
+    except ApiException as e:
+        if e.status != 403:
+            raise
+        gates = None  # a user who may not read Gates sees the GatesSatisfied condition: signed or missing
+    console.print(status_table(items, namespaces=all_namespaces, gates=gates, wide=output == "wide"))
 
 
-def status_table(items: list[dict[str, Any]], namespaces: bool = False) -> Table:
+def named_gates(strategy: dict[str, Any]) -> list[str]:
+    """The gates a strategy names (spec.gates): pre-launch, daily, then the others."""
+    g = (strategy.get("spec") or {}).get("gates") or {}
+    return [n for n in (g.get("preLaunch"), g.get("daily"), *(g.get("others") or [])) if n]
+
+
+def gate_counts(strategy: dict[str, Any], gates: list[dict[str, Any]]) -> tuple[int, int, list[str]]:
+    """(complete, named, the names not complete) of STRATEGY's gates, read from GATES (a gate
+    that does not exist is not complete)."""
+    ns = strategy["metadata"].get("namespace")
+    state = {g["metadata"]["name"]: (g.get("status") or {}).get("state") for g in gates if g["metadata"].get("namespace", ns) == ns}
+    named = named_gates(strategy)
+    open_ = [n for n in named if state.get(n) != "Complete"]
+    return len(named) - len(open_), len(named), open_
+
+
+def status_table(items: list[dict[str, Any]], namespaces: bool = False, gates: list[dict[str, Any]] | None = None,
+                 wide: bool = False) -> Table:
     """The `status` table, laid out as kubectl's: no borders, across namespaces each strategy as
-    namespace/name, open incidents as a count (`stratops incident list` names them), so a row
-    fits 80 columns; a name too long for its column wraps, never loses characters. GOOD is the
-    last known-good version."""
+    namespace/name, open incidents and gates as counts (`stratops incident list` and `stratops
+    gate list` name them; so does -o wide), so a row fits 80 columns; a name too long for its
+    column wraps, never loses characters. GOOD is the last known-good version. Without GATES
+    (the Gate objects) the gates column says signed or missing, from the GatesSatisfied condition."""
     table = Table(box=None, pad_edge=False, padding=(0, 1), header_style="bold")
-    for name in ("STRATEGY", "PHASE", "MODE", "VERSION", "GOOD", "TRADING", "INCIDENTS", "GATES"):
-        table.add_column(name, overflow="fold", no_wrap=name != "STRATEGY", min_width=8 if name == "STRATEGY" else None)
+    columns = ["STRATEGY", "PHASE", "MODE", "VERSION", "GOOD", "TRADING", "INCIDENTS", "GATES"]
+    if wide:
+        columns += ["READY", "BROKER", "OPEN INCIDENTS", "UNSIGNED GATES"]
+    for name in columns:
+        folds = name in ("STRATEGY", "OPEN INCIDENTS", "UNSIGNED GATES")
+        table.add_column(name, overflow="fold", no_wrap=not folds, min_width=8 if name == "STRATEGY" else None)
     for s in items:
         st = s.get("status") or {}
         conds = {c["type"]: c for c in st.get("conditions") or []}
-        gates = conds.get("GatesSatisfied")
         trading = st.get("tradingState") or "-"
         style = {"HALTED": "red", "REDUCING": "yellow", "ACTIVE": "green"}.get(trading, "")
-        incidents = len(st.get("openIncidents") or [])
+        incidents = st.get("openIncidents") or []
         meta = s["metadata"]
-        table.add_row(
+        if gates is not None:
+            done, named, unsigned = gate_counts(s, gates)
+            gate_cell = f"{done}/{named}" if named else "-"
+            gate_cell = f"[yellow]{gate_cell}[/]" if unsigned else gate_cell
+        else:
+            sat, unsigned = conds.get("GatesSatisfied"), []
+            gate_cell = "signed" if sat and sat["status"] == "True" else ("missing" if sat else "-")
+        row = [
             f"{meta['namespace']}/{meta['name']}" if namespaces else meta["name"], st.get("phase") or "-",
             st.get("mode") or "-", st.get("activeVersion") or "-", st.get("lastKnownGood") or "-",
-            f"[{style}]{trading}[/]" if style else trading, f"[red]{incidents}[/]" if incidents else "-",
-            ("signed" if gates and gates["status"] == "True" else ("missing" if gates else "-")),
-        )
+            f"[{style}]{trading}[/]" if style else trading, f"[red]{len(incidents)}[/]" if incidents else "-", gate_cell,
+        ]
+        if wide:
+            ready = (conds.get("Ready") or {}).get("message") or ""
+            row += [ready.split(" pods")[0] if " pods" in ready else "-", (st.get("broker") or {}).get("role") or "primary",
+                    ", ".join(incidents) or "-", ", ".join(unsigned) or "-"]
+        table.add_row(*row)
     return table
 
 

@@ -101,6 +101,10 @@ class PrometheusServer:
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
     workdir: Path | None = None
+    #: Scrape configs in place of the one static job over TARGETS (file_sd_configs, relabelling).
+    scrape_configs: list[dict[str, Any]] | None = None
+    #: OpenMetrics text written into the TSDB before the server starts (promtool's backfill).
+    history: str | None = None
 
     @property
     def url(self) -> str:
@@ -111,23 +115,44 @@ class PrometheusServer:
         if self.workdir is None:
             self.workdir = Path(tempfile.mkdtemp(prefix="stratops-prom-"))
         cfg = self.workdir / "prometheus.yml"
+        scrape = self.scrape_configs or [{"job_name": "stratops-test", "static_configs": [{"targets": self.targets}]}]
         cfg.write_text(json.dumps({
             "global": {"scrape_interval": self.scrape_interval, "evaluation_interval": self.scrape_interval},
-            "scrape_configs": [{"job_name": "stratops-test", "static_configs": [{"targets": self.targets}]}],
+            "scrape_configs": scrape,
         }))
+        if self.history is not None:
+            self.backfill(self.history, self.workdir / "data")
         self.process = _start_ready([binary, f"--config.file={cfg}", f"--storage.tsdb.path={self.workdir / 'data'}",
                                      f"--web.listen-address=127.0.0.1:{self.port}", "--log.level=warn"],
                                     self.workdir / "prometheus.log", self.url, timeout)
         return self
+
+    @staticmethod
+    def backfill(openmetrics: str, data: Path) -> None:
+        """Write OPENMETRICS into the TSDB at DATA as blocks (`promtool tsdb create-blocks-from
+        openmetrics`), for a server started on DATA afterwards; promtool's output on failure."""
+        data.mkdir(parents=True, exist_ok=True)
+        src = data.parent / "history.om"
+        src.write_text(openmetrics)
+        out = subprocess.run([monitoring_binary("promtool"), "tsdb", "create-blocks-from", "openmetrics", "--quiet",
+                              "--max-block-duration=1512h",  # 63 days in a few blocks, not 2-hour ones by the hundred
+                              str(src), str(data)], capture_output=True, text=True)
+        src.unlink()
+        if out.returncode != 0:
+            raise ControlPlaneError(f"promtool could not backfill the history: {(out.stdout + out.stderr)[-2000:]}")
 
     def stop(self, remove: bool = True) -> None:
         stop_process(self.process, 15)
         if remove and self.workdir is not None:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
+    def series(self, expr: str) -> list[dict[str, Any]]:
+        """The instant vector EXPR evaluates to now ([] when it has no data)."""
+        r = httpx.get(f"{self.url}/api/v1/query", params={"query": expr}, trust_env=False, timeout=10).json()
+        return list(r["data"]["result"])
+
     def value(self, expr: str) -> float | None:
-        r = httpx.get(f"{self.url}/api/v1/query", params={"query": expr}, trust_env=False).json()
-        res = r["data"]["result"]
+        res = self.series(expr)
         return float(res[0]["value"][1]) if res else None
 
 
