@@ -14,9 +14,10 @@ On SIGTERM (a scale to 0, a node drain) it cancels its working orders and exits 
 
 In a pod it also answers the kubelet's probes and Prometheus on STRATOPS_PROBE_PORT (8080):
 /ready once the first control document is applied, /live, /metrics with the series the twelve
-example monitors query. Two switches make it misbehave, for drills and tests:
-EXAMPLE_IGNORE_HALTED=1 (it never applies, nor acknowledges, HALTED: a hung process) and a
-version beginning with "crash" (it exits at once: a crash-looping release).
+example monitors query. Switches make it misbehave, for drills and tests:
+EXAMPLE_IGNORE_HALTED=1 (it never applies, nor acknowledges, HALTED: a hung process), a
+version beginning with "crash" (it exits at once: a crash-looping release), and the faults
+`stratops drill` turns on through the probe port (class Faults).
 """
 
 from __future__ import annotations
@@ -159,8 +160,11 @@ class Metrics:
         for i, f in enumerate(("zscore", "spread", "momentum", "volume", "volatility", "carry")):
             self.importance.labels(feature=f, **lab).set(1.0 / (i + 1))
 
-    def bar(self, basket: Basket) -> None:
+    def bar(self, basket: Basket, faults: frozenset[str] = frozenset()) -> None:
         lab = self.lab
+        self.health.labels(**lab).set(0 if "broker" in faults else 1)
+        if "stale" in faults:
+            return  # the feed has stopped: no bar, no new value of anything computed from one
         now = time.time()
         for leg in basket.legs:
             self.bar_ts.labels(symbol=leg.instrument, **lab).set(now)
@@ -168,14 +172,43 @@ class Metrics:
         for feed in ("primary", "backup"):
             self.bars.labels(feed=feed, **lab).inc()
         signal_ = basket.legs[0].mid.signal  # the model's signal and its first feature: the first name's z-score
+        if "drift" in faults:
+            signal_ += 6.0  # the feature's distribution has moved: what a changed upstream calculation does
         self.feature.labels(feature="zscore", **lab).set(signal_)
         self.signal.labels(**lab).set(signal_)
         self.signal_latency.labels(**lab).observe(0.002)
-        self.order_latency.labels(**lab).observe(0.004)
+        self.order_latency.labels(**lab).observe(2.0 if "broker" in faults else 0.004)
         self.queue.labels(**lab).set(0)
-        self.pnl.labels(**lab).set(sum(leg.pnl for leg in basket.legs))
+        self.pnl.labels(**lab).set(sum(leg.pnl for leg in basket.legs) + (-250_000 if "pnl" in faults else 0))
         self.cost.labels(**lab).set(0.4)
         self.expected_cost.labels(**lab).set(0.3)
+
+
+class Faults:
+    """What a drill breaks (`stratops drill`, POST /drill/<fault> on the probe port; /drill/clear
+    mends all): stale (the feed stops: no bars, no trading), broker (the order route's healthcheck
+    fails, orders are not filled), drift (the signal and its feature move by 6 standard deviations),
+    pnl (the day's PnL reads 250,000 down). Paper trading only: nothing here reaches a broker."""
+
+    NAMES = ("stale", "broker", "drift", "pnl")
+
+    def __init__(self) -> None:
+        self.on: frozenset[str] = frozenset()
+
+    def actions(self) -> dict[str, object]:
+        def switch(name: str):  # type: ignore[no-untyped-def]
+            def act() -> str:
+                self.on = self.on | {name}
+                print(f"drill: fault {name} on", flush=True)
+                return f"fault {name} on"
+            return act
+
+        def clear() -> str:
+            self.on = frozenset()
+            print("drill: every fault cleared", flush=True)
+            return "faults cleared"
+
+        return {**{f"/drill/{n}": switch(n) for n in self.NAMES}, "/drill/clear": clear}
 
 
 class IgnoresHalted:
@@ -225,10 +258,11 @@ def main(argv: list[str] | None = None) -> int:
     control.on_change(lambda doc: print(f"control generation {doc.generation}: {doc.trading_state.value}"
                                         + (f" ({doc.reason})" if doc.reason else ""), flush=True))
     metrics = None
+    faults = Faults()
     port = int(os.environ.get("STRATOPS_PROBE_PORT", "8080")) if in_pod else args.metrics_port
     if port:
         metrics = Metrics(os.environ.get("STRATOPS_STRATEGY", "strategy") if in_pod else args.strategy)
-        serve(control, port, "0.0.0.0" if in_pod else "127.0.0.1")
+        serve(control, port, "0.0.0.0" if in_pod else "127.0.0.1", actions=faults.actions())  # type: ignore[arg-type]
     if in_pod:
         control.run_in_background(0.2)  # HALTED applied as soon as the watch sees it, between steps too
     running = True
@@ -240,9 +274,12 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, stop)
     n = 0
     while running and (args.steps == 0 or n < args.steps):
-        basket.step()
+        if not faults.on & {"stale", "broker"}:  # no prices, or no broker to fill at them
+            basket.step()
+        else:
+            control.poll()  # a halt still lands
         if metrics is not None:
-            metrics.bar(basket)
+            metrics.bar(basket, faults.on)
         n += 1
         time.sleep(args.interval)
     cancelled = basket.cancel_all()

@@ -24,12 +24,14 @@ DEMO_ENV = ".stratops-demo.env"  # in the checkout, while the demo runs: what `m
 STRATEGY = "mean-revert"  # the example desk's strategy (examples/strategy.yaml)
 
 
-def demo_env(kubeconfig: Path, bin_dir: Path) -> str:
-    """The exports a second shell needs to drive the running demo (`make shell` sources them)."""
+def demo_env(kubeconfig: Path, bin_dir: Path, drill_url: str | None = None) -> str:
+    """The exports a second shell needs to drive the running demo (`make shell` sources them);
+    DRILL_URL: where `stratops drill` reaches a strategy that runs as a host process."""
     import shlex
 
     return (f"export KUBECONFIG={shlex.quote(str(kubeconfig))}\n"
-            f"export PATH={shlex.quote(str(bin_dir))}:\"$PATH\"\n")
+            f"export PATH={shlex.quote(str(bin_dir))}:\"$PATH\"\n"
+            + (f"export STRATOPS_DRILL_URL={shlex.quote(drill_url)}\n" if drill_url else ""))
 
 
 def real_node_unavailable() -> str | None:
@@ -81,7 +83,8 @@ def run_demo(*, examples: bool, once: bool, nodes: int, console: Console, real_n
             console.print("building the example strategy's image and importing it into the real node "
                           "(the first build takes a few minutes; later ones are cached)")
             try:
-                images.load(cp.node, images.strategy_image(), [f"{images.STRATEGY_REPOSITORY}:1.4.2"])
+                images.load(cp.node, images.strategy_image(), [f"{images.STRATEGY_REPOSITORY}:1.4.2",
+                                                              f"{images.STRATEGY_REPOSITORY}:crash-1.4.4"])  # the bad-rollout drill
                 image = images.STRATEGY_REPOSITORY
             except images.ImageUnavailable as e:
                 why = str(e)
@@ -143,12 +146,15 @@ def run_demo(*, examples: bool, once: bool, nodes: int, console: Console, real_n
                 if not healthy:
                     console.print(f"[yellow]the desk is not at rest; operator log:[/]\n{_tail(log)}")
             env_file = root / DEMO_ENV
-            env_file.write_text(demo_env(cp.kubeconfig, Path(sys.executable).parent))
+            drill_url = f"http://{prometheus.host_target}" if prometheus.host_target else None
+            env_file.write_text(demo_env(cp.kubeconfig, Path(sys.executable).parent, drill_url))
             console.print(
                 "\n[bold]stratops is running on the local cluster.[/] In another shell, `make shell` (or):\n"
                 f"  export KUBECONFIG={cp.kubeconfig}\n"
                 f"  export PATH={Path(sys.executable).parent}:$PATH     # the stratops CLI (make setup's virtualenv)\n"
                 "  stratops status\n"
+                + (f"  export STRATOPS_DRILL_URL={drill_url}   # the strategy process, for drills\n" if drill_url else "")
+                + "  stratops drill broker-outage                         # a real breach, step by step (stratops drill --help)\n"
                 "  stratops kill mean-revert --reason 'drill'          # HALTED, then scale to 0\n"
                 "  kubectl get strategies,monitors,gates,incidents      # if you have kubectl\n"
                 + ("  kubectl logs -f deploy/mean-revert                   # the real process: HALTED, its ack, its exit\n"

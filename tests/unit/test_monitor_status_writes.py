@@ -126,3 +126,40 @@ def test_specs_are_parsed_once_per_uid_and_generation():
     assert runner._parsed(key, ("uid-2", 1), MonitorSpec, spec).frequency == spec["frequency"]  # re-created
     # nothing to tell versions apart: parsed every time
     assert runner._parsed(key, ("uid-2", None), MonitorSpec, spec) is not runner._parsed(key, ("uid-2", None), MonitorSpec, spec)
+
+
+def test_stale_while_the_kill_switch_is_latched_opens_nothing_and_stale_after_the_resume_does(monkeypatch):
+    """A halted strategy's pods are stopped, so its monitors find no data: no incident and no
+    alert for that (each would throttle a halted strategy and bury the incident that halted it).
+    The same stale finding after the resume is a new finding, with its incident and alert."""
+    from types import SimpleNamespace
+
+    from cases import example
+    from kubernetes import client
+
+    from stratops.k8s import monitoring as M
+    from stratops.monitors.evaluate import HALTED_NOTE, Evaluation
+
+    monkeypatch.setattr(M, "evaluate", lambda *a, **k: Evaluation(None, False, True, 0, "stale: no data for the query"))
+    sent, incidents, writes = [], [], []
+    runner = M.MonitorRunner(client.ApiClient(), notifier=SimpleNamespace(deliver=lambda a: (sent.append(a.state), (True, ""))[1]))
+    runner._write_status = lambda ns, name, st: writes.append(st)  # type: ignore[method-assign]
+    runner.executor = SimpleNamespace(create_incident=lambda *a, **k: incidents.append(a), event=lambda *a, **k: None)
+    mon = example("monitors/01-data-bar-age.yaml")
+    mon["spec"]["source"]["prometheus"]["url"] = "http://127.0.0.1:1"
+    body = {"metadata": {"name": "bar-age", "namespace": "fx", "uid": "m1", "generation": 1}, "spec": mon["spec"], "status": {}}
+    strategy = example("strategy.yaml")
+
+    def with_status(status: dict) -> dict:
+        return {"spec": strategy["spec"], "status": status, "uid": "s1", "generation": 1}
+
+    runner.run(body, with_status({"killSwitch": {"latched": True, "reason": "drill"}}))
+    assert incidents == [] and sent == []
+    assert writes[-1].stale is True and writes[-1].detail.startswith(HALTED_NOTE), writes[-1]
+    body["status"] = writes[-1].model_dump(by_alias=True, mode="json", exclude_none=True)
+    runner.run(body, with_status({"killSwitch": {"latched": True}}))
+    assert incidents == [] and sent == []
+    body["status"] = writes[-1].model_dump(by_alias=True, mode="json", exclude_none=True)
+    runner.run(body, with_status({"killSwitch": {"latched": False}}))  # resumed, still no data
+    assert len(incidents) == 1 and sent == ["firing"]
+    assert not writes[-1].detail.startswith(HALTED_NOTE)

@@ -217,6 +217,9 @@ def _register() -> None:
     from stratops.cli import triage as tr
 
     app.command("triage")(_user_errors(tr.triage))
+    from stratops.cli.drill import drill
+
+    app.command("drill")(_user_errors(drill))
 
 
 _register()

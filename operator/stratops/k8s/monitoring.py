@@ -22,7 +22,7 @@ from stratops.k8s.executor import Executor
 from stratops.lifecycle.decide import NewIncident
 from stratops.models.monitor import IncidentClass, MonitorSpec, MonitorStatus, Severity
 from stratops.models.strategy import StrategySpec
-from stratops.monitors.evaluate import Evaluation, evaluate
+from stratops.monitors.evaluate import HALTED_NOTE, Evaluation, evaluate, stale_expected
 from stratops.monitors.prometheus import Prometheus
 
 log = logging.getLogger("stratops.monitors")
@@ -218,8 +218,14 @@ class MonitorRunner:
         key = f"{ns}/{name}"
         # The finding's kind: a change of kind (none, stale, breach) is a message and, for a
         # new finding, an incident; the same kind again is the same episode (deduplicated).
-        was = "stale" if prev.stale else "breach" if prev.breaching else None
-        now_kind = "stale" if ev.stale else "breach" if ev.breaching else None
+        # Stale while the kill-switch is latched is no finding (no pods, no data); it counts as
+        # none, so that staying stale after the resume is a new finding, with its incident.
+        expected = ev.stale and stale_expected((strategy or {}).get("status"))
+        if expected:
+            st.detail = HALTED_NOTE + (ev.detail or "")
+        was_expected = prev.stale and (prev.detail or "").startswith(HALTED_NOTE)
+        was = None if was_expected else "stale" if prev.stale else "breach" if prev.breaching else None
+        now_kind = None if expected else "stale" if ev.stale else "breach" if ev.breaching else None
         summary = f"{spec.strategy}: {spec.description or name} " + ("(stale data)" if ev.stale else f"= {st.last_value}")
 
         # An undelivered message from before goes first: order matters to the receiver.
@@ -232,7 +238,7 @@ class MonitorRunner:
         if now_kind != was:
             from stratops.models.monitor import LastAlert
 
-            alert = Alert(key, "firing" if ev.finding else "resolved", spec.alert.channel.value, spec.incident.severity.value,
+            alert = Alert(key, "firing" if now_kind is not None else "resolved", spec.alert.channel.value, spec.incident.severity.value,
                           summary, ev.detail, {**labels, "incident_class": spec.incident.class_.value}, spec.alert.route, now)
             ok, note = self.notifier.deliver(alert)
             st.last_alert = LastAlert(at=now, channel=spec.alert.channel, state=alert.state, delivered=ok)
@@ -252,7 +258,7 @@ class MonitorRunner:
             self._write_status(ns, name, st)
             self.executor.create_incident(ns, spec.strategy, meta.get("uid", ""), inc, now, monitor=name,
                                           detected_by=f"monitor/{name}")
-        elif not ev.finding and st.incident is not None:
+        elif now_kind is None and st.incident is not None:
             st.incident = None  # the episode is over; the Incident stays open until a human resolves it
         if needs_write(prev, st, now):
             self._write_status(ns, name, st)

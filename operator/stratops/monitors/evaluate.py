@@ -167,3 +167,17 @@ def evaluate(spec: MonitorSpec, strategy: StrategySpec | None, fetch: Fetcher, l
     consecutive = consecutive_before + 1 if reading.breach else 0
     return Evaluation(reading.value, consecutive >= needed, False, consecutive,
                       reading.detail + (f"; {consecutive}/{needed} windows in a row" if needed > 1 else ""))
+
+
+#: The start of a monitor's detail while its stale finding is expected: the strategy's kill-switch
+#: is latched, so its pods are stopped and export nothing.
+HALTED_NOTE = "expected while the kill-switch is latched (its pods are stopped): "
+
+
+def stale_expected(strategy_status: dict[str, object] | None) -> bool:
+    """Whether no data is what a strategy in STRATEGY_STATUS should give: its kill-switch is
+    latched, so the operator has scaled it to 0. A stale finding then opens no incident and sends
+    no alert (each one would throttle a halted strategy and bury the incident that halted it);
+    a breach on data that is still there still does both."""
+    ks = (strategy_status or {}).get("killSwitch")
+    return isinstance(ks, dict) and bool(ks.get("latched"))

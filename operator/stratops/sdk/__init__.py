@@ -437,10 +437,12 @@ class StrategyControl:
             self.source.stop()
 
 
-def serve(control: StrategyControl, port: int = 8080, address: str = "0.0.0.0", registry: object | None = None) -> Any:
+def serve(control: StrategyControl, port: int = 8080, address: str = "0.0.0.0", registry: object | None = None,
+          actions: dict[str, Callable[[], str]] | None = None) -> Any:
     """The pod's probes and metrics on PORT: /ready (200 once the first control document is
     applied and acknowledged: before that the strategy must not count as able to trade), /live,
-    and /metrics (prometheus-client's registry, or REGISTRY). Returns the server (shutdown())."""
+    and /metrics (prometheus-client's registry, or REGISTRY). ACTIONS are the strategy's own POST
+    paths (its answer is the body; an exception is a 500). Returns the server (shutdown())."""
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
     from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
@@ -460,6 +462,18 @@ def serve(control: StrategyControl, port: int = 8080, address: str = "0.0.0.0", 
                 body, ctype, code = b"not found\n", "text/plain", 404
             self.send_response(code)
             self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            action = (actions or {}).get(self.path.split("?")[0])
+            try:
+                body, code = ((action() + "\n").encode(), 200) if action else (b"not found\n", 404)
+            except Exception as e:  # noqa: BLE001 - the caller reads why
+                body, code = f"{e}\n".encode(), 500
+            self.send_response(code)
+            self.send_header("Content-Type", "text/plain")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)

@@ -1,0 +1,157 @@
+"""`stratops drill SCENARIO` on the example desk as `make demo` runs it: the example strategy as a
+real container on the real node, a real Prometheus with the desk's history scraping it, the
+twelve example monitors, the five gates. Each test starts from a desk at rest (every monitor
+evaluated and green, no incident), runs one drill as the desk's administrator would, and checks
+what the drill printed against the cluster: one incident of the scenario's class, the action
+taken, and nothing else opened on the way (after a kill-switch, the stopped pods' missing data
+opens no StaleData incident)."""
+
+from __future__ import annotations
+
+import copy
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+from lifecycle_helpers import Desk
+from typer.testing import CliRunner
+
+from stratops import GROUP, VERSION
+from stratops.cli.main import app
+from stratops.dev import desk_at_rest, example_documents, on_real_node
+from stratops.k8s.apply import apply
+from stratops.monitors.evaluate import HALTED_NOTE
+from stratops.testing.scrape import DeskPrometheus, monitor_queries
+from stratops.testing.wait import wait_for
+
+pytestmark = pytest.mark.e2e
+ROOT = Path(__file__).resolve().parents[2]
+NAME = "mean-revert"
+
+
+class ExampleDesk:
+    def __init__(self, desk: Desk, prometheus: DeskPrometheus) -> None:
+        self.desk, self.prometheus = desk, prometheus
+
+    def monitors(self) -> list[dict[str, Any]]:
+        return self.desk.custom.list_namespaced_custom_object(GROUP, VERSION, self.desk.ns, "monitors")["items"]
+
+    def monitor(self, short: str) -> dict[str, Any]:
+        return self.desk.custom.get_namespaced_custom_object(GROUP, VERSION, self.desk.ns, "monitors", f"{NAME}-{short}")
+
+    def drill(self, scenario: str, kubeconfig: Path) -> str:
+        res = CliRunner().invoke(app, ["drill", scenario, "-n", self.desk.ns], env={"KUBECONFIG": str(kubeconfig), "COLUMNS": "200"})
+        assert res.exit_code == 0 and "Traceback" not in res.output, res.output
+        return res.output
+
+
+@pytest.fixture
+def example_desk(desk_of_real_pods: Desk, tmp_path: Path) -> Any:
+    desk = desk_of_real_pods
+    prometheus = DeskPrometheus(tmp_path / "prometheus", desk.ns, NAME).start()
+    stop = threading.Event()
+
+    def follow() -> None:  # the demo's loop: the scrape follows the strategy's pods
+        while not stop.wait(1.0):
+            try:
+                prometheus.refresh(desk.kube)
+            except Exception:  # noqa: BLE001 - the namespace is going away at the end
+                pass
+
+    threading.Thread(target=follow, daemon=True).start()
+    docs = [on_real_node(d, "stratops.local/mean-revert") for d in example_documents(ROOT)]
+    for d in docs:
+        if d["kind"] == "Strategy":
+            d["spec"]["rollbackPolicy"].update(rolloutDeadline="30s", healthyFor="2s")
+        if d["kind"] == "Monitor":
+            d["spec"]["source"]["prometheus"]["url"] = prometheus.url
+    monitors = [d for d in docs if d["kind"] == "Monitor"]
+    try:
+        apply(desk.kube, [d for d in docs if d["kind"] != "Monitor"], namespace=desk.ns)
+        desk.wait_status(lambda s: any(c["type"] == "Ready" and c["status"] == "True" for c in s.get("conditions") or []),
+                         "the example strategy Ready on the real node", timeout=120)
+        queries = monitor_queries(monitors)
+        wait_for(lambda: not prometheus.missing(queries), timeout=120, what="Prometheus has every monitor's data")
+        apply(desk.kube, copy.deepcopy(monitors), namespace=desk.ns)
+        ex = ExampleDesk(desk, prometheus)
+        wait_for(lambda: not any("not evaluated" in p for p in desk_at_rest(ex.monitors(), desk.incidents())),
+                 timeout=90, what="every monitor evaluated")
+        assert desk_at_rest(ex.monitors(), desk.incidents()) == []  # the desk starts at rest
+        yield ex
+    finally:
+        stop.set()
+        prometheus.server.stop()
+
+
+@pytest.fixture
+def desk_of_real_pods(kube, namespace, operator, strategy_image) -> Desk:
+    return Desk(kube, namespace)
+
+
+def _new_incidents(ex: ExampleDesk) -> list[dict[str, Any]]:
+    return ex.desk.incidents()
+
+
+def _halted_monitors_quiet(ex: ExampleDesk, shorts: tuple[str, ...]) -> None:
+    """Wait until the fast monitors have each been evaluated with the pods stopped (stale, and
+    expected): from then on, a StaleData incident would already be there."""
+    wait_for(lambda: all((ex.monitor(s).get("status") or {}).get("detail", "").startswith(HALTED_NOTE) for s in shorts),
+             timeout=90, what=f"{', '.join(shorts)} evaluated while halted")
+
+
+def test_broker_outage_drill_kills_and_says_what_the_resume_needs(example_desk, cluster):
+    out = " ".join(example_desk.drill("broker-outage", cluster.kubeconfig).split())
+    assert "fault broker on" in out and "finding: monitor mean-revert-infra-healthcheck breaching" in out, out
+    assert "BrokerOutage P0" in out and "action: kill-switch: HALTED, acknowledged by the strategy: True" in out, out
+    assert "triage (Broker outage)" in out and "stratops runbook show" in out, out
+    assert "still needed" in out and "stratops reconcile mean-revert" in out and "stratops resume mean-revert" in out, out
+    _halted_monitors_quiet(example_desk, ("data-bar-age", "infra-order-latency"))
+    [incident] = _new_incidents(example_desk)
+    assert incident["spec"]["class"] == "BrokerOutage" and incident["spec"]["monitor"] == f"{NAME}-infra-healthcheck"
+    ks = example_desk.desk.status()["killSwitch"]
+    assert ks["latched"] and ks["acknowledged"] is True and ks["completedAt"]
+
+
+def test_pnl_band_drill_breaches_a_drill_copy_and_kills(example_desk, cluster):
+    out = " ".join(example_desk.drill("pnl-band", cluster.kubeconfig).split())
+    assert "drill monitor mean-revert-drill-pnl-band" in out and "fault pnl on" in out, out
+    assert "finding: monitor mean-revert-drill-pnl-band breaching" in out and "PnLDivergence P0" in out, out
+    assert "action: kill-switch" in out and "drill monitor mean-revert-drill-pnl-band deleted" in out, out
+    _halted_monitors_quiet(example_desk, ("data-bar-age", "infra-order-latency"))
+    [incident] = _new_incidents(example_desk)
+    assert incident["spec"]["class"] == "PnLDivergence" and incident["spec"]["monitor"] == f"{NAME}-drill-pnl-band"
+    names = {m["metadata"]["name"] for m in example_desk.monitors()}
+    assert f"{NAME}-drill-pnl-band" not in names and len(names) == 12
+
+
+def test_feature_drift_drill_throttles_and_mends_the_fault(example_desk, cluster):
+    out = " ".join(example_desk.drill("feature-drift", cluster.kubeconfig).split())
+    assert "finding: monitor mean-revert-drill-feature-drift breaching" in out and "FeatureDrift P1" in out, out
+    assert "action: throttle: trading REDUCING" in out and "fault cleared in the running strategy" in out, out
+    [incident] = _new_incidents(example_desk)
+    assert incident["spec"]["class"] == "FeatureDrift"
+    assert example_desk.desk.control()["tradingState"] == "REDUCING"
+    # mended: the desk's own drift monitors read the old distribution again
+    drift = example_desk.prometheus.server.value(f'stratops_strategy_signal{{strategy="{NAME}"}}')
+    assert drift is not None and abs(drift) < 6, drift
+
+
+def test_stale_data_drill_kills_on_the_desks_own_bar_age_monitor(example_desk, cluster):
+    out = " ".join(example_desk.drill("stale-data", cluster.kubeconfig).split())
+    assert "fault stale on" in out and "finding: monitor mean-revert-data-bar-age breaching" in out, out
+    assert "StaleData P0" in out and "action: kill-switch" in out, out
+    _halted_monitors_quiet(example_desk, ("data-bar-age", "infra-order-latency"))
+    [incident] = _new_incidents(example_desk)
+    assert incident["spec"]["class"] == "StaleData" and incident["spec"]["monitor"] == f"{NAME}-data-bar-age"
+
+
+def test_bad_rollout_drill_rolls_back_and_puts_the_version_back(example_desk, cluster):
+    out = " ".join(example_desk.drill("bad-rollout", cluster.kubeconfig).split())
+    assert "spec.version crash-1.4.4 (last known-good 1.4.2)" in out, out
+    assert "action: rollback: running 1.4.2 again" in out and "spec.version back to 1.4.2" in out, out
+    incidents = _new_incidents(example_desk)
+    assert [i["spec"]["class"] for i in incidents] == ["ConfigDrift"], incidents
+    s = example_desk.desk.wait_status(lambda s: s.get("activeVersion") == "1.4.2" and s.get("phase") == "Running"
+                                      and s.get("tradingState") == "ACTIVE", "1.4.2 running and trading")
+    assert any(b["version"] == "crash-1.4.4" for b in s.get("blockedVersions") or [])
