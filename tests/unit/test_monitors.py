@@ -74,6 +74,16 @@ def test_concentration_share_of_absolute_pnl():
     assert not S.concentration({"a": 1, "b": 1, "c": 1, "d": 1, "e": 1}, 0.25).breach
 
 
+
+def test_concentration_below_the_materiality_floor_is_not_judged():
+    """The first fills of the day make any split lopsided: below min_total it is reported, not a breach."""
+    early = {"EURUSD": 90, "GBPUSD": 10, "USDJPY": 0}
+    r = S.concentration(early, 0.25, min_total=2000)
+    assert not r.breach and r.value == 0.9 and "below the materiality floor 2000: not judged" in r.detail
+    assert S.concentration(early, 0.25).breach  # no floor: judged
+    later = {k: v * 100 for k, v in early.items()}
+    assert S.concentration(later, 0.25, min_total=2000).breach  # above the floor: judged as before
+
 def test_topk_change():
     base = ["a", "b", "c", "d", "e"]
     assert not S.topk_change(base, {"a": 5, "b": 4, "c": 3, "d": 2, "e": 1, "f": 0}, 5, 2).breach

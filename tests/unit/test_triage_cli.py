@@ -189,3 +189,13 @@ def test_status_counts_the_gates_a_strategy_names_and_wide_names_them():
     assert lines[1].split()[8:] == ["1/1", "backup", "mean-revert-staledata-7f2c", "fx-weekly,", "fx-gone"]
     nothing = {"metadata": {"name": "bare", "namespace": "fx-desk"}, "spec": {}, "status": {}}
     assert gate_counts(nothing, gates) == (0, 0, [])
+
+
+def test_incident_age_reads_as_kubectl_prints_it():
+    from datetime import datetime, timezone
+
+    from stratops.cli.incidents import age
+
+    now = datetime(2026, 12, 1, 12, 0, 0, tzinfo=timezone.utc)
+    assert [age(t, now) for t in ("2026-12-01T11:59:15Z", "2026-12-01T11:48:00Z", "2026-12-01T09:00:00+00:00",
+                                  "2026-11-28T12:00:00Z", "2026-12-01T12:00:05Z")] == ["45s", "12m", "3h", "3d", "0s"]

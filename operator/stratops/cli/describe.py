@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from rich.table import Table
 
 from stratops import GROUP, VERSION
-from stratops.cli.lifecycle import CliError, Namespace, Output, _api, _get, _namespace, console, emit
+from stratops.cli.lifecycle import CliError, Namespace, Output, _api, _get, _namespace, console, emit, listing
 from stratops.lifecycle import manifests
 from stratops.lifecycle.control import CONTROL_KEY
 from stratops.recovery.runbooks import ClusterView
@@ -84,7 +83,7 @@ def describe(strategy: str, namespace: Namespace = None, output: Output = "table
         console.print(f"  [yellow]throttled[/] by {th.get('by')} at {th.get('at')}: {th.get('reason')}")
     if st.get("message"):
         console.print(f"  [yellow]{st['message']}[/]")
-    limits = Table("limit", "in force", "spec", title="risk limits", title_justify="left")
+    limits = listing("limit", "in force", "spec", title="risk limits")
     eff, rl = st.get("effectiveLimits") or {}, spec.get("riskLimits") or {}
     for key in ("maxPosition", "maxOrderRate", "maxDailyLoss"):  # what a throttle lowers
         limits.add_row(key, str(eff.get(key, "-")), str(rl.get(key, "-")))
@@ -92,30 +91,30 @@ def describe(strategy: str, namespace: Namespace = None, output: Output = "table
         if key in rl:
             limits.add_row(key, "as spec", str(rl[key]))
     console.print(limits)
-    conds = Table("condition", "status", "reason", "message", title="conditions", title_justify="left")
+    conds = listing("condition", "status", "reason", "message", title="conditions")
     for c in st.get("conditions") or []:
         conds.add_row(c["type"], c["status"], c.get("reason", ""), (c.get("message") or "")[:100])
     console.print(conds)
-    pods = Table("pod", "ready", "node", title="pods", title_justify="left")
+    pods = listing("pod", "ready", "node", title="pods")
     for p in v.pods:
         ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in (p.get("status") or {}).get("conditions") or [])
         pods.add_row(p["metadata"]["name"], "yes" if ready else "no", (p.get("spec") or {}).get("nodeName") or "-")
     console.print(pods if v.pods else "  pods: none")
     if v.incidents:
-        inc = Table("incident", "class", "sev", "phase", "summary", title="incidents", title_justify="left")
+        inc = listing("incident", "class", "sev", "phase", "summary", title="incidents")
         for i in sorted(v.incidents, key=lambda i: i["metadata"]["creationTimestamp"], reverse=True)[:10]:
             inc.add_row(i["metadata"]["name"], i["spec"]["class"], i["spec"]["severity"],
                         (i.get("status") or {}).get("phase") or "Open", i["spec"]["summary"][:70])
         console.print(inc)
     if more["monitors"]:
-        mon = Table("monitor", "layer", "value", "breaching", "stale", "evaluated", title="monitors", title_justify="left")
+        mon = listing("monitor", "layer", "value", "breaching", "stale", "evaluated", title="monitors")
         for m in more["monitors"]:
             ms = m.get("status") or {}
             mon.add_row(m["metadata"]["name"], m["spec"].get("layer", "-"), str(ms.get("lastValue", "-")),
                         str(ms.get("breaching", "-")), str(ms.get("stale", "-")), ms.get("lastEvaluation") or "-")
         console.print(mon)
     if more["gates"]:
-        gt = Table("gate", "cadence", "state", "missing", "expires", title="gates", title_justify="left")
+        gt = listing("gate", "cadence", "state", "missing", "expires", title="gates")
         for g in more["gates"]:
             gs = g.get("status") or {}
             gt.add_row(g["metadata"]["name"], g["spec"]["cadence"], gs.get("state") or "-",

@@ -49,10 +49,11 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
     Scenario("broker-outage", "the order route fails its healthcheck; orders are not filled", "infra-healthcheck",
              fault="broker"),
     Scenario("pnl-band", "the day's PnL falls 250,000 below the strategy's band", "pnl-band", fault="pnl",
-             drill_copy={"frequency": "10s", "check": {"kind": "band", "band": {"confidence": 0.95, "lookbackDays": 60,
-                                                                                 "consecutiveDays": 1}}}),
-    Scenario("feature-drift", "the signal's top feature moves by 6 standard deviations", "data-feature-psi",
-             fault="drift", drill_copy={"frequency": "20s"}),
+             drill_copy={"frequency": "10s", "check.band.consecutiveDays": 1}),
+    # KS, not PSI: a PSI check's window is its frequency, and a window short enough for a drill
+    # holds too few distinct values of the signal to look like its distribution even at rest.
+    Scenario("feature-drift", "the signal and its top feature move by 6 standard deviations", "model-ks",
+             fault="drift", drill_copy={"frequency": "10s", "check.ks.window": "10m"}),
     Scenario("bad-rollout", "a version whose container crash-loops is rolled out", None, version="crash-1.4.4",
              timeout=480.0),
 )}
@@ -171,7 +172,12 @@ def run(scenario: Scenario, ns: str, strategy_name: str, api: Any) -> int:
         if scenario.drill_copy:
             drill_monitor = f"{strategy_name}-drill-{scenario.name}"
             spec = copy.deepcopy(desk_monitor["spec"])
-            spec.update(copy.deepcopy(scenario.drill_copy))
+            for dotted, value in scenario.drill_copy.items():
+                *path, last = dotted.split(".")
+                node = spec
+                for key in path:
+                    node = node.setdefault(key, {})
+                node[last] = value
             spec["description"] = f"drill copy of {monitor_name}: {spec.get('description', '')}"[:256]
             body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "Monitor",
                     "metadata": {"name": drill_monitor, "labels": {"stratops.io/drill": scenario.name}}, "spec": spec}
@@ -181,13 +187,38 @@ def run(scenario: Scenario, ns: str, strategy_name: str, api: Any) -> int:
                 if e.status != 409:
                     raise
             clock.say(f"drill monitor {drill_monitor}: {monitor_name}'s check with a drill-sized window "
-                      f"({', '.join(f'{k}={v}' for k, v in scenario.drill_copy.items() if k == 'frequency')})")
+                      f"({', '.join(f'{k}={v}' for k, v in scenario.drill_copy.items())})")
             monitor_name = drill_monitor
+
+            def at_rest() -> dict[str, Any] | None:
+                st = _monitor(api, ns, drill_monitor).get("status") or {}
+                return st if st.get("lastEvaluation") else None
+
+            # Green before the fault: the breach that follows is the fault's, not the window's.
+            st = wait(at_rest, 60, f"first evaluation of {drill_monitor}")
+            if st.get("breaching") or st.get("stale"):
+                raise CliError(f"drill: {drill_monitor} finds something before any fault ({st.get('detail')}): "
+                               "the desk is not at rest; see stratops incident list")
+            clock.say(f"drill monitor at rest: {st.get('detail')}")
     try:
         if scenario.fault:
             where = post_fault(api, ns, strategy_name, f"/drill/{scenario.fault}")
             clock.say(f"fault {scenario.fault} on in {', '.join(where)}")
         if scenario.version:
+            daily = ((strategy.get("spec") or {}).get("gates") or {}).get("daily")
+            if daily:
+                try:
+                    gate = _custom(api).get_namespaced_custom_object(GROUP, VERSION, ns, "gates", daily)
+                except ApiException as e:
+                    raise CliError(f"drill: daily gate {daily} unreadable ({e.status} {e.reason})") from e
+                gs = gate.get("status") or {}
+                if gs.get("state") != "Complete":
+                    # Checked before anything changes: the operator holds every new version
+                    # while the daily gate is not signed, so no rollout (and no rollback) would follow.
+                    raise CliError(f"drill bad-rollout: a new version is held while the daily gate {daily} is "
+                                   f"{gs.get('state') or 'not evaluated'} (missing {', '.join(gs.get('missingItems') or []) or '?'}); "
+                                   f"sign it first: stratops gate sign {daily} --all --evidence '<what was checked>' "
+                                   "(nothing was changed)")
             good = (strategy.get("status") or {}).get("lastKnownGood")
             _custom(api).patch_namespaced_custom_object(GROUP, VERSION, ns, "strategies", strategy_name,
                                                         {"spec": {"version": scenario.version}})
@@ -202,28 +233,41 @@ def run(scenario: Scenario, ns: str, strategy_name: str, api: Any) -> int:
             st = wait(finding, scenario.timeout, f"finding on monitor {monitor_name}")
             clock.say(f"finding: monitor {monitor_name} {'stale' if st.get('stale') else 'breaching'}: {st.get('detail')}")
 
-        def new_incident() -> dict[str, Any] | None:
-            fresh = [i for i in _incidents(api, ns, strategy_name) if i["metadata"]["name"] not in before]
-            return sorted(fresh, key=lambda i: i["metadata"]["creationTimestamp"])[0] if fresh else None
+        def fresh() -> list[dict[str, Any]]:
+            new = [i for i in _incidents(api, ns, strategy_name) if i["metadata"]["name"] not in before]
+            return sorted(new, key=lambda i: i["metadata"]["creationTimestamp"])
 
-        incident = wait(new_incident, scenario.timeout, "incident")
+        def scenario_incident() -> dict[str, Any] | None:
+            # The scenario's monitor's incident (a broker outage also slows orders, a stopped feed
+            # also empties the latency histograms: their incidents come too, and are listed).
+            mine = [i for i in fresh() if not monitor_name or i["spec"].get("monitor") == monitor_name]
+            return mine[0] if mine else None
+
+        incident = wait(scenario_incident, scenario.timeout, "incident")
         spec = incident["spec"]
         clock.say(f"incident: {incident['metadata']['name']} {spec['class']} {spec['severity']}: {spec['summary']}")
+        action = spec.get("action") or ("rollback" if scenario.version else "none")
 
         def acted() -> str | None:
             s = _get(api, ns, strategy_name).get("status") or {}
             ks = s.get("killSwitch") or {}
-            if ks.get("latched") and ks.get("completedAt"):
+            if action == "killSwitch" and ks.get("latched") and ks.get("completedAt"):
                 return (f"kill-switch: HALTED, acknowledged by the strategy: {ks.get('acknowledged')}; "
                         f"scaled to 0 at {ks['completedAt']}")
-            if s.get("tradingState") == "REDUCING":
-                return "throttle: trading REDUCING with lowered limits (acknowledged by the pods)"
-            if scenario.version and s.get("activeVersion") and s.get("activeVersion") != scenario.version \
-                    and not (s.get("rollout") or {}).get("version"):
-                return f"rollback: running {s.get('activeVersion')} again (the last known-good)"
+            if action == "throttle" and s.get("tradingState") in ("REDUCING", "HALTED"):
+                return f"throttle: trading {s.get('tradingState')} with lowered limits"
+            rollout = s.get("rollout") or {}
+            if action == "rollback" and rollout.get("rollback") and s.get("phase") == "Running":
+                return f"rollback: running {rollout.get('version')} again (the last known-good)"
+            if action == "none":
+                return "none (the incident's action is none: on-call decides)"
             return None
 
-        clock.say("action: " + wait(acted, scenario.timeout, "action by the operator"))
+        clock.say("action: " + wait(acted, scenario.timeout, f"{action} by the operator"))
+        for other in fresh():
+            if other["metadata"]["name"] != incident["metadata"]["name"]:
+                o = other["spec"]
+                clock.say(f"also opened: {other['metadata']['name']} {o['class']} {o['severity']}: {o['summary']}")
         c = card(spec["class"])
         console.print(f"[bold]triage[/] ({c.title}): {c.immediate_action}. Contained when {c.containment}. "
                       f"Runbook: stratops runbook show {c.runbook}; walk it: stratops triage")

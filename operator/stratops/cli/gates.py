@@ -6,10 +6,9 @@ from datetime import datetime, timezone
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from stratops import GROUP, VERSION
-from stratops.cli.lifecycle import CliError, Namespace, Output, _api, _namespace, console, emit, whoami
+from stratops.cli.lifecycle import CliError, Namespace, Output, _api, _namespace, console, emit, whoami, listing
 from stratops.models.gate import Cadence
 
 gate_app = typer.Typer(help="Gates: list, sign, audit.", no_args_is_help=True)
@@ -27,16 +26,24 @@ def _gates(api: Any, namespace: str | None, all_namespaces: bool) -> list[dict[s
 
 def gate_list(namespace: Namespace = None,
               all_namespaces: Annotated[bool, typer.Option("--all-namespaces", "-A")] = False,
-              output: Output = "table") -> None:
-    """Every gate: cadence, strategies, state, signed, expiry, missing items."""
-    if emit(_gates(_api(), namespace, all_namespaces), output):
+              output: Annotated[str, typer.Option("--output", "-o", help=(
+                  "table, wide (also the missing items by name), json or yaml (the objects, for scripts)."))] = "table") -> None:
+    """Every gate, one line each: cadence, strategies, state, signed (signed over required items),
+    expiry; -o wide names the missing items."""
+    gates = _gates(_api(), namespace, all_namespaces)
+    if output != "wide" and emit(gates, output):
         return
-    table = Table("namespace", "gate", "cadence", "strategies", "state", "signed", "expires", "missing")
-    for g in sorted(_gates(_api(), namespace, all_namespaces), key=lambda g: CADENCES.index(g["spec"]["cadence"])):
+    columns = ["gate", "cadence", "strategies", "state", "signed", "expires"] + (["missing"] if output == "wide" else [])
+    table = listing(*columns, fixed=("cadence", "state", "signed"))
+    for g in sorted(gates, key=lambda g: CADENCES.index(g["spec"]["cadence"])):
         st = g.get("status") or {}
-        table.add_row(g["metadata"]["namespace"], g["metadata"]["name"], g["spec"]["cadence"],
-                      ", ".join(g["spec"]["strategies"]), st.get("state") or "-", st.get("signed") or "-",
-                      st.get("expiresAt") or "-", ", ".join(st.get("missingItems") or []) or "-")
+        meta = g["metadata"]
+        row = [f"{meta['namespace']}/{meta['name']}" if all_namespaces else meta["name"], g["spec"]["cadence"],
+               ", ".join(g["spec"]["strategies"]) or "-", st.get("state") or "-", st.get("signed") or "-",
+               (st.get("expiresAt") or "-").replace("T", " ")[:16]]
+        if output == "wide":
+            row.append(", ".join(st.get("missingItems") or []) or "-")
+        table.add_row(*row)
     console.print(table)
 
 

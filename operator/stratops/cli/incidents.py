@@ -9,10 +9,9 @@ from datetime import datetime, timezone
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from stratops import GROUP, VERSION
-from stratops.cli.lifecycle import CliError, Namespace, Output, _api, _namespace, console, emit, whoami
+from stratops.cli.lifecycle import CliError, Namespace, Output, _api, _namespace, console, emit, whoami, listing
 
 incident_app = typer.Typer(help="Incidents: list, show, acknowledge, resolve.", no_args_is_help=True)
 
@@ -27,10 +26,23 @@ def _get(api: Any, ns: str, name: str) -> dict[str, Any]:
         raise CliError(f"incident {name} not found in namespace {ns}" if e.status == 404 else f"cannot read incident {ns}/{name}: {e.reason}") from e
 
 
+def age(timestamp: str, now: datetime | None = None) -> str:
+    """How long ago TIMESTAMP (RFC 3339) was, as kubectl prints it: 45s, 12m, 3h, 2d."""
+    then = datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
+    seconds = max(0, int(((now or datetime.now(timezone.utc)) - then).total_seconds()))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
 def incident_list(namespace: Namespace = None, all_namespaces: Annotated[bool, typer.Option("--all-namespaces", "-A")] = False,
                   open_only: Annotated[bool, typer.Option("--open", help="Only incidents not resolved.")] = False,
-                  output: Output = "table") -> None:
-    """Incidents, newest first: strategy, class, severity, phase, summary."""
+                  output: Annotated[str, typer.Option("--output", "-o", help=(
+                      "table, wide (also the strategy and the summary), json or yaml (the objects, for scripts)."))] = "table") -> None:
+    """Incidents, newest first, one line each: class, severity, phase, age (a monitor's incident
+    is named after the monitor, so after its strategy); -o wide adds the strategy and the
+    summary (`stratops incident show NAME` has all of it)."""
     from kubernetes import client
 
     custom = client.CustomObjectsApi(_api())
@@ -39,13 +51,18 @@ def incident_list(namespace: Namespace = None, all_namespaces: Annotated[bool, t
     items = sorted(items, key=lambda i: i["metadata"]["creationTimestamp"], reverse=True)
     if open_only:
         items = [i for i in items if ((i.get("status") or {}).get("phase") or "Open") != "Resolved"]
-    if emit(items, output):
+    if output != "wide" and emit(items, output):
         return
-    table = Table("namespace", "incident", "strategy", "class", "sev", "phase", "opened", "summary")
+    columns = ["incident", "class", "sev", "phase", "age"] + (["strategy", "summary"] if output == "wide" else [])
+    table = listing(*columns, fixed=("sev", "phase", "age"))
     for i in items:
         phase = (i.get("status") or {}).get("phase") or "Open"
-        table.add_row(i["metadata"]["namespace"], i["metadata"]["name"], i["spec"]["strategy"], i["spec"]["class"],
-                      i["spec"]["severity"], phase, i["metadata"]["creationTimestamp"], i["spec"]["summary"][:80])
+        meta = i["metadata"]
+        row = [f"{meta['namespace']}/{meta['name']}" if all_namespaces else meta["name"],
+               i["spec"]["class"], i["spec"]["severity"], phase, age(meta["creationTimestamp"])]
+        if output == "wide":
+            row += [i["spec"]["strategy"], i["spec"]["summary"]]
+        table.add_row(*row)
     console.print(table)
 
 

@@ -58,6 +58,17 @@ def emit(items: list[dict[str, Any]], output: str) -> bool:
     raise CliError(f"--output must be table, json or yaml, not {output!r}")
 
 
+def listing(*columns: str, title: str | None = None, fixed: tuple[str, ...] = ()) -> Table:
+    """A table laid out as kubectl's: no borders, upper-case headers, one space between columns.
+    Nothing is cut: a cell too long for its share of the terminal wraps (FIXED columns, short
+    values such as a severity or a count, never wrap and keep their width)."""
+    table = Table(box=None, pad_edge=False, padding=(0, 1), header_style="bold", title=title, title_justify="left",
+                  title_style="bold")
+    for name in columns:
+        table.add_column(name.upper(), overflow="fold", no_wrap=name in fixed)
+    return table
+
+
 class CliError(Exception):
     """A user-facing error: printed without a traceback, exit status 1."""
 

@@ -17,10 +17,9 @@ from datetime import datetime, timezone
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from stratops.cli import lifecycle as lc
-from stratops.cli.lifecycle import CliError, Namespace, Output, _api, _namespace, console, emit, whoami
+from stratops.cli.lifecycle import CliError, Namespace, Output, _api, _namespace, console, emit, whoami, listing
 from stratops.lifecycle import manifests
 from stratops.recovery.runbooks import CATEGORIES, CHECKS, Runbook, RunbookStep, by_category, runbook
 
@@ -45,7 +44,7 @@ def runbook_list(
         raise CliError(str(e)) from None
     if emit([_as_dict(r) for r in books], output):
         return
-    table = Table("runbook", "category", "title", "trigger")
+    table = listing("runbook", "category", "title", "trigger")
     for r in books:
         table.add_row(r.id, r.category, r.title, r.trigger)
     console.print(table)
@@ -208,7 +207,7 @@ def runbook_history(strategy: Annotated[str | None, typer.Argument(help="Only ru
                   key=lambda r: r.get("startedAt", ""), reverse=True)
     if emit(runs, output):
         return
-    table = Table("started", "runbook", "strategy", "by", "outcome", "verify")
+    table = listing("started", "runbook", "strategy", "by", "outcome", "verify")
     for run in runs:
         v = run.get("verify") or {}
         table.add_row(run.get("startedAt", "-"), run.get("runbook", "-"), run.get("strategy", "-"), run.get("by", "-"),

@@ -181,6 +181,9 @@ class ConcentrationCheck(Model):
     """Share of the total coming from a single name (the query returns one series per name)."""
 
     max_share: float = Field(gt=0, le=1, description="Breach when one name's share of the total exceeds this.")
+    min_total: float = Field(default=0, ge=0, description=(
+        "Materiality: below this total (of absolute values across names, e.g. the day's |PnL|) the split "
+        "across names is noise and is not judged. 0 judges every total."))
 
 
 class TopKChangeCheck(Model):

@@ -135,7 +135,7 @@ def compute(spec: MonitorSpec, strategy: StrategySpec | None, fetch: Fetcher, lo
         return S.excess_cost(realised, expected, e.threshold_bps, e.consecutive_days), 1
     if c.kind == "concentration":
         assert c.concentration
-        return S.concentration(_by_name(fetch.query(expr, now)), c.concentration.max_share), 1
+        return S.concentration(_by_name(fetch.query(expr, now)), c.concentration.max_share, c.concentration.min_total), 1
     if c.kind == "topKChange":
         t = c.top_k_change
         assert t

@@ -118,8 +118,9 @@ def excess_cost(realised_bps: Sequence[float], expected_bps: Sequence[float], li
                    f"{over}/{consecutive_days} last days with realised - expected > {limit_bps:g} bps (last {diff[-1]:.3g} bps)")
 
 
-def concentration(by_name: Mapping[str, float], max_share: float) -> Reading:
-    """Share of the day's PnL from one name: |pnl of the name| / sum of |pnl| over names."""
+def concentration(by_name: Mapping[str, float], max_share: float, min_total: float = 0.0) -> Reading:
+    """Share of the day's PnL from one name: |pnl of the name| / sum of |pnl| over names. A total
+    below MIN_TOTAL is not judged: early in the day, a few fills make any split lopsided."""
     if not by_name:
         raise NoData("no per-name PnL")
     total = sum(abs(v) for v in by_name.values())
@@ -127,6 +128,9 @@ def concentration(by_name: Mapping[str, float], max_share: float) -> Reading:
         return Reading(0.0, False, "no PnL today")
     name, v = max(by_name.items(), key=lambda kv: abs(kv[1]))
     share = abs(v) / total
+    if total < min_total:
+        return Reading(share, False, f"{name} is {share:.1%} of |PnL| across {len(by_name)} names, but the total "
+                                     f"{total:.6g} is below the materiality floor {min_total:.6g}: not judged")
     return Reading(share, share > max_share, f"{name} is {share:.1%} of |PnL| across {len(by_name)} names")
 
 
