@@ -157,12 +157,18 @@ class Metrics:
         self.cost = Gauge("stratops_strategy_realised_cost_bps", "Realised cost.", ["strategy"])
         self.expected_cost = Gauge("stratops_strategy_expected_cost_bps", "Expected cost (the cost model).", ["strategy"])
         self.health.labels(**lab).set(1)
+        self.importances(drifted=False)
+
+    def importances(self, drifted: bool) -> None:
+        """The model's feature importances; DRIFTED: carry and sentiment enter the top five."""
         for i, f in enumerate(("zscore", "spread", "momentum", "volume", "volatility", "carry")):
-            self.importance.labels(feature=f, **lab).set(1.0 / (i + 1))
+            self.importance.labels(feature=f, **self.lab).set(3.0 if drifted and f == "carry" else 1.0 / (i + 1))
+        self.importance.labels(feature="sentiment", **self.lab).set(2.5 if drifted else 0.0)
 
     def bar(self, basket: Basket, faults: frozenset[str] = frozenset()) -> None:
         lab = self.lab
         self.health.labels(**lab).set(0 if "broker" in faults else 1)
+        self.importances(drifted="drift" in faults)
         if "stale" in faults:
             return  # the feed has stopped: no bar, no new value of anything computed from one
         now = time.time()
@@ -187,7 +193,8 @@ class Metrics:
 class Faults:
     """What a drill breaks (`stratops drill`, POST /drill/<fault> on the probe port; /drill/clear
     mends all): stale (the feed stops: no bars, no trading), broker (the order route's healthcheck
-    fails, orders are not filled), drift (the signal and its feature move by 6 standard deviations),
+    fails, orders are not filled), drift (carry and sentiment enter the top five feature
+    importances, and the signal and its feature move by 6 standard deviations),
     pnl (the day's PnL reads 250,000 down). Paper trading only: nothing here reaches a broker."""
 
     NAMES = ("stale", "broker", "drift", "pnl")

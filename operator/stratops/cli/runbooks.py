@@ -44,7 +44,7 @@ def runbook_list(
         raise CliError(str(e)) from None
     if emit([_as_dict(r) for r in books], output):
         return
-    table = listing("runbook", "category", "title", "trigger")
+    table = listing("runbook", "category", "title", "trigger", fixed=("runbook", "category"))
     for r in books:
         table.add_row(r.id, r.category, r.title, r.trigger)
     console.print(table)
