@@ -20,5 +20,7 @@ rm -rf "$wheels" && mkdir -p "$wheels"
   --python-version 3.11 --implementation cp --abi cp311 --abi abi3 --abi none \
   --platform "manylinux_2_28_$arch" --platform "manylinux_2_17_$arch" --platform "manylinux2014_$arch" \
   "$wheels"/stratops-"$version"-*.whl
-docker build --network none --build-arg BASE_IMAGE="$base" --tag "$image" "$root" >&2
+# SOURCE_LABEL (stratops.testing.images): the hash of the sources, so an unchanged tree is not rebuilt.
+docker build --network none --build-arg BASE_IMAGE="$base" ${SOURCE_LABEL:+--label "io.stratops.source=$SOURCE_LABEL"} \
+  --tag "$image" "$root" >&2
 echo "$image"

@@ -177,3 +177,20 @@ def test_odd_documents_are_problems_never_tracebacks(tmp_path):
     assert "kind: Unsupported value" in out
     assert "spec.signatures[0].signedAt: Invalid value: \"2099-01-01" in out and "dated in the future" in out
     assert "spec.signatures[1].signedAt" in out and "must be of type date-time" in out
+
+
+def test_the_operator_image_is_rebuilt_exactly_when_its_sources_or_base_change(tmp_path):
+    from stratops.testing.images import source_hash
+
+    pkg = tmp_path / "operator" / "stratops"
+    (pkg / "__pycache__").mkdir(parents=True)
+    (tmp_path / "pyproject.toml").write_text("[project]\n")
+    (tmp_path / "Dockerfile").write_text("FROM base\n")
+    (pkg / "__init__.py").write_text("x = 1\n")
+    first = source_hash(tmp_path, "sha256:base")
+    (pkg / "__pycache__" / "__init__.cpython-311.pyc").write_bytes(b"\0")  # bytecode is not a source
+    (tmp_path / "README.md").write_text("not in the image\n")
+    assert source_hash(tmp_path, "sha256:base") == first
+    assert source_hash(tmp_path, "sha256:other-base") != first
+    (pkg / "__init__.py").write_text("x = 2\n")
+    assert source_hash(tmp_path, "sha256:base") != first

@@ -69,9 +69,33 @@ def operator_image() -> str:
         out = subprocess.run(["bash", str(root / "hack" / "build-base-image.sh"), base], capture_output=True, text=True, timeout=900)
         if out.returncode != 0:  # debootstrap needs Debian's mirrors: environmental, not the Dockerfile's fault
             raise ImageUnavailable(f"base image {base} could not be built here: {(out.stderr or out.stdout).strip().splitlines()[-1:]}")
+    source = source_hash(root, docker("image", "inspect", "--format", "{{.Id}}", base).stdout.strip())
+    built = docker("image", "inspect", "--format", '{{ index .Config.Labels "' + SOURCE_LABEL + '" }}', OPERATOR_IMAGE,
+                   check=False)
+    if built.returncode == 0 and built.stdout.strip() == source:
+        return OPERATOR_IMAGE  # built from these very sources on this base: the wheelhouse and build are skipped
     subprocess.run(["bash", str(root / "hack" / "build-image.sh"), OPERATOR_IMAGE], check=True, timeout=900,
-                   env={**os.environ, "BASE_IMAGE": base, "PYTHON": sys.executable}, stdout=subprocess.DEVNULL)
+                   env={**os.environ, "BASE_IMAGE": base, "PYTHON": sys.executable, "SOURCE_LABEL": source},
+                   stdout=subprocess.DEVNULL)
     return OPERATOR_IMAGE
+
+
+#: The label that records which sources (and base) an operator image was built from.
+SOURCE_LABEL = "io.stratops.source"
+
+
+def source_hash(root: Path, base_id: str) -> str:
+    """SHA-256 of what goes into the operator image: the package's files, pyproject.toml, the
+    Dockerfile, and the base image's id. The same hash means the same image: a demo or a test
+    session started again on unchanged sources does not rebuild it (a minute on two cores)."""
+    import hashlib
+
+    h = hashlib.sha256(base_id.encode())
+    files = [root / "pyproject.toml", root / "Dockerfile",
+             *(f for f in (root / "operator" / "stratops").rglob("*") if f.is_file() and "__pycache__" not in f.parts)]
+    for f in sorted(files):
+        h.update(str(f.relative_to(root)).encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()
 
 
 @functools.cache
