@@ -34,8 +34,9 @@ controlplane:
 monitoring:
 	@bash hack/build-monitoring.sh >/dev/null
 
-demo: setup controlplane
-	$(VENV)/bin/stratops dev up
+# DEMO_ARGS: options of `stratops dev up` (e.g. --once: set up, show the desk at rest, stop).
+demo: setup controlplane monitoring
+	$(VENV)/bin/stratops dev up $(DEMO_ARGS)
 
 # A shell for the running demo: its KUBECONFIG, and the stratops CLI on PATH.
 shell:
