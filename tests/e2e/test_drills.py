@@ -21,7 +21,6 @@ from stratops import GROUP, VERSION
 from stratops.cli.main import app
 from stratops.dev import desk_at_rest, example_documents, on_real_node
 from stratops.k8s.apply import apply
-from stratops.monitors.evaluate import HALTED_NOTE
 from stratops.testing.scrape import DeskPrometheus, monitor_queries
 from stratops.testing.wait import wait_for
 
@@ -100,7 +99,7 @@ def _names(incidents: list[dict[str, Any]]) -> list[str]:
 def _halted_monitors_quiet(ex: ExampleDesk, shorts: tuple[str, ...]) -> None:
     """Wait until the fast monitors have each been evaluated with the pods stopped (stale, and
     expected): from then on, a StaleData incident would already be there."""
-    wait_for(lambda: all((ex.monitor(s).get("status") or {}).get("detail", "").startswith(HALTED_NOTE) for s in shorts),
+    wait_for(lambda: all((ex.monitor(s).get("status") or {}).get("staleExpected") is True for s in shorts),
              timeout=90, what=f"{', '.join(shorts)} evaluated while halted")
 
 

@@ -155,11 +155,12 @@ def test_stale_while_the_kill_switch_is_latched_opens_nothing_and_stale_after_th
 
     runner.run(body, with_status({"killSwitch": {"latched": True, "reason": "drill"}}))
     assert incidents == [] and sent == []
-    assert writes[-1].stale is True and writes[-1].detail.startswith(HALTED_NOTE), writes[-1]
+    assert writes[-1].stale is True and writes[-1].stale_expected is True, writes[-1]
+    assert writes[-1].detail.startswith(HALTED_NOTE), writes[-1]
     body["status"] = writes[-1].model_dump(by_alias=True, mode="json", exclude_none=True)
     runner.run(body, with_status({"killSwitch": {"latched": True}}))
     assert incidents == [] and sent == []
     body["status"] = writes[-1].model_dump(by_alias=True, mode="json", exclude_none=True)
     runner.run(body, with_status({"killSwitch": {"latched": False}}))  # resumed, still no data
     assert len(incidents) == 1 and sent == ["firing"]
-    assert not writes[-1].detail.startswith(HALTED_NOTE)
+    assert not writes[-1].stale_expected and not writes[-1].detail.startswith(HALTED_NOTE)

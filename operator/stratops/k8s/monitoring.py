@@ -221,9 +221,10 @@ class MonitorRunner:
         # Stale while the kill-switch is latched is no finding (no pods, no data); it counts as
         # none, so that staying stale after the resume is a new finding, with its incident.
         expected = ev.stale and stale_expected((strategy or {}).get("status"))
+        st.stale_expected = True if expected else None
         if expected:
             st.detail = HALTED_NOTE + (ev.detail or "")
-        was_expected = prev.stale and (prev.detail or "").startswith(HALTED_NOTE)
+        was_expected = bool(prev.stale and prev.stale_expected)
         was = None if was_expected else "stale" if prev.stale else "breach" if prev.breaching else None
         now_kind = None if expected else "stale" if ev.stale else "breach" if ev.breaching else None
         summary = f"{spec.strategy}: {spec.description or name} " + ("(stale data)" if ev.stale else f"= {st.last_value}")

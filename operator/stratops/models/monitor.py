@@ -341,6 +341,7 @@ class MonitorStatus(Model):
     consecutive_breaches: int | None = Field(default=None, ge=0, description="Evaluations in a row that breached.")
     breaching: bool | None = Field(default=None, description="Whether the monitor is breaching now.")
     stale: bool | None = Field(default=None, description="True when the source was unreachable or returned no data (a finding, never a pass).")
+    stale_expected: bool | None = Field(default=None, description="True while the monitor is stale because its strategy's kill-switch is latched (its pods are stopped): no finding, no incident, no alert. Staying stale after the resume is a new finding.")
     detail: str | None = Field(default=None, description="Method and sample sizes of the last evaluation.")
     last_alert: LastAlert | None = Field(default=None, description="The last alert sent.")
     incident: str | None = Field(default=None, description="The Incident opened by the current breach.")
