@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ from rich.console import Console
 from stratops import GROUP, VERSION
 from stratops.k8s.apply import apply, install_crds, load_documents
 from stratops.testing.controlplane import ControlPlane, free_port, operator_process, repo_root, stop_process, wait_serving_metrics
+from stratops.polling import poll
 
 
 DEMO_ENV = ".stratops-demo.env"  # in the checkout, while the demo runs: what `make shell` sources
@@ -218,23 +218,24 @@ def _wait_scraped(api: client.ApiClient, prometheus: Any, monitors: list[dict[st
     from stratops.testing.scrape import monitor_queries
 
     queries = monitor_queries(monitors)
-    deadline = time.monotonic() + timeout
-    said = None
-    while True:
+    said, targets, missing = None, [], list(queries)
+
+    def scraped() -> bool:
+        nonlocal said, targets, missing
         targets = prometheus.refresh(api)
         missing = prometheus.missing(queries)
-        if not missing:
-            console.print(f"  Prometheus: data for all {len(queries)} monitor queries (scraping {', '.join(targets)})")
-            return True
         note = f"  Prometheus: waiting for the strategy's series: {len(missing)} of {len(queries)} monitor queries have no data yet"
-        if note != said:
+        if missing and note != said:
             console.print(note)
             said = note
-        if time.monotonic() > deadline:
-            console.print(f"[red]Prometheus has no data after {timeout:.0f}s for:[/] " + "; ".join(missing)
-                          + f"\n(targets: {targets or 'none'}; its log: {prometheus.server.workdir}/prometheus.log)")
-            return False
-        time.sleep(1.0)
+        return not missing
+
+    if poll(scraped, timeout):
+        console.print(f"  Prometheus: data for all {len(queries)} monitor queries (scraping {', '.join(targets)})")
+        return True
+    console.print(f"[red]Prometheus has no data after {timeout:.0f}s for:[/] " + "; ".join(missing)
+                  + f"\n(targets: {targets or 'none'}; its log: {prometheus.server.workdir}/prometheus.log)")
+    return False
 
 
 def desk_at_rest(monitors: list[dict[str, Any]], incidents: list[dict[str, Any]]) -> list[str]:
@@ -261,14 +262,15 @@ def _report_at_rest(api: client.ApiClient, operator: "subprocess.Popen[bytes]", 
 
     custom = client.CustomObjectsApi(api)
     names = {m["metadata"]["name"] for m in applied}
-    deadline = time.monotonic() + timeout
-    while True:
+    monitors: list[dict[str, Any]] = []
+
+    def all_evaluated() -> bool:
+        nonlocal monitors
         monitors = [m for m in custom.list_namespaced_custom_object(GROUP, VERSION, "default", "monitors")["items"]
                     if m["metadata"]["name"] in names]
-        evaluated = [m for m in monitors if (m.get("status") or {}).get("lastEvaluation")]
-        if len(evaluated) == len(names) or time.monotonic() > deadline or operator.poll() is not None:
-            break
-        time.sleep(1.0)
+        return sum(1 for m in monitors if (m.get("status") or {}).get("lastEvaluation")) == len(names)
+
+    poll(all_evaluated, timeout, stop=lambda: operator.poll() is not None)
     incidents = custom.list_namespaced_custom_object(GROUP, VERSION, "default", "incidents")["items"]
     strategy = custom.get_namespaced_custom_object(GROUP, VERSION, "default", "strategies", STRATEGY)
     table = Table(title="the example desk's monitors, first evaluation", title_justify="left")
@@ -293,20 +295,21 @@ def _report_at_rest(api: client.ApiClient, operator: "subprocess.Popen[bytes]", 
 
 def _wait_running(api: client.ApiClient, operator: "subprocess.Popen[bytes]", console: Console, timeout: float = 120) -> bool:
     custom = client.CustomObjectsApi(api)
-    deadline = time.monotonic() + timeout
     last = None
-    while time.monotonic() < deadline and operator.poll() is None:
-        st = custom.get_namespaced_custom_object(GROUP, VERSION, "default", "strategies", "mean-revert").get("status") or {}
+
+    def ready() -> bool:
+        nonlocal last
+        st = custom.get_namespaced_custom_object(GROUP, VERSION, "default", "strategies", STRATEGY).get("status") or {}
         phase = st.get("phase")
-        ready = any(c["type"] == "Ready" and c["status"] == "True" for c in st.get("conditions") or [])
         if phase != last:
-            console.print(f"  strategy mean-revert: {phase or 'waiting for the operator'}")
+            console.print(f"  strategy {STRATEGY}: {phase or 'waiting for the operator'}")
             last = phase
-        if ready:
-            console.print(f"  strategy mean-revert: deployed and Ready ({phase}, trading {st.get('tradingState')})")
+        if any(c["type"] == "Ready" and c["status"] == "True" for c in st.get("conditions") or []):
+            console.print(f"  strategy {STRATEGY}: deployed and Ready ({phase}, trading {st.get('tradingState')})")
             return True
-        time.sleep(0.5)
-    return False
+        return False
+
+    return bool(poll(ready, timeout, 0.5, stop=lambda: operator.poll() is not None))
 
 
 def _tail(path: Path, lines: int = 30) -> str:

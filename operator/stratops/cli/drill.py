@@ -32,6 +32,7 @@ import typer
 from stratops import GROUP, VERSION
 from stratops.cli.lifecycle import CliError, Namespace, _api, _get, _namespace, console
 from stratops.lifecycle.manifests import LABEL_STRATEGY, PROBE_PORT
+from stratops.polling import poll
 
 
 @dataclass(frozen=True)
@@ -70,14 +71,10 @@ class Clock:
 
 
 def wait(check: Callable[[], Any], timeout: float, what: str, interval: float = 1.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        got = check()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise CliError(f"drill: no {what} within {timeout:.0f}s")
-        time.sleep(interval)
+    got = poll(check, timeout, interval)
+    if not got:
+        raise CliError(f"drill: no {what} within {timeout:.0f}s")
+    return got
 
 
 def _pods(api: Any, ns: str, strategy: str) -> list[Any]:

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from stratops import GROUP, VERSION
-from stratops.cli.lifecycle import CliError, Namespace, Output, _api, _namespace, console, emit, whoami, listing
+from stratops.cli.lifecycle import CliError, Namespace, _api, _namespace, console, emit, whoami, listing
 from stratops.models.gate import Cadence
 
 gate_app = typer.Typer(help="Gates: list, sign, audit.", no_args_is_help=True)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import time
 import uuid
 from datetime import datetime, timezone
 from typing import Annotated, Any
@@ -12,6 +10,7 @@ import typer
 
 from stratops import GROUP, VERSION
 from stratops.cli.lifecycle import CliError, Namespace, Output, _api, _namespace, console, emit, whoami, listing
+from stratops.polling import poll
 
 incident_app = typer.Typer(help="Incidents: list, show, acknowledge, resolve.", no_args_is_help=True)
 
@@ -154,14 +153,16 @@ def incident_resolve(
         raise CliError("this incident has no postmortem yet: give --root-cause, --action (repeatable) and --owner")
     _annotate(api, ns, name, "stratops.io/resolve",
               {"by": whoami(api), "reason": reason, "id": uuid.uuid4().hex[:12], "at": datetime.now(timezone.utc).isoformat()}, extra)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def settled() -> dict[str, Any] | None:
         i = _get(api, ns, name)
         st = i.get("status") or {}
-        if st.get("phase") == "Resolved":
-            console.print(f"resolved {ns}/{name} by {st.get('resolvedBy')}")
-            return
-        if "stratops.io/resolve" not in (i["metadata"].get("annotations") or {}) and st.get("message"):
+        taken = "stratops.io/resolve" not in (i["metadata"].get("annotations") or {})
+        return st if st.get("phase") == "Resolved" or (taken and st.get("message")) else None
+
+    if (st := poll(settled, timeout, 0.5)) is not None:
+        if st.get("phase") != "Resolved":
             raise CliError(st["message"])
-        time.sleep(0.5)
+        console.print(f"resolved {ns}/{name} by {st.get('resolvedBy')}")
+        return
     raise CliError(f"timed out after {timeout:.0f}s; is the operator running? see `stratops incident show {name}`")

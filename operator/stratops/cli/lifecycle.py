@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 import uuid
 from datetime import datetime, timezone
 from typing import Annotated, Any
@@ -16,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from stratops import GROUP, VERSION
+from stratops.polling import poll
 
 console = Console()
 err = Console(stderr=True)
@@ -141,19 +141,20 @@ def give_command(kind: str, name: str, namespace: str | None, fields: dict[str, 
 
 
 def _wait(api: Any, ns: str, name: str, done: Any, what: str, timeout: float) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
     last = ""
-    while time.monotonic() < deadline:
+
+    def check() -> dict[str, Any] | None:
+        nonlocal last
         obj = _get(api, ns, name)
         status = obj.get("status") or {}
         progress = f"phase {status.get('phase')}, trading {status.get('tradingState')}"
         if progress != last:
             console.print(f"  {progress}")
             last = progress
-        result = done(obj, status)
-        if result:
-            return status
-        time.sleep(0.5)
+        return status if done(obj, status) else None
+
+    if (status := poll(check, timeout, 0.5)) is not None:
+        return status
     raise CliError(f"timed out after {timeout:.0f}s waiting for {what}; see `stratops status` and the Strategy's Events")
 
 
@@ -475,10 +476,9 @@ def kill_fleet(reason: str, namespace: str | None, selector: str | None, all_nam
             t.add_row(ns, name, "[red]NOT SENT[/]", why, "-", "-")
         return t
 
-    deadline = time.monotonic() + timeout
     if wait:
         with Live(table(), console=console, refresh_per_second=4, transient=False) as live:
-            while time.monotonic() < deadline:
+            def all_halted() -> bool:
                 for ns, name in sent:
                     if rows[(ns, name)].get("_done"):
                         continue
@@ -494,9 +494,9 @@ def kill_fleet(reason: str, namespace: str | None, selector: str | None, all_nam
                     st["_done"] = bool(ks.get("latched") and ks.get("completedAt") and (ks.get("decision") == decision or not pending))
                     rows[(ns, name)] = st
                 live.update(table())
-                if all(r.get("_done") for r in rows.values()):
-                    break
-                time.sleep(0.3)
+                return all(r.get("_done") for r in rows.values())
+
+            poll(all_halted, timeout, 0.3)
     halted = [k for k, r in rows.items() if r.get("_done")]
     console.print(f"halted {len(halted)}/{len(items)}; acknowledged by the strategy: "
                   f"{sum(1 for k in halted if rows[k]['killSwitch'].get('acknowledged'))}")

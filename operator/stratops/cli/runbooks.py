@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from datetime import datetime, timezone
 from typing import Annotated, Any
 
@@ -20,8 +19,8 @@ import typer
 
 from stratops.cli import lifecycle as lc
 from stratops.cli.lifecycle import CliError, Namespace, Output, _api, _namespace, console, emit, whoami, listing
-from stratops.lifecycle import manifests
 from stratops.recovery.runbooks import CATEGORIES, CHECKS, Runbook, RunbookStep, by_category, runbook
+from stratops.polling import poll
 
 runbook_app = typer.Typer(help="Runbooks: list, show, run (with dry run), verify, history.", no_args_is_help=True)
 
@@ -263,25 +262,24 @@ def _wait_check(api: Any, ns: str, strategy: str, s: RunbookStep, timeout: float
     from stratops.cli.describe import fetch
 
     check = CHECKS[s.action]  # type: ignore[index]
-    deadline, last = time.monotonic() + timeout, ""
-    while True:
+    last = ""
+
+    def reached() -> bool:
+        nonlocal last
         ok, detail = check(fetch(api, ns, strategy)[0])
         if detail != last:
             console.print(f"    {'[green]ok[/]' if ok else '…'} {detail}", highlight=False)
             last = detail
-        if ok:
-            return "passed"
-        if time.monotonic() > deadline:
-            raise CliError(f"step {s.id}: {check.description} not reached within {timeout:.0f}s ({detail})")
-        time.sleep(0.5)
+        return ok
+
+    if poll(reached, timeout, 0.5):
+        return "passed"
+    raise CliError(f"step {s.id}: {check.description} not reached within {timeout:.0f}s ({last})")
 
 
 def _wait_removed(api: Any, ns: str, strategy: str, annotation: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while annotation in (lc._get(api, ns, strategy)["metadata"].get("annotations") or {}):
-        if time.monotonic() > deadline:
-            raise CliError(f"the operator did not take {annotation} within {timeout:.0f}s: is it running?")
-        time.sleep(0.3)
+    if not poll(lambda: annotation not in (lc._get(api, ns, strategy)["metadata"].get("annotations") or {}), timeout, 0.3):
+        raise CliError(f"the operator did not take {annotation} within {timeout:.0f}s: is it running?")
 
 
 def _ask(prompt: str) -> str:
@@ -313,10 +311,7 @@ def _record(api: Any, ns: str, strategy: str, record: dict[str, Any], timeout: f
     except ApiException as e:
         console.print(f"[red]could not record the run ({lc.api_message(e)}); record kept here:[/]\n{json.dumps(record)}")
         return
-    deadline = time.monotonic() + timeout
-    while "stratops.io/runbook" in (lc._get(api, ns, strategy)["metadata"].get("annotations") or {}):
-        if time.monotonic() > deadline:
-            console.print("[yellow]recorded on the strategy; the operator adds it to the audit trail when it runs[/]")
-            return
-        time.sleep(0.3)
+    if not poll(lambda: "stratops.io/runbook" not in (lc._get(api, ns, strategy)["metadata"].get("annotations") or {}), timeout, 0.3):
+        console.print("[yellow]recorded on the strategy; the operator adds it to the audit trail when it runs[/]")
+        return
     console.print("recorded in the strategy's audit trail")

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import yaml
 from kubernetes import client, dynamic
+
+from stratops.polling import poll
 
 FIELD_MANAGER = "stratops"
 
@@ -49,16 +50,16 @@ def install_crds(api: client.ApiClient, crd_dir: Path, timeout: float = 60.0) ->
     apply(api, docs)
     ext = client.ApiextensionsV1Api(api)
     names = [d["metadata"]["name"] for d in docs]
-    deadline = time.monotonic() + timeout
     pending = set(names)
-    while pending:
+
+    def established() -> bool:
         for name in list(pending):
             crd = ext.read_custom_resource_definition(name)
             conds = {c.type: c.status for c in (crd.status.conditions or [])}
             if conds.get("Established") == "True" and conds.get("NamesAccepted") == "True":
                 pending.discard(name)
-        if pending and time.monotonic() > deadline:
-            raise TimeoutError(f"CRDs not established after {timeout:.0f}s: {sorted(pending)}")
-        if pending:
-            time.sleep(0.2)
+        return not pending
+
+    if not poll(established, timeout, 0.2):
+        raise TimeoutError(f"CRDs not established after {timeout:.0f}s: {sorted(pending)}")
     return names

@@ -214,7 +214,6 @@ def operator(cluster: Cluster, crds: list[str], alert_receiver: object, alertman
     from stratops.testing.controlplane import free_port, operator_process, stop_process, wait_serving_metrics
 
     log_path = Path(tempfile.mkdtemp(prefix="stratops-operator-")) / "operator.log"
-    from stratops.testing.wait import wait_for
 
     def start() -> tuple[object, str]:
         live = free_port()

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import TypeVar
+
+from stratops.polling import poll
 
 T = TypeVar("T")
 
@@ -20,16 +21,18 @@ def wait_for(
 
     The failure message says what was awaited and what the probe last returned or raised.
     """
-    deadline = time.monotonic() + timeout
     last: object = None
-    while True:
+
+    def attempt() -> T | None:
+        nonlocal last
         try:
-            value = probe()
-            if value:
-                return value
-            last = value
+            last = probe()
+            return last
         except Exception as e:  # noqa: BLE001 - reported if the deadline passes
             last = e
-        if time.monotonic() >= deadline:
-            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}; last: {last!r}")
-        time.sleep(interval)
+            return None
+
+    value = poll(attempt, timeout, interval)
+    if not value:
+        raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}; last: {last!r}")
+    return value
