@@ -157,10 +157,12 @@ class Metrics:
         self.cost = Gauge("stratops_strategy_realised_cost_bps", "Realised cost.", ["strategy"])
         self.expected_cost = Gauge("stratops_strategy_expected_cost_bps", "Expected cost (the cost model).", ["strategy"])
         self.health.labels(**lab).set(1)
+        self.drifted = False
         self.importances(drifted=False)
 
     def importances(self, drifted: bool) -> None:
         """The model's feature importances; DRIFTED: carry and sentiment enter the top five."""
+        self.drifted = drifted
         for i, f in enumerate(("zscore", "spread", "momentum", "volume", "volatility", "carry")):
             self.importance.labels(feature=f, **self.lab).set(3.0 if drifted and f == "carry" else 1.0 / (i + 1))
         self.importance.labels(feature="sentiment", **self.lab).set(2.5 if drifted else 0.0)
@@ -168,7 +170,8 @@ class Metrics:
     def bar(self, basket: Basket, faults: frozenset[str] = frozenset()) -> None:
         lab = self.lab
         self.health.labels(**lab).set(0 if "broker" in faults else 1)
-        self.importances(drifted="drift" in faults)
+        if ("drift" in faults) != self.drifted:  # the importances change only with the fault
+            self.importances(drifted="drift" in faults)
         if "stale" in faults:
             return  # the feed has stopped: no bar, no new value of anything computed from one
         now = time.time()
