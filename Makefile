@@ -5,7 +5,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help setup controlplane monitoring demo shell test unit e2e bench crds check-crds image kind-up kind-e2e clean
+.PHONY: help setup controlplane monitoring kubectl demo shell test unit e2e bench crds check-crds image kind-up kind-e2e clean
 
 help:
 	@echo "make demo    start the local cluster with stratops and the example desk (Ctrl-C stops)"
@@ -35,20 +35,25 @@ monitoring:
 	@bash hack/build-monitoring.sh >/dev/null
 
 # DEMO_ARGS: options of `stratops dev up` (e.g. --once: set up, show the desk at rest, stop).
-demo: setup controlplane monitoring
+# kubectl at the control plane's version, from the pinned Go module in hack/kubectl (cached):
+# the tests run the kubectl commands the README and examples document, and `make shell` has it.
+kubectl:
+	@bash hack/build-kubectl.sh >/dev/null
+
+demo: setup controlplane monitoring kubectl
 	$(VENV)/bin/stratops dev up $(DEMO_ARGS)
 
 # A shell for the running demo: its KUBECONFIG, and the stratops CLI on PATH.
 shell:
 	@bash hack/demo-shell.sh
 
-test: setup controlplane monitoring
+test: setup controlplane monitoring kubectl
 	$(PY) -m pytest tests
 
 unit: setup monitoring
 	$(PY) -m pytest tests/unit
 
-e2e: setup controlplane monitoring
+e2e: setup controlplane monitoring kubectl
 	$(PY) -m pytest tests/e2e
 
 bench: setup controlplane

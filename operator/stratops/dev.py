@@ -16,7 +16,8 @@ from rich.console import Console
 
 from stratops import GROUP, VERSION
 from stratops.k8s.apply import apply, install_crds, load_documents
-from stratops.testing.controlplane import ControlPlane, free_port, operator_process, repo_root, stop_process, wait_serving_metrics
+from stratops.testing.controlplane import (ControlPlane, free_port, kubectl_binary, operator_process, repo_root, stop_process,
+                                           wait_serving_metrics)
 from stratops.polling import poll
 
 
@@ -24,13 +25,15 @@ DEMO_ENV = ".stratops-demo.env"  # in the checkout, while the demo runs: what `m
 STRATEGY = "mean-revert"  # the example desk's strategy (examples/strategy.yaml)
 
 
-def demo_env(kubeconfig: Path, bin_dir: Path, drill_url: str | None = None) -> str:
-    """The exports a second shell needs to drive the running demo (`make shell` sources them);
-    DRILL_URL: where `stratops drill` reaches a strategy that runs as a host process."""
+def demo_env(kubeconfig: Path, bin_dirs: list[Path], drill_url: str | None = None) -> str:
+    """The exports a second shell needs to drive the running demo (`make shell` sources them):
+    BIN_DIRS hold the stratops CLI and kubectl; DRILL_URL: where `stratops drill` reaches a
+    strategy that runs as a host process."""
     import shlex
 
+    path = ":".join(shlex.quote(str(d)) for d in dict.fromkeys(bin_dirs))
     return (f"export KUBECONFIG={shlex.quote(str(kubeconfig))}\n"
-            f"export PATH={shlex.quote(str(bin_dir))}:\"$PATH\"\n"
+            f"export PATH={path}:\"$PATH\"\n"
             + (f"export STRATOPS_DRILL_URL={shlex.quote(drill_url)}\n" if drill_url else ""))
 
 
@@ -149,16 +152,19 @@ def run_demo(*, examples: bool, once: bool, nodes: int, console: Console, real_n
                     console.print(f"[yellow]the desk is not at rest; operator log:[/]\n{_tail(log)}")
             env_file = root / DEMO_ENV
             drill_url = f"http://{prometheus.host_target}" if prometheus.host_target else None
-            env_file.write_text(demo_env(cp.kubeconfig, Path(sys.executable).parent, drill_url))
+            kubectl = kubectl_binary()
+            bin_dirs = [Path(sys.executable).parent, *([kubectl.parent] if kubectl else [])]
+            env_file.write_text(demo_env(cp.kubeconfig, bin_dirs, drill_url))
             console.print(
                 "\n[bold]stratops is running on the local cluster.[/] In another shell, `make shell` (or):\n"
                 f"  export KUBECONFIG={cp.kubeconfig}\n"
-                f"  export PATH={Path(sys.executable).parent}:$PATH     # the stratops CLI (make setup's virtualenv)\n"
+                f"  export PATH={':'.join(map(str, dict.fromkeys(bin_dirs)))}:$PATH\n"
+                "      # the stratops CLI (make setup's virtualenv)" + (" and kubectl (hack/build-kubectl.sh)\n" if kubectl else "\n")
                 "  stratops status\n"
                 + (f"  export STRATOPS_DRILL_URL={drill_url}   # the strategy process, for drills\n" if drill_url else "")
                 + "  stratops drill broker-outage                         # a real breach, step by step (stratops drill --help)\n"
                 "  stratops kill mean-revert --reason 'drill'          # HALTED, then scale to 0\n"
-                "  kubectl get strategies,monitors,gates,incidents      # if you have kubectl\n"
+                "  kubectl get strategies,monitors,gates,incidents\n"
                 + ("  kubectl logs -f deploy/mean-revert                   # the real process: HALTED, its ack, its exit\n"
                    if image is not None else "")
             )

@@ -43,7 +43,7 @@ def test_make_demo_sets_up_the_desk_and_make_shell_drives_it(tmp_path):
         assert "Prometheus: data for all 14 monitor queries" in text, text
         assert ("desk at rest: 12/12 monitors evaluated, none breaching or stale; no incident open; "
                 "mean-revert: Running, trading ACTIVE (paper mode)") in text, text
-        assert "export KUBECONFIG=" in text and f"export PATH={Path(sys.executable).parent}:$PATH" in text
+        assert "export KUBECONFIG=" in text and f"export PATH={Path(sys.executable).parent}:" in text
         if os.environ.get("STRATOPS_REQUIRE_REAL_NODE") == "1":  # CI: the demo's strategy is a real container
             assert "strategy pods: real containers on node" in text, text
         else:
@@ -59,6 +59,13 @@ def test_make_demo_sets_up_the_desk_and_make_shell_drives_it(tmp_path):
         incidents = subprocess.run(["bash", str(ROOT / "hack" / "demo-shell.sh"), "stratops", "incident", "list", "-o", "json"],
                                    capture_output=True, text=True, env=bare, timeout=60)
         assert incidents.returncode == 0 and json.loads(incidents.stdout) == [], incidents.stdout + incidents.stderr
+        # the demo's hint, as printed: kubectl (the pinned build) is on the second shell's PATH too
+        hint = "kubectl get strategies,monitors,gates,incidents"
+        assert hint in text, text
+        listed = subprocess.run(["bash", str(ROOT / "hack" / "demo-shell.sh"), *hint.split()],
+                                capture_output=True, text=True, env=bare, timeout=60)
+        assert listed.returncode == 0 and "strategy.stratops.io/mean-revert" in listed.stdout, listed.stdout + listed.stderr
+        assert "monitor.stratops.io/mean-revert-data-bar-age" in listed.stdout, listed.stdout
     finally:
         demo.terminate()  # what Ctrl-C does: every process stopped, the directory removed
         code = demo.wait(timeout=120)

@@ -129,6 +129,19 @@ def repo_root() -> Path | None:
     return None
 
 
+def kubectl_binary() -> Path | None:
+    """kubectl at the control plane's version, built from hack/kubectl's pinned Go module into
+    the cache (hack/build-kubectl.sh; about three minutes the first time, then cached). Where it
+    cannot be built (no checkout, or no Go), the kubectl on PATH; None when there is none."""
+    root = repo_root()
+    cache = Path(os.environ.get("STRATOPS_CACHE_DIR") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "stratops")
+    if root is not None and (shutil.which("go") or list(cache.glob("kubectl-*/kubectl"))):
+        out = subprocess.run(["bash", str(root / "hack" / "build-kubectl.sh")], stdout=subprocess.PIPE, text=True, check=True)
+        return Path(out.stdout.strip().splitlines()[-1])
+    found = shutil.which("kubectl")
+    return Path(found) if found else None
+
+
 def find_binaries() -> dict[str, Path]:
     """Locate the control-plane binaries.
 
