@@ -131,3 +131,25 @@ def test_runbook_list_show_and_errors_through_the_cli():
     assert r.exit_code == 1 and "unknown step(s) bogus" in " ".join(r.output.split())
     r = CliRunner().invoke(app, ["runbook", "run", "kill-switch", "s", "--reason", "x", "--answer", "broker"])
     assert r.exit_code == 1 and "write STEP=TEXT" in " ".join(r.output.split())
+
+
+def test_daily_gate_check_reads_the_daily_gate_not_every_gate():
+    """A resume needs today's daily gate, not the monthly one: a missing monthly gate (which
+    makes GatesSatisfied False) must not hold the resume runbook's daily-gate step."""
+    s = strategy(conditions=[{"type": "GatesSatisfied", "status": "False",
+                              "message": "gates not found or not listing s: fx-monthly"}])
+    s["spec"]["gates"] = {"daily": "fx-daily", "others": ["fx-monthly"]}
+
+    def gate(state, strategies=("s",), missing=()):
+        return {"metadata": {"name": "fx-daily"}, "spec": {"strategies": list(strategies)},
+                "status": {"state": state, "signed": "5/5" if state == "Complete" else "4/5", "missingItems": list(missing)}}
+
+    check = CHECKS["daily-gate-signed"]
+    assert check(ClusterView(s, gates=(gate("Complete"),))) == (True, "daily gate fx-daily signed (5/5)")
+    ok, detail = check(ClusterView(s, gates=(gate("Incomplete", missing=("limits-verified",)),)))
+    assert not ok and detail == "daily gate fx-daily Incomplete: missing limits-verified"
+    ok, detail = check(ClusterView(s, gates=(gate("Complete", strategies=("other",)),)))
+    assert not ok and "not found or not listing" in detail
+    ok, detail = check(ClusterView(s, gates=None))  # Gates not readable: the strategy's condition
+    assert not ok and "fx-monthly" in detail
+    assert {st.action for r in RUNBOOKS for st in r.steps if st.id == "daily-gate"} == {"daily-gate-signed"}

@@ -38,13 +38,19 @@ def fetch(api: Any, ns: str, name: str, extras: bool = False) -> tuple[ClusterVi
     pods = tuple(api.sanitize_for_serialization(p) for p in core.list_namespaced_pod(ns, label_selector=selector).items)
     incidents = tuple(i for i in custom.list_namespaced_custom_object(GROUP, VERSION, ns, "incidents")["items"]
                       if i["spec"].get("strategy") == name)
-    view = ClusterView(strategy=strategy, deployment=deployment, control=control, pods=pods, incidents=incidents)
+    gates: tuple[dict[str, Any], ...] | None
+    try:
+        gates = tuple(custom.list_namespaced_custom_object(GROUP, VERSION, ns, "gates")["items"])
+    except ApiException as e:
+        if e.status != 403:
+            raise
+        gates = None  # a user who may not read Gates: the checks use the strategy's GatesSatisfied condition
+    view = ClusterView(strategy=strategy, deployment=deployment, control=control, pods=pods, incidents=incidents, gates=gates)
     more: dict[str, Any] = {}
     if extras:
         more["monitors"] = [m for m in custom.list_namespaced_custom_object(GROUP, VERSION, ns, "monitors")["items"]
                             if m["spec"].get("strategy") == name]
-        more["gates"] = [g for g in custom.list_namespaced_custom_object(GROUP, VERSION, ns, "gates")["items"]
-                         if name in g["spec"].get("strategies", [])]
+        more["gates"] = [g for g in gates or () if name in g["spec"].get("strategies", [])]
         events = core.list_namespaced_event(ns, field_selector=f"involvedObject.name={name}").items
         more["events"] = [api.sanitize_for_serialization(e) for e in events][-15:]
     return view, more

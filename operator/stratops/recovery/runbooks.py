@@ -36,6 +36,7 @@ class ClusterView:
     control: dict[str, Any] | None = None  # the parsed control document
     pods: tuple[dict[str, Any], ...] = ()
     incidents: tuple[dict[str, Any], ...] = ()
+    gates: tuple[dict[str, Any], ...] | None = None  # the namespace's Gates; None: not readable
 
     @property
     def status(self) -> dict[str, Any]:
@@ -122,6 +123,23 @@ def _gates_signed(v: ClusterView) -> Verdict:
     return (c.get("status") == "True", "gates signed" if c.get("status") == "True" else f"gates: {c.get('message') or 'unknown'}")
 
 
+def _daily_gate_signed(v: ClusterView) -> Verdict:
+    """The strategy's daily gate, as a resume and a new version need it: Complete today. Other
+    gates (monthly, quarterly) do not hold a resume, so they are not asked for here."""
+    name = (v.spec.get("gates") or {}).get("daily")
+    if not name:
+        return False, "no daily gate named in spec.gates.daily"
+    if v.gates is None:
+        return _gates_signed(v)  # Gates not readable: the strategy's condition, which covers them all
+    gate = next((g for g in v.gates if g["metadata"]["name"] == name), None)
+    if gate is None or v.strategy["metadata"]["name"] not in (gate.get("spec") or {}).get("strategies", []):
+        return False, f"daily gate {name} not found or not listing this strategy"
+    st = gate.get("status") or {}
+    if st.get("state") == "Complete":
+        return True, f"daily gate {name} signed ({st.get('signed')})"
+    return False, f"daily gate {name} {st.get('state') or 'not evaluated'}: missing {', '.join(st.get('missingItems') or []) or '?'}"
+
+
 def _no_open_incidents(v: ClusterView) -> Verdict:
     names = sorted(i["metadata"]["name"] for i in v.open_incidents())
     return (not names, "no open incidents" if not names else f"open incidents: {', '.join(names)}")
@@ -166,6 +184,7 @@ CHECKS: dict[str, Check] = {c.id: c for c in (
     Check("rollout-complete", "spec.version runs, every pod Ready, phase Running", _rollout_complete),
     Check("live", "mode live, Promoted", _live),
     Check("gates-signed", "pre-launch and daily gates signed", _gates_signed),
+    Check("daily-gate-signed", "today's daily gate signed", _daily_gate_signed),
     Check("active", "ACTIVE acknowledged, every pod Ready, no open incident", _active),
     Check("reconciled", "last reconciliation Matched", _reconciled),
     Check("no-open-incidents", "every incident of the strategy resolved", _no_open_incidents),
@@ -221,7 +240,7 @@ RUNBOOKS: tuple[Runbook, ...] = (
     Runbook("deploy-new-version", "Deploy a new strategy version", "deploy",
             "A new version passed review and its pull request is approved.",
             (S("validate", "manual", "Validate the change offline: `stratops validate` over the pull request's files (CI runs it too)."),
-             S("daily-gate", "wait", "Today's daily gate is signed (a lapsed daily gate holds new versions).", "gates-signed", 30),
+             S("daily-gate", "wait", "Today's daily gate is signed (a lapsed daily gate holds new versions).", "daily-gate-signed", 30),
              S("merge", "manual", "Merge the pull request that changes spec.version; let GitOps apply it."),
              S("rollout", "wait", "The new version rolls out and every pod is Ready.", "rollout-complete", 600),
              S("watch", "manual", "Watch the first minutes: fills, latency and PnL monitors quiet.")),
@@ -255,7 +274,7 @@ RUNBOOKS: tuple[Runbook, ...] = (
             (S("postmortem", "manual", "Write each open incident's postmortem: root cause, actions, owner."),
              S("resolve", "operator", "Resolve the strategy's open incidents (each needs its postmortem).", "resolve-incidents"),
              S("reconcile", "record", "Reconcile positions and open orders, broker against strategy: result and evidence."),
-             S("daily-gate", "wait", "Today's daily gate is signed.", "gates-signed", 30),
+             S("daily-gate", "wait", "Today's daily gate is signed.", "daily-gate-signed", 30),
              S("resume", "operator", "Resume: REDUCING until every pod acknowledges, then ACTIVE.", "resume"),
              S("active", "wait", "ACTIVE acknowledged by every pod.", "active", 300)),
             "active"),
