@@ -159,8 +159,8 @@ def run_demo(*, examples: bool, once: bool, nodes: int, console: Console, real_n
                 "\n[bold]stratops is running on the local cluster.[/] In another shell, `make shell` (or):\n"
                 f"  export KUBECONFIG={cp.kubeconfig}\n"
                 f"  export PATH={':'.join(map(str, dict.fromkeys(bin_dirs)))}:$PATH\n"
-                "      # the stratops CLI (make setup's virtualenv)" + (" and kubectl (hack/build-kubectl.sh)\n" if kubectl else "\n")
-                "  stratops status\n"
+                + "      # the stratops CLI (make setup's virtualenv)" + (" and kubectl (hack/build-kubectl.sh)\n" if kubectl else "\n")
+                + "  stratops status\n"
                 + (f"  export STRATOPS_DRILL_URL={drill_url}   # the strategy process, for drills\n" if drill_url else "")
                 + "  stratops drill broker-outage                         # a real breach, step by step (stratops drill --help)\n"
                 "  stratops kill mean-revert --reason 'drill'          # HALTED, then scale to 0\n"

@@ -161,7 +161,8 @@ def grant_chart_roles(cluster: Any, kube: client.ApiClient, namespace: str, tmp_
                                                                       **user_roles}}}, tmp=tmp_path)
     rbac = client.RbacAuthorizationV1Api(kube)
     for d in docs:
-        if d["kind"] in ("Role", "RoleBinding") and d["metadata"]["name"].endswith(("-trader", "-risk-owner", "-gitops")):
+        if d["kind"] in ("Role", "RoleBinding") and d["metadata"]["name"].endswith(("-trader", "-risk-owner", "-gitops",
+                                                                                    "-command-delegate")):
             d["metadata"]["namespace"] = namespace
             (rbac.create_namespaced_role if d["kind"] == "Role" else rbac.create_namespaced_role_binding)(namespace, d)
     authz = client.AuthorizationV1Api(kube)

@@ -2,7 +2,7 @@
 wide, the screen captured. Nothing may be cut ("…"), each header stays on one line, and every
 object's name can be read whole on the screen. The desk is the example one (KWOK pods), with
 its monitors given no Prometheus: each one's first evaluation is a stale finding, so there are
-a dozen incidents to list."""
+a dozen incidents to list. The reader is a trader, through the chart's Role, as on a desk."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from lifecycle_helpers import Desk
+from lifecycle_helpers import Desk, grant_chart_roles
 
 from stratops.dev import example_documents
 from stratops.k8s.apply import apply
@@ -67,10 +67,11 @@ COMMANDS = {
 
 
 @pytest.mark.parametrize("width", [80, 120])
-def test_tables_read_whole_on_80_and_120_column_screens(stale_desk, cluster, width):
+def test_tables_read_whole_on_80_and_120_column_screens(stale_desk, cluster, kube, tmp_path, width):
     from stratops.recovery.runbooks import RUNBOOKS
 
     desk = stale_desk
+    trader = grant_chart_roles(cluster, kube, desk.ns, tmp_path)["tina"]
     names = {
         "status": [NAME],
         "gate list": [g["metadata"]["name"] for g in desk.custom.list_namespaced_custom_object(
@@ -80,7 +81,7 @@ def test_tables_read_whole_on_80_and_120_column_screens(stale_desk, cluster, wid
         "describe": [NAME],
     }
     for label, (command, header) in COMMANDS.items():
-        rows = screen([*command, "-n", desk.ns] if label != "runbook list" else command, width, cluster.kubeconfig)
+        rows = screen([*command, "-n", desk.ns] if label != "runbook list" else command, width, trader)
         text = "\n".join(rows)
         assert rows and "Traceback" not in text, text
         assert all(len(r) <= width for r in rows), text
@@ -89,3 +90,25 @@ def test_tables_read_whole_on_80_and_120_column_screens(stale_desk, cluster, wid
             assert rows[0].split() == header, f"{label} at {width} columns: header {rows[0]!r}\n{text}"
         unread = [n for n in names[label] if not any(n in r for r in rows)]
         assert not unread, f"{label} at {width} columns: {unread} not whole on any line\n{text}"
+
+
+def test_status_for_a_user_who_may_not_read_gates(stale_desk, cluster, kube, tmp_path):
+    """The chart's command delegate (a ChatOps bot) may read strategies but not Gates: `status`
+    still answers, its gates column read from the strategy's GatesSatisfied condition."""
+    desk = stale_desk
+    bot = "chatops-bot"
+    grant_chart_roles(cluster, kube, desk.ns, tmp_path, commandDelegates=[{"kind": "User", "name": bot}])
+    cmd = [sys.executable, "-m", "stratops.cli.main"]
+    env = {**os.environ, "KUBECONFIG": str(cluster.user_kubeconfig(bot)), "COLUMNS": "120"}
+
+    def status() -> subprocess.CompletedProcess[str] | None:
+        out = subprocess.run([*cmd, "status", "-n", desk.ns], capture_output=True, text=True, env=env)
+        return out if out.returncode == 0 else None
+
+    out = wait_for(status, timeout=30, what="`stratops status` as the command delegate")
+    assert "Traceback" not in out.stderr, out
+    denied = subprocess.run([*cmd, "gate", "list", "-n", desk.ns], capture_output=True, text=True, env=env)
+    assert denied.returncode != 0 and "forbidden" in (denied.stdout + denied.stderr).lower(), denied
+    row = next(r for r in out.stdout.splitlines() if r.split()[:1] == [NAME])
+    sat = next(c for c in desk.status()["conditions"] if c["type"] == "GatesSatisfied")
+    assert row.split()[-1] == ("signed" if sat["status"] == "True" else "missing"), (row, sat)
