@@ -9,7 +9,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 help:
 	@echo "make demo    start the local cluster with stratops and the example desk (Ctrl-C stops)"
-	@echo "make shell   a shell for the running demo (its KUBECONFIG, the stratops CLI on PATH)"
+	@echo "make shell   a shell for the running demo (its KUBECONFIG, the stratops CLI and kubectl on PATH)"
 	@echo "make test    run every test (unit and end to end on the local cluster)"
 	@echo "make unit    unit tests only (no cluster)"
 	@echo "make e2e     end-to-end tests only (USE_EXISTING_CLUSTER=1 for the current KUBECONFIG)"
@@ -43,7 +43,7 @@ kubectl:
 demo: setup controlplane monitoring kubectl
 	$(VENV)/bin/stratops dev up $(DEMO_ARGS)
 
-# A shell for the running demo: its KUBECONFIG, and the stratops CLI on PATH.
+# A shell for the running demo: its KUBECONFIG, and the stratops CLI and kubectl on PATH.
 shell:
 	@bash hack/demo-shell.sh
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `make shell`: an interactive shell for the running demo (`make demo` in another terminal):
-# its KUBECONFIG, and the stratops CLI on PATH. Exit the shell to leave; the demo keeps running.
+# its KUBECONFIG, and the stratops CLI and kubectl on PATH. Exit the shell to leave; the demo keeps running.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 env_file="$root/.stratops-demo.env"
