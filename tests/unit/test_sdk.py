@@ -177,13 +177,14 @@ def test_a_document_without_controls_hashes_as_before_controls_existed():
     d = doc()
     assert d.controls is None
     assert d.content_hash() == "873c6fb197945a57b8027a4aa2e8b31dcf861ec9c37821063356b15f60ff3f74"
-    old_body = d.model_dump(by_alias=True, mode="json", exclude={"generation", "issued_at", "controls"})
+    # the body of a document before controls (and starting positions) existed
+    old_body = d.model_dump(by_alias=True, mode="json", exclude={"generation", "issued_at", "controls", "starting_position"})
     assert d.content_hash() == hashlib.sha256(json.dumps(old_body, sort_keys=True).encode()).hexdigest()
     with_controls = d.model_copy(update={"controls": PreTradeControls(max_order_volume=10)})
     assert with_controls.content_hash() != d.content_hash()
     assert not with_controls.same_content(d)
     # A control left unset does not enter the hash: declaring new optional controls later moves no hash.
-    body = with_controls.model_dump(by_alias=True, mode="json", exclude={"generation", "issued_at"})
+    body = with_controls.model_dump(by_alias=True, mode="json", exclude={"generation", "issued_at", "starting_position"})
     body["controls"] = {"maxOrderVolume": 10.0}
     assert with_controls.content_hash() == hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
@@ -548,3 +549,67 @@ def test_the_example_basket_spreads_its_pnl_below_the_concentration_monitors_sha
     assert all(leg.book.fills for leg in basket.legs), by_name
     reading = concentration(by_name, 0.25)
     assert not reading.breach, reading.detail
+
+
+# -- STANDBY: a version warming up beside the one that trades ------------------------------------
+KINDS = ("new", "modify", "cancel")
+
+
+@pytest.mark.parametrize("reducing", [False, True])
+def test_standby_refuses_every_message_exhaustively(reducing):
+    """Whatever the order, the position, the prices and the limits: nothing passes on standby,
+    not a cancel (it owns no order), not a risk-reducing order, and nothing is counted."""
+    limits = {k: v for k, v in LIMITS.items() if k not in ("max_position", "max_daily_loss")}
+    limits["instruments"], limits["venues"] = list(limits["instruments"]), list(limits["venues"])
+    for d in (doc(TradingState.STANDBY, reducing=reducing),
+              controlled(TradingState.STANDBY, pos=LIMITS["max_position"], loss=LIMITS["max_daily_loss"],
+                         reducing=reducing, **limits)):
+        g = guard(d, clock=ticking())
+        for kind, side, qty, price, ref, instrument, venue, position, loss in itertools.product(
+                KINDS, SIDES, QUANTITIES, PRICES, REFERENCES, INSTRUMENTS, VENUES, POSITIONS, LOSSES):
+            got = g.check(Order(side, qty, kind=kind, instrument=instrument, venue=venue, price=price), position,
+                          reference_price=ref, loss_today=loss)
+            assert not got.allowed and got.reason.startswith("STANDBY:"), (kind, side, qty, position, got)
+        assert not g._sent and not g._messages  # refusals use no rate budget
+
+
+@settings(max_examples=300, deadline=None)
+@given(kind=st.sampled_from(KINDS), side=st.sampled_from(SIDES), qty=st.floats(allow_nan=True, allow_infinity=True),
+       position=st.floats(allow_nan=False, allow_infinity=False, min_value=-1e12, max_value=1e12),
+       price=st.none() | st.floats(), reducing=st.booleans())
+def test_standby_refuses_every_message_fuzzed(kind, side, qty, position, price, reducing):
+    got = guard(doc(TradingState.STANDBY, reducing=reducing)).check(Order(side, qty, kind=kind, price=price), position)
+    assert not got.allowed and got.reason.startswith("STANDBY:")
+
+
+def test_standby_then_handed_trading_has_its_whole_rate_budget():
+    t = [0.0]
+    g = guard(doc(TradingState.STANDBY, rate=3), clock=lambda: t[0])
+    for _ in range(50):
+        assert not g.check(Order("buy", 1), 0).allowed
+    g.apply(doc(TradingState.ACTIVE, gen=2, rate=3))  # the handover: trading authority arrives
+    assert [g.check(Order("buy", 1), 0).allowed for _ in range(4)] == [True, True, True, False]
+
+
+def test_allows_orders_is_what_the_guard_lets_through():
+    """ControlDocument.allows_orders (the handover's invariant reads it) agrees with the guard:
+    a document that does not allow orders lets no new order or modify through, in any state."""
+    for state, reducing in itertools.product(TradingState, (False, True)):
+        d = doc(state, reducing=reducing)
+        g = guard(d, clock=ticking())
+        passed = any(g.check(Order(side, qty, kind=kind), position).allowed
+                     for kind in ("new", "modify") for side in SIDES for qty in (1.0, 50.0) for position in POSITIONS)
+        assert passed is d.allows_orders(), (state, reducing)
+
+
+def test_a_starting_position_is_hashed_only_when_handed_over():
+    d = doc()
+    assert d.starting_position is None
+    assert d.content_hash() == d.model_copy(update={"starting_position": None}).content_hash()
+    handed = d.model_copy(update={"starting_position": -25.0})
+    assert handed.content_hash() != d.content_hash()
+    assert handed.content_hash() != d.model_copy(update={"starting_position": 25.0}).content_hash()
+    again = ControlDocument.model_validate_json(handed.to_json())
+    assert again.starting_position == -25.0 and again.content_hash() == handed.content_hash()
+    with pytest.raises(ValueError):
+        ControlDocument.model_validate_json(handed.to_json().replace("-25.0", "NaN"))

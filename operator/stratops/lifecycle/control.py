@@ -67,16 +67,30 @@ class ControlDocument(_Wire):
     reason: str = ""
     issued_at: datetime | None = None
     controls: PreTradeControls | None = None  # absent: only limits are enforced (documents before RTS 6 Art. 15)
+    # A handover: the position this version takes over, as the version it replaces reported it
+    # in its HALTED acknowledgement. The process starts from it; its first acknowledgement
+    # confirms it (a mismatch is a position-mismatch P0). Absent: no handover.
+    starting_position: float | None = Field(default=None, allow_inf_nan=False)
 
     def content_hash(self) -> str:
         """SHA-256 of what the strategy must apply (generation and time excluded). A document
-        without controls hashes as documents did before controls existed, so acknowledgements
-        from pods already running stay valid across an operator upgrade."""
-        body = self.model_dump(by_alias=True, mode="json", exclude={"generation", "issued_at", "controls"})
+        without controls (or without a starting position) hashes as documents did before those
+        existed, so acknowledgements from pods already running stay valid across an operator
+        upgrade."""
+        body = self.model_dump(by_alias=True, mode="json", exclude={"generation", "issued_at", "controls", "starting_position"})
         if self.controls is not None:
             # Unset controls are left out, so declaring a new optional control later moves no hash.
             body["controls"] = self.controls.model_dump(by_alias=True, mode="json", exclude_none=True)
+        if self.starting_position is not None:
+            body["startingPosition"] = self.starting_position
         return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+    def allows_orders(self) -> bool:
+        """Whether a process applying this document may send an order that can fill (a new
+        order or a modify): ACTIVE, REDUCING, or HALTED with risk-reducing orders allowed. The
+        handover's invariant is that at most one version's document allows them at any moment."""
+        return self.trading_state in (TradingState.ACTIVE, TradingState.REDUCING) or (
+            self.trading_state == TradingState.HALTED and self.allow_risk_reducing)
 
     def same_content(self, other: "ControlDocument | None") -> bool:
         return other is not None and other.content_hash() == self.content_hash()

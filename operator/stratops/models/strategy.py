@@ -30,11 +30,14 @@ class Mode(str, Enum):
 
 
 class TradingState(str, Enum):
-    """NautilusTrader's trading states, with a strict REDUCING (see stratops.sdk)."""
+    """NautilusTrader's trading states, with a strict REDUCING (see stratops.sdk), and STANDBY:
+    a new version warming up beside the one that trades (connected, model loaded, subscribed,
+    state built, Ready) that may send nothing at all, not even a cancel, since it owns no order."""
 
     ACTIVE = "ACTIVE"
     REDUCING = "REDUCING"
     HALTED = "HALTED"
+    STANDBY = "STANDBY"
 
 
 class Phase(str, Enum):
@@ -480,7 +483,7 @@ class StrategyStatus(Model):
 
     phase: Phase | None = Field(default=None, description="Where the strategy is in its lifecycle.")
     mode: Mode | None = Field(default=None, description="Mode in force (live only once promoted).")
-    trading_state: TradingState | None = Field(default=None, description="ACTIVE, REDUCING or HALTED.")
+    trading_state: TradingState | None = Field(default=None, description="ACTIVE, REDUCING, HALTED, or STANDBY (a version warming up beside the one that trades: it sends nothing).")
     conditions: list[Condition] | None = Field(
         default=None, description="Ready, Promoted, GatesSatisfied, Healthy, Reconciled.",
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},

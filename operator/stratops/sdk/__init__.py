@@ -28,7 +28,8 @@ Art. 15): allowed instruments and venues, max order volume and value, the price 
 the reference price, the daily loss (reduce-only once reached), max position, order rate (new
 orders per second) and message rate (new, modify and cancel messages per second). It fails
 closed: an order that names no instrument or venue where a list is declared, or lacks the price
-a collar or value limit needs, is refused. Cancels always pass, but count as messages.
+a collar or value limit needs, is refused. Cancels always pass, but count as messages; under
+STANDBY (a new version warming up beside the one that trades) nothing passes, cancels included.
 `control.check` passes the loss last given to `report(loss=...)`; `guard.check` takes it as
 `loss_today`.
 """
@@ -145,6 +146,11 @@ class OrderGuard:
         losses). Whatever is allowed is counted toward the rates (a new order toward both, a
         modify or cancel toward the message rate only): call check only for messages then sent.
         """
+        if self.doc is not None and self.doc.trading_state == TradingState.STANDBY:
+            # A version on standby owns no order: a cancel from it could only hit the orders of
+            # the version that trades (same account, same instruments). Nothing passes, and
+            # nothing is counted toward the rates.
+            return Decision(False, "STANDBY: this version trades nothing, not even a cancel, until it is handed trading")
         if order.kind == "cancel":
             # Cancels always pass (they only ever reduce risk) but use up the message budget.
             now = self._clock()
