@@ -1,0 +1,233 @@
+"""Warm handover from the version that trades to a new one, as a pure state machine.
+
+A version change on a trading strategy runs the new version's pods beside the old ones, on
+STANDBY (connected, model loaded, Ready, sending nothing), and then hands trading authority
+over in one ordered step: the old version HALTED, its acknowledgement with open orders
+cancelled and its position reported; the new one given the old one's trading state and that
+position; its acknowledgement confirming the same position; the old version scaled to 0.
+
+At no moment may both versions send orders. The machine keeps that by construction: each step
+changes what at most one version may do, and a version is handed trading only once every pod of
+the other has acknowledged that it stopped. Everything that goes wrong falls to the safe side:
+
+- the new version never Ready, or failing the rollout's checks, by the deadline: it is scaled
+  to 0 and blocked, and the old one never stops trading (Aborted);
+- the old version not acknowledging HALTED in time: it is scaled to 0 as a kill-switch would
+  be, and the new one stays on STANDBY until a person decides (Held);
+- the new version not acknowledging, or confirming another position: both HALTED (Failed), a
+  P0 for a position mismatch.
+
+`advance` is the only transition function: the step it returns depends on nothing but the
+recorded handover and what is observed, so an operator that restarts anywhere computes the same
+step again and finishes (or falls back) once. `plan` says what each step wants of the cluster
+(each version's trading state and replica count), again as a function of the step alone.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from enum import Enum
+from typing import Literal
+
+from stratops.models.strategy import TradingState
+
+
+class Step(str, Enum):
+    STANDBY = "Standby"  # new pods starting beside the old ones, on STANDBY; the old version trades
+    HALTING_OLD = "HaltingOld"  # the old version told HALTED; waiting for every old pod's acknowledgement
+    ACTIVATING_NEW = "ActivatingNew"  # the new version handed trading and the position; waiting for its acknowledgement
+    DONE = "Done"  # the new version trades; the old one is scaled to 0
+    ABORTED = "Aborted"  # the new version failed before the handover: scaled to 0 and blocked; the old one trades on
+    HELD = "Held"  # the old version did not acknowledge HALTED: scaled to 0; the new one on STANDBY until a person decides
+    FAILED = "Failed"  # the new version did not take over as told: both HALTED, an incident open
+
+
+TERMINAL = frozenset({Step.DONE, Step.ABORTED, Step.HELD, Step.FAILED})
+Checks = Literal["pass", "fail", "pending"]
+
+
+@dataclass(frozen=True)
+class PodView:
+    """One pod as observed: Ready, and its last acknowledgement (None: none yet)."""
+
+    name: str
+    ready: bool = False
+    ack_generation: int | None = None
+    ack_state: TradingState | None = None
+    position: float | None = None
+    open_orders: int | None = None
+
+
+@dataclass(frozen=True)
+class VersionView:
+    """One version as observed: the control document in force for it (its generation and
+    state; 0 and None before one is written), its desired replicas and its pods."""
+
+    version: str
+    replicas: int
+    generation: int = 0
+    state: TradingState | None = None
+    pods: tuple[PodView, ...] = ()
+
+    def acknowledged(self, state: TradingState) -> bool:
+        """Whether the document in force says STATE and every expected pod has acknowledged it."""
+        return (self.state == state and self.replicas > 0 and len(self.pods) == self.replicas
+                and all(p.ack_generation is not None and p.ack_generation >= self.generation and p.ack_state == state
+                        for p in self.pods))
+
+    def ready(self) -> bool:
+        return self.replicas > 0 and len(self.pods) == self.replicas and all(p.ready for p in self.pods)
+
+    def position(self) -> float | None:
+        """The version's position, as its pods report it (their sum); None while one has not."""
+        if any(p.position is None for p in self.pods):
+            return None
+        return math.fsum(p.position for p in self.pods if p.position is not None)
+
+
+@dataclass(frozen=True)
+class Deadlines:
+    rollout: timedelta  # the new version Ready, on STANDBY and through its checks (spec.rollbackPolicy.rolloutDeadline)
+    acknowledgement: timedelta  # each version's acknowledgement of its part (spec.killSwitch.ackDeadline)
+
+
+@dataclass(frozen=True)
+class Handover:
+    """A handover as recorded in the strategy's status."""
+
+    from_version: str
+    to_version: str
+    trading_state: TradingState  # the state the old version traded in, which the new one takes over
+    started_at: datetime
+    step: Step = Step.STANDBY
+    step_at: datetime | None = None  # when the current step began (started_at for the first)
+    position: float | None = None  # what the old version reported in its HALTED acknowledgement
+    reason: str = ""  # why the handover ended where it did (terminal steps)
+
+    def since(self) -> datetime:
+        return self.step_at or self.started_at
+
+
+def start(old: VersionView, to_version: str, trading_state: TradingState, now: datetime) -> Handover:
+    """A handover from OLD (trading in TRADING_STATE) to TO_VERSION. Only a version that may
+    trade is handed over warm; a halted one has nothing to hand over (a plain rollout does)."""
+    if trading_state not in (TradingState.ACTIVE, TradingState.REDUCING):
+        raise ValueError(f"no handover from a version in {trading_state.value}: only ACTIVE or REDUCING trade")
+    return Handover(from_version=old.version, to_version=to_version, trading_state=trading_state, started_at=now)
+
+
+def _to(h: Handover, step: Step, now: datetime, **kw: object) -> Handover:
+    return replace(h, step=step, step_at=now, **kw)  # type: ignore[arg-type]
+
+
+def same_position(a: float, b: float) -> bool:
+    return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9)
+
+
+def advance(h: Handover, old: VersionView, new: VersionView, checks: Checks, now: datetime,
+            deadlines: Deadlines) -> Handover:
+    """The handover's next step from what is observed now (H itself when nothing moved)."""
+    if h.step in TERMINAL:
+        return h
+    waited = now - h.since()
+    if h.step == Step.STANDBY:
+        if checks == "fail":
+            return _to(h, Step.ABORTED, now, reason=f"version {h.to_version} failed its rollout checks on STANDBY")
+        if new.ready() and new.acknowledged(TradingState.STANDBY) and checks == "pass":
+            return _to(h, Step.HALTING_OLD, now)
+        if now - h.started_at >= deadlines.rollout:
+            why = ("not Ready" if not new.ready() else "STANDBY not acknowledged" if not new.acknowledged(TradingState.STANDBY)
+                   else "rollout checks not passed")
+            return _to(h, Step.ABORTED, now, reason=f"version {h.to_version} {why} within {_s(deadlines.rollout)}")
+        return h
+    if h.step == Step.HALTING_OLD:
+        position = old.position()
+        if (old.acknowledged(TradingState.HALTED) and position is not None
+                and all(p.open_orders == 0 for p in old.pods)):
+            return _to(h, Step.ACTIVATING_NEW, now, position=position)
+        if waited >= deadlines.acknowledgement:
+            missing = ("HALTED not acknowledged by every pod" if not old.acknowledged(TradingState.HALTED)
+                       else "position not reported" if position is None else "open orders not cancelled")
+            return _to(h, Step.HELD, now, reason=f"version {h.from_version}: {missing} within {_s(deadlines.acknowledgement)}; "
+                                                  f"scaled to 0, {h.to_version} stays on STANDBY until a person decides")
+        return h
+    # ACTIVATING_NEW
+    assert h.position is not None
+    if new.acknowledged(h.trading_state):
+        got = new.position()
+        if got is not None and not same_position(got, h.position):
+            return _to(h, Step.FAILED, now, reason=f"position mismatch: {h.from_version} handed over {h.position:g}, "
+                                                    f"{h.to_version} reports {got:g}")
+        if got is not None:
+            return _to(h, Step.DONE, now)
+    if waited >= deadlines.acknowledgement:
+        return _to(h, Step.FAILED, now, reason=f"version {h.to_version} did not acknowledge {h.trading_state.value} "
+                                                f"with the position within {_s(deadlines.acknowledgement)}")
+    return h
+
+
+def release(h: Handover, old: VersionView, position: float, now: datetime) -> Handover:
+    """A person's decision on a HELD handover: hand trading to the new version after all, from
+    POSITION (a reconciliation's: the old version never reported one). Only once no pod of the
+    old version is left (scaled to 0 as by a kill-switch): until then it may still be trading."""
+    if h.step != Step.HELD:
+        raise ValueError(f"only a held handover is released, not one in {h.step.value}")
+    if old.pods:
+        raise ValueError(f"version {h.from_version} still has {len(old.pods)} pod(s): they may still trade")
+    if not math.isfinite(position):
+        raise ValueError(f"position must be a finite number, got {position}")
+    return _to(h, Step.ACTIVATING_NEW, now, position=position, reason="")
+
+
+@dataclass(frozen=True)
+class VersionPlan:
+    """What a step wants of one version: its control document's trading state (None: leave the
+    document in force as it is), whether risk-reducing orders are allowed with it, the position
+    to hand over, and its replicas (None: the spec's)."""
+
+    state: TradingState | None
+    replicas: int | None = None
+    starting_position: float | None = None
+    allow_risk_reducing: bool = False
+
+
+@dataclass(frozen=True)
+class Plan:
+    old: VersionPlan
+    new: VersionPlan
+    block_new: bool = False  # the new version is blocked (as a failed rollout's is)
+    incident: str | None = None  # why an incident opens (the step's reason)
+
+
+def plan(h: Handover) -> Plan:
+    """What step H wants of the cluster. The old version's document is left as it is (trading)
+    until HALTED is asked of it, and the new one's says STANDBY until trading is handed over."""
+    standby = VersionPlan(TradingState.STANDBY)
+    halted = VersionPlan(TradingState.HALTED)
+    if h.step == Step.STANDBY:
+        return Plan(old=VersionPlan(None), new=standby)
+    if h.step == Step.HALTING_OLD:
+        return Plan(old=halted, new=standby)
+    if h.step == Step.ACTIVATING_NEW:
+        return Plan(old=halted, new=VersionPlan(h.trading_state, starting_position=h.position))
+    if h.step == Step.DONE:
+        return Plan(old=VersionPlan(TradingState.HALTED, replicas=0),
+                    new=VersionPlan(h.trading_state, starting_position=h.position))
+    if h.step == Step.ABORTED:
+        # STANDBY, not HALTED, while it goes: HALTED lets cancels through, and it owns no order.
+        return Plan(old=VersionPlan(None), new=VersionPlan(TradingState.STANDBY, replicas=0), block_new=True, incident=h.reason)
+    if h.step == Step.HELD:
+        return Plan(old=VersionPlan(TradingState.HALTED, replicas=0), new=standby, incident=h.reason)
+    return Plan(old=halted, new=halted, incident=h.reason)  # FAILED: the new one may have orders to cancel
+
+
+def _s(d: timedelta) -> str:
+    return f"{d.total_seconds():g}s"
+
+
+def allows_orders(state: TradingState | None, allow_risk_reducing: bool = False) -> bool:
+    """Whether a document in STATE lets orders through (as ControlDocument.allows_orders)."""
+    return state in (TradingState.ACTIVE, TradingState.REDUCING) or (state == TradingState.HALTED and allow_risk_reducing)
+
