@@ -613,3 +613,32 @@ def test_a_starting_position_is_hashed_only_when_handed_over():
     assert again.starting_position == -25.0 and again.content_hash() == handed.content_hash()
     with pytest.raises(ValueError):
         ControlDocument.model_validate_json(handed.to_json().replace("-25.0", "NaN"))
+
+
+def test_a_process_on_standby_takes_the_handed_position_and_its_ack_confirms_it():
+    src, acks = MemorySource(), MemoryAcks()
+    book = {"position": 0.0}
+    c = StrategyControl("new-0", src, acks, position=lambda: book["position"],
+                        take_position=lambda p: book.__setitem__("position", p))
+    src.doc = doc(TradingState.STANDBY)
+    c.poll()
+    assert acks.acks[-1].trading_state == TradingState.STANDBY and acks.acks[-1].position == 0.0
+    src.doc = doc(TradingState.REDUCING, gen=2).model_copy(update={"starting_position": -30.0})
+    c.poll()
+    assert book["position"] == -30.0
+    assert acks.acks[-1].generation == 2 and acks.acks[-1].position == -30.0 and acks.acks[-1].trading_state == TradingState.REDUCING
+    # later documents carry it still (same content), but the book is this process's own now
+    book["position"] = -10.0
+    src.doc = doc(TradingState.REDUCING, gen=3, pos=50).model_copy(update={"starting_position": -30.0})
+    c.poll()
+    assert book["position"] == -10.0 and acks.acks[-1].position == -10.0
+
+
+def test_a_process_that_never_stood_by_keeps_its_own_book():
+    """Started after the handover (or restarted): the starting position is history, not its book."""
+    src, acks = MemorySource(), MemoryAcks()
+    taken = []
+    c = StrategyControl("new-1", src, acks, position=lambda: 12.0, take_position=taken.append)
+    src.doc = doc(TradingState.ACTIVE).model_copy(update={"starting_position": -30.0})
+    c.poll()
+    assert taken == [] and acks.acks[-1].position == 12.0  # the operator sees the mismatch

@@ -339,12 +339,20 @@ class StrategyControl:
     """Follows the control document, enforces it through `guard`, acknowledges each generation."""
 
     def __init__(self, pod: str, source: ControlSource, acknowledger: Acknowledger,
-                 position: Callable[[], float] = lambda: 0.0, open_orders: Callable[[], int] = lambda: 0) -> None:
+                 position: Callable[[], float] = lambda: 0.0, open_orders: Callable[[], int] = lambda: 0,
+                 take_position: Callable[[float], None] | None = None) -> None:
+        """POSITION and OPEN_ORDERS report the strategy's book in every acknowledgement.
+        TAKE_POSITION sets the book at a warm handover: when this process, on STANDBY, is handed
+        trading with the position the old version reported (`starting_position`), it is called
+        with it before the acknowledgement, which then confirms it. Only then: a process that
+        starts later, or that never stood by, keeps its own book (a mismatch is the operator's
+        finding, never silently overwritten)."""
         self.pod = pod
         self.source = source
         self.acknowledger = acknowledger
         self.guard = OrderGuard()
         self.position, self.open_orders = position, open_orders
+        self.take_position = take_position
         self.applied: ControlDocument | None = None
         self._callbacks: list[Callable[[ControlDocument], None]] = []
         self._reported: dict[str, float | None] = {}
@@ -374,6 +382,10 @@ class StrategyControl:
         doc = self.source.read()
         if doc is None or (self.applied is not None and doc.generation <= self.applied.generation):
             return self.applied
+        handed = (doc.starting_position is not None and self.applied is not None
+                  and self.applied.trading_state == TradingState.STANDBY and doc.trading_state != TradingState.STANDBY)
+        if handed and self.take_position is not None:
+            self.take_position(doc.starting_position)  # type: ignore[arg-type]
         self.guard.apply(doc)
         for cb in self._callbacks:
             cb(doc)  # e.g. cancel every working order on HALTED: must finish before the ack
