@@ -1178,3 +1178,60 @@ def test_the_executor_remembers_its_control_write_even_when_the_status_write_aft
         ex.execute("desk", "mean-revert", "u-1", "1", plan, T0, has_ack_configmap=True)
     assert "replace_namespaced_config_map" in calls and "refused:replace_namespaced_custom_object_status" in calls
     assert ex.written_control[("desk", "mean-revert")] == plan.control
+
+
+def _reporting_world(*monitors):
+    w = World(spec(killSwitch={"ackDeadline": "30s"}))
+    w.run_until(lambda w: w.status.phase and w.status.phase.value == "Running")
+    [pod] = w.pods()
+    w.strategy_acks = False
+    return w, pod
+
+
+def test_a_report_breach_names_its_incident_the_same_when_the_reconcile_runs_again():
+    """A crash after the incident's create but before the status write, or a view of the
+    Incidents that lags the operator's own creates: the reconcile that runs again names the same
+    incident (its create is then a no-op), never a second one for the same breach."""
+    from stratops.lifecycle.decide import ReportMonitor
+
+    mon = ReportMonitor("gross-exposure", "exposure", ">", 5e6, "RiskBreach", "P0", "auto")
+    w, pod = _reporting_world(mon)
+    w.acks = {pod.name: w.acks[pod.name].model_copy(update={"exposure": 6e6})}
+    before = w.status
+    [first] = w.step(report_monitors=(mon,)).incidents
+    w.status, w.now = before, w.now + timedelta(seconds=3)  # the status write never happened
+    del w.incidents[first.name]  # nor does the view show the incident yet
+    [again] = w.step(report_monitors=(mon,)).incidents
+    assert again.name == first.name
+    del w.incidents[again.name]  # status written this time, the Incident still not in view
+    [lagging] = w.step(report_monitors=(mon,)).incidents
+    assert lagging.name == first.name
+    assert w.step(report_monitors=(mon,)).incidents == []  # in view and open: acted on
+
+
+def test_report_monitors_whose_names_share_a_prefix_each_open_their_own():
+    from stratops.lifecycle.decide import ReportMonitor
+
+    gross = ReportMonitor("gross", "exposure", ">", 1e6, "RiskBreach", "P1", "throttle")
+    gross_exposure = ReportMonitor("gross-exposure", "exposure", ">", 5e6, "RiskBreach", "P1", "throttle")
+    w, pod = _reporting_world()
+    w.acks = {pod.name: w.acks[pod.name].model_copy(update={"exposure": 6e6})}
+    [a] = w.step(report_monitors=(gross_exposure,)).incidents
+    [b] = w.step(report_monitors=(gross_exposure, gross)).incidents  # gross-exposure's is open; gross has none
+    assert a.name.startswith("mean-revert-gross-exposure-") and b.name.startswith("mean-revert-gross-") and a.name != b.name
+
+
+def test_a_new_episode_after_the_value_came_back_is_a_new_incident():
+    from stratops.lifecycle.decide import ReportMonitor
+
+    mon = ReportMonitor("daily-loss", "loss", ">=", 1000, "PnLDivergence", "P1", "throttle")
+    w, pod = _reporting_world()
+    w.acks = {pod.name: w.acks[pod.name].model_copy(update={"loss": 1500.0})}
+    [first] = w.step(report_monitors=(mon,)).incidents
+    assert w.status.report_breaches["daily-loss"].episodes == 1
+    w.acks = {pod.name: w.acks[pod.name].model_copy(update={"loss": 10.0})}
+    assert w.step(report_monitors=(mon,)).incidents == []
+    assert w.status.report_breaches["daily-loss"].incident is None  # the episode is over
+    w.acks = {pod.name: w.acks[pod.name].model_copy(update={"loss": 2000.0})}
+    [second] = w.step(report_monitors=(mon,)).incidents
+    assert second.name != first.name and w.status.report_breaches["daily-loss"].episodes == 2

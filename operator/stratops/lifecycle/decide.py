@@ -27,7 +27,7 @@ from stratops.models.monitor import IncidentClass, Severity
 from stratops.recovery.classes import ACTIONS
 from stratops.models.strategy import (
     Approval, BlockedVersion, BrokerStatus, ControlStatus, EffectiveLimits, KillSwitchStatus, Mode, Phase, PodExit,
-    Reconciliation, ResumeStatus, Revision, RolloutStatus, StrategySpec, StrategyStatus,
+    Reconciliation, ReportBreach, ResumeStatus, Revision, RolloutStatus, StrategySpec, StrategyStatus,
     ThrottleStatus, TradingState, trading_changes, trading_hash, trading_spec, with_trading,
 )
 
@@ -419,15 +419,31 @@ def decide(spec: StrategySpec, status: StrategyStatus, obs: Observations) -> Pla
                    msg or obs.control_problem or "only the operator's control document and the pods' own acknowledgements are read")
 
     # -- exposure-linked kill: the strategy's own reports against its monitors, on every report --
+    # An episode's incident is named from the monitor and the episode's number, both in status:
+    # a reconcile run again (after a crash before the status write, or while the view of the
+    # Incidents lags the operator's own creates) names the same incident, and its create is a
+    # no-op. Its name is matched exactly, never by prefix (gross vs gross-exposure).
+    breaches = dict(st.report_breaches or {})
+    incidents_by_name = {i.name: i for i in obs.incidents}
     for m in obs.report_monitors:
         values = [v for p in ready_pods if (a := obs.acks.get(p.name)) is not None and (v := getattr(a, m.report)) is not None]
+        episode = breaches.get(m.name)
         if not values or not m.breached(total := sum(values)):
+            if episode is not None and episode.incident is not None and values:
+                breaches[m.name] = episode.model_copy(update={"incident": None})  # back within its threshold
             continue
-        prefix = f"{obs.name}-{m.name}-"
-        if any(i.open and i.name.startswith(prefix) for i in obs.incidents):
-            continue  # this breach is already open and was acted on
+        known = incidents_by_name.get(episode.incident) if episode is not None and episode.incident else None
+        if known is not None and known.open:
+            continue  # this breach is open and was acted on
+        if episode is None or episode.incident is None or known is not None:
+            # a new episode (the last one ended, or its incident was resolved while still breaching)
+            number = (episode.episodes if episode else 0) + 1
+            episode = ReportBreach(episodes=number, incident=_incident_name(obs.name, m.name, f"{obs.uid}/{m.name}/{number}"))
+            breaches[m.name] = episode
+        # else: the episode's incident is not seen yet (not created, or the view lags): again, same name
         act = ACTIONS.get(Severity(m.severity), "throttle") if m.action == "auto" else m.action
-        inc = f"{prefix}{hashlib.sha256(now.isoformat().encode()).hexdigest()[:8]}"[:253]
+        inc = episode.incident
+        assert inc is not None
         why = f"monitor {m.name}: reported {m.report} {total:g} {m.comparison} {m.threshold:g}"
         done = {"killSwitch": "kill-switch: control HALTED, then scale to 0", "throttle": "throttle: REDUCING"}.get(act, "recorded")
         plan.incidents.append(NewIncident(inc, IncidentClass(m.class_), Severity(m.severity), why, act, done,
@@ -438,6 +454,7 @@ def decide(spec: StrategySpec, status: StrategyStatus, obs: Observations) -> Pla
             rearm_required = rearm_required or m.require_rearm
         elif act == "throttle" and throttle_trigger is None:
             throttle_trigger = (why, OPERATOR, inc)
+    st.report_breaches = breaches or None
     if (cmd := commands.get("kill")) is not None:
         kill_trigger = (cmd.reason, cmd.by, None)
         rearm_required = rearm_required or bool(cmd.fields.get("requireRearm"))

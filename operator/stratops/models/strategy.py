@@ -418,6 +418,13 @@ class PodExit(Model):
     detail: str = Field(default="", description="What its last acknowledgement said.")
 
 
+class ReportBreach(Model):
+    """One report monitor's breach episodes (a monitor of a value the strategy reports)."""
+
+    episodes: int = Field(ge=0, description="Breach episodes so far; the incident of episode N is named from N, so a reconcile that runs again (after a crash, or with a lagging view of the Incidents) names the same one.")
+    incident: str | None = Field(default=None, max_length=253, description="The incident of the episode in progress; absent once the value is back within its threshold.")
+
+
 class KillSwitchStatus(Model):
     """The latched kill-switch."""
 
@@ -503,6 +510,7 @@ class StrategyStatus(Model):
     broker: BrokerStatus | None = Field(default=None, description="Broker in use after a failover; absent means the primary.")
     handled_incidents: list[str] | None = Field(default=None, description="Incidents whose immediate action was taken.")
     handled_commands: dict[str, str] | None = Field(default=None, description="Id of the last command annotation executed, by kind (kill, throttle, ...).")
+    report_breaches: dict[str, ReportBreach] | None = Field(default=None, description="Report monitors' breach episodes, by monitor name.")
     approved: Approval | None = Field(default=None, description="Live only: the signed trading-relevant spec in force.")
     audit: AuditHead | None = Field(default=None, description="The head of this strategy's audit chain (AuditSegments).")
     message: str | None = Field(default=None, description="Last refusal or notable event, for humans.")
