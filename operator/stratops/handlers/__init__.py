@@ -432,6 +432,13 @@ def strategy_changed(namespace: str, name: str, memo: kopf.Memo, strategy_gates:
 
 
 # -- the reconcile ------------------------------------------------------------------------------
+def snapshot(indexes: dict[str, Any], keys: list[Any]) -> dict[str, dict[Any, tuple[Any, ...]]]:
+    """Plain copies of INDEXES' entries under KEYS. Taken on the event loop, where kopf changes
+    its index stores; a worker thread iterating a live store races those changes (on the kill
+    path: a reconcile that fails and is retried)."""
+    return {name: {k: tuple(index.get(k, ())) for k in keys} for name, index in indexes.items()}
+
+
 def _observe(body: dict[str, Any], spec: StrategySpec, now: datetime, rt: Runtime, idx: dict[str, Any]) -> tuple[Observations, bool]:
     meta = body["metadata"]
     ns, name = meta["namespace"], meta["name"]
@@ -617,14 +624,17 @@ async def strategy_daemon(
     rt: Runtime = memo.runtime
     key = _key(namespace, name)
     poke = rt.pokes.setdefault(key, asyncio.Event())
-    idx = {"strategy_deployments": strategy_deployments, "strategy_pods": strategy_pods,
-           "strategy_configmaps": strategy_configmaps, "strategy_incidents": strategy_incidents,
-           "strategy_gates": strategy_gates, "strategy_report_monitors": strategy_report_monitors}
+    indexes = {"strategy_deployments": strategy_deployments, "strategy_pods": strategy_pods,
+               "strategy_configmaps": strategy_configmaps, "strategy_incidents": strategy_incidents,
+               "strategy_gates": strategy_gates, "strategy_report_monitors": strategy_report_monitors}
     backoff, conflicts = 1.0, 0
     try:
         while not stopped:
             poke.clear()
             try:
+                # kopf changes its indexes on the event loop: the worker thread gets a copy of
+                # this strategy's entries, taken here, never the live stores.
+                idx = snapshot(indexes, [key])
                 wake = await asyncio.get_running_loop().run_in_executor(rt.lifecycle_pool, reconcile, plain(body), rt, idx)
                 backoff, conflicts = 1.0, 0
             except Exception as e:  # noqa: BLE001 - logged, counted, retried with backoff
@@ -712,7 +722,9 @@ async def gate_daemon(
             raw = plain(body)
             wake = SAFETY_NET_SECONDS
             try:
-                wake = await asyncio.get_running_loop().run_in_executor(rt.gate_pool, _gate_status, raw, strategies_by_name, rt)
+                named = [_key(namespace, s) for s in (raw.get("spec") or {}).get("strategies") or [] if isinstance(s, str)]
+                strategies = snapshot({"strategies": strategies_by_name}, named)["strategies"]  # on the loop, as above
+                wake = await asyncio.get_running_loop().run_in_executor(rt.gate_pool, _gate_status, raw, strategies, rt)
             except Exception as e:  # noqa: BLE001 - retried at the next wake-up
                 logger.warning(f"gate status not written: {e}")
             await _sleep(poke, stopped, wake)
@@ -732,7 +744,7 @@ def gate_spec_changed(namespace: str, name: str, memo: kopf.Memo, **_: Any) -> N
     memo.runtime.poke(("gate", namespace, name))
 
 
-def _gate_status(raw: dict[str, Any], strategies: kopf.Index, rt: Runtime) -> float:
+def _gate_status(raw: dict[str, Any], strategies: dict[Any, tuple[Any, ...]], rt: Runtime) -> float:
     """Write the gate's status if it changed; seconds until it should be looked at again."""
     from stratops.gates.evaluate import evaluate, subject_for
     from stratops.models.gate import Cadence
