@@ -368,15 +368,21 @@ def strategy_report_monitors(namespace: str, name: str, spec: kopf.Spec, **_: An
     """Monitors of values the strategy reports (exposure, loss): the strategy's daemon evaluates
     them on every report, so they are as fast as the reports."""
     raw = plain(spec)
-    src = (raw.get("source") or {}).get("strategy")
-    th = (raw.get("check") or {}).get("threshold")
-    if not src or not th:
+    if not (raw.get("source") or {}).get("strategy"):
         return None
-    inc = raw.get("incident") or {}
-    return {_key(namespace, raw.get("strategy", "")): ReportMonitor(
-        name=name, report=src.get("report", "exposure"), comparison=th.get("operator", ">"), threshold=float(th["value"]),
-        class_=inc.get("class", "RiskBreach"), severity=inc.get("severity", "P0"), action=inc.get("action", "auto"),
-        require_rearm=bool(inc.get("requireRearm")))}
+    try:
+        from stratops.models.monitor import MonitorSpec
+
+        m = MonitorSpec.model_validate(raw)  # as the API server admitted it: no defaults made up here
+    except ValidationError as e:
+        log.warning("[%s/%s] report monitor not read, so not evaluated: %s", namespace, name, _brief(e))
+        return None
+    if m.source.strategy is None or m.check.threshold is None:
+        return None
+    th, inc = m.check.threshold, m.incident
+    return {_key(namespace, m.strategy): ReportMonitor(
+        name=name, report=m.source.strategy.report, comparison=th.operator, threshold=th.value,
+        class_=inc.class_.value, severity=inc.severity.value, action=inc.action, require_rearm=inc.require_rearm)}
 
 
 @kopf.on.event(GROUP, VERSION, "monitors")

@@ -24,6 +24,7 @@ from stratops.models.monitor import IncidentClass, MonitorSpec, MonitorStatus, S
 from stratops.models.strategy import StrategySpec
 from stratops.monitors.evaluate import HALTED_NOTE, Evaluation, evaluate, stale_expected
 from stratops.monitors.prometheus import Prometheus
+from stratops.recovery.actions import immediate_action, rolling_out
 
 log = logging.getLogger("stratops.monitors")
 #: While nothing that matters changes (verdict, breach count, stale, alert, incident, problem,
@@ -78,14 +79,8 @@ def _alert_from_status(key: str, st: MonitorStatus, spec: MonitorSpec, labels: d
 
 
 def incident_action(spec: MonitorSpec, strategy_status: dict[str, Any] | None) -> str:
-    """auto: a breach during a rollout rolls back; otherwise P0 kill-switch, P1 throttle."""
-    if spec.incident.action != "auto":
-        return spec.incident.action
-    st = strategy_status or {}
-    rollout = (st.get("rollout") or {}).get("version")
-    if rollout and st.get("lastKnownGood") and rollout != st.get("lastKnownGood"):
-        return "rollback"
-    return "killSwitch" if spec.incident.severity == Severity.P0 else "throttle"
+    """The breach's action, by the one policy (stratops.recovery.actions)."""
+    return immediate_action(spec.incident.action, spec.incident.severity, rolling_out=rolling_out(strategy_status))
 
 
 _REFRESHED = {"last_value", "detail", "last_evaluation"}

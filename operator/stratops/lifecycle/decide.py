@@ -24,7 +24,7 @@ from stratops.lifecycle.control import Acknowledgement, BrokerInUse, ControlDocu
 from stratops.models.audit import AuditHead
 from stratops.models.common import Condition, parse_duration
 from stratops.models.monitor import IncidentClass, Severity
-from stratops.recovery.classes import ACTIONS
+from stratops.recovery.actions import immediate_action
 from stratops.models.strategy import (
     Approval, BlockedVersion, BrokerStatus, ControlStatus, EffectiveLimits, KillSwitchStatus, Mode, Phase, PodExit,
     Reconciliation, ReportBreach, ResumeStatus, Revision, RolloutStatus, StrategySpec, StrategyStatus,
@@ -90,9 +90,7 @@ class IncidentView:
 
     @property
     def immediate_action(self) -> str:
-        if self.action:
-            return self.action
-        return ACTIONS.get(Severity(self.severity), "throttle") if self.severity in ("P0", "P1") else "throttle"
+        return immediate_action(self.action, self.severity)
 
 
 @dataclass(frozen=True)
@@ -441,7 +439,7 @@ def decide(spec: StrategySpec, status: StrategyStatus, obs: Observations) -> Pla
             episode = ReportBreach(episodes=number, incident=_incident_name(obs.name, m.name, f"{obs.uid}/{m.name}/{number}"))
             breaches[m.name] = episode
         # else: the episode's incident is not seen yet (not created, or the view lags): again, same name
-        act = ACTIONS.get(Severity(m.severity), "throttle") if m.action == "auto" else m.action
+        act = immediate_action(m.action, m.severity, on_position=True)
         inc = episode.incident
         assert inc is not None
         why = f"monitor {m.name}: reported {m.report} {total:g} {m.comparison} {m.threshold:g}"

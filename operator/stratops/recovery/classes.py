@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from stratops.models.monitor import IncidentClass, Severity
+from stratops.recovery.actions import BY_SEVERITY
 
 STEPS = ("detection", "immediateAction", "containment", "postmortem")
-ACTIONS = {Severity.P0: "killSwitch", Severity.P1: "throttle"}
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,7 @@ class IncidentClassCard:
 
     def action(self, severity: Severity | str) -> str:
         """The immediate action for SEVERITY when the incident names none: P0 stops, P1 slows."""
-        return ACTIONS[Severity(severity)]
+        return BY_SEVERITY[Severity(severity)]
 
     def playbook(self) -> dict[str, str]:
         return {"detection": self.detection, "immediateAction": self.immediate_action,
