@@ -818,17 +818,22 @@ def incident_command(namespace: str, name: str, body: kopf.Body, memo: kopf.Memo
     from stratops.models.incident import IncidentSpec, IncidentStatus
     from stratops.recovery import decide_incident
 
-    raw = plain(body)
-    spec = IncidentSpec.model_validate(raw.get("spec") or {})
-    status = IncidentStatus.model_validate(raw.get("status") or {})
+    # Decided on the Incident as the API server has it now, written at its resourceVersion (kopf
+    # never retries an event handler, and the strategy's daemon writes the same status).
     now = datetime.now(timezone.utc)
-    new, clear, events = decide_incident(spec, status, raw["metadata"].get("annotations") or {}, now, parse_command)
+    decided: dict[str, Any] = {}
+
+    def change(raw: dict[str, Any]) -> dict[str, Any] | None:
+        spec = IncidentSpec.model_validate(raw.get("spec") or {})
+        status = IncidentStatus.model_validate(raw.get("status") or {})
+        new, clear, events = decide_incident(spec, status, raw["metadata"].get("annotations") or {}, now, parse_command)
+        decided.update(clear=clear, events=events, uid=raw["metadata"]["uid"])
+        return _status_patch(status.to_dict(), new.to_dict()) if new.to_dict() != status.to_dict() else None
+
     ex: Executor = memo.runtime.executor
-    if new.to_dict() != status.to_dict():
-        ex.custom.patch_namespaced_custom_object_status(GROUP, VERSION, namespace, "incidents", name,
-                                                         {"status": _status_patch(status.to_dict(), new.to_dict())})
-    for type_, reason, message in events:
-        ex.event(namespace, name, raw["metadata"]["uid"], type_, reason, message, now, kind="Incident")
-    if clear:
-        ex.custom.patch_namespaced_custom_object(GROUP, VERSION, namespace, "incidents", name,
-                                                 {"metadata": {"annotations": {k: None for k in clear}}})
+    if ex.update_incident_status(namespace, name, change) is None:
+        return  # deleted meanwhile
+    for type_, reason, message in decided["events"]:
+        ex.event(namespace, name, decided["uid"], type_, reason, message, now, kind="Incident")
+    if decided["clear"]:
+        ex.clear_incident_annotations(namespace, name, decided["clear"])

@@ -10,6 +10,7 @@ command left on the object is recognised by its id in status.handledCommands.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
@@ -203,32 +204,61 @@ class Executor:
             GROUP, VERSION, namespace, "incidents", inc.name, {"status": {"phase": "Open", "steps": steps}})
         return created
 
+    def update_incident_status(self, namespace: str, name: str,
+                               change: Callable[[dict[str, Any]], dict[str, Any] | None], attempts: int = 5) -> dict[str, Any] | None:
+        """Read the Incident, and merge-patch its status with CHANGE(incident) at the
+        resourceVersion read: a person's ack or resolve and the operator's own steps are written
+        from each other's latest, never from a stale copy (a resolved incident is never put back
+        to Contained or Open). CHANGE returns None to write nothing. Retried on a conflict;
+        returns the incident as read (None: it does not exist)."""
+        for attempt in range(attempts):
+            try:
+                inc = self.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, "incidents", name)
+            except ApiException as e:
+                if e.status == 404:
+                    return None
+                raise
+            patch = change(inc)
+            if patch is None:
+                return inc
+            try:
+                self.custom.patch_namespaced_custom_object_status(
+                    GROUP, VERSION, namespace, "incidents", name,
+                    {"metadata": {"resourceVersion": inc["metadata"]["resourceVersion"]}, "status": patch})
+                return inc
+            except ApiException as e:
+                if e.status == 404:
+                    return None
+                if e.status != 409 or attempt == attempts - 1:
+                    raise
+        return None
+
     def record_incident_action(self, namespace: str, name: str, detail: str, now: datetime) -> None:
         """Record the immediate action; an incident opened by a person gets its detection step
         (when the operator first saw it) at the same time, so the four steps are complete."""
-        try:
-            inc = self.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, "incidents", name)
+        def change(inc: dict[str, Any]) -> dict[str, Any]:
             steps: dict[str, Any] = {"immediateAction": {"at": _iso(now), "by": OPERATOR, "detail": detail}}
             status = inc.get("status") or {}
             if "detection" not in (status.get("steps") or {}):
                 steps["detection"] = {"at": inc["metadata"]["creationTimestamp"], "by": OPERATOR,
                                       "detail": f"opened by hand: {inc['spec'].get('summary', '')}"}
-            self.custom.patch_namespaced_custom_object_status(
-                GROUP, VERSION, namespace, "incidents", name,
-                {"status": {"phase": status.get("phase") or "Open", "steps": steps}})
-        except ApiException as e:
-            if e.status != 404:
-                raise
+            return {"phase": status.get("phase") or "Open", "steps": steps}
+
+        self.update_incident_status(namespace, name, change)
 
     def record_containment(self, namespace: str, name: str, detail: str, now: datetime) -> None:
-        """The safe state was reached: the containment step, and the phase Contained."""
-        try:
-            self.custom.patch_namespaced_custom_object_status(
-                GROUP, VERSION, namespace, "incidents", name,
-                {"status": {"phase": "Contained", "steps": {"containment": {"at": _iso(now), "by": OPERATOR, "detail": detail}}}})
-        except ApiException as e:
-            if e.status != 404:
-                raise
+        """The safe state was reached: the containment step, and the phase Contained (an
+        incident already resolved keeps its phase)."""
+        def change(inc: dict[str, Any]) -> dict[str, Any]:
+            phase = (inc.get("status") or {}).get("phase")
+            return {"phase": phase if phase == "Resolved" else "Contained",
+                    "steps": {"containment": {"at": _iso(now), "by": OPERATOR, "detail": detail}}}
+
+        self.update_incident_status(namespace, name, change)
+
+    def clear_incident_annotations(self, namespace: str, name: str, keys: list[str]) -> None:
+        self.custom.patch_namespaced_custom_object(GROUP, VERSION, namespace, "incidents", name,
+                                                   {"metadata": {"annotations": {k: None for k in keys}}})
 
     def write_status(self, namespace: str, name: str, status: StrategyStatus, resource_version: str) -> None:
         # A replace at the resourceVersion the decision was made from: if anyone wrote the
