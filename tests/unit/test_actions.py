@@ -39,7 +39,7 @@ def test_rolling_out_is_a_version_that_is_not_the_known_good_one():
 def test_every_source_of_a_finding_uses_it():
     from cases import example
 
-    from stratops.k8s.monitoring import incident_action
+    from stratops.monitors.decide import incident_action
     from stratops.lifecycle.decide import IncidentView
     from stratops.models.monitor import MonitorSpec
 

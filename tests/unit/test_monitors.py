@@ -211,7 +211,7 @@ def test_dashboard_never_pages_and_missing_receiver_is_not_delivered():
 
 
 def test_incident_action_auto_rolls_back_during_a_rollout():
-    from stratops.k8s.monitoring import incident_action
+    from stratops.monitors.decide import incident_action
 
     p0, p1 = mon("monitors/01-data-bar-age.yaml"), mon("monitors/06-infra-queue-backlog.yaml")
     steady = {"rollout": {"version": "1.4.2"}, "lastKnownGood": "1.4.2"}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import threading
@@ -17,14 +16,13 @@ from prometheus_client import Gauge
 from pydantic import BaseModel
 
 from stratops import GROUP, VERSION
-from stratops.alerts import Alert, Notifier
+from stratops.alerts import Notifier
 from stratops.k8s.executor import Executor
-from stratops.lifecycle.decide import NewIncident
-from stratops.models.monitor import IncidentClass, MonitorSpec, MonitorStatus, Severity
+from stratops.models.monitor import LastAlert, MonitorSpec, MonitorStatus
 from stratops.models.strategy import StrategySpec
-from stratops.monitors.evaluate import HALTED_NOTE, Evaluation, evaluate, stale_expected
+from stratops.monitors.decide import decide as decide_monitor
+from stratops.monitors.evaluate import Evaluation, evaluate
 from stratops.monitors.prometheus import Prometheus
-from stratops.recovery.actions import immediate_action, rolling_out
 
 log = logging.getLogger("stratops.monitors")
 #: While nothing that matters changes (verdict, breach count, stale, alert, incident, problem,
@@ -70,17 +68,6 @@ class RecentReads:
 VALUE = Gauge("stratops_monitor_value", "Last value of a monitor.", ["namespace", "monitor", "strategy", "layer"])
 BREACHING = Gauge("stratops_monitor_breaching", "1 while a monitor breaches.", ["namespace", "monitor", "strategy", "layer"])
 STALE = Gauge("stratops_monitor_stale", "1 while a monitor's source is unreachable or has no data.", ["namespace", "monitor", "strategy", "layer"])
-
-
-def _alert_from_status(key: str, st: MonitorStatus, spec: MonitorSpec, labels: dict[str, str], summary: str) -> Alert:
-    assert st.last_alert is not None
-    return Alert(key, st.last_alert.state, st.last_alert.channel.value, spec.incident.severity.value, summary,
-                 st.detail or "", labels, spec.alert.route, st.last_alert.at)
-
-
-def incident_action(spec: MonitorSpec, strategy_status: dict[str, Any] | None) -> str:
-    """The breach's action, by the one policy (stratops.recovery.actions)."""
-    return immediate_action(spec.incident.action, spec.incident.severity, rolling_out=rolling_out(strategy_status))
 
 
 _REFRESHED = {"last_value", "detail", "last_evaluation"}
@@ -199,63 +186,28 @@ class MonitorRunner:
 
             prom = self._source(url, parse_duration(spec.source.prometheus.timeout).total_seconds(), self._token(ns, spec))
             ev = evaluate(spec, strategy_spec, prom, self._loader(ns), now, prev.consecutive_breaches or 0)
-        labels = {"namespace": ns, "monitor": name, "strategy": spec.strategy, "layer": spec.layer.value}
         VALUE.labels(ns, name, spec.strategy, spec.layer.value).set(ev.value if ev.value is not None else float("nan"))
         BREACHING.labels(ns, name, spec.strategy, spec.layer.value).set(1 if ev.breaching else 0)
         STALE.labels(ns, name, spec.strategy, spec.layer.value).set(1 if ev.stale else 0)
 
-        st = prev.model_copy(deep=True)
-        st.problem = None
-        st.last_value = f"{ev.value:.6g}" if ev.value is not None else "n/a"
-        st.last_evaluation, st.consecutive_breaches = now, ev.consecutive
-        st.breaching, st.stale, st.detail = ev.breaching, ev.stale, ev.detail
-        st.observed_generation = int(meta.get("generation") or 0)
-        key = f"{ns}/{name}"
-        # The finding's kind: a change of kind (none, stale, breach) is a message and, for a
-        # new finding, an incident; the same kind again is the same episode (deduplicated).
-        # Stale while the kill-switch is latched is no finding (no pods, no data); it counts as
-        # none, so that staying stale after the resume is a new finding, with its incident.
-        expected = ev.stale and stale_expected((strategy or {}).get("status"))
-        st.stale_expected = True if expected else None
-        if expected:
-            st.detail = HALTED_NOTE + (ev.detail or "")
-        was_expected = bool(prev.stale and prev.stale_expected)
-        was = None if was_expected else "stale" if prev.stale else "breach" if prev.breaching else None
-        now_kind = None if expected else "stale" if ev.stale else "breach" if ev.breaching else None
-        summary = f"{spec.strategy}: {spec.description or name} " + ("(stale data)" if ev.stale else f"= {st.last_value}")
-
-        # An undelivered message from before goes first: order matters to the receiver.
-        if prev.last_alert is not None and not prev.last_alert.delivered:
-            pending = _alert_from_status(key, prev, spec, {**labels, "incident_class": spec.incident.class_.value}, summary)
-            ok, note = self.notifier.deliver(pending)
-            st.last_alert = prev.last_alert.model_copy(update={"delivered": ok})
+        d = decide_monitor(ns, name, int(meta.get("generation") or 0), spec, prev, ev, (strategy or {}).get("status"), now)
+        st = d.status
+        if d.resend is not None:  # an undelivered message from before goes first: order matters to the receiver
+            ok, note = self.notifier.deliver(d.resend)
+            st.last_alert = prev.last_alert.model_copy(update={"delivered": ok}) if prev.last_alert else None
             if not ok:
-                log.warning("alert %s (%s) still undelivered: %s", key, pending.state, note)
-        if now_kind != was:
-            from stratops.models.monitor import LastAlert
-
-            alert = Alert(key, "firing" if now_kind is not None else "resolved", spec.alert.channel.value, spec.incident.severity.value,
-                          summary, ev.detail, {**labels, "incident_class": spec.incident.class_.value}, spec.alert.route, now)
-            ok, note = self.notifier.deliver(alert)
-            st.last_alert = LastAlert(at=now, channel=spec.alert.channel, state=alert.state, delivered=ok)
+                log.warning("alert %s (%s) still undelivered: %s", d.resend.key, d.resend.state, note)
+        if d.alert is not None:
+            ok, note = self.notifier.deliver(d.alert)
+            st.last_alert = LastAlert(at=now, channel=spec.alert.channel, state=d.alert.state, delivered=ok)
             if not ok:
-                log.warning("alert %s (%s) not delivered, will retry: %s", key, alert.state, note)
-
-        if now_kind is not None and now_kind != was:
-            cls = IncidentClass.stale_data if ev.stale else spec.incident.class_
-            sev = Severity.P1 if ev.stale else spec.incident.severity
-            action = "throttle" if ev.stale else incident_action(spec, (strategy or {}).get("status"))
-            inc_name = f"{name}-{hashlib.sha256(now.isoformat().encode()).hexdigest()[:8]}"[:253]
-            what = "source unavailable or no data" if ev.stale else f"breach: {ev.detail}"
-            inc = NewIncident(inc_name, cls, sev, f"monitor {name} on {spec.strategy}: {what}"[:2048], action, "",
-                              require_rearm=spec.incident.require_rearm and not ev.stale)
+                log.warning("alert %s (%s) not delivered, will retry: %s", d.alert.key, d.alert.state, note)
+        if d.incident is not None:
             # The name is recorded first: a crash after the create does not open a second one.
-            st.incident = inc_name
+            st.incident = d.incident.name
             self._write_status(ns, name, st)
-            self.executor.create_incident(ns, spec.strategy, meta.get("uid", ""), inc, now, monitor=name,
+            self.executor.create_incident(ns, spec.strategy, meta.get("uid", ""), d.incident, now, monitor=name,
                                           detected_by=f"monitor/{name}")
-        elif now_kind is None and st.incident is not None:
-            st.incident = None  # the episode is over; the Incident stays open until a human resolves it
         if needs_write(prev, st, now):
             self._write_status(ns, name, st)
         return ev

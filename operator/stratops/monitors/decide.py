@@ -1,0 +1,86 @@
+"""What a monitor's evaluation means: its status, the messages it sends and the incident it
+opens. Pure: the caller (stratops.k8s.monitoring) delivers the messages, records whether they
+were delivered, and writes the status and the incident.
+
+A finding has a kind: none, stale, or breach. A change of kind is a message (firing, or
+resolved); a new finding is also an incident; the same kind again is the same episode
+(deduplicated). Stale while the strategy's kill-switch is latched is no finding (its pods are
+stopped and export nothing): it counts as none, so staying stale after the resume is a new
+finding, with its incident.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from stratops.alerts import Alert
+from stratops.lifecycle.decide import NewIncident
+from stratops.models.monitor import IncidentClass, MonitorSpec, MonitorStatus, Severity
+from stratops.monitors.evaluate import HALTED_NOTE, Evaluation, stale_expected
+from stratops.recovery.actions import immediate_action, rolling_out
+
+Kind = Literal["stale", "breach"] | None
+
+
+@dataclass(frozen=True)
+class MonitorDecision:
+    status: MonitorStatus  # as it stands before delivery: last_alert and incident are the caller's to record
+    resend: Alert | None  # the message of an earlier change, undelivered then: it goes first
+    alert: Alert | None  # the message of this change of kind
+    incident: NewIncident | None  # the new finding's incident: record its name, then create it
+
+
+def incident_action(spec: MonitorSpec, strategy_status: dict[str, Any] | None) -> str:
+    """A breach's action, by the one policy (stratops.recovery.actions)."""
+    return immediate_action(spec.incident.action, spec.incident.severity, rolling_out=rolling_out(strategy_status))
+
+
+def finding_kind(stale: bool | None, breaching: bool | None, expected: bool) -> Kind:
+    return None if expected else "stale" if stale else "breach" if breaching else None
+
+
+def decide(namespace: str, name: str, generation: int, spec: MonitorSpec, prev: MonitorStatus, ev: Evaluation,
+           strategy_status: dict[str, Any] | None, now: datetime) -> MonitorDecision:
+    st = prev.model_copy(deep=True)
+    st.problem = None
+    st.last_value = f"{ev.value:.6g}" if ev.value is not None else "n/a"
+    st.last_evaluation, st.consecutive_breaches = now, ev.consecutive
+    st.breaching, st.stale, st.detail = ev.breaching, ev.stale, ev.detail
+    st.observed_generation = generation
+    expected = bool(ev.stale and stale_expected(strategy_status))
+    st.stale_expected = True if expected else None
+    if expected:
+        st.detail = HALTED_NOTE + (ev.detail or "")
+    was = finding_kind(prev.stale, prev.breaching, bool(prev.stale and prev.stale_expected))
+    kind = finding_kind(ev.stale, ev.breaching, expected)
+
+    key = f"{namespace}/{name}"
+    labels = {"namespace": namespace, "monitor": name, "strategy": spec.strategy, "layer": spec.layer.value,
+              "incident_class": spec.incident.class_.value}
+    summary = f"{spec.strategy}: {spec.description or name} " + ("(stale data)" if ev.stale else f"= {st.last_value}")
+    resend = None
+    if prev.last_alert is not None and not prev.last_alert.delivered:
+        resend = Alert(key, prev.last_alert.state, prev.last_alert.channel.value, spec.incident.severity.value, summary,
+                       prev.detail or "", labels, spec.alert.route, prev.last_alert.at)
+    alert = None
+    if kind != was:
+        alert = Alert(key, "firing" if kind is not None else "resolved", spec.alert.channel.value,
+                      spec.incident.severity.value, summary, ev.detail, labels, spec.alert.route, now)
+
+    incident = None
+    if kind is not None and kind != was:
+        stale = kind == "stale"
+        what = "source unavailable or no data" if stale else f"breach: {ev.detail}"
+        incident = NewIncident(
+            f"{name}-{hashlib.sha256(now.isoformat().encode()).hexdigest()[:8]}"[:253],
+            IncidentClass.stale_data if stale else spec.incident.class_,
+            Severity.P1 if stale else spec.incident.severity,
+            f"monitor {name} on {spec.strategy}: {what}"[:2048],
+            "throttle" if stale else incident_action(spec, strategy_status),
+            "", require_rearm=spec.incident.require_rearm and not stale)
+    elif kind is None and st.incident is not None:
+        st.incident = None  # the episode is over; the Incident stays open until a human resolves it
+    return MonitorDecision(st, resend, alert, incident)
