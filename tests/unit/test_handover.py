@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from stratops.lifecycle import handover as H
+from stratops.lifecycle.control import allows_orders
 from stratops.models.strategy import TradingState
 
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=timezone.utc)
@@ -27,7 +28,7 @@ class Doc:
     starting_position: float | None = None
 
     def allows_orders(self) -> bool:
-        return H.allows_orders(self.state)
+        return allows_orders(self.state)
 
 
 @dataclass

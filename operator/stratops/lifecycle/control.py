@@ -27,6 +27,12 @@ class _Wire(BaseModel):
         return self.model_dump_json(by_alias=True, exclude_none=True)
 
 
+def allows_orders(state: TradingState | None, allow_risk_reducing: bool = False) -> bool:
+    """Whether a document in STATE lets an order that can fill through (a new order or a
+    modify): ACTIVE, REDUCING, or HALTED with risk-reducing orders allowed."""
+    return state in (TradingState.ACTIVE, TradingState.REDUCING) or (state == TradingState.HALTED and allow_risk_reducing)
+
+
 class BrokerInUse(_Wire):
     name: str
     endpoint: str
@@ -86,11 +92,9 @@ class ControlDocument(_Wire):
         return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
     def allows_orders(self) -> bool:
-        """Whether a process applying this document may send an order that can fill (a new
-        order or a modify): ACTIVE, REDUCING, or HALTED with risk-reducing orders allowed. The
+        """Whether a process applying this document may send an order that can fill. The
         handover's invariant is that at most one version's document allows them at any moment."""
-        return self.trading_state in (TradingState.ACTIVE, TradingState.REDUCING) or (
-            self.trading_state == TradingState.HALTED and self.allow_risk_reducing)
+        return allows_orders(self.trading_state, self.allow_risk_reducing)
 
     def same_content(self, other: "ControlDocument | None") -> bool:
         return other is not None and other.content_hash() == self.content_hash()

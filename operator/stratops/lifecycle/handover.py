@@ -184,13 +184,12 @@ def release(h: Handover, old: VersionView, position: float, now: datetime) -> Ha
 @dataclass(frozen=True)
 class VersionPlan:
     """What a step wants of one version: its control document's trading state (None: leave the
-    document in force as it is), whether risk-reducing orders are allowed with it, the position
-    to hand over, and its replicas (None: the spec's)."""
+    document in force as it is), the position to hand over, and its replicas (None: the
+    spec's). No document of a handover allows risk-reducing orders: HALTED means only cancels."""
 
     state: TradingState | None
     replicas: int | None = None
     starting_position: float | None = None
-    allow_risk_reducing: bool = False
 
 
 @dataclass(frozen=True)
@@ -225,9 +224,3 @@ def plan(h: Handover) -> Plan:
 
 def _s(d: timedelta) -> str:
     return f"{d.total_seconds():g}s"
-
-
-def allows_orders(state: TradingState | None, allow_risk_reducing: bool = False) -> bool:
-    """Whether a document in STATE lets orders through (as ControlDocument.allows_orders)."""
-    return state in (TradingState.ACTIVE, TradingState.REDUCING) or (state == TradingState.HALTED and allow_risk_reducing)
-
