@@ -31,7 +31,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -42,7 +42,13 @@ from stratops import GROUP, VERSION
 from stratops.k8s.apply import install_crds
 from stratops.sdk import ApiAcknowledger, ApiControl, StrategyControl
 from stratops.testing import ControlPlane
-from stratops.testing.controlplane import _die_with_parent, free_port, operator_process, stop_process, wait_serving_metrics
+from stratops.testing.controlplane import (
+    _die_with_parent,
+    free_port,
+    operator_process,
+    stop_process,
+    wait_serving_metrics,
+)
 from stratops.testing.wait import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -220,7 +226,7 @@ def floor_cpu_per_evaluation(url: str, repeat: int) -> dict[str, float]:
         spec = MonitorSpec.model_validate(doc["spec"])
         t = time.process_time()
         for _ in range(repeat):
-            ev = evaluate(spec, strategy, prom, lambda n, k: base[k], datetime.now(timezone.utc), 0)
+            ev = evaluate(spec, strategy, prom, lambda n, k: base[k], datetime.now(UTC), 0)
             if ev.finding:
                 raise RuntimeError(f"the stand-in source is not healthy for {doc['metadata']['name']}: {ev.detail}")
         out[promapi.key_of(spec.source.prometheus.query)] = (time.process_time() - t) / repeat

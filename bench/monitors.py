@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import resource
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +19,7 @@ from stratops.monitors.evaluate import evaluate
 from stratops.monitors.prometheus import Series
 
 ROOT = Path(__file__).resolve().parent.parent
-NOW = datetime(2026, 11, 24, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 24, tzinfo=UTC)
 
 
 class SyntheticSource:

@@ -36,7 +36,7 @@ def quantiles(n: int) -> list[float]:
 def baselines() -> dict[str, str]:
     """The baseline ConfigMap the example monitors name (features.json, signal.json, top-features.json)."""
     q = quantiles(2000)
-    return {"features.json": json.dumps({f: q for f in FEATURES}), "signal.json": json.dumps(q),
+    return {"features.json": json.dumps(dict.fromkeys(FEATURES, q)), "signal.json": json.dumps(q),
             "top-features.json": json.dumps(FEATURES[:5])}
 
 
@@ -91,7 +91,7 @@ def matrix(expr: str, start: float, end: float, step: float) -> list[dict]:
     ts = [start + i * step for i in range(n)]
 
     def series(values: list[float], **labels: str) -> dict:
-        return {"metric": labels, "values": [[t, repr(float(v))] for t, v in zip(ts, values)]}
+        return {"metric": labels, "values": [[t, repr(float(v))] for t, v in zip(ts, values, strict=True)]}
 
     if k == "healthcheck_up":
         return [series([1.0] * n)]
@@ -126,7 +126,7 @@ def serve(port: int) -> None:
             self.end_headers()
             self.wfile.write(data)
 
-        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        def do_GET(self) -> None:
             u = urlparse(self.path)
             q = {k: v[0] for k, v in parse_qs(u.query).items()}
             if u.path == "/bench/counts":
@@ -144,7 +144,7 @@ def serve(port: int) -> None:
                 return self._send(404, {"status": "error", "error": "not found"})
             self._send(200, {"status": "success", "data": data})
 
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             u = urlparse(self.path)
             q = {k: v[0] for k, v in parse_qs(u.query).items()}
             self.rfile.read(int(self.headers.get("Content-Length") or 0))

@@ -47,7 +47,14 @@ from stratops.lifecycle.control import CONTROL_KEY, BrokerInUse, ControlDocument
 from stratops.lifecycle.manifests import ack_name, control_name, identity, identity_name
 from stratops.sdk import ApiAcknowledger, ApiControl, StrategyControl
 from stratops.testing import admission, images, realnode
-from stratops.testing.controlplane import ControlPlane, free_port, operator_process, repo_root, stop_process, wait_serving_metrics
+from stratops.testing.controlplane import (
+    ControlPlane,
+    free_port,
+    operator_process,
+    repo_root,
+    stop_process,
+    wait_serving_metrics,
+)
 from stratops.testing.wait import wait_for
 
 BENCH_USER = "bench"
@@ -107,7 +114,7 @@ class Lines:
             try:
                 for raw in core.read_namespaced_pod_log(pod, ns, follow=True, _preload_content=False):
                     self.lines.append(raw.decode(errors="replace").rstrip("\n"))
-            except Exception:  # noqa: BLE001 - the pod went: what was read is what counts
+            except Exception:
                 pass
 
         threading.Thread(target=run, daemon=True).start()
@@ -151,7 +158,7 @@ def propagation(api: client.ApiClient, ns: str, image: str, samples: int) -> dic
                 raw = (ev["object"].data or {}).get(CONTROL_KEY)
                 if raw:
                     host.setdefault(json.loads(raw)["generation"], time.time())
-        except Exception:  # noqa: BLE001 - the control plane stopped: the samples are taken
+        except Exception:
             pass
 
     threading.Thread(target=host_watch, daemon=True).start()
@@ -212,7 +219,7 @@ def kills(api: client.ApiClient, ns: str, samples: int) -> dict[str, list[float]
                     for v in (ev["object"].data or {}).values():
                         if json.loads(v).get("tradingState") == "HALTED":
                             acks.setdefault("at", time.time())
-            except Exception:  # noqa: BLE001 - the strategy deleted: done
+            except Exception:
                 pass
 
         threading.Thread(target=ack_watch, daemon=True).start()

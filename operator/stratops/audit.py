@@ -21,7 +21,7 @@ import hashlib
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 GENESIS = "0" * 64  # what the first entry of a chain follows
@@ -41,7 +41,7 @@ STATUS_OF = {
 
 
 def _iso(t: datetime) -> str:
-    return t.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+    return t.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def strategy_entries(name: str, events: Iterable[Any], status: dict[str, Any], at: datetime) -> list[dict[str, Any]]:
@@ -96,7 +96,7 @@ class Head:
         return {"seq": self.seq, "hash": self.hash}
 
     @classmethod
-    def of(cls, raw: dict[str, Any] | None) -> "Head":
+    def of(cls, raw: dict[str, Any] | None) -> Head:
         return cls(int((raw or {}).get("seq") or 0), str((raw or {}).get("hash") or GENESIS))
 
 

@@ -16,10 +16,16 @@ from rich.console import Console
 
 from stratops import GROUP, VERSION
 from stratops.k8s.apply import apply, install_crds, load_documents
-from stratops.testing.controlplane import (ControlPlane, free_port, kubectl_binary, operator_process, repo_root, stop_process,
-                                           wait_serving_metrics)
 from stratops.polling import poll
-
+from stratops.testing.controlplane import (
+    ControlPlane,
+    free_port,
+    kubectl_binary,
+    operator_process,
+    repo_root,
+    stop_process,
+    wait_serving_metrics,
+)
 
 DEMO_ENV = ".stratops-demo.env"  # in the checkout, while the demo runs: what `make shell` sources
 STRATEGY = "mean-revert"  # the example desk's strategy (examples/strategy.yaml)
@@ -159,7 +165,7 @@ def run_demo(*, examples: bool, once: bool, nodes: int, console: Console, real_n
                 "\n[bold]stratops is running on the local cluster.[/] In another shell, `make shell` (or):\n"
                 f"  export KUBECONFIG={cp.kubeconfig}\n"
                 f"  export PATH={':'.join(map(str, dict.fromkeys(bin_dirs)))}:$PATH\n"
-                + "      # the stratops CLI (make setup's virtualenv)" + (" and kubectl (hack/build-kubectl.sh)\n" if kubectl else "\n")
+                 "      # the stratops CLI (make setup's virtualenv)" + (" and kubectl (hack/build-kubectl.sh)\n" if kubectl else "\n")
                 + "  stratops status\n"
                 + (f"  export STRATOPS_DRILL_URL={drill_url}   # the strategy process, for drills\n" if drill_url else "")
                 + "  stratops drill broker-outage                         # a real breach, step by step (stratops drill --help)\n"
@@ -177,7 +183,7 @@ def run_demo(*, examples: bool, once: bool, nodes: int, console: Console, real_n
                             return 1
                         try:
                             prometheus.refresh(api)  # a rollout or a resume makes new pods
-                        except Exception as e:  # noqa: BLE001 - the API server is busy: next second
+                        except Exception as e:
                             console.print(f"[dim]scrape targets not refreshed: {e}")
                 except KeyboardInterrupt:
                     pass
@@ -198,7 +204,7 @@ def example_documents(root: Path) -> list[dict[str, Any]]:
 
 
 def _host_strategy(api: client.ApiClient, kubeconfig: Path, workdir: Path, prometheus: Any,
-                   console: Console) -> "subprocess.Popen[bytes]":
+                   console: Console) -> subprocess.Popen[bytes]:
     """The example strategy as a process on this host, playing the (KWOK) pod: it follows the
     control document, acknowledges as that pod, and serves the same metrics on a loopback port."""
     from stratops.lifecycle.manifests import LABEL_STRATEGY
@@ -261,7 +267,7 @@ def desk_at_rest(monitors: list[dict[str, Any]], incidents: list[dict[str, Any]]
     return problems
 
 
-def _report_at_rest(api: client.ApiClient, operator: "subprocess.Popen[bytes]", applied: list[dict[str, Any]],
+def _report_at_rest(api: client.ApiClient, operator: subprocess.Popen[bytes], applied: list[dict[str, Any]],
                     console: Console, timeout: float = 120) -> bool:
     """Wait for every monitor's first evaluation, then show each one's verdict and the desk's state."""
     from rich.table import Table
@@ -299,7 +305,7 @@ def _report_at_rest(api: client.ApiClient, operator: "subprocess.Popen[bytes]", 
     return True
 
 
-def _wait_running(api: client.ApiClient, operator: "subprocess.Popen[bytes]", console: Console, timeout: float = 120) -> bool:
+def _wait_running(api: client.ApiClient, operator: subprocess.Popen[bytes], console: Console, timeout: float = 120) -> bool:
     custom = client.CustomObjectsApi(api)
     last = None
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import copy
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
-from cases import example, pinned
 from kubernetes import client
 
+from cases import example, pinned
 from stratops import GROUP, VERSION
 from stratops.gates.evaluate import subject_for
 from stratops.lifecycle.decide import command_value
@@ -141,7 +141,7 @@ class Desk:
             if by == "admin":
                 by = PRELAUNCH_SIGNERS
         signers = (by,) if isinstance(by, str) else by
-        at = at or datetime.now(timezone.utc).isoformat()
+        at = at or datetime.now(UTC).isoformat()
         gate = copy.deepcopy(gate)
         gate["spec"]["signatures"] = [
             {"item": i["id"], "signer": signers[n % len(signers)], "signedAt": at, "evidence": "checked",

@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 import yaml
-from chart import CHART, ROOT, kinds, operator_from_deployment, render, sa_kubeconfig, wait_for_rbac
 from kubernetes import client, dynamic
 from kubernetes.client.exceptions import ApiException
-from lifecycle_helpers import Desk, strategy_doc
 
+from chart import CHART, ROOT, kinds, operator_from_deployment, render, sa_kubeconfig, wait_for_rbac
+from lifecycle_helpers import Desk, strategy_doc
 from stratops.k8s.apply import apply, install_crds
 from stratops.lifecycle.manifests import identity_name
 from stratops.testing.controlplane import free_port, operator_process, stop_process

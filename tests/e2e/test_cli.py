@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 from kubernetes import client
-from lifecycle_helpers import NAME, Desk, strategy_doc
 from typer.testing import CliRunner
 
+from lifecycle_helpers import NAME, Desk, strategy_doc
 from stratops.cli.main import app
 
 pytestmark = pytest.mark.e2e

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC
 
 import pytest
-from cases import example
-from lifecycle_helpers import PRELAUNCH_SIGNERS, Desk, strategy_doc
 from typer.testing import CliRunner
 
+from cases import example
+from lifecycle_helpers import PRELAUNCH_SIGNERS, Desk, strategy_doc
 from stratops.cli.main import app
 
 pytestmark = pytest.mark.e2e
@@ -70,11 +71,11 @@ def test_kill_needs_exactly_one_scope_and_a_reason(namespace, cluster, crds):
 
 
 def test_evidence_pack_from_a_known_scenario(desk, namespace, cluster, tmp_path):
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
     from stratops.testing.wait import wait_for
 
-    start = datetime.now(timezone.utc) - timedelta(seconds=5)
+    start = datetime.now(UTC) - timedelta(seconds=5)
     doc = strategy_doc()
     # A scenario with one incident: no rollout of it may miss a 4 s deadline on a busy machine.
     doc["spec"]["rollbackPolicy"]["rolloutDeadline"] = "60s"
@@ -236,8 +237,9 @@ def test_exposure_reported_by_the_strategy_trips_the_kill_switch(desk, namespace
 
 def test_the_charts_trader_role_is_enough_for_a_desk_kill(desk, namespace, cluster, kube, tmp_path):
     """The chart's people roles, applied as rendered: a trader kills their desk by selector."""
-    from chart import render
     from kubernetes import client
+
+    from chart import render
 
     docs = render(namespace=namespace, values={"rbac": {"userRoles": {"traders": [{"name": "tina"}]}}}, tmp=tmp_path)
     rbac = client.RbacAuthorizationV1Api(kube)

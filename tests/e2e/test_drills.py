@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from lifecycle_helpers import Desk
 from typer.testing import CliRunner
 
+from lifecycle_helpers import Desk
 from stratops import GROUP, VERSION
 from stratops.cli.main import app
 from stratops.dev import desk_at_rest, example_documents, on_real_node
@@ -55,7 +55,7 @@ def example_desk(desk_of_real_pods: Desk, tmp_path: Path) -> Any:
         while not stop.wait(1.0):
             try:
                 prometheus.refresh(desk.kube)
-            except Exception:  # noqa: BLE001 - the namespace is going away at the end
+            except Exception:
                 pass
 
     threading.Thread(target=follow, daemon=True).start()

@@ -11,9 +11,10 @@ import uuid
 
 import httpx
 import pytest
-from cases import example
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
+
+from cases import example
 from lifecycle_helpers import Desk, strategy_doc
 from stratops.testing.controlplane import free_port, operator_process, stop_process, wait_serving_metrics
 from stratops.testing.wait import wait_for
@@ -145,7 +146,7 @@ def test_burst_of_500_updates_loses_and_duplicates_nothing(desk):
     # exactly one throttle per strategy: none lost, none done twice
     wait_for(lambda: len(desk.events("Throttle")) >= strategies, timeout=30, what="throttle events")
     per = {n: [e for e in desk.events("Throttle") if e.involved_object.name == n] for n in names}
-    assert {n: len(v) for n, v in per.items()} == {n: 1 for n in names}
+    assert {n: len(v) for n, v in per.items()} == dict.fromkeys(names, 1)
     for n in names:
         st = desk.status(n)
         spec_max = desk.strategy(n)["spec"]["riskLimits"]["maxPosition"]

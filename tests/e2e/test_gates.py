@@ -5,16 +5,16 @@ from __future__ import annotations
 
 import copy
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import yaml
-from cases import example
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
-from lifecycle_helpers import Desk, strategy_doc
 from typer.testing import CliRunner
 
+from cases import example
+from lifecycle_helpers import Desk, strategy_doc
 from stratops.cli.main import app
 from stratops.testing.fixtures import use_existing_cluster
 from stratops.testing.wait import wait_for
@@ -47,7 +47,7 @@ def _as(cluster, kubeconfig) -> client.CustomObjectsApi:
 
 
 def _sig(item: str, signer: str, at: datetime | None = None, **extra) -> dict:
-    return {"item": item, "signer": signer, "signedAt": (at or datetime.now(timezone.utc)).isoformat(), "evidence": "checked", **extra}
+    return {"item": item, "signer": signer, "signedAt": (at or datetime.now(UTC)).isoformat(), "evidence": "checked", **extra}
 
 
 def _patch_sigs(api: client.CustomObjectsApi, ns: str, gate: str, sigs: list[dict]) -> None:
@@ -92,7 +92,7 @@ def test_signatures_are_attributable(cluster, kube, namespace, operator, users):
     assert "alice may sign this gate but not change its checklist" in msg
     # a signature is dated when it is made: neither ahead nor back
     signed = desk.custom.get_namespaced_custom_object("stratops.io", "v1alpha1", namespace, "gates", name)["spec"]["signatures"]
-    for at in (datetime.now(timezone.utc) + timedelta(minutes=4), datetime.now(timezone.utc) - timedelta(days=1)):
+    for at in (datetime.now(UTC) + timedelta(minutes=4), datetime.now(UTC) - timedelta(days=1)):
         msg = _refusal(lambda: _patch_sigs(alice, namespace, name, signed + [_sig("drift-reviewed", "alice", at)]))
         assert "spec.signatures[drift-reviewed].signedAt" in msg and "is not the time of signing" in msg
 
@@ -113,7 +113,7 @@ def test_gitops_identity_may_apply_signatures_others_may_not(cluster, kube, name
 def test_expiry_moves_the_state(kube, namespace, operator):
     desk = Desk(kube, namespace)
     gate = example("gates/weekly.yaml")
-    soon = datetime.now(timezone.utc) - timedelta(days=7) + timedelta(seconds=4)
+    soon = datetime.now(UTC) - timedelta(days=7) + timedelta(seconds=4)
     gate["spec"]["signatures"] = [_sig(i["id"], "admin", soon) for i in gate["spec"]["items"]]
     desk.create("gates", gate)
     name = gate["metadata"]["name"]
@@ -146,7 +146,7 @@ def test_prelaunch_signed_with_the_cli_promotes_and_a_new_version_needs_it_again
 
     # a risk item is the risk owners' only
     res = runner.invoke(app, ["gate", "sign", name, risk_items[0], "-n", namespace, "-e", "x"], env=bob)
-    assert res.exit_code == 1 and f"may be signed only by members of stratops:risk-owners; bob is in stratops:traders" in " ".join(res.output.split())
+    assert res.exit_code == 1 and "may be signed only by members of stratops:risk-owners; bob is in stratops:traders" in " ".join(res.output.split())
     assert "as alice for mean-revert:1.4.2:" in sign(alice, risk_items)
     # one signer does not promote: refused before anything changes
     res = runner.invoke(app, ["promote", "mean-revert", "-n", namespace, "--reason", "launch", "--no-wait"],

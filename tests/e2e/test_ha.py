@@ -13,9 +13,9 @@ from pathlib import Path
 import httpx
 import pytest
 from kubernetes import client
-from lifecycle_helpers import Desk, strategy_doc
 from prometheus_client.parser import text_string_to_metric_families
 
+from lifecycle_helpers import Desk, strategy_doc
 from stratops.k8s.apply import install_crds
 from stratops.testing.controlplane import free_port, operator_process, stop_process
 from stratops.testing.wait import wait_for

@@ -12,10 +12,10 @@ import uuid
 
 import httpx
 import pytest
-from chart import CHART, kinds, operator_from_deployment, render, sa_kubeconfig, wait_for_rbac
-from lifecycle_helpers import Desk, strategy_doc
 
 import stratops
+from chart import CHART, kinds, operator_from_deployment, render, sa_kubeconfig, wait_for_rbac
+from lifecycle_helpers import Desk, strategy_doc
 from stratops.k8s.apply import apply, install_crds
 from stratops.testing import images
 from stratops.testing.controlplane import free_port
@@ -84,7 +84,7 @@ def test_image_runs_the_operator_against_the_cluster(image, cluster, kube, crds,
         desk.create("strategies", strategy_doc())
         desk.wait_status(lambda s: s.get("lastKnownGood") == "1.4.2", "the strategy deployed by the container", timeout=90)
         text = httpx.get(f"http://127.0.0.1:{metrics}/metrics", timeout=2).text
-        assert 'stratops_strategy_trading_state{namespace="%s",state="ACTIVE",strategy="mean-revert"} 1.0' % ns in text
+        assert f'stratops_strategy_trading_state{{namespace="{ns}",state="ACTIVE",strategy="mean-revert"}} 1.0' in text
     finally:
         logs = _docker("logs", name, check=False)
         _docker("rm", "--force", name, check=False)

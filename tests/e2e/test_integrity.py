@@ -11,17 +11,17 @@ from __future__ import annotations
 
 import copy
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import yaml
-from cases import DIGEST, example, pinned
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
-from lifecycle_helpers import GITOPS, NAME, Desk, grant_chart_roles, strategy_doc
 from typer.testing import CliRunner
 
+from cases import DIGEST, example, pinned
+from lifecycle_helpers import GITOPS, NAME, Desk, grant_chart_roles, strategy_doc
 from stratops import GROUP, VERSION
 from stratops.cli.main import app
 from stratops.testing.fixtures import use_existing_cluster
@@ -286,7 +286,7 @@ def test_with_admission_bypassed_the_operator_neither_promotes_nor_applies_an_un
 def test_a_signature_the_operator_cannot_read_is_refused(cluster, desk, people):
     _launch(desk)
     tina = _as(cluster, people["tina"])
-    now = datetime.now(timezone.utc).isoformat()
+    now = datetime.now(UTC).isoformat()
     forged = {"item": OTHER_ITEMS[0], "signer": "tom", "signedAt": now, "evidence": "x"}
     msg = _refused(lambda: _patch(tina, desk.ns, "gates", PRELAUNCH, {"spec": {"signatures": [forged]}}))
     assert f"spec.signatures[{OTHER_ITEMS[0]}]: signer is tom but the request is made by tina" in msg
@@ -301,7 +301,7 @@ def test_a_signature_the_operator_cannot_read_is_refused(cluster, desk, people):
 def test_a_signature_is_dated_at_admission(cluster, desk, people):
     _launch(desk)
     tina = _as(cluster, people["tina"])
-    for at in (datetime.now(timezone.utc) + timedelta(minutes=5), datetime.now(timezone.utc) - timedelta(hours=20)):
+    for at in (datetime.now(UTC) + timedelta(minutes=5), datetime.now(UTC) - timedelta(hours=20)):
         sig = {"item": OTHER_ITEMS[0], "signer": "tina", "signedAt": at.isoformat(), "evidence": "x"}
         msg = _refused(lambda: _patch(tina, desk.ns, "gates", PRELAUNCH, {"spec": {"signatures": [sig]}}))
         assert f"spec.signatures[{OTHER_ITEMS[0]}].signedAt" in msg and "is not the time of signing" in msg

@@ -9,15 +9,15 @@ import json
 import time
 
 import pytest
-from cases import example
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
-from lifecycle_helpers import NAME, Desk, grant_chart_roles, strategy_doc
 from typer.testing import CliRunner
 
+from cases import example
+from lifecycle_helpers import NAME, Desk, grant_chart_roles, strategy_doc
 from stratops import GROUP, VERSION
 from stratops.cli.main import app
-from stratops.lifecycle.manifests import ack_name, control_name
+from stratops.lifecycle.manifests import control_name
 from stratops.testing.wait import wait_for
 
 pytestmark = pytest.mark.e2e
@@ -78,7 +78,7 @@ def test_configmaps_posing_as_the_strategys_are_ignored_and_the_kill_lands(clust
     # and shadow acknowledgements claiming HALTED applied with exposure NaN and a naive time.
     _configmap(desk, f"{NAME}-control-2", "control", {"control.json": "{"})
     shadow = json.dumps({"pod": "p", "generation": 99, "tradingState": "HALTED", "at": "2026-11-24T09:00:00", "exposure": "NaN"})
-    _configmap(desk, f"{NAME}-ack-2", "ack", {pod: shadow for pod in desk.running_pods()})
+    _configmap(desk, f"{NAME}-ack-2", "ack", dict.fromkeys(desk.running_pods(), shadow))
     status = desk.wait_status(lambda s: any(c["type"] == "ControlIntegrity" and c["status"] == "False"
                                             and f"{NAME}-ack-2" in c["message"] for c in s.get("conditions") or []),
                               "the strangers reported")

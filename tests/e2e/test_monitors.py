@@ -6,9 +6,9 @@ import copy
 
 import httpx
 import pytest
+
 from cases import example
 from lifecycle_helpers import NAME, Desk, strategy_doc
-
 from stratops.testing.prometheus import PrometheusServer
 from stratops.testing.wait import wait_for
 

@@ -24,13 +24,13 @@ from typing import Any
 
 import pytest
 import yaml
+
 from cases import example
 from docs import Documented, documented, options, subcommand_paths
 from lifecycle_helpers import GITOPS, NAME, Desk, grant_chart_roles, strategy_doc
-from terminal import Terminal
-
 from stratops.testing.controlplane import kubectl_binary
 from stratops.testing.wait import wait_for
+from terminal import Terminal
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
@@ -152,8 +152,8 @@ class Walk:
     def check_as_written(self, doc: Documented, argv: list[str]) -> None:
         words = shlex.split(doc.command)[1:] if doc.command.startswith("stratops ") else shlex.split(doc.command)
         if doc.where != "README Commands table":  # concrete: word for word, but for the namespace
-            expected = [w for i, w in enumerate(words) if not (w == "-n" or i and words[i - 1] == "-n")]
-            got = [w for i, w in enumerate(argv) if not (w == "-n" or i and argv[i - 1] == "-n")]
+            expected = [w for i, w in enumerate(words) if not (w == "-n" or (i and words[i - 1] == "-n"))]
+            got = [w for i, w in enumerate(argv) if not (w == "-n" or (i and argv[i - 1] == "-n"))]
             assert got == expected, f"{doc.command!r} is run as {shlex.join(argv)!r}"
             return
         paths = subcommand_paths(doc.command)

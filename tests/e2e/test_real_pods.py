@@ -20,11 +20,11 @@ from typing import Any
 
 import pytest
 import urllib3
-from cases import example
 from kubernetes import client, watch
 from kubernetes.client.exceptions import ApiException
-from lifecycle_helpers import Desk
 
+from cases import example
+from lifecycle_helpers import Desk
 from stratops.lifecycle.control import Acknowledgement, ControlDocument
 from stratops.lifecycle.manifests import ack_name, control_name, identity_name
 from stratops.testing.realnode import REAL_NODE_LABEL, REAL_NODE_TAINT

@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from cases import BAD, BAD_AT_WEBHOOK, desk, example
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from cases import BAD, BAD_AT_WEBHOOK, desk, example
 from stratops import GROUP, VERSION
 from stratops.models import BY_KIND
 from stratops.models.validate import validate_document
@@ -92,5 +92,5 @@ def test_printer_columns_are_served(kube, crds, namespace):
     table = json.loads(response.read())
     names = [c["name"] for c in table["columnDefinitions"]]
     assert names == ["Name", "Phase", "Mode", "Version", "Trading", "Known-Good", "Wanted", "Age"]
-    row = dict(zip(names, table["rows"][0]["cells"]))
+    row = dict(zip(names, table["rows"][0]["cells"], strict=True))
     assert row["Name"] == "mean-revert" and row["Wanted"] == "1.4.2"

@@ -6,8 +6,8 @@ from __future__ import annotations
 import signal
 
 import pytest
-from lifecycle_helpers import Desk, strategy_doc
 
+from lifecycle_helpers import Desk, strategy_doc
 from stratops.testing.controlplane import operator_process, stop_process
 from stratops.testing.wait import wait_for
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from cases import example
 from kubernetes import client
-from lifecycle_helpers import NAME, Desk, strategy_doc
 from typer.testing import CliRunner
 
+from cases import example
+from lifecycle_helpers import NAME, Desk, strategy_doc
 from stratops.cli.main import app
 from stratops.testing.wait import wait_for
 

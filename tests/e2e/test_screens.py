@@ -14,8 +14,8 @@ import uuid
 from pathlib import Path
 
 import pytest
-from lifecycle_helpers import Desk, grant_chart_roles
 
+from lifecycle_helpers import Desk, grant_chart_roles
 from stratops.dev import example_documents
 from stratops.k8s.apply import apply
 from stratops.testing.wait import wait_for

@@ -6,10 +6,10 @@ import copy
 
 import httpx
 import pytest
-from cases import DIGEST, example
 from kubernetes.client.exceptions import ApiException
-from lifecycle_helpers import NAME, PRELAUNCH_SIGNERS, Desk, strategy_doc
 
+from cases import DIGEST, example
+from lifecycle_helpers import NAME, PRELAUNCH_SIGNERS, Desk, strategy_doc
 from stratops.testing.wait import wait_for
 
 pytestmark = pytest.mark.e2e

@@ -9,12 +9,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cases import example
-from lifecycle_helpers import NAME, Desk, strategy_doc
-from terminal import Terminal
 from typer.testing import CliRunner
 
+from cases import example
+from lifecycle_helpers import NAME, Desk, strategy_doc
 from stratops.cli.main import app
+from terminal import Terminal
 
 
 @pytest.fixture

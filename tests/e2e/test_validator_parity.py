@@ -9,12 +9,12 @@ import json
 import uuid
 
 import pytest
-from cases import example
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from cases import example
 from stratops import GROUP, VERSION
 from stratops.models import BY_KIND
 from stratops.models.validate import validate_document

@@ -4,18 +4,18 @@ The policies' CEL runs in the API server: tests/e2e/test_integrity.py tries each
 from __future__ import annotations
 
 import copy
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
-from cases import example, pinned
 
+from cases import example, pinned
 from stratops.admission import policies, review
 from stratops.gates.evaluate import subject_for
 from stratops.models.gate import GateSpec
 from stratops.models.monitor import MonitorSpec
 from stratops.models.strategy import StrategySpec
 
-NOW = datetime(2026, 12, 1, 9, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 NAME = "mean-revert"
 
 

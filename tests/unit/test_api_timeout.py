@@ -56,7 +56,7 @@ def _outcome(api: client.ApiClient, within: float) -> BaseException | None:
     def call() -> None:
         try:
             client.CoreV1Api(api).read_namespace("fx")
-        except BaseException as e:  # noqa: BLE001 - the outcome is the point
+        except BaseException as e:
             result.append(e)
 
     t = threading.Thread(target=call, daemon=True)
@@ -82,7 +82,7 @@ def test_a_request_with_its_own_timeout_keeps_it(silent_server: str) -> None:
     def call() -> None:
         try:
             client.CoreV1Api(api).read_namespace("fx", _request_timeout=1)
-        except BaseException as e:  # noqa: BLE001
+        except BaseException as e:
             result.append(e)
 
     t = threading.Thread(target=call, daemon=True)

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from stratops.audit import GENESIS, MAX_ENTRY_BYTES, Head, evidence, link, markdown, signature_entries, verify
 
-T0 = datetime(2026, 11, 24, 9, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 
 
 def entry(reason: str, message: str, at: datetime, name: str = "s") -> dict:

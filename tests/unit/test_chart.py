@@ -7,17 +7,16 @@ to the local cluster.
 from __future__ import annotations
 
 import json
-import re
 import os
+import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import yaml
-from chart import CHART, ROOT, HelmError, kinds, render
 
 import stratops
+from chart import CHART, ROOT, HelmError, kinds, render
 from stratops.handlers import peering_priority
 from stratops.testing.prometheus import monitoring_binary
 
@@ -45,10 +44,11 @@ def test_peering_priority_random_draws_distinct_positive_numbers():
 
 def _registered_metrics() -> set[str]:
     """Every metric family the operator exposes (its modules register them on import)."""
-    import stratops.alerts  # noqa: F401
-    import stratops.k8s.monitoring  # noqa: F401
-    import stratops.metrics  # noqa: F401
     from prometheus_client import REGISTRY
+
+    import stratops.alerts
+    import stratops.k8s.monitoring
+    import stratops.metrics  # noqa: F401
 
     names = set()
     for family in REGISTRY.collect():
@@ -166,7 +166,7 @@ def test_values_schema_rejects_bad_values(bad, message):
 
 
 def test_several_replicas_need_peering():
-    with pytest.raises(HelmError, match="replicas > 1 needs peering.enabled"):
+    with pytest.raises(HelmError, match=r"replicas > 1 needs peering\.enabled"):
         render("peering.enabled=false")
     single = kinds(render("peering.enabled=false", "replicas=1"))
     assert "KopfPeering" not in single and "PodDisruptionBudget" not in single
@@ -213,7 +213,7 @@ def test_the_chart_routes_every_admission_handler_the_operator_serves():
     served = dict(item.split("=") for item in out.stdout.split())
     (vwc,) = kinds(render())["ValidatingWebhookConfiguration"]
     routed = {h["clientConfig"]["service"]["path"].lstrip("/"): h["failurePolicy"] for h in vwc["webhooks"]}
-    assert routed == {hid: "Fail" for hid in served} and "True" not in served.values()
+    assert routed == dict.fromkeys(served, "Fail") and "True" not in served.values()
     service = {"name": "ops-stratops-webhook", "namespace": "desk", "port": 443}
     want = webhooks({"service": service}, vwc["webhooks"][0]["namespaceSelector"])
     got = [{**h, "clientConfig": {k: v for k, v in h["clientConfig"].items() if k != "caBundle"}} for h in vwc["webhooks"]]

@@ -6,10 +6,10 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from cases import desk
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from cases import desk
 from stratops.models import BY_KIND
 from stratops.models.validate import validate_document
 

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import copy
+import itertools
 import shutil
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import yaml
-from cases import example, pinned
 from typer.testing import CliRunner
 
+from cases import example, pinned
 from stratops.cli.main import app
 from stratops.gates.evaluate import subject_for
 from stratops.models.strategy import StrategySpec
@@ -41,7 +42,7 @@ def signed(strategy: dict, by: tuple[str, ...] = ("risk-officer", "head-of-desk"
     """The pre-launch gate signed for STRATEGY's spec, item by item in turn by BY."""
     gate = copy.deepcopy(example("gates/pre-launch.yaml"))
     subj = subject_for(strategy["metadata"]["name"], StrategySpec.model_validate(strategy["spec"]))
-    now = datetime.now(timezone.utc).isoformat()
+    now = datetime.now(UTC).isoformat()
     gate["spec"]["signatures"] = [{"item": i["id"], "signer": by[n % len(by)], "signedAt": now, "evidence": "PR #12",
                                    "subject": subj} for n, i in enumerate(gate["spec"]["items"])]
     return gate
@@ -87,8 +88,8 @@ def test_any_trading_change_on_a_live_strategy_needs_the_gate_signed_for_it(tmp_
     base = tree(tmp_path / "b", base_doc, signed(base_doc))
     up = live(paper, maxPosition=paper["spec"]["riskLimits"]["maxPosition"] * 2)
     code, out = check(base, tree(tmp_path / "h1", up, signed(base_doc)))
-    assert code == 1 and "spec.riskLimits: Forbidden: spec.riskLimits changed on a live strategy (risk limits raised: " \
-                         "spec.riskLimits.maxPosition" in out
+    assert code == 1 and ("spec.riskLimits: Forbidden: spec.riskLimits changed on a live strategy (risk limits raised: "
+                         "spec.riskLimits.maxPosition") in out
     code, out = check(base, tree(tmp_path / "h2", up, signed(up)))
     assert code == 0, out
     # lowering is a change too: what runs live is what was signed
@@ -165,7 +166,7 @@ def test_the_example_desks_apply_command_names_only_kubernetes_objects():
     args = header.split("kubectl apply", 1)[1].split()
     root = EXAMPLES.parent
     files: list[Path] = []
-    for flag, value in zip(args, args[1:]):
+    for flag, value in itertools.pairwise(args):
         if flag == "-f":
             p = root / value
             assert p.exists(), f"{header}: {value} does not exist"

@@ -6,7 +6,7 @@ crashes after any write of a reconcile. At no moment may both versions send orde
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import given, settings
@@ -16,7 +16,7 @@ from stratops.lifecycle import handover as H
 from stratops.lifecycle.control import allows_orders
 from stratops.models.strategy import TradingState
 
-T0 = datetime(2026, 12, 1, 9, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 DEADLINES = H.Deadlines(rollout=timedelta(seconds=60), acknowledgement=timedelta(seconds=20))
 A, R, HALT, SB = TradingState.ACTIVE, TradingState.REDUCING, TradingState.HALTED, TradingState.STANDBY
 

@@ -12,6 +12,7 @@ from kopf._cogs.aiokits import aiotoggles
 from kopf._cogs.clients import watching
 from kopf._cogs.structs import references
 from kopf._core.reactor import queueing
+
 from stratops.handlers import kopf_fixes
 
 RESOURCE = references.Resource(group="stratops.io", version="v1alpha1", plural="strategies", namespaced=True)
@@ -80,7 +81,7 @@ def test_the_liveness_probe_fails_when_handlers_are_held_too_long(monkeypatch: p
     monkeypatch.setitem(kopf_fixes._readiness, "off_since", None)
     assert kopf_fixes.held_for(100.0) == (0.0, ["configmaps.v1@t-gone"])  # starts counting
     monkeypatch.setattr(handlers.time, "monotonic", lambda: 100.0 + handlers.HELD_LIMIT_SECONDS + 1)
-    with pytest.raises(kopf.PermanentError, match="configmaps.v1@t-gone"):
+    with pytest.raises(kopf.PermanentError, match=r"configmaps\.v1@t-gone"):
         handlers.held_handlers()
     monkeypatch.setattr(handlers.time, "monotonic", lambda: 101.0)
     assert handlers.held_handlers() == 1.0

@@ -4,25 +4,33 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
-
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 import pytest
-from cases import example, pinned
 from kubernetes.client.exceptions import ApiException
 
+from cases import example, pinned
 from stratops.gates.evaluate import GateEvaluation
 from stratops.lifecycle import limits as L
 from stratops.lifecycle import manifests
 from stratops.lifecycle.control import Acknowledgement
 from stratops.lifecycle.decide import (
-    Command, DeploymentView, IncidentView, Observations, PodView, decide, parse_command,
+    Command,
+    DeploymentView,
+    IncidentView,
+    Observations,
+    PodView,
+    decide,
+    parse_command,
 )
 from stratops.models.common import Condition
 from stratops.models.strategy import StrategySpec, StrategyStatus, TradingState
 
-T0 = datetime(2026, 11, 24, 9, 0, tzinfo=timezone.utc)
+if TYPE_CHECKING:
+    from stratops.k8s.executor import Executor
+
+T0 = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 NAME = "mean-revert"
 
 
@@ -563,7 +571,7 @@ def test_rollback_incident_is_contained_when_known_good_is_ready():
     w.run_until(lambda w: w.status.last_known_good == "1.4.2")
     w.spec = w.spec.model_copy(update={"version": "fail-2"})
     w.run_until(lambda w: w.status.blocked_versions, seconds=5)
-    [name] = [n for n in w.incidents]
+    [name] = list(w.incidents)
     assert not w.incidents[name].contained
     w.run_until(lambda w: w.incidents[name].contained)
     assert "rolled back: 1.4.2 running, 1/1 pods Ready" == w.last.incident_containment[0][1]
@@ -993,7 +1001,7 @@ class Api:
         return obj
 
 
-def _executor(refused: set[str]) -> tuple["Executor", list[str]]:
+def _executor(refused: set[str]) -> tuple[Executor, list[str]]:
     from stratops.k8s.executor import Executor
 
     calls: list[str] = []

@@ -6,9 +6,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cases import BAD, BAD_AT_WEBHOOK, EXAMPLES, desk
 from typer.testing import CliRunner
 
+from cases import BAD, BAD_AT_WEBHOOK, EXAMPLES, desk
 from stratops.cli.main import app
 from stratops.models import KINDS
 from stratops.models.common import parse_duration
@@ -71,8 +71,8 @@ def test_example_desk_is_complete_and_valid():
     assert len(by_kind["Strategy"]) == 1
     monitors = by_kind["Monitor"]
     assert len(monitors) == 12
-    assert {m["spec"]["layer"] for m in monitors} == {l.value for l in Layer}
-    assert [sum(m["spec"]["layer"] == l for m in monitors) for l in ("infrastructure", "data", "model", "pnl")] == [3, 3, 3, 3]
+    assert {m["spec"]["layer"] for m in monitors} == {layer.value for layer in Layer}
+    assert [sum(m["spec"]["layer"] == layer for m in monitors) for layer in ("infrastructure", "data", "model", "pnl")] == [3, 3, 3, 3]
     gates = by_kind["Gate"]
     assert {g["spec"]["cadence"] for g in gates} == {c.value for c in Cadence}
     assert sum(len(g["spec"]["items"]) for g in gates) == 20
@@ -173,7 +173,7 @@ def test_odd_documents_are_problems_never_tracebacks(tmp_path):
                  "  - {item: b, signer: s, signedAt: '2026-01-01T00:00:00', evidence: e}\n")
     res = CliRunner().invoke(app, ["validate", str(f)], env={"COLUMNS": "300"})
     out = " ".join(res.output.split())
-    assert res.exit_code == 1 and "Traceback" not in out and res.exception is None or isinstance(res.exception, SystemExit)
+    assert (res.exit_code == 1 and "Traceback" not in out and res.exception is None) or isinstance(res.exception, SystemExit)
     assert "kind: Unsupported value" in out
     assert "spec.signatures[0].signedAt: Invalid value: \"2099-01-01" in out and "dated in the future" in out
     assert "spec.signatures[1].signedAt" in out and "must be of type date-time" in out

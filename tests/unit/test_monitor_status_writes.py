@@ -4,12 +4,12 @@ API writes (stratops.k8s.monitoring.needs_write)."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from stratops.k8s.monitoring import needs_write
 from stratops.models.monitor import LastAlert, MonitorStatus
 
-T0 = datetime(2026, 11, 24, 12, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 24, 12, tzinfo=UTC)
 
 
 def _st(**kw) -> MonitorStatus:  # type: ignore[no-untyped-def]
@@ -94,7 +94,7 @@ def test_failed_reads_are_not_kept_and_fresh_reads_bypass():
 def test_zero_seconds_reads_every_time_and_the_limit_bounds_memory():
     from stratops.k8s.monitoring import RecentReads
 
-    read, calls = _reader(["x", "y"])
+    read, _calls = _reader(["x", "y"])
     recent = RecentReads(0, _Clock())
     assert [recent.get(("k",), read), recent.get(("k",), read)] == ["x", "y"]
     bounded = RecentReads(60, _Clock(), limit=3)
@@ -134,9 +134,9 @@ def test_stale_while_the_kill_switch_is_latched_opens_nothing_and_stale_after_th
     The same stale finding after the resume is a new finding, with its incident and alert."""
     from types import SimpleNamespace
 
-    from cases import example
     from kubernetes import client
 
+    from cases import example
     from stratops.k8s import monitoring as M
     from stratops.monitors.evaluate import HALTED_NOTE, Evaluation
 

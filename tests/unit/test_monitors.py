@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import math
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
-from cases import example
 
+from cases import example
 from stratops.alerts import Alert, Notifier, alertmanager_body, pagerduty_body, slack_body
 from stratops.models.monitor import MonitorSpec
 from stratops.models.strategy import StrategySpec
@@ -16,7 +16,7 @@ from stratops.monitors import statistics as S
 from stratops.monitors.evaluate import evaluate
 from stratops.monitors.prometheus import Series, SourceUnavailable
 
-NOW = datetime(2026, 11, 24, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
 
 # -- statistics, known answers ----------------------------------------------------------------

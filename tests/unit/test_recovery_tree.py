@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import copy
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 
 import pytest
-from cases import example, pinned
 
+from cases import example, pinned
 from stratops.gates.evaluate import GateEvaluation
 from stratops.lifecycle import limits as L
 from stratops.lifecycle import manifests
@@ -23,7 +23,16 @@ from stratops.lifecycle.decide import Command, DeploymentView, Observations, Pod
 from stratops.models.strategy import EffectiveLimits, StrategySpec, StrategyStatus, TradingState
 from stratops.recovery import tree
 from stratops.recovery.tree import (
-    ACTION_KINDS, RUNBOOKS, Action, Choice, Question, Reconciliation, Symptom, TreeError, paths, walk,
+    ACTION_KINDS,
+    RUNBOOKS,
+    Action,
+    Choice,
+    Question,
+    Reconciliation,
+    Symptom,
+    TreeError,
+    paths,
+    walk,
 )
 
 ALL_PATHS = [(s.id, p) for s in tree.SYMPTOMS for p in paths(s.id)]
@@ -85,7 +94,7 @@ def test_every_node_is_reachable_and_every_symptom_has_a_reconciliation_step():
 
 
 # -- the risk-limit property against the real lifecycle ------------------------------------
-T0 = datetime(2026, 11, 24, 9, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 NAME = "mean-revert"
 COMPLETE = GateEvaluation("Complete", ["a"], [], cadence="daily", signers=("rita",))
 PRELAUNCH = GateEvaluation("Complete", ["a"], [], cadence="preLaunch", signers=("rita", "tom"), min_signers=2)
@@ -242,7 +251,7 @@ def test_walk_bad_answer_names_the_valid_answers():
     assert "'order route', 'model decision', 'data ingest', 'back to normal for 15 minutes'" in msg
     with pytest.raises(ValueError, match=r"valid answers: 'Yes', 'No' \(or y, n\)"):
         walk("acks-silent", ["maybe"])
-    with pytest.raises(ValueError, match="'y' is not an answer.*'all', 'some'"):
+    with pytest.raises(ValueError, match=r"'y' is not an answer.*'all', 'some'"):
         walk("stale-data", ["no", "y"])  # y/n only for yes/no questions
     with pytest.raises(ValueError, match="too many answers: No already reaches killSwitch"):
         walk("acks-silent", ["no", "yes"])

@@ -10,7 +10,15 @@ from stratops.lifecycle import manifests
 from stratops.models.monitor import IncidentClass, Severity
 from stratops.recovery.classes import CARDS, card
 from stratops.recovery.runbooks import (
-    CATEGORIES, CHECKS, OPERATOR_ACTIONS, RUNBOOKS, ClusterView, Runbook, RunbookStep, by_category, runbook,
+    CATEGORIES,
+    CHECKS,
+    OPERATOR_ACTIONS,
+    RUNBOOKS,
+    ClusterView,
+    Runbook,
+    RunbookStep,
+    by_category,
+    runbook,
 )
 
 

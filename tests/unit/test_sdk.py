@@ -11,12 +11,16 @@ from fractions import Fraction
 from pathlib import Path
 
 import pytest
-from cases import example
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from cases import example
 from stratops.lifecycle.control import (
-    Acknowledgement, BrokerInUse, ControlDocument, PreTradeControls, pre_trade_controls,
+    Acknowledgement,
+    BrokerInUse,
+    ControlDocument,
+    PreTradeControls,
+    pre_trade_controls,
 )
 from stratops.lifecycle.limits import from_spec
 from stratops.models.strategy import EffectiveLimits, Mode, StrategySpec, TradingState
@@ -206,8 +210,7 @@ def test_pre_trade_controls_copies_the_declared_limits_of_the_spec():
                                  max_message_rate=20, instruments=["EURUSD", "GBPUSD", "USDJPY", "AUDUSD", "USDCAD", "USDCHF", "NZDUSD", "EURGBP", "EURJPY", "GBPJPY", "AUDJPY", "EURCHF"],
                                  venues=["LMAX", "EBS"])
     assert c.instruments is not spec.risk_limits.instruments  # a copy: the document never aliases the spec
-    bare = spec.risk_limits.model_copy(update={f: None for f in (
-        "max_order_value", "max_order_volume", "price_collar_bps", "max_message_rate", "instruments", "venues")})
+    bare = spec.risk_limits.model_copy(update=dict.fromkeys(("max_order_value", "max_order_volume", "price_collar_bps", "max_message_rate", "instruments", "venues")))
     assert pre_trade_controls(bare) == PreTradeControls()
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC
 
 import pytest
 import yaml
@@ -192,10 +193,10 @@ def test_status_counts_the_gates_a_strategy_names_and_wide_names_them():
 
 
 def test_incident_age_reads_as_kubectl_prints_it():
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from stratops.cli.incidents import age
 
-    now = datetime(2026, 12, 1, 12, 0, 0, tzinfo=timezone.utc)
+    now = datetime(2026, 12, 1, 12, 0, 0, tzinfo=UTC)
     assert [age(t, now) for t in ("2026-12-01T11:59:15Z", "2026-12-01T11:48:00Z", "2026-12-01T09:00:00+00:00",
                                   "2026-11-28T12:00:00Z", "2026-12-01T12:00:05Z")] == ["45s", "12m", "3h", "3d", "0s"]

@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -36,11 +36,11 @@ class Alert:
     detail: str
     labels: dict[str, str] = field(default_factory=dict)
     route: str | None = None
-    starts_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    starts_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
 def _iso(t: datetime) -> str:
-    return t.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+    return t.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def alertmanager_body(a: Alert, now: datetime) -> list[dict[str, Any]]:
@@ -91,12 +91,12 @@ class Notifier:
         self.client = httpx.Client(timeout=timeout, trust_env=False)
 
     @classmethod
-    def from_environment(cls, env: dict[str, str] | None = None) -> "Notifier":
+    def from_environment(cls, env: dict[str, str] | None = None) -> Notifier:
         env = dict(os.environ if env is None else env)
         page: list[Receiver] = []
         if env.get("STRATOPS_ALERTMANAGER_URL"):
             url = env["STRATOPS_ALERTMANAGER_URL"].rstrip("/") + "/api/v2/alerts"
-            page.append(Receiver("alertmanager", url, lambda a: alertmanager_body(a, datetime.now(timezone.utc))))
+            page.append(Receiver("alertmanager", url, lambda a: alertmanager_body(a, datetime.now(UTC))))
         if env.get("STRATOPS_PAGERDUTY_ROUTING_KEY"):
             key = env["STRATOPS_PAGERDUTY_ROUTING_KEY"]
             url = env.get("STRATOPS_PAGERDUTY_URL", "https://events.pagerduty.com/v2/enqueue")

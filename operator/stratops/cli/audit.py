@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -57,7 +57,7 @@ def parse_when(text: str, now: datetime, option: str) -> datetime:
     except ValueError:
         raise CliError(f"{option} {text!r}: give an RFC 3339 time (2026-11-24T09:00:00Z), a date (2026-11-01), "
                        "'now', or an age such as 30d or 12h") from None
-    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 def audit_export(
@@ -74,7 +74,7 @@ def audit_export(
     the cluster's records (Strategies, Gates, Incidents, audit and runbook ConfigMaps) only."""
     from kubernetes import client
 
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     start, end = parse_when(since, now, "--since"), parse_when(until, now, "--until")
     if start >= end:
         raise CliError(f"--since ({start.isoformat()}) must be before --until ({end.isoformat()})")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-
 from stratops import GROUP, VERSION
 from stratops.cli.lifecycle import CliError, Namespace, Output, _api, _get, _namespace, console, emit, listing
 from stratops.lifecycle import manifests
@@ -133,4 +132,4 @@ def describe(strategy: str, namespace: Namespace = None, output: Output = "table
                           f"{(e.get('message') or '')[:140]}", highlight=False)
 
 
-__all__ = ["describe", "fetch", "CliError"]
+__all__ = ["CliError", "describe", "fetch"]

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
 
 from stratops import GROUP, VERSION
-from stratops.cli.lifecycle import CliError, Namespace, _api, _namespace, console, emit, whoami, listing
+from stratops.cli.lifecycle import CliError, Namespace, _api, _namespace, console, emit, listing, whoami
 from stratops.models.gate import Cadence
 
 gate_app = typer.Typer(help="Gates: list, sign, audit.", no_args_is_help=True)
@@ -49,7 +49,7 @@ def gate_list(namespace: Namespace = None,
 
 def gate_sign(
     gate: Annotated[str, typer.Argument(help="Gate name.")],
-    items: Annotated[list[str], typer.Argument(help="Item ids to sign (all required items with --all).")] = None,  # type: ignore[assignment]
+    items: Annotated[list[str] | None, typer.Argument(help="Item ids to sign (all required items with --all).")] = None,
     evidence: Annotated[str, typer.Option("--evidence", "-e", help="Evidence: text or a URL.")] = "",
     all_items: Annotated[bool, typer.Option("--all", help="Sign every required item.")] = False,
     for_file: Annotated[str | None, typer.Option(
@@ -103,7 +103,7 @@ def gate_sign(
     elif for_file:
         raise CliError(f"--for applies to pre-launch gates only; {gate} has cadence {g['spec']['cadence']}")
     user = whoami(api)
-    now = datetime.now(timezone.utc).isoformat()
+    now = datetime.now(UTC).isoformat()
     sigs = {s["item"]: s for s in g["spec"].get("signatures") or []}
     for item in wanted:
         sigs[item] = {"item": item, "signer": user, "signedAt": now, "evidence": evidence, **({"subject": subj} if subj else {})}
@@ -163,7 +163,7 @@ def gate_audit(
         if verdict == "ATTENTION":
             exit_code = 1
         console.print(f"[bold]{cad}[/]: {len(group)} gate(s), {verdict}")
-        for g, state in zip(group, states):
+        for g, state in zip(group, states, strict=True):
             st = g.get("status") or {}
             sigs = g["spec"].get("signatures") or []
             last = max(sigs, key=lambda s: s["signedAt"]) if sigs else None

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
 
 from stratops import GROUP, VERSION
-from stratops.cli.lifecycle import CliError, Namespace, Output, _api, _namespace, console, emit, whoami, listing
+from stratops.cli.lifecycle import CliError, Namespace, Output, _api, _namespace, console, emit, listing, whoami
 from stratops.polling import poll
 
 incident_app = typer.Typer(help="Incidents: list, show, acknowledge, resolve.", no_args_is_help=True)
@@ -28,7 +28,7 @@ def _get(api: Any, ns: str, name: str) -> dict[str, Any]:
 def age(timestamp: str, now: datetime | None = None) -> str:
     """How long ago TIMESTAMP (RFC 3339) was, as kubectl prints it: 45s, 12m, 3h, 2d."""
     then = datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
-    seconds = max(0, int(((now or datetime.now(timezone.utc)) - then).total_seconds()))
+    seconds = max(0, int(((now or datetime.now(UTC)) - then).total_seconds()))
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds >= size:
             return f"{seconds // size}{unit}"
@@ -152,7 +152,7 @@ def incident_resolve(
     elif not inc["spec"].get("postmortem"):
         raise CliError("this incident has no postmortem yet: give --root-cause, --action (repeatable) and --owner")
     _annotate(api, ns, name, "stratops.io/resolve",
-              {"by": whoami(api), "reason": reason, "id": uuid.uuid4().hex[:12], "at": datetime.now(timezone.utc).isoformat()}, extra)
+              {"by": whoami(api), "reason": reason, "id": uuid.uuid4().hex[:12], "at": datetime.now(UTC).isoformat()}, extra)
 
     def settled() -> dict[str, Any] | None:
         i = _get(api, ns, name)

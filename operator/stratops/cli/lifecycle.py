@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
@@ -78,7 +78,7 @@ def _api():  # type: ignore[no-untyped-def]
 
     try:
         return api_client()
-    except Exception as e:  # noqa: BLE001 - any kubeconfig problem is the user's to fix
+    except Exception as e:
         raise CliError(f"cannot load a kubeconfig ({e}); set KUBECONFIG or run inside the cluster") from e
 
 
@@ -90,7 +90,7 @@ def _namespace(namespace: str | None) -> str:
     try:
         _, current = config.list_kube_config_contexts(config_file=os.environ.get("KUBECONFIG"))
         return current.get("context", {}).get("namespace") or "default"
-    except Exception:  # noqa: BLE001
+    except Exception:
         return "default"
 
 
@@ -101,7 +101,7 @@ def whoami(api: Any) -> str:
 
     try:
         review = client.AuthenticationV1Api(api).create_self_subject_review({"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"})
-    except Exception as e:  # noqa: BLE001 - said as one line: without it nothing can be attributed
+    except Exception as e:
         raise CliError(f"cannot tell who you are (SelfSubjectReview failed: {getattr(e, 'reason', e)}): commands and "
                        "signatures are attributed to the requesting user") from e
     name = review.status.user_info.username
@@ -130,7 +130,7 @@ def give_command(kind: str, name: str, namespace: str | None, fields: dict[str, 
     _get(api, ns, name)
     from stratops.lifecycle.decide import command_value
 
-    value = {"by": whoami(api), **fields, "id": uuid.uuid4().hex[:12], "at": datetime.now(timezone.utc).isoformat()}
+    value = {"by": whoami(api), **fields, "id": uuid.uuid4().hex[:12], "at": datetime.now(UTC).isoformat()}
     try:
         client.CustomObjectsApi(api).patch_namespaced_custom_object(
             GROUP, VERSION, ns, "strategies", name, {"metadata": {"annotations": {f"stratops.io/{kind}": command_value(value["by"], **value)}}})
@@ -198,7 +198,7 @@ def kill(strategy: Annotated[str | None, typer.Argument(help="The strategy; or u
 
 def throttle(strategy: str, reason: Reason, namespace: Namespace = None, wait: Wait = True, timeout: Timeout = 60) -> None:
     """Throttle: REDUCING with lower order-rate and position limits. Never raises a limit."""
-    api, ns, value = give_command("throttle", strategy, namespace, {"reason": reason})
+    api, ns, _value = give_command("throttle", strategy, namespace, {"reason": reason})
     if wait:
         status = _wait(api, ns, strategy, lambda o, s: "stratops.io/throttle" not in (o["metadata"].get("annotations") or {}),
                        "the throttle", timeout)
@@ -210,7 +210,7 @@ def throttle(strategy: str, reason: Reason, namespace: Namespace = None, wait: W
 
 def rollback(strategy: str, reason: Reason, namespace: Namespace = None, wait: Wait = True, timeout: Timeout = 60) -> None:
     """Roll back to the last known-good version; the running version is blocked."""
-    api, ns, value = give_command("rollback", strategy, namespace, {"reason": reason})
+    api, ns, _value = give_command("rollback", strategy, namespace, {"reason": reason})
     if wait:
         status = _wait(api, ns, strategy, lambda o, s: "stratops.io/rollback" not in (o["metadata"].get("annotations") or {}), "the rollback", timeout)
         console.print(f"running {status.get('activeVersion')}; blocked: {', '.join(b['version'] for b in status.get('blockedVersions') or []) or 'none'}")
@@ -223,7 +223,7 @@ def resume(strategy: str, reason: Reason, namespace: Namespace = None, wait: Wai
     """Resume after a kill-switch or throttle: refused unless incidents are resolved, a fresh
     reconciliation is recorded and the daily gate is signed; REDUCING first, then ACTIVE
     (with --throttled: REDUCING with lowered limits until a later full resume)."""
-    api, ns, value = give_command("resume", strategy, namespace, {"reason": reason, **({"throttled": True} if throttled else {})})
+    api, ns, _value = give_command("resume", strategy, namespace, {"reason": reason, **({"throttled": True} if throttled else {})})
     if wait:
         def done(o: dict[str, Any], s: dict[str, Any]) -> Any:
             if "stratops.io/resume" in (o["metadata"].get("annotations") or {}):
@@ -350,7 +350,7 @@ def failover(
     against the new broker (runbook broker-failover)."""
     if to not in ("backup", "primary"):
         raise CliError("--to must be backup or primary")
-    api, ns, value = give_command("failover", strategy, namespace, {"reason": reason, "to": to})
+    api, ns, _value = give_command("failover", strategy, namespace, {"reason": reason, "to": to})
     if wait:
         status = _wait(api, ns, strategy, lambda o, s: "stratops.io/failover" not in (o["metadata"].get("annotations") or {}),
                        "the failover", timeout)
@@ -377,7 +377,7 @@ def promote(strategy: str, reason: Reason, namespace: Namespace = None, wait: Wa
     if missing:
         raise CliError(f"promotion of {ns}/{strategy} refused: {missing}")
     by = whoami(api)
-    note = json.dumps({"by": by, "reason": reason, "at": datetime.now(timezone.utc).isoformat()})
+    note = json.dumps({"by": by, "reason": reason, "at": datetime.now(UTC).isoformat()})
     try:
         client.CustomObjectsApi(api).patch_namespaced_custom_object(
             GROUP, VERSION, ns, "strategies", strategy,
@@ -420,7 +420,7 @@ def prelaunch_missing(api: Any, ns: str, strategy: str, obj: dict[str, Any]) -> 
                 raise
     author = ((obj.get("metadata") or {}).get("annotations") or {}).get(ANNOTATION_TRADING_AUTHOR)
     why = live_problems(strategy, spec, author, gate, GateSpec.model_validate(raw["spec"]) if raw else None,
-                        datetime.now(timezone.utc))
+                        datetime.now(UTC))
     return f"{why}; sign with `stratops gate sign {gate} ITEM… --evidence …`" if why and gate else why
 
 
@@ -452,7 +452,7 @@ def kill_fleet(reason: str, namespace: str | None, selector: str | None, all_nam
                        f" in {'the cluster' if all_namespaces else 'namespace ' + _namespace(namespace)}: nothing halted")
     decision = uuid.uuid4().hex[:12]
     value = {**(extra or {}), "reason": reason, "by": whoami(api), "id": decision, "scope": sel or "all",
-             "at": datetime.now(timezone.utc).isoformat()}
+             "at": datetime.now(UTC).isoformat()}
     sent, failed = [], []
     for s in items:  # annotate every one first: the halt starts everywhere before anyone waits
         ns, name = s["metadata"]["namespace"], s["metadata"]["name"]
@@ -503,7 +503,7 @@ def kill_fleet(reason: str, namespace: str | None, selector: str | None, all_nam
     if failed or (wait and len(halted) < len(sent)):
         raise CliError(f"{len(sent) - len(halted) if wait else 0} not halted within {timeout:.0f}s, {len(failed)} not sent: "
                        "see the table; `stratops status` shows them")
-    return [{"namespace": ns, "strategy": name, **rows[(ns, name)].get("killSwitch", {})} for ns, name in sent]  # noqa: E501
+    return [{"namespace": ns, "strategy": name, **rows[(ns, name)].get("killSwitch", {})} for ns, name in sent]
 
 
 def rearm(strategy: str, reason: Reason, namespace: Namespace = None, wait: Wait = True, timeout: Timeout = 30) -> None:

@@ -7,8 +7,9 @@ context, like kubectl.
 from __future__ import annotations
 
 import sys
+from datetime import UTC
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -84,7 +85,7 @@ def validate(
     set; a monitor removed from a live strategy. Exit status 1 on any problem.
     Documents of other API groups are skipped.
     """
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from stratops.gitops import cadence_problems, load, policy_problems
     from stratops.models.validate import validate_files
@@ -96,7 +97,7 @@ def validate(
     checked, problems = validate_files(paths)
     problems += cadence_problems(load(paths))
     if base:
-        problems += policy_problems(load(base), load(paths), datetime.now(timezone.utc))
+        problems += policy_problems(load(base), load(paths), datetime.now(UTC))
     for p in problems:
         err.print(f"[red]✗[/] {p}", highlight=False, soft_wrap=True)
     if problems:
@@ -133,7 +134,7 @@ def dev_up(
     examples: Annotated[bool, typer.Option(help="Apply the example desk from examples/.")] = True,
     once: Annotated[bool, typer.Option("--once", help="Set up, print how to use it, then stop (for CI).")] = False,
     nodes: Annotated[int, typer.Option(help="Fake KWOK nodes.")] = 1,
-    real_node: Annotated[Optional[bool], typer.Option(  # noqa: UP007 - typer reads Optional
+    real_node: Annotated[bool | None, typer.Option(
         "--real-node/--no-real-node",
         help="Run the example strategy as a real container on a real node (kubelet, containerd, runc; needs root "
              "and Docker). Default: when this machine can.")] = None,
@@ -185,10 +186,8 @@ def _user_errors(fn):  # type: ignore[no-untyped-def]
 
 
 def _register() -> None:
-    from stratops.cli import lifecycle as lc
-
     from stratops.cli import gates as gt
-
+    from stratops.cli import lifecycle as lc
     from stratops.cli.describe import describe
 
     for fn in (lc.status, describe, lc.kill, lc.throttle, lc.rollback, lc.resume, lc.reconcile, lc.promote, lc.failover, lc.rearm):

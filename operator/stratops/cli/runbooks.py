@@ -12,15 +12,15 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
 
 from stratops.cli import lifecycle as lc
-from stratops.cli.lifecycle import CliError, Namespace, Output, _api, _namespace, console, emit, whoami, listing
-from stratops.recovery.runbooks import CATEGORIES, CHECKS, Runbook, RunbookStep, by_category, runbook
+from stratops.cli.lifecycle import CliError, Namespace, Output, _api, _namespace, console, emit, listing, whoami
 from stratops.polling import poll
+from stratops.recovery.runbooks import CATEGORIES, CHECKS, Runbook, RunbookStep, by_category, runbook
 
 runbook_app = typer.Typer(help="Runbooks: list, show, run (with dry run), verify, history.", no_args_is_help=True)
 
@@ -123,7 +123,7 @@ def runbook_run(
     api, ns = _api(), _namespace(namespace)
     fetch(api, ns, strategy)  # fails early on an unknown strategy
     by = whoami(api)
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     record: dict[str, Any] = {"runbook": r.id, "strategy": strategy, "namespace": ns, "by": by, "reason": reason,
                               "startedAt": started.isoformat(), "dryRun": dry_run, "steps": []}
     console.print(f"[bold]{r.id}[/] on {ns}/{strategy} by {by}{' (dry run: nothing is changed)' if dry_run else ''}")
@@ -132,7 +132,7 @@ def runbook_run(
     try:
         for i, s in enumerate(r.steps, 1):
             console.print(f"[bold]{i}/{len(r.steps)}[/] [{_style(s)}]{s.kind}[/] {s.id}: {s.text}", highlight=False)
-            entry: dict[str, Any] = {"id": s.id, "kind": s.kind, "at": datetime.now(timezone.utc).isoformat()}
+            entry: dict[str, Any] = {"id": s.id, "kind": s.kind, "at": datetime.now(UTC).isoformat()}
             record["steps"].append(entry)
             if dry_run:
                 entry["result"] = "dry-run"
@@ -302,7 +302,7 @@ def _record(api: Any, ns: str, strategy: str, record: dict[str, Any], timeout: f
 
     from stratops.lifecycle.decide import command_value
 
-    record["finishedAt"] = datetime.now(timezone.utc).isoformat()
+    record["finishedAt"] = datetime.now(UTC).isoformat()
     by = record.get("by") or whoami(api)
     value = command_value(by, reason=f"runbook {record['runbook']}", run={k: v for k, v in record.items() if k != "by"})
     try:

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-from concurrent.futures import ThreadPoolExecutor
 import logging
 import os
 import secrets
 import time
-from datetime import datetime, timezone
 from collections.abc import Mapping
-from typing import Any
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 import kopf
 from kubernetes.client.exceptions import ApiException
@@ -26,22 +26,29 @@ from pydantic import ValidationError
 
 from stratops import GROUP, VERSION
 from stratops import metrics as M
+from stratops.admission.policies import ANNOTATION_MODE_AUTHOR, ANNOTATION_TRADING_AUTHOR, VERB_SIGN_FOR_OTHERS
+from stratops.admission.webhooks import WEBHOOK_PATHS
+from stratops.handlers import kopf_fixes
 from stratops.k8s.client import api_client, bounded
 from stratops.k8s.executor import Executor, namespace_terminating
 from stratops.k8s.monitoring import MonitorRunner
-from stratops.admission.policies import ANNOTATION_MODE_AUTHOR, ANNOTATION_TRADING_AUTHOR, VERB_SIGN_FOR_OTHERS
-from stratops.admission.webhooks import WEBHOOK_PATHS
-from stratops.models.common import parse_duration
-from stratops.models.gate import GateSpec, GateStatus
 from stratops.lifecycle import manifests
 from stratops.lifecycle.control import ControlDocument, read_acks, read_control
 from stratops.lifecycle.decide import Observations, Plan, ReportMonitor, commands_from_annotations, decide
 from stratops.lifecycle.observe import (
-    configmap_view, deployment_view, incident_view, owned_documents, pod_view, read_gates,
+    configmap_view,
+    deployment_view,
+    incident_view,
+    owned_documents,
+    pod_view,
+    read_gates,
 )
+from stratops.models.common import parse_duration
+from stratops.models.gate import GateSpec, GateStatus
 from stratops.models.strategy import StrategySpec, StrategyStatus, TradingState
 
-from stratops.handlers import kopf_fixes
+if TYPE_CHECKING:
+    from stratops.admission import review
 
 kopf_fixes.apply()  # before kopf starts: a namespace deleted at the wrong moment held every handler, or stayed Terminating
 
@@ -244,7 +251,7 @@ def _configure_admission(settings: kopf.OperatorSettings) -> None:
     settings.admission.managed = None
 
 
-def _allow_lists() -> "review.AllowLists":
+def _allow_lists() -> review.AllowLists:
     from stratops.admission import review
 
     def listed(var: str) -> tuple[str, ...]:
@@ -291,7 +298,7 @@ def validate_gate(body: kopf.Body, old: Any, userinfo: dict[str, Any], memo: kop
             sspec = _parsed(StrategySpec, raw.get("spec"), f"strategy {s}'s spec")
             strategies[s] = (sspec, ((raw.get("metadata") or {}).get("annotations") or {}).get(ANNOTATION_TRADING_AUTHOR))
     others = ex.may(ns, user, list((userinfo or {}).get("groups") or []), "gates", VERB_SIGN_FOR_OTHERS, body["metadata"]["name"])
-    _refuse(review.review_gate(old_spec, new_spec, datetime.now(timezone.utc), others, strategies))
+    _refuse(review.review_gate(old_spec, new_spec, datetime.now(UTC), others, strategies))
 
 
 def validate_strategy(body: kopf.Body, old: Any, userinfo: dict[str, Any], memo: kopf.Memo, warnings: list[str],
@@ -306,12 +313,12 @@ def validate_strategy(body: kopf.Body, old: Any, userinfo: dict[str, Any], memo:
     new_spec = _parsed(StrategySpec, body.get("spec"), "spec")
     old_spec = _parsed(StrategySpec, old.get("spec"), "the stored spec") if old else None
     was_live = bool(old) and (old.get("status") or {}).get("mode") == "live"
-    named = [g for g in ([new_spec.gates.pre_launch] if new_spec.gates and new_spec.gates.pre_launch else [])]
+    named = [new_spec.gates.pre_launch] if new_spec.gates and new_spec.gates.pre_launch else []
     gates = {g: (_parsed(GateSpec, raw.get("spec"), f"gate {g}'s spec") if (raw := ex.read_gate(ns, g)) else None)
              for g in named}
     author = (meta.get("annotations") or {}).get(ANNOTATION_TRADING_AUTHOR)
     allow = _allow_lists()
-    problems = review.review_strategy(name, old_spec, was_live, new_spec, user, author, gates, datetime.now(timezone.utc))
+    problems = review.review_strategy(name, old_spec, was_live, new_spec, user, author, gates, datetime.now(UTC))
     problems += review.review_image(new_spec, allow)
     more, warned = review.review_secrets(review.secret_references(new_spec), lambda s: ex.secret_labels(ns, s),
                                          allow.strategy_secret_labels)
@@ -508,7 +515,7 @@ def reconcile(body: dict[str, Any], rt: Runtime, idx: dict[str, Any]) -> float |
     """One pass; returns when to be woken next (seconds) if a deadline is pending."""
     if _being_deleted(body):
         return None
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     meta = body["metadata"]
     if (meta["namespace"], meta["name"]) not in rt.audit_synced:
         # After a restart, the last decision's lines again (idempotent): a crash may have come
@@ -519,11 +526,11 @@ def reconcile(body: dict[str, Any], rt: Runtime, idx: dict[str, Any]) -> float |
         rt.audit_synced.add((meta["namespace"], meta["name"]))
     try:
         plan, obs, _, status = _decide(body, now, rt, idx)
-    except Exception as e:  # noqa: BLE001 - reported on the Strategy; the kill runs without the decision
+    except Exception as e:
         return _halt_without_decision(body, now, rt, idx, e)
     if not _has_effect(plan, status):
         return plan.requeue_after
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     # Something to write: decide again on the Strategy as stored now (the watched body may
     # lag this process's last status write), and write at that resourceVersion.
     fresh = rt.executor.read_strategy(obs.namespace, obs.name)
@@ -531,7 +538,7 @@ def reconcile(body: dict[str, Any], rt: Runtime, idx: dict[str, Any]) -> float |
         return None
     try:
         plan, obs, has_ack, status = _decide(fresh, now, rt, idx)
-    except Exception as e:  # noqa: BLE001 - as above
+    except Exception as e:
         return _halt_without_decision(fresh, now, rt, idx, e)
     if not _has_effect(plan, status):
         return plan.requeue_after
@@ -553,7 +560,7 @@ def reconcile(body: dict[str, Any], rt: Runtime, idx: dict[str, Any]) -> float |
         M.KILL_SWITCH_SECONDS.observe(plan.kill_switch_seconds)
     for state in TradingState:
         M.TRADING_STATE.labels(obs.namespace, obs.name, state.value).set(1 if plan.status.trading_state == state else 0)
-    M.RECONCILE_SECONDS.observe((datetime.now(timezone.utc) - started).total_seconds())
+    M.RECONCILE_SECONDS.observe((datetime.now(UTC) - started).total_seconds())
     return plan.requeue_after if plan.requeue_after is not None else 0.5 if plan.clear_annotations else None
 
 
@@ -643,7 +650,7 @@ async def strategy_daemon(
                 idx = snapshot(indexes, [key])
                 wake = await asyncio.get_running_loop().run_in_executor(rt.lifecycle_pool, reconcile, plain(body), rt, idx)
                 backoff, conflicts = 1.0, 0
-            except Exception as e:  # noqa: BLE001 - logged, counted, retried with backoff
+            except Exception as e:
                 if namespace_terminating(e):
                     # Its namespace is going, and the Strategy with it: nothing to act on.
                     logger.info("not acting: the namespace is being deleted")
@@ -705,7 +712,7 @@ async def monitor_daemon(
             ev = await asyncio.get_running_loop().run_in_executor(memo.runtime.monitor_pool, runner.run, raw, strategy)
             if ev.finding:
                 logger.warning(f"monitor finding: {ev.detail}")
-        except Exception as e:  # noqa: BLE001 - an evaluation that cannot finish is retried next period
+        except Exception as e:
             logger.error(f"monitor evaluation failed: {e}")
         period = parse_duration(raw["spec"].get("frequency", "60s")).total_seconds()
         if strategy is None:  # look again soon: the strategy may be applied after its monitors
@@ -731,7 +738,7 @@ async def gate_daemon(
                 named = [_key(namespace, s) for s in (raw.get("spec") or {}).get("strategies") or [] if isinstance(s, str)]
                 strategies = snapshot({"strategies": strategies_by_name}, named)["strategies"]  # on the loop, as above
                 wake = await asyncio.get_running_loop().run_in_executor(rt.gate_pool, _gate_status, raw, strategies, rt)
-            except Exception as e:  # noqa: BLE001 - retried at the next wake-up
+            except Exception as e:
                 logger.warning(f"gate status not written: {e}")
             await _sleep(poke, stopped, wake)
     finally:
@@ -757,7 +764,7 @@ def _gate_status(raw: dict[str, Any], strategies: dict[Any, tuple[Any, ...]], rt
 
     meta = raw["metadata"]
     spec = GateSpec.model_validate(raw.get("spec") or {})
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     subjects: tuple[str, ...] = ()
     if spec.cadence == Cadence.pre_launch:
         found = []
@@ -776,7 +783,7 @@ def _gate_status(raw: dict[str, Any], strategies: dict[Any, tuple[Any, ...]], rt
     # once (its key), with the new head and the lines in the status write (stratops.k8s.audit).
     sigs = (raw.get("spec") or {}).get("signatures") or []
     keys = [signature_key(s) for s in sigs]
-    new_sigs = [s for s, k in zip(sigs, keys) if k not in set(current.audited_signatures or [])]
+    new_sigs = [s for s, k in zip(sigs, keys, strict=True) if k not in set(current.audited_signatures or [])]
     lines: list[str] = []
     head = current.audit or AuditHead()
     if new_sigs:
@@ -820,7 +827,7 @@ def incident_command(namespace: str, name: str, body: kopf.Body, memo: kopf.Memo
 
     # Decided on the Incident as the API server has it now, written at its resourceVersion (kopf
     # never retries an event handler, and the strategy's daemon writes the same status).
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     decided: dict[str, Any] = {}
 
     def change(raw: dict[str, Any]) -> dict[str, Any] | None:

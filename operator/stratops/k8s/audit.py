@@ -64,7 +64,7 @@ class AuditLog:
             return True
         try:
             self._write(key, lines)
-        except Exception as e:  # noqa: BLE001 - never the decision's failure: counted, kept, retried
+        except Exception as e:
             M.AUDIT_FAILURES.labels(namespace).inc()
             log.warning("[%s/%s] audit entries not written yet (%s): kept, retried", namespace, name,
                         f"{e.status} {e.reason}" if isinstance(e, ApiException) else e)

@@ -7,7 +7,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from kubernetes import client
@@ -156,7 +156,7 @@ class MonitorRunner:
         return load
 
     def run(self, body: dict[str, Any], strategy: dict[str, Any] | None, now: datetime | None = None) -> Evaluation:
-        now = now or datetime.now(timezone.utc)
+        now = now or datetime.now(UTC)
         meta = body["metadata"]
         ns, name = meta["namespace"], meta["name"]
         spec = self._parsed(("monitor", ns, name), (meta.get("uid"), meta.get("generation")), MonitorSpec, body["spec"])

@@ -96,7 +96,7 @@ class ControlDocument(_Wire):
         handover's invariant is that at most one version's document allows them at any moment."""
         return allows_orders(self.trading_state, self.allow_risk_reducing)
 
-    def same_content(self, other: "ControlDocument | None") -> bool:
+    def same_content(self, other: ControlDocument | None) -> bool:
         return other is not None and other.content_hash() == self.content_hash()
 
 

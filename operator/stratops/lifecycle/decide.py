@@ -24,12 +24,31 @@ from stratops.lifecycle.control import Acknowledgement, BrokerInUse, ControlDocu
 from stratops.models.audit import AuditHead
 from stratops.models.common import Condition, parse_duration
 from stratops.models.monitor import IncidentClass, Severity
-from stratops.recovery.actions import immediate_action
 from stratops.models.strategy import (
-    Approval, BlockedVersion, BrokerStatus, ControlStatus, EffectiveLimits, KillSwitchStatus, Mode, Phase, PodExit,
-    Reconciliation, ReportBreach, ResumeStatus, Revision, RolloutStatus, StrategySpec, StrategyStatus,
-    ThrottleStatus, TradingState, trading_changes, trading_hash, trading_spec, with_trading,
+    Approval,
+    BlockedVersion,
+    BrokerStatus,
+    ControlStatus,
+    EffectiveLimits,
+    KillSwitchStatus,
+    Mode,
+    Phase,
+    PodExit,
+    Reconciliation,
+    ReportBreach,
+    ResumeStatus,
+    Revision,
+    RolloutStatus,
+    StrategySpec,
+    StrategyStatus,
+    ThrottleStatus,
+    TradingState,
+    trading_changes,
+    trading_hash,
+    trading_spec,
+    with_trading,
 )
+from stratops.recovery.actions import immediate_action
 
 OPERATOR = "stratops-operator"
 RECONCILIATION_MAX_AGE = timedelta(hours=1)

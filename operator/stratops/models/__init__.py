@@ -77,4 +77,4 @@ AUDIT_SEGMENT = ResourceKind(
 KINDS: tuple[ResourceKind, ...] = (STRATEGY, MONITOR, GATE, INCIDENT, AUDIT_SEGMENT)
 BY_KIND = {k.kind: k for k in KINDS}
 
-__all__ = ["KINDS", "BY_KIND", "STRATEGY", "MONITOR", "GATE", "INCIDENT", "AUDIT_SEGMENT", "ResourceKind"]
+__all__ = ["AUDIT_SEGMENT", "BY_KIND", "GATE", "INCIDENT", "KINDS", "MONITOR", "STRATEGY", "ResourceKind"]

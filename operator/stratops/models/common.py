@@ -32,7 +32,7 @@ def parse_duration(text: str) -> timedelta:
     return timedelta(seconds=sum(float(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART.findall(text)))
 
 
-def Duration(description: str, **kw: Any) -> Any:  # noqa: N802 - reads as a type in models
+def Duration(description: str, **kw: Any) -> Any:
     """A duration field: Go syntax, so the API server's CEL duration() reads it the same way."""
     return Field(pattern=DURATION_PATTERN, description=description, **kw)
 
@@ -83,7 +83,7 @@ class Model(BaseModel):
     __rules__: ClassVar[tuple[Rule, ...]] = ()
 
     @model_validator(mode="after")
-    def _check_rules(self) -> "Model":
+    def _check_rules(self) -> Model:
         for rule in type(self).__rules__:
             if rule.check is not None and not rule.check(self):
                 # The field path travels with the error so the offline validator can name

@@ -64,7 +64,7 @@ class Session(Model):
     opens_at: str = Field(default="00:00", pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$", description="Session start, HH:MM local time; a daily signature expires at the next one.")
 
 
-def _signatures_name_items(g: "GateSpec") -> bool:
+def _signatures_name_items(g: GateSpec) -> bool:
     ids = {i.id for i in g.items}
     return all(s.item in ids for s in g.signatures or [])
 

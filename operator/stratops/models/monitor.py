@@ -80,7 +80,7 @@ class Baseline(Model):
     """A reference sample for drift statistics: a ConfigMap key or a fixed Prometheus window."""
 
     config_map_key_ref: SecretKeyRef | None = Field(default=None, description="ConfigMap key holding the sample (JSON list of numbers, or of names for top-k).")
-    prometheus_range: "BaselineRange | None" = Field(default=None, description="A Prometheus range query at a fixed window.")
+    prometheus_range: BaselineRange | None = Field(default=None, description="A Prometheus range query at a fixed window.")
     __rules__ = (
         Rule(
             cel="has(self.configMapKeyRef) != has(self.prometheusRange)",

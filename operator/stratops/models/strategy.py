@@ -234,14 +234,14 @@ class ThrottlePolicy(Model):
 LIVE_REQUIRED_LIMITS = ("instruments", "venues", "maxOrderValue", "maxOrderVolume", "priceCollarBps", "maxMessageRate")
 
 
-def _live_declares_limits(s: "StrategySpec") -> bool:
+def _live_declares_limits(s: StrategySpec) -> bool:
     r = s.risk_limits
     return s.mode != Mode.live or bool(
         r.instruments and r.venues and r.max_order_value is not None and r.max_order_volume is not None
         and r.price_collar_bps is not None and r.max_message_rate is not None)
 
 
-def _live_has_prelaunch(s: "StrategySpec") -> bool:
+def _live_has_prelaunch(s: StrategySpec) -> bool:
     return s.mode != Mode.live or (s.gates is not None and s.gates.pre_launch is not None)
 
 
@@ -322,7 +322,7 @@ class TradingSpec(Model):
     throttle: ThrottlePolicy = Field(description="Throttle behaviour.")
 
 
-def trading_spec(spec: "StrategySpec") -> TradingSpec:
+def trading_spec(spec: StrategySpec) -> TradingSpec:
     """SPEC's trading-relevant fields, with the kill-switch and throttle defaults made explicit
     (an absent block behaves as its defaults, so it hashes as them)."""
     return TradingSpec(image=spec.image, version=spec.version, replicas=spec.replicas, risk_limits=spec.risk_limits,
@@ -334,7 +334,7 @@ def _canonical(value: object) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
-def trading_hash(spec: "StrategySpec | TradingSpec") -> str:
+def trading_hash(spec: StrategySpec | TradingSpec) -> str:
     """Full SHA-256 (hex) of the trading-relevant spec, canonical JSON."""
     ts = spec if isinstance(spec, TradingSpec) else trading_spec(spec)
     return hashlib.sha256(_canonical(ts.model_dump(by_alias=True, mode="json", exclude_none=True)).encode()).hexdigest()
@@ -346,7 +346,7 @@ def trading_changes(old: TradingSpec, new: TradingSpec) -> list[str]:
     return [f"spec.{TradingSpec.model_fields[f].alias or f}" for f in TRADING_FIELDS if a.get(f) != b.get(f)]
 
 
-def with_trading(spec: "StrategySpec", approved: TradingSpec) -> "StrategySpec":
+def with_trading(spec: StrategySpec, approved: TradingSpec) -> StrategySpec:
     """SPEC with its trading-relevant fields taken from APPROVED (what a live strategy keeps
     running while a change is not signed)."""
     return spec.model_copy(update={f: getattr(approved, f) for f in TRADING_FIELDS})

@@ -12,7 +12,7 @@ import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -83,7 +83,7 @@ def _message(err: dict[str, Any]) -> tuple[tuple[Any, ...], str]:
         return loc, f"Too long: may not be more than {ctx.get('max_length')}"
     if typ in ("timezone_aware", "datetime_parsing", "datetime_type", "datetime_from_date_parsing"):
         return loc, f"Invalid value: {_value(inp)}: must be of type date-time (RFC 3339, with its offset)"
-    if typ.endswith("_type") or typ.endswith("_parsing"):
+    if typ.endswith(("_type", "_parsing")):
         want = {"int": "integer", "float": "number", "bool": "boolean", "string": "string",
                 "list": "array", "dict": "object", "model": "object", "datetime": "string"}
         base = typ.split("_")[0]
@@ -200,7 +200,7 @@ def validate_document(doc: Any, source: str = "-", index: int = 1) -> list[Probl
     if isinstance(doc.get("spec"), dict):
         problems += [problem(f, m, kind, name) for f, m in list_map_problems(kind, doc["spec"])]
         if kind == "Gate":
-            problems += [problem(f, m, kind, name) for f, m in future_signatures(doc["spec"], datetime.now(timezone.utc))]
+            problems += [problem(f, m, kind, name) for f, m in future_signatures(doc["spec"], datetime.now(UTC))]
     return problems
 
 

@@ -7,7 +7,7 @@ turns it into a stale-data finding, never a pass.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import httpx
 
@@ -65,7 +65,7 @@ class Prometheus:
 
 
 def _ts(v: float) -> datetime:
-    return datetime.fromtimestamp(float(v), tz=timezone.utc)
+    return datetime.fromtimestamp(float(v), tz=UTC)
 
 
 def _parse(data: dict, expr: str) -> list[Series]:

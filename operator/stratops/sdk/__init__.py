@@ -43,7 +43,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -299,7 +299,7 @@ class WatchControl:
                     self._take(((event.get("object") and event["object"].data) or {}).get(CONTROL_KEY))
                     if self._stop.is_set():
                         break
-            except Exception:  # noqa: BLE001 - the API is away: the file serves until it is back
+            except Exception:
                 self.connected = False
                 self.changed.set()  # let the loop look at the file now
             finally:
@@ -360,7 +360,7 @@ class StrategyControl:
         self._lock = threading.Lock()  # the main loop and run_in_background may both poll
 
     @classmethod
-    def from_environment(cls, **kw: object) -> "StrategyControl":
+    def from_environment(cls, **kw: object) -> StrategyControl:
         """In a pod started by stratops: its identity from the environment, the control document
         through a watch on the API (as the pod's own ServiceAccount, which may read only it), the
         mounted file while the API cannot be reached."""
@@ -392,7 +392,7 @@ class StrategyControl:
         self.applied = doc
         self.acknowledger.acknowledge(Acknowledgement(
             pod=self.pod, generation=doc.generation, trading_state=doc.trading_state,
-            at=datetime.now(timezone.utc), position=self.position(), open_orders=self.open_orders(),
+            at=datetime.now(UTC), position=self.position(), open_orders=self.open_orders(),
             control_hash=doc.content_hash(), **self._reported))
         return doc
 
@@ -406,7 +406,7 @@ class StrategyControl:
         self._reported = {"exposure": exposure, "loss": loss}  # carried on every later acknowledgement
         self.acknowledger.acknowledge(Acknowledgement(
             pod=self.pod, generation=doc.generation, trading_state=doc.trading_state,
-            at=datetime.now(timezone.utc), position=self.position(), open_orders=self.open_orders(),
+            at=datetime.now(UTC), position=self.position(), open_orders=self.open_orders(),
             control_hash=doc.content_hash(), **self._reported))
 
     def acknowledge_exit(self) -> None:
@@ -420,9 +420,9 @@ class StrategyControl:
             try:
                 self.acknowledger.acknowledge(Acknowledgement(
                     pod=self.pod, generation=doc.generation, trading_state=doc.trading_state,
-                    at=datetime.now(timezone.utc), position=self.position(), open_orders=self.open_orders(),
+                    at=datetime.now(UTC), position=self.position(), open_orders=self.open_orders(),
                     control_hash=doc.content_hash(), exiting=True, **self._reported))
-            except Exception:  # noqa: BLE001 - exiting either way
+            except Exception:
                 return
 
     def check(self, order: Order, position: float, *, reference_price: float | None = None) -> Decision:
@@ -442,7 +442,7 @@ class StrategyControl:
                     break
                 try:
                     self.poll()
-                except Exception:  # noqa: BLE001 - a failed read or ack is retried; the operator times out on us
+                except Exception:
                     continue
 
         t = threading.Thread(target=loop, name=f"stratops-control-{self.pod}", daemon=True)
@@ -468,7 +468,7 @@ def serve(control: StrategyControl, port: int = 8080, address: str = "0.0.0.0", 
     reg = registry or REGISTRY
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        def do_GET(self) -> None:
             if self.path.startswith("/metrics"):
                 body, ctype, code = generate_latest(reg), CONTENT_TYPE_LATEST, 200  # type: ignore[arg-type]
             elif self.path.startswith("/ready"):
@@ -484,11 +484,11 @@ def serve(control: StrategyControl, port: int = 8080, address: str = "0.0.0.0", 
             self.end_headers()
             self.wfile.write(body)
 
-        def do_POST(self) -> None:  # noqa: N802 - http.server's name
+        def do_POST(self) -> None:
             action = (actions or {}).get(self.path.split("?")[0])
             try:
                 body, code = ((action() + "\n").encode(), 200) if action else (b"not found\n", 404)
-            except Exception as e:  # noqa: BLE001 - the caller reads why
+            except Exception as e:
                 body, code = f"{e}\n".encode(), 500
             self.send_response(code)
             self.send_header("Content-Type", "text/plain")
@@ -504,5 +504,14 @@ def serve(control: StrategyControl, port: int = 8080, address: str = "0.0.0.0", 
     return server
 
 
-__all__ = ["Order", "Decision", "OrderGuard", "StrategyControl", "FileControl", "ApiControl", "WatchControl",
-           "ApiAcknowledger", "serve"]
+__all__ = [
+    "ApiAcknowledger",
+    "ApiControl",
+    "Decision",
+    "FileControl",
+    "Order",
+    "OrderGuard",
+    "StrategyControl",
+    "WatchControl",
+    "serve",
+]

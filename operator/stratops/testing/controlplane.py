@@ -24,9 +24,9 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import httpx
 import yaml
@@ -229,7 +229,7 @@ class ControlPlane:
     _stopped: bool = False
 
     # -- lifecycle -----------------------------------------------------------------------
-    def __enter__(self) -> "ControlPlane":
+    def __enter__(self) -> ControlPlane:
         self.start()
         return self
 
@@ -241,7 +241,7 @@ class ControlPlane:
     #: it before the component binds it.
     port_retries: int = 2
 
-    def start(self) -> "ControlPlane":
+    def start(self) -> ControlPlane:
         began = time.monotonic()
         binaries = find_binaries()
         sweep_stale_workdirs()
@@ -539,7 +539,7 @@ class ControlPlane:
             try:
                 if ready():
                     return
-            except Exception as e:  # noqa: BLE001 - not ready yet; the deadline decides
+            except Exception as e:
                 last_error = repr(e)
             time.sleep(0.2)
         raise ControlPlaneError(

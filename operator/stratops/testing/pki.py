@@ -49,7 +49,7 @@ class CertificateAuthority:
     def __init__(self, directory: Path, common_name: str = "stratops-local-ca") -> None:
         self.directory = directory
         self._key = ec.generate_private_key(ec.SECP256R1())
-        now = dt.datetime.now(dt.timezone.utc)
+        now = dt.datetime.now(dt.UTC)
         self._cert = (
             x509.CertificateBuilder()
             .subject_name(_name(common_name))
@@ -85,7 +85,7 @@ class CertificateAuthority:
     ) -> KeyPair:
         """Sign a certificate; files are written as NAME.crt and NAME.key in the CA directory."""
         key = ec.generate_private_key(ec.SECP256R1())
-        now = dt.datetime.now(dt.timezone.utc)
+        now = dt.datetime.now(dt.UTC)
         usage = ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH
         builder = (
             x509.CertificateBuilder()

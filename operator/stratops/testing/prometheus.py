@@ -110,7 +110,7 @@ class PrometheusServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 60) -> "PrometheusServer":
+    def start(self, timeout: float = 60) -> PrometheusServer:
         binary = monitoring_binary("prometheus")
         if self.workdir is None:
             self.workdir = Path(tempfile.mkdtemp(prefix="stratops-prom-"))
@@ -167,7 +167,7 @@ class AlertReceiver:
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 if outer.failing:
                     outer.refused += 1
@@ -204,7 +204,7 @@ class AlertmanagerServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 60) -> "AlertmanagerServer":
+    def start(self, timeout: float = 60) -> AlertmanagerServer:
         binary = monitoring_binary("alertmanager")
         self.workdir = Path(tempfile.mkdtemp(prefix="stratops-am-"))
         cfg = self.workdir / "alertmanager.yml"

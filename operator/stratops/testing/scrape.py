@@ -43,7 +43,7 @@ class DeskPrometheus:
     def url(self) -> str:
         return self.server.url
 
-    def start(self) -> "DeskPrometheus":
+    def start(self) -> DeskPrometheus:
         self.server.start()
         return self
 

@@ -28,7 +28,7 @@ def wait_for(
         try:
             last = probe()
             return last
-        except Exception as e:  # noqa: BLE001 - reported if the deadline passes
+        except Exception as e:
             last = e
             return None
 
