@@ -126,16 +126,26 @@ def breach_monitor(strategy: str, url: str) -> dict:
     d["spec"]["strategy"] = strategy
     d["spec"]["frequency"] = "1s"
     d["spec"]["source"]["prometheus"] = {
-        "url": url, "query": f'max by (symbol) (time() - stratops_strategy_breach_bar_timestamp_seconds{{strategy="{strategy}"}})'}
+        "url": url,
+        "query": f'max by (symbol) (time() - stratops_strategy_breach_bar_timestamp_seconds{{strategy="{strategy}"}})',
+    }
     d["spec"]["alert"] = {"channel": "dashboard"}
     return d
 
 
 def _floor_deployment(name: str) -> dict:
     labels = {"bench-floor": name}
-    return {"metadata": {"name": name}, "spec": {
-        "replicas": 1, "selector": {"matchLabels": labels}, "template": {"metadata": {"labels": labels},
-        "spec": {"containers": [{"name": "c", "image": "registry.example/b:1"}]}}}}
+    return {
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {"containers": [{"name": "c", "image": "registry.example/b:1"}]},
+            },
+        },
+    }
 
 
 class Fleet:
@@ -159,35 +169,51 @@ class Fleet:
         return self.custom.get_namespaced_custom_object(GROUP, VERSION, self.ns, "strategies", name).get("status") or {}
 
     def running(self, names: set[str] | None = None) -> int:
-        return sum(1 for s in self.items("strategies") if (names is None or s["metadata"]["name"] in names)
-                   and (s.get("status") or {}).get("phase") == "Running")
+        return sum(
+            1
+            for s in self.items("strategies")
+            if (names is None or s["metadata"]["name"] in names) and (s.get("status") or {}).get("phase") == "Running"
+        )
 
     def agent(self, name: str) -> StrategyControl:
-        pod = wait_for(lambda: self.core.list_namespaced_pod(self.ns, label_selector=f"stratops.io/strategy={name}").items,
-                       timeout=60, what=f"pod of {name}")[0].metadata.name
+        pod = wait_for(
+            lambda: self.core.list_namespaced_pod(self.ns, label_selector=f"stratops.io/strategy={name}").items,
+            timeout=60,
+            what=f"pod of {name}",
+        )[0].metadata.name
         a = StrategyControl(pod, ApiControl(self.ns, name, self.api), ApiAcknowledger(self.ns, name, self.api))
         a.poll()
         a.run_in_background(0.02)
         return a
 
     def completed(self, name: str) -> dict:
-        return wait_for(lambda: ((s := self.status(name)).get("killSwitch") or {}).get("completedAt") and s,
-                        timeout=180, interval=0.01, what=f"{name} halted")
+        return wait_for(
+            lambda: ((s := self.status(name)).get("killSwitch") or {}).get("completedAt") and s,
+            timeout=180,
+            interval=0.01,
+            what=f"{name} halted",
+        )
 
     def floor_halt(self, fname: str, detect=None) -> float:  # type: ignore[no-untyped-def]
         """The halt done by a bare client on a plain Deployment; DETECT first (a breach poll)."""
         self.apps.create_namespaced_deployment(self.ns, _floor_deployment(fname))
         self.core.create_namespaced_config_map(self.ns, {"metadata": {"name": fname}, "data": {"control.json": "{}"}})
-        wait_for(lambda: (self.apps.read_namespaced_deployment(fname, self.ns).status.ready_replicas or 0) == 1,
-                 timeout=120, interval=0.05)
+        wait_for(
+            lambda: (self.apps.read_namespaced_deployment(fname, self.ns).status.ready_replicas or 0) == 1,
+            timeout=120,
+            interval=0.05,
+        )
         t0 = time.perf_counter()
         if detect is not None:
             detect()
         self.core.patch_namespaced_config_map(fname, self.ns, {"data": {"control.json": '{"tradingState":"HALTED"}'}})
         self.core.patch_namespaced_config_map(fname, self.ns, {"data": {"ack": "1"}})
         self.apps.patch_namespaced_deployment_scale(fname, self.ns, {"spec": {"replicas": 0}})
-        wait_for(lambda: not self.core.list_namespaced_pod(self.ns, label_selector=f"bench-floor={fname}").items,
-                 timeout=60, interval=0.01)
+        wait_for(
+            lambda: not self.core.list_namespaced_pod(self.ns, label_selector=f"bench-floor={fname}").items,
+            timeout=60,
+            interval=0.01,
+        )
         took = time.perf_counter() - t0
         self.apps.delete_namespaced_deployment(fname, self.ns)
         return took
@@ -250,9 +276,21 @@ def _frequency_s(text: str) -> float:
 SCHEDULED = sum(60 / _frequency_s(m["spec"]["frequency"]) for m in MONITORS)  # evaluations/strategy/min
 
 
-def run_size(cp: ControlPlane, admin: client.ApiClient, api: client.ApiClient, op_kubeconfig: Path, url: str,
-             n: int, samples: int, window: float, rows: list[tuple[str, str, str]], env: dict[str, str],
-             floor_cpu: dict[str, float], source_pid: int, label: str = "") -> None:
+def run_size(
+    cp: ControlPlane,
+    admin: client.ApiClient,
+    api: client.ApiClient,
+    op_kubeconfig: Path,
+    url: str,
+    n: int,
+    samples: int,
+    window: float,
+    rows: list[tuple[str, str, str]],
+    env: dict[str, str],
+    floor_cpu: dict[str, float],
+    source_pid: int,
+    label: str = "",
+) -> None:
     ns = f"bench-n{n}{label}"
     core = client.CoreV1Api(admin)
     core.create_namespace({"metadata": {"name": ns}})
@@ -261,8 +299,9 @@ def run_size(cp: ControlPlane, admin: client.ApiClient, api: client.ApiClient, o
     f.core.create_namespaced_config_map(ns, {"metadata": {"name": "bench-baseline"}, "data": promapi.baselines()})
     assert cp.workdir is not None
     log = cp.workdir / f"operator-{ns}.log"
-    op = operator_process(op_kubeconfig, [ns], log, metrics_port=(mport := free_port()),
-                          env={"STRATOPS_LIFECYCLE_WORKERS": "16", **env})
+    op = operator_process(
+        op_kubeconfig, [ns], log, metrics_port=(mport := free_port()), env={"STRATOPS_LIFECYCLE_WORKERS": "16", **env}
+    )
     tag = f"{n} strateg{'y' if n == 1 else 'ies'}{label}"
     try:
         wait_serving_metrics(op, mport, log)
@@ -284,13 +323,28 @@ def run_size(cp: ControlPlane, admin: client.ApiClient, api: client.ApiClient, o
         t = time.perf_counter()
         for i in range(n):
             f.apps.create_namespaced_deployment(ns, _floor_deployment(f"fd{i:04d}"))
-        wait_for(lambda: sum(1 for d in f.apps.list_namespaced_deployment(ns, label_selector=None).items
-                             if d.metadata.name.startswith("fd") and (d.status.ready_replicas or 0) == 1) == n,
-                 timeout=60 + 2 * n, interval=1.0 if n > 100 else 0.2, what="floor Deployments Ready")
+        wait_for(
+            lambda: (
+                sum(
+                    1
+                    for d in f.apps.list_namespaced_deployment(ns, label_selector=None).items
+                    if d.metadata.name.startswith("fd") and (d.status.ready_replicas or 0) == 1
+                )
+                == n
+            ),
+            timeout=60 + 2 * n,
+            interval=1.0 if n > 100 else 0.2,
+            what="floor Deployments Ready",
+        )
         floor_ready = time.perf_counter() - t
         f.apps.delete_collection_namespaced_deployment(ns, label_selector="bench-floor")
-        rows.append((f"{tag}: create -> all Running (s)", f"{ready_s:.1f}",
-                     f"{n / ready_s:.1f} strategies/s; {ready_s / floor_ready:.1f}x floor ({n} bare Deployments -> Ready, {floor_ready:.1f}s)"))
+        rows.append(
+            (
+                f"{tag}: create -> all Running (s)",
+                f"{ready_s:.1f}",
+                f"{n / ready_s:.1f} strategies/s; {ready_s / floor_ready:.1f}x floor ({n} bare Deployments -> Ready, {floor_ready:.1f}s)",
+            )
+        )
 
         # -- monitors
         progress(f"{tag}: creating {12 * n} monitors")
@@ -303,14 +357,26 @@ def run_size(cp: ControlPlane, admin: client.ApiClient, api: client.ApiClient, o
         def evaluated() -> int:
             return sum(1 for m in f.items("monitors") if (m.get("status") or {}).get("lastEvaluation"))
 
-        wait_for(lambda: evaluated() >= total, timeout=120 + 1.0 * total, interval=max(1.0, n / 100),
-                 what=f"{total} monitors evaluated once")
+        wait_for(
+            lambda: evaluated() >= total,
+            timeout=120 + 1.0 * total,
+            interval=max(1.0, n / 100),
+            what=f"{total} monitors evaluated once",
+        )
         first_s = time.perf_counter() - t
         progress(f"{tag}: every monitor evaluated once after {first_s:.1f}s")
-        findings = [m["metadata"]["name"] for m in f.items("monitors")
-                    if (m.get("status") or {}).get("breaching") or (m.get("status") or {}).get("stale")]
-        rows.append((f"{tag}: {total} monitors created -> each evaluated once (s)", f"{first_s:.1f}",
-                     f"{total / first_s:.0f} monitors/s; findings {len(findings)}"))
+        findings = [
+            m["metadata"]["name"]
+            for m in f.items("monitors")
+            if (m.get("status") or {}).get("breaching") or (m.get("status") or {}).get("stale")
+        ]
+        rows.append(
+            (
+                f"{tag}: {total} monitors created -> each evaluated once (s)",
+                f"{first_s:.1f}",
+                f"{total / first_s:.0f} monitors/s; findings {len(findings)}",
+            )
+        )
 
         # -- steady state: CPU, RSS, API requests
         progress(f"{tag}: steady state, {window:.0f}s window")
@@ -334,19 +400,43 @@ def run_size(cp: ControlPlane, admin: client.ApiClient, api: client.ApiClient, o
         evs = evaluations(c0, c1)
         floor_cpu_s = sum(floor_cpu.get(k, 0.0) * v for k, v in evs.items())
         cpu_pct = 100 * (cpu1 - cpu0) / (w1 - w0)
-        top = ", ".join(f"{verb} {res} {v / minutes / n:.2f}" for (verb, res), v in mine.most_common(4) if verb != "watch")
+        top = ", ".join(
+            f"{verb} {res} {v / minutes / n:.2f}" for (verb, res), v in mine.most_common(4) if verb != "watch"
+        )
         refresh = float(env.get("STRATOPS_MONITOR_STATUS_SECONDS", "300"))
-        note = f"; NOTE window {window:.0f}s < the {refresh:.0f}s status refresh: refreshes not counted" if window < refresh else ""
-        rows.append((f"{tag}: operator API requests / strategy / min", f"{reqs / minutes / n:.2f}",
-                     f"{(reqs / ctl if ctl else float('inf')):.1f}x floor (controllers {ctl / minutes / n:.2f}); "
-                     f"watches opened {watches}; top: {top or 'none'}{note}"))
-        rows.append((f"{tag}: operator CPU at steady state (% of one core)", f"{cpu_pct:.1f}",
-                     f"{(cpu1 - cpu0) / floor_cpu_s if floor_cpu_s else float('inf'):.1f}x floor "
-                     f"({sum(evs.values()) / minutes / n:.1f} of {SCHEDULED:.1f} scheduled evaluations/strategy/min in a bare loop: "
-                     f"{100 * floor_cpu_s / (w1 - w0):.1f}%); source {100 * (src1 - src0) / (w1 - w0):.0f}%, load avg {load:.1f} on {os.cpu_count()} cores"))
-        rows.append((f"{tag}: operator RSS at steady state (MiB)", f"{rss:.0f}", f"{rss / idle_rss:.1f}x floor (idle operator {idle_rss:.0f} MiB)"))
-        progress(f"{tag}: {reqs / minutes / n:.2f} req/strategy/min, CPU {cpu_pct:.1f}%, RSS {rss:.0f} MiB; by verb: "
-                 + ", ".join(f"{verb} {res}={v}" for (verb, res), v in mine.most_common()))
+        note = (
+            f"; NOTE window {window:.0f}s < the {refresh:.0f}s status refresh: refreshes not counted"
+            if window < refresh
+            else ""
+        )
+        rows.append(
+            (
+                f"{tag}: operator API requests / strategy / min",
+                f"{reqs / minutes / n:.2f}",
+                f"{(reqs / ctl if ctl else float('inf')):.1f}x floor (controllers {ctl / minutes / n:.2f}); "
+                f"watches opened {watches}; top: {top or 'none'}{note}",
+            )
+        )
+        rows.append(
+            (
+                f"{tag}: operator CPU at steady state (% of one core)",
+                f"{cpu_pct:.1f}",
+                f"{(cpu1 - cpu0) / floor_cpu_s if floor_cpu_s else float('inf'):.1f}x floor "
+                f"({sum(evs.values()) / minutes / n:.1f} of {SCHEDULED:.1f} scheduled evaluations/strategy/min in a bare loop: "
+                f"{100 * floor_cpu_s / (w1 - w0):.1f}%); source {100 * (src1 - src0) / (w1 - w0):.0f}%, load avg {load:.1f} on {os.cpu_count()} cores",
+            )
+        )
+        rows.append(
+            (
+                f"{tag}: operator RSS at steady state (MiB)",
+                f"{rss:.0f}",
+                f"{rss / idle_rss:.1f}x floor (idle operator {idle_rss:.0f} MiB)",
+            )
+        )
+        progress(
+            f"{tag}: {reqs / minutes / n:.2f} req/strategy/min, CPU {cpu_pct:.1f}%, RSS {rss:.0f} MiB; by verb: "
+            + ", ".join(f"{verb} {res}={v}" for (verb, res), v in mine.most_common())
+        )
 
         # -- latency: command-to-halt, decision-to-halt; breach-to-halt
         command, decision, floor = [], [], []
@@ -357,8 +447,20 @@ def run_size(cp: ControlPlane, admin: client.ApiClient, api: client.ApiClient, o
                 wait_for(lambda: f.status(name).get("phase") == "Running", timeout=120, what=f"{name} Running")
             agent = f.agent(name)
             t0 = time.perf_counter()
-            f.custom.patch_namespaced_custom_object(GROUP, VERSION, ns, "strategies", name, {"metadata": {"annotations": {
-                "stratops.io/kill": json.dumps({"reason": "bench", "by": BENCH_USER, "id": f"b{i}"})}}})
+            f.custom.patch_namespaced_custom_object(
+                GROUP,
+                VERSION,
+                ns,
+                "strategies",
+                name,
+                {
+                    "metadata": {
+                        "annotations": {
+                            "stratops.io/kill": json.dumps({"reason": "bench", "by": BENCH_USER, "id": f"b{i}"})
+                        }
+                    }
+                },
+            )
             st = f.completed(name)
             command.append(time.perf_counter() - t0)
             decision.append(_ts(st["killSwitch"]["completedAt"]) - _ts(st["killSwitch"]["at"]))
@@ -368,10 +470,20 @@ def run_size(cp: ControlPlane, admin: client.ApiClient, api: client.ApiClient, o
             floor.append(f.floor_halt(f"floor-k{i}"))
         progress(f"{tag}: command-to-halt p50 {statistics.median(command):.2f}s")
         fl = statistics.median(floor)
-        rows.append((f"{tag}: command-to-halt p50 / p99 (s)", f"{statistics.median(command):.2f} / {_pct(command, 0.99):.2f}",
-                     f"{statistics.median(command) / fl:.1f}x floor ({fl:.2f}s), n={samples}"))
-        rows.append((f"{tag}: decision-to-halt p50 / p99 (s)", f"{statistics.median(decision):.2f} / {_pct(decision, 0.99):.2f}",
-                     f"{statistics.median(decision) / fl:.1f}x floor"))
+        rows.append(
+            (
+                f"{tag}: command-to-halt p50 / p99 (s)",
+                f"{statistics.median(command):.2f} / {_pct(command, 0.99):.2f}",
+                f"{statistics.median(command) / fl:.1f}x floor ({fl:.2f}s), n={samples}",
+            )
+        )
+        rows.append(
+            (
+                f"{tag}: decision-to-halt p50 / p99 (s)",
+                f"{statistics.median(decision):.2f} / {_pct(decision, 0.99):.2f}",
+                f"{statistics.median(decision) / fl:.1f}x floor",
+            )
+        )
 
         breach, bfloor = [], []
         for i in range(samples):
@@ -383,8 +495,13 @@ def run_size(cp: ControlPlane, admin: client.ApiClient, api: client.ApiClient, o
             httpx.post(f"{url}/bench/age", params={"strategy": name, "age": "5"}, trust_env=False)
             f.create("monitors", breach_monitor(name, url))
             mon = f"{name}-breach"
-            wait_for(lambda: (f.custom.get_namespaced_custom_object(GROUP, VERSION, ns, "monitors", mon).get("status") or {})
-                     .get("lastEvaluation"), timeout=120, what=f"{mon} evaluated")
+            wait_for(
+                lambda: (
+                    f.custom.get_namespaced_custom_object(GROUP, VERSION, ns, "monitors", mon).get("status") or {}
+                ).get("lastEvaluation"),
+                timeout=120,
+                what=f"{mon} evaluated",
+            )
             agent = f.agent(name)
             t0 = time.perf_counter()
             httpx.post(f"{url}/bench/age", params={"strategy": name, "age": "600"}, trust_env=False)
@@ -413,16 +530,26 @@ def run_size(cp: ControlPlane, admin: client.ApiClient, api: client.ApiClient, o
             bfloor.append(f.floor_halt(fname, detect))
         progress(f"{tag}: breach-to-halt p50 {statistics.median(breach):.2f}s")
         bf = statistics.median(bfloor)
-        rows.append((f"{tag}: breach-to-halt p50 / p99 (s)", f"{statistics.median(breach):.2f} / {_pct(breach, 0.99):.2f}",
-                     f"{statistics.median(breach) / bf:.1f}x floor ({bf:.2f}s: poll 1 s + halt), n={samples}"))
+        rows.append(
+            (
+                f"{tag}: breach-to-halt p50 / p99 (s)",
+                f"{statistics.median(breach):.2f} / {_pct(breach, 0.99):.2f}",
+                f"{statistics.median(breach) / bf:.1f}x floor ({bf:.2f}s: poll 1 s + halt), n={samples}",
+            )
+        )
     finally:
         stop_process(op, 30)
         if op.returncode not in (0, -15, None):
             progress(f"operator exited {op.returncode}; log tail:\n{log.read_text()[-3000:]}")
 
 
-def main(rows: list[tuple[str, str, str]], sizes: tuple[int, ...] = (1, 100, 1000), samples: int = 15,
-         window: float = 120.0, env: dict[str, str] | None = None) -> None:
+def main(
+    rows: list[tuple[str, str, str]],
+    sizes: tuple[int, ...] = (1, 100, 1000),
+    samples: int = 15,
+    window: float = 120.0,
+    env: dict[str, str] | None = None,
+) -> None:
     with ControlPlane(log=lambda m: None, audit=True) as cp:
         admin = cp.api_client()
         install_crds(admin, ROOT / "crds")
@@ -431,11 +558,19 @@ def main(rows: list[tuple[str, str, str]], sizes: tuple[int, ...] = (1, 100, 100
         assert cp.workdir is not None
         port = free_port()
         with (cp.workdir / "promapi.log").open("ab") as out:
-            src = subprocess.Popen([sys.executable, str(Path(__file__).resolve().parent / "promapi.py"), str(port)],
-                                   stdout=out, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
+            src = subprocess.Popen(
+                [sys.executable, str(Path(__file__).resolve().parent / "promapi.py"), str(port)],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                preexec_fn=_die_with_parent,
+            )
         url = f"http://127.0.0.1:{port}"
         try:
-            wait_for(lambda: httpx.get(f"{url}/-/ready", trust_env=False).status_code == 200, timeout=30, what="stand-in source")
+            wait_for(
+                lambda: httpx.get(f"{url}/-/ready", trust_env=False).status_code == 200,
+                timeout=30,
+                what="stand-in source",
+            )
             floor_cpu = floor_cpu_per_evaluation(url, repeat=20)
             progress("floor CPU per evaluation (ms): " + ", ".join(f"{k} {v * 1e3:.2f}" for k, v in floor_cpu.items()))
             for n in sizes:
@@ -451,8 +586,14 @@ if __name__ == "__main__":
     p.add_argument("--sizes", default="1,100,1000")
     p.add_argument("--samples", type=int, default=15)
     p.add_argument("--window", type=float, default=120.0)
-    p.add_argument("--monitor-status-seconds", default=None, help="STRATOPS_MONITOR_STATUS_SECONDS for the operator (0: the old write-every-evaluation)")
-    p.add_argument("--operator-pythonpath", default=None, help="run the operator from another checkout (before/after comparisons)")
+    p.add_argument(
+        "--monitor-status-seconds",
+        default=None,
+        help="STRATOPS_MONITOR_STATUS_SECONDS for the operator (0: the old write-every-evaluation)",
+    )
+    p.add_argument(
+        "--operator-pythonpath", default=None, help="run the operator from another checkout (before/after comparisons)"
+    )
     a = p.parse_args()
     env = {}
     if a.monitor_status_seconds is not None:

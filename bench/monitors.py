@@ -30,7 +30,9 @@ class SyntheticSource:
 
     def query(self, expr, at=None):  # type: ignore[no-untyped-def]
         if "symbol" in expr or "feature_importance" in expr:
-            return [Series({"symbol": f"S{i}", "feature": f"f{i}"}, [(NOW, float(self.rng.random()))]) for i in range(10)]
+            return [
+                Series({"symbol": f"S{i}", "feature": f"f{i}"}, [(NOW, float(self.rng.random()))]) for i in range(10)
+            ]
         return [Series({}, [(NOW, float(self.rng.random()))])]
 
     def query_range(self, expr, start, end, step_s):  # type: ignore[no-untyped-def]
@@ -43,13 +45,18 @@ class SyntheticSource:
 def main(rows: list[tuple[str, str, str]], strategies: int = 1000) -> None:
     import json
 
-    monitors = [MonitorSpec.model_validate(yaml.safe_load(p.read_text())["spec"]) for p in sorted((ROOT / "examples" / "monitors").glob("*.yaml"))]
+    monitors = [
+        MonitorSpec.model_validate(yaml.safe_load(p.read_text())["spec"])
+        for p in sorted((ROOT / "examples" / "monitors").glob("*.yaml"))
+    ]
     strategy = StrategySpec.model_validate(yaml.safe_load((ROOT / "examples" / "strategy.yaml").read_text())["spec"])
     rng = np.random.default_rng(0)
     src = SyntheticSource(rng)
-    baselines = {"features.json": json.dumps({f"f{i}": list(rng.normal(size=2000)) for i in range(10)}),
-                 "signal.json": json.dumps(list(rng.normal(size=2000))),
-                 "top-features.json": json.dumps([f"S{i}" for i in range(5)])}
+    baselines = {
+        "features.json": json.dumps({f"f{i}": list(rng.normal(size=2000)) for i in range(10)}),
+        "signal.json": json.dumps(list(rng.normal(size=2000))),
+        "top-features.json": json.dumps([f"S{i}" for i in range(5)]),
+    }
     load = lambda name, key: baselines[key]  # noqa: E731
     cpu0 = time.process_time()
     t0 = time.perf_counter()
@@ -60,8 +67,13 @@ def main(rows: list[tuple[str, str, str]], strategies: int = 1000) -> None:
     cpu, wall = time.process_time() - cpu0, time.perf_counter() - t0
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     n = strategies * len(monitors)
-    rows.append((f"sweep: {len(monitors)} monitors x {strategies} strategies (CPU s)", f"{cpu:.1f}",
-                 f"{cpu / n * 1e3:.2f} ms/evaluation, wall {wall:.1f}s, peak RSS {rss:.0f} MiB, stale {stale}"))
+    rows.append(
+        (
+            f"sweep: {len(monitors)} monitors x {strategies} strategies (CPU s)",
+            f"{cpu:.1f}",
+            f"{cpu / n * 1e3:.2f} ms/evaluation, wall {wall:.1f}s, peak RSS {rss:.0f} MiB, stale {stale}",
+        )
+    )
     big_a, big_b = rng.normal(size=1_000_000), rng.normal(0.05, 1, size=1_000_000)
     t = time.perf_counter()
     np.sort(big_b)
@@ -70,7 +82,13 @@ def main(rows: list[tuple[str, str, str]], strategies: int = 1000) -> None:
         t = time.perf_counter()
         r = fn()
         took = time.perf_counter() - t
-        rows.append((f"{label} on 10^6 vs 10^6 samples (s)", f"{took:.3f}", f"{took / floor:.1f}x one np.sort ({floor:.3f}s); value {r.value:.4f}"))
+        rows.append(
+            (
+                f"{label} on 10^6 vs 10^6 samples (s)",
+                f"{took:.3f}",
+                f"{took / floor:.1f}x one np.sort ({floor:.3f}s); value {r.value:.4f}",
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -36,8 +36,11 @@ def quantiles(n: int) -> list[float]:
 def baselines() -> dict[str, str]:
     """The baseline ConfigMap the example monitors name (features.json, signal.json, top-features.json)."""
     q = quantiles(2000)
-    return {"features.json": json.dumps(dict.fromkeys(FEATURES, q)), "signal.json": json.dumps(q),
-            "top-features.json": json.dumps(FEATURES[:5])}
+    return {
+        "features.json": json.dumps(dict.fromkeys(FEATURES, q)),
+        "signal.json": json.dumps(q),
+        "top-features.json": json.dumps(FEATURES[:5]),
+    }
 
 
 class State:
@@ -53,9 +56,22 @@ class State:
 
 def key_of(expr: str) -> str:
     """Which example series the query asks for (the bench counts evaluations by it)."""
-    for k in ("breach_bar", "last_bar_timestamp", "feature_value", "bars_total", "healthcheck_up", "order_latency",
-              "queue_depth", "signal_latency", "feature_importance", "daily_pnl_by_symbol", "daily_pnl",
-              "realised_cost", "expected_cost", "strategy_signal"):
+    for k in (
+        "breach_bar",
+        "last_bar_timestamp",
+        "feature_value",
+        "bars_total",
+        "healthcheck_up",
+        "order_latency",
+        "queue_depth",
+        "signal_latency",
+        "feature_importance",
+        "daily_pnl_by_symbol",
+        "daily_pnl",
+        "realised_cost",
+        "expected_cost",
+        "strategy_signal",
+    ):
         if k in expr:
             return k
     return "other"
@@ -139,7 +155,10 @@ def serve(port: int) -> None:
             if u.path == "/api/v1/query":
                 data = {"resultType": "vector", "result": instant(expr, float(q.get("time", time.time())), state)}
             elif u.path == "/api/v1/query_range":
-                data = {"resultType": "matrix", "result": matrix(expr, float(q["start"]), float(q["end"]), float(q["step"]))}
+                data = {
+                    "resultType": "matrix",
+                    "result": matrix(expr, float(q["start"]), float(q["end"]), float(q["step"])),
+                }
             else:
                 return self._send(404, {"status": "error", "error": "not found"})
             self._send(200, {"status": "success", "data": data})

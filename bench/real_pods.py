@@ -92,16 +92,23 @@ def ts(s: str) -> float:
 
 
 def control_doc(strategy: str, generation: int) -> str:
-    return ControlDocument(strategy=strategy, generation=generation, trading_state=TradingState.ACTIVE, mode=Mode.paper,
-                           limits=EffectiveLimits(max_position=100, max_order_rate=10, max_daily_loss=1000),
-                           broker=BrokerInUse(name="paper", endpoint="sim://paper"),
-                           reason=f"bench write {generation}").to_json()
+    return ControlDocument(
+        strategy=strategy,
+        generation=generation,
+        trading_state=TradingState.ACTIVE,
+        mode=Mode.paper,
+        limits=EffectiveLimits(max_position=100, max_order_rate=10, max_daily_loss=1000),
+        broker=BrokerInUse(name="paper", endpoint="sim://paper"),
+        reason=f"bench write {generation}",
+    ).to_json()
 
 
 def placement() -> dict[str, Any]:
     t = realnode.REAL_NODE_TAINT
-    return {"nodeSelector": dict(realnode.REAL_NODE_LABEL),
-            "tolerations": [{"key": t["key"], "operator": "Equal", "value": t["value"], "effect": t["effect"]}]}
+    return {
+        "nodeSelector": dict(realnode.REAL_NODE_LABEL),
+        "tolerations": [{"key": t["key"], "operator": "Equal", "value": t["value"], "effect": t["effect"]}],
+    }
 
 
 class Lines:
@@ -133,19 +140,43 @@ def propagation(api: client.ApiClient, ns: str, image: str, samples: int) -> dic
     name = "probe"
     for obj in identity(name, ns, "none"):
         obj["metadata"].pop("ownerReferences")  # no Strategy owns these: the GC must leave them
-        {"ServiceAccount": lambda o: core.create_namespaced_service_account(ns, o),
-         "Role": lambda o: rbac.create_namespaced_role(ns, o),
-         "RoleBinding": lambda o: rbac.create_namespaced_role_binding(ns, o)}[obj["kind"]](obj)
-    core.create_namespaced_config_map(ns, {"metadata": {"name": control_name(name)}, "data": {CONTROL_KEY: control_doc(name, 1)}})
+        {
+            "ServiceAccount": lambda o: core.create_namespaced_service_account(ns, o),
+            "Role": lambda o: rbac.create_namespaced_role(ns, o),
+            "RoleBinding": lambda o: rbac.create_namespaced_role_binding(ns, o),
+        }[obj["kind"]](obj)
+    core.create_namespaced_config_map(
+        ns, {"metadata": {"name": control_name(name)}, "data": {CONTROL_KEY: control_doc(name, 1)}}
+    )
     mount = "/etc/stratops/control"
-    core.create_namespaced_pod(ns, {"metadata": {"name": "probe"}, "spec": {
-        **placement(), "serviceAccountName": identity_name(name), "terminationGracePeriodSeconds": 1,
-        "containers": [{"name": "probe", "image": image, "command": ["python", "-c", PROBE],
-                        "env": [{"name": "NS", "value": ns}, {"name": "STRATEGY", "value": name},
-                                {"name": "STRATOPS_CONTROL_FILE", "value": f"{mount}/{CONTROL_KEY}"}],
-                        "volumeMounts": [{"name": "control", "mountPath": mount, "readOnly": True}]}],
-        "volumes": [{"name": "control", "configMap": {"name": control_name(name)}}]}})
-    wait_for(lambda: core.read_namespaced_pod("probe", ns).status.phase == "Running", timeout=120, what="probe pod Running")
+    core.create_namespaced_pod(
+        ns,
+        {
+            "metadata": {"name": "probe"},
+            "spec": {
+                **placement(),
+                "serviceAccountName": identity_name(name),
+                "terminationGracePeriodSeconds": 1,
+                "containers": [
+                    {
+                        "name": "probe",
+                        "image": image,
+                        "command": ["python", "-c", PROBE],
+                        "env": [
+                            {"name": "NS", "value": ns},
+                            {"name": "STRATEGY", "value": name},
+                            {"name": "STRATOPS_CONTROL_FILE", "value": f"{mount}/{CONTROL_KEY}"},
+                        ],
+                        "volumeMounts": [{"name": "control", "mountPath": mount, "readOnly": True}],
+                    }
+                ],
+                "volumes": [{"name": "control", "configMap": {"name": control_name(name)}}],
+            },
+        },
+    )
+    wait_for(
+        lambda: core.read_namespaced_pod("probe", ns).status.phase == "Running", timeout=120, what="probe pod Running"
+    )
     log = Lines(core, ns, "probe")
     wait_for(lambda: log.seen("watch", 1) and log.seen("file", 1), timeout=60, what="the probe following generation 1")
 
@@ -153,8 +184,12 @@ def propagation(api: client.ApiClient, ns: str, image: str, samples: int) -> dic
 
     def host_watch() -> None:
         try:
-            for ev in watch.Watch().stream(core.list_namespaced_config_map, ns, field_selector=f"metadata.name={control_name(name)}",
-                                           timeout_seconds=3600):
+            for ev in watch.Watch().stream(
+                core.list_namespaced_config_map,
+                ns,
+                field_selector=f"metadata.name={control_name(name)}",
+                timeout_seconds=3600,
+            ):
                 raw = (ev["object"].data or {}).get(CONTROL_KEY)
                 if raw:
                     host.setdefault(json.loads(raw)["generation"], time.time())
@@ -202,9 +237,15 @@ def kills(api: client.ApiClient, ns: str, samples: int) -> dict[str, list[float]
     def one(name: str, real: bool) -> None:
         custom.create_namespaced_custom_object(GROUP, VERSION, ns, "strategies", strategy(name, real))
         wait_for(lambda: status(name).get("phase") == "Running", timeout=180, what=f"{name} Running")
-        pods = wait_for(lambda: [p for p in core.list_namespaced_pod(ns, label_selector=f"stratops.io/strategy={name}").items
-                                 if any(c.type == "Ready" and c.status == "True" for c in p.status.conditions or [])],
-                        timeout=120, what=f"{name}'s pod Ready")
+        pods = wait_for(
+            lambda: [
+                p
+                for p in core.list_namespaced_pod(ns, label_selector=f"stratops.io/strategy={name}").items
+                if any(c.type == "Ready" and c.status == "True" for c in p.status.conditions or [])
+            ],
+            timeout=120,
+            what=f"{name}'s pod Ready",
+        )
         agent = None
         if not real:  # KWOK runs no process: the SDK on the host plays the pod, as in bench/fleet.py
             agent = StrategyControl(pods[0].metadata.name, ApiControl(ns, name, api), ApiAcknowledger(ns, name, api))
@@ -214,8 +255,12 @@ def kills(api: client.ApiClient, ns: str, samples: int) -> dict[str, list[float]
 
         def ack_watch() -> None:
             try:
-                for ev in watch.Watch().stream(core.list_namespaced_config_map, ns, field_selector=f"metadata.name={ack_name(name)}",
-                                               timeout_seconds=120):
+                for ev in watch.Watch().stream(
+                    core.list_namespaced_config_map,
+                    ns,
+                    field_selector=f"metadata.name={ack_name(name)}",
+                    timeout_seconds=120,
+                ):
                     for v in (ev["object"].data or {}).values():
                         if json.loads(v).get("tradingState") == "HALTED":
                             acks.setdefault("at", time.time())
@@ -224,10 +269,24 @@ def kills(api: client.ApiClient, ns: str, samples: int) -> dict[str, list[float]
 
         threading.Thread(target=ack_watch, daemon=True).start()
         t0 = time.perf_counter()
-        custom.patch_namespaced_custom_object(GROUP, VERSION, ns, "strategies", name, {"metadata": {"annotations": {
-            "stratops.io/kill": json.dumps({"by": BENCH_USER, "reason": "bench", "id": name})}}})
-        st = wait_for(lambda: ((s := status(name)).get("killSwitch") or {}).get("completedAt") and s,
-                      timeout=120, interval=0.01, what=f"{name} halted")
+        custom.patch_namespaced_custom_object(
+            GROUP,
+            VERSION,
+            ns,
+            "strategies",
+            name,
+            {
+                "metadata": {
+                    "annotations": {"stratops.io/kill": json.dumps({"by": BENCH_USER, "reason": "bench", "id": name})}
+                }
+            },
+        )
+        st = wait_for(
+            lambda: ((s := status(name)).get("killSwitch") or {}).get("completedAt") and s,
+            timeout=120,
+            interval=0.01,
+            what=f"{name} halted",
+        )
         out["real" if real else "kwok"].append(time.perf_counter() - t0)
         if real:
             at = wait_for(lambda: acks.get("at"), timeout=30, what=f"{name}'s ack seen")
@@ -239,7 +298,9 @@ def kills(api: client.ApiClient, ns: str, samples: int) -> dict[str, list[float]
     for i in range(samples):
         one(f"real-{i}", True)
         one(f"kwok-{i}", False)
-        progress(f"kill {i + 1}/{samples}: real {out['real'][-1]:.2f}s (ack {out['ack'][-1]:.2f}s), KWOK {out['kwok'][-1]:.2f}s")
+        progress(
+            f"kill {i + 1}/{samples}: real {out['real'][-1]:.2f}s (ack {out['ack'][-1]:.2f}s), KWOK {out['kwok'][-1]:.2f}s"
+        )
     return out
 
 
@@ -267,13 +328,23 @@ def run(rows: list[tuple[str, str, str]], samples: int) -> None:
         host = statistics.median(p["host"])
         for how, label in (("watch", "API watch (SDK)"), ("file", "mounted file, kubelet syncFrequency 10s")):
             xs = p[how]
-            rows.append((f"real pod: control propagation, {label}, p50 / p99 (s)", f"{statistics.median(xs):.3f} / {pct(xs, 0.99):.3f}",
-                         f"{statistics.median(xs) / host:.1f}x floor (host watch {host:.3f}s), n={len(xs)}"))
+            rows.append(
+                (
+                    f"real pod: control propagation, {label}, p50 / p99 (s)",
+                    f"{statistics.median(xs):.3f} / {pct(xs, 0.99):.3f}",
+                    f"{statistics.median(xs) / host:.1f}x floor (host watch {host:.3f}s), n={len(xs)}",
+                )
+            )
 
         log = Path(tempfile.mkdtemp(prefix="stratops-bench-real-")) / "operator.log"
         port = free_port()
-        op = operator_process(cp.kubeconfig, [ns], log, metrics_port=port, env={
-            "STRATOPS_ALLOWED_REGISTRIES": "registry.example,stratops.local", "STRATOPS_RESYNC_SECONDS": "10"})
+        op = operator_process(
+            cp.kubeconfig,
+            [ns],
+            log,
+            metrics_port=port,
+            env={"STRATOPS_ALLOWED_REGISTRIES": "registry.example,stratops.local", "STRATOPS_RESYNC_SECONDS": "10"},
+        )
         try:
             wait_serving_metrics(op, port, log)
             progress(f"command-to-halt, {samples} real and {samples} KWOK strategies")
@@ -281,10 +352,20 @@ def run(rows: list[tuple[str, str, str]], samples: int) -> None:
         finally:
             stop_process(op, 30)
         kw = statistics.median(k["kwok"])
-        rows.append(("real pod: command-to-halt, p50 / p99 (s)", f"{statistics.median(k['real']):.2f} / {pct(k['real'], 0.99):.2f}",
-                     f"{statistics.median(k['real']) / kw:.1f}x floor (KWOK pod, SDK on the host: {kw:.2f}s / {pct(k['kwok'], 0.99):.2f}s), n={samples}"))
-        rows.append(("real pod: HALTED written -> its ack seen, p50 / p99 (s)", f"{statistics.median(k['ack']):.2f} / {pct(k['ack'], 0.99):.2f}",
-                     f"{statistics.median(k['ack']) / host:.1f}x floor (host watch {host:.3f}s)"))
+        rows.append(
+            (
+                "real pod: command-to-halt, p50 / p99 (s)",
+                f"{statistics.median(k['real']):.2f} / {pct(k['real'], 0.99):.2f}",
+                f"{statistics.median(k['real']) / kw:.1f}x floor (KWOK pod, SDK on the host: {kw:.2f}s / {pct(k['kwok'], 0.99):.2f}s), n={samples}",
+            )
+        )
+        rows.append(
+            (
+                "real pod: HALTED written -> its ack seen, p50 / p99 (s)",
+                f"{statistics.median(k['ack']):.2f} / {pct(k['ack'], 0.99):.2f}",
+                f"{statistics.median(k['ack']) / host:.1f}x floor (host watch {host:.3f}s)",
+            )
+        )
 
 
 def unavailable() -> str | None:
@@ -308,7 +389,9 @@ def main() -> int:
 def print_table(rows: list[tuple[str, str, str]]) -> None:
     """ROWS (figure, value, ratio to its floor) as the benchmarks print them, with the machine's load."""
     width, vwidth = max(len(r[0]) for r in rows), max(len(r[1]) for r in rows)
-    print(f"{'figure'.ljust(width)}  {'value'.rjust(vwidth)}  ratio  (load avg {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
+    print(
+        f"{'figure'.ljust(width)}  {'value'.rjust(vwidth)}  ratio  (load avg {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)"
+    )
     for name, value, ratio in rows:
         print(f"{name.ljust(width)}  {value.rjust(vwidth)}  {ratio}")
 

@@ -41,8 +41,9 @@ def main() -> int:
 
     fleet.progress("monitor sweep (synthetic source)")
     monitors.main(rows, strategies=100 if quick else 1000)
-    fleet.main(rows, sizes=(1, 20) if quick else (1, 100, 1000), samples=5 if quick else 15,
-               window=30.0 if quick else 330.0)
+    fleet.main(
+        rows, sizes=(1, 20) if quick else (1, 100, 1000), samples=5 if quick else 15, window=30.0 if quick else 330.0
+    )
 
     import real_pods
 

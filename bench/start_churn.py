@@ -56,7 +56,9 @@ def main() -> int:
             return name
 
         def strategy(ns: str, name: str) -> None:
-            custom.create_namespaced_custom_object(GROUP, VERSION, ns, "strategies", {**doc, "metadata": {"name": name}})
+            custom.create_namespaced_custom_object(
+                GROUP, VERSION, ns, "strategies", {**doc, "metadata": {"name": name}}
+            )
 
         cert, key, ca = cp.serving_certificate("stratops-webhook")
         for i in range(args.starts):
@@ -76,9 +78,15 @@ def main() -> int:
                 core.delete_namespace(ns)
             churner = threading.Thread(target=churn, daemon=True)
             churner.start()
-            env = {"STRATOPS_RESYNC_SECONDS": "10", "STRATOPS_WEBHOOK_PORT": str(free_port()),
-                   "STRATOPS_WEBHOOK_ADDR": "127.0.0.1", "STRATOPS_WEBHOOK_HOST": "127.0.0.1",
-                   "STRATOPS_WEBHOOK_CERT": str(cert), "STRATOPS_WEBHOOK_KEY": str(key), "STRATOPS_WEBHOOK_CA": str(ca)}
+            env = {
+                "STRATOPS_RESYNC_SECONDS": "10",
+                "STRATOPS_WEBHOOK_PORT": str(free_port()),
+                "STRATOPS_WEBHOOK_ADDR": "127.0.0.1",
+                "STRATOPS_WEBHOOK_HOST": "127.0.0.1",
+                "STRATOPS_WEBHOOK_CERT": str(cert),
+                "STRATOPS_WEBHOOK_KEY": str(key),
+                "STRATOPS_WEBHOOK_CA": str(ca),
+            }
             log = logs / f"operator-{i}.log"
             proc = operator_process(cp.kubeconfig, ["t-*"], log, free_port(), env=env)
             time.sleep(random.random() * 3)  # the probe arrives at a random moment of the start
@@ -86,7 +94,10 @@ def main() -> int:
             strategy(probe, "probe")
             began, took = time.monotonic(), None
             while time.monotonic() - began < args.limit:
-                status = custom.get_namespaced_custom_object(GROUP, VERSION, probe, "strategies", "probe").get("status") or {}
+                status = (
+                    custom.get_namespaced_custom_object(GROUP, VERSION, probe, "strategies", "probe").get("status")
+                    or {}
+                )
                 if status.get("phase"):
                     took = time.monotonic() - began
                     break
@@ -102,14 +113,19 @@ def main() -> int:
                     print(f"start {i + 1}: no task dump in the log", file=sys.stderr)
             else:
                 acted.append(took)
-            print(f"start {i + 1}/{args.starts}: {'HELD' if took is None else f'acted after {took:.1f} s'} ({log})",
-                  file=sys.stderr, flush=True)
+            print(
+                f"start {i + 1}/{args.starts}: {'HELD' if took is None else f'acted after {took:.1f} s'} ({log})",
+                file=sys.stderr,
+                flush=True,
+            )
             core.delete_namespace(probe)
             stop_process(proc, 30)
     p50 = statistics.median(acted) if acted else float("nan")
     worst = max(acted) if acted else float("nan")
-    print(f"starts under namespace churn: {args.starts}; held (no action within {args.limit:.0f} s): {held}; "
-          f"probe acted after p50 {p50:.1f} s, worst {worst:.1f} s")
+    print(
+        f"starts under namespace churn: {args.starts}; held (no action within {args.limit:.0f} s): {held}; "
+        f"probe acted after p50 {p50:.1f} s, worst {worst:.1f} s"
+    )
     return 0
 
 

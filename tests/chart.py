@@ -30,8 +30,14 @@ class HelmError(Exception):
     pass
 
 
-def render(*sets: str, namespace: str = "desk", release: str = "ops", crds: bool = False,
-           values: dict[str, Any] | None = None, tmp: Path | None = None) -> list[dict[str, Any]]:
+def render(
+    *sets: str,
+    namespace: str = "desk",
+    release: str = "ops",
+    crds: bool = False,
+    values: dict[str, Any] | None = None,
+    tmp: Path | None = None,
+) -> list[dict[str, Any]]:
     """`helm template` the chart; the documents, or HelmError with helm's message."""
     args = [helm_binary(), "template", release, str(CHART), "--namespace", namespace]
     if crds:
@@ -58,19 +64,29 @@ def kinds(docs: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
 
 def sa_kubeconfig(cluster, kube, namespace: str, sa: str, path: Path) -> Path:
     """A kubeconfig that authenticates as the ServiceAccount (a bound token), like the pod would."""
-    token = client.CoreV1Api(kube).create_namespaced_service_account_token(
-        sa, namespace, {"spec": {"expirationSeconds": 3600}}).status.token
+    token = (
+        client.CoreV1Api(kube)
+        .create_namespaced_service_account_token(sa, namespace, {"spec": {"expirationSeconds": 3600}})
+        .status.token
+    )
     admin = yaml.safe_load(Path(cluster.kubeconfig).read_text())
     ctx = next(c for c in admin["contexts"] if c["name"] == admin["current-context"])["context"]
     cl = dict(next(c for c in admin["clusters"] if c["name"] == ctx["cluster"])["cluster"])
     if "certificate-authority" in cl:  # inline it: the kubeconfig must work in a container too
         ca = Path(cl.pop("certificate-authority")).read_bytes()
         cl["certificate-authority-data"] = base64.b64encode(ca).decode()
-    path.write_text(yaml.safe_dump({
-        "apiVersion": "v1", "kind": "Config", "current-context": "sa",
-        "clusters": [{"name": "c", "cluster": cl}], "users": [{"name": "sa", "user": {"token": token}}],
-        "contexts": [{"name": "sa", "context": {"cluster": "c", "user": "sa", "namespace": namespace}}],
-    }))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "current-context": "sa",
+                "clusters": [{"name": "c", "cluster": cl}],
+                "users": [{"name": "sa", "user": {"token": token}}],
+                "contexts": [{"name": "sa", "context": {"cluster": "c", "user": "sa", "namespace": namespace}}],
+            }
+        )
+    )
     return path
 
 
@@ -95,7 +111,16 @@ def wait_for_rbac(kube, namespace: str, sa: str, timeout: float = 30) -> None:
 
     def allowed() -> bool:
         checks = [("stratops.io", "strategies", "watch"), ("kopf.dev", "kopfpeerings", "patch")]
-        return all(authz.create_subject_access_review({"spec": {"user": user, "resourceAttributes": {
-            "namespace": namespace, "group": g, "resource": r, "verb": v}}}).status.allowed for g, r, v in checks)
+        return all(
+            authz.create_subject_access_review(
+                {
+                    "spec": {
+                        "user": user,
+                        "resourceAttributes": {"namespace": namespace, "group": g, "resource": r, "verb": v},
+                    }
+                }
+            ).status.allowed
+            for g, r, v in checks
+        )
 
     wait_for(allowed, timeout=timeout, what=f"RBAC of {user} effective")

@@ -58,8 +58,15 @@ class PaperBook:
 class MeanRevert:
     """One instrument: buy below the moving mean, sell above it, on a simulated mid."""
 
-    def __init__(self, control: StrategyControl, book: PaperBook, seed: int = 7, lot: float = 10_000,
-                 instrument: str = "EURUSD", venue: str = "LMAX") -> None:
+    def __init__(
+        self,
+        control: StrategyControl,
+        book: PaperBook,
+        seed: int = 7,
+        lot: float = 10_000,
+        instrument: str = "EURUSD",
+        venue: str = "LMAX",
+    ) -> None:
         self.control, self.book, self.lot = control, book, lot
         self.instrument, self.venue = instrument, venue
         self.mid = SimulatedMid(seed=seed)
@@ -101,8 +108,20 @@ class MeanRevert:
 #: The basket: twelve FX pairs, so that no one name makes much of the day's PnL (the
 #: concentration monitor's 25%, which eight names came within a point of in the first minute).
 #: The Strategy's riskLimits.instruments lists the same twelve.
-INSTRUMENTS = ("EURUSD", "GBPUSD", "USDJPY", "AUDUSD", "USDCAD", "USDCHF", "NZDUSD", "EURGBP",
-               "EURJPY", "GBPJPY", "AUDJPY", "EURCHF")
+INSTRUMENTS = (
+    "EURUSD",
+    "GBPUSD",
+    "USDJPY",
+    "AUDUSD",
+    "USDCAD",
+    "USDCHF",
+    "NZDUSD",
+    "EURGBP",
+    "EURJPY",
+    "GBPJPY",
+    "AUDJPY",
+    "EURCHF",
+)
 
 
 class Basket:
@@ -111,7 +130,9 @@ class Basket:
 
     def __init__(self, control: StrategyControl, instruments: tuple[str, ...] = INSTRUMENTS, seed: int = 7) -> None:
         self.control = control
-        self.legs = [MeanRevert(control, PaperBook(), seed=seed + i, instrument=name) for i, name in enumerate(instruments)]
+        self.legs = [
+            MeanRevert(control, PaperBook(), seed=seed + i, instrument=name) for i, name in enumerate(instruments)
+        ]
         self.rng = random.Random(seed)
 
     @property
@@ -143,7 +164,9 @@ class Metrics:
 
         lab = {"strategy": strategy}
         self.lab = lab
-        self.bar_ts = Gauge("stratops_strategy_last_bar_timestamp_seconds", "Time of the last bar.", ["strategy", "symbol"])
+        self.bar_ts = Gauge(
+            "stratops_strategy_last_bar_timestamp_seconds", "Time of the last bar.", ["strategy", "symbol"]
+        )
         self.bars = Counter("stratops_strategy_bars_total", "Bars received.", ["strategy", "feed"])
         self.feature = Gauge("stratops_strategy_feature_value", "Latest feature value.", ["strategy", "feature"])
         self.importance = Gauge("stratops_strategy_feature_importance", "Feature importance.", ["strategy", "feature"])
@@ -153,9 +176,13 @@ class Metrics:
         self.queue = Gauge("stratops_strategy_queue_depth", "Unprocessed messages.", ["strategy"])
         self.signal = Gauge("stratops_strategy_signal", "Latest signal.", ["strategy"])
         self.pnl = Gauge("stratops_strategy_daily_pnl", "Today's PnL.", ["strategy"])
-        self.pnl_symbol = Gauge("stratops_strategy_daily_pnl_by_symbol", "Today's PnL by symbol.", ["strategy", "symbol"])
+        self.pnl_symbol = Gauge(
+            "stratops_strategy_daily_pnl_by_symbol", "Today's PnL by symbol.", ["strategy", "symbol"]
+        )
         self.cost = Gauge("stratops_strategy_realised_cost_bps", "Realised cost.", ["strategy"])
-        self.expected_cost = Gauge("stratops_strategy_expected_cost_bps", "Expected cost (the cost model).", ["strategy"])
+        self.expected_cost = Gauge(
+            "stratops_strategy_expected_cost_bps", "Expected cost (the cost model).", ["strategy"]
+        )
         self.health.labels(**lab).set(1)
         self.drifted = False
         self.importances(drifted=False)
@@ -211,6 +238,7 @@ class Faults:
                 self.on = self.on | {name}
                 print(f"drill: fault {name} on", flush=True)
                 return f"fault {name} on"
+
             return act
 
         def clear() -> str:
@@ -245,8 +273,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pod")
     p.add_argument("--steps", type=int, default=0, help="stop after N steps (0: run until SIGTERM)")
     p.add_argument("--interval", type=float, default=0.1)
-    p.add_argument("--metrics-port", type=int, default=0,
-                   help="outside a pod: serve /metrics (and the probes) on this loopback port (0: none)")
+    p.add_argument(
+        "--metrics-port",
+        type=int,
+        default=0,
+        help="outside a pod: serve /metrics (and the probes) on this loopback port (0: none)",
+    )
     args = p.parse_args(argv)
     version = os.environ.get("STRATOPS_VERSION", "")
     if version.startswith("crash"):
@@ -257,16 +289,26 @@ def main(argv: list[str] | None = None) -> int:
     position = lambda: holdings[0].position if holdings else 0.0  # noqa: E731
     working = lambda: holdings[0].working if holdings else 0  # noqa: E731
     if not in_pod:
-        control = StrategyControl(args.pod, ApiControl(args.namespace, args.strategy),
-                                  ApiAcknowledger(args.namespace, args.strategy), position=position, open_orders=working)
+        control = StrategyControl(
+            args.pod,
+            ApiControl(args.namespace, args.strategy),
+            ApiAcknowledger(args.namespace, args.strategy),
+            position=position,
+            open_orders=working,
+        )
     else:
         control = StrategyControl.from_environment(position=position, open_orders=working)
     if os.environ.get("EXAMPLE_IGNORE_HALTED") == "1":
         control.source = IgnoresHalted(control.source)
     basket = Basket(control)
     holdings.append(basket)
-    control.on_change(lambda doc: print(f"control generation {doc.generation}: {doc.trading_state.value}"
-                                        + (f" ({doc.reason})" if doc.reason else ""), flush=True))
+    control.on_change(
+        lambda doc: print(
+            f"control generation {doc.generation}: {doc.trading_state.value}"
+            + (f" ({doc.reason})" if doc.reason else ""),
+            flush=True,
+        )
+    )
     metrics = None
     faults = Faults()
     port = int(os.environ.get("STRATOPS_PROBE_PORT", "8080")) if in_pod else args.metrics_port
@@ -295,8 +337,11 @@ def main(argv: list[str] | None = None) -> int:
     cancelled = basket.cancel_all()
     control.acknowledge_exit()
     fills = sum(leg.book.fills for leg in basket.legs)
-    print(f"stopping: cancelled {cancelled} working orders; steps={n} fills={fills} position={basket.position:g} "
-          f"rejected={len(basket.rejected)}; exiting cleanly", flush=True)
+    print(
+        f"stopping: cancelled {cancelled} working orders; steps={n} fills={fills} position={basket.position:g} "
+        f"rejected={len(basket.rejected)}; exiting cleanly",
+        flush=True,
+    )
     control.stop()
     return 0
 

@@ -38,9 +38,9 @@ def demo_env(kubeconfig: Path, bin_dirs: list[Path], drill_url: str | None = Non
     import shlex
 
     path = ":".join(shlex.quote(str(d)) for d in dict.fromkeys(bin_dirs))
-    return (f"export KUBECONFIG={shlex.quote(str(kubeconfig))}\n"
-            f"export PATH={path}:\"$PATH\"\n"
-            + (f"export STRATOPS_DRILL_URL={shlex.quote(drill_url)}\n" if drill_url else ""))
+    return f'export KUBECONFIG={shlex.quote(str(kubeconfig))}\nexport PATH={path}:"$PATH"\n' + (
+        f"export STRATOPS_DRILL_URL={shlex.quote(drill_url)}\n" if drill_url else ""
+    )
 
 
 def real_node_unavailable() -> str | None:
@@ -61,8 +61,14 @@ def on_real_node(doc: dict[str, Any], image: str) -> dict[str, Any]:
     spec["image"] = image
     template = spec.setdefault("podTemplate", {})
     template["nodeSelector"] = dict(REAL_NODE_LABEL)
-    template["tolerations"] = [{"key": REAL_NODE_TAINT["key"], "operator": "Equal", "value": REAL_NODE_TAINT["value"],
-                                "effect": REAL_NODE_TAINT["effect"]}]
+    template["tolerations"] = [
+        {
+            "key": REAL_NODE_TAINT["key"],
+            "operator": "Equal",
+            "value": REAL_NODE_TAINT["value"],
+            "effect": REAL_NODE_TAINT["effect"],
+        }
+    ]
     # a laptop-sized request: the example's 500m would hold a quarter of a 2-core machine
     template["resources"] = {"requests": {"cpu": "50m", "memory": "96Mi"}, "limits": {"memory": "512Mi"}}
     return doc
@@ -89,42 +95,66 @@ def run_demo(*, examples: bool, once: bool, nodes: int, console: Console, real_n
             from stratops.testing import images
 
             assert cp.node is not None
-            console.print("building the example strategy's image and importing it into the real node "
-                          "(the first build takes a few minutes; later ones are cached)")
+            console.print(
+                "building the example strategy's image and importing it into the real node "
+                "(the first build takes a few minutes; later ones are cached)"
+            )
             try:
-                images.load(cp.node, images.strategy_image(), [f"{images.STRATEGY_REPOSITORY}:1.4.2",
-                                                              f"{images.STRATEGY_REPOSITORY}:crash-1.4.4"])  # the bad-rollout drill
+                images.load(
+                    cp.node,
+                    images.strategy_image(),
+                    [f"{images.STRATEGY_REPOSITORY}:1.4.2", f"{images.STRATEGY_REPOSITORY}:crash-1.4.4"],
+                )  # the bad-rollout drill
                 image = images.STRATEGY_REPOSITORY
             except images.ImageUnavailable as e:
                 why = str(e)
                 if real_node:
-                    console.print(f"[red]error:[/] --real-node asked for, but the strategy's image cannot be built here: {why}")
+                    console.print(
+                        f"[red]error:[/] --real-node asked for, but the strategy's image cannot be built here: {why}"
+                    )
                     return 2
         if image is not None:
             assert cp.node is not None
             console.print(f"strategy pods: real containers on node {cp.node.name} (kubelet, containerd, runc)")
         else:
-            console.print(f"strategy pods: KWOK fakes, the strategy a process on this host playing the pod "
-                          f"(a real node cannot run here: {why})")
+            console.print(
+                f"strategy pods: KWOK fakes, the strategy a process on this host playing the pod "
+                f"(a real node cannot run here: {why})"
+            )
         from stratops.testing.scrape import DeskPrometheus
 
         prometheus = DeskPrometheus(cp.workdir / "prometheus", "default", STRATEGY)
-        console.print("starting Prometheus with the desk's history (60 days of daily PnL, a week of costs, a day of "
-                      "signals, backfilled with promtool)")
+        console.print(
+            "starting Prometheus with the desk's history (60 days of daily PnL, a week of costs, a day of "
+            "signals, backfilled with promtool)"
+        )
         prometheus.start()
         console.print(f"Prometheus on {prometheus.url} (scrapes the strategy every 5s)")
         metrics, webhook = free_port(), free_port()
         log = cp.workdir / "operator.log"
         assert cp.kubeconfig is not None
         cert, key, ca = cp.serving_certificate("stratops-webhook")
-        operator = operator_process(cp.kubeconfig, ["default"], log, metrics, env={
-            "STRATOPS_PROMETHEUS_URL": prometheus.url,
-            "STRATOPS_WEBHOOK_PORT": str(webhook), "STRATOPS_WEBHOOK_ADDR": "127.0.0.1", "STRATOPS_WEBHOOK_HOST": "127.0.0.1",
-            "STRATOPS_WEBHOOK_CERT": str(cert), "STRATOPS_WEBHOOK_KEY": str(key), "STRATOPS_WEBHOOK_CA": str(ca)})
+        operator = operator_process(
+            cp.kubeconfig,
+            ["default"],
+            log,
+            metrics,
+            env={
+                "STRATOPS_PROMETHEUS_URL": prometheus.url,
+                "STRATOPS_WEBHOOK_PORT": str(webhook),
+                "STRATOPS_WEBHOOK_ADDR": "127.0.0.1",
+                "STRATOPS_WEBHOOK_HOST": "127.0.0.1",
+                "STRATOPS_WEBHOOK_CERT": str(cert),
+                "STRATOPS_WEBHOOK_KEY": str(key),
+                "STRATOPS_WEBHOOK_CA": str(ca),
+            },
+        )
         host_strategy: subprocess.Popen[bytes] | None = None
         healthy = True
         try:
-            console.print(f"operator started (pid {operator.pid}, metrics on http://127.0.0.1:{metrics}/metrics, log {log})")
+            console.print(
+                f"operator started (pid {operator.pid}, metrics on http://127.0.0.1:{metrics}/metrics, log {log})"
+            )
             # Admission as the chart installs it: the policies in the API server, the webhooks
             # served by this operator.
             from stratops.testing import admission
@@ -151,8 +181,10 @@ def run_demo(*, examples: bool, once: bool, nodes: int, console: Console, real_n
                 if not _wait_scraped(api, prometheus, monitors, console):
                     return 1
                 apply(api, monitors, namespace="default")
-                console.print(f"applied {len(docs)} example objects to namespace default "
-                              f"({len(monitors)} monitors once Prometheus had their data)")
+                console.print(
+                    f"applied {len(docs)} example objects to namespace default "
+                    f"({len(monitors)} monitors once Prometheus had their data)"
+                )
                 healthy = _report_at_rest(api, operator, monitors, console)
                 if not healthy:
                     console.print(f"[yellow]the desk is not at rest; operator log:[/]\n{_tail(log)}")
@@ -165,14 +197,22 @@ def run_demo(*, examples: bool, once: bool, nodes: int, console: Console, real_n
                 "\n[bold]stratops is running on the local cluster.[/] In another shell, `make shell` (or):\n"
                 f"  export KUBECONFIG={cp.kubeconfig}\n"
                 f"  export PATH={':'.join(map(str, dict.fromkeys(bin_dirs)))}:$PATH\n"
-                 "      # the stratops CLI (make setup's virtualenv)" + (" and kubectl (hack/build-kubectl.sh)\n" if kubectl else "\n")
+                "      # the stratops CLI (make setup's virtualenv)"
+                + (" and kubectl (hack/build-kubectl.sh)\n" if kubectl else "\n")
                 + "  stratops status\n"
-                + (f"  export STRATOPS_DRILL_URL={drill_url}   # the strategy process, for drills\n" if drill_url else "")
+                + (
+                    f"  export STRATOPS_DRILL_URL={drill_url}   # the strategy process, for drills\n"
+                    if drill_url
+                    else ""
+                )
                 + "  stratops drill broker-outage                         # a real breach, step by step (stratops drill --help)\n"
                 "  stratops kill mean-revert --reason 'drill'          # HALTED, then scale to 0\n"
                 "  kubectl get strategies,monitors,gates,incidents\n"
-                + ("  kubectl logs -f deploy/mean-revert                   # the real process: HALTED, its ack, its exit\n"
-                   if image is not None else "")
+                + (
+                    "  kubectl logs -f deploy/mean-revert                   # the real process: HALTED, its ack, its exit\n"
+                    if image is not None
+                    else ""
+                )
             )
             if not once:  # --once: set up, show the desk at rest, and stop
                 console.print("Press Ctrl-C to stop and clean up.")
@@ -199,12 +239,17 @@ def run_demo(*, examples: bool, once: bool, nodes: int, console: Console, real_n
 def example_documents(root: Path) -> list[dict[str, Any]]:
     """The example desk: every stratops object in examples/, and the ConfigMaps (the monitors'
     baselines); not the CI workflow beside them."""
-    return [d for d in load_documents([root / "examples"])
-            if str(d.get("apiVersion", "")).startswith(f"{GROUP}/") or (d.get("apiVersion"), d.get("kind")) == ("v1", "ConfigMap")]
+    return [
+        d
+        for d in load_documents([root / "examples"])
+        if str(d.get("apiVersion", "")).startswith(f"{GROUP}/")
+        or (d.get("apiVersion"), d.get("kind")) == ("v1", "ConfigMap")
+    ]
 
 
-def _host_strategy(api: client.ApiClient, kubeconfig: Path, workdir: Path, prometheus: Any,
-                   console: Console) -> subprocess.Popen[bytes]:
+def _host_strategy(
+    api: client.ApiClient, kubeconfig: Path, workdir: Path, prometheus: Any, console: Console
+) -> subprocess.Popen[bytes]:
     """The example strategy as a process on this host, playing the (KWOK) pod: it follows the
     control document, acknowledges as that pod, and serves the same metrics on a loopback port."""
     from stratops.lifecycle.manifests import LABEL_STRATEGY
@@ -214,18 +259,35 @@ def _host_strategy(api: client.ApiClient, kubeconfig: Path, workdir: Path, prome
     port = free_port()
     app = Path(__file__).resolve().parents[2] / "examples" / "strategy-app" / "paper_mean_revert.py"
     with open(workdir / "strategy.log", "ab") as out:
-        proc = subprocess.Popen([sys.executable, str(app), "--namespace", "default", "--strategy", STRATEGY, "--pod", pod,
-                                 "--metrics-port", str(port)], env={**os.environ, "KUBECONFIG": str(kubeconfig)},
-                                stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                str(app),
+                "--namespace",
+                "default",
+                "--strategy",
+                STRATEGY,
+                "--pod",
+                pod,
+                "--metrics-port",
+                str(port),
+            ],
+            env={**os.environ, "KUBECONFIG": str(kubeconfig)},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     prometheus.host_target = f"127.0.0.1:{port}"
     prometheus.write_targets([prometheus.host_target])
-    console.print(f"strategy process: examples/strategy-app on this host as pod {pod} (pid {proc.pid}, "
-                  f"metrics on http://127.0.0.1:{port}/metrics, log {workdir / 'strategy.log'})")
+    console.print(
+        f"strategy process: examples/strategy-app on this host as pod {pod} (pid {proc.pid}, "
+        f"metrics on http://127.0.0.1:{port}/metrics, log {workdir / 'strategy.log'})"
+    )
     return proc
 
 
-def _wait_scraped(api: client.ApiClient, prometheus: Any, monitors: list[dict[str, Any]], console: Console,
-                  timeout: float = 180) -> bool:
+def _wait_scraped(
+    api: client.ApiClient, prometheus: Any, monitors: list[dict[str, Any]], console: Console, timeout: float = 180
+) -> bool:
     """Until Prometheus has data for every query of MONITORS (a rate needs two scrapes)."""
     from stratops.testing.scrape import monitor_queries
 
@@ -245,8 +307,11 @@ def _wait_scraped(api: client.ApiClient, prometheus: Any, monitors: list[dict[st
     if poll(scraped, timeout):
         console.print(f"  Prometheus: data for all {len(queries)} monitor queries (scraping {', '.join(targets)})")
         return True
-    console.print(f"[red]Prometheus has no data after {timeout:.0f}s for:[/] " + "; ".join(missing)
-                  + f"\n(targets: {targets or 'none'}; its log: {prometheus.server.workdir}/prometheus.log)")
+    console.print(
+        f"[red]Prometheus has no data after {timeout:.0f}s for:[/] "
+        + "; ".join(missing)
+        + f"\n(targets: {targets or 'none'}; its log: {prometheus.server.workdir}/prometheus.log)"
+    )
     return False
 
 
@@ -262,13 +327,21 @@ def desk_at_rest(monitors: list[dict[str, Any]], incidents: list[dict[str, Any]]
             problems.append(f"{name}: not evaluated yet")
         elif st.get("breaching") or st.get("stale"):
             problems.append(f"{name}: {'stale' if st.get('stale') else 'breaching'}: {st.get('detail')}")
-    problems += [f"incident {i['metadata']['name']} open: {(i.get('spec') or {}).get('summary')}" for i in incidents
-                 if (i.get("status") or {}).get("phase") != "Resolved"]
+    problems += [
+        f"incident {i['metadata']['name']} open: {(i.get('spec') or {}).get('summary')}"
+        for i in incidents
+        if (i.get("status") or {}).get("phase") != "Resolved"
+    ]
     return problems
 
 
-def _report_at_rest(api: client.ApiClient, operator: subprocess.Popen[bytes], applied: list[dict[str, Any]],
-                    console: Console, timeout: float = 120) -> bool:
+def _report_at_rest(
+    api: client.ApiClient,
+    operator: subprocess.Popen[bytes],
+    applied: list[dict[str, Any]],
+    console: Console,
+    timeout: float = 120,
+) -> bool:
     """Wait for every monitor's first evaluation, then show each one's verdict and the desk's state."""
     from rich.table import Table
 
@@ -278,8 +351,11 @@ def _report_at_rest(api: client.ApiClient, operator: subprocess.Popen[bytes], ap
 
     def all_evaluated() -> bool:
         nonlocal monitors
-        monitors = [m for m in custom.list_namespaced_custom_object(GROUP, VERSION, "default", "monitors")["items"]
-                    if m["metadata"]["name"] in names]
+        monitors = [
+            m
+            for m in custom.list_namespaced_custom_object(GROUP, VERSION, "default", "monitors")["items"]
+            if m["metadata"]["name"] in names
+        ]
         return sum(1 for m in monitors if (m.get("status") or {}).get("lastEvaluation")) == len(names)
 
     poll(all_evaluated, timeout, stop=lambda: operator.poll() is not None)
@@ -290,9 +366,18 @@ def _report_at_rest(api: client.ApiClient, operator: subprocess.Popen[bytes], ap
         table.add_column(col, no_wrap=col != "VALUE")
     for m in sorted(monitors, key=lambda m: m["metadata"]["name"]):
         st = m.get("status") or {}
-        verdict = ("[red]stale" if st.get("stale") else "[red]breaching" if st.get("breaching")
-                   else "[green]ok" if st.get("lastEvaluation") else "[yellow]not evaluated")
-        table.add_row(m["metadata"]["name"].removeprefix(f"{STRATEGY}-"), m["spec"]["layer"], st.get("lastValue") or "", verdict)
+        verdict = (
+            "[red]stale"
+            if st.get("stale")
+            else "[red]breaching"
+            if st.get("breaching")
+            else "[green]ok"
+            if st.get("lastEvaluation")
+            else "[yellow]not evaluated"
+        )
+        table.add_row(
+            m["metadata"]["name"].removeprefix(f"{STRATEGY}-"), m["spec"]["layer"], st.get("lastValue") or "", verdict
+        )
     console.print(table)
     problems = desk_at_rest(monitors, incidents)
     sst = strategy.get("status") or {}
@@ -300,12 +385,16 @@ def _report_at_rest(api: client.ApiClient, operator: subprocess.Popen[bytes], ap
     if problems:
         console.print(f"[yellow]desk not at rest:[/] {state}\n  " + "\n  ".join(problems))
         return False
-    console.print(f"[green]desk at rest:[/] {len(monitors)}/{len(names)} monitors evaluated, none breaching or stale; "
-                  f"no incident open; {state}")
+    console.print(
+        f"[green]desk at rest:[/] {len(monitors)}/{len(names)} monitors evaluated, none breaching or stale; "
+        f"no incident open; {state}"
+    )
     return True
 
 
-def _wait_running(api: client.ApiClient, operator: subprocess.Popen[bytes], console: Console, timeout: float = 120) -> bool:
+def _wait_running(
+    api: client.ApiClient, operator: subprocess.Popen[bytes], console: Console, timeout: float = 120
+) -> bool:
     custom = client.CustomObjectsApi(api)
     last = None
 

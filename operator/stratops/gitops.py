@@ -32,8 +32,15 @@ from stratops.models.gate import Cadence, GateSpec
 from stratops.models.strategy import Mode, RiskLimits, StrategySpec, trading_changes, trading_hash, trading_spec
 from stratops.models.validate import Problem
 
-NUMERIC_LIMITS = ("max_position", "max_order_rate", "max_daily_loss", "max_order_value", "max_order_volume",
-                  "price_collar_bps", "max_message_rate")
+NUMERIC_LIMITS = (
+    "max_position",
+    "max_order_rate",
+    "max_daily_loss",
+    "max_order_value",
+    "max_order_volume",
+    "price_collar_bps",
+    "max_message_rate",
+)
 Key = tuple[str, str, str]  # kind, namespace, name
 
 
@@ -114,8 +121,10 @@ def _prelaunch(name: str, spec: StrategySpec, head: dict[Key, Doc], namespace: s
     if not gate:
         return "spec.gates.preLaunch names no gate"
     if ("Gate", namespace, gate) not in head:
-        return (f"pre-launch gate {gate} is not in the change set: commit it signed (stratops gate sign --for, then "
-                "export) or sign through a GitOps signer")
+        return (
+            f"pre-launch gate {gate} is not in the change set: commit it signed (stratops gate sign --for, then "
+            "export) or sign through a GitOps signer"
+        )
     gs = _gate(head, namespace, gate)
     if gs is None:
         return f"pre-launch gate {gate} is invalid (see above)"
@@ -136,8 +145,13 @@ def cadence_problems(head: dict[Key, Doc]) -> list[Problem]:
             continue
         gs = _gate(head, doc.namespace, spec.gates.pre_launch)
         if gs is not None and gs.cadence != Cadence.pre_launch:
-            out.append(doc.problem("spec.gates.preLaunch", f"Invalid value: gate {spec.gates.pre_launch} has cadence "
-                                                            f"{gs.cadence.value}; name a gate of cadence preLaunch"))
+            out.append(
+                doc.problem(
+                    "spec.gates.preLaunch",
+                    f"Invalid value: gate {spec.gates.pre_launch} has cadence "
+                    f"{gs.cadence.value}; name a gate of cadence preLaunch",
+                )
+            )
     return out
 
 
@@ -165,12 +179,18 @@ def policy_problems(base: dict[Key, Doc], head: dict[Key, Doc], now: datetime) -
             missing = _prelaunch(doc.name, new, head, doc.namespace, now)
             for field, what in why:
                 if missing:
-                    problems.append(doc.problem(field, f"Forbidden: {what} without a signed pre-launch gate: {missing}"))
+                    problems.append(
+                        doc.problem(field, f"Forbidden: {what} without a signed pre-launch gate: {missing}")
+                    )
     for key, doc in base.items():
         if doc.kind == "Monitor" and key not in head:
             strategy = str((doc.body.get("spec") or {}).get("strategy", ""))
             if (doc.namespace, strategy) in live:
-                problems.append(doc.problem(
-                    "metadata.name", f"Forbidden: monitor removed from live strategy {strategy}: demote it to paper "
-                                     "(spec.mode: paper) in a change of its own first"))
+                problems.append(
+                    doc.problem(
+                        "metadata.name",
+                        f"Forbidden: monitor removed from live strategy {strategy}: demote it to paper "
+                        "(spec.mode: paper) in a change of its own first",
+                    )
+                )
     return problems

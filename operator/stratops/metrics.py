@@ -5,25 +5,33 @@ from __future__ import annotations
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 ACTIONS = Counter(
-    "stratops_actions_total", "Automatic or commanded actions taken by the operator.",
+    "stratops_actions_total",
+    "Automatic or commanded actions taken by the operator.",
     ["namespace", "strategy", "action"],
 )
 KILL_SWITCH_SECONDS = Histogram(
-    "stratops_kill_switch_seconds", "Time from the kill-switch decision to HALTED, acknowledged and scaled to 0.",
+    "stratops_kill_switch_seconds",
+    "Time from the kill-switch decision to HALTED, acknowledged and scaled to 0.",
     buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300),
 )
 TRADING_STATE = Gauge(
-    "stratops_strategy_trading_state", "1 for the strategy's current trading state, 0 for the others.",
+    "stratops_strategy_trading_state",
+    "1 for the strategy's current trading state, 0 for the others.",
     ["namespace", "strategy", "state"],
 )
 INCIDENTS_OPENED = Counter(
-    "stratops_incidents_opened_total", "Incidents opened by the operator.", ["namespace", "strategy", "class_", "severity"],
+    "stratops_incidents_opened_total",
+    "Incidents opened by the operator.",
+    ["namespace", "strategy", "class_", "severity"],
 )
 RECONCILE_ERRORS = Counter(
-    "stratops_reconcile_errors_total", "Reconciles that failed and will be retried.", ["namespace", "strategy"],
+    "stratops_reconcile_errors_total",
+    "Reconciles that failed and will be retried.",
+    ["namespace", "strategy"],
 )
 RECONCILE_SECONDS = Histogram(
-    "stratops_reconcile_seconds", "Time to decide and carry out one reconcile that wrote something.",
+    "stratops_reconcile_seconds",
+    "Time to decide and carry out one reconcile that wrote something.",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
 HANDLERS_HELD_SECONDS = Gauge(
@@ -32,11 +40,13 @@ HANDLERS_HELD_SECONDS = Gauge(
 )
 
 GATE_COMPLETE = Gauge(
-    "stratops_gate_complete", "1 while every required item of the gate is signed and unexpired, else 0.",
+    "stratops_gate_complete",
+    "1 while every required item of the gate is signed and unexpired, else 0.",
     ["namespace", "gate", "cadence"],
 )
 GATE_EXPIRY = Gauge(
-    "stratops_gate_expiry_timestamp_seconds", "When the gate's earliest signature lapses (Unix time).",
+    "stratops_gate_expiry_timestamp_seconds",
+    "When the gate's earliest signature lapses (Unix time).",
     ["namespace", "gate", "cadence"],
 )
 OPTIONAL_WRITE_FAILURES = Counter(
@@ -46,10 +56,12 @@ OPTIONAL_WRITE_FAILURES = Counter(
 )
 AUDIT_FAILURES = Counter(
     "stratops_audit_write_failures_total",
-    "Audit trail writes that failed (kept and retried; the decision itself was not affected).", ["namespace"],
+    "Audit trail writes that failed (kept and retried; the decision itself was not affected).",
+    ["namespace"],
 )
 AUDIT_PENDING = Gauge(
-    "stratops_audit_pending_entries", "Audit entries written to status but not yet to the trail (retried).",
+    "stratops_audit_pending_entries",
+    "Audit entries written to status but not yet to the trail (retried).",
 )
 
 

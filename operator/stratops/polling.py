@@ -9,8 +9,9 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
-def poll(check: Callable[[], T | None], timeout: float, interval: float = 1.0,
-         stop: Callable[[], bool] | None = None) -> T | None:
+def poll(
+    check: Callable[[], T | None], timeout: float, interval: float = 1.0, stop: Callable[[], bool] | None = None
+) -> T | None:
     """Call CHECK every INTERVAL seconds and return its first truthy value; None once TIMEOUT
     seconds have passed, or as soon as STOP() is true (e.g. the process being waited on exited).
     CHECK runs at least once, and once more after the deadline, so a slow CHECK is not cut short."""

@@ -21,8 +21,13 @@ from stratops.testing.wait import wait_for
 NAME = "mean-revert"
 GITOPS = "system:serviceaccount:argocd:argocd-application-controller"
 # People, as the chart's default roles bind them: traders, risk owners, and the GitOps controller.
-PEOPLE = {"tina": ("stratops:traders",), "tom": ("stratops:traders",), "rita": ("stratops:risk-owners",),
-          "rob": ("stratops:risk-owners",), GITOPS: ()}
+PEOPLE = {
+    "tina": ("stratops:traders",),
+    "tom": ("stratops:traders",),
+    "rita": ("stratops:risk-owners",),
+    "rob": ("stratops:risk-owners",),
+    GITOPS: (),
+}
 PRELAUNCH_SIGNERS = ("risk-officer", "second-trader")  # four eyes, neither the author (admin)
 
 
@@ -62,8 +67,13 @@ class Desk:
     def command(self, kind: str, name: str = NAME, by: str = "alice", **value: Any) -> None:
         """A command as the CLI writes it, naming BY (the admin may: it holds command-for-others)."""
         self.custom.patch_namespaced_custom_object(
-            GROUP, VERSION, self.ns, "strategies", name,
-            {"metadata": {"annotations": {f"stratops.io/{kind}": command_value(by, **value)}}})
+            GROUP,
+            VERSION,
+            self.ns,
+            "strategies",
+            name,
+            {"metadata": {"annotations": {f"stratops.io/{kind}": command_value(by, **value)}}},
+        )
 
     def deployment(self, name: str = NAME) -> client.V1Deployment | None:
         items = self.apps.list_namespaced_deployment(self.ns, field_selector=f"metadata.name={name}").items
@@ -79,7 +89,9 @@ class Desk:
         return image.split("@", 1)[0].rsplit(":", 1)[1] if image else None
 
     def control(self, name: str = NAME) -> dict[str, Any] | None:
-        items = self.core.list_namespaced_config_map(self.ns, field_selector=f"metadata.name={control_name(name)}").items
+        items = self.core.list_namespaced_config_map(
+            self.ns, field_selector=f"metadata.name={control_name(name)}"
+        ).items
         return json.loads(items[0].data["control.json"]) if items else None
 
     def events(self, reason: str | None = None) -> list[client.CoreV1Event]:
@@ -102,7 +114,9 @@ class Desk:
         for pod in self.running_pods(name):
             if pod in playing:
                 continue
-            agent = StrategyControl(pod, ApiControl(self.ns, name, self.kube), ApiAcknowledger(self.ns, name, self.kube))
+            agent = StrategyControl(
+                pod, ApiControl(self.ns, name, self.kube), ApiAcknowledger(self.ns, name, self.kube)
+            )
             agent.run_in_background(0.1)
             self.agents.append(agent)
 
@@ -130,8 +144,14 @@ class Desk:
         self._player = threading.Thread(target=loop, daemon=True)
         self._player.start()
 
-    def sign(self, gate: dict[str, Any], strategy_spec: dict[str, Any] | None = None, by: str | tuple[str, ...] = "admin",
-             at: str | None = None, name: str = NAME) -> dict[str, Any]:
+    def sign(
+        self,
+        gate: dict[str, Any],
+        strategy_spec: dict[str, Any] | None = None,
+        by: str | tuple[str, ...] = "admin",
+        at: str | None = None,
+        name: str = NAME,
+    ) -> dict[str, Any]:
         """Every item of GATE signed, in turn by each of BY (pre-launch, for the strategy's
         current spec: by two people other than the admin, who authors the tests' strategies).
         The admin writes it as GitOps would (it holds sign-for-others)."""
@@ -144,35 +164,57 @@ class Desk:
         at = at or datetime.now(UTC).isoformat()
         gate = copy.deepcopy(gate)
         gate["spec"]["signatures"] = [
-            {"item": i["id"], "signer": signers[n % len(signers)], "signedAt": at, "evidence": "checked",
-             **({"subject": subj} if subj else {})}
+            {
+                "item": i["id"],
+                "signer": signers[n % len(signers)],
+                "signedAt": at,
+                "evidence": "checked",
+                **({"subject": subj} if subj else {}),
+            }
             for n, i in enumerate(gate["spec"]["items"])
         ]
         return gate
 
 
-def grant_chart_roles(cluster: Any, kube: client.ApiClient, namespace: str, tmp_path: Any,
-                      **user_roles: Any) -> dict[str, Any]:
+def grant_chart_roles(
+    cluster: Any, kube: client.ApiClient, namespace: str, tmp_path: Any, **user_roles: Any
+) -> dict[str, Any]:
     """The chart's trader, risk-owner and GitOps Roles as rendered, bound as the chart binds
     them (groups for people, the controller by name); a kubeconfig per person."""
     from chart import render
 
-    docs = render(namespace=namespace, values={"rbac": {"userRoles": {"gitops": [{"kind": "User", "name": GITOPS}],
-                                                                      **user_roles}}}, tmp=tmp_path)
+    docs = render(
+        namespace=namespace,
+        values={"rbac": {"userRoles": {"gitops": [{"kind": "User", "name": GITOPS}], **user_roles}}},
+        tmp=tmp_path,
+    )
     rbac = client.RbacAuthorizationV1Api(kube)
     for d in docs:
-        if d["kind"] in ("Role", "RoleBinding") and d["metadata"]["name"].endswith(("-trader", "-risk-owner", "-gitops",
-                                                                                    "-command-delegate")):
+        if d["kind"] in ("Role", "RoleBinding") and d["metadata"]["name"].endswith(
+            ("-trader", "-risk-owner", "-gitops", "-command-delegate")
+        ):
             d["metadata"]["namespace"] = namespace
             (rbac.create_namespaced_role if d["kind"] == "Role" else rbac.create_namespaced_role_binding)(namespace, d)
     authz = client.AuthorizationV1Api(kube)
 
     def may(user: str, verb: str, resource: str) -> bool:
-        return authz.create_subject_access_review({"spec": {"user": user, "groups": list(PEOPLE[user]), "resourceAttributes": {
-            "namespace": namespace, "group": GROUP, "resource": resource, "verb": verb}}}).status.allowed
+        return authz.create_subject_access_review(
+            {
+                "spec": {
+                    "user": user,
+                    "groups": list(PEOPLE[user]),
+                    "resourceAttributes": {"namespace": namespace, "group": GROUP, "resource": resource, "verb": verb},
+                }
+            }
+        ).status.allowed
 
-    wait_for(lambda: may("tina", "patch", "strategies") and may("rita", "configure-kill-switch", "strategies")
-             and may(GITOPS, "sign-for-others", "gates"), timeout=30, what="the chart's roles in force")
+    wait_for(
+        lambda: (
+            may("tina", "patch", "strategies")
+            and may("rita", "configure-kill-switch", "strategies")
+            and may(GITOPS, "sign-for-others", "gates")
+        ),
+        timeout=30,
+        what="the chart's roles in force",
+    )
     return {user: cluster.user_kubeconfig(user, groups) for user, groups in PEOPLE.items()}
-
-

@@ -23,18 +23,33 @@ class Terminal:
         self.socket = f"stratops-test-{uuid.uuid4().hex[:8]}"
         # The pane stays open after the command exits (until closed) so its last screen can be read.
         script = f'{shlex.join(argv)}; echo "[exit $?]"; read _'
-        self._tmux("new-session", "-d", "-x", str(width), "-y", str(height), "-s", "t", "sh", "-c", script,
-                   env={**os.environ, **(env or {}), "TERM": "xterm-256color"})
+        self._tmux(
+            "new-session",
+            "-d",
+            "-x",
+            str(width),
+            "-y",
+            str(height),
+            "-s",
+            "t",
+            "sh",
+            "-c",
+            script,
+            env={**os.environ, **(env or {}), "TERM": "xterm-256color"},
+        )
 
     def _tmux(self, *args: str, env: dict[str, str] | None = None) -> str:
-        return subprocess.run(["tmux", "-L", self.socket, "-f", "/dev/null", *args], check=True,
-                              capture_output=True, text=True, env=env).stdout
+        return subprocess.run(
+            ["tmux", "-L", self.socket, "-f", "/dev/null", *args], check=True, capture_output=True, text=True, env=env
+        ).stdout
 
     def screen(self) -> str:
         return self._tmux("capture-pane", "-p", "-J", "-S", "-500", "-t", "t")
 
     def wait(self, text: str, timeout: float = 30) -> str:
-        return wait_for(lambda: (s := self.screen()) and text in s and s, timeout=timeout, what=f"{text!r} on the screen")
+        return wait_for(
+            lambda: (s := self.screen()) and text in s and s, timeout=timeout, what=f"{text!r} on the screen"
+        )
 
     def type(self, text: str) -> None:
         self._tmux("send-keys", "-t", "t", "-l", text)

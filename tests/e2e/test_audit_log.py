@@ -10,7 +10,10 @@ from stratops.testing.controlplane import ControlPlane, ControlPlaneError
 from stratops.testing.fixtures import use_existing_cluster
 from stratops.testing.wait import wait_for
 
-pytestmark = [pytest.mark.e2e, pytest.mark.skipif(use_existing_cluster(), reason="reads the local control plane's audit log")]
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(use_existing_cluster(), reason="reads the local control plane's audit log"),
+]
 
 
 def test_audit_log_counts_requests_by_user(cluster, namespace):
@@ -24,8 +27,11 @@ def test_audit_log_counts_requests_by_user(cluster, namespace):
 
     def mine() -> list[tuple[str, str]]:
         events, _ = cp.audit_events(offset)
-        return [(e["verb"], e["objectRef"]["resource"]) for e in events
-                if e["user"]["username"] == "bench-user" and e["stage"] == "ResponseComplete"]
+        return [
+            (e["verb"], e["objectRef"]["resource"])
+            for e in events
+            if e["user"]["username"] == "bench-user" and e["stage"] == "ResponseComplete"
+        ]
 
     seen = wait_for(lambda: len(mine()) >= 2 and mine(), timeout=30, what="two audited requests")
     assert seen == [("create", "configmaps"), ("get", "configmaps")]

@@ -16,11 +16,23 @@ pytestmark = pytest.mark.e2e
 def oncall(cluster, kube, namespace):
     """User 'carol' (client certificate) allowed to read and annotate strategies in the namespace."""
     rbac = client.RbacAuthorizationV1Api(kube)
-    rbac.create_namespaced_role(namespace, {"metadata": {"name": "oncall"}, "rules": [
-        {"apiGroups": ["stratops.io"], "resources": ["strategies"], "verbs": ["get", "list", "watch", "patch"]}]})
-    rbac.create_namespaced_role_binding(namespace, {
-        "metadata": {"name": "oncall"}, "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "oncall"},
-        "subjects": [{"kind": "User", "name": "carol", "apiGroup": "rbac.authorization.k8s.io"}]})
+    rbac.create_namespaced_role(
+        namespace,
+        {
+            "metadata": {"name": "oncall"},
+            "rules": [
+                {"apiGroups": ["stratops.io"], "resources": ["strategies"], "verbs": ["get", "list", "watch", "patch"]}
+            ],
+        },
+    )
+    rbac.create_namespaced_role_binding(
+        namespace,
+        {
+            "metadata": {"name": "oncall"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "oncall"},
+            "subjects": [{"kind": "User", "name": "carol", "apiGroup": "rbac.authorization.k8s.io"}],
+        },
+    )
     return str(cluster.user_kubeconfig("carol"))
 
 
@@ -65,8 +77,11 @@ def test_kill_resume_and_status_from_the_cli(kube, namespace, operator, oncall):
 def test_user_without_rights_gets_a_clear_error(cluster, kube, namespace, operator):
     desk = Desk(kube, namespace)
     desk.create("strategies", strategy_doc())
-    res = CliRunner().invoke(app, ["kill", NAME, "-n", namespace, "--reason", "x"],
-                             env={"KUBECONFIG": str(cluster.user_kubeconfig("mallory"))})
+    res = CliRunner().invoke(
+        app,
+        ["kill", NAME, "-n", namespace, "--reason", "x"],
+        env={"KUBECONFIG": str(cluster.user_kubeconfig("mallory"))},
+    )
     out = " ".join(res.output.split())
     assert res.exit_code == 1 and "cannot read strategy" in out and "Forbidden" in out
     assert "stratops.io/kill" not in (desk.strategy()["metadata"].get("annotations") or {})

@@ -36,17 +36,28 @@ def _run(args: list[str], kubeconfig) -> tuple[int, str]:
 
 
 def test_kill_by_selector_then_all_reports_per_strategy(desk, namespace, cluster):
-    for name, labels in (("fx-a", {"desk": "fx"}), ("fx-b", {"desk": "fx", "venue": "XLON"}), ("rates-a", {"desk": "rates"})):
+    for name, labels in (
+        ("fx-a", {"desk": "fx"}),
+        ("fx-b", {"desk": "fx", "venue": "XLON"}),
+        ("rates-a", {"desk": "rates"}),
+    ):
         desk.create("strategies", _strategy(name, **labels))
     for name in ("fx-a", "fx-b", "rates-a"):
         desk.wait_status(lambda s: s.get("phase") == "Running", f"{name} running", name=name)
 
-    code, out = _run(["kill", "--selector", "desk=fx", "-n", namespace, "--reason", "fx desk limit breach"], cluster.kubeconfig)
+    code, out = _run(
+        ["kill", "--selector", "desk=fx", "-n", namespace, "--reason", "fx desk limit breach"], cluster.kubeconfig
+    )
     assert code == 0, out
     assert "sent to 2 strategies (desk=fx)" in out and "halted 2/2; acknowledged by the strategy: 2" in out
     for name in ("fx-a", "fx-b"):
         ks = desk.status(name)["killSwitch"]
-        assert ks["completedAt"] and ks["acknowledged"] is True and ks["reason"] == "fx desk limit breach" and ks["by"] == "admin"
+        assert (
+            ks["completedAt"]
+            and ks["acknowledged"] is True
+            and ks["reason"] == "fx desk limit breach"
+            and ks["by"] == "admin"
+        )
         assert desk.deployment(name).spec.replicas == 0
     assert "killSwitch" not in desk.status("rates-a") and desk.status("rates-a")["tradingState"] == "ACTIVE"
     # one decision: the same decision id prefix on both
@@ -84,12 +95,39 @@ def test_evidence_pack_from_a_known_scenario(desk, namespace, cluster, tmp_path)
     desk.wait_status(lambda s: s.get("lastKnownGood") == "1.4.2", "deployed and known-good")
     desk.patch_spec(mode="live")
     desk.wait_status(lambda s: s.get("mode") == "live", "promoted")
-    desk.create("incidents", {"apiVersion": "stratops.io/v1alpha1", "kind": "Incident", "metadata": {"name": "breach"},
-                              "spec": {"class": "RiskBreach", "severity": "P0", "strategy": "mean-revert",
-                                       "summary": "position limit breached"}})
+    desk.create(
+        "incidents",
+        {
+            "apiVersion": "stratops.io/v1alpha1",
+            "kind": "Incident",
+            "metadata": {"name": "breach"},
+            "spec": {
+                "class": "RiskBreach",
+                "severity": "P0",
+                "strategy": "mean-revert",
+                "summary": "position limit breached",
+            },
+        },
+    )
     desk.wait_status(lambda s: (s.get("killSwitch") or {}).get("completedAt"), "halted")
-    code, out = _run(["incident", "resolve", "breach", "-n", namespace, "--reason", "fixed", "--root-cause", "fat finger",
-                      "--action", "four-eyes on manual orders", "--owner", "risk"], cluster.kubeconfig)
+    code, out = _run(
+        [
+            "incident",
+            "resolve",
+            "breach",
+            "-n",
+            namespace,
+            "--reason",
+            "fixed",
+            "--root-cause",
+            "fat finger",
+            "--action",
+            "four-eyes on manual orders",
+            "--owner",
+            "risk",
+        ],
+        cluster.kubeconfig,
+    )
     assert code == 0, out
     desk.command("reconciliation", result="Matched", evidence="broker statement vs fills", by="ops")
     desk.wait_status(lambda s: (s.get("lastReconciliation") or {}).get("result") == "Matched", "reconciled")
@@ -99,20 +137,30 @@ def test_evidence_pack_from_a_known_scenario(desk, namespace, cluster, tmp_path)
     lowered = {**doc["spec"], "riskLimits": {**limits, "maxPosition": limits["maxPosition"] / 2}}
     # a live strategy's limits change only with the pre-launch gate signed for the new ones
     signed = desk.sign(example("gates/pre-launch.yaml"), lowered)
-    desk.custom.patch_namespaced_custom_object("stratops.io", "v1alpha1", namespace, "gates", "mean-revert-pre-launch",
-                                               {"spec": {"signatures": signed["spec"]["signatures"]}})
+    desk.custom.patch_namespaced_custom_object(
+        "stratops.io",
+        "v1alpha1",
+        namespace,
+        "gates",
+        "mean-revert-pre-launch",
+        {"spec": {"signatures": signed["spec"]["signatures"]}},
+    )
     desk.patch_spec(riskLimits=lowered["riskLimits"])
     desk.wait_status(lambda s: s["effectiveLimits"]["maxPosition"] == limits["maxPosition"] / 2, "limit lowered")
     # Events expire; the pack must not depend on them.
     wait_for(lambda: desk.events("LimitsLowered"), timeout=30, what="last event written")
     desk.core.delete_collection_namespaced_event(namespace)
 
-    code, out = _run(["audit", "export", "--since", start.isoformat(), "-n", namespace, "--out", str(tmp_path / "pack")],
-                     cluster.kubeconfig)
+    code, out = _run(
+        ["audit", "export", "--since", start.isoformat(), "-n", namespace, "--out", str(tmp_path / "pack")],
+        cluster.kubeconfig,
+    )
     assert code == 0, out
     pack = json.loads((tmp_path / "pack" / "evidence.json").read_text())
     [dep] = [d for d in pack["deployments"] if d["version"] == "1.4.2"]
-    assert dep["knownGoodAt"] and {a["item"] for a in dep["approvers"]} == {i["id"] for i in example("gates/pre-launch.yaml")["spec"]["items"]}
+    assert dep["knownGoodAt"] and {a["item"] for a in dep["approvers"]} == {
+        i["id"] for i in example("gates/pre-launch.yaml")["spec"]["items"]
+    }
     assert {a["signer"] for a in dep["approvers"]} == set(PRELAUNCH_SIGNERS)
     assert {s["gate"] for s in pack["gateSignatures"]} == {"mean-revert-pre-launch", "fx-daily"}
     assert len(pack["incidents"]) == 1, [(i["name"], i.get("summary")) for i in pack["incidents"]]
@@ -129,7 +177,14 @@ def test_evidence_pack_from_a_known_scenario(desk, namespace, cluster, tmp_path)
     assert any(e["reason"] == "LimitsLowered" for e in pack["limitChanges"])
     assert pack["reconciliations"][0]["record"]["lastReconciliation"]["by"] == "ops"
     md = (tmp_path / "pack" / "evidence.md").read_text()
-    for section in ("## Deployments (", "## Gate signatures (", "## Incidents (1)", "## Kill-switches (", "## Resumes (", "## Limit changes ("):
+    for section in (
+        "## Deployments (",
+        "## Gate signatures (",
+        "## Incidents (1)",
+        "## Kill-switches (",
+        "## Resumes (",
+        "## Limit changes (",
+    ):
         assert section in md
     assert "fat finger" in md and "risk-officer (backtest-reviewed)" in md
 
@@ -139,11 +194,23 @@ def _user(cluster, kube, namespace, user: str) -> str:
 
     rbac = client.RbacAuthorizationV1Api(kube)
     name = f"oncall-{user}"
-    rbac.create_namespaced_role(namespace, {"metadata": {"name": name}, "rules": [
-        {"apiGroups": ["stratops.io"], "resources": ["strategies"], "verbs": ["get", "list", "watch", "patch"]}]})
-    rbac.create_namespaced_role_binding(namespace, {
-        "metadata": {"name": name}, "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
-        "subjects": [{"kind": "User", "name": user, "apiGroup": "rbac.authorization.k8s.io"}]})
+    rbac.create_namespaced_role(
+        namespace,
+        {
+            "metadata": {"name": name},
+            "rules": [
+                {"apiGroups": ["stratops.io"], "resources": ["strategies"], "verbs": ["get", "list", "watch", "patch"]}
+            ],
+        },
+    )
+    rbac.create_namespaced_role_binding(
+        namespace,
+        {
+            "metadata": {"name": name},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+            "subjects": [{"kind": "User", "name": user, "apiGroup": "rbac.authorization.k8s.io"}],
+        },
+    )
     return str(cluster.user_kubeconfig(user))
 
 
@@ -161,15 +228,34 @@ def test_commands_are_attributable_and_rearm_needs_a_designated_user(desk, names
     # A command naming someone else is refused at admission, and nothing is applied.
     forged = client.CustomObjectsApi(cluster.api_client(mallory))
     with pytest.raises(ApiException) as err:
-        forged.patch_namespaced_custom_object("stratops.io", "v1alpha1", namespace, "strategies", "mean-revert", {"metadata": {
-            "annotations": {"stratops.io/kill": json.dumps({"reason": "x", "by": "risk-officer"})}}})
-    assert err.value.status == 403 and "a command must begin {\\\"by\\\": \\\"mallory\\\"" in err.value.body
+        forged.patch_namespaced_custom_object(
+            "stratops.io",
+            "v1alpha1",
+            namespace,
+            "strategies",
+            "mean-revert",
+            {"metadata": {"annotations": {"stratops.io/kill": json.dumps({"reason": "x", "by": "risk-officer"})}}},
+        )
+    assert err.value.status == 403 and 'a command must begin {\\"by\\": \\"mallory\\"' in err.value.body
     assert "killSwitch" not in desk.status()
 
     # An exposure-linked halt: a P0 incident that requires re-arm.
-    desk.create("incidents", {"apiVersion": "stratops.io/v1alpha1", "kind": "Incident", "metadata": {"name": "exposure"},
-                              "spec": {"class": "RiskBreach", "severity": "P0", "strategy": "mean-revert", "requireRearm": True,
-                                       "summary": "gross exposure above 5m", "postmortem": {"rootCause": "runaway", "actions": ["cap"], "owner": "risk"}}})
+    desk.create(
+        "incidents",
+        {
+            "apiVersion": "stratops.io/v1alpha1",
+            "kind": "Incident",
+            "metadata": {"name": "exposure"},
+            "spec": {
+                "class": "RiskBreach",
+                "severity": "P0",
+                "strategy": "mean-revert",
+                "requireRearm": True,
+                "summary": "gross exposure above 5m",
+                "postmortem": {"rootCause": "runaway", "actions": ["cap"], "owner": "risk"},
+            },
+        },
+    )
     desk.wait_status(lambda s: (s.get("killSwitch") or {}).get("completedAt"), "halted")
     assert desk.status()["killSwitch"]["rearmRequired"] is True
     code, out = _run(["incident", "resolve", "exposure", "-n", namespace, "--reason", "capped"], cluster.kubeconfig)
@@ -180,7 +266,11 @@ def test_commands_are_attributable_and_rearm_needs_a_designated_user(desk, names
     assert code == 1 and "re-arm required first" in " ".join(out.split()) and "risk-officer" in out
 
     code, out = _run(["rearm", "mean-revert", "-n", namespace, "--reason", "I can"], mallory)
-    assert code == 1 and "the re-arm must be given by one of spec.killSwitch.rearmBy as it was before this request (risk-officer), not mallory" in " ".join(out.split())
+    assert (
+        code == 1
+        and "the re-arm must be given by one of spec.killSwitch.rearmBy as it was before this request (risk-officer), not mallory"
+        in " ".join(out.split())
+    )
     code, out = _run(["rearm", "mean-revert", "-n", namespace, "--reason", "exposure capped, limits checked"], officer)
     assert code == 0, out
     ks = desk.status()["killSwitch"]
@@ -197,14 +287,25 @@ def test_a_rogue_pod_running_old_code_is_found_halted_and_removed(desk, namespac
 
     desk.create("strategies", strategy_doc())
     desk.wait_status(lambda s: s.get("lastKnownGood") == "1.4.2", "known-good")
-    desk.wait_status(lambda s: any(c["type"] == "FleetVerified" and c["status"] == "True" for c in s.get("conditions") or []),
-                     "fleet verified")
-    desk.core.create_namespaced_pod(namespace, {
-        "metadata": {"name": "mean-revert-legacy", "labels": {"stratops.io/strategy": "mean-revert"}},
-        "spec": {"containers": [{"name": "strategy", "image": "registry.example/fx-desk/mean-revert:1.3.9"}],
-                 "tolerations": [{"key": "kwok.x-k8s.io/node", "operator": "Exists", "effect": "NoSchedule"}]}})
+    desk.wait_status(
+        lambda s: any(c["type"] == "FleetVerified" and c["status"] == "True" for c in s.get("conditions") or []),
+        "fleet verified",
+    )
+    desk.core.create_namespaced_pod(
+        namespace,
+        {
+            "metadata": {"name": "mean-revert-legacy", "labels": {"stratops.io/strategy": "mean-revert"}},
+            "spec": {
+                "containers": [{"name": "strategy", "image": "registry.example/fx-desk/mean-revert:1.3.9"}],
+                "tolerations": [{"key": "kwok.x-k8s.io/node", "operator": "Exists", "effect": "NoSchedule"}],
+            },
+        },
+    )
     status = desk.wait_status(lambda s: (s.get("killSwitch") or {}).get("completedAt"), "halted", timeout=60)
-    assert "fleet verification failed" in status["killSwitch"]["reason"] and "mean-revert-legacy" in status["killSwitch"]["reason"]
+    assert (
+        "fleet verification failed" in status["killSwitch"]["reason"]
+        and "mean-revert-legacy" in status["killSwitch"]["reason"]
+    )
     [inc] = [i for i in desk.incidents() if "-fleet-" in i["metadata"]["name"]]
     assert inc["spec"]["class"] == "ConfigDrift" and inc["spec"]["severity"] == "P0"
     wait_for(lambda: not desk.running_pods(), timeout=30, what="every pod gone, the rogue one included")
@@ -216,17 +317,42 @@ def test_exposure_reported_by_the_strategy_trips_the_kill_switch(desk, namespace
 
     desk.create("strategies", strategy_doc(killSwitch={"ackDeadline": "20s", "rearmBy": ["risk-officer"]}))
     desk.wait_status(lambda s: s.get("phase") == "Running", "running")
-    desk.create("monitors", {"apiVersion": "stratops.io/v1alpha1", "kind": "Monitor", "metadata": {"name": "gross-exposure"},
-                             "spec": {"strategy": "mean-revert", "layer": "pnl", "description": "gross exposure cap",
-                                      "source": {"strategy": {"report": "exposure"}},
-                                      "check": {"kind": "threshold", "threshold": {"operator": ">", "value": 5000000}},
-                                      "frequency": "1s", "alert": {"channel": "page"},
-                                      "incident": {"class": "RiskBreach", "severity": "P0", "requireRearm": True}}})
-    agent = wait_for(lambda: next((a for a in desk.agents if a.applied is not None), None), timeout=30, what="a pod playing")
+    desk.create(
+        "monitors",
+        {
+            "apiVersion": "stratops.io/v1alpha1",
+            "kind": "Monitor",
+            "metadata": {"name": "gross-exposure"},
+            "spec": {
+                "strategy": "mean-revert",
+                "layer": "pnl",
+                "description": "gross exposure cap",
+                "source": {"strategy": {"report": "exposure"}},
+                "check": {"kind": "threshold", "threshold": {"operator": ">", "value": 5000000}},
+                "frequency": "1s",
+                "alert": {"channel": "page"},
+                "incident": {"class": "RiskBreach", "severity": "P0", "requireRearm": True},
+            },
+        },
+    )
+    agent = wait_for(
+        lambda: next((a for a in desk.agents if a.applied is not None), None), timeout=30, what="a pod playing"
+    )
     agent.report(exposure=4_000_000)
-    wait_for(lambda: (desk.custom.get_namespaced_custom_object("stratops.io", "v1alpha1", namespace, "monitors", "gross-exposure")
-                      .get("status") or {}).get("detail", "").startswith("evaluated by the operator on every report"),
-             timeout=30, what="monitor handed to the strategy's daemon")
+    wait_for(
+        lambda: (
+            (
+                desk.custom.get_namespaced_custom_object(
+                    "stratops.io", "v1alpha1", namespace, "monitors", "gross-exposure"
+                ).get("status")
+                or {}
+            )
+            .get("detail", "")
+            .startswith("evaluated by the operator on every report")
+        ),
+        timeout=30,
+        what="monitor handed to the strategy's daemon",
+    )
     assert "killSwitch" not in desk.status()
     agent.report(exposure=6_500_000)
     st = desk.wait_status(lambda s: (s.get("killSwitch") or {}).get("completedAt"), "halted on the report", timeout=60)

@@ -37,10 +37,14 @@ class ExampleDesk:
         return self.desk.custom.list_namespaced_custom_object(GROUP, VERSION, self.desk.ns, "monitors")["items"]
 
     def monitor(self, short: str) -> dict[str, Any]:
-        return self.desk.custom.get_namespaced_custom_object(GROUP, VERSION, self.desk.ns, "monitors", f"{NAME}-{short}")
+        return self.desk.custom.get_namespaced_custom_object(
+            GROUP, VERSION, self.desk.ns, "monitors", f"{NAME}-{short}"
+        )
 
     def drill(self, scenario: str, kubeconfig: Path) -> str:
-        res = CliRunner().invoke(app, ["drill", scenario, "-n", self.desk.ns], env={"KUBECONFIG": str(kubeconfig), "COLUMNS": "200"})
+        res = CliRunner().invoke(
+            app, ["drill", scenario, "-n", self.desk.ns], env={"KUBECONFIG": str(kubeconfig), "COLUMNS": "200"}
+        )
         assert res.exit_code == 0 and "Traceback" not in res.output, res.output
         return res.output
 
@@ -68,14 +72,20 @@ def example_desk(desk_of_real_pods: Desk, tmp_path: Path) -> Any:
     monitors = [d for d in docs if d["kind"] == "Monitor"]
     try:
         apply(desk.kube, [d for d in docs if d["kind"] != "Monitor"], namespace=desk.ns)
-        desk.wait_status(lambda s: any(c["type"] == "Ready" and c["status"] == "True" for c in s.get("conditions") or []),
-                         "the example strategy Ready on the real node", timeout=120)
+        desk.wait_status(
+            lambda s: any(c["type"] == "Ready" and c["status"] == "True" for c in s.get("conditions") or []),
+            "the example strategy Ready on the real node",
+            timeout=120,
+        )
         queries = monitor_queries(monitors)
         wait_for(lambda: not prometheus.missing(queries), timeout=120, what="Prometheus has every monitor's data")
         apply(desk.kube, copy.deepcopy(monitors), namespace=desk.ns)
         ex = ExampleDesk(desk, prometheus)
-        wait_for(lambda: not any("not evaluated" in p for p in desk_at_rest(ex.monitors(), desk.incidents())),
-                 timeout=90, what="every monitor evaluated")
+        wait_for(
+            lambda: not any("not evaluated" in p for p in desk_at_rest(ex.monitors(), desk.incidents())),
+            timeout=90,
+            what="every monitor evaluated",
+        )
         assert desk_at_rest(ex.monitors(), desk.incidents()) == []  # the desk starts at rest
         yield ex
     finally:
@@ -93,14 +103,20 @@ def _new_incidents(ex: ExampleDesk) -> list[dict[str, Any]]:
 
 
 def _names(incidents: list[dict[str, Any]]) -> list[str]:
-    return [f"{i['metadata']['name']} {i['spec']['class']} {i['spec']['severity']}: {i['spec']['summary']}" for i in incidents]
+    return [
+        f"{i['metadata']['name']} {i['spec']['class']} {i['spec']['severity']}: {i['spec']['summary']}"
+        for i in incidents
+    ]
 
 
 def _halted_monitors_quiet(ex: ExampleDesk, shorts: tuple[str, ...]) -> None:
     """Wait until the fast monitors have each been evaluated with the pods stopped (stale, and
     expected): from then on, a StaleData incident would already be there."""
-    wait_for(lambda: all((ex.monitor(s).get("status") or {}).get("staleExpected") is True for s in shorts),
-             timeout=90, what=f"{', '.join(shorts)} evaluated while halted")
+    wait_for(
+        lambda: all((ex.monitor(s).get("status") or {}).get("staleExpected") is True for s in shorts),
+        timeout=90,
+        what=f"{', '.join(shorts)} evaluated while halted",
+    )
 
 
 def test_broker_outage_drill_kills_and_says_what_the_resume_needs(example_desk, cluster):
@@ -108,7 +124,9 @@ def test_broker_outage_drill_kills_and_says_what_the_resume_needs(example_desk, 
     assert "fault broker on" in out and "finding: monitor mean-revert-infra-healthcheck breaching" in out, out
     assert "BrokerOutage P0" in out and "action: kill-switch: HALTED, acknowledged by the strategy: True" in out, out
     assert "triage (Broker outage)" in out and "stratops runbook show" in out, out
-    assert "still needed" in out and "stratops reconcile mean-revert" in out and "stratops resume mean-revert" in out, out
+    assert "still needed" in out and "stratops reconcile mean-revert" in out and "stratops resume mean-revert" in out, (
+        out
+    )
     _halted_monitors_quiet(example_desk, ("data-bar-age", "model-signal-latency"))
     incidents = _new_incidents(example_desk)
     # the healthcheck's P0; slow orders may also breach the order-latency monitor (P1) first
@@ -135,14 +153,23 @@ def test_feature_drift_drill_throttles_and_mends_the_fault(example_desk, cluster
     assert "drill monitor at rest: 0 of the top 5 changed" in out, out  # green before the fault
     assert "finding: monitor mean-revert-drill-feature-drift breaching: 2 of the top 5 changed" in out, out
     assert "FeatureDrift P1" in out, out
-    assert "action: throttle: trading REDUCING with lowered limits" in out and "fault cleared in the running strategy" in out, out
+    assert (
+        "action: throttle: trading REDUCING with lowered limits" in out
+        and "fault cleared in the running strategy" in out
+    ), out
     incidents = _new_incidents(example_desk)
     assert [i["spec"]["class"] for i in incidents] == ["FeatureDrift"], _names(incidents)
     assert example_desk.desk.control()["tradingState"] == "REDUCING"
     # mended: the strategy exports its old importances again (the next scrape shows it)
     top = f'topk(5, stratops_strategy_feature_importance{{strategy="{NAME}"}})'
-    wait_for(lambda: {r["metric"]["feature"] for r in example_desk.prometheus.server.series(top)}
-             == {"zscore", "spread", "momentum", "volume", "volatility"}, timeout=30, what="the old top five")
+    wait_for(
+        lambda: (
+            {r["metric"]["feature"] for r in example_desk.prometheus.server.series(top)}
+            == {"zscore", "spread", "momentum", "volume", "volatility"}
+        ),
+        timeout=30,
+        what="the old top five",
+    )
 
 
 def test_stale_data_drill_kills_on_the_desks_own_bar_age_monitor(example_desk, cluster):
@@ -159,16 +186,28 @@ def test_stale_data_drill_kills_on_the_desks_own_bar_age_monitor(example_desk, c
 
 def test_bad_rollout_drill_needs_the_daily_gate_then_rolls_back_and_puts_the_version_back(example_desk, cluster):
     desk = example_desk.desk
-    res = CliRunner().invoke(app, ["drill", "bad-rollout", "-n", desk.ns], env={"KUBECONFIG": str(cluster.kubeconfig), "COLUMNS": "200"})
+    res = CliRunner().invoke(
+        app, ["drill", "bad-rollout", "-n", desk.ns], env={"KUBECONFIG": str(cluster.kubeconfig), "COLUMNS": "200"}
+    )
     out = " ".join(res.output.split())
     assert res.exit_code == 1 and "a new version is held while the daily gate fx-daily is Incomplete" in out, out
     assert "nothing was changed" in out and desk.strategy()["spec"]["version"] == "1.4.2"
     gate = desk.custom.get_namespaced_custom_object(GROUP, VERSION, desk.ns, "gates", "fx-daily")
     signed = desk.sign(gate, by=("alice", "bob"))
-    desk.custom.patch_namespaced_custom_object(GROUP, VERSION, desk.ns, "gates", "fx-daily",
-                                               {"spec": {"signatures": signed["spec"]["signatures"]}})
-    wait_for(lambda: (desk.custom.get_namespaced_custom_object(GROUP, VERSION, desk.ns, "gates", "fx-daily")
-                      .get("status") or {}).get("state") == "Complete", timeout=30, what="fx-daily signed")
+    desk.custom.patch_namespaced_custom_object(
+        GROUP, VERSION, desk.ns, "gates", "fx-daily", {"spec": {"signatures": signed["spec"]["signatures"]}}
+    )
+    wait_for(
+        lambda: (
+            (
+                desk.custom.get_namespaced_custom_object(GROUP, VERSION, desk.ns, "gates", "fx-daily").get("status")
+                or {}
+            ).get("state")
+            == "Complete"
+        ),
+        timeout=30,
+        what="fx-daily signed",
+    )
     out = " ".join(example_desk.drill("bad-rollout", cluster.kubeconfig).split())
     assert "spec.version crash-1.4.4 (last known-good 1.4.2)" in out, out
     assert "action: rollback: running 1.4.2 again" in out and "spec.version back to 1.4.2" in out, out
@@ -178,6 +217,11 @@ def test_bad_rollout_drill_needs_the_daily_gate_then_rolls_back_and_puts_the_ver
     # A Recreate rollout stops the old pod before the new one runs: the monitors can find no data
     # in that gap (issue 19, warm handover); nothing else may open.
     assert {i["spec"]["class"] for i in incidents} <= {"ConfigDrift", "StaleData"}, _names(incidents)
-    s = example_desk.desk.wait_status(lambda s: s.get("activeVersion") == "1.4.2" and any(
-        c["type"] == "Ready" and c["status"] == "True" for c in s.get("conditions") or []), "1.4.2 running again")
+    s = example_desk.desk.wait_status(
+        lambda s: (
+            s.get("activeVersion") == "1.4.2"
+            and any(c["type"] == "Ready" and c["status"] == "True" for c in s.get("conditions") or [])
+        ),
+        "1.4.2 running again",
+    )
     assert any(b["version"] == "crash-1.4.4" for b in s.get("blockedVersions") or [])

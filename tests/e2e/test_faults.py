@@ -43,8 +43,11 @@ def test_apiserver_restarted_during_a_rollout_loses_no_incident(desk, cluster):
     wait_for(lambda: desk.version() == "fail-9", timeout=30, what="rollout of fail-9 started")
     took = cluster.control_plane.restart("kube-apiserver")
     assert took < 60
-    status = desk.wait_status(lambda s: any(b["version"] == "fail-9" for b in s.get("blockedVersions") or []),
-                              "fail-9 blocked after the restart", timeout=90)
+    status = desk.wait_status(
+        lambda s: any(b["version"] == "fail-9" for b in s.get("blockedVersions") or []),
+        "fail-9 blocked after the restart",
+        timeout=90,
+    )
     wait_for(lambda: desk.version() == "1.4.2", timeout=60, what="rolled back to 1.4.2")
     [inc] = wait_for(lambda: _rollout_incidents(desk), timeout=30, what="the rollout incident")
     assert "fail-9" in inc["spec"]["summary"] and status["lastKnownGood"] == "1.4.2"
@@ -63,7 +66,9 @@ def _admitted(desk: Desk) -> bool:
     probe = strategy_doc()
     probe["metadata"]["name"] = "admission-probe"
     try:
-        desk.custom.create_namespaced_custom_object("stratops.io", "v1alpha1", desk.ns, "strategies", probe, dry_run="All")
+        desk.custom.create_namespaced_custom_object(
+            "stratops.io", "v1alpha1", desk.ns, "strategies", probe, dry_run="All"
+        )
     except ApiException as e:
         if e.status == 503:
             return False
@@ -88,23 +93,45 @@ def test_objects_that_cannot_work_are_reported_while_others_keep_working(desk):
     # and a healthy one, which must keep working throughout
     desk.create("strategies", strategy_doc())
 
-    mon = wait_for(lambda: (desk.custom.get_namespaced_custom_object("stratops.io", "v1alpha1", desk.ns, "monitors", "ghost-backlog")
-                            .get("status") or {}).get("problem"), timeout=30, what="monitor problem reported")
+    mon = wait_for(
+        lambda: (
+            desk.custom.get_namespaced_custom_object(
+                "stratops.io", "v1alpha1", desk.ns, "monitors", "ghost-backlog"
+            ).get("status")
+            or {}
+        ).get("problem"),
+        timeout=30,
+        what="monitor problem reported",
+    )
     assert mon == f"strategy ghost not found in namespace {desk.ns}: not evaluated"
-    wait_for(lambda: [e for e in desk.core.list_namespaced_event(desk.ns).items if e.reason == "StrategyNotFound"],
-             timeout=30, what="StrategyNotFound event")
+    wait_for(
+        lambda: [e for e in desk.core.list_namespaced_event(desk.ns).items if e.reason == "StrategyNotFound"],
+        timeout=30,
+        what="StrategyNotFound event",
+    )
     assert not [i for i in desk.incidents() if i["spec"]["strategy"] == "ghost"]
 
-    st = desk.wait_status(lambda s: any(c["type"] == "GatesSatisfied" and "no-such-daily" in c.get("message", "")
-                                        for c in s.get("conditions") or []), "gates reported", name="lost-gates")
+    st = desk.wait_status(
+        lambda s: any(
+            c["type"] == "GatesSatisfied" and "no-such-daily" in c.get("message", "") for c in s.get("conditions") or []
+        ),
+        "gates reported",
+        name="lost-gates",
+    )
     cond = next(c for c in st["conditions"] if c["type"] == "GatesSatisfied")
     assert cond["status"] == "False" and "no-such-pre-launch" in cond["message"]
-    wait_for(lambda: [e for e in desk.events("GateNotFound") if e.involved_object.name == "lost-gates"],
-             timeout=30, what="GateNotFound event")
+    wait_for(
+        lambda: [e for e in desk.events("GateNotFound") if e.involved_object.name == "lost-gates"],
+        timeout=30,
+        what="GateNotFound event",
+    )
 
     desk.wait_status(lambda s: s.get("phase") == "Failed", "never-starts failed", timeout=60, name="never-starts")
-    wait_for(lambda: [e for e in desk.events("RolloutFailed") if e.involved_object.name == "never-starts"],
-             timeout=30, what="RolloutFailed event")
+    wait_for(
+        lambda: [e for e in desk.events("RolloutFailed") if e.involved_object.name == "never-starts"],
+        timeout=30,
+        what="RolloutFailed event",
+    )
     assert [i for i in desk.incidents() if i["spec"]["strategy"] == "never-starts"]
 
     desk.wait_status(lambda s: s.get("lastKnownGood") == "1.4.2", "the healthy one is known-good")
@@ -138,9 +165,12 @@ def test_burst_of_500_updates_loses_and_duplicates_nothing(desk):
         st = obj.get("status") or {}
         dep = desk.deployment(name)
         env = {e.name: e.value for e in dep.spec.template.spec.containers[0].env or []} if dep else {}
-        return (st.get("observedGeneration") == obj["metadata"]["generation"] and env.get("BURST_SEQ") == str(updates - 1)
-                and (st.get("throttle") or {}).get("active") is True
-                and "stratops.io/throttle" not in (obj["metadata"].get("annotations") or {}))
+        return (
+            st.get("observedGeneration") == obj["metadata"]["generation"]
+            and env.get("BURST_SEQ") == str(updates - 1)
+            and (st.get("throttle") or {}).get("active") is True
+            and "stratops.io/throttle" not in (obj["metadata"].get("annotations") or {})
+        )
 
     wait_for(lambda: all(settled(n) for n in names), timeout=180, what="every strategy at its last update, throttled")
     # exactly one throttle per strategy: none lost, none done twice
@@ -169,15 +199,24 @@ def test_namespace_churn_at_start_does_not_hold_the_operator(kube, crds, cluster
         core.create_namespace({"metadata": {"name": name}})
 
     live = free_port()
-    proc = operator_process(cluster.kubeconfig, [f"{prefix}-*"], tmp_path / "operator.log", port,
-                            env={"STRATOPS_RESYNC_SECONDS": "10"}, liveness_port=live)
+    proc = operator_process(
+        cluster.kubeconfig,
+        [f"{prefix}-*"],
+        tmp_path / "operator.log",
+        port,
+        env={"STRATOPS_RESYNC_SECONDS": "10"},
+        liveness_port=live,
+    )
     probe = f"{prefix}-probe"
     try:
         wait_serving_metrics(proc, port, tmp_path / "operator.log")
         for name in doomed:  # while their watchers are starting and listing
             core.delete_namespace(name)
-        wait_for(lambda: not [n for n in core.list_namespace().items if n.metadata.name.startswith(f"{prefix}-")],
-                 timeout=120, what="the deleted namespaces gone")
+        wait_for(
+            lambda: not [n for n in core.list_namespace().items if n.metadata.name.startswith(f"{prefix}-")],
+            timeout=120,
+            what="the deleted namespaces gone",
+        )
         core.create_namespace({"metadata": {"name": probe}})
         desk = Desk(kube, probe)
         desk.create("strategies", strategy_doc())
@@ -187,10 +226,15 @@ def test_namespace_churn_at_start_does_not_hold_the_operator(kube, crds, cluster
         assert health.status_code == 200 and health.json()["held_handlers"] == 0
         # On-call's view into a stuck operator: SIGUSR1 logs every asyncio task's stack.
         proc.send_signal(signal.SIGUSR1)
-        dump = wait_for(lambda: "held-handlers watch awaits:" in (t := (tmp_path / "operator.log").read_text()) and t,
-                        timeout=30, what="the task dump")
+        dump = wait_for(
+            lambda: "held-handlers watch awaits:" in (t := (tmp_path / "operator.log").read_text()) and t,
+            timeout=30,
+            what="the task dump",
+        )
         # each task with the chain of coroutines it awaits, down to the frame that waits
-        assert "task stratops: held-handlers watch awaits:" in dump and "in watch" in dump and "asyncio/tasks.py" in dump
+        assert (
+            "task stratops: held-handlers watch awaits:" in dump and "in watch" in dump and "asyncio/tasks.py" in dump
+        )
     finally:
         stop_process(proc, 30)
         for name in [probe, *doomed]:
@@ -219,20 +263,29 @@ def test_a_strategy_deleted_with_its_namespace_is_left_alone(kube, crds, operato
 
     def errors() -> float:
         text = httpx.get(operator["metrics"], timeout=5).text
-        return sum(s.value for fam in text_string_to_metric_families(text) for s in fam.samples
-                   if s.name == "stratops_reconcile_errors_total" and s.labels.get("namespace") == ns)
+        return sum(
+            s.value
+            for fam in text_string_to_metric_families(text)
+            for s in fam.samples
+            if s.name == "stratops_reconcile_errors_total" and s.labels.get("namespace") == ns
+        )
 
     before = errors()
     core.delete_namespace(ns)
     # Gone only once the operator has let go of the Strategy (its finalizer).
     try:
-        wait_for(lambda: not core.list_namespace(field_selector=f"metadata.name={ns}").items, timeout=120,
-                 what="the namespace gone")
+        wait_for(
+            lambda: not core.list_namespace(field_selector=f"metadata.name={ns}").items,
+            timeout=120,
+            what="the namespace gone",
+        )
     except TimeoutError:
         left = core.read_namespace(ns)
-        raise AssertionError(f"namespace {ns} still there: {left.status}; strategies: "
-                             f"{[(s['metadata'].get('finalizers'), s['metadata'].get('deletionTimestamp')) for s in desk.custom.list_namespaced_custom_object('stratops.io', 'v1alpha1', ns, 'strategies')['items']]}; "
-                             f"pods: {[(p.metadata.name, p.metadata.finalizers, p.metadata.deletion_timestamp) for p in core.list_namespaced_pod(ns).items]}; log: {operator['log']}") from None
+        raise AssertionError(
+            f"namespace {ns} still there: {left.status}; strategies: "
+            f"{[(s['metadata'].get('finalizers'), s['metadata'].get('deletionTimestamp')) for s in desk.custom.list_namespaced_custom_object('stratops.io', 'v1alpha1', ns, 'strategies')['items']]}; "
+            f"pods: {[(p.metadata.name, p.metadata.finalizers, p.metadata.deletion_timestamp) for p in core.list_namespaced_pod(ns).items]}; log: {operator['log']}"
+        ) from None
     with log.open("rb") as f:
         f.seek(start)
         lines = [line for line in f.read().decode(errors="replace").splitlines() if ns in line]

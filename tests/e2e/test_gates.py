@@ -28,16 +28,39 @@ def users(cluster, kube, namespace):
     """alice (a risk owner), bob, mallory and the GitOps controller may edit gates and read
     strategies; the GitOps controller may also write signatures on behalf of their signers."""
     rbac = client.RbacAuthorizationV1Api(kube)
-    rbac.create_namespaced_role(namespace, {"metadata": {"name": "signer"}, "rules": [
-        {"apiGroups": ["stratops.io"], "resources": ["gates"], "verbs": ["get", "list", "watch", "create", "update", "patch"]},
-        {"apiGroups": ["stratops.io"], "resources": ["strategies"], "verbs": ["get", "list"]}]})
-    rbac.create_namespaced_role(namespace, {"metadata": {"name": "gitops"}, "rules": [
-        {"apiGroups": ["stratops.io"], "resources": ["gates"], "verbs": ["sign-for-others", "edit-checklist"]}]})
+    rbac.create_namespaced_role(
+        namespace,
+        {
+            "metadata": {"name": "signer"},
+            "rules": [
+                {
+                    "apiGroups": ["stratops.io"],
+                    "resources": ["gates"],
+                    "verbs": ["get", "list", "watch", "create", "update", "patch"],
+                },
+                {"apiGroups": ["stratops.io"], "resources": ["strategies"], "verbs": ["get", "list"]},
+            ],
+        },
+    )
+    rbac.create_namespaced_role(
+        namespace,
+        {
+            "metadata": {"name": "gitops"},
+            "rules": [
+                {"apiGroups": ["stratops.io"], "resources": ["gates"], "verbs": ["sign-for-others", "edit-checklist"]}
+            ],
+        },
+    )
     names = ["alice", "bob", "mallory", GITOPS]
     for role, who in (("signer", names), ("gitops", [GITOPS])):
-        rbac.create_namespaced_role_binding(namespace, {
-            "metadata": {"name": role}, "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": role},
-            "subjects": [{"kind": "User", "name": n, "apiGroup": "rbac.authorization.k8s.io"} for n in who]})
+        rbac.create_namespaced_role_binding(
+            namespace,
+            {
+                "metadata": {"name": role},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": role},
+                "subjects": [{"kind": "User", "name": n, "apiGroup": "rbac.authorization.k8s.io"} for n in who],
+            },
+        )
     groups = {"alice": ("stratops:risk-owners",), "bob": ("stratops:traders",), "mallory": ("stratops:traders",)}
     return {n: cluster.user_kubeconfig(n, groups.get(n, ())) for n in names}
 
@@ -47,7 +70,13 @@ def _as(cluster, kubeconfig) -> client.CustomObjectsApi:
 
 
 def _sig(item: str, signer: str, at: datetime | None = None, **extra) -> dict:
-    return {"item": item, "signer": signer, "signedAt": (at or datetime.now(UTC)).isoformat(), "evidence": "checked", **extra}
+    return {
+        "item": item,
+        "signer": signer,
+        "signedAt": (at or datetime.now(UTC)).isoformat(),
+        "evidence": "checked",
+        **extra,
+    }
 
 
 def _patch_sigs(api: client.CustomObjectsApi, ns: str, gate: str, sigs: list[dict]) -> None:
@@ -62,7 +91,9 @@ def _refusal(fn) -> str:
 
 
 def _gate_status(desk: Desk, name: str) -> dict:
-    return desk.custom.get_namespaced_custom_object("stratops.io", "v1alpha1", desk.ns, "gates", name).get("status") or {}
+    return (
+        desk.custom.get_namespaced_custom_object("stratops.io", "v1alpha1", desk.ns, "gates", name).get("status") or {}
+    )
 
 
 def test_signatures_are_attributable(cluster, kube, namespace, operator, users):
@@ -77,21 +108,35 @@ def test_signatures_are_attributable(cluster, kube, namespace, operator, users):
     assert "spec.signatures[tickets-groomed]: signer is alice but the request is made by bob" in msg
     # alice signs as alice, bob as bob
     _patch_sigs(alice, namespace, name, [_sig("tickets-groomed", "alice")])
-    current = desk.custom.get_namespaced_custom_object("stratops.io", "v1alpha1", namespace, "gates", name)["spec"]["signatures"]
+    current = desk.custom.get_namespaced_custom_object("stratops.io", "v1alpha1", namespace, "gates", name)["spec"][
+        "signatures"
+    ]
     _patch_sigs(bob, namespace, name, current + [_sig("alert-noise-audited", "bob")])
     # mallory can neither remove nor alter alice's signature
-    both = desk.custom.get_namespaced_custom_object("stratops.io", "v1alpha1", namespace, "gates", name)["spec"]["signatures"]
+    both = desk.custom.get_namespaced_custom_object("stratops.io", "v1alpha1", namespace, "gates", name)["spec"][
+        "signatures"
+    ]
     msg = _refusal(lambda: _patch_sigs(mallory, namespace, name, [s for s in both if s["item"] != "tickets-groomed"]))
     assert "spec.signatures[tickets-groomed]: signed by alice; only they may change or remove their signature" in msg
-    altered = [dict(s, evidence="forged") if s["item"] == "tickets-groomed" else s for s in current] + [_sig("alert-noise-audited", "bob")]
-    assert "signer is alice but the request is made by mallory" in _refusal(lambda: _patch_sigs(mallory, namespace, name, altered))
+    altered = [dict(s, evidence="forged") if s["item"] == "tickets-groomed" else s for s in current] + [
+        _sig("alert-noise-audited", "bob")
+    ]
+    assert "signer is alice but the request is made by mallory" in _refusal(
+        lambda: _patch_sigs(mallory, namespace, name, altered)
+    )
     # a signer may not edit the checklist: its items are the risk owners' and Git's
     items = copy.deepcopy(gate["spec"]["items"])
     items[0]["text"] = "Tickets looked at, more or less"
-    msg = _refusal(lambda: alice.patch_namespaced_custom_object("stratops.io", "v1alpha1", namespace, "gates", name, {"spec": {"items": items}}))
+    msg = _refusal(
+        lambda: alice.patch_namespaced_custom_object(
+            "stratops.io", "v1alpha1", namespace, "gates", name, {"spec": {"items": items}}
+        )
+    )
     assert "alice may sign this gate but not change its checklist" in msg
     # a signature is dated when it is made: neither ahead nor back
-    signed = desk.custom.get_namespaced_custom_object("stratops.io", "v1alpha1", namespace, "gates", name)["spec"]["signatures"]
+    signed = desk.custom.get_namespaced_custom_object("stratops.io", "v1alpha1", namespace, "gates", name)["spec"][
+        "signatures"
+    ]
     for at in (datetime.now(UTC) + timedelta(minutes=4), datetime.now(UTC) - timedelta(days=1)):
         msg = _refusal(lambda: _patch_sigs(alice, namespace, name, signed + [_sig("drift-reviewed", "alice", at)]))
         assert "spec.signatures[drift-reviewed].signedAt" in msg and "is not the time of signing" in msg
@@ -103,11 +148,17 @@ def test_signatures_are_attributable(cluster, kube, namespace, operator, users):
 def test_gitops_identity_may_apply_signatures_others_may_not(cluster, kube, namespace, operator, users):
     gate = example("gates/monthly.yaml")
     gate["spec"]["signatures"] = [_sig(i["id"], "alice") for i in gate["spec"]["items"]]
-    msg = _refusal(lambda: _as(cluster, users["bob"]).create_namespaced_custom_object("stratops.io", "v1alpha1", namespace, "gates", gate))
+    msg = _refusal(
+        lambda: _as(cluster, users["bob"]).create_namespaced_custom_object(
+            "stratops.io", "v1alpha1", namespace, "gates", gate
+        )
+    )
     assert "signer is alice but the request is made by bob" in msg
     _as(cluster, users[GITOPS]).create_namespaced_custom_object("stratops.io", "v1alpha1", namespace, "gates", gate)
     desk = Desk(kube, namespace)
-    wait_for(lambda: _gate_status(desk, gate["metadata"]["name"]).get("state") == "Complete", timeout=30, what="complete")
+    wait_for(
+        lambda: _gate_status(desk, gate["metadata"]["name"]).get("state") == "Complete", timeout=30, what="complete"
+    )
 
 
 def test_expiry_moves_the_state(kube, namespace, operator):
@@ -122,8 +173,9 @@ def test_expiry_moves_the_state(kube, namespace, operator):
     assert st["signed"] == "0/3" and "expired" in st["message"]
 
 
-def test_prelaunch_signed_with_the_cli_promotes_and_a_new_version_needs_it_again(cluster, kube, namespace, operator, users,
-                                                                                 tmp_path):
+def test_prelaunch_signed_with_the_cli_promotes_and_a_new_version_needs_it_again(
+    cluster, kube, namespace, operator, users, tmp_path
+):
     desk = Desk(kube, namespace)
     desk.create("gates", desk.sign(example("gates/daily.yaml")))
     gate = example("gates/pre-launch.yaml")
@@ -140,23 +192,35 @@ def test_prelaunch_signed_with_the_cli_promotes_and_a_new_version_needs_it_again
     assert risk_items and other_items
 
     def sign(env: dict, items: list[str], *extra: str) -> str:
-        res = runner.invoke(app, ["gate", "sign", name, *items, "-n", namespace, "-e", "https://wiki/launch-review", *extra], env=env)
+        res = runner.invoke(
+            app, ["gate", "sign", name, *items, "-n", namespace, "-e", "https://wiki/launch-review", *extra], env=env
+        )
         assert res.exit_code == 0, res.output
         return " ".join(res.output.split())
 
     # a risk item is the risk owners' only
     res = runner.invoke(app, ["gate", "sign", name, risk_items[0], "-n", namespace, "-e", "x"], env=bob)
-    assert res.exit_code == 1 and "may be signed only by members of stratops:risk-owners; bob is in stratops:traders" in " ".join(res.output.split())
+    assert (
+        res.exit_code == 1
+        and "may be signed only by members of stratops:risk-owners; bob is in stratops:traders"
+        in " ".join(res.output.split())
+    )
     assert "as alice for mean-revert:1.4.2:" in sign(alice, risk_items)
     # one signer does not promote: refused before anything changes
-    res = runner.invoke(app, ["promote", "mean-revert", "-n", namespace, "--reason", "launch", "--no-wait"],
-                        env={"KUBECONFIG": str(cluster.kubeconfig), "COLUMNS": "200"})
+    res = runner.invoke(
+        app,
+        ["promote", "mean-revert", "-n", namespace, "--reason", "launch", "--no-wait"],
+        env={"KUBECONFIG": str(cluster.kubeconfig), "COLUMNS": "200"},
+    )
     assert res.exit_code == 1 and "missing " + ", ".join(other_items) in " ".join(res.output.split())
     sign(bob, other_items)
     st = wait_for(lambda: (s := _gate_status(desk, name)).get("state") == "Complete" and s, timeout=30, what="complete")
     assert st["signed"] == "6/6" and st["signers"] == ["alice", "bob"]
-    res = runner.invoke(app, ["promote", "mean-revert", "-n", namespace, "--reason", "launch"],
-                        env={"KUBECONFIG": str(cluster.kubeconfig), "COLUMNS": "200"})
+    res = runner.invoke(
+        app,
+        ["promote", "mean-revert", "-n", namespace, "--reason", "launch"],
+        env={"KUBECONFIG": str(cluster.kubeconfig), "COLUMNS": "200"},
+    )
     assert res.exit_code == 0, res.output
     assert desk.status()["approved"]["signers"] == ["alice", "bob"]
 
@@ -181,9 +245,26 @@ def test_prelaunch_signed_with_the_cli_promotes_and_a_new_version_needs_it_again
     wait_for(lambda: _gate_status(desk, name).get("state") == "Complete", timeout=30, what="complete for 1.5.0")
     res = runner.invoke(app, ["gate", "audit", "--cadence", "preLaunch", "-n", namespace], env=alice)
     assert res.exit_code == 0 and "all complete" in res.output and "last signed by bob" in " ".join(res.output.split())
-    desk.custom.patch_namespaced_custom_object("stratops.io", "v1alpha1", namespace, "gates", "fx-daily", {"spec": {"signatures": [
-        s for s in desk.custom.get_namespaced_custom_object("stratops.io", "v1alpha1", namespace, "gates", "fx-daily")["spec"]["signatures"]
-        if s["item"] != "limits-verified"]}})
+    desk.custom.patch_namespaced_custom_object(
+        "stratops.io",
+        "v1alpha1",
+        namespace,
+        "gates",
+        "fx-daily",
+        {
+            "spec": {
+                "signatures": [
+                    s
+                    for s in desk.custom.get_namespaced_custom_object(
+                        "stratops.io", "v1alpha1", namespace, "gates", "fx-daily"
+                    )["spec"]["signatures"]
+                    if s["item"] != "limits-verified"
+                ]
+            }
+        },
+    )
     wait_for(lambda: _gate_status(desk, "fx-daily").get("state") == "Incomplete", timeout=30, what="daily incomplete")
     res = runner.invoke(app, ["gate", "audit", "--cadence", "daily", "-n", namespace], env=alice)
-    assert res.exit_code == 1 and "ATTENTION" in res.output and "missing limits-verified" in " ".join(res.output.split())
+    assert (
+        res.exit_code == 1 and "ATTENTION" in res.output and "missing limits-verified" in " ".join(res.output.split())
+    )

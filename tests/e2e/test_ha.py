@@ -26,14 +26,17 @@ LIFETIME = 10  # seconds a silent replica's record stays valid: how long the tak
 CHART_CRDS = Path(__file__).resolve().parents[2] / "charts" / "stratops" / "crds"
 
 
-
-
 class Replica:
     def __init__(self, cluster, namespace: str, identity: str, log: Path) -> None:
         self.identity, self.log, self.port = identity, log, free_port()
-        env = {"STRATOPS_PEERING": PEERING, "STRATOPS_PEERING_PRIORITY": "random",
-               "STRATOPS_PEERING_LIFETIME": str(LIFETIME), "POD_ID": identity,
-               "STRATOPS_RESYNC_SECONDS": "10", "STRATOPS_WEBHOOK_PORT": ""}  # the webhook is not under test
+        env = {
+            "STRATOPS_PEERING": PEERING,
+            "STRATOPS_PEERING_PRIORITY": "random",
+            "STRATOPS_PEERING_LIFETIME": str(LIFETIME),
+            "POD_ID": identity,
+            "STRATOPS_RESYNC_SECONDS": "10",
+            "STRATOPS_WEBHOOK_PORT": "",
+        }  # the webhook is not under test
         self.proc = operator_process(cluster.kubeconfig, [namespace], log, self.port, env=env)
 
     def samples(self, name: str) -> list:
@@ -55,13 +58,24 @@ def _events(desk: Desk, strategy: str, reason: str) -> list:
 def test_one_replica_acts_and_the_standby_takes_over(cluster, kube, crds, own_namespace, tmp_path):
     install_crds(kube, CHART_CRDS / "kopf.dev_peerings.yaml")
     custom = client.CustomObjectsApi(kube)
-    custom.create_namespaced_custom_object("kopf.dev", "v1", own_namespace, "kopfpeerings",
-                                           {"apiVersion": "kopf.dev/v1", "kind": "KopfPeering", "metadata": {"name": PEERING}})
+    custom.create_namespaced_custom_object(
+        "kopf.dev",
+        "v1",
+        own_namespace,
+        "kopfpeerings",
+        {"apiVersion": "kopf.dev/v1", "kind": "KopfPeering", "metadata": {"name": PEERING}},
+    )
     desk = Desk(kube, own_namespace)
     replicas = [Replica(cluster, own_namespace, f"replica-{c}", tmp_path / f"replica-{c}.log") for c in "ab"]
     try:
+
         def peers() -> dict:
-            status = custom.get_namespaced_custom_object("kopf.dev", "v1", own_namespace, "kopfpeerings", PEERING).get("status") or {}
+            status = (
+                custom.get_namespaced_custom_object("kopf.dev", "v1", own_namespace, "kopfpeerings", PEERING).get(
+                    "status"
+                )
+                or {}
+            )
             return status if {r.identity for r in replicas} <= set(status) else {}
 
         status = wait_for(peers, timeout=60, what="both replicas registered in the KopfPeering")
@@ -72,7 +86,9 @@ def test_one_replica_acts_and_the_standby_takes_over(cluster, kube, crds, own_na
         desk.wait_status(lambda s: s.get("lastKnownGood") == "1.4.2", "known-good", timeout=90)
         desk.play_pods()
         desk.command("kill", reason="runaway orders")
-        done = desk.wait_status(lambda s: (s.get("killSwitch") or {}).get("completedAt"), "kill-switch completed", timeout=60)
+        done = desk.wait_status(
+            lambda s: (s.get("killSwitch") or {}).get("completedAt"), "kill-switch completed", timeout=60
+        )
         wait_for(lambda: _events(desk, "mean-revert", "KillSwitchCompleted"), timeout=30, what="completion event")
 
         # Exactly one replica acted: one decision, one HALTED write, one set of Events.
@@ -90,8 +106,12 @@ def test_one_replica_acts_and_the_standby_takes_over(cluster, kube, crds, own_na
         second["metadata"]["name"] = "trend-follow"
         desk.create("strategies", second)
         # The standby resumes once the dead replica's record lapses, and deploys the new strategy.
-        desk.wait_status(lambda s: s.get("lastKnownGood") == "1.4.2", "the standby took over", timeout=LIFETIME + 60,
-                         name="trend-follow")
+        desk.wait_status(
+            lambda s: s.get("lastKnownGood") == "1.4.2",
+            "the standby took over",
+            timeout=LIFETIME + 60,
+            name="trend-follow",
+        )
         assert standby.writes() > 0
         # ...without redoing the first strategy's kill-switch.
         assert len(_events(desk, "mean-revert", "KillSwitch")) == 1

@@ -37,13 +37,12 @@ def image() -> str:
 
 
 def test_image_runs_non_root_and_prints_its_version(image):
-    out = _docker("run", "--rm", "--read-only", "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
-                  image, "--version")
+    out = _docker(
+        "run", "--rm", "--read-only", "--cap-drop", "ALL", "--security-opt", "no-new-privileges", image, "--version"
+    )
     assert out.stdout.strip() == f"stratops {stratops.__version__}"
     user = _docker("image", "inspect", image, "--format", "{{.Config.User}}").stdout.strip()
     assert user == "65532:65532"
-
-
 
 
 def test_image_runs_the_operator_against_the_cluster(image, cluster, kube, crds, own_namespace, tmp_path):
@@ -56,22 +55,45 @@ def test_image_runs_the_operator_against_the_cluster(image, cluster, kube, crds,
     apply(kube, [d for d in docs if d["kind"] in ("ServiceAccount", "Role", "RoleBinding", "KopfPeering")])
     dep = by["Deployment"][0]
     namespaces, env = operator_from_deployment(dep, "image-replica")
-    kubeconfig = sa_kubeconfig(cluster, kube, ns, dep["spec"]["template"]["spec"]["serviceAccountName"],
-                               tmp_path / "kubeconfig")
+    kubeconfig = sa_kubeconfig(
+        cluster, kube, ns, dep["spec"]["template"]["spec"]["serviceAccountName"], tmp_path / "kubeconfig"
+    )
     kubeconfig.chmod(0o644)  # read by the image's non-root user
     wait_for_rbac(kube, ns, dep["spec"]["template"]["spec"]["serviceAccountName"])
     metrics, health = free_port(), free_port()
     name = f"stratops-{uuid.uuid4().hex[:8]}"
-    args = ["run", "--detach", "--name", name, "--network", "host", "--read-only", "--tmpfs", "/tmp",
-            "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
-            "--volume", f"{kubeconfig}:/etc/stratops/kubeconfig:ro", "--env", "KUBECONFIG=/etc/stratops/kubeconfig"]
+    args = [
+        "run",
+        "--detach",
+        "--name",
+        name,
+        "--network",
+        "host",
+        "--read-only",
+        "--tmpfs",
+        "/tmp",
+        "--cap-drop",
+        "ALL",
+        "--security-opt",
+        "no-new-privileges",
+        "--volume",
+        f"{kubeconfig}:/etc/stratops/kubeconfig:ro",
+        "--env",
+        "KUBECONFIG=/etc/stratops/kubeconfig",
+    ]
     for k, v in env.items():
         args += ["--env", f"{k}={v}"]
-    args += [image, "operator", *[f"--namespace={n}" for n in namespaces], f"--metrics-port={metrics}",
-             f"--liveness=http://127.0.0.1:{health}/healthz"]
+    args += [
+        image,
+        "operator",
+        *[f"--namespace={n}" for n in namespaces],
+        f"--metrics-port={metrics}",
+        f"--liveness=http://127.0.0.1:{health}/healthz",
+    ]
     _docker(*args)
     desk = Desk(kube, ns)
     try:
+
         def healthy() -> bool:
             if _docker("inspect", name, "--format", "{{.State.Running}}").stdout.strip() != "true":
                 raise RuntimeError(_docker("logs", name, check=False).stderr[-3000:])
@@ -82,7 +104,9 @@ def test_image_runs_the_operator_against_the_cluster(image, cluster, kube, crds,
 
         wait_for(healthy, timeout=60, what="the containerised operator's /healthz")
         desk.create("strategies", strategy_doc())
-        desk.wait_status(lambda s: s.get("lastKnownGood") == "1.4.2", "the strategy deployed by the container", timeout=90)
+        desk.wait_status(
+            lambda s: s.get("lastKnownGood") == "1.4.2", "the strategy deployed by the container", timeout=90
+        )
         text = httpx.get(f"http://127.0.0.1:{metrics}/metrics", timeout=2).text
         assert f'stratops_strategy_trading_state{{namespace="{ns}",state="ACTIVE",strategy="mean-revert"}} 1.0' in text
     finally:

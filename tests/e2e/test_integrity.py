@@ -27,7 +27,10 @@ from stratops.cli.main import app
 from stratops.testing.fixtures import use_existing_cluster
 from stratops.testing.wait import wait_for
 
-pytestmark = [pytest.mark.e2e, pytest.mark.skipif(use_existing_cluster(), reason="the webhooks are served on this host")]
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(use_existing_cluster(), reason="the webhooks are served on this host"),
+]
 PRELAUNCH = "mean-revert-pre-launch"
 RISK_ITEMS = [i["id"] for i in example("gates/pre-launch.yaml")["spec"]["items"] if i.get("signers")]
 OTHER_ITEMS = [i["id"] for i in example("gates/pre-launch.yaml")["spec"]["items"] if not i.get("signers")]
@@ -56,7 +59,9 @@ def desk_as(cluster, kubeconfig: Path, desk: Desk) -> Desk:
     return Desk(cluster.api_client(kubeconfig), desk.ns)
 
 
-def _patch(api: client.CustomObjectsApi, ns: str, plural: str, name: str, body: object, json_patch: bool = False) -> None:
+def _patch(
+    api: client.CustomObjectsApi, ns: str, plural: str, name: str, body: object, json_patch: bool = False
+) -> None:
     if json_patch:
         api.api_client.set_default_header("Content-Type", "application/json-patch+json")
     try:
@@ -105,8 +110,11 @@ def test_a_trader_cannot_unsign_a_gate_by_editing_its_items(cluster, desk, peopl
     _sign(people["rita"], desk.ns, RISK_ITEMS)
     tina, rita = _as(cluster, people["tina"]), _as(cluster, people["rita"])
     gate = desk.custom.get_namespaced_custom_object(GROUP, VERSION, desk.ns, "gates", PRELAUNCH)
-    unrequire = [{"op": "replace", "path": f"/spec/items/{n}/required", "value": False}
-                 for n, i in enumerate(gate["spec"]["items"]) if i["id"] not in RISK_ITEMS]
+    unrequire = [
+        {"op": "replace", "path": f"/spec/items/{n}/required", "value": False}
+        for n, i in enumerate(gate["spec"]["items"])
+        if i["id"] not in RISK_ITEMS
+    ]
     msg = _refused(lambda: _patch(tina, desk.ns, "gates", PRELAUNCH, unrequire, json_patch=True))
     assert "tina may sign this gate but not change its checklist (spec.items, strategies, minSigners, session)" in msg
     only_signed = [i for i in gate["spec"]["items"] if i["id"] in RISK_ITEMS]
@@ -114,7 +122,9 @@ def test_a_trader_cannot_unsign_a_gate_by_editing_its_items(cluster, desk, peopl
     assert "may sign this gate but not change its checklist" in msg
     # not even a risk owner, once it carries a signature: the checklist is frozen (Git changes it)
     msg = _refused(lambda: _patch(rita, desk.ns, "gates", PRELAUNCH, unrequire, json_patch=True))
-    assert "the checklist (spec.items, strategies, minSigners, session) is frozen once the gate carries a signature" in msg
+    assert (
+        "the checklist (spec.items, strategies, minSigners, session) is frozen once the gate carries a signature" in msg
+    )
     msg = _refused(lambda: desk_as(cluster, people["tina"], desk).patch_spec(mode="live"))
     assert "spec.mode: live without the pre-launch signatures" in msg and "missing " + ", ".join(OTHER_ITEMS) in msg
     assert desk.strategy()["spec"]["mode"] == "paper" and desk.status()["mode"] == "paper"
@@ -126,8 +136,15 @@ def test_the_prelaunch_gate_must_be_of_cadence_prelaunch(cluster, desk, people):
     tina = desk_as(cluster, people["tina"], desk)
     weekly = example("gates/weekly.yaml")
     desk.create("gates", weekly)
-    msg = _refused(lambda: _patch(tina.custom, desk.ns, "gates", weekly["metadata"]["name"],
-                                  {"spec": {"strategies": [*weekly["spec"]["strategies"], "another-strategy"]}}))
+    msg = _refused(
+        lambda: _patch(
+            tina.custom,
+            desk.ns,
+            "gates",
+            weekly["metadata"]["name"],
+            {"spec": {"strategies": [*weekly["spec"]["strategies"], "another-strategy"]}},
+        )
+    )
     assert "may sign this gate but not change its checklist" in msg
     gates = {**desk.strategy()["spec"]["gates"], "preLaunch": "fx-daily"}  # the daily gate: signed, and lists it
     msg = _refused(lambda: tina.patch_spec(gates=gates))
@@ -146,13 +163,23 @@ def test_a_live_strategy_changes_only_with_fresh_signatures(cluster, desk, peopl
     assert len(approved) == 64 and status["approved"]["subject"] == f"{NAME}:1.4.2:{approved}"  # the full SHA-256
     # every declared limit reaches the strategy's pods, for its SDK to enforce before an order goes
     controls = desk.control()["controls"]
-    assert controls["maxOrderValue"] == 500000 and controls["venues"] == ["LMAX", "EBS"] and controls["priceCollarBps"] == 50
+    assert (
+        controls["maxOrderValue"] == 500000
+        and controls["venues"] == ["LMAX", "EBS"]
+        and controls["priceCollarBps"] == 50
+    )
     tina, rita = desk_as(cluster, people["tina"], desk), desk_as(cluster, people["rita"], desk)
     spec = desk.strategy()["spec"]
     changes = {
         "image": pinned(spec["image"], "sha256:" + "ee" * 32),
-        "brokers": {**spec["brokers"], "primary": {**spec["brokers"]["primary"], "endpoint": "fix://elsewhere.example:9876"}},
-        "podTemplate": {**spec["podTemplate"], "env": [*spec["podTemplate"]["env"], {"name": "RISK_MODE", "value": "off"}]},
+        "brokers": {
+            **spec["brokers"],
+            "primary": {**spec["brokers"]["primary"], "endpoint": "fix://elsewhere.example:9876"},
+        },
+        "podTemplate": {
+            **spec["podTemplate"],
+            "env": [*spec["podTemplate"]["env"], {"name": "RISK_MODE", "value": "off"}],
+        },
         "replicas": 2,
         "throttle": {"factor": 0.99},
     }
@@ -167,7 +194,9 @@ def test_a_live_strategy_changes_only_with_fresh_signatures(cluster, desk, peopl
     assert "spec.killSwitch changed on a live strategy without the pre-launch signatures" in msg
     msg = _refused(lambda: rita.patch_spec(killSwitch={"ackDeadline": "9999h"}), status=422)
     assert "spec.killSwitch.ackDeadline" in msg and "must be at most 120s" in msg
-    assert desk.image() == f"registry.example/fx-desk/mean-revert:1.4.2@{DIGEST}" and desk.deployment().spec.replicas == 1
+    assert (
+        desk.image() == f"registry.example/fx-desk/mean-revert:1.4.2@{DIGEST}" and desk.deployment().spec.replicas == 1
+    )
     assert desk.status()["approved"]["hash"] == approved
 
     # the change, signed for first by two people (not its author), then applied by its author
@@ -194,7 +223,10 @@ def test_separation_of_duties(cluster, desk, people):
     code, out = _cli(people["tina"], "gate", "sign", PRELAUNCH, "--all", "-n", desk.ns, "-e", "all good")
     assert code == 1 and f"item {RISK_ITEMS[0]} may be signed only by members of stratops:risk-owners" in out
     code, out = _cli(people["tina"], "gate", "sign", PRELAUNCH, *OTHER_ITEMS, "-n", desk.ns, "-e", "all good")
-    assert code == 1 and f"tina last changed the trading-relevant spec of {NAME}, so may not sign its pre-launch items" in out
+    assert (
+        code == 1
+        and f"tina last changed the trading-relevant spec of {NAME}, so may not sign its pre-launch items" in out
+    )
     # one signer does not promote
     _sign(people["rita"], desk.ns, RISK_ITEMS + OTHER_ITEMS)
     code, out = _cli(people["tina"], "promote", NAME, "-n", desk.ns, "--reason", "go")
@@ -202,8 +234,13 @@ def test_separation_of_duties(cluster, desk, people):
     assert desk.strategy()["spec"]["mode"] == "paper"
     # two distinct signers, each from the groups their items name, do
     gate = desk.custom.get_namespaced_custom_object(GROUP, VERSION, desk.ns, "gates", PRELAUNCH)
-    _patch(_as(cluster, people["rita"]), desk.ns, "gates", PRELAUNCH,
-           {"spec": {"signatures": [s for s in gate["spec"]["signatures"] if s["item"] in RISK_ITEMS]}})
+    _patch(
+        _as(cluster, people["rita"]),
+        desk.ns,
+        "gates",
+        PRELAUNCH,
+        {"spec": {"signatures": [s for s in gate["spec"]["signatures"] if s["item"] in RISK_ITEMS]}},
+    )
     _sign(people["tom"], desk.ns, OTHER_ITEMS)
     code, out = _cli(people["tina"], "promote", NAME, "-n", desk.ns, "--reason", "four eyes")
     assert code == 0, out
@@ -216,21 +253,35 @@ def test_nobody_adds_themselves_to_rearm_by_and_rearms(cluster, desk, people):
     desk.wait_status(lambda s: s.get("phase") == "Running", "running")
     tina, rob = desk_as(cluster, people["tina"], desk), desk_as(cluster, people["rob"], desk)
     rearm = {"stratops.io/rearm": json.dumps({"by": "tina", "reason": "I can"})}
-    patch = {"metadata": {"annotations": rearm}, "spec": {"killSwitch": {"ackDeadline": "20s", "rearmBy": ["rita", "tina"]}}}
+    patch = {
+        "metadata": {"annotations": rearm},
+        "spec": {"killSwitch": {"ackDeadline": "20s", "rearmBy": ["rita", "tina"]}},
+    }
     msg = _refused(lambda: _patch(tina.custom, desk.ns, "strategies", NAME, patch))
-    assert "the re-arm must be given by one of spec.killSwitch.rearmBy as it was before this request (rita), not tina" in msg
+    assert (
+        "the re-arm must be given by one of spec.killSwitch.rearmBy as it was before this request (rita), not tina"
+        in msg
+    )
     msg = _refused(lambda: _patch(tina.custom, desk.ns, "strategies", NAME, {"spec": patch["spec"]}))
     assert "spec.killSwitch: tina may not change kill-switch settings" in msg
     # a risk owner may change them, but not to re-arm in the same breath: the old list decides
     rearm = {"stratops.io/rearm": json.dumps({"by": "rob", "reason": "I can"})}
-    patch = {"metadata": {"annotations": rearm}, "spec": {"killSwitch": {"ackDeadline": "20s", "rearmBy": ["rita", "rob"]}}}
+    patch = {
+        "metadata": {"annotations": rearm},
+        "spec": {"killSwitch": {"ackDeadline": "20s", "rearmBy": ["rita", "rob"]}},
+    }
     msg = _refused(lambda: _patch(rob.custom, desk.ns, "strategies", NAME, patch))
-    assert "the re-arm must be given by one of spec.killSwitch.rearmBy as it was before this request (rita), not rob" in msg
+    assert (
+        "the re-arm must be given by one of spec.killSwitch.rearmBy as it was before this request (rita), not rob"
+        in msg
+    )
     assert desk.strategy()["spec"]["killSwitch"]["rearmBy"] == ["rita"]
 
 
 # -- attack 6: commands while no operator runs ------------------------------------------------------------
-def test_the_api_server_refuses_a_forged_command_with_no_operator_running(cluster, kube, operator, own_namespace, tmp_path):
+def test_the_api_server_refuses_a_forged_command_with_no_operator_running(
+    cluster, kube, operator, own_namespace, tmp_path
+):
     """A namespace no operator serves and no webhook reaches: the admission policies alone."""
     people = grant_chart_roles(cluster, kube, own_namespace, tmp_path)
     desk = Desk(kube, own_namespace)
@@ -250,30 +301,41 @@ def test_the_api_server_refuses_a_forged_command_with_no_operator_running(cluste
 
 
 # -- defence in depth: the operator refuses what admission would have -------------------------------------
-def test_with_admission_bypassed_the_operator_neither_promotes_nor_applies_an_unsigned_change(cluster, kube, operator,
-                                                                                              own_namespace, tmp_path):
+def test_with_admission_bypassed_the_operator_neither_promotes_nor_applies_an_unsigned_change(
+    cluster, kube, operator, own_namespace, tmp_path
+):
     """No webhook reaches this namespace (its own operator serves none): a promotion without
     signatures, and a live change without them, are stored, and the operator acts on neither."""
     from stratops.testing.controlplane import operator_process, stop_process
 
     desk = Desk(kube, own_namespace)
-    proc = operator_process(cluster.kubeconfig, [own_namespace], tmp_path / "operator.log",
-                            env={"STRATOPS_RESYNC_SECONDS": "10", "STRATOPS_WEBHOOK_PORT": ""})
+    proc = operator_process(
+        cluster.kubeconfig,
+        [own_namespace],
+        tmp_path / "operator.log",
+        env={"STRATOPS_RESYNC_SECONDS": "10", "STRATOPS_WEBHOOK_PORT": ""},
+    )
     try:
         desk.create("gates", desk.sign(example("gates/daily.yaml")))
         desk.create("gates", example("gates/pre-launch.yaml"))
         doc = strategy_doc(mode="live")
         desk.create("strategies", doc)
-        status = desk.wait_status(lambda s: any(c["type"] == "Promoted" and c["reason"] == "GatesIncomplete"
-                                                for c in s.get("conditions") or []), "promotion blocked")
+        status = desk.wait_status(
+            lambda s: any(
+                c["type"] == "Promoted" and c["reason"] == "GatesIncomplete" for c in s.get("conditions") or []
+            ),
+            "promotion blocked",
+        )
         assert status["mode"] == "paper" and desk.control()["mode"] == "paper"
         signed = desk.sign(example("gates/pre-launch.yaml"), doc["spec"])
         _patch(desk.custom, own_namespace, "gates", PRELAUNCH, {"spec": {"signatures": signed["spec"]["signatures"]}})
         status = desk.wait_status(lambda s: s.get("mode") == "live", "live once signed by two")
         approved = status["approved"]["hash"]
         desk.patch_spec(image=pinned(doc["spec"]["image"], "sha256:" + "ee" * 32))
-        status = desk.wait_status(lambda s: any(c["type"] == "SpecApproved" and c["status"] == "False"
-                                                for c in s.get("conditions") or []), "the change held")
+        status = desk.wait_status(
+            lambda s: any(c["type"] == "SpecApproved" and c["status"] == "False" for c in s.get("conditions") or []),
+            "the change held",
+        )
         held = next(c for c in status["conditions"] if c["type"] == "SpecApproved")
         assert "spec.image changed on a live strategy but not applied" in held["message"]
         assert status["approved"]["hash"] == approved and desk.image().endswith(DIGEST)
@@ -294,7 +356,9 @@ def test_a_signature_the_operator_cannot_read_is_refused(cluster, desk, people):
     odd = {"item": OTHER_ITEMS[0], "signer": "tina", "signedAt": "2026-12-01T08:00:00+25:00", "evidence": "x"}
     msg = _refused(lambda: _patch(tina, desk.ns, "gates", PRELAUNCH, {"spec": {"signatures": [odd]}}), status=400)
     assert "spec cannot be read, so it cannot be checked" in msg
-    assert not desk.custom.get_namespaced_custom_object(GROUP, VERSION, desk.ns, "gates", PRELAUNCH)["spec"].get("signatures")
+    assert not desk.custom.get_namespaced_custom_object(GROUP, VERSION, desk.ns, "gates", PRELAUNCH)["spec"].get(
+        "signatures"
+    )
 
 
 # -- attack 8: a chosen signing time -----------------------------------------------------------------------------
@@ -311,16 +375,32 @@ def test_a_signature_is_dated_at_admission(cluster, desk, people):
 def test_strategies_and_monitors_name_only_allowed_secrets_registries_and_prometheus(cluster, desk, people):
     _launch(desk)
     core = client.CoreV1Api(desk.kube)
-    core.create_namespaced_secret(desk.ns, {"metadata": {"name": "ops-stratops-webhook-tls"}, "data": {"tls.key": "eA=="}})
-    core.create_namespaced_secret(desk.ns, {"metadata": {"name": "broker-key", "labels": {"stratops.io/secret-use": "strategy"}},
-                                            "data": {"key": "eA=="}})
-    core.create_namespaced_secret(desk.ns, {"metadata": {"name": "prom-token", "labels": {"stratops.io/secret-use": "monitor"}},
-                                            "data": {"token": "eA=="}})
+    core.create_namespaced_secret(
+        desk.ns, {"metadata": {"name": "ops-stratops-webhook-tls"}, "data": {"tls.key": "eA=="}}
+    )
+    core.create_namespaced_secret(
+        desk.ns,
+        {"metadata": {"name": "broker-key", "labels": {"stratops.io/secret-use": "strategy"}}, "data": {"key": "eA=="}},
+    )
+    core.create_namespaced_secret(
+        desk.ns,
+        {
+            "metadata": {"name": "prom-token", "labels": {"stratops.io/secret-use": "monitor"}},
+            "data": {"token": "eA=="},
+        },
+    )
     tina = desk_as(cluster, people["tina"], desk)
     env = desk.strategy()["spec"]["podTemplate"]["env"]
-    steal = {"podTemplate": {"env": [*env, {"name": "K", "secretKeyRef": {"name": "ops-stratops-webhook-tls", "key": "tls.key"}}]}}
+    steal = {
+        "podTemplate": {
+            "env": [*env, {"name": "K", "secretKeyRef": {"name": "ops-stratops-webhook-tls", "key": "tls.key"}}]
+        }
+    }
     msg = _refused(lambda: tina.patch_spec(**steal))
-    assert f"spec.podTemplate.env[{len(env)}].secretKeyRef.name: Secret ops-stratops-webhook-tls may not be referenced" in msg
+    assert (
+        f"spec.podTemplate.env[{len(env)}].secretKeyRef.name: Secret ops-stratops-webhook-tls may not be referenced"
+        in msg
+    )
     tina.patch_spec(podTemplate={"env": [*env, {"name": "K", "secretKeyRef": {"name": "broker-key", "key": "key"}}]})
     msg = _refused(lambda: tina.patch_spec(image="evil.example/desk/mean-revert"))
     assert "spec.image: evil.example/desk/mean-revert is not from an allowed registry (registry.example" in msg
@@ -331,9 +411,16 @@ def test_strategies_and_monitors_name_only_allowed_secrets_registries_and_promet
     monitor = example("monitors/06-infra-queue-backlog.yaml")
     prom = monitor["spec"]["source"]["prometheus"]
     for url, secret, why in (
-        ("http://127.0.0.1:9090", "ops-stratops-webhook-tls", "spec.source.prometheus.authSecretRef.name: Secret "
-                                                              "ops-stratops-webhook-tls may not be referenced"),
-        ("http://evil.example:9090", "prom-token", "spec.source.prometheus.url: http://evil.example:9090 is not an allowed"),
+        (
+            "http://127.0.0.1:9090",
+            "ops-stratops-webhook-tls",
+            "spec.source.prometheus.authSecretRef.name: Secret ops-stratops-webhook-tls may not be referenced",
+        ),
+        (
+            "http://evil.example:9090",
+            "prom-token",
+            "spec.source.prometheus.url: http://evil.example:9090 is not an allowed",
+        ),
         ("http://me@127.0.0.1:9090", "prom-token", "is not an allowed Prometheus"),
     ):
         bad = copy.deepcopy(monitor)
@@ -341,7 +428,11 @@ def test_strategies_and_monitors_name_only_allowed_secrets_registries_and_promet
         msg = _refused(lambda: gitops.create_namespaced_custom_object(GROUP, VERSION, desk.ns, "monitors", bad))
         assert why in msg, msg
     good = copy.deepcopy(monitor)
-    good["spec"]["source"]["prometheus"] = {**prom, "url": "http://127.0.0.1:9090", "authSecretRef": {"name": "prom-token", "key": "token"}}
+    good["spec"]["source"]["prometheus"] = {
+        **prom,
+        "url": "http://127.0.0.1:9090",
+        "authSecretRef": {"name": "prom-token", "key": "token"},
+    }
     gitops.create_namespaced_custom_object(GROUP, VERSION, desk.ns, "monitors", good)
 
 

@@ -23,13 +23,13 @@ pytestmark = pytest.mark.e2e
 def _deployment(name: str, replicas: int, image: str = "registry.example/desk/echo:1") -> dict:
     labels = {"app": name}
     return {
-        "apiVersion": "apps/v1", "kind": "Deployment",
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
         "metadata": {"name": name},
         "spec": {
             "replicas": replicas,
             "selector": {"matchLabels": labels},
-            "template": {"metadata": {"labels": labels},
-                         "spec": {"containers": [{"name": "main", "image": image}]}},
+            "template": {"metadata": {"labels": labels}, "spec": {"containers": [{"name": "main", "image": image}]}},
         },
     }
 
@@ -37,7 +37,8 @@ def _deployment(name: str, replicas: int, image: str = "registry.example/desk/ec
 def _ready_pods(core: client.CoreV1Api, namespace: str, app: str) -> list[client.V1Pod]:
     pods = core.list_namespaced_pod(namespace, label_selector=f"app={app}").items
     return [
-        p for p in pods
+        p
+        for p in pods
         if p.metadata.deletion_timestamp is None
         and any(c.type == "Ready" and c.status == "True" for c in (p.status.conditions or []))
     ]
@@ -47,19 +48,26 @@ def test_deployment_gets_ready_pods_on_a_kwok_node_and_scales_to_zero(kube, name
     apps, core = client.AppsV1Api(kube), client.CoreV1Api(kube)
     apps.create_namespaced_deployment(namespace, _deployment("echo", 2))
 
-    ready = wait_for(lambda: (p := _ready_pods(core, namespace, "echo")) and len(p) == 2 and p,
-                     timeout=90, what="2 Ready pods")
+    ready = wait_for(
+        lambda: (p := _ready_pods(core, namespace, "echo")) and len(p) == 2 and p, timeout=90, what="2 Ready pods"
+    )
     if not use_existing_cluster():
         nodes = {p.spec.node_name for p in ready}
         assert nodes and all(n.startswith("kwok-node-") for n in nodes)
     rs = apps.list_namespaced_replica_set(namespace, label_selector="app=echo").items
     assert len(rs) == 1 and rs[0].metadata.owner_references[0].kind == "Deployment"
-    wait_for(lambda: apps.read_namespaced_deployment_status("echo", namespace).status.ready_replicas == 2,
-             timeout=60, what="deployment status readyReplicas=2")
+    wait_for(
+        lambda: apps.read_namespaced_deployment_status("echo", namespace).status.ready_replicas == 2,
+        timeout=60,
+        what="deployment status readyReplicas=2",
+    )
 
     apps.patch_namespaced_deployment_scale("echo", namespace, {"spec": {"replicas": 0}})
-    wait_for(lambda: not core.list_namespaced_pod(namespace, label_selector="app=echo").items,
-             timeout=90, what="pods removed after scale to 0")
+    wait_for(
+        lambda: not core.list_namespaced_pod(namespace, label_selector="app=echo").items,
+        timeout=90,
+        what="pods removed after scale to 0",
+    )
 
 
 def test_failing_image_never_becomes_ready(kube, namespace):
@@ -71,8 +79,12 @@ def test_failing_image_never_becomes_ready(kube, namespace):
 
     def crashlooping():
         pods = core.list_namespaced_pod(namespace, label_selector="app=bad").items
-        return [p for p in pods for s in (p.status.container_statuses or [])
-                if s.state.waiting and s.state.waiting.reason == "CrashLoopBackOff"]
+        return [
+            p
+            for p in pods
+            for s in (p.status.container_statuses or [])
+            if s.state.waiting and s.state.waiting.reason == "CrashLoopBackOff"
+        ]
 
     wait_for(crashlooping, timeout=90, what="a CrashLoopBackOff pod")
     assert _ready_pods(core, namespace, "bad") == []
@@ -99,8 +111,9 @@ def test_killed_parent_takes_the_control_plane_with_it(tmp_path):
         print(json.dumps({"pids": cp.pids(), "workdir": str(cp.workdir)}), flush=True)
         time.sleep(600)
     """)
-    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"}
+    )
     try:
         line = proc.stdout.readline()
         info = json.loads(line)
@@ -108,8 +121,11 @@ def test_killed_parent_takes_the_control_plane_with_it(tmp_path):
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait(30)
-    wait_for(lambda: not list(iter_processes_of(info["pids"])), timeout=30,
-             what="control-plane processes to exit after their parent was killed")
+    wait_for(
+        lambda: not list(iter_processes_of(info["pids"])),
+        timeout=30,
+        what="control-plane processes to exit after their parent was killed",
+    )
     # Nobody was left to remove the directory: the next control plane sweeps it.
     assert os.path.exists(info["workdir"])
     assert Path(info["workdir"]) in sweep_stale_workdirs()

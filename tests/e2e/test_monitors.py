@@ -17,7 +17,11 @@ pytestmark = pytest.mark.e2e
 
 def _monitor(namespace: str, url: str, channel: str = "slack") -> dict:
     m = copy.deepcopy(example("monitors/06-infra-queue-backlog.yaml"))  # > 1000 unprocessed
-    m["spec"]["source"]["prometheus"] = {"url": url, "query": f'sum(test_queue_depth{{strategy="{namespace}"}})', "timeout": "2s"}
+    m["spec"]["source"]["prometheus"] = {
+        "url": url,
+        "query": f'sum(test_queue_depth{{strategy="{namespace}"}})',
+        "timeout": "2s",
+    }
     m["spec"]["frequency"] = "1s"
     m["spec"]["incident"] = {"class": "RiskBreach", "severity": "P1"}
     m["spec"]["alert"] = {"channel": channel, "route": "#alerts"}
@@ -25,7 +29,10 @@ def _monitor(namespace: str, url: str, channel: str = "slack") -> dict:
 
 
 def _monitor_status(desk: Desk, name: str) -> dict:
-    return desk.custom.get_namespaced_custom_object("stratops.io", "v1alpha1", desk.ns, "monitors", name).get("status") or {}
+    return (
+        desk.custom.get_namespaced_custom_object("stratops.io", "v1alpha1", desk.ns, "monitors", name).get("status")
+        or {}
+    )
 
 
 @pytest.fixture
@@ -52,18 +59,32 @@ def test_breach_alerts_opens_incident_and_throttles_then_resolves(desk, exporter
     st = wait_for(lambda: (s := _monitor_status(desk, name)).get("breaching") and s, timeout=60, what="breach")
     assert st["lastValue"] == "5000" and st["incident"]
     # the monitor records the incident's name before creating it (no duplicate after a crash)
-    [incident] = wait_for(lambda: [i for i in desk.incidents() if i["metadata"]["name"] == st["incident"]
-                                   and (i.get("status") or {}).get("steps")], timeout=30, what="the incident")
+    [incident] = wait_for(
+        lambda: [
+            i
+            for i in desk.incidents()
+            if i["metadata"]["name"] == st["incident"] and (i.get("status") or {}).get("steps")
+        ],
+        timeout=30,
+        what="the incident",
+    )
     assert incident["spec"]["class"] == "RiskBreach" and incident["spec"]["monitor"] == name
     assert incident["status"]["steps"]["detection"]["by"] == f"monitor/{name}"
     wait_for(lambda: desk.control()["tradingState"] == "REDUCING", timeout=30, what="P1 breach throttles")
-    wait_for(lambda: any("[FIRING P1]" in t and f"{desk.ns}/{name}" in t for t in alert_receiver.texts()),
-             timeout=30, what="firing message on the slack receiver")
+    wait_for(
+        lambda: any("[FIRING P1]" in t and f"{desk.ns}/{name}" in t for t in alert_receiver.texts()),
+        timeout=30,
+        what="firing message on the slack receiver",
+    )
 
     depth.set(10)
     wait_for(lambda: _monitor_status(desk, name).get("breaching") is False, timeout=60, what="breach cleared")
     key = f"{desk.ns}/{name}"
-    wait_for(lambda: any("[RESOLVED P1]" in t and key in t for t in alert_receiver.texts()), timeout=30, what="resolved message")
+    wait_for(
+        lambda: any("[RESOLVED P1]" in t and key in t for t in alert_receiver.texts()),
+        timeout=30,
+        what="resolved message",
+    )
     firing = [t for t in alert_receiver.texts() if "[FIRING P1]" in t and key in t]
     assert len(firing) == 1, "one firing message per breach: deduplicated"
     assert firing[0].startswith(f":rotating_light: [FIRING P1] {NAME}: ")
@@ -84,17 +105,25 @@ def test_prometheus_down_is_a_stale_finding_never_a_pass(desk, exporter):
         own.stop()
     st = wait_for(lambda: (s := _monitor_status(desk, name)).get("stale") and s, timeout=60, what="stale finding")
     assert st["breaching"] is False and "stale" in st["detail"] and st["lastValue"] == "n/a"
-    [incident] = wait_for(lambda: [i for i in desk.incidents() if i["metadata"]["name"] == st["incident"]],
-                          timeout=30, what="the StaleData incident")
+    [incident] = wait_for(
+        lambda: [i for i in desk.incidents() if i["metadata"]["name"] == st["incident"]],
+        timeout=30,
+        what="the StaleData incident",
+    )
     assert incident["spec"]["class"] == "StaleData"
     wait_for(lambda: desk.control()["tradingState"] == "REDUCING", timeout=30, what="stale data slows the strategy")
 
 
-def test_undeliverable_alert_is_retried_counted_and_delivered_later(desk, exporter, prometheus, alert_receiver, operator):
+def test_undeliverable_alert_is_retried_counted_and_delivered_later(
+    desk, exporter, prometheus, alert_receiver, operator
+):
     def failures() -> float:
         text = httpx.get(operator["metrics"]).text
-        return sum(float(line.split()[-1]) for line in text.splitlines()
-                   if line.startswith('stratops_alert_delivery_failures_total{channel="slack"'))
+        return sum(
+            float(line.split()[-1])
+            for line in text.splitlines()
+            if line.startswith('stratops_alert_delivery_failures_total{channel="slack"')
+        )
 
     depth = exporter.gauge("test_queue_depth").labels(desk.ns)
     depth.set(10)
@@ -109,7 +138,9 @@ def test_undeliverable_alert_is_retried_counted_and_delivered_later(desk, export
         desk.create("monitors", mon)
         wait_for(lambda: _monitor_status(desk, name).get("lastValue") == "10", timeout=60, what="first evaluation")
         depth.set(5000)
-        st = wait_for(lambda: (s := _monitor_status(desk, name)).get("lastAlert") and s, timeout=60, what="alert attempted")
+        st = wait_for(
+            lambda: (s := _monitor_status(desk, name)).get("lastAlert") and s, timeout=60, what="alert attempted"
+        )
         assert st["lastAlert"]["delivered"] is False and st["lastAlert"]["state"] == "firing"
         wait_for(lambda: failures() >= before + 3, timeout=30, what="failures counted")
     finally:
@@ -124,7 +155,10 @@ def test_p0_breach_pages_alertmanager_and_kills_the_strategy(desk, exporter, pro
     desk.create("strategies", strategy_doc(killSwitch={"ackDeadline": "2s"}))
     desk.wait_status(lambda s: s.get("phase") == "Running", "running")
     m = copy.deepcopy(example("monitors/01-data-bar-age.yaml"))  # age > 2 x 1m bar interval: page, P0
-    m["spec"]["source"]["prometheus"] = {"url": prometheus.url, "query": f'max by (symbol) (test_bar_age_seconds{{strategy="{desk.ns}"}})'}
+    m["spec"]["source"]["prometheus"] = {
+        "url": prometheus.url,
+        "query": f'max by (symbol) (test_bar_age_seconds{{strategy="{desk.ns}"}})',
+    }
     m["spec"]["frequency"] = "1s"
     name = m["metadata"]["name"]
     wait_for(lambda: prometheus.value(m["spec"]["source"]["prometheus"]["query"]) == 30, timeout=30, what="scraped")
@@ -136,8 +170,11 @@ def test_p0_breach_pages_alertmanager_and_kills_the_strategy(desk, exporter, pro
     status = desk.wait_status(lambda s: (s.get("killSwitch") or {}).get("completedAt"), "P0 kill-switch completed")
     assert status["killSwitch"]["incident"] == st["incident"]
     assert desk.deployment().spec.replicas == 0
-    alerts = wait_for(lambda: [a for a in alertmanager.alerts(monitor=name, namespace=desk.ns)
-                               if a["status"]["state"] == "active"], timeout=30, what="alert in Alertmanager")
+    alerts = wait_for(
+        lambda: [a for a in alertmanager.alerts(monitor=name, namespace=desk.ns) if a["status"]["state"] == "active"],
+        timeout=30,
+        what="alert in Alertmanager",
+    )
     assert len(alerts) == 1, alerts  # one alert per monitor: Alertmanager deduplicates on the labels
     assert alerts[0]["labels"]["severity"] == "P0" and alerts[0]["labels"]["strategy"] == NAME
 
@@ -162,8 +199,12 @@ def test_baseline_configmap_missing_is_stale_until_it_is_created(desk, exporter,
     st = wait_for(lambda: (s := _monitor_status(desk, name)).get("stale") and s, timeout=60, what="stale: no baseline")
     assert "baseline ConfigMap signal-baseline key signal.json not found" in st["detail"]
 
-    desk.core.create_namespaced_config_map(desk.ns, {"metadata": {"name": "signal-baseline"},
-                                                     "data": {"signal.json": "[0.5, 0.5, 0.5, 0.5]"}})
-    st = wait_for(lambda: (s := _monitor_status(desk, name)).get("stale") is False and s, timeout=60,
-                  what="evaluated against the baseline")
+    desk.core.create_namespaced_config_map(
+        desk.ns, {"metadata": {"name": "signal-baseline"}, "data": {"signal.json": "[0.5, 0.5, 0.5, 0.5]"}}
+    )
+    st = wait_for(
+        lambda: (s := _monitor_status(desk, name)).get("stale") is False and s,
+        timeout=60,
+        what="evaluated against the baseline",
+    )
     assert st["breaching"] is False and st["lastValue"] == "0" and "not found" not in st["detail"]

@@ -77,45 +77,92 @@ EXAMPLES_HEADER = WALKED[-1]  # run by test_examples_header_applies_with_kubectl
 
 #: Documented commands run by another test, and why there.
 DOCUMENTED_ELSEWHERE = {
-    "make demo": ("tests/e2e/test_demo.py", "test_make_demo_sets_up_the_desk_and_make_shell_drives_it",
-                  "the whole demo: its own control plane, Prometheus and real node"),
-    "make shell": ("tests/e2e/test_demo.py", "test_make_demo_sets_up_the_desk_and_make_shell_drives_it",
-                   "needs the running demo; run there from a bare second shell"),
+    "make demo": (
+        "tests/e2e/test_demo.py",
+        "test_make_demo_sets_up_the_desk_and_make_shell_drives_it",
+        "the whole demo: its own control plane, Prometheus and real node",
+    ),
+    "make shell": (
+        "tests/e2e/test_demo.py",
+        "test_make_demo_sets_up_the_desk_and_make_shell_drives_it",
+        "needs the running demo; run there from a bare second shell",
+    ),
     "stratops dev up [--no-examples] [--once] [--nodes N] [--real-node|--no-real-node]": (
-        "tests/e2e/test_demo.py", "test_make_demo_without_a_real_node_runs_the_strategy_as_a_host_process",
-        "the demo with --once --no-real-node (the other demo test runs it plain)"),
+        "tests/e2e/test_demo.py",
+        "test_make_demo_without_a_real_node_runs_the_strategy_as_a_host_process",
+        "the demo with --once --no-real-node (the other demo test runs it plain)",
+    ),
     "stratops drill SCENARIO [-s STRATEGY] [-n NS]": (
-        "tests/e2e/test_drills.py", "test_broker_outage_drill_kills_and_says_what_the_resume_needs",
-        "needs the demo's desk at rest on real metrics; one test per scenario there"),
+        "tests/e2e/test_drills.py",
+        "test_broker_outage_drill_kills_and_says_what_the_resume_needs",
+        "needs the demo's desk at rest on real metrics; one test per scenario there",
+    ),
     "stratops operator -n NS… | -A [--metrics-port 8080] [--liveness URL]": (
-        "operator/stratops/testing/fixtures.py", "operator",
-        "every e2e test's operator is `stratops operator -n 't-*' --metrics-port …` as a process"),
+        "operator/stratops/testing/fixtures.py",
+        "operator",
+        "every e2e test's operator is `stratops operator -n 't-*' --metrics-port …` as a process",
+    ),
     "make test": (".ci/run", "make test", "CI runs it: the README's test command"),
-    "make unit": ("tests/unit/test_documented_commands.py", "test_make_target_exists",
-                  "a part of `make test` (pytest tests/unit)"),
-    "make e2e": ("tests/unit/test_documented_commands.py", "test_make_target_exists",
-                 "a part of `make test` (pytest tests/e2e)"),
-    "make bench": ("tests/unit/test_documented_commands.py", "test_make_target_exists",
-                   "benchmarks print figures; they are run by hand, not in CI (the machines are shared and noisy)"),
-    "make crds": ("tests/unit/test_models.py", "test_crds_are_generated_from_the_current_models",
-                  "the unit test fails when crds/ or the chart's copies differ from what it writes"),
-    "make image": ("tests/e2e/test_image.py", "test_image_runs_non_root_and_prints_its_version",
-                   "builds the image with hack/build-image.sh, as `make image` does"),
+    "make unit": (
+        "tests/unit/test_documented_commands.py",
+        "test_make_target_exists",
+        "a part of `make test` (pytest tests/unit)",
+    ),
+    "make e2e": (
+        "tests/unit/test_documented_commands.py",
+        "test_make_target_exists",
+        "a part of `make test` (pytest tests/e2e)",
+    ),
+    "make bench": (
+        "tests/unit/test_documented_commands.py",
+        "test_make_target_exists",
+        "benchmarks print figures; they are run by hand, not in CI (the machines are shared and noisy)",
+    ),
+    "make crds": (
+        "tests/unit/test_models.py",
+        "test_crds_are_generated_from_the_current_models",
+        "the unit test fails when crds/ or the chart's copies differ from what it writes",
+    ),
+    "make image": (
+        "tests/e2e/test_image.py",
+        "test_image_runs_non_root_and_prints_its_version",
+        "builds the image with hack/build-image.sh, as `make image` does",
+    ),
     "BASE_IMAGE=registry.example/python:3.11 make image": (
-        "tests/e2e/test_image.py", "test_image_runs_non_root_and_prints_its_version",
-        "the image test builds on the locally built base (BASE_IMAGE): no registry is reachable"),
-    "docker run --rm stratops:0.1.0 --version": ("tests/e2e/test_image.py", "test_image_runs_non_root_and_prints_its_version",
-                                                 "runs the built image for --version"),
+        "tests/e2e/test_image.py",
+        "test_image_runs_non_root_and_prints_its_version",
+        "the image test builds on the locally built base (BASE_IMAGE): no registry is reachable",
+    ),
+    "docker run --rm stratops:0.1.0 --version": (
+        "tests/e2e/test_image.py",
+        "test_image_runs_non_root_and_prints_its_version",
+        "runs the built image for --version",
+    ),
     "helm install stratops charts/stratops -n desk --create-namespace --set image.repository=REGISTRY/stratops --set image.tag=0.1.0": (
-        "tests/e2e/test_chart.py", "test_helm_install_and_upgrade_keep_the_webhook_certificate",
-        "a real `helm install` of the chart; REGISTRY is yours"),
-    "stratops triage": ("tests/e2e/test_triage.py", "test_interactive_triage_answered_by_keystrokes",
-                        "the interactive menus, answered by keystrokes in tmux"),
-    "export KUBECONFIG=~/.kube/config": ("operator/stratops/testing/fixtures.py", "use_existing_cluster",
-                                         "with the line below: the suite on a cluster of your own (its KUBECONFIG)"),
-    "USE_EXISTING_CLUSTER=1 make e2e": ("operator/stratops/testing/fixtures.py", "use_existing_cluster",
-                                        "needs a cluster of your own; the fixtures honour it"),
-    "make kind-up": ("README.md", "kind", "needs a registry for kind's node image: none is reachable here (see the README)"),
+        "tests/e2e/test_chart.py",
+        "test_helm_install_and_upgrade_keep_the_webhook_certificate",
+        "a real `helm install` of the chart; REGISTRY is yours",
+    ),
+    "stratops triage": (
+        "tests/e2e/test_triage.py",
+        "test_interactive_triage_answered_by_keystrokes",
+        "the interactive menus, answered by keystrokes in tmux",
+    ),
+    "export KUBECONFIG=~/.kube/config": (
+        "operator/stratops/testing/fixtures.py",
+        "use_existing_cluster",
+        "with the line below: the suite on a cluster of your own (its KUBECONFIG)",
+    ),
+    "USE_EXISTING_CLUSTER=1 make e2e": (
+        "operator/stratops/testing/fixtures.py",
+        "use_existing_cluster",
+        "needs a cluster of your own; the fixtures honour it",
+    ),
+    "make kind-up": (
+        "README.md",
+        "kind",
+        "needs a registry for kind's node image: none is reachable here (see the README)",
+    ),
     "make kind-e2e": ("README.md", "kind", "as make kind-up"),
 }
 
@@ -134,7 +181,8 @@ def test_every_documented_command_is_run():
     docs = {d.command for d in documented()}
     assert docs == set(WALKED) | set(DOCUMENTED_ELSEWHERE), (
         f"documented but run nowhere: {sorted(docs - set(WALKED) - set(DOCUMENTED_ELSEWHERE))}; "
-        f"listed but no longer documented: {sorted((set(WALKED) | set(DOCUMENTED_ELSEWHERE)) - docs)}")
+        f"listed but no longer documented: {sorted((set(WALKED) | set(DOCUMENTED_ELSEWHERE)) - docs)}"
+    )
     assert not set(WALKED) & set(DOCUMENTED_ELSEWHERE)
     for command, (path, name, _why) in DOCUMENTED_ELSEWHERE.items():
         text = (ROOT / path).read_text()
@@ -157,7 +205,7 @@ class Walk:
             assert got == expected, f"{doc.command!r} is run as {shlex.join(argv)!r}"
             return
         paths = subcommand_paths(doc.command)
-        assert any(argv[:len(p)] == p for p in paths), f"{doc.command!r} is run as {shlex.join(argv)!r}"
+        assert any(argv[: len(p)] == p for p in paths), f"{doc.command!r} is run as {shlex.join(argv)!r}"
         unnamed = options(" ".join(argv)) - options(doc.context)
         assert not unnamed, f"{doc.command!r} is run with {sorted(unnamed)}, which its row does not name"
 
@@ -171,18 +219,31 @@ class Walk:
         assert doc in self.docs, f"not documented: {doc!r}"
         self.check_as_written(self.docs[doc], argv)
         kubeconfig = str(self.kubeconfigs[user]) if user else str(self.tmp / "no-cluster")
-        res = subprocess.run([STRATOPS, *argv], capture_output=True, text=True, timeout=300, cwd=ROOT,
-                             env={"PATH": "/usr/bin:/bin", "HOME": str(self.tmp), "COLUMNS": "200",
-                                  "KUBECONFIG": kubeconfig, **env})
+        res = subprocess.run(
+            [STRATOPS, *argv],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            cwd=ROOT,
+            env={"PATH": "/usr/bin:/bin", "HOME": str(self.tmp), "COLUMNS": "200", "KUBECONFIG": kubeconfig, **env},
+        )
         out = " ".join((res.stdout + res.stderr).split())
-        assert res.returncode == code, f"`{shlex.join(argv)}` as {user}: exit {res.returncode}, not {code}\n{res.stdout}{res.stderr}"
+        assert res.returncode == code, (
+            f"`{shlex.join(argv)}` as {user}: exit {res.returncode}, not {code}\n{res.stdout}{res.stderr}"
+        )
         assert "Traceback" not in out, out
         self.ran.add(doc)
         return out
 
     def json(self, doc: str, argv: list[str], user: str = "tina") -> Any:
-        res = subprocess.run([STRATOPS, *argv], capture_output=True, text=True, timeout=120, cwd=ROOT,
-                             env={"PATH": "/usr/bin:/bin", "HOME": str(self.tmp), "KUBECONFIG": str(self.kubeconfigs[user])})
+        res = subprocess.run(
+            [STRATOPS, *argv],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=ROOT,
+            env={"PATH": "/usr/bin:/bin", "HOME": str(self.tmp), "KUBECONFIG": str(self.kubeconfigs[user])},
+        )
         assert res.returncode == 0, res.stderr
         self.check_as_written(self.docs[doc], argv)
         self.ran.add(doc)
@@ -204,13 +265,22 @@ def test_offline_commands_run_as_written(tmp_path):
     out = walk.run("stratops validate PATH… [--base BASE…]", ["validate", "examples/"], user=None)
     assert "✓ 18 stratops document(s) valid" in out, out  # the baseline ConfigMap is not one
     walk.run("stratops validate PATH… [--base BASE…]", ["validate", "examples/", "--base", "examples/"], user=None)
-    out = walk.run("stratops runbook list [-c CATEGORY] | show RUNBOOK", ["runbook", "list", "-c", "broker-failover"], user=None)
+    out = walk.run(
+        "stratops runbook list [-c CATEGORY] | show RUNBOOK", ["runbook", "list", "-c", "broker-failover"], user=None
+    )
     assert "broker-failover" in out and "kill-switch" not in out
-    out = walk.run("stratops runbook list [-c CATEGORY] | show RUNBOOK", ["runbook", "show", "broker-failover"], user=None)
+    out = walk.run(
+        "stratops runbook list [-c CATEGORY] | show RUNBOOK", ["runbook", "show", "broker-failover"], user=None
+    )
     assert "4. operator switch" in out and "verify:" in out
     doc = "stratops triage stale-data -a no -a all -o json"
-    res = subprocess.run([STRATOPS, *doc.split()[1:]], capture_output=True, text=True, cwd=ROOT,
-                         env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
+    res = subprocess.run(
+        [STRATOPS, *doc.split()[1:]],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+    )
     # as the README says: answers short of an action print the next question, and exit 2
     assert res.returncode == 2 and json.loads(res.stdout)["next"]["id"] == "backup-feed", res.stdout + res.stderr
     walk.check_as_written(walk.docs[doc], doc.split()[1:])
@@ -218,7 +288,10 @@ def test_offline_commands_run_as_written(tmp_path):
     doc = "stratops triage acks-silent --answer yes --answer no --strategy mean-revert -n fx"
     out = walk.run(doc, shlex.split(doc)[1:], user=None)
     # the README's block shows this output
-    assert "action KILL-SWITCH (killSwitch)" in out and "next stratops kill mean-revert --reason 'triage acks-silent: Yes > No' -n fx" in out
+    assert (
+        "action KILL-SWITCH (killSwitch)" in out
+        and "next stratops kill mean-revert --reason 'triage acks-silent: Yes > No' -n fx" in out
+    )
     assert walk.ran == OFFLINE_ONLY, sorted(OFFLINE_ONLY - walk.ran)
 
 
@@ -232,12 +305,23 @@ def test_examples_header_applies_with_kubectl(cluster, crds, namespace, tmp_path
     argv = shlex.split(doc.command)
     assert argv[0] == "kubectl"
     admin = in_namespace(cluster.kubeconfig, namespace, tmp_path / "admin.kubeconfig")
-    res = subprocess.run([str(kubectl), *argv[1:]], capture_output=True, text=True, cwd=ROOT, timeout=120,
-                         env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "KUBECONFIG": str(admin)})
+    res = subprocess.run(
+        [str(kubectl), *argv[1:]],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "KUBECONFIG": str(admin)},
+    )
     assert res.returncode == 0, res.stdout + res.stderr
     created = [line for line in res.stdout.splitlines() if line.endswith(" created")]
     kinds = sorted({line.split("/")[0] for line in created})
-    assert len(created) == 19 and kinds == ["configmap", "gate.stratops.io", "monitor.stratops.io", "strategy.stratops.io"], res.stdout
+    assert len(created) == 19 and kinds == [
+        "configmap",
+        "gate.stratops.io",
+        "monitor.stratops.io",
+        "strategy.stratops.io",
+    ], res.stdout
     assert doc.command == EXAMPLES_HEADER
 
 
@@ -269,11 +353,22 @@ def test_a_desk_day_with_the_documented_commands(cluster, kube, namespace, desk,
     assert "fx-daily daily" in out and "mean-revert-pre-launch preLaunch" in out, out
     # The daily and weekly checks: rita signs every item (the risk items are the risk owners' only).
     for gate in ("fx-daily", "fx-weekly"):
-        out = walk.run("stratops gate sign GATE ITEM… | --all --evidence … [--for FILE]",
-                       ["gate", "sign", gate, "--all", "--evidence", "https://wiki/desk/checks/today"], user="rita")
+        out = walk.run(
+            "stratops gate sign GATE ITEM… | --all --evidence … [--for FILE]",
+            ["gate", "sign", gate, "--all", "--evidence", "https://wiki/desk/checks/today"],
+            user="rita",
+        )
         assert "as rita" in out, out
-    wait_for(lambda: desk.custom.get_namespaced_custom_object("stratops.io", "v1alpha1", namespace, "gates", "fx-daily")
-             .get("status", {}).get("state") == "Complete", timeout=30, what="the daily gate complete")
+    wait_for(
+        lambda: (
+            desk.custom.get_namespaced_custom_object("stratops.io", "v1alpha1", namespace, "gates", "fx-daily")
+            .get("status", {})
+            .get("state")
+            == "Complete"
+        ),
+        timeout=30,
+        what="the daily gate complete",
+    )
     out = walk.run("stratops gate audit [--cadence weekly]", ["gate", "audit", "--cadence", "weekly"])
     assert "all complete" in out and "last signed by rita" in out, out
 
@@ -283,49 +378,109 @@ def test_a_desk_day_with_the_documented_commands(cluster, kube, namespace, desk,
     risk = [i["id"] for i in prelaunch if i.get("signers")]
     desk_items = [i["id"] for i in prelaunch if not i.get("signers")]
     for user, items in (("tina", desk_items), ("rita", risk)):
-        out = walk.run("stratops gate sign GATE ITEM… | --all --evidence … [--for FILE]",
-                       ["gate", "sign", "mean-revert-pre-launch", *items, "--evidence", "https://wiki/launch-review"], user=user)
+        out = walk.run(
+            "stratops gate sign GATE ITEM… | --all --evidence … [--for FILE]",
+            ["gate", "sign", "mean-revert-pre-launch", *items, "--evidence", "https://wiki/launch-review"],
+            user=user,
+        )
         assert f"as {user} for mean-revert:1.4.2:" in out, out
     # tom promotes: the one who changes the spec is not among its signers
-    out = walk.run("stratops promote STRATEGY --reason …", ["promote", NAME, "--reason", "paper run met its criteria"], user="tom")
+    out = walk.run(
+        "stratops promote STRATEGY --reason …", ["promote", NAME, "--reason", "paper run met its criteria"], user="tom"
+    )
     described = walk.json("stratops describe STRATEGY [-o json|yaml]", ["describe", NAME, "-o", "yaml"])
     assert described[0]["strategy"]["spec"]["mode"] == "live" and described[0]["strategy"]["status"]["mode"] == "live"
     [row] = walk.json("stratops status [-n NS | -A] [-o table|wide|json|yaml]", ["status", "-o", "json"])
     assert row["status"]["approved"]["signers"] == ["rita", "tina"] and "managedFields" not in row["metadata"], row
 
     # Slippage: throttle, check it took, reconcile, resume.
-    out = walk.run("stratops throttle STRATEGY --reason …", ["throttle", NAME, "--reason", "slippage above the cost model"])
+    out = walk.run(
+        "stratops throttle STRATEGY --reason …", ["throttle", NAME, "--reason", "slippage above the cost model"]
+    )
     assert "REDUCING" in out, out
     out = walk.run("stratops runbook verify RUNBOOK STRATEGY", ["runbook", "verify", "throttle", NAME])
     assert "PASS" in out, out
-    out = walk.run("stratops reconcile STRATEGY --result Matched --evidence …",
-                   ["reconcile", NAME, "--result", "Matched", "--evidence", "prime-a statement vs fills"])
-    out = walk.run("stratops resume STRATEGY --reason … [--throttled]", ["resume", NAME, "--reason", "slippage back in line"])
+    out = walk.run(
+        "stratops reconcile STRATEGY --result Matched --evidence …",
+        ["reconcile", NAME, "--result", "Matched", "--evidence", "prime-a statement vs fills"],
+    )
+    out = walk.run(
+        "stratops resume STRATEGY --reason … [--throttled]", ["resume", NAME, "--reason", "slippage back in line"]
+    )
     assert "resumed" in out, out
     desk.wait_status(lambda s: s.get("tradingState") == "ACTIVE", "ACTIVE again")
 
     # A risk owner opens a P0 (the operator halts the strategy) and a P1 that needs no action.
     risk_owner = __import__("kubernetes").client.CustomObjectsApi(cluster.api_client(people["rita"]))
-    for name, cls, sev, action, summary in (("gross-exposure", "RiskBreach", "P0", None, "gross exposure above 5m"),
-                                            ("route-amber", "BrokerOutage", "P1", "none", "prime-a status page amber")):
-        risk_owner.create_namespaced_custom_object("stratops.io", "v1alpha1", namespace, "incidents", {
-            "apiVersion": "stratops.io/v1alpha1", "kind": "Incident", "metadata": {"name": name},
-            "spec": {"class": cls, "severity": sev, "strategy": NAME, "summary": summary, **({"action": action} if action else {})}})
+    for name, cls, sev, action, summary in (
+        ("gross-exposure", "RiskBreach", "P0", None, "gross exposure above 5m"),
+        ("route-amber", "BrokerOutage", "P1", "none", "prime-a status page amber"),
+    ):
+        risk_owner.create_namespaced_custom_object(
+            "stratops.io",
+            "v1alpha1",
+            namespace,
+            "incidents",
+            {
+                "apiVersion": "stratops.io/v1alpha1",
+                "kind": "Incident",
+                "metadata": {"name": name},
+                "spec": {
+                    "class": cls,
+                    "severity": sev,
+                    "strategy": NAME,
+                    "summary": summary,
+                    **({"action": action} if action else {}),
+                },
+            },
+        )
     desk.wait_status(lambda s: (s.get("killSwitch") or {}).get("completedAt"), "halted by the P0")
-    out = walk.run("stratops incident list [--open] [-o wide] | show NAME | ack NAME", ["incident", "list", "--open", "-o", "wide"])
-    assert "gross-exposure RiskBreach P0" in out and "route-amber BrokerOutage P1" in out and "gross exposure above 5m" in out, out
+    out = walk.run(
+        "stratops incident list [--open] [-o wide] | show NAME | ack NAME", ["incident", "list", "--open", "-o", "wide"]
+    )
+    assert (
+        "gross-exposure RiskBreach P0" in out
+        and "route-amber BrokerOutage P1" in out
+        and "gross exposure above 5m" in out
+    ), out
     walk.run("stratops incident list [--open] [-o wide] | show NAME | ack NAME", ["incident", "ack", "route-amber"])
-    walk.run("stratops incident contain NAME --detail …", ["incident", "contain", "route-amber", "--detail", "orders confirmed at prime-a"])
-    wait_for(lambda: desk.custom.get_namespaced_custom_object("stratops.io", "v1alpha1", namespace, "incidents", "route-amber")
-             .get("status", {}).get("phase") == "Contained", timeout=30, what="route-amber contained")
-    out = walk.run("stratops incident list [--open] [-o wide] | show NAME | ack NAME", ["incident", "show", "route-amber"])
+    walk.run(
+        "stratops incident contain NAME --detail …",
+        ["incident", "contain", "route-amber", "--detail", "orders confirmed at prime-a"],
+    )
+    wait_for(
+        lambda: (
+            desk.custom.get_namespaced_custom_object("stratops.io", "v1alpha1", namespace, "incidents", "route-amber")
+            .get("status", {})
+            .get("phase")
+            == "Contained"
+        ),
+        timeout=30,
+        what="route-amber contained",
+    )
+    out = walk.run(
+        "stratops incident list [--open] [-o wide] | show NAME | ack NAME", ["incident", "show", "route-amber"]
+    )
     assert "✓ containment" in out and "by tina" in out, out
     out = walk.run("stratops runbook verify RUNBOOK STRATEGY", ["runbook", "verify", "kill-switch", NAME])
     assert "PASS" in out, out
     for name in ("gross-exposure", "route-amber"):
-        walk.run("stratops incident resolve NAME --reason … --root-cause … --action … --owner …",
-                 ["incident", "resolve", name, "--reason", "exposure capped, route green", "--root-cause", "runaway sizing",
-                  "--action", "cap order size", "--owner", "rita"])
+        walk.run(
+            "stratops incident resolve NAME --reason … --root-cause … --action … --owner …",
+            [
+                "incident",
+                "resolve",
+                name,
+                "--reason",
+                "exposure capped, route green",
+                "--root-cause",
+                "runaway sizing",
+                "--action",
+                "cap order size",
+                "--owner",
+                "rita",
+            ],
+        )
 
     # The route stays down: the broker-failover runbook, seen first as a dry run, then run at a
     # terminal, which asks at each step.
@@ -355,32 +510,74 @@ def test_a_desk_day_with_the_documented_commands(cluster, kube, namespace, desk,
     assert desk.status()["broker"]["role"] == "backup" and desk.status()["tradingState"] == "REDUCING"
 
     # prime-a is back: halt through the recovery tree, fail back, resume through the runbook.
-    out = walk.run("stratops triage [SYMPTOM] [--answer A]… [--strategy NAME -n NS] [--apply [--yes]] [-o json|yaml]",
-                   ["triage", "acks-silent", "--answer", "yes", "--answer", "no", "--strategy", NAME, "-n", namespace, "--apply", "--yes"])
-    desk.wait_status(lambda s: (s.get("killSwitch") or {}).get("latched") and (s.get("killSwitch") or {}).get("completedAt"),
-                     "halted by the triage")
-    out = walk.run("stratops failover STRATEGY --reason … [--to backup|primary]",
-                   ["failover", NAME, "--reason", "prime-a healthy again", "--to", "primary"])
+    out = walk.run(
+        "stratops triage [SYMPTOM] [--answer A]… [--strategy NAME -n NS] [--apply [--yes]] [-o json|yaml]",
+        [
+            "triage",
+            "acks-silent",
+            "--answer",
+            "yes",
+            "--answer",
+            "no",
+            "--strategy",
+            NAME,
+            "-n",
+            namespace,
+            "--apply",
+            "--yes",
+        ],
+    )
+    desk.wait_status(
+        lambda s: (s.get("killSwitch") or {}).get("latched") and (s.get("killSwitch") or {}).get("completedAt"),
+        "halted by the triage",
+    )
+    out = walk.run(
+        "stratops failover STRATEGY --reason … [--to backup|primary]",
+        ["failover", NAME, "--reason", "prime-a healthy again", "--to", "primary"],
+    )
     assert desk.control()["broker"]["name"] == "prime-a"
-    out = walk.run("stratops runbook run RUNBOOK STRATEGY --reason … [--dry-run] [--yes] [--answer STEP=TEXT…]",
-                   ["runbook", "run", "resume-after-incident", NAME, "--reason", "back on prime-a", "--yes",
-                    "--answer", "postmortem=written: wiki/pm/4711", "--answer", "reconcile=Matched: prime-a statement vs fills"])
+    out = walk.run(
+        "stratops runbook run RUNBOOK STRATEGY --reason … [--dry-run] [--yes] [--answer STEP=TEXT…]",
+        [
+            "runbook",
+            "run",
+            "resume-after-incident",
+            NAME,
+            "--reason",
+            "back on prime-a",
+            "--yes",
+            "--answer",
+            "postmortem=written: wiki/pm/4711",
+            "--answer",
+            "reconcile=Matched: prime-a statement vs fills",
+        ],
+    )
     assert "PASS" in out, out
     out = walk.run("stratops runbook history [STRATEGY]", ["runbook", "history", NAME])
     assert "broker-failover" in out and "resume-after-incident" in out and "tina" in out, out
 
     # A desk-wide limit: one decision for every fx strategy, off until re-armed.
-    out = walk.run("stratops kill --selector desk=fx --reason …",
-                   ["kill", "--selector", "desk=fx", "--reason", "fx desk loss limit", "--require-rearm"])
+    out = walk.run(
+        "stratops kill --selector desk=fx --reason …",
+        ["kill", "--selector", "desk=fx", "--reason", "fx desk loss limit", "--require-rearm"],
+    )
     assert "halted 1/1; acknowledged by the strategy: 1" in out, out
-    walk.run("stratops reconcile STRATEGY --result Matched --evidence …",
-             ["reconcile", NAME, "--result", "Matched", "--evidence", "prime-a statement vs fills"])
-    out = walk.run("stratops resume STRATEGY --reason … [--throttled]", ["resume", NAME, "--reason", "too early"], code=1)
+    walk.run(
+        "stratops reconcile STRATEGY --result Matched --evidence …",
+        ["reconcile", NAME, "--result", "Matched", "--evidence", "prime-a statement vs fills"],
+    )
+    out = walk.run(
+        "stratops resume STRATEGY --reason … [--throttled]", ["resume", NAME, "--reason", "too early"], code=1
+    )
     assert "re-arm required first" in out and "rita" in out, out
     walk.run("stratops rearm STRATEGY --reason …", ["rearm", NAME, "--reason", "loss limit reviewed"], code=1)
     walk.run("stratops rearm STRATEGY --reason …", ["rearm", NAME, "--reason", "loss limit reviewed"], user="rita")
-    out = walk.run("stratops resume STRATEGY --reason … [--throttled]", ["resume", NAME, "--reason", "re-armed", "--throttled"])
-    desk.wait_status(lambda s: s.get("tradingState") == "REDUCING" and (s.get("throttle") or {}).get("active"), "resumed throttled")
+    out = walk.run(
+        "stratops resume STRATEGY --reason … [--throttled]", ["resume", NAME, "--reason", "re-armed", "--throttled"]
+    )
+    desk.wait_status(
+        lambda s: s.get("tradingState") == "REDUCING" and (s.get("throttle") or {}).get("active"), "resumed throttled"
+    )
 
     # A new version on the live strategy: signed for the changed manifest before Git applies it
     # (by the same two: a signature is one per item, and only its signer may replace it), then
@@ -392,15 +589,34 @@ def test_a_desk_day_with_the_documented_commands(cluster, kube, namespace, desk,
     manifest = tmp_path / "strategy-1.5.0.yaml"
     manifest.write_text(yaml.safe_dump(changed))
     for user, items in (("tina", desk_items), ("rita", risk)):
-        out = walk.run("stratops gate sign GATE ITEM… | --all --evidence … [--for FILE]",
-                       ["gate", "sign", "mean-revert-pre-launch", *items, "--evidence", "https://git/pr/88", "--for", str(manifest)],
-                       user=user)
+        out = walk.run(
+            "stratops gate sign GATE ITEM… | --all --evidence … [--for FILE]",
+            [
+                "gate",
+                "sign",
+                "mean-revert-pre-launch",
+                *items,
+                "--evidence",
+                "https://git/pr/88",
+                "--for",
+                str(manifest),
+            ],
+            user=user,
+        )
         assert f"as {user} for mean-revert:1.5.0:" in out, out
     gitops = __import__("kubernetes").client.CustomObjectsApi(cluster.api_client(people[GITOPS]))
-    gitops.patch_namespaced_custom_object("stratops.io", "v1alpha1", namespace, "strategies", NAME, {"spec": {
-        "version": "1.5.0", "rollbackPolicy": changed["spec"]["rollbackPolicy"]}})
+    gitops.patch_namespaced_custom_object(
+        "stratops.io",
+        "v1alpha1",
+        namespace,
+        "strategies",
+        NAME,
+        {"spec": {"version": "1.5.0", "rollbackPolicy": changed["spec"]["rollbackPolicy"]}},
+    )
     desk.wait_status(lambda s: s.get("activeVersion") == "1.5.0", "1.5.0 running", timeout=90)
-    out = walk.run("stratops rollback STRATEGY --reason …", ["rollback", NAME, "--reason", "1.5.0 fills diverge from the model"])
+    out = walk.run(
+        "stratops rollback STRATEGY --reason …", ["rollback", NAME, "--reason", "1.5.0 fills diverge from the model"]
+    )
     assert "blocked: 1.5.0" in out, out
     desk.wait_status(lambda s: s.get("activeVersion") == "1.4.2", "back on 1.4.2", timeout=90)
 
@@ -412,18 +628,26 @@ def test_a_desk_day_with_the_documented_commands(cluster, kube, namespace, desk,
     out = walk.run("stratops audit verify [-n NS | -A]", ["audit", "verify"])
     assert "VERIFIED" in out, out
     pack = tmp_path / "evidence"
-    out = walk.run("stratops audit export --since 90d [--until now] [-n NS | -A] [--out DIR]",
-                   ["audit", "export", "--since", "90d", "--until", "now", "--out", str(pack)])
+    out = walk.run(
+        "stratops audit export --since 90d [--until now] [-n NS | -A] [--out DIR]",
+        ["audit", "export", "--since", "90d", "--until", "now", "--out", str(pack)],
+    )
     evidence = json.loads((pack / "evidence.json").read_text())
     assert (pack / "evidence.md").exists() and "VERIFIED" in out, out
     assert "rita" in json.dumps(evidence) and "1.5.0" in json.dumps(evidence)
 
-    assert walk.ran == set(WALKED) - OFFLINE_ONLY - {EXAMPLES_HEADER}, sorted(set(WALKED) - OFFLINE_ONLY - {EXAMPLES_HEADER} - walk.ran)
+    assert walk.ran == set(WALKED) - OFFLINE_ONLY - {EXAMPLES_HEADER}, sorted(
+        set(WALKED) - OFFLINE_ONLY - {EXAMPLES_HEADER} - walk.ran
+    )
 
 
 #: Run by test_offline_commands_run_as_written, not by the desk's day.
 OFFLINE_ONLY = {
-    "stratops --version", "stratops --install-completion", "stratops crds [--check]", "stratops validate PATH… [--base BASE…]",
-    "stratops runbook list [-c CATEGORY] | show RUNBOOK", "stratops triage stale-data -a no -a all -o json",
+    "stratops --version",
+    "stratops --install-completion",
+    "stratops crds [--check]",
+    "stratops validate PATH… [--base BASE…]",
+    "stratops runbook list [-c CATEGORY] | show RUNBOOK",
+    "stratops triage stale-data -a no -a all -o json",
     "stratops triage acks-silent --answer yes --answer no --strategy mean-revert -n fx",
 }

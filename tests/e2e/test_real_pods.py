@@ -34,8 +34,13 @@ pytestmark = pytest.mark.e2e
 NAME = "mean-revert"
 
 
-def real_strategy(name: str = NAME, version: str = "1.4.2", replicas: int = 1, env: dict[str, str] | None = None,
-                  rollout_deadline: str = "120s") -> dict[str, Any]:
+def real_strategy(
+    name: str = NAME,
+    version: str = "1.4.2",
+    replicas: int = 1,
+    env: dict[str, str] | None = None,
+    rollout_deadline: str = "120s",
+) -> dict[str, Any]:
     """The example strategy, paper-trading, as the image built here, on the real node."""
     doc = copy.deepcopy(example("strategy.yaml"))
     doc["metadata"]["name"] = name
@@ -43,13 +48,23 @@ def real_strategy(name: str = NAME, version: str = "1.4.2", replicas: int = 1, e
     spec.update(image="stratops.local/mean-revert", version=version, replicas=replicas, mode="paper")
     spec["podTemplate"] = {
         "nodeSelector": dict(REAL_NODE_LABEL),
-        "tolerations": [{"key": REAL_NODE_TAINT["key"], "operator": "Equal", "value": REAL_NODE_TAINT["value"],
-                         "effect": REAL_NODE_TAINT["effect"]}],
+        "tolerations": [
+            {
+                "key": REAL_NODE_TAINT["key"],
+                "operator": "Equal",
+                "value": REAL_NODE_TAINT["value"],
+                "effect": REAL_NODE_TAINT["effect"],
+            }
+        ],
         "env": [{"name": k, "value": v} for k, v in (env or {}).items()],
         "resources": {"requests": {"cpu": "50m", "memory": "96Mi"}, "limits": {"memory": "512Mi"}},
     }
-    spec["rollbackPolicy"] = {"automatic": True, "revisionHistoryLimit": 5, "rolloutDeadline": rollout_deadline,
-                              "healthyFor": "2s"}
+    spec["rollbackPolicy"] = {
+        "automatic": True,
+        "revisionHistoryLimit": 5,
+        "rolloutDeadline": rollout_deadline,
+        "healthyFor": "2s",
+    }
     spec["killSwitch"] = {"ackDeadline": "20s"}
     spec.pop("gates")  # paper trading, no desk gates here: a lapsed daily gate would hold new versions
     return doc
@@ -61,12 +76,16 @@ def acks(desk: Desk, name: str = NAME) -> dict[str, Acknowledgement]:
 
 
 def pods(desk: Desk, name: str = NAME) -> list[client.V1Pod]:
-    return [p for p in desk.core.list_namespaced_pod(desk.ns, label_selector=f"stratops.io/strategy={name}").items
-            if p.metadata.deletion_timestamp is None]
+    return [
+        p
+        for p in desk.core.list_namespaced_pod(desk.ns, label_selector=f"stratops.io/strategy={name}").items
+        if p.metadata.deletion_timestamp is None
+    ]
 
 
 def ready_pods(desk: Desk, name: str = NAME, n: int = 1) -> list[client.V1Pod]:
     """Wait for N pods of NAME Ready on the real node (its readiness probe: the SDK's /ready)."""
+
     def probe() -> list[client.V1Pod] | None:
         ps = pods(desk, name)
         ready = [p for p in ps if any(c.type == "Ready" and c.status == "True" for c in p.status.conditions or [])]
@@ -79,6 +98,7 @@ def background(target: Any, *args: Any) -> threading.Thread:
     """TARGET in a daemon thread. A watch or log stream that the API server ends (the test's
     namespace deleted, the control plane stopped) just ends: what it saw is what the test
     asserts on, and a test that needed more waits for it with a deadline."""
+
     def run() -> None:
         try:
             target(*args)
@@ -107,7 +127,9 @@ class Follow:
 
     def _watch(self, core: client.CoreV1Api, namespace: str, pod: str) -> None:
         w = watch.Watch()
-        for ev in w.stream(core.list_namespaced_pod, namespace, field_selector=f"metadata.name={pod}", timeout_seconds=180):
+        for ev in w.stream(
+            core.list_namespaced_pod, namespace, field_selector=f"metadata.name={pod}", timeout_seconds=180
+        ):
             for st in ev["object"].status.container_statuses or []:
                 if st.state and st.state.terminated:
                     self.terminated.append(st.state.terminated)
@@ -171,11 +193,14 @@ def test_strategy_runs_as_a_real_container_ready_through_its_probe(desk, real_no
     status = pod.status.container_statuses[0]
     assert status.ready and status.state.running is not None and status.restart_count == 0
     # Ready means the process applied a control document and acknowledged it, as itself.
-    doc = ControlDocument.model_validate_json(desk.core.read_namespaced_config_map(control_name(NAME), desk.ns).data["control.json"])
+    doc = ControlDocument.model_validate_json(
+        desk.core.read_namespaced_config_map(control_name(NAME), desk.ns).data["control.json"]
+    )
     ack = acks(desk)[pod.metadata.name]
     assert ack.generation == doc.generation and ack.control_hash == doc.content_hash()
-    s = desk.wait_status(lambda s: s.get("phase") == "Running" and s.get("lastKnownGood") == "1.4.2", "Running, known-good",
-                         timeout=60)
+    s = desk.wait_status(
+        lambda s: s.get("phase") == "Running" and s.get("lastKnownGood") == "1.4.2", "Running, known-good", timeout=60
+    )
     assert s["control"]["acknowledgedGeneration"] == doc.generation
     # Prometheus would scrape every series the twelve example monitors query from this pod.
     wanted = set()
@@ -221,7 +246,11 @@ def test_kill_switch_is_acknowledged_by_the_real_process_and_it_exits_cleanly(de
     me = pod.metadata.name
     follow = Follow(desk.core, desk.ns, me)
     cms = ConfigMapLog(desk.core, desk.ns)
-    wait_for(lambda: any("control generation" in line for line in follow.lines), timeout=30, what="the strategy's log followed")
+    wait_for(
+        lambda: any("control generation" in line for line in follow.lines),
+        timeout=30,
+        what="the strategy's log followed",
+    )
     desk.command("kill", reason="runaway orders (drill)")
     s = desk.wait_status(lambda s: (s.get("killSwitch") or {}).get("completedAt"), "kill-switch completed", timeout=60)
     cms.stop()
@@ -254,15 +283,27 @@ def test_throttle_is_acknowledged_by_every_real_pod_with_the_lowered_limits(desk
     ready = ready_pods(desk, n=2)
     before = desk.wait_status(lambda s: s.get("effectiveLimits"), "limits in force")["effectiveLimits"]
     desk.command("throttle", reason="latency spike (drill)")
-    s = desk.wait_status(lambda s: s.get("tradingState") == "REDUCING" and (s.get("control") or {}).get(
-        "acknowledgedGeneration") == s["control"]["generation"], "REDUCING acknowledged by both pods", timeout=60)
-    doc = ControlDocument.model_validate_json(desk.core.read_namespaced_config_map(control_name(NAME), desk.ns).data["control.json"])
+    s = desk.wait_status(
+        lambda s: (
+            s.get("tradingState") == "REDUCING"
+            and (s.get("control") or {}).get("acknowledgedGeneration") == s["control"]["generation"]
+        ),
+        "REDUCING acknowledged by both pods",
+        timeout=60,
+    )
+    doc = ControlDocument.model_validate_json(
+        desk.core.read_namespaced_config_map(control_name(NAME), desk.ns).data["control.json"]
+    )
     assert doc.trading_state.value == "REDUCING" and doc.generation == s["control"]["generation"]
     assert doc.limits.max_position < before["maxPosition"] and doc.limits.max_order_rate < before["maxOrderRate"]
     got = acks(desk)
     for p in ready:
         a = got[p.metadata.name]
-        assert a.trading_state.value == "REDUCING" and a.generation == doc.generation and a.control_hash == doc.content_hash()
+        assert (
+            a.trading_state.value == "REDUCING"
+            and a.generation == doc.generation
+            and a.control_hash == doc.content_hash()
+        )
 
 
 def test_a_hung_process_is_scaled_to_zero_at_the_deadline_with_a_p0(desk):
@@ -271,15 +312,23 @@ def test_a_hung_process_is_scaled_to_zero_at_the_deadline_with_a_p0(desk):
     desk.create("strategies", doc)
     (pod,) = ready_pods(desk)
     desk.command("kill", reason="hung process drill")
-    s = desk.wait_status(lambda s: (s.get("killSwitch") or {}).get("acknowledged") is False, "scaled to 0 unacknowledged",
-                         timeout=40)
+    s = desk.wait_status(
+        lambda s: (s.get("killSwitch") or {}).get("acknowledged") is False, "scaled to 0 unacknowledged", timeout=40
+    )
     assert desk.deployment().spec.replicas == 0
-    inc = wait_for(lambda: [i for i in desk.incidents() if i["spec"]["severity"] == "P0" and "not acknowledged" in
-                            i["spec"]["summary"]], timeout=30, what="the P0 incident")
+    inc = wait_for(
+        lambda: [
+            i for i in desk.incidents() if i["spec"]["severity"] == "P0" and "not acknowledged" in i["spec"]["summary"]
+        ],
+        timeout=30,
+        what="the P0 incident",
+    )
     assert pod.metadata.name in inc[0]["spec"]["summary"]
     s = desk.wait_status(lambda s: s["killSwitch"].get("exitsFinalAt"), "exits recorded", timeout=60)
     (exit_,) = s["killSwitch"]["exits"]
-    assert exit_["pod"] == pod.metadata.name and exit_["clean"] is False and "never acknowledged HALTED" in exit_["detail"]
+    assert (
+        exit_["pod"] == pod.metadata.name and exit_["clean"] is False and "never acknowledged HALTED" in exit_["detail"]
+    )
     wait_for(lambda: desk.events("PodExitUnclean"), timeout=30, what="the PodExitUnclean event")
 
 
@@ -287,7 +336,9 @@ def test_the_strategy_identity_writes_only_its_own_pods_ack(desk, cluster, real_
     # A ServiceAccount of the strategy's name made in advance (its tokens handed out) is not
     # the one the pods get: the operator makes its own, and the old tokens die with the old one.
     squatted = desk.core.create_namespaced_service_account(desk.ns, {"metadata": {"name": identity_name(NAME)}})
-    stale = desk.core.create_namespaced_service_account_token(identity_name(NAME), desk.ns, {"spec": {"expirationSeconds": 600}})
+    stale = desk.core.create_namespaced_service_account_token(
+        identity_name(NAME), desk.ns, {"spec": {"expirationSeconds": 600}}
+    )
     desk.create("strategies", real_strategy())
     other = real_strategy(name="other")
     other["spec"].pop("podTemplate")  # a KWOK pod: only its ack ConfigMap matters here
@@ -295,7 +346,11 @@ def test_the_strategy_identity_writes_only_its_own_pods_ack(desk, cluster, real_
     (pod,) = ready_pods(desk)
     sa = desk.core.read_namespaced_service_account(identity_name(NAME), desk.ns)
     assert sa.metadata.uid != squatted.metadata.uid and sa.metadata.owner_references[0].name == NAME
-    wait_for(lambda: desk.core.read_namespaced_config_map(ack_name("other"), desk.ns), timeout=30, what="other's ack ConfigMap")
+    wait_for(
+        lambda: desk.core.read_namespaced_config_map(ack_name("other"), desk.ns),
+        timeout=30,
+        what="other's ack ConfigMap",
+    )
     core = client.CoreV1Api(as_token(cluster, pod_token(real_node, pod)))
     me = pod.metadata.name
     mine = acks(desk)[me].to_json()
@@ -307,20 +362,32 @@ def test_the_strategy_identity_writes_only_its_own_pods_ack(desk, cluster, real_
         assert e.value.status == status, e.value.body
         return json.loads(e.value.body)["message"]
 
-    msg = refused(lambda: core.patch_namespaced_config_map(ack_name(NAME), desk.ns, {"data": {f"{NAME}-7f9c-x2": mine}}))
+    msg = refused(
+        lambda: core.patch_namespaced_config_map(ack_name(NAME), desk.ns, {"data": {f"{NAME}-7f9c-x2": mine}})
+    )
     assert f"may write only its own acknowledgement (data[{me}])" in msg
-    assert "labels" in refused(lambda: core.patch_namespaced_config_map(
-        ack_name(NAME), desk.ns, {"metadata": {"labels": {"stratops.io/strategy": "other"}}}))
+    assert "labels" in refused(
+        lambda: core.patch_namespaced_config_map(
+            ack_name(NAME), desk.ns, {"metadata": {"labels": {"stratops.io/strategy": "other"}}}
+        )
+    )
     refused(lambda: core.patch_namespaced_config_map(ack_name("other"), desk.ns, {"data": {me: mine}}))
     refused(lambda: core.patch_namespaced_config_map(control_name(NAME), desk.ns, {"data": {"control.json": "{}"}}))
-    refused(lambda: core.replace_namespaced_config_map(control_name(NAME), desk.ns, desk.core.read_namespaced_config_map(
-        control_name(NAME), desk.ns)))
+    refused(
+        lambda: core.replace_namespaced_config_map(
+            control_name(NAME), desk.ns, desk.core.read_namespaced_config_map(control_name(NAME), desk.ns)
+        )
+    )
     refused(lambda: core.create_namespaced_config_map(desk.ns, {"metadata": {"name": "x"}}))
     refused(lambda: core.read_namespaced_config_map(control_name("other"), desk.ns))
     # The ServiceAccount's token without the pod (a TokenRequest of its own) writes nothing.
-    token = desk.core.create_namespaced_service_account_token(identity_name(NAME), desk.ns, {"spec": {"expirationSeconds": 600}})
+    token = desk.core.create_namespaced_service_account_token(
+        identity_name(NAME), desk.ns, {"spec": {"expirationSeconds": 600}}
+    )
     bare = client.CoreV1Api(as_token(cluster, token.status.token))
-    assert "bound to the pod" in refused(lambda: bare.patch_namespaced_config_map(ack_name(NAME), desk.ns, {"data": {me: mine}}))
+    assert "bound to the pod" in refused(
+        lambda: bare.patch_namespaced_config_map(ack_name(NAME), desk.ns, {"data": {me: mine}})
+    )
     # The squatter's token names a ServiceAccount that no longer exists (by uid): refused.
     gone = client.CoreV1Api(as_token(cluster, stale.status.token))
     refused(lambda: gone.read_namespaced_config_map(control_name(NAME), desk.ns), status=401)
@@ -333,18 +400,26 @@ def test_a_new_version_rolls_out_on_the_real_node_and_a_crash_looping_one_is_rol
     ready_pods(desk)
     desk.wait_status(lambda s: s.get("lastKnownGood") == "1.4.2", "1.4.2 known-good", timeout=60)
     desk.patch_spec(version="1.4.3")
-    desk.wait_status(lambda s: s.get("lastKnownGood") == "1.4.3" and s.get("phase") == "Running", "1.4.3 rolled out", timeout=120)
+    desk.wait_status(
+        lambda s: s.get("lastKnownGood") == "1.4.3" and s.get("phase") == "Running", "1.4.3 rolled out", timeout=120
+    )
     (pod,) = ready_pods(desk)
     assert pod.spec.containers[0].image == "stratops.local/mean-revert:1.4.3"
     env = {e.name: e.value for e in pod.spec.containers[0].env}
     assert env["STRATOPS_VERSION"] == "1.4.3"
     exits = PodExits(desk.core, desk.ns)
     desk.patch_spec(version="crash-1.4.4")
-    wait_for(lambda: [code for image, code in exits.seen if image.endswith(":crash-1.4.4")], timeout=90,
-             what="the crash-looping version's container exiting")
+    wait_for(
+        lambda: [code for image, code in exits.seen if image.endswith(":crash-1.4.4")],
+        timeout=90,
+        what="the crash-looping version's container exiting",
+    )
     assert {code for image, code in exits.seen if image.endswith(":crash-1.4.4")} == {3}
-    s = desk.wait_status(lambda s: (s.get("rollout") or {}).get("rollback") and s.get("phase") == "Running",
-                         "rolled back to 1.4.3", timeout=120)
+    s = desk.wait_status(
+        lambda s: (s.get("rollout") or {}).get("rollback") and s.get("phase") == "Running",
+        "rolled back to 1.4.3",
+        timeout=120,
+    )
     assert s["rollout"]["version"] == "1.4.3"
     assert any(b["version"] == "crash-1.4.4" for b in s.get("blockedVersions") or [])
     (pod,) = ready_pods(desk)

@@ -20,7 +20,8 @@ pytestmark = pytest.mark.e2e
 def _create(kube, namespace, doc):
     plural = BY_KIND[doc["kind"]].plural
     return client.CustomObjectsApi(kube).create_namespaced_custom_object(
-        GROUP, VERSION, namespace, plural, doc, field_validation="Strict")
+        GROUP, VERSION, namespace, plural, doc, field_validation="Strict"
+    )
 
 
 def _rejection(kube, namespace, doc, statuses=(400, 422)) -> str:
@@ -45,8 +46,10 @@ def test_example_desk_is_accepted(kube, crds, namespace):
     for doc in docs:
         _create(kube, namespace, doc)
     api = client.CustomObjectsApi(kube)
-    counts = {k: len(api.list_namespaced_custom_object(GROUP, VERSION, namespace, BY_KIND[k].plural)["items"])
-              for k in ("Strategy", "Monitor", "Gate")}
+    counts = {
+        k: len(api.list_namespaced_custom_object(GROUP, VERSION, namespace, BY_KIND[k].plural)["items"])
+        for k in ("Strategy", "Monitor", "Gate")
+    }
     assert counts == {"Strategy": 1, "Monitor": 12, "Gate": 5}
 
 
@@ -64,15 +67,17 @@ def test_immutable_fields(kube, crds, namespace):
     monitor = example("monitors/01-data-bar-age.yaml")
     _create(kube, namespace, monitor)
     with pytest.raises(ApiException) as info:
-        api.patch_namespaced_custom_object(GROUP, VERSION, namespace, "monitors", monitor["metadata"]["name"],
-                                           {"spec": {"strategy": "another"}})
+        api.patch_namespaced_custom_object(
+            GROUP, VERSION, namespace, "monitors", monitor["metadata"]["name"], {"spec": {"strategy": "another"}}
+        )
     assert "spec.strategy is immutable" in json.loads(info.value.body)["message"]
 
     gate = example("gates/weekly.yaml")
     _create(kube, namespace, gate)
     with pytest.raises(ApiException) as info:
-        api.patch_namespaced_custom_object(GROUP, VERSION, namespace, "gates", gate["metadata"]["name"],
-                                           {"spec": {"cadence": "monthly"}})
+        api.patch_namespaced_custom_object(
+            GROUP, VERSION, namespace, "gates", gate["metadata"]["name"], {"spec": {"cadence": "monthly"}}
+        )
     assert "spec.cadence is immutable" in json.loads(info.value.body)["message"]
 
 
@@ -87,8 +92,10 @@ def test_printer_columns_are_served(kube, crds, namespace):
     """kubectl get asks for the Table form; the columns on-call needs are in it."""
     _create(kube, namespace, example("strategy.yaml"))
     response = kube.rest_client.request(
-        "GET", f"{kube.configuration.host}/apis/{GROUP}/{VERSION}/namespaces/{namespace}/strategies",
-        headers={"Accept": "application/json;as=Table;v=v1;g=meta.k8s.io"})
+        "GET",
+        f"{kube.configuration.host}/apis/{GROUP}/{VERSION}/namespaces/{namespace}/strategies",
+        headers={"Accept": "application/json;as=Table;v=v1;g=meta.k8s.io"},
+    )
     table = json.loads(response.read())
     names = [c["name"] for c in table["columnDefinitions"]]
     assert names == ["Name", "Phase", "Mode", "Version", "Trading", "Known-Good", "Wanted", "Age"]

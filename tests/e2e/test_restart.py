@@ -43,8 +43,6 @@ def operators(cluster, own_namespace, tmp_path):
     ops.stop()
 
 
-
-
 def test_operator_killed_mid_kill_switch_completes_it_on_restart(kube, crds, own_namespace, operators):
     desk = Desk(kube, own_namespace)
     operators.start()
@@ -59,11 +57,15 @@ def test_operator_killed_mid_kill_switch_completes_it_on_restart(kube, crds, own
         operators.kill()
 
         desk.play_pods()  # the strategy acknowledges while no operator runs
-        wait_for(lambda: desk.core.read_namespaced_config_map("mean-revert-ack", own_namespace).data, timeout=30,
-                 what="ack written")
+        wait_for(
+            lambda: desk.core.read_namespaced_config_map("mean-revert-ack", own_namespace).data,
+            timeout=30,
+            what="ack written",
+        )
         operators.start()
-        after = desk.wait_status(lambda s: (s.get("killSwitch") or {}).get("completedAt"), "kill-switch completed",
-                                 timeout=90)
+        after = desk.wait_status(
+            lambda s: (s.get("killSwitch") or {}).get("completedAt"), "kill-switch completed", timeout=90
+        )
     finally:
         desk.stop_pods()
     ks_before, ks_after = before["killSwitch"], after["killSwitch"]
@@ -91,9 +93,15 @@ def test_operator_killed_mid_rollback_finishes_it_once(kube, crds, own_namespace
         wait_for(lambda: desk.version() == "1.4.2", timeout=30, interval=0.02, what="rollback started")
         operators.kill()
         operators.start()
-        status = desk.wait_status(lambda s: s.get("activeVersion") == "1.4.2" and s.get("phase") == "Running"
-                                  and "stratops.io/rollback" not in (desk.strategy()["metadata"].get("annotations") or {}),
-                                  "rollback finished after restart", timeout=90)
+        status = desk.wait_status(
+            lambda s: (
+                s.get("activeVersion") == "1.4.2"
+                and s.get("phase") == "Running"
+                and "stratops.io/rollback" not in (desk.strategy()["metadata"].get("annotations") or {})
+            ),
+            "rollback finished after restart",
+            timeout=90,
+        )
     finally:
         operators.stop()
     assert [b["version"] for b in status["blockedVersions"]] == ["1.5.0"]
@@ -116,7 +124,9 @@ def test_operator_killed_mid_promotion_finishes_it_once(kube, crds, own_namespac
         desk.wait_status(lambda s: s.get("lastKnownGood") == "1.4.2", "known-good", timeout=90)
         desk.patch_spec(mode="live")
         # Killed the moment the control document says live: the status may still say paper.
-        wait_for(lambda: (desk.control() or {}).get("mode") == "live", timeout=30, interval=0.02, what="promotion started")
+        wait_for(
+            lambda: (desk.control() or {}).get("mode") == "live", timeout=30, interval=0.02, what="promotion started"
+        )
         operators.kill()
         operators.start()
         status = desk.wait_status(lambda s: s.get("mode") == "live", "live after restart", timeout=90)

@@ -18,7 +18,11 @@ pytestmark = pytest.mark.e2e
 
 # What on-call needs to run runbooks in one namespace (and nothing cluster-wide).
 ONCALL_RULES = [
-    {"apiGroups": ["stratops.io"], "resources": ["strategies", "incidents"], "verbs": ["get", "list", "watch", "patch"]},
+    {
+        "apiGroups": ["stratops.io"],
+        "resources": ["strategies", "incidents"],
+        "verbs": ["get", "list", "watch", "patch"],
+    },
     # promote changes spec.mode: a spec change (the admission policies ask for this verb)
     {"apiGroups": ["stratops.io"], "resources": ["strategies"], "verbs": ["edit-spec"]},
     {"apiGroups": ["stratops.io"], "resources": ["monitors", "gates", "auditsegments"], "verbs": ["get", "list"]},
@@ -33,9 +37,14 @@ ONCALL_RULES = [
 def oncall(cluster, kube, namespace) -> str:
     rbac = client.RbacAuthorizationV1Api(kube)
     rbac.create_namespaced_role(namespace, {"metadata": {"name": "oncall"}, "rules": ONCALL_RULES})
-    rbac.create_namespaced_role_binding(namespace, {
-        "metadata": {"name": "oncall"}, "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "oncall"},
-        "subjects": [{"kind": "User", "name": "dana", "apiGroup": "rbac.authorization.k8s.io"}]})
+    rbac.create_namespaced_role_binding(
+        namespace,
+        {
+            "metadata": {"name": "oncall"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "oncall"},
+            "subjects": [{"kind": "User", "name": "dana", "apiGroup": "rbac.authorization.k8s.io"}],
+        },
+    )
     return str(cluster.user_kubeconfig("dana"))
 
 
@@ -56,7 +65,10 @@ def _run(args: list[str], kubeconfig: str):
 
 
 def test_broker_failover_runbook_end_to_end(desk, namespace, oncall):
-    desk.wait_status(lambda s: s.get("tradingState") == "ACTIVE" and (s.get("control") or {}).get("acknowledgedGeneration", 0) >= 1, "ACTIVE acknowledged")
+    desk.wait_status(
+        lambda s: s.get("tradingState") == "ACTIVE" and (s.get("control") or {}).get("acknowledgedGeneration", 0) >= 1,
+        "ACTIVE acknowledged",
+    )
     before = desk.control()
     assert before["broker"]["name"] == "prime-a"
     base = ["runbook", "run", "broker-failover", NAME, "-n", namespace, "--reason", "prime-a acks silent"]
@@ -67,20 +79,34 @@ def test_broker_failover_runbook_end_to_end(desk, namespace, oncall):
     assert "would run: stratops failover --to backup" in out and "dry run" in out
     assert desk.control()["generation"] == before["generation"]
     # every command consumed; what stays is who last changed the spec (recorded at admission)
-    assert not [a for a in desk.strategy()["metadata"].get("annotations") or {}
-                if a.startswith("stratops.io/") and not a.endswith("-author")]
+    assert not [
+        a
+        for a in desk.strategy()["metadata"].get("annotations") or {}
+        if a.startswith("stratops.io/") and not a.endswith("-author")
+    ]
 
     # No terminal and no --yes/--answer: refused before anything is done.
     res, out = _run(base, oncall)
     assert res.exit_code == 1 and "give --answer for open-orders=..., positions=..." in out
-    res, out = _run([*base, "--answer", "open-orders=none working", "--answer", "positions=Matched: prime-b statement"], oncall)
+    res, out = _run(
+        [*base, "--answer", "open-orders=none working", "--answer", "positions=Matched: prime-b statement"], oncall
+    )
     assert res.exit_code == 1 and "rerun with --yes" in out
     res, out = _run([*base, "--yes", "--answer", "open-orders=none", "--answer", "positions=maybe"], oncall)
     assert res.exit_code == 1 and "answer 'Matched: evidence'" in out
     assert desk.control()["generation"] == before["generation"] and desk.status()["tradingState"] == "ACTIVE"
 
-    res, out = _run([*base, "--yes", "--answer", "open-orders=prime-a confirms 0 working orders, ticket 4711",
-                     "--answer", "positions=Matched: prime-b positions statement vs strategy fills"], oncall)
+    res, out = _run(
+        [
+            *base,
+            "--yes",
+            "--answer",
+            "open-orders=prime-a confirms 0 working orders, ticket 4711",
+            "--answer",
+            "positions=Matched: prime-b positions statement vs strategy fills",
+        ],
+        oncall,
+    )
     assert res.exit_code == 0, res.output
     assert "verify (control document on the backup broker, REDUCING acknowledged, Ready): PASS" in out
 
@@ -102,11 +128,26 @@ def test_broker_failover_runbook_end_to_end(desk, namespace, oncall):
     # step with the manual answers, the verify verdict.
     from stratops.cli.audit import read_trails
 
-    trails = wait_for(lambda: (t := read_trails(desk.kube, namespace)) and any(
-        e.get("reason") == "RunbookRun" and not e["record"]["runbookRun"].get("dryRun")
-        for entries, _ in t.values() for e in entries) and t, timeout=30, what="the run in the audit trail")
-    [record] = [e["record"]["runbookRun"] for (_, kind, _name), (entries, findings) in trails.items() if kind == "Strategy"
-                for e in entries if e.get("reason") == "RunbookRun" and not e["record"]["runbookRun"].get("dryRun")]
+    trails = wait_for(
+        lambda: (
+            (t := read_trails(desk.kube, namespace))
+            and any(
+                e.get("reason") == "RunbookRun" and not e["record"]["runbookRun"].get("dryRun")
+                for entries, _ in t.values()
+                for e in entries
+            )
+            and t
+        ),
+        timeout=30,
+        what="the run in the audit trail",
+    )
+    [record] = [
+        e["record"]["runbookRun"]
+        for (_, kind, _name), (entries, findings) in trails.items()
+        if kind == "Strategy"
+        for e in entries
+        if e.get("reason") == "RunbookRun" and not e["record"]["runbookRun"].get("dryRun")
+    ]
     assert all(not findings for _, findings in trails.values())
     assert record["by"] == "dana" and record["verify"]["passed"] is True and record["outcome"] == "completed"
     steps = {s["id"]: s for s in record["steps"]}
@@ -153,24 +194,63 @@ def test_describe_and_promote_from_the_cli(desk, namespace, oncall, kube):
 
 def test_no_cluster_is_a_clear_error(tmp_path):
     cfg = tmp_path / "kubeconfig"
-    cfg.write_text(json.dumps({"apiVersion": "v1", "kind": "Config", "current-context": "c",
-                               "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:1"}}],
-                               "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}],
-                               "users": [{"name": "u", "user": {"token": "t"}}]}))
+    cfg.write_text(
+        json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "current-context": "c",
+                "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:1"}}],
+                "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}],
+                "users": [{"name": "u", "user": {"token": "t"}}],
+            }
+        )
+    )
     res, out = _run(["status", "-n", "x"], str(cfg))
     assert res.exit_code == 1 and "cannot reach the Kubernetes API server at https://127.0.0.1:1" in out
     assert "Traceback" not in res.output
 
 
 def test_containment_by_hand_is_attributed(desk, namespace, oncall):
-    desk.create("incidents", {"apiVersion": "stratops.io/v1alpha1", "kind": "Incident", "metadata": {"name": "route-amber"},
-                              "spec": {"class": "BrokerOutage", "severity": "P1", "strategy": NAME, "action": "none",
-                                       "summary": "prime-a status page amber"}})
-    res, out = _run(["incident", "contain", "route-amber", "-n", namespace, "--detail", "orders confirmed at prime-a"], oncall)
+    desk.create(
+        "incidents",
+        {
+            "apiVersion": "stratops.io/v1alpha1",
+            "kind": "Incident",
+            "metadata": {"name": "route-amber"},
+            "spec": {
+                "class": "BrokerOutage",
+                "severity": "P1",
+                "strategy": NAME,
+                "action": "none",
+                "summary": "prime-a status page amber",
+            },
+        },
+    )
+    res, out = _run(
+        ["incident", "contain", "route-amber", "-n", namespace, "--detail", "orders confirmed at prime-a"], oncall
+    )
     assert res.exit_code == 0, res.output
-    inc = wait_for(lambda: ((i := desk.custom.get_namespaced_custom_object("stratops.io", "v1alpha1", namespace, "incidents", "route-amber"))
-                            .get("status") or {}).get("phase") == "Contained" and i, timeout=30, what="contained")
-    assert inc["status"]["steps"]["containment"] == {**inc["status"]["steps"]["containment"], "by": "dana",
-                                                     "detail": "orders confirmed at prime-a"}
+    inc = wait_for(
+        lambda: (
+            (
+                (
+                    i := desk.custom.get_namespaced_custom_object(
+                        "stratops.io", "v1alpha1", namespace, "incidents", "route-amber"
+                    )
+                ).get("status")
+                or {}
+            ).get("phase")
+            == "Contained"
+            and i
+        ),
+        timeout=30,
+        what="contained",
+    )
+    assert inc["status"]["steps"]["containment"] == {
+        **inc["status"]["steps"]["containment"],
+        "by": "dana",
+        "detail": "orders confirmed at prime-a",
+    }
     res, out = _run(["incident", "show", "route-amber", "-n", namespace], oncall)
     assert "✓ containment" in out and "by dana" in out and "P1 means: degraded but confirmed" in out

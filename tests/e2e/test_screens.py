@@ -20,7 +20,10 @@ from stratops.dev import example_documents
 from stratops.k8s.apply import apply
 from stratops.testing.wait import wait_for
 
-pytestmark = [pytest.mark.e2e, pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed (Debian: tmux)")]
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed (Debian: tmux)"),
+]
 ROOT = Path(__file__).resolve().parents[2]
 NAME = "mean-revert"
 
@@ -30,12 +33,18 @@ def screen(command: list[str], width: int, kubeconfig: Path) -> list[str]:
     sock = f"stratops-test-{uuid.uuid4().hex[:8]}"
     tmux = ["tmux", "-L", sock]
     line = " ".join([sys.executable, "-m", "stratops.cli.main", *command]) + "; echo __END__; sleep 300"
-    env = {**{k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES", "TMUX")},
-           "KUBECONFIG": str(kubeconfig), "TERM": "xterm-256color"}
+    env = {
+        **{k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES", "TMUX")},
+        "KUBECONFIG": str(kubeconfig),
+        "TERM": "xterm-256color",
+    }
     subprocess.run([*tmux, "new-session", "-d", "-s", "t", "-x", str(width), "-y", "150", line], check=True, env=env)
     try:
+
         def captured() -> list[str] | None:
-            out = subprocess.run([*tmux, "capture-pane", "-p", "-t", "t", "-S", "-150"], capture_output=True, text=True).stdout
+            out = subprocess.run(
+                [*tmux, "capture-pane", "-p", "-t", "t", "-S", "-150"], capture_output=True, text=True
+            ).stdout
             rows = out.splitlines()
             return rows[: rows.index("__END__")] if "__END__" in rows else None
 
@@ -74,8 +83,10 @@ def test_tables_read_whole_on_80_and_120_column_screens(stale_desk, cluster, kub
     trader = grant_chart_roles(cluster, kube, desk.ns, tmp_path)["tina"]
     names = {
         "status": [NAME],
-        "gate list": [g["metadata"]["name"] for g in desk.custom.list_namespaced_custom_object(
-            "stratops.io", "v1alpha1", desk.ns, "gates")["items"]],
+        "gate list": [
+            g["metadata"]["name"]
+            for g in desk.custom.list_namespaced_custom_object("stratops.io", "v1alpha1", desk.ns, "gates")["items"]
+        ],
         "incident list": [i["metadata"]["name"] for i in desk.incidents()],
         "runbook list": [r.id for r in RUNBOOKS],
         "describe": [NAME],

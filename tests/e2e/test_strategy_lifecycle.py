@@ -23,8 +23,9 @@ def desk(kube, namespace, operator):
 
 
 def _known_good(desk: Desk, version: str) -> dict:
-    return desk.wait_status(lambda s: s.get("lastKnownGood") == version and s.get("phase") == "Running",
-                            f"{version} known-good")
+    return desk.wait_status(
+        lambda s: s.get("lastKnownGood") == version and s.get("phase") == "Running", f"{version} known-good"
+    )
 
 
 def test_deploy_creates_owned_objects_and_records_known_good(desk):
@@ -35,7 +36,9 @@ def test_deploy_creates_owned_objects_and_records_known_good(desk):
     assert dep.metadata.owner_references[0].uid == strategy["metadata"]["uid"]
     assert dep.metadata.labels["stratops.io/strategy"] == NAME
     pod_spec = dep.spec.template.spec
-    assert pod_spec.containers[0].image == "registry.example/fx-desk/mean-revert:1.4.2@" + DIGEST  # the tag names it, the digest pins it
+    assert (
+        pod_spec.containers[0].image == "registry.example/fx-desk/mean-revert:1.4.2@" + DIGEST
+    )  # the tag names it, the digest pins it
     assert pod_spec.volumes[0].config_map.name == f"{NAME}-control"
     assert pod_spec.containers[0].volume_mounts[0].mount_path == "/etc/stratops/control"
     control = desk.control()
@@ -56,8 +59,9 @@ def test_failed_rollout_is_rolled_back_blocked_and_opens_an_incident(desk):
     _known_good(desk, "1.4.2")
     desk.patch_spec(version="fail-2")
     wait_for(lambda: desk.version() == "fail-2", timeout=30, what="bad version rolled out")
-    status = desk.wait_status(lambda s: any(b["version"] == "fail-2" for b in s.get("blockedVersions") or []),
-                              "fail-2 blocked", timeout=60)
+    status = desk.wait_status(
+        lambda s: any(b["version"] == "fail-2" for b in s.get("blockedVersions") or []), "fail-2 blocked", timeout=60
+    )
     wait_for(lambda: desk.version() == "1.4.2", timeout=30, what="rolled back to 1.4.2")
     [incident] = [i for i in desk.incidents() if "fail-2" in i["spec"]["summary"]]
     assert incident["spec"]["class"] == "ConfigDrift"
@@ -149,8 +153,12 @@ def test_unacknowledged_halt_is_scaled_to_zero_at_the_deadline_and_reported(desk
 
 
 def _incident(name: str, severity: str, cls: str = "RiskBreach") -> dict:
-    return {"apiVersion": "stratops.io/v1alpha1", "kind": "Incident", "metadata": {"name": name},
-            "spec": {"class": cls, "severity": severity, "strategy": NAME, "summary": f"{severity} test"}}
+    return {
+        "apiVersion": "stratops.io/v1alpha1",
+        "kind": "Incident",
+        "metadata": {"name": name},
+        "spec": {"class": cls, "severity": severity, "strategy": NAME, "summary": f"{severity} test"},
+    }
 
 
 def test_p1_incident_throttles_and_p0_incident_kills(desk):
@@ -174,19 +182,38 @@ def test_resume_refused_until_resolved_reconciled_and_daily_signed_then_reducing
     desk.wait_status(lambda s: (s.get("killSwitch") or {}).get("completedAt"), "halted")
     desk.stop_pods()
     # The operator records containment itself once the safe state is observed (halted, 0 pods).
-    inc = wait_for(lambda: ((i := desk.custom.get_namespaced_custom_object("stratops.io", "v1alpha1", desk.ns, "incidents", "breach"))
-                            .get("status") or {}).get("phase") == "Contained" and i, timeout=30, what="contained")
+    inc = wait_for(
+        lambda: (
+            (
+                (
+                    i := desk.custom.get_namespaced_custom_object(
+                        "stratops.io", "v1alpha1", desk.ns, "incidents", "breach"
+                    )
+                ).get("status")
+                or {}
+            ).get("phase")
+            == "Contained"
+            and i
+        ),
+        timeout=30,
+        what="contained",
+    )
     assert inc["status"]["steps"]["containment"]["by"] == "stratops-operator"
     assert inc["status"]["steps"]["containment"]["detail"].startswith("halted: HALTED")
     from typer.testing import CliRunner
 
     from stratops.cli.main import app
 
-    res = CliRunner().invoke(app, ["incident", "show", "breach", "-n", desk.ns],
-                             env={"KUBECONFIG": str(cluster.kubeconfig), "COLUMNS": "200"})
+    res = CliRunner().invoke(
+        app,
+        ["incident", "show", "breach", "-n", desk.ns],
+        env={"KUBECONFIG": str(cluster.kubeconfig), "COLUMNS": "200"},
+    )
     out = " ".join(res.output.split())
     assert res.exit_code == 0 and "Risk breach P0" in out and "P0 means: a hard limit breached" in out
-    assert "✓ containment" in out and "· postmortem to do:" in out and "runbook: stratops runbook show kill-switch" in out
+    assert (
+        "✓ containment" in out and "· postmortem to do:" in out and "runbook: stratops runbook show kill-switch" in out
+    )
 
     desk.command("resume", reason="fixed", by="bob")
     wait_for(lambda: desk.events("ResumeRefused"), timeout=30, what="resume refused")
@@ -196,22 +223,60 @@ def test_resume_refused_until_resolved_reconciled_and_daily_signed_then_reducing
     assert desk.status()["killSwitch"]["latched"] and desk.deployment().spec.replicas == 0
 
     # resolving needs the postmortem: refused without it, accepted with it (CLI)
-    desk.custom.patch_namespaced_custom_object("stratops.io", "v1alpha1", desk.ns, "incidents", "breach",
-                                               {"metadata": {"annotations": {"stratops.io/resolve": '{"by": "bob", "reason": "x"}'}}})
-    inc = wait_for(lambda: ((i := desk.custom.get_namespaced_custom_object("stratops.io", "v1alpha1", desk.ns, "incidents", "breach"))
-                            .get("status") or {}).get("message") and i, timeout=30, what="resolve refused")
+    desk.custom.patch_namespaced_custom_object(
+        "stratops.io",
+        "v1alpha1",
+        desk.ns,
+        "incidents",
+        "breach",
+        {"metadata": {"annotations": {"stratops.io/resolve": '{"by": "bob", "reason": "x"}'}}},
+    )
+    inc = wait_for(
+        lambda: (
+            (
+                (
+                    i := desk.custom.get_namespaced_custom_object(
+                        "stratops.io", "v1alpha1", desk.ns, "incidents", "breach"
+                    )
+                ).get("status")
+                or {}
+            ).get("message")
+            and i
+        ),
+        timeout=30,
+        what="resolve refused",
+    )
     assert "spec.postmortem (rootCause, actions, owner) is required" in inc["status"]["message"]
     assert inc["status"].get("phase") == "Contained"
-    res = CliRunner().invoke(app, ["incident", "resolve", "breach", "-n", desk.ns, "--reason", "limit raised by mistake",
-                                   "--root-cause", "limit typo in Git", "--action", "review limit PRs", "--owner", "risk"],
-                             env={"KUBECONFIG": str(cluster.kubeconfig), "COLUMNS": "200"})
+    res = CliRunner().invoke(
+        app,
+        [
+            "incident",
+            "resolve",
+            "breach",
+            "-n",
+            desk.ns,
+            "--reason",
+            "limit raised by mistake",
+            "--root-cause",
+            "limit typo in Git",
+            "--action",
+            "review limit PRs",
+            "--owner",
+            "risk",
+        ],
+        env={"KUBECONFIG": str(cluster.kubeconfig), "COLUMNS": "200"},
+    )
     assert res.exit_code == 0, res.output
     inc = desk.custom.get_namespaced_custom_object("stratops.io", "v1alpha1", desk.ns, "incidents", "breach")
     assert inc["status"]["phase"] == "Resolved" and inc["status"]["steps"]["postmortem"]["by"] == "admin"
-    assert [k for k in ("detection", "immediateAction", "containment", "postmortem") if k in inc["status"]["steps"]] == [
-        "detection", "immediateAction", "containment", "postmortem"]
+    assert [
+        k for k in ("detection", "immediateAction", "containment", "postmortem") if k in inc["status"]["steps"]
+    ] == ["detection", "immediateAction", "containment", "postmortem"]
     desk.command("reconciliation", result="Matched", evidence="broker statement 2026-11-24 vs fills", by="ops")
-    desk.wait_status(lambda s: (s.get("lastReconciliation") or {}).get("result") == "Matched", "reconciliation recorded")
+    desk.wait_status(
+        lambda s: (s.get("lastReconciliation") or {}).get("result") == "Matched", "reconciliation recorded"
+    )
     desk.create("gates", desk.sign(example("gates/daily.yaml")))
     desk.command("resume", reason="fixed", by="bob")
     wait_for(lambda: desk.control()["tradingState"] == "REDUCING", timeout=30, what="REDUCING first")
@@ -220,7 +285,9 @@ def test_resume_refused_until_resolved_reconciled_and_daily_signed_then_reducing
     wait_for(lambda: desk.running_pods(), timeout=30, what="pods back")
     desk.play_pods()
     wait_for(lambda: desk.control()["tradingState"] == "ACTIVE", timeout=60, what="then ACTIVE")
-    status = desk.wait_status(lambda s: s.get("phase") == "Running" and s["resume"]["stage"] == "Active", "running again")
+    status = desk.wait_status(
+        lambda s: s.get("phase") == "Running" and s["resume"]["stage"] == "Active", "running again"
+    )
     assert status["resume"]["by"] == "bob"
 
 
@@ -233,25 +300,48 @@ def test_promotion_refused_until_prelaunch_gate_signed(desk):
     # Refused at admission, before anything changes: the message names the missing items.
     with pytest.raises(ApiException) as refused:
         desk.patch_spec(mode="live")
-    assert refused.value.status == 403 and "backtest-reviewed" in refused.value.body and "rollback-rehearsed" in refused.value.body
+    assert (
+        refused.value.status == 403
+        and "backtest-reviewed" in refused.value.body
+        and "rollback-rehearsed" in refused.value.body
+    )
     assert desk.strategy()["spec"]["mode"] == "paper" and desk.control()["mode"] == "paper"
     signed = desk.sign(gate, doc["spec"])
-    desk.custom.patch_namespaced_custom_object("stratops.io", "v1alpha1", desk.ns, "gates", gate["metadata"]["name"],
-                                               {"spec": {"signatures": signed["spec"]["signatures"]}})
+    desk.custom.patch_namespaced_custom_object(
+        "stratops.io",
+        "v1alpha1",
+        desk.ns,
+        "gates",
+        gate["metadata"]["name"],
+        {"spec": {"signatures": signed["spec"]["signatures"]}},
+    )
     desk.patch_spec(mode="live")
     status = desk.wait_status(lambda s: s.get("mode") == "live", "promoted")
     assert desk.control()["mode"] == "live"
-    assert status["approved"]["promotedBy"] == "admin" and sorted(status["approved"]["signers"]) == sorted(PRELAUNCH_SIGNERS)
+    assert status["approved"]["promotedBy"] == "admin" and sorted(status["approved"]["signers"]) == sorted(
+        PRELAUNCH_SIGNERS
+    )
     wait_for(lambda: desk.events("Promoted"), timeout=30, what="Promoted event")
 
 
 def test_manual_change_of_the_deployment_is_reverted_and_recorded(desk):
     desk.create("strategies", strategy_doc())
     _known_good(desk, "1.4.2")
-    desk.apps.patch_namespaced_deployment(NAME, desk.ns, {"spec": {"template": {"spec": {"containers": [
-        {"name": "strategy", "image": "registry.example/someone/else:latest"}]}}}})
+    desk.apps.patch_namespaced_deployment(
+        NAME,
+        desk.ns,
+        {
+            "spec": {
+                "template": {
+                    "spec": {"containers": [{"name": "strategy", "image": "registry.example/someone/else:latest"}]}
+                }
+            }
+        },
+    )
     wait_for(lambda: desk.events("ConfigDrift"), timeout=30, what="drift detected")
-    wait_for(lambda: desk.version() == "1.4.2" and "mean-revert:1.4.2" in desk.image(), timeout=30, what="drift reverted")
+    wait_for(
+        lambda: desk.version() == "1.4.2" and "mean-revert:1.4.2" in desk.image(), timeout=30, what="drift reverted"
+    )
     drift = [i for i in desk.incidents() if "changed outside Git" in i["spec"]["summary"]]
     assert len(drift) == 1 and drift[0]["spec"]["class"] == "ConfigDrift"
 
@@ -269,12 +359,18 @@ def test_example_strategy_process_acknowledges_the_kill_switch(desk, cluster, tm
     [pod] = desk.running_pods()
     app = Path(__file__).resolve().parents[2] / "examples" / "strategy-app" / "paper_mean_revert.py"
     out = (tmp_path / "strategy.log").open("w")
-    proc = subprocess.Popen([sys.executable, str(app), "--namespace", desk.ns, "--strategy", NAME, "--pod", pod,
-                             "--interval", "0.05"], env={**os.environ, "KUBECONFIG": str(cluster.kubeconfig)},
-                            stdout=out, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [sys.executable, str(app), "--namespace", desk.ns, "--strategy", NAME, "--pod", pod, "--interval", "0.05"],
+        env={**os.environ, "KUBECONFIG": str(cluster.kubeconfig)},
+        stdout=out,
+        stderr=subprocess.STDOUT,
+    )
     try:
-        wait_for(lambda: desk.status().get("control", {}).get("acknowledgedGeneration") == status["control"]["generation"],
-                 timeout=30, what="the example strategy's first ack")
+        wait_for(
+            lambda: desk.status().get("control", {}).get("acknowledgedGeneration") == status["control"]["generation"],
+            timeout=30,
+            what="the example strategy's first ack",
+        )
         desk.command("kill", reason="drill with the example strategy")
         status = desk.wait_status(lambda s: (s.get("killSwitch") or {}).get("completedAt"), "kill-switch completed")
         assert status["killSwitch"]["acknowledged"] is True

@@ -63,9 +63,11 @@ def test_apply_kill_switch_through_the_cli(kube, namespace, operator, cluster):
     desk.wait_status(lambda s: s.get("lastKnownGood") == "1.4.2" and s.get("phase") == "Running", "known-good")
     desk.play_pods()
     try:
-        res = CliRunner().invoke(app, ["triage", "acks-silent", "-a", "yes", "-a", "no", "--strategy", NAME,
-                                       "-n", namespace, "--apply", "--yes"],
-                                 env={"KUBECONFIG": str(cluster.kubeconfig), "COLUMNS": "200"})
+        res = CliRunner().invoke(
+            app,
+            ["triage", "acks-silent", "-a", "yes", "-a", "no", "--strategy", NAME, "-n", namespace, "--apply", "--yes"],
+            env={"KUBECONFIG": str(cluster.kubeconfig), "COLUMNS": "200"},
+        )
         out = " ".join(res.output.split())
         assert res.exit_code == 0, res.output
         assert "KILL-SWITCH (killSwitch)" in out and "runbook broker-failover" in out
@@ -88,10 +90,13 @@ def test_interactive_apply_records_the_reconciliation_then_resumes(kube, namespa
     desk.play_pods()
     try:
         desk.command("throttle", reason="feed gap")
-        desk.wait_status(lambda s: (s.get("throttle") or {}).get("active") and s.get("tradingState") == "REDUCING",
-                         "throttled")
-        t = terminal([*STRATOPS, "triage", "stale-data", "--strategy", NAME, "-n", namespace, "--apply"],
-                     env={"KUBECONFIG": str(Path(cluster.kubeconfig))})
+        desk.wait_status(
+            lambda s: (s.get("throttle") or {}).get("active") and s.get("tradingState") == "REDUCING", "throttled"
+        )
+        t = terminal(
+            [*STRATOPS, "triage", "stale-data", "--strategy", NAME, "-n", namespace, "--apply"],
+            env={"KUBECONFIG": str(Path(cluster.kubeconfig))},
+        )
         t.wait("Has the data been current again for at least two bar intervals?")
         t.type("1")
         t.wait("Reconciliation: Reconcile positions and open orders")
@@ -118,7 +123,13 @@ def test_daily_gate_command_names_the_strategys_gate(kube, crds, namespace, clus
     strategy's spec, read from the cluster."""
     Desk(kube, namespace).create("strategies", strategy_doc())
     answers = ["-a", "yes", "-a", "yes", "-a", "matched", "-a", "no"]
-    res = CliRunner().invoke(app, ["triage", "not-trading", *answers, "--strategy", NAME, "-n", namespace, "-o", "json"],
-                             env={"KUBECONFIG": str(cluster.kubeconfig)})
+    res = CliRunner().invoke(
+        app,
+        ["triage", "not-trading", *answers, "--strategy", NAME, "-n", namespace, "-o", "json"],
+        env={"KUBECONFIG": str(cluster.kubeconfig)},
+    )
     assert res.exit_code == 0, res.output
-    assert json.loads(res.stdout)["action"]["command"] == f"stratops gate sign fx-daily --all --evidence \"...\" -n {namespace}"
+    assert (
+        json.loads(res.stdout)["action"]["command"]
+        == f'stratops gate sign fx-daily --all --evidence "..." -n {namespace}'
+    )

@@ -20,13 +20,40 @@ from stratops.models import BY_KIND
 from stratops.models.validate import validate_document
 
 pytestmark = pytest.mark.e2e
-DOCS = ("strategy.yaml", "monitors/02-data-feature-psi.yaml", "monitors/10-pnl-band.yaml", "gates/daily.yaml",
-        "gates/pre-launch.yaml")
+DOCS = (
+    "strategy.yaml",
+    "monitors/02-data-feature-psi.yaml",
+    "monitors/10-pnl-band.yaml",
+    "gates/daily.yaml",
+    "gates/pre-launch.yaml",
+)
 VALUES = st.one_of(
-    st.sampled_from(["", "x", "5", "-1", "lots", "2026-11-24T08:00:00", "2026-11-24T08:00:00Z", "1m", "0s", "live",
-                     "STRATOPS_X", "a" * 300, "fix://h:1", "Mars/Olympus_Mons", "99:99"]),
-    st.integers(min_value=-3, max_value=10**12), st.floats(allow_nan=False, allow_infinity=False, width=32),
-    st.booleans(), st.none(), st.lists(st.sampled_from(["a", "b"]), max_size=3), st.just({}), st.just({"x": 1}),
+    st.sampled_from(
+        [
+            "",
+            "x",
+            "5",
+            "-1",
+            "lots",
+            "2026-11-24T08:00:00",
+            "2026-11-24T08:00:00Z",
+            "1m",
+            "0s",
+            "live",
+            "STRATOPS_X",
+            "a" * 300,
+            "fix://h:1",
+            "Mars/Olympus_Mons",
+            "99:99",
+        ]
+    ),
+    st.integers(min_value=-3, max_value=10**12),
+    st.floats(allow_nan=False, allow_infinity=False, width=32),
+    st.booleans(),
+    st.none(),
+    st.lists(st.sampled_from(["a", "b"]), max_size=3),
+    st.just({}),
+    st.just({"x": 1}),
 )
 
 
@@ -70,23 +97,30 @@ def _fields(problem_field: str) -> str:
     return problem_field.replace("[", ".").replace("]", "")
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 @given(doc=mutated())
 def test_what_the_api_server_refuses_the_validator_refuses_naming_the_field(kube, fuzz_ns, doc):
     custom = client.CustomObjectsApi(kube)
     try:
-        custom.create_namespaced_custom_object(GROUP, VERSION, fuzz_ns, BY_KIND[doc["kind"]].plural, doc,
-                                               dry_run="All", field_validation="Strict")
+        custom.create_namespaced_custom_object(
+            GROUP, VERSION, fuzz_ns, BY_KIND[doc["kind"]].plural, doc, dry_run="All", field_validation="Strict"
+        )
         return  # accepted: the validator may still be stricter (the operator's webhook checks more)
     except ApiException as e:
         if e.status not in (400, 422):
             raise
         body = json.loads(e.body or "{}")
-    causes = {_fields(c["field"]) for c in (body.get("details") or {}).get("causes") or []
-              if c.get("field") and c["field"] != "<nil>"}
+    causes = {
+        _fields(c["field"])
+        for c in (body.get("details") or {}).get("causes") or []
+        if c.get("field") and c["field"] != "<nil>"
+    }
     problems = validate_document(doc)
     assert problems, f"the API server refused, the validator accepted: {body.get('message')}\n{json.dumps(doc)[:2000]}"
     offline = {_fields(p.field) for p in problems}
     if causes:
         assert any(o == c or o.startswith(c + ".") or c.startswith(o + ".") for o in offline for c in causes), (
-            f"fields differ: API server {sorted(causes)}, validator {sorted(offline)}: {body.get('message')}")
+            f"fields differ: API server {sorted(causes)}, validator {sorted(offline)}: {body.get('message')}"
+        )

@@ -13,19 +13,27 @@ from stratops.recovery.actions import ACTIONS, immediate_action, rolling_out
 ROLLING = {"rollout": {"version": "1.5.0"}, "lastKnownGood": "1.4.2"}
 
 
-@pytest.mark.parametrize("severity,rolling,on_position,expected", [
-    ("P0", False, False, "killSwitch"), ("P1", False, False, "throttle"),
-    ("P0", True, False, "rollback"), ("P1", True, False, "rollback"),  # the new version is the likely cause
-    ("P0", True, True, "killSwitch"), ("P1", True, True, "throttle"),  # a rollback would carry the position over
-    ("P3", False, False, "throttle"),
-])
+@pytest.mark.parametrize(
+    "severity,rolling,on_position,expected",
+    [
+        ("P0", False, False, "killSwitch"),
+        ("P1", False, False, "throttle"),
+        ("P0", True, False, "rollback"),
+        ("P1", True, False, "rollback"),  # the new version is the likely cause
+        ("P0", True, True, "killSwitch"),
+        ("P1", True, True, "throttle"),  # a rollback would carry the position over
+        ("P3", False, False, "throttle"),
+    ],
+)
 def test_auto(severity, rolling, on_position, expected):
     for configured in ("auto", None):
         assert immediate_action(configured, severity, rolling_out=rolling, on_position=on_position) == expected
 
 
 def test_a_configured_action_is_kept_whatever_else_holds():
-    for action, severity, rolling, on_position in itertools.product(ACTIONS, ("P0", "P1"), (False, True), (False, True)):
+    for action, severity, rolling, on_position in itertools.product(
+        ACTIONS, ("P0", "P1"), (False, True), (False, True)
+    ):
         assert immediate_action(action, severity, rolling_out=rolling, on_position=on_position) == action
 
 

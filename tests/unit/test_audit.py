@@ -13,8 +13,14 @@ T0 = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 
 
 def entry(reason: str, message: str, at: datetime, name: str = "s") -> dict:
-    return {"at": at.isoformat().replace("+00:00", "Z"), "kind": "Strategy", "name": name, "type": "Normal",
-            "reason": reason, "message": message}
+    return {
+        "at": at.isoformat().replace("+00:00", "Z"),
+        "kind": "Strategy",
+        "name": name,
+        "type": "Normal",
+        "reason": reason,
+        "message": message,
+    }
 
 
 def chain(n: int = 5) -> tuple[list[str], Head]:
@@ -59,7 +65,9 @@ def test_a_deleted_entry_is_named():
 
 def test_an_inserted_entry_is_named():
     lines, head = chain()
-    fake = json.dumps({**json.loads(lines[2]), "message": "resume by risk-owner"}, sort_keys=True, separators=(",", ":"))
+    fake = json.dumps(
+        {**json.loads(lines[2]), "message": "resume by risk-owner"}, sort_keys=True, separators=(",", ":")
+    )
     findings = verify(lines[:3] + [fake] + lines[3:], head)[1]
     assert findings[0].kind == "inserted" and findings[0].seq == 3
     extra, _ = link(head, [entry("Resume", "by nobody", T0)])
@@ -68,7 +76,10 @@ def test_an_inserted_entry_is_named():
 
 
 def test_an_oversized_record_is_cut_never_the_who_when_and_what():
-    big = {**entry("ReconciliationRecorded", "Matched by ops", T0), "record": {"lastReconciliation": {"evidence": "x" * 300_000}}}
+    big = {
+        **entry("ReconciliationRecorded", "Matched by ops", T0),
+        "record": {"lastReconciliation": {"evidence": "x" * 300_000}},
+    }
     [line], _ = link(Head(), [big])
     assert len(line.encode()) < MAX_ENTRY_BYTES and json.loads(line)["truncated"] is True
     assert json.loads(line)["message"] == "Matched by ops" and json.loads(line)["reason"] == "ReconciliationRecorded"
@@ -82,15 +93,31 @@ def test_signature_entries_one_per_signature(n):
 
 
 def test_evidence_keeps_only_the_period_and_times_incidents():
-    inc = {"metadata": {"name": "i1", "namespace": "d", "creationTimestamp": "2026-11-24T09:00:00Z"},
-           "spec": {"class": "RiskBreach", "severity": "P0", "strategy": "s", "summary": "x", "monitor": "m"},
-           "status": {"phase": "Resolved", "resolvedAt": "2026-11-24T10:00:00Z", "steps": {
-               "detection": {"at": "2026-11-24T09:00:00Z", "by": "monitor/m"},
-               "immediateAction": {"at": "2026-11-24T09:00:01Z", "by": "op"},
-               "containment": {"at": "2026-11-24T09:00:05Z", "by": "op"}}}}
+    inc = {
+        "metadata": {"name": "i1", "namespace": "d", "creationTimestamp": "2026-11-24T09:00:00Z"},
+        "spec": {"class": "RiskBreach", "severity": "P0", "strategy": "s", "summary": "x", "monitor": "m"},
+        "status": {
+            "phase": "Resolved",
+            "resolvedAt": "2026-11-24T10:00:00Z",
+            "steps": {
+                "detection": {"at": "2026-11-24T09:00:00Z", "by": "monitor/m"},
+                "immediateAction": {"at": "2026-11-24T09:00:01Z", "by": "op"},
+                "containment": {"at": "2026-11-24T09:00:05Z", "by": "op"},
+            },
+        },
+    }
     old = {**inc, "metadata": {**inc["metadata"], "name": "old", "creationTimestamp": "2026-10-01T00:00:00Z"}}
-    pack = evidence([], [], [inc, old], [entry("Throttle", "t", T0), entry("Throttle", "before", T0 - timedelta(days=60))], [],
-                    T0 - timedelta(hours=1), T0 + timedelta(hours=2), T0, "namespace d")
+    pack = evidence(
+        [],
+        [],
+        [inc, old],
+        [entry("Throttle", "t", T0), entry("Throttle", "before", T0 - timedelta(days=60))],
+        [],
+        T0 - timedelta(hours=1),
+        T0 + timedelta(hours=2),
+        T0,
+        "namespace d",
+    )
     [row] = pack["incidents"]
     assert (row["secondsToAction"], row["secondsToContainment"], row["secondsToResolution"]) == (1.0, 5.0, 3600.0)
     assert [e["message"] for e in pack["throttles"]] == ["t"] and pack["monitorBreaches"] == [row]

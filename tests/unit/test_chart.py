@@ -71,8 +71,12 @@ def test_dashboard_and_alerts_use_only_metrics_the_operator_exposes():
     used = _metric_names(exprs) | _metric_names(rules)
     assert used - known == set()
     # The dashboard shows what the issue asks: strategies, trading states, incidents, gates, monitors.
-    for metric in ("stratops_strategy_trading_state", "stratops_incidents_opened_total", "stratops_gate_complete",
-                   "stratops_monitor_value"):
+    for metric in (
+        "stratops_strategy_trading_state",
+        "stratops_incidents_opened_total",
+        "stratops_gate_complete",
+        "stratops_monitor_value",
+    ):
         assert metric in exprs
 
 
@@ -85,8 +89,12 @@ def test_defaults_are_namespaced_least_privilege():
     deleters = {k for k, v in verbs.items() if "delete" in v}
     # Deletion is the garbage collector's, but for foreign pods of a halted strategy and a
     # strategy identity someone else made first (a ServiceAccount's tokens die only with it).
-    assert deleters == {("", "pods"), ("", "serviceaccounts"), ("rbac.authorization.k8s.io", "roles"),
-                        ("rbac.authorization.k8s.io", "rolebindings")}
+    assert deleters == {
+        ("", "pods"),
+        ("", "serviceaccounts"),
+        ("rbac.authorization.k8s.io", "roles"),
+        ("rbac.authorization.k8s.io", "rolebindings"),
+    }
     assert not {"escalate", "bind", "impersonate"} & set().union(*verbs.values())
     assert "*" not in set().union(*verbs.values())
     assert verbs[("", "secrets")] == {"get"}, "secrets: get by name, never list or watch"
@@ -94,7 +102,9 @@ def test_defaults_are_namespaced_least_privilege():
     bindings = {b["metadata"]["name"]: b["subjects"] for b in docs["RoleBinding"]}
     assert bindings["ops-stratops"] == [{"kind": "ServiceAccount", "name": "ops-stratops", "namespace": "desk"}]
     # people's roles: the default groups the example gates name; gitops and delegates only when given
-    assert bindings["ops-stratops-risk-owner"] == [{"kind": "Group", "name": "stratops:risk-owners", "apiGroup": "rbac.authorization.k8s.io"}]
+    assert bindings["ops-stratops-risk-owner"] == [
+        {"kind": "Group", "name": "stratops:risk-owners", "apiGroup": "rbac.authorization.k8s.io"}
+    ]
     assert set(bindings) == {"ops-stratops", "ops-stratops-trader", "ops-stratops-risk-owner"}
     (vwc,) = docs["ValidatingWebhookConfiguration"]
     for hook in vwc["webhooks"]:
@@ -105,7 +115,10 @@ def test_defaults_are_namespaced_least_privilege():
 
 def test_named_namespaces_get_a_role_and_peering_each():
     docs = kinds(render("watch.namespaces={fx,rates}"))
-    assert sorted(r["metadata"]["namespace"] for r in docs["Role"] if r["metadata"]["name"] == "ops-stratops") == ["fx", "rates"]
+    assert sorted(r["metadata"]["namespace"] for r in docs["Role"] if r["metadata"]["name"] == "ops-stratops") == [
+        "fx",
+        "rates",
+    ]
     assert sorted(p["metadata"]["namespace"] for p in docs["KopfPeering"]) == ["fx", "rates"]
     args = docs["Deployment"][0]["spec"]["template"]["spec"]["containers"][0]["args"]
     assert "--namespace=fx" in args and "--namespace=rates" in args
@@ -129,37 +142,54 @@ def test_operator_pod_is_non_root_read_only_and_peered():
     pod = dep["spec"]["template"]["spec"]
     (c,) = pod["containers"]
     assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] != 0
-    assert c["securityContext"] == {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
-                                    "capabilities": {"drop": ["ALL"]}}
+    assert c["securityContext"] == {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+    }
     env = {e["name"]: e for e in c["env"]}
     assert dep["spec"]["replicas"] == 2
     assert env["STRATOPS_PEERING"]["value"] == "ops-stratops" and env["STRATOPS_PEERING_PRIORITY"]["value"] == "random"
     assert env["POD_ID"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
     assert env["STRATOPS_STRATEGY_SECRET_LABELS"]["value"] == "stratops.io/secret-use=strategy"
-    assert env["STRATOPS_CLUSTER_SCANNING"]["value"] == "false", "namespaced rights: no cluster-wide namespace/CRD watch"
+    assert env["STRATOPS_CLUSTER_SCANNING"]["value"] == "false", (
+        "namespaced rights: no cluster-wide namespace/CRD watch"
+    )
     assert {p["name"] for p in c["ports"]} == {"metrics", "health", "webhook"}
     assert c["livenessProbe"]["httpGet"]["port"] == "health"
 
 
 def test_credentials_come_from_secrets_never_values(tmp_path):
-    docs = kinds(render(values={"operator": {"slackWebhookSecret": {"name": "slack", "key": "url"},
-                                             "pagerduty": {"routingKeySecret": {"name": "pd"}}}}, tmp=tmp_path))
+    docs = kinds(
+        render(
+            values={
+                "operator": {
+                    "slackWebhookSecret": {"name": "slack", "key": "url"},
+                    "pagerduty": {"routingKeySecret": {"name": "pd"}},
+                }
+            },
+            tmp=tmp_path,
+        )
+    )
     env = {e["name"]: e for e in docs["Deployment"][0]["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["STRATOPS_SLACK_WEBHOOK_URL"]["valueFrom"]["secretKeyRef"] == {"name": "slack", "key": "url"}
     assert env["STRATOPS_PAGERDUTY_ROUTING_KEY"]["valueFrom"]["secretKeyRef"] == {"name": "pd", "key": "routing-key"}
     assert "value" not in env["STRATOPS_SLACK_WEBHOOK_URL"]
 
 
-@pytest.mark.parametrize("bad, message", [
-    (["replicas=two"], "/replicas"),
-    (["replica=2"], "additional properties 'replica' not allowed"),
-    (["webhook.failurePolicy=Ignore"], "additional properties 'failurePolicy' not allowed"),
-    (["allowLists.prometheusUrls={prometheus:9090}"], "/allowLists/prometheusUrls/0"),
-    (["webhook.certificate.source=secret"], "/webhook/certificate/secretName"),
-    (["watch.namespaces={Not_A_Namespace}"], "/watch/namespaces/0"),
-    (["operator.prometheusUrl=prometheus:9090"], "/operator/prometheusUrl"),
-    (["metrics.port=0"], "/metrics/port"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (["replicas=two"], "/replicas"),
+        (["replica=2"], "additional properties 'replica' not allowed"),
+        (["webhook.failurePolicy=Ignore"], "additional properties 'failurePolicy' not allowed"),
+        (["allowLists.prometheusUrls={prometheus:9090}"], "/allowLists/prometheusUrls/0"),
+        (["webhook.certificate.source=secret"], "/webhook/certificate/secretName"),
+        (["watch.namespaces={Not_A_Namespace}"], "/watch/namespaces/0"),
+        (["operator.prometheusUrl=prometheus:9090"], "/operator/prometheusUrl"),
+        (["metrics.port=0"], "/metrics/port"),
+    ],
+)
 def test_values_schema_rejects_bad_values(bad, message):
     with pytest.raises(HelmError, match=re.escape(message)):
         render(*bad)
@@ -170,7 +200,9 @@ def test_several_replicas_need_peering():
         render("peering.enabled=false")
     single = kinds(render("peering.enabled=false", "replicas=1"))
     assert "KopfPeering" not in single and "PodDisruptionBudget" not in single
-    assert all("kopfpeerings" not in rule["resources"] for rule in single["Role"][0]["rules"]), "no peering, no rights on it"
+    assert all("kopfpeerings" not in rule["resources"] for rule in single["Role"][0]["rules"]), (
+        "no peering, no rights on it"
+    )
     env = {e["name"] for e in single["Deployment"][0]["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert "STRATOPS_PEERING" not in env
 
@@ -178,7 +210,9 @@ def test_several_replicas_need_peering():
 def test_prometheus_rules_are_valid_promql(tmp_path):
     """promtool (built from the pinned Prometheus module by hack/build-monitoring.sh) checks every expression."""
     promtool = monitoring_binary("promtool")
-    (rule,) = kinds(render("metrics.prometheusRule.enabled=true", "metrics.serviceMonitor.enabled=true"))["PrometheusRule"]
+    (rule,) = kinds(render("metrics.prometheusRule.enabled=true", "metrics.serviceMonitor.enabled=true"))[
+        "PrometheusRule"
+    ]
     f = tmp_path / "rules.yaml"
     f.write_text(yaml.safe_dump(rule["spec"]))
     out = subprocess.run([promtool, "check", "rules", str(f)], capture_output=True, text=True)
@@ -187,8 +221,17 @@ def test_prometheus_rules_are_valid_promql(tmp_path):
 
 
 def _leaves(node, path=""):
-    if isinstance(node, dict) and node and path not in ("resources", "metrics.dashboard.labels", "allowLists.strategySecretLabels",
-                                                        "allowLists.monitorSecretLabels"):
+    if (
+        isinstance(node, dict)
+        and node
+        and path
+        not in (
+            "resources",
+            "metrics.dashboard.labels",
+            "allowLists.strategySecretLabels",
+            "allowLists.monitorSecretLabels",
+        )
+    ):
         for k, v in node.items():
             yield from _leaves(v, f"{path}.{k}" if path else k)
     else:
@@ -206,17 +249,26 @@ def test_the_chart_routes_every_admission_handler_the_operator_serves():
     chart at /<handler id>, the one stratops.admission.webhooks builds: fail closed, spec changes only."""
     from stratops.admission.webhooks import webhooks
 
-    code = ("import kopf, stratops.handlers; r = kopf.get_default_registry()._webhooks.get_all_handlers();"
-            "print(' '.join(f'{h.id}={h.ignore_failures}' for h in r))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         env={**os.environ, "STRATOPS_WEBHOOK_PORT": "9443"})
+    code = (
+        "import kopf, stratops.handlers; r = kopf.get_default_registry()._webhooks.get_all_handlers();"
+        "print(' '.join(f'{h.id}={h.ignore_failures}' for h in r))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "STRATOPS_WEBHOOK_PORT": "9443"},
+    )
     served = dict(item.split("=") for item in out.stdout.split())
     (vwc,) = kinds(render())["ValidatingWebhookConfiguration"]
     routed = {h["clientConfig"]["service"]["path"].lstrip("/"): h["failurePolicy"] for h in vwc["webhooks"]}
     assert routed == dict.fromkeys(served, "Fail") and "True" not in served.values()
     service = {"name": "ops-stratops-webhook", "namespace": "desk", "port": 443}
     want = webhooks({"service": service}, vwc["webhooks"][0]["namespaceSelector"])
-    got = [{**h, "clientConfig": {k: v for k, v in h["clientConfig"].items() if k != "caBundle"}} for h in vwc["webhooks"]]
+    got = [
+        {**h, "clientConfig": {k: v for k, v in h["clientConfig"].items() if k != "caBundle"}} for h in vwc["webhooks"]
+    ]
     assert sorted(got, key=lambda h: h["name"]) == sorted(want, key=lambda h: h["name"])
 
 
@@ -229,7 +281,10 @@ def test_the_chart_ships_the_generated_admission_policies():
     assert all(p["metadata"]["annotations"] == {"helm.sh/resource-policy": "keep"} for p in shipped)
     strip = [{**p, "metadata": {k: v for k, v in p["metadata"].items() if k != "annotations"}} for p in shipped]
     assert sorted(strip, key=lambda p: p["metadata"]["name"]) == sorted(policies(), key=lambda p: p["metadata"]["name"])
-    rendered = {b["metadata"]["name"]: b["spec"] for b in docs["ValidatingAdmissionPolicyBinding"] + docs["MutatingAdmissionPolicyBinding"]}
+    rendered = {
+        b["metadata"]["name"]: b["spec"]
+        for b in docs["ValidatingAdmissionPolicyBinding"] + docs["MutatingAdmissionPolicyBinding"]
+    }
     selector = docs["ValidatingAdmissionPolicyBinding"][0]["spec"]["matchResources"]["namespaceSelector"]
     assert rendered == {b["metadata"]["name"]: b["spec"] for b in bindings("ops-stratops", selector)}
     # a second release binds the policies another release installed
@@ -241,10 +296,16 @@ def test_dashboard_queries_are_valid_promql(tmp_path):
     """Each panel's query, with Grafana's variables filled in, checked by promtool as a rule."""
     promtool = monitoring_binary("promtool")
     dashboard = json.loads((CHART / "dashboards" / "stratops.json").read_text())
-    exprs = [t["expr"].replace("$__range", "1h").replace("$namespace", ".*")
-             for p in dashboard["panels"] for t in p["targets"]]
-    rules = {"groups": [{"name": "dashboard", "rules": [{"record": f"dashboard:query{i}", "expr": e}
-                                                        for i, e in enumerate(exprs)]}]}
+    exprs = [
+        t["expr"].replace("$__range", "1h").replace("$namespace", ".*")
+        for p in dashboard["panels"]
+        for t in p["targets"]
+    ]
+    rules = {
+        "groups": [
+            {"name": "dashboard", "rules": [{"record": f"dashboard:query{i}", "expr": e} for i, e in enumerate(exprs)]}
+        ]
+    }
     f = tmp_path / "dashboard-rules.yaml"
     f.write_text(yaml.safe_dump(rules))
     out = subprocess.run([promtool, "check", "rules", str(f)], capture_output=True, text=True)
@@ -253,9 +314,18 @@ def test_dashboard_queries_are_valid_promql(tmp_path):
 
 
 def test_trader_and_risk_owner_roles_are_bound_in_each_served_namespace(tmp_path):
-    docs = render(values={"watch": {"namespaces": ["fx", "rates"]},
-                          "rbac": {"userRoles": {"traders": [{"kind": "Group", "name": "fx-traders"}],
-                                                 "riskOwners": [{"name": "risk-officer"}]}}}, tmp=tmp_path)
+    docs = render(
+        values={
+            "watch": {"namespaces": ["fx", "rates"]},
+            "rbac": {
+                "userRoles": {
+                    "traders": [{"kind": "Group", "name": "fx-traders"}],
+                    "riskOwners": [{"name": "risk-officer"}],
+                }
+            },
+        },
+        tmp=tmp_path,
+    )
     roles = {(d["metadata"]["namespace"], d["metadata"]["name"]): d for d in docs if d["kind"] == "Role"}
     assert not [d for d in docs if d["kind"].startswith("Cluster")], "namespaced unless cluster-wide"
     trader, risk = roles[("fx", "ops-stratops-trader")], roles[("rates", "ops-stratops-risk-owner")]
@@ -264,11 +334,17 @@ def test_trader_and_risk_owner_roles_are_bound_in_each_served_namespace(tmp_path
         assert can(role, "strategies", "patch") and can(role, "gates", "patch") and can(role, "auditsegments", "list")
         # people write no ConfigMap (no shadow control or ack document) and no audit record
         assert not can(role, "configmaps", "create") and not can(role, "auditsegments", "create")
-        assert not can(role, "strategies", "update") and not can(role, "deployments", "patch") and not can(role, "secrets", "get")
+        assert (
+            not can(role, "strategies", "update")
+            and not can(role, "deployments", "patch")
+            and not can(role, "secrets", "get")
+        )
     assert can(risk, "incidents", "create") and not can(trader, "incidents", "create")
     bindings = {(d["metadata"]["namespace"], d["metadata"]["name"]): d for d in docs if d["kind"] == "RoleBinding"}
     for ns in ("fx", "rates"):
-        assert bindings[(ns, "ops-stratops-trader")]["subjects"] == [{"kind": "Group", "name": "fx-traders", "apiGroup": "rbac.authorization.k8s.io"}]
+        assert bindings[(ns, "ops-stratops-trader")]["subjects"] == [
+            {"kind": "Group", "name": "fx-traders", "apiGroup": "rbac.authorization.k8s.io"}
+        ]
         assert bindings[(ns, "ops-stratops-risk-owner")]["subjects"][0]["name"] == "risk-officer"
     with pytest.raises(HelmError, match="userRoles"):
         render(values={"rbac": {"userRoles": {"traders": [{"kind": "Robot", "name": "x"}]}}}, tmp=tmp_path)
@@ -283,5 +359,11 @@ def test_secrets_by_name_and_spec_through_git_only(tmp_path):
     verbs = lambda name: {v for r in roles[name]["rules"] for v in r["verbs"] if "strategies" in r["resources"]}  # noqa: E731
     assert "edit-spec" not in verbs("ops-stratops-trader") and "patch" in verbs("ops-stratops-trader")
     assert "edit-spec" in verbs("ops-stratops-gitops")
-    assert "edit-spec" in {v for r in kinds(render())["Role"] if r["metadata"]["name"] == "ops-stratops-trader"
-                           for rule in r["rules"] if "strategies" in rule["resources"] for v in rule["verbs"]}
+    assert "edit-spec" in {
+        v
+        for r in kinds(render())["Role"]
+        if r["metadata"]["name"] == "ops-stratops-trader"
+        for rule in r["rules"]
+        if "strategies" in rule["resources"]
+        for v in rule["verbs"]
+    }

@@ -38,11 +38,16 @@ def test_shell_blocks_and_example_headers_are_read():
     sh = [d.command for d in shell_commands()]
     assert "make demo" in sh and "make test" in sh
     # a continued line is one command; a trailing comment is not part of it
-    assert any(c.startswith("helm install stratops charts/stratops") and c.endswith("--set image.tag=0.1.0") for c in sh), sh
+    assert any(
+        c.startswith("helm install stratops charts/stratops") and c.endswith("--set image.tag=0.1.0") for c in sh
+    ), sh
     assert 'stratops runbook run broker-failover mean-revert -n desk --reason "prime-a acks silent" --dry-run' in sh
     assert not [c for c in sh if "#" in c or c.startswith(("symptom", "action"))], sh
     [header] = example_commands()
-    assert header.command.startswith("kubectl apply -f examples/strategy.yaml") and header.where == "examples/strategy.yaml"
+    assert (
+        header.command.startswith("kubectl apply -f examples/strategy.yaml")
+        and header.where == "examples/strategy.yaml"
+    )
 
 
 @pytest.mark.parametrize("command", [r for r in ROWS if r.startswith("make ")], ids=lambda c: c)
@@ -76,5 +81,6 @@ def test_stratops_command_takes_the_documented_options(command):
     assert path, f"{command}: no such stratops command"
     helptext = CliRunner().invoke(app, [*path, "--help"], env={"COLUMNS": "300"}).output
     for option in re.findall(r"(?<![\w-])(--?[a-zA-Z][\w-]*)", command):
-        assert re.search(rf"(?<![\w-]){re.escape(option)}(?![\w-])", helptext), \
+        assert re.search(rf"(?<![\w-]){re.escape(option)}(?![\w-])", helptext), (
             f"{command}: `stratops {' '.join(path)}` has no option {option}"
+        )

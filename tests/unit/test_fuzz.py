@@ -14,14 +14,31 @@ from stratops.models import BY_KIND
 from stratops.models.validate import validate_document
 
 EXAMPLES = {d["kind"]: d for d in desk()}  # one example document per kind
-EXAMPLES["Incident"] = {"apiVersion": "stratops.io/v1alpha1", "kind": "Incident", "metadata": {"name": "i"},
-                        "spec": {"class": "RiskBreach", "severity": "P0", "strategy": "s", "summary": "limit breached",
-                                 "postmortem": {"rootCause": "typo", "actions": ["review"], "owner": "risk"}}}
+EXAMPLES["Incident"] = {
+    "apiVersion": "stratops.io/v1alpha1",
+    "kind": "Incident",
+    "metadata": {"name": "i"},
+    "spec": {
+        "class": "RiskBreach",
+        "severity": "P0",
+        "strategy": "s",
+        "summary": "limit breached",
+        "postmortem": {"rootCause": "typo", "actions": ["review"], "owner": "risk"},
+    },
+}
 
-scalars = st.one_of(st.none(), st.booleans(), st.integers(-10**9, 10**9), st.floats(allow_nan=False, allow_infinity=False),
-                    st.text(max_size=12))
-values = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=6), inner, max_size=3)),
-                      max_leaves=6)
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**9), 10**9),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=12),
+)
+values = st.recursive(
+    scalars,
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=6), inner, max_size=3)),
+    max_leaves=6,
+)
 
 
 def paths(node: Any, prefix: tuple = ()) -> list[tuple]:
@@ -76,9 +93,19 @@ def test_a_mutated_spec_is_either_valid_or_rejected_naming_the_field(kind: str, 
 
 
 @settings(max_examples=200, deadline=None)
-@given(doc=st.one_of(values, st.fixed_dictionaries({"apiVersion": st.sampled_from(["stratops.io/v1alpha1", "stratops.io/v2", "v1"]),
-                                                      "kind": st.sampled_from([*BY_KIND, "Pod", ""]),
-                                                      "metadata": values, "spec": values})))
+@given(
+    doc=st.one_of(
+        values,
+        st.fixed_dictionaries(
+            {
+                "apiVersion": st.sampled_from(["stratops.io/v1alpha1", "stratops.io/v2", "v1"]),
+                "kind": st.sampled_from([*BY_KIND, "Pod", ""]),
+                "metadata": values,
+                "spec": values,
+            }
+        ),
+    )
+)
 def test_any_document_gets_an_answer_never_a_crash(doc: Any) -> None:
     for p in validate_document(doc):
         assert p.field and p.message

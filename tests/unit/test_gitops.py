@@ -43,8 +43,10 @@ def signed(strategy: dict, by: tuple[str, ...] = ("risk-officer", "head-of-desk"
     gate = copy.deepcopy(example("gates/pre-launch.yaml"))
     subj = subject_for(strategy["metadata"]["name"], StrategySpec.model_validate(strategy["spec"]))
     now = datetime.now(UTC).isoformat()
-    gate["spec"]["signatures"] = [{"item": i["id"], "signer": by[n % len(by)], "signedAt": now, "evidence": "PR #12",
-                                   "subject": subj} for n, i in enumerate(gate["spec"]["items"])]
+    gate["spec"]["signatures"] = [
+        {"item": i["id"], "signer": by[n % len(by)], "signedAt": now, "evidence": "PR #12", "subject": subj}
+        for n, i in enumerate(gate["spec"]["items"])
+    ]
     return gate
 
 
@@ -88,8 +90,14 @@ def test_any_trading_change_on_a_live_strategy_needs_the_gate_signed_for_it(tmp_
     base = tree(tmp_path / "b", base_doc, signed(base_doc))
     up = live(paper, maxPosition=paper["spec"]["riskLimits"]["maxPosition"] * 2)
     code, out = check(base, tree(tmp_path / "h1", up, signed(base_doc)))
-    assert code == 1 and ("spec.riskLimits: Forbidden: spec.riskLimits changed on a live strategy (risk limits raised: "
-                         "spec.riskLimits.maxPosition") in out
+    assert (
+        code == 1
+        and (
+            "spec.riskLimits: Forbidden: spec.riskLimits changed on a live strategy (risk limits raised: "
+            "spec.riskLimits.maxPosition"
+        )
+        in out
+    )
     code, out = check(base, tree(tmp_path / "h2", up, signed(up)))
     assert code == 0, out
     # lowering is a change too: what runs live is what was signed
@@ -100,13 +108,21 @@ def test_any_trading_change_on_a_live_strategy_needs_the_gate_signed_for_it(tmp_
     wider["spec"]["riskLimits"]["venues"] = [*paper["spec"]["riskLimits"]["venues"], "DARKPOOL"]
     code, out = check(base, tree(tmp_path / "h4", wider, signed(base_doc)))
     assert code == 1 and "spec.riskLimits.venues adds DARKPOOL" in out
-    for n, (field, value) in enumerate([("image", pinned(paper["spec"]["image"], "sha256:" + "ee" * 32)), ("replicas", 3),
-                                        ("killSwitch", {"ackDeadline": "60s"}), ("throttle", {"factor": 0.9}),
-                                        ("podTemplate", {"env": [{"name": "BROKER_KEY", "secretKeyRef": {"name": "x", "key": "k"}}]})]):
+    for n, (field, value) in enumerate(
+        [
+            ("image", pinned(paper["spec"]["image"], "sha256:" + "ee" * 32)),
+            ("replicas", 3),
+            ("killSwitch", {"ackDeadline": "60s"}),
+            ("throttle", {"factor": 0.9}),
+            ("podTemplate", {"env": [{"name": "BROKER_KEY", "secretKeyRef": {"name": "x", "key": "k"}}]}),
+        ]
+    ):
         changed = copy.deepcopy(base_doc)
         changed["spec"][field] = value
         code, out = check(base, tree(tmp_path / f"t{n}", changed, signed(base_doc)))
-        assert code == 1 and f"spec.{field}: Forbidden: spec.{field} changed on a live strategy without a signed" in out, out
+        assert (
+            code == 1 and f"spec.{field}: Forbidden: spec.{field} changed on a live strategy without a signed" in out
+        ), out
         assert check(base, tree(tmp_path / f"s{n}", changed, signed(changed)))[0] == 0
 
 
@@ -134,7 +150,9 @@ def test_monitor_removed_from_live_strategy_is_rejected_not_from_paper(tmp_path,
     name = yaml.safe_load_all(removed.read_text()).__next__()["metadata"]["name"]
     removed.unlink()
     code, out = check(base, head)
-    assert code == 1 and f"Monitor/{name}: metadata.name: Forbidden: monitor removed from live strategy mean-revert" in out
+    assert (
+        code == 1 and f"Monitor/{name}: metadata.name: Forbidden: monitor removed from live strategy mean-revert" in out
+    )
     # demoting in the same change does not make it acceptable
     demoted = copy.deepcopy(base_doc)
     demoted["spec"]["mode"] = "paper"
@@ -174,8 +192,9 @@ def test_the_example_desks_apply_command_names_only_kubernetes_objects():
     assert len(files) >= 3
     docs = [(f, d) for f in files for d in yaml.safe_load_all(f.read_text()) if d is not None]
     for f, d in docs:
-        assert isinstance(d, dict) and d.get("apiVersion") and d.get("kind") and (d.get("metadata") or {}).get("name"), \
-            f"{f.relative_to(root)} is not a Kubernetes object: kubectl apply would fail"
+        assert (
+            isinstance(d, dict) and d.get("apiVersion") and d.get("kind") and (d.get("metadata") or {}).get("name")
+        ), f"{f.relative_to(root)} is not a Kubernetes object: kubectl apply would fail"
     kinds = {d["kind"] for _, d in docs}
     assert {"Strategy", "Monitor", "Gate"} <= kinds
     r = CliRunner().invoke(app, ["validate", *map(str, files)], env={"COLUMNS": "300"})

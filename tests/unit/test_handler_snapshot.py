@@ -10,8 +10,10 @@ def test_a_snapshot_is_a_copy_of_the_keys_asked_for():
     pods = {("fx", "a"): ["p1", "p2"], ("fx", "b"): ["q1"]}
     incidents: dict = {}
     snap = snapshot({"strategy_pods": pods, "strategy_incidents": incidents}, [("fx", "a"), ("fx", "missing")])
-    assert snap == {"strategy_pods": {("fx", "a"): ("p1", "p2"), ("fx", "missing"): ()},
-                    "strategy_incidents": {("fx", "a"): (), ("fx", "missing"): ()}}
+    assert snap == {
+        "strategy_pods": {("fx", "a"): ("p1", "p2"), ("fx", "missing"): ()},
+        "strategy_incidents": {("fx", "a"): (), ("fx", "missing"): ()},
+    }
     pods[("fx", "a")].append("p3")  # kopf changes the store after the snapshot
     del pods[("fx", "b")]
     assert snap["strategy_pods"][("fx", "a")] == ("p1", "p2")

@@ -54,9 +54,23 @@ class Version:
 
     def view(self) -> H.VersionView:
         d = self.latest()
-        return H.VersionView(self.name, self.replicas, d.generation if d else 0, d.state if d else None, tuple(
-            H.PodView(p.name, p.ready, p.acked.generation if p.acked else None, p.acked.state if p.acked else None,
-                      p.position if p.acked else None, p.open_orders if p.acked else None) for p in self.pods))
+        return H.VersionView(
+            self.name,
+            self.replicas,
+            d.generation if d else 0,
+            d.state if d else None,
+            tuple(
+                H.PodView(
+                    p.name,
+                    p.ready,
+                    p.acked.generation if p.acked else None,
+                    p.acked.state if p.acked else None,
+                    p.position if p.acked else None,
+                    p.open_orders if p.acked else None,
+                )
+                for p in self.pods
+            ),
+        )
 
     def write(self, plan: H.VersionPlan) -> None:
         if plan.state is None:
@@ -73,14 +87,23 @@ class Version:
 class Desk:
     """Two versions of one strategy and the operator's recorded handover."""
 
-    def __init__(self, replicas: int, positions: list[float], orders: list[int], state: TradingState,
-                 persist_first: bool) -> None:
+    def __init__(
+        self, replicas: int, positions: list[float], orders: list[int], state: TradingState, persist_first: bool
+    ) -> None:
         self.spec_replicas = replicas
         self.now = T0
         self.old = Version("1.0", replicas, docs=[Doc(1, state)])
         for i in range(replicas):
-            self.old.pods.append(Pod(f"old-{i}", ready=True, applied=self.old.docs[0], acked=self.old.docs[0],
-                                     position=positions[i], open_orders=orders[i]))
+            self.old.pods.append(
+                Pod(
+                    f"old-{i}",
+                    ready=True,
+                    applied=self.old.docs[0],
+                    acked=self.old.docs[0],
+                    position=positions[i],
+                    open_orders=orders[i],
+                )
+            )
         self.book = sum(positions[:replicas])
         self.new = Version("2.0", 0)
         self.handover = H.start(self.old.view(), "2.0", state, T0)
@@ -98,9 +121,12 @@ class Desk:
         (the rest is not done; the next reconcile starts from what was recorded)."""
         h = H.advance(self.handover, self.old.view(), self.new.view(), self.checks, self.now, DEADLINES)
         p = H.plan(h)
-        writes = [lambda: self.old.write(p.old), lambda: self.new.write(p.new),
-                  lambda: self.old.scale(p.old.replicas, self.spec_replicas),
-                  lambda: self.new.scale(p.new.replicas, self.spec_replicas)]
+        writes = [
+            lambda: self.old.write(p.old),
+            lambda: self.new.write(p.new),
+            lambda: self.old.scale(p.old.replicas, self.spec_replicas),
+            lambda: self.new.scale(p.new.replicas, self.spec_replicas),
+        ]
         persist = [lambda: setattr(self, "handover", h)]
         actions = persist + writes if self.persist_first else writes + persist
         for i, act in enumerate(actions):
@@ -144,8 +170,11 @@ class Desk:
 
     # -- what must hold at every moment --------------------------------------------------------
     def check_invariants(self) -> None:
-        sending = [name for name, v in self.versions().items()
-                   if any(p.applied is not None and p.applied.allows_orders() for p in v.pods)]
+        sending = [
+            name
+            for name, v in self.versions().items()
+            if any(p.applied is not None and p.applied.allows_orders() for p in v.pods)
+        ]
         assert len(sending) <= 1, f"both versions may send orders: {self.describe()}"
         written = [name for name, v in self.versions().items() if (d := v.latest()) is not None and d.allows_orders()]
         assert len(written) <= 1, f"both versions' documents allow orders: {self.describe()}"
@@ -167,8 +196,11 @@ class Desk:
 
     def describe(self) -> str:
         def v(x: Version) -> str:
-            return (f"{x.name} x{x.replicas} docs={[(d.generation, d.state.value, d.starting_position) for d in x.docs]} "
-                    f"pods={[(p.name, p.ready, p.applied and p.applied.state.value, p.acked and p.acked.generation) for p in x.pods]}")
+            return (
+                f"{x.name} x{x.replicas} docs={[(d.generation, d.state.value, d.starting_position) for d in x.docs]} "
+                f"pods={[(p.name, p.ready, p.applied and p.applied.state.value, p.acked and p.acked.generation) for p in x.pods]}"
+            )
+
         return f"step {self.handover.step.value} ({self.handover.reason}); {v(self.old)}; {v(self.new)}"
 
 
@@ -211,12 +243,28 @@ def play(desk: Desk, events: list[tuple]) -> None:
 #: Ready, the new pods applying their document, the old pods applying theirs, the checks
 #: passing), then time passing. Sequences of rounds reach the handover's late steps quickly,
 #: with every lag between the two versions' pods.
-ROUNDS = st.tuples(st.just("round"), st.none() | st.integers(0, 4), st.booleans(), st.booleans(), st.booleans(),
-                   st.booleans(), st.booleans(), st.sampled_from([0.5, 1.0, 5.0, 25.0, 61.0]))
+ROUNDS = st.tuples(
+    st.just("round"),
+    st.none() | st.integers(0, 4),
+    st.booleans(),
+    st.booleans(),
+    st.booleans(),
+    st.booleans(),
+    st.booleans(),
+    st.sampled_from([0.5, 1.0, 5.0, 25.0, 61.0]),
+)
 
 
-def play_round(desk: Desk, crash: int | None, new_ready: bool, new_applies: bool, old_applies: bool, honest: bool,
-               cancel: bool, dt: float) -> None:
+def play_round(
+    desk: Desk,
+    crash: int | None,
+    new_ready: bool,
+    new_applies: bool,
+    old_applies: bool,
+    honest: bool,
+    cancel: bool,
+    dt: float,
+) -> None:
     desk.reconcile(crash)
     desk.check_invariants()
     for which in ("old", "new"):
@@ -237,9 +285,14 @@ def play_round(desk: Desk, crash: int | None, new_ready: bool, new_applies: bool
 
 
 @settings(max_examples=1500, deadline=None)
-@given(replicas=st.integers(1, 3), positions=st.lists(st.floats(-50, 50), min_size=3, max_size=3),
-       orders=st.lists(st.integers(0, 2), min_size=3, max_size=3), state=st.sampled_from([A, R]),
-       persist_first=st.booleans(), events=st.lists(st.one_of(ROUNDS, EVENTS), max_size=40))
+@given(
+    replicas=st.integers(1, 3),
+    positions=st.lists(st.floats(-50, 50), min_size=3, max_size=3),
+    orders=st.lists(st.integers(0, 2), min_size=3, max_size=3),
+    state=st.sampled_from([A, R]),
+    persist_first=st.booleans(),
+    events=st.lists(st.one_of(ROUNDS, EVENTS), max_size=40),
+)
 def test_never_two_versions_allowed_to_send_orders(replicas, positions, orders, state, persist_first, events):
     desk = Desk(replicas, positions, orders, state, persist_first)
     desk.check_invariants()
@@ -252,8 +305,13 @@ def test_never_two_versions_allowed_to_send_orders(replicas, positions, orders, 
 
 
 @settings(max_examples=1000, deadline=None)
-@given(replicas=st.integers(1, 3), positions=st.lists(st.floats(-50, 50), min_size=3, max_size=3),
-       state=st.sampled_from([A, R]), persist_first=st.booleans(), rounds=st.lists(ROUNDS, min_size=3, max_size=25))
+@given(
+    replicas=st.integers(1, 3),
+    positions=st.lists(st.floats(-50, 50), min_size=3, max_size=3),
+    state=st.sampled_from([A, R]),
+    persist_first=st.booleans(),
+    rounds=st.lists(ROUNDS, min_size=3, max_size=25),
+)
 def test_never_two_versions_allowed_to_send_orders_round_by_round(replicas, positions, state, persist_first, rounds):
     """Rounds only: the late steps of the handover, with the old version's pods lagging."""
     desk = Desk(replicas, positions, [0, 0, 0], state, persist_first)
@@ -349,7 +407,10 @@ def test_open_orders_must_be_cancelled_before_the_handover():
 def test_a_new_version_confirming_another_position_halts_both():
     desk = Desk(1, [7.0, 0, 0], [0, 0, 0], A, persist_first=False)
     good_day(desk, honest=False)
-    assert desk.handover.step == H.Step.FAILED and "position mismatch: 1.0 handed over 7, 2.0 reports 8" in desk.handover.reason
+    assert (
+        desk.handover.step == H.Step.FAILED
+        and "position mismatch: 1.0 handed over 7, 2.0 reports 8" in desk.handover.reason
+    )
     desk.reconcile()
     assert desk.old.latest().state == HALT and desk.new.latest().state == HALT
 

@@ -19,8 +19,11 @@ class FakeIncidents:
     """An Incident on an API server: a merge patch with a stale resourceVersion is a 409."""
 
     def __init__(self, status: dict) -> None:
-        self.obj = {"metadata": {"name": "i", "resourceVersion": "1", "creationTimestamp": "2026-12-01T08:00:00Z"},
-                    "spec": {"summary": "s"}, "status": status}
+        self.obj = {
+            "metadata": {"name": "i", "resourceVersion": "1", "creationTimestamp": "2026-12-01T08:00:00Z"},
+            "spec": {"summary": "s"},
+            "status": status,
+        }
         self.before_patch = None  # a write by someone else, between our read and our patch
         self.patches: list[dict] = []
 

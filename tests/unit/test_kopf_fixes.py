@@ -35,9 +35,16 @@ async def _stop_watcher_before_listing() -> aiotoggles.ToggleSet:
     indexed = aiotoggles.ToggleSet(all)
     toggle = await indexed.make_toggle(name=f"{RESOURCE}@t-gone")
     _listing["started"] = asyncio.Event()
-    task = asyncio.create_task(queueing.watcher(
-        namespace="t-gone", settings=kopf.OperatorSettings(), resource=RESOURCE, processor=_processor,
-        operator_indexed=indexed, resource_indexed=toggle))
+    task = asyncio.create_task(
+        queueing.watcher(
+            namespace="t-gone",
+            settings=kopf.OperatorSettings(),
+            resource=RESOURCE,
+            processor=_processor,
+            operator_indexed=indexed,
+            resource_indexed=toggle,
+        )
+    )
     await asyncio.wait_for(_listing["started"].wait(), timeout=10)  # the watcher is in its listing
     assert indexed.is_off()  # waiting for the listing, as it should
     task.cancel()  # what kopf does when the namespace is deleted
@@ -90,15 +97,22 @@ def test_the_liveness_probe_fails_when_handlers_are_held_too_long(monkeypatch: p
 # -- a namespace being deleted stays watched until it is gone ---------------------------------
 def _terminating(conditions: list[tuple[str, str]], type_: str = "MODIFIED") -> dict:
     """A namespace event as the namespace controller writes it during a deletion."""
-    return {"type": type_, "object": {
-        "metadata": {"name": "t-gone", "deletionTimestamp": "2026-11-24T22:39:43Z"},
-        "status": {"phase": "Terminating", "conditions": [{"type": t, "status": v} for t, v in conditions]}}}
+    return {
+        "type": type_,
+        "object": {
+            "metadata": {"name": "t-gone", "deletionTimestamp": "2026-11-24T22:39:43Z"},
+            "status": {"phase": "Terminating", "conditions": [{"type": t, "status": v} for t, v in conditions]},
+        },
+    }
 
 
 # Kubernetes 1.36's first report of an ordered deletion: three conditions, all False, while the
 # namespace's Strategies are yet to be deleted (their finalizers still to be released).
-FIRST_REPORT = [("NamespaceDeletionDiscoveryFailure", "False"), ("NamespaceDeletionGroupVersionParsingFailure", "False"),
-                ("NamespaceDeletionContentFailure", "False")]
+FIRST_REPORT = [
+    ("NamespaceDeletionDiscoveryFailure", "False"),
+    ("NamespaceDeletionGroupVersionParsingFailure", "False"),
+    ("NamespaceDeletionContentFailure", "False"),
+]
 REMAINING = [*FIRST_REPORT, ("NamespaceContentRemaining", "True"), ("NamespaceFinalizersRemaining", "True")]
 
 

@@ -31,11 +31,18 @@ def layer(path: Path) -> str:
     return path.relative_to(PACKAGE).parts[0].removesuffix(".py")
 
 
-@pytest.mark.parametrize("path", [p for p in FILES if layer(p) not in IMPURE], ids=lambda p: str(p.relative_to(PACKAGE)))
+@pytest.mark.parametrize(
+    "path", [p for p in FILES if layer(p) not in IMPURE], ids=lambda p: str(p.relative_to(PACKAGE))
+)
 def test_a_pure_module_calls_no_api_and_imports_no_layer_above(path):
-    bad = sorted(m for m in imports(path) if m.split(".")[0] in ("kopf", "kubernetes")
-                 or (m.startswith("stratops.") and m.split(".")[1] in IMPURE))
-    assert not bad, f"{path.relative_to(PACKAGE)} imports {bad}: pure modules never import kopf, a Kubernetes client, or {sorted(IMPURE)}"
+    bad = sorted(
+        m
+        for m in imports(path)
+        if m.split(".")[0] in ("kopf", "kubernetes") or (m.startswith("stratops.") and m.split(".")[1] in IMPURE)
+    )
+    assert not bad, (
+        f"{path.relative_to(PACKAGE)} imports {bad}: pure modules never import kopf, a Kubernetes client, or {sorted(IMPURE)}"
+    )
 
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: str(p.relative_to(PACKAGE)))

@@ -48,13 +48,16 @@ def spec(**over) -> StrategySpec:
 # people, neither of them the author of the trading spec (AUTHOR, in obs()).
 COMPLETE = GateEvaluation("Complete", ["a"], [], cadence="daily", signers=("rita",))
 PRELAUNCH = GateEvaluation("Complete", ["a"], [], cadence="preLaunch", signers=("rita", "tom"), min_signers=2)
-INCOMPLETE = GateEvaluation("Incomplete", [], ["backtest-reviewed", "kill-switch-drilled"], cadence="preLaunch",
-                            min_signers=2)
+INCOMPLETE = GateEvaluation(
+    "Incomplete", [], ["backtest-reviewed", "kill-switch-drilled"], cadence="preLaunch", min_signers=2
+)
 AUTHOR = "tina"
 
 
 def obs(now=T0, **kw) -> Observations:
-    base = dict(now=now, name=NAME, namespace="desk", uid="u-1", generation=1, trading_author=AUTHOR, mode_author=AUTHOR)
+    base = dict(
+        now=now, name=NAME, namespace="desk", uid="u-1", generation=1, trading_author=AUTHOR, mode_author=AUTHOR
+    )
     base.update(kw)
     return Observations(**base)
 
@@ -66,10 +69,17 @@ def dep_view(plan_or_manifest, ready: int | None = None) -> DeploymentView:
     ready = replicas if ready is None else ready
     fp = manifests.fingerprint(m)
     return DeploymentView(
-        image=m["spec"]["template"]["spec"]["containers"][0]["image"], replicas=replicas,
-        generation=1, observed_generation=1, status_replicas=replicas, updated_replicas=replicas,
-        ready_replicas=ready, available_replicas=ready, live_fingerprint=fp,
-        desired_fingerprint=m["metadata"]["annotations"][manifests.ANNOTATION_DESIRED])
+        image=m["spec"]["template"]["spec"]["containers"][0]["image"],
+        replicas=replicas,
+        generation=1,
+        observed_generation=1,
+        status_replicas=replicas,
+        updated_replicas=replicas,
+        ready_replicas=ready,
+        available_replicas=ready,
+        live_fingerprint=fp,
+        desired_fingerprint=m["metadata"]["annotations"][manifests.ANNOTATION_DESIRED],
+    )
 
 
 def pods(n: int, ready=True) -> tuple[PodView, ...]:
@@ -113,15 +123,25 @@ class World:
             ready = 0 if ":fail-" in image else self.ready_override
             dep = dep_view(self.dep_manifest, ready)
         kw.setdefault("pods", self.pods())
-        o = obs(now=self.now, deployment=dep, control=self.control, acks=self.acks,
-                incidents=tuple(self.incidents.values()), gates=self.gates, commands=commands, **kw)
+        o = obs(
+            now=self.now,
+            deployment=dep,
+            control=self.control,
+            acks=self.acks,
+            incidents=tuple(self.incidents.values()),
+            gates=self.gates,
+            commands=commands,
+            **kw,
+        )
         plan = decide(self.spec, self.status, o)
         if plan.control is not None:
             self.control = plan.control
         if plan.deployment is not None:
             self.dep_manifest = plan.deployment
         for inc in plan.incidents:
-            self.incidents[inc.name] = IncidentView(inc.name, inc.class_.value, inc.severity.value, inc.action, "Open", acted=True)
+            self.incidents[inc.name] = IncidentView(
+                inc.name, inc.class_.value, inc.severity.value, inc.action, "Open", acted=True
+            )
         for name, _ in plan.incident_actions:
             if name in self.incidents:
                 self.incidents[name] = replace(self.incidents[name], acted=True)
@@ -364,10 +384,22 @@ def test_resume_refused_until_incident_resolved_reconciled_and_daily_signed():
     assert "daily gate fx-daily is Incomplete" in ev.message
     assert w.status.kill_switch.latched and w.status.message == ev.message
     w.incidents["i9"] = replace(w.incidents["i9"], phase="Resolved")
-    w.step(commands=(parse_command("reconciliation", json.dumps({"result": "Mismatched", "evidence": "pos 100 vs 0", "by": "ops"})),))
+    w.step(
+        commands=(
+            parse_command(
+                "reconciliation", json.dumps({"result": "Mismatched", "evidence": "pos 100 vs 0", "by": "ops"})
+            ),
+        )
+    )
     p = w.step(commands=cmd("resume", "fixed2"))
     assert "Mismatched" in w.status.message
-    w.step(commands=(parse_command("reconciliation", json.dumps({"result": "Matched", "evidence": "https://recon/1", "by": "ops"})),))
+    w.step(
+        commands=(
+            parse_command(
+                "reconciliation", json.dumps({"result": "Matched", "evidence": "https://recon/1", "by": "ops"})
+            ),
+        )
+    )
     p = w.step(commands=cmd("resume", "fixed3"))
     assert "daily gate" in w.status.message and w.status.kill_switch.latched
     w.gates["fx-daily"] = COMPLETE
@@ -396,15 +428,18 @@ def test_resume_with_nothing_to_resume_is_refused():
     assert "nothing to resume" in w.status.message
 
 
-@pytest.mark.parametrize("raw,why", [
-    ('{"by": "alice"}', "reason is required"),
-    ("", "is not a JSON object"),
-    ("runaway orders", "is not a JSON object"),
-    ('{"reason": "runaway"}', "not attributable"),
-    ('{"by": "", "reason": "runaway"}', "not attributable"),
-    # the admission policy checks the first `by`; a second one must never be the one acted on
-    ('{"by": "alice", "reason": "x", "by": "mallory"}', "is not a JSON object with a unique"),
-])
+@pytest.mark.parametrize(
+    "raw,why",
+    [
+        ('{"by": "alice"}', "reason is required"),
+        ("", "is not a JSON object"),
+        ("runaway orders", "is not a JSON object"),
+        ('{"reason": "runaway"}', "not attributable"),
+        ('{"by": "", "reason": "runaway"}', "not attributable"),
+        # the admission policy checks the first `by`; a second one must never be the one acted on
+        ('{"by": "alice", "reason": "x", "by": "mallory"}', "is not a JSON object with a unique"),
+    ],
+)
 def test_invalid_command_is_reported_and_removed_without_effect(raw, why):
     w = World()
     w.step()
@@ -467,8 +502,12 @@ def test_drift_is_reverted_and_recorded():
     drifted["spec"]["template"]["spec"]["containers"][0]["image"] = "evil/image:latest"
     view = dep_view(good)
     view = replace(view, image="evil/image:latest", live_fingerprint=manifests.fingerprint(drifted))
-    p = decide(w.spec, w.status, obs(now=w.now, deployment=view, pods=w.pods(), control=w.control, acks=w.acks, gates=w.gates))
-    assert p.deployment_drifted and p.deployment["spec"]["template"]["spec"]["containers"][0]["image"].split("@")[0].endswith(":1.4.2")
+    p = decide(
+        w.spec, w.status, obs(now=w.now, deployment=view, pods=w.pods(), control=w.control, acks=w.acks, gates=w.gates)
+    )
+    assert p.deployment_drifted and p.deployment["spec"]["template"]["spec"]["containers"][0]["image"].split("@")[
+        0
+    ].endswith(":1.4.2")
     assert p.incidents[0].class_.value == "ConfigDrift"
 
 
@@ -500,7 +539,9 @@ def test_no_change_no_write():
 def test_lapsed_daily_gate_holds_new_versions_in_paper_too():
     w = World()
     w.run_until(lambda w: w.status.last_known_good == "1.4.2")
-    w.gates["fx-daily"] = GateEvaluation("Expired", [], ["positions-reconciled"], ["positions-reconciled"], cadence="daily")
+    w.gates["fx-daily"] = GateEvaluation(
+        "Expired", [], ["positions-reconciled"], ["positions-reconciled"], cadence="daily"
+    )
     w.spec = w.spec.model_copy(update={"version": "1.5.0"})
     p = w.step()
     assert w.dep_manifest["spec"]["template"]["spec"]["containers"][0]["image"].split("@")[0].endswith(":1.4.2")
@@ -510,7 +551,9 @@ def test_lapsed_daily_gate_holds_new_versions_in_paper_too():
 def test_lapsed_quarterly_review_is_a_retirement_finding():
     w = World()
     w.step()
-    w.gates["fx-quarterly"] = GateEvaluation("Expired", [], ["retirement-review"], ["retirement-review"], cadence="quarterly")
+    w.gates["fx-quarterly"] = GateEvaluation(
+        "Expired", [], ["retirement-review"], ["retirement-review"], cadence="quarterly"
+    )
     p = w.step()
     assert any(e.reason == "RetirementReviewDue" for e in p.events)
     gates = next(c for c in w.status.conditions if c.type == "GatesSatisfied")
@@ -527,11 +570,17 @@ def test_incident_resolve_needs_a_postmortem_and_is_kept():
     st, clear, events = decide_incident(spec, IncidentStatus(phase="Open"), ann, T0, parse_command)
     assert st.phase == "Open" and "postmortem" in st.message and clear == ["stratops.io/resolve"]
     assert events[0][1] == "ResolveRefused"
-    spec = IncidentSpec.model_validate({**spec.model_dump(by_alias=True, exclude_none=True),
-                                        "postmortem": {"rootCause": "typo", "actions": ["review"], "owner": "risk"}})
+    spec = IncidentSpec.model_validate(
+        {
+            **spec.model_dump(by_alias=True, exclude_none=True),
+            "postmortem": {"rootCause": "typo", "actions": ["review"], "owner": "risk"},
+        }
+    )
     st, _, events = decide_incident(spec, IncidentStatus(phase="Acknowledged"), ann, T0, parse_command)
     assert st.phase == "Resolved" and st.resolved_by == "bob" and st.steps.postmortem.by == "bob"
-    st2, _, _ = decide_incident(spec, IncidentStatus(phase="Open"), {"stratops.io/ack": json.dumps({"by": "carol"})}, T0, parse_command)
+    st2, _, _ = decide_incident(
+        spec, IncidentStatus(phase="Open"), {"stratops.io/ack": json.dumps({"by": "carol"})}, T0, parse_command
+    )
     assert st2.phase == "Acknowledged" and st2.acknowledged_by == "carol"
 
 
@@ -563,7 +612,10 @@ def test_p1_incident_is_contained_when_reducing_is_acknowledged():
     assert w.step().incident_containment == []
     w.strategy_acks = True
     w.run_until(lambda w: w.incidents["i1"].contained)
-    assert "REDUCING" in w.last.incident_containment[0][1] and "acknowledged by every pod" in w.last.incident_containment[0][1]
+    assert (
+        "REDUCING" in w.last.incident_containment[0][1]
+        and "acknowledged by every pod" in w.last.incident_containment[0][1]
+    )
 
 
 def test_rollback_incident_is_contained_when_known_good_is_ready():
@@ -589,7 +641,9 @@ def test_incident_contain_by_hand_and_ack_after_containment():
 
     spec_ = IncidentSpec.model_validate({"class": "BrokerOutage", "severity": "P1", "strategy": NAME, "summary": "s"})
     ann = {"stratops.io/contain": json.dumps({"reason": "orders reconciled at broker", "by": "dana"})}
-    st, clear, events = decide_incident(spec_, IncidentStatus(phase="Acknowledged", acknowledged_by="carl"), ann, T0, parse_command)
+    st, clear, events = decide_incident(
+        spec_, IncidentStatus(phase="Acknowledged", acknowledged_by="carl"), ann, T0, parse_command
+    )
     assert st.phase == "Contained" and st.steps.containment.by == "dana" and clear == ["stratops.io/contain"]
     assert st.steps.containment.detail == "orders reconciled at broker"
     contained = IncidentStatus(phase="Contained", steps=Steps(containment=Step(at=T0, by="stratops-operator")))
@@ -621,7 +675,13 @@ def test_failover_switches_the_control_document_and_resume_needs_a_later_reconci
     w.run_until(lambda w: w.status.phase and w.status.phase.value == "Running")
     w.step(commands=cmd("kill", "acks silent at prime-a"))
     w.run_until(lambda w: w.status.kill_switch.completed_at is not None)
-    w.step(commands=(parse_command("reconciliation", json.dumps({"result": "Matched", "evidence": "orders at prime-a", "by": "ops"})),))
+    w.step(
+        commands=(
+            parse_command(
+                "reconciliation", json.dumps({"result": "Matched", "evidence": "orders at prime-a", "by": "ops"})
+            ),
+        )
+    )
     p = w.step(commands=cmd("failover", "prime-a outage", by="dana", to="backup"))
     assert "failover" in p.actions
     assert w.control.broker.name == "prime-b" and w.control.broker.endpoint == w.spec.brokers.backup.endpoint
@@ -629,12 +689,22 @@ def test_failover_switches_the_control_document_and_resume_needs_a_later_reconci
     assert w.status.broker.role == "backup" and w.status.broker.by == "dana"
     w.step(commands=cmd("resume", "on prime-b"))
     assert "older than the stop" in w.status.message and w.status.kill_switch.latched
-    w.step(commands=(parse_command("reconciliation", json.dumps({"result": "Matched", "evidence": "positions at prime-b", "by": "ops"})),))
+    w.step(
+        commands=(
+            parse_command(
+                "reconciliation", json.dumps({"result": "Matched", "evidence": "positions at prime-b", "by": "ops"})
+            ),
+        )
+    )
     p = w.step(commands=cmd("resume", "on prime-b", throttled=True))
     assert "resume" in p.actions and "throttled" in w.status.message
     assert w.status.throttle.active and w.control.trading_state == TradingState.REDUCING
     assert w.status.effective_limits.max_position == 1_000_000
-    w.run_until(lambda w: w.status.phase.value == "Throttled" and w.status.control.acknowledged_generation == w.control.generation)
+    w.run_until(
+        lambda w: (
+            w.status.phase.value == "Throttled" and w.status.control.acknowledged_generation == w.control.generation
+        )
+    )
     for _ in range(5):  # stays throttled: a full resume is a separate, later decision
         w.step(2)
         assert w.control.trading_state == TradingState.REDUCING and w.control.broker.name == "prime-b"
@@ -681,7 +751,11 @@ def test_a_foreign_pod_under_the_strategys_name_halts_it_and_is_deleted():
     rogue = PodView("mean-revert-old", True, False, image="registry.example/fx-desk/mean-revert:1.4.1", owner=None)
     p = w.step(pods=w.pods() + (rogue,))
     [inc] = [i for i in p.incidents if "-fleet-" in i.name]
-    assert inc.severity.value == "P0" and inc.class_.value == "ConfigDrift" and "mean-revert-old is not run by" in inc.summary
+    assert (
+        inc.severity.value == "P0"
+        and inc.class_.value == "ConfigDrift"
+        and "mean-revert-old is not run by" in inc.summary
+    )
     assert "kill_switch" in p.actions and w.status.kill_switch.incident == inc.name
     assert [e.reason for e in p.events if e.reason == "FleetMismatch"] == ["FleetMismatch"]
     cond = next(c for c in w.status.conditions if c.type == "FleetVerified")
@@ -706,8 +780,11 @@ def test_wrong_build_or_control_document_is_a_fleet_mismatch():
     pinned = image + "@sha256:ccc"
     dep3 = replace(dep, image=pinned)
     assert "not sha256:ccc" in fleet_problems(NAME, (replace(ok, image=pinned),), dep3, pinned, 1, {}, w.control)[0]
-    bad_ack = {"p1": Acknowledgement(pod="p1", generation=w.control.generation, trading_state=TradingState.ACTIVE, at=T0,
-                                     control_hash="0" * 64)}
+    bad_ack = {
+        "p1": Acknowledgement(
+            pod="p1", generation=w.control.generation, trading_state=TradingState.ACTIVE, at=T0, control_hash="0" * 64
+        )
+    }
     assert "with a different document" in fleet_problems(NAME, (ok,), dep, image, 1, bad_ack, w.control)[0]
     good_ack = {"p1": bad_ack["p1"].model_copy(update={"control_hash": w.control.content_hash()})}
     assert fleet_problems(NAME, (ok,), dep, image, 1, good_ack, w.control) == []
@@ -739,7 +816,9 @@ def test_reported_exposure_above_its_monitor_halts_with_rearm_required():
     assert inc.name.startswith("mean-revert-gross-exposure-") and inc.require_rearm and inc.severity.value == "P0"
     assert "reported exposure 6e+06 > 5e+06" in inc.summary
     assert "kill_switch" in p.actions and w.status.kill_switch.rearm_required
-    w.incidents[inc.name] = IncidentView(inc.name, "RiskBreach", "P0", "killSwitch", "Open", acted=True, require_rearm=True)
+    w.incidents[inc.name] = IncidentView(
+        inc.name, "RiskBreach", "P0", "killSwitch", "Open", acted=True, require_rearm=True
+    )
     assert w.step(report_monitors=(mon,)).incidents == []  # one incident per breach
 
 
@@ -767,18 +846,24 @@ def test_promotion_records_the_approval_who_promoted_and_who_signed():
     w = World(spec(mode="live"))
     events = [e for _ in range(3) for e in w.step().events]
     [promoted] = [e.message for e in events if e.reason == "Promoted"]
-    assert promoted.startswith("promoted to live by tina: pre-launch gate mean-revert-pre-launch signed for") and "by rita, tom" in promoted
+    assert (
+        promoted.startswith("promoted to live by tina: pre-launch gate mean-revert-pre-launch signed for")
+        and "by rita, tom" in promoted
+    )
     ap = w.status.approved
     assert ap.signers == ["rita", "tom"] and ap.promoted_by == AUTHOR and ap.author == AUTHOR
     assert ap.subject == f"{NAME}:1.4.2:{ap.hash}" and len(ap.hash) == 64 and ap.spec.version == "1.4.2"
 
 
-@pytest.mark.parametrize("change", [
-    {"image": pinned("registry.example/fx-desk/mean-revert", "sha256:" + "ee" * 32)},
-    {"replicas": 3},
-    {"pod_template": None},
-    {"kill_switch": None},
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"image": pinned("registry.example/fx-desk/mean-revert", "sha256:" + "ee" * 32)},
+        {"replicas": 3},
+        {"pod_template": None},
+        {"kill_switch": None},
+    ],
+)
 def test_an_unsigned_live_change_is_held_and_said_once_then_applied_when_signed(change):
     w = _live_world()
     before, image = w.status.approved, w.dep_manifest["spec"]["template"]["spec"]["containers"][0]["image"]
@@ -788,9 +873,14 @@ def test_an_unsigned_live_change_is_held_and_said_once_then_applied_when_signed(
     p = w.step()
     held = next(c for c in w.status.conditions if c.type == "SpecApproved")
     assert held.status == "False" and "changed on a live strategy but not applied" in held.message
-    assert [e.reason for e in p.events].count("ChangeHeld") == 1 and "ChangeHeld" not in [e.reason for e in w.step().events]
+    assert [e.reason for e in p.events].count("ChangeHeld") == 1 and "ChangeHeld" not in [
+        e.reason for e in w.step().events
+    ]
     assert w.status.approved == before
-    assert w.dep_manifest["spec"]["template"]["spec"]["containers"][0]["image"] == image and w.dep_manifest["spec"]["replicas"] == replicas
+    assert (
+        w.dep_manifest["spec"]["template"]["spec"]["containers"][0]["image"] == image
+        and w.dep_manifest["spec"]["replicas"] == replicas
+    )
     w.gates["mean-revert-pre-launch"] = PRELAUNCH
     p = w.step()
     assert any(e.reason == "ChangeApproved" for e in p.events) and w.status.approved.hash != before.hash
@@ -810,8 +900,10 @@ def test_four_eyes_and_cadence_hold_a_promotion():
     w = World(spec(mode="live"))
     w.step(trading_author="rita")  # she signed too (PRELAUNCH: rita, tom)
     assert w.status.mode.value == "paper"
-    assert "is signed by rita, who last changed the trading-relevant spec: four eyes" in next(
-        c for c in w.status.conditions if c.type == "Promoted").message
+    assert (
+        "is signed by rita, who last changed the trading-relevant spec: four eyes"
+        in next(c for c in w.status.conditions if c.type == "Promoted").message
+    )
     w.gates["mean-revert-pre-launch"] = GateEvaluation("Complete", ["a"], [], cadence="daily", signers=("rita", "tom"))
     w.step()
     assert "has cadence daily, not preLaunch" in next(c for c in w.status.conditions if c.type == "Promoted").message
@@ -847,34 +939,66 @@ def test_the_control_document_carries_every_declared_limit():
     w.step()
     c = w.control.controls
     assert (c.max_order_value, c.max_order_volume, c.price_collar_bps, c.max_message_rate) == (500000, 500000, 50, 20)
-    assert c.instruments == ["EURUSD", "GBPUSD", "USDJPY", "AUDUSD", "USDCAD", "USDCHF", "NZDUSD", "EURGBP", "EURJPY", "GBPJPY", "AUDJPY", "EURCHF"] and c.venues == ["LMAX", "EBS"]
+    assert c.instruments == [
+        "EURUSD",
+        "GBPUSD",
+        "USDJPY",
+        "AUDUSD",
+        "USDCAD",
+        "USDCHF",
+        "NZDUSD",
+        "EURGBP",
+        "EURJPY",
+        "GBPJPY",
+        "AUDJPY",
+        "EURCHF",
+    ] and c.venues == ["LMAX", "EBS"]
 
 
 # -- only the operator's own documents, read safely ------------------------------------------------------
 def test_only_named_and_owned_configmaps_are_read():
     from stratops.lifecycle.observe import ConfigMapView, owned_documents
 
-    views = [ConfigMapView("mean-revert-control", "control", ("u-1",), {"control.json": "ours"}),
-             ConfigMapView("mean-revert-control-2", "control", ("u-1",), {"control.json": "{"}),
-             ConfigMapView("mean-revert-ack", "ack", (), {"p": "shadow"}),
-             ConfigMapView("mean-revert-ack", "ack", ("u-1",), {"p": "ours"})]
+    views = [
+        ConfigMapView("mean-revert-control", "control", ("u-1",), {"control.json": "ours"}),
+        ConfigMapView("mean-revert-control-2", "control", ("u-1",), {"control.json": "{"}),
+        ConfigMapView("mean-revert-ack", "ack", (), {"p": "shadow"}),
+        ConfigMapView("mean-revert-ack", "ack", ("u-1",), {"p": "ours"}),
+    ]
     control, ack, foreign = owned_documents(NAME, "u-1", views)
     assert control == {"control.json": "ours"} and ack == {"p": "ours"}
     assert foreign == ["mean-revert-ack", "mean-revert-control-2"]
 
 
-@pytest.mark.parametrize("raw,why", [
-    ('{"pod": "p", "generation": 1, "tradingState": "HALTED", "at": "2026-11-24T09:00:00", "exposure": 1}', "unreadable"),
-    ('{"pod": "p", "generation": 1, "tradingState": "HALTED", "at": "2026-11-24T09:00:00Z", "exposure": NaN}', "unreadable"),
-    ('{"pod": "p", "generation": 1, "tradingState": "HALTED", "at": "2026-11-24T09:00:00Z", "loss": -5}', "unreadable"),
-    ('{"pod": "other", "generation": 1, "tradingState": "HALTED", "at": "2026-11-24T09:00:00Z"}', "a pod acknowledges for itself only"),
-    ("x" * 5000, "more than 4096"),
-    ("{", "unreadable"),
-])
+@pytest.mark.parametrize(
+    "raw,why",
+    [
+        (
+            '{"pod": "p", "generation": 1, "tradingState": "HALTED", "at": "2026-11-24T09:00:00", "exposure": 1}',
+            "unreadable",
+        ),
+        (
+            '{"pod": "p", "generation": 1, "tradingState": "HALTED", "at": "2026-11-24T09:00:00Z", "exposure": NaN}',
+            "unreadable",
+        ),
+        (
+            '{"pod": "p", "generation": 1, "tradingState": "HALTED", "at": "2026-11-24T09:00:00Z", "loss": -5}',
+            "unreadable",
+        ),
+        (
+            '{"pod": "other", "generation": 1, "tradingState": "HALTED", "at": "2026-11-24T09:00:00Z"}',
+            "a pod acknowledges for itself only",
+        ),
+        ("x" * 5000, "more than 4096"),
+        ("{", "unreadable"),
+    ],
+)
 def test_an_ack_that_is_not_one_is_ignored_and_said(raw, why):
     from stratops.lifecycle.control import read_acks
 
-    acks, problems = read_acks({"p": raw, "q": Acknowledgement(pod="q", generation=1, trading_state="HALTED", at=T0).to_json()})
+    acks, problems = read_acks(
+        {"p": raw, "q": Acknowledgement(pod="q", generation=1, trading_state="HALTED", at=T0).to_json()}
+    )
     assert set(acks) == {"q"} and len(problems) == 1 and why in problems[0]
 
 
@@ -893,13 +1017,22 @@ def test_an_unreadable_control_document_is_a_p0_that_halts_never_an_error():
 def test_a_control_document_edited_by_someone_else_is_reverted_and_recorded():
     w = World()
     w.run_until(lambda w: w.status.phase and w.status.phase.value == "Running")
-    forged = w.control.model_copy(update={"trading_state": TradingState.ACTIVE, "generation": w.control.generation,
-                                          "limits": w.control.limits.model_copy(update={"max_position": 1e12})})
+    forged = w.control.model_copy(
+        update={
+            "trading_state": TradingState.ACTIVE,
+            "generation": w.control.generation,
+            "limits": w.control.limits.model_copy(update={"max_position": 1e12}),
+        }
+    )
     w.control = forged
     p = w.step()
     [inc] = [i for i in p.incidents if "-control-drift-" in i.name]
     assert inc.severity.value == "P1" and "changed outside the operator" in inc.summary
-    assert p.control is not None and p.control.generation == forged.generation + 1 and p.control.limits.max_position == 2000000
+    assert (
+        p.control is not None
+        and p.control.generation == forged.generation + 1
+        and p.control.limits.max_position == 2000000
+    )
     assert any(e.reason == "ControlDrift" for e in p.events)
     # the operator's own change is never drift, even when the status write after it was lost
     ours = w.step()
@@ -913,15 +1046,21 @@ def test_foreign_configmaps_and_ignored_acks_are_said_once():
     cond = next(c for c in w.status.conditions if c.type == "ControlIntegrity")
     assert cond.status == "False" and "mean-revert-ack-evil" in cond.message and "ack x" in cond.message
     assert [e.reason for e in p.events].count("ForeignWrites") == 1
-    assert "ForeignWrites" not in [e.reason for e in w.step(foreign_configmaps=("mean-revert-ack-evil",),
-                                                            ack_problems=("ack x: unreadable: ignored",)).events]
+    assert "ForeignWrites" not in [
+        e.reason
+        for e in w.step(
+            foreign_configmaps=("mean-revert-ack-evil",), ack_problems=("ack x: unreadable: ignored",)
+        ).events
+    ]
 
 
 def test_a_gate_that_cannot_be_evaluated_never_stops_a_kill():
     from stratops.lifecycle.observe import read_gates
 
     daily = dict(example("gates/daily.yaml")["spec"])
-    gates, problems = read_gates(NAME, spec(), [("fx-daily", {**daily, "session": {"timezone": "Mars/Olympus_Mons"}})], T0)
+    gates, problems = read_gates(
+        NAME, spec(), [("fx-daily", {**daily, "session": {"timezone": "Mars/Olympus_Mons"}})], T0
+    )
     assert gates == {"fx-daily": None} and "gate fx-daily: cannot be evaluated" in problems[0]
     w = World()
     w.run_until(lambda w: w.status.phase and w.status.phase.value == "Running")
@@ -938,7 +1077,11 @@ def test_without_a_decision_a_kill_still_halts():
     kill = parse_command("kill", '{"by": "tina", "reason": "runaway", "id": "k1"}')
     h = when_undecidable(NAME, 2, status, kill, None, T0, "ValueError: boom")
     assert h.scale_to_zero and h.control.trading_state == TradingState.HALTED and h.control.generation == 4
-    assert h.control.limits.max_position == 0 and h.status["killSwitch"]["latched"] and h.status["killSwitch"]["by"] == "tina"
+    assert (
+        h.control.limits.max_position == 0
+        and h.status["killSwitch"]["latched"]
+        and h.status["killSwitch"]["by"] == "tina"
+    )
     assert h.status["killSwitch"]["decision"] == "k1" and h.status["tradingState"] == "HALTED"
     [cond] = [c for c in h.status["conditions"] if c["type"] == "ReconcileError"]
     assert cond["status"] == "True" and "boom" in cond["message"]
@@ -948,18 +1091,31 @@ def test_without_a_decision_a_kill_still_halts():
     assert again.control is None and again.status["killSwitch"]["completedAt"]
     # the decision, back, takes over and clears the condition
     w = World()
-    w.status = w.status.model_copy(update={"conditions": [Condition(type="ReconcileError", status="True", reason="CannotDecide",
-                                                                      message="boom", last_transition_time=T0)]})
+    w.status = w.status.model_copy(
+        update={
+            "conditions": [
+                Condition(
+                    type="ReconcileError", status="True", reason="CannotDecide", message="boom", last_transition_time=T0
+                )
+            ]
+        }
+    )
     w.step()
     assert next(c for c in w.status.conditions if c.type == "ReconcileError").status == "False"
 
 
 def test_a_strategy_re_created_under_a_latched_name_starts_halted():
     w = World()
-    p = w.step(prior_latch={"reason": "KillSwitch", "record": {"killSwitch": {"by": "tina", "at": "T", "reason": "runaway",
-                                                                             "rearmRequired": True}}},
-               prior_head=(7, "ab" * 32))
-    assert w.status.kill_switch.latched and "re-created while latched (kill-switch by tina" in w.status.kill_switch.reason
+    p = w.step(
+        prior_latch={
+            "reason": "KillSwitch",
+            "record": {"killSwitch": {"by": "tina", "at": "T", "reason": "runaway", "rearmRequired": True}},
+        },
+        prior_head=(7, "ab" * 32),
+    )
+    assert (
+        w.status.kill_switch.latched and "re-created while latched (kill-switch by tina" in w.status.kill_switch.reason
+    )
     assert w.status.kill_switch.rearm_required and p.control.trading_state == TradingState.HALTED
     assert w.status.audit.seq == 7, "the chain under this name goes on"
     resumed = World()
@@ -969,9 +1125,13 @@ def test_a_strategy_re_created_under_a_latched_name_starts_halted():
 
 def test_a_strategy_re_created_while_its_kill_incident_is_open_starts_halted():
     w = World()
-    w.incidents["mean-revert-fleet-1"] = IncidentView("mean-revert-fleet-1", "ConfigDrift", "P0", "killSwitch", "Open", acted=True)
+    w.incidents["mean-revert-fleet-1"] = IncidentView(
+        "mean-revert-fleet-1", "ConfigDrift", "P0", "killSwitch", "Open", acted=True
+    )
     p = w.step()
-    assert w.status.kill_switch.latched and "re-created while incident mean-revert-fleet-1" in w.status.kill_switch.reason
+    assert (
+        w.status.kill_switch.latched and "re-created while incident mean-revert-fleet-1" in w.status.kill_switch.reason
+    )
     assert not p.incident_actions, "its immediate action is on record already"
 
 
@@ -993,6 +1153,7 @@ class Refuses:
             self.calls.append(name)
             body = next((a for a in args if isinstance(a, dict)), {})
             return body
+
         return call
 
 
@@ -1015,15 +1176,33 @@ def _executor(refused: set[str]) -> tuple[Executor, list[str]]:
     ex.written_control = {}
     from stratops.k8s.audit import AuditLog
 
-    ex.audit = AuditLog(Refuses(calls, refused | {"get_namespaced_custom_object", "list_namespaced_custom_object",
-                                                  "create_namespaced_custom_object", "replace_namespaced_custom_object"}))  # type: ignore[arg-type]
+    ex.audit = AuditLog(
+        Refuses(
+            calls,
+            refused
+            | {
+                "get_namespaced_custom_object",
+                "list_namespaced_custom_object",
+                "create_namespaced_custom_object",
+                "replace_namespaced_custom_object",
+            },
+        )
+    )  # type: ignore[arg-type]
     return ex, calls
 
 
-OPTIONAL = {"create_namespaced_event", "create_namespaced_config_map", "read_namespaced_config_map",
-            "create_namespaced_custom_object", "patch_namespaced_custom_object_status", "get_namespaced_custom_object",
-            # the pods' identity: without it they cannot acknowledge, and the deadline scales them to 0
-            "create_namespaced_service_account", "create_namespaced_role", "create_namespaced_role_binding"}
+OPTIONAL = {
+    "create_namespaced_event",
+    "create_namespaced_config_map",
+    "read_namespaced_config_map",
+    "create_namespaced_custom_object",
+    "patch_namespaced_custom_object_status",
+    "get_namespaced_custom_object",
+    # the pods' identity: without it they cannot acknowledge, and the deadline scales them to 0
+    "create_namespaced_service_account",
+    "create_namespaced_role",
+    "create_namespaced_role_binding",
+}
 
 
 def test_a_kill_is_carried_out_when_every_optional_write_fails():
@@ -1062,8 +1241,10 @@ def test_without_the_status_write_the_decision_is_retried_not_lost():
 
 # -- real pods: identity, probes, placement, exits ----------------------------------------
 def test_pods_run_as_the_strategys_own_identity_with_probes_and_placement():
-    tpl = {"nodeSelector": {"desk": "fx-trading"},
-           "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "trading", "effect": "NoSchedule"}]}
+    tpl = {
+        "nodeSelector": {"desk": "fx-trading"},
+        "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "trading", "effect": "NoSchedule"}],
+    }
     m = manifests.deployment(NAME, "desk", "u-1", spec(podTemplate=tpl), "1.4.2", 1)
     pod = m["spec"]["template"]["spec"]
     assert pod["serviceAccountName"] == manifests.identity_name(NAME) == f"{NAME}-strategy"
@@ -1072,15 +1253,20 @@ def test_pods_run_as_the_strategys_own_identity_with_probes_and_placement():
     assert c["readinessProbe"]["httpGet"] == {"path": "/ready", "port": manifests.PROBE_PORT}
     assert {"name": "STRATOPS_PROBE_PORT", "value": str(manifests.PROBE_PORT)} in c["env"]
     # Placement and probes are the operator's: taking them away is drift.
-    for change in (lambda p: p.pop("tolerations"), lambda p: p.update(serviceAccountName="default"),
-                   lambda p: p["containers"][0].pop("readinessProbe"), lambda p: p.update(nodeSelector={})):
+    for change in (
+        lambda p: p.pop("tolerations"),
+        lambda p: p.update(serviceAccountName="default"),
+        lambda p: p["containers"][0].pop("readinessProbe"),
+        lambda p: p.update(nodeSelector={}),
+    ):
         live = json.loads(json.dumps(m))
         change(live["spec"]["template"]["spec"])
         assert manifests.fingerprint(live) != manifests.fingerprint(m)
     # API-server defaults on the probe are not drift.
     live = json.loads(json.dumps(m))
-    live["spec"]["template"]["spec"]["containers"][0]["readinessProbe"].update(timeoutSeconds=1, successThreshold=1,
-                                                                                httpGet={"path": "/ready", "port": 8080, "scheme": "HTTP"})
+    live["spec"]["template"]["spec"]["containers"][0]["readinessProbe"].update(
+        timeoutSeconds=1, successThreshold=1, httpGet={"path": "/ready", "port": 8080, "scheme": "HTTP"}
+    )
     assert manifests.fingerprint(live) == manifests.fingerprint(m)
 
 
@@ -1088,7 +1274,12 @@ def test_the_identity_grants_exactly_its_own_two_configmaps():
     sa, role, binding = manifests.identity(NAME, "desk", "u-1")
     assert sa["kind"] == "ServiceAccount" and sa["metadata"]["ownerReferences"][0]["uid"] == "u-1"
     assert role["rules"] == [
-        {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": [f"{NAME}-control"], "verbs": ["get", "list", "watch"]},
+        {
+            "apiGroups": [""],
+            "resources": ["configmaps"],
+            "resourceNames": [f"{NAME}-control"],
+            "verbs": ["get", "list", "watch"],
+        },
         {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": [f"{NAME}-ack"], "verbs": ["patch"]},
     ]
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": f"{NAME}-strategy", "namespace": "desk"}]
@@ -1110,8 +1301,12 @@ def test_clean_exits_after_halted_are_recorded_per_pod():
     assert len(names) == 2
     w.strategy_acks = False
     gen = w.control.generation
-    w.acks = {n: Acknowledgement(pod=n, generation=gen, trading_state=TradingState.HALTED, at=w.now, open_orders=0,
-                                 exiting=True) for n in names}
+    w.acks = {
+        n: Acknowledgement(
+            pod=n, generation=gen, trading_state=TradingState.HALTED, at=w.now, open_orders=0, exiting=True
+        )
+        for n in names
+    }
     p = w.step(1, pods=())
     ks = w.status.kill_switch
     assert ks.completed_at is not None and ks.exits_final_at is not None
@@ -1142,11 +1337,23 @@ def test_an_exit_without_the_halt_or_with_orders_left_is_unclean():
     from stratops.models.strategy import KillSwitchStatus
 
     ks = KillSwitchStatus(latched=True, halt_generation=4, pods=["a", "b", "c", "d"])
-    got = {e.pod: e for e in pod_exits(ks, {
-        "a": Acknowledgement(pod="a", generation=3, trading_state=TradingState.ACTIVE, at=T0, exiting=True, open_orders=0),
-        "b": Acknowledgement(pod="b", generation=4, trading_state=TradingState.HALTED, at=T0, exiting=True, open_orders=2),
-        "c": Acknowledgement(pod="c", generation=4, trading_state=TradingState.HALTED, at=T0, exiting=True, open_orders=0),
-    })}
+    got = {
+        e.pod: e
+        for e in pod_exits(
+            ks,
+            {
+                "a": Acknowledgement(
+                    pod="a", generation=3, trading_state=TradingState.ACTIVE, at=T0, exiting=True, open_orders=0
+                ),
+                "b": Acknowledgement(
+                    pod="b", generation=4, trading_state=TradingState.HALTED, at=T0, exiting=True, open_orders=2
+                ),
+                "c": Acknowledgement(
+                    pod="c", generation=4, trading_state=TradingState.HALTED, at=T0, exiting=True, open_orders=0
+                ),
+            },
+        )
+    }
     assert not got["a"].clean and "never acknowledged HALTED" in got["a"].detail
     assert not got["b"].clean and "2 working orders" in got["b"].detail
     assert got["c"].clean
@@ -1226,7 +1433,11 @@ def test_report_monitors_whose_names_share_a_prefix_each_open_their_own():
     w.acks = {pod.name: w.acks[pod.name].model_copy(update={"exposure": 6e6})}
     [a] = w.step(report_monitors=(gross_exposure,)).incidents
     [b] = w.step(report_monitors=(gross_exposure, gross)).incidents  # gross-exposure's is open; gross has none
-    assert a.name.startswith("mean-revert-gross-exposure-") and b.name.startswith("mean-revert-gross-") and a.name != b.name
+    assert (
+        a.name.startswith("mean-revert-gross-exposure-")
+        and b.name.startswith("mean-revert-gross-")
+        and a.name != b.name
+    )
 
 
 def test_a_new_episode_after_the_value_came_back_is_a_new_incident():

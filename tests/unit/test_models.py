@@ -57,7 +57,9 @@ def test_crd_has_status_subresource_columns_short_names_and_cel_rules():
     assert {"Phase", "Mode", "Version", "Trading"} <= strategy_cols
     spec = by_kind["Strategy"]["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
     assert any("preLaunch" in r["rule"] for r in spec["x-kubernetes-validations"])
-    gate_items = by_kind["Gate"]["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["items"]
+    gate_items = by_kind["Gate"]["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"][
+        "properties"
+    ]["items"]
     assert gate_items["x-kubernetes-list-type"] == "map" and gate_items["x-kubernetes-list-map-keys"] == ["id"]
 
 
@@ -72,7 +74,9 @@ def test_example_desk_is_complete_and_valid():
     monitors = by_kind["Monitor"]
     assert len(monitors) == 12
     assert {m["spec"]["layer"] for m in monitors} == {layer.value for layer in Layer}
-    assert [sum(m["spec"]["layer"] == layer for m in monitors) for layer in ("infrastructure", "data", "model", "pnl")] == [3, 3, 3, 3]
+    assert [
+        sum(m["spec"]["layer"] == layer for m in monitors) for layer in ("infrastructure", "data", "model", "pnl")
+    ] == [3, 3, 3, 3]
     gates = by_kind["Gate"]
     assert {g["spec"]["cadence"] for g in gates} == {c.value for c in Cadence}
     assert sum(len(g["spec"]["items"]) for g in gates) == 20
@@ -106,6 +110,7 @@ def test_validator_reports_kind_apiversion_and_name():
     doc = {"apiVersion": "stratops.io/v2", "kind": "Strategy", "metadata": {"name": "x"}, "spec": {}}
     assert validate_document(doc)[0].field == "apiVersion"
     from cases import example
+
     doc = example("strategy.yaml")
     doc["metadata"]["name"] = "Mean_Revert"
     assert [p.field for p in validate_document(doc)] == ["metadata.name"]
@@ -135,6 +140,7 @@ def test_cli_validate_and_crds_check(tmp_path):
     assert "18 stratops document(s) valid" in ok.output
     bad = tmp_path / "bad.yaml"
     import yaml
+
     bad.write_text(yaml.safe_dump(BAD[2].document()))
     res = runner.invoke(app, ["validate", str(bad)])
     assert res.exit_code == 1
@@ -144,11 +150,14 @@ def test_cli_validate_and_crds_check(tmp_path):
     assert runner.invoke(app, ["validate", str(tmp_path / "nope.yaml")]).exit_code == 2
 
 
-@pytest.mark.parametrize("text,field,phrase", [
-    ("maxPosition: .inf", "spec.riskLimits.maxPosition", "finite number"),
-    ("maxPosition: 1e309", "spec.riskLimits.maxPosition", "Invalid value"),  # YAML 1.1: a string; JSON: too big
-    ("maxPosition: '2000000'", "spec.riskLimits.maxPosition", "must be of type number"),
-])
+@pytest.mark.parametrize(
+    "text,field,phrase",
+    [
+        ("maxPosition: .inf", "spec.riskLimits.maxPosition", "finite number"),
+        ("maxPosition: 1e309", "spec.riskLimits.maxPosition", "Invalid value"),  # YAML 1.1: a string; JSON: too big
+        ("maxPosition: '2000000'", "spec.riskLimits.maxPosition", "must be of type number"),
+    ],
+)
 def test_the_validator_reads_numbers_as_the_api_server_does(text, field, phrase):
     import yaml
 
@@ -166,16 +175,20 @@ def test_odd_documents_are_problems_never_tracebacks(tmp_path):
     from stratops.cli.main import app
 
     f = tmp_path / "odd.yaml"
-    f.write_text("apiVersion: stratops.io/v1alpha1\nkind: [Strategy]\nmetadata: {name: x}\nspec: {}\n---\n"
-                 "apiVersion: stratops.io/v1alpha1\nkind: Gate\nmetadata: {name: g}\nspec:\n  cadence: weekly\n"
-                 "  strategies: [x]\n  items: [{id: a, text: t}, {id: b, text: u}]\n  signatures:\n"
-                 "  - {item: a, signer: s, signedAt: 2099-01-01T00:00:00Z, evidence: e}\n"
-                 "  - {item: b, signer: s, signedAt: '2026-01-01T00:00:00', evidence: e}\n")
+    f.write_text(
+        "apiVersion: stratops.io/v1alpha1\nkind: [Strategy]\nmetadata: {name: x}\nspec: {}\n---\n"
+        "apiVersion: stratops.io/v1alpha1\nkind: Gate\nmetadata: {name: g}\nspec:\n  cadence: weekly\n"
+        "  strategies: [x]\n  items: [{id: a, text: t}, {id: b, text: u}]\n  signatures:\n"
+        "  - {item: a, signer: s, signedAt: 2099-01-01T00:00:00Z, evidence: e}\n"
+        "  - {item: b, signer: s, signedAt: '2026-01-01T00:00:00', evidence: e}\n"
+    )
     res = CliRunner().invoke(app, ["validate", str(f)], env={"COLUMNS": "300"})
     out = " ".join(res.output.split())
-    assert (res.exit_code == 1 and "Traceback" not in out and res.exception is None) or isinstance(res.exception, SystemExit)
+    assert (res.exit_code == 1 and "Traceback" not in out and res.exception is None) or isinstance(
+        res.exception, SystemExit
+    )
     assert "kind: Unsupported value" in out
-    assert "spec.signatures[0].signedAt: Invalid value: \"2099-01-01" in out and "dated in the future" in out
+    assert 'spec.signatures[0].signedAt: Invalid value: "2099-01-01' in out and "dated in the future" in out
     assert "spec.signatures[1].signedAt" in out and "must be of type date-time" in out
 
 

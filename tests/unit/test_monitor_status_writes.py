@@ -13,8 +13,15 @@ T0 = datetime(2026, 11, 24, 12, tzinfo=UTC)
 
 
 def _st(**kw) -> MonitorStatus:  # type: ignore[no-untyped-def]
-    base = {"last_value": "10", "last_evaluation": T0, "consecutive_breaches": 0, "breaching": False,
-            "stale": False, "detail": "value 10", "observed_generation": 1}
+    base = {
+        "last_value": "10",
+        "last_evaluation": T0,
+        "consecutive_breaches": 0,
+        "breaching": False,
+        "stale": False,
+        "detail": "value 10",
+        "observed_generation": 1,
+    }
     return MonitorStatus.model_validate({**base, **kw})
 
 
@@ -32,8 +39,15 @@ def test_value_detail_and_time_alone_wait_for_the_refresh_period():
 def test_verdict_breach_count_alert_incident_problem_and_generation_are_written_at_once():
     later = T0 + timedelta(seconds=1)
     alert = LastAlert(at=later, channel="page", state="firing", delivered=False)
-    for change in ({"breaching": True}, {"stale": True}, {"consecutive_breaches": 1}, {"incident": "m-1"},
-                   {"problem": "strategy x not found"}, {"observed_generation": 2}, {"last_alert": alert}):
+    for change in (
+        {"breaching": True},
+        {"stale": True},
+        {"consecutive_breaches": 1},
+        {"incident": "m-1"},
+        {"problem": "strategy x not found"},
+        {"observed_generation": 2},
+        {"last_alert": alert},
+    ):
         assert needs_write(_st(), _st(last_evaluation=later, **change), later, 60), change
     assert needs_write(_st(last_alert=alert), _st(last_alert=alert.model_copy(update={"delivered": True})), later, 60)
 
@@ -60,6 +74,7 @@ def _reader(values: list):  # type: ignore[no-untyped-def]
         if isinstance(v, Exception):
             raise v
         return v
+
     return read, calls
 
 
@@ -125,7 +140,9 @@ def test_specs_are_parsed_once_per_uid_and_generation():
     assert runner._parsed(key, ("uid-1", 2), MonitorSpec, edited).frequency == "7s"  # an edit: new generation
     assert runner._parsed(key, ("uid-2", 1), MonitorSpec, spec).frequency == spec["frequency"]  # re-created
     # nothing to tell versions apart: parsed every time
-    assert runner._parsed(key, ("uid-2", None), MonitorSpec, spec) is not runner._parsed(key, ("uid-2", None), MonitorSpec, spec)
+    assert runner._parsed(key, ("uid-2", None), MonitorSpec, spec) is not runner._parsed(
+        key, ("uid-2", None), MonitorSpec, spec
+    )
 
 
 def test_stale_while_the_kill_switch_is_latched_opens_nothing_and_stale_after_the_resume_does(monkeypatch):
@@ -142,12 +159,18 @@ def test_stale_while_the_kill_switch_is_latched_opens_nothing_and_stale_after_th
 
     monkeypatch.setattr(M, "evaluate", lambda *a, **k: Evaluation(None, False, True, 0, "stale: no data for the query"))
     sent, incidents, writes = [], [], []
-    runner = M.MonitorRunner(client.ApiClient(), notifier=SimpleNamespace(deliver=lambda a: (sent.append(a.state), (True, ""))[1]))
+    runner = M.MonitorRunner(
+        client.ApiClient(), notifier=SimpleNamespace(deliver=lambda a: (sent.append(a.state), (True, ""))[1])
+    )
     runner._write_status = lambda ns, name, st: writes.append(st)  # type: ignore[method-assign]
     runner.executor = SimpleNamespace(create_incident=lambda *a, **k: incidents.append(a), event=lambda *a, **k: None)
     mon = example("monitors/01-data-bar-age.yaml")
     mon["spec"]["source"]["prometheus"]["url"] = "http://127.0.0.1:1"
-    body = {"metadata": {"name": "bar-age", "namespace": "fx", "uid": "m1", "generation": 1}, "spec": mon["spec"], "status": {}}
+    body = {
+        "metadata": {"name": "bar-age", "namespace": "fx", "uid": "m1", "generation": 1},
+        "spec": mon["spec"],
+        "status": {},
+    }
     strategy = example("strategy.yaml")
 
     def with_status(status: dict) -> dict:

@@ -74,7 +74,6 @@ def test_concentration_share_of_absolute_pnl():
     assert not S.concentration({"a": 1, "b": 1, "c": 1, "d": 1, "e": 1}, 0.25).breach
 
 
-
 def test_concentration_below_the_materiality_floor_is_not_judged():
     """The first fills of the day make any split lopsided: below min_total it is reported, not a breach."""
     early = {"EURUSD": 90, "GBPUSD": 10, "USDJPY": 0}
@@ -83,6 +82,7 @@ def test_concentration_below_the_materiality_floor_is_not_judged():
     assert S.concentration(early, 0.25).breach  # no floor: judged
     later = {k: v * 100 for k, v in early.items()}
     assert S.concentration(later, 0.25, min_total=2000).breach  # above the floor: judged as before
+
 
 def test_topk_change():
     base = ["a", "b", "c", "d", "e"]
@@ -188,7 +188,17 @@ def test_bar_age_uses_the_strategy_bar_interval():
 
 
 # -- alert formats -----------------------------------------------------------------------------------
-ALERT = Alert("desk/m", "firing", "page", "P0", "mean-revert: bar age", "EURUSD 130s", {"strategy": "mean-revert", "namespace": "desk"}, None, NOW)
+ALERT = Alert(
+    "desk/m",
+    "firing",
+    "page",
+    "P0",
+    "mean-revert: bar age",
+    "EURUSD 130s",
+    {"strategy": "mean-revert", "namespace": "desk"},
+    None,
+    NOW,
+)
 
 
 def test_alertmanager_and_pagerduty_and_slack_formats():
@@ -207,7 +217,9 @@ def test_dashboard_never_pages_and_missing_receiver_is_not_delivered():
     assert n.deliver(Alert(**{**ALERT.__dict__, "channel": "dashboard"}))[0]
     ok, why = n.deliver(ALERT)
     assert not ok and "no receiver" in why
-    assert "hooks.slack" not in repr(Notifier.from_environment({"STRATOPS_SLACK_WEBHOOK_URL": "https://hooks.slack/secret"}).receivers)
+    assert "hooks.slack" not in repr(
+        Notifier.from_environment({"STRATOPS_SLACK_WEBHOOK_URL": "https://hooks.slack/secret"}).receivers
+    )
 
 
 def test_incident_action_auto_rolls_back_during_a_rollout():
@@ -236,8 +248,16 @@ def test_prometheus_source_sends_the_token_and_reports_errors_as_unavailable():
             return httpx.Response(400, json={"status": "error", "error": "parse error"})
         if request.url.params["query"] == "empty":
             return httpx.Response(200, json={"status": "success", "data": {"resultType": "vector", "result": []}})
-        return httpx.Response(200, json={"status": "success", "data": {"resultType": "vector", "result": [
-            {"metric": {"symbol": "EURUSD"}, "value": [1764000000, "42"]}]}})
+        return httpx.Response(
+            200,
+            json={
+                "status": "success",
+                "data": {
+                    "resultType": "vector",
+                    "result": [{"metric": {"symbol": "EURUSD"}, "value": [1764000000, "42"]}],
+                },
+            },
+        )
 
     prom = Prometheus("http://prom.invalid", token="s3cret", transport=httpx.MockTransport(handler))
     [series] = prom.query("up")

@@ -42,7 +42,13 @@ PATH_IDS = [f"{sid}:{'>'.join(p.answers)}" for sid, p in ALL_PATHS]
 # -- shape of every path -----------------------------------------------------------------
 def test_six_symptoms_in_order():
     assert [s.id for s in tree.SYMPTOMS] == [
-        "acks-silent", "not-trading", "pnl-diverging", "stale-data", "latency-spike", "position-mismatch"]
+        "acks-silent",
+        "not-trading",
+        "pnl-diverging",
+        "stale-data",
+        "latency-spike",
+        "position-mismatch",
+    ]
     assert tree.symptom("stale-data").text == "Stale or missing data"
     with pytest.raises(ValueError, match="symptoms: acks-silent, not-trading"):
         tree.symptom("nope")
@@ -125,20 +131,47 @@ class Desk:
         if self.manifest is not None:
             m, n = self.manifest, self.manifest["spec"]["replicas"]
             dep = DeploymentView(
-                image=m["spec"]["template"]["spec"]["containers"][0]["image"], replicas=n, generation=1,
-                observed_generation=1, status_replicas=n, updated_replicas=n, ready_replicas=n, available_replicas=n,
-                live_fingerprint=manifests.fingerprint(m), desired_fingerprint=m["metadata"]["annotations"][manifests.ANNOTATION_DESIRED])
+                image=m["spec"]["template"]["spec"]["containers"][0]["image"],
+                replicas=n,
+                generation=1,
+                observed_generation=1,
+                status_replicas=n,
+                updated_replicas=n,
+                ready_replicas=n,
+                available_replicas=n,
+                live_fingerprint=manifests.fingerprint(m),
+                desired_fingerprint=m["metadata"]["annotations"][manifests.ANNOTATION_DESIRED],
+            )
             pods = tuple(PodView(f"{NAME}-{i}", True, False, owner=f"ReplicaSet/{NAME}-5d8f9") for i in range(n))
-        obs = Observations(now=self.now, name=NAME, namespace="desk", uid="u", generation=1, deployment=dep, pods=pods,
-                           control=self.control, acks=self.acks, gates={"fx-daily": COMPLETE, "mean-revert-pre-launch": PRELAUNCH},
-                           commands=commands, trading_author="tina", mode_author="tina")
+        obs = Observations(
+            now=self.now,
+            name=NAME,
+            namespace="desk",
+            uid="u",
+            generation=1,
+            deployment=dep,
+            pods=pods,
+            control=self.control,
+            acks=self.acks,
+            gates={"fx-daily": COMPLETE, "mean-revert-pre-launch": PRELAUNCH},
+            commands=commands,
+            trading_author="tina",
+            mode_author="tina",
+        )
         plan = decide(self.spec, self.status, obs)
         self.status = plan.status
         self.control = plan.control or self.control
         self.manifest = plan.deployment or self.manifest
         if self.control is not None and self.manifest is not None:  # the strategy's pods acknowledge
-            self.acks = {p.name: Acknowledgement(pod=p.name, generation=self.control.generation,
-                                                 trading_state=self.control.trading_state, at=self.now) for p in pods}
+            self.acks = {
+                p.name: Acknowledgement(
+                    pod=p.name,
+                    generation=self.control.generation,
+                    trading_state=self.control.trading_state,
+                    at=self.now,
+                )
+                for p in pods
+            }
 
     def until(self, predicate, steps: int = 40) -> None:
         for _ in range(steps):
@@ -187,8 +220,10 @@ def lifecycle_commands(action: Action, reason: str) -> list[tuple[Command, ...]]
         "killSwitch": [_cmd("kill", reason=reason)],
         "throttle": [_cmd("throttle", reason=reason)],
         "rollback": [_cmd("rollback", reason=reason)],
-        "resume": [_cmd("reconciliation", result="Matched", evidence="broker statement vs book"),
-                   _cmd("resume", reason=reason)],
+        "resume": [
+            _cmd("reconciliation", result="Matched", evidence="broker statement vs book"),
+            _cmd("resume", reason=reason),
+        ],
         "investigate": [],
     }[action.kind]
 
@@ -263,21 +298,25 @@ def test_command_for_fills_strategy_namespace_and_reason():
     w = walk("position-mismatch", ["no"])
     assert w.action.command_for() == 'stratops kill STRATEGY --reason "..."'
     assert w.action.command_for("mean-revert", "fx", w.reason()) == (
-        "stratops kill mean-revert --reason 'triage position-mismatch: No' -n fx")
+        "stratops kill mean-revert --reason 'triage position-mismatch: No' -n fx"
+    )
     w = walk("position-mismatch", ["yes", "the broker", "yes", "matched"])
     assert w.action.command_for("mr", None, "r", "stmt 24-11") == (
-        "stratops reconcile mr --result Matched --evidence 'stmt 24-11' && stratops resume mr --reason r")
+        "stratops reconcile mr --result Matched --evidence 'stmt 24-11' && stratops resume mr --reason r"
+    )
 
 
 def test_daily_gate_is_named_or_read_from_the_strategy():
     w = walk("not-trading", ["yes", "yes", "matched", "no"])
     assert w.action.id == "investigate-daily-gate"
     assert w.action.command_for("mr", "fx", daily_gate="fx-daily") == (
-        "stratops gate sign fx-daily --all --evidence \"...\" -n fx")
+        'stratops gate sign fx-daily --all --evidence "..." -n fx'
+    )
     # Unknown (no cluster at hand): a shell substitution that reads it from the strategy's spec.
     assert w.action.command_for("mr", "fx") == (
         "stratops gate sign \"$(kubectl get strategy mr -n fx -o jsonpath='{.spec.gates.daily}')\" --all "
-        "--evidence \"...\" -n fx")
+        '--evidence "..." -n fx'
+    )
 
 
 # -- validation --------------------------------------------------------------------------

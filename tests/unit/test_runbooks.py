@@ -51,7 +51,12 @@ def test_ten_runbooks_covering_every_category_each_ending_in_a_check():
 def test_broker_failover_is_halt_reconcile_switch_reconcile_resume_throttled():
     r = runbook("broker-failover")
     assert [(s.kind, s.action) for s in r.steps if s.kind != "wait"] == [
-        ("operator", "kill"), ("manual", None), ("operator", "failover-backup"), ("record", None), ("operator", "resume-throttled")]
+        ("operator", "kill"),
+        ("manual", None),
+        ("operator", "failover-backup"),
+        ("record", None),
+        ("operator", "resume-throttled"),
+    ]
 
 
 def test_no_runbook_resumes_without_a_reconciliation_first():
@@ -75,10 +80,19 @@ def test_bad_runbook_definitions_are_refused():
 
 # -- runbooks: the checks ------------------------------------------------------------------
 def strategy(**status) -> dict:
-    return {"metadata": {"name": "s"}, "spec": {"version": "1.0", "mode": "paper", "replicas": 1,
-                                                "brokers": {"primary": {"name": "a", "endpoint": "fix://a:1"},
-                                                            "backup": {"name": "b", "endpoint": "fix://b:1"}}},
-            "status": status}
+    return {
+        "metadata": {"name": "s"},
+        "spec": {
+            "version": "1.0",
+            "mode": "paper",
+            "replicas": 1,
+            "brokers": {
+                "primary": {"name": "a", "endpoint": "fix://a:1"},
+                "backup": {"name": "b", "endpoint": "fix://b:1"},
+            },
+        },
+        "status": status,
+    }
 
 
 READY = {"type": "Ready", "status": "True", "message": "1/1 pods Ready"}
@@ -95,20 +109,33 @@ def test_halted_needs_latch_halted_completion_and_no_pod():
 
 
 def test_on_backup_reducing_reads_the_control_document():
-    st = strategy(broker={"role": "backup"}, throttle={"active": True}, tradingState="REDUCING",
-                  control={"generation": 5, "acknowledgedGeneration": 5}, conditions=[READY])
+    st = strategy(
+        broker={"role": "backup"},
+        throttle={"active": True},
+        tradingState="REDUCING",
+        control={"generation": 5, "acknowledgedGeneration": 5},
+        conditions=[READY],
+    )
     ok, _ = CHECKS["on-backup-reducing"](ClusterView(st, control={"broker": {"name": "b", "endpoint": "fix://b:1"}}))
     assert ok
-    ok, detail = CHECKS["on-backup-reducing"](ClusterView(st, control={"broker": {"name": "a", "endpoint": "fix://a:1"}}))
+    ok, detail = CHECKS["on-backup-reducing"](
+        ClusterView(st, control={"broker": {"name": "a", "endpoint": "fix://a:1"}})
+    )
     assert not ok and "control document broker a" in detail
     st["status"]["control"]["acknowledgedGeneration"] = 4
-    ok, detail = CHECKS["on-backup-reducing"](ClusterView(st, control={"broker": {"name": "b", "endpoint": "fix://b:1"}}))
+    ok, detail = CHECKS["on-backup-reducing"](
+        ClusterView(st, control={"broker": {"name": "b", "endpoint": "fix://b:1"}})
+    )
     assert not ok and "not acknowledged" in detail
 
 
 def test_active_fails_with_open_incidents():
-    st = strategy(tradingState="ACTIVE", resume={"stage": "Active"}, control={"generation": 2, "acknowledgedGeneration": 2},
-                  conditions=[READY])
+    st = strategy(
+        tradingState="ACTIVE",
+        resume={"stage": "Active"},
+        control={"generation": 2, "acknowledgedGeneration": 2},
+        conditions=[READY],
+    )
     inc = {"metadata": {"name": "i1"}, "spec": {"strategy": "s"}, "status": {"phase": "Contained"}}
     assert CHECKS["active"](ClusterView(st))[0]
     ok, detail = CHECKS["active"](ClusterView(st, incidents=(inc,)))
@@ -118,7 +145,10 @@ def test_active_fails_with_open_incidents():
 
 
 def test_deployment_matches_uses_the_operator_fingerprint():
-    dep = {"metadata": {"annotations": {}}, "spec": {"replicas": 1, "template": {"spec": {"containers": [{"name": "c", "image": "i"}]}}}}
+    dep = {
+        "metadata": {"annotations": {}},
+        "spec": {"replicas": 1, "template": {"spec": {"containers": [{"name": "c", "image": "i"}]}}},
+    }
     dep["metadata"]["annotations"][manifests.ANNOTATION_DESIRED] = manifests.fingerprint(dep)
     st = strategy(conditions=[READY])
     assert CHECKS["deployment-matches"](ClusterView(st, dep))[0]
@@ -144,13 +174,23 @@ def test_runbook_list_show_and_errors_through_the_cli():
 def test_daily_gate_check_reads_the_daily_gate_not_every_gate():
     """A resume needs today's daily gate, not the monthly one: a missing monthly gate (which
     makes GatesSatisfied False) must not hold the resume runbook's daily-gate step."""
-    s = strategy(conditions=[{"type": "GatesSatisfied", "status": "False",
-                              "message": "gates not found or not listing s: fx-monthly"}])
+    s = strategy(
+        conditions=[
+            {"type": "GatesSatisfied", "status": "False", "message": "gates not found or not listing s: fx-monthly"}
+        ]
+    )
     s["spec"]["gates"] = {"daily": "fx-daily", "others": ["fx-monthly"]}
 
     def gate(state, strategies=("s",), missing=()):
-        return {"metadata": {"name": "fx-daily"}, "spec": {"strategies": list(strategies)},
-                "status": {"state": state, "signed": "5/5" if state == "Complete" else "4/5", "missingItems": list(missing)}}
+        return {
+            "metadata": {"name": "fx-daily"},
+            "spec": {"strategies": list(strategies)},
+            "status": {
+                "state": state,
+                "signed": "5/5" if state == "Complete" else "4/5",
+                "missingItems": list(missing),
+            },
+        }
 
     check = CHECKS["daily-gate-signed"]
     assert check(ClusterView(s, gates=(gate("Complete"),))) == (True, "daily gate fx-daily signed (5/5)")

@@ -28,9 +28,15 @@ from stratops.sdk import Order, OrderGuard, StrategyControl
 
 
 def doc(state=TradingState.ACTIVE, gen=1, pos=100.0, rate=1000.0, reducing=False) -> ControlDocument:
-    return ControlDocument(strategy="s", generation=gen, trading_state=state, mode=Mode.paper,
-                           limits=EffectiveLimits(max_position=pos, max_order_rate=rate, max_daily_loss=1),
-                           broker=BrokerInUse(name="b", endpoint="fix://b:1"), allow_risk_reducing=reducing)
+    return ControlDocument(
+        strategy="s",
+        generation=gen,
+        trading_state=state,
+        mode=Mode.paper,
+        limits=EffectiveLimits(max_position=pos, max_order_rate=rate, max_daily_loss=1),
+        broker=BrokerInUse(name="b", endpoint="fix://b:1"),
+        allow_risk_reducing=reducing,
+    )
 
 
 def guard(d: ControlDocument, clock=None) -> OrderGuard:
@@ -59,17 +65,20 @@ def test_halted_allows_risk_reducing_only_when_configured():
     assert not guard(doc(TradingState.HALTED)).check(Order("sell", 10), 50).allowed
 
 
-@pytest.mark.parametrize("position,order,allowed", [
-    (0.0, Order("buy", 1), False),        # from flat nothing opens
-    (0.0, Order("sell", 1), False),
-    (50.0, Order("sell", 50), True),      # to flat
-    (50.0, Order("sell", 20), True),
-    (50.0, Order("sell", 51), False),     # would flip: exceeds the open position
-    (50.0, Order("buy", 1), False),       # grows
-    (-50.0, Order("buy", 30), True),
-    (-50.0, Order("buy", 80), False),
-    (-50.0, Order("sell", 1), False),
-])
+@pytest.mark.parametrize(
+    "position,order,allowed",
+    [
+        (0.0, Order("buy", 1), False),  # from flat nothing opens
+        (0.0, Order("sell", 1), False),
+        (50.0, Order("sell", 50), True),  # to flat
+        (50.0, Order("sell", 20), True),
+        (50.0, Order("sell", 51), False),  # would flip: exceeds the open position
+        (50.0, Order("buy", 1), False),  # grows
+        (-50.0, Order("buy", 30), True),
+        (-50.0, Order("buy", 80), False),
+        (-50.0, Order("sell", 1), False),
+    ],
+)
 def test_reducing_is_strict(position, order, allowed):
     assert guard(doc(TradingState.REDUCING)).check(order, position).allowed is allowed
 
@@ -164,11 +173,16 @@ def test_example_strategy_obeys_halt_and_reducing():
 
 # --- Pre-trade controls (RTS 6 Art. 15): every declared limit is enforced before an order is sent.
 
-def controlled(state=TradingState.ACTIVE, pos=100.0, rate=1e9, loss=100.0, reducing=False,
-               **controls) -> ControlDocument:
-    return doc(state, pos=pos, rate=rate, reducing=reducing).model_copy(update={
-        "limits": EffectiveLimits(max_position=pos, max_order_rate=rate, max_daily_loss=loss),
-        "controls": PreTradeControls(**controls)})
+
+def controlled(
+    state=TradingState.ACTIVE, pos=100.0, rate=1e9, loss=100.0, reducing=False, **controls
+) -> ControlDocument:
+    return doc(state, pos=pos, rate=rate, reducing=reducing).model_copy(
+        update={
+            "limits": EffectiveLimits(max_position=pos, max_order_rate=rate, max_daily_loss=loss),
+            "controls": PreTradeControls(**controls),
+        }
+    )
 
 
 def ticking(step=10.0):
@@ -182,13 +196,17 @@ def test_a_document_without_controls_hashes_as_before_controls_existed():
     assert d.controls is None
     assert d.content_hash() == "873c6fb197945a57b8027a4aa2e8b31dcf861ec9c37821063356b15f60ff3f74"
     # the body of a document before controls (and starting positions) existed
-    old_body = d.model_dump(by_alias=True, mode="json", exclude={"generation", "issued_at", "controls", "starting_position"})
+    old_body = d.model_dump(
+        by_alias=True, mode="json", exclude={"generation", "issued_at", "controls", "starting_position"}
+    )
     assert d.content_hash() == hashlib.sha256(json.dumps(old_body, sort_keys=True).encode()).hexdigest()
     with_controls = d.model_copy(update={"controls": PreTradeControls(max_order_volume=10)})
     assert with_controls.content_hash() != d.content_hash()
     assert not with_controls.same_content(d)
     # A control left unset does not enter the hash: declaring new optional controls later moves no hash.
-    body = with_controls.model_dump(by_alias=True, mode="json", exclude={"generation", "issued_at", "starting_position"})
+    body = with_controls.model_dump(
+        by_alias=True, mode="json", exclude={"generation", "issued_at", "starting_position"}
+    )
     body["controls"] = {"maxOrderVolume": 10.0}
     assert with_controls.content_hash() == hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
@@ -196,8 +214,12 @@ def test_a_document_without_controls_hashes_as_before_controls_existed():
 def test_controls_travel_on_the_wire_and_are_hashed_the_same_by_the_pod():
     d = controlled(instruments=["EURUSD"], venues=["LMAX"], price_collar_bps=50, max_message_rate=20)
     wire = json.loads(d.to_json())
-    assert wire["controls"] == {"instruments": ["EURUSD"], "venues": ["LMAX"],
-                                "priceCollarBps": 50, "maxMessageRate": 20}
+    assert wire["controls"] == {
+        "instruments": ["EURUSD"],
+        "venues": ["LMAX"],
+        "priceCollarBps": 50,
+        "maxMessageRate": 20,
+    }
     back = ControlDocument.model_validate_json(d.to_json())
     assert back.controls == d.controls and back.content_hash() == d.content_hash()
     assert "controls" not in json.loads(doc().to_json())
@@ -206,11 +228,33 @@ def test_controls_travel_on_the_wire_and_are_hashed_the_same_by_the_pod():
 def test_pre_trade_controls_copies_the_declared_limits_of_the_spec():
     spec = StrategySpec.model_validate(example("strategy.yaml")["spec"])
     c = pre_trade_controls(spec.risk_limits)
-    assert c == PreTradeControls(max_order_value=500000, max_order_volume=500000, price_collar_bps=50,
-                                 max_message_rate=20, instruments=["EURUSD", "GBPUSD", "USDJPY", "AUDUSD", "USDCAD", "USDCHF", "NZDUSD", "EURGBP", "EURJPY", "GBPJPY", "AUDJPY", "EURCHF"],
-                                 venues=["LMAX", "EBS"])
+    assert c == PreTradeControls(
+        max_order_value=500000,
+        max_order_volume=500000,
+        price_collar_bps=50,
+        max_message_rate=20,
+        instruments=[
+            "EURUSD",
+            "GBPUSD",
+            "USDJPY",
+            "AUDUSD",
+            "USDCAD",
+            "USDCHF",
+            "NZDUSD",
+            "EURGBP",
+            "EURJPY",
+            "GBPJPY",
+            "AUDJPY",
+            "EURCHF",
+        ],
+        venues=["LMAX", "EBS"],
+    )
     assert c.instruments is not spec.risk_limits.instruments  # a copy: the document never aliases the spec
-    bare = spec.risk_limits.model_copy(update=dict.fromkeys(("max_order_value", "max_order_volume", "price_collar_bps", "max_message_rate", "instruments", "venues")))
+    bare = spec.risk_limits.model_copy(
+        update=dict.fromkeys(
+            ("max_order_value", "max_order_volume", "price_collar_bps", "max_message_rate", "instruments", "venues")
+        )
+    )
     assert pre_trade_controls(bare) == PreTradeControls()
 
 
@@ -245,8 +289,8 @@ def test_max_order_volume_passes_at_the_limit_and_refuses_just_over():
 
 def test_price_collar_passes_at_the_collar_and_refuses_just_beyond():
     g = guard(controlled(price_collar_bps=50), clock=ticking())
-    assert g.check(Order("buy", 1, price=100.5), 0, reference_price=100).allowed   # exactly 50 bps above
-    assert g.check(Order("sell", 1, price=99.5), 0, reference_price=100).allowed   # exactly 50 bps below
+    assert g.check(Order("buy", 1, price=100.5), 0, reference_price=100).allowed  # exactly 50 bps above
+    assert g.check(Order("sell", 1, price=99.5), 0, reference_price=100).allowed  # exactly 50 bps below
     assert g.check(Order("buy", 1, price=100), 0, reference_price=100).allowed
     refused = g.check(Order("buy", 1, price=100.51), 0, reference_price=100)
     assert not refused.allowed and "51 bps" in refused.reason and "price collar 50 bps" in refused.reason
@@ -264,16 +308,16 @@ def test_price_collar_without_a_reference_price_fails_closed():
 
 def test_max_order_value_uses_the_limit_price_or_else_the_reference_price():
     g = guard(controlled(pos=1e9, max_order_value=500_000), clock=ticking())
-    assert g.check(Order("buy", 5_000, price=100), 0).allowed                    # exactly 500000
+    assert g.check(Order("buy", 5_000, price=100), 0).allowed  # exactly 500000
     refused = g.check(Order("buy", 6_000, price=100), 0)
     assert not refused.allowed and refused.reason == "order value 600000 exceeds max order value 500000"
     assert not g.check(Order("buy", 5_000, price=100.01), 0).allowed
-    assert g.check(Order("buy", 5_000), 0, reference_price=100).allowed          # market order: at the reference
+    assert g.check(Order("buy", 5_000), 0, reference_price=100).allowed  # market order: at the reference
     assert not g.check(Order("buy", 5_001), 0, reference_price=100).allowed
     # The limit price decides, not the reference: it is the worst the order can fill at.
     assert not g.check(Order("buy", 5_000, price=101), 0, reference_price=99).allowed
     refused = g.check(Order("buy", 1), 0)
-    assert not refused.allowed and "max order value 500000" in refused.reason   # no price known: fail closed
+    assert not refused.allowed and "max order value 500000" in refused.reason  # no price known: fail closed
 
 
 def test_daily_loss_reached_allows_only_reducing_orders():
@@ -281,11 +325,11 @@ def test_daily_loss_reached_allows_only_reducing_orders():
     assert g.check(Order("buy", 10), 0, loss_today=24_999.99).allowed
     refused = g.check(Order("buy", 10), 0, loss_today=25_000)
     assert not refused.allowed and "daily loss 25000 reached max daily loss 25000" in refused.reason
-    assert not g.check(Order("buy", 10), 50, loss_today=30_000).allowed        # grows
-    assert not g.check(Order("sell", 60), 50, loss_today=30_000).allowed       # flips
-    assert g.check(Order("sell", 50), 50, loss_today=30_000).allowed           # to flat
+    assert not g.check(Order("buy", 10), 50, loss_today=30_000).allowed  # grows
+    assert not g.check(Order("sell", 60), 50, loss_today=30_000).allowed  # flips
+    assert g.check(Order("sell", 50), 50, loss_today=30_000).allowed  # to flat
     assert g.check(Order("buy", 20), -50, loss_today=30_000).allowed
-    assert g.check(Order("buy", 10), 0, loss_today=None).allowed               # unknown: not checked here
+    assert g.check(Order("buy", 10), 0, loss_today=None).allowed  # unknown: not checked here
 
 
 def test_daily_loss_applies_without_controls_when_the_loss_is_given():
@@ -312,7 +356,7 @@ def test_modify_is_checked_like_a_new_order():
     assert not g.check(Order("buy", 51, kind="modify", **ok), 0, reference_price=100).allowed
     assert not g.check(Order("buy", 10, kind="modify", instrument="GBPUSD", price=100), 0, reference_price=100).allowed
     assert not g.check(Order("buy", 10, kind="modify", instrument="EURUSD", price=101), 0, reference_price=100).allowed
-    assert not g.check(Order("buy", 10, kind="modify", **ok), 95, reference_price=100).allowed   # position 105
+    assert not g.check(Order("buy", 10, kind="modify", **ok), 95, reference_price=100).allowed  # position 105
     assert not guard(controlled(TradingState.HALTED)).check(Order("buy", 1, kind="modify"), 0).allowed
     assert not guard(controlled(TradingState.REDUCING)).check(Order("buy", 1, kind="modify"), 0).allowed
 
@@ -357,8 +401,9 @@ def test_order_rate_counts_new_orders_only():
 
 
 def test_halted_risk_reducing_orders_still_meet_the_pre_trade_controls():
-    g = guard(controlled(TradingState.HALTED, reducing=True, instruments=["EURUSD"], max_order_volume=20),
-              clock=ticking())
+    g = guard(
+        controlled(TradingState.HALTED, reducing=True, instruments=["EURUSD"], max_order_volume=20), clock=ticking()
+    )
     assert g.check(Order("sell", 20, instrument="EURUSD"), 50).allowed
     assert not g.check(Order("sell", 21, instrument="EURUSD"), 50).allowed
     assert not g.check(Order("sell", 20, instrument="GBPUSD"), 50).allowed
@@ -372,8 +417,15 @@ INSTRUMENTS = (None, "EURUSD", "XAUUSD")
 VENUES = (None, "LMAX", "NYSE")
 POSITIONS = (-60.0, -50.0, 0.0, 40.0, 50.0)
 LOSSES = (None, 0.0, 99.0, 100.0, 150.0)
-LIMITS = dict(max_position=100.0, max_daily_loss=100.0, max_order_volume=50.0, max_order_value=5_000.0,
-              price_collar_bps=50.0, instruments=("EURUSD", "GBPUSD"), venues=("LMAX", "EBS"))
+LIMITS = dict(
+    max_position=100.0,
+    max_daily_loss=100.0,
+    max_order_volume=50.0,
+    max_order_value=5_000.0,
+    price_collar_bps=50.0,
+    instruments=("EURUSD", "GBPUSD"),
+    venues=("LMAX", "EBS"),
+)
 
 
 def within_every_limit(state, allow_reducing, side, qty, price, ref, instrument, venue, position, loss) -> bool:
@@ -400,18 +452,26 @@ def within_every_limit(state, allow_reducing, side, qty, price, ref, instrument,
     return state == TradingState.HALTED or abs(after) <= LIMITS["max_position"]
 
 
-@pytest.mark.parametrize("state,allow_reducing", [
-    (TradingState.ACTIVE, False), (TradingState.REDUCING, False), (TradingState.HALTED, True)])
+@pytest.mark.parametrize(
+    "state,allow_reducing", [(TradingState.ACTIVE, False), (TradingState.REDUCING, False), (TradingState.HALTED, True)]
+)
 def test_allowed_orders_meet_every_declared_limit_exhaustively(state, allow_reducing):
     limits = {k: v for k, v in LIMITS.items() if k not in ("max_position", "max_daily_loss")}
     limits["instruments"], limits["venues"] = list(limits["instruments"]), list(limits["venues"])
-    g = guard(controlled(state, pos=LIMITS["max_position"], loss=LIMITS["max_daily_loss"], reducing=allow_reducing,
-                         **limits), clock=ticking())
+    g = guard(
+        controlled(state, pos=LIMITS["max_position"], loss=LIMITS["max_daily_loss"], reducing=allow_reducing, **limits),
+        clock=ticking(),
+    )
     allowed = 0
     for side, qty, price, ref, instrument, venue, position, loss in itertools.product(
-            SIDES, QUANTITIES, PRICES, REFERENCES, INSTRUMENTS, VENUES, POSITIONS, LOSSES):
-        d = g.check(Order(side, qty, instrument=instrument, venue=venue, price=price), position,
-                    reference_price=ref, loss_today=loss)
+        SIDES, QUANTITIES, PRICES, REFERENCES, INSTRUMENTS, VENUES, POSITIONS, LOSSES
+    ):
+        d = g.check(
+            Order(side, qty, instrument=instrument, venue=venue, price=price),
+            position,
+            reference_price=ref,
+            loss_today=loss,
+        )
         expected = within_every_limit(state, allow_reducing, side, qty, price, ref, instrument, venue, position, loss)
         assert d.allowed is expected, (side, qty, price, ref, instrument, venue, position, loss, d.reason)
         if not d.allowed:
@@ -421,25 +481,42 @@ def test_allowed_orders_meet_every_declared_limit_exhaustively(state, allow_redu
 
 
 @settings(max_examples=400, deadline=None)
-@given(side=st.sampled_from(SIDES), qty=st.integers(1, 20_000), price=st.none() | st.integers(1, 4_000_000),
-       ref=st.none() | st.integers(1, 4_000_000), position=st.integers(-30_000, 30_000),
-       loss=st.none() | st.integers(0, 50_000), bps=st.integers(1, 10_000), volume=st.integers(1, 20_000),
-       value=st.integers(1, 10**10), max_position=st.integers(1, 30_000), max_loss=st.integers(1, 50_000))
-def test_allowed_orders_meet_every_declared_limit_fuzzed(side, qty, price, ref, position, loss, bps, volume, value,
-                                                          max_position, max_loss):
+@given(
+    side=st.sampled_from(SIDES),
+    qty=st.integers(1, 20_000),
+    price=st.none() | st.integers(1, 4_000_000),
+    ref=st.none() | st.integers(1, 4_000_000),
+    position=st.integers(-30_000, 30_000),
+    loss=st.none() | st.integers(0, 50_000),
+    bps=st.integers(1, 10_000),
+    volume=st.integers(1, 20_000),
+    value=st.integers(1, 10**10),
+    max_position=st.integers(1, 30_000),
+    max_loss=st.integers(1, 50_000),
+)
+def test_allowed_orders_meet_every_declared_limit_fuzzed(
+    side, qty, price, ref, position, loss, bps, volume, value, max_position, max_loss
+):
     # Prices in quarter units: dyadic, so the guard's floats and the exact fractions here agree at the edges.
     price_f = None if price is None else price / 4
     ref_f = None if ref is None else ref / 4
-    g = guard(controlled(pos=max_position, loss=max_loss, max_order_volume=volume, max_order_value=value,
-                         price_collar_bps=bps), clock=ticking())
+    g = guard(
+        controlled(
+            pos=max_position, loss=max_loss, max_order_volume=volume, max_order_value=value, price_collar_bps=bps
+        ),
+        clock=ticking(),
+    )
     d = g.check(Order(side, qty, price=price_f), position, reference_price=ref_f, loss_today=loss)
     after = position + (qty if side == "buy" else -qty)
     reduces = abs(after) < abs(position) and (after == 0 or (after > 0) == (position > 0))
-    expected = (qty <= volume and ref is not None
-                and (price is None or Fraction(abs(price - ref), ref) * 10_000 <= bps)
-                and Fraction(qty * (ref if price is None else price), 4) <= value
-                and (loss is None or loss < max_loss or reduces)
-                and abs(after) <= max_position)
+    expected = (
+        qty <= volume
+        and ref is not None
+        and (price is None or Fraction(abs(price - ref), ref) * 10_000 <= bps)
+        and Fraction(qty * (ref if price is None else price), 4) <= value
+        and (loss is None or loss < max_loss or reduces)
+        and abs(after) <= max_position
+    )
     assert d.allowed is expected, d.reason
 
 
@@ -447,10 +524,12 @@ def test_without_controls_the_new_order_fields_change_nothing():
     for state in TradingState:
         g = guard(doc(state, pos=100, reducing=True), clock=ticking())
         for side, qty, price, ref, instrument, venue, position in itertools.product(
-                SIDES, QUANTITIES, PRICES, REFERENCES, INSTRUMENTS, VENUES, POSITIONS):
+            SIDES, QUANTITIES, PRICES, REFERENCES, INSTRUMENTS, VENUES, POSITIONS
+        ):
             plain = g.check(Order(side, qty), position)
-            rich = g.check(Order(side, qty, instrument=instrument, venue=venue, price=price), position,
-                           reference_price=ref)
+            rich = g.check(
+                Order(side, qty, instrument=instrument, venue=venue, price=price), position, reference_price=ref
+            )
             assert plain == rich
 
 
@@ -472,8 +551,9 @@ def test_strategy_control_checks_with_the_last_reported_loss():
 
 def test_example_strategy_keeps_trading_within_the_example_controls():
     spec = StrategySpec.model_validate(example("strategy.yaml")["spec"])
-    d = doc(gen=1).model_copy(update={"limits": from_spec(spec.risk_limits),
-                                      "controls": pre_trade_controls(spec.risk_limits)})
+    d = doc(gen=1).model_copy(
+        update={"limits": from_spec(spec.risk_limits), "controls": pre_trade_controls(spec.risk_limits)}
+    )
     mod = load_example()
     src, acks = MemorySource(), MemoryAcks()
     book = mod.PaperBook()
@@ -526,7 +606,6 @@ def test_the_mounted_file_wins_when_it_is_newer_than_what_the_watch_saw(tmp_path
     assert w.read().generation == 4  # never back to an older document
 
 
-
 def test_the_example_basket_spreads_its_pnl_below_the_concentration_monitors_share():
     """At rest the example desk's twelfth monitor (more than 25% of the day's PnL from one name)
     must not breach: the basket's twelve names each make a part of it, under the Strategy's own
@@ -542,9 +621,14 @@ def test_the_example_basket_spreads_its_pnl_below_the_concentration_monitors_sha
     now = [0.0]
     control.guard = OrderGuard(clock=lambda: now[0])  # the loop's own pace: a step each 0.1 s
     basket = mod.Basket(control)
-    src.doc = controlled(pos=spec.risk_limits.max_position, rate=spec.risk_limits.max_order_rate, loss=1e9,
-                         instruments=spec.risk_limits.instruments, venues=spec.risk_limits.venues,
-                         max_message_rate=spec.risk_limits.max_message_rate)
+    src.doc = controlled(
+        pos=spec.risk_limits.max_position,
+        rate=spec.risk_limits.max_order_rate,
+        loss=1e9,
+        instruments=spec.risk_limits.instruments,
+        venues=spec.risk_limits.venues,
+        max_message_rate=spec.risk_limits.max_message_rate,
+    )
     for _ in range(600):  # a minute of the 0.1 s loop: about what the demo's first evaluation sees
         basket.step()
         now[0] += 0.1
@@ -564,22 +648,35 @@ def test_standby_refuses_every_message_exhaustively(reducing):
     not a cancel (it owns no order), not a risk-reducing order, and nothing is counted."""
     limits = {k: v for k, v in LIMITS.items() if k not in ("max_position", "max_daily_loss")}
     limits["instruments"], limits["venues"] = list(limits["instruments"]), list(limits["venues"])
-    for d in (doc(TradingState.STANDBY, reducing=reducing),
-              controlled(TradingState.STANDBY, pos=LIMITS["max_position"], loss=LIMITS["max_daily_loss"],
-                         reducing=reducing, **limits)):
+    for d in (
+        doc(TradingState.STANDBY, reducing=reducing),
+        controlled(
+            TradingState.STANDBY, pos=LIMITS["max_position"], loss=LIMITS["max_daily_loss"], reducing=reducing, **limits
+        ),
+    ):
         g = guard(d, clock=ticking())
         for kind, side, qty, price, ref, instrument, venue, position, loss in itertools.product(
-                KINDS, SIDES, QUANTITIES, PRICES, REFERENCES, INSTRUMENTS, VENUES, POSITIONS, LOSSES):
-            got = g.check(Order(side, qty, kind=kind, instrument=instrument, venue=venue, price=price), position,
-                          reference_price=ref, loss_today=loss)
+            KINDS, SIDES, QUANTITIES, PRICES, REFERENCES, INSTRUMENTS, VENUES, POSITIONS, LOSSES
+        ):
+            got = g.check(
+                Order(side, qty, kind=kind, instrument=instrument, venue=venue, price=price),
+                position,
+                reference_price=ref,
+                loss_today=loss,
+            )
             assert not got.allowed and got.reason.startswith("STANDBY:"), (kind, side, qty, position, got)
         assert not g._sent and not g._messages  # refusals use no rate budget
 
 
 @settings(max_examples=300, deadline=None)
-@given(kind=st.sampled_from(KINDS), side=st.sampled_from(SIDES), qty=st.floats(allow_nan=True, allow_infinity=True),
-       position=st.floats(allow_nan=False, allow_infinity=False, min_value=-1e12, max_value=1e12),
-       price=st.none() | st.floats(), reducing=st.booleans())
+@given(
+    kind=st.sampled_from(KINDS),
+    side=st.sampled_from(SIDES),
+    qty=st.floats(allow_nan=True, allow_infinity=True),
+    position=st.floats(allow_nan=False, allow_infinity=False, min_value=-1e12, max_value=1e12),
+    price=st.none() | st.floats(),
+    reducing=st.booleans(),
+)
 def test_standby_refuses_every_message_fuzzed(kind, side, qty, position, price, reducing):
     got = guard(doc(TradingState.STANDBY, reducing=reducing)).check(Order(side, qty, kind=kind, price=price), position)
     assert not got.allowed and got.reason.startswith("STANDBY:")
@@ -600,8 +697,13 @@ def test_allows_orders_is_what_the_guard_lets_through():
     for state, reducing in itertools.product(TradingState, (False, True)):
         d = doc(state, reducing=reducing)
         g = guard(d, clock=ticking())
-        passed = any(g.check(Order(side, qty, kind=kind), position).allowed
-                     for kind in ("new", "modify") for side in SIDES for qty in (1.0, 50.0) for position in POSITIONS)
+        passed = any(
+            g.check(Order(side, qty, kind=kind), position).allowed
+            for kind in ("new", "modify")
+            for side in SIDES
+            for qty in (1.0, 50.0)
+            for position in POSITIONS
+        )
         assert passed is d.allows_orders(), (state, reducing)
 
 
@@ -621,15 +723,20 @@ def test_a_starting_position_is_hashed_only_when_handed_over():
 def test_a_process_on_standby_takes_the_handed_position_and_its_ack_confirms_it():
     src, acks = MemorySource(), MemoryAcks()
     book = {"position": 0.0}
-    c = StrategyControl("new-0", src, acks, position=lambda: book["position"],
-                        take_position=lambda p: book.__setitem__("position", p))
+    c = StrategyControl(
+        "new-0", src, acks, position=lambda: book["position"], take_position=lambda p: book.__setitem__("position", p)
+    )
     src.doc = doc(TradingState.STANDBY)
     c.poll()
     assert acks.acks[-1].trading_state == TradingState.STANDBY and acks.acks[-1].position == 0.0
     src.doc = doc(TradingState.REDUCING, gen=2).model_copy(update={"starting_position": -30.0})
     c.poll()
     assert book["position"] == -30.0
-    assert acks.acks[-1].generation == 2 and acks.acks[-1].position == -30.0 and acks.acks[-1].trading_state == TradingState.REDUCING
+    assert (
+        acks.acks[-1].generation == 2
+        and acks.acks[-1].position == -30.0
+        and acks.acks[-1].trading_state == TradingState.REDUCING
+    )
     # later documents carry it still (same content), but the book is this process's own now
     book["position"] = -10.0
     src.doc = doc(TradingState.REDUCING, gen=3, pos=50).model_copy(update={"starting_position": -30.0})

@@ -63,38 +63,58 @@ MUTATING = (POLICY_TRADING_AUTHOR, POLICY_MODE_AUTHOR)
 
 # Whether the trading-relevant spec changed (stratops.models.strategy.TRADING_FIELDS). Absent
 # optional blocks compare as absent: adding `killSwitch: {}` counts as a change.
-TRADING_CHANGED = " || ".join([
-    "object.spec.image != oldObject.spec.image", "object.spec.version != oldObject.spec.version",
-    "object.spec.?replicas.orValue(1) != oldObject.spec.?replicas.orValue(1)",
-    "object.spec.riskLimits != oldObject.spec.riskLimits", "object.spec.brokers != oldObject.spec.brokers",
-    "object.spec.?podTemplate != oldObject.spec.?podTemplate", "object.spec.?killSwitch != oldObject.spec.?killSwitch",
-    "object.spec.?throttle != oldObject.spec.?throttle",
-])
+TRADING_CHANGED = " || ".join(
+    [
+        "object.spec.image != oldObject.spec.image",
+        "object.spec.version != oldObject.spec.version",
+        "object.spec.?replicas.orValue(1) != oldObject.spec.?replicas.orValue(1)",
+        "object.spec.riskLimits != oldObject.spec.riskLimits",
+        "object.spec.brokers != oldObject.spec.brokers",
+        "object.spec.?podTemplate != oldObject.spec.?podTemplate",
+        "object.spec.?killSwitch != oldObject.spec.?killSwitch",
+        "object.spec.?throttle != oldObject.spec.?throttle",
+    ]
+)
 MODE_CHANGED = "object.spec.?mode.orValue('paper') != oldObject.spec.?mode.orValue('paper')"
-CHECKLIST_UNCHANGED = " && ".join([
-    "object.spec.items == oldObject.spec.items", "object.spec.strategies == oldObject.spec.strategies",
-    "object.spec.?minSigners == oldObject.spec.?minSigners", "object.spec.?session == oldObject.spec.?session",
-])
+CHECKLIST_UNCHANGED = " && ".join(
+    [
+        "object.spec.items == oldObject.spec.items",
+        "object.spec.strategies == oldObject.spec.strategies",
+        "object.spec.?minSigners == oldObject.spec.?minSigners",
+        "object.spec.?session == oldObject.spec.?session",
+    ]
+)
 
 
 def _authorized(resource: str, verb: str) -> str:
-    return (f"authorizer.group('{GROUP}').resource('{resource}').namespace(object.metadata.namespace)"
-            f".name(object.metadata.name).check('{verb}').allowed()")
+    return (
+        f"authorizer.group('{GROUP}').resource('{resource}').namespace(object.metadata.namespace)"
+        f".name(object.metadata.name).check('{verb}').allowed()"
+    )
 
 
 def _rule(resources: list[str], operations: tuple[str, ...] = ("CREATE", "UPDATE")) -> dict[str, Any]:
-    return {"resourceRules": [{"apiGroups": [GROUP], "apiVersions": [VERSION], "operations": list(operations),
-                               "resources": resources}]}
-
-
-def _policy(name: str, resources: list[str], variables: list[tuple[str, str]], validations: list[dict[str, str]],
-            **spec: Any) -> dict[str, Any]:
     return {
-        "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
+        "resourceRules": [
+            {"apiGroups": [GROUP], "apiVersions": [VERSION], "operations": list(operations), "resources": resources}
+        ]
+    }
+
+
+def _policy(
+    name: str, resources: list[str], variables: list[tuple[str, str]], validations: list[dict[str, str]], **spec: Any
+) -> dict[str, Any]:
+    return {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicy",
         "metadata": {"name": name, "labels": {"app.kubernetes.io/part-of": "stratops"}},
-        "spec": {"failurePolicy": "Fail", "matchConstraints": _rule(resources), **spec,
-                 "variables": [{"name": n, "expression": e} for n, e in variables],
-                 "validations": [{"reason": "Forbidden", **v} for v in validations]},
+        "spec": {
+            "failurePolicy": "Fail",
+            "matchConstraints": _rule(resources),
+            **spec,
+            "variables": [{"name": n, "expression": e} for n, e in variables],
+            "validations": [{"reason": "Forbidden", **v} for v in validations],
+        },
     }
 
 
@@ -107,21 +127,32 @@ def _command_checks(resource: str, commands: tuple[str, ...]) -> tuple[list[tupl
         ("ann", "object.metadata.?annotations.orValue({})"),
         ("oldAnn", "oldObject == null ? {} : oldObject.metadata.?annotations.orValue({})"),
         ("byUser", "'{\"by\": \"' + variables.user + '\"'"),
-        ("changedCommands", f"[{keys}].filter(k, k in variables.ann && (!(k in variables.oldAnn) || "
-                            "variables.oldAnn[k] != variables.ann[k]))"),
+        (
+            "changedCommands",
+            f"[{keys}].filter(k, k in variables.ann && (!(k in variables.oldAnn) || "
+            "variables.oldAnn[k] != variables.ann[k]))",
+        ),
         ("forOthers", _authorized(resource, VERB_COMMAND_FOR_OTHERS)),
         # Not the authorizer in a variable that a message reads: message expressions cannot call it.
-        ("notByUser", "variables.changedCommands.filter(k, !(variables.ann[k].startsWith(variables.byUser + ',') || "
-                      "variables.ann[k] == variables.byUser + '}'))"),
+        (
+            "notByUser",
+            "variables.changedCommands.filter(k, !(variables.ann[k].startsWith(variables.byUser + ',') || "
+            "variables.ann[k] == variables.byUser + '}'))",
+        ),
     ]
-    validations = [{
-        "expression": ("size(variables.notByUser) == 0 || (variables.forOthers && "
-                       "variables.notByUser.all(k, variables.ann[k].startsWith('{\"by\": \"')))"),
-        "messageExpression": (
-            "'metadata.annotations[' + variables.notByUser[0] + ']: a command must begin {\"by\": \"' + "
-            "variables.user + '\", …}: it is recorded as given by the user who makes the request (the stratops CLI "
-            "writes it so)'"),
-    }]
+    validations = [
+        {
+            "expression": (
+                "size(variables.notByUser) == 0 || (variables.forOthers && "
+                'variables.notByUser.all(k, variables.ann[k].startsWith(\'{"by": "\')))'
+            ),
+            "messageExpression": (
+                "'metadata.annotations[' + variables.notByUser[0] + ']: a command must begin {\"by\": \"' + "
+                "variables.user + '\", …}: it is recorded as given by the user who makes the request (the stratops CLI "
+                "writes it so)'"
+            ),
+        }
+    ]
     return variables, validations
 
 
@@ -136,44 +167,57 @@ def strategies_policy() -> dict[str, Any]:
     ]
     validations += [
         {
-            "expression": (f"!('{GROUP}/rearm' in variables.changedCommands) || variables.rearmers.exists(u, "
-                           f"variables.ann['{GROUP}/rearm'].startsWith('{{\"by\": \"' + u + '\"'))"),
+            "expression": (
+                f"!('{GROUP}/rearm' in variables.changedCommands) || variables.rearmers.exists(u, "
+                f"variables.ann['{GROUP}/rearm'].startsWith('{{\"by\": \"' + u + '\"'))"
+            ),
             "messageExpression": (
                 "'metadata.annotations[stratops.io/rearm]: the re-arm must be given by one of spec.killSwitch.rearmBy "
                 "as it was before this request (' + (size(variables.rearmers) == 0 ? 'nobody' : "
-                "variables.rearmers.join(', ')) + '), not ' + variables.user"),
+                "variables.rearmers.join(', ')) + '), not ' + variables.user"
+            ),
         },
         {
             "expression": "request.operation == 'CREATE' || object.spec == oldObject.spec || variables.editsSpec",
             "messageExpression": (
                 "'spec: ' + variables.user + ' may give commands but not change the spec here: it changes through Git "
-                f"(RBAC verb {VERB_EDIT_SPEC} on strategies.stratops.io)'"),
+                f"(RBAC verb {VERB_EDIT_SPEC} on strategies.stratops.io)'"
+            ),
         },
         {
-            "expression": ("variables.configuresKillSwitch || (request.operation == 'CREATE' ? "
-                           "size(object.spec.?killSwitch.?rearmBy.orValue([])) == 0 : "
-                           "object.spec.?killSwitch == oldObject.spec.?killSwitch)"),
+            "expression": (
+                "variables.configuresKillSwitch || (request.operation == 'CREATE' ? "
+                "size(object.spec.?killSwitch.?rearmBy.orValue([])) == 0 : "
+                "object.spec.?killSwitch == oldObject.spec.?killSwitch)"
+            ),
             "messageExpression": (
                 "'spec.killSwitch: ' + variables.user + ' may not change kill-switch settings (ackDeadline, "
                 "allowRiskReducing, rearmBy): only risk owners and GitOps identities may (RBAC verb "
-                f"{VERB_CONFIGURE_KILL_SWITCH} on strategies.stratops.io)'"),
+                f"{VERB_CONFIGURE_KILL_SWITCH} on strategies.stratops.io)'"
+            ),
         },
         {
-            "expression": (f"variables.tradingChanged ? variables.ann[?'{ANNOTATION_TRADING_AUTHOR}'] == "
-                           f"optional.of(variables.user) : variables.ann[?'{ANNOTATION_TRADING_AUTHOR}'] == "
-                           f"variables.oldAnn[?'{ANNOTATION_TRADING_AUTHOR}']"),
+            "expression": (
+                f"variables.tradingChanged ? variables.ann[?'{ANNOTATION_TRADING_AUTHOR}'] == "
+                f"optional.of(variables.user) : variables.ann[?'{ANNOTATION_TRADING_AUTHOR}'] == "
+                f"variables.oldAnn[?'{ANNOTATION_TRADING_AUTHOR}']"
+            ),
             "messageExpression": (
                 f"'metadata.annotations[{ANNOTATION_TRADING_AUTHOR}]: records who last changed the trading-relevant "
                 "spec; it is set at admission (MutatingAdmissionPolicy " + POLICY_TRADING_AUTHOR + ") and cannot be "
-                "written by hand'"),
+                "written by hand'"
+            ),
         },
         {
-            "expression": (f"variables.modeChanged ? variables.ann[?'{ANNOTATION_MODE_AUTHOR}'] == "
-                           f"optional.of(variables.user) : variables.ann[?'{ANNOTATION_MODE_AUTHOR}'] == "
-                           f"variables.oldAnn[?'{ANNOTATION_MODE_AUTHOR}']"),
+            "expression": (
+                f"variables.modeChanged ? variables.ann[?'{ANNOTATION_MODE_AUTHOR}'] == "
+                f"optional.of(variables.user) : variables.ann[?'{ANNOTATION_MODE_AUTHOR}'] == "
+                f"variables.oldAnn[?'{ANNOTATION_MODE_AUTHOR}']"
+            ),
             "messageExpression": (
                 f"'metadata.annotations[{ANNOTATION_MODE_AUTHOR}]: records who last changed spec.mode; it is set at "
-                "admission (MutatingAdmissionPolicy " + POLICY_MODE_AUTHOR + ") and cannot be written by hand'"),
+                "admission (MutatingAdmissionPolicy " + POLICY_MODE_AUTHOR + ") and cannot be written by hand'"
+            ),
         },
     ]
     return _policy(POLICY_STRATEGIES, ["strategies"], variables, validations)
@@ -196,8 +240,11 @@ def gates_policy() -> dict[str, Any]:
         ("editsChecklist", _authorized("gates", VERB_EDIT_CHECKLIST)),
         ("notMine", "variables.added.filter(s, s.signer != variables.user)"),
         ("othersRemoved", "variables.removed.filter(o, o.signer != variables.user)"),
-        ("wrongGroup", "variables.added.filter(s, !object.spec.items.exists(i, i.id == s.item && "
-                       "(size(i.?signers.orValue([])) == 0 || i.signers.exists(g, g in variables.groups))))"),
+        (
+            "wrongGroup",
+            "variables.added.filter(s, !object.spec.items.exists(i, i.id == s.item && "
+            "(size(i.?signers.orValue([])) == 0 || i.signers.exists(g, g in variables.groups))))",
+        ),
         ("checklistUnchanged", f"request.operation == 'CREATE' || ({CHECKLIST_UNCHANGED})"),
     ]
     validations = [
@@ -206,13 +253,15 @@ def gates_policy() -> dict[str, Any]:
             "messageExpression": (
                 "'spec.signatures[' + variables.notMine[0].item + ']: signer is ' + variables.notMine[0].signer + "
                 "' but the request is made by ' + variables.user + '; sign as yourself (stratops gate sign), or apply "
-                f"signatures reviewed in Git through a GitOps identity (RBAC verb {VERB_SIGN_FOR_OTHERS})'"),
+                f"signatures reviewed in Git through a GitOps identity (RBAC verb {VERB_SIGN_FOR_OTHERS})'"
+            ),
         },
         {
             "expression": "variables.forOthers || size(variables.othersRemoved) == 0",
             "messageExpression": (
                 "'spec.signatures[' + variables.othersRemoved[0].item + ']: signed by ' + "
-                "variables.othersRemoved[0].signer + '; only they may change or remove their signature'"),
+                "variables.othersRemoved[0].signer + '; only they may change or remove their signature'"
+            ),
         },
         {
             "expression": "variables.forOthers || size(variables.wrongGroup) == 0",
@@ -221,19 +270,23 @@ def gates_policy() -> dict[str, Any]:
                 "' may be signed only by members of ' + object.spec.items.filter(i, i.id == "
                 "variables.wrongGroup[0].item).map(i, i.?signers.orValue([]).join(', ')).join('') + "
                 "'; ' + variables.user + ' is in ' + (size(variables.groups) == 0 ? 'no group' : "
-                "variables.groups.join(', '))"),
+                "variables.groups.join(', '))"
+            ),
         },
         {
             "expression": "variables.checklistUnchanged || variables.forOthers || variables.editsChecklist",
             "messageExpression": (
                 "'spec: ' + variables.user + ' may sign this gate but not change its checklist (spec.items, "
                 "strategies, minSigners, session): only risk owners and GitOps identities may (RBAC verb "
-                f"{VERB_EDIT_CHECKLIST} on gates.stratops.io)'"),
+                f"{VERB_EDIT_CHECKLIST} on gates.stratops.io)'"
+            ),
         },
         {
             "expression": "variables.checklistUnchanged || variables.forOthers || size(variables.oldSigs) == 0",
-            "message": ("spec: the checklist (spec.items, strategies, minSigners, session) is frozen once the gate "
-                        "carries a signature; change it through Git (a GitOps identity), or remove the signatures first"),
+            "message": (
+                "spec: the checklist (spec.items, strategies, minSigners, session) is frozen once the gate "
+                "carries a signature; change it through Git (a GitOps identity), or remove the signatures first"
+            ),
         },
     ]
     return _policy(POLICY_GATES, ["gates"], variables, validations)
@@ -245,35 +298,61 @@ def acks_policy() -> dict[str, Any]:
 
     sa = identity_name("' + oldObject.metadata.labels['" + LABEL_STRATEGY + "'] + '")
     variables = [
-        ("pod", "size(request.userInfo.extra[?'authentication.kubernetes.io/pod-name'].orValue([])) == 1 ? "
-                "request.userInfo.extra['authentication.kubernetes.io/pod-name'][0] : ''"),
+        (
+            "pod",
+            "size(request.userInfo.extra[?'authentication.kubernetes.io/pod-name'].orValue([])) == 1 ? "
+            "request.userInfo.extra['authentication.kubernetes.io/pod-name'][0] : ''",
+        ),
         ("old", "oldObject.?data.orValue({})"),
         ("new", "object.?data.orValue({})"),
-        ("changed", "variables.new.filter(k, !(k in variables.old) || variables.old[k] != variables.new[k]) + "
-                    "variables.old.filter(k, !(k in variables.new))"),
+        (
+            "changed",
+            "variables.new.filter(k, !(k in variables.old) || variables.old[k] != variables.new[k]) + "
+            "variables.old.filter(k, !(k in variables.new))",
+        ),
     ]
     validations = [
-        {"expression": "variables.pod != ''",
-         "message": ("an acknowledgement is written with the pod's own token (bound to the pod: "
-                     "authentication.kubernetes.io/pod-name), not a token of the ServiceAccount alone")},
-        {"expression": "variables.changed.all(k, k == variables.pod)",
-         "messageExpression": ("'data[' + variables.changed.filter(k, k != variables.pod)[0] + ']: pod ' + variables.pod + "
-                               "' may write only its own acknowledgement (data[' + variables.pod + '])'")},
-        {"expression": ("object.metadata.?labels == oldObject.metadata.?labels && "
-                        "object.metadata.?ownerReferences == oldObject.metadata.?ownerReferences && "
-                        "object.?binaryData == oldObject.?binaryData"),
-         "message": "metadata.labels, metadata.ownerReferences, binaryData: the operator's; a strategy pod writes only data"},
+        {
+            "expression": "variables.pod != ''",
+            "message": (
+                "an acknowledgement is written with the pod's own token (bound to the pod: "
+                "authentication.kubernetes.io/pod-name), not a token of the ServiceAccount alone"
+            ),
+        },
+        {
+            "expression": "variables.changed.all(k, k == variables.pod)",
+            "messageExpression": (
+                "'data[' + variables.changed.filter(k, k != variables.pod)[0] + ']: pod ' + variables.pod + "
+                "' may write only its own acknowledgement (data[' + variables.pod + '])'"
+            ),
+        },
+        {
+            "expression": (
+                "object.metadata.?labels == oldObject.metadata.?labels && "
+                "object.metadata.?ownerReferences == oldObject.metadata.?ownerReferences && "
+                "object.?binaryData == oldObject.?binaryData"
+            ),
+            "message": "metadata.labels, metadata.ownerReferences, binaryData: the operator's; a strategy pod writes only data",
+        },
     ]
     policy = _policy(POLICY_ACKS, [], variables, validations)
     policy["spec"]["matchConstraints"] = {
-        "resourceRules": [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["UPDATE"], "resources": ["configmaps"]}],
+        "resourceRules": [
+            {"apiGroups": [""], "apiVersions": ["v1"], "operations": ["UPDATE"], "resources": ["configmaps"]}
+        ],
         "objectSelector": {"matchLabels": {LABEL_COMPONENT: "ack"}},
     }
     # Only the strategy's own pods are held to this (the operator, which makes and takes over
     # the ConfigMap, is not): the identity is read from the object as it was.
-    policy["spec"]["matchConditions"] = [{"name": "strategy-pods", "expression": (
-        f"has(oldObject.metadata.labels) && '{LABEL_STRATEGY}' in oldObject.metadata.labels && "
-        f"request.userInfo.username == 'system:serviceaccount:' + oldObject.metadata.namespace + ':{sa}'")}]
+    policy["spec"]["matchConditions"] = [
+        {
+            "name": "strategy-pods",
+            "expression": (
+                f"has(oldObject.metadata.labels) && '{LABEL_STRATEGY}' in oldObject.metadata.labels && "
+                f"request.userInfo.username == 'system:serviceaccount:' + oldObject.metadata.namespace + ':{sa}'"
+            ),
+        }
+    ]
     return policy
 
 
@@ -288,54 +367,99 @@ def deployments_policy() -> dict[str, Any]:
         ("containers", f"{pod}.containers + {pod}.?initContainers.orValue([])"),
     ]
     validations = [
-        {"expression": "variables.strategy != ''",
-         "message": (f"metadata.labels[{LABEL_STRATEGY}]: the operator makes Deployments of strategies only "
-                     "(its own pods' identity is held to the strategy's)")},
-        {"expression": f"{pod}.?serviceAccountName.orValue('') == variables.identity",
-         "messageExpression": ("'spec.template.spec.serviceAccountName: ' + " + pod + ".?serviceAccountName.orValue('(none)') + "
-                               "': the pods of strategy ' + variables.strategy + ' run as its own ServiceAccount ' + "
-                               "variables.identity")},
-        {"expression": (f"!{pod}.?hostNetwork.orValue(false) && !{pod}.?hostPID.orValue(false) && "
-                        f"!{pod}.?hostIPC.orValue(false)"),
-         "message": "spec.template.spec: a strategy pod never uses the host's network, PID or IPC namespace"},
-        {"expression": f"{pod}.?volumes.orValue([]).all(v, !has(v.hostPath))",
-         "message": "spec.template.spec.volumes: a strategy pod mounts no hostPath volume"},
-        {"expression": "variables.containers.all(c, !c.?securityContext.?privileged.orValue(false))",
-         "message": "spec.template.spec.containers[].securityContext.privileged: a strategy pod is never privileged"},
+        {
+            "expression": "variables.strategy != ''",
+            "message": (
+                f"metadata.labels[{LABEL_STRATEGY}]: the operator makes Deployments of strategies only "
+                "(its own pods' identity is held to the strategy's)"
+            ),
+        },
+        {
+            "expression": f"{pod}.?serviceAccountName.orValue('') == variables.identity",
+            "messageExpression": (
+                "'spec.template.spec.serviceAccountName: ' + " + pod + ".?serviceAccountName.orValue('(none)') + "
+                "': the pods of strategy ' + variables.strategy + ' run as its own ServiceAccount ' + "
+                "variables.identity"
+            ),
+        },
+        {
+            "expression": (
+                f"!{pod}.?hostNetwork.orValue(false) && !{pod}.?hostPID.orValue(false) && "
+                f"!{pod}.?hostIPC.orValue(false)"
+            ),
+            "message": "spec.template.spec: a strategy pod never uses the host's network, PID or IPC namespace",
+        },
+        {
+            "expression": f"{pod}.?volumes.orValue([]).all(v, !has(v.hostPath))",
+            "message": "spec.template.spec.volumes: a strategy pod mounts no hostPath volume",
+        },
+        {
+            "expression": "variables.containers.all(c, !c.?securityContext.?privileged.orValue(false))",
+            "message": "spec.template.spec.containers[].securityContext.privileged: a strategy pod is never privileged",
+        },
     ]
     policy = _policy(POLICY_DEPLOYMENTS, [], variables, validations)
-    policy["spec"]["matchConstraints"] = {"resourceRules": [{
-        "apiGroups": ["apps"], "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE"], "resources": ["deployments"]}]}
+    policy["spec"]["matchConstraints"] = {
+        "resourceRules": [
+            {
+                "apiGroups": ["apps"],
+                "apiVersions": ["v1"],
+                "operations": ["CREATE", "UPDATE"],
+                "resources": ["deployments"],
+            }
+        ]
+    }
     # Held to it: who holds the operator's verb, but not every verb (an administrator, `*`:
     # RBAC grants a request for the verb "*" only to a rule whose verbs are "*").
     who = "authorizer.group('" + GROUP + "').resource('strategies').namespace(object.metadata.namespace)"
-    policy["spec"]["matchConditions"] = [{"name": "the-operator", "expression": (
-        f"{who}.check('{VERB_DEPLOY_STRATEGY_PODS}').allowed() && !{who}.check('*').allowed()")}]
+    policy["spec"]["matchConditions"] = [
+        {
+            "name": "the-operator",
+            "expression": (f"{who}.check('{VERB_DEPLOY_STRATEGY_PODS}').allowed() && !{who}.check('*').allowed()"),
+        }
+    ]
     return policy
 
 
 def _author_policy(name: str, annotation: str, changed: str) -> dict[str, Any]:
     return {
-        "apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingAdmissionPolicy",
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "MutatingAdmissionPolicy",
         "metadata": {"name": name, "labels": {"app.kubernetes.io/part-of": "stratops"}},
         "spec": {
-            "failurePolicy": "Fail", "reinvocationPolicy": "Never", "matchConstraints": _rule(["strategies"]),
+            "failurePolicy": "Fail",
+            "reinvocationPolicy": "Never",
+            "matchConstraints": _rule(["strategies"]),
             "matchConditions": [{"name": "changed", "expression": f"request.operation == 'CREATE' || {changed}"}],
             # A JSON patch, not an apply configuration: that one converts the object to its typed
             # form first and fails on a malformed one, before the schema could name the field.
-            "mutations": [{"patchType": "JSONPatch", "jsonPatch": {"expression": (
-                "has(object.metadata.annotations) ? [JSONPatch{op: 'add', path: '/metadata/annotations/' + "
-                f"jsonpatch.escapeKey('{annotation}'), value: request.userInfo.username}}] : "
-                f"[JSONPatch{{op: 'add', path: '/metadata/annotations', value: {{'{annotation}': request.userInfo.username}}}}]")}}],
+            "mutations": [
+                {
+                    "patchType": "JSONPatch",
+                    "jsonPatch": {
+                        "expression": (
+                            "has(object.metadata.annotations) ? [JSONPatch{op: 'add', path: '/metadata/annotations/' + "
+                            f"jsonpatch.escapeKey('{annotation}'), value: request.userInfo.username}}] : "
+                            f"[JSONPatch{{op: 'add', path: '/metadata/annotations', value: {{'{annotation}': request.userInfo.username}}}}]"
+                        )
+                    },
+                }
+            ],
         },
     }
 
 
 def policies() -> list[dict[str, Any]]:
     """Every policy, as the chart ships it (charts/stratops/files/admission-policies.yaml)."""
-    return [strategies_policy(), incidents_policy(), gates_policy(), acks_policy(), deployments_policy(),
-            _author_policy(POLICY_TRADING_AUTHOR, ANNOTATION_TRADING_AUTHOR, TRADING_CHANGED),
-            _author_policy(POLICY_MODE_AUTHOR, ANNOTATION_MODE_AUTHOR, MODE_CHANGED)]
+    return [
+        strategies_policy(),
+        incidents_policy(),
+        gates_policy(),
+        acks_policy(),
+        deployments_policy(),
+        _author_policy(POLICY_TRADING_AUTHOR, ANNOTATION_TRADING_AUTHOR, TRADING_CHANGED),
+        _author_policy(POLICY_MODE_AUTHOR, ANNOTATION_MODE_AUTHOR, MODE_CHANGED),
+    ]
 
 
 def bindings(name_prefix: str, namespace_selector: dict[str, Any]) -> list[dict[str, Any]]:
@@ -346,10 +470,17 @@ def bindings(name_prefix: str, namespace_selector: dict[str, Any]) -> list[dict[
             spec: dict[str, Any] = {"policyName": policy, "matchResources": {"namespaceSelector": namespace_selector}}
             if kind.startswith("Validating"):
                 spec["validationActions"] = ["Deny"]
-            out.append({"apiVersion": "admissionregistration.k8s.io/v1", "kind": kind,
-                        "metadata": {"name": f"{name_prefix}-{policy.split('.')[0].removeprefix('stratops-')}",
-                                     "labels": {"app.kubernetes.io/part-of": "stratops"}},
-                        "spec": spec})
+            out.append(
+                {
+                    "apiVersion": "admissionregistration.k8s.io/v1",
+                    "kind": kind,
+                    "metadata": {
+                        "name": f"{name_prefix}-{policy.split('.')[0].removeprefix('stratops-')}",
+                        "labels": {"app.kubernetes.io/part-of": "stratops"},
+                    },
+                    "spec": spec,
+                }
+            )
     return out
 
 
@@ -360,6 +491,8 @@ def render_policies() -> str:
     """The policies as the chart ships them (CHART_FILE; `make crds` writes it, a test compares)."""
     import yaml
 
-    head = ("# Generated by `stratops crds` from stratops.admission.policies: do not edit by hand.\n"
-            "# The API server's own checks (CEL): they hold while every operator replica is down.\n")
+    head = (
+        "# Generated by `stratops crds` from stratops.admission.policies: do not edit by hand.\n"
+        "# The API server's own checks (CEL): they hold while every operator replica is down.\n"
+    )
     return head + "---\n".join(yaml.safe_dump(p, sort_keys=False, width=120) for p in policies())

@@ -76,8 +76,11 @@ def url_allowed(url: str, allowed: Collection[str]) -> bool:
         return False
     for entry in allowed:
         a = urlsplit(entry)
-        if (u.scheme, u.hostname) == (a.scheme, a.hostname) and (a.port is None or a.port == port) and (
-                (u.path or "/").startswith(a.path.rstrip("/") + "/") or (u.path or "/") == (a.path or "/")):
+        if (
+            (u.scheme, u.hostname) == (a.scheme, a.hostname)
+            and (a.port is None or a.port == port)
+            and ((u.path or "/").startswith(a.path.rstrip("/") + "/") or (u.path or "/") == (a.path or "/"))
+        ):
             return True
     return False
 
@@ -87,8 +90,13 @@ def _changed(old: GateSpec | None, new: GateSpec) -> list[Signature]:
     return [s for s in new.signatures or [] if (s.item, s.signer, s.signed_at, s.evidence, s.subject) not in before]
 
 
-def review_gate(old: GateSpec | None, new: GateSpec, now: datetime, signs_for_others: bool,
-                strategies: Mapping[str, tuple[StrategySpec, str | None]]) -> list[str]:
+def review_gate(
+    old: GateSpec | None,
+    new: GateSpec,
+    now: datetime,
+    signs_for_others: bool,
+    strategies: Mapping[str, tuple[StrategySpec, str | None]],
+) -> list[str]:
     """Reasons to refuse the change from OLD to NEW (empty: allowed). STRATEGIES: the gate's
     strategies as stored, with the user who last changed their trading-relevant spec."""
     problems = []
@@ -97,7 +105,8 @@ def review_gate(old: GateSpec | None, new: GateSpec, now: datetime, signs_for_ot
             problems.append(
                 f"spec.signatures[{sig.item}].signedAt {sig.signed_at.isoformat()} is not the time of signing "
                 f"(the server's clock says {now.isoformat(timespec='seconds')}; at most {SIGNED_AT_TOLERANCE.seconds}s "
-                "apart): sign with `stratops gate sign`, which dates it now")
+                "apart): sign with `stratops gate sign`, which dates it now"
+            )
         if new.cadence != Cadence.pre_launch:
             continue
         named = set((sig.subject or "").split())
@@ -105,27 +114,38 @@ def review_gate(old: GateSpec | None, new: GateSpec, now: datetime, signs_for_ot
             if author is not None and author == sig.signer and subject_for(name, spec) in named:
                 problems.append(
                     f"spec.signatures[{sig.item}]: {sig.signer} last changed the trading-relevant spec of {name}, so "
-                    "may not sign its pre-launch items (four eyes): another person must")
+                    "may not sign its pre-launch items (four eyes): another person must"
+                )
     return problems
 
 
-def live_problems(name: str, new: StrategySpec, author: str | None, gate_name: str | None,
-                  gate: GateSpec | None, now: datetime) -> str:
+def live_problems(
+    name: str, new: StrategySpec, author: str | None, gate_name: str | None, gate: GateSpec | None, now: datetime
+) -> str:
     """Why NEW may not trade live yet ('' when the pre-launch gate GATE, as stored, approves it):
     the operator's own rule (stratops.gates.evaluate.approval_problem)."""
     ev = evaluate(gate, now, (subject_for(name, new),)) if gate is not None and name in gate.strategies else None
     return approval_problem(gate_name, ev, author)
 
 
-def review_strategy(name: str, old: StrategySpec | None, was_live: bool, new: StrategySpec, requester: str,
-                    recorded_author: str | None, gates: Mapping[str, GateSpec | None], now: datetime) -> list[str]:
+def review_strategy(
+    name: str,
+    old: StrategySpec | None,
+    was_live: bool,
+    new: StrategySpec,
+    requester: str,
+    recorded_author: str | None,
+    gates: Mapping[str, GateSpec | None],
+    now: datetime,
+) -> list[str]:
     """Reasons to refuse a Strategy's spec change (empty: allowed). GATES: the gates its spec
     names, as stored (None: not found). WAS_LIVE: the stored object trades live."""
     problems = []
     pl = new.gates.pre_launch if new.gates else None
     if pl and (g := gates.get(pl)) is not None and g.cadence != Cadence.pre_launch:
-        problems.append(f"spec.gates.preLaunch: gate {pl} has cadence {g.cadence.value}; name a gate of cadence "
-                        "preLaunch")
+        problems.append(
+            f"spec.gates.preLaunch: gate {pl} has cadence {g.cadence.value}; name a gate of cadence preLaunch"
+        )
     if new.mode != Mode.live:
         return problems
     trading_changed = old is None or trading_hash(old) != trading_hash(new)
@@ -135,11 +155,13 @@ def review_strategy(name: str, old: StrategySpec | None, was_live: bool, new: St
     author = requester if trading_changed else recorded_author
     why = live_problems(name, new, author, pl, gates.get(pl) if pl else None, now)
     if why:
-        what = (f"{', '.join(changed)} changed on a live strategy" if changed else "spec.mode: live")
+        what = f"{', '.join(changed)} changed on a live strategy" if changed else "spec.mode: live"
         gate = f" {pl}" if pl else ""
-        problems.append(f"{what} without the pre-launch signatures for the new spec: {why}. Have two people (not "
-                        f"the author) sign the items of gate{gate} for it first: stratops gate sign{gate} --all "
-                        "--for FILE --evidence …, or commit the signatures with the change in Git")
+        problems.append(
+            f"{what} without the pre-launch signatures for the new spec: {why}. Have two people (not "
+            f"the author) sign the items of gate{gate} for it first: stratops gate sign{gate} --all "
+            "--for FILE --evidence …, or commit the signatures with the change in Git"
+        )
     return problems
 
 
@@ -156,8 +178,9 @@ def secret_references(spec: StrategySpec) -> list[tuple[str, str]]:
     return refs
 
 
-def review_secrets(refs: list[tuple[str, str]], labels_of: Callable[[str], Mapping[str, str] | None],
-                   wanted: Mapping[str, str]) -> tuple[list[str], list[str]]:
+def review_secrets(
+    refs: list[tuple[str, str]], labels_of: Callable[[str], Mapping[str, str] | None], wanted: Mapping[str, str]
+) -> tuple[list[str], list[str]]:
     """(problems, warnings): each referenced Secret must carry the WANTED labels. A Secret not
     found yet is a warning: the kubelet reads it, the operator never does."""
     problems: list[str] = []
@@ -166,33 +189,44 @@ def review_secrets(refs: list[tuple[str, str]], labels_of: Callable[[str], Mappi
     for path, secret in refs:
         labels = labels_of(secret)
         if labels is False:
-            problems.append(f"{path}: Secret {secret} may not be referenced: the operator may not read it "
-                            "(chart value rbac.secretNames)")
+            problems.append(
+                f"{path}: Secret {secret} may not be referenced: the operator may not read it "
+                "(chart value rbac.secretNames)"
+            )
         elif labels is None:
             if wanted:
-                warnings.append(f"{path}: Secret {secret} not found; it must carry the labels {need} when it is created")
+                warnings.append(
+                    f"{path}: Secret {secret} not found; it must carry the labels {need} when it is created"
+                )
         elif wanted and any(labels.get(k) != v for k, v in wanted.items()):
-            problems.append(f"{path}: Secret {secret} may not be referenced: it does not carry the labels {need} "
-                            "(chart value allowLists; ask whoever owns the Secret to label it)")
+            problems.append(
+                f"{path}: Secret {secret} may not be referenced: it does not carry the labels {need} "
+                "(chart value allowLists; ask whoever owns the Secret to label it)"
+            )
     return problems, warnings
 
 
 def review_image(spec: StrategySpec, allow: AllowLists) -> list[str]:
     if _prefix_match(spec.image, allow.image_registries):
         return []
-    return [f"spec.image: {spec.image} is not from an allowed registry ({', '.join(allow.image_registries)}; "
-            "chart value allowLists.imageRegistries)"]
+    return [
+        f"spec.image: {spec.image} is not from an allowed registry ({', '.join(allow.image_registries)}; "
+        "chart value allowLists.imageRegistries)"
+    ]
 
 
-def review_monitor(spec: MonitorSpec, allow: AllowLists,
-                   labels_of: Callable[[str], Mapping[str, str] | None]) -> tuple[list[str], list[str]]:
+def review_monitor(
+    spec: MonitorSpec, allow: AllowLists, labels_of: Callable[[str], Mapping[str, str] | None]
+) -> tuple[list[str], list[str]]:
     prom = spec.source.prometheus
     if prom is None:
         return [], []
     problems = []
     if prom.url and not url_allowed(prom.url, allow.prometheus_urls):
-        problems.append(f"spec.source.prometheus.url: {prom.url} is not an allowed Prometheus "
-                        f"({', '.join(allow.prometheus_urls)}; chart value allowLists.prometheusUrls)")
+        problems.append(
+            f"spec.source.prometheus.url: {prom.url} is not an allowed Prometheus "
+            f"({', '.join(allow.prometheus_urls)}; chart value allowLists.prometheusUrls)"
+        )
     refs = [("spec.source.prometheus.authSecretRef.name", prom.auth_secret_ref.name)] if prom.auth_secret_ref else []
     more, warnings = review_secrets(refs, labels_of, allow.monitor_secret_labels)
     return problems + more, warnings

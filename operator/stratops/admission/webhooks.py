@@ -28,10 +28,21 @@ def webhooks(client_config: dict[str, Any], namespace_selector: dict[str, Any] |
         else:
             cc["service"] = {**cc["service"], "path": f"/{hook}"}
         entry: dict[str, Any] = {
-            "name": f"{hook}.{GROUP}", "admissionReviewVersions": ["v1"], "sideEffects": "None",
-            "failurePolicy": "Fail", "matchPolicy": "Equivalent", "timeoutSeconds": TIMEOUT_SECONDS,
-            "rules": [{"apiGroups": [GROUP], "apiVersions": [VERSION], "resources": [plural],
-                       "operations": ["CREATE", "UPDATE"], "scope": "Namespaced"}],
+            "name": f"{hook}.{GROUP}",
+            "admissionReviewVersions": ["v1"],
+            "sideEffects": "None",
+            "failurePolicy": "Fail",
+            "matchPolicy": "Equivalent",
+            "timeoutSeconds": TIMEOUT_SECONDS,
+            "rules": [
+                {
+                    "apiGroups": [GROUP],
+                    "apiVersions": [VERSION],
+                    "resources": [plural],
+                    "operations": ["CREATE", "UPDATE"],
+                    "scope": "Namespaced",
+                }
+            ],
             "matchConditions": [{"name": "spec-changed", "expression": SPEC_CHANGED}],
             "clientConfig": cc,
         }
@@ -41,8 +52,13 @@ def webhooks(client_config: dict[str, Any], namespace_selector: dict[str, Any] |
     return out
 
 
-def configuration(name: str, url: str, ca_bundle: str, namespace_selector: dict[str, Any] | None = None) -> dict[str, Any]:
+def configuration(
+    name: str, url: str, ca_bundle: str, namespace_selector: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """A ValidatingWebhookConfiguration for an operator reached at URL (out of cluster)."""
-    return {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
-            "metadata": {"name": name, "labels": {"app.kubernetes.io/part-of": "stratops"}},
-            "webhooks": webhooks({"url": url, "caBundle": ca_bundle}, namespace_selector)}
+    return {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingWebhookConfiguration",
+        "metadata": {"name": name, "labels": {"app.kubernetes.io/part-of": "stratops"}},
+        "webhooks": webhooks({"url": url, "caBundle": ca_bundle}, namespace_selector),
+    }

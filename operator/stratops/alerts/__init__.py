@@ -23,7 +23,9 @@ import httpx
 from prometheus_client import Counter
 
 SENT = Counter("stratops_alerts_sent_total", "Alert messages delivered.", ["channel", "receiver", "state"])
-FAILED = Counter("stratops_alert_delivery_failures_total", "Alert delivery attempts that failed.", ["channel", "receiver"])
+FAILED = Counter(
+    "stratops_alert_delivery_failures_total", "Alert delivery attempts that failed.", ["channel", "receiver"]
+)
 
 
 @dataclass(frozen=True)
@@ -59,9 +61,15 @@ def pagerduty_body(a: Alert, routing_key: str) -> dict[str, Any]:
         "routing_key": routing_key,
         "event_action": "trigger" if a.state == "firing" else "resolve",
         "dedup_key": a.key,
-        "payload": {"summary": a.summary[:1024], "source": "stratops", "severity": "critical" if a.severity == "P0" else "error",
-                    "component": a.labels.get("strategy", ""), "group": a.labels.get("namespace", ""),
-                    "class": a.labels.get("incident_class", ""), "custom_details": {"detail": a.detail, **a.labels}},
+        "payload": {
+            "summary": a.summary[:1024],
+            "source": "stratops",
+            "severity": "critical" if a.severity == "P0" else "error",
+            "component": a.labels.get("strategy", ""),
+            "group": a.labels.get("namespace", ""),
+            "class": a.labels.get("incident_class", ""),
+            "custom_details": {"detail": a.detail, **a.labels},
+        },
     }
 
 
@@ -84,8 +92,9 @@ class Receiver:
 
 
 class Notifier:
-    def __init__(self, receivers: dict[str, list[Receiver]], attempts: int = 3, backoff: float = 0.2,
-                 timeout: float = 5.0) -> None:
+    def __init__(
+        self, receivers: dict[str, list[Receiver]], attempts: int = 3, backoff: float = 0.2, timeout: float = 5.0
+    ) -> None:
         self.receivers = receivers
         self.attempts, self.backoff = attempts, backoff
         self.client = httpx.Client(timeout=timeout, trust_env=False)
@@ -101,7 +110,11 @@ class Notifier:
             key = env["STRATOPS_PAGERDUTY_ROUTING_KEY"]
             url = env.get("STRATOPS_PAGERDUTY_URL", "https://events.pagerduty.com/v2/enqueue")
             page.append(Receiver("pagerduty", url, lambda a: pagerduty_body(a, key)))
-        slack = [Receiver("slack", env["STRATOPS_SLACK_WEBHOOK_URL"], slack_body)] if env.get("STRATOPS_SLACK_WEBHOOK_URL") else []
+        slack = (
+            [Receiver("slack", env["STRATOPS_SLACK_WEBHOOK_URL"], slack_body)]
+            if env.get("STRATOPS_SLACK_WEBHOOK_URL")
+            else []
+        )
         return cls({"page": page, "slack": slack, "dashboard": []})
 
     def deliver(self, alert: Alert) -> tuple[bool, str]:

@@ -15,7 +15,9 @@ from stratops import GROUP, VERSION
 from stratops.audit import Finding, Head, evidence, markdown, verify
 from stratops.cli.lifecycle import CliError, Namespace, _api, _namespace, console
 
-audit_app = typer.Typer(help="Compliance evidence: export the evidence pack, verify the audit chains.", no_args_is_help=True)
+audit_app = typer.Typer(
+    help="Compliance evidence: export the evidence pack, verify the audit chains.", no_args_is_help=True
+)
 Trails = dict[tuple[str, str, str], tuple[list[dict[str, Any]], list[Finding]]]
 
 
@@ -30,12 +32,18 @@ def read_trails(api: Any, ns: str | None) -> Trails:
     custom = client.CustomObjectsApi(api)
 
     def crs(plural: str) -> list[dict[str, Any]]:
-        return (custom.list_cluster_custom_object(GROUP, VERSION, plural) if ns is None
-                else custom.list_namespaced_custom_object(GROUP, VERSION, ns, plural))["items"]
+        return (
+            custom.list_cluster_custom_object(GROUP, VERSION, plural)
+            if ns is None
+            else custom.list_namespaced_custom_object(GROUP, VERSION, ns, plural)
+        )["items"]
 
-    heads = {(o["metadata"]["namespace"], kind, o["metadata"]["name"]): Head.of((o.get("status") or {}).get("audit"))
-             for kind, plural in (("Strategy", "strategies"), ("Gate", "gates")) for o in crs(plural)
-             if (o.get("status") or {}).get("audit")}
+    heads = {
+        (o["metadata"]["namespace"], kind, o["metadata"]["name"]): Head.of((o.get("status") or {}).get("audit"))
+        for kind, plural in (("Strategy", "strategies"), ("Gate", "gates"))
+        for o in crs(plural)
+        if (o.get("status") or {}).get("audit")
+    }
     lines = trails(crs(PLURAL))
     return {key: verify(lines.get(key, []), heads.get(key)) for key in sorted(set(lines) | set(heads))}
 
@@ -55,15 +63,20 @@ def parse_when(text: str, now: datetime, option: str) -> datetime:
     try:
         when = datetime.fromisoformat(t.replace("Z", "+00:00"))
     except ValueError:
-        raise CliError(f"{option} {text!r}: give an RFC 3339 time (2026-11-24T09:00:00Z), a date (2026-11-01), "
-                       "'now', or an age such as 30d or 12h") from None
+        raise CliError(
+            f"{option} {text!r}: give an RFC 3339 time (2026-11-24T09:00:00Z), a date (2026-11-01), "
+            "'now', or an age such as 30d or 12h"
+        ) from None
     return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 def audit_export(
     since: Annotated[str, typer.Option("--since", help="Start: RFC 3339, a date, or an age such as 90d.")],
     until: Annotated[str, typer.Option("--until", help="End: RFC 3339, a date, or now.")] = "now",
-    out: Annotated[Path | None, typer.Option("--out", help="Directory for evidence.md and evidence.json (default: ./evidence-<until date>).")] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Directory for evidence.md and evidence.json (default: ./evidence-<until date>)."),
+    ] = None,
     namespace: Namespace = None,
     all_namespaces: Annotated[bool, typer.Option("--all-namespaces", "-A", help="Every namespace.")] = False,
 ) -> None:
@@ -88,26 +101,57 @@ def audit_export(
     ns = None if all_namespaces else _namespace(namespace)
 
     def crs(plural: str) -> list[dict[str, Any]]:
-        return (custom.list_cluster_custom_object(GROUP, VERSION, plural) if ns is None
-                else custom.list_namespaced_custom_object(GROUP, VERSION, ns, plural))["items"]
+        return (
+            custom.list_cluster_custom_object(GROUP, VERSION, plural)
+            if ns is None
+            else custom.list_namespaced_custom_object(GROUP, VERSION, ns, plural)
+        )["items"]
 
-    console.print(f"reading {'every namespace' if ns is None else 'namespace ' + ns} for {start.isoformat()} .. {end.isoformat()}")
+    console.print(
+        f"reading {'every namespace' if ns is None else 'namespace ' + ns} for {start.isoformat()} .. {end.isoformat()}"
+    )
     strategies, gates, incidents = crs("strategies"), crs("gates"), crs("incidents")
     checked = read_trails(api, ns)
     entries = [e for entries, _ in checked.values() for e in entries]
-    runs = [{**e["record"]["runbookRun"], "strategy": e["name"]} for e in entries
-            if e.get("reason") == "RunbookRun" and "runbookRun" in (e.get("record") or {})]
-    pack = evidence(strategies, gates, incidents, entries, [r for r in runs if not r.get("dryRun")], start, end, now,
-                    "all namespaces" if ns is None else f"namespace {ns}")
-    pack["auditTrail"] = {f"{k[0]}/{k[1]}/{k[2]}": [str(f) for f in findings] or "VERIFIED"
-                          for k, (_, findings) in checked.items()}
+    runs = [
+        {**e["record"]["runbookRun"], "strategy": e["name"]}
+        for e in entries
+        if e.get("reason") == "RunbookRun" and "runbookRun" in (e.get("record") or {})
+    ]
+    pack = evidence(
+        strategies,
+        gates,
+        incidents,
+        entries,
+        [r for r in runs if not r.get("dryRun")],
+        start,
+        end,
+        now,
+        "all namespaces" if ns is None else f"namespace {ns}",
+    )
+    pack["auditTrail"] = {
+        f"{k[0]}/{k[1]}/{k[2]}": [str(f) for f in findings] or "VERIFIED" for k, (_, findings) in checked.items()
+    }
     (out / "evidence.json").write_text(json.dumps(pack, indent=2, sort_keys=False) + "\n")
     (out / "evidence.md").write_text(markdown(pack) + "\n")
-    counts = ", ".join(f"{len(pack[k])} {k}" for k in ("deployments", "gateSignatures", "incidents", "killSwitches",
-                                                         "resumes", "rollbacks", "limitChanges", "runbookRuns"))
+    counts = ", ".join(
+        f"{len(pack[k])} {k}"
+        for k in (
+            "deployments",
+            "gateSignatures",
+            "incidents",
+            "killSwitches",
+            "resumes",
+            "rollbacks",
+            "limitChanges",
+            "runbookRuns",
+        )
+    )
     broken = [k for k, v in pack["auditTrail"].items() if v != "VERIFIED"]
     console.print(f"wrote {out / 'evidence.md'} and {out / 'evidence.json'}: {counts}")
-    console.print(f"audit trail: {'VERIFIED' if not broken else 'BROKEN for ' + ', '.join(broken)} ({len(checked)} chains)")
+    console.print(
+        f"audit trail: {'VERIFIED' if not broken else 'BROKEN for ' + ', '.join(broken)} ({len(checked)} chains)"
+    )
 
 
 def audit_verify(
@@ -122,7 +166,10 @@ def audit_verify(
     for (ns, kind, name), (entries, findings) in checked.items():
         if findings:
             bad += 1
-            console.print(f"[red]BROKEN[/] {ns}/{kind}/{name}: {findings[0]}" + (f" (and {len(findings) - 1} more)" if len(findings) > 1 else ""))
+            console.print(
+                f"[red]BROKEN[/] {ns}/{kind}/{name}: {findings[0]}"
+                + (f" (and {len(findings) - 1} more)" if len(findings) > 1 else "")
+            )
         else:
             console.print(f"[green]VERIFIED[/] {ns}/{kind}/{name}: {len(entries)} entries")
     if not checked:

@@ -35,8 +35,11 @@ def fetch(api: Any, ns: str, name: str, extras: bool = False) -> tuple[ClusterVi
             raise
     selector = f"{manifests.LABEL_STRATEGY}={name}"
     pods = tuple(api.sanitize_for_serialization(p) for p in core.list_namespaced_pod(ns, label_selector=selector).items)
-    incidents = tuple(i for i in custom.list_namespaced_custom_object(GROUP, VERSION, ns, "incidents")["items"]
-                      if i["spec"].get("strategy") == name)
+    incidents = tuple(
+        i
+        for i in custom.list_namespaced_custom_object(GROUP, VERSION, ns, "incidents")["items"]
+        if i["spec"].get("strategy") == name
+    )
     gates: tuple[dict[str, Any], ...] | None
     try:
         gates = tuple(custom.list_namespaced_custom_object(GROUP, VERSION, ns, "gates")["items"])
@@ -44,11 +47,16 @@ def fetch(api: Any, ns: str, name: str, extras: bool = False) -> tuple[ClusterVi
         if e.status != 403:
             raise
         gates = None  # a user who may not read Gates: the checks use the strategy's GatesSatisfied condition
-    view = ClusterView(strategy=strategy, deployment=deployment, control=control, pods=pods, incidents=incidents, gates=gates)
+    view = ClusterView(
+        strategy=strategy, deployment=deployment, control=control, pods=pods, incidents=incidents, gates=gates
+    )
     more: dict[str, Any] = {}
     if extras:
-        more["monitors"] = [m for m in custom.list_namespaced_custom_object(GROUP, VERSION, ns, "monitors")["items"]
-                            if m["spec"].get("strategy") == name]
+        more["monitors"] = [
+            m
+            for m in custom.list_namespaced_custom_object(GROUP, VERSION, ns, "monitors")["items"]
+            if m["spec"].get("strategy") == name
+        ]
         more["gates"] = [g for g in gates or () if name in g["spec"].get("strategies", [])]
         events = core.list_namespaced_event(ns, field_selector=f"involvedObject.name={name}").items
         more["events"] = [api.sanitize_for_serialization(e) for e in events][-15:]
@@ -60,30 +68,56 @@ def describe(strategy: str, namespace: Namespace = None, output: Output = "table
     kill-switch, throttle, broker, pods, incidents, monitors, gates and recent events."""
     api, ns = _api(), _namespace(namespace)
     v, more = fetch(api, ns, strategy, extras=True)
-    if emit([{"strategy": v.strategy, "deployment": v.deployment, "control": v.control, "pods": list(v.pods),
-              "incidents": list(v.incidents), **more}], output):
+    if emit(
+        [
+            {
+                "strategy": v.strategy,
+                "deployment": v.deployment,
+                "control": v.control,
+                "pods": list(v.pods),
+                "incidents": list(v.incidents),
+                **more,
+            }
+        ],
+        output,
+    ):
         return
     spec, st = v.spec, v.status
     trading = st.get("tradingState") or "-"
     color = {"HALTED": "red", "REDUCING": "yellow", "ACTIVE": "green"}.get(trading, "white")
-    console.print(f"[bold]{ns}/{strategy}[/]  phase [bold]{st.get('phase') or '-'}[/]  mode {st.get('mode') or '-'} "
-                  f"(spec {spec.get('mode')})  trading [{color}]{trading}[/]")
-    console.print(f"  version {st.get('activeVersion') or '-'} (spec {spec.get('version')}), last known-good "
-                  f"{st.get('lastKnownGood') or '-'}, blocked: {', '.join(b['version'] for b in st.get('blockedVersions') or []) or 'none'}")
+    console.print(
+        f"[bold]{ns}/{strategy}[/]  phase [bold]{st.get('phase') or '-'}[/]  mode {st.get('mode') or '-'} "
+        f"(spec {spec.get('mode')})  trading [{color}]{trading}[/]"
+    )
+    console.print(
+        f"  version {st.get('activeVersion') or '-'} (spec {spec.get('version')}), last known-good "
+        f"{st.get('lastKnownGood') or '-'}, blocked: {', '.join(b['version'] for b in st.get('blockedVersions') or []) or 'none'}"
+    )
     if (ap := st.get("approved")) and st.get("mode") == "live":
-        held = next((c for c in st.get("conditions") or [] if c.get("type") == "SpecApproved" and c.get("status") == "False"), None)
-        console.print(f"  approved {ap.get('subject', '-')[:60]}… signed by {', '.join(ap.get('signers') or []) or 'nobody'}, "
-                      f"promoted by {ap.get('promotedBy') or '-'}" + (f"; [yellow]held:[/] {held['message']}" if held else ""))
-    broker = (st.get("broker") or {})
+        held = next(
+            (c for c in st.get("conditions") or [] if c.get("type") == "SpecApproved" and c.get("status") == "False"),
+            None,
+        )
+        console.print(
+            f"  approved {ap.get('subject', '-')[:60]}… signed by {', '.join(ap.get('signers') or []) or 'nobody'}, "
+            f"promoted by {ap.get('promotedBy') or '-'}" + (f"; [yellow]held:[/] {held['message']}" if held else "")
+        )
+    broker = st.get("broker") or {}
     in_use = (v.control or {}).get("broker") or {}
-    console.print(f"  broker {broker.get('role', 'primary')}: {in_use.get('name', '-')} ({in_use.get('endpoint', '-')})"
-                  + (f", switched by {broker.get('by')} at {broker.get('at')}" if broker.get("at") else ""))
+    console.print(
+        f"  broker {broker.get('role', 'primary')}: {in_use.get('name', '-')} ({in_use.get('endpoint', '-')})"
+        + (f", switched by {broker.get('by')} at {broker.get('at')}" if broker.get("at") else "")
+    )
     ctl = st.get("control") or {}
-    console.print(f"  control generation {ctl.get('generation', '-')}, acknowledged {ctl.get('acknowledgedGeneration', '-')}"
-                  f" at {ctl.get('acknowledgedAt') or '-'}")
+    console.print(
+        f"  control generation {ctl.get('generation', '-')}, acknowledged {ctl.get('acknowledgedGeneration', '-')}"
+        f" at {ctl.get('acknowledgedAt') or '-'}"
+    )
     if (ks := st.get("killSwitch")) and ks.get("latched"):
-        console.print(f"  [red]kill-switch latched[/] by {ks.get('by')} at {ks.get('at')}: {ks.get('reason')}; "
-                      f"completed {ks.get('completedAt') or 'not yet'}, acknowledged {ks.get('acknowledged')}")
+        console.print(
+            f"  [red]kill-switch latched[/] by {ks.get('by')} at {ks.get('at')}: {ks.get('reason')}; "
+            f"completed {ks.get('completedAt') or 'not yet'}, acknowledged {ks.get('acknowledged')}"
+        )
     if (th := st.get("throttle")) and th.get("active"):
         console.print(f"  [yellow]throttled[/] by {th.get('by')} at {th.get('at')}: {th.get('reason')}")
     if st.get("message"):
@@ -102,34 +136,56 @@ def describe(strategy: str, namespace: Namespace = None, output: Output = "table
     console.print(conds)
     pods = listing("pod", "ready", "node", title="pods")
     for p in v.pods:
-        ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in (p.get("status") or {}).get("conditions") or [])
+        ready = any(
+            c.get("type") == "Ready" and c.get("status") == "True"
+            for c in (p.get("status") or {}).get("conditions") or []
+        )
         pods.add_row(p["metadata"]["name"], "yes" if ready else "no", (p.get("spec") or {}).get("nodeName") or "-")
     console.print(pods if v.pods else "  pods: none")
     if v.incidents:
         inc = listing("incident", "class", "sev", "phase", "summary", title="incidents")
         for i in sorted(v.incidents, key=lambda i: i["metadata"]["creationTimestamp"], reverse=True)[:10]:
-            inc.add_row(i["metadata"]["name"], i["spec"]["class"], i["spec"]["severity"],
-                        (i.get("status") or {}).get("phase") or "Open", i["spec"]["summary"][:70])
+            inc.add_row(
+                i["metadata"]["name"],
+                i["spec"]["class"],
+                i["spec"]["severity"],
+                (i.get("status") or {}).get("phase") or "Open",
+                i["spec"]["summary"][:70],
+            )
         console.print(inc)
     if more["monitors"]:
         mon = listing("monitor", "layer", "value", "breaching", "stale", "evaluated", title="monitors")
         for m in more["monitors"]:
             ms = m.get("status") or {}
-            mon.add_row(m["metadata"]["name"], m["spec"].get("layer", "-"), str(ms.get("lastValue", "-")),
-                        str(ms.get("breaching", "-")), str(ms.get("stale", "-")), ms.get("lastEvaluation") or "-")
+            mon.add_row(
+                m["metadata"]["name"],
+                m["spec"].get("layer", "-"),
+                str(ms.get("lastValue", "-")),
+                str(ms.get("breaching", "-")),
+                str(ms.get("stale", "-")),
+                ms.get("lastEvaluation") or "-",
+            )
         console.print(mon)
     if more["gates"]:
         gt = listing("gate", "cadence", "state", "missing", "expires", title="gates")
         for g in more["gates"]:
             gs = g.get("status") or {}
-            gt.add_row(g["metadata"]["name"], g["spec"]["cadence"], gs.get("state") or "-",
-                       ", ".join(gs.get("missingItems") or []) or "-", gs.get("expiresAt") or "-")
+            gt.add_row(
+                g["metadata"]["name"],
+                g["spec"]["cadence"],
+                gs.get("state") or "-",
+                ", ".join(gs.get("missingItems") or []) or "-",
+                gs.get("expiresAt") or "-",
+            )
         console.print(gt)
     if more["events"]:
         console.print("[bold]recent events[/]")
         for e in more["events"]:
-            console.print(f"  {e.get('lastTimestamp') or e.get('eventTime') or '-'} {e.get('type')} {e.get('reason')}: "
-                          f"{(e.get('message') or '')[:140]}", highlight=False)
+            console.print(
+                f"  {e.get('lastTimestamp') or e.get('eventTime') or '-'} {e.get('type')} {e.get('reason')}: "
+                f"{(e.get('message') or '')[:140]}",
+                highlight=False,
+            )
 
 
 __all__ = ["CliError", "describe", "fetch"]

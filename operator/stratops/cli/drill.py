@@ -46,20 +46,42 @@ class Scenario:
     timeout: float = 240.0
 
 
-SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
-    Scenario("stale-data", "the market-data feed stops: no bars, no trading", "data-bar-age", fault="stale"),
-    Scenario("broker-outage", "the order route fails its healthcheck; orders are not filled", "infra-healthcheck",
-             fault="broker"),
-    Scenario("pnl-band", "the day's PnL falls 250,000 below the strategy's band", "pnl-band", fault="pnl",
-             drill_copy={"frequency": "10s", "check.band.consecutiveDays": 1}),
-    # The top-5 importance check, not PSI or KS: those compare a window of samples with the
-    # baseline, and a window short enough for a drill holds too few independent samples to look
-    # like the distribution even at rest (a 10 min KS window read 0.17 on a healthy desk).
-    Scenario("feature-drift", "two new features enter the model's top five, and the signal moves by 6 standard "
-             "deviations", "model-top5-features", fault="drift", drill_copy={"frequency": "10s"}),
-    Scenario("bad-rollout", "a version whose container crash-loops is rolled out", None, version="crash-1.4.4",
-             timeout=480.0),
-)}
+SCENARIOS: dict[str, Scenario] = {
+    s.name: s
+    for s in (
+        Scenario("stale-data", "the market-data feed stops: no bars, no trading", "data-bar-age", fault="stale"),
+        Scenario(
+            "broker-outage",
+            "the order route fails its healthcheck; orders are not filled",
+            "infra-healthcheck",
+            fault="broker",
+        ),
+        Scenario(
+            "pnl-band",
+            "the day's PnL falls 250,000 below the strategy's band",
+            "pnl-band",
+            fault="pnl",
+            drill_copy={"frequency": "10s", "check.band.consecutiveDays": 1},
+        ),
+        # The top-5 importance check, not PSI or KS: those compare a window of samples with the
+        # baseline, and a window short enough for a drill holds too few independent samples to look
+        # like the distribution even at rest (a 10 min KS window read 0.17 on a healthy desk).
+        Scenario(
+            "feature-drift",
+            "two new features enter the model's top five, and the signal moves by 6 standard deviations",
+            "model-top5-features",
+            fault="drift",
+            drill_copy={"frequency": "10s"},
+        ),
+        Scenario(
+            "bad-rollout",
+            "a version whose container crash-loops is rolled out",
+            None,
+            version="crash-1.4.4",
+            timeout=480.0,
+        ),
+    )
+}
 
 
 class Clock:
@@ -102,10 +124,14 @@ def post_fault(api: Any, ns: str, strategy: str, path: str) -> list[str]:
         raise CliError(f"drill: no Running pod of {ns}/{strategy} to inject the fault into")
     for p in pods:
         try:
-            client.CoreV1Api(api).connect_post_namespaced_pod_proxy_with_path(f"{p.metadata.name}:{PROBE_PORT}", ns, path.lstrip("/"))
+            client.CoreV1Api(api).connect_post_namespaced_pod_proxy_with_path(
+                f"{p.metadata.name}:{PROBE_PORT}", ns, path.lstrip("/")
+            )
         except ApiException as e:
-            raise CliError(f"drill: pod {p.metadata.name} refused {path}: {e.status} {e.reason} "
-                           f"({(e.body or '')[:200]}); its image must serve the example strategy's drill faults") from e
+            raise CliError(
+                f"drill: pod {p.metadata.name} refused {path}: {e.status} {e.reason} "
+                f"({(e.body or '')[:200]}); its image must serve the example strategy's drill faults"
+            ) from e
     return [p.metadata.name for p in pods]
 
 
@@ -122,8 +148,9 @@ def _monitor(api: Any, ns: str, name: str) -> dict[str, Any]:
         return dict(_custom(api).get_namespaced_custom_object(GROUP, VERSION, ns, "monitors", name))
     except ApiException as e:
         if e.status == 404:
-            raise CliError(f"drill: monitor {ns}/{name} not found: the drill runs on the example desk "
-                           "(make demo applies it)") from e
+            raise CliError(
+                f"drill: monitor {ns}/{name} not found: the drill runs on the example desk (make demo applies it)"
+            ) from e
         raise
 
 
@@ -137,15 +164,20 @@ def still_needed(strategy: dict[str, Any], incidents: list[dict[str, Any]]) -> l
     name = strategy["metadata"]["name"]
     st = strategy.get("status") or {}
     conds = {c["type"]: c for c in st.get("conditions") or []}
-    out = [f"resolve incident {i['metadata']['name']} ({i['spec']['class']} {i['spec']['severity']}): "
-           f"stratops incident ack|contain|resolve {i['metadata']['name']}"
-           for i in incidents if (i.get("status") or {}).get("phase") != "Resolved"]
+    out = [
+        f"resolve incident {i['metadata']['name']} ({i['spec']['class']} {i['spec']['severity']}): "
+        f"stratops incident ack|contain|resolve {i['metadata']['name']}"
+        for i in incidents
+        if (i.get("status") or {}).get("phase") != "Resolved"
+    ]
     halted = ((st.get("killSwitch") or {}).get("latched")) or st.get("tradingState") in ("HALTED", "REDUCING")
     if halted:
         rec = conds.get("Reconciled")
         if not rec or rec.get("status") != "True":
-            out.append(f"record a reconciliation, broker against strategy: stratops reconcile {name} --result Matched "
-                       "--evidence '<statement vs fills>'")
+            out.append(
+                f"record a reconciliation, broker against strategy: stratops reconcile {name} --result Matched "
+                "--evidence '<statement vs fills>'"
+            )
         gates = conds.get("GatesSatisfied")
         if gates and gates.get("status") != "True":
             out.append(f"the desk's signatures: {gates.get('message')} (stratops gate list; stratops gate sign)")
@@ -178,15 +210,21 @@ def run(scenario: Scenario, ns: str, strategy_name: str, api: Any) -> int:
                     node = node.setdefault(key, {})
                 node[last] = value
             spec["description"] = f"drill copy of {monitor_name}: {spec.get('description', '')}"[:256]
-            body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "Monitor",
-                    "metadata": {"name": drill_monitor, "labels": {"stratops.io/drill": scenario.name}}, "spec": spec}
+            body = {
+                "apiVersion": f"{GROUP}/{VERSION}",
+                "kind": "Monitor",
+                "metadata": {"name": drill_monitor, "labels": {"stratops.io/drill": scenario.name}},
+                "spec": spec,
+            }
             try:
                 _custom(api).create_namespaced_custom_object(GROUP, VERSION, ns, "monitors", body)
             except ApiException as e:
                 if e.status != 409:
                     raise
-            clock.say(f"drill monitor {drill_monitor}: {monitor_name}'s check with a drill-sized window "
-                      f"({', '.join(f'{k}={v}' for k, v in scenario.drill_copy.items())})")
+            clock.say(
+                f"drill monitor {drill_monitor}: {monitor_name}'s check with a drill-sized window "
+                f"({', '.join(f'{k}={v}' for k, v in scenario.drill_copy.items())})"
+            )
             monitor_name = drill_monitor
 
             def at_rest() -> dict[str, Any] | None:
@@ -196,8 +234,10 @@ def run(scenario: Scenario, ns: str, strategy_name: str, api: Any) -> int:
             # Green before the fault: the breach that follows is the fault's, not the window's.
             st = wait(at_rest, 60, f"first evaluation of {drill_monitor}")
             if st.get("breaching") or st.get("stale"):
-                raise CliError(f"drill: {drill_monitor} finds something before any fault ({st.get('detail')}): "
-                               "the desk is not at rest; see stratops incident list")
+                raise CliError(
+                    f"drill: {drill_monitor} finds something before any fault ({st.get('detail')}): "
+                    "the desk is not at rest; see stratops incident list"
+                )
             clock.say(f"drill monitor at rest: {st.get('detail')}")
     try:
         if scenario.fault:
@@ -214,23 +254,31 @@ def run(scenario: Scenario, ns: str, strategy_name: str, api: Any) -> int:
                 if gs.get("state") != "Complete":
                     # Checked before anything changes: the operator holds every new version
                     # while the daily gate is not signed, so no rollout (and no rollback) would follow.
-                    raise CliError(f"drill bad-rollout: a new version is held while the daily gate {daily} is "
-                                   f"{gs.get('state') or 'not evaluated'} (missing {', '.join(gs.get('missingItems') or []) or '?'}); "
-                                   f"sign it first: stratops gate sign {daily} --all --evidence '<what was checked>' "
-                                   "(nothing was changed)")
+                    raise CliError(
+                        f"drill bad-rollout: a new version is held while the daily gate {daily} is "
+                        f"{gs.get('state') or 'not evaluated'} (missing {', '.join(gs.get('missingItems') or []) or '?'}); "
+                        f"sign it first: stratops gate sign {daily} --all --evidence '<what was checked>' "
+                        "(nothing was changed)"
+                    )
             good = (strategy.get("status") or {}).get("lastKnownGood")
-            _custom(api).patch_namespaced_custom_object(GROUP, VERSION, ns, "strategies", strategy_name,
-                                                        {"spec": {"version": scenario.version}})
+            _custom(api).patch_namespaced_custom_object(
+                GROUP, VERSION, ns, "strategies", strategy_name, {"spec": {"version": scenario.version}}
+            )
             deadline = ((strategy.get("spec") or {}).get("rollbackPolicy") or {}).get("rolloutDeadline", "5m")
-            clock.say(f"spec.version {scenario.version} (last known-good {good}); a rollback waits for the rollout "
-                      f"deadline, {deadline}")
+            clock.say(
+                f"spec.version {scenario.version} (last known-good {good}); a rollback waits for the rollout "
+                f"deadline, {deadline}"
+            )
         if monitor_name:
+
             def finding() -> dict[str, Any] | None:
                 st = _monitor(api, ns, monitor_name).get("status") or {}
                 return st if (st.get("breaching") or st.get("stale")) else None
 
             st = wait(finding, scenario.timeout, f"finding on monitor {monitor_name}")
-            clock.say(f"finding: monitor {monitor_name} {'stale' if st.get('stale') else 'breaching'}: {st.get('detail')}")
+            clock.say(
+                f"finding: monitor {monitor_name} {'stale' if st.get('stale') else 'breaching'}: {st.get('detail')}"
+            )
 
         def fresh() -> list[dict[str, Any]]:
             new = [i for i in _incidents(api, ns, strategy_name) if i["metadata"]["name"] not in before]
@@ -239,11 +287,18 @@ def run(scenario: Scenario, ns: str, strategy_name: str, api: Any) -> int:
         def scenario_incident() -> dict[str, Any] | None:
             # The scenario's monitor's incident (a broker outage also slows orders, a stopped feed
             # also empties the latency histograms: their incidents come too, and are listed).
-            mine = [i for i in fresh() if (i["spec"].get("monitor") == monitor_name if monitor_name
-                                            else i["spec"].get("action") == "rollback")]
+            mine = [
+                i
+                for i in fresh()
+                if (i["spec"].get("monitor") == monitor_name if monitor_name else i["spec"].get("action") == "rollback")
+            ]
             return mine[0] if mine else None
 
-        incident = wait(scenario_incident, scenario.timeout, "incident" + (f" from {monitor_name}" if monitor_name else " of the rollback"))
+        incident = wait(
+            scenario_incident,
+            scenario.timeout,
+            "incident" + (f" from {monitor_name}" if monitor_name else " of the rollback"),
+        )
         spec = incident["spec"]
         clock.say(f"incident: {incident['metadata']['name']} {spec['class']} {spec['severity']}: {spec['summary']}")
         action = spec.get("action") or ("rollback" if scenario.version else "none")
@@ -252,13 +307,20 @@ def run(scenario: Scenario, ns: str, strategy_name: str, api: Any) -> int:
             s = _get(api, ns, strategy_name).get("status") or {}
             ks = s.get("killSwitch") or {}
             if action == "killSwitch" and ks.get("latched") and ks.get("completedAt"):
-                return (f"kill-switch: HALTED, acknowledged by the strategy: {ks.get('acknowledged')}; "
-                        f"scaled to 0 at {ks['completedAt']}")
+                return (
+                    f"kill-switch: HALTED, acknowledged by the strategy: {ks.get('acknowledged')}; "
+                    f"scaled to 0 at {ks['completedAt']}"
+                )
             if action == "throttle" and s.get("tradingState") in ("REDUCING", "HALTED"):
                 return f"throttle: trading {s.get('tradingState')} with lowered limits"
             rollout = s.get("rollout") or {}
             ready = any(c["type"] == "Ready" and c["status"] == "True" for c in s.get("conditions") or [])
-            if action == "rollback" and rollout.get("rollback") and ready and s.get("activeVersion") == rollout.get("version"):
+            if (
+                action == "rollback"
+                and rollout.get("rollback")
+                and ready
+                and s.get("activeVersion") == rollout.get("version")
+            ):
                 return f"rollback: running {rollout.get('version')} again (the last known-good)"
             if action == "none":
                 return "none (the incident's action is none: on-call decides)"
@@ -270,15 +332,25 @@ def run(scenario: Scenario, ns: str, strategy_name: str, api: Any) -> int:
                 o = other["spec"]
                 clock.say(f"also opened: {other['metadata']['name']} {o['class']} {o['severity']}: {o['summary']}")
         c = card(spec["class"])
-        console.print(f"[bold]triage[/] ({c.title}): {c.immediate_action}. Contained when {c.containment}. "
-                      f"Runbook: stratops runbook show {c.runbook}; walk it: stratops triage")
+        console.print(
+            f"[bold]triage[/] ({c.title}): {c.immediate_action}. Contained when {c.containment}. "
+            f"Runbook: stratops runbook show {c.runbook}; walk it: stratops triage"
+        )
         if scenario.fault and _pods(api, ns, strategy_name):
             post_fault(api, ns, strategy_name, "/drill/clear")
             clock.say("fault cleared in the running strategy")
         if scenario.version:
-            _custom(api).patch_namespaced_custom_object(GROUP, VERSION, ns, "strategies", strategy_name,
-                                                        {"spec": {"version": (strategy.get("spec") or {}).get("version")}})
-            clock.say(f"spec.version back to {(strategy.get('spec') or {}).get('version')} (with GitOps: revert the commit)")
+            _custom(api).patch_namespaced_custom_object(
+                GROUP,
+                VERSION,
+                ns,
+                "strategies",
+                strategy_name,
+                {"spec": {"version": (strategy.get("spec") or {}).get("version")}},
+            )
+            clock.say(
+                f"spec.version back to {(strategy.get('spec') or {}).get('version')} (with GitOps: revert the commit)"
+            )
     finally:
         if drill_monitor:
             try:
@@ -296,7 +368,9 @@ def run(scenario: Scenario, ns: str, strategy_name: str, api: Any) -> int:
 
 def drill(
     scenario: Annotated[str, typer.Argument(help=f"One of: {', '.join(SCENARIOS)}.")],
-    strategy: Annotated[str, typer.Option("--strategy", "-s", help="The strategy to break (paper mode only).")] = "mean-revert",
+    strategy: Annotated[
+        str, typer.Option("--strategy", "-s", help="The strategy to break (paper mode only).")
+    ] = "mean-revert",
     namespace: Namespace = None,
 ) -> None:
     """A real breach on the running desk (make demo), each step shown as it happens: the finding,

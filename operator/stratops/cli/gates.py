@@ -24,23 +24,38 @@ def _gates(api: Any, namespace: str | None, all_namespaces: bool) -> list[dict[s
     return custom.list_namespaced_custom_object(GROUP, VERSION, _namespace(namespace), "gates")["items"]
 
 
-def gate_list(namespace: Namespace = None,
-              all_namespaces: Annotated[bool, typer.Option("--all-namespaces", "-A")] = False,
-              output: Annotated[str, typer.Option("--output", "-o", help=(
-                  "table, wide (also the missing items by name), json or yaml (the objects, for scripts)."))] = "table") -> None:
+def gate_list(
+    namespace: Namespace = None,
+    all_namespaces: Annotated[bool, typer.Option("--all-namespaces", "-A")] = False,
+    output: Annotated[
+        str,
+        typer.Option(
+            "--output",
+            "-o",
+            help=("table, wide (also the missing items by name), json or yaml (the objects, for scripts)."),
+        ),
+    ] = "table",
+) -> None:
     """Every gate, one line each: cadence, strategies, state, signed (signed over required items),
     expiry; -o wide names the missing items."""
     gates = _gates(_api(), namespace, all_namespaces)
     if output != "wide" and emit(gates, output):
         return
-    columns = ["gate", "cadence", "strategies", "state", "signed", "expires"] + (["missing"] if output == "wide" else [])
+    columns = ["gate", "cadence", "strategies", "state", "signed", "expires"] + (
+        ["missing"] if output == "wide" else []
+    )
     table = listing(*columns, fixed=("cadence", "state", "signed"))
     for g in sorted(gates, key=lambda g: CADENCES.index(g["spec"]["cadence"])):
         st = g.get("status") or {}
         meta = g["metadata"]
-        row = [f"{meta['namespace']}/{meta['name']}" if all_namespaces else meta["name"], g["spec"]["cadence"],
-               ", ".join(g["spec"]["strategies"]) or "-", st.get("state") or "-", st.get("signed") or "-",
-               (st.get("expiresAt") or "-").replace("T", " ")[:16]]
+        row = [
+            f"{meta['namespace']}/{meta['name']}" if all_namespaces else meta["name"],
+            g["spec"]["cadence"],
+            ", ".join(g["spec"]["strategies"]) or "-",
+            st.get("state") or "-",
+            st.get("signed") or "-",
+            (st.get("expiresAt") or "-").replace("T", " ")[:16],
+        ]
         if output == "wide":
             row.append(", ".join(st.get("missingItems") or []) or "-")
         table.add_row(*row)
@@ -52,9 +67,14 @@ def gate_sign(
     items: Annotated[list[str] | None, typer.Argument(help="Item ids to sign (all required items with --all).")] = None,
     evidence: Annotated[str, typer.Option("--evidence", "-e", help="Evidence: text or a URL.")] = "",
     all_items: Annotated[bool, typer.Option("--all", help="Sign every required item.")] = False,
-    for_file: Annotated[str | None, typer.Option(
-        "--for", help="Pre-launch: sign for the Strategy manifest(s) in this file (a change not applied yet) instead "
-                      "of the strategies as they are in the cluster.")] = None,
+    for_file: Annotated[
+        str | None,
+        typer.Option(
+            "--for",
+            help="Pre-launch: sign for the Strategy manifest(s) in this file (a change not applied yet) instead "
+            "of the strategies as they are in the cluster.",
+        ),
+    ] = None,
     namespace: Namespace = None,
 ) -> None:
     """Sign items of a gate as yourself (the API server's authenticated user), dated now.
@@ -74,7 +94,11 @@ def gate_sign(
     try:
         g = custom.get_namespaced_custom_object(GROUP, VERSION, ns, "gates", gate)
     except ApiException as e:
-        raise CliError(f"gate {gate} not found in namespace {ns}" if e.status == 404 else f"cannot read gate {ns}/{gate}: {e.reason}") from e
+        raise CliError(
+            f"gate {gate} not found in namespace {ns}"
+            if e.status == 404
+            else f"cannot read gate {ns}/{gate}: {e.reason}"
+        ) from e
     ids = [i["id"] for i in g["spec"]["items"]]
     wanted = [i["id"] for i in g["spec"]["items"] if i.get("required", True)] if all_items else list(items or [])
     if not wanted:
@@ -87,15 +111,19 @@ def gate_sign(
     if g["spec"]["cadence"] == Cadence.pre_launch.value:
         extra = sorted(set(proposed) - set(g["spec"]["strategies"]))
         if extra:
-            raise CliError(f"--for {for_file}: {', '.join(extra)} not listed by gate {gate} (spec.strategies: "
-                           f"{', '.join(g['spec']['strategies'])})")
+            raise CliError(
+                f"--for {for_file}: {', '.join(extra)} not listed by gate {gate} (spec.strategies: "
+                f"{', '.join(g['spec']['strategies'])})"
+            )
         parts = []
         for s in g["spec"]["strategies"]:
             if s in proposed:
                 parts.append(subject_for(s, proposed[s]))
                 continue
             try:
-                sspec = StrategySpec.model_validate(custom.get_namespaced_custom_object(GROUP, VERSION, ns, "strategies", s)["spec"])
+                sspec = StrategySpec.model_validate(
+                    custom.get_namespaced_custom_object(GROUP, VERSION, ns, "strategies", s)["spec"]
+                )
             except ApiException as e:
                 raise CliError(f"pre-launch gate {gate} names strategy {s}, which cannot be read: {e.reason}") from e
             parts.append(subject_for(s, sspec))
@@ -106,15 +134,29 @@ def gate_sign(
     now = datetime.now(UTC).isoformat()
     sigs = {s["item"]: s for s in g["spec"].get("signatures") or []}
     for item in wanted:
-        sigs[item] = {"item": item, "signer": user, "signedAt": now, "evidence": evidence, **({"subject": subj} if subj else {})}
-    patch = {"metadata": {"resourceVersion": g["metadata"]["resourceVersion"]}, "spec": {"signatures": list(sigs.values())}}
+        sigs[item] = {
+            "item": item,
+            "signer": user,
+            "signedAt": now,
+            "evidence": evidence,
+            **({"subject": subj} if subj else {}),
+        }
+    patch = {
+        "metadata": {"resourceVersion": g["metadata"]["resourceVersion"]},
+        "spec": {"signatures": list(sigs.values())},
+    }
     try:
         custom.patch_namespaced_custom_object(GROUP, VERSION, ns, "gates", gate, patch)
     except ApiException as e:
         from stratops.cli.lifecycle import api_message
 
-        raise CliError(f"signature refused: {api_message(e)}" if e.status in (400, 403, 422) else
-                       f"gate {gate} changed meanwhile; run the command again" if e.status == 409 else api_message(e)) from e
+        raise CliError(
+            f"signature refused: {api_message(e)}"
+            if e.status in (400, 403, 422)
+            else f"gate {gate} changed meanwhile; run the command again"
+            if e.status == 409
+            else api_message(e)
+        ) from e
     console.print(f"signed {', '.join(wanted)} of {ns}/{gate} as {user}" + (f" for {subj}" if subj else ""))
 
 
@@ -167,8 +209,10 @@ def gate_audit(
             st = g.get("status") or {}
             sigs = g["spec"].get("signatures") or []
             last = max(sigs, key=lambda s: s["signedAt"]) if sigs else None
-            console.print(f"  {g['metadata']['namespace']}/{g['metadata']['name']}: {state} {st.get('signed') or ''}"
-                          + (f", expires {st['expiresAt']}" if st.get("expiresAt") else "")
-                          + (f", missing {', '.join(st['missingItems'])}" if st.get("missingItems") else "")
-                          + (f"; last signed by {last['signer']} at {last['signedAt']}" if last else "; never signed"))
+            console.print(
+                f"  {g['metadata']['namespace']}/{g['metadata']['name']}: {state} {st.get('signed') or ''}"
+                + (f", expires {st['expiresAt']}" if st.get("expiresAt") else "")
+                + (f", missing {', '.join(st['missingItems'])}" if st.get("missingItems") else "")
+                + (f"; last signed by {last['signer']} at {last['signedAt']}" if last else "; never signed")
+            )
     raise typer.Exit(exit_code)

@@ -22,7 +22,11 @@ def _get(api: Any, ns: str, name: str) -> dict[str, Any]:
     try:
         return client.CustomObjectsApi(api).get_namespaced_custom_object(GROUP, VERSION, ns, "incidents", name)
     except ApiException as e:
-        raise CliError(f"incident {name} not found in namespace {ns}" if e.status == 404 else f"cannot read incident {ns}/{name}: {e.reason}") from e
+        raise CliError(
+            f"incident {name} not found in namespace {ns}"
+            if e.status == 404
+            else f"cannot read incident {ns}/{name}: {e.reason}"
+        ) from e
 
 
 def age(timestamp: str, now: datetime | None = None) -> str:
@@ -35,18 +39,30 @@ def age(timestamp: str, now: datetime | None = None) -> str:
     return f"{seconds}s"
 
 
-def incident_list(namespace: Namespace = None, all_namespaces: Annotated[bool, typer.Option("--all-namespaces", "-A")] = False,
-                  open_only: Annotated[bool, typer.Option("--open", help="Only incidents not resolved.")] = False,
-                  output: Annotated[str, typer.Option("--output", "-o", help=(
-                      "table, wide (also the strategy and the summary), json or yaml (the objects, for scripts)."))] = "table") -> None:
+def incident_list(
+    namespace: Namespace = None,
+    all_namespaces: Annotated[bool, typer.Option("--all-namespaces", "-A")] = False,
+    open_only: Annotated[bool, typer.Option("--open", help="Only incidents not resolved.")] = False,
+    output: Annotated[
+        str,
+        typer.Option(
+            "--output",
+            "-o",
+            help=("table, wide (also the strategy and the summary), json or yaml (the objects, for scripts)."),
+        ),
+    ] = "table",
+) -> None:
     """Incidents, newest first, one line each: class, severity, phase, age (a monitor's incident
     is named after the monitor, so after its strategy); -o wide adds the strategy and the
     summary (`stratops incident show NAME` has all of it)."""
     from kubernetes import client
 
     custom = client.CustomObjectsApi(_api())
-    items = (custom.list_cluster_custom_object(GROUP, VERSION, "incidents") if all_namespaces else
-             custom.list_namespaced_custom_object(GROUP, VERSION, _namespace(namespace), "incidents"))["items"]
+    items = (
+        custom.list_cluster_custom_object(GROUP, VERSION, "incidents")
+        if all_namespaces
+        else custom.list_namespaced_custom_object(GROUP, VERSION, _namespace(namespace), "incidents")
+    )["items"]
     items = sorted(items, key=lambda i: i["metadata"]["creationTimestamp"], reverse=True)
     if open_only:
         items = [i for i in items if ((i.get("status") or {}).get("phase") or "Open") != "Resolved"]
@@ -57,8 +73,13 @@ def incident_list(namespace: Namespace = None, all_namespaces: Annotated[bool, t
     for i in items:
         phase = (i.get("status") or {}).get("phase") or "Open"
         meta = i["metadata"]
-        row = [f"{meta['namespace']}/{meta['name']}" if all_namespaces else meta["name"],
-               i["spec"]["class"], i["spec"]["severity"], phase, age(meta["creationTimestamp"])]
+        row = [
+            f"{meta['namespace']}/{meta['name']}" if all_namespaces else meta["name"],
+            i["spec"]["class"],
+            i["spec"]["severity"],
+            phase,
+            age(meta["creationTimestamp"]),
+        ]
         if output == "wide":
             row += [i["spec"]["strategy"], i["spec"]["summary"]]
         table.add_row(*row)
@@ -76,8 +97,10 @@ def incident_show(name: str, namespace: Namespace = None, output: Output = "tabl
     st = i.get("status") or {}
     c = card(i["spec"]["class"])
     sev = i["spec"]["severity"]
-    console.print(f"[bold]{name}[/] {c.title} {sev} on {i['spec']['strategy']}: {st.get('phase') or 'Open'}"
-                  + (f" (acknowledged by {st['acknowledgedBy']})" if st.get("acknowledgedBy") else ""))
+    console.print(
+        f"[bold]{name}[/] {c.title} {sev} on {i['spec']['strategy']}: {st.get('phase') or 'Open'}"
+        + (f" (acknowledged by {st['acknowledgedBy']})" if st.get("acknowledgedBy") else "")
+    )
     console.print(f"  {i['spec']['summary']}")
     console.print(f"  {sev} means: {c.p0 if sev == 'P0' else c.p1}", highlight=False)
     playbook = c.playbook()
@@ -95,7 +118,9 @@ def incident_show(name: str, namespace: Namespace = None, output: Output = "tabl
         console.print(f"  [yellow]{st['message']}[/]")
 
 
-def _annotate(api: Any, ns: str, name: str, key: str, value: dict[str, Any], extra: dict[str, Any] | None = None) -> None:
+def _annotate(
+    api: Any, ns: str, name: str, key: str, value: dict[str, Any], extra: dict[str, Any] | None = None
+) -> None:
     from kubernetes import client
     from kubernetes.client.exceptions import ApiException
 
@@ -118,7 +143,9 @@ def incident_ack(name: str, namespace: Namespace = None) -> None:
 
 def incident_contain(
     name: str,
-    detail: Annotated[str, typer.Option("--detail", "-d", help="The safe state reached, e.g. 'orders reconciled at prime-a'.")],
+    detail: Annotated[
+        str, typer.Option("--detail", "-d", help="The safe state reached, e.g. 'orders reconciled at prime-a'.")
+    ],
     namespace: Namespace = None,
 ) -> None:
     """Record containment by hand (the operator records it itself when the strategy reaches
@@ -135,7 +162,9 @@ def incident_resolve(
     name: str,
     reason: Annotated[str, typer.Option("--reason", "-r", help="How it ended.")],
     root_cause: Annotated[str | None, typer.Option(help="Postmortem: the root cause.")] = None,
-    action: Annotated[list[str] | None, typer.Option("--action", help="Postmortem: a follow-up action (repeatable).")] = None,
+    action: Annotated[
+        list[str] | None, typer.Option("--action", help="Postmortem: a follow-up action (repeatable).")
+    ] = None,
     owner: Annotated[str | None, typer.Option(help="Postmortem: who owns the follow-up.")] = None,
     namespace: Namespace = None,
     timeout: Annotated[float, typer.Option(help="Seconds to wait.")] = 30,
@@ -151,8 +180,14 @@ def incident_resolve(
         extra = {"spec": {"postmortem": {"rootCause": root_cause, "actions": action, "owner": owner}}}
     elif not inc["spec"].get("postmortem"):
         raise CliError("this incident has no postmortem yet: give --root-cause, --action (repeatable) and --owner")
-    _annotate(api, ns, name, "stratops.io/resolve",
-              {"by": whoami(api), "reason": reason, "id": uuid.uuid4().hex[:12], "at": datetime.now(UTC).isoformat()}, extra)
+    _annotate(
+        api,
+        ns,
+        name,
+        "stratops.io/resolve",
+        {"by": whoami(api), "reason": reason, "id": uuid.uuid4().hex[:12], "at": datetime.now(UTC).isoformat()},
+        extra,
+    )
 
     def settled() -> dict[str, Any] | None:
         i = _get(api, ns, name)

@@ -20,11 +20,15 @@ from stratops.polling import poll
 console = Console()
 err = Console(stderr=True)
 
-Namespace = Annotated[str | None, typer.Option("--namespace", "-n", help="Namespace; default: the kubeconfig context's.")]
+Namespace = Annotated[
+    str | None, typer.Option("--namespace", "-n", help="Namespace; default: the kubeconfig context's.")
+]
 Reason = Annotated[str, typer.Option("--reason", "-r", help="Why; recorded in status, Events and the Incident.")]
 Wait = Annotated[bool, typer.Option("--wait/--no-wait", help="Wait until the operator has carried it out.")]
 Timeout = Annotated[float, typer.Option(help="Seconds to wait.")]
-Output = Annotated[str, typer.Option("--output", "-o", help="table, json or yaml (json and yaml: the objects, for scripts).")]
+Output = Annotated[
+    str, typer.Option("--output", "-o", help="table, json or yaml (json and yaml: the objects, for scripts).")
+]
 
 
 def without_managed_fields(obj: Any) -> Any:
@@ -62,8 +66,15 @@ def listing(*columns: str, title: str | None = None, fixed: tuple[str, ...] = ()
     """A table laid out as kubectl's: no borders, upper-case headers, one space between columns.
     Nothing is cut: a cell too long for its share of the terminal wraps (FIXED columns, short
     values such as a severity or a count, never wrap and keep their width)."""
-    table = Table(box=None, pad_edge=False, padding=(0, 1), header_style="bold", title=title, title_justify="left",
-                  title_style="bold")
+    table = Table(
+        box=None,
+        pad_edge=False,
+        padding=(0, 1),
+        header_style="bold",
+        title=title,
+        title_justify="left",
+        title_style="bold",
+    )
     for name in columns:
         table.add_column(name.upper(), overflow="fold", no_wrap=name in fixed)
     return table
@@ -100,10 +111,14 @@ def whoami(api: Any) -> str:
     from kubernetes import client
 
     try:
-        review = client.AuthenticationV1Api(api).create_self_subject_review({"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"})
+        review = client.AuthenticationV1Api(api).create_self_subject_review(
+            {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}
+        )
     except Exception as e:
-        raise CliError(f"cannot tell who you are (SelfSubjectReview failed: {getattr(e, 'reason', e)}): commands and "
-                       "signatures are attributed to the requesting user") from e
+        raise CliError(
+            f"cannot tell who you are (SelfSubjectReview failed: {getattr(e, 'reason', e)}): commands and "
+            "signatures are attributed to the requesting user"
+        ) from e
     name = review.status.user_info.username
     if not name:
         raise CliError("the API server authenticates you as nobody (anonymous): commands and signatures need a user")
@@ -122,7 +137,9 @@ def _get(api: Any, ns: str, name: str) -> dict[str, Any]:
         raise CliError(f"cannot read strategy {ns}/{name}: {e.reason}") from e
 
 
-def give_command(kind: str, name: str, namespace: str | None, fields: dict[str, Any]) -> tuple[Any, str, dict[str, Any]]:
+def give_command(
+    kind: str, name: str, namespace: str | None, fields: dict[str, Any]
+) -> tuple[Any, str, dict[str, Any]]:
     from kubernetes import client
     from kubernetes.client.exceptions import ApiException
 
@@ -133,7 +150,13 @@ def give_command(kind: str, name: str, namespace: str | None, fields: dict[str, 
     value = {"by": whoami(api), **fields, "id": uuid.uuid4().hex[:12], "at": datetime.now(UTC).isoformat()}
     try:
         client.CustomObjectsApi(api).patch_namespaced_custom_object(
-            GROUP, VERSION, ns, "strategies", name, {"metadata": {"annotations": {f"stratops.io/{kind}": command_value(value["by"], **value)}}})
+            GROUP,
+            VERSION,
+            ns,
+            "strategies",
+            name,
+            {"metadata": {"annotations": {f"stratops.io/{kind}": command_value(value["by"], **value)}}},
+        )
     except ApiException as e:
         raise CliError(f"cannot annotate strategy {ns}/{name}: {api_message(e)}") from e
     console.print(f"{kind} requested for {ns}/{name} by {value['by']}")
@@ -155,16 +178,32 @@ def _wait(api: Any, ns: str, name: str, done: Any, what: str, timeout: float) ->
 
     if (status := poll(check, timeout, 0.5)) is not None:
         return status
-    raise CliError(f"timed out after {timeout:.0f}s waiting for {what}; see `stratops status` and the Strategy's Events")
+    raise CliError(
+        f"timed out after {timeout:.0f}s waiting for {what}; see `stratops status` and the Strategy's Events"
+    )
 
 
-def kill(strategy: Annotated[str | None, typer.Argument(help="The strategy; or use --selector / --all.")] = None,
-         reason: Reason = "", namespace: Namespace = None, wait: Wait = True, timeout: Timeout = 120,
-         selector: Annotated[str | None, typer.Option("--selector", "-l", help="Every strategy matching this label selector, e.g. desk=fx,venue=XLON.")] = None,
-         all_: Annotated[bool, typer.Option("--all", help="Every strategy in the namespace (with -A: in the cluster).")] = False,
-         all_namespaces: Annotated[bool, typer.Option("--all-namespaces", "-A", help="With --selector or --all: across namespaces.")] = False,
-         require_rearm: Annotated[bool, typer.Option("--require-rearm", help="Stay off until a designated user re-arms (spec.killSwitch.rearmBy).")] = False,
-         ) -> None:
+def kill(
+    strategy: Annotated[str | None, typer.Argument(help="The strategy; or use --selector / --all.")] = None,
+    reason: Reason = "",
+    namespace: Namespace = None,
+    wait: Wait = True,
+    timeout: Timeout = 120,
+    selector: Annotated[
+        str | None,
+        typer.Option("--selector", "-l", help="Every strategy matching this label selector, e.g. desk=fx,venue=XLON."),
+    ] = None,
+    all_: Annotated[
+        bool, typer.Option("--all", help="Every strategy in the namespace (with -A: in the cluster).")
+    ] = False,
+    all_namespaces: Annotated[
+        bool, typer.Option("--all-namespaces", "-A", help="With --selector or --all: across namespaces.")
+    ] = False,
+    require_rearm: Annotated[
+        bool,
+        typer.Option("--require-rearm", help="Stay off until a designated user re-arms (spec.killSwitch.rearmBy)."),
+    ] = False,
+) -> None:
     """Kill-switch: HALTED (cancel, no new orders; risk-reducing orders only if the strategy's
     policy allows), wait for the ack, scale to 0. Latched until a valid resume. One strategy,
     every strategy matching --selector, or --all: one decision, progress per strategy, and a
@@ -187,44 +226,82 @@ def kill(strategy: Annotated[str | None, typer.Argument(help="The strategy; or u
         pending = "stratops.io/kill" in (o["metadata"].get("annotations") or {})
         return bool(ks.get("latched") and ks.get("completedAt") and (ks.get("decision") == value["id"] or not pending))
 
-    status = _wait(api, ns, strategy, landed, "the kill-switch (HALTED, acknowledged or the deadline, scaled to 0)", timeout)
+    status = _wait(
+        api, ns, strategy, landed, "the kill-switch (HALTED, acknowledged or the deadline, scaled to 0)", timeout
+    )
     ks = status["killSwitch"]
     if ks.get("decision") != value["id"]:
-        console.print(f"[bold]already halted[/]: latched since {ks.get('at')} by {ks.get('by')} ({ks.get('reason')}); "
-                      f"your reason is recorded; scaled to 0 at {ks['completedAt']}")
+        console.print(
+            f"[bold]already halted[/]: latched since {ks.get('at')} by {ks.get('by')} ({ks.get('reason')}); "
+            f"your reason is recorded; scaled to 0 at {ks['completedAt']}"
+        )
         return
-    console.print(f"[bold]halted[/]: scaled to 0 at {ks['completedAt']}; acknowledged by the strategy: {ks.get('acknowledged')}")
+    console.print(
+        f"[bold]halted[/]: scaled to 0 at {ks['completedAt']}; acknowledged by the strategy: {ks.get('acknowledged')}"
+    )
 
 
-def throttle(strategy: str, reason: Reason, namespace: Namespace = None, wait: Wait = True, timeout: Timeout = 60) -> None:
+def throttle(
+    strategy: str, reason: Reason, namespace: Namespace = None, wait: Wait = True, timeout: Timeout = 60
+) -> None:
     """Throttle: REDUCING with lower order-rate and position limits. Never raises a limit."""
     api, ns, _value = give_command("throttle", strategy, namespace, {"reason": reason})
     if wait:
-        status = _wait(api, ns, strategy, lambda o, s: "stratops.io/throttle" not in (o["metadata"].get("annotations") or {}),
-                       "the throttle", timeout)
+        status = _wait(
+            api,
+            ns,
+            strategy,
+            lambda o, s: "stratops.io/throttle" not in (o["metadata"].get("annotations") or {}),
+            "the throttle",
+            timeout,
+        )
         if not (status.get("throttle") or {}).get("active"):
             raise CliError(status.get("message") or "throttle not applied (a kill-switch may be latched)")
         lim = status.get("effectiveLimits") or {}
-        console.print(f"[bold]throttled[/]: max position {lim.get('maxPosition')}, order rate {lim.get('maxOrderRate')}/s")
+        console.print(
+            f"[bold]throttled[/]: max position {lim.get('maxPosition')}, order rate {lim.get('maxOrderRate')}/s"
+        )
 
 
-def rollback(strategy: str, reason: Reason, namespace: Namespace = None, wait: Wait = True, timeout: Timeout = 60) -> None:
+def rollback(
+    strategy: str, reason: Reason, namespace: Namespace = None, wait: Wait = True, timeout: Timeout = 60
+) -> None:
     """Roll back to the last known-good version; the running version is blocked."""
     api, ns, _value = give_command("rollback", strategy, namespace, {"reason": reason})
     if wait:
-        status = _wait(api, ns, strategy, lambda o, s: "stratops.io/rollback" not in (o["metadata"].get("annotations") or {}), "the rollback", timeout)
-        console.print(f"running {status.get('activeVersion')}; blocked: {', '.join(b['version'] for b in status.get('blockedVersions') or []) or 'none'}")
+        status = _wait(
+            api,
+            ns,
+            strategy,
+            lambda o, s: "stratops.io/rollback" not in (o["metadata"].get("annotations") or {}),
+            "the rollback",
+            timeout,
+        )
+        console.print(
+            f"running {status.get('activeVersion')}; blocked: {', '.join(b['version'] for b in status.get('blockedVersions') or []) or 'none'}"
+        )
         if status.get("message") and "refused" in status["message"]:
             raise CliError(status["message"])
 
 
-def resume(strategy: str, reason: Reason, namespace: Namespace = None, wait: Wait = True, timeout: Timeout = 60,
-           throttled: Annotated[bool, typer.Option("--throttled", help="Resume slow: REDUCING with throttled limits until a later full resume.")] = False) -> None:
+def resume(
+    strategy: str,
+    reason: Reason,
+    namespace: Namespace = None,
+    wait: Wait = True,
+    timeout: Timeout = 60,
+    throttled: Annotated[
+        bool, typer.Option("--throttled", help="Resume slow: REDUCING with throttled limits until a later full resume.")
+    ] = False,
+) -> None:
     """Resume after a kill-switch or throttle: refused unless incidents are resolved, a fresh
     reconciliation is recorded and the daily gate is signed; REDUCING first, then ACTIVE
     (with --throttled: REDUCING with lowered limits until a later full resume)."""
-    api, ns, _value = give_command("resume", strategy, namespace, {"reason": reason, **({"throttled": True} if throttled else {})})
+    api, ns, _value = give_command(
+        "resume", strategy, namespace, {"reason": reason, **({"throttled": True} if throttled else {})}
+    )
     if wait:
+
         def done(o: dict[str, Any], s: dict[str, Any]) -> Any:
             if "stratops.io/resume" in (o["metadata"].get("annotations") or {}):
                 return None
@@ -249,10 +326,21 @@ def reconcile(
     give_command("reconciliation", strategy, namespace, {"result": result, "evidence": evidence})
 
 
-def status(namespace: Namespace = None, all_namespaces: Annotated[bool, typer.Option("--all-namespaces", "-A")] = False,
-           output: Annotated[str, typer.Option("--output", "-o", help=(
-               "table, wide (also READY, BROKER, the open incidents and the unsigned gates by name), "
-               "json or yaml (the objects, for scripts)."))] = "table") -> None:
+def status(
+    namespace: Namespace = None,
+    all_namespaces: Annotated[bool, typer.Option("--all-namespaces", "-A")] = False,
+    output: Annotated[
+        str,
+        typer.Option(
+            "--output",
+            "-o",
+            help=(
+                "table, wide (also READY, BROKER, the open incidents and the unsigned gates by name), "
+                "json or yaml (the objects, for scripts)."
+            ),
+        ),
+    ] = "table",
+) -> None:
     """All strategies, one line each: phase, mode, version, last known-good, trading state, open
     incidents (a count) and gates (complete over named, e.g. 3/5)."""
     from kubernetes import client
@@ -292,14 +380,19 @@ def gate_counts(strategy: dict[str, Any], gates: list[dict[str, Any]]) -> tuple[
     """(complete, named, the names not complete) of STRATEGY's gates, read from GATES (a gate
     that does not exist is not complete)."""
     ns = strategy["metadata"].get("namespace")
-    state = {g["metadata"]["name"]: (g.get("status") or {}).get("state") for g in gates if g["metadata"].get("namespace", ns) == ns}
+    state = {
+        g["metadata"]["name"]: (g.get("status") or {}).get("state")
+        for g in gates
+        if g["metadata"].get("namespace", ns) == ns
+    }
     named = named_gates(strategy)
     open_ = [n for n in named if state.get(n) != "Complete"]
     return len(named) - len(open_), len(named), open_
 
 
-def status_table(items: list[dict[str, Any]], namespaces: bool = False, gates: list[dict[str, Any]] | None = None,
-                 wide: bool = False) -> Table:
+def status_table(
+    items: list[dict[str, Any]], namespaces: bool = False, gates: list[dict[str, Any]] | None = None, wide: bool = False
+) -> Table:
     """The `status` table, laid out as kubectl's: no borders, across namespaces each strategy as
     namespace/name, open incidents and gates as counts (`stratops incident list` and `stratops
     gate list` name them; so does -o wide), so a row fits 80 columns; a name too long for its
@@ -327,14 +420,23 @@ def status_table(items: list[dict[str, Any]], namespaces: bool = False, gates: l
             sat, unsigned = conds.get("GatesSatisfied"), []
             gate_cell = "signed" if sat and sat["status"] == "True" else ("missing" if sat else "-")
         row = [
-            f"{meta['namespace']}/{meta['name']}" if namespaces else meta["name"], st.get("phase") or "-",
-            st.get("mode") or "-", st.get("activeVersion") or "-", st.get("lastKnownGood") or "-",
-            f"[{style}]{trading}[/]" if style else trading, f"[red]{len(incidents)}[/]" if incidents else "-", gate_cell,
+            f"{meta['namespace']}/{meta['name']}" if namespaces else meta["name"],
+            st.get("phase") or "-",
+            st.get("mode") or "-",
+            st.get("activeVersion") or "-",
+            st.get("lastKnownGood") or "-",
+            f"[{style}]{trading}[/]" if style else trading,
+            f"[red]{len(incidents)}[/]" if incidents else "-",
+            gate_cell,
         ]
         if wide:
             ready = (conds.get("Ready") or {}).get("message") or ""
-            row += [ready.split(" pods")[0] if " pods" in ready else "-", (st.get("broker") or {}).get("role") or "primary",
-                    ", ".join(incidents) or "-", ", ".join(unsigned) or "-"]
+            row += [
+                ready.split(" pods")[0] if " pods" in ready else "-",
+                (st.get("broker") or {}).get("role") or "primary",
+                ", ".join(incidents) or "-",
+                ", ".join(unsigned) or "-",
+            ]
         table.add_row(*row)
     return table
 
@@ -343,7 +445,9 @@ def failover(
     strategy: str,
     reason: Reason,
     to: Annotated[str, typer.Option("--to", help="backup (spec.brokers.backup) or primary (fail back).")] = "backup",
-    namespace: Namespace = None, wait: Wait = True, timeout: Timeout = 60,
+    namespace: Namespace = None,
+    wait: Wait = True,
+    timeout: Timeout = 60,
 ) -> None:
     """Switch the control document to the backup broker (or back to the primary). Refused
     unless the kill-switch is latched: halt order entry first. Resume needs a reconciliation
@@ -352,15 +456,23 @@ def failover(
         raise CliError("--to must be backup or primary")
     api, ns, _value = give_command("failover", strategy, namespace, {"reason": reason, "to": to})
     if wait:
-        status = _wait(api, ns, strategy, lambda o, s: "stratops.io/failover" not in (o["metadata"].get("annotations") or {}),
-                       "the failover", timeout)
+        status = _wait(
+            api,
+            ns,
+            strategy,
+            lambda o, s: "stratops.io/failover" not in (o["metadata"].get("annotations") or {}),
+            "the failover",
+            timeout,
+        )
         msg = status.get("message") or ""
         if "refused" in msg or (status.get("broker") or {}).get("role", "primary") != to:
             raise CliError(msg or f"failover to {to} not applied")
         console.print(f"[bold]broker[/]: {msg}")
 
 
-def promote(strategy: str, reason: Reason, namespace: Namespace = None, wait: Wait = True, timeout: Timeout = 60) -> None:
+def promote(
+    strategy: str, reason: Reason, namespace: Namespace = None, wait: Wait = True, timeout: Timeout = 60
+) -> None:
     """Promote paper -> live by setting spec.mode to live. Refused here, before anything is
     changed, unless the pre-launch gate is signed for this version and these limits (the
     operator checks again). With GitOps, change spec.mode in Git instead: Git wins."""
@@ -380,17 +492,26 @@ def promote(strategy: str, reason: Reason, namespace: Namespace = None, wait: Wa
     note = json.dumps({"by": by, "reason": reason, "at": datetime.now(UTC).isoformat()})
     try:
         client.CustomObjectsApi(api).patch_namespaced_custom_object(
-            GROUP, VERSION, ns, "strategies", strategy,
-            {"metadata": {"annotations": {"stratops.io/promoted-by": note}}, "spec": {"mode": "live"}})
+            GROUP,
+            VERSION,
+            ns,
+            "strategies",
+            strategy,
+            {"metadata": {"annotations": {"stratops.io/promoted-by": note}}, "spec": {"mode": "live"}},
+        )
     except ApiException as e:
         raise CliError(f"promotion of {ns}/{strategy} rejected by the API server: {api_message(e)}") from e
     console.print(f"promotion of {ns}/{strategy} requested by {by}")
     if wait:
+
         def done(o: dict[str, Any], s: dict[str, Any]) -> Any:
             cond = next((c for c in s.get("conditions") or [] if c["type"] == "Promoted"), {})
             if s.get("mode") == "live":
                 return True
-            if cond.get("reason") == "GatesIncomplete" and (s.get("observedGeneration") or 0) >= o["metadata"]["generation"]:
+            if (
+                cond.get("reason") == "GatesIncomplete"
+                and (s.get("observedGeneration") or 0) >= o["metadata"]["generation"]
+            ):
                 raise CliError(cond.get("message") or "promotion blocked")
             return None
 
@@ -419,8 +540,9 @@ def prelaunch_missing(api: Any, ns: str, strategy: str, obj: dict[str, Any]) -> 
             if e.status != 404:
                 raise
     author = ((obj.get("metadata") or {}).get("annotations") or {}).get(ANNOTATION_TRADING_AUTHOR)
-    why = live_problems(strategy, spec, author, gate, GateSpec.model_validate(raw["spec"]) if raw else None,
-                        datetime.now(UTC))
+    why = live_problems(
+        strategy, spec, author, gate, GateSpec.model_validate(raw["spec"]) if raw else None, datetime.now(UTC)
+    )
     return f"{why}; sign with `stratops gate sign {gate} ITEM… --evidence …`" if why and gate else why
 
 
@@ -432,8 +554,15 @@ def api_message(e: Any) -> str:
         return f"{e.status} {e.reason}"
 
 
-def kill_fleet(reason: str, namespace: str | None, selector: str | None, all_namespaces: bool, wait: bool,
-               timeout: float, extra: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+def kill_fleet(
+    reason: str,
+    namespace: str | None,
+    selector: str | None,
+    all_namespaces: bool,
+    wait: bool,
+    timeout: float,
+    extra: dict[str, Any] | None = None,
+) -> list[dict[str, Any]]:
     """One decision (one id, one reason, one user) sent to every matching strategy at once;
     then progress per strategy until each is halted, and a final table."""
     from kubernetes import client
@@ -445,39 +574,77 @@ def kill_fleet(reason: str, namespace: str | None, selector: str | None, all_nam
     api = _api()
     custom = client.CustomObjectsApi(api)
     sel = selector or ""
-    items = (custom.list_cluster_custom_object(GROUP, VERSION, "strategies", label_selector=sel) if all_namespaces else
-             custom.list_namespaced_custom_object(GROUP, VERSION, _namespace(namespace), "strategies", label_selector=sel))["items"]
+    items = (
+        custom.list_cluster_custom_object(GROUP, VERSION, "strategies", label_selector=sel)
+        if all_namespaces
+        else custom.list_namespaced_custom_object(
+            GROUP, VERSION, _namespace(namespace), "strategies", label_selector=sel
+        )
+    )["items"]
     if not items:
-        raise CliError(f"no strategy matches {'--selector ' + sel if sel else '--all'}"
-                       f" in {'the cluster' if all_namespaces else 'namespace ' + _namespace(namespace)}: nothing halted")
+        raise CliError(
+            f"no strategy matches {'--selector ' + sel if sel else '--all'}"
+            f" in {'the cluster' if all_namespaces else 'namespace ' + _namespace(namespace)}: nothing halted"
+        )
     decision = uuid.uuid4().hex[:12]
-    value = {**(extra or {}), "reason": reason, "by": whoami(api), "id": decision, "scope": sel or "all",
-             "at": datetime.now(UTC).isoformat()}
+    value = {
+        **(extra or {}),
+        "reason": reason,
+        "by": whoami(api),
+        "id": decision,
+        "scope": sel or "all",
+        "at": datetime.now(UTC).isoformat(),
+    }
     sent, failed = [], []
     for s in items:  # annotate every one first: the halt starts everywhere before anyone waits
         ns, name = s["metadata"]["namespace"], s["metadata"]["name"]
         try:
-            custom.patch_namespaced_custom_object(GROUP, VERSION, ns, "strategies", name, {"metadata": {"annotations": {
-                "stratops.io/kill": command_value(value["by"], **{**value, "decision": decision, "id": f"{decision}-{name}"[:60]})}}})
+            custom.patch_namespaced_custom_object(
+                GROUP,
+                VERSION,
+                ns,
+                "strategies",
+                name,
+                {
+                    "metadata": {
+                        "annotations": {
+                            "stratops.io/kill": command_value(
+                                value["by"], **{**value, "decision": decision, "id": f"{decision}-{name}"[:60]}
+                            )
+                        }
+                    }
+                },
+            )
             sent.append((ns, name))
         except ApiException as e:
             failed.append((ns, name, f"{e.status} {e.reason}"))
-    console.print(f"kill-switch {decision} by {value['by']} sent to {len(sent)} strategies ({value['scope']}): {reason}")
+    console.print(
+        f"kill-switch {decision} by {value['by']} sent to {len(sent)} strategies ({value['scope']}): {reason}"
+    )
     rows: dict[tuple[str, str], dict[str, Any]] = {k: {} for k in sent}
 
     def table() -> Table:
-        t = Table("namespace", "strategy", "trading", "acknowledged", "scaled to 0", "pods", title=f"kill-switch {decision}")
+        t = Table(
+            "namespace", "strategy", "trading", "acknowledged", "scaled to 0", "pods", title=f"kill-switch {decision}"
+        )
         for (ns, name), st in sorted(rows.items()):
             ks = st.get("killSwitch") or {}
             done = bool(st.get("_done"))
-            t.add_row(ns, name, st.get("tradingState") or "-", str(ks.get("acknowledged")) if done else "…",
-                      "[green]yes[/]" if done else "…", str(st.get("_pods", "-")))
+            t.add_row(
+                ns,
+                name,
+                st.get("tradingState") or "-",
+                str(ks.get("acknowledged")) if done else "…",
+                "[green]yes[/]" if done else "…",
+                str(st.get("_pods", "-")),
+            )
         for ns, name, why in failed:
             t.add_row(ns, name, "[red]NOT SENT[/]", why, "-", "-")
         return t
 
     if wait:
         with Live(table(), console=console, refresh_per_second=4, transient=False) as live:
+
             def all_halted() -> bool:
                 for ns, name in sent:
                     if rows[(ns, name)].get("_done"):
@@ -491,18 +658,24 @@ def kill_fleet(reason: str, namespace: str | None, selector: str | None, all_nam
                     # This decision's halt, or one latched before it (the command consumed): never a
                     # completion left from an earlier kill that was resumed since.
                     pending = "stratops.io/kill" in (obj["metadata"].get("annotations") or {})
-                    st["_done"] = bool(ks.get("latched") and ks.get("completedAt") and (ks.get("decision") == decision or not pending))
+                    st["_done"] = bool(
+                        ks.get("latched") and ks.get("completedAt") and (ks.get("decision") == decision or not pending)
+                    )
                     rows[(ns, name)] = st
                 live.update(table())
                 return all(r.get("_done") for r in rows.values())
 
             poll(all_halted, timeout, 0.3)
     halted = [k for k, r in rows.items() if r.get("_done")]
-    console.print(f"halted {len(halted)}/{len(items)}; acknowledged by the strategy: "
-                  f"{sum(1 for k in halted if rows[k]['killSwitch'].get('acknowledged'))}")
+    console.print(
+        f"halted {len(halted)}/{len(items)}; acknowledged by the strategy: "
+        f"{sum(1 for k in halted if rows[k]['killSwitch'].get('acknowledged'))}"
+    )
     if failed or (wait and len(halted) < len(sent)):
-        raise CliError(f"{len(sent) - len(halted) if wait else 0} not halted within {timeout:.0f}s, {len(failed)} not sent: "
-                       "see the table; `stratops status` shows them")
+        raise CliError(
+            f"{len(sent) - len(halted) if wait else 0} not halted within {timeout:.0f}s, {len(failed)} not sent: "
+            "see the table; `stratops status` shows them"
+        )
     return [{"namespace": ns, "strategy": name, **rows[(ns, name)].get("killSwitch", {})} for ns, name in sent]
 
 
@@ -513,8 +686,14 @@ def rearm(strategy: str, reason: Reason, namespace: Namespace = None, wait: Wait
     daily gate."""
     api, ns, value = give_command("rearm", strategy, namespace, {"reason": reason})
     if wait:
-        status = _wait(api, ns, strategy, lambda o, s: "stratops.io/rearm" not in (o["metadata"].get("annotations") or {}),
-                       "the re-arm", timeout)
+        status = _wait(
+            api,
+            ns,
+            strategy,
+            lambda o, s: "stratops.io/rearm" not in (o["metadata"].get("annotations") or {}),
+            "the re-arm",
+            timeout,
+        )
         ks = status.get("killSwitch") or {}
         if ks.get("rearmedBy") != value["by"]:
             raise CliError(status.get("message") or "re-arm not recorded")

@@ -36,7 +36,9 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def main(
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
 ) -> None:
     """stratops: deploy, promote, roll back, throttle, kill-switch and resume trading strategies."""
 
@@ -45,7 +47,8 @@ def main(
 def crds(
     directory: Annotated[Path, typer.Option("--dir", help="Where to write the CRDs.")] = Path("crds"),
     policies: Annotated[Path, typer.Option("--policies", help="Where to write the chart's admission policies.")] = Path(
-        "charts/stratops/files/admission-policies.yaml"),
+        "charts/stratops/files/admission-policies.yaml"
+    ),
     check: Annotated[bool, typer.Option("--check", help="Only check that both are up to date; exit 1 if not.")] = False,
 ) -> None:
     """Generate the CustomResourceDefinitions from the models into DIR, and the admission
@@ -73,8 +76,14 @@ def crds(
 @app.command()
 def validate(
     paths: Annotated[list[Path], typer.Argument(help="YAML files or directories (read recursively).")],
-    base: Annotated[list[Path] | None, typer.Option("--base", help="The merged tree (files or directories) to compare with: "
-                                                    "enables the pull-request policies (promotion, live changes, removed monitors).")] = None,
+    base: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--base",
+            help="The merged tree (files or directories) to compare with: "
+            "enables the pull-request policies (promotion, live changes, removed monitors).",
+        ),
+    ] = None,
 ) -> None:
     """Validate stratops manifests offline, with the messages the API server would give.
 
@@ -108,7 +117,9 @@ def validate(
 
 @app.command()
 def operator(
-    namespace: Annotated[list[str], typer.Option("--namespace", "-n", help="Namespace (or glob) to serve; repeatable.")] = [],  # noqa: B006
+    namespace: Annotated[
+        list[str], typer.Option("--namespace", "-n", help="Namespace (or glob) to serve; repeatable.")
+    ] = [],  # noqa: B006
     all_namespaces: Annotated[bool, typer.Option("--all-namespaces", "-A", help="Serve the whole cluster.")] = False,
     metrics_port: Annotated[int, typer.Option(help="Port of /metrics (0: off).")] = 8080,
     liveness: Annotated[str | None, typer.Option(help="Liveness endpoint, e.g. http://0.0.0.0:8081/healthz.")] = None,
@@ -120,7 +131,9 @@ def operator(
     import kopf
 
     if not namespace and not all_namespaces:
-        err.print("[red]say which namespaces to serve:[/] --namespace NS (repeatable, globs allowed) or --all-namespaces")
+        err.print(
+            "[red]say which namespaces to serve:[/] --namespace NS (repeatable, globs allowed) or --all-namespaces"
+        )
         raise typer.Exit(2)
     os.environ["STRATOPS_METRICS_PORT"] = str(metrics_port)
     import stratops.handlers  # noqa: F401 - registers the handlers
@@ -134,10 +147,14 @@ def dev_up(
     examples: Annotated[bool, typer.Option(help="Apply the example desk from examples/.")] = True,
     once: Annotated[bool, typer.Option("--once", help="Set up, print how to use it, then stop (for CI).")] = False,
     nodes: Annotated[int, typer.Option(help="Fake KWOK nodes.")] = 1,
-    real_node: Annotated[bool | None, typer.Option(
-        "--real-node/--no-real-node",
-        help="Run the example strategy as a real container on a real node (kubelet, containerd, runc; needs root "
-             "and Docker). Default: when this machine can.")] = None,
+    real_node: Annotated[
+        bool | None,
+        typer.Option(
+            "--real-node/--no-real-node",
+            help="Run the example strategy as a real container on a real node (kubelet, containerd, runc; needs root "
+            "and Docker). Default: when this machine can.",
+        ),
+    ] = None,
 ) -> None:
     """Start the local control plane, install the CRDs and the example desk, and wait.
 
@@ -177,9 +194,12 @@ def _user_errors(fn):  # type: ignore[no-untyped-def]
         except (urllib3.exceptions.HTTPError, OSError) as e:
             pool = getattr(e, "pool", None)
             host = f"{pool.scheme}://{pool.host}:{pool.port}" if pool is not None else "the kubeconfig's server"
-            err.print(f"[red]error:[/] cannot reach the Kubernetes API server at {host} ({type(e).__name__}): "
-                      "is the cluster up, and is KUBECONFIG's current context the right one? "
-                      "(`kubectl config current-context`; for the local cluster: `stratops dev up`)", highlight=False)
+            err.print(
+                f"[red]error:[/] cannot reach the Kubernetes API server at {host} ({type(e).__name__}): "
+                "is the cluster up, and is KUBECONFIG's current context the right one? "
+                "(`kubectl config current-context`; for the local cluster: `stratops dev up`)",
+                highlight=False,
+            )
             raise typer.Exit(1) from None
 
     return wrapper
@@ -190,7 +210,18 @@ def _register() -> None:
     from stratops.cli import lifecycle as lc
     from stratops.cli.describe import describe
 
-    for fn in (lc.status, describe, lc.kill, lc.throttle, lc.rollback, lc.resume, lc.reconcile, lc.promote, lc.failover, lc.rearm):
+    for fn in (
+        lc.status,
+        describe,
+        lc.kill,
+        lc.throttle,
+        lc.rollback,
+        lc.resume,
+        lc.reconcile,
+        lc.promote,
+        lc.failover,
+        lc.rearm,
+    ):
         app.command(fn.__name__)(_user_errors(fn))
     gt.gate_app.command("list")(_user_errors(gt.gate_list))
     gt.gate_app.command("sign")(_user_errors(gt.gate_sign))
@@ -198,14 +229,24 @@ def _register() -> None:
     app.add_typer(gt.gate_app, name="gate")
     from stratops.cli import incidents as inc
 
-    for cmd, fn in (("list", inc.incident_list), ("show", inc.incident_show), ("ack", inc.incident_ack),
-                    ("contain", inc.incident_contain), ("resolve", inc.incident_resolve)):
+    for cmd, fn in (
+        ("list", inc.incident_list),
+        ("show", inc.incident_show),
+        ("ack", inc.incident_ack),
+        ("contain", inc.incident_contain),
+        ("resolve", inc.incident_resolve),
+    ):
         inc.incident_app.command(cmd)(_user_errors(fn))
     app.add_typer(inc.incident_app, name="incident")
     from stratops.cli import runbooks as rb
 
-    for cmd, fn in (("list", rb.runbook_list), ("show", rb.runbook_show), ("run", rb.runbook_run),
-                    ("verify", rb.runbook_verify), ("history", rb.runbook_history)):
+    for cmd, fn in (
+        ("list", rb.runbook_list),
+        ("show", rb.runbook_show),
+        ("run", rb.runbook_run),
+        ("verify", rb.runbook_verify),
+        ("history", rb.runbook_history),
+    ):
         rb.runbook_app.command(cmd)(_user_errors(fn))
     app.add_typer(rb.runbook_app, name="runbook")
     from stratops.cli import audit as au

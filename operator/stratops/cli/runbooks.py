@@ -33,7 +33,9 @@ def _runbook(id_: str) -> Runbook:
 
 
 def runbook_list(
-    category: Annotated[str | None, typer.Option("--category", "-c", help=f"Only this category: {', '.join(CATEGORIES)}.")] = None,
+    category: Annotated[
+        str | None, typer.Option("--category", "-c", help=f"Only this category: {', '.join(CATEGORIES)}.")
+    ] = None,
     output: Output = "table",
 ) -> None:
     """The ten runbooks: id, category, trigger."""
@@ -50,13 +52,22 @@ def runbook_list(
 
 
 def _as_dict(r: Runbook) -> dict[str, Any]:
-    return {"id": r.id, "title": r.title, "category": r.category, "trigger": r.trigger,
-            "steps": [{"id": s.id, "kind": s.kind, "text": s.text, **({"action": s.action} if s.action else {})} for s in r.steps],
-            "verify": {"check": r.verify, "description": r.check.description}}
+    return {
+        "id": r.id,
+        "title": r.title,
+        "category": r.category,
+        "trigger": r.trigger,
+        "steps": [
+            {"id": s.id, "kind": s.kind, "text": s.text, **({"action": s.action} if s.action else {})} for s in r.steps
+        ],
+        "verify": {"check": r.verify, "description": r.check.description},
+    }
 
 
-def runbook_show(id_: Annotated[str, typer.Argument(metavar="RUNBOOK", help="Runbook id (see `stratops runbook list`).")],
-                 output: Output = "table") -> None:
+def runbook_show(
+    id_: Annotated[str, typer.Argument(metavar="RUNBOOK", help="Runbook id (see `stratops runbook list`).")],
+    output: Output = "table",
+) -> None:
     """One runbook: trigger, the steps in order (who does each), and the verify check."""
     r = _runbook(id_)
     if emit([_as_dict(r)], output):
@@ -77,7 +88,9 @@ def _answers(raw: list[str] | None) -> dict[str, str]:
     for a in raw or []:
         key, sep, value = a.partition("=")
         if not sep or not value.strip():
-            raise CliError(f"--answer {a!r}: write STEP=TEXT, e.g. --answer broker='prime-a confirmed no working orders'")
+            raise CliError(
+                f"--answer {a!r}: write STEP=TEXT, e.g. --answer broker='prime-a confirmed no working orders'"
+            )
         out[key.strip()] = value.strip()
     return out
 
@@ -93,11 +106,22 @@ def _parse_reconciliation(text: str, step: str) -> tuple[str, str]:
 def runbook_run(
     id_: Annotated[str, typer.Argument(metavar="RUNBOOK", help="Runbook id.")],
     strategy: Annotated[str, typer.Argument(help="The strategy to run it on.")],
-    reason: Annotated[str, typer.Option("--reason", "-r", help="Why; recorded with every command and in the run record.")],
+    reason: Annotated[
+        str, typer.Option("--reason", "-r", help="Why; recorded with every command and in the run record.")
+    ],
     namespace: Namespace = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would be done and the verify check now; change nothing.")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show what would be done and the verify check now; change nothing.")
+    ] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before operator steps (for scripts).")] = False,
-    answer: Annotated[list[str] | None, typer.Option("--answer", "-a", help="STEP=TEXT: the answer to a manual or record step (repeatable); record steps take 'Matched: evidence'.")] = None,
+    answer: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--answer",
+            "-a",
+            help="STEP=TEXT: the answer to a manual or record step (repeatable); record steps take 'Matched: evidence'.",
+        ),
+    ] = None,
     timeout_scale: Annotated[float, typer.Option(help="Multiply every wait step's timeout.")] = 1.0,
 ) -> None:
     """Run a runbook on STRATEGY: confirm and carry out operator steps, ask for and record manual
@@ -109,7 +133,9 @@ def runbook_run(
     given = _answers(answer)
     unknown = sorted(set(given) - {s.id for s in r.steps})
     if unknown:
-        raise CliError(f"--answer for unknown step(s) {', '.join(unknown)}: the steps of {r.id} are {', '.join(s.id for s in r.steps)}")
+        raise CliError(
+            f"--answer for unknown step(s) {', '.join(unknown)}: the steps of {r.id} are {', '.join(s.id for s in r.steps)}"
+        )
     interactive = sys.stdin.isatty()
     if not dry_run and not interactive:  # refuse before anything is done, not halfway through
         missing = [s.id for s in r.steps if s.kind in ("manual", "record") and s.id not in given]
@@ -124,8 +150,16 @@ def runbook_run(
     fetch(api, ns, strategy)  # fails early on an unknown strategy
     by = whoami(api)
     started = datetime.now(UTC)
-    record: dict[str, Any] = {"runbook": r.id, "strategy": strategy, "namespace": ns, "by": by, "reason": reason,
-                              "startedAt": started.isoformat(), "dryRun": dry_run, "steps": []}
+    record: dict[str, Any] = {
+        "runbook": r.id,
+        "strategy": strategy,
+        "namespace": ns,
+        "by": by,
+        "reason": reason,
+        "startedAt": started.isoformat(),
+        "dryRun": dry_run,
+        "steps": [],
+    }
     console.print(f"[bold]{r.id}[/] on {ns}/{strategy} by {by}{' (dry run: nothing is changed)' if dry_run else ''}")
     console.print(f"  trigger: {r.trigger}")
     outcome = "completed"
@@ -181,44 +215,72 @@ def runbook_run(
         raise typer.Exit(1)
 
 
-def runbook_verify(id_: Annotated[str, typer.Argument(metavar="RUNBOOK", help="Runbook id.")],
-                   strategy: Annotated[str, typer.Argument(help="The strategy.")], namespace: Namespace = None) -> None:
+def runbook_verify(
+    id_: Annotated[str, typer.Argument(metavar="RUNBOOK", help="Runbook id.")],
+    strategy: Annotated[str, typer.Argument(help="The strategy.")],
+    namespace: Namespace = None,
+) -> None:
     """Run only the runbook's verify check against the cluster: PASS (exit 0) or FAIL (exit 1)."""
     from stratops.cli.describe import fetch
 
     r = _runbook(id_)
     ok, detail = r.check(fetch(_api(), _namespace(namespace), strategy)[0])
-    console.print(f"{r.id} verify ({r.check.description}): {'[green]PASS[/]' if ok else '[red]FAIL[/]'}: {detail}", highlight=False)
+    console.print(
+        f"{r.id} verify ({r.check.description}): {'[green]PASS[/]' if ok else '[red]FAIL[/]'}: {detail}",
+        highlight=False,
+    )
     if not ok:
         raise typer.Exit(1)
 
 
-def runbook_history(strategy: Annotated[str | None, typer.Argument(help="Only runs on this strategy.")] = None,
-                    namespace: Namespace = None, output: Output = "table") -> None:
+def runbook_history(
+    strategy: Annotated[str | None, typer.Argument(help="Only runs on this strategy.")] = None,
+    namespace: Namespace = None,
+    output: Output = "table",
+) -> None:
     """Recorded runbook runs, newest first: who, when, outcome, verify (from the audit trail)."""
     from stratops.cli.audit import read_trails
 
     api, ns = _api(), _namespace(namespace)
-    runs = sorted(({**e["record"]["runbookRun"], "strategy": e.get("name")}
-                   for (_, kind, name), (entries, _) in read_trails(api, ns).items()
-                   if kind == "Strategy" and (strategy is None or name == strategy)
-                   for e in entries if e.get("reason") == "RunbookRun" and "runbookRun" in (e.get("record") or {})),
-                  key=lambda r: r.get("startedAt", ""), reverse=True)
+    runs = sorted(
+        (
+            {**e["record"]["runbookRun"], "strategy": e.get("name")}
+            for (_, kind, name), (entries, _) in read_trails(api, ns).items()
+            if kind == "Strategy" and (strategy is None or name == strategy)
+            for e in entries
+            if e.get("reason") == "RunbookRun" and "runbookRun" in (e.get("record") or {})
+        ),
+        key=lambda r: r.get("startedAt", ""),
+        reverse=True,
+    )
     if emit(runs, output):
         return
     table = listing("started", "runbook", "strategy", "by", "outcome", "verify")
     for run in runs:
         v = run.get("verify") or {}
-        table.add_row(run.get("startedAt", "-"), run.get("runbook", "-"), run.get("strategy", "-"), run.get("by", "-"),
-                      run.get("outcome", "-"), ("PASS" if v.get("passed") else "FAIL") + f": {v.get('detail', '')}"[:60])
+        table.add_row(
+            run.get("startedAt", "-"),
+            run.get("runbook", "-"),
+            run.get("strategy", "-"),
+            run.get("by", "-"),
+            run.get("outcome", "-"),
+            ("PASS" if v.get("passed") else "FAIL") + f": {v.get('detail', '')}"[:60],
+        )
     console.print(table)
 
 
 # -- steps -------------------------------------------------------------------------------------
 def _command_line(s: RunbookStep, strategy: str, ns: str) -> str:
-    base = {"kill": "kill", "throttle": "throttle", "rollback": "rollback", "failover-backup": "failover --to backup",
-            "promote": "promote", "resume": "resume", "resume-throttled": "resume --throttled",
-            "resolve-incidents": "incident resolve (each open incident)"}[s.action or ""]
+    base = {
+        "kill": "kill",
+        "throttle": "throttle",
+        "rollback": "rollback",
+        "failover-backup": "failover --to backup",
+        "promote": "promote",
+        "resume": "resume",
+        "resume-throttled": "resume --throttled",
+        "resolve-incidents": "incident resolve (each open incident)",
+    }[s.action or ""]
     return f"stratops {base} {strategy} -n {ns}"
 
 
@@ -250,8 +312,10 @@ def _resolve_incidents(strategy: str, ns: str, reason: str) -> None:
     open_ = view.open_incidents()
     without = sorted(i["metadata"]["name"] for i in open_ if not i["spec"].get("postmortem"))
     if without:
-        raise CliError(f"incident(s) {', '.join(without)} have no postmortem: "
-                       f"`stratops incident resolve NAME --reason ... --root-cause ... --action ... --owner ...`")
+        raise CliError(
+            f"incident(s) {', '.join(without)} have no postmortem: "
+            f"`stratops incident resolve NAME --reason ... --root-cause ... --action ... --owner ...`"
+        )
     for i in open_:
         incident_resolve(i["metadata"]["name"], reason=reason, namespace=ns)
     if not open_:
@@ -278,7 +342,9 @@ def _wait_check(api: Any, ns: str, strategy: str, s: RunbookStep, timeout: float
 
 
 def _wait_removed(api: Any, ns: str, strategy: str, annotation: str, timeout: float = 30) -> None:
-    if not poll(lambda: annotation not in (lc._get(api, ns, strategy)["metadata"].get("annotations") or {}), timeout, 0.3):
+    if not poll(
+        lambda: annotation not in (lc._get(api, ns, strategy)["metadata"].get("annotations") or {}), timeout, 0.3
+    ):
         raise CliError(f"the operator did not take {annotation} within {timeout:.0f}s: is it running?")
 
 
@@ -307,11 +373,23 @@ def _record(api: Any, ns: str, strategy: str, record: dict[str, Any], timeout: f
     value = command_value(by, reason=f"runbook {record['runbook']}", run={k: v for k, v in record.items() if k != "by"})
     try:
         client.CustomObjectsApi(api).patch_namespaced_custom_object(
-            "stratops.io", "v1alpha1", ns, "strategies", strategy, {"metadata": {"annotations": {"stratops.io/runbook": value}}})
+            "stratops.io",
+            "v1alpha1",
+            ns,
+            "strategies",
+            strategy,
+            {"metadata": {"annotations": {"stratops.io/runbook": value}}},
+        )
     except ApiException as e:
-        console.print(f"[red]could not record the run ({lc.api_message(e)}); record kept here:[/]\n{json.dumps(record)}")
+        console.print(
+            f"[red]could not record the run ({lc.api_message(e)}); record kept here:[/]\n{json.dumps(record)}"
+        )
         return
-    if not poll(lambda: "stratops.io/runbook" not in (lc._get(api, ns, strategy)["metadata"].get("annotations") or {}), timeout, 0.3):
+    if not poll(
+        lambda: "stratops.io/runbook" not in (lc._get(api, ns, strategy)["metadata"].get("annotations") or {}),
+        timeout,
+        0.3,
+    ):
         console.print("[yellow]recorded on the strategy; the operator adds it to the audit trail when it runs[/]")
         return
     console.print("recorded in the strategy's audit trail")

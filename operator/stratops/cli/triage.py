@@ -27,10 +27,20 @@ from stratops.recovery.tree import Question, Walk
 console = Console()
 err = Console(stderr=True)
 
-TITLES = {"killSwitch": "KILL-SWITCH", "throttle": "THROTTLE", "rollback": "ROLLBACK", "investigate": "INVESTIGATE",
-          "resume": "RESUME"}
-STYLES = {"killSwitch": "bold red", "throttle": "bold yellow", "rollback": "bold magenta", "investigate": "bold cyan",
-          "resume": "bold green"}
+TITLES = {
+    "killSwitch": "KILL-SWITCH",
+    "throttle": "THROTTLE",
+    "rollback": "ROLLBACK",
+    "investigate": "INVESTIGATE",
+    "resume": "RESUME",
+}
+STYLES = {
+    "killSwitch": "bold red",
+    "throttle": "bold yellow",
+    "rollback": "bold magenta",
+    "investigate": "bold cyan",
+    "resume": "bold green",
+}
 
 
 def _complete_symptom(incomplete: str) -> list[tuple[str, str]]:
@@ -81,11 +91,13 @@ def _as_dict(w: Walk, command: str | None) -> dict[str, Any]:
     return {
         "symptom": {"id": w.symptom.id, "text": w.symptom.text},
         "path": [{"id": s.question.id, "question": s.question.text, "answer": s.answer} for s in w.steps],
-        "action": None if w.action is None else {
-            "kind": w.action.kind, "why": w.action.why, "command": command, "runbook": w.action.runbook},
+        "action": None
+        if w.action is None
+        else {"kind": w.action.kind, "why": w.action.why, "command": command, "runbook": w.action.runbook},
         "reason": w.reason(),
-        "next": None if w.next_question is None else {
-            "id": w.next_question.id, "question": w.next_question.text, "answers": list(w.next_question.labels)},
+        "next": None
+        if w.next_question is None
+        else {"id": w.next_question.id, "question": w.next_question.text, "answers": list(w.next_question.labels)},
     }
 
 
@@ -98,14 +110,20 @@ def _print(out: Console, w: Walk, command: str | None) -> None:
         q = w.next_question
         out.print(f"[bold]next question[/]  {escape(q.text)}")
         out.print(f"[bold]answers[/]  {', '.join(escape(repr(label)) for label in q.labels)}")
-        out.print(f"[dim]add --answer ANSWER for each question; e.g. stratops triage {w.symptom.id} "
-                  + " ".join(f"--answer {json.dumps(a)}" for a in (*w.answers, q.labels[0])) + "[/]", soft_wrap=True)
+        out.print(
+            f"[dim]add --answer ANSWER for each question; e.g. stratops triage {w.symptom.id} "
+            + " ".join(f"--answer {json.dumps(a)}" for a in (*w.answers, q.labels[0]))
+            + "[/]",
+            soft_wrap=True,
+        )
         return
     a = w.action
     out.print(f"[bold]action[/]   [{STYLES[a.kind]}]{TITLES[a.kind]}[/] ({a.kind})")
     out.print(f"[bold]why[/]      {escape(a.why)}")
     out.print(f"[bold]next[/]     {escape(command or '')}", soft_wrap=True)
-    out.print(f"[bold]runbook[/]  {a.runbook} (stratops runbook show {a.runbook})" if a.runbook else "[bold]runbook[/]  -")
+    out.print(
+        f"[bold]runbook[/]  {a.runbook} (stratops runbook show {a.runbook})" if a.runbook else "[bold]runbook[/]  -"
+    )
 
 
 @contextlib.contextmanager
@@ -122,9 +140,14 @@ def _lifecycle_output_to(out: Console) -> Iterator[None]:
 def _reconciled(strategy: str, namespace: str | None, timeout: float) -> None:
     """Wait until the operator has taken the reconciliation annotation off the strategy."""
     api, ns = lc._api(), lc._namespace(namespace)
-    lc._wait(api, ns, strategy,
-             lambda o, s: "stratops.io/reconciliation" not in (o["metadata"].get("annotations") or {}),
-             "the reconciliation to be recorded", timeout)
+    lc._wait(
+        api,
+        ns,
+        strategy,
+        lambda o, s: "stratops.io/reconciliation" not in (o["metadata"].get("annotations") or {}),
+        "the reconciliation to be recorded",
+        timeout,
+    )
 
 
 def _apply(w: Walk, strategy: str, namespace: str | None, evidence: str | None, timeout: float) -> None:
@@ -157,7 +180,8 @@ def _daily_gate(strategy: str, namespace: str | None) -> str | None:
     try:
         api = lc._api()
         body = client.CustomObjectsApi(api).get_namespaced_custom_object(
-            GROUP, VERSION, lc._namespace(namespace), "strategies", strategy, _request_timeout=5)
+            GROUP, VERSION, lc._namespace(namespace), "strategies", strategy, _request_timeout=5
+        )
     except Exception:
         return None
     return ((body.get("spec") or {}).get("gates") or {}).get("daily")
@@ -169,18 +193,35 @@ def _mismatch(w: Walk) -> str | None:
 
 
 def triage(
-    symptom_id: Annotated[str | None, typer.Argument(
-        metavar="SYMPTOM", help="acks-silent, not-trading, pnl-diverging, stale-data, latency-spike or "
-        "position-mismatch; asked when omitted.", autocompletion=_complete_symptom, show_default=False)] = None,
-    answer: Annotated[list[str], typer.Option(
-        "--answer", "-a", help="Answer to the next question, in order; repeatable. Labels, case-insensitive; y/n "
-        "for yes/no. With answers nothing is asked: exit 2 when they do not reach an action.")] = [],  # noqa: B006
+    symptom_id: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="SYMPTOM",
+            help="acks-silent, not-trading, pnl-diverging, stale-data, latency-spike or "
+            "position-mismatch; asked when omitted.",
+            autocompletion=_complete_symptom,
+            show_default=False,
+        ),
+    ] = None,
+    answer: Annotated[
+        list[str],
+        typer.Option(
+            "--answer",
+            "-a",
+            help="Answer to the next question, in order; repeatable. Labels, case-insensitive; y/n "
+            "for yes/no. With answers nothing is asked: exit 2 when they do not reach an action.",
+        ),
+    ] = [],  # noqa: B006
     strategy: Annotated[str | None, typer.Option("--strategy", "-s", help="Strategy: filled into the command.")] = None,
     namespace: Namespace = None,
     apply: Annotated[bool, typer.Option("--apply", help="Carry the action out (needs --strategy).")] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="With --apply: do not ask for confirmation.")] = False,
-    evidence: Annotated[str | None, typer.Option(
-        help="What you compared at the reconciliation step (recorded with --apply); asked when interactive.")] = None,
+    evidence: Annotated[
+        str | None,
+        typer.Option(
+            help="What you compared at the reconciliation step (recorded with --apply); asked when interactive."
+        ),
+    ] = None,
     output: Annotated[str, typer.Option("--output", "-o", help="text, json or yaml.")] = "text",
     timeout: Annotated[float, typer.Option(help="With --apply: seconds to wait for the operator.")] = 120,
 ) -> None:
@@ -245,7 +286,9 @@ def triage(
         if not _interactive():
             raise CliError("--apply asks for confirmation on a terminal; add --yes to apply without one")
         ns = f" in {namespace}" if namespace else ""
-        what = TITLES[w.action.kind] if w.action.kind != "investigate" else f"Record the {_mismatch(w)} reconciliation of"
+        what = (
+            TITLES[w.action.kind] if w.action.kind != "investigate" else f"Record the {_mismatch(w)} reconciliation of"
+        )
         if not Confirm.ask(f"{what} {strategy}{ns} now?", default=False, console=out):
             out.print("not applied")
             raise typer.Exit(1)

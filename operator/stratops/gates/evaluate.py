@@ -18,8 +18,7 @@ from zoneinfo import ZoneInfo
 from stratops.models.gate import Cadence, GateSpec, Session, Signature, min_signers
 from stratops.models.strategy import StrategySpec, trading_hash
 
-PERIOD = {Cadence.weekly: timedelta(days=7), Cadence.monthly: timedelta(days=31),
-          Cadence.quarterly: timedelta(days=92)}
+PERIOD = {Cadence.weekly: timedelta(days=7), Cadence.monthly: timedelta(days=31), Cadence.quarterly: timedelta(days=92)}
 
 
 def subject(strategy: str, version: str, spec_hash: str) -> str:
@@ -75,8 +74,9 @@ class GateEvaluation:
         """Why the signatures, all present, are not enough ('' when they are)."""
         if len(self.signers) >= self.min_signers:
             return ""
-        return (f"needs {self.min_signers} distinct signers, has {len(self.signers)} "
-                f"({', '.join(self.signers) or 'none'})")
+        return (
+            f"needs {self.min_signers} distinct signers, has {len(self.signers)} ({', '.join(self.signers) or 'none'})"
+        )
 
     def why_not(self) -> str:
         """What keeps the gate from being complete, in words ('' when it is)."""
@@ -123,8 +123,9 @@ def evaluate(spec: GateSpec, now: datetime, subjects: tuple[str, ...] = ()) -> G
         state = "Expired"
     else:
         state = "Incomplete"
-    return GateEvaluation(state, signed, missing, expired, min(expires) if expires else None, spec.cadence.value,
-                          tuple(sorted(who)), need)
+    return GateEvaluation(
+        state, signed, missing, expired, min(expires) if expires else None, spec.cadence.value, tuple(sorted(who)), need
+    )
 
 
 def approval_problem(gate: str | None, ev: GateEvaluation | None, author: str | None) -> str:
@@ -141,8 +142,10 @@ def approval_problem(gate: str | None, ev: GateEvaluation | None, author: str | 
     if not ev.complete:
         return f"pre-launch gate {gate} is {ev.state}: {ev.why_not()}"
     if author is None:
-        return ("nobody is recorded as the author of the trading-relevant spec (metadata.annotations"
-                "[stratops.io/trading-author], set by the chart's admission policies): install them")
+        return (
+            "nobody is recorded as the author of the trading-relevant spec (metadata.annotations"
+            "[stratops.io/trading-author], set by the chart's admission policies): install them"
+        )
     if author in ev.signers:
         return f"pre-launch gate {gate} is signed by {author}, who last changed the trading-relevant spec: four eyes need others"
     return ""

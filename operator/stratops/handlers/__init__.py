@@ -79,7 +79,9 @@ class Runtime:
 
     def __init__(self) -> None:
         self.executor = Executor(bounded(api_client()))
-        self.lifecycle_pool = ThreadPoolExecutor(int(os.environ.get("STRATOPS_LIFECYCLE_WORKERS", "16")), "stratops-lifecycle")
+        self.lifecycle_pool = ThreadPoolExecutor(
+            int(os.environ.get("STRATOPS_LIFECYCLE_WORKERS", "16")), "stratops-lifecycle"
+        )
         self.monitor_pool = ThreadPoolExecutor(int(os.environ.get("STRATOPS_MONITOR_WORKERS", "8")), "stratops-monitor")
         self.gate_pool = ThreadPoolExecutor(2, "stratops-gate")
         self.pokes: dict[tuple[str, str], asyncio.Event] = {}
@@ -98,7 +100,9 @@ class Runtime:
 @kopf.on.startup()
 def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=GROUP, key="last-handled-configuration")
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=GROUP, key="last-handled-configuration"
+    )
     settings.persistence.finalizer = f"{GROUP}/finalizer"
     settings.posting.enabled = False  # the operator posts its own, meaningful Events
     settings.watching.server_timeout = 300
@@ -201,9 +205,13 @@ def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
     keys = cfg.api_key or {}
     token = keys.get("BearerToken") or keys.get("authorization") or ""
     return kopf.ConnectionInfo(
-        server=cfg.host, ca_path=cfg.ssl_ca_cert, insecure=not cfg.verify_ssl,
-        certificate_path=cfg.cert_file, private_key_path=cfg.key_file,
-        scheme="Bearer" if token else None, token=token.removeprefix("Bearer ") or None,
+        server=cfg.host,
+        ca_path=cfg.ssl_ca_cert,
+        insecure=not cfg.verify_ssl,
+        certificate_path=cfg.cert_file,
+        private_key_path=cfg.key_file,
+        scheme="Bearer" if token else None,
+        token=token.removeprefix("Bearer ") or None,
     )
 
 
@@ -240,13 +248,18 @@ def _configure_admission(settings: kopf.OperatorSettings) -> None:
     the fact: said loudly, once."""
     port = os.environ.get("STRATOPS_WEBHOOK_PORT")
     if not port:
-        log.warning("STRATOPS_WEBHOOK_PORT is not set: promotions, live changes and gate signatures are NOT checked "
-                    "at admission (the operator still refuses to act on them)")
+        log.warning(
+            "STRATOPS_WEBHOOK_PORT is not set: promotions, live changes and gate signatures are NOT checked "
+            "at admission (the operator still refuses to act on them)"
+        )
         return
     settings.admission.server = kopf.WebhookServer(
-        addr=os.environ.get("STRATOPS_WEBHOOK_ADDR", "0.0.0.0"), port=int(port),
-        host=os.environ.get("STRATOPS_WEBHOOK_HOST"), certfile=os.environ.get("STRATOPS_WEBHOOK_CERT"),
-        pkeyfile=os.environ.get("STRATOPS_WEBHOOK_KEY"), cafile=os.environ.get("STRATOPS_WEBHOOK_CA"),
+        addr=os.environ.get("STRATOPS_WEBHOOK_ADDR", "0.0.0.0"),
+        port=int(port),
+        host=os.environ.get("STRATOPS_WEBHOOK_HOST"),
+        certfile=os.environ.get("STRATOPS_WEBHOOK_CERT"),
+        pkeyfile=os.environ.get("STRATOPS_WEBHOOK_KEY"),
+        cafile=os.environ.get("STRATOPS_WEBHOOK_CA"),
     )
     settings.admission.managed = None
 
@@ -258,9 +271,11 @@ def _allow_lists() -> review.AllowLists:
         return tuple(x.strip() for x in os.environ.get(var, "").split(",") if x.strip())
 
     return review.AllowLists(
-        image_registries=listed("STRATOPS_ALLOWED_REGISTRIES"), prometheus_urls=listed("STRATOPS_ALLOWED_PROMETHEUS_URLS"),
+        image_registries=listed("STRATOPS_ALLOWED_REGISTRIES"),
+        prometheus_urls=listed("STRATOPS_ALLOWED_PROMETHEUS_URLS"),
         strategy_secret_labels=review.parse_selector(os.environ.get("STRATOPS_STRATEGY_SECRET_LABELS", "")),
-        monitor_secret_labels=review.parse_selector(os.environ.get("STRATOPS_MONITOR_SECRET_LABELS", "")))
+        monitor_secret_labels=review.parse_selector(os.environ.get("STRATOPS_MONITOR_SECRET_LABELS", "")),
+    )
 
 
 def _refuse(problems: list[str]) -> None:
@@ -296,13 +311,19 @@ def validate_gate(body: kopf.Body, old: Any, userinfo: dict[str, Any], memo: kop
         raw = ex.read_strategy(ns, s)
         if raw is not None:
             sspec = _parsed(StrategySpec, raw.get("spec"), f"strategy {s}'s spec")
-            strategies[s] = (sspec, ((raw.get("metadata") or {}).get("annotations") or {}).get(ANNOTATION_TRADING_AUTHOR))
-    others = ex.may(ns, user, list((userinfo or {}).get("groups") or []), "gates", VERB_SIGN_FOR_OTHERS, body["metadata"]["name"])
+            strategies[s] = (
+                sspec,
+                ((raw.get("metadata") or {}).get("annotations") or {}).get(ANNOTATION_TRADING_AUTHOR),
+            )
+    others = ex.may(
+        ns, user, list((userinfo or {}).get("groups") or []), "gates", VERB_SIGN_FOR_OTHERS, body["metadata"]["name"]
+    )
     _refuse(review.review_gate(old_spec, new_spec, datetime.now(UTC), others, strategies))
 
 
-def validate_strategy(body: kopf.Body, old: Any, userinfo: dict[str, Any], memo: kopf.Memo, warnings: list[str],
-                      **_: Any) -> None:
+def validate_strategy(
+    body: kopf.Body, old: Any, userinfo: dict[str, Any], memo: kopf.Memo, warnings: list[str], **_: Any
+) -> None:
     """Promotion and live changes against the pre-launch gate, the gate's cadence, allowed
     images and Secrets (stratops.admission.review)."""
     from stratops.admission import review
@@ -314,14 +335,17 @@ def validate_strategy(body: kopf.Body, old: Any, userinfo: dict[str, Any], memo:
     old_spec = _parsed(StrategySpec, old.get("spec"), "the stored spec") if old else None
     was_live = bool(old) and (old.get("status") or {}).get("mode") == "live"
     named = [new_spec.gates.pre_launch] if new_spec.gates and new_spec.gates.pre_launch else []
-    gates = {g: (_parsed(GateSpec, raw.get("spec"), f"gate {g}'s spec") if (raw := ex.read_gate(ns, g)) else None)
-             for g in named}
+    gates = {
+        g: (_parsed(GateSpec, raw.get("spec"), f"gate {g}'s spec") if (raw := ex.read_gate(ns, g)) else None)
+        for g in named
+    }
     author = (meta.get("annotations") or {}).get(ANNOTATION_TRADING_AUTHOR)
     allow = _allow_lists()
     problems = review.review_strategy(name, old_spec, was_live, new_spec, user, author, gates, datetime.now(UTC))
     problems += review.review_image(new_spec, allow)
-    more, warned = review.review_secrets(review.secret_references(new_spec), lambda s: ex.secret_labels(ns, s),
-                                         allow.strategy_secret_labels)
+    more, warned = review.review_secrets(
+        review.secret_references(new_spec), lambda s: ex.secret_labels(ns, s), allow.strategy_secret_labels
+    )
     warnings.extend(warned)
     _refuse(problems + more)
 
@@ -387,9 +411,18 @@ def strategy_report_monitors(namespace: str, name: str, spec: kopf.Spec, **_: An
     if m.source.strategy is None or m.check.threshold is None:
         return None
     th, inc = m.check.threshold, m.incident
-    return {_key(namespace, m.strategy): ReportMonitor(
-        name=name, report=m.source.strategy.report, comparison=th.operator, threshold=th.value,
-        class_=inc.class_.value, severity=inc.severity.value, action=inc.action, require_rearm=inc.require_rearm)}
+    return {
+        _key(namespace, m.strategy): ReportMonitor(
+            name=name,
+            report=m.source.strategy.report,
+            comparison=th.operator,
+            threshold=th.value,
+            class_=inc.class_.value,
+            severity=inc.severity.value,
+            action=inc.action,
+            require_rearm=inc.require_rearm,
+        )
+    }
 
 
 @kopf.on.event(GROUP, VERSION, "monitors")
@@ -452,7 +485,9 @@ def snapshot(indexes: dict[str, Any], keys: list[Any]) -> dict[str, dict[Any, tu
     return {name: {k: tuple(index.get(k, ())) for k in keys} for name, index in indexes.items()}
 
 
-def _observe(body: dict[str, Any], spec: StrategySpec, now: datetime, rt: Runtime, idx: dict[str, Any]) -> tuple[Observations, bool]:
+def _observe(
+    body: dict[str, Any], spec: StrategySpec, now: datetime, rt: Runtime, idx: dict[str, Any]
+) -> tuple[Observations, bool]:
     meta = body["metadata"]
     ns, name = meta["namespace"], meta["name"]
     key = _key(ns, name)
@@ -474,18 +509,27 @@ def _observe(body: dict[str, Any], spec: StrategySpec, now: datetime, rt: Runtim
             rt.trail_tails[meta["uid"]] = ((head.seq, head.hash), entry)
         prior_head, prior_latch = rt.trail_tails[meta["uid"]]
     obs = Observations(
-        now=now, name=name, namespace=ns, uid=meta["uid"], generation=int(meta.get("generation") or 0),
+        now=now,
+        name=name,
+        namespace=ns,
+        uid=meta["uid"],
+        generation=int(meta.get("generation") or 0),
         deployment=deps[0] if deps else None,
         pods=tuple(idx["strategy_pods"].get(key, [])),
-        control=control, acks=acks,
+        control=control,
+        acks=acks,
         incidents=tuple(idx["strategy_incidents"].get(key, [])),
         gates=gates,
         commands=commands_from_annotations(meta.get("annotations")),
         report_monitors=tuple(idx["strategy_report_monitors"].get(key, [])),
         trading_author=(meta.get("annotations") or {}).get(ANNOTATION_TRADING_AUTHOR),
         mode_author=(meta.get("annotations") or {}).get(ANNOTATION_MODE_AUTHOR),
-        control_problem=control_problem, foreign_configmaps=tuple(foreign), ack_problems=tuple(ack_problems),
-        gate_problems=tuple(gate_problems), prior_head=prior_head, prior_latch=prior_latch,
+        control_problem=control_problem,
+        foreign_configmaps=tuple(foreign),
+        ack_problems=tuple(ack_problems),
+        gate_problems=tuple(gate_problems),
+        prior_head=prior_head,
+        prior_latch=prior_latch,
         control_written=mine.content_hash() if mine is not None else None,
     )
     return obs, ack_data is not None
@@ -493,12 +537,21 @@ def _observe(body: dict[str, Any], spec: StrategySpec, now: datetime, rt: Runtim
 
 def _has_effect(plan: Plan, status: StrategyStatus) -> bool:
     return bool(
-        plan.deployment or plan.control or plan.incidents or plan.incident_actions or plan.incident_containment or plan.delete_pods or plan.events
-        or plan.clear_annotations or plan.status.to_dict() != status.to_dict()
+        plan.deployment
+        or plan.control
+        or plan.incidents
+        or plan.incident_actions
+        or plan.incident_containment
+        or plan.delete_pods
+        or plan.events
+        or plan.clear_annotations
+        or plan.status.to_dict() != status.to_dict()
     )
 
 
-def _decide(body: dict[str, Any], now: datetime, rt: Runtime, idx: dict[str, Any]) -> tuple[Plan, Observations, bool, StrategyStatus]:
+def _decide(
+    body: dict[str, Any], now: datetime, rt: Runtime, idx: dict[str, Any]
+) -> tuple[Plan, Observations, bool, StrategyStatus]:
     spec = StrategySpec.model_validate(body.get("spec") or {})
     status = StrategyStatus.model_validate(body.get("status") or {})
     obs, has_ack = _observe(body, spec, now, rt, idx)
@@ -543,8 +596,9 @@ def reconcile(body: dict[str, Any], rt: Runtime, idx: dict[str, Any]) -> float |
     if not _has_effect(plan, status):
         return plan.requeue_after
     try:
-        created = rt.executor.execute(obs.namespace, obs.name, obs.uid, fresh["metadata"]["resourceVersion"],
-                                      plan, now, has_ack)
+        created = rt.executor.execute(
+            obs.namespace, obs.name, obs.uid, fresh["metadata"]["resourceVersion"], plan, now, has_ack
+        )
     except ApiException as e:
         if e.status not in (400, 422):
             raise  # conflicts, a terminating namespace, an API server away: the daemon retries
@@ -564,7 +618,9 @@ def reconcile(body: dict[str, Any], rt: Runtime, idx: dict[str, Any]) -> float |
     return plan.requeue_after if plan.requeue_after is not None else 0.5 if plan.clear_annotations else None
 
 
-def _halt_without_decision(body: dict[str, Any], now: datetime, rt: Runtime, idx: dict[str, Any], error: Exception) -> float | None:
+def _halt_without_decision(
+    body: dict[str, Any], now: datetime, rt: Runtime, idx: dict[str, Any], error: Exception
+) -> float | None:
     """The decision for BODY failed with ERROR: say so on the Strategy (condition, Event, log,
     metric), and carry out a kill given or latched without it (stratops.lifecycle.halt)."""
     from stratops.lifecycle.decide import parse_command
@@ -579,12 +635,17 @@ def _halt_without_decision(body: dict[str, Any], now: datetime, rt: Runtime, idx
 
         why = "the spec cannot be read: " + "; ".join(f"{f}: {m}" for f, m in describe_errors(error))
     M.RECONCILE_ERRORS.labels(ns, name).inc()
-    log.error("[%s/%s] cannot decide or carry out the decision (%s): the kill path runs without it", ns, name, why,
-              exc_info=not isinstance(error, ApiException))
+    log.error(
+        "[%s/%s] cannot decide or carry out the decision (%s): the kill path runs without it",
+        ns,
+        name,
+        why,
+        exc_info=not isinstance(error, ApiException),
+    )
     fresh = rt.executor.read_strategy(ns, name)
     if fresh is None or _being_deleted(fresh):
         return None
-    ann = (fresh["metadata"].get("annotations") or {})
+    ann = fresh["metadata"].get("annotations") or {}
     kill = parse_command("kill", ann[f"{GROUP}/kill"]) if f"{GROUP}/kill" in ann else None
     control_data, _, _ = owned_documents(name, uid, list(idx["strategy_configmaps"].get(key, [])))
     control, _ = read_control(control_data)
@@ -595,11 +656,15 @@ def _halt_without_decision(body: dict[str, Any], now: datetime, rt: Runtime, idx
     live_pods = [p for p in idx["strategy_pods"].get(key, []) if not p.terminating]
     stopped = (not deps or deps[0].replicas == 0) and not live_pods
     current = plain(fresh.get("status") or {})
-    halt = when_undecidable(name, int(fresh["metadata"].get("generation") or 0), current, kill, control, now, why, stopped)
+    halt = when_undecidable(
+        name, int(fresh["metadata"].get("generation") or 0), current, kill, control, now, why, stopped
+    )
     running = bool(deps) and deps[0].replicas > 0
     if halt.status == current and halt.control is None and not (halt.scale_to_zero and running):
         return 5.0
-    rt.executor.execute_halt(ns, name, uid, fresh["metadata"]["resourceVersion"], halt, now)  # remembers its control write
+    rt.executor.execute_halt(
+        ns, name, uid, fresh["metadata"]["resourceVersion"], halt, now
+    )  # remembers its control write
     prev = next((c for c in current.get("conditions") or [] if c.get("type") == CONDITION), {})
     if prev.get("status") != "True" or prev.get("message") != why[:1024]:
         rt.executor.event(ns, name, uid, "Warning", "CannotDecide", halt.message, now)
@@ -629,17 +694,31 @@ async def _sleep(poke: asyncio.Event, stopped: kopf.DaemonStopped, timeout: floa
 
 @kopf.daemon(GROUP, VERSION, "strategies", cancellation_timeout=10)
 async def strategy_daemon(
-    name: str, namespace: str, body: kopf.Body, memo: kopf.Memo, stopped: kopf.DaemonStopped,
-    logger: logging.Logger, strategy_deployments: kopf.Index, strategy_pods: kopf.Index,
-    strategy_configmaps: kopf.Index, strategy_incidents: kopf.Index, strategy_gates: kopf.Index,
-    strategy_report_monitors: kopf.Index, **_: Any,
+    name: str,
+    namespace: str,
+    body: kopf.Body,
+    memo: kopf.Memo,
+    stopped: kopf.DaemonStopped,
+    logger: logging.Logger,
+    strategy_deployments: kopf.Index,
+    strategy_pods: kopf.Index,
+    strategy_configmaps: kopf.Index,
+    strategy_incidents: kopf.Index,
+    strategy_gates: kopf.Index,
+    strategy_report_monitors: kopf.Index,
+    **_: Any,
 ) -> None:
     rt: Runtime = memo.runtime
     key = _key(namespace, name)
     poke = rt.pokes.setdefault(key, asyncio.Event())
-    indexes = {"strategy_deployments": strategy_deployments, "strategy_pods": strategy_pods,
-               "strategy_configmaps": strategy_configmaps, "strategy_incidents": strategy_incidents,
-               "strategy_gates": strategy_gates, "strategy_report_monitors": strategy_report_monitors}
+    indexes = {
+        "strategy_deployments": strategy_deployments,
+        "strategy_pods": strategy_pods,
+        "strategy_configmaps": strategy_configmaps,
+        "strategy_incidents": strategy_incidents,
+        "strategy_gates": strategy_gates,
+        "strategy_report_monitors": strategy_report_monitors,
+    }
     backoff, conflicts = 1.0, 0
     try:
         while not stopped:
@@ -648,7 +727,9 @@ async def strategy_daemon(
                 # kopf changes its indexes on the event loop: the worker thread gets a copy of
                 # this strategy's entries, taken here, never the live stores.
                 idx = snapshot(indexes, [key])
-                wake = await asyncio.get_running_loop().run_in_executor(rt.lifecycle_pool, reconcile, plain(body), rt, idx)
+                wake = await asyncio.get_running_loop().run_in_executor(
+                    rt.lifecycle_pool, reconcile, plain(body), rt, idx
+                )
                 backoff, conflicts = 1.0, 0
             except Exception as e:
                 if namespace_terminating(e):
@@ -662,7 +743,7 @@ async def strategy_daemon(
                     # was written before the status is idempotent (stratops.k8s.executor).
                     conflicts += 1
                     logger.debug(f"status changed meanwhile (conflict {conflicts}): deciding again")
-                    await _sleep(poke, stopped, 0.1 * 2 ** conflicts)
+                    await _sleep(poke, stopped, 0.1 * 2**conflicts)
                     continue
                 M.RECONCILE_ERRORS.labels(namespace, name).inc()
                 logger.warning(f"reconcile failed, retrying in {backoff:.0f}s: {_brief(e)}")
@@ -676,23 +757,37 @@ async def strategy_daemon(
 # -- monitors: one daemon each, evaluating at the monitor's own frequency ------------------------
 @kopf.index(GROUP, VERSION, "strategies")
 def strategies_by_name(namespace: str, name: str, body: kopf.Body, **_: Any) -> dict:
-    return {_key(namespace, name): {"spec": plain(body.get("spec") or {}), "status": plain(body.get("status") or {}),
-                                    "uid": body.get("metadata", {}).get("uid"),
-                                    "generation": body.get("metadata", {}).get("generation")}}
+    return {
+        _key(namespace, name): {
+            "spec": plain(body.get("spec") or {}),
+            "status": plain(body.get("status") or {}),
+            "uid": body.get("metadata", {}).get("uid"),
+            "generation": body.get("metadata", {}).get("generation"),
+        }
+    }
 
 
 def _monitor_view(body: kopf.Body) -> dict[str, Any]:
     """What an evaluation reads of its Monitor, not the whole body: its managedFields are often
     larger than its spec, and were copied at every evaluation of thousands of monitors."""
     meta = body.get("metadata", {})
-    return {"metadata": {k: meta.get(k) for k in ("name", "namespace", "uid", "generation")},
-            "spec": plain(body.get("spec") or {}), "status": plain(body.get("status") or {})}
+    return {
+        "metadata": {k: meta.get(k) for k in ("name", "namespace", "uid", "generation")},
+        "spec": plain(body.get("spec") or {}),
+        "status": plain(body.get("status") or {}),
+    }
 
 
 @kopf.daemon(GROUP, VERSION, "monitors", cancellation_timeout=10)
 async def monitor_daemon(
-    name: str, namespace: str, body: kopf.Body, memo: kopf.Memo, stopped: kopf.DaemonStopped,
-    logger: logging.Logger, strategies_by_name: kopf.Index, **_: Any,
+    name: str,
+    namespace: str,
+    body: kopf.Body,
+    memo: kopf.Memo,
+    stopped: kopf.DaemonStopped,
+    logger: logging.Logger,
+    strategies_by_name: kopf.Index,
+    **_: Any,
 ) -> None:
     runner: MonitorRunner = memo.monitors
     while not stopped:
@@ -703,8 +798,15 @@ async def monitor_daemon(
             if (raw.get("status") or {}).get("detail") != note:
                 # Off the event loop: a slow API server must not stall every other handler.
                 await asyncio.get_running_loop().run_in_executor(
-                    memo.runtime.monitor_pool, memo.runtime.executor.custom.patch_namespaced_custom_object_status,
-                    GROUP, VERSION, namespace, "monitors", name, {"status": {"detail": note}})
+                    memo.runtime.monitor_pool,
+                    memo.runtime.executor.custom.patch_namespaced_custom_object_status,
+                    GROUP,
+                    VERSION,
+                    namespace,
+                    "monitors",
+                    name,
+                    {"status": {"detail": note}},
+                )
             await stopped.wait(SAFETY_NET_SECONDS)
             continue
         strategy = next(iter(strategies_by_name.get(_key(namespace, raw["spec"].get("strategy", "")), [])), None)
@@ -723,8 +825,14 @@ async def monitor_daemon(
 # -- gates: status (signed, missing, expiry, state), re-evaluated on change and at expiry ----------
 @kopf.daemon(GROUP, VERSION, "gates", cancellation_timeout=10)
 async def gate_daemon(
-    name: str, namespace: str, body: kopf.Body, memo: kopf.Memo, stopped: kopf.DaemonStopped,
-    logger: logging.Logger, strategies_by_name: kopf.Index, **_: Any,
+    name: str,
+    namespace: str,
+    body: kopf.Body,
+    memo: kopf.Memo,
+    stopped: kopf.DaemonStopped,
+    logger: logging.Logger,
+    strategies_by_name: kopf.Index,
+    **_: Any,
 ) -> None:
     rt: Runtime = memo.runtime
     key = ("gate", namespace, name)
@@ -735,7 +843,9 @@ async def gate_daemon(
             raw = plain(body)
             wake = SAFETY_NET_SECONDS
             try:
-                named = [_key(namespace, s) for s in (raw.get("spec") or {}).get("strategies") or [] if isinstance(s, str)]
+                named = [
+                    _key(namespace, s) for s in (raw.get("spec") or {}).get("strategies") or [] if isinstance(s, str)
+                ]
                 strategies = snapshot({"strategies": strategies_by_name}, named)["strategies"]  # on the loop, as above
                 wake = await asyncio.get_running_loop().run_in_executor(rt.gate_pool, _gate_status, raw, strategies, rt)
             except Exception as e:
@@ -790,11 +900,17 @@ def _gate_status(raw: dict[str, Any], strategies: dict[Any, tuple[Any, ...]], rt
         lines, h = link(Head.of(head.model_dump()), signature_entries(meta["name"], spec.cadence.value, new_sigs, now))
         head = AuditHead(seq=h.seq, hash=h.hash, pending=lines)
     status = GateStatus(
-        audited_signatures=keys or None, audit=head if head.seq else None,
-        state=ev.state, signed=ev.summary, signed_items=ev.signed or None, missing_items=ev.missing or None,
+        audited_signatures=keys or None,
+        audit=head if head.seq else None,
+        state=ev.state,
+        signed=ev.summary,
+        signed_items=ev.signed or None,
+        missing_items=ev.missing or None,
         signers=list(ev.signers) or None,
-        expires_at=ev.expires_at, observed_generation=int(meta.get("generation") or 0),
-        message=(ev.why_not() or "every required item signed") + (f"; expired {', '.join(ev.expired)}" if ev.expired else ""),
+        expires_at=ev.expires_at,
+        observed_generation=int(meta.get("generation") or 0),
+        message=(ev.why_not() or "every required item signed")
+        + (f"; expired {', '.join(ev.expired)}" if ev.expired else ""),
     )
     M.GATE_COMPLETE.labels(meta["namespace"], meta["name"], spec.cadence.value).set(1 if ev.state == "Complete" else 0)
     if ev.expires_at is not None:

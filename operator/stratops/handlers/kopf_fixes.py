@@ -114,8 +114,10 @@ def _apply_listed_namespaces() -> bool:
         return fn is not None
     params = inspect.signature(fn).parameters
     if not {"raw_event", "namespaces", "insights"} <= params.keys() or not hasattr(observation, "revise_namespaces"):
-        log.warning("kopf internals changed (observation.process_discovered_namespace_event): the listed-namespace fix "
-                    "is not applied")
+        log.warning(
+            "kopf internals changed (observation.process_discovered_namespace_event): the listed-namespace fix "
+            "is not applied"
+        )
         return False
 
     @functools.wraps(fn)
@@ -139,8 +141,11 @@ def _apply_namespace_gone() -> bool:
         return False
     fns = {name: getattr(observation, name, None) for name in ("is_deleted", "get_blockers")}
     if not hasattr(observation, "revise_namespaces") or any(
-            fn is None or list(inspect.signature(fn).parameters) != ["raw_event"] for fn in fns.values()):
-        log.warning("kopf internals changed (observation.is_deleted, get_blockers): the namespace-deletion fix is not applied")
+        fn is None or list(inspect.signature(fn).parameters) != ["raw_event"] for fn in fns.values()
+    ):
+        log.warning(
+            "kopf internals changed (observation.is_deleted, get_blockers): the namespace-deletion fix is not applied"
+        )
         return False
     if fns["is_deleted"] is not namespace_gone:
         _kopf_original.update(fns)  # for the test that shows kopf's defect

@@ -38,9 +38,7 @@ def apply(
         kw: dict[str, Any] = {}
         if res.namespaced:
             kw["namespace"] = doc.get("metadata", {}).get("namespace") or namespace or "default"
-        applied.append(
-            res.server_side_apply(body=doc, field_manager=field_manager, force_conflicts=True, **kw)
-        )
+        applied.append(res.server_side_apply(body=doc, field_manager=field_manager, force_conflicts=True, **kw))
     return applied
 
 

@@ -66,8 +66,12 @@ class AuditLog:
             self._write(key, lines)
         except Exception as e:
             M.AUDIT_FAILURES.labels(namespace).inc()
-            log.warning("[%s/%s] audit entries not written yet (%s): kept, retried", namespace, name,
-                        f"{e.status} {e.reason}" if isinstance(e, ApiException) else e)
+            log.warning(
+                "[%s/%s] audit entries not written yet (%s): kept, retried",
+                namespace,
+                name,
+                f"{e.status} {e.reason}" if isinstance(e, ApiException) else e,
+            )
             with self._lock:
                 self._pending[key] = sorted(set(self._pending.get(key, [])) | set(lines), key=_seq)
             return False
@@ -105,16 +109,24 @@ class AuditLog:
             if seg is not None and existing and size > SEGMENT_BYTES:
                 self._latest[key] = index + 1  # full: the trail goes on in the next segment
                 continue
-            body = {"apiVersion": API_VERSION, "kind": "AuditSegment",
-                    "metadata": {"name": segment_name(kind, name, index), "namespace": namespace,
-                                 "labels": {LABEL_KIND: kind.lower(), LABEL_SUBJECT: name[:63]}},
-                    "spec": {"subject": {"kind": kind, "name": name}, "index": index, "entries": existing + new}}
+            body = {
+                "apiVersion": API_VERSION,
+                "kind": "AuditSegment",
+                "metadata": {
+                    "name": segment_name(kind, name, index),
+                    "namespace": namespace,
+                    "labels": {LABEL_KIND: kind.lower(), LABEL_SUBJECT: name[:63]},
+                },
+                "spec": {"subject": {"kind": kind, "name": name}, "index": index, "entries": existing + new},
+            }
             try:
                 if seg is None:
                     self.custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body)
                 else:
                     body["metadata"]["resourceVersion"] = seg["metadata"]["resourceVersion"]
-                    self.custom.replace_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body["metadata"]["name"], body)
+                    self.custom.replace_namespaced_custom_object(
+                        GROUP, VERSION, namespace, PLURAL, body["metadata"]["name"], body
+                    )
                 return
             except ApiException as e:
                 if e.status != 409:
@@ -122,8 +134,9 @@ class AuditLog:
                 self._latest.pop(key, None)  # written meanwhile (another replica, a restart): look again
         raise RuntimeError(f"audit segment of {kind}/{name} in {namespace}: too many conflicts")
 
-    def tail(self, namespace: str, kind: str, name: str, looking_for: tuple[str, ...], segments: int = 20) -> tuple[
-            Head, dict[str, Any] | None]:
+    def tail(
+        self, namespace: str, kind: str, name: str, looking_for: tuple[str, ...], segments: int = 20
+    ) -> tuple[Head, dict[str, Any] | None]:
         """The head of the subject's trail as stored, and its last entry whose reason is one of
         LOOKING_FOR (newest segments first, at most SEGMENTS of them): how a re-created
         Strategy continues its chain and learns whether it was latched."""
@@ -164,9 +177,12 @@ class AuditLog:
 
 
 def subject_segments(custom: client.CustomObjectsApi, namespace: str, kind: str, name: str) -> list[dict[str, Any]]:
-    items = custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL,
-                                                 label_selector=f"{LABEL_KIND}={kind.lower()}")["items"]
-    return sorted((s for s in items if s["spec"]["subject"] == {"kind": kind, "name": name}), key=lambda s: s["spec"]["index"])
+    items = custom.list_namespaced_custom_object(
+        GROUP, VERSION, namespace, PLURAL, label_selector=f"{LABEL_KIND}={kind.lower()}"
+    )["items"]
+    return sorted(
+        (s for s in items if s["spec"]["subject"] == {"kind": kind, "name": name}), key=lambda s: s["spec"]["index"]
+    )
 
 
 def trails(segments: Iterable[dict[str, Any]]) -> dict[tuple[str, str, str], list[str]]:
@@ -175,5 +191,6 @@ def trails(segments: Iterable[dict[str, Any]]) -> dict[tuple[str, str, str], lis
     for s in segments:
         subj = s["spec"]["subject"]
         by.setdefault((s["metadata"]["namespace"], subj["kind"], subj["name"]), []).append(
-            (int(s["spec"]["index"]), list(s["spec"].get("entries") or [])))
+            (int(s["spec"]["index"]), list(s["spec"].get("entries") or []))
+        )
     return {k: [line for _, lines in sorted(v) for line in lines] for k, v in by.items()}

@@ -31,8 +31,11 @@ def namespace_terminating(e: BaseException) -> bool:
     """The API server refused to create an object because its namespace is being deleted (403,
     cause NamespaceTerminating): expected while a namespace goes, not a failure."""
     body = str(e.body or "") if isinstance(e, ApiException) else ""
-    return isinstance(e, ApiException) and e.status == 403 and (
-        "NamespaceTerminating" in body or "because it is being terminated" in body)
+    return (
+        isinstance(e, ApiException)
+        and e.status == 403
+        and ("NamespaceTerminating" in body or "because it is being terminated" in body)
+    )
 
 
 def _iso(t: datetime) -> str:
@@ -79,8 +82,11 @@ class Executor:
 
         try:
             resp = self.core.read_namespaced_secret(
-                name, namespace, _preload_content=False,
-                _headers={"Accept": "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"})
+                name,
+                namespace,
+                _preload_content=False,
+                _headers={"Accept": "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"},
+            )
         except ApiException as e:
             if e.status == 404:
                 return None
@@ -89,14 +95,27 @@ class Executor:
             raise
         return dict((json.loads(resp.data).get("metadata") or {}).get("labels") or {})
 
-    def may(self, namespace: str, user: str, groups: list[str], resource: str, verb: str, name: str | None = None) -> bool:
+    def may(
+        self, namespace: str, user: str, groups: list[str], resource: str, verb: str, name: str | None = None
+    ) -> bool:
         """Whether USER (in GROUPS) holds VERB on RESOURCE in NAMESPACE, by the cluster's RBAC (a
         LocalSubjectAccessReview): the stratops-only verbs of stratops.admission.policies."""
-        review = {"apiVersion": "authorization.k8s.io/v1", "kind": "LocalSubjectAccessReview",
-                  "metadata": {"namespace": namespace},
-                  "spec": {"user": user, "groups": groups, "resourceAttributes": {
-                      "namespace": namespace, "group": GROUP, "resource": resource, "verb": verb,
-                      **({"name": name} if name else {})}}}
+        review = {
+            "apiVersion": "authorization.k8s.io/v1",
+            "kind": "LocalSubjectAccessReview",
+            "metadata": {"namespace": namespace},
+            "spec": {
+                "user": user,
+                "groups": groups,
+                "resourceAttributes": {
+                    "namespace": namespace,
+                    "group": GROUP,
+                    "resource": resource,
+                    "verb": verb,
+                    **({"name": name} if name else {}),
+                },
+            },
+        }
         out = client.AuthorizationV1Api(self.api).create_namespaced_local_subject_access_review(namespace, review)
         return bool(out.status.allowed)
 
@@ -117,8 +136,9 @@ class Executor:
         if want <= {o.uid for o in current.metadata.owner_references or []}:
             return
         log.warning("ConfigMap %s/%s existed without the strategy's ownership: taken over and emptied", ns, name)
-        self.core.replace_namespaced_config_map(name, ns, {**body, "metadata": {
-            **body["metadata"], "resourceVersion": current.metadata.resource_version}})
+        self.core.replace_namespaced_config_map(
+            name, ns, {**body, "metadata": {**body["metadata"], "resourceVersion": current.metadata.resource_version}}
+        )
 
     def ensure_identity(self, namespace: str, strategy: str, uid: str) -> bool:
         """The strategy pods' ServiceAccount, Role and RoleBinding, as manifests.identity says.
@@ -126,11 +146,21 @@ class Executor:
         again: a ServiceAccount made in advance by someone else may have tokens out, and a new
         ServiceAccount (a new uid) voids every one of them."""
         ops = {
-            "ServiceAccount": (self.core.create_namespaced_service_account, self.core.read_namespaced_service_account,
-                               self.core.delete_namespaced_service_account),
-            "Role": (self.rbac.create_namespaced_role, self.rbac.read_namespaced_role, self.rbac.delete_namespaced_role),
-            "RoleBinding": (self.rbac.create_namespaced_role_binding, self.rbac.read_namespaced_role_binding,
-                            self.rbac.delete_namespaced_role_binding),
+            "ServiceAccount": (
+                self.core.create_namespaced_service_account,
+                self.core.read_namespaced_service_account,
+                self.core.delete_namespaced_service_account,
+            ),
+            "Role": (
+                self.rbac.create_namespaced_role,
+                self.rbac.read_namespaced_role,
+                self.rbac.delete_namespaced_role,
+            ),
+            "RoleBinding": (
+                self.rbac.create_namespaced_role_binding,
+                self.rbac.read_namespaced_role_binding,
+                self.rbac.delete_namespaced_role_binding,
+            ),
         }
         for body in manifests.identity(strategy, namespace, uid):
             create, read, delete = ops[body["kind"]]
@@ -145,8 +175,13 @@ class Executor:
             owned = uid in {o.get("uid") for o in current["metadata"].get("ownerReferences") or []}
             if owned and all(current.get(k) == body.get(k) for k in ("rules", "roleRef", "subjects")):
                 continue
-            log.warning("[%s/%s] %s %s was not the strategy's as made by the operator: made again", namespace, strategy,
-                        body["kind"], name)
+            log.warning(
+                "[%s/%s] %s %s was not the strategy's as made by the operator: made again",
+                namespace,
+                strategy,
+                body["kind"],
+                name,
+            )
             delete(name, namespace)
             create(namespace, body)
         self.identities.add(uid)
@@ -154,8 +189,9 @@ class Executor:
 
     def write_control(self, namespace: str, strategy: str, uid: str, doc: Any) -> None:
         """DOC (a ControlDocument) into the strategy's control ConfigMap, remembered once written."""
-        body = manifests.configmap(manifests.control_name(strategy), namespace, strategy, uid, "control",
-                                   {CONTROL_KEY: doc.to_json()})
+        body = manifests.configmap(
+            manifests.control_name(strategy), namespace, strategy, uid, "control", {CONTROL_KEY: doc.to_json()}
+        )
         try:
             self.core.replace_namespaced_config_map(body["metadata"]["name"], namespace, body)
         except ApiException as e:
@@ -178,17 +214,35 @@ class Executor:
             log.error("fingerprint of Deployment %s/%s changes on write; drift detection is unreliable", ns, name)
         return live
 
-    def create_incident(self, namespace: str, strategy: str, uid: str, inc: Any, now: datetime,
-                        monitor: str | None = None, detected_by: str = OPERATOR) -> bool:
+    def create_incident(
+        self,
+        namespace: str,
+        strategy: str,
+        uid: str,
+        inc: Any,
+        now: datetime,
+        monitor: str | None = None,
+        detected_by: str = OPERATOR,
+    ) -> bool:
         """Create the Incident with its detection step, and its immediate-action step when the
         action was already taken (inc.detail); False if it existed."""
         body = {
-            "apiVersion": API_VERSION, "kind": "Incident",
-            "metadata": {"name": inc.name, "namespace": namespace,
-                         "labels": {manifests.LABEL_STRATEGY: strategy, **manifests.MANAGED_BY}},
-            "spec": {"class": inc.class_.value, "severity": inc.severity.value, "strategy": strategy,
-                     "summary": inc.summary, "action": inc.action, **({"monitor": monitor} if monitor else {}),
-                     **({"requireRearm": True} if getattr(inc, "require_rearm", False) else {})},
+            "apiVersion": API_VERSION,
+            "kind": "Incident",
+            "metadata": {
+                "name": inc.name,
+                "namespace": namespace,
+                "labels": {manifests.LABEL_STRATEGY: strategy, **manifests.MANAGED_BY},
+            },
+            "spec": {
+                "class": inc.class_.value,
+                "severity": inc.severity.value,
+                "strategy": strategy,
+                "summary": inc.summary,
+                "action": inc.action,
+                **({"monitor": monitor} if monitor else {}),
+                **({"requireRearm": True} if getattr(inc, "require_rearm", False) else {}),
+            },
         }
         try:
             self.custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "incidents", body)
@@ -201,11 +255,13 @@ class Executor:
         if inc.detail:
             steps["immediateAction"] = {"at": _iso(now), "by": OPERATOR, "detail": inc.detail}
         self.custom.patch_namespaced_custom_object_status(
-            GROUP, VERSION, namespace, "incidents", inc.name, {"status": {"phase": "Open", "steps": steps}})
+            GROUP, VERSION, namespace, "incidents", inc.name, {"status": {"phase": "Open", "steps": steps}}
+        )
         return created
 
-    def update_incident_status(self, namespace: str, name: str,
-                               change: Callable[[dict[str, Any]], dict[str, Any] | None], attempts: int = 5) -> dict[str, Any] | None:
+    def update_incident_status(
+        self, namespace: str, name: str, change: Callable[[dict[str, Any]], dict[str, Any] | None], attempts: int = 5
+    ) -> dict[str, Any] | None:
         """Read the Incident, and merge-patch its status with CHANGE(incident) at the
         resourceVersion read: a person's ack or resolve and the operator's own steps are written
         from each other's latest, never from a stale copy (a resolved incident is never put back
@@ -223,8 +279,13 @@ class Executor:
                 return inc
             try:
                 self.custom.patch_namespaced_custom_object_status(
-                    GROUP, VERSION, namespace, "incidents", name,
-                    {"metadata": {"resourceVersion": inc["metadata"]["resourceVersion"]}, "status": patch})
+                    GROUP,
+                    VERSION,
+                    namespace,
+                    "incidents",
+                    name,
+                    {"metadata": {"resourceVersion": inc["metadata"]["resourceVersion"]}, "status": patch},
+                )
                 return inc
             except ApiException as e:
                 if e.status == 404:
@@ -236,12 +297,16 @@ class Executor:
     def record_incident_action(self, namespace: str, name: str, detail: str, now: datetime) -> None:
         """Record the immediate action; an incident opened by a person gets its detection step
         (when the operator first saw it) at the same time, so the four steps are complete."""
+
         def change(inc: dict[str, Any]) -> dict[str, Any]:
             steps: dict[str, Any] = {"immediateAction": {"at": _iso(now), "by": OPERATOR, "detail": detail}}
             status = inc.get("status") or {}
             if "detection" not in (status.get("steps") or {}):
-                steps["detection"] = {"at": inc["metadata"]["creationTimestamp"], "by": OPERATOR,
-                                      "detail": f"opened by hand: {inc['spec'].get('summary', '')}"}
+                steps["detection"] = {
+                    "at": inc["metadata"]["creationTimestamp"],
+                    "by": OPERATOR,
+                    "detail": f"opened by hand: {inc['spec'].get('summary', '')}",
+                }
             return {"phase": status.get("phase") or "Open", "steps": steps}
 
         self.update_incident_status(namespace, name, change)
@@ -249,38 +314,64 @@ class Executor:
     def record_containment(self, namespace: str, name: str, detail: str, now: datetime) -> None:
         """The safe state was reached: the containment step, and the phase Contained (an
         incident already resolved keeps its phase)."""
+
         def change(inc: dict[str, Any]) -> dict[str, Any]:
             phase = (inc.get("status") or {}).get("phase")
-            return {"phase": phase if phase == "Resolved" else "Contained",
-                    "steps": {"containment": {"at": _iso(now), "by": OPERATOR, "detail": detail}}}
+            return {
+                "phase": phase if phase == "Resolved" else "Contained",
+                "steps": {"containment": {"at": _iso(now), "by": OPERATOR, "detail": detail}},
+            }
 
         self.update_incident_status(namespace, name, change)
 
     def clear_incident_annotations(self, namespace: str, name: str, keys: list[str]) -> None:
-        self.custom.patch_namespaced_custom_object(GROUP, VERSION, namespace, "incidents", name,
-                                                   {"metadata": {"annotations": dict.fromkeys(keys)}})
+        self.custom.patch_namespaced_custom_object(
+            GROUP, VERSION, namespace, "incidents", name, {"metadata": {"annotations": dict.fromkeys(keys)}}
+        )
 
     def write_status(self, namespace: str, name: str, status: StrategyStatus, resource_version: str) -> None:
         # A replace at the resourceVersion the decision was made from: if anyone wrote the
         # Strategy since, the API server answers 409 and the reconcile runs again on fresh data.
-        body = {"apiVersion": API_VERSION, "kind": "Strategy",
-                "metadata": {"name": name, "resourceVersion": resource_version},
-                "status": status.to_dict()}
+        body = {
+            "apiVersion": API_VERSION,
+            "kind": "Strategy",
+            "metadata": {"name": name, "resourceVersion": resource_version},
+            "status": status.to_dict(),
+        }
         self.custom.replace_namespaced_custom_object_status(GROUP, VERSION, namespace, "strategies", name, body)
 
     def write_gate_status(self, namespace: str, name: str, status: Any) -> None:
         body = {"status": status.model_dump(by_alias=True, mode="json")}  # None fields: removed
         self.custom.patch_namespaced_custom_object_status(GROUP, VERSION, namespace, "gates", name, body)
 
-    def event(self, namespace: str, name: str, uid: str, type_: str, reason: str, message: str, now: datetime,
-              kind: str = "Strategy") -> None:
+    def event(
+        self,
+        namespace: str,
+        name: str,
+        uid: str,
+        type_: str,
+        reason: str,
+        message: str,
+        now: datetime,
+        kind: str = "Strategy",
+    ) -> None:
         body = {
             "metadata": {"generateName": f"{name}.", "namespace": namespace},
-            "involvedObject": {"apiVersion": API_VERSION, "kind": kind, "name": name,
-                               "namespace": namespace, "uid": uid},
-            "type": type_, "reason": reason, "message": message[:1024],
-            "firstTimestamp": _iso(now), "lastTimestamp": _iso(now), "count": 1,
-            "source": {"component": COMPONENT}, "reportingComponent": COMPONENT,
+            "involvedObject": {
+                "apiVersion": API_VERSION,
+                "kind": kind,
+                "name": name,
+                "namespace": namespace,
+                "uid": uid,
+            },
+            "type": type_,
+            "reason": reason,
+            "message": message[:1024],
+            "firstTimestamp": _iso(now),
+            "lastTimestamp": _iso(now),
+            "count": 1,
+            "source": {"component": COMPONENT},
+            "reportingComponent": COMPONENT,
         }
         try:
             self.core.create_namespaced_event(namespace, body)
@@ -294,7 +385,9 @@ class Executor:
         patch = {"metadata": {"annotations": dict.fromkeys(keys)}}
         self.custom.patch_namespaced_custom_object(GROUP, VERSION, namespace, "strategies", name, patch)
 
-    def execute_halt(self, namespace: str, name: str, uid: str, resource_version: str, halt: Any, now: datetime) -> None:
+    def execute_halt(
+        self, namespace: str, name: str, uid: str, resource_version: str, halt: Any, now: datetime
+    ) -> None:
         """The halt of stratops.lifecycle.halt: HALTED, the Deployment at 0, the latch and the
         error in status; in that order, so the kill lands first."""
         if halt.control is not None:
@@ -311,8 +404,12 @@ class Executor:
                 # The new fingerprint goes with it: the full decision must not take this for drift.
                 dep["metadata"].setdefault("annotations", {})[manifests.ANNOTATION_DESIRED] = manifests.fingerprint(dep)
                 self.apps.replace_namespaced_deployment(name, namespace, dep)
-        body = {"apiVersion": API_VERSION, "kind": "Strategy", "metadata": {"name": name, "resourceVersion": resource_version},
-                "status": halt.status}
+        body = {
+            "apiVersion": API_VERSION,
+            "kind": "Strategy",
+            "metadata": {"name": name, "resourceVersion": resource_version},
+            "status": halt.status,
+        }
         self.custom.replace_namespaced_custom_object_status(GROUP, VERSION, namespace, "strategies", name, body)
 
     def _optional(self, what: str, namespace: str, strategy: str, fn: Any, *args: Any) -> Any:
@@ -327,13 +424,26 @@ class Executor:
             from stratops import metrics as M
 
             M.OPTIONAL_WRITE_FAILURES.labels(namespace, what.split(" ")[0]).inc()
-            log.error("[%s/%s] %s not written (%s): the decision goes on without it", namespace, strategy, what,
-                      f"{e.status} {e.reason}" if isinstance(e, ApiException) else e)
+            log.error(
+                "[%s/%s] %s not written (%s): the decision goes on without it",
+                namespace,
+                strategy,
+                what,
+                f"{e.status} {e.reason}" if isinstance(e, ApiException) else e,
+            )
             return None
 
     # -- the plan ------------------------------------------------------------------------------
-    def execute(self, namespace: str, name: str, uid: str, resource_version: str, plan: Plan,
-                now: datetime, has_ack_configmap: bool) -> list[str]:
+    def execute(
+        self,
+        namespace: str,
+        name: str,
+        uid: str,
+        resource_version: str,
+        plan: Plan,
+        now: datetime,
+        has_ack_configmap: bool,
+    ) -> list[str]:
         """Carry out PLAN; returns the names of incidents created."""
         if uid not in self.identities or plan.deployment is not None:
             # Before the pods that run as it; once per process and on each Deployment write (a
@@ -341,8 +451,13 @@ class Executor:
             # scales them to 0 all the same).
             self._optional("the strategy's ServiceAccount", namespace, name, self.ensure_identity, namespace, name, uid)
         if not has_ack_configmap:
-            self._optional("the ack ConfigMap", namespace, name, self.ensure_configmap,
-                           manifests.configmap(manifests.ack_name(name), namespace, name, uid, "ack", {}))
+            self._optional(
+                "the ack ConfigMap",
+                namespace,
+                name,
+                self.ensure_configmap,
+                manifests.configmap(manifests.ack_name(name), namespace, name, uid, "ack", {}),
+            )
         if plan.control is not None:
             self.write_control(namespace, name, uid, plan.control)
         if plan.deployment is not None:
@@ -350,7 +465,12 @@ class Executor:
         for pod in plan.delete_pods:
             try:
                 self.core.delete_namespaced_pod(pod, namespace, grace_period_seconds=0)
-                log.warning("deleted pod %s/%s: not run by strategy %s's Deployment, and the strategy is halted", namespace, pod, name)
+                log.warning(
+                    "deleted pod %s/%s: not run by strategy %s's Deployment, and the strategy is halted",
+                    namespace,
+                    pod,
+                    name,
+                )
             except ApiException as e:
                 if e.status != 404:
                     raise
@@ -358,12 +478,18 @@ class Executor:
         # Records of what was done, not the doing: a failure here never keeps the latch out of
         # status (counted, logged, and the next pass tries again where the decision still asks).
         for inc in plan.incidents:
-            if self._optional(f"incident {inc.name}", namespace, name, self.create_incident, namespace, name, uid, inc, now):
+            if self._optional(
+                f"incident {inc.name}", namespace, name, self.create_incident, namespace, name, uid, inc, now
+            ):
                 created.append(inc.name)
         for inc_name, detail in plan.incident_actions:
-            self._optional(f"incident {inc_name}", namespace, name, self.record_incident_action, namespace, inc_name, detail, now)
+            self._optional(
+                f"incident {inc_name}", namespace, name, self.record_incident_action, namespace, inc_name, detail, now
+            )
         for inc_name, detail in plan.incident_containment:
-            self._optional(f"incident {inc_name}", namespace, name, self.record_containment, namespace, inc_name, detail, now)
+            self._optional(
+                f"incident {inc_name}", namespace, name, self.record_containment, namespace, inc_name, detail, now
+            )
         lines: list[str] = []
         if plan.events:
             # The chain's new head and this decision's lines go into the status write itself
@@ -373,8 +499,10 @@ class Executor:
             from stratops.models.audit import AuditHead
 
             prior = plan.status.audit
-            lines, head = link(Head.of(prior.model_dump() if prior else None),
-                               strategy_entries(name, plan.events, plan.status.to_dict(), now))
+            lines, head = link(
+                Head.of(prior.model_dump() if prior else None),
+                strategy_entries(name, plan.events, plan.status.to_dict(), now),
+            )
             plan.status.audit = AuditHead(seq=head.seq, hash=head.hash, pending=lines)
         self.write_status(namespace, name, plan.status, resource_version)
         for ev in plan.events:

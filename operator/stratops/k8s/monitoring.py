@@ -66,15 +66,20 @@ class RecentReads:
 
 
 VALUE = Gauge("stratops_monitor_value", "Last value of a monitor.", ["namespace", "monitor", "strategy", "layer"])
-BREACHING = Gauge("stratops_monitor_breaching", "1 while a monitor breaches.", ["namespace", "monitor", "strategy", "layer"])
-STALE = Gauge("stratops_monitor_stale", "1 while a monitor's source is unreachable or has no data.", ["namespace", "monitor", "strategy", "layer"])
+BREACHING = Gauge(
+    "stratops_monitor_breaching", "1 while a monitor breaches.", ["namespace", "monitor", "strategy", "layer"]
+)
+STALE = Gauge(
+    "stratops_monitor_stale",
+    "1 while a monitor's source is unreachable or has no data.",
+    ["namespace", "monitor", "strategy", "layer"],
+)
 
 
 _REFRESHED = {"last_value", "detail", "last_evaluation"}
 
 
-def needs_write(prev: MonitorStatus, new: MonitorStatus, now: datetime,
-                refresh_seconds: float | None = None) -> bool:
+def needs_write(prev: MonitorStatus, new: MonitorStatus, now: datetime, refresh_seconds: float | None = None) -> bool:
     """Whether NEW must be written over PREV (the status as last written): at once when anything
     but the value, the detail and the evaluation time changed (every evaluation's state that the
     next one builds on, such as the breach count, is in that set); otherwise once the written
@@ -108,7 +113,7 @@ class MonitorRunner:
             prom = self._sources.get(key)
             if prom is None:
                 if len(self._sources) >= 64:  # rotated tokens, edited URLs: start over (an
-                    self._sources.clear()         # evaluation still using a dropped one finishes)
+                    self._sources.clear()  # evaluation still using a dropped one finishes)
                 prom = self._sources[key] = Prometheus(url, timeout, token)
             return prom
 
@@ -153,6 +158,7 @@ class MonitorRunner:
             if key not in values:
                 raise KeyError(key)
             return values[key]
+
         return load
 
     def run(self, body: dict[str, Any], strategy: dict[str, Any] | None, now: datetime | None = None) -> Evaluation:
@@ -166,31 +172,45 @@ class MonitorRunner:
             # strategy that does not exist, and keep serving every other monitor.
             problem = f"strategy {spec.strategy} not found in namespace {ns}: not evaluated"
             if prev.problem != problem:
-                st = prev.model_copy(update={"problem": problem, "observed_generation": int(meta.get("generation") or 0)})
+                st = prev.model_copy(
+                    update={"problem": problem, "observed_generation": int(meta.get("generation") or 0)}
+                )
                 self._write_status(ns, name, st)
-                self.executor.event(ns, name, meta.get("uid", ""), "Warning", "StrategyNotFound", problem, now, kind="Monitor")
+                self.executor.event(
+                    ns, name, meta.get("uid", ""), "Warning", "StrategyNotFound", problem, now, kind="Monitor"
+                )
             return Evaluation(None, False, False, 0, problem)
         strategy_spec = None
         if strategy is not None:
             try:
                 # A spec change bumps the generation (strategies_by_name carries it and the uid).
-                strategy_spec = self._parsed(("strategy", ns, spec.strategy), (strategy.get("uid"), strategy.get("generation")),
-                                             StrategySpec, strategy.get("spec") or {})
+                strategy_spec = self._parsed(
+                    ("strategy", ns, spec.strategy),
+                    (strategy.get("uid"), strategy.get("generation")),
+                    StrategySpec,
+                    strategy.get("spec") or {},
+                )
             except ValueError:
                 strategy_spec = None
         url = spec.source.prometheus.url or os.environ.get("STRATOPS_PROMETHEUS_URL")
         if not url:
-            ev = Evaluation(None, False, True, 0, "stale: no Prometheus URL (spec.source.prometheus.url or STRATOPS_PROMETHEUS_URL)")
+            ev = Evaluation(
+                None, False, True, 0, "stale: no Prometheus URL (spec.source.prometheus.url or STRATOPS_PROMETHEUS_URL)"
+            )
         else:
             from stratops.models.common import parse_duration
 
-            prom = self._source(url, parse_duration(spec.source.prometheus.timeout).total_seconds(), self._token(ns, spec))
+            prom = self._source(
+                url, parse_duration(spec.source.prometheus.timeout).total_seconds(), self._token(ns, spec)
+            )
             ev = evaluate(spec, strategy_spec, prom, self._loader(ns), now, prev.consecutive_breaches or 0)
         VALUE.labels(ns, name, spec.strategy, spec.layer.value).set(ev.value if ev.value is not None else float("nan"))
         BREACHING.labels(ns, name, spec.strategy, spec.layer.value).set(1 if ev.breaching else 0)
         STALE.labels(ns, name, spec.strategy, spec.layer.value).set(1 if ev.stale else 0)
 
-        d = decide_monitor(ns, name, int(meta.get("generation") or 0), spec, prev, ev, (strategy or {}).get("status"), now)
+        d = decide_monitor(
+            ns, name, int(meta.get("generation") or 0), spec, prev, ev, (strategy or {}).get("status"), now
+        )
         st = d.status
         if d.resend is not None:  # an undelivered message from before goes first: order matters to the receiver
             ok, note = self.notifier.deliver(d.resend)
@@ -206,8 +226,9 @@ class MonitorRunner:
             # The name is recorded first: a crash after the create does not open a second one.
             st.incident = d.incident.name
             self._write_status(ns, name, st)
-            self.executor.create_incident(ns, spec.strategy, meta.get("uid", ""), d.incident, now, monitor=name,
-                                          detected_by=f"monitor/{name}")
+            self.executor.create_incident(
+                ns, spec.strategy, meta.get("uid", ""), d.incident, now, monitor=name, detected_by=f"monitor/{name}"
+            )
         if needs_write(prev, st, now):
             self._write_status(ns, name, st)
         return ev

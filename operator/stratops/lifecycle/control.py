@@ -30,7 +30,9 @@ class _Wire(BaseModel):
 def allows_orders(state: TradingState | None, allow_risk_reducing: bool = False) -> bool:
     """Whether a document in STATE lets an order that can fill through (a new order or a
     modify): ACTIVE, REDUCING, or HALTED with risk-reducing orders allowed."""
-    return state in (TradingState.ACTIVE, TradingState.REDUCING) or (state == TradingState.HALTED and allow_risk_reducing)
+    return state in (TradingState.ACTIVE, TradingState.REDUCING) or (
+        state == TradingState.HALTED and allow_risk_reducing
+    )
 
 
 class BrokerInUse(_Wire):
@@ -53,8 +55,10 @@ class PreTradeControls(_Wire):
 def pre_trade_controls(limits: RiskLimits) -> PreTradeControls:
     """The pre-trade controls LIMITS declare, as the control document carries them."""
     return PreTradeControls(
-        max_order_value=limits.max_order_value, max_order_volume=limits.max_order_volume,
-        price_collar_bps=limits.price_collar_bps, max_message_rate=limits.max_message_rate,
+        max_order_value=limits.max_order_value,
+        max_order_volume=limits.max_order_volume,
+        price_collar_bps=limits.price_collar_bps,
+        max_message_rate=limits.max_message_rate,
         instruments=list(limits.instruments) if limits.instruments is not None else None,
         venues=list(limits.venues) if limits.venues is not None else None,
     )
@@ -83,7 +87,9 @@ class ControlDocument(_Wire):
         without controls (or without a starting position) hashes as documents did before those
         existed, so acknowledgements from pods already running stay valid across an operator
         upgrade."""
-        body = self.model_dump(by_alias=True, mode="json", exclude={"generation", "issued_at", "controls", "starting_position"})
+        body = self.model_dump(
+            by_alias=True, mode="json", exclude={"generation", "issued_at", "controls", "starting_position"}
+        )
         if self.controls is not None:
             # Unset controls are left out, so declaring a new optional control later moves no hash.
             body["controls"] = self.controls.model_dump(by_alias=True, mode="json", exclude_none=True)
@@ -117,7 +123,9 @@ class Acknowledgement(_Wire):
     position: float | None = None  # signed: short is negative
     open_orders: int | None = Field(default=None, ge=0)
     control_hash: str | None = Field(default=None, max_length=64)  # content_hash() of the document applied
-    exposure: float | None = Field(default=None, ge=0)  # gross exposure, reported by the strategy (exposure-linked kill)
+    exposure: float | None = Field(
+        default=None, ge=0
+    )  # gross exposure, reported by the strategy (exposure-linked kill)
     loss: float | None = Field(default=None, ge=0)  # today's loss as a positive number, reported by the strategy
     # The process's last word, on SIGTERM: its working orders are cancelled and it is exiting.
     exiting: bool | None = None

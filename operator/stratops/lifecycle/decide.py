@@ -75,10 +75,13 @@ class DeploymentView:
 
     def healthy(self, image: str, replicas: int) -> bool:
         return (
-            self.image == image and self.replicas == replicas
+            self.image == image
+            and self.replicas == replicas
             and self.observed_generation >= self.generation
-            and self.status_replicas == replicas and self.updated_replicas == replicas
-            and self.ready_replicas == replicas and self.available_replicas == replicas
+            and self.status_replicas == replicas
+            and self.updated_replicas == replicas
+            and self.ready_replicas == replicas
+            and self.available_replicas == replicas
         )
 
 
@@ -126,8 +129,12 @@ class ReportMonitor:
     require_rearm: bool = False
 
     def breached(self, value: float) -> bool:
-        return {">": value > self.threshold, ">=": value >= self.threshold,
-                "<": value < self.threshold, "<=": value <= self.threshold}[self.comparison]
+        return {
+            ">": value > self.threshold,
+            ">=": value >= self.threshold,
+            "<": value < self.threshold,
+            "<=": value <= self.threshold,
+        }[self.comparison]
 
 
 @dataclass(frozen=True)
@@ -169,30 +176,41 @@ def parse_command(kind: str, raw: str) -> Command:
     except ValueError:
         value = None
     if not isinstance(value, dict):
-        return Command(kind, cid, "", "", {}, f"annotation {ANNOTATION_PREFIX}{kind} is not a JSON object with a unique "
-                                               "\"by\" (who gives it) and a \"reason\"; use the stratops CLI")
+        return Command(
+            kind,
+            cid,
+            "",
+            "",
+            {},
+            f"annotation {ANNOTATION_PREFIX}{kind} is not a JSON object with a unique "
+            '"by" (who gives it) and a "reason"; use the stratops CLI',
+        )
     reason = str(value.get("reason") or "").strip()
     by = str(value.get("by") or "").strip()
     cid = str(value.get("id") or cid)
     fields = {k: v for k, v in value.items() if k not in ("reason", "by", "id")}
     error = None
     if not by:
-        error = (f"annotation {ANNOTATION_PREFIX}{kind}: not attributable: it must begin {{\"by\": \"<you>\", …}} "
-                 "(the stratops CLI writes it so)")
+        error = (
+            f'annotation {ANNOTATION_PREFIX}{kind}: not attributable: it must begin {{"by": "<you>", …}} '
+            "(the stratops CLI writes it so)"
+        )
     elif kind == "reconciliation":
         if value.get("result") not in ("Matched", "Mismatched", "Failed"):
             error = f"annotation {ANNOTATION_PREFIX}{kind}: result must be Matched, Mismatched or Failed"
         elif not str(value.get("evidence") or "").strip():
             error = f"annotation {ANNOTATION_PREFIX}{kind}: evidence is required (what was compared, or a link)"
         elif len(str(value.get("evidence"))) > MAX_EVIDENCE:
-            error = (f"annotation {ANNOTATION_PREFIX}{kind}: evidence is {len(str(value.get('evidence')))} characters, at "
-                     f"most {MAX_EVIDENCE}: link to the full evidence")
+            error = (
+                f"annotation {ANNOTATION_PREFIX}{kind}: evidence is {len(str(value.get('evidence')))} characters, at "
+                f"most {MAX_EVIDENCE}: link to the full evidence"
+            )
     elif kind == "runbook" and not isinstance(value.get("run"), dict):
         error = f"annotation {ANNOTATION_PREFIX}{kind}: run (the runbook run's record) is required"
     elif kind == "failover" and value.get("to") not in ("backup", "primary"):
         error = f"annotation {ANNOTATION_PREFIX}{kind}: to must be backup or primary"
     elif not reason and kind not in ("ack",):
-        error = f"annotation {ANNOTATION_PREFIX}{kind}: a reason is required, e.g. {{\"reason\": \"broker rejects\"}}"
+        error = f'annotation {ANNOTATION_PREFIX}{kind}: a reason is required, e.g. {{"reason": "broker rejects"}}'
     return Command(kind, cid, reason, by, fields, error)
 
 
@@ -276,17 +294,32 @@ def _incident_name(strategy: str, what: str, key: str) -> str:
     return f"{strategy}-{what}-{hashlib.sha256(key.encode()).hexdigest()[:8]}"[:253]
 
 
-def _set_condition(conds: list[Condition], now: datetime, generation: int, type_: str, ok: bool, reason: str, message: str) -> None:
+def _set_condition(
+    conds: list[Condition], now: datetime, generation: int, type_: str, ok: bool, reason: str, message: str
+) -> None:
     status = "True" if ok else "False"
     for i, c in enumerate(conds):
         if c.type == type_:
             moved = c.status != status
-            conds[i] = Condition(type=type_, status=status, reason=reason, message=message,
-                                 last_transition_time=now if moved else c.last_transition_time,
-                                 observed_generation=generation)
+            conds[i] = Condition(
+                type=type_,
+                status=status,
+                reason=reason,
+                message=message,
+                last_transition_time=now if moved else c.last_transition_time,
+                observed_generation=generation,
+            )
             return
-    conds.append(Condition(type=type_, status=status, reason=reason, message=message,
-                           last_transition_time=now, observed_generation=generation))
+    conds.append(
+        Condition(
+            type=type_,
+            status=status,
+            reason=reason,
+            message=message,
+            last_transition_time=now,
+            observed_generation=generation,
+        )
+    )
 
 
 def _condition(status: StrategyStatus, type_: str) -> Condition | None:
@@ -322,9 +355,7 @@ def decide(spec: StrategySpec, status: StrategyStatus, obs: Observations) -> Pla
     ready_pods = [p for p in obs.pods if not p.terminating]
 
     def acked(generation: int) -> bool:
-        return all(
-            (a := obs.acks.get(p.name)) is not None and a.generation >= generation for p in ready_pods
-        )
+        return all((a := obs.acks.get(p.name)) is not None and a.generation >= generation for p in ready_pods)
 
     # -- re-created: the trail under this name goes on, and a latch in it still holds ----------
     if st.audit is None and obs.prior_head is not None and obs.prior_head[0]:
@@ -332,9 +363,13 @@ def decide(spec: StrategySpec, status: StrategyStatus, obs: Observations) -> Pla
     if st.kill_switch is None and obs.prior_latch and obs.prior_latch.get("reason") == "KillSwitch":
         was = (obs.prior_latch.get("record") or {}).get("killSwitch") or {}
         st.kill_switch = KillSwitchStatus(
-            latched=True, by=OPERATOR, at=now, rearm_required=bool(was.get("rearmRequired")) or None,
+            latched=True,
+            by=OPERATOR,
+            at=now,
+            rearm_required=bool(was.get("rearmRequired")) or None,
             reason=f"re-created while latched (kill-switch by {was.get('by')} at {was.get('at')}: {was.get('reason')}); "
-                   "resume as after any halt")
+            "resume as after any halt",
+        )
         plan.actions.append("kill_switch")
         plan.events.append(Event("Warning", "KillSwitch", f"re-created under a latched name: {st.kill_switch.reason}"))
 
@@ -354,26 +389,41 @@ def decide(spec: StrategySpec, status: StrategyStatus, obs: Observations) -> Pla
     # -- reconciliation record ------------------------------------------------------------
     if (cmd := commands.get("reconciliation")) is not None:
         st.last_reconciliation = Reconciliation(
-            at=now, result=cmd.fields["result"], evidence=str(cmd.fields.get("evidence")), by=cmd.by)
+            at=now, result=cmd.fields["result"], evidence=str(cmd.fields.get("evidence")), by=cmd.by
+        )
         kind = "Normal" if cmd.fields["result"] == "Matched" else "Warning"
-        plan.events.append(Event(kind, "ReconciliationRecorded",
-                                 f"{cmd.fields['result']} by {cmd.by}: {cmd.fields.get('evidence')}"))
+        plan.events.append(
+            Event(kind, "ReconciliationRecorded", f"{cmd.fields['result']} by {cmd.by}: {cmd.fields.get('evidence')}")
+        )
 
     # -- a runbook run, recorded in the audit trail as given by whoever ran it --------------------
     if (cmd := commands.get("runbook")) is not None:
         run = {**cmd.fields["run"], "by": cmd.by}
         passed = bool((run.get("verify") or {}).get("passed"))
-        plan.events.append(Event("Normal" if passed else "Warning", "RunbookRun",
-                                 f"runbook {run.get('runbook')} by {cmd.by}: {run.get('outcome')}; verify "
-                                 f"{'PASS' if passed else 'FAIL'}"[:1024], record={"runbookRun": run}))
+        plan.events.append(
+            Event(
+                "Normal" if passed else "Warning",
+                "RunbookRun",
+                f"runbook {run.get('runbook')} by {cmd.by}: {run.get('outcome')}; verify "
+                f"{'PASS' if passed else 'FAIL'}"[:1024],
+                record={"runbookRun": run},
+            )
+        )
 
     # -- fleet verification (Knight, 2012): every pod trading under this name runs what was
     # intended and applied the control document written ---------------------------------------
     running_image = _image_for(spec, st, st.rollout.version) if st.rollout else None
     fleet = fleet_problems(obs.name, obs.pods, obs.deployment, running_image, spec.replicas, obs.acks, obs.control)
     fleet_incident = _incident_name(obs.name, "fleet", "|".join(fleet)) if fleet else None
-    _set_condition(conds, now, obs.generation, "FleetVerified", not fleet, "Mismatch" if fleet else "Verified",
-                   "; ".join(fleet) if fleet else "every pod runs the intended image and applied the control document")
+    _set_condition(
+        conds,
+        now,
+        obs.generation,
+        "FleetVerified",
+        not fleet,
+        "Mismatch" if fleet else "Verified",
+        "; ".join(fleet) if fleet else "every pod runs the intended image and applied the control document",
+    )
 
     # -- incidents that ask for an action ---------------------------------------------------
     kill_trigger: tuple[str, str, str | None] | None = None  # (reason, by, incident)
@@ -381,13 +431,23 @@ def decide(spec: StrategySpec, status: StrategyStatus, obs: Observations) -> Pla
     throttle_trigger: tuple[str, str, str | None] | None = None
     rollback_trigger: tuple[str, str, str | None] | None = None
     for inc in obs.incidents:
-        if (inc.open and inc.acted and inc.immediate_action == "killSwitch" and inc.name not in handled_incidents
-                and not (st.kill_switch and st.kill_switch.latched) and st.observed_generation is None):
+        if (
+            inc.open
+            and inc.acted
+            and inc.immediate_action == "killSwitch"
+            and inc.name not in handled_incidents
+            and not (st.kill_switch and st.kill_switch.latched)
+            and st.observed_generation is None
+        ):
             # Acted on before, still open, and this Strategy has never decided: it was deleted
             # and applied again. The halt its incident asked for holds.
             handled_incidents.append(inc.name)
             if kill_trigger is None:  # its immediate action is on record already: not repeated
-                kill_trigger = (f"re-created while incident {inc.name} ({inc.class_} {inc.severity}) is open", OPERATOR, None)
+                kill_trigger = (
+                    f"re-created while incident {inc.name} ({inc.class_} {inc.severity}) is open",
+                    OPERATOR,
+                    None,
+                )
             rearm_required = rearm_required or inc.require_rearm
             continue
         if not inc.open or inc.acted or inc.name in handled_incidents:
@@ -407,9 +467,16 @@ def decide(spec: StrategySpec, status: StrategyStatus, obs: Observations) -> Pla
             plan.incident_actions.append((inc.name, "recorded; no automatic action (action: none)"))
     if fleet_incident is not None and fleet_incident not in {i.name for i in obs.incidents}:
         detail = "; ".join(fleet)
-        plan.incidents.append(NewIncident(fleet_incident, IncidentClass.config_drift, Severity.P0,
-                                          f"fleet verification failed: {detail}"[:2048], "killSwitch",
-                                          "kill-switch: control HALTED, then scale to 0; foreign pods deleted"))
+        plan.incidents.append(
+            NewIncident(
+                fleet_incident,
+                IncidentClass.config_drift,
+                Severity.P0,
+                f"fleet verification failed: {detail}"[:2048],
+                "killSwitch",
+                "kill-switch: control HALTED, then scale to 0; foreign pods deleted",
+            )
+        )
         plan.events.append(Event("Warning", "FleetMismatch", detail))
         if kill_trigger is None:
             kill_trigger = (f"fleet verification failed: {detail}", OPERATOR, fleet_incident)
@@ -419,21 +486,38 @@ def decide(spec: StrategySpec, status: StrategyStatus, obs: Observations) -> Pla
         last = st.control.generation if st.control else 0
         inc = _incident_name(obs.name, "control", f"{last}:{obs.control_problem}")
         if inc not in {i.name for i in obs.incidents}:
-            plan.incidents.append(NewIncident(inc, IncidentClass.config_drift, Severity.P0,
-                                              f"control ConfigMap {manifests.control_name(obs.name)}: {obs.control_problem}"[:2048],
-                                              "killSwitch", "kill-switch: control rewritten HALTED, then scale to 0"))
+            plan.incidents.append(
+                NewIncident(
+                    inc,
+                    IncidentClass.config_drift,
+                    Severity.P0,
+                    f"control ConfigMap {manifests.control_name(obs.name)}: {obs.control_problem}"[:2048],
+                    "killSwitch",
+                    "kill-switch: control rewritten HALTED, then scale to 0",
+                )
+            )
             plan.events.append(Event("Warning", "ControlUnreadable", obs.control_problem))
             if kill_trigger is None:
                 kill_trigger = (f"control document unreadable: {obs.control_problem}", OPERATOR, inc)
-    integrity = [f"ConfigMap {n} carries this strategy's labels but is not its own: ignored" for n in obs.foreign_configmaps]
+    integrity = [
+        f"ConfigMap {n} carries this strategy's labels but is not its own: ignored" for n in obs.foreign_configmaps
+    ]
     integrity += list(obs.ack_problems)
     prev_integrity = _condition(st, "ControlIntegrity")
     msg = "; ".join(integrity)[:1024]
     if integrity and (prev_integrity is None or prev_integrity.message != msg):
         plan.events.append(Event("Warning", "ForeignWrites", msg))
-    _set_condition(conds, now, obs.generation, "ControlIntegrity", not integrity and not obs.control_problem,
-                   "Foreign" if integrity else "Unreadable" if obs.control_problem else "Owned",
-                   msg or obs.control_problem or "only the operator's control document and the pods' own acknowledgements are read")
+    _set_condition(
+        conds,
+        now,
+        obs.generation,
+        "ControlIntegrity",
+        not integrity and not obs.control_problem,
+        "Foreign" if integrity else "Unreadable" if obs.control_problem else "Owned",
+        msg
+        or obs.control_problem
+        or "only the operator's control document and the pods' own acknowledgements are read",
+    )
 
     # -- exposure-linked kill: the strategy's own reports against its monitors, on every report --
     # An episode's incident is named from the monitor and the episode's number, both in status:
@@ -443,7 +527,9 @@ def decide(spec: StrategySpec, status: StrategyStatus, obs: Observations) -> Pla
     breaches = dict(st.report_breaches or {})
     incidents_by_name = {i.name: i for i in obs.incidents}
     for m in obs.report_monitors:
-        values = [v for p in ready_pods if (a := obs.acks.get(p.name)) is not None and (v := getattr(a, m.report)) is not None]
+        values = [
+            v for p in ready_pods if (a := obs.acks.get(p.name)) is not None and (v := getattr(a, m.report)) is not None
+        ]
         episode = breaches.get(m.name)
         if not values or not m.breached(total := sum(values)):
             if episode is not None and episode.incident is not None and values:
@@ -455,16 +541,23 @@ def decide(spec: StrategySpec, status: StrategyStatus, obs: Observations) -> Pla
         if episode is None or episode.incident is None or known is not None:
             # a new episode (the last one ended, or its incident was resolved while still breaching)
             number = (episode.episodes if episode else 0) + 1
-            episode = ReportBreach(episodes=number, incident=_incident_name(obs.name, m.name, f"{obs.uid}/{m.name}/{number}"))
+            episode = ReportBreach(
+                episodes=number, incident=_incident_name(obs.name, m.name, f"{obs.uid}/{m.name}/{number}")
+            )
             breaches[m.name] = episode
         # else: the episode's incident is not seen yet (not created, or the view lags): again, same name
         act = immediate_action(m.action, m.severity, on_position=True)
         inc = episode.incident
         assert inc is not None
         why = f"monitor {m.name}: reported {m.report} {total:g} {m.comparison} {m.threshold:g}"
-        done = {"killSwitch": "kill-switch: control HALTED, then scale to 0", "throttle": "throttle: REDUCING"}.get(act, "recorded")
-        plan.incidents.append(NewIncident(inc, IncidentClass(m.class_), Severity(m.severity), why, act, done,
-                                          require_rearm=m.require_rearm))
+        done = {"killSwitch": "kill-switch: control HALTED, then scale to 0", "throttle": "throttle: REDUCING"}.get(
+            act, "recorded"
+        )
+        plan.incidents.append(
+            NewIncident(
+                inc, IncidentClass(m.class_), Severity(m.severity), why, act, done, require_rearm=m.require_rearm
+            )
+        )
         plan.events.append(Event("Warning", "ReportedLimitBreached", why))
         if act == "killSwitch" and kill_trigger is None:
             kill_trigger = (why, OPERATOR, inc)
@@ -489,18 +582,30 @@ def decide(spec: StrategySpec, status: StrategyStatus, obs: Observations) -> Pla
                 plan.incident_actions.append((incident, f"kill-switch already latched since {ks.at}"))
             elif commands.get("kill") is not None:
                 # Latched already: nothing more to do, but the second decision is on the record.
-                plan.events.append(Event("Warning", "KillSwitchAgain",
-                                         f"kill-switch by {by} while latched since {ks.at} by {ks.by}: {reason}"))
+                plan.events.append(
+                    Event(
+                        "Warning",
+                        "KillSwitchAgain",
+                        f"kill-switch by {by} while latched since {ks.at} by {ks.by}: {reason}",
+                    )
+                )
             if rearm_required and not ks.rearm_required:  # a second, stricter halt tightens the latch
-                ks = st.kill_switch = ks.model_copy(update={"rearm_required": True, "rearmed_by": None, "rearmed_at": None})
+                ks = st.kill_switch = ks.model_copy(
+                    update={"rearm_required": True, "rearmed_by": None, "rearmed_at": None}
+                )
                 plan.events.append(Event("Warning", "RearmRequired", f"re-arm now required ({reason})"))
         else:
             kc = commands.get("kill")
             ks = st.kill_switch = KillSwitchStatus(
-                latched=True, reason=reason, by=by, at=now, incident=incident,
+                latched=True,
+                reason=reason,
+                by=by,
+                at=now,
+                incident=incident,
                 decision=(str(kc.fields.get("decision") or kc.id) if kc is not None and incident is None else None),
                 scope=(str(kc.fields.get("scope") or "strategy") if kc is not None and incident is None else None),
-                rearm_required=rearm_required or None)
+                rearm_required=rearm_required or None,
+            )
             st.resume = None
             plan.actions.append("kill_switch")
             plan.events.append(Event("Warning", "KillSwitch", f"kill-switch engaged by {by}: {reason}"))
@@ -517,8 +622,13 @@ def decide(spec: StrategySpec, status: StrategyStatus, obs: Observations) -> Pla
             st.throttle = ThrottleStatus(active=True, reason=reason, by=by, at=now, incident=incident)
             st.resume = None
             plan.actions.append("throttle")
-            plan.events.append(Event("Warning", "Throttle",
-                                     f"throttled by {by}: {reason}; limits x{factor} (position {st.effective_limits.max_position:g}, order rate {st.effective_limits.max_order_rate:g}/s)"))
+            plan.events.append(
+                Event(
+                    "Warning",
+                    "Throttle",
+                    f"throttled by {by}: {reason}; limits x{factor} (position {st.effective_limits.max_position:g}, order rate {st.effective_limits.max_order_rate:g}/s)",
+                )
+            )
             if incident:
                 plan.incident_actions.append((incident, f"throttle: REDUCING, limits x{factor}"))
     latched = ks is not None and ks.latched
@@ -538,7 +648,9 @@ def decide(spec: StrategySpec, status: StrategyStatus, obs: Observations) -> Pla
             st.message = msg
         elif ks is not None and ks.rearmed_at is None:
             ks = st.kill_switch = ks.model_copy(update={"rearmed_by": cmd.by, "rearmed_at": now})
-            msg = f"re-armed by {cmd.by}: {cmd.reason}; a resume is now possible (reconciliation, incidents, daily gate)"
+            msg = (
+                f"re-armed by {cmd.by}: {cmd.reason}; a resume is now possible (reconciliation, incidents, daily gate)"
+            )
             plan.events.append(Event("Normal", "Rearmed", msg))
             st.message = msg
 
@@ -553,7 +665,9 @@ def decide(spec: StrategySpec, status: StrategyStatus, obs: Observations) -> Pla
         elif to == on:
             refusals.append(f"already on the {on} broker ({chosen.name})")
         if not latched:
-            refusals.append("halt order entry first (stratops kill): the broker changes only while the kill-switch is latched")
+            refusals.append(
+                "halt order entry first (stratops kill): the broker changes only while the kill-switch is latched"
+            )
         if refusals:
             msg = f"failover by {cmd.by} refused: " + "; ".join(refusals)
             plan.events.append(Event("Warning", "FailoverRefused", msg))
@@ -562,14 +676,21 @@ def decide(spec: StrategySpec, status: StrategyStatus, obs: Observations) -> Pla
             assert chosen is not None
             st.broker = BrokerStatus(role=to, name=chosen.name, at=now, by=cmd.by, reason=cmd.reason)
             plan.actions.append("failover")
-            msg = (f"control document switched to the {to} broker {chosen.name} ({chosen.endpoint}) by {cmd.by}: {cmd.reason}; "
-                   "reconcile positions against it before resuming")
+            msg = (
+                f"control document switched to the {to} broker {chosen.name} ({chosen.endpoint}) by {cmd.by}: {cmd.reason}; "
+                "reconcile positions against it before resuming"
+            )
             plan.events.append(Event("Warning", "BrokerFailover", msg))
             st.message = msg
     if st.broker is not None and st.broker.role == "backup" and spec.brokers.backup is None:
         st.broker = None
-        plan.events.append(Event("Warning", "BrokerBackupRemoved",
-                                 "spec.brokers.backup was removed while in use: the control document names the primary again"))
+        plan.events.append(
+            Event(
+                "Warning",
+                "BrokerBackupRemoved",
+                "spec.brokers.backup was removed while in use: the control document names the primary again",
+            )
+        )
 
     # -- resume: only resolved incidents, a fresh reconciliation and a signed daily gate ------
     if (cmd := commands.get("resume")) is not None:
@@ -577,12 +698,27 @@ def decide(spec: StrategySpec, status: StrategyStatus, obs: Observations) -> Pla
         if not latched and not throttled:
             refusals.append("nothing to resume: no kill-switch latched and no throttle in force")
         if latched and ks is not None and ks.rearm_required and ks.rearmed_at is None:
-            allowed = ", ".join((kill_policy.rearm_by if kill_policy else None) or []) or "nobody: set spec.killSwitch.rearmBy"
-            refusals.append(f"re-arm required first (exposure-linked or repeated-execution halt): `stratops rearm` by one of {allowed}")
+            allowed = (
+                ", ".join((kill_policy.rearm_by if kill_policy else None) or [])
+                or "nobody: set spec.killSwitch.rearmBy"
+            )
+            refusals.append(
+                f"re-arm required first (exposure-linked or repeated-execution halt): `stratops rearm` by one of {allowed}"
+            )
         # The reconciliation must postdate the stop and any broker switch: positions at the new
         # broker are what the strategy resumes against.
-        stopped_at = max([t for t in (ks.at if ks else None, st.throttle.at if st.throttle else None,
-                                      st.broker.at if st.broker else None) if t], default=None)
+        stopped_at = max(
+            [
+                t
+                for t in (
+                    ks.at if ks else None,
+                    st.throttle.at if st.throttle else None,
+                    st.broker.at if st.broker else None,
+                )
+                if t
+            ],
+            default=None,
+        )
         open_incidents = [i.name for i in obs.incidents if i.open]
         if open_incidents:
             refusals.append(f"incidents not resolved: {', '.join(sorted(open_incidents))}")
@@ -592,7 +728,9 @@ def decide(spec: StrategySpec, status: StrategyStatus, obs: Observations) -> Pla
         elif rec.result != "Matched":
             refusals.append(f"last reconciliation is {rec.result}, not Matched")
         elif stopped_at is not None and rec.at <= stopped_at:
-            refusals.append(f"last reconciliation ({rec.at.isoformat()}) is older than the stop ({stopped_at.isoformat()})")
+            refusals.append(
+                f"last reconciliation ({rec.at.isoformat()}) is older than the stop ({stopped_at.isoformat()})"
+            )
         elif now - rec.at > RECONCILIATION_MAX_AGE:
             refusals.append(f"last reconciliation is older than {RECONCILIATION_MAX_AGE}")
         if not spec.gates or not spec.gates.daily:
@@ -652,9 +790,16 @@ def decide(spec: StrategySpec, status: StrategyStatus, obs: Observations) -> Pla
         else:
             assert prelaunch is not None and spec.gates is not None and spec.gates.pre_launch is not None
             mode = Mode.live
-            st.approved = Approval(subject=current_subject, hash=trading_hash(spec), gate=spec.gates.pre_launch,
-                                   signers=list(prelaunch.signers), at=now, author=obs.trading_author,
-                                   promoted_by=obs.mode_author, spec=trading_spec(spec))
+            st.approved = Approval(
+                subject=current_subject,
+                hash=trading_hash(spec),
+                gate=spec.gates.pre_launch,
+                signers=list(prelaunch.signers),
+                at=now,
+                author=obs.trading_author,
+                promoted_by=obs.mode_author,
+                spec=trading_spec(spec),
+            )
             plan.actions.append("promote")
             signed = f"pre-launch gate {spec.gates.pre_launch} signed for {current_subject} by {', '.join(prelaunch.signers)}"
             plan.events.append(Event("Normal", "Promoted", f"promoted to live by {obs.mode_author}: {signed}"))
@@ -676,7 +821,8 @@ def decide(spec: StrategySpec, status: StrategyStatus, obs: Observations) -> Pla
     elif active is not None and wanted != active and spec.gates and spec.gates.daily and not (daily and daily.complete):
         # A lapsed daily gate blocks new deployments (paper included): nobody checked the desk today.
         hold_reason = f"version {wanted} not rolled out: daily gate {spec.gates.daily} is " + (
-            f"{daily.state} (missing {', '.join(daily.missing)})" if daily else "not found")
+            f"{daily.state} (missing {', '.join(daily.missing)})" if daily else "not found"
+        )
     target = wanted if hold_reason is None else (active or st.last_known_good)
     if hold_reason:
         prev = st.message
@@ -688,8 +834,11 @@ def decide(spec: StrategySpec, status: StrategyStatus, obs: Observations) -> Pla
     if rollback_trigger is not None:
         reason, by, incident = rollback_trigger
         good = [r.version for r in st.revision_history or [] if r.known_good_at]
-        to = st.last_known_good if st.last_known_good and st.last_known_good != active else next(
-            (v for v in reversed(good) if v != active), None)
+        to = (
+            st.last_known_good
+            if st.last_known_good and st.last_known_good != active
+            else next((v for v in reversed(good) if v != active), None)
+        )
         if to is None or active is None:
             msg = f"rollback by {by} refused: no known-good version other than {active}"
             plan.events.append(Event("Warning", "RollbackRefused", msg))
@@ -729,9 +878,19 @@ def decide(spec: StrategySpec, status: StrategyStatus, obs: Observations) -> Pla
                 elif held >= healthy_for:
                     st.last_known_good = rollout.version
                     history = [r for r in st.revision_history or [] if r.version != rollout.version]
-                    history.append(Revision(version=rollout.version, image=image, deployed_at=rollout.started_at, known_good_at=now))
+                    history.append(
+                        Revision(
+                            version=rollout.version, image=image, deployed_at=rollout.started_at, known_good_at=now
+                        )
+                    )
                     st.revision_history = history[-history_limit:]
-                    plan.events.append(Event("Normal", "KnownGood", f"{rollout.version} healthy for {held.total_seconds():.0f}s: last known-good"))
+                    plan.events.append(
+                        Event(
+                            "Normal",
+                            "KnownGood",
+                            f"{rollout.version} healthy for {held.total_seconds():.0f}s: last known-good",
+                        )
+                    )
                 else:
                     plan.wake_in((healthy_for - held).total_seconds())
         else:
@@ -748,24 +907,45 @@ def decide(spec: StrategySpec, status: StrategyStatus, obs: Observations) -> Pla
                     rollout = st.rollout = RolloutStatus(version=to, started_at=now, rollback=True)
                     target, image = to, _image_for(spec, st, to)
                     plan.actions.append("rollback")
-                    plan.incidents.append(NewIncident(
-                        inc, IncidentClass.config_drift, Severity.P1,
-                        f"rollout of {bad} not Ready within {rollout_deadline}; rolled back to {to}",
-                        "rollback", f"rolled back {bad} -> {to}; {bad} blocked"))
-                    plan.events.append(Event("Warning", "RollbackAutomatic", f"{bad} not Ready within {rollout_deadline}: rolled back to {to}; {bad} blocked"))
+                    plan.incidents.append(
+                        NewIncident(
+                            inc,
+                            IncidentClass.config_drift,
+                            Severity.P1,
+                            f"rollout of {bad} not Ready within {rollout_deadline}; rolled back to {to}",
+                            "rollback",
+                            f"rolled back {bad} -> {to}; {bad} blocked",
+                        )
+                    )
+                    plan.events.append(
+                        Event(
+                            "Warning",
+                            "RollbackAutomatic",
+                            f"{bad} not Ready within {rollout_deadline}: rolled back to {to}; {bad} blocked",
+                        )
+                    )
                 elif not any(b.version == bad for b in st.blocked_versions or []):
                     why = "no known-good version to roll back to" if automatic else "automatic rollback is off"
                     st.blocked_versions = _block(st, bad, f"not Ready within {rollout_deadline}; {why}", now, inc)
-                    plan.incidents.append(NewIncident(
-                        inc, IncidentClass.config_drift, Severity.P1,
-                        f"rollout of {bad} not Ready within {rollout_deadline}; {why}", "none",
-                        f"{bad} blocked; {why}"))
-                    plan.events.append(Event("Warning", "RolloutFailed", f"{bad} not Ready within {rollout_deadline}; {why}"))
+                    plan.incidents.append(
+                        NewIncident(
+                            inc,
+                            IncidentClass.config_drift,
+                            Severity.P1,
+                            f"rollout of {bad} not Ready within {rollout_deadline}; {why}",
+                            "none",
+                            f"{bad} blocked; {why}",
+                        )
+                    )
+                    plan.events.append(
+                        Event("Warning", "RolloutFailed", f"{bad} not Ready within {rollout_deadline}; {why}")
+                    )
             elif not failing and rollout.version != st.last_known_good:
                 plan.wake_in((rollout_deadline - waited).total_seconds() + 0.5)
 
     failed_without_target = (
-        rollout is not None and rollout.version in {b.version for b in st.blocked_versions or []}
+        rollout is not None
+        and rollout.version in {b.version for b in st.blocked_versions or []}
         and not rollout.rollback
     )
 
@@ -776,15 +956,30 @@ def decide(spec: StrategySpec, status: StrategyStatus, obs: Observations) -> Pla
         state = TradingState.REDUCING
     else:
         state = TradingState.ACTIVE
-    broker = spec.brokers.backup if st.broker and st.broker.role == "backup" and spec.brokers.backup else spec.brokers.primary
-    reason = ks.reason if latched and ks else st.throttle.reason if throttled and st.throttle else (
-        st.resume.reason if st.resume and st.resume.stage == "Reducing" else "")
+    broker = (
+        spec.brokers.backup
+        if st.broker and st.broker.role == "backup" and spec.brokers.backup
+        else spec.brokers.primary
+    )
+    reason = (
+        ks.reason
+        if latched and ks
+        else st.throttle.reason
+        if throttled and st.throttle
+        else (st.resume.reason if st.resume and st.resume.stage == "Reducing" else "")
+    )
     # Never go back in generation, whatever the ConfigMap shows (an unreadable or edited one).
     prev_gen = max(obs.control.generation if obs.control else 0, st.control.generation if st.control else 0)
     doc = ControlDocument(
-        strategy=obs.name, generation=max(prev_gen, 1), trading_state=state, mode=mode,
-        limits=st.effective_limits, broker=BrokerInUse(name=broker.name, endpoint=broker.endpoint),
-        allow_risk_reducing=bool(kill_policy and kill_policy.allow_risk_reducing), reason=reason, issued_at=now,
+        strategy=obs.name,
+        generation=max(prev_gen, 1),
+        trading_state=state,
+        mode=mode,
+        limits=st.effective_limits,
+        broker=BrokerInUse(name=broker.name, endpoint=broker.endpoint),
+        allow_risk_reducing=bool(kill_policy and kill_policy.allow_risk_reducing),
+        reason=reason,
+        issued_at=now,
         controls=pre_trade_controls(spec.risk_limits),
     )
     if doc.same_content(obs.control) and not obs.control_problem:
@@ -792,20 +987,34 @@ def decide(spec: StrategySpec, status: StrategyStatus, obs: Observations) -> Pla
         doc = obs.control
     else:
         written = st.control.hash if st.control else None
-        if obs.control is not None and written is not None and obs.control.content_hash() not in (
-                written, doc.content_hash(), obs.control_written):
+        if (
+            obs.control is not None
+            and written is not None
+            and obs.control.content_hash() not in (written, doc.content_hash(), obs.control_written)
+        ):
             # Neither what the operator last wrote (as its status records it, or as this process
             # remembers its own write) nor what it writes now: someone else's.
             observed = obs.control.content_hash()
             inc = _incident_name(obs.name, "control-drift", observed)
             if inc not in {i.name for i in obs.incidents}:
-                plan.incidents.append(NewIncident(
-                    inc, IncidentClass.config_drift, Severity.P1,
-                    f"control ConfigMap {manifests.control_name(obs.name)} changed outside the operator "
-                    f"(generation {obs.control.generation}, {obs.control.trading_state.value}); reverted",
-                    "none", "reverted the control document to the operator's decision"))
-                plan.events.append(Event("Warning", "ControlDrift",
-                                         f"control document changed by someone else (hash {observed[:12]}): reverted"))
+                plan.incidents.append(
+                    NewIncident(
+                        inc,
+                        IncidentClass.config_drift,
+                        Severity.P1,
+                        f"control ConfigMap {manifests.control_name(obs.name)} changed outside the operator "
+                        f"(generation {obs.control.generation}, {obs.control.trading_state.value}); reverted",
+                        "none",
+                        "reverted the control document to the operator's decision",
+                    )
+                )
+                plan.events.append(
+                    Event(
+                        "Warning",
+                        "ControlDrift",
+                        f"control document changed by someone else (hash {observed[:12]}): reverted",
+                    )
+                )
                 plan.actions.append("drift_revert")
         doc = doc.model_copy(update={"generation": prev_gen + 1})
         plan.control = doc
@@ -816,8 +1025,9 @@ def decide(spec: StrategySpec, status: StrategyStatus, obs: Observations) -> Pla
         acked_at = max((a.at for a in pod_acks if a), default=ctl.acknowledged_at)
     else:
         acked_gen, acked_at = ctl.acknowledged_generation, ctl.acknowledged_at
-    st.control = ControlStatus(generation=doc.generation, acknowledged_generation=acked_gen,
-                               acknowledged_at=acked_at, hash=doc.content_hash())
+    st.control = ControlStatus(
+        generation=doc.generation, acknowledged_generation=acked_gen, acknowledged_at=acked_at, hash=doc.content_hash()
+    )
     st.trading_state = state
 
     # -- kill-switch progress: ack (or deadline), then scale to 0 ---------------------------
@@ -839,18 +1049,40 @@ def decide(spec: StrategySpec, status: StrategyStatus, obs: Observations) -> Pla
                 ks = st.kill_switch = ks.model_copy(update={"acknowledged": is_acked, "pods": running})
                 if not is_acked:
                     inc = _incident_name(obs.name, "unacked-halt", ks.at.isoformat())
-                    pods = ", ".join(sorted(p.name for p in ready_pods if (a := obs.acks.get(p.name)) is None or a.generation < ks.halt_generation))
-                    plan.incidents.append(NewIncident(
-                        inc, IncidentClass.stale_data, Severity.P0,
-                        f"HALTED (generation {ks.halt_generation}) not acknowledged within {ack_deadline} by: {pods or 'unknown'}",
-                        "killSwitch", "scaled to 0 without acknowledgement"))
-                    plan.events.append(Event("Warning", "KillSwitchUnacknowledged",
-                                             f"HALTED not acknowledged within {ack_deadline} by {pods or 'unknown'}: scaling to 0 anyway"))
+                    pods = ", ".join(
+                        sorted(
+                            p.name
+                            for p in ready_pods
+                            if (a := obs.acks.get(p.name)) is None or a.generation < ks.halt_generation
+                        )
+                    )
+                    plan.incidents.append(
+                        NewIncident(
+                            inc,
+                            IncidentClass.stale_data,
+                            Severity.P0,
+                            f"HALTED (generation {ks.halt_generation}) not acknowledged within {ack_deadline} by: {pods or 'unknown'}",
+                            "killSwitch",
+                            "scaled to 0 without acknowledgement",
+                        )
+                    )
+                    plan.events.append(
+                        Event(
+                            "Warning",
+                            "KillSwitchUnacknowledged",
+                            f"HALTED not acknowledged within {ack_deadline} by {pods or 'unknown'}: scaling to 0 anyway",
+                        )
+                    )
             if ks.completed_at is None and current == 0 and not obs.pods and dep is not None and dep.replicas == 0:
                 st.kill_switch = ks.model_copy(update={"completed_at": now})
                 plan.kill_switch_seconds = (now - ks.at).total_seconds()
-                plan.events.append(Event("Normal", "KillSwitchCompleted",
-                                         f"halted and scaled to 0 in {plan.kill_switch_seconds:.2f}s (acknowledged: {ks.acknowledged})"))
+                plan.events.append(
+                    Event(
+                        "Normal",
+                        "KillSwitchCompleted",
+                        f"halted and scaled to 0 in {plan.kill_switch_seconds:.2f}s (acknowledged: {ks.acknowledged})",
+                    )
+                )
             _record_exits(st, plan, obs, now)
         else:
             replicas = current
@@ -860,7 +1092,9 @@ def decide(spec: StrategySpec, status: StrategyStatus, obs: Observations) -> Pla
 
     # -- resume progress: REDUCING acknowledged with every pod Ready -> ACTIVE -------------------
     if st.resume is not None and st.resume.stage == "Reducing" and not latched and not throttled:
-        all_ready = dep is not None and image is not None and dep.healthy(image, replicas) and len(ready_pods) == replicas
+        all_ready = (
+            dep is not None and image is not None and dep.healthy(image, replicas) and len(ready_pods) == replicas
+        )
         if plan.control is None and all_ready and acked(doc.generation):
             st.resume = st.resume.model_copy(update={"stage": "Active"})
             plan.events.append(Event("Normal", "ResumeActive", "REDUCING acknowledged by every pod: ACTIVE"))
@@ -876,11 +1110,19 @@ def decide(spec: StrategySpec, status: StrategyStatus, obs: Observations) -> Pla
             plan.deployment = desired
             plan.deployment_drifted = True
             inc = _incident_name(obs.name, "drift", f"{dep.generation}:{dep.live_fingerprint}")
-            plan.incidents.append(NewIncident(
-                inc, IncidentClass.config_drift, Severity.P1,
-                f"Deployment {obs.name} was changed outside Git (generation {dep.generation}); reverted to spec",
-                "none", "reverted the Deployment to the operator's decision"))
-            plan.events.append(Event("Warning", "ConfigDrift", f"Deployment {obs.name} changed by someone else: reverted"))
+            plan.incidents.append(
+                NewIncident(
+                    inc,
+                    IncidentClass.config_drift,
+                    Severity.P1,
+                    f"Deployment {obs.name} was changed outside Git (generation {dep.generation}); reverted to spec",
+                    "none",
+                    "reverted the Deployment to the operator's decision",
+                )
+            )
+            plan.events.append(
+                Event("Warning", "ConfigDrift", f"Deployment {obs.name} changed by someone else: reverted")
+            )
             plan.actions.append("drift_revert")
         elif dep.desired_fingerprint != desired_fp:
             plan.deployment = desired
@@ -890,13 +1132,28 @@ def decide(spec: StrategySpec, status: StrategyStatus, obs: Observations) -> Pla
     open_incidents = sorted({i.name for i in obs.incidents if i.open} | {i.name for i in plan.incidents})
     st.open_incidents = open_incidents or None
     ready = dep is not None and image is not None and replicas > 0 and dep.healthy(image, replicas)
-    _set_condition(conds, now, obs.generation, "Ready", ready,
-                   "Halted" if latched else "RolloutReady" if ready else "RolloutInProgress",
-                   f"{dep.ready_replicas if dep else 0}/{replicas} pods Ready running {target}")
-    _set_condition(conds, now, obs.generation, "Healthy", not open_incidents,
-                   "NoOpenIncidents" if not open_incidents else "OpenIncidents", ", ".join(open_incidents))
+    _set_condition(
+        conds,
+        now,
+        obs.generation,
+        "Ready",
+        ready,
+        "Halted" if latched else "RolloutReady" if ready else "RolloutInProgress",
+        f"{dep.ready_replicas if dep else 0}/{replicas} pods Ready running {target}",
+    )
+    _set_condition(
+        conds,
+        now,
+        obs.generation,
+        "Healthy",
+        not open_incidents,
+        "NoOpenIncidents" if not open_incidents else "OpenIncidents",
+        ", ".join(open_incidents),
+    )
     gates_missing = []
-    named = [g for g in ([spec.gates.pre_launch, spec.gates.daily, *(spec.gates.others or [])] if spec.gates else []) if g]
+    named = [
+        g for g in ([spec.gates.pre_launch, spec.gates.daily, *(spec.gates.others or [])] if spec.gates else []) if g
+    ]
     not_found = sorted({g for g in named if obs.gates.get(g) is None})
     if not_found:
         # Schema-valid but unable to work: the strategy names gates that do not exist (or do
@@ -909,8 +1166,12 @@ def decide(spec: StrategySpec, status: StrategyStatus, obs: Observations) -> Pla
     if spec.gates and spec.gates.pre_launch and (m := _prelaunch_missing(spec, prelaunch, obs.trading_author)):
         gates_missing.append(m)
     if spec.gates and spec.gates.daily and not (daily and daily.complete):
-        gates_missing.append(f"daily gate {spec.gates.daily}: " + (f"missing {', '.join(daily.missing)}" if daily else "not found"))
-    lapsed_reviews = sorted(n for n, g in obs.gates.items() if g is not None and g.cadence == "quarterly" and g.state == "Expired")
+        gates_missing.append(
+            f"daily gate {spec.gates.daily}: " + (f"missing {', '.join(daily.missing)}" if daily else "not found")
+        )
+    lapsed_reviews = sorted(
+        n for n, g in obs.gates.items() if g is not None and g.cadence == "quarterly" and g.state == "Expired"
+    )
     if lapsed_reviews:
         msg = f"quarterly review {', '.join(lapsed_reviews)} lapsed: review this model for retirement"
         gates_missing.append(msg)
@@ -923,12 +1184,25 @@ def decide(spec: StrategySpec, status: StrategyStatus, obs: Observations) -> Pla
         if prev is None or msg not in (prev.message or ""):
             plan.events.append(Event("Warning", "GateUnreadable", msg))
         gates_missing.append(msg)
-    _set_condition(conds, now, obs.generation, "GatesSatisfied", not gates_missing,
-                   "Signed" if not gates_missing else "Missing", "; ".join(gates_missing))
+    _set_condition(
+        conds,
+        now,
+        obs.generation,
+        "GatesSatisfied",
+        not gates_missing,
+        "Signed" if not gates_missing else "Missing",
+        "; ".join(gates_missing),
+    )
     rec = st.last_reconciliation
-    _set_condition(conds, now, obs.generation, "Reconciled", rec is not None and rec.result == "Matched",
-                   rec.result if rec else "NotRecorded",
-                   f"{rec.result} at {rec.at.isoformat()} by {rec.by}: {rec.evidence}" if rec else "no reconciliation recorded")
+    _set_condition(
+        conds,
+        now,
+        obs.generation,
+        "Reconciled",
+        rec is not None and rec.result == "Matched",
+        rec.result if rec else "NotRecorded",
+        f"{rec.result} at {rec.at.isoformat()} by {rec.by}: {rec.evidence}" if rec else "no reconciliation recorded",
+    )
     if (err := _condition(st, "ReconcileError")) is not None and err.status == "True":
         _set_condition(conds, now, obs.generation, "ReconcileError", False, "Decided", "the whole decision runs again")
     st.conditions = conds
@@ -971,17 +1245,37 @@ def pod_exits(ks: KillSwitchStatus, acks: dict[str, Acknowledgement]) -> list[Po
         a = acks.get(pod)
         if a is None:
             out.append(PodExit(pod=pod, clean=False, detail="no acknowledgement at all"))
-        elif ks.halt_generation is not None and (a.generation < ks.halt_generation or a.trading_state != TradingState.HALTED):
-            out.append(PodExit(pod=pod, clean=False, detail=(
-                f"never acknowledged HALTED (last: generation {a.generation}, {a.trading_state.value}): stopped by SIGKILL "
-                "at the grace period, or crashed")))
+        elif ks.halt_generation is not None and (
+            a.generation < ks.halt_generation or a.trading_state != TradingState.HALTED
+        ):
+            out.append(
+                PodExit(
+                    pod=pod,
+                    clean=False,
+                    detail=(
+                        f"never acknowledged HALTED (last: generation {a.generation}, {a.trading_state.value}): stopped by SIGKILL "
+                        "at the grace period, or crashed"
+                    ),
+                )
+            )
         elif not a.exiting:
-            out.append(PodExit(pod=pod, clean=False, detail=(
-                "acknowledged HALTED but not its exit: stopped by SIGKILL at the grace period, or crashed")))
+            out.append(
+                PodExit(
+                    pod=pod,
+                    clean=False,
+                    detail=("acknowledged HALTED but not its exit: stopped by SIGKILL at the grace period, or crashed"),
+                )
+            )
         elif a.open_orders:
             out.append(PodExit(pod=pod, clean=False, detail=f"exited with {a.open_orders} working orders"))
         else:
-            out.append(PodExit(pod=pod, clean=True, detail=f"acknowledged HALTED, cancelled its orders, exited at {a.at.isoformat()}"))
+            out.append(
+                PodExit(
+                    pod=pod,
+                    clean=True,
+                    detail=f"acknowledged HALTED, cancelled its orders, exited at {a.at.isoformat()}",
+                )
+            )
     return out
 
 
@@ -1000,27 +1294,48 @@ def _record_exits(st: StrategyStatus, plan: Plan, obs: Observations, now: dateti
     elif unclean:
         plan.events.append(Event("Warning", "PodExitUnclean", "; ".join(f"{e.pod}: {e.detail}" for e in unclean)))
     elif exits:
-        plan.events.append(Event("Normal", "PodsExitedCleanly",
-                                 f"{len(exits)}/{len(exits)} pods acknowledged HALTED, cancelled their orders and exited"))
+        plan.events.append(
+            Event(
+                "Normal",
+                "PodsExitedCleanly",
+                f"{len(exits)}/{len(exits)} pods acknowledged HALTED, cancelled their orders and exited",
+            )
+        )
 
 
-def _containment(inc: IncidentView, st: StrategyStatus, plan: Plan, dep: DeploymentView | None, ready: bool,
-                 control_acked: bool, obs: Observations) -> str | None:
+def _containment(
+    inc: IncidentView,
+    st: StrategyStatus,
+    plan: Plan,
+    dep: DeploymentView | None,
+    ready: bool,
+    control_acked: bool,
+    obs: Observations,
+) -> str | None:
     """The safe state INC's strategy is in, in words, or None while it is not there yet."""
     ks = st.kill_switch
     if ks is not None and ks.latched and ks.completed_at is not None:
-        return (f"halted: HALTED (control generation {ks.halt_generation}, acknowledged by the strategy: "
-                f"{ks.acknowledged}) and scaled to 0 at {ks.completed_at.isoformat()}")
+        return (
+            f"halted: HALTED (control generation {ks.halt_generation}, acknowledged by the strategy: "
+            f"{ks.acknowledged}) and scaled to 0 at {ks.completed_at.isoformat()}"
+        )
     act = inc.immediate_action
     if act == "throttle" and st.throttle is not None and st.throttle.active and control_acked:
         lim = st.effective_limits
         assert lim is not None and st.control is not None
-        return (f"throttled: REDUCING (max position {lim.max_position:g}, order rate {lim.max_order_rate:g}/s) "
-                f"acknowledged by every pod at control generation {st.control.generation}")
+        return (
+            f"throttled: REDUCING (max position {lim.max_position:g}, order rate {lim.max_order_rate:g}/s) "
+            f"acknowledged by every pod at control generation {st.control.generation}"
+        )
     if act == "rollback" and st.rollout is not None and st.rollout.rollback and ready and dep is not None:
         return f"rolled back: {st.rollout.version} running, {dep.ready_replicas}/{dep.replicas} pods Ready"
-    if (act == "none" and inc.class_ == IncidentClass.config_drift.value and dep is not None
-            and not plan.deployment_drifted and dep.desired_fingerprint == dep.live_fingerprint):
+    if (
+        act == "none"
+        and inc.class_ == IncidentClass.config_drift.value
+        and dep is not None
+        and not plan.deployment_drifted
+        and dep.desired_fingerprint == dep.live_fingerprint
+    ):
         return "the Deployment matches the operator's decision again"
     return None
 
@@ -1029,17 +1344,30 @@ def _foreign(name: str, pod: PodView) -> bool:
     return not (pod.owner or "").startswith(f"ReplicaSet/{name}-")
 
 
-def fleet_problems(name: str, pods: tuple[PodView, ...], dep: DeploymentView | None, image: str | None, replicas: int,
-                   acks: dict[str, Acknowledgement], control: ControlDocument | None) -> list[str]:
+def fleet_problems(
+    name: str,
+    pods: tuple[PodView, ...],
+    dep: DeploymentView | None,
+    image: str | None,
+    replicas: int,
+    acks: dict[str, Acknowledgement],
+    control: ControlDocument | None,
+) -> list[str]:
     """What runs under NAME that the operator did not intend, in words (empty: verified)."""
     live = [p for p in pods if not p.terminating]
-    problems = [f"pod {p.name} is not run by Deployment {name} (owner {p.owner or 'none'})" for p in live if _foreign(name, p)]
+    problems = [
+        f"pod {p.name} is not run by Deployment {name} (owner {p.owner or 'none'})" for p in live if _foreign(name, p)
+    ]
     ours = [p for p in live if not _foreign(name, p)]
     if dep is not None and image is not None and dep.healthy(image, replicas):  # the intended template is rolled out
         problems += [f"pod {p.name} runs {p.image}, not {image}" for p in ours if p.image and p.image != image]
         digest = image.split("@", 1)[1] if "@" in image else None
         if digest:
-            problems += [f"pod {p.name} runs digest {p.image_id}, not {digest}" for p in ours if p.image_id and not p.image_id.endswith(digest)]
+            problems += [
+                f"pod {p.name} runs digest {p.image_id}, not {digest}"
+                for p in ours
+                if p.image_id and not p.image_id.endswith(digest)
+            ]
         builds = sorted({p.image_id for p in ours if p.image_id})
         if len(builds) > 1:
             problems.append(f"pods run {len(builds)} different builds of {image}: {', '.join(builds)}")
@@ -1048,7 +1376,9 @@ def fleet_problems(name: str, pods: tuple[PodView, ...], dep: DeploymentView | N
         for p in live:
             a = acks.get(p.name)
             if a is not None and a.generation == control.generation and a.control_hash and a.control_hash != want:
-                problems.append(f"pod {p.name} acknowledged generation {a.generation} with a different document (hash {a.control_hash[:12]})")
+                problems.append(
+                    f"pod {p.name} acknowledged generation {a.generation} with a different document (hash {a.control_hash[:12]})"
+                )
     return sorted(problems)
 
 
@@ -1056,8 +1386,15 @@ def _prelaunch_missing(spec: StrategySpec, prelaunch: GateEvaluation | None, aut
     return approval_problem(spec.gates.pre_launch if spec.gates else None, prelaunch, author)
 
 
-def _approved_spec(spec: StrategySpec, st: StrategyStatus, obs: Observations, prelaunch: GateEvaluation | None,
-                   current_subject: str, plan: Plan, conds: list[Condition]) -> StrategySpec:
+def _approved_spec(
+    spec: StrategySpec,
+    st: StrategyStatus,
+    obs: Observations,
+    prelaunch: GateEvaluation | None,
+    current_subject: str,
+    plan: Plan,
+    conds: list[Condition],
+) -> StrategySpec:
     """The spec to act on. Paper: SPEC. Live: SPEC with its trading-relevant fields as the
     pre-launch signatures approved them (st.approved); a change to any of them is applied once
     the gate is signed for it, and until then it is held and said (defence in depth: admission
@@ -1068,30 +1405,68 @@ def _approved_spec(spec: StrategySpec, st: StrategyStatus, obs: Observations, pr
         return spec
     h, ap = trading_hash(spec), st.approved
     if ap is not None and ap.hash == h:
-        _set_condition(conds, now, obs.generation, "SpecApproved", True, "Signed",
-                       f"running {ap.subject}, signed by {', '.join(ap.signers) or 'nobody'}")
+        _set_condition(
+            conds,
+            now,
+            obs.generation,
+            "SpecApproved",
+            True,
+            "Signed",
+            f"running {ap.subject}, signed by {', '.join(ap.signers) or 'nobody'}",
+        )
         return spec
     why = _prelaunch_missing(spec, prelaunch, obs.trading_author)
     if ap is None and why:
         # Live before approvals were recorded (an upgrade of the operator): what runs is taken
         # as approved, with nobody's signature, and said.
-        ap = st.approved = Approval(subject=current_subject, hash=h, gate=(spec.gates.pre_launch if spec.gates else None) or "",
-                                    signers=[], at=now, author=obs.trading_author, spec=trading_spec(spec))
-        plan.events.append(Event("Warning", "ApprovalAssumed",
-                                 f"live without a recorded approval: {current_subject} taken as approved ({why})"))
+        ap = st.approved = Approval(
+            subject=current_subject,
+            hash=h,
+            gate=(spec.gates.pre_launch if spec.gates else None) or "",
+            signers=[],
+            at=now,
+            author=obs.trading_author,
+            spec=trading_spec(spec),
+        )
+        plan.events.append(
+            Event(
+                "Warning",
+                "ApprovalAssumed",
+                f"live without a recorded approval: {current_subject} taken as approved ({why})",
+            )
+        )
         _set_condition(conds, now, obs.generation, "SpecApproved", True, "Assumed", f"taken as approved: {why}")
         return spec
     changed = trading_changes(ap.spec, trading_spec(spec)) if ap is not None else ["the trading-relevant spec"]
     if not why:
         assert prelaunch is not None and spec.gates is not None and spec.gates.pre_launch is not None
-        st.approved = Approval(subject=current_subject, hash=h, gate=spec.gates.pre_launch, signers=list(prelaunch.signers),
-                               at=now, author=obs.trading_author, promoted_by=ap.promoted_by if ap else obs.mode_author,
-                               spec=trading_spec(spec))
-        plan.events.append(Event("Normal", "ChangeApproved",
-                                 f"{', '.join(changed)} changed on a live strategy, signed for {current_subject} by "
-                                 f"{', '.join(prelaunch.signers)}: applied"))
-        _set_condition(conds, now, obs.generation, "SpecApproved", True, "Signed",
-                       f"running {current_subject}, signed by {', '.join(prelaunch.signers)}")
+        st.approved = Approval(
+            subject=current_subject,
+            hash=h,
+            gate=spec.gates.pre_launch,
+            signers=list(prelaunch.signers),
+            at=now,
+            author=obs.trading_author,
+            promoted_by=ap.promoted_by if ap else obs.mode_author,
+            spec=trading_spec(spec),
+        )
+        plan.events.append(
+            Event(
+                "Normal",
+                "ChangeApproved",
+                f"{', '.join(changed)} changed on a live strategy, signed for {current_subject} by "
+                f"{', '.join(prelaunch.signers)}: applied",
+            )
+        )
+        _set_condition(
+            conds,
+            now,
+            obs.generation,
+            "SpecApproved",
+            True,
+            "Signed",
+            f"running {current_subject}, signed by {', '.join(prelaunch.signers)}",
+        )
         return spec
     assert ap is not None
     msg = f"{', '.join(changed)} changed on a live strategy but not applied: {why}; still running {ap.subject}"

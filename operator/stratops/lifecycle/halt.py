@@ -36,12 +36,29 @@ def _condition(status: dict[str, Any], now: datetime, error: str, generation: in
     conds = [c for c in status.get("conditions") or [] if c.get("type") != CONDITION]
     prev = next((c for c in status.get("conditions") or [] if c.get("type") == CONDITION), None)
     since = prev["lastTransitionTime"] if prev and prev.get("status") == "True" else now.isoformat()
-    return [*conds, {"type": CONDITION, "status": "True", "reason": "CannotDecide", "message": error[:1024],
-                     "lastTransitionTime": since, "observedGeneration": generation}]
+    return [
+        *conds,
+        {
+            "type": CONDITION,
+            "status": "True",
+            "reason": "CannotDecide",
+            "message": error[:1024],
+            "lastTransitionTime": since,
+            "observedGeneration": generation,
+        },
+    ]
 
 
-def when_undecidable(name: str, generation: int, status: dict[str, Any], kill: Any | None,
-                     control: ControlDocument | None, now: datetime, error: str, stopped: bool = False) -> Halt:
+def when_undecidable(
+    name: str,
+    generation: int,
+    status: dict[str, Any],
+    kill: Any | None,
+    control: ControlDocument | None,
+    now: datetime,
+    error: str,
+    stopped: bool = False,
+) -> Halt:
     """The halt (or only the report) for a strategy whose decision failed with ERROR. KILL: the
     parsed kill command on the object, if any (stratops.lifecycle.decide.parse_command).
     STOPPED: its Deployment is at 0 replicas with no pod left (the halt is complete)."""
@@ -49,8 +66,14 @@ def when_undecidable(name: str, generation: int, status: dict[str, Any], kill: A
     ks = dict(status.get("killSwitch") or {})
     latched = bool(ks.get("latched"))
     if kill is not None and not kill.error and not latched:
-        ks = KillSwitchStatus(latched=True, reason=kill.reason, by=kill.by, at=now, decision=str(kill.fields.get("decision") or kill.id),
-                              scope=str(kill.fields.get("scope") or "strategy")).to_dict()
+        ks = KillSwitchStatus(
+            latched=True,
+            reason=kill.reason,
+            by=kill.by,
+            at=now,
+            decision=str(kill.fields.get("decision") or kill.id),
+            scope=str(kill.fields.get("scope") or "strategy"),
+        ).to_dict()
         latched = True
     if not latched:
         return Halt(None, False, out, f"cannot decide ({error}); nothing to halt")
@@ -58,10 +81,15 @@ def when_undecidable(name: str, generation: int, status: dict[str, Any], kill: A
     if control is None or control.trading_state != TradingState.HALTED:
         prev = max(control.generation if control else 0, int((status.get("control") or {}).get("generation") or 0))
         doc = ControlDocument(
-            strategy=name, generation=prev + 1, trading_state=TradingState.HALTED, mode=control.mode if control else Mode.paper,
+            strategy=name,
+            generation=prev + 1,
+            trading_state=TradingState.HALTED,
+            mode=control.mode if control else Mode.paper,
             limits=EffectiveLimits(max_position=0, max_order_rate=0, max_daily_loss=0),
             broker=control.broker if control else BrokerInUse(name="none", endpoint="none://halted"),
-            reason=f"kill-switch: {ks.get('reason') or 'latched'}", issued_at=now)
+            reason=f"kill-switch: {ks.get('reason') or 'latched'}",
+            issued_at=now,
+        )
     halted_gen = doc.generation if doc else (control.generation if control else None)
     ks = {**ks, "haltGeneration": ks.get("haltGeneration") or halted_gen}
     if stopped and doc is None and not ks.get("completedAt"):

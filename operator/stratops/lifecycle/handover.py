@@ -40,7 +40,9 @@ class Step(str, Enum):
     ACTIVATING_NEW = "ActivatingNew"  # the new version handed trading and the position; waiting for its acknowledgement
     DONE = "Done"  # the new version trades; the old one is scaled to 0
     ABORTED = "Aborted"  # the new version failed before the handover: scaled to 0 and blocked; the old one trades on
-    HELD = "Held"  # the old version did not acknowledge HALTED: scaled to 0; the new one on STANDBY until a person decides
+    HELD = (
+        "Held"  # the old version did not acknowledge HALTED: scaled to 0; the new one on STANDBY until a person decides
+    )
     FAILED = "Failed"  # the new version did not take over as told: both HALTED, an incident open
 
 
@@ -73,9 +75,15 @@ class VersionView:
 
     def acknowledged(self, state: TradingState) -> bool:
         """Whether the document in force says STATE and every expected pod has acknowledged it."""
-        return (self.state == state and self.replicas > 0 and len(self.pods) == self.replicas
-                and all(p.ack_generation is not None and p.ack_generation >= self.generation and p.ack_state == state
-                        for p in self.pods))
+        return (
+            self.state == state
+            and self.replicas > 0
+            and len(self.pods) == self.replicas
+            and all(
+                p.ack_generation is not None and p.ack_generation >= self.generation and p.ack_state == state
+                for p in self.pods
+            )
+        )
 
     def ready(self) -> bool:
         return self.replicas > 0 and len(self.pods) == self.replicas and all(p.ready for p in self.pods)
@@ -126,8 +134,9 @@ def same_position(a: float, b: float) -> bool:
     return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9)
 
 
-def advance(h: Handover, old: VersionView, new: VersionView, checks: Checks, now: datetime,
-            deadlines: Deadlines) -> Handover:
+def advance(
+    h: Handover, old: VersionView, new: VersionView, checks: Checks, now: datetime, deadlines: Deadlines
+) -> Handover:
     """The handover's next step from what is observed now (H itself when nothing moved)."""
     if h.step in TERMINAL:
         return h
@@ -138,33 +147,57 @@ def advance(h: Handover, old: VersionView, new: VersionView, checks: Checks, now
         if new.ready() and new.acknowledged(TradingState.STANDBY) and checks == "pass":
             return _to(h, Step.HALTING_OLD, now)
         if now - h.started_at >= deadlines.rollout:
-            why = ("not Ready" if not new.ready() else "STANDBY not acknowledged" if not new.acknowledged(TradingState.STANDBY)
-                   else "rollout checks not passed")
+            why = (
+                "not Ready"
+                if not new.ready()
+                else "STANDBY not acknowledged"
+                if not new.acknowledged(TradingState.STANDBY)
+                else "rollout checks not passed"
+            )
             return _to(h, Step.ABORTED, now, reason=f"version {h.to_version} {why} within {_s(deadlines.rollout)}")
         return h
     if h.step == Step.HALTING_OLD:
         position = old.position()
-        if (old.acknowledged(TradingState.HALTED) and position is not None
-                and all(p.open_orders == 0 for p in old.pods)):
+        if old.acknowledged(TradingState.HALTED) and position is not None and all(p.open_orders == 0 for p in old.pods):
             return _to(h, Step.ACTIVATING_NEW, now, position=position)
         if waited >= deadlines.acknowledgement:
-            missing = ("HALTED not acknowledged by every pod" if not old.acknowledged(TradingState.HALTED)
-                       else "position not reported" if position is None else "open orders not cancelled")
-            return _to(h, Step.HELD, now, reason=f"version {h.from_version}: {missing} within {_s(deadlines.acknowledgement)}; "
-                                                  f"scaled to 0, {h.to_version} stays on STANDBY until a person decides")
+            missing = (
+                "HALTED not acknowledged by every pod"
+                if not old.acknowledged(TradingState.HALTED)
+                else "position not reported"
+                if position is None
+                else "open orders not cancelled"
+            )
+            return _to(
+                h,
+                Step.HELD,
+                now,
+                reason=f"version {h.from_version}: {missing} within {_s(deadlines.acknowledgement)}; "
+                f"scaled to 0, {h.to_version} stays on STANDBY until a person decides",
+            )
         return h
     # ACTIVATING_NEW
     assert h.position is not None
     if new.acknowledged(h.trading_state):
         got = new.position()
         if got is not None and not same_position(got, h.position):
-            return _to(h, Step.FAILED, now, reason=f"position mismatch: {h.from_version} handed over {h.position:g}, "
-                                                    f"{h.to_version} reports {got:g}")
+            return _to(
+                h,
+                Step.FAILED,
+                now,
+                reason=f"position mismatch: {h.from_version} handed over {h.position:g}, "
+                f"{h.to_version} reports {got:g}",
+            )
         if got is not None:
             return _to(h, Step.DONE, now)
     if waited >= deadlines.acknowledgement:
-        return _to(h, Step.FAILED, now, reason=f"version {h.to_version} did not acknowledge {h.trading_state.value} "
-                                                f"with the position within {_s(deadlines.acknowledgement)}")
+        return _to(
+            h,
+            Step.FAILED,
+            now,
+            reason=f"version {h.to_version} did not acknowledge {h.trading_state.value} "
+            f"with the position within {_s(deadlines.acknowledgement)}",
+        )
     return h
 
 
@@ -212,11 +245,15 @@ def plan(h: Handover) -> Plan:
     if h.step == Step.ACTIVATING_NEW:
         return Plan(old=halted, new=VersionPlan(h.trading_state, starting_position=h.position))
     if h.step == Step.DONE:
-        return Plan(old=VersionPlan(TradingState.HALTED, replicas=0),
-                    new=VersionPlan(h.trading_state, starting_position=h.position))
+        return Plan(
+            old=VersionPlan(TradingState.HALTED, replicas=0),
+            new=VersionPlan(h.trading_state, starting_position=h.position),
+        )
     if h.step == Step.ABORTED:
         # STANDBY, not HALTED, while it goes: HALTED lets cancels through, and it owns no order.
-        return Plan(old=VersionPlan(None), new=VersionPlan(TradingState.STANDBY, replicas=0), block_new=True, incident=h.reason)
+        return Plan(
+            old=VersionPlan(None), new=VersionPlan(TradingState.STANDBY, replicas=0), block_new=True, incident=h.reason
+        )
     if h.step == Step.HELD:
         return Plan(old=VersionPlan(TradingState.HALTED, replicas=0), new=standby, incident=h.reason)
     return Plan(old=halted, new=halted, incident=h.reason)  # FAILED: the new one may have orders to cancel

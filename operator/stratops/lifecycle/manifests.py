@@ -53,8 +53,14 @@ def identity_name(strategy: str) -> str:
 
 
 def owner_reference(strategy: str, uid: str) -> dict[str, Any]:
-    return {"apiVersion": API_VERSION, "kind": "Strategy", "name": strategy, "uid": uid,
-            "controller": True, "blockOwnerDeletion": True}
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "Strategy",
+        "name": strategy,
+        "uid": uid,
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
 
 
 def image_ref(spec: StrategySpec, version: str, pinned: bool = True) -> str:
@@ -64,13 +70,17 @@ def image_ref(spec: StrategySpec, version: str, pinned: bool = True) -> str:
     return f"{repository}:{version}" + (f"{sep}{digest}" if sep and pinned else "")
 
 
-def deployment(name: str, namespace: str, uid: str, spec: StrategySpec, version: str, replicas: int,
-               image: str | None = None) -> dict[str, Any]:
+def deployment(
+    name: str, namespace: str, uid: str, spec: StrategySpec, version: str, replicas: int, image: str | None = None
+) -> dict[str, Any]:
     """The Deployment for VERSION at REPLICAS (the decision), running IMAGE (default: the spec's
     reference for VERSION), with its fingerprint annotation."""
     labels = {LABEL_STRATEGY: name, **MANAGED_BY}
-    pod_labels = {**(spec.pod_template.labels if spec.pod_template and spec.pod_template.labels else {}),
-                  **labels, LABEL_VERSION: version}
+    pod_labels = {
+        **(spec.pod_template.labels if spec.pod_template and spec.pod_template.labels else {}),
+        **labels,
+        LABEL_VERSION: version,
+    }
     env: list[dict[str, Any]] = [
         {"name": "STRATOPS_STRATEGY", "value": name},
         {"name": "STRATOPS_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
@@ -79,11 +89,16 @@ def deployment(name: str, namespace: str, uid: str, spec: StrategySpec, version:
         {"name": "STRATOPS_VERSION", "value": version},
         {"name": "STRATOPS_PROBE_PORT", "value": str(PROBE_PORT)},
     ]
-    for e in (spec.pod_template.env if spec.pod_template and spec.pod_template.env else []):
+    for e in spec.pod_template.env if spec.pod_template and spec.pod_template.env else []:
         if e.name.startswith(RESERVED_ENV_PREFIX):
             continue  # refused at admission; never let one shadow the operator's (the last duplicate wins)
         if e.secret_key_ref is not None:
-            env.append({"name": e.name, "valueFrom": {"secretKeyRef": {"name": e.secret_key_ref.name, "key": e.secret_key_ref.key}}})
+            env.append(
+                {
+                    "name": e.name,
+                    "valueFrom": {"secretKeyRef": {"name": e.secret_key_ref.name, "key": e.secret_key_ref.key}},
+                }
+            )
         else:
             env.append({"name": e.name, "value": e.value or ""})
     container: dict[str, Any] = {
@@ -94,10 +109,18 @@ def deployment(name: str, namespace: str, uid: str, spec: StrategySpec, version:
         "ports": [{"name": "probes", "containerPort": PROBE_PORT}],
         # Ready once the process applied and acknowledged a control document (the SDK's serve):
         # a pod that cannot hear the operator never counts toward a rollout.
-        "readinessProbe": {"httpGet": {"path": READY_PATH, "port": PROBE_PORT}, "periodSeconds": 2, "failureThreshold": 2},
+        "readinessProbe": {
+            "httpGet": {"path": READY_PATH, "port": PROBE_PORT},
+            "periodSeconds": 2,
+            "failureThreshold": 2,
+        },
         # Restarted only when it stops answering for a minute: a restart of a trading process
         # is itself an event, not a remedy for a slow second.
-        "livenessProbe": {"httpGet": {"path": LIVE_PATH, "port": PROBE_PORT}, "periodSeconds": 10, "failureThreshold": 6},
+        "livenessProbe": {
+            "httpGet": {"path": LIVE_PATH, "port": PROBE_PORT},
+            "periodSeconds": 10,
+            "failureThreshold": 6,
+        },
     }
     tpl = spec.pod_template
     res = spec.pod_template.resources if spec.pod_template else None
@@ -106,8 +129,12 @@ def deployment(name: str, namespace: str, uid: str, spec: StrategySpec, version:
     body = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": {"name": name, "namespace": namespace, "labels": {**labels, LABEL_COMPONENT: "strategy"},
-                     "ownerReferences": [owner_reference(name, uid)]},
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": {**labels, LABEL_COMPONENT: "strategy"},
+            "ownerReferences": [owner_reference(name, uid)],
+        },
         "spec": {
             "replicas": replicas,
             "selector": {"matchLabels": {LABEL_STRATEGY: name}},
@@ -123,8 +150,11 @@ def deployment(name: str, namespace: str, uid: str, spec: StrategySpec, version:
                     # the process ends well inside this.
                     "terminationGracePeriodSeconds": 30,
                     **({"nodeSelector": dict(tpl.node_selector)} if tpl and tpl.node_selector else {}),
-                    **({"tolerations": [t.model_dump(exclude_none=True) for t in tpl.tolerations]}
-                       if tpl and tpl.tolerations else {}),
+                    **(
+                        {"tolerations": [t.model_dump(exclude_none=True) for t in tpl.tolerations]}
+                        if tpl and tpl.tolerations
+                        else {}
+                    ),
                 },
             },
         },
@@ -134,9 +164,18 @@ def deployment(name: str, namespace: str, uid: str, spec: StrategySpec, version:
 
 
 _BINARY = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
-_DECIMAL = {"n": Decimal("1e-9"), "u": Decimal("1e-6"), "m": Decimal("1e-3"), "": Decimal(1),
-            "k": Decimal("1e3"), "M": Decimal("1e6"), "G": Decimal("1e9"), "T": Decimal("1e12"),
-            "P": Decimal("1e15"), "E": Decimal("1e18")}
+_DECIMAL = {
+    "n": Decimal("1e-9"),
+    "u": Decimal("1e-6"),
+    "m": Decimal("1e-3"),
+    "": Decimal(1),
+    "k": Decimal("1e3"),
+    "M": Decimal("1e6"),
+    "G": Decimal("1e9"),
+    "T": Decimal("1e12"),
+    "P": Decimal("1e15"),
+    "E": Decimal("1e18"),
+}
 
 
 def canonical_quantity(q: Any) -> str:
@@ -173,24 +212,41 @@ def _projection(dep: dict[str, Any]) -> dict[str, Any]:
     pod = tpl.get("spec") or {}
     containers = []
     for c in pod.get("containers") or []:
-        containers.append({
-            "name": c.get("name"), "image": c.get("image"),
-            "env": [_env(e) for e in c.get("env") or []],
-            "resources": {k: {r: canonical_quantity(q) for r, q in v.items()}
-                          for k, v in (c.get("resources") or {}).items() if v},
-            "volumeMounts": [{"name": m.get("name"), "mountPath": m.get("mountPath"), "readOnly": bool(m.get("readOnly"))}
-                             for m in c.get("volumeMounts") or []],
-            "command": c.get("command"), "args": c.get("args"),
-            "probes": [((c.get(k) or {}).get("httpGet") or {}).get("path") for k in ("readinessProbe", "livenessProbe")],
-        })
-    volumes = [{"name": v.get("name"), "configMap": (v.get("configMap") or {}).get("name")} for v in pod.get("volumes") or []]
+        containers.append(
+            {
+                "name": c.get("name"),
+                "image": c.get("image"),
+                "env": [_env(e) for e in c.get("env") or []],
+                "resources": {
+                    k: {r: canonical_quantity(q) for r, q in v.items()}
+                    for k, v in (c.get("resources") or {}).items()
+                    if v
+                },
+                "volumeMounts": [
+                    {"name": m.get("name"), "mountPath": m.get("mountPath"), "readOnly": bool(m.get("readOnly"))}
+                    for m in c.get("volumeMounts") or []
+                ],
+                "command": c.get("command"),
+                "args": c.get("args"),
+                "probes": [
+                    ((c.get(k) or {}).get("httpGet") or {}).get("path") for k in ("readinessProbe", "livenessProbe")
+                ],
+            }
+        )
+    volumes = [
+        {"name": v.get("name"), "configMap": (v.get("configMap") or {}).get("name")} for v in pod.get("volumes") or []
+    ]
     return {
         "replicas": spec.get("replicas"),
         "labels": (tpl.get("metadata") or {}).get("labels") or {},
-        "containers": containers, "initContainers": len(pod.get("initContainers") or []),
-        "volumes": volumes, "serviceAccountName": pod.get("serviceAccountName") or "default",
+        "containers": containers,
+        "initContainers": len(pod.get("initContainers") or []),
+        "volumes": volumes,
+        "serviceAccountName": pod.get("serviceAccountName") or "default",
         "nodeSelector": pod.get("nodeSelector") or {},
-        "tolerations": [{k: t.get(k) for k in ("key", "operator", "value", "effect")} for t in pod.get("tolerations") or []],
+        "tolerations": [
+            {k: t.get(k) for k in ("key", "operator", "value", "effect")} for t in pod.get("tolerations") or []
+        ],
     }
 
 
@@ -198,12 +254,18 @@ def fingerprint(dep: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(_projection(dep), sort_keys=True).encode()).hexdigest()[:16]
 
 
-def configmap(name: str, namespace: str, strategy: str, uid: str, component: str, data: dict[str, str]) -> dict[str, Any]:
+def configmap(
+    name: str, namespace: str, strategy: str, uid: str, component: str, data: dict[str, str]
+) -> dict[str, Any]:
     return {
-        "apiVersion": "v1", "kind": "ConfigMap",
-        "metadata": {"name": name, "namespace": namespace,
-                     "labels": {LABEL_STRATEGY: strategy, LABEL_COMPONENT: component, **MANAGED_BY},
-                     "ownerReferences": [owner_reference(strategy, uid)]},
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": {LABEL_STRATEGY: strategy, LABEL_COMPONENT: component, **MANAGED_BY},
+            "ownerReferences": [owner_reference(strategy, uid)],
+        },
         "data": data,
     }
 
@@ -213,19 +275,40 @@ def identity(strategy: str, namespace: str, uid: str) -> list[dict[str, Any]]:
     name = identity_name(strategy)
 
     def meta() -> dict[str, Any]:  # one per object: a caller may change one without the others
-        return {"name": name, "namespace": namespace,
-                "labels": {LABEL_STRATEGY: strategy, LABEL_COMPONENT: "identity", **MANAGED_BY},
-                "ownerReferences": [owner_reference(strategy, uid)]}
+        return {
+            "name": name,
+            "namespace": namespace,
+            "labels": {LABEL_STRATEGY: strategy, LABEL_COMPONENT: "identity", **MANAGED_BY},
+            "ownerReferences": [owner_reference(strategy, uid)],
+        }
 
     return [
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta()},
-        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": meta(), "rules": [
-            # list and watch by name: the SDK's watch carries fieldSelector metadata.name.
-            {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": [control_name(strategy)],
-             "verbs": ["get", "list", "watch"]},
-            {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": [ack_name(strategy)], "verbs": ["patch"]},
-        ]},
-        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": meta(),
-         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
-         "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": namespace}]},
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": meta(),
+            "rules": [
+                # list and watch by name: the SDK's watch carries fieldSelector metadata.name.
+                {
+                    "apiGroups": [""],
+                    "resources": ["configmaps"],
+                    "resourceNames": [control_name(strategy)],
+                    "verbs": ["get", "list", "watch"],
+                },
+                {
+                    "apiGroups": [""],
+                    "resources": ["configmaps"],
+                    "resourceNames": [ack_name(strategy)],
+                    "verbs": ["patch"],
+                },
+            ],
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": meta(),
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+            "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": namespace}],
+        },
     ]

@@ -36,18 +36,28 @@ def pod_view(body: Mapping[str, Any]) -> PodView:
     ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
     containers = spec.get("containers") or [{}]
     statuses = status.get("containerStatuses") or []
-    owner = next((f"{o.get('kind')}/{o.get('name')}" for o in meta.get("ownerReferences") or [] if o.get("controller")), None)
-    return PodView(name=meta.get("name", ""), ready=ready, terminating=meta.get("deletionTimestamp") is not None,
-                   image=containers[0].get("image", ""), image_id=statuses[0].get("imageID", "") if statuses else "",
-                   owner=owner)
+    owner = next(
+        (f"{o.get('kind')}/{o.get('name')}" for o in meta.get("ownerReferences") or [] if o.get("controller")), None
+    )
+    return PodView(
+        name=meta.get("name", ""),
+        ready=ready,
+        terminating=meta.get("deletionTimestamp") is not None,
+        image=containers[0].get("image", ""),
+        image_id=statuses[0].get("imageID", "") if statuses else "",
+        owner=owner,
+    )
 
 
 def incident_view(body: Mapping[str, Any]) -> IncidentView:
     spec, status, meta = body.get("spec") or {}, body.get("status") or {}, body.get("metadata") or {}
     steps = status.get("steps") or {}
     return IncidentView(
-        name=meta.get("name", ""), class_=spec.get("class", ""), severity=spec.get("severity", ""),
-        action=spec.get("action"), phase=status.get("phase") or "Open",
+        name=meta.get("name", ""),
+        class_=spec.get("class", ""),
+        severity=spec.get("severity", ""),
+        action=spec.get("action"),
+        phase=status.get("phase") or "Open",
         acted="immediateAction" in steps,
         contained="containment" in steps,
         require_rearm=bool(spec.get("requireRearm")),
@@ -93,11 +103,14 @@ class ConfigMapView:
 def configmap_view(body: Mapping[str, Any], component: str) -> ConfigMapView:
     meta = body.get("metadata") or {}
     owners = tuple(str(o.get("uid")) for o in meta.get("ownerReferences") or [] if o.get("kind") == "Strategy")
-    return ConfigMapView(name=str(meta.get("name", "")), component=component, owners=owners, data=dict(body.get("data") or {}))
+    return ConfigMapView(
+        name=str(meta.get("name", "")), component=component, owners=owners, data=dict(body.get("data") or {})
+    )
 
 
-def owned_documents(strategy: str, uid: str, views: Iterable[ConfigMapView]) -> tuple[
-        Mapping[str, str] | None, Mapping[str, str] | None, list[str]]:
+def owned_documents(
+    strategy: str, uid: str, views: Iterable[ConfigMapView]
+) -> tuple[Mapping[str, str] | None, Mapping[str, str] | None, list[str]]:
     """(control data, ack data, foreign names): only the ConfigMaps named as the operator names
     them *and* owned by this Strategy's uid are read; anything else carrying its labels (made by
     someone who may create ConfigMaps) is ignored and reported."""

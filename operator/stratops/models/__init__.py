@@ -12,8 +12,11 @@ from stratops.models.strategy import StrategySpec, StrategyStatus
 C = PrinterColumn
 
 STRATEGY = ResourceKind(
-    kind="Strategy", plural="strategies", short_names=("strat",),
-    spec=StrategySpec, status=StrategyStatus,
+    kind="Strategy",
+    plural="strategies",
+    short_names=("strat",),
+    spec=StrategySpec,
+    status=StrategyStatus,
     description="A trading strategy run by stratops: image and version, mode, risk limits, brokers, gates.",
     columns=(
         C("Phase", ".status.phase"),
@@ -26,8 +29,11 @@ STRATEGY = ResourceKind(
     max_name=63,  # stratops.io/strategy=<name> labels its Deployment, pods and ConfigMaps
 )
 MONITOR = ResourceKind(
-    kind="Monitor", plural="monitors", short_names=("stmon",),
-    spec=MonitorSpec, status=MonitorStatus,
+    kind="Monitor",
+    plural="monitors",
+    short_names=("stmon",),
+    spec=MonitorSpec,
+    status=MonitorStatus,
     description="One check on one layer of a strategy, evaluated at its own frequency.",
     columns=(
         C("Strategy", ".spec.strategy"),
@@ -41,8 +47,11 @@ MONITOR = ResourceKind(
     ),
 )
 GATE = ResourceKind(
-    kind="Gate", plural="gates", short_names=("stgate",),
-    spec=GateSpec, status=GateStatus,
+    kind="Gate",
+    plural="gates",
+    short_names=("stgate",),
+    spec=GateSpec,
+    status=GateStatus,
     description="A checklist at one cadence for one or more strategies, signed item by item.",
     columns=(
         C("Cadence", ".spec.cadence"),
@@ -52,8 +61,11 @@ GATE = ResourceKind(
     ),
 )
 INCIDENT = ResourceKind(
-    kind="Incident", plural="incidents", short_names=("stinc",),
-    spec=IncidentSpec, status=IncidentStatus,
+    kind="Incident",
+    plural="incidents",
+    short_names=("stinc",),
+    spec=IncidentSpec,
+    status=IncidentStatus,
     description="One breach: class, severity, strategy, the four playbook steps and the resolution.",
     columns=(
         C("Strategy", ".spec.strategy"),
@@ -64,8 +76,11 @@ INCIDENT = ResourceKind(
 )
 
 AUDIT_SEGMENT = ResourceKind(
-    kind="AuditSegment", plural="auditsegments", short_names=("staudit",),
-    spec=AuditSegmentSpec, status=AuditSegmentStatus,
+    kind="AuditSegment",
+    plural="auditsegments",
+    short_names=("staudit",),
+    spec=AuditSegmentSpec,
+    status=AuditSegmentStatus,
     description="A segment of one Strategy's or Gate's hash-chained audit trail; written only by the operator.",
     columns=(
         C("Kind", ".spec.subject.kind"),

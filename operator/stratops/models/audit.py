@@ -25,7 +25,8 @@ class AuditSegmentSpec(Model):
     subject: AuditSubject = Field(description="Whose trail this is.")
     index: int = Field(ge=0, description="Position of this segment in the subject's trail (0, 1, ...).")
     entries: list[Annotated[str, Field(max_length=65536)]] = Field(
-        default_factory=list, max_length=10000, description="The entries, oldest first.")
+        default_factory=list, max_length=10000, description="The entries, oldest first."
+    )
 
 
 class AuditSegmentStatus(Model):
@@ -40,5 +41,8 @@ class AuditHead(Model):
 
     seq: int = Field(default=0, ge=0, description="Sequence number of the last entry.")
     hash: str = Field(default="0" * 64, min_length=64, max_length=64, description="SHA-256 of the last entry.")
-    pending: list[str] | None = Field(default=None, max_length=100, description=(
-        "The last decision's entries, kept until the trail holds them (written again after a crash)."))
+    pending: list[str] | None = Field(
+        default=None,
+        max_length=100,
+        description=("The last decision's entries, kept until the trail holds them (written again after a crash)."),
+    )

@@ -89,7 +89,8 @@ class Model(BaseModel):
                 # The field path travels with the error so the offline validator can name
                 # the same field the API server names (stratops.models.validate).
                 raise PydanticCustomError(
-                    "stratops_rule", "{message}",
+                    "stratops_rule",
+                    "{message}",
                     {"message": rule.message, "field_path": rule.field_path or ""},
                 )
         return self

@@ -107,8 +107,10 @@ class ResourceKind:
 
     @property
     def name_message(self) -> str:
-        return (f"metadata.name: at most {self.max_name} characters: it is a label value of the objects the operator "
-                f"makes for the {self.kind.lower()}")
+        return (
+            f"metadata.name: at most {self.max_name} characters: it is a label value of the objects the operator "
+            f"makes for the {self.kind.lower()}"
+        )
 
     def crd(self) -> dict[str, Any]:
         spec_schema = structural_schema(self.spec)
@@ -129,8 +131,9 @@ class ResourceKind:
             },
         }
         if self.max_name is not None:
-            schema["x-kubernetes-validations"] = [{"rule": f"size(self.metadata.name) <= {self.max_name}",
-                                                   "message": self.name_message}]
+            schema["x-kubernetes-validations"] = [
+                {"rule": f"size(self.metadata.name) <= {self.max_name}", "message": self.name_message}
+            ]
         return {
             "apiVersion": "apiextensions.k8s.io/v1",
             "kind": "CustomResourceDefinition",
@@ -146,14 +149,16 @@ class ResourceKind:
                     "shortNames": list(self.short_names),
                     "categories": ["stratops"],
                 },
-                "versions": [{
-                    "name": VERSION,
-                    "served": True,
-                    "storage": True,
-                    "subresources": {"status": {}},
-                    "additionalPrinterColumns": [c.to_dict() for c in (*self.columns, AGE)],
-                    "schema": {"openAPIV3Schema": schema},
-                }],
+                "versions": [
+                    {
+                        "name": VERSION,
+                        "served": True,
+                        "storage": True,
+                        "subresources": {"status": {}},
+                        "additionalPrinterColumns": [c.to_dict() for c in (*self.columns, AGE)],
+                        "schema": {"openAPIV3Schema": schema},
+                    }
+                ],
             },
         }
 

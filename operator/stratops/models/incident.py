@@ -22,7 +22,10 @@ class Postmortem(Model):
 class IncidentSpec(Model):
     """What happened. Created by the operator; on-call adds the postmortem."""
 
-    class_: IncidentClass = Field(alias="class", description="BrokerOutage, FeatureDrift, PnLDivergence, StaleData, ConfigDrift or RiskBreach; immutable.")
+    class_: IncidentClass = Field(
+        alias="class",
+        description="BrokerOutage, FeatureDrift, PnLDivergence, StaleData, ConfigDrift or RiskBreach; immutable.",
+    )
     severity: Severity = Field(description="P0 (stop) or P1 (slow); immutable.")
     strategy: str = Field(min_length=1, max_length=253, description="The affected Strategy; immutable.")
     monitor: str | None = Field(default=None, max_length=253, description="The Monitor that detected it, if any.")
@@ -31,7 +34,10 @@ class IncidentSpec(Model):
         default=None, description="Immediate action; when absent, P0 kill-switch and P1 throttle."
     )
     postmortem: Postmortem | None = Field(default=None, description="Root cause, actions, owner.")
-    require_rearm: bool | None = Field(default=None, description="Its kill-switch stays on until a designated user re-arms (spec.killSwitch.rearmBy of the strategy).")
+    require_rearm: bool | None = Field(
+        default=None,
+        description="Its kill-switch stays on until a designated user re-arms (spec.killSwitch.rearmBy of the strategy).",
+    )
 
     __rules__ = (
         Rule(
@@ -53,7 +59,9 @@ class Steps(Model):
     """The four playbook steps: detection, immediate action, containment, postmortem."""
 
     detection: Step | None = Field(default=None, description="The breach was detected.")
-    immediate_action: Step | None = Field(default=None, description="Kill-switch, throttle or rollback was carried out.")
+    immediate_action: Step | None = Field(
+        default=None, description="Kill-switch, throttle or rollback was carried out."
+    )
     containment: Step | None = Field(default=None, description="The cause was isolated.")
     postmortem: Step | None = Field(default=None, description="The postmortem was written.")
 
@@ -61,7 +69,9 @@ class Steps(Model):
 class IncidentStatus(Model):
     """Where the incident is. Written only by the operator."""
 
-    phase: Literal["Open", "Acknowledged", "Contained", "Resolved"] | None = Field(default=None, description="Open, Acknowledged, Contained or Resolved.")
+    phase: Literal["Open", "Acknowledged", "Contained", "Resolved"] | None = Field(
+        default=None, description="Open, Acknowledged, Contained or Resolved."
+    )
     steps: Steps | None = Field(default=None, description="Playbook steps with times.")
     acknowledged_by: str | None = Field(default=None, description="Who acknowledged it.")
     resolved_at: datetime | None = Field(default=None, description="When it was resolved.")

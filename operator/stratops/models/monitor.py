@@ -49,8 +49,14 @@ Comparison = Literal[">", ">=", "<", "<="]
 class PrometheusSource(Model):
     """A PromQL query against the Prometheus HTTP API."""
 
-    url: str | None = Field(default=None, pattern=r"^https?://\S+$", description="Prometheus base URL; defaults to the operator's --prometheus-url.")
-    query: str = Field(min_length=1, max_length=4096, description="PromQL expression; its result is the monitored value (or vector).")
+    url: str | None = Field(
+        default=None,
+        pattern=r"^https?://\S+$",
+        description="Prometheus base URL; defaults to the operator's --prometheus-url.",
+    )
+    query: str = Field(
+        min_length=1, max_length=4096, description="PromQL expression; its result is the monitored value (or vector)."
+    )
     timeout: str = Duration("Query timeout; a timeout is a stale-data finding, never a pass.", default="10s")
     auth_secret_ref: SecretKeyRef | None = Field(default=None, description="Bearer token for the Prometheus API.")
 
@@ -59,14 +65,18 @@ class StrategyReportSource(Model):
     """A value the strategy reports itself through the SDK (StrategyControl.report): evaluated
     by the operator on every report, event-driven, the fastest a monitor can be."""
 
-    report: Literal["exposure", "loss"] = Field(description="exposure: gross exposure in the account currency; loss: today's loss (positive). Summed over the strategy's pods.")
+    report: Literal["exposure", "loss"] = Field(
+        description="exposure: gross exposure in the account currency; loss: today's loss (positive). Summed over the strategy's pods."
+    )
 
 
 class Source(Model):
     """Where the monitored values come from: exactly one of prometheus and strategy."""
 
     prometheus: PrometheusSource | None = Field(default=None, description="The Prometheus HTTP API.")
-    strategy: StrategyReportSource | None = Field(default=None, description="A value reported by the strategy itself (exposure, loss): evaluated on every report.")
+    strategy: StrategyReportSource | None = Field(
+        default=None, description="A value reported by the strategy itself (exposure, loss): evaluated on every report."
+    )
     __rules__ = (
         Rule(
             cel="has(self.prometheus) != has(self.strategy)",
@@ -79,8 +89,12 @@ class Source(Model):
 class Baseline(Model):
     """A reference sample for drift statistics: a ConfigMap key or a fixed Prometheus window."""
 
-    config_map_key_ref: SecretKeyRef | None = Field(default=None, description="ConfigMap key holding the sample (JSON list of numbers, or of names for top-k).")
-    prometheus_range: BaselineRange | None = Field(default=None, description="A Prometheus range query at a fixed window.")
+    config_map_key_ref: SecretKeyRef | None = Field(
+        default=None, description="ConfigMap key holding the sample (JSON list of numbers, or of names for top-k)."
+    )
+    prometheus_range: BaselineRange | None = Field(
+        default=None, description="A Prometheus range query at a fixed window."
+    )
     __rules__ = (
         Rule(
             cel="has(self.configMapKeyRef) != has(self.prometheusRange)",
@@ -131,8 +145,12 @@ class PercentileCheck(Model):
 
     quantile: float = Field(gt=0, lt=1, description="E.g. 0.95 or 0.99.")
     window: str = Duration("Window the percentile is computed over.", default="1m")
-    value_seconds: float | None = Field(default=None, gt=0, description="Breach above this many seconds (e.g. 0.5 for 500ms).")
-    fraction_of_decay_horizon: float | None = Field(default=None, gt=0, le=1, description="Breach above this fraction of spec.decayHorizon (e.g. 0.5).")
+    value_seconds: float | None = Field(
+        default=None, gt=0, description="Breach above this many seconds (e.g. 0.5 for 500ms)."
+    )
+    fraction_of_decay_horizon: float | None = Field(
+        default=None, gt=0, le=1, description="Breach above this fraction of spec.decayHorizon (e.g. 0.5)."
+    )
     consecutive_windows: int = Field(default=1, ge=1, le=1000, description="Windows in a row that must breach.")
     __rules__ = (
         Rule(
@@ -149,7 +167,9 @@ class PSICheck(Model):
     baseline: Baseline = Field(description="Reference sample.")
     threshold: float = Field(default=0.25, gt=0, description="Breach when PSI exceeds this (0.1 warn, 0.25 act).")
     bins: int = Field(default=10, ge=2, le=100, description="Quantile bins frozen from the baseline.")
-    top_features: int = Field(default=10, ge=1, le=1000, description="How many features are checked; any one breaching is a breach.")
+    top_features: int = Field(
+        default=10, ge=1, le=1000, description="How many features are checked; any one breaching is a breach."
+    )
     epsilon: float = Field(default=0.0001, gt=0, lt=0.01, description="Floor for empty bins (recorded in status).")
 
 
@@ -166,7 +186,9 @@ class BandCheck(Model):
 
     confidence: float = Field(default=0.95, gt=0, lt=1, description="Band coverage, e.g. 0.95.")
     lookback_days: int = Field(default=60, ge=5, le=3650, description="Days of history the band is estimated from.")
-    consecutive_days: int = Field(default=3, ge=1, le=365, description="Days in a row outside the band that make a breach.")
+    consecutive_days: int = Field(
+        default=3, ge=1, le=365, description="Days in a row outside the band that make a breach."
+    )
 
 
 class ExcessCostCheck(Model):
@@ -181,9 +203,14 @@ class ConcentrationCheck(Model):
     """Share of the total coming from a single name (the query returns one series per name)."""
 
     max_share: float = Field(gt=0, le=1, description="Breach when one name's share of the total exceeds this.")
-    min_total: float = Field(default=0, ge=0, description=(
-        "Materiality: below this total (of absolute values across names, e.g. the day's |PnL|) the split "
-        "across names is noise and is not judged. 0 judges every total."))
+    min_total: float = Field(
+        default=0,
+        ge=0,
+        description=(
+            "Materiality: below this total (of absolute values across names, e.g. the day's |PnL|) the split "
+            "across names is noise and is not judged. 0 judges every total."
+        ),
+    )
 
 
 class TopKChangeCheck(Model):
@@ -212,21 +239,49 @@ class BarCountMismatchCheck(Model):
 class BarAgeCheck(Model):
     """Age of the last bar of any symbol (the query returns seconds since the last bar, per symbol)."""
 
-    max_bar_intervals: float = Field(default=2.0, gt=0, description="Breach when the age exceeds this many spec.barInterval of the strategy.")
+    max_bar_intervals: float = Field(
+        default=2.0, gt=0, description="Breach when the age exceeds this many spec.barInterval of the strategy."
+    )
 
 
 CHECK_KINDS = (
-    "threshold", "failures", "percentile", "psi", "ks", "band",
-    "excessCost", "concentration", "topKChange", "barCountMismatch", "barAge",
+    "threshold",
+    "failures",
+    "percentile",
+    "psi",
+    "ks",
+    "band",
+    "excessCost",
+    "concentration",
+    "topKChange",
+    "barCountMismatch",
+    "barAge",
 )
 CheckKind = Literal[
-    "threshold", "failures", "percentile", "psi", "ks", "band",
-    "excessCost", "concentration", "topKChange", "barCountMismatch", "barAge",
+    "threshold",
+    "failures",
+    "percentile",
+    "psi",
+    "ks",
+    "band",
+    "excessCost",
+    "concentration",
+    "topKChange",
+    "barCountMismatch",
+    "barAge",
 ]
 _CHECK_ATTR = {
-    "threshold": "threshold", "failures": "failures", "percentile": "percentile", "psi": "psi",
-    "ks": "ks", "band": "band", "excessCost": "excess_cost", "concentration": "concentration",
-    "topKChange": "top_k_change", "barCountMismatch": "bar_count_mismatch", "barAge": "bar_age",
+    "threshold": "threshold",
+    "failures": "failures",
+    "percentile": "percentile",
+    "psi": "psi",
+    "ks": "ks",
+    "band": "band",
+    "excessCost": "excess_cost",
+    "concentration": "concentration",
+    "topKChange": "top_k_change",
+    "barCountMismatch": "bar_count_mismatch",
+    "barAge": "bar_age",
 }
 
 
@@ -265,7 +320,9 @@ class Check(Model):
     excess_cost: ExcessCostCheck | None = Field(default=None, description="Parameters when kind is excessCost.")
     concentration: ConcentrationCheck | None = Field(default=None, description="Parameters when kind is concentration.")
     top_k_change: TopKChangeCheck | None = Field(default=None, description="Parameters when kind is topKChange.")
-    bar_count_mismatch: BarCountMismatchCheck | None = Field(default=None, description="Parameters when kind is barCountMismatch.")
+    bar_count_mismatch: BarCountMismatchCheck | None = Field(
+        default=None, description="Parameters when kind is barCountMismatch."
+    )
     bar_age: BarAgeCheck | None = Field(default=None, description="Parameters when kind is barAge.")
     __rules__ = _member_rules()
 
@@ -276,17 +333,22 @@ class IncidentSpecOfMonitor(Model):
     class_: IncidentClass = Field(alias="class", description="Incident class opened on a breach.")
     severity: Severity = Field(description="P0 stops (kill-switch), P1 slows (throttle).")
     action: Literal["auto", "killSwitch", "throttle", "rollback", "none"] = Field(
-        default="auto", description="auto: P0 kill-switch, P1 throttle, a rollout-related breach rolls back; none only records."
+        default="auto",
+        description="auto: P0 kill-switch, P1 throttle, a rollout-related breach rolls back; none only records.",
     )
     require_rearm: bool = Field(
-        default=False, description="A kill-switch from this monitor (exposure-linked, repeated execution) stays on until a user in spec.killSwitch.rearmBy of the strategy re-arms it.")
+        default=False,
+        description="A kill-switch from this monitor (exposure-linked, repeated execution) stays on until a user in spec.killSwitch.rearmBy of the strategy re-arms it.",
+    )
 
 
 class Alerting(Model):
     """Where the alert goes."""
 
     channel: Channel = Field(description="page wakes on-call, slack queues, dashboard never wakes anyone.")
-    route: str | None = Field(default=None, max_length=253, description="Channel detail, e.g. #alerts or a PagerDuty service.")
+    route: str | None = Field(
+        default=None, max_length=253, description="Channel detail, e.g. #alerts or a PagerDuty service."
+    )
 
 
 MIN_FREQUENCY, MAX_FREQUENCY = "1s", "744h"
@@ -295,12 +357,18 @@ MIN_FREQUENCY, MAX_FREQUENCY = "1s", "744h"
 class MonitorSpec(Model):
     """One check on one layer of one strategy."""
 
-    strategy: str = Field(pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", max_length=253, description="Strategy in the same namespace; immutable.")
+    strategy: str = Field(
+        pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
+        max_length=253,
+        description="Strategy in the same namespace; immutable.",
+    )
     layer: Layer = Field(description="infrastructure, data, model or pnl.")
     description: str = Field(default="", max_length=1024, description="What this monitor watches, for on-call.")
     source: Source = Field(description="Where values come from.")
     check: Check = Field(description="The statistic.")
-    frequency: str = Duration(f"How often to evaluate, {MIN_FREQUENCY} to {MAX_FREQUENCY} (daily is 24h, weekly 168h).", max_length=32)
+    frequency: str = Duration(
+        f"How often to evaluate, {MIN_FREQUENCY} to {MAX_FREQUENCY} (daily is 24h, weekly 168h).", max_length=32
+    )
     alert: Alerting = Field(description="Where the alert goes.")
     incident: IncidentSpecOfMonitor = Field(description="What a breach opens and does.")
     __rules__ = (
@@ -308,7 +376,9 @@ class MonitorSpec(Model):
             cel=f"duration(self.frequency) >= duration('{MIN_FREQUENCY}') && duration(self.frequency) <= duration('{MAX_FREQUENCY}')",
             message=f"spec.frequency must be between {MIN_FREQUENCY} and {MAX_FREQUENCY}",
             field_path=".frequency",
-            check=lambda m: parse_duration(MIN_FREQUENCY) <= parse_duration(m.frequency) <= parse_duration(MAX_FREQUENCY),
+            check=lambda m: (
+                parse_duration(MIN_FREQUENCY) <= parse_duration(m.frequency) <= parse_duration(MAX_FREQUENCY)
+            ),
         ),
         Rule(
             cel="self.strategy == oldSelf.strategy",
@@ -337,14 +407,24 @@ class MonitorStatus(Model):
     """Evaluation results. Written only by the operator."""
 
     last_value: str | None = Field(default=None, description="Last value, formatted (number, or a short summary).")
-    last_evaluation: datetime | None = Field(default=None, description="The evaluation this status records. Written on every change of verdict, breach count, alert or incident, and otherwise refreshed every 5 minutes (STRATOPS_MONITOR_STATUS_SECONDS), or at every evaluation when the frequency is lower: older than that plus one period means the monitor is not being evaluated. stratops_monitor_value is set at every evaluation.")
+    last_evaluation: datetime | None = Field(
+        default=None,
+        description="The evaluation this status records. Written on every change of verdict, breach count, alert or incident, and otherwise refreshed every 5 minutes (STRATOPS_MONITOR_STATUS_SECONDS), or at every evaluation when the frequency is lower: older than that plus one period means the monitor is not being evaluated. stratops_monitor_value is set at every evaluation.",
+    )
     consecutive_breaches: int | None = Field(default=None, ge=0, description="Evaluations in a row that breached.")
     breaching: bool | None = Field(default=None, description="Whether the monitor is breaching now.")
-    stale: bool | None = Field(default=None, description="True when the source was unreachable or returned no data (a finding, never a pass).")
-    stale_expected: bool | None = Field(default=None, description="True while the monitor is stale because its strategy's kill-switch is latched (its pods are stopped): no finding, no incident, no alert. Staying stale after the resume is a new finding.")
+    stale: bool | None = Field(
+        default=None, description="True when the source was unreachable or returned no data (a finding, never a pass)."
+    )
+    stale_expected: bool | None = Field(
+        default=None,
+        description="True while the monitor is stale because its strategy's kill-switch is latched (its pods are stopped): no finding, no incident, no alert. Staying stale after the resume is a new finding.",
+    )
     detail: str | None = Field(default=None, description="Method and sample sizes of the last evaluation.")
     last_alert: LastAlert | None = Field(default=None, description="The last alert sent.")
     incident: str | None = Field(default=None, description="The Incident opened by the current breach.")
-    problem: str | None = Field(default=None, description="Why the monitor cannot be evaluated (e.g. its strategy does not exist); cleared when fixed.")
+    problem: str | None = Field(
+        default=None,
+        description="Why the monitor cannot be evaluated (e.g. its strategy does not exist); cleared when fixed.",
+    )
     observed_generation: int | None = Field(default=None, description="The .metadata.generation last evaluated.")
-

@@ -61,8 +61,13 @@ RESOURCE_NAME = r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[a-z0-9]([-a-z0-9_.]*[a-z0-
 class EnvVar(Model):
     """An environment variable for the strategy container: a literal value or a Secret key."""
 
-    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=256, description=(
-        f"Variable name; {RESERVED_ENV_PREFIX}* are the operator's (the pod's strategy, name and control file)."))
+    name: str = Field(
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        max_length=256,
+        description=(
+            f"Variable name; {RESERVED_ENV_PREFIX}* are the operator's (the pod's strategy, name and control file)."
+        ),
+    )
     value: str | None = Field(default=None, description="Literal value.")
     secret_key_ref: SecretKeyRef | None = Field(
         default=None, description="Take the value from a Secret key instead of a literal."
@@ -76,7 +81,7 @@ class EnvVar(Model):
         Rule(
             cel=f"!self.name.startsWith('{RESERVED_ENV_PREFIX}')",
             message=f"env: {RESERVED_ENV_PREFIX}* variables are set by the operator (which strategy, pod and control "
-                    "document the SDK follows); choose another name",
+            "document the SDK follows); choose another name",
             field_path=".name",
             check=lambda e: not e.name.startswith(RESERVED_ENV_PREFIX),
         ),
@@ -87,9 +92,11 @@ class Resources(Model):
     """Container resource requests and limits, as in a Pod (cpu, memory, ...)."""
 
     requests: dict[str, Annotated[str, Field(max_length=64)]] | None = Field(
-        default=None, max_length=20, description="Requested resources, e.g. cpu: 500m.")
+        default=None, max_length=20, description="Requested resources, e.g. cpu: 500m."
+    )
     limits: dict[str, Annotated[str, Field(max_length=64)]] | None = Field(
-        default=None, max_length=20, description="Resource limits, e.g. memory: 1Gi.")
+        default=None, max_length=20, description="Resource limits, e.g. memory: 1Gi."
+    )
 
     @field_validator("requests", "limits")
     @classmethod
@@ -108,20 +115,26 @@ class Toleration(Model):
     key: str | None = Field(default=None, max_length=316, description="Taint key; empty with Exists: every taint.")
     operator: Literal["Exists", "Equal"] = Field(default="Equal", description="Exists or Equal.")
     value: str | None = Field(default=None, max_length=63, description="Taint value, for Equal.")
-    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = Field(default=None, description="Effect; empty: all.")
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = Field(
+        default=None, description="Effect; empty: all."
+    )
 
 
 class PodTemplate(Model):
     """Overrides applied to the strategy's pod."""
 
     node_selector: dict[str, Annotated[str, Field(max_length=63)]] | None = Field(
-        default=None, max_length=20, description="Node labels the pods must land on (dedicated trading nodes).")
+        default=None, max_length=20, description="Node labels the pods must land on (dedicated trading nodes)."
+    )
     tolerations: list[Toleration] | None = Field(default=None, max_length=20, description="Taints the pods tolerate.")
 
     env: list[EnvVar] | None = Field(default=None, max_length=100, description="Extra environment variables.")
     resources: Resources | None = Field(default=None, description="Container resources.")
-    labels: dict[str, Annotated[str, Field(max_length=63)]] | None = Field(default=None, max_length=30, description=(
-        "Extra pod labels (Kubernetes label keys and values; the stratops.io/ prefix is the operator's)."))
+    labels: dict[str, Annotated[str, Field(max_length=63)]] | None = Field(
+        default=None,
+        max_length=30,
+        description=("Extra pod labels (Kubernetes label keys and values; the stratops.io/ prefix is the operator's)."),
+    )
 
     @field_validator("labels")
     @classmethod
@@ -129,12 +142,16 @@ class PodTemplate(Model):
         # As the API server checks a pod's labels, before the Deployment is refused for them.
         for k, v in (value or {}).items():
             if not re.fullmatch(LABEL_KEY, k) or len(k) > 316:
-                raise ValueError(f"{k!r} is not a label key (an optional DNS prefix and '/', then a name of at most 63 "
-                                 "characters: letters, digits, '-', '_', '.')")
+                raise ValueError(
+                    f"{k!r} is not a label key (an optional DNS prefix and '/', then a name of at most 63 "
+                    "characters: letters, digits, '-', '_', '.')"
+                )
             if k.startswith("stratops.io/"):
                 raise ValueError(f"{k!r}: stratops.io/ labels are the operator's")
             if not re.fullmatch(LABEL_VALUE, v):
-                raise ValueError(f"{k}: {v!r} is not a label value (at most 63 characters: letters, digits, '-', '_', '.')")
+                raise ValueError(
+                    f"{k}: {v!r} is not a label value (at most 63 characters: letters, digits, '-', '_', '.')"
+                )
         return value
 
 
@@ -147,13 +164,20 @@ class RiskLimits(Model):
 
     max_position: float = Field(gt=0, description="Largest absolute position, in units of the instrument.")
     max_order_rate: float = Field(gt=0, description="Most orders per second.")
-    max_daily_loss: float = Field(gt=0, description="Loss in the account currency at which the strategy stops for the day.")
+    max_daily_loss: float = Field(
+        gt=0, description="Loss in the account currency at which the strategy stops for the day."
+    )
     max_order_value: float | None = Field(default=None, gt=0, description="Largest notional value of one order.")
     max_order_volume: float | None = Field(default=None, gt=0, description="Largest quantity of one order.")
     price_collar_bps: float | None = Field(
-        default=None, gt=0, le=10000, description="Reject orders priced further than this from the reference price, in basis points."
+        default=None,
+        gt=0,
+        le=10000,
+        description="Reject orders priced further than this from the reference price, in basis points.",
     )
-    max_message_rate: float | None = Field(default=None, gt=0, description="Most order messages (new, modify, cancel) per second.")
+    max_message_rate: float | None = Field(
+        default=None, gt=0, description="Most order messages (new, modify, cancel) per second."
+    )
     instruments: list[Annotated[str, Field(min_length=1)]] | None = Field(
         default=None, max_length=1000, description="Instruments the strategy may trade."
     )
@@ -166,8 +190,12 @@ class Broker(Model):
     """A broker connection."""
 
     name: str = Field(min_length=1, max_length=63, description="Broker name, e.g. ibkr-primary.")
-    endpoint: str = Field(pattern=r"^[a-z][a-z0-9+.-]*://\S+$", description="Endpoint URL, e.g. fix://gw1.broker.example:9876.")
-    secret_ref: SecretKeyRef | None = Field(default=None, description="Credentials; the value is never logged or copied.")
+    endpoint: str = Field(
+        pattern=r"^[a-z][a-z0-9+.-]*://\S+$", description="Endpoint URL, e.g. fix://gw1.broker.example:9876."
+    )
+    secret_ref: SecretKeyRef | None = Field(
+        default=None, description="Credentials; the value is never logged or copied."
+    )
 
 
 class Brokers(Model):
@@ -191,14 +219,20 @@ class RollbackPolicy(Model):
     automatic: bool = Field(default=True, description="Roll back automatically when a rollout misses its deadline.")
     revision_history_limit: int = Field(default=5, ge=1, le=50, description="Known-good revisions kept in status.")
     rollout_deadline: str = Duration("A rollout not Ready within this time has failed.", default="5m")
-    healthy_for: str = Duration("A rollout must stay Ready this long before its version becomes last known-good.", default="60s")
+    healthy_for: str = Duration(
+        "A rollout must stay Ready this long before its version becomes last known-good.", default="60s"
+    )
 
 
 class GateRequirements(Model):
     """The Gates this strategy answers to, by name in the same namespace."""
 
-    pre_launch: str | None = Field(default=None, min_length=1, description="Pre-launch gate; required before mode: live.")
-    daily: str | None = Field(default=None, min_length=1, description="Daily gate; must be signed for resume and new deployments.")
+    pre_launch: str | None = Field(
+        default=None, min_length=1, description="Pre-launch gate; required before mode: live."
+    )
+    daily: str | None = Field(
+        default=None, min_length=1, description="Daily gate; must be signed for resume and new deployments."
+    )
     others: list[Annotated[str, Field(min_length=1)]] | None = Field(
         default=None, max_length=20, description="Weekly, monthly and quarterly gates."
     )
@@ -210,11 +244,17 @@ class KillSwitchPolicy(Model):
 
     ack_deadline: str = Duration(
         f"How long to wait for the strategy to acknowledge HALTED before scaling to 0; at most {MAX_ACK_DEADLINE}.",
-        default="30s")
-    allow_risk_reducing: bool = Field(default=False, description="Whether HALTED still allows orders that reduce the position (cancels are always allowed).")
+        default="30s",
+    )
+    allow_risk_reducing: bool = Field(
+        default=False,
+        description="Whether HALTED still allows orders that reduce the position (cancels are always allowed).",
+    )
     rearm_by: list[Annotated[str, Field(min_length=1, max_length=253)]] | None = Field(
-        default=None, max_length=50,
-        description="Users allowed to re-arm after a halt that requires it (exposure-linked or repeated execution); none: nobody can, the strategy stays off.")
+        default=None,
+        max_length=50,
+        description="Users allowed to re-arm after a halt that requires it (exposure-linked or repeated execution); none: nobody can, the strategy stays off.",
+    )
     __rules__ = (
         Rule(
             cel=f"!has(self.ackDeadline) || duration(self.ackDeadline) <= duration('{MAX_ACK_DEADLINE}')",
@@ -228,7 +268,9 @@ class KillSwitchPolicy(Model):
 class ThrottlePolicy(Model):
     """How the throttle is carried out."""
 
-    factor: float = Field(default=0.5, gt=0, lt=1, description="Effective order rate and position limits are multiplied by this.")
+    factor: float = Field(
+        default=0.5, gt=0, lt=1, description="Effective order rate and position limits are multiplied by this."
+    )
 
 
 LIVE_REQUIRED_LIMITS = ("instruments", "venues", "maxOrderValue", "maxOrderVolume", "priceCollarBps", "maxMessageRate")
@@ -237,8 +279,13 @@ LIVE_REQUIRED_LIMITS = ("instruments", "venues", "maxOrderValue", "maxOrderVolum
 def _live_declares_limits(s: StrategySpec) -> bool:
     r = s.risk_limits
     return s.mode != Mode.live or bool(
-        r.instruments and r.venues and r.max_order_value is not None and r.max_order_volume is not None
-        and r.price_collar_bps is not None and r.max_message_rate is not None)
+        r.instruments
+        and r.venues
+        and r.max_order_value is not None
+        and r.max_order_volume is not None
+        and r.price_collar_bps is not None
+        and r.max_message_rate is not None
+    )
 
 
 def _live_has_prelaunch(s: StrategySpec) -> bool:
@@ -251,16 +298,23 @@ NOT_LIVE = "(!has(self.mode) || self.mode != 'live')"  # mode defaults to paper
 class StrategySpec(Model):
     """What to run and under which limits. Written by the desk (Git); never by the operator."""
 
-    image: str = Field(pattern=IMAGE_PATTERN, max_length=512, description=(
-        "Container image without tag, e.g. registry.example/desk/mean-revert; pinned by digest (…@sha256:<64 hex>) "
-        "in live mode."))
+    image: str = Field(
+        pattern=IMAGE_PATTERN,
+        max_length=512,
+        description=(
+            "Container image without tag, e.g. registry.example/desk/mean-revert; pinned by digest (…@sha256:<64 hex>) "
+            "in live mode."
+        ),
+    )
     version: str = Field(pattern=VERSION_PATTERN, description="Image tag to run; changing it rolls out a new version.")
     replicas: int = Field(default=1, ge=0, le=10, description="Pods to run.")
     mode: Mode = Field(default=Mode.paper, description="paper (simulated fills) or live (real capital).")
     pod_template: PodTemplate | None = Field(default=None, description="Overrides for the strategy pod.")
     risk_limits: RiskLimits = Field(description="Pre-trade risk limits.")
     brokers: Brokers = Field(description="Broker connections.")
-    bar_interval: str = Duration("Interval of the bars the strategy trades on; data older than 2x is stale.", default="1m")
+    bar_interval: str = Duration(
+        "Interval of the bars the strategy trades on; data older than 2x is stale.", default="1m"
+    )
     decay_horizon: str = Duration("How long a signal keeps its value; latency above half of it pages.", default="1h")
     rollback_policy: RollbackPolicy | None = Field(default=None, description="Rollout judgement and rollback.")
     kill_switch: KillSwitchPolicy | None = Field(default=None, description="Kill-switch behaviour.")
@@ -277,10 +331,16 @@ class StrategySpec(Model):
         ),
         Rule(
             # RTS 6 Art. 8 and 15: limits set before deployment, pre-trade controls in place.
-            cel=f"{NOT_LIVE} || (" + " && ".join(
-                f"has(self.riskLimits.{f})" + (f" && size(self.riskLimits.{f}) > 0" if f in ("instruments", "venues") else "")
-                for f in LIVE_REQUIRED_LIMITS) + ")",
-            message="a live strategy must declare spec.riskLimits " + ", ".join(LIVE_REQUIRED_LIMITS) + " (RTS 6 Art. 8 and 15)",
+            cel=f"{NOT_LIVE} || ("
+            + " && ".join(
+                f"has(self.riskLimits.{f})"
+                + (f" && size(self.riskLimits.{f}) > 0" if f in ("instruments", "venues") else "")
+                for f in LIVE_REQUIRED_LIMITS
+            )
+            + ")",
+            message="a live strategy must declare spec.riskLimits "
+            + ", ".join(LIVE_REQUIRED_LIMITS)
+            + " (RTS 6 Art. 8 and 15)",
             field_path=".riskLimits",
             reason="FieldValueRequired",
             check=_live_declares_limits,
@@ -294,7 +354,7 @@ class StrategySpec(Model):
         Rule(
             # Absent fields are their defaults (the API server does not default them).
             cel="duration(has(self.decayHorizon) ? self.decayHorizon : '1h') > "
-                "duration(has(self.barInterval) ? self.barInterval : '1m')",
+            "duration(has(self.barInterval) ? self.barInterval : '1m')",
             message="spec.decayHorizon must be longer than spec.barInterval",
             field_path=".decayHorizon",
             check=lambda s: parse_duration(s.decay_horizon) > parse_duration(s.bar_interval),
@@ -325,9 +385,16 @@ class TradingSpec(Model):
 def trading_spec(spec: StrategySpec) -> TradingSpec:
     """SPEC's trading-relevant fields, with the kill-switch and throttle defaults made explicit
     (an absent block behaves as its defaults, so it hashes as them)."""
-    return TradingSpec(image=spec.image, version=spec.version, replicas=spec.replicas, risk_limits=spec.risk_limits,
-                       brokers=spec.brokers, pod_template=spec.pod_template,
-                       kill_switch=spec.kill_switch or KillSwitchPolicy(), throttle=spec.throttle or ThrottlePolicy())
+    return TradingSpec(
+        image=spec.image,
+        version=spec.version,
+        replicas=spec.replicas,
+        risk_limits=spec.risk_limits,
+        brokers=spec.brokers,
+        pod_template=spec.pod_template,
+        kill_switch=spec.kill_switch or KillSwitchPolicy(),
+        throttle=spec.throttle or ThrottlePolicy(),
+    )
 
 
 def _canonical(value: object) -> str:
@@ -355,14 +422,22 @@ def with_trading(spec: StrategySpec, approved: TradingSpec) -> StrategySpec:
 class Approval(Model):
     """The trading-relevant spec a live strategy runs, and the signatures that approved it."""
 
-    subject: str = Field(description="The pre-launch subject signed: <strategy>:<version>:<sha256 of the trading spec>.")
+    subject: str = Field(
+        description="The pre-launch subject signed: <strategy>:<version>:<sha256 of the trading spec>."
+    )
     hash: str = Field(description="SHA-256 of the trading-relevant spec.")
     gate: str = Field(description="The pre-launch gate whose signatures approved it.")
     signers: list[str] = Field(description="Distinct signers of the gate's required items for this subject.")
-    at: datetime = Field(description="When the operator approved it (promotion, or a signed change on a live strategy).")
-    author: str | None = Field(default=None, description="Who last changed the trading-relevant spec (recorded at admission).")
+    at: datetime = Field(
+        description="When the operator approved it (promotion, or a signed change on a live strategy)."
+    )
+    author: str | None = Field(
+        default=None, description="Who last changed the trading-relevant spec (recorded at admission)."
+    )
     promoted_by: str | None = Field(default=None, description="Who set spec.mode to live (recorded at admission).")
-    spec: TradingSpec = Field(description="The approved trading-relevant spec: what runs while a later change is not signed.")
+    spec: TradingSpec = Field(
+        description="The approved trading-relevant spec: what runs while a later change is not signed."
+    )
 
 
 class Revision(Model):
@@ -413,16 +488,27 @@ class PodExit(Model):
     """How one pod that was trading when the kill-switch latched ended."""
 
     pod: str = Field(description="The pod.")
-    clean: bool = Field(description=("True when it acknowledged HALTED and then, on SIGTERM, acknowledged its exit with "
-                                     "no working order left (the SDK's last acknowledgement)."))
+    clean: bool = Field(
+        description=(
+            "True when it acknowledged HALTED and then, on SIGTERM, acknowledged its exit with "
+            "no working order left (the SDK's last acknowledgement)."
+        )
+    )
     detail: str = Field(default="", description="What its last acknowledgement said.")
 
 
 class ReportBreach(Model):
     """One report monitor's breach episodes (a monitor of a value the strategy reports)."""
 
-    episodes: int = Field(ge=0, description="Breach episodes so far; the incident of episode N is named from N, so a reconcile that runs again (after a crash, or with a lagging view of the Incidents) names the same one.")
-    incident: str | None = Field(default=None, max_length=253, description="The incident of the episode in progress; absent once the value is back within its threshold.")
+    episodes: int = Field(
+        ge=0,
+        description="Breach episodes so far; the incident of episode N is named from N, so a reconcile that runs again (after a crash, or with a lagging view of the Incidents) names the same one.",
+    )
+    incident: str | None = Field(
+        default=None,
+        max_length=253,
+        description="The incident of the episode in progress; absent once the value is back within its threshold.",
+    )
 
 
 class KillSwitchStatus(Model):
@@ -433,18 +519,33 @@ class KillSwitchStatus(Model):
     by: str | None = Field(default=None, description="Who or what triggered it.")
     at: datetime | None = Field(default=None, description="When it was triggered (the decision).")
     halt_generation: int | None = Field(default=None, description="Generation of the HALTED control document.")
-    acknowledged: bool | None = Field(default=None, description="Whether every pod acknowledged HALTED before the scale to 0.")
-    completed_at: datetime | None = Field(default=None, description="When the strategy was scaled to 0 with no pod left.")
+    acknowledged: bool | None = Field(
+        default=None, description="Whether every pod acknowledged HALTED before the scale to 0."
+    )
+    completed_at: datetime | None = Field(
+        default=None, description="When the strategy was scaled to 0 with no pod left."
+    )
     incident: str | None = Field(default=None, description="The Incident that triggered it, if any.")
-    decision: str | None = Field(default=None, description="Id of the decision: shared by every strategy halted by one --selector or --all kill.")
-    rearm_required: bool | None = Field(default=None, description="True when a designated user must re-arm before any resume (exposure-linked or repeated-execution halt).")
+    decision: str | None = Field(
+        default=None, description="Id of the decision: shared by every strategy halted by one --selector or --all kill."
+    )
+    rearm_required: bool | None = Field(
+        default=None,
+        description="True when a designated user must re-arm before any resume (exposure-linked or repeated-execution halt).",
+    )
     rearmed_by: str | None = Field(default=None, description="Who re-armed it.")
     rearmed_at: datetime | None = Field(default=None, description="When it was re-armed.")
-    scope: str | None = Field(default=None, description="What the decision covered: this strategy, a label selector, or all.")
+    scope: str | None = Field(
+        default=None, description="What the decision covered: this strategy, a label selector, or all."
+    )
     pods: list[str] | None = Field(default=None, description="The pods running when the scale to 0 was decided.")
     exits: list[PodExit] | None = Field(default=None, description="How each of those pods ended (after completedAt).")
-    exits_final_at: datetime | None = Field(default=None, description=(
-        "When the exits were settled and reported (an Event): at once when every pod exited cleanly, else after a grace."))
+    exits_final_at: datetime | None = Field(
+        default=None,
+        description=(
+            "When the exits were settled and reported (an Event): at once when every pod exited cleanly, else after a grace."
+        ),
+    )
 
 
 class ThrottleStatus(Model):
@@ -472,7 +573,9 @@ class ResumeStatus(Model):
     by: str | None = Field(default=None, description="Who resumed.")
     at: datetime = Field(description="When the resume was accepted.")
     reason: str = Field(default="", description="Why.")
-    stage: Literal["Reducing", "Active"] = Field(description="Reducing until acknowledged with every pod Ready, then Active.")
+    stage: Literal["Reducing", "Active"] = Field(
+        description="Reducing until acknowledged with every pod Ready, then Active."
+    )
 
 
 class BrokerStatus(Model):
@@ -490,9 +593,13 @@ class StrategyStatus(Model):
 
     phase: Phase | None = Field(default=None, description="Where the strategy is in its lifecycle.")
     mode: Mode | None = Field(default=None, description="Mode in force (live only once promoted).")
-    trading_state: TradingState | None = Field(default=None, description="ACTIVE, REDUCING, HALTED, or STANDBY (a version warming up beside the one that trades: it sends nothing).")
+    trading_state: TradingState | None = Field(
+        default=None,
+        description="ACTIVE, REDUCING, HALTED, or STANDBY (a version warming up beside the one that trades: it sends nothing).",
+    )
     conditions: list[Condition] | None = Field(
-        default=None, description="Ready, Promoted, GatesSatisfied, Healthy, Reconciled.",
+        default=None,
+        description="Ready, Promoted, GatesSatisfied, Healthy, Reconciled.",
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
     )
     active_version: str | None = Field(default=None, description="Version the Deployment runs.")
@@ -501,17 +608,27 @@ class StrategyStatus(Model):
     blocked_versions: list[BlockedVersion] | None = Field(default=None, description="Versions not to be redeployed.")
     open_incidents: list[str] | None = Field(default=None, description="Names of open Incidents.")
     effective_limits: EffectiveLimits | None = Field(default=None, description="Limits in force now.")
-    last_reconciliation: Reconciliation | None = Field(default=None, description="Last positions and orders reconciliation.")
+    last_reconciliation: Reconciliation | None = Field(
+        default=None, description="Last positions and orders reconciliation."
+    )
     control: ControlStatus | None = Field(default=None, description="Control document and acknowledgement.")
     kill_switch: KillSwitchStatus | None = Field(default=None, description="Kill-switch latch.")
     throttle: ThrottleStatus | None = Field(default=None, description="Throttle in force.")
     rollout: RolloutStatus | None = Field(default=None, description="Current rollout.")
     resume: ResumeStatus | None = Field(default=None, description="Last accepted resume.")
-    broker: BrokerStatus | None = Field(default=None, description="Broker in use after a failover; absent means the primary.")
+    broker: BrokerStatus | None = Field(
+        default=None, description="Broker in use after a failover; absent means the primary."
+    )
     handled_incidents: list[str] | None = Field(default=None, description="Incidents whose immediate action was taken.")
-    handled_commands: dict[str, str] | None = Field(default=None, description="Id of the last command annotation executed, by kind (kill, throttle, ...).")
-    report_breaches: dict[str, ReportBreach] | None = Field(default=None, description="Report monitors' breach episodes, by monitor name.")
+    handled_commands: dict[str, str] | None = Field(
+        default=None, description="Id of the last command annotation executed, by kind (kill, throttle, ...)."
+    )
+    report_breaches: dict[str, ReportBreach] | None = Field(
+        default=None, description="Report monitors' breach episodes, by monitor name."
+    )
     approved: Approval | None = Field(default=None, description="Live only: the signed trading-relevant spec in force.")
-    audit: AuditHead | None = Field(default=None, description="The head of this strategy's audit chain (AuditSegments).")
+    audit: AuditHead | None = Field(
+        default=None, description="The head of this strategy's audit chain (AuditSegments)."
+    )
     message: str | None = Field(default=None, description="Last refusal or notable event, for humans.")
     observed_generation: int | None = Field(default=None, description="The .metadata.generation last acted on.")

@@ -68,8 +68,12 @@ def _message(err: dict[str, Any]) -> tuple[tuple[Any, ...], str]:
         expected = ctx.get("expected", "")
         return loc, f"Unsupported value: {_value(inp)}: supported values: {expected}"
     if typ in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
-        word = {"greater_than": "greater than", "greater_than_equal": "greater than or equal to",
-                "less_than": "less than", "less_than_equal": "less than or equal to"}[typ]
+        word = {
+            "greater_than": "greater than",
+            "greater_than_equal": "greater than or equal to",
+            "less_than": "less than",
+            "less_than_equal": "less than or equal to",
+        }[typ]
         bound = next(iter(ctx.values()))
         if isinstance(bound, float) and bound.is_integer():
             bound = int(bound)
@@ -78,14 +82,23 @@ def _message(err: dict[str, Any]) -> tuple[tuple[Any, ...], str]:
         return loc, f"Invalid value: {_value(inp)}: should match '{ctx.get('pattern')}'"
     if typ in ("string_too_short", "too_short"):
         return loc, f"Invalid value: {_value(inp)}: should have at least {ctx.get('min_length')} " + (
-            "chars" if typ == "string_too_short" else "items")
+            "chars" if typ == "string_too_short" else "items"
+        )
     if typ in ("string_too_long", "too_long"):
         return loc, f"Too long: may not be more than {ctx.get('max_length')}"
     if typ in ("timezone_aware", "datetime_parsing", "datetime_type", "datetime_from_date_parsing"):
         return loc, f"Invalid value: {_value(inp)}: must be of type date-time (RFC 3339, with its offset)"
     if typ.endswith(("_type", "_parsing")):
-        want = {"int": "integer", "float": "number", "bool": "boolean", "string": "string",
-                "list": "array", "dict": "object", "model": "object", "datetime": "string"}
+        want = {
+            "int": "integer",
+            "float": "number",
+            "bool": "boolean",
+            "string": "string",
+            "list": "array",
+            "dict": "object",
+            "model": "object",
+            "datetime": "string",
+        }
         base = typ.split("_")[0]
         if base in ("model", "dict"):
             return loc, f"Invalid value: {_value(inp)}: must be of type object"
@@ -150,13 +163,20 @@ def future_signatures(spec: Any, now: datetime) -> list[tuple[str, str]]:
     out = []
     for i, s in enumerate((spec or {}).get("signatures") or [] if isinstance(spec, dict) else []):
         try:
-            at = datetime.fromisoformat(str(_json_default(s["signedAt"]) if isinstance(s.get("signedAt"), datetime)
-                                            else s["signedAt"]).replace("Z", "+00:00"))
+            at = datetime.fromisoformat(
+                str(_json_default(s["signedAt"]) if isinstance(s.get("signedAt"), datetime) else s["signedAt"]).replace(
+                    "Z", "+00:00"
+                )
+            )
         except (KeyError, ValueError, TypeError):
             continue
         if at.tzinfo is not None and at > now + SIGNED_AT_TOLERANCE:
-            out.append((f"spec.signatures[{i}].signedAt", f"Invalid value: \"{s['signedAt']}\": a signature cannot be "
-                                                             "dated in the future"))
+            out.append(
+                (
+                    f"spec.signatures[{i}].signedAt",
+                    f'Invalid value: "{s["signedAt"]}": a signature cannot be dated in the future',
+                )
+            )
     return out
 
 
@@ -183,14 +203,35 @@ def validate_document(doc: Any, source: str = "-", index: int = 1) -> list[Probl
     kind, meta = doc.get("kind"), doc.get("metadata") or {}
     name = str(meta.get("name", "")) if isinstance(meta, dict) else ""
     if api_version != API_VERSION:
-        return [problem("apiVersion", f"Unsupported value: \"{api_version}\": supported values: \"{API_VERSION}\"", str(kind or ""), name)]
+        return [
+            problem(
+                "apiVersion",
+                f'Unsupported value: "{api_version}": supported values: "{API_VERSION}"',
+                str(kind or ""),
+                name,
+            )
+        ]
     if not isinstance(kind, str) or kind not in BY_KIND:
-        return [problem("kind", f"Unsupported value: \"{kind}\": supported values: " + ", ".join(f'"{k}"' for k in BY_KIND), str(kind or ""), name)]
+        return [
+            problem(
+                "kind",
+                f'Unsupported value: "{kind}": supported values: ' + ", ".join(f'"{k}"' for k in BY_KIND),
+                str(kind or ""),
+                name,
+            )
+        ]
     problems = []
     if not name:
         problems.append(problem("metadata.name", "Required value: name is required", kind))
     elif len(name) > 253 or not DNS_SUBDOMAIN.match(name):
-        problems.append(problem("metadata.name", f"Invalid value: \"{name}\": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.'", kind, name))
+        problems.append(
+            problem(
+                "metadata.name",
+                f"Invalid value: \"{name}\": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.'",
+                kind,
+                name,
+            )
+        )
     elif (limit := BY_KIND[kind].max_name) is not None and len(name) > limit:
         problems.append(problem("metadata.name", f"Invalid value: {BY_KIND[kind].name_message}", kind, name))
     extra = set(doc) - {"apiVersion", "kind", "metadata", "spec", "status"}
@@ -220,4 +261,3 @@ def validate_files(paths: Iterable[Path]) -> tuple[int, list[Problem]]:
                     checked += 1
                 problems += validate_document(doc, str(f), i)
     return checked, problems
-

@@ -42,8 +42,16 @@ def finding_kind(stale: bool | None, breaching: bool | None, expected: bool) -> 
     return None if expected else "stale" if stale else "breach" if breaching else None
 
 
-def decide(namespace: str, name: str, generation: int, spec: MonitorSpec, prev: MonitorStatus, ev: Evaluation,
-           strategy_status: dict[str, Any] | None, now: datetime) -> MonitorDecision:
+def decide(
+    namespace: str,
+    name: str,
+    generation: int,
+    spec: MonitorSpec,
+    prev: MonitorStatus,
+    ev: Evaluation,
+    strategy_status: dict[str, Any] | None,
+    now: datetime,
+) -> MonitorDecision:
     st = prev.model_copy(deep=True)
     st.problem = None
     st.last_value = f"{ev.value:.6g}" if ev.value is not None else "n/a"
@@ -58,17 +66,40 @@ def decide(namespace: str, name: str, generation: int, spec: MonitorSpec, prev: 
     kind = finding_kind(ev.stale, ev.breaching, expected)
 
     key = f"{namespace}/{name}"
-    labels = {"namespace": namespace, "monitor": name, "strategy": spec.strategy, "layer": spec.layer.value,
-              "incident_class": spec.incident.class_.value}
+    labels = {
+        "namespace": namespace,
+        "monitor": name,
+        "strategy": spec.strategy,
+        "layer": spec.layer.value,
+        "incident_class": spec.incident.class_.value,
+    }
     summary = f"{spec.strategy}: {spec.description or name} " + ("(stale data)" if ev.stale else f"= {st.last_value}")
     resend = None
     if prev.last_alert is not None and not prev.last_alert.delivered:
-        resend = Alert(key, prev.last_alert.state, prev.last_alert.channel.value, spec.incident.severity.value, summary,
-                       prev.detail or "", labels, spec.alert.route, prev.last_alert.at)
+        resend = Alert(
+            key,
+            prev.last_alert.state,
+            prev.last_alert.channel.value,
+            spec.incident.severity.value,
+            summary,
+            prev.detail or "",
+            labels,
+            spec.alert.route,
+            prev.last_alert.at,
+        )
     alert = None
     if kind != was:
-        alert = Alert(key, "firing" if kind is not None else "resolved", spec.alert.channel.value,
-                      spec.incident.severity.value, summary, ev.detail, labels, spec.alert.route, now)
+        alert = Alert(
+            key,
+            "firing" if kind is not None else "resolved",
+            spec.alert.channel.value,
+            spec.incident.severity.value,
+            summary,
+            ev.detail,
+            labels,
+            spec.alert.route,
+            now,
+        )
 
     incident = None
     if kind is not None and kind != was:
@@ -80,7 +111,9 @@ def decide(namespace: str, name: str, generation: int, spec: MonitorSpec, prev: 
             Severity.P1 if stale else spec.incident.severity,
             f"monitor {name} on {spec.strategy}: {what}"[:2048],
             "throttle" if stale else incident_action(spec, strategy_status),
-            "", require_rearm=spec.incident.require_rearm and not stale)
+            "",
+            require_rearm=spec.incident.require_rearm and not stale,
+        )
     elif kind is None and st.incident is not None:
         st.incident = None  # the episode is over; the Incident stays open until a human resolves it
     return MonitorDecision(st, resend, alert, incident)

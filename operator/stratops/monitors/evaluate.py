@@ -61,7 +61,9 @@ def _baseline(b: Baseline, load: BaselineLoader, fetch: Fetcher) -> object:
         try:
             text = load(b.config_map_key_ref.name, b.config_map_key_ref.key)
         except KeyError as e:
-            raise S.NoData(f"baseline ConfigMap {b.config_map_key_ref.name} key {b.config_map_key_ref.key} not found") from e
+            raise S.NoData(
+                f"baseline ConfigMap {b.config_map_key_ref.name} key {b.config_map_key_ref.key} not found"
+            ) from e
         try:
             return json.loads(text)
         except ValueError as e:
@@ -79,7 +81,9 @@ def _window(fetch: Fetcher, expr: str, now: datetime, span: timedelta, points: i
     return fetch.query_range(expr, now - span, now, step)
 
 
-def compute(spec: MonitorSpec, strategy: StrategySpec | None, fetch: Fetcher, load: BaselineLoader, now: datetime) -> tuple[S.Reading, int]:
+def compute(
+    spec: MonitorSpec, strategy: StrategySpec | None, fetch: Fetcher, load: BaselineLoader, now: datetime
+) -> tuple[S.Reading, int]:
     """(reading, windows needed in a row) for SPEC at NOW."""
     c = spec.check
     expr = spec.source.prometheus.query
@@ -135,7 +139,9 @@ def compute(spec: MonitorSpec, strategy: StrategySpec | None, fetch: Fetcher, lo
         return S.excess_cost(realised, expected, e.threshold_bps, e.consecutive_days), 1
     if c.kind == "concentration":
         assert c.concentration
-        return S.concentration(_by_name(fetch.query(expr, now)), c.concentration.max_share, c.concentration.min_total), 1
+        return S.concentration(
+            _by_name(fetch.query(expr, now)), c.concentration.max_share, c.concentration.min_total
+        ), 1
     if c.kind == "topKChange":
         t = c.top_k_change
         assert t
@@ -158,15 +164,26 @@ def compute(spec: MonitorSpec, strategy: StrategySpec | None, fetch: Fetcher, lo
     raise S.NoData(f"unknown check kind {c.kind}")
 
 
-def evaluate(spec: MonitorSpec, strategy: StrategySpec | None, fetch: Fetcher, load: BaselineLoader,
-             now: datetime, consecutive_before: int) -> Evaluation:
+def evaluate(
+    spec: MonitorSpec,
+    strategy: StrategySpec | None,
+    fetch: Fetcher,
+    load: BaselineLoader,
+    now: datetime,
+    consecutive_before: int,
+) -> Evaluation:
     try:
         reading, needed = compute(spec, strategy, fetch, load, now)
     except (SourceUnavailable, S.NoData) as e:
         return Evaluation(None, False, True, 0, f"stale: {e}")
     consecutive = consecutive_before + 1 if reading.breach else 0
-    return Evaluation(reading.value, consecutive >= needed, False, consecutive,
-                      reading.detail + (f"; {consecutive}/{needed} windows in a row" if needed > 1 else ""))
+    return Evaluation(
+        reading.value,
+        consecutive >= needed,
+        False,
+        consecutive,
+        reading.detail + (f"; {consecutive}/{needed} windows in a row" if needed > 1 else ""),
+    )
 
 
 #: The start of a monitor's detail while its stale finding is expected: the strategy's kill-switch

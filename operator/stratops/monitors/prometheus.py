@@ -27,12 +27,14 @@ class Series:
 
 
 class Prometheus:
-    def __init__(self, url: str, timeout: float = 10.0, token: str | None = None,
-                 transport: httpx.BaseTransport | None = None) -> None:
+    def __init__(
+        self, url: str, timeout: float = 10.0, token: str | None = None, transport: httpx.BaseTransport | None = None
+    ) -> None:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.url = url.rstrip("/")
-        self._client = httpx.Client(base_url=self.url, timeout=timeout, headers=headers, trust_env=False,
-                                    transport=transport)
+        self._client = httpx.Client(
+            base_url=self.url, timeout=timeout, headers=headers, trust_env=False, transport=transport
+        )
 
     def close(self) -> None:
         self._client.close()
@@ -59,8 +61,15 @@ class Prometheus:
         return _parse(data, expr)
 
     def query_range(self, expr: str, start: datetime, end: datetime, step_s: float) -> list[Series]:
-        data = self._get("/api/v1/query_range", {
-            "query": expr, "start": f"{start.timestamp():.3f}", "end": f"{end.timestamp():.3f}", "step": f"{step_s:g}"})
+        data = self._get(
+            "/api/v1/query_range",
+            {
+                "query": expr,
+                "start": f"{start.timestamp():.3f}",
+                "end": f"{end.timestamp():.3f}",
+                "step": f"{step_s:g}",
+            },
+        )
         return _parse(data, expr)
 
 

@@ -51,8 +51,11 @@ def failures(samples: Sequence[tuple[datetime, float]], now: datetime, within: t
 
 def percentile(value_seconds: float, q: float, limit_seconds: float, comparison: str = ">") -> Reading:
     """A latency quantile (already computed by the source, e.g. histogram_quantile) against a bound."""
-    return Reading(value_seconds, COMPARE[comparison](value_seconds, limit_seconds),
-                   f"p{q * 100:g} {value_seconds:.4g}s {comparison} {limit_seconds:.4g}s")
+    return Reading(
+        value_seconds,
+        COMPARE[comparison](value_seconds, limit_seconds),
+        f"p{q * 100:g} {value_seconds:.4g}s {comparison} {limit_seconds:.4g}s",
+    )
 
 
 def psi(baseline: Sequence[float], current: Sequence[float], bins: int = 10, epsilon: float = 1e-4) -> Reading:
@@ -71,11 +74,16 @@ def psi(baseline: Sequence[float], current: Sequence[float], bins: int = 10, eps
     q = np.bincount(idx_c, minlength=k) / c.size
     p, q = np.maximum(p, epsilon), np.maximum(q, epsilon)
     value = float(np.sum((q - p) * np.log(q / p)))
-    return Reading(value, False, f"PSI over {k} baseline-quantile bins, epsilon {epsilon:g}, n_baseline={b.size}, n_current={c.size}")
+    return Reading(
+        value,
+        False,
+        f"PSI over {k} baseline-quantile bins, epsilon {epsilon:g}, n_baseline={b.size}, n_current={c.size}",
+    )
 
 
-def psi_any(features: Mapping[str, tuple[Sequence[float], Sequence[float]]], limit: float, bins: int = 10,
-            epsilon: float = 1e-4) -> Reading:
+def psi_any(
+    features: Mapping[str, tuple[Sequence[float], Sequence[float]]], limit: float, bins: int = 10, epsilon: float = 1e-4
+) -> Reading:
     """The largest PSI over FEATURES (name -> (baseline, current)); a breach if any exceeds LIMIT."""
     if not features:
         raise NoData("no feature samples")
@@ -85,7 +93,11 @@ def psi_any(features: Mapping[str, tuple[Sequence[float], Sequence[float]]], lim
         if worst is None or r.value > worst.value:
             worst_name, worst = name, r
     assert worst is not None
-    return Reading(worst.value, worst.value > limit, f"max PSI {worst.value:.4f} on {worst_name} of {len(features)} features; {worst.detail}")
+    return Reading(
+        worst.value,
+        worst.value > limit,
+        f"max PSI {worst.value:.4f} on {worst_name} of {len(features)} features; {worst.detail}",
+    )
 
 
 def ks(baseline: Sequence[float], current: Sequence[float], limit: float) -> Reading:
@@ -94,7 +106,11 @@ def ks(baseline: Sequence[float], current: Sequence[float], limit: float) -> Rea
     c = _need(current, 2, "KS current sample")
     res = stats.ks_2samp(b, c)
     value = float(res.statistic)
-    return Reading(value, value > limit, f"KS statistic {value:.4f} (p={float(res.pvalue):.3g}), n_baseline={b.size}, n_current={c.size}")
+    return Reading(
+        value,
+        value > limit,
+        f"KS statistic {value:.4f} (p={float(res.pvalue):.3g}), n_baseline={b.size}, n_current={c.size}",
+    )
 
 
 def band(daily: Sequence[float], confidence: float, lookback_days: int, consecutive_days: int) -> Reading:
@@ -104,18 +120,26 @@ def band(daily: Sequence[float], confidence: float, lookback_days: int, consecut
     recent, history = x[-consecutive_days:], x[:-consecutive_days][-lookback_days:]
     lo, hi = np.quantile(history, [(1 - confidence) / 2, 1 - (1 - confidence) / 2])
     outside = int(np.sum((recent < lo) | (recent > hi)))
-    return Reading(float(recent[-1]), outside == consecutive_days,
-                   f"{outside}/{consecutive_days} last days outside the {confidence:.0%} band [{lo:.4g}, {hi:.4g}] of {history.size} days")
+    return Reading(
+        float(recent[-1]),
+        outside == consecutive_days,
+        f"{outside}/{consecutive_days} last days outside the {confidence:.0%} band [{lo:.4g}, {hi:.4g}] of {history.size} days",
+    )
 
 
-def excess_cost(realised_bps: Sequence[float], expected_bps: Sequence[float], limit_bps: float, consecutive_days: int) -> Reading:
+def excess_cost(
+    realised_bps: Sequence[float], expected_bps: Sequence[float], limit_bps: float, consecutive_days: int
+) -> Reading:
     """Realised minus expected above LIMIT_BPS on each of the last CONSECUTIVE_DAYS days."""
     r = _need(realised_bps, consecutive_days, "realised cost")
     e = _need(expected_bps, consecutive_days, "expected cost")
     diff = r[-consecutive_days:] - e[-consecutive_days:]
     over = int(np.sum(diff > limit_bps))
-    return Reading(float(diff[-1]), over == consecutive_days,
-                   f"{over}/{consecutive_days} last days with realised - expected > {limit_bps:g} bps (last {diff[-1]:.3g} bps)")
+    return Reading(
+        float(diff[-1]),
+        over == consecutive_days,
+        f"{over}/{consecutive_days} last days with realised - expected > {limit_bps:g} bps (last {diff[-1]:.3g} bps)",
+    )
 
 
 def concentration(by_name: Mapping[str, float], max_share: float, min_total: float = 0.0) -> Reading:
@@ -129,8 +153,12 @@ def concentration(by_name: Mapping[str, float], max_share: float, min_total: flo
     name, v = max(by_name.items(), key=lambda kv: abs(kv[1]))
     share = abs(v) / total
     if total < min_total:
-        return Reading(share, False, f"{name} is {share:.1%} of |PnL| across {len(by_name)} names, but the total "
-                                     f"{total:.6g} is below the materiality floor {min_total:.6g}: not judged")
+        return Reading(
+            share,
+            False,
+            f"{name} is {share:.1%} of |PnL| across {len(by_name)} names, but the total "
+            f"{total:.6g} is below the materiality floor {min_total:.6g}: not judged",
+        )
     return Reading(share, share > max_share, f"{name} is {share:.1%} of |PnL| across {len(by_name)} names")
 
 
@@ -154,4 +182,6 @@ def bar_age(age_by_symbol: Mapping[str, float], bar_interval_s: float, max_inter
         raise NoData("no bar ages")
     sym, age = max(age_by_symbol.items(), key=lambda kv: kv[1])
     limit = bar_interval_s * max_intervals
-    return Reading(age, age > limit, f"{sym}: last bar {age:.1f}s old, limit {limit:g}s ({max_intervals:g} x {bar_interval_s:g}s)")
+    return Reading(
+        age, age > limit, f"{sym}: last bar {age:.1f}s old, limit {limit:g}s ({max_intervals:g} x {bar_interval_s:g}s)"
+    )

@@ -16,8 +16,9 @@ from stratops.models.incident import IncidentSpec, IncidentStatus, Step, Steps
 ACK, CONTAIN, RESOLVE = "stratops.io/ack", "stratops.io/contain", "stratops.io/resolve"
 
 
-def decide_incident(spec: IncidentSpec, status: IncidentStatus, annotations: dict[str, str], now: datetime,
-                    parse: Any) -> tuple[IncidentStatus, list[str], list[tuple[str, str, str]]]:
+def decide_incident(
+    spec: IncidentSpec, status: IncidentStatus, annotations: dict[str, str], now: datetime, parse: Any
+) -> tuple[IncidentStatus, list[str], list[tuple[str, str, str]]]:
     """(new status, annotations to remove, events (type, reason, message))."""
     st = status.model_copy(deep=True)
     st.phase = st.phase or "Open"
@@ -58,14 +59,18 @@ def decide_incident(spec: IncidentSpec, status: IncidentStatus, annotations: dic
         if not attributable(RESOLVE, cmd) or st.phase == "Resolved":
             pass
         elif spec.postmortem is None:
-            st.message = (f"resolve by {cmd.by} refused: spec.postmortem (rootCause, actions, owner) is required "
-                          "before an incident can be resolved")
+            st.message = (
+                f"resolve by {cmd.by} refused: spec.postmortem (rootCause, actions, owner) is required "
+                "before an incident can be resolved"
+            )
             events.append(("Warning", "ResolveRefused", st.message))
         else:
             if steps.containment is None:
                 # The resolver attests it: nobody resolves an incident that is still spreading.
                 steps.containment = Step(at=now, by=cmd.by, detail=f"contained (confirmed by {cmd.by} at resolution)")
-            steps.postmortem = Step(at=now, by=cmd.by, detail=f"root cause: {spec.postmortem.root_cause}; owner {spec.postmortem.owner}")
+            steps.postmortem = Step(
+                at=now, by=cmd.by, detail=f"root cause: {spec.postmortem.root_cause}; owner {spec.postmortem.owner}"
+            )
             st.steps = steps
             st.phase = "Resolved"
             st.resolved_at, st.resolved_by = now, cmd.by

@@ -26,8 +26,9 @@ def rolling_out(strategy_status: dict[str, Any] | None) -> bool:
     return bool(version and st.get("lastKnownGood") and version != st.get("lastKnownGood"))
 
 
-def immediate_action(configured: str | None, severity: Severity | str, *, rolling_out: bool = False,
-                     on_position: bool = False) -> str:
+def immediate_action(
+    configured: str | None, severity: Severity | str, *, rolling_out: bool = False, on_position: bool = False
+) -> str:
     """The action for a finding of SEVERITY whose source configures CONFIGURED (auto, None, or
     one of ACTIONS). ROLLING_OUT: a new version is rolling out; ON_POSITION: the finding is a
     limit on the position (exposure, loss) rather than on the version's behaviour. A severity

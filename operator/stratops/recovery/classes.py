@@ -34,90 +34,95 @@ class IncidentClassCard:
         return BY_SEVERITY[Severity(severity)]
 
     def playbook(self) -> dict[str, str]:
-        return {"detection": self.detection, "immediateAction": self.immediate_action,
-                "containment": self.containment, "postmortem": self.postmortem}
+        return {
+            "detection": self.detection,
+            "immediateAction": self.immediate_action,
+            "containment": self.containment,
+            "postmortem": self.postmortem,
+        }
 
 
 CARDS: tuple[IncidentClassCard, ...] = (
     IncidentClassCard(
-        IncidentClass.broker_outage, "Broker outage",
+        IncidentClass.broker_outage,
+        "Broker outage",
         p0="an order's state cannot be confirmed: the route is down, acknowledgements are silent, or the "
-           "session dropped with working orders",
+        "session dropped with working orders",
         p1="degraded but confirmed: slow acknowledgements, partial rejects, the broker's status page amber",
         detection="monitors infra-healthcheck (fails 2x in 60s, P0) and infra-order-latency (p95 > 500 ms for 3 windows, P1); the broker's status page",
         immediate_action="P0: kill-switch (HALTED: cancel working orders, send nothing new; then scale to 0). "
-                         "P1: throttle (REDUCING, lower order rate and position limits)",
+        "P1: throttle (REDUCING, lower order rate and position limits)",
         containment="every open order reconciled at the broker, none in an unknown state; if the outage "
-                    "lasts, fail over to the backup broker (runbook broker-failover)",
+        "lasts, fail over to the backup broker (runbook broker-failover)",
         postmortem="timeline of acknowledgements against the broker's status; orders in an unknown state and "
-                   "how each was settled; whether failover was needed; the broker's ticket",
+        "how each was settled; whether failover was needed; the broker's ticket",
         runbook="broker-failover",
     ),
     IncidentClassCard(
-        IncidentClass.feature_drift, "Feature drift",
+        IncidentClass.feature_drift,
+        "Feature drift",
         p0="a top feature is missing, constant or out of its physical range: the pipeline is broken, the "
-           "model is trading on garbage",
+        "model is trading on garbage",
         p1="PSI > 0.25 on a top-10 feature, KS > 0.15 against the baseline, or the top-5 importance set "
-           "changed by two or more: the model sees a world it was not trained on",
+        "changed by two or more: the model sees a world it was not trained on",
         detection="monitors data-feature-psi (daily), model-ks (hourly) and model-top5-features (weekly)",
         immediate_action="P0: kill-switch. P1: throttle while the drift is assessed",
-        containment="the drifting features identified and the pipeline checked; positions within the "
-                    "throttled limits",
+        containment="the drifting features identified and the pipeline checked; positions within the throttled limits",
         postmortem="which features drifted and why (regime or pipeline); retrain, recalibrate or retire, "
-                   "decided and ticketed",
+        "decided and ticketed",
         runbook="feature-drift",
     ),
     IncidentClassCard(
-        IncidentClass.pnl_divergence, "PnL divergence",
+        IncidentClass.pnl_divergence,
+        "PnL divergence",
         p0="outside the 95% band 3 days in a row (the model no longer explains its PnL), a loss beyond "
-           "the daily loss limit, or positions that do not match the broker's",
+        "the daily loss limit, or positions that do not match the broker's",
         p1="realised minus expected above 2 bps for 5 days: execution costs the model did not price",
         detection="monitors pnl-band (P0) and pnl-slippage (P1), daily",
         immediate_action="P0: kill-switch. P1: throttle",
         containment="positions reconciled against the broker; the divergence attributed (cost, model, data "
-                    "or a change)",
+        "or a change)",
         postmortem="attribution of the divergence; cost model or model change decided; if a change caused "
-                   "it, why the gates did not catch it",
+        "it, why the gates did not catch it",
         runbook="pnl-divergence",
     ),
     IncidentClassCard(
-        IncidentClass.stale_data, "Stale data",
+        IncidentClass.stale_data,
+        "Stale data",
         p0="no fresh bars for more than 2x the bar interval on a traded symbol, or the strategy did not "
-           "acknowledge HALTED (its control loop is stale)",
-        p1="bar counts differ between the primary and backup feeds, or data is stale only on symbols "
-           "without positions",
+        "acknowledge HALTED (its control loop is stale)",
+        p1="bar counts differ between the primary and backup feeds, or data is stale only on symbols without positions",
         detection="monitors data-bar-age (every 5s, P0), data-bar-count-mismatch (hourly), infra-queue-backlog "
-                  "and model-signal-latency (P1); the kill-switch acknowledgement deadline",
+        "and model-signal-latency (P1); the kill-switch acknowledgement deadline",
         immediate_action="P0: kill-switch. P1: throttle",
-        containment="the stale feed identified; trading only on current data (backup feed or reduced "
-                    "universe)",
-        postmortem="which feed, how long, what the strategy did on stale data; feed alerting or failover "
-                   "improved",
+        containment="the stale feed identified; trading only on current data (backup feed or reduced universe)",
+        postmortem="which feed, how long, what the strategy did on stale data; feed alerting or failover improved",
         runbook="kill-switch",
     ),
     IncidentClassCard(
-        IncidentClass.config_drift, "Config drift",
+        IncidentClass.config_drift,
+        "Config drift",
         p0="what runs differs from Git in a risk limit, broker endpoint or image",
         p1="the Deployment was changed outside Git (the operator reverts it), or a new version did not "
-           "become Ready (rolled back to the last known-good)",
+        "become Ready (rolled back to the last known-good)",
         detection="the operator's fingerprint of the Deployment; the rollout deadline",
         immediate_action="P0: kill-switch. P1: revert to Git, or roll back to the last known-good version",
         containment="what runs matches Git again: the Deployment's fingerprint is the operator's, the "
-                    "running version is known-good",
+        "running version is known-good",
         postmortem="who changed what and through which access path; the path closed; for a failed "
-                   "rollout, why it failed before capital moved",
+        "rollout, why it failed before capital moved",
         runbook="config-drift",
     ),
     IncidentClassCard(
-        IncidentClass.risk_breach, "Risk breach",
+        IncidentClass.risk_breach,
+        "Risk breach",
         p0="a hard limit breached: position, order value, order volume, loss or message rate",
-        p1="a limit approached (above 80%), or concentration above policy (more than 25% of daily PnL "
-           "from one name)",
+        p1="a limit approached (above 80%), or concentration above policy (more than 25% of daily PnL from one name)",
         detection="monitor pnl-concentration (P1, daily); the strategy's pre-trade checks; the broker's rejects",
         immediate_action="P0: kill-switch (risk-reducing orders only if the policy allows). P1: throttle",
         containment="exposure back within limits; the orders that breached identified",
         postmortem="how the limit was breached despite pre-trade checks; a limit is never raised to make "
-                   "an incident go away (a raise needs Git and the pre-launch gate)",
+        "an incident go away (a raise needs Git and the pre-launch gate)",
         runbook="kill-switch",
     ),
 )

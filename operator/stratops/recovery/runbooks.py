@@ -23,8 +23,16 @@ from stratops.lifecycle import manifests
 CATEGORIES = ("deploy", "rollback", "incident-response", "drift-response", "broker-failover")
 StepKind = Literal["operator", "record", "manual", "wait"]
 # What an operator step does; the CLI maps each to a command.
-OPERATOR_ACTIONS = ("kill", "throttle", "rollback", "failover-backup", "promote", "resume", "resume-throttled",
-                    "resolve-incidents")
+OPERATOR_ACTIONS = (
+    "kill",
+    "throttle",
+    "rollback",
+    "failover-backup",
+    "promote",
+    "resume",
+    "resume-throttled",
+    "resolve-incidents",
+)
 
 
 @dataclass(frozen=True)
@@ -81,7 +89,10 @@ def _halted(v: ClusterView) -> Verdict:
     return _all(
         (bool(ks.get("latched")), "kill-switch latched" if ks.get("latched") else "kill-switch not latched"),
         (v.status.get("tradingState") == "HALTED", f"trading state {v.status.get('tradingState')}"),
-        (bool(ks.get("completedAt")), f"scaled to 0 at {ks.get('completedAt')}" if ks.get("completedAt") else "not yet scaled to 0"),
+        (
+            bool(ks.get("completedAt")),
+            f"scaled to 0 at {ks.get('completedAt')}" if ks.get("completedAt") else "not yet scaled to 0",
+        ),
         (replicas == 0 and not v.pods, f"{len(v.pods)} pod(s), {replicas} replica(s) wanted"),
     )
 
@@ -91,8 +102,12 @@ def _reducing(v: ClusterView) -> Verdict:
     return _all(
         (bool(th.get("active")), "throttle in force" if th.get("active") else "no throttle in force"),
         (v.status.get("tradingState") == "REDUCING", f"trading state {v.status.get('tradingState')}"),
-        (v.control_acknowledged(), "control document acknowledged by every pod" if v.control_acknowledged()
-         else f"control generation {(v.status.get('control') or {}).get('generation')} not acknowledged yet"),
+        (
+            v.control_acknowledged(),
+            "control document acknowledged by every pod"
+            if v.control_acknowledged()
+            else f"control generation {(v.status.get('control') or {}).get('generation')} not acknowledged yet",
+        ),
     )
 
 
@@ -108,19 +123,27 @@ def _running_known_good(v: ClusterView) -> Verdict:
 
 def _rollout_complete(v: ClusterView) -> Verdict:
     active, wanted = v.status.get("activeVersion"), v.spec.get("version")
-    return _all((active == wanted, f"running {active}, spec.version {wanted}"), _ready(v),
-                (v.status.get("phase") == "Running", f"phase {v.status.get('phase')}"))
+    return _all(
+        (active == wanted, f"running {active}, spec.version {wanted}"),
+        _ready(v),
+        (v.status.get("phase") == "Running", f"phase {v.status.get('phase')}"),
+    )
 
 
 def _live(v: ClusterView) -> Verdict:
     c = v.condition("Promoted")
-    return _all((v.status.get("mode") == "live", f"mode {v.status.get('mode')}"),
-                (c.get("status") == "True", f"Promoted: {c.get('message') or c.get('status')}"))
+    return _all(
+        (v.status.get("mode") == "live", f"mode {v.status.get('mode')}"),
+        (c.get("status") == "True", f"Promoted: {c.get('message') or c.get('status')}"),
+    )
 
 
 def _gates_signed(v: ClusterView) -> Verdict:
     c = v.condition("GatesSatisfied")
-    return (c.get("status") == "True", "gates signed" if c.get("status") == "True" else f"gates: {c.get('message') or 'unknown'}")
+    return (
+        c.get("status") == "True",
+        "gates signed" if c.get("status") == "True" else f"gates: {c.get('message') or 'unknown'}",
+    )
 
 
 def _daily_gate_signed(v: ClusterView) -> Verdict:
@@ -137,7 +160,10 @@ def _daily_gate_signed(v: ClusterView) -> Verdict:
     st = gate.get("status") or {}
     if st.get("state") == "Complete":
         return True, f"daily gate {name} signed ({st.get('signed')})"
-    return False, f"daily gate {name} {st.get('state') or 'not evaluated'}: missing {', '.join(st.get('missingItems') or []) or '?'}"
+    return (
+        False,
+        f"daily gate {name} {st.get('state') or 'not evaluated'}: missing {', '.join(st.get('missingItems') or []) or '?'}",
+    )
 
 
 def _no_open_incidents(v: ClusterView) -> Verdict:
@@ -147,10 +173,16 @@ def _no_open_incidents(v: ClusterView) -> Verdict:
 
 def _active(v: ClusterView) -> Verdict:
     resume = v.status.get("resume") or {}
-    return _all((v.status.get("tradingState") == "ACTIVE", f"trading state {v.status.get('tradingState')}"),
-                (resume.get("stage", "Active") == "Active", f"resume stage {resume.get('stage')}"),
-                (v.control_acknowledged(), "control document acknowledged" if v.control_acknowledged() else "control document not acknowledged"),
-                _ready(v), _no_open_incidents(v))
+    return _all(
+        (v.status.get("tradingState") == "ACTIVE", f"trading state {v.status.get('tradingState')}"),
+        (resume.get("stage", "Active") == "Active", f"resume stage {resume.get('stage')}"),
+        (
+            v.control_acknowledged(),
+            "control document acknowledged" if v.control_acknowledged() else "control document not acknowledged",
+        ),
+        _ready(v),
+        _no_open_incidents(v),
+    )
 
 
 def _reconciled(v: ClusterView) -> Verdict:
@@ -162,9 +194,14 @@ def _on_backup(v: ClusterView) -> Verdict:
     backup = (v.spec.get("brokers") or {}).get("backup") or {}
     in_use = (v.control or {}).get("broker") or {}
     return _all(
-        ((v.status.get("broker") or {}).get("role") == "backup", f"broker role {(v.status.get('broker') or {}).get('role', 'primary')}"),
-        (bool(backup) and in_use.get("endpoint") == backup.get("endpoint"),
-         f"control document broker {in_use.get('name')} ({in_use.get('endpoint')})"),
+        (
+            (v.status.get("broker") or {}).get("role") == "backup",
+            f"broker role {(v.status.get('broker') or {}).get('role', 'primary')}",
+        ),
+        (
+            bool(backup) and in_use.get("endpoint") == backup.get("endpoint"),
+            f"control document broker {in_use.get('name')} ({in_use.get('endpoint')})",
+        ),
     )
 
 
@@ -173,28 +210,44 @@ def _deployment_matches(v: ClusterView) -> Verdict:
         return (False, "no Deployment")
     desired = ((v.deployment.get("metadata") or {}).get("annotations") or {}).get(manifests.ANNOTATION_DESIRED)
     live = manifests.fingerprint(v.deployment)
-    return (desired == live, "Deployment matches the operator's decision" if desired == live
-            else "Deployment differs from the operator's decision (drift not reverted yet)")
+    return (
+        desired == live,
+        "Deployment matches the operator's decision"
+        if desired == live
+        else "Deployment differs from the operator's decision (drift not reverted yet)",
+    )
 
 
-CHECKS: dict[str, Check] = {c.id: c for c in (
-    Check("halted", "kill-switch latched, HALTED, scaled to 0 with no pod left", _halted),
-    Check("reducing", "throttle in force, REDUCING acknowledged by every pod", _reducing),
-    Check("running-known-good", "the last known-good version runs, every pod Ready", _running_known_good),
-    Check("rollout-complete", "spec.version runs, every pod Ready, phase Running", _rollout_complete),
-    Check("live", "mode live, Promoted", _live),
-    Check("gates-signed", "pre-launch and daily gates signed", _gates_signed),
-    Check("daily-gate-signed", "today's daily gate signed", _daily_gate_signed),
-    Check("active", "ACTIVE acknowledged, every pod Ready, no open incident", _active),
-    Check("reconciled", "last reconciliation Matched", _reconciled),
-    Check("no-open-incidents", "every incident of the strategy resolved", _no_open_incidents),
-    Check("on-backup-reducing", "control document on the backup broker, REDUCING acknowledged, Ready",
-          lambda v: _all(_on_backup(v), _reducing(v), _ready(v))),
-    Check("throttled-reconciled", "REDUCING acknowledged and the last reconciliation Matched",
-          lambda v: _all(_reducing(v), _reconciled(v))),
-    Check("deployment-matches", "the Deployment matches the operator's decision, every pod Ready",
-          lambda v: _all(_deployment_matches(v), _ready(v))),
-)}
+CHECKS: dict[str, Check] = {
+    c.id: c
+    for c in (
+        Check("halted", "kill-switch latched, HALTED, scaled to 0 with no pod left", _halted),
+        Check("reducing", "throttle in force, REDUCING acknowledged by every pod", _reducing),
+        Check("running-known-good", "the last known-good version runs, every pod Ready", _running_known_good),
+        Check("rollout-complete", "spec.version runs, every pod Ready, phase Running", _rollout_complete),
+        Check("live", "mode live, Promoted", _live),
+        Check("gates-signed", "pre-launch and daily gates signed", _gates_signed),
+        Check("daily-gate-signed", "today's daily gate signed", _daily_gate_signed),
+        Check("active", "ACTIVE acknowledged, every pod Ready, no open incident", _active),
+        Check("reconciled", "last reconciliation Matched", _reconciled),
+        Check("no-open-incidents", "every incident of the strategy resolved", _no_open_incidents),
+        Check(
+            "on-backup-reducing",
+            "control document on the backup broker, REDUCING acknowledged, Ready",
+            lambda v: _all(_on_backup(v), _reducing(v), _ready(v)),
+        ),
+        Check(
+            "throttled-reconciled",
+            "REDUCING acknowledged and the last reconciliation Matched",
+            lambda v: _all(_reducing(v), _reconciled(v)),
+        ),
+        Check(
+            "deployment-matches",
+            "the Deployment matches the operator's decision, every pod Ready",
+            lambda v: _all(_deployment_matches(v), _ready(v)),
+        ),
+    )
+}
 
 
 @dataclass(frozen=True)
@@ -237,77 +290,191 @@ class Runbook:
 
 S = RunbookStep
 RUNBOOKS: tuple[Runbook, ...] = (
-    Runbook("deploy-new-version", "Deploy a new strategy version", "deploy",
-            "A new version passed review and its pull request is approved.",
-            (S("validate", "manual", "Validate the change offline: `stratops validate` over the pull request's files (CI runs it too)."),
-             S("daily-gate", "wait", "Today's daily gate is signed (a lapsed daily gate holds new versions).", "daily-gate-signed", 30),
-             S("merge", "manual", "Merge the pull request that changes spec.version; let GitOps apply it."),
-             S("rollout", "wait", "The new version rolls out and every pod is Ready.", "rollout-complete", 600),
-             S("watch", "manual", "Watch the first minutes: fills, latency and PnL monitors quiet.")),
-            "rollout-complete"),
-    Runbook("promote-to-live", "Promote a strategy from paper to live", "deploy",
-            "The paper run met its acceptance criteria and the desk approves capital.",
-            (S("sign", "manual", "Every pre-launch item signed for this version and these limits (`stratops gate list`, `stratops gate sign`)."),
-             S("gates", "wait", "The pre-launch and daily gates are signed.", "gates-signed", 30),
-             S("promote", "operator", "Promote: spec.mode live (with GitOps, merge the change instead).", "promote"),
-             S("live", "wait", "The operator promoted it: mode live.", "live", 120)),
-            "live"),
-    Runbook("rollback-known-good", "Roll back to the last known-good version", "rollback",
-            "A new version misbehaves: errors, PnL divergence or latency since the change.",
-            (S("rollback", "operator", "Roll back: the running version is blocked, the last known-good one deployed.", "rollback"),
-             S("ready", "wait", "The known-good version runs and every pod is Ready.", "running-known-good", 600),
-             S("revert", "manual", "Open a revert pull request so Git names the version that runs.")),
-            "running-known-good"),
-    Runbook("kill-switch", "Kill-switch: stop a strategy now", "incident-response",
-            "A P0 incident: an order's state unknown, a hard limit breached, data stale with positions open.",
-            (S("kill", "operator", "Kill-switch: HALTED (cancel working orders, send nothing new), then scale to 0.", "kill"),
-             S("halted", "wait", "HALTED acknowledged (or the deadline passed) and no pod left.", "halted", 120),
-             S("broker", "manual", "Confirm with the broker that no order of this strategy is working.")),
-            "halted"),
-    Runbook("throttle", "Throttle: slow a strategy down", "incident-response",
-            "A P1 incident: drift, slippage, latency, concentration; trading may go on, slower.",
-            (S("throttle", "operator", "Throttle: REDUCING with lower position and order-rate limits.", "throttle"),
-             S("reducing", "wait", "REDUCING acknowledged by every pod.", "reducing", 120)),
-            "reducing"),
-    Runbook("resume-after-incident", "Resume a strategy after an incident", "incident-response",
-            "The incident is contained and its postmortem written.",
-            (S("postmortem", "manual", "Write each open incident's postmortem: root cause, actions, owner."),
-             S("resolve", "operator", "Resolve the strategy's open incidents (each needs its postmortem).", "resolve-incidents"),
-             S("reconcile", "record", "Reconcile positions and open orders, broker against strategy: result and evidence."),
-             S("daily-gate", "wait", "Today's daily gate is signed.", "daily-gate-signed", 30),
-             S("resume", "operator", "Resume: REDUCING until every pod acknowledges, then ACTIVE.", "resume"),
-             S("active", "wait", "ACTIVE acknowledged by every pod.", "active", 300)),
-            "active"),
-    Runbook("feature-drift", "Respond to feature drift", "drift-response",
-            "PSI above 0.25 on a top-10 feature, KS above 0.15, or the top-5 importance set changed.",
-            (S("throttle", "operator", "Throttle while the drift is assessed.", "throttle"),
-             S("reducing", "wait", "REDUCING acknowledged by every pod.", "reducing", 120),
-             S("assess", "manual", "Compare live feature distributions with training: pipeline fault or regime change?"),
-             S("decide", "manual", "Decide: fix the pipeline, retrain (as a new version through deploy-new-version), or retire.")),
-            "reducing"),
-    Runbook("config-drift", "Respond to config drift", "drift-response",
-            "A ConfigDrift incident: the Deployment was changed outside Git.",
-            (S("reverted", "wait", "The operator reverted the Deployment to its decision.", "deployment-matches", 120),
-             S("who", "manual", "Find who changed it and how (the API server's audit log, the incident's time)."),
-             S("close", "manual", "Close that access path (RBAC, a forgotten script, a console).")),
-            "deployment-matches"),
-    Runbook("pnl-divergence", "Respond to PnL divergence", "incident-response",
-            "Realised PnL outside the 95% band, or realised minus expected above 2 bps.",
-            (S("throttle", "operator", "Throttle while the divergence is attributed.", "throttle"),
-             S("reducing", "wait", "REDUCING acknowledged by every pod.", "reducing", 120),
-             S("reconcile", "record", "Reconcile positions, broker against strategy: result and evidence."),
-             S("attribute", "manual", "Attribute the divergence: costs, model, data, or a recent change (then rollback-known-good).")),
-            "throttled-reconciled"),
-    Runbook("broker-failover", "Fail over to the backup broker", "broker-failover",
-            "The primary broker is down or its acknowledgements are silent, and the outage will last.",
-            (S("halt", "operator", "Halt order entry: kill-switch (HALTED, then scale to 0).", "kill"),
-             S("halted", "wait", "HALTED acknowledged (or the deadline passed) and no pod left.", "halted", 120),
-             S("open-orders", "manual", "Reconcile open orders at the primary broker: every working order cancelled or accounted for."),
-             S("switch", "operator", "Switch the control document to the backup broker.", "failover-backup"),
-             S("positions", "record", "Reconcile positions at the backup broker against the strategy: result and evidence."),
-             S("resume", "operator", "Resume throttled: REDUCING with lowered limits on the backup broker.", "resume-throttled"),
-             S("reducing", "wait", "Pods Ready on the backup broker, REDUCING acknowledged.", "on-backup-reducing", 300)),
-            "on-backup-reducing"),
+    Runbook(
+        "deploy-new-version",
+        "Deploy a new strategy version",
+        "deploy",
+        "A new version passed review and its pull request is approved.",
+        (
+            S(
+                "validate",
+                "manual",
+                "Validate the change offline: `stratops validate` over the pull request's files (CI runs it too).",
+            ),
+            S(
+                "daily-gate",
+                "wait",
+                "Today's daily gate is signed (a lapsed daily gate holds new versions).",
+                "daily-gate-signed",
+                30,
+            ),
+            S("merge", "manual", "Merge the pull request that changes spec.version; let GitOps apply it."),
+            S("rollout", "wait", "The new version rolls out and every pod is Ready.", "rollout-complete", 600),
+            S("watch", "manual", "Watch the first minutes: fills, latency and PnL monitors quiet."),
+        ),
+        "rollout-complete",
+    ),
+    Runbook(
+        "promote-to-live",
+        "Promote a strategy from paper to live",
+        "deploy",
+        "The paper run met its acceptance criteria and the desk approves capital.",
+        (
+            S(
+                "sign",
+                "manual",
+                "Every pre-launch item signed for this version and these limits (`stratops gate list`, `stratops gate sign`).",
+            ),
+            S("gates", "wait", "The pre-launch and daily gates are signed.", "gates-signed", 30),
+            S("promote", "operator", "Promote: spec.mode live (with GitOps, merge the change instead).", "promote"),
+            S("live", "wait", "The operator promoted it: mode live.", "live", 120),
+        ),
+        "live",
+    ),
+    Runbook(
+        "rollback-known-good",
+        "Roll back to the last known-good version",
+        "rollback",
+        "A new version misbehaves: errors, PnL divergence or latency since the change.",
+        (
+            S(
+                "rollback",
+                "operator",
+                "Roll back: the running version is blocked, the last known-good one deployed.",
+                "rollback",
+            ),
+            S("ready", "wait", "The known-good version runs and every pod is Ready.", "running-known-good", 600),
+            S("revert", "manual", "Open a revert pull request so Git names the version that runs."),
+        ),
+        "running-known-good",
+    ),
+    Runbook(
+        "kill-switch",
+        "Kill-switch: stop a strategy now",
+        "incident-response",
+        "A P0 incident: an order's state unknown, a hard limit breached, data stale with positions open.",
+        (
+            S(
+                "kill",
+                "operator",
+                "Kill-switch: HALTED (cancel working orders, send nothing new), then scale to 0.",
+                "kill",
+            ),
+            S("halted", "wait", "HALTED acknowledged (or the deadline passed) and no pod left.", "halted", 120),
+            S("broker", "manual", "Confirm with the broker that no order of this strategy is working."),
+        ),
+        "halted",
+    ),
+    Runbook(
+        "throttle",
+        "Throttle: slow a strategy down",
+        "incident-response",
+        "A P1 incident: drift, slippage, latency, concentration; trading may go on, slower.",
+        (
+            S("throttle", "operator", "Throttle: REDUCING with lower position and order-rate limits.", "throttle"),
+            S("reducing", "wait", "REDUCING acknowledged by every pod.", "reducing", 120),
+        ),
+        "reducing",
+    ),
+    Runbook(
+        "resume-after-incident",
+        "Resume a strategy after an incident",
+        "incident-response",
+        "The incident is contained and its postmortem written.",
+        (
+            S("postmortem", "manual", "Write each open incident's postmortem: root cause, actions, owner."),
+            S(
+                "resolve",
+                "operator",
+                "Resolve the strategy's open incidents (each needs its postmortem).",
+                "resolve-incidents",
+            ),
+            S(
+                "reconcile",
+                "record",
+                "Reconcile positions and open orders, broker against strategy: result and evidence.",
+            ),
+            S("daily-gate", "wait", "Today's daily gate is signed.", "daily-gate-signed", 30),
+            S("resume", "operator", "Resume: REDUCING until every pod acknowledges, then ACTIVE.", "resume"),
+            S("active", "wait", "ACTIVE acknowledged by every pod.", "active", 300),
+        ),
+        "active",
+    ),
+    Runbook(
+        "feature-drift",
+        "Respond to feature drift",
+        "drift-response",
+        "PSI above 0.25 on a top-10 feature, KS above 0.15, or the top-5 importance set changed.",
+        (
+            S("throttle", "operator", "Throttle while the drift is assessed.", "throttle"),
+            S("reducing", "wait", "REDUCING acknowledged by every pod.", "reducing", 120),
+            S("assess", "manual", "Compare live feature distributions with training: pipeline fault or regime change?"),
+            S(
+                "decide",
+                "manual",
+                "Decide: fix the pipeline, retrain (as a new version through deploy-new-version), or retire.",
+            ),
+        ),
+        "reducing",
+    ),
+    Runbook(
+        "config-drift",
+        "Respond to config drift",
+        "drift-response",
+        "A ConfigDrift incident: the Deployment was changed outside Git.",
+        (
+            S("reverted", "wait", "The operator reverted the Deployment to its decision.", "deployment-matches", 120),
+            S("who", "manual", "Find who changed it and how (the API server's audit log, the incident's time)."),
+            S("close", "manual", "Close that access path (RBAC, a forgotten script, a console)."),
+        ),
+        "deployment-matches",
+    ),
+    Runbook(
+        "pnl-divergence",
+        "Respond to PnL divergence",
+        "incident-response",
+        "Realised PnL outside the 95% band, or realised minus expected above 2 bps.",
+        (
+            S("throttle", "operator", "Throttle while the divergence is attributed.", "throttle"),
+            S("reducing", "wait", "REDUCING acknowledged by every pod.", "reducing", 120),
+            S("reconcile", "record", "Reconcile positions, broker against strategy: result and evidence."),
+            S(
+                "attribute",
+                "manual",
+                "Attribute the divergence: costs, model, data, or a recent change (then rollback-known-good).",
+            ),
+        ),
+        "throttled-reconciled",
+    ),
+    Runbook(
+        "broker-failover",
+        "Fail over to the backup broker",
+        "broker-failover",
+        "The primary broker is down or its acknowledgements are silent, and the outage will last.",
+        (
+            S("halt", "operator", "Halt order entry: kill-switch (HALTED, then scale to 0).", "kill"),
+            S("halted", "wait", "HALTED acknowledged (or the deadline passed) and no pod left.", "halted", 120),
+            S(
+                "open-orders",
+                "manual",
+                "Reconcile open orders at the primary broker: every working order cancelled or accounted for.",
+            ),
+            S("switch", "operator", "Switch the control document to the backup broker.", "failover-backup"),
+            S(
+                "positions",
+                "record",
+                "Reconcile positions at the backup broker against the strategy: result and evidence.",
+            ),
+            S(
+                "resume",
+                "operator",
+                "Resume throttled: REDUCING with lowered limits on the backup broker.",
+                "resume-throttled",
+            ),
+            S("reducing", "wait", "Pods Ready on the backup broker, REDUCING acknowledged.", "on-backup-reducing", 300),
+        ),
+        "on-backup-reducing",
+    ),
 )
 
 BY_ID: dict[str, Runbook] = {r.id: r for r in RUNBOOKS}

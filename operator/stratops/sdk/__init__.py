@@ -99,23 +99,30 @@ def _controls_refusal(order: Order, c: PreTradeControls, reference_price: float 
     if refused:
         return refused
     if c.max_order_volume is not None and order.quantity > c.max_order_volume:
-        return Decision(False, f"order volume {_num(order.quantity)} exceeds "
-                               f"max order volume {_num(c.max_order_volume)}")
+        return Decision(
+            False, f"order volume {_num(order.quantity)} exceeds max order volume {_num(c.max_order_volume)}"
+        )
     if c.price_collar_bps is not None:
         bps = c.price_collar_bps
         if reference_price is None or reference_price <= 0:
-            return Decision(False, f"price collar {_num(bps)} bps needs a positive reference price, "
-                                   f"got {reference_price}")
+            return Decision(
+                False, f"price collar {_num(bps)} bps needs a positive reference price, got {reference_price}"
+            )
         # Compared without dividing, so an order exactly at the collar passes.
         if order.price is not None and abs(order.price - reference_price) * 10_000 > bps * reference_price:
             away = abs(order.price - reference_price) / reference_price * 10_000
-            return Decision(False, f"price {_num(order.price)} is {away:.4g} bps from reference "
-                                   f"{_num(reference_price)}, exceeds price collar {_num(bps)} bps")
+            return Decision(
+                False,
+                f"price {_num(order.price)} is {away:.4g} bps from reference "
+                f"{_num(reference_price)}, exceeds price collar {_num(bps)} bps",
+            )
     if c.max_order_value is not None:
         price = order.price if order.price is not None else reference_price
         if price is None:
-            return Decision(False, f"order value unknown (no limit price, no reference price), "
-                                   f"max order value {_num(c.max_order_value)}")
+            return Decision(
+                False,
+                f"order value unknown (no limit price, no reference price), max order value {_num(c.max_order_value)}",
+            )
         value = order.quantity * abs(price)
         if value > c.max_order_value:
             return Decision(False, f"order value {_num(value)} exceeds max order value {_num(c.max_order_value)}")
@@ -135,8 +142,9 @@ class OrderGuard:
     def apply(self, doc: ControlDocument) -> None:
         self.doc = doc
 
-    def check(self, order: Order, position: float, *, reference_price: float | None = None,
-              loss_today: float | None = None) -> Decision:
+    def check(
+        self, order: Order, position: float, *, reference_price: float | None = None, loss_today: float | None = None
+    ) -> Decision:
         """Whether ORDER may be sent with the strategy's current signed POSITION.
 
         REFERENCE_PRICE is the instrument's current reference (mid or last), needed when the
@@ -150,7 +158,9 @@ class OrderGuard:
             # A version on standby owns no order: a cancel from it could only hit the orders of
             # the version that trades (same account, same instruments). Nothing passes, and
             # nothing is counted toward the rates.
-            return Decision(False, "STANDBY: this version trades nothing, not even a cancel, until it is handed trading")
+            return Decision(
+                False, "STANDBY: this version trades nothing, not even a cancel, until it is handed trading"
+            )
         if order.kind == "cancel":
             # Cancels always pass (they only ever reduce risk) but use up the message budget.
             now = self._clock()
@@ -160,8 +170,12 @@ class OrderGuard:
         if not order.quantity > 0:  # also refuses NaN
             return Decision(False, "quantity must be positive")
         # A NaN compares false with every limit, so it would pass them all: fail closed instead.
-        for name, x in (("quantity", order.quantity), ("price", order.price),
-                        ("reference price", reference_price), ("loss today", loss_today)):
+        for name, x in (
+            ("quantity", order.quantity),
+            ("price", order.price),
+            ("reference price", reference_price),
+            ("loss today", loss_today),
+        ):
             if x is not None and not math.isfinite(x):
                 return Decision(False, f"{name} must be a finite number, got {x}")
         doc = self.doc
@@ -172,7 +186,9 @@ class OrderGuard:
         reduces = position != 0 and (signed > 0) != (position > 0) and order.quantity <= abs(position)
         state = doc.trading_state
         if state == TradingState.HALTED and not (doc.allow_risk_reducing and reduces):
-            return Decision(False, "HALTED: only cancels" + (" and risk-reducing orders" if doc.allow_risk_reducing else ""))
+            return Decision(
+                False, "HALTED: only cancels" + (" and risk-reducing orders" if doc.allow_risk_reducing else "")
+            )
         if state == TradingState.REDUCING and not reduces:
             return Decision(False, f"REDUCING: order must reduce the position ({position:g}) without exceeding it")
         if doc.controls is not None:
@@ -181,8 +197,11 @@ class OrderGuard:
                 return refused
         max_loss = doc.limits.max_daily_loss
         if loss_today is not None and loss_today >= max_loss and not reduces:
-            return Decision(False, f"daily loss {_num(loss_today)} reached max daily loss {_num(max_loss)}: "
-                                   f"order must reduce the position ({position:g}) without exceeding it")
+            return Decision(
+                False,
+                f"daily loss {_num(loss_today)} reached max daily loss {_num(max_loss)}: "
+                f"order must reduce the position ({position:g}) without exceeding it",
+            )
         # A risk-reducing order under HALTED is not held to max position (as before controls existed).
         if state != TradingState.HALTED and abs(after) > doc.limits.max_position:
             return Decision(False, f"position {after:g} would exceed max position {doc.limits.max_position:g}")
@@ -203,8 +222,9 @@ class OrderGuard:
             return Decision(False, f"order rate {len(self._sent) + 1}/s would exceed max order rate {max_rate:g}/s")
         max_messages = self.doc.controls.max_message_rate if self.doc.controls else None
         if max_messages is not None and len(self._messages) + 1 > max_messages:
-            return Decision(False, f"message rate {len(self._messages) + 1}/s would exceed "
-                                   f"max message rate {_num(max_messages)}/s")
+            return Decision(
+                False, f"message rate {len(self._messages) + 1}/s would exceed max message rate {_num(max_messages)}/s"
+            )
         if kind == "new":
             self._sent.append(now)
         self._messages.append(now)
@@ -259,8 +279,14 @@ class WatchControl:
     reaches the strategy in well under a second), with the mounted file as the fallback while
     the API cannot be reached. `changed` is set on each new document, so a loop can wake at once."""
 
-    def __init__(self, namespace: str, strategy: str, api: object | None = None, fallback: FileControl | None = None,
-                 retry: float = 1.0) -> None:
+    def __init__(
+        self,
+        namespace: str,
+        strategy: str,
+        api: object | None = None,
+        fallback: FileControl | None = None,
+        retry: float = 1.0,
+    ) -> None:
         from kubernetes import client
 
         from stratops.k8s.client import api_client
@@ -292,9 +318,13 @@ class WatchControl:
         while not self._stop.is_set():
             w = watch.Watch()
             try:
-                for event in w.stream(self.core.list_namespaced_config_map, self.namespace,
-                                      field_selector=f"metadata.name={self.name}", timeout_seconds=60,
-                                      _request_timeout=(5, 90)):
+                for event in w.stream(
+                    self.core.list_namespaced_config_map,
+                    self.namespace,
+                    field_selector=f"metadata.name={self.name}",
+                    timeout_seconds=60,
+                    _request_timeout=(5, 90),
+                ):
                     self.connected = True
                     self._take(((event.get("object") and event["object"].data) or {}).get(CONTROL_KEY))
                     if self._stop.is_set():
@@ -338,9 +368,15 @@ class ApiAcknowledger:
 class StrategyControl:
     """Follows the control document, enforces it through `guard`, acknowledges each generation."""
 
-    def __init__(self, pod: str, source: ControlSource, acknowledger: Acknowledger,
-                 position: Callable[[], float] = lambda: 0.0, open_orders: Callable[[], int] = lambda: 0,
-                 take_position: Callable[[float], None] | None = None) -> None:
+    def __init__(
+        self,
+        pod: str,
+        source: ControlSource,
+        acknowledger: Acknowledger,
+        position: Callable[[], float] = lambda: 0.0,
+        open_orders: Callable[[], int] = lambda: 0,
+        take_position: Callable[[float], None] | None = None,
+    ) -> None:
         """POSITION and OPEN_ORDERS report the strategy's book in every acknowledgement.
         TAKE_POSITION sets the book at a warm handover: when this process, on STANDBY, is handed
         trading with the position the old version reported (`starting_position`), it is called
@@ -382,18 +418,30 @@ class StrategyControl:
         doc = self.source.read()
         if doc is None or (self.applied is not None and doc.generation <= self.applied.generation):
             return self.applied
-        handed = (doc.starting_position is not None and self.applied is not None
-                  and self.applied.trading_state == TradingState.STANDBY and doc.trading_state != TradingState.STANDBY)
+        handed = (
+            doc.starting_position is not None
+            and self.applied is not None
+            and self.applied.trading_state == TradingState.STANDBY
+            and doc.trading_state != TradingState.STANDBY
+        )
         if handed and self.take_position is not None:
             self.take_position(doc.starting_position)  # type: ignore[arg-type]
         self.guard.apply(doc)
         for cb in self._callbacks:
             cb(doc)  # e.g. cancel every working order on HALTED: must finish before the ack
         self.applied = doc
-        self.acknowledger.acknowledge(Acknowledgement(
-            pod=self.pod, generation=doc.generation, trading_state=doc.trading_state,
-            at=datetime.now(UTC), position=self.position(), open_orders=self.open_orders(),
-            control_hash=doc.content_hash(), **self._reported))
+        self.acknowledger.acknowledge(
+            Acknowledgement(
+                pod=self.pod,
+                generation=doc.generation,
+                trading_state=doc.trading_state,
+                at=datetime.now(UTC),
+                position=self.position(),
+                open_orders=self.open_orders(),
+                control_hash=doc.content_hash(),
+                **self._reported,
+            )
+        )
         return doc
 
     def report(self, exposure: float | None = None, loss: float | None = None) -> None:
@@ -404,10 +452,18 @@ class StrategyControl:
             raise RuntimeError("report() before the first control document was applied: call poll() first")
         doc = self.applied
         self._reported = {"exposure": exposure, "loss": loss}  # carried on every later acknowledgement
-        self.acknowledger.acknowledge(Acknowledgement(
-            pod=self.pod, generation=doc.generation, trading_state=doc.trading_state,
-            at=datetime.now(UTC), position=self.position(), open_orders=self.open_orders(),
-            control_hash=doc.content_hash(), **self._reported))
+        self.acknowledger.acknowledge(
+            Acknowledgement(
+                pod=self.pod,
+                generation=doc.generation,
+                trading_state=doc.trading_state,
+                at=datetime.now(UTC),
+                position=self.position(),
+                open_orders=self.open_orders(),
+                control_hash=doc.content_hash(),
+                **self._reported,
+            )
+        )
 
     def acknowledge_exit(self) -> None:
         """The process's last acknowledgement, on SIGTERM once its working orders are cancelled:
@@ -418,10 +474,19 @@ class StrategyControl:
             if doc is None:
                 return
             try:
-                self.acknowledger.acknowledge(Acknowledgement(
-                    pod=self.pod, generation=doc.generation, trading_state=doc.trading_state,
-                    at=datetime.now(UTC), position=self.position(), open_orders=self.open_orders(),
-                    control_hash=doc.content_hash(), exiting=True, **self._reported))
+                self.acknowledger.acknowledge(
+                    Acknowledgement(
+                        pod=self.pod,
+                        generation=doc.generation,
+                        trading_state=doc.trading_state,
+                        at=datetime.now(UTC),
+                        position=self.position(),
+                        open_orders=self.open_orders(),
+                        control_hash=doc.content_hash(),
+                        exiting=True,
+                        **self._reported,
+                    )
+                )
             except Exception:
                 return
 
@@ -455,8 +520,13 @@ class StrategyControl:
             self.source.stop()
 
 
-def serve(control: StrategyControl, port: int = 8080, address: str = "0.0.0.0", registry: object | None = None,
-          actions: dict[str, Callable[[], str]] | None = None) -> Any:
+def serve(
+    control: StrategyControl,
+    port: int = 8080,
+    address: str = "0.0.0.0",
+    registry: object | None = None,
+    actions: dict[str, Callable[[], str]] | None = None,
+) -> Any:
     """The pod's probes and metrics on PORT: /ready (200 once the first control document is
     applied and acknowledged: before that the strategy must not count as able to trade), /live,
     and /metrics (prometheus-client's registry, or REGISTRY). ACTIONS are the strategy's own POST
@@ -473,7 +543,11 @@ def serve(control: StrategyControl, port: int = 8080, address: str = "0.0.0.0", 
                 body, ctype, code = generate_latest(reg), CONTENT_TYPE_LATEST, 200  # type: ignore[arg-type]
             elif self.path.startswith("/ready"):
                 ok = control.applied is not None
-                body, ctype, code = (b"ready\n" if ok else b"no control document applied yet\n"), "text/plain", 200 if ok else 503
+                body, ctype, code = (
+                    (b"ready\n" if ok else b"no control document applied yet\n"),
+                    "text/plain",
+                    200 if ok else 503,
+                )
             elif self.path.startswith("/live"):
                 body, ctype, code = b"live\n", "text/plain", 200
             else:

@@ -26,8 +26,13 @@ POLICY_LABEL = {"stratops.io/admission": "enforced"}
 NAME_PREFIX = "stratops-local"
 
 
-def install(api: client.ApiClient, webhook_url: str | None, ca_file: Path | None,
-            webhook_namespaces: dict[str, Any] | None, policy_namespaces: dict[str, Any] | None = None) -> None:
+def install(
+    api: client.ApiClient,
+    webhook_url: str | None,
+    ca_file: Path | None,
+    webhook_namespaces: dict[str, Any] | None,
+    policy_namespaces: dict[str, Any] | None = None,
+) -> None:
     """Apply the policies, bind them to POLICY_NAMESPACES (a namespace selector; default: the
     namespaces labelled POLICY_LABEL) and, with WEBHOOK_URL, the webhook configuration for the
     namespaces selected by WEBHOOK_NAMESPACES; then wait until the API server enforces them."""
@@ -48,16 +53,26 @@ def wait_enforced(api: client.ApiClient, webhooks_too: bool, timeout: float = 60
     core, custom = client.CoreV1Api(api), client.CustomObjectsApi(api)
     ns = f"t-admission-{uuid.uuid4().hex[:8]}"
     core.create_namespace({"metadata": {"name": ns, "labels": {**POLICY_LABEL, "stratops.io/test": "true"}}})
-    probe = {"apiVersion": API_VERSION, "kind": "Strategy", "metadata": {"name": "probe"}, "spec": {
-        "image": "registry.example/probe", "version": "1", "riskLimits": {"maxPosition": 1, "maxOrderRate": 1, "maxDailyLoss": 1},
-        "brokers": {"primary": {"name": "b", "endpoint": "fix://b:1"}}}}
+    probe = {
+        "apiVersion": API_VERSION,
+        "kind": "Strategy",
+        "metadata": {"name": "probe"},
+        "spec": {
+            "image": "registry.example/probe",
+            "version": "1",
+            "riskLimits": {"maxPosition": 1, "maxOrderRate": 1, "maxDailyLoss": 1},
+            "brokers": {"primary": {"name": "b", "endpoint": "fix://b:1"}},
+        },
+    }
 
     def refusal(doc: dict[str, Any]) -> str | None:
         try:
             out = custom.create_namespaced_custom_object(GROUP, VERSION, ns, "strategies", doc, dry_run="All")
         except ApiException as e:
             return str(json.loads(e.body or "{}").get("message") or e.reason)
-        return None if (out["metadata"].get("annotations") or {}).get(policies.ANNOTATION_TRADING_AUTHOR) else "no author"
+        return (
+            None if (out["metadata"].get("annotations") or {}).get(policies.ANNOTATION_TRADING_AUTHOR) else "no author"
+        )
 
     state = {"last": "not checked yet"}
 
@@ -65,7 +80,10 @@ def wait_enforced(api: client.ApiClient, webhooks_too: bool, timeout: float = 60
         if (why := refusal(probe)) is not None:
             state["last"] = f"a plain strategy: {why}"
             return False
-        forged = {**probe, "metadata": {"name": "probe", "annotations": {f"{GROUP}/kill": '{"by": "nobody-at-all", "reason": "x"}'}}}
+        forged = {
+            **probe,
+            "metadata": {"name": "probe", "annotations": {f"{GROUP}/kill": '{"by": "nobody-at-all", "reason": "x"}'}},
+        }
         # The admin may command for others (cluster-admin holds every verb): an unattributed value is the probe.
         unattributed = {**probe, "metadata": {"name": "probe", "annotations": {f"{GROUP}/kill": '{"reason": "x"}'}}}
         if (why := refusal(forged)) is not None:
@@ -75,11 +93,26 @@ def wait_enforced(api: client.ApiClient, webhooks_too: bool, timeout: float = 60
             state["last"] = f"an unattributed command: {why or 'accepted'}"
             return False
         if webhooks_too:
-            live = {**probe, "spec": {**probe["spec"], "mode": "live", "image": "registry.example/probe@sha256:" + "0" * 64,
-                                      "gates": {"preLaunch": "no-such-gate"}, "riskLimits": {
-                                          "maxPosition": 1, "maxOrderRate": 1, "maxDailyLoss": 1, "maxOrderValue": 1,
-                                          "maxOrderVolume": 1, "priceCollarBps": 1, "maxMessageRate": 1,
-                                          "instruments": ["X"], "venues": ["V"]}}}
+            live = {
+                **probe,
+                "spec": {
+                    **probe["spec"],
+                    "mode": "live",
+                    "image": "registry.example/probe@sha256:" + "0" * 64,
+                    "gates": {"preLaunch": "no-such-gate"},
+                    "riskLimits": {
+                        "maxPosition": 1,
+                        "maxOrderRate": 1,
+                        "maxDailyLoss": 1,
+                        "maxOrderValue": 1,
+                        "maxOrderVolume": 1,
+                        "priceCollarBps": 1,
+                        "maxMessageRate": 1,
+                        "instruments": ["X"],
+                        "venues": ["V"],
+                    },
+                },
+            }
             if "strategy-spec.stratops.io" not in (why := refusal(live) or ""):
                 state["last"] = f"an unsigned live strategy: {why or 'accepted'}"
                 return False

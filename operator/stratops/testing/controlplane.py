@@ -71,8 +71,14 @@ def stop_process(p: subprocess.Popen | None, timeout: float = 10.0) -> None:  # 
         p.wait(timeout)
 
 
-def operator_process(kubeconfig: Path | str, namespaces: list[str], log: Path, metrics_port: int = 0,
-                     env: dict[str, str] | None = None, liveness_port: int | None = None) -> subprocess.Popen:  # type: ignore[type-arg]
+def operator_process(
+    kubeconfig: Path | str,
+    namespaces: list[str],
+    log: Path,
+    metrics_port: int = 0,
+    env: dict[str, str] | None = None,
+    liveness_port: int | None = None,
+) -> subprocess.Popen:  # type: ignore[type-arg]
     """`stratops operator` as a child process (dies with us), logging to LOG."""
     args = [sys.executable, "-m", "stratops.cli.main", "operator", "--metrics-port", str(metrics_port)]
     if liveness_port is not None:
@@ -80,8 +86,13 @@ def operator_process(kubeconfig: Path | str, namespaces: list[str], log: Path, m
     for ns in namespaces:
         args += ["-n", ns]
     with log.open("a") as out:
-        return subprocess.Popen(args, env={**os.environ, **(env or {}), "KUBECONFIG": str(kubeconfig)},
-                                stdout=out, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
+        return subprocess.Popen(
+            args,
+            env={**os.environ, **(env or {}), "KUBECONFIG": str(kubeconfig)},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            preexec_fn=_die_with_parent,
+        )
 
 
 def wait_serving_metrics(proc: subprocess.Popen, port: int, log: Path, timeout: float = 60.0) -> None:  # type: ignore[type-arg]
@@ -134,9 +145,14 @@ def kubectl_binary() -> Path | None:
     the cache (hack/build-kubectl.sh; about three minutes the first time, then cached). Where it
     cannot be built (no checkout, or no Go), the kubectl on PATH; None when there is none."""
     root = repo_root()
-    cache = Path(os.environ.get("STRATOPS_CACHE_DIR") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "stratops")
+    cache = Path(
+        os.environ.get("STRATOPS_CACHE_DIR")
+        or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "stratops"
+    )
     if root is not None and (shutil.which("go") or list(cache.glob("kubectl-*/kubectl"))):
-        out = subprocess.run(["bash", str(root / "hack" / "build-kubectl.sh")], stdout=subprocess.PIPE, text=True, check=True)
+        out = subprocess.run(
+            ["bash", str(root / "hack" / "build-kubectl.sh")], stdout=subprocess.PIPE, text=True, check=True
+        )
         return Path(out.stdout.strip().splitlines()[-1])
     found = shutil.which("kubectl")
     return Path(found) if found else None
@@ -168,7 +184,10 @@ def find_binaries() -> dict[str, Path]:
     # The script prints its own progress when it has to build; a cache hit is silent.
     proc = subprocess.run(
         ["bash", str(root / "hack" / "build-controlplane.sh")],
-        stdout=subprocess.PIPE, stderr=None, text=True, check=False,
+        stdout=subprocess.PIPE,
+        stderr=None,
+        text=True,
+        check=False,
     )
     if proc.returncode != 0:
         raise ControlPlaneError("hack/build-controlplane.sh failed (see its output above)")
@@ -188,8 +207,12 @@ class Component:
     def start(self, workdir: Path) -> None:
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(
-                self.args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                cwd=workdir, preexec_fn=_die_with_parent,
+                self.args,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=workdir,
+                preexec_fn=_die_with_parent,
             )
 
     def running(self) -> bool:
@@ -256,7 +279,9 @@ class ControlPlane:
                 self.stop()
                 if "address already in use" not in str(e) or attempt == self.port_retries:
                     raise
-                self.log(f"a port was taken while the control plane started; starting again on fresh ports ({e.args[0].splitlines()[0]})")
+                self.log(
+                    f"a port was taken while the control plane started; starting again on fresh ports ({e.args[0].splitlines()[0]})"
+                )
                 self.components, self.node, self._stopped, self.kubeconfig, self.server = [], None, False, None, ""
             except BaseException:
                 self.stop()
@@ -276,89 +301,138 @@ class ControlPlane:
 
             if (why := realnode.unavailable()) is not None:
                 raise ControlPlaneError(f"no real node: {why}")
-            node = realnode.RealNode(d, binaries["kubelet"], binaries["pause"], d / "kubelet.kubeconfig", ca.cert_path,
-                                     self._component, self._wait)
+            node = realnode.RealNode(
+                d,
+                binaries["kubelet"],
+                binaries["pause"],
+                d / "kubelet.kubeconfig",
+                ca.cert_path,
+                self._component,
+                self._wait,
+            )
         serving = ca.issue(
-            "apiserver", common_name="kube-apiserver", server=True,
-            dns_names=("localhost", "kubernetes", "kubernetes.default",
-                       "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"),
+            "apiserver",
+            common_name="kube-apiserver",
+            server=True,
+            dns_names=(
+                "localhost",
+                "kubernetes",
+                "kubernetes.default",
+                "kubernetes.default.svc",
+                "kubernetes.default.svc.cluster.local",
+            ),
             # The real node's pods reach it on their bridge's gateway.
             ip_addresses=("127.0.0.1", "10.96.0.1", *((node.gateway,) if node else ())),
         )
         sa = service_account_keys(pki)
         etcd_port, etcd_peer, api_port = free_port(), free_port(), free_port()
         self.server = f"https://127.0.0.1:{api_port}"
-        self.kubeconfig = self.user_kubeconfig("admin", groups=("system:masters",),
-                                               path=d / "admin.kubeconfig")
+        self.kubeconfig = self.user_kubeconfig("admin", groups=("system:masters",), path=d / "admin.kubeconfig")
 
-        etcd = self._component("etcd", [
-            str(binaries["etcd"]), "--name=default", f"--data-dir={d / 'etcd'}",
-            f"--listen-client-urls=http://127.0.0.1:{etcd_port}",
-            f"--advertise-client-urls=http://127.0.0.1:{etcd_port}",
-            f"--listen-peer-urls=http://127.0.0.1:{etcd_peer}",
-            f"--initial-advertise-peer-urls=http://127.0.0.1:{etcd_peer}",
-            f"--initial-cluster=default=http://127.0.0.1:{etcd_peer}",
-            # A throw-away store: durability buys nothing and fsync is the slowest part.
-            "--unsafe-no-fsync", "--log-level=warn",
-        ])
+        etcd = self._component(
+            "etcd",
+            [
+                str(binaries["etcd"]),
+                "--name=default",
+                f"--data-dir={d / 'etcd'}",
+                f"--listen-client-urls=http://127.0.0.1:{etcd_port}",
+                f"--advertise-client-urls=http://127.0.0.1:{etcd_port}",
+                f"--listen-peer-urls=http://127.0.0.1:{etcd_peer}",
+                f"--initial-advertise-peer-urls=http://127.0.0.1:{etcd_peer}",
+                f"--initial-cluster=default=http://127.0.0.1:{etcd_peer}",
+                # A throw-away store: durability buys nothing and fsync is the slowest part.
+                "--unsafe-no-fsync",
+                "--log-level=warn",
+            ],
+        )
         self._wait(etcd, lambda: self._http_ok(f"http://127.0.0.1:{etcd_port}/health"))
 
-        apiserver = self._component("kube-apiserver", [
-            str(binaries["kube-apiserver"]),
-            f"--etcd-servers=http://127.0.0.1:{etcd_port}",
-            # Loopback only, unless a real node's pods must reach it (from their bridge).
-            f"--bind-address={'0.0.0.0' if node else '127.0.0.1'}", "--advertise-address=127.0.0.1",
-            f"--secure-port={api_port}", f"--cert-dir={pki}",
-            f"--tls-cert-file={serving.cert}", f"--tls-private-key-file={serving.key}",
-            f"--client-ca-file={ca.cert_path}",
-            "--authorization-mode=RBAC", "--allow-privileged=true",
-            f"--service-cluster-ip-range={SERVICE_CIDR}",
-            "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-            f"--service-account-key-file={sa.cert}",
-            f"--service-account-signing-key-file={sa.key}",
-            # The 'kubernetes' Service endpoint would be 127.0.0.1, which Endpoints rejects.
-            "--endpoint-reconciler-type=none",
-            "--profiling=false", "--v=1",
-            *self._audit_args(),
-            *self._kubelet_client_args(ca, node),
-        ])
+        apiserver = self._component(
+            "kube-apiserver",
+            [
+                str(binaries["kube-apiserver"]),
+                f"--etcd-servers=http://127.0.0.1:{etcd_port}",
+                # Loopback only, unless a real node's pods must reach it (from their bridge).
+                f"--bind-address={'0.0.0.0' if node else '127.0.0.1'}",
+                "--advertise-address=127.0.0.1",
+                f"--secure-port={api_port}",
+                f"--cert-dir={pki}",
+                f"--tls-cert-file={serving.cert}",
+                f"--tls-private-key-file={serving.key}",
+                f"--client-ca-file={ca.cert_path}",
+                "--authorization-mode=RBAC",
+                "--allow-privileged=true",
+                f"--service-cluster-ip-range={SERVICE_CIDR}",
+                "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+                f"--service-account-key-file={sa.cert}",
+                f"--service-account-signing-key-file={sa.key}",
+                # The 'kubernetes' Service endpoint would be 127.0.0.1, which Endpoints rejects.
+                "--endpoint-reconciler-type=none",
+                "--profiling=false",
+                "--v=1",
+                *self._audit_args(),
+                *self._kubelet_client_args(ca, node),
+            ],
+        )
         admin = self._admin_keypair()
         self._wait(apiserver, lambda: self._http_ok(f"{self.server}/readyz", admin))
 
         kcm_port, sched_port, kwok_port = free_port(), free_port(), free_port()
         kc = str(self.kubeconfig)
-        kcm = self._component("kube-controller-manager", [
-            str(binaries["kube-controller-manager"]),
-            f"--kubeconfig={kc}", f"--authentication-kubeconfig={kc}",
-            f"--authorization-kubeconfig={kc}", "--leader-elect=false",
-            "--bind-address=127.0.0.1", f"--secure-port={kcm_port}",
-            f"--service-account-private-key-file={sa.key}", f"--root-ca-file={ca.cert_path}",
-            "--use-service-account-credentials=false",
-            f"--service-cluster-ip-range={SERVICE_CIDR}",
-            # Faster reaction than the production defaults; tests wait on conditions.
-            "--concurrent-deployment-syncs=10", "--concurrent-replicaset-syncs=10",
-            "--kube-api-qps=200", "--kube-api-burst=400",
-            "--profiling=false", "--v=1",
-        ])
-        sched = self._component("kube-scheduler", [
-            str(binaries["kube-scheduler"]),
-            f"--kubeconfig={kc}", f"--authentication-kubeconfig={kc}",
-            f"--authorization-kubeconfig={kc}", "--leader-elect=false",
-            "--bind-address=127.0.0.1", f"--secure-port={sched_port}",
-            "--kube-api-qps=200", "--kube-api-burst=400",
-            "--profiling=false", "--v=1",
-        ])
-        stages = d / "kwok-stages.yaml"
-        stages.write_text(
-            resources.files("stratops.testing").joinpath("kwok/stages.yaml").read_text()
+        kcm = self._component(
+            "kube-controller-manager",
+            [
+                str(binaries["kube-controller-manager"]),
+                f"--kubeconfig={kc}",
+                f"--authentication-kubeconfig={kc}",
+                f"--authorization-kubeconfig={kc}",
+                "--leader-elect=false",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={kcm_port}",
+                f"--service-account-private-key-file={sa.key}",
+                f"--root-ca-file={ca.cert_path}",
+                "--use-service-account-credentials=false",
+                f"--service-cluster-ip-range={SERVICE_CIDR}",
+                # Faster reaction than the production defaults; tests wait on conditions.
+                "--concurrent-deployment-syncs=10",
+                "--concurrent-replicaset-syncs=10",
+                "--kube-api-qps=200",
+                "--kube-api-burst=400",
+                "--profiling=false",
+                "--v=1",
+            ],
         )
-        kwok = self._component("kwok", [
-            str(binaries["kwok"]), f"--kubeconfig={kc}", f"--config={stages}",
-            f"--manage-nodes-with-annotation-selector={KWOK_NODE_ANNOTATION}=fake",
-            "--node-ip=10.240.0.1", "--cidr=10.244.0.1/16",
-            "--node-lease-duration-seconds=40",
-            f"--server-address=127.0.0.1:{kwok_port}",
-        ])
+        sched = self._component(
+            "kube-scheduler",
+            [
+                str(binaries["kube-scheduler"]),
+                f"--kubeconfig={kc}",
+                f"--authentication-kubeconfig={kc}",
+                f"--authorization-kubeconfig={kc}",
+                "--leader-elect=false",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={sched_port}",
+                "--kube-api-qps=200",
+                "--kube-api-burst=400",
+                "--profiling=false",
+                "--v=1",
+            ],
+        )
+        stages = d / "kwok-stages.yaml"
+        stages.write_text(resources.files("stratops.testing").joinpath("kwok/stages.yaml").read_text())
+        kwok = self._component(
+            "kwok",
+            [
+                str(binaries["kwok"]),
+                f"--kubeconfig={kc}",
+                f"--config={stages}",
+                f"--manage-nodes-with-annotation-selector={KWOK_NODE_ANNOTATION}=fake",
+                "--node-ip=10.240.0.1",
+                "--cidr=10.244.0.1/16",
+                "--node-lease-duration-seconds=40",
+                f"--server-address=127.0.0.1:{kwok_port}",
+            ],
+        )
         self._wait(kcm, lambda: self._http_ok(f"https://127.0.0.1:{kcm_port}/healthz"))
         self._wait(sched, lambda: self._http_ok(f"https://127.0.0.1:{sched_port}/healthz"))
 
@@ -371,9 +445,10 @@ class ControlPlane:
         self._wait(kwok, lambda: self._nodes_ready(core))
         # The service-account controller creates 'default' in every namespace; pods are
         # admitted only once it exists, so wait for it before calling the cluster ready.
-        self._wait(kcm, lambda: bool(
-            core.list_namespaced_service_account("default", field_selector="metadata.name=default").items
-        ))
+        self._wait(
+            kcm,
+            lambda: bool(core.list_namespaced_service_account("default", field_selector="metadata.name=default").items),
+        )
         if node is not None:
             self._start_real_node(node, api_port)
 
@@ -384,8 +459,11 @@ class ControlPlane:
             return []
         pair = ca.issue("apiserver-kubelet-client", common_name="kube-apiserver-kubelet-client")
         # The node's name resolves nowhere here: its address is its bridge's gateway.
-        return [f"--kubelet-client-certificate={pair.cert}", f"--kubelet-client-key={pair.key}",
-                "--kubelet-preferred-address-types=InternalIP,Hostname"]
+        return [
+            f"--kubelet-client-certificate={pair.cert}",
+            f"--kubelet-client-key={pair.key}",
+            "--kubelet-preferred-address-types=InternalIP,Hostname",
+        ]
 
     def _start_real_node(self, node: Any, api_port: int) -> None:
         from kubernetes import client
@@ -398,10 +476,13 @@ class ControlPlane:
         self.user_kubeconfig(user, ("system:nodes",), path=node.kubeconfig)
         api = self.api_client()
         # RBAC only (no Node authorizer here): the kubelet gets the node role by name.
-        client.RbacAuthorizationV1Api(api).create_cluster_role_binding({
-            "metadata": {"name": f"stratops-local-{node.name}"},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "system:node"},
-            "subjects": [{"kind": "User", "name": user, "apiGroup": "rbac.authorization.k8s.io"}]})
+        client.RbacAuthorizationV1Api(api).create_cluster_role_binding(
+            {
+                "metadata": {"name": f"stratops-local-{node.name}"},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "system:node"},
+                "subjects": [{"kind": "User", "name": user, "apiGroup": "rbac.authorization.k8s.io"}],
+            }
+        )
         apply(api, api_address_policy(node.gateway, api_port))
         self.node = node
         node.start()
@@ -448,14 +529,24 @@ class ControlPlane:
         policy = self.workdir / "audit-policy.yaml"
         # Metadata: who, verb, resource, status; no bodies. A request logs ResponseComplete; a
         # watch also logs ResponseStarted when it opens (count a watch by that stage).
-        policy.write_text(yaml.safe_dump({
-            "apiVersion": "audit.k8s.io/v1", "kind": "Policy",
-            "omitStages": ["RequestReceived"],
-            "rules": [{"level": "Metadata"}],
-        }))
-        return [f"--audit-policy-file={policy}", f"--audit-log-path={self.audit_log_path}",
-                "--audit-log-format=json", "--audit-log-maxsize=0", "--audit-log-mode=batch",
-                "--audit-log-batch-max-wait=1s"]
+        policy.write_text(
+            yaml.safe_dump(
+                {
+                    "apiVersion": "audit.k8s.io/v1",
+                    "kind": "Policy",
+                    "omitStages": ["RequestReceived"],
+                    "rules": [{"level": "Metadata"}],
+                }
+            )
+        )
+        return [
+            f"--audit-policy-file={policy}",
+            f"--audit-log-path={self.audit_log_path}",
+            "--audit-log-format=json",
+            "--audit-log-maxsize=0",
+            "--audit-log-mode=batch",
+            "--audit-log-batch-max-wait=1s",
+        ]
 
     def audit_events(self, since_offset: int = 0) -> tuple[list[dict], int]:  # type: ignore[type-arg]
         """Audit events written after byte offset SINCE_OFFSET, and the offset to read from next
@@ -484,9 +575,7 @@ class ControlPlane:
 
         return config.new_client_from_config(config_file=str(kubeconfig or self.kubeconfig))
 
-    def user_kubeconfig(
-        self, user: str, groups: tuple[str, ...] = (), path: Path | None = None
-    ) -> Path:
+    def user_kubeconfig(self, user: str, groups: tuple[str, ...] = (), path: Path | None = None) -> Path:
         """Write a kubeconfig that authenticates as USER (client certificate CN) in GROUPS."""
         assert self._ca is not None and self.workdir is not None
         import re
@@ -495,13 +584,22 @@ class ControlPlane:
         pair = self._ca.issue(f"user-{safe}", common_name=user, organizations=groups)
         path = path or self.workdir / f"{safe}.kubeconfig"
         doc = {
-            "apiVersion": "v1", "kind": "Config", "current-context": "stratops-local",
-            "clusters": [{"name": "stratops-local", "cluster": {
-                "server": self.server, "certificate-authority": str(self._ca.cert_path)}}],
-            "users": [{"name": user, "user": {
-                "client-certificate": str(pair.cert), "client-key": str(pair.key)}}],
-            "contexts": [{"name": "stratops-local", "context": {
-                "cluster": "stratops-local", "user": user, "namespace": "default"}}],
+            "apiVersion": "v1",
+            "kind": "Config",
+            "current-context": "stratops-local",
+            "clusters": [
+                {
+                    "name": "stratops-local",
+                    "cluster": {"server": self.server, "certificate-authority": str(self._ca.cert_path)},
+                }
+            ],
+            "users": [{"name": user, "user": {"client-certificate": str(pair.cert), "client-key": str(pair.key)}}],
+            "contexts": [
+                {
+                    "name": "stratops-local",
+                    "context": {"cluster": "stratops-local", "user": user, "namespace": "default"},
+                }
+            ],
         }
         path.write_text(yaml.safe_dump(doc))
         path.chmod(0o600)
@@ -561,21 +659,23 @@ class ControlPlane:
     @staticmethod
     def _node_manifest(name: str) -> dict:  # type: ignore[type-arg]
         return {
-            "apiVersion": "v1", "kind": "Node",
+            "apiVersion": "v1",
+            "kind": "Node",
             "metadata": {
                 "name": name,
                 "annotations": {KWOK_NODE_ANNOTATION: "fake", "node.alpha.kubernetes.io/ttl": "0"},
-                "labels": {"type": "kwok", "kubernetes.io/hostname": name,
-                           "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64"},
+                "labels": {
+                    "type": "kwok",
+                    "kubernetes.io/hostname": name,
+                    "kubernetes.io/os": "linux",
+                    "kubernetes.io/arch": "amd64",
+                },
             },
         }
 
     def _nodes_ready(self, core) -> bool:  # type: ignore[no-untyped-def]
         nodes = core.list_node(label_selector="type=kwok").items
-        ready = [
-            n for n in nodes
-            if any(c.type == "Ready" and c.status == "True" for c in (n.status.conditions or []))
-        ]
+        ready = [n for n in nodes if any(c.type == "Ready" and c.status == "True" for c in (n.status.conditions or []))]
         return len(ready) >= self.nodes
 
 

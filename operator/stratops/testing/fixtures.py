@@ -177,7 +177,9 @@ def prometheus(exporter: object) -> Iterator[object]:
 
 
 @pytest.fixture(scope="session")
-def operator(cluster: Cluster, crds: list[str], alert_receiver: object, alertmanager: object) -> Iterator[dict[str, object]]:
+def operator(
+    cluster: Cluster, crds: list[str], alert_receiver: object, alertmanager: object
+) -> Iterator[dict[str, object]]:
     """The stratops operator (`stratops operator -n 't-*'` as a process) for the session.
 
     Yields {"metrics": URL}. The test namespaces of the `namespace` fixture match t-*. Its
@@ -194,19 +196,27 @@ def operator(cluster: Cluster, crds: list[str], alert_receiver: object, alertman
     if cluster.control_plane is not None:
         # The gate-signature webhook, served on the host; the API server trusts it via the CA.
         cert, key, ca = cluster.control_plane.serving_certificate("stratops-webhook")
-        os.environ.update({
-            "STRATOPS_WEBHOOK_PORT": str(free_port()), "STRATOPS_WEBHOOK_ADDR": "127.0.0.1",
-            "STRATOPS_WEBHOOK_HOST": "127.0.0.1", "STRATOPS_WEBHOOK_CERT": str(cert),
-            "STRATOPS_WEBHOOK_KEY": str(key), "STRATOPS_WEBHOOK_CA": str(ca),
-        })
+        os.environ.update(
+            {
+                "STRATOPS_WEBHOOK_PORT": str(free_port()),
+                "STRATOPS_WEBHOOK_ADDR": "127.0.0.1",
+                "STRATOPS_WEBHOOK_HOST": "127.0.0.1",
+                "STRATOPS_WEBHOOK_CERT": str(cert),
+                "STRATOPS_WEBHOOK_KEY": str(key),
+                "STRATOPS_WEBHOOK_CA": str(ca),
+            }
+        )
     # The chart's default allow-lists, and registries and Prometheus URLs the tests use. The
     # tests' admin client (cluster-admin: every RBAC verb, command-for-others and
     # sign-for-others included) plays several people (by: bob, ops, …) as a ChatOps bot would.
-    os.environ.update({
-        "STRATOPS_ALLOWED_REGISTRIES": "registry.example,stratops.local", "STRATOPS_ALLOWED_PROMETHEUS_URLS": "http://127.0.0.1",
-        "STRATOPS_STRATEGY_SECRET_LABELS": "stratops.io/secret-use=strategy",
-        "STRATOPS_MONITOR_SECRET_LABELS": "stratops.io/secret-use=monitor",
-    })
+    os.environ.update(
+        {
+            "STRATOPS_ALLOWED_REGISTRIES": "registry.example,stratops.local",
+            "STRATOPS_ALLOWED_PROMETHEUS_URLS": "http://127.0.0.1",
+            "STRATOPS_STRATEGY_SECRET_LABELS": "stratops.io/secret-use=strategy",
+            "STRATOPS_MONITOR_SECRET_LABELS": "stratops.io/secret-use=monitor",
+        }
+    )
     # The operator as its own process, as in production: nothing of the test process (its
     # imports, thread pools, captured output) can stall it.
     import tempfile
@@ -219,8 +229,14 @@ def operator(cluster: Cluster, crds: list[str], alert_receiver: object, alertman
         live = free_port()
         # Liveness as in the chart: the held_handlers probe fails when kopf holds every handler
         # for too long (STRATOPS_HANDLERS_HELD_LIMIT_SECONDS), and the kubelet restarts it.
-        proc = operator_process(cluster.kubeconfig, ["t-*"], log_path, port, liveness_port=live,
-                                env={"STRATOPS_HANDLERS_HELD_LIMIT_SECONDS": "45"})
+        proc = operator_process(
+            cluster.kubeconfig,
+            ["t-*"],
+            log_path,
+            port,
+            liveness_port=live,
+            env={"STRATOPS_HANDLERS_HELD_LIMIT_SECONDS": "45"},
+        )
         wait_serving_metrics(proc, port, log_path)  # type: ignore[arg-type]
         return proc, f"http://127.0.0.1:{live}/healthz"
 
@@ -230,8 +246,12 @@ def operator(cluster: Cluster, crds: list[str], alert_receiver: object, alertman
     from stratops.testing import admission
 
     local = cluster.control_plane is not None
-    admission.install(cluster.api_client(), f"https://127.0.0.1:{os.environ['STRATOPS_WEBHOOK_PORT']}" if local else None,
-                      Path(os.environ["STRATOPS_WEBHOOK_CA"]) if local else None, {"matchLabels": {"stratops.io/test": "true"}})
+    admission.install(
+        cluster.api_client(),
+        f"https://127.0.0.1:{os.environ['STRATOPS_WEBHOOK_PORT']}" if local else None,
+        Path(os.environ["STRATOPS_WEBHOOK_CA"]) if local else None,
+        {"matchLabels": {"stratops.io/test": "true"}},
+    )
     try:
         _wait_until_acting(cluster, timeout=180, liveness=liveness)
     except HandlersHeld as held:
@@ -275,7 +295,9 @@ def _wait_until_acting(cluster: Cluster, timeout: float, liveness: str | None = 
                     return ("held", r.text[:500])
             except httpx.HTTPError:
                 pass
-        return (custom.get_namespaced_custom_object(GROUP, VERSION, ns, "strategies", "probe").get("status") or {}).get("phase")
+        return (custom.get_namespaced_custom_object(GROUP, VERSION, ns, "strategies", "probe").get("status") or {}).get(
+            "phase"
+        )
 
     try:
         from stratops.testing.controlplane import repo_root

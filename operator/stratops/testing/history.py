@@ -70,8 +70,10 @@ def openmetrics(strategy: str, end: float, *, days: int = 63, every: float = 120
     out.append("# TYPE stratops_strategy_signal gauge")
     out += [f"stratops_strategy_signal{lab.render()} {v} {start + i * signal_every:.3f}" for i, v in enumerate(signal)]
     out.append("# TYPE stratops_strategy_feature_value gauge")
-    out += [f"stratops_strategy_feature_value{lab.render(feature='zscore')} {v} {start + i * signal_every:.3f}"
-            for i, v in enumerate(signal)]
+    out += [
+        f"stratops_strategy_feature_value{lab.render(feature='zscore')} {v} {start + i * signal_every:.3f}"
+        for i, v in enumerate(signal)
+    ]
     out.append("# EOF")
     return "\n".join(out) + "\n"
 
@@ -90,12 +92,18 @@ def baseline_manifest(strategy: str = "mean-revert") -> str:
     """examples/baseline.yaml: `python -m stratops.testing.history > examples/baseline.yaml`."""
     import yaml
 
-    doc = {"apiVersion": "v1", "kind": "ConfigMap",
-           "metadata": {"name": f"{strategy}-baseline", "labels": {"desk": "fx"}}, "data": baselines()}
-    head = ("# The baselines of the example drift monitors (02 PSI, 07 KS, 08 top-5 features): the\n"
-            "# distribution of the signal and its z-score feature at launch, and the top features.\n"
-            "# Generated from the model the example strategy trades on; regenerate with\n"
-            "#   python -m stratops.testing.history > examples/baseline.yaml\n")
+    doc = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": f"{strategy}-baseline", "labels": {"desk": "fx"}},
+        "data": baselines(),
+    }
+    head = (
+        "# The baselines of the example drift monitors (02 PSI, 07 KS, 08 top-5 features): the\n"
+        "# distribution of the signal and its z-score feature at launch, and the top features.\n"
+        "# Generated from the model the example strategy trades on; regenerate with\n"
+        "#   python -m stratops.testing.history > examples/baseline.yaml\n"
+    )
     return head + yaml.safe_dump(doc, sort_keys=False, width=120)
 
 

@@ -65,18 +65,29 @@ def operator_image() -> str:
     if docker("image", "inspect", base, check=False).returncode != 0:
         # The default base (python:3.11-slim-bookworm) needs a registry; build one with debootstrap.
         if os.geteuid() != 0 or shutil.which("debootstrap") is None:
-            raise ImageUnavailable(f"base image {base} absent and cannot be built here (hack/build-base-image.sh needs root and debootstrap)")
-        out = subprocess.run(["bash", str(root / "hack" / "build-base-image.sh"), base], capture_output=True, text=True, timeout=900)
+            raise ImageUnavailable(
+                f"base image {base} absent and cannot be built here (hack/build-base-image.sh needs root and debootstrap)"
+            )
+        out = subprocess.run(
+            ["bash", str(root / "hack" / "build-base-image.sh"), base], capture_output=True, text=True, timeout=900
+        )
         if out.returncode != 0:  # debootstrap needs Debian's mirrors: environmental, not the Dockerfile's fault
-            raise ImageUnavailable(f"base image {base} could not be built here: {(out.stderr or out.stdout).strip().splitlines()[-1:]}")
+            raise ImageUnavailable(
+                f"base image {base} could not be built here: {(out.stderr or out.stdout).strip().splitlines()[-1:]}"
+            )
     source = source_hash(root, docker("image", "inspect", "--format", "{{.Id}}", base).stdout.strip())
-    built = docker("image", "inspect", "--format", '{{ index .Config.Labels "' + SOURCE_LABEL + '" }}', OPERATOR_IMAGE,
-                   check=False)
+    built = docker(
+        "image", "inspect", "--format", '{{ index .Config.Labels "' + SOURCE_LABEL + '" }}', OPERATOR_IMAGE, check=False
+    )
     if built.returncode == 0 and built.stdout.strip() == source:
         return OPERATOR_IMAGE  # built from these very sources on this base: the wheelhouse and build are skipped
-    subprocess.run(["bash", str(root / "hack" / "build-image.sh"), OPERATOR_IMAGE], check=True, timeout=900,
-                   env={**os.environ, "BASE_IMAGE": base, "PYTHON": sys.executable, "SOURCE_LABEL": source},
-                   stdout=subprocess.DEVNULL)
+    subprocess.run(
+        ["bash", str(root / "hack" / "build-image.sh"), OPERATOR_IMAGE],
+        check=True,
+        timeout=900,
+        env={**os.environ, "BASE_IMAGE": base, "PYTHON": sys.executable, "SOURCE_LABEL": source},
+        stdout=subprocess.DEVNULL,
+    )
     return OPERATOR_IMAGE
 
 
@@ -91,8 +102,11 @@ def source_hash(root: Path, base_id: str) -> str:
     import hashlib
 
     h = hashlib.sha256(base_id.encode())
-    files = [root / "pyproject.toml", root / "Dockerfile",
-             *(f for f in (root / "operator" / "stratops").rglob("*") if f.is_file() and "__pycache__" not in f.parts)]
+    files = [
+        root / "pyproject.toml",
+        root / "Dockerfile",
+        *(f for f in (root / "operator" / "stratops").rglob("*") if f.is_file() and "__pycache__" not in f.parts),
+    ]
     for f in sorted(files):
         h.update(str(f.relative_to(root)).encode() + b"\0" + f.read_bytes() + b"\0")
     return h.hexdigest()
@@ -102,8 +116,12 @@ def source_hash(root: Path, base_id: str) -> str:
 def strategy_image() -> str:
     """The example strategy's image (examples/strategy-app on the operator image), once per process."""
     base = operator_image()
-    subprocess.run(["bash", str(_root() / "hack" / "build-strategy-image.sh"), STRATEGY_BUILD_TAG, base],
-                   check=True, timeout=600, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        ["bash", str(_root() / "hack" / "build-strategy-image.sh"), STRATEGY_BUILD_TAG, base],
+        check=True,
+        timeout=600,
+        stdout=subprocess.DEVNULL,
+    )
     return STRATEGY_BUILD_TAG
 
 

@@ -25,7 +25,11 @@ from prometheus_client import CollectorRegistry, Gauge, start_http_server
 
 from stratops.testing.controlplane import ControlPlaneError, _die_with_parent, free_port, repo_root, stop_process
 
-_ON_PATH = {"prometheus": ("prometheus",), "promtool": ("promtool",), "alertmanager": ("alertmanager", "prometheus-alertmanager")}
+_ON_PATH = {
+    "prometheus": ("prometheus",),
+    "promtool": ("promtool",),
+    "alertmanager": ("alertmanager", "prometheus-alertmanager"),
+}
 
 
 @functools.cache
@@ -53,8 +57,10 @@ def monitoring_binary(name: str) -> str:
         if found := shutil.which(candidate):
             return found
     where = f"{d} has no {name}" if d is not None else why
-    raise ControlPlaneError(f"no {name} binary: {where}, and none on PATH (make test builds it: bash hack/build-monitoring.sh; "
-                            "or set STRATOPS_MONITORING_ASSETS to a directory holding it)")
+    raise ControlPlaneError(
+        f"no {name} binary: {where}, and none on PATH (make test builds it: bash hack/build-monitoring.sh; "
+        "or set STRATOPS_MONITORING_ASSETS to a directory holding it)"
+    )
 
 
 def _start_ready(args: list[str], log_path: Path, url: str, timeout: float) -> subprocess.Popen[bytes]:
@@ -116,15 +122,28 @@ class PrometheusServer:
             self.workdir = Path(tempfile.mkdtemp(prefix="stratops-prom-"))
         cfg = self.workdir / "prometheus.yml"
         scrape = self.scrape_configs or [{"job_name": "stratops-test", "static_configs": [{"targets": self.targets}]}]
-        cfg.write_text(json.dumps({
-            "global": {"scrape_interval": self.scrape_interval, "evaluation_interval": self.scrape_interval},
-            "scrape_configs": scrape,
-        }))
+        cfg.write_text(
+            json.dumps(
+                {
+                    "global": {"scrape_interval": self.scrape_interval, "evaluation_interval": self.scrape_interval},
+                    "scrape_configs": scrape,
+                }
+            )
+        )
         if self.history is not None:
             self.backfill(self.history, self.workdir / "data")
-        self.process = _start_ready([binary, f"--config.file={cfg}", f"--storage.tsdb.path={self.workdir / 'data'}",
-                                     f"--web.listen-address=127.0.0.1:{self.port}", "--log.level=warn"],
-                                    self.workdir / "prometheus.log", self.url, timeout)
+        self.process = _start_ready(
+            [
+                binary,
+                f"--config.file={cfg}",
+                f"--storage.tsdb.path={self.workdir / 'data'}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+                "--log.level=warn",
+            ],
+            self.workdir / "prometheus.log",
+            self.url,
+            timeout,
+        )
         return self
 
     @staticmethod
@@ -134,9 +153,20 @@ class PrometheusServer:
         data.mkdir(parents=True, exist_ok=True)
         src = data.parent / "history.om"
         src.write_text(openmetrics)
-        out = subprocess.run([monitoring_binary("promtool"), "tsdb", "create-blocks-from", "openmetrics", "--quiet",
-                              "--max-block-duration=1512h",  # 63 days in a few blocks, not 2-hour ones by the hundred
-                              str(src), str(data)], capture_output=True, text=True)
+        out = subprocess.run(
+            [
+                monitoring_binary("promtool"),
+                "tsdb",
+                "create-blocks-from",
+                "openmetrics",
+                "--quiet",
+                "--max-block-duration=1512h",  # 63 days in a few blocks, not 2-hour ones by the hundred
+                str(src),
+                str(data),
+            ],
+            capture_output=True,
+            text=True,
+        )
         src.unlink()
         if out.returncode != 0:
             raise ControlPlaneError(f"promtool could not backfill the history: {(out.stdout + out.stderr)[-2000:]}")
@@ -209,9 +239,19 @@ class AlertmanagerServer:
         self.workdir = Path(tempfile.mkdtemp(prefix="stratops-am-"))
         cfg = self.workdir / "alertmanager.yml"
         cfg.write_text(json.dumps({"route": {"receiver": "null", "group_wait": "0s"}, "receivers": [{"name": "null"}]}))
-        self.process = _start_ready([binary, f"--config.file={cfg}", f"--storage.path={self.workdir / 'data'}",
-                                     f"--web.listen-address=127.0.0.1:{self.port}", "--cluster.listen-address=", "--log.level=warn"],
-                                    self.workdir / "alertmanager.log", self.url, timeout)
+        self.process = _start_ready(
+            [
+                binary,
+                f"--config.file={cfg}",
+                f"--storage.path={self.workdir / 'data'}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+                "--cluster.listen-address=",
+                "--log.level=warn",
+            ],
+            self.workdir / "alertmanager.log",
+            self.url,
+            timeout,
+        )
         return self
 
     def alerts(self, **labels: str) -> list[dict[str, Any]]:

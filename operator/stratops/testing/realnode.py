@@ -32,8 +32,13 @@ from typing import Any
 REAL_NODE_LABEL = {"stratops.io/node": "real"}
 REAL_NODE_TAINT = {"key": "stratops.io/real-node", "value": "true", "effect": "NoSchedule"}
 PAUSE_IMAGE = "stratops.local/pause:1"
-SYSCTLS = ("vm/overcommit_memory", "kernel/panic", "kernel/panic_on_oops", "kernel/keys/root_maxkeys",
-           "kernel/keys/root_maxbytes")
+SYSCTLS = (
+    "vm/overcommit_memory",
+    "kernel/panic",
+    "kernel/panic_on_oops",
+    "kernel/keys/root_maxkeys",
+    "kernel/keys/root_maxbytes",
+)
 CNI_BIN_DIRS = ("/usr/lib/cni", "/opt/cni/bin")
 K8S_NAMESPACE = "k8s.io"  # containerd's namespace for the CRI
 
@@ -61,6 +66,7 @@ def unavailable() -> str | None:
 
 def pause_archive(binary: Path, path: Path) -> Path:
     """A docker-archive image holding only the sandbox process (for `ctr images import`)."""
+
     def add(tar: tarfile.TarFile, name: str, data: bytes, mode: int = 0o644) -> None:
         info = tarfile.TarInfo(name)
         info.size, info.mode, info.mtime = len(data), mode, 0
@@ -73,23 +79,40 @@ def pause_archive(binary: Path, path: Path) -> Path:
 
     layer_bytes = layer.getvalue()
     diff_id = "sha256:" + hashlib.sha256(layer_bytes).hexdigest()
-    config = json.dumps({"architecture": "amd64", "os": "linux", "config": {"Entrypoint": ["/pause"]},
-                         "rootfs": {"type": "layers", "diff_ids": [diff_id]}}).encode()
+    config = json.dumps(
+        {
+            "architecture": "amd64",
+            "os": "linux",
+            "config": {"Entrypoint": ["/pause"]},
+            "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+        }
+    ).encode()
     config_name = hashlib.sha256(config).hexdigest() + ".json"
     with tarfile.open(path, "w") as tar:
         add(tar, "layer.tar", layer_bytes)
         add(tar, config_name, config)
-        add(tar, "manifest.json", json.dumps([{"Config": config_name, "RepoTags": [PAUSE_IMAGE],
-                                                "Layers": ["layer.tar"]}]).encode())
+        add(
+            tar,
+            "manifest.json",
+            json.dumps([{"Config": config_name, "RepoTags": [PAUSE_IMAGE], "Layers": ["layer.tar"]}]).encode(),
+        )
     return path
 
 
 class RealNode:
     """One kubelet node on this machine (see the module's docstring)."""
 
-    def __init__(self, workdir: Path, kubelet: Path, pause: Path, kubeconfig: Path, ca: Path,
-                 start_component: Callable[[str, list[str]], Any], wait: Callable[[Any, Callable[[], bool]], None],
-                 name: str = "real-node-0") -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        kubelet: Path,
+        pause: Path,
+        kubeconfig: Path,
+        ca: Path,
+        start_component: Callable[[str, list[str]], Any],
+        wait: Callable[[Any, Callable[[], bool]], None],
+        name: str = "real-node-0",
+    ) -> None:
         self.d = workdir / "node"
         self.kubelet, self.pause, self.kubeconfig, self.ca = kubelet, pause, kubeconfig, ca
         self.name = name
@@ -108,8 +131,13 @@ class RealNode:
         return self.d / "containerd.sock"
 
     def ctr(self, *args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(["ctr", "--address", str(self.socket), "-n", K8S_NAMESPACE, *args], capture_output=True,
-                              text=True, check=check, timeout=timeout)
+        return subprocess.run(
+            ["ctr", "--address", str(self.socket), "-n", K8S_NAMESPACE, *args],
+            capture_output=True,
+            text=True,
+            check=check,
+            timeout=timeout,
+        )
 
     # -- start ----------------------------------------------------------------------------
     def start(self) -> None:
@@ -122,9 +150,11 @@ class RealNode:
         self._cgroups(create=True)
         # The bridge before the kubelet (CNI would make it with the first pod): the node's
         # address is its gateway, where the kubelet serves the API server (logs, exec).
-        for cmd in (["ip", "link", "add", self.bridge, "type", "bridge"],
-                    ["ip", "addr", "add", f"{self.gateway}/24", "dev", self.bridge],
-                    ["ip", "link", "set", self.bridge, "up"]):
+        for cmd in (
+            ["ip", "link", "add", self.bridge, "type", "bridge"],
+            ["ip", "addr", "add", f"{self.gateway}/24", "dev", self.bridge],
+            ["ip", "link", "set", self.bridge, "up"],
+        ):
             subprocess.run(cmd, check=True, capture_output=True, text=True)
         self._start_containerd()
         self.import_archive(pause_archive(self.pause, self.d / "pause.tar"))
@@ -143,25 +173,41 @@ class RealNode:
     def _start_containerd(self) -> None:
         cni = self.d / "cni"
         cni.mkdir()
-        (cni / "10-stratops.conflist").write_text(json.dumps({
-            "cniVersion": "0.4.0", "name": "stratops", "plugins": [{
-                "type": "bridge", "bridge": self.bridge, "isGateway": True, "ipMasq": False, "hairpinMode": True,
-                "ipam": {"type": "host-local", "dataDir": str(self.d / "cni-leases"),
-                         "ranges": [[{"subnet": self.subnet, "gateway": self.gateway}]]},
-            }]}))
+        (cni / "10-stratops.conflist").write_text(
+            json.dumps(
+                {
+                    "cniVersion": "0.4.0",
+                    "name": "stratops",
+                    "plugins": [
+                        {
+                            "type": "bridge",
+                            "bridge": self.bridge,
+                            "isGateway": True,
+                            "ipMasq": False,
+                            "hairpinMode": True,
+                            "ipam": {
+                                "type": "host-local",
+                                "dataDir": str(self.d / "cni-leases"),
+                                "ranges": [[{"subnet": self.subnet, "gateway": self.gateway}]],
+                            },
+                        }
+                    ],
+                }
+            )
+        )
         config = self.d / "containerd.toml"
         config.write_text(f"""version = 2
-root = "{self.d / 'containerd' / 'root'}"
-state = "{self.d / 'containerd' / 'state'}"
+root = "{self.d / "containerd" / "root"}"
+state = "{self.d / "containerd" / "state"}"
 [grpc]
   address = "{self.socket}"
 [ttrpc]
-  address = "{self.d / 'containerd-ttrpc.sock'}"
+  address = "{self.d / "containerd-ttrpc.sock"}"
 [debug]
   level = "warn"
 [plugins]
   [plugins."io.containerd.internal.v1.opt"]
-    path = "{self.d / 'containerd' / 'opt'}"
+    path = "{self.d / "containerd" / "opt"}"
   [plugins."io.containerd.grpc.v1.cri"]
     sandbox_image = "{PAUSE_IMAGE}"
     # Processes here lack CAP_SYS_RESOURCE: without this every sandbox fails to start.
@@ -191,31 +237,58 @@ state = "{self.d / 'containerd' / 'state'}"
 
         config = self.d / "kubelet.yaml"
         port, healthz = free_port(), free_port()
-        config.write_text(json.dumps({
-            "apiVersion": "kubelet.config.k8s.io/v1beta1", "kind": "KubeletConfiguration",
-            # This host has cgroup v1 hierarchies; Kubernetes 1.35+ refuses them unless told.
-            "failCgroupV1": False, "cgroupDriver": "cgroupfs", "cgroupRoot": f"/{self.cgroup_root}",
-            "containerRuntimeEndpoint": f"unix://{self.socket}",
-            "address": self.gateway, "port": port, "readOnlyPort": 0, "healthzBindAddress": "127.0.0.1",
-            "healthzPort": healthz,
-            "authentication": {"anonymous": {"enabled": False}, "webhook": {"enabled": False},
-                               "x509": {"clientCAFile": str(self.ca)}},
-            "authorization": {"mode": "AlwaysAllow"},
-            "registerWithTaints": [REAL_NODE_TAINT], "failSwapOn": False,
-            # A test node: no eviction for a full disk or memory, no image garbage collection
-            # (the images were imported, nothing could pull them again).
-            "evictionHard": {"memory.available": "1Mi", "nodefs.available": "1%", "imagefs.available": "1%"},
-            "imageGCHighThresholdPercent": 100, "imageGCLowThresholdPercent": 99,
-            "syncFrequency": "10s", "fileCheckFrequency": "10s", "nodeStatusUpdateFrequency": "2s",
-            "serializeImagePulls": False, "localStorageCapacityIsolation": False,
-            "enforceNodeAllocatable": ["pods"], "cgroupsPerQOS": True,
-        }))
-        self.kubelet_component = self._start_component("kubelet", [
-            str(self.kubelet), f"--config={config}", f"--kubeconfig={self.kubeconfig}",
-            f"--root-dir={self.d / 'kubelet'}", f"--cert-dir={self.d / 'kubelet-pki'}",
-            f"--hostname-override={self.name}", f"--node-ip={self.gateway}",
-            "--node-labels=" + ",".join(f"{k}={v}" for k, v in REAL_NODE_LABEL.items()), "--v=1",
-        ])
+        config.write_text(
+            json.dumps(
+                {
+                    "apiVersion": "kubelet.config.k8s.io/v1beta1",
+                    "kind": "KubeletConfiguration",
+                    # This host has cgroup v1 hierarchies; Kubernetes 1.35+ refuses them unless told.
+                    "failCgroupV1": False,
+                    "cgroupDriver": "cgroupfs",
+                    "cgroupRoot": f"/{self.cgroup_root}",
+                    "containerRuntimeEndpoint": f"unix://{self.socket}",
+                    "address": self.gateway,
+                    "port": port,
+                    "readOnlyPort": 0,
+                    "healthzBindAddress": "127.0.0.1",
+                    "healthzPort": healthz,
+                    "authentication": {
+                        "anonymous": {"enabled": False},
+                        "webhook": {"enabled": False},
+                        "x509": {"clientCAFile": str(self.ca)},
+                    },
+                    "authorization": {"mode": "AlwaysAllow"},
+                    "registerWithTaints": [REAL_NODE_TAINT],
+                    "failSwapOn": False,
+                    # A test node: no eviction for a full disk or memory, no image garbage collection
+                    # (the images were imported, nothing could pull them again).
+                    "evictionHard": {"memory.available": "1Mi", "nodefs.available": "1%", "imagefs.available": "1%"},
+                    "imageGCHighThresholdPercent": 100,
+                    "imageGCLowThresholdPercent": 99,
+                    "syncFrequency": "10s",
+                    "fileCheckFrequency": "10s",
+                    "nodeStatusUpdateFrequency": "2s",
+                    "serializeImagePulls": False,
+                    "localStorageCapacityIsolation": False,
+                    "enforceNodeAllocatable": ["pods"],
+                    "cgroupsPerQOS": True,
+                }
+            )
+        )
+        self.kubelet_component = self._start_component(
+            "kubelet",
+            [
+                str(self.kubelet),
+                f"--config={config}",
+                f"--kubeconfig={self.kubeconfig}",
+                f"--root-dir={self.d / 'kubelet'}",
+                f"--cert-dir={self.d / 'kubelet-pki'}",
+                f"--hostname-override={self.name}",
+                f"--node-ip={self.gateway}",
+                "--node-labels=" + ",".join(f"{k}={v}" for k, v in REAL_NODE_LABEL.items()),
+                "--v=1",
+            ],
+        )
 
     def ready(self, core: Any) -> bool:
         nodes = core.list_node(field_selector=f"metadata.name={self.name}").items
@@ -264,7 +337,11 @@ state = "{self.d / 'containerd' / 'state'}"
         """What stop() should have removed and has not (for the tests of the harness)."""
         out = []
         base = str(self.d)
-        out += [f"mount {m}" for m in (ln.split()[1] for ln in Path("/proc/mounts").read_text().splitlines()) if m.startswith(base)]
+        out += [
+            f"mount {m}"
+            for m in (ln.split()[1] for ln in Path("/proc/mounts").read_text().splitlines())
+            if m.startswith(base)
+        ]
         if subprocess.run(["ip", "link", "show", self.bridge], capture_output=True).returncode == 0:
             out.append(f"bridge {self.bridge}")
         out += [f"cgroup {r}" for r in self._cgroups(create=False) if r.exists()]
@@ -275,7 +352,9 @@ state = "{self.d / 'containerd' / 'state'}"
                 continue
             if now != v:
                 out.append(f"sysctl {s}={now} (was {v})")
-        shims = subprocess.run(["pgrep", "-f", f"containerd-shim.*{self.socket}"], capture_output=True, text=True).stdout.split()
+        shims = subprocess.run(
+            ["pgrep", "-f", f"containerd-shim.*{self.socket}"], capture_output=True, text=True
+        ).stdout.split()
         out += [f"shim pid {p}" for p in shims]
         return out
 
@@ -302,19 +381,50 @@ def api_address_policy(host: str, port: int) -> list[dict[str, Any]]:
     """A MutatingAdmissionPolicy for the harness: pods that ask for the real node reach the API
     server at HOST:PORT (the bridge's gateway), where a cluster's kube-proxy would route the
     `kubernetes` Service: this one has no kube-proxy, and needs none for anything else."""
-    env = (f"[Object.spec.containers.env{{name: 'KUBERNETES_SERVICE_HOST', value: '{host}'}}, "
-           f"Object.spec.containers.env{{name: 'KUBERNETES_SERVICE_PORT', value: '{port}'}}]")
+    env = (
+        f"[Object.spec.containers.env{{name: 'KUBERNETES_SERVICE_HOST', value: '{host}'}}, "
+        f"Object.spec.containers.env{{name: 'KUBERNETES_SERVICE_PORT', value: '{port}'}}]"
+    )
     name = "stratops-local-real-node-api"
     return [
-        {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingAdmissionPolicy", "metadata": {"name": name},
-         "spec": {"failurePolicy": "Fail", "reinvocationPolicy": "Never",
-                  "matchConstraints": {"resourceRules": [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"],
-                                                          "resources": ["pods"]}]},
-                  "matchConditions": [{"name": "on-the-real-node", "expression": " && ".join(
-                      f"object.spec.?nodeSelector[?'{k}'].orValue('') == '{v}'" for k, v in REAL_NODE_LABEL.items())}],
-                  "mutations": [{"patchType": "ApplyConfiguration", "applyConfiguration": {"expression": (
-                      "Object{spec: Object.spec{containers: object.spec.containers.map(c, "
-                      f"Object.spec.containers{{name: c.name, env: {env}}})}}}}")}}]}},
-        {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingAdmissionPolicyBinding", "metadata": {"name": name},
-         "spec": {"policyName": name}},
+        {
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "MutatingAdmissionPolicy",
+            "metadata": {"name": name},
+            "spec": {
+                "failurePolicy": "Fail",
+                "reinvocationPolicy": "Never",
+                "matchConstraints": {
+                    "resourceRules": [
+                        {"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"], "resources": ["pods"]}
+                    ]
+                },
+                "matchConditions": [
+                    {
+                        "name": "on-the-real-node",
+                        "expression": " && ".join(
+                            f"object.spec.?nodeSelector[?'{k}'].orValue('') == '{v}'"
+                            for k, v in REAL_NODE_LABEL.items()
+                        ),
+                    }
+                ],
+                "mutations": [
+                    {
+                        "patchType": "ApplyConfiguration",
+                        "applyConfiguration": {
+                            "expression": (
+                                "Object{spec: Object.spec{containers: object.spec.containers.map(c, "
+                                f"Object.spec.containers{{name: c.name, env: {env}}})}}}}"
+                            )
+                        },
+                    }
+                ],
+            },
+        },
+        {
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "MutatingAdmissionPolicyBinding",
+            "metadata": {"name": name},
+            "spec": {"policyName": name},
+        },
     ]

@@ -33,11 +33,18 @@ class DeskPrometheus:
         self.write_targets([host_target] if host_target else [])
         labels = Labels(strategy)
         self.server = PrometheusServer(
-            targets=[], scrape_interval=SCRAPE_INTERVAL, workdir=workdir,
-            scrape_configs=[{"job_name": labels.job, "file_sd_configs": [{"files": [str(self.targets_file)],
-                                                                          "refresh_interval": "1s"}]}],
+            targets=[],
+            scrape_interval=SCRAPE_INTERVAL,
+            workdir=workdir,
+            scrape_configs=[
+                {
+                    "job_name": labels.job,
+                    "file_sd_configs": [{"files": [str(self.targets_file)], "refresh_interval": "1s"}],
+                }
+            ],
             # the last sample a minute before now: the live scrape carries on after it
-            history=openmetrics(strategy, time.time() - 60))
+            history=openmetrics(strategy, time.time() - 60),
+        )
 
     @property
     def url(self) -> str:
@@ -63,10 +70,16 @@ class DeskPrometheus:
         """Point the scrape at the strategy's Running pods (or the host process); the targets."""
         if self.host_target:
             return [self.host_target]
-        pods = client.CoreV1Api(api).list_namespaced_pod(
-            self.namespace, label_selector=f"{LABEL_STRATEGY}={self.strategy}").items
-        addresses = sorted(f"{p.status.pod_ip}:{PROBE_PORT}" for p in pods
-                           if p.status.phase == "Running" and p.status.pod_ip and not p.metadata.deletion_timestamp)
+        pods = (
+            client.CoreV1Api(api)
+            .list_namespaced_pod(self.namespace, label_selector=f"{LABEL_STRATEGY}={self.strategy}")
+            .items
+        )
+        addresses = sorted(
+            f"{p.status.pod_ip}:{PROBE_PORT}"
+            for p in pods
+            if p.status.phase == "Running" and p.status.pod_ip and not p.metadata.deletion_timestamp
+        )
         self.write_targets(addresses)
         return addresses
 
