@@ -72,13 +72,14 @@ class Version:
             ),
         )
 
-    def write(self, plan: H.VersionPlan) -> None:
-        if plan.state is None:
-            return
+    def write(self, plan: H.VersionPlan, own: TradingState) -> None:
+        """The version's document as PLAN says; a plan that leaves it (None) gets the strategy's
+        OWN state, as the operator's decision outside the handover would write it."""
+        state = own if plan.state is None else plan.state
         d = self.latest()
-        if d is not None and (d.state, d.starting_position) == (plan.state, plan.starting_position):
+        if d is not None and (d.state, d.starting_position) == (state, plan.starting_position):
             return  # compared by content, as the operator's control document is
-        self.docs.append(Doc((d.generation if d else 0) + 1, plan.state, plan.starting_position))
+        self.docs.append(Doc((d.generation if d else 0) + 1, state, plan.starting_position))
 
     def scale(self, replicas: int | None, spec: int) -> None:
         self.replicas = spec if replicas is None else replicas
@@ -109,6 +110,8 @@ class Desk:
         self.handover = H.start(self.old.view(), "2.0", state, T0)
         self.checks: H.Checks = "pending"
         self.persist_first = persist_first
+        self.state = state  # the strategy's own trading state, outside the handover
+        self.crashed = False  # the last reconcile died before all its writes
         self.steps_seen = [self.handover.step]
         self.old_states_written = [d.state for d in self.old.docs]
 
@@ -122,8 +125,8 @@ class Desk:
         h = H.advance(self.handover, self.old.view(), self.new.view(), self.checks, self.now, DEADLINES)
         p = H.plan(h)
         writes = [
-            lambda: self.old.write(p.old),
-            lambda: self.new.write(p.new),
+            lambda: self.old.write(p.old, self.state),
+            lambda: self.new.write(p.new, self.state),
             lambda: self.old.scale(p.old.replicas, self.spec_replicas),
             lambda: self.new.scale(p.new.replicas, self.spec_replicas),
         ]
@@ -131,9 +134,11 @@ class Desk:
         actions = persist + writes if self.persist_first else writes + persist
         for i, act in enumerate(actions):
             if crash_after is not None and i >= crash_after:
+                self.crashed = True
                 return
             act()
             self.old_states_written = [d.state for d in self.old.docs]
+        self.crashed = False
         if self.handover.step != self.steps_seen[-1]:
             self.steps_seen.append(self.handover.step)
 
@@ -187,8 +192,14 @@ class Desk:
             # (writing first, a crash may leave the documents one step ahead of the recorded step)
             assert d is None or d.state == SB, self.describe()
         if h.step == H.Step.ABORTED and H.Step.HALTING_OLD not in self.steps_seen:
-            # a bad version never stops the good one
-            assert HALT not in self.old_states_written, self.describe()
+            # A bad version never stops the good one: recorded first, nothing halts the old
+            # version before HALTING_OLD is on record; written first, a crash may have told it
+            # HALTED a step early, and the abort's first whole reconcile gives it trading back.
+            if self.persist_first:
+                assert HALT not in self.old_states_written, self.describe()
+            elif not self.crashed:
+                last = self.old.latest()
+                assert last is not None and last.state == self.state, self.describe()
         if h.step in (H.Step.ACTIVATING_NEW, H.Step.DONE) and H.Step.HELD not in self.steps_seen:
             assert h.position is not None and H.same_position(h.position, self.book), self.describe()
         if h.step == H.Step.DONE:
@@ -196,10 +207,11 @@ class Desk:
 
     def describe(self) -> str:
         def v(x: Version) -> str:
-            return (
-                f"{x.name} x{x.replicas} docs={[(d.generation, d.state.value, d.starting_position) for d in x.docs]} "
-                f"pods={[(p.name, p.ready, p.applied and p.applied.state.value, p.acked and p.acked.generation) for p in x.pods]}"
-            )
+            docs = [(d.generation, d.state.value, d.starting_position) for d in x.docs]
+            pods = [
+                (p.name, p.ready, p.applied and p.applied.state.value, p.acked and p.acked.generation) for p in x.pods
+            ]
+            return f"{x.name} x{x.replicas} docs={docs} pods={pods}"
 
         return f"step {self.handover.step.value} ({self.handover.reason}); {v(self.old)}; {v(self.new)}"
 
@@ -361,6 +373,25 @@ def test_a_version_that_never_gets_ready_never_stops_the_good_one():
     assert desk.handover.step == H.Step.ABORTED and "not Ready within 60s" in desk.handover.reason
     assert [d.state for d in desk.old.docs] == [A] and desk.old.replicas == 2
     assert desk.new.replicas == 0 and H.plan(desk.handover).block_new and H.plan(desk.handover).incident
+
+
+def test_an_abort_after_a_crash_that_halted_the_old_version_gives_it_trading_back():
+    """Found by the property test: written first, the operator told the old version HALTED for
+    HALTING_OLD and died before recording the step; the checks then failed. The abort must not
+    leave the good version halted."""
+    desk = Desk(1, [5.0, 0, 0], [0, 0, 0], A, persist_first=False)
+    desk.reconcile()
+    desk.settle("new")
+    desk.become_ready("new", 0)
+    desk.apply("new", 0, cancel=True, honest=True)
+    desk.checks = "pass"
+    desk.reconcile(crash_after=1)  # the old version told HALTED; the step not recorded
+    assert desk.old.latest().state == HALT and desk.handover.step == H.Step.STANDBY
+    desk.apply("old", 0, cancel=True, honest=True)
+    desk.checks = "fail"
+    desk.reconcile()
+    assert desk.handover.step == H.Step.ABORTED
+    assert desk.old.latest().state == A and desk.old.replicas == 1
 
 
 def test_failed_checks_abort_before_anything_stops():

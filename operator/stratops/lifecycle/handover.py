@@ -216,8 +216,11 @@ def release(h: Handover, old: VersionView, position: float, now: datetime) -> Ha
 
 @dataclass(frozen=True)
 class VersionPlan:
-    """What a step wants of one version: its control document's trading state (None: leave the
-    document in force as it is), the position to hand over, and its replicas (None: the
+    """What a step wants of one version: its control document's trading state (None: the
+    strategy's own, as the operator decides it outside a handover: ACTIVE, or a throttle's
+    REDUCING, or a kill's HALTED; never "whatever the document says now", since an operator that
+    wrote a step's documents and died before recording the step may have left a HALTED the
+    recorded step never asked for), the position to hand over, and its replicas (None: the
     spec's). No document of a handover allows risk-reducing orders: HALTED means only cancels."""
 
     state: TradingState | None
@@ -234,8 +237,9 @@ class Plan:
 
 
 def plan(h: Handover) -> Plan:
-    """What step H wants of the cluster. The old version's document is left as it is (trading)
-    until HALTED is asked of it, and the new one's says STANDBY until trading is handed over."""
+    """What step H wants of the cluster. The old version's document is the strategy's own
+    (trading) until HALTED is asked of it, and again after an abort; the new one's says STANDBY
+    until trading is handed over."""
     standby = VersionPlan(TradingState.STANDBY)
     halted = VersionPlan(TradingState.HALTED)
     if h.step == Step.STANDBY:
