@@ -342,7 +342,8 @@ def run_size(
             (
                 f"{tag}: create -> all Running (s)",
                 f"{ready_s:.1f}",
-                f"{n / ready_s:.1f} strategies/s; {ready_s / floor_ready:.1f}x floor ({n} bare Deployments -> Ready, {floor_ready:.1f}s)",
+                f"{n / ready_s:.1f} strategies/s; {ready_s / floor_ready:.1f}x floor ({n} bare Deployments -> Ready, "
+                f"{floor_ready:.1f}s)",
             )
         )
 
@@ -422,8 +423,10 @@ def run_size(
                 f"{tag}: operator CPU at steady state (% of one core)",
                 f"{cpu_pct:.1f}",
                 f"{(cpu1 - cpu0) / floor_cpu_s if floor_cpu_s else float('inf'):.1f}x floor "
-                f"({sum(evs.values()) / minutes / n:.1f} of {SCHEDULED:.1f} scheduled evaluations/strategy/min in a bare loop: "
-                f"{100 * floor_cpu_s / (w1 - w0):.1f}%); source {100 * (src1 - src0) / (w1 - w0):.0f}%, load avg {load:.1f} on {os.cpu_count()} cores",
+                f"({sum(evs.values()) / minutes / n:.1f} of {SCHEDULED:.1f} scheduled evaluations/strategy/min in a "
+                "bare loop: "
+                f"{100 * floor_cpu_s / (w1 - w0):.1f}%); source {100 * (src1 - src0) / (w1 - w0):.0f}%, load avg "
+                f"{load:.1f} on {os.cpu_count()} cores",
             )
         )
         rows.append(

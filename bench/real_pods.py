@@ -299,7 +299,8 @@ def kills(api: client.ApiClient, ns: str, samples: int) -> dict[str, list[float]
         one(f"real-{i}", True)
         one(f"kwok-{i}", False)
         progress(
-            f"kill {i + 1}/{samples}: real {out['real'][-1]:.2f}s (ack {out['ack'][-1]:.2f}s), KWOK {out['kwok'][-1]:.2f}s"
+            f"kill {i + 1}/{samples}: real {out['real'][-1]:.2f}s (ack {out['ack'][-1]:.2f}s), KWOK "
+            f"{out['kwok'][-1]:.2f}s"
         )
     return out
 
@@ -356,7 +357,8 @@ def run(rows: list[tuple[str, str, str]], samples: int) -> None:
             (
                 "real pod: command-to-halt, p50 / p99 (s)",
                 f"{statistics.median(k['real']):.2f} / {pct(k['real'], 0.99):.2f}",
-                f"{statistics.median(k['real']) / kw:.1f}x floor (KWOK pod, SDK on the host: {kw:.2f}s / {pct(k['kwok'], 0.99):.2f}s), n={samples}",
+                f"{statistics.median(k['real']) / kw:.1f}x floor (KWOK pod, SDK on the host: {kw:.2f}s / "
+                f"{pct(k['kwok'], 0.99):.2f}s), n={samples}",
             )
         )
         rows.append(
@@ -390,7 +392,8 @@ def print_table(rows: list[tuple[str, str, str]]) -> None:
     """ROWS (figure, value, ratio to its floor) as the benchmarks print them, with the machine's load."""
     width, vwidth = max(len(r[0]) for r in rows), max(len(r[1]) for r in rows)
     print(
-        f"{'figure'.ljust(width)}  {'value'.rjust(vwidth)}  ratio  (load avg {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)"
+        f"{'figure'.ljust(width)}  {'value'.rjust(vwidth)}  ratio  (load avg {os.getloadavg()[0]:.1f} on "
+        f"{os.cpu_count()} cores)"
     )
     for name, value, ratio in rows:
         print(f"{name.ljust(width)}  {value.rjust(vwidth)}  {ratio}")

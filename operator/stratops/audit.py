@@ -336,7 +336,8 @@ def evidence(
         "since": _iso(since),
         "until": _iso(until),
         "scope": scope,
-        "sources": "Strategies, Gates, Incidents and the operator's hash-chained audit trail (AuditSegments) in the cluster",
+        "sources": "Strategies, Gates, Incidents and the operator's hash-chained audit trail (AuditSegments) in the "
+        "cluster",
         "strategies": [
             {
                 "namespace": s["metadata"]["namespace"],

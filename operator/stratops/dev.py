@@ -205,11 +205,13 @@ def run_demo(*, examples: bool, once: bool, nodes: int, console: Console, real_n
                     if drill_url
                     else ""
                 )
-                + "  stratops drill broker-outage                         # a real breach, step by step (stratops drill --help)\n"
+                + "  stratops drill broker-outage                         # a real breach, step by step (stratops "
+                "drill --help)\n"
                 "  stratops kill mean-revert --reason 'drill'          # HALTED, then scale to 0\n"
                 "  kubectl get strategies,monitors,gates,incidents\n"
                 + (
-                    "  kubectl logs -f deploy/mean-revert                   # the real process: HALTED, its ack, its exit\n"
+                    "  kubectl logs -f deploy/mean-revert                   # the real process: HALTED, its ack, its "
+                    "exit\n"
                     if image is not None
                     else ""
                 )
@@ -298,7 +300,10 @@ def _wait_scraped(
         nonlocal said, targets, missing
         targets = prometheus.refresh(api)
         missing = prometheus.missing(queries)
-        note = f"  Prometheus: waiting for the strategy's series: {len(missing)} of {len(queries)} monitor queries have no data yet"
+        note = (
+            f"  Prometheus: waiting for the strategy's series: {len(missing)} of {len(queries)} "
+            "monitor queries have no data yet"
+        )
         if missing and note != said:
             console.print(note)
             said = note

@@ -268,7 +268,8 @@ def test_commands_are_attributable_and_rearm_needs_a_designated_user(desk, names
     code, out = _run(["rearm", "mean-revert", "-n", namespace, "--reason", "I can"], mallory)
     assert (
         code == 1
-        and "the re-arm must be given by one of spec.killSwitch.rearmBy as it was before this request (risk-officer), not mallory"
+        and "the re-arm must be given by one of spec.killSwitch.rearmBy as it was before this request (risk-officer), "
+        "not mallory"
         in " ".join(out.split())
     )
     code, out = _run(["rearm", "mean-revert", "-n", namespace, "--reason", "exposure capped, limits checked"], officer)

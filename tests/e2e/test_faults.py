@@ -281,10 +281,14 @@ def test_a_strategy_deleted_with_its_namespace_is_left_alone(kube, crds, operato
         )
     except TimeoutError:
         left = core.read_namespace(ns)
+        items = desk.custom.list_namespaced_custom_object("stratops.io", "v1alpha1", ns, "strategies")["items"]
+        strategies = [(s["metadata"].get("finalizers"), s["metadata"].get("deletionTimestamp")) for s in items]
+        pods = [
+            (p.metadata.name, p.metadata.finalizers, p.metadata.deletion_timestamp)
+            for p in core.list_namespaced_pod(ns).items
+        ]
         raise AssertionError(
-            f"namespace {ns} still there: {left.status}; strategies: "
-            f"{[(s['metadata'].get('finalizers'), s['metadata'].get('deletionTimestamp')) for s in desk.custom.list_namespaced_custom_object('stratops.io', 'v1alpha1', ns, 'strategies')['items']]}; "
-            f"pods: {[(p.metadata.name, p.metadata.finalizers, p.metadata.deletion_timestamp) for p in core.list_namespaced_pod(ns).items]}; log: {operator['log']}"
+            f"namespace {ns} still there: {left.status}; strategies: {strategies}; pods: {pods}; log: {operator['log']}"
         ) from None
     with log.open("rb") as f:
         f.seek(start)

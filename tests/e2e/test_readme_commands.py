@@ -138,7 +138,8 @@ DOCUMENTED_ELSEWHERE = {
         "test_image_runs_non_root_and_prints_its_version",
         "runs the built image for --version",
     ),
-    "helm install stratops charts/stratops -n desk --create-namespace --set image.repository=REGISTRY/stratops --set image.tag=0.1.0": (
+    "helm install stratops charts/stratops -n desk --create-namespace --set image.repository=REGISTRY/stratops --set "
+    "image.tag=0.1.0": (
         "tests/e2e/test_chart.py",
         "test_helm_install_and_upgrade_keep_the_webhook_certificate",
         "a real `helm install` of the chart; REGISTRY is yours",

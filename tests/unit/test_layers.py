@@ -41,7 +41,8 @@ def test_a_pure_module_calls_no_api_and_imports_no_layer_above(path):
         if m.split(".")[0] in ("kopf", "kubernetes") or (m.startswith("stratops.") and m.split(".")[1] in IMPURE)
     )
     assert not bad, (
-        f"{path.relative_to(PACKAGE)} imports {bad}: pure modules never import kopf, a Kubernetes client, or {sorted(IMPURE)}"
+        f"{path.relative_to(PACKAGE)} imports {bad}: pure modules never import kopf, a Kubernetes client, or "
+        f"{sorted(IMPURE)}"
     )
 
 

@@ -92,7 +92,8 @@ def test_json_and_yaml_for_scripts():
         (["nope"], "error: no symptom 'nope'; symptoms: acks-silent, not-trading"),
         (
             ["acks-silent", "-a", "maybe"],
-            "error: 'maybe' is not an answer to \"Is the broker's status page green?\"; valid answers: 'Yes', 'No' (or y, n)",
+            "error: 'maybe' is not an answer to \"Is the broker's status page green?\"; valid answers: 'Yes', 'No' (or "
+            "y, n)",
         ),
         (["acks-silent", "-a", "no", "-a", "yes"], "error: too many answers: No already reaches killSwitch"),
         (["acks-silent", "-a", "no", "--apply"], "error: --apply needs --strategy NAME"),

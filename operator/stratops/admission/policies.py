@@ -332,7 +332,8 @@ def acks_policy() -> dict[str, Any]:
                 "object.metadata.?ownerReferences == oldObject.metadata.?ownerReferences && "
                 "object.?binaryData == oldObject.?binaryData"
             ),
-            "message": "metadata.labels, metadata.ownerReferences, binaryData: the operator's; a strategy pod writes only data",
+            "message": "metadata.labels, metadata.ownerReferences, binaryData: the operator's; a strategy pod writes "
+            "only data",
         },
     ]
     policy = _policy(POLICY_ACKS, [], variables, validations)
@@ -440,7 +441,8 @@ def _author_policy(name: str, annotation: str, changed: str) -> dict[str, Any]:
                         "expression": (
                             "has(object.metadata.annotations) ? [JSONPatch{op: 'add', path: '/metadata/annotations/' + "
                             f"jsonpatch.escapeKey('{annotation}'), value: request.userInfo.username}}] : "
-                            f"[JSONPatch{{op: 'add', path: '/metadata/annotations', value: {{'{annotation}': request.userInfo.username}}}}]"
+                            "[JSONPatch{op: 'add', path: '/metadata/annotations', "
+                            f"value: {{'{annotation}': request.userInfo.username}}}}]"
                         )
                     },
                 }

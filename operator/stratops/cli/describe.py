@@ -91,7 +91,8 @@ def describe(strategy: str, namespace: Namespace = None, output: Output = "table
     )
     console.print(
         f"  version {st.get('activeVersion') or '-'} (spec {spec.get('version')}), last known-good "
-        f"{st.get('lastKnownGood') or '-'}, blocked: {', '.join(b['version'] for b in st.get('blockedVersions') or []) or 'none'}"
+        f"{st.get('lastKnownGood') or '-'}, blocked: "
+        f"{', '.join(b['version'] for b in st.get('blockedVersions') or []) or 'none'}"
     )
     if (ap := st.get("approved")) and st.get("mode") == "live":
         held = next(

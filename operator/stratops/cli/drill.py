@@ -256,7 +256,8 @@ def run(scenario: Scenario, ns: str, strategy_name: str, api: Any) -> int:
                     # while the daily gate is not signed, so no rollout (and no rollback) would follow.
                     raise CliError(
                         f"drill bad-rollout: a new version is held while the daily gate {daily} is "
-                        f"{gs.get('state') or 'not evaluated'} (missing {', '.join(gs.get('missingItems') or []) or '?'}); "
+                        f"{gs.get('state') or 'not evaluated'} (missing "
+                        f"{', '.join(gs.get('missingItems') or []) or '?'}); "
                         f"sign it first: stratops gate sign {daily} --all --evidence '<what was checked>' "
                         "(nothing was changed)"
                     )

@@ -278,7 +278,8 @@ def rollback(
             timeout,
         )
         console.print(
-            f"running {status.get('activeVersion')}; blocked: {', '.join(b['version'] for b in status.get('blockedVersions') or []) or 'none'}"
+            f"running {status.get('activeVersion')}; blocked: "
+            f"{', '.join(b['version'] for b in status.get('blockedVersions') or []) or 'none'}"
         )
         if status.get("message") and "refused" in status["message"]:
             raise CliError(status["message"])

@@ -119,7 +119,8 @@ def runbook_run(
         typer.Option(
             "--answer",
             "-a",
-            help="STEP=TEXT: the answer to a manual or record step (repeatable); record steps take 'Matched: evidence'.",
+            help="STEP=TEXT: the answer to a manual or record step (repeatable); "
+            "record steps take 'Matched: evidence'.",
         ),
     ] = None,
     timeout_scale: Annotated[float, typer.Option(help="Multiply every wait step's timeout.")] = 1.0,
@@ -134,7 +135,8 @@ def runbook_run(
     unknown = sorted(set(given) - {s.id for s in r.steps})
     if unknown:
         raise CliError(
-            f"--answer for unknown step(s) {', '.join(unknown)}: the steps of {r.id} are {', '.join(s.id for s in r.steps)}"
+            f"--answer for unknown step(s) {', '.join(unknown)}: the steps of {r.id} are "
+            f"{', '.join(s.id for s in r.steps)}"
         )
     interactive = sys.stdin.isatty()
     if not dry_run and not interactive:  # refuse before anything is done, not halfway through

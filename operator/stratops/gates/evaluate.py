@@ -147,5 +147,8 @@ def approval_problem(gate: str | None, ev: GateEvaluation | None, author: str | 
             "[stratops.io/trading-author], set by the chart's admission policies): install them"
         )
     if author in ev.signers:
-        return f"pre-launch gate {gate} is signed by {author}, who last changed the trading-relevant spec: four eyes need others"
+        return (
+            f"pre-launch gate {gate} is signed by {author}, who last changed the trading-relevant spec: "
+            "four eyes need others"
+        )
     return ""

@@ -50,7 +50,8 @@ from stratops.models.strategy import StrategySpec, StrategyStatus, TradingState
 if TYPE_CHECKING:
     from stratops.admission import review
 
-kopf_fixes.apply()  # before kopf starts: a namespace deleted at the wrong moment held every handler, or stayed Terminating
+# Before kopf starts: a namespace deleted at the wrong moment held every handler, or stayed Terminating.
+kopf_fixes.apply()
 
 SAFETY_NET_SECONDS = float(os.environ.get("STRATOPS_RESYNC_SECONDS", "60"))
 LABEL = manifests.LABEL_STRATEGY

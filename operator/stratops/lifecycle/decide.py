@@ -367,7 +367,8 @@ def decide(spec: StrategySpec, status: StrategyStatus, obs: Observations) -> Pla
             by=OPERATOR,
             at=now,
             rearm_required=bool(was.get("rearmRequired")) or None,
-            reason=f"re-created while latched (kill-switch by {was.get('by')} at {was.get('at')}: {was.get('reason')}); "
+            reason=f"re-created while latched (kill-switch by {was.get('by')} at {was.get('at')}: "
+            f"{was.get('reason')}); "
             "resume as after any halt",
         )
         plan.actions.append("kill_switch")
@@ -626,7 +627,8 @@ def decide(spec: StrategySpec, status: StrategyStatus, obs: Observations) -> Pla
                 Event(
                     "Warning",
                     "Throttle",
-                    f"throttled by {by}: {reason}; limits x{factor} (position {st.effective_limits.max_position:g}, order rate {st.effective_limits.max_order_rate:g}/s)",
+                    f"throttled by {by}: {reason}; limits x{factor} (position {st.effective_limits.max_position:g}, "
+                    f"order rate {st.effective_limits.max_order_rate:g}/s)",
                 )
             )
             if incident:
@@ -677,7 +679,8 @@ def decide(spec: StrategySpec, status: StrategyStatus, obs: Observations) -> Pla
             st.broker = BrokerStatus(role=to, name=chosen.name, at=now, by=cmd.by, reason=cmd.reason)
             plan.actions.append("failover")
             msg = (
-                f"control document switched to the {to} broker {chosen.name} ({chosen.endpoint}) by {cmd.by}: {cmd.reason}; "
+                f"control document switched to the {to} broker {chosen.name} ({chosen.endpoint}) by {cmd.by}: "
+                f"{cmd.reason}; "
                 "reconcile positions against it before resuming"
             )
             plan.events.append(Event("Warning", "BrokerFailover", msg))
@@ -703,7 +706,8 @@ def decide(spec: StrategySpec, status: StrategyStatus, obs: Observations) -> Pla
                 or "nobody: set spec.killSwitch.rearmBy"
             )
             refusals.append(
-                f"re-arm required first (exposure-linked or repeated-execution halt): `stratops rearm` by one of {allowed}"
+                "re-arm required first (exposure-linked or repeated-execution halt): `stratops rearm` by one of "
+                f"{allowed}"
             )
         # The reconciliation must postdate the stop and any broker switch: positions at the new
         # broker are what the strategy resumes against.
@@ -760,7 +764,10 @@ def decide(spec: StrategySpec, status: StrategyStatus, obs: Observations) -> Pla
                 st.throttle = ThrottleStatus(active=True, reason=f"resumed throttled: {cmd.reason}", by=cmd.by, at=now)
                 st.effective_limits = L.lowest(L.throttled(st.effective_limits, factor), base_limits)
                 throttled = True
-                msg = f"resume by {cmd.by} accepted, throttled: {cmd.reason}; REDUCING with limits x{factor} until a full resume"
+                msg = (
+                    f"resume by {cmd.by} accepted, throttled: {cmd.reason}; "
+                    f"REDUCING with limits x{factor} until a full resume"
+                )
             else:
                 msg = f"resume by {cmd.by} accepted: {cmd.reason}; REDUCING until acknowledged, then ACTIVE"
             plan.events.append(Event("Normal", "Resume", msg))
@@ -801,7 +808,8 @@ def decide(spec: StrategySpec, status: StrategyStatus, obs: Observations) -> Pla
                 spec=trading_spec(spec),
             )
             plan.actions.append("promote")
-            signed = f"pre-launch gate {spec.gates.pre_launch} signed for {current_subject} by {', '.join(prelaunch.signers)}"
+            signers = ", ".join(prelaunch.signers)
+            signed = f"pre-launch gate {spec.gates.pre_launch} signed for {current_subject} by {signers}"
             plan.events.append(Event("Normal", "Promoted", f"promoted to live by {obs.mode_author}: {signed}"))
             _set_condition(conds, now, obs.generation, "Promoted", True, "PreLaunchGateComplete", signed)
     elif mode == Mode.live:
@@ -1061,7 +1069,8 @@ def decide(spec: StrategySpec, status: StrategyStatus, obs: Observations) -> Pla
                             inc,
                             IncidentClass.stale_data,
                             Severity.P0,
-                            f"HALTED (generation {ks.halt_generation}) not acknowledged within {ack_deadline} by: {pods or 'unknown'}",
+                            f"HALTED (generation {ks.halt_generation}) not acknowledged within {ack_deadline} by: "
+                            f"{pods or 'unknown'}",
                             "killSwitch",
                             "scaled to 0 without acknowledgement",
                         )
@@ -1070,7 +1079,8 @@ def decide(spec: StrategySpec, status: StrategyStatus, obs: Observations) -> Pla
                         Event(
                             "Warning",
                             "KillSwitchUnacknowledged",
-                            f"HALTED not acknowledged within {ack_deadline} by {pods or 'unknown'}: scaling to 0 anyway",
+                            f"HALTED not acknowledged within {ack_deadline} by {pods or 'unknown'}: "
+                            "scaling to 0 anyway",
                         )
                     )
             if ks.completed_at is None and current == 0 and not obs.pods and dep is not None and dep.replicas == 0:
@@ -1253,7 +1263,8 @@ def pod_exits(ks: KillSwitchStatus, acks: dict[str, Acknowledgement]) -> list[Po
                     pod=pod,
                     clean=False,
                     detail=(
-                        f"never acknowledged HALTED (last: generation {a.generation}, {a.trading_state.value}): stopped by SIGKILL "
+                        f"never acknowledged HALTED (last: generation {a.generation}, {a.trading_state.value}): "
+                        "stopped by SIGKILL "
                         "at the grace period, or crashed"
                     ),
                 )
@@ -1377,7 +1388,8 @@ def fleet_problems(
             a = acks.get(p.name)
             if a is not None and a.generation == control.generation and a.control_hash and a.control_hash != want:
                 problems.append(
-                    f"pod {p.name} acknowledged generation {a.generation} with a different document (hash {a.control_hash[:12]})"
+                    f"pod {p.name} acknowledged generation {a.generation} with a different document (hash "
+                    f"{a.control_hash[:12]})"
                 )
     return sorted(problems)
 

@@ -33,7 +33,8 @@ class GateItem(Model):
     signers: list[Annotated[str, Field(min_length=1, max_length=253)]] | None = Field(
         default=None,
         max_length=20,
-        description="Groups whose members may sign this item (the API server's userInfo.groups); none: anyone who may sign the gate.",
+        description="Groups whose members may sign this item (the API server's userInfo.groups); none: anyone who may "
+        "sign the gate.",
     )
 
 
@@ -51,7 +52,8 @@ class Signature(Model):
         default=None,
         max_length=8192,
         description=(
-            "What was signed, for pre-launch gates: <strategy>:<version>:<SHA-256 of its trading-relevant spec>, one per "
+            "What was signed, for pre-launch gates: <strategy>:<version>:<SHA-256 of its trading-relevant spec>, one "
+            "per "
             "strategy of the gate, separated by spaces."
         ),
     )
@@ -111,7 +113,8 @@ class GateSpec(Model):
         default=None,
         ge=1,
         le=10,
-        description="Distinct people whose signatures the gate needs to be complete (four eyes); default 2 for preLaunch, 1 otherwise.",
+        description="Distinct people whose signatures the gate needs to be complete (four eyes); default 2 for "
+        "preLaunch, 1 otherwise.",
     )
 
     __rules__ = (

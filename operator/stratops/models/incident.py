@@ -36,7 +36,8 @@ class IncidentSpec(Model):
     postmortem: Postmortem | None = Field(default=None, description="Root cause, actions, owner.")
     require_rearm: bool | None = Field(
         default=None,
-        description="Its kill-switch stays on until a designated user re-arms (spec.killSwitch.rearmBy of the strategy).",
+        description="Its kill-switch stays on until a designated user re-arms (spec.killSwitch.rearmBy of the "
+        "strategy).",
     )
 
     __rules__ = (

@@ -66,7 +66,8 @@ class StrategyReportSource(Model):
     by the operator on every report, event-driven, the fastest a monitor can be."""
 
     report: Literal["exposure", "loss"] = Field(
-        description="exposure: gross exposure in the account currency; loss: today's loss (positive). Summed over the strategy's pods."
+        description="exposure: gross exposure in the account currency; loss: today's loss (positive). Summed over the "
+        "strategy's pods."
     )
 
 
@@ -338,7 +339,8 @@ class IncidentSpecOfMonitor(Model):
     )
     require_rearm: bool = Field(
         default=False,
-        description="A kill-switch from this monitor (exposure-linked, repeated execution) stays on until a user in spec.killSwitch.rearmBy of the strategy re-arms it.",
+        description="A kill-switch from this monitor (exposure-linked, repeated execution) stays on until a user in "
+        "spec.killSwitch.rearmBy of the strategy re-arms it.",
     )
 
 
@@ -373,7 +375,8 @@ class MonitorSpec(Model):
     incident: IncidentSpecOfMonitor = Field(description="What a breach opens and does.")
     __rules__ = (
         Rule(
-            cel=f"duration(self.frequency) >= duration('{MIN_FREQUENCY}') && duration(self.frequency) <= duration('{MAX_FREQUENCY}')",
+            cel=f"duration(self.frequency) >= duration('{MIN_FREQUENCY}') && duration(self.frequency) <= "
+            f"duration('{MAX_FREQUENCY}')",
             message=f"spec.frequency must be between {MIN_FREQUENCY} and {MAX_FREQUENCY}",
             field_path=".frequency",
             check=lambda m: (
@@ -409,7 +412,10 @@ class MonitorStatus(Model):
     last_value: str | None = Field(default=None, description="Last value, formatted (number, or a short summary).")
     last_evaluation: datetime | None = Field(
         default=None,
-        description="The evaluation this status records. Written on every change of verdict, breach count, alert or incident, and otherwise refreshed every 5 minutes (STRATOPS_MONITOR_STATUS_SECONDS), or at every evaluation when the frequency is lower: older than that plus one period means the monitor is not being evaluated. stratops_monitor_value is set at every evaluation.",
+        description="The evaluation this status records. Written on every change of verdict, breach count, alert or "
+        "incident, and otherwise refreshed every 5 minutes (STRATOPS_MONITOR_STATUS_SECONDS), or at every "
+        "evaluation when the frequency is lower: older than that plus one period means the monitor is not "
+        "being evaluated. stratops_monitor_value is set at every evaluation.",
     )
     consecutive_breaches: int | None = Field(default=None, ge=0, description="Evaluations in a row that breached.")
     breaching: bool | None = Field(default=None, description="Whether the monitor is breaching now.")
@@ -418,7 +424,8 @@ class MonitorStatus(Model):
     )
     stale_expected: bool | None = Field(
         default=None,
-        description="True while the monitor is stale because its strategy's kill-switch is latched (its pods are stopped): no finding, no incident, no alert. Staying stale after the resume is a new finding.",
+        description="True while the monitor is stale because its strategy's kill-switch is latched (its pods are "
+        "stopped): no finding, no incident, no alert. Staying stale after the resume is a new finding.",
     )
     detail: str | None = Field(default=None, description="Method and sample sizes of the last evaluation.")
     last_alert: LastAlert | None = Field(default=None, description="The last alert sent.")

@@ -253,12 +253,14 @@ class KillSwitchPolicy(Model):
     rearm_by: list[Annotated[str, Field(min_length=1, max_length=253)]] | None = Field(
         default=None,
         max_length=50,
-        description="Users allowed to re-arm after a halt that requires it (exposure-linked or repeated execution); none: nobody can, the strategy stays off.",
+        description="Users allowed to re-arm after a halt that requires it (exposure-linked or repeated execution); "
+        "none: nobody can, the strategy stays off.",
     )
     __rules__ = (
         Rule(
             cel=f"!has(self.ackDeadline) || duration(self.ackDeadline) <= duration('{MAX_ACK_DEADLINE}')",
-            message=f"killSwitch.ackDeadline must be at most {MAX_ACK_DEADLINE}: a pod that ignores HALTED is scaled to 0 at the deadline",
+            message=f"killSwitch.ackDeadline must be at most {MAX_ACK_DEADLINE}: a pod that ignores HALTED is scaled "
+            "to 0 at the deadline",
             field_path=".ackDeadline",
             check=lambda k: parse_duration(k.ack_deadline) <= parse_duration(MAX_ACK_DEADLINE),
         ),
@@ -347,7 +349,8 @@ class StrategySpec(Model):
         ),
         Rule(
             cel=f"{NOT_LIVE} || self.image.contains('{DIGEST_SEPARATOR}')",
-            message="a live strategy must pin spec.image by digest (<repository>@sha256:<64 hex>): a tag can be moved, a digest cannot",
+            message="a live strategy must pin spec.image by digest (<repository>@sha256:<64 hex>): a tag can be moved, "
+            "a digest cannot",
             field_path=".image",
             check=lambda s: s.mode != Mode.live or DIGEST_SEPARATOR in s.image,
         ),
@@ -502,7 +505,8 @@ class ReportBreach(Model):
 
     episodes: int = Field(
         ge=0,
-        description="Breach episodes so far; the incident of episode N is named from N, so a reconcile that runs again (after a crash, or with a lagging view of the Incidents) names the same one.",
+        description="Breach episodes so far; the incident of episode N is named from N, so a reconcile that runs again "
+        "(after a crash, or with a lagging view of the Incidents) names the same one.",
     )
     incident: str | None = Field(
         default=None,
@@ -531,7 +535,8 @@ class KillSwitchStatus(Model):
     )
     rearm_required: bool | None = Field(
         default=None,
-        description="True when a designated user must re-arm before any resume (exposure-linked or repeated-execution halt).",
+        description="True when a designated user must re-arm before any resume (exposure-linked or repeated-execution "
+        "halt).",
     )
     rearmed_by: str | None = Field(default=None, description="Who re-armed it.")
     rearmed_at: datetime | None = Field(default=None, description="When it was re-armed.")
@@ -543,7 +548,8 @@ class KillSwitchStatus(Model):
     exits_final_at: datetime | None = Field(
         default=None,
         description=(
-            "When the exits were settled and reported (an Event): at once when every pod exited cleanly, else after a grace."
+            "When the exits were settled and reported (an Event): at once when every pod exited cleanly, else after a "
+            "grace."
         ),
     )
 
@@ -595,7 +601,8 @@ class StrategyStatus(Model):
     mode: Mode | None = Field(default=None, description="Mode in force (live only once promoted).")
     trading_state: TradingState | None = Field(
         default=None,
-        description="ACTIVE, REDUCING, HALTED, or STANDBY (a version warming up beside the one that trades: it sends nothing).",
+        description="ACTIVE, REDUCING, HALTED, or STANDBY (a version warming up beside the one that trades: it sends "
+        "nothing).",
     )
     conditions: list[Condition] | None = Field(
         default=None,

@@ -227,7 +227,8 @@ def validate_document(doc: Any, source: str = "-", index: int = 1) -> list[Probl
         problems.append(
             problem(
                 "metadata.name",
-                f"Invalid value: \"{name}\": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.'",
+                f'Invalid value: "{name}": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric '
+                "characters, '-' or '.'",
                 kind,
                 name,
             )

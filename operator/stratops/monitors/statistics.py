@@ -123,7 +123,8 @@ def band(daily: Sequence[float], confidence: float, lookback_days: int, consecut
     return Reading(
         float(recent[-1]),
         outside == consecutive_days,
-        f"{outside}/{consecutive_days} last days outside the {confidence:.0%} band [{lo:.4g}, {hi:.4g}] of {history.size} days",
+        f"{outside}/{consecutive_days} last days outside the {confidence:.0%} band [{lo:.4g}, {hi:.4g}] of "
+        f"{history.size} days",
     )
 
 

@@ -49,7 +49,8 @@ CARDS: tuple[IncidentClassCard, ...] = (
         p0="an order's state cannot be confirmed: the route is down, acknowledgements are silent, or the "
         "session dropped with working orders",
         p1="degraded but confirmed: slow acknowledgements, partial rejects, the broker's status page amber",
-        detection="monitors infra-healthcheck (fails 2x in 60s, P0) and infra-order-latency (p95 > 500 ms for 3 windows, P1); the broker's status page",
+        detection="monitors infra-healthcheck (fails 2x in 60s, P0) and infra-order-latency (p95 > 500 ms for 3 "
+        "windows, P1); the broker's status page",
         immediate_action="P0: kill-switch (HALTED: cancel working orders, send nothing new; then scale to 0). "
         "P1: throttle (REDUCING, lower order rate and position limits)",
         containment="every open order reconciled at the broker, none in an unknown state; if the outage "

@@ -162,7 +162,8 @@ def _daily_gate_signed(v: ClusterView) -> Verdict:
         return True, f"daily gate {name} signed ({st.get('signed')})"
     return (
         False,
-        f"daily gate {name} {st.get('state') or 'not evaluated'}: missing {', '.join(st.get('missingItems') or []) or '?'}",
+        f"daily gate {name} {st.get('state') or 'not evaluated'}: missing "
+        f"{', '.join(st.get('missingItems') or []) or '?'}",
     )
 
 
@@ -323,7 +324,8 @@ RUNBOOKS: tuple[Runbook, ...] = (
             S(
                 "sign",
                 "manual",
-                "Every pre-launch item signed for this version and these limits (`stratops gate list`, `stratops gate sign`).",
+                "Every pre-launch item signed for this version and these limits (`stratops gate list`, `stratops gate "
+                "sign`).",
             ),
             S("gates", "wait", "The pre-launch and daily gates are signed.", "gates-signed", 30),
             S("promote", "operator", "Promote: spec.mode live (with GitOps, merge the change instead).", "promote"),

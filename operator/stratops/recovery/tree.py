@@ -387,7 +387,8 @@ _NOT_TRADING = _symptom(
     _q(
         "orders",
         "What happens to its orders?",
-        "Look at the strategy's execution log: rejects from the broker, blocks by its own risk checks, or nothing sent.",
+        "Look at the strategy's execution log: rejects from the broker, blocks by its own risk checks, "
+        "or nothing sent.",
         ("the broker rejects them", "kill-rejects"),
         ("a risk limit blocks them", "investigate-limit"),
         ("no orders are sent", "investigate-no-orders"),

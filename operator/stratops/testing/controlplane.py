@@ -280,7 +280,8 @@ class ControlPlane:
                 if "address already in use" not in str(e) or attempt == self.port_retries:
                     raise
                 self.log(
-                    f"a port was taken while the control plane started; starting again on fresh ports ({e.args[0].splitlines()[0]})"
+                    "a port was taken while the control plane started; starting again on fresh ports "
+                    f"({e.args[0].splitlines()[0]})"
                 )
                 self.components, self.node, self._stopped, self.kubeconfig, self.server = [], None, False, None, ""
             except BaseException:

@@ -66,7 +66,8 @@ def operator_image() -> str:
         # The default base (python:3.11-slim-bookworm) needs a registry; build one with debootstrap.
         if os.geteuid() != 0 or shutil.which("debootstrap") is None:
             raise ImageUnavailable(
-                f"base image {base} absent and cannot be built here (hack/build-base-image.sh needs root and debootstrap)"
+                f"base image {base} absent and cannot be built here (hack/build-base-image.sh needs root and "
+                "debootstrap)"
             )
         out = subprocess.run(
             ["bash", str(root / "hack" / "build-base-image.sh"), base], capture_output=True, text=True, timeout=900
