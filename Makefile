@@ -5,13 +5,14 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help setup controlplane monitoring kubectl demo shell test unit e2e bench crds check-crds image kind-up kind-e2e clean
+.PHONY: help setup lint controlplane monitoring kubectl demo shell test unit e2e bench crds check-crds image kind-up kind-e2e clean
 
 help:
 	@echo "make demo    start the local cluster with stratops and the example desk (Ctrl-C stops)"
 	@echo "make shell   a shell for the running demo (its KUBECONFIG, the stratops CLI and kubectl on PATH)"
 	@echo "make test    run every test (unit and end to end on the local cluster)"
 	@echo "make unit    unit tests only (no cluster)"
+	@echo "make lint    ruff (lint and format), the layer contracts (import-linter), mypy --strict on the pure packages"
 	@echo "make e2e     end-to-end tests only (USE_EXISTING_CLUSTER=1 for the current KUBECONFIG)"
 	@echo "make bench   benchmarks (prints a table)"
 	@echo "make crds    regenerate crds/ from the models"
@@ -21,10 +22,19 @@ help:
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[test]"
+	$(PY) -m pip install --quiet -e ".[test,lint]"
 	touch $@
 
 setup: $(VENV)/.installed
+
+# The guardrails CI runs before the tests (issue 20): style, the layering, and strict types
+# where a wrong type is a wrong decision. `ruff format .` and `ruff check --fix .` mend most.
+PURE := models lifecycle monitors gates recovery admission audit alerts gitops polling
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy --strict $(foreach p,$(PURE),-p stratops.$(p))
 
 controlplane:
 	@if [ -z "$$USE_EXISTING_CLUSTER" ]; then bash hack/build-controlplane.sh >/dev/null; fi

@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Literal
 
 from stratops.gates.evaluate import approval_problem, evaluate, subject_for
 from stratops.models.gate import Cadence, GateSpec, Signature
@@ -179,7 +180,9 @@ def secret_references(spec: StrategySpec) -> list[tuple[str, str]]:
 
 
 def review_secrets(
-    refs: list[tuple[str, str]], labels_of: Callable[[str], Mapping[str, str] | None], wanted: Mapping[str, str]
+    refs: list[tuple[str, str]],
+    labels_of: Callable[[str], Mapping[str, str] | Literal[False] | None],
+    wanted: Mapping[str, str],
 ) -> tuple[list[str], list[str]]:
     """(problems, warnings): each referenced Secret must carry the WANTED labels. A Secret not
     found yet is a warning: the kubelet reads it, the operator never does."""

@@ -128,18 +128,15 @@ def operator(
     """Run the operator against the current kubeconfig context (or in-cluster)."""
     import os
 
-    import kopf
-
     if not namespace and not all_namespaces:
         err.print(
             "[red]say which namespaces to serve:[/] --namespace NS (repeatable, globs allowed) or --all-namespaces"
         )
         raise typer.Exit(2)
     os.environ["STRATOPS_METRICS_PORT"] = str(metrics_port)
-    import stratops.handlers  # noqa: F401 - registers the handlers
+    from stratops import handlers  # importing registers the handlers
 
-    kopf.configure(verbose=verbose, log_prefix=True)  # every object's log line says which object: [ns/name]
-    kopf.run(clusterwide=all_namespaces, namespaces=namespace, liveness_endpoint=liveness)
+    handlers.run(namespaces=namespace, clusterwide=all_namespaces, liveness=liveness, verbose=verbose)
 
 
 @dev.command("up")

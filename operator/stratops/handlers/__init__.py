@@ -961,3 +961,9 @@ def incident_command(namespace: str, name: str, body: kopf.Body, memo: kopf.Memo
         ex.event(namespace, name, decided["uid"], type_, reason, message, now, kind="Incident")
     if decided["clear"]:
         ex.clear_incident_annotations(namespace, name, decided["clear"])
+
+
+def run(namespaces: list[str], clusterwide: bool, liveness: str | None, verbose: bool) -> None:
+    """Run the operator (blocks until it stops): the CLI's `run`, the only way kopf is started."""
+    kopf.configure(verbose=verbose, log_prefix=True)  # every object's log line says which object: [ns/name]
+    kopf.run(clusterwide=clusterwide, namespaces=namespaces, liveness_endpoint=liveness)

@@ -1047,8 +1047,9 @@ def decide(spec: StrategySpec, status: StrategyStatus, obs: Observations) -> Pla
         if ks.halt_generation is None or ks.halt_generation < doc.generation:
             ks = st.kill_switch = ks.model_copy(update={"halt_generation": doc.generation})
         assert ks.at is not None and ks.halt_generation is not None
-        is_acked = acked(ks.halt_generation) and plan.control is None
-        deadline = ks.at + ack_deadline
+        halted_at, halt_generation = ks.at, ks.halt_generation  # typed once: ks is replaced below
+        is_acked = acked(halt_generation) and plan.control is None
+        deadline = halted_at + ack_deadline
         current = dep.replicas if dep is not None else 0
         if ks.completed_at is not None or is_acked or now >= deadline:
             replicas = 0
@@ -1056,12 +1057,12 @@ def decide(spec: StrategySpec, status: StrategyStatus, obs: Observations) -> Pla
                 running = sorted(p.name for p in obs.pods if not p.terminating and not _foreign(obs.name, p))
                 ks = st.kill_switch = ks.model_copy(update={"acknowledged": is_acked, "pods": running})
                 if not is_acked:
-                    inc = _incident_name(obs.name, "unacked-halt", ks.at.isoformat())
+                    inc = _incident_name(obs.name, "unacked-halt", halted_at.isoformat())
                     pods = ", ".join(
                         sorted(
                             p.name
                             for p in ready_pods
-                            if (a := obs.acks.get(p.name)) is None or a.generation < ks.halt_generation
+                            if (a := obs.acks.get(p.name)) is None or a.generation < halt_generation
                         )
                     )
                     plan.incidents.append(
@@ -1085,7 +1086,7 @@ def decide(spec: StrategySpec, status: StrategyStatus, obs: Observations) -> Pla
                     )
             if ks.completed_at is None and current == 0 and not obs.pods and dep is not None and dep.replicas == 0:
                 st.kill_switch = ks.model_copy(update={"completed_at": now})
-                plan.kill_switch_seconds = (now - ks.at).total_seconds()
+                plan.kill_switch_seconds = (now - halted_at).total_seconds()
                 plan.events.append(
                     Event(
                         "Normal",

@@ -126,7 +126,7 @@ def deployment(
     res = spec.pod_template.resources if spec.pod_template else None
     if res is not None and (res.requests or res.limits):
         container["resources"] = {k: v for k, v in (("requests", res.requests), ("limits", res.limits)) if v}
-    body = {
+    body: dict[str, Any] = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
         "metadata": {

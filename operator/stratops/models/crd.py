@@ -67,7 +67,8 @@ def _resolve(node: Any, defs: dict[str, Any], path: str) -> Any:
 def structural_schema(model: type[BaseModel]) -> dict[str, Any]:
     """The structural OpenAPI v3 schema of MODEL (by alias, as on the wire)."""
     raw = model.model_json_schema(by_alias=True, mode="validation")
-    return _resolve(raw, raw.get("$defs", {}), model.__name__)
+    schema: dict[str, Any] = _resolve(raw, raw.get("$defs", {}), model.__name__)
+    return schema
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,7 @@ class PrinterColumn:
     priority: int = 0
 
     def to_dict(self) -> dict[str, Any]:
-        d = {"name": self.name, "type": self.type, "jsonPath": self.json_path}
+        d: dict[str, Any] = {"name": self.name, "type": self.type, "jsonPath": self.json_path}
         if self.description:
             d["description"] = self.description
         if self.priority:
@@ -118,7 +119,7 @@ class ResourceKind:
         status_schema = _without_rules(structural_schema(self.status))
         spec_schema["description"] = (self.spec.__doc__ or "").strip()
         status_schema["description"] = (self.status.__doc__ or "").strip()
-        schema = {
+        schema: dict[str, Any] = {
             "type": "object",
             "description": self.description,
             "required": ["spec"],

@@ -7,9 +7,10 @@ twelve monitors of the seed's table.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from enum import Enum
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import AwareDatetime, Field
 
@@ -295,6 +296,10 @@ def _member_rules() -> tuple[Rule, ...]:
             check=lambda c: sum(getattr(c, a) is not None for a in _CHECK_ATTR.values()) == 1,
         )
     ]
+
+    def present(kind: str, attr: str) -> Callable[[Any], bool]:
+        return lambda c: c.kind != kind or getattr(c, attr) is not None
+
     for kind, attr in _CHECK_ATTR.items():
         rules.append(
             Rule(
@@ -302,7 +307,7 @@ def _member_rules() -> tuple[Rule, ...]:
                 message=f"check.{kind} is required when check.kind is {kind}",
                 field_path=f".{kind}",
                 reason="FieldValueRequired",
-                check=lambda c, kind=kind, attr=attr: c.kind != kind or getattr(c, attr) is not None,
+                check=present(kind, attr),
             )
         )
     return tuple(rules)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -54,7 +54,7 @@ def _value(v: Any) -> str:
     return f'"{v}"' if isinstance(v, str) else repr(v) if not isinstance(v, dict | list) else "object"
 
 
-def _message(err: dict[str, Any]) -> tuple[tuple[Any, ...], str]:
+def _message(err: Mapping[str, Any]) -> tuple[tuple[Any, ...], str]:
     """Translate one pydantic error into (location, API-server-style message)."""
     loc, typ, ctx, inp = tuple(err["loc"]), err["type"], err.get("ctx") or {}, err.get("input")
     if typ == "stratops_rule":

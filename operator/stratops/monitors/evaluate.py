@@ -86,6 +86,8 @@ def compute(
 ) -> tuple[S.Reading, int]:
     """(reading, windows needed in a row) for SPEC at NOW."""
     c = spec.check
+    if spec.source.prometheus is None:  # a strategy-reported monitor: decided on each report (lifecycle.decide)
+        raise ValueError("source.strategy: this monitor is evaluated on its strategy's reports, not by a query")
     expr = spec.source.prometheus.query
     frequency = parse_duration(spec.frequency)
     if c.kind == "threshold":

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 
@@ -39,7 +40,7 @@ class Prometheus:
     def close(self) -> None:
         self._client.close()
 
-    def _get(self, path: str, params: dict[str, str]) -> dict:
+    def _get(self, path: str, params: dict[str, str]) -> dict[str, Any]:
         try:
             r = self._client.get(path, params=params)
         except httpx.HTTPError as e:
@@ -50,7 +51,8 @@ class Prometheus:
             raise SourceUnavailable(f"Prometheus at {self.url} answered {r.status_code} with no JSON") from e
         if r.status_code != 200 or body.get("status") != "success":
             raise SourceUnavailable(f"Prometheus query failed ({r.status_code}): {body.get('error', 'unknown error')}")
-        return body["data"]
+        data: dict[str, Any] = body["data"]
+        return data
 
     def query(self, expr: str, at: datetime | None = None) -> list[Series]:
         """Instant query: one point per series. An empty result raises SourceUnavailable."""
@@ -77,8 +79,8 @@ def _ts(v: float) -> datetime:
     return datetime.fromtimestamp(float(v), tz=UTC)
 
 
-def _parse(data: dict, expr: str) -> list[Series]:
-    kind, result = data.get("resultType"), data.get("result")
+def _parse(data: dict[str, Any], expr: str) -> list[Series]:
+    kind, result = data.get("resultType"), data.get("result") or []
     out: list[Series] = []
     if kind == "scalar":
         out.append(Series({}, [(_ts(result[0]), float(result[1]))]))

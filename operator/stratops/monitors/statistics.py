@@ -29,7 +29,7 @@ class NoData(ValueError):
 
 
 def _need(values: Sequence[float] | np.ndarray, n: int, what: str) -> np.ndarray:
-    arr = np.asarray(values, dtype=float)
+    arr: np.ndarray = np.asarray(values, dtype=float)
     arr = arr[np.isfinite(arr)]
     if arr.size < n:
         raise NoData(f"{what}: {arr.size} finite values, need at least {n}")

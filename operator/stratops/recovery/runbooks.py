@@ -62,7 +62,8 @@ class ClusterView:
 
     def control_acknowledged(self) -> bool:
         c = self.status.get("control") or {}
-        return c.get("generation", 0) > 0 and c.get("acknowledgedGeneration", 0) >= c.get("generation", 0)
+        generation, acknowledged = int(c.get("generation") or 0), int(c.get("acknowledgedGeneration") or 0)
+        return generation > 0 and acknowledged >= generation
 
 
 Verdict = tuple[bool, str]
