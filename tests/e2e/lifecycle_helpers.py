@@ -12,7 +12,7 @@ from kubernetes import client
 from cases import example, pinned
 from stratops import GROUP, VERSION
 from stratops.gates.evaluate import subject_for
-from stratops.lifecycle.decide import command_value
+from stratops.lifecycle.commands import command_value
 from stratops.lifecycle.manifests import control_name
 from stratops.models.strategy import StrategySpec
 from stratops.sdk import ApiAcknowledger, ApiControl, StrategyControl

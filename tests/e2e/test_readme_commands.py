@@ -103,6 +103,7 @@ DOCUMENTED_ELSEWHERE = {
         "every e2e test's operator is `stratops operator -n 't-*' --metrics-port …` as a process",
     ),
     "make test": (".ci/run", "make test", "CI runs it: the README's test command"),
+    "make lint": (".ci/run", "make lint", "CI runs it before the tests"),
     "make unit": (
         "tests/unit/test_documented_commands.py",
         "test_make_target_exists",

@@ -46,7 +46,7 @@ def test_rolling_out_is_a_version_that_is_not_the_known_good_one():
 
 def test_every_source_of_a_finding_uses_it():
     from cases import example
-    from stratops.lifecycle.decide import IncidentView
+    from stratops.lifecycle.types import IncidentView
     from stratops.models.monitor import MonitorSpec
     from stratops.monitors.decide import incident_action
 

@@ -233,6 +233,6 @@ def test_every_command_is_checked_and_authors_are_recorded_for_every_spec_change
         )
     for p in by_name.values():
         assert p["spec"]["failurePolicy"] == "Fail"
-    from stratops.lifecycle.decide import COMMANDS
+    from stratops.lifecycle.commands import COMMANDS
 
     assert set(COMMANDS) == set(policies.STRATEGY_COMMANDS)

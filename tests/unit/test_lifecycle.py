@@ -14,16 +14,10 @@ from cases import example, pinned
 from stratops.gates.evaluate import GateEvaluation
 from stratops.lifecycle import limits as L
 from stratops.lifecycle import manifests
+from stratops.lifecycle.commands import Command, parse_command
 from stratops.lifecycle.control import Acknowledgement
-from stratops.lifecycle.decide import (
-    Command,
-    DeploymentView,
-    IncidentView,
-    Observations,
-    PodView,
-    decide,
-    parse_command,
-)
+from stratops.lifecycle.decide import decide
+from stratops.lifecycle.types import DeploymentView, IncidentView, Observations, PodView
 from stratops.models.common import Condition
 from stratops.models.strategy import StrategySpec, StrategyStatus, TradingState
 
@@ -450,7 +444,7 @@ def test_invalid_command_is_reported_and_removed_without_effect(raw, why):
 
 
 def test_command_value_puts_the_giver_first_as_the_admission_policy_reads_it():
-    from stratops.lifecycle.decide import command_value
+    from stratops.lifecycle.commands import command_value
 
     v = command_value("élodie", reason="x", by="mallory", id="1")
     assert v.startswith('{"by": "élodie", ') and parse_command("kill", v).by == "élodie"
@@ -801,7 +795,7 @@ def test_no_known_good_while_the_fleet_is_not_verified():
 
 # -- exposure-linked kill ------------------------------------------------------------------------
 def test_reported_exposure_above_its_monitor_halts_with_rearm_required():
-    from stratops.lifecycle.decide import ReportMonitor
+    from stratops.lifecycle.types import ReportMonitor
 
     mon = ReportMonitor("gross-exposure", "exposure", ">", 5e6, "RiskBreach", "P0", "auto", require_rearm=True)
     w = World(spec(killSwitch={"ackDeadline": "30s", "rearmBy": ["risk"]}))
@@ -823,7 +817,7 @@ def test_reported_exposure_above_its_monitor_halts_with_rearm_required():
 
 
 def test_reported_loss_monitor_can_throttle_instead():
-    from stratops.lifecycle.decide import ReportMonitor
+    from stratops.lifecycle.types import ReportMonitor
 
     mon = ReportMonitor("daily-loss", "loss", ">=", 1000, "PnLDivergence", "P1", "auto")
     w = World()
@@ -1407,7 +1401,7 @@ def test_a_report_breach_names_its_incident_the_same_when_the_reconcile_runs_aga
     """A crash after the incident's create but before the status write, or a view of the
     Incidents that lags the operator's own creates: the reconcile that runs again names the same
     incident (its create is then a no-op), never a second one for the same breach."""
-    from stratops.lifecycle.decide import ReportMonitor
+    from stratops.lifecycle.types import ReportMonitor
 
     mon = ReportMonitor("gross-exposure", "exposure", ">", 5e6, "RiskBreach", "P0", "auto")
     w, pod = _reporting_world(mon)
@@ -1425,7 +1419,7 @@ def test_a_report_breach_names_its_incident_the_same_when_the_reconcile_runs_aga
 
 
 def test_report_monitors_whose_names_share_a_prefix_each_open_their_own():
-    from stratops.lifecycle.decide import ReportMonitor
+    from stratops.lifecycle.types import ReportMonitor
 
     gross = ReportMonitor("gross", "exposure", ">", 1e6, "RiskBreach", "P1", "throttle")
     gross_exposure = ReportMonitor("gross-exposure", "exposure", ">", 5e6, "RiskBreach", "P1", "throttle")
@@ -1441,7 +1435,7 @@ def test_report_monitors_whose_names_share_a_prefix_each_open_their_own():
 
 
 def test_a_new_episode_after_the_value_came_back_is_a_new_incident():
-    from stratops.lifecycle.decide import ReportMonitor
+    from stratops.lifecycle.types import ReportMonitor
 
     mon = ReportMonitor("daily-loss", "loss", ">=", 1000, "PnLDivergence", "P1", "throttle")
     w, pod = _reporting_world()

@@ -18,8 +18,10 @@ from cases import example, pinned
 from stratops.gates.evaluate import GateEvaluation
 from stratops.lifecycle import limits as L
 from stratops.lifecycle import manifests
+from stratops.lifecycle.commands import Command, parse_command
 from stratops.lifecycle.control import Acknowledgement
-from stratops.lifecycle.decide import Command, DeploymentView, Observations, PodView, decide, parse_command
+from stratops.lifecycle.decide import decide
+from stratops.lifecycle.types import DeploymentView, Observations, PodView
 from stratops.models.strategy import EffectiveLimits, StrategySpec, StrategyStatus, TradingState
 from stratops.recovery import tree
 from stratops.recovery.tree import (

@@ -124,7 +124,7 @@ def _annotate(
     from kubernetes import client
     from kubernetes.client.exceptions import ApiException
 
-    from stratops.lifecycle.decide import command_value
+    from stratops.lifecycle.commands import command_value
 
     patch: dict[str, Any] = {"metadata": {"annotations": {key: command_value(value["by"], **value)}}, **(extra or {})}
     try:

@@ -145,7 +145,7 @@ def give_command(
 
     api, ns = _api(), _namespace(namespace)
     _get(api, ns, name)
-    from stratops.lifecycle.decide import command_value
+    from stratops.lifecycle.commands import command_value
 
     value = {"by": whoami(api), **fields, "id": uuid.uuid4().hex[:12], "at": datetime.now(UTC).isoformat()}
     try:
@@ -570,7 +570,7 @@ def kill_fleet(
     from kubernetes.client.exceptions import ApiException
     from rich.live import Live
 
-    from stratops.lifecycle.decide import command_value
+    from stratops.lifecycle.commands import command_value
 
     api = _api()
     custom = client.CustomObjectsApi(api)

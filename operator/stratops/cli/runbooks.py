@@ -368,7 +368,7 @@ def _record(api: Any, ns: str, strategy: str, record: dict[str, Any], timeout: f
     from kubernetes import client
     from kubernetes.client.exceptions import ApiException
 
-    from stratops.lifecycle.decide import command_value
+    from stratops.lifecycle.commands import command_value
 
     record["finishedAt"] = datetime.now(UTC).isoformat()
     by = record.get("by") or whoami(api)

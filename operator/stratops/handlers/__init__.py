@@ -33,8 +33,9 @@ from stratops.k8s.client import api_client, bounded
 from stratops.k8s.executor import Executor, namespace_terminating
 from stratops.k8s.monitoring import MonitorRunner
 from stratops.lifecycle import manifests
+from stratops.lifecycle.commands import commands_from_annotations
 from stratops.lifecycle.control import ControlDocument, read_acks, read_control
-from stratops.lifecycle.decide import Observations, Plan, ReportMonitor, commands_from_annotations, decide
+from stratops.lifecycle.decide import decide
 from stratops.lifecycle.observe import (
     configmap_view,
     deployment_view,
@@ -43,6 +44,7 @@ from stratops.lifecycle.observe import (
     pod_view,
     read_gates,
 )
+from stratops.lifecycle.types import Observations, Plan, ReportMonitor
 from stratops.models.common import parse_duration
 from stratops.models.gate import GateSpec, GateStatus
 from stratops.models.strategy import StrategySpec, StrategyStatus, TradingState
@@ -624,7 +626,7 @@ def _halt_without_decision(
 ) -> float | None:
     """The decision for BODY failed with ERROR: say so on the Strategy (condition, Event, log,
     metric), and carry out a kill given or latched without it (stratops.lifecycle.halt)."""
-    from stratops.lifecycle.decide import parse_command
+    from stratops.lifecycle.commands import parse_command
     from stratops.lifecycle.halt import CONDITION, when_undecidable
 
     meta = body["metadata"]
@@ -938,7 +940,7 @@ def _status_patch(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
 @kopf.on.event(GROUP, VERSION, "incidents", annotations={"stratops.io/resolve": kopf.PRESENT})
 @kopf.on.event(GROUP, VERSION, "incidents", annotations={"stratops.io/contain": kopf.PRESENT})
 def incident_command(namespace: str, name: str, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    from stratops.lifecycle.decide import parse_command
+    from stratops.lifecycle.commands import parse_command
     from stratops.models.incident import IncidentSpec, IncidentStatus
     from stratops.recovery import decide_incident
 

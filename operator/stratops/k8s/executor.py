@@ -20,7 +20,8 @@ from kubernetes.client.exceptions import ApiException
 from stratops import API_VERSION, GROUP, VERSION
 from stratops.lifecycle import manifests
 from stratops.lifecycle.control import CONTROL_KEY
-from stratops.lifecycle.decide import OPERATOR, Plan
+from stratops.lifecycle.decide import OPERATOR
+from stratops.lifecycle.types import Plan
 from stratops.models.strategy import StrategyStatus
 
 log = logging.getLogger("stratops.executor")

@@ -12,15 +12,22 @@ rollout and rollback, promotion, drift.
 from __future__ import annotations
 
 import hashlib
-import json
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
 from stratops.gates.evaluate import GateEvaluation, approval_problem, subject_for
 from stratops.lifecycle import limits as L
 from stratops.lifecycle import manifests
+from stratops.lifecycle.commands import Command
 from stratops.lifecycle.control import Acknowledgement, BrokerInUse, ControlDocument, pre_trade_controls
+from stratops.lifecycle.types import (
+    DeploymentView,
+    Event,
+    IncidentView,
+    NewIncident,
+    Observations,
+    Plan,
+    PodView,
+)
 from stratops.models.audit import AuditHead
 from stratops.models.common import Condition, parse_duration
 from stratops.models.monitor import IncidentClass, Severity
@@ -30,6 +37,7 @@ from stratops.models.strategy import (
     BrokerStatus,
     ControlStatus,
     EffectiveLimits,
+    KillSwitchPolicy,
     KillSwitchStatus,
     Mode,
     Phase,
@@ -52,242 +60,6 @@ from stratops.recovery.actions import immediate_action
 
 OPERATOR = "stratops-operator"
 RECONCILIATION_MAX_AGE = timedelta(hours=1)
-COMMANDS = ("kill", "throttle", "rollback", "resume", "reconciliation", "failover", "rearm", "runbook")
-MAX_EVIDENCE = 4096  # a reconciliation's evidence: what was compared, or a link to it
-ANNOTATION_PREFIX = "stratops.io/"
-
-
-# -- observations ------------------------------------------------------------------------
-@dataclass(frozen=True)
-class DeploymentView:
-    """What matters of the owned Deployment."""
-
-    image: str
-    replicas: int
-    generation: int
-    observed_generation: int
-    status_replicas: int
-    updated_replicas: int
-    ready_replicas: int
-    available_replicas: int
-    live_fingerprint: str
-    desired_fingerprint: str | None
-
-    def healthy(self, image: str, replicas: int) -> bool:
-        return (
-            self.image == image
-            and self.replicas == replicas
-            and self.observed_generation >= self.generation
-            and self.status_replicas == replicas
-            and self.updated_replicas == replicas
-            and self.ready_replicas == replicas
-            and self.available_replicas == replicas
-        )
-
-
-@dataclass(frozen=True)
-class PodView:
-    name: str
-    ready: bool
-    terminating: bool
-    image: str = ""  # the container image the pod was created with
-    image_id: str = ""  # what the node resolved it to (digest), once running
-    owner: str | None = None  # controller owner, e.g. ReplicaSet/<deployment>-<hash>
-
-
-@dataclass(frozen=True)
-class IncidentView:
-    name: str
-    class_: str
-    severity: str
-    action: str | None
-    phase: str
-    acted: bool = False  # its immediate-action step is recorded
-    contained: bool = False  # its containment step is recorded
-    require_rearm: bool = False  # its kill-switch needs a designated user's re-arm
-
-    @property
-    def open(self) -> bool:
-        return self.phase != "Resolved"
-
-    @property
-    def immediate_action(self) -> str:
-        return immediate_action(self.action, self.severity)
-
-
-@dataclass(frozen=True)
-class ReportMonitor:
-    """A Monitor of a value the strategy reports (exposure, loss): evaluated on every report."""
-
-    name: str
-    report: str  # exposure | loss
-    comparison: str  # > >= < <=
-    threshold: float
-    class_: str
-    severity: str
-    action: str  # auto | killSwitch | throttle | none
-    require_rearm: bool = False
-
-    def breached(self, value: float) -> bool:
-        return {
-            ">": value > self.threshold,
-            ">=": value >= self.threshold,
-            "<": value < self.threshold,
-            "<=": value <= self.threshold,
-        }[self.comparison]
-
-
-@dataclass(frozen=True)
-class Command:
-    """A human command given as an annotation `stratops.io/<kind>` on the Strategy."""
-
-    kind: str
-    id: str
-    reason: str
-    by: str
-    fields: dict[str, Any] = field(default_factory=dict)
-    error: str | None = None
-
-    @property
-    def annotation(self) -> str:
-        return ANNOTATION_PREFIX + self.kind
-
-
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    keys = [k for k, _ in pairs]
-    if len(set(keys)) != len(keys):
-        raise ValueError("duplicate key")
-    return dict(pairs)
-
-
-def command_value(by: str, /, **fields: Any) -> str:
-    """An annotation value as the admission policy accepts it: `{"by": "<user>", …}`, `by` first."""
-    return json.dumps({"by": by, **{k: v for k, v in fields.items() if k != "by"}}, ensure_ascii=False)
-
-
-def parse_command(kind: str, raw: str) -> Command:
-    """Parse an annotation value: JSON {"by", "reason", "id", ...}. Its `by` is the requesting
-    user's (stratops.admission.policies checks the value begins {"by": "<user>"}); a value
-    with duplicate keys could show the operator another `by` than the one checked, so it is
-    refused, and a command without `by` is not attributable and is refused."""
-    cid = hashlib.sha256(raw.encode()).hexdigest()[:12]
-    try:
-        value = json.loads(raw, object_pairs_hook=_unique_keys)
-    except ValueError:
-        value = None
-    if not isinstance(value, dict):
-        return Command(
-            kind,
-            cid,
-            "",
-            "",
-            {},
-            f"annotation {ANNOTATION_PREFIX}{kind} is not a JSON object with a unique "
-            '"by" (who gives it) and a "reason"; use the stratops CLI',
-        )
-    reason = str(value.get("reason") or "").strip()
-    by = str(value.get("by") or "").strip()
-    cid = str(value.get("id") or cid)
-    fields = {k: v for k, v in value.items() if k not in ("reason", "by", "id")}
-    error = None
-    if not by:
-        error = (
-            f'annotation {ANNOTATION_PREFIX}{kind}: not attributable: it must begin {{"by": "<you>", …}} '
-            "(the stratops CLI writes it so)"
-        )
-    elif kind == "reconciliation":
-        if value.get("result") not in ("Matched", "Mismatched", "Failed"):
-            error = f"annotation {ANNOTATION_PREFIX}{kind}: result must be Matched, Mismatched or Failed"
-        elif not str(value.get("evidence") or "").strip():
-            error = f"annotation {ANNOTATION_PREFIX}{kind}: evidence is required (what was compared, or a link)"
-        elif len(str(value.get("evidence"))) > MAX_EVIDENCE:
-            error = (
-                f"annotation {ANNOTATION_PREFIX}{kind}: evidence is {len(str(value.get('evidence')))} characters, at "
-                f"most {MAX_EVIDENCE}: link to the full evidence"
-            )
-    elif kind == "runbook" and not isinstance(value.get("run"), dict):
-        error = f"annotation {ANNOTATION_PREFIX}{kind}: run (the runbook run's record) is required"
-    elif kind == "failover" and value.get("to") not in ("backup", "primary"):
-        error = f"annotation {ANNOTATION_PREFIX}{kind}: to must be backup or primary"
-    elif not reason and kind not in ("ack",):
-        error = f'annotation {ANNOTATION_PREFIX}{kind}: a reason is required, e.g. {{"reason": "broker rejects"}}'
-    return Command(kind, cid, reason, by, fields, error)
-
-
-def commands_from_annotations(annotations: dict[str, str] | None) -> tuple[Command, ...]:
-    ann = annotations or {}
-    return tuple(parse_command(k, ann[ANNOTATION_PREFIX + k]) for k in COMMANDS if ANNOTATION_PREFIX + k in ann)
-
-
-@dataclass(frozen=True)
-class Observations:
-    now: datetime
-    name: str
-    namespace: str
-    uid: str
-    generation: int
-    deployment: DeploymentView | None = None
-    pods: tuple[PodView, ...] = ()
-    control: ControlDocument | None = None
-    acks: dict[str, Acknowledgement] = field(default_factory=dict)
-    incidents: tuple[IncidentView, ...] = ()
-    gates: dict[str, GateEvaluation | None] = field(default_factory=dict)
-    commands: tuple[Command, ...] = ()
-    report_monitors: tuple[ReportMonitor, ...] = ()
-    trading_author: str | None = None  # who last changed the trading-relevant spec (recorded at admission)
-    mode_author: str | None = None  # who last changed spec.mode (recorded at admission)
-    control_problem: str | None = None  # the owned control ConfigMap holds something unreadable
-    # The content hash of the control document this operator process last wrote itself (its own
-    # write, even when the status recording it was not written): never taken for drift.
-    control_written: str | None = None
-    foreign_configmaps: tuple[str, ...] = ()  # carry the strategy's labels, not its ownership: ignored
-    ack_problems: tuple[str, ...] = ()  # acknowledgements ignored, and why
-    gate_problems: tuple[str, ...] = ()  # gates that cannot be evaluated, and why
-    # A new Strategy under a name that has a trail: its last kill-switch or resume entry, and
-    # where its chain ends (a Strategy deleted and applied again continues its history).
-    prior_latch: dict[str, Any] | None = None
-    prior_head: tuple[int, str] | None = None
-
-
-# -- plan --------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Event:
-    type: str  # Normal or Warning
-    reason: str
-    message: str
-    record: dict[str, Any] | None = None  # for the audit trail, when not a section of status
-
-
-@dataclass(frozen=True)
-class NewIncident:
-    name: str
-    class_: IncidentClass
-    severity: Severity
-    summary: str
-    action: str  # what was already done: the operator records it as the immediate action
-    detail: str
-    require_rearm: bool = False
-
-
-@dataclass
-class Plan:
-    status: StrategyStatus
-    deployment: dict[str, Any] | None = None  # create or replace with this manifest
-    deployment_drifted: bool = False
-    control: ControlDocument | None = None  # write this control document
-    incidents: list[NewIncident] = field(default_factory=list)
-    incident_actions: list[tuple[str, str]] = field(default_factory=list)  # (incident, what was done)
-    incident_containment: list[tuple[str, str]] = field(default_factory=list)  # (incident, safe state reached)
-    events: list[Event] = field(default_factory=list)
-    clear_annotations: list[str] = field(default_factory=list)
-    requeue_after: float | None = None
-    kill_switch_seconds: float | None = None  # decision -> completed, when completed now
-    delete_pods: list[str] = field(default_factory=list)  # foreign pods under the strategy's name, while halted
-    actions: list[str] = field(default_factory=list)  # for metrics: kill_switch, throttle, rollback, ...
-
-    def wake_in(self, seconds: float) -> None:
-        seconds = max(seconds, 0.5)
-        self.requeue_after = seconds if self.requeue_after is None else min(self.requeue_after, seconds)
 
 
 def _incident_name(strategy: str, what: str, key: str) -> str:
@@ -327,37 +99,97 @@ def _condition(status: StrategyStatus, type_: str) -> Condition | None:
 
 
 # -- the decision ------------------------------------------------------------------------
-def decide(spec: StrategySpec, status: StrategyStatus, obs: Observations) -> Plan:
-    now = obs.now
-    st = status.model_copy(deep=True)
-    plan = Plan(status=st)
-    conds = list(st.conditions or [])
+class _Decision:
+    """What one decision carries from phase to phase. The first group is fixed before the first
+    phase (the spec as approved, the observations, the status being written, the policy's
+    figures); the second is decided by the phases, each set by the phase that owns it and read by
+    the phases after it (a phase never reads what a later one sets)."""
+
+    # fixed for the whole decision
+    spec: StrategySpec  # as approved: a live strategy's unsigned change is not in it
+    obs: Observations
+    now: datetime
+    st: StrategyStatus  # the status being decided (a copy)
+    plan: Plan
+    conds: list[Condition]
+    commands: dict[str, Command]  # the valid commands not executed before, by kind
+    handled_cmds: dict[str, str]
+    handled_incidents: list[str]
+    current_subject: str
+    prelaunch: GateEvaluation | None
+    daily: GateEvaluation | None
+    kill_policy: KillSwitchPolicy | None
+    ack_deadline: timedelta
+    factor: float
+    rollout_deadline: timedelta
+    healthy_for: timedelta
+    automatic: bool
+    history_limit: int
+    base_limits: EffectiveLimits
+    ready_pods: list[PodView]  # the pods not terminating
+    # decided by the phases
+    fleet: list[str]  # _verify_fleet: what does not run as intended
+    fleet_incident: str | None
+    kill_trigger: tuple[str, str, str | None] | None  # the triggers: (reason, by, incident)
+    throttle_trigger: tuple[str, str, str | None] | None
+    rollback_trigger: tuple[str, str, str | None] | None
+    rearm_required: bool
+    ks: KillSwitchStatus | None  # _latch_kill_switch_and_throttle, then _kill_switch_progress
+    latched: bool
+    throttled: bool
+    mode: Mode  # _promotion
+    active: str | None  # _choose_version: the version rolled out, and the one to run
+    target: str | None
+    rollout: RolloutStatus | None  # _choose_version, _track_rollout
+    dep: DeploymentView | None
+    image: str | None
+    replicas_wanted: int
+    failed_without_target: bool
+    doc: ControlDocument  # _control_document
+    replicas: int  # _kill_switch_progress: the Deployment's replicas
+    ready: bool  # _conditions_and_phase
+
+    def acked(self, generation: int) -> bool:
+        """Whether every running pod has acknowledged GENERATION (or a later one)."""
+        return all((a := self.obs.acks.get(p.name)) is not None and a.generation >= generation for p in self.ready_pods)
+
+
+def _prepare(spec: StrategySpec, status: StrategyStatus, obs: Observations) -> _Decision:
+    """The decision's fixed part: the status copied, the spec as approved, the policy's figures."""
+    d = _Decision()
+    d.obs = obs
+    d.now = obs.now
+    d.st = st = status.model_copy(deep=True)
+    d.plan = plan = Plan(status=st)
+    d.conds = conds = list(st.conditions or [])
     # A command id is remembered only while its annotation is still on the object (the crash
     # window between recording it and removing the annotation); once removed, the same text
     # given again is a new command.
     present = {c.kind for c in obs.commands}
-    handled_cmds = {k: v for k, v in (st.handled_commands or {}).items() if k in present}
-    handled_incidents = list(st.handled_incidents or [])
-    current_subject = subject_for(obs.name, spec)
-    prelaunch = obs.gates.get(spec.gates.pre_launch) if spec.gates and spec.gates.pre_launch else None
+    d.handled_cmds = {k: v for k, v in (st.handled_commands or {}).items() if k in present}
+    d.handled_incidents = list(st.handled_incidents or [])
+    d.commands = {}
+    d.current_subject = subject_for(obs.name, spec)
+    d.prelaunch = obs.gates.get(spec.gates.pre_launch) if spec.gates and spec.gates.pre_launch else None
     # Live: act on the trading-relevant spec as signed; an unsigned change waits (held, reported).
-    spec = _approved_spec(spec, st, obs, prelaunch, current_subject, plan, conds)
-    kill_policy = spec.kill_switch
-    ack_deadline = parse_duration(kill_policy.ack_deadline if kill_policy else "30s")
-    factor = spec.throttle.factor if spec.throttle else 0.5
+    d.spec = spec = _approved_spec(spec, st, obs, d.prelaunch, d.current_subject, plan, conds)
+    d.kill_policy = spec.kill_switch
+    d.ack_deadline = parse_duration(d.kill_policy.ack_deadline if d.kill_policy else "30s")
+    d.factor = spec.throttle.factor if spec.throttle else 0.5
     policy = spec.rollback_policy
-    rollout_deadline = parse_duration(policy.rollout_deadline if policy else "5m")
-    healthy_for = parse_duration(policy.healthy_for if policy else "60s")
-    automatic = policy.automatic if policy else True
-    history_limit = policy.revision_history_limit if policy else 5
-    base_limits = L.from_spec(spec.risk_limits)
-    daily = obs.gates.get(spec.gates.daily) if spec.gates and spec.gates.daily else None
-    ready_pods = [p for p in obs.pods if not p.terminating]
+    d.rollout_deadline = parse_duration(policy.rollout_deadline if policy else "5m")
+    d.healthy_for = parse_duration(policy.healthy_for if policy else "60s")
+    d.automatic = policy.automatic if policy else True
+    d.history_limit = policy.revision_history_limit if policy else 5
+    d.base_limits = L.from_spec(spec.risk_limits)
+    d.daily = obs.gates.get(spec.gates.daily) if spec.gates and spec.gates.daily else None
+    d.ready_pods = [p for p in obs.pods if not p.terminating]
+    return d
 
-    def acked(generation: int) -> bool:
-        return all((a := obs.acks.get(p.name)) is not None and a.generation >= generation for p in ready_pods)
 
-    # -- re-created: the trail under this name goes on, and a latch in it still holds ----------
+def _recreated_under_a_latched_name(d: _Decision) -> None:
+    """Re-created: the trail under this name goes on, and a latch in it still holds."""
+    obs, now, st, plan = d.obs, d.now, d.st, d.plan
     if st.audit is None and obs.prior_head is not None and obs.prior_head[0]:
         st.audit = AuditHead(seq=obs.prior_head[0], hash=obs.prior_head[1])
     if st.kill_switch is None and obs.prior_latch and obs.prior_latch.get("reason") == "KillSwitch":
@@ -374,8 +206,10 @@ def decide(spec: StrategySpec, status: StrategyStatus, obs: Observations) -> Pla
         plan.actions.append("kill_switch")
         plan.events.append(Event("Warning", "KillSwitch", f"re-created under a latched name: {st.kill_switch.reason}"))
 
-    # -- commands: validate first; an invalid one is reported and removed, nothing applied --
-    commands: dict[str, Command] = {}
+
+def _validate_commands(d: _Decision) -> None:
+    """Commands: validate first; an invalid one is reported and removed, nothing applied."""
+    obs, st, plan, commands, handled_cmds = d.obs, d.st, d.plan, d.commands, d.handled_cmds
     for cmd in obs.commands:
         plan.clear_annotations.append(cmd.annotation)
         if cmd.error:
@@ -387,7 +221,10 @@ def decide(spec: StrategySpec, status: StrategyStatus, obs: Observations) -> Pla
             commands[cmd.kind] = cmd
             handled_cmds[cmd.kind] = cmd.id
 
-    # -- reconciliation record ------------------------------------------------------------
+
+def _record_reconciliation(d: _Decision) -> None:
+    """Reconciliation record."""
+    now, st, plan, commands = d.now, d.st, d.plan, d.commands
     if (cmd := commands.get("reconciliation")) is not None:
         st.last_reconciliation = Reconciliation(
             at=now, result=cmd.fields["result"], evidence=str(cmd.fields.get("evidence")), by=cmd.by
@@ -397,7 +234,10 @@ def decide(spec: StrategySpec, status: StrategyStatus, obs: Observations) -> Pla
             Event(kind, "ReconciliationRecorded", f"{cmd.fields['result']} by {cmd.by}: {cmd.fields.get('evidence')}")
         )
 
-    # -- a runbook run, recorded in the audit trail as given by whoever ran it --------------------
+
+def _record_runbook_run(d: _Decision) -> None:
+    """A runbook run, recorded in the audit trail as given by whoever ran it."""
+    plan, commands = d.plan, d.commands
     if (cmd := commands.get("runbook")) is not None:
         run = {**cmd.fields["run"], "by": cmd.by}
         passed = bool((run.get("verify") or {}).get("passed"))
@@ -411,26 +251,32 @@ def decide(spec: StrategySpec, status: StrategyStatus, obs: Observations) -> Pla
             )
         )
 
-    # -- fleet verification (Knight, 2012): every pod trading under this name runs what was
-    # intended and applied the control document written ---------------------------------------
+
+def _verify_fleet(d: _Decision) -> None:
+    """Fleet verification (Knight, 2012): every pod trading under this name runs what was intended and applied
+    the control document written."""
+    spec, obs, now, st, conds = d.spec, d.obs, d.now, d.st, d.conds
     running_image = _image_for(spec, st, st.rollout.version) if st.rollout else None
-    fleet = fleet_problems(obs.name, obs.pods, obs.deployment, running_image, spec.replicas, obs.acks, obs.control)
-    fleet_incident = _incident_name(obs.name, "fleet", "|".join(fleet)) if fleet else None
+    d.fleet = fleet_problems(obs.name, obs.pods, obs.deployment, running_image, spec.replicas, obs.acks, obs.control)
+    d.fleet_incident = _incident_name(obs.name, "fleet", "|".join(d.fleet)) if d.fleet else None
     _set_condition(
         conds,
         now,
         obs.generation,
         "FleetVerified",
-        not fleet,
-        "Mismatch" if fleet else "Verified",
-        "; ".join(fleet) if fleet else "every pod runs the intended image and applied the control document",
+        not d.fleet,
+        "Mismatch" if d.fleet else "Verified",
+        "; ".join(d.fleet) if d.fleet else "every pod runs the intended image and applied the control document",
     )
 
-    # -- incidents that ask for an action ---------------------------------------------------
-    kill_trigger: tuple[str, str, str | None] | None = None  # (reason, by, incident)
-    rearm_required = False
-    throttle_trigger: tuple[str, str, str | None] | None = None
-    rollback_trigger: tuple[str, str, str | None] | None = None
+
+def _incident_triggers(d: _Decision) -> None:
+    """Incidents that ask for an action."""
+    obs, st, plan, handled_incidents = d.obs, d.st, d.plan, d.handled_incidents
+    d.kill_trigger = None  # (reason, by, incident)
+    d.rearm_required = False
+    d.throttle_trigger = None
+    d.rollback_trigger = None
     for inc in obs.incidents:
         if (
             inc.open
@@ -443,34 +289,34 @@ def decide(spec: StrategySpec, status: StrategyStatus, obs: Observations) -> Pla
             # Acted on before, still open, and this Strategy has never decided: it was deleted
             # and applied again. The halt its incident asked for holds.
             handled_incidents.append(inc.name)
-            if kill_trigger is None:  # its immediate action is on record already: not repeated
-                kill_trigger = (
+            if d.kill_trigger is None:  # its immediate action is on record already: not repeated
+                d.kill_trigger = (
                     f"re-created while incident {inc.name} ({inc.class_} {inc.severity}) is open",
                     OPERATOR,
                     None,
                 )
-            rearm_required = rearm_required or inc.require_rearm
+            d.rearm_required = d.rearm_required or inc.require_rearm
             continue
         if not inc.open or inc.acted or inc.name in handled_incidents:
             continue
         handled_incidents.append(inc.name)
         act = inc.immediate_action
         why = f"incident {inc.name} ({inc.class_} {inc.severity})"
-        if act == "killSwitch" and kill_trigger is None:
-            kill_trigger = (why, OPERATOR, inc.name)
+        if act == "killSwitch" and d.kill_trigger is None:
+            d.kill_trigger = (why, OPERATOR, inc.name)
         if act == "killSwitch" and inc.require_rearm:
-            rearm_required = True
-        elif act == "throttle" and throttle_trigger is None:
-            throttle_trigger = (why, OPERATOR, inc.name)
-        elif act == "rollback" and rollback_trigger is None:
-            rollback_trigger = (why, OPERATOR, inc.name)
+            d.rearm_required = True
+        elif act == "throttle" and d.throttle_trigger is None:
+            d.throttle_trigger = (why, OPERATOR, inc.name)
+        elif act == "rollback" and d.rollback_trigger is None:
+            d.rollback_trigger = (why, OPERATOR, inc.name)
         elif act == "none":
             plan.incident_actions.append((inc.name, "recorded; no automatic action (action: none)"))
-    if fleet_incident is not None and fleet_incident not in {i.name for i in obs.incidents}:
-        detail = "; ".join(fleet)
+    if d.fleet_incident is not None and d.fleet_incident not in {i.name for i in obs.incidents}:
+        detail = "; ".join(d.fleet)
         plan.incidents.append(
             NewIncident(
-                fleet_incident,
+                d.fleet_incident,
                 IncidentClass.config_drift,
                 Severity.P0,
                 f"fleet verification failed: {detail}"[:2048],
@@ -479,10 +325,14 @@ def decide(spec: StrategySpec, status: StrategyStatus, obs: Observations) -> Pla
             )
         )
         plan.events.append(Event("Warning", "FleetMismatch", detail))
-        if kill_trigger is None:
-            kill_trigger = (f"fleet verification failed: {detail}", OPERATOR, fleet_incident)
-    # -- the control document: only the operator writes it. Unreadable: a P0 (the pods may have
-    # read anything: stop). Readable but not what the operator last wrote: drift, reverted. -------
+        if d.kill_trigger is None:
+            d.kill_trigger = (f"fleet verification failed: {detail}", OPERATOR, d.fleet_incident)
+
+
+def _control_integrity(d: _Decision) -> None:
+    """The control document: only the operator writes it. Unreadable: a P0 (the pods may have read anything:
+    stop). Readable but not what the operator last wrote: drift, reverted."""
+    obs, now, st, plan, conds = d.obs, d.now, d.st, d.plan, d.conds
     if obs.control_problem:
         last = st.control.generation if st.control else 0
         inc = _incident_name(obs.name, "control", f"{last}:{obs.control_problem}")
@@ -498,8 +348,8 @@ def decide(spec: StrategySpec, status: StrategyStatus, obs: Observations) -> Pla
                 )
             )
             plan.events.append(Event("Warning", "ControlUnreadable", obs.control_problem))
-            if kill_trigger is None:
-                kill_trigger = (f"control document unreadable: {obs.control_problem}", OPERATOR, inc)
+            if d.kill_trigger is None:
+                d.kill_trigger = (f"control document unreadable: {obs.control_problem}", OPERATOR, inc)
     integrity = [
         f"ConfigMap {n} carries this strategy's labels but is not its own: ignored" for n in obs.foreign_configmaps
     ]
@@ -520,11 +370,14 @@ def decide(spec: StrategySpec, status: StrategyStatus, obs: Observations) -> Pla
         or "only the operator's control document and the pods' own acknowledgements are read",
     )
 
-    # -- exposure-linked kill: the strategy's own reports against its monitors, on every report --
-    # An episode's incident is named from the monitor and the episode's number, both in status:
-    # a reconcile run again (after a crash before the status write, or while the view of the
-    # Incidents lags the operator's own creates) names the same incident, and its create is a
-    # no-op. Its name is matched exactly, never by prefix (gross vs gross-exposure).
+
+def _reported_limits(d: _Decision) -> None:
+    """Exposure-linked kill: the strategy's own reports against its monitors, on every report. An episode's
+    incident is named from the monitor and the episode's number, both in status: a reconcile run again (after
+    a crash before the status write, or while the view of the Incidents lags the operator's own creates) names
+    the same incident, and its create is a no-op. Its name is matched exactly, never by prefix (gross vs
+    gross-exposure)."""
+    obs, st, plan, commands, ready_pods = d.obs, d.st, d.plan, d.commands, d.ready_pods
     breaches = dict(st.report_breaches or {})
     incidents_by_name = {i.name: i for i in obs.incidents}
     for m in obs.report_monitors:
@@ -560,44 +413,47 @@ def decide(spec: StrategySpec, status: StrategyStatus, obs: Observations) -> Pla
             )
         )
         plan.events.append(Event("Warning", "ReportedLimitBreached", why))
-        if act == "killSwitch" and kill_trigger is None:
-            kill_trigger = (why, OPERATOR, inc)
-            rearm_required = rearm_required or m.require_rearm
-        elif act == "throttle" and throttle_trigger is None:
-            throttle_trigger = (why, OPERATOR, inc)
+        if act == "killSwitch" and d.kill_trigger is None:
+            d.kill_trigger = (why, OPERATOR, inc)
+            d.rearm_required = d.rearm_required or m.require_rearm
+        elif act == "throttle" and d.throttle_trigger is None:
+            d.throttle_trigger = (why, OPERATOR, inc)
     st.report_breaches = breaches or None
     if (cmd := commands.get("kill")) is not None:
-        kill_trigger = (cmd.reason, cmd.by, None)
-        rearm_required = rearm_required or bool(cmd.fields.get("requireRearm"))
-    if (cmd := commands.get("throttle")) is not None and throttle_trigger is None:
-        throttle_trigger = (cmd.reason, cmd.by, None)
+        d.kill_trigger = (cmd.reason, cmd.by, None)
+        d.rearm_required = d.rearm_required or bool(cmd.fields.get("requireRearm"))
+    if (cmd := commands.get("throttle")) is not None and d.throttle_trigger is None:
+        d.throttle_trigger = (cmd.reason, cmd.by, None)
     if (cmd := commands.get("rollback")) is not None:
-        rollback_trigger = (cmd.reason, cmd.by, None)
+        d.rollback_trigger = (cmd.reason, cmd.by, None)
 
-    # -- kill-switch: P0 stops. Latched until a valid resume. --------------------------------
-    ks = st.kill_switch
-    if kill_trigger is not None:
-        reason, by, incident = kill_trigger
-        if ks is not None and ks.latched:
+
+def _latch_kill_switch_and_throttle(d: _Decision) -> None:
+    """Kill-switch: P0 stops. Latched until a valid resume."""
+    now, st, plan, commands, factor, base_limits = d.now, d.st, d.plan, d.commands, d.factor, d.base_limits
+    d.ks = st.kill_switch
+    if d.kill_trigger is not None:
+        reason, by, incident = d.kill_trigger
+        if d.ks is not None and d.ks.latched:
             if incident:
-                plan.incident_actions.append((incident, f"kill-switch already latched since {ks.at}"))
+                plan.incident_actions.append((incident, f"kill-switch already latched since {d.ks.at}"))
             elif commands.get("kill") is not None:
                 # Latched already: nothing more to do, but the second decision is on the record.
                 plan.events.append(
                     Event(
                         "Warning",
                         "KillSwitchAgain",
-                        f"kill-switch by {by} while latched since {ks.at} by {ks.by}: {reason}",
+                        f"kill-switch by {by} while latched since {d.ks.at} by {d.ks.by}: {reason}",
                     )
                 )
-            if rearm_required and not ks.rearm_required:  # a second, stricter halt tightens the latch
-                ks = st.kill_switch = ks.model_copy(
+            if d.rearm_required and not d.ks.rearm_required:  # a second, stricter halt tightens the latch
+                d.ks = st.kill_switch = d.ks.model_copy(
                     update={"rearm_required": True, "rearmed_by": None, "rearmed_at": None}
                 )
                 plan.events.append(Event("Warning", "RearmRequired", f"re-arm now required ({reason})"))
         else:
             kc = commands.get("kill")
-            ks = st.kill_switch = KillSwitchStatus(
+            d.ks = st.kill_switch = KillSwitchStatus(
                 latched=True,
                 reason=reason,
                 by=by,
@@ -605,16 +461,16 @@ def decide(spec: StrategySpec, status: StrategyStatus, obs: Observations) -> Pla
                 incident=incident,
                 decision=(str(kc.fields.get("decision") or kc.id) if kc is not None and incident is None else None),
                 scope=(str(kc.fields.get("scope") or "strategy") if kc is not None and incident is None else None),
-                rearm_required=rearm_required or None,
+                rearm_required=d.rearm_required or None,
             )
             st.resume = None
             plan.actions.append("kill_switch")
             plan.events.append(Event("Warning", "KillSwitch", f"kill-switch engaged by {by}: {reason}"))
             if incident:
                 plan.incident_actions.append((incident, "kill-switch: control HALTED, then scale to 0"))
-    if throttle_trigger is not None:
-        reason, by, incident = throttle_trigger
-        if ks is not None and ks.latched:
+    if d.throttle_trigger is not None:
+        reason, by, incident = d.throttle_trigger
+        if d.ks is not None and d.ks.latched:
             if incident:
                 plan.incident_actions.append((incident, "kill-switch latched; throttle not needed"))
         else:
@@ -633,14 +489,17 @@ def decide(spec: StrategySpec, status: StrategyStatus, obs: Observations) -> Pla
             )
             if incident:
                 plan.incident_actions.append((incident, f"throttle: REDUCING, limits x{factor}"))
-    latched = ks is not None and ks.latched
-    throttled = st.throttle is not None and st.throttle.active
+    d.latched = d.ks is not None and d.ks.latched
+    d.throttled = st.throttle is not None and st.throttle.active
 
-    # -- re-arm: a designated user allows a halt that requires it to be resumed (resumes nothing) --
+
+def _rearm(d: _Decision) -> None:
+    """Re-arm: a designated user allows a halt that requires it to be resumed (resumes nothing)."""
+    now, st, plan, commands, kill_policy = d.now, d.st, d.plan, d.commands, d.kill_policy
     if (cmd := commands.get("rearm")) is not None:
         allowed = list((kill_policy.rearm_by if kill_policy else None) or [])
         refusal = None
-        if not latched or ks is None or not ks.rearm_required:
+        if not d.latched or d.ks is None or not d.ks.rearm_required:
             refusal = "no halt that requires a re-arm is latched"
         elif cmd.by not in allowed:
             refusal = f"{cmd.by} is not a designated user (spec.killSwitch.rearmBy: {', '.join(allowed) or 'nobody'})"
@@ -648,15 +507,18 @@ def decide(spec: StrategySpec, status: StrategyStatus, obs: Observations) -> Pla
             msg = f"re-arm by {cmd.by} refused: {refusal}"
             plan.events.append(Event("Warning", "RearmRefused", msg))
             st.message = msg
-        elif ks is not None and ks.rearmed_at is None:
-            ks = st.kill_switch = ks.model_copy(update={"rearmed_by": cmd.by, "rearmed_at": now})
+        elif d.ks is not None and d.ks.rearmed_at is None:
+            d.ks = st.kill_switch = d.ks.model_copy(update={"rearmed_by": cmd.by, "rearmed_at": now})
             msg = (
                 f"re-armed by {cmd.by}: {cmd.reason}; a resume is now possible (reconciliation, incidents, daily gate)"
             )
             plan.events.append(Event("Normal", "Rearmed", msg))
             st.message = msg
 
-    # -- broker failover: only with order entry halted, so no order is in flight across brokers --
+
+def _broker_failover(d: _Decision) -> None:
+    """Broker failover: only with order entry halted, so no order is in flight across brokers."""
+    spec, now, st, plan, commands = d.spec, d.now, d.st, d.plan, d.commands
     if (cmd := commands.get("failover")) is not None:
         to = cmd.fields["to"]
         on = st.broker.role if st.broker else "primary"
@@ -666,7 +528,7 @@ def decide(spec: StrategySpec, status: StrategyStatus, obs: Observations) -> Pla
             refusals.append("spec.brokers.backup is not set: there is no backup broker to fail over to")
         elif to == on:
             refusals.append(f"already on the {on} broker ({chosen.name})")
-        if not latched:
+        if not d.latched:
             refusals.append(
                 "halt order entry first (stratops kill): the broker changes only while the kill-switch is latched"
             )
@@ -695,12 +557,26 @@ def decide(spec: StrategySpec, status: StrategyStatus, obs: Observations) -> Pla
             )
         )
 
-    # -- resume: only resolved incidents, a fresh reconciliation and a signed daily gate ------
+
+def _resume(d: _Decision) -> None:
+    """Resume: only resolved incidents, a fresh reconciliation and a signed daily gate."""
+    spec, obs, now, st, plan, commands, kill_policy, factor, base_limits, daily = (
+        d.spec,
+        d.obs,
+        d.now,
+        d.st,
+        d.plan,
+        d.commands,
+        d.kill_policy,
+        d.factor,
+        d.base_limits,
+        d.daily,
+    )
     if (cmd := commands.get("resume")) is not None:
         refusals = []
-        if not latched and not throttled:
+        if not d.latched and not d.throttled:
             refusals.append("nothing to resume: no kill-switch latched and no throttle in force")
-        if latched and ks is not None and ks.rearm_required and ks.rearmed_at is None:
+        if d.latched and d.ks is not None and d.ks.rearm_required and d.ks.rearmed_at is None:
             allowed = (
                 ", ".join((kill_policy.rearm_by if kill_policy else None) or [])
                 or "nobody: set spec.killSwitch.rearmBy"
@@ -715,7 +591,7 @@ def decide(spec: StrategySpec, status: StrategyStatus, obs: Observations) -> Pla
             [
                 t
                 for t in (
-                    ks.at if ks else None,
+                    d.ks.at if d.ks else None,
                     st.throttle.at if st.throttle else None,
                     st.broker.at if st.broker else None,
                 )
@@ -748,11 +624,11 @@ def decide(spec: StrategySpec, status: StrategyStatus, obs: Observations) -> Pla
             plan.events.append(Event("Warning", "ResumeRefused", msg))
             st.message = msg
         else:
-            if ks is not None:
-                st.kill_switch = ks.model_copy(update={"latched": False})
+            if d.ks is not None:
+                st.kill_switch = d.ks.model_copy(update={"latched": False})
             if st.throttle is not None:
                 st.throttle = st.throttle.model_copy(update={"active": False})
-            latched = throttled = False
+            d.latched = d.throttled = False
             st.resume = ResumeStatus(by=cmd.by, at=now, reason=cmd.reason, stage="Reducing")
             if st.rollout is not None:  # the rollout clock restarts with the pods
                 st.rollout = st.rollout.model_copy(update={"started_at": now, "ready_since": None})
@@ -763,7 +639,7 @@ def decide(spec: StrategySpec, status: StrategyStatus, obs: Observations) -> Pla
                 # needs a reconciliation newer than this one).
                 st.throttle = ThrottleStatus(active=True, reason=f"resumed throttled: {cmd.reason}", by=cmd.by, at=now)
                 st.effective_limits = L.lowest(L.throttled(st.effective_limits, factor), base_limits)
-                throttled = True
+                d.throttled = True
                 msg = (
                     f"resume by {cmd.by} accepted, throttled: {cmd.reason}; "
                     f"REDUCING with limits x{factor} until a full resume"
@@ -773,20 +649,35 @@ def decide(spec: StrategySpec, status: StrategyStatus, obs: Observations) -> Pla
             plan.events.append(Event("Normal", "Resume", msg))
             st.message = msg
 
-    # -- effective limits: follow spec down at once; up only through the rules above ----------
+
+def _effective_limits(d: _Decision) -> None:
+    """Effective limits: follow spec down at once; up only through the rules above."""
+    st, plan, base_limits = d.st, d.plan, d.base_limits
     if st.effective_limits is None:
         st.effective_limits = base_limits
-    elif throttled:
+    elif d.throttled:
         st.effective_limits = L.lowest(st.effective_limits, base_limits)
     else:
         st.effective_limits = _allowed_limits(st, base_limits, plan)
 
-    # -- promotion paper -> live ---------------------------------------------------------
-    mode = st.mode or Mode.paper
-    if spec.mode == Mode.paper and mode == Mode.live:
-        mode = Mode.paper
+
+def _promotion(d: _Decision) -> None:
+    """Promotion paper -> live."""
+    spec, obs, now, st, plan, conds, current_subject, prelaunch = (
+        d.spec,
+        d.obs,
+        d.now,
+        d.st,
+        d.plan,
+        d.conds,
+        d.current_subject,
+        d.prelaunch,
+    )
+    d.mode = st.mode or Mode.paper
+    if spec.mode == Mode.paper and d.mode == Mode.live:
+        d.mode = Mode.paper
         plan.events.append(Event("Normal", "Demoted", "spec.mode is paper: trading on paper from now on"))
-    if spec.mode == Mode.live and mode != Mode.live:
+    if spec.mode == Mode.live and d.mode != Mode.live:
         missing = _prelaunch_missing(spec, prelaunch, obs.trading_author)
         if missing:
             msg = f"promotion to live blocked: {missing}"
@@ -796,7 +687,7 @@ def decide(spec: StrategySpec, status: StrategyStatus, obs: Observations) -> Pla
             _set_condition(conds, now, obs.generation, "Promoted", False, "GatesIncomplete", msg)
         else:
             assert prelaunch is not None and spec.gates is not None and spec.gates.pre_launch is not None
-            mode = Mode.live
+            d.mode = Mode.live
             st.approved = Approval(
                 subject=current_subject,
                 hash=trading_hash(spec),
@@ -812,26 +703,35 @@ def decide(spec: StrategySpec, status: StrategyStatus, obs: Observations) -> Pla
             signed = f"pre-launch gate {spec.gates.pre_launch} signed for {current_subject} by {signers}"
             plan.events.append(Event("Normal", "Promoted", f"promoted to live by {obs.mode_author}: {signed}"))
             _set_condition(conds, now, obs.generation, "Promoted", True, "PreLaunchGateComplete", signed)
-    elif mode == Mode.live:
+    elif d.mode == Mode.live:
         _set_condition(conds, now, obs.generation, "Promoted", True, "Live", "trading live")
     else:
         _set_condition(conds, now, obs.generation, "Promoted", False, "Paper", "spec.mode is paper")
-    st.mode = mode
+    st.mode = d.mode
 
-    # -- which version to run --------------------------------------------------------------
+
+def _choose_version(d: _Decision) -> None:
+    """Which version to run."""
+    spec, now, st, plan, daily = d.spec, d.now, d.st, d.plan, d.daily
     blocked = {b.version for b in st.blocked_versions or []}
-    rollout = st.rollout
-    active = rollout.version if rollout else None
+    d.rollout = st.rollout
+    d.active = d.rollout.version if d.rollout else None
     wanted = spec.version
     hold_reason = None
     if wanted in blocked:
         hold_reason = f"version {wanted} is blocked (failed or rolled back); spec must name another version"
-    elif active is not None and wanted != active and spec.gates and spec.gates.daily and not (daily and daily.complete):
+    elif (
+        d.active is not None
+        and wanted != d.active
+        and spec.gates
+        and spec.gates.daily
+        and not (daily and daily.complete)
+    ):
         # A lapsed daily gate blocks new deployments (paper included): nobody checked the desk today.
         hold_reason = f"version {wanted} not rolled out: daily gate {spec.gates.daily} is " + (
             f"{daily.state} (missing {', '.join(daily.missing)})" if daily else "not found"
         )
-    target = wanted if hold_reason is None else (active or st.last_known_good)
+    d.target = wanted if hold_reason is None else (d.active or st.last_known_good)
     if hold_reason:
         prev = st.message
         if prev != hold_reason:
@@ -839,56 +739,72 @@ def decide(spec: StrategySpec, status: StrategyStatus, obs: Observations) -> Pla
         st.message = hold_reason
 
     # manual or incident rollback
-    if rollback_trigger is not None:
-        reason, by, incident = rollback_trigger
+    if d.rollback_trigger is not None:
+        reason, by, incident = d.rollback_trigger
         good = [r.version for r in st.revision_history or [] if r.known_good_at]
         to = (
             st.last_known_good
-            if st.last_known_good and st.last_known_good != active
-            else next((v for v in reversed(good) if v != active), None)
+            if st.last_known_good and st.last_known_good != d.active
+            else next((v for v in reversed(good) if v != d.active), None)
         )
-        if to is None or active is None:
-            msg = f"rollback by {by} refused: no known-good version other than {active}"
+        if to is None or d.active is None:
+            msg = f"rollback by {by} refused: no known-good version other than {d.active}"
             plan.events.append(Event("Warning", "RollbackRefused", msg))
             st.message = msg
             if incident:
                 plan.incident_actions.append((incident, msg))
         else:
-            st.blocked_versions = _block(st, active, f"rolled back by {by}: {reason}", now, incident)
-            blocked.add(active)
-            target = to
-            rollout = st.rollout = RolloutStatus(version=to, started_at=now, rollback=True)
+            st.blocked_versions = _block(st, d.active, f"rolled back by {by}: {reason}", now, incident)
+            blocked.add(d.active)
+            d.target = to
+            d.rollout = st.rollout = RolloutStatus(version=to, started_at=now, rollback=True)
             plan.actions.append("rollback")
-            plan.events.append(Event("Warning", "Rollback", f"rolled back {active} -> {to} by {by}: {reason}"))
+            plan.events.append(Event("Warning", "Rollback", f"rolled back {d.active} -> {to} by {by}: {reason}"))
             if incident:
-                plan.incident_actions.append((incident, f"rollback {active} -> {to}"))
-    if target is not None and target in blocked and target != (rollout.version if rollout else None):
-        target = st.last_known_good
+                plan.incident_actions.append((incident, f"rollback {d.active} -> {to}"))
+    if d.target is not None and d.target in blocked and d.target != (d.rollout.version if d.rollout else None):
+        d.target = st.last_known_good
 
-    # -- rollout tracking and automatic rollback -----------------------------------------------
-    replicas_wanted = spec.replicas
-    if target is not None and (rollout is None or rollout.version != target):
-        rollout = st.rollout = RolloutStatus(version=target, started_at=now)
-        if active is not None:
-            plan.events.append(Event("Normal", "Rollout", f"rolling out {target} (was {active})"))
-    dep = obs.deployment
-    image = _image_for(spec, st, target) if target else None
-    if rollout is not None and image is not None and not latched and replicas_wanted > 0:
-        healthy = dep is not None and dep.healthy(image, replicas_wanted)
+
+def _track_rollout(d: _Decision) -> None:
+    """Rollout tracking and automatic rollback."""
+    spec, obs, now, st, plan, rollout_deadline, healthy_for, automatic, history_limit = (
+        d.spec,
+        d.obs,
+        d.now,
+        d.st,
+        d.plan,
+        d.rollout_deadline,
+        d.healthy_for,
+        d.automatic,
+        d.history_limit,
+    )
+    d.replicas_wanted = spec.replicas
+    if d.target is not None and (d.rollout is None or d.rollout.version != d.target):
+        d.rollout = st.rollout = RolloutStatus(version=d.target, started_at=now)
+        if d.active is not None:
+            plan.events.append(Event("Normal", "Rollout", f"rolling out {d.target} (was {d.active})"))
+    d.dep = obs.deployment
+    d.image = _image_for(spec, st, d.target) if d.target else None
+    if d.rollout is not None and d.image is not None and not d.latched and d.replicas_wanted > 0:
+        healthy = d.dep is not None and d.dep.healthy(d.image, d.replicas_wanted)
         if healthy:
-            if rollout.ready_since is None:
-                rollout = st.rollout = rollout.model_copy(update={"ready_since": now})
-            assert rollout.ready_since is not None
-            held = now - rollout.ready_since
-            if st.last_known_good != rollout.version:
-                if fleet:
+            if d.rollout.ready_since is None:
+                d.rollout = st.rollout = d.rollout.model_copy(update={"ready_since": now})
+            assert d.rollout.ready_since is not None
+            held = now - d.rollout.ready_since
+            if st.last_known_good != d.rollout.version:
+                if d.fleet:
                     pass  # never known-good while a pod runs something else (FleetVerified=False)
                 elif held >= healthy_for:
-                    st.last_known_good = rollout.version
-                    history = [r for r in st.revision_history or [] if r.version != rollout.version]
+                    st.last_known_good = d.rollout.version
+                    history = [r for r in st.revision_history or [] if r.version != d.rollout.version]
                     history.append(
                         Revision(
-                            version=rollout.version, image=image, deployed_at=rollout.started_at, known_good_at=now
+                            version=d.rollout.version,
+                            image=d.image,
+                            deployed_at=d.rollout.started_at,
+                            known_good_at=now,
                         )
                     )
                     st.revision_history = history[-history_limit:]
@@ -896,24 +812,24 @@ def decide(spec: StrategySpec, status: StrategyStatus, obs: Observations) -> Pla
                         Event(
                             "Normal",
                             "KnownGood",
-                            f"{rollout.version} healthy for {held.total_seconds():.0f}s: last known-good",
+                            f"{d.rollout.version} healthy for {held.total_seconds():.0f}s: last known-good",
                         )
                     )
                 else:
                     plan.wake_in((healthy_for - held).total_seconds())
         else:
-            if rollout.ready_since is not None:
-                rollout = st.rollout = rollout.model_copy(update={"ready_since": None})
-            waited = now - rollout.started_at
-            failing = rollout.version != st.last_known_good and waited > rollout_deadline
-            if failing and not rollout.rollback:
-                bad = rollout.version
-                inc = _incident_name(obs.name, "rollout", f"{bad}@{rollout.started_at.isoformat()}")
+            if d.rollout.ready_since is not None:
+                d.rollout = st.rollout = d.rollout.model_copy(update={"ready_since": None})
+            waited = now - d.rollout.started_at
+            failing = d.rollout.version != st.last_known_good and waited > rollout_deadline
+            if failing and not d.rollout.rollback:
+                bad = d.rollout.version
+                inc = _incident_name(obs.name, "rollout", f"{bad}@{d.rollout.started_at.isoformat()}")
                 if automatic and st.last_known_good and st.last_known_good not in (bad,):
                     to = st.last_known_good
                     st.blocked_versions = _block(st, bad, f"not Ready within {rollout_deadline}", now, inc)
-                    rollout = st.rollout = RolloutStatus(version=to, started_at=now, rollback=True)
-                    target, image = to, _image_for(spec, st, to)
+                    d.rollout = st.rollout = RolloutStatus(version=to, started_at=now, rollback=True)
+                    d.target, d.image = to, _image_for(spec, st, to)
                     plan.actions.append("rollback")
                     plan.incidents.append(
                         NewIncident(
@@ -948,19 +864,22 @@ def decide(spec: StrategySpec, status: StrategyStatus, obs: Observations) -> Pla
                     plan.events.append(
                         Event("Warning", "RolloutFailed", f"{bad} not Ready within {rollout_deadline}; {why}")
                     )
-            elif not failing and rollout.version != st.last_known_good:
+            elif not failing and d.rollout.version != st.last_known_good:
                 plan.wake_in((rollout_deadline - waited).total_seconds() + 0.5)
 
-    failed_without_target = (
-        rollout is not None
-        and rollout.version in {b.version for b in st.blocked_versions or []}
-        and not rollout.rollback
+    d.failed_without_target = (
+        d.rollout is not None
+        and d.rollout.version in {b.version for b in st.blocked_versions or []}
+        and not d.rollout.rollback
     )
 
-    # -- trading state and the control document ------------------------------------------------
-    if latched:
+
+def _control_document(d: _Decision) -> None:
+    """Trading state and the control document."""
+    spec, obs, now, st, plan, kill_policy, ready_pods = d.spec, d.obs, d.now, d.st, d.plan, d.kill_policy, d.ready_pods
+    if d.latched:
         state = TradingState.HALTED
-    elif throttled or (st.resume is not None and st.resume.stage == "Reducing"):
+    elif d.throttled or (st.resume is not None and st.resume.stage == "Reducing"):
         state = TradingState.REDUCING
     else:
         state = TradingState.ACTIVE
@@ -970,19 +889,19 @@ def decide(spec: StrategySpec, status: StrategyStatus, obs: Observations) -> Pla
         else spec.brokers.primary
     )
     reason = (
-        ks.reason
-        if latched and ks
+        d.ks.reason
+        if d.latched and d.ks
         else st.throttle.reason
-        if throttled and st.throttle
+        if d.throttled and st.throttle
         else (st.resume.reason if st.resume and st.resume.stage == "Reducing" else "")
     )
     # Never go back in generation, whatever the ConfigMap shows (an unreadable or edited one).
     prev_gen = max(obs.control.generation if obs.control else 0, st.control.generation if st.control else 0)
-    doc = ControlDocument(
+    d.doc = ControlDocument(
         strategy=obs.name,
         generation=max(prev_gen, 1),
         trading_state=state,
-        mode=mode,
+        mode=d.mode,
         limits=st.effective_limits,
         broker=BrokerInUse(name=broker.name, endpoint=broker.endpoint),
         allow_risk_reducing=bool(kill_policy and kill_policy.allow_risk_reducing),
@@ -990,15 +909,15 @@ def decide(spec: StrategySpec, status: StrategyStatus, obs: Observations) -> Pla
         issued_at=now,
         controls=pre_trade_controls(spec.risk_limits),
     )
-    if doc.same_content(obs.control) and not obs.control_problem:
+    if d.doc.same_content(obs.control) and not obs.control_problem:
         assert obs.control is not None
-        doc = obs.control
+        d.doc = obs.control
     else:
         written = st.control.hash if st.control else None
         if (
             obs.control is not None
             and written is not None
-            and obs.control.content_hash() not in (written, doc.content_hash(), obs.control_written)
+            and obs.control.content_hash() not in (written, d.doc.content_hash(), obs.control_written)
         ):
             # Neither what the operator last wrote (as its status records it, or as this process
             # remembers its own write) nor what it writes now: someone else's.
@@ -1024,8 +943,8 @@ def decide(spec: StrategySpec, status: StrategyStatus, obs: Observations) -> Pla
                     )
                 )
                 plan.actions.append("drift_revert")
-        doc = doc.model_copy(update={"generation": prev_gen + 1})
-        plan.control = doc
+        d.doc = d.doc.model_copy(update={"generation": prev_gen + 1})
+        plan.control = d.doc
     ctl = st.control or ControlStatus()
     if ready_pods:  # the generation every running pod has applied
         pod_acks = [obs.acks.get(p.name) for p in ready_pods]
@@ -1034,28 +953,34 @@ def decide(spec: StrategySpec, status: StrategyStatus, obs: Observations) -> Pla
     else:
         acked_gen, acked_at = ctl.acknowledged_generation, ctl.acknowledged_at
     st.control = ControlStatus(
-        generation=doc.generation, acknowledged_generation=acked_gen, acknowledged_at=acked_at, hash=doc.content_hash()
+        generation=d.doc.generation,
+        acknowledged_generation=acked_gen,
+        acknowledged_at=acked_at,
+        hash=d.doc.content_hash(),
     )
     st.trading_state = state
 
-    # -- kill-switch progress: ack (or deadline), then scale to 0 ---------------------------
-    replicas = replicas_wanted
-    if latched:
+
+def _kill_switch_progress(d: _Decision) -> None:
+    """Kill-switch progress: ack (or deadline), then scale to 0."""
+    obs, now, st, plan, ack_deadline, ready_pods = d.obs, d.now, d.st, d.plan, d.ack_deadline, d.ready_pods
+    d.replicas = d.replicas_wanted
+    if d.latched:
         # Nothing may trade under a halted strategy's name: pods its Deployment does not own go.
         plan.delete_pods = [p.name for p in obs.pods if not p.terminating and _foreign(obs.name, p)]
-    if latched and ks is not None:
-        if ks.halt_generation is None or ks.halt_generation < doc.generation:
-            ks = st.kill_switch = ks.model_copy(update={"halt_generation": doc.generation})
-        assert ks.at is not None and ks.halt_generation is not None
-        halted_at, halt_generation = ks.at, ks.halt_generation  # typed once: ks is replaced below
-        is_acked = acked(halt_generation) and plan.control is None
+    if d.latched and d.ks is not None:
+        if d.ks.halt_generation is None or d.ks.halt_generation < d.doc.generation:
+            d.ks = st.kill_switch = d.ks.model_copy(update={"halt_generation": d.doc.generation})
+        assert d.ks.at is not None and d.ks.halt_generation is not None
+        halted_at, halt_generation = d.ks.at, d.ks.halt_generation  # typed once: ks is replaced below
+        is_acked = d.acked(halt_generation) and plan.control is None
         deadline = halted_at + ack_deadline
-        current = dep.replicas if dep is not None else 0
-        if ks.completed_at is not None or is_acked or now >= deadline:
-            replicas = 0
-            if ks.acknowledged is None and ks.completed_at is None:
+        current = d.dep.replicas if d.dep is not None else 0
+        if d.ks.completed_at is not None or is_acked or now >= deadline:
+            d.replicas = 0
+            if d.ks.acknowledged is None and d.ks.completed_at is None:
                 running = sorted(p.name for p in obs.pods if not p.terminating and not _foreign(obs.name, p))
-                ks = st.kill_switch = ks.model_copy(update={"acknowledged": is_acked, "pods": running})
+                d.ks = st.kill_switch = d.ks.model_copy(update={"acknowledged": is_acked, "pods": running})
                 if not is_acked:
                     inc = _incident_name(obs.name, "unacked-halt", halted_at.isoformat())
                     pods = ", ".join(
@@ -1070,7 +995,7 @@ def decide(spec: StrategySpec, status: StrategyStatus, obs: Observations) -> Pla
                             inc,
                             IncidentClass.stale_data,
                             Severity.P0,
-                            f"HALTED (generation {ks.halt_generation}) not acknowledged within {ack_deadline} by: "
+                            f"HALTED (generation {d.ks.halt_generation}) not acknowledged within {ack_deadline} by: "
                             f"{pods or 'unknown'}",
                             "killSwitch",
                             "scaled to 0 without acknowledgement",
@@ -1084,49 +1009,65 @@ def decide(spec: StrategySpec, status: StrategyStatus, obs: Observations) -> Pla
                             "scaling to 0 anyway",
                         )
                     )
-            if ks.completed_at is None and current == 0 and not obs.pods and dep is not None and dep.replicas == 0:
-                st.kill_switch = ks.model_copy(update={"completed_at": now})
+            if (
+                d.ks.completed_at is None
+                and current == 0
+                and not obs.pods
+                and d.dep is not None
+                and d.dep.replicas == 0
+            ):
+                st.kill_switch = d.ks.model_copy(update={"completed_at": now})
                 plan.kill_switch_seconds = (now - halted_at).total_seconds()
                 plan.events.append(
                     Event(
                         "Normal",
                         "KillSwitchCompleted",
-                        f"halted and scaled to 0 in {plan.kill_switch_seconds:.2f}s (acknowledged: {ks.acknowledged})",
+                        f"halted and scaled to 0 in {plan.kill_switch_seconds:.2f}s "
+                        f"(acknowledged: {d.ks.acknowledged})",
                     )
                 )
             _record_exits(st, plan, obs, now)
         else:
-            replicas = current
+            d.replicas = current
             plan.wake_in((deadline - now).total_seconds())
-    elif failed_without_target:
-        replicas = 0
+    elif d.failed_without_target:
+        d.replicas = 0
 
-    # -- resume progress: REDUCING acknowledged with every pod Ready -> ACTIVE -------------------
-    if st.resume is not None and st.resume.stage == "Reducing" and not latched and not throttled:
+
+def _resume_progress(d: _Decision) -> None:
+    """Resume progress: REDUCING acknowledged with every pod Ready -> ACTIVE."""
+    st, plan, ready_pods = d.st, d.plan, d.ready_pods
+    if st.resume is not None and st.resume.stage == "Reducing" and not d.latched and not d.throttled:
         all_ready = (
-            dep is not None and image is not None and dep.healthy(image, replicas) and len(ready_pods) == replicas
+            d.dep is not None
+            and d.image is not None
+            and d.dep.healthy(d.image, d.replicas)
+            and len(ready_pods) == d.replicas
         )
-        if plan.control is None and all_ready and acked(doc.generation):
+        if plan.control is None and all_ready and d.acked(d.doc.generation):
             st.resume = st.resume.model_copy(update={"stage": "Active"})
             plan.events.append(Event("Normal", "ResumeActive", "REDUCING acknowledged by every pod: ACTIVE"))
             plan.wake_in(0.5)  # write the ACTIVE control document on the next pass
 
-    # -- the Deployment: create, planned change, or drift ---------------------------------------
-    if target is not None:
-        desired = manifests.deployment(obs.name, obs.namespace, obs.uid, spec, target, replicas, image)
+
+def _deployment(d: _Decision) -> None:
+    """The Deployment: create, planned change, or drift."""
+    spec, obs, st, plan = d.spec, d.obs, d.st, d.plan
+    if d.target is not None:
+        desired = manifests.deployment(obs.name, obs.namespace, obs.uid, spec, d.target, d.replicas, d.image)
         desired_fp = desired["metadata"]["annotations"][manifests.ANNOTATION_DESIRED]
-        if dep is None:
+        if d.dep is None:
             plan.deployment = desired
-        elif dep.desired_fingerprint is not None and dep.live_fingerprint != dep.desired_fingerprint:
+        elif d.dep.desired_fingerprint is not None and d.dep.live_fingerprint != d.dep.desired_fingerprint:
             plan.deployment = desired
             plan.deployment_drifted = True
-            inc = _incident_name(obs.name, "drift", f"{dep.generation}:{dep.live_fingerprint}")
+            inc = _incident_name(obs.name, "drift", f"{d.dep.generation}:{d.dep.live_fingerprint}")
             plan.incidents.append(
                 NewIncident(
                     inc,
                     IncidentClass.config_drift,
                     Severity.P1,
-                    f"Deployment {obs.name} was changed outside Git (generation {dep.generation}); reverted to spec",
+                    f"Deployment {obs.name} was changed outside Git (generation {d.dep.generation}); reverted to spec",
                     "none",
                     "reverted the Deployment to the operator's decision",
                 )
@@ -1135,22 +1076,36 @@ def decide(spec: StrategySpec, status: StrategyStatus, obs: Observations) -> Pla
                 Event("Warning", "ConfigDrift", f"Deployment {obs.name} changed by someone else: reverted")
             )
             plan.actions.append("drift_revert")
-        elif dep.desired_fingerprint != desired_fp:
+        elif d.dep.desired_fingerprint != desired_fp:
             plan.deployment = desired
-    st.active_version = rollout.version if rollout else None
+    st.active_version = d.rollout.version if d.rollout else None
 
-    # -- conditions, phase, incidents ------------------------------------------------------
+
+def _conditions_and_phase(d: _Decision) -> None:
+    """Conditions, phase, incidents."""
+    spec, obs, now, st, plan, conds, handled_cmds, handled_incidents, prelaunch, daily = (
+        d.spec,
+        d.obs,
+        d.now,
+        d.st,
+        d.plan,
+        d.conds,
+        d.handled_cmds,
+        d.handled_incidents,
+        d.prelaunch,
+        d.daily,
+    )
     open_incidents = sorted({i.name for i in obs.incidents if i.open} | {i.name for i in plan.incidents})
     st.open_incidents = open_incidents or None
-    ready = dep is not None and image is not None and replicas > 0 and dep.healthy(image, replicas)
+    d.ready = d.dep is not None and d.image is not None and d.replicas > 0 and d.dep.healthy(d.image, d.replicas)
     _set_condition(
         conds,
         now,
         obs.generation,
         "Ready",
-        ready,
-        "Halted" if latched else "RolloutReady" if ready else "RolloutInProgress",
-        f"{dep.ready_replicas if dep else 0}/{replicas} pods Ready running {target}",
+        d.ready,
+        "Halted" if d.latched else "RolloutReady" if d.ready else "RolloutInProgress",
+        f"{d.dep.ready_replicas if d.dep else 0}/{d.replicas} pods Ready running {d.target}",
     )
     _set_condition(
         conds,
@@ -1221,29 +1176,75 @@ def decide(spec: StrategySpec, status: StrategyStatus, obs: Observations) -> Pla
     known = {i.name for i in obs.incidents}
     st.handled_incidents = [n for n in handled_incidents if n in known] or None
     st.observed_generation = obs.generation
-    if latched:
+    if d.latched:
         st.phase = Phase.Halted
-    elif failed_without_target:
+    elif d.failed_without_target:
         st.phase = Phase.Failed
-    elif rollout is not None and rollout.rollback and not ready:
+    elif d.rollout is not None and d.rollout.rollback and not d.ready:
         st.phase = Phase.RollingBack
-    elif throttled:
+    elif d.throttled:
         st.phase = Phase.Throttled
-    elif ready:
+    elif d.ready:
         st.phase = Phase.Running
-    elif dep is None and target is None:
+    elif d.dep is None and d.target is None:
         st.phase = Phase.Pending
     else:
         st.phase = Phase.Deploying
 
-    # -- containment: an incident is contained when the strategy reached the safe state its
-    # immediate action aims at (observed, not assumed) --------------------------------------------
+
+def _contained_incidents(d: _Decision) -> None:
+    """Containment: an incident is contained when the strategy reached the safe state its immediate action
+    aims at (observed, not assumed)."""
+    obs, st, plan = d.obs, d.st, d.plan
     for inc in obs.incidents:
         if inc.open and inc.acted and not inc.contained:
-            detail = _containment(inc, st, plan, dep, ready, acked(doc.generation) and plan.control is None, obs)
+            detail = _containment(
+                inc, st, plan, d.dep, d.ready, d.acked(d.doc.generation) and plan.control is None, obs
+            )
             if detail:
                 plan.incident_containment.append((inc.name, detail))
-    return plan
+
+
+#: The decision, phase by phase, strongest first. Each phase is one step of the desk's rules
+#: and reads only what the phases before it decided.
+PHASES = (
+    # triggers: what asks for an action
+    _recreated_under_a_latched_name,
+    _validate_commands,
+    _record_reconciliation,
+    _record_runbook_run,
+    _verify_fleet,
+    _incident_triggers,
+    _control_integrity,
+    _reported_limits,
+    # halt and latch: the kill-switch (P0 stops), the throttle (P1 slows), and what a latch allows
+    _latch_kill_switch_and_throttle,
+    _rearm,
+    _broker_failover,
+    _resume,
+    # limits and mode
+    _effective_limits,
+    _promotion,
+    # rollout: which version runs, and whether it became healthy in time
+    _choose_version,
+    _track_rollout,
+    # the control document and the pods: what they are told, and what is done once they acknowledge
+    _control_document,
+    _kill_switch_progress,
+    _resume_progress,
+    _deployment,
+    # conditions: what status says
+    _conditions_and_phase,
+    _contained_incidents,
+)
+
+
+def decide(spec: StrategySpec, status: StrategyStatus, obs: Observations) -> Plan:
+    """The plan for one reconcile: every phase of PHASES in turn, over one decision."""
+    d = _prepare(spec, status, obs)
+    for phase in PHASES:
+        phase(d)
+    return d.plan
 
 
 EXIT_GRACE = timedelta(seconds=10)  # for an exit acknowledgement still on its way when the pods are gone

@@ -60,7 +60,7 @@ def when_undecidable(
     stopped: bool = False,
 ) -> Halt:
     """The halt (or only the report) for a strategy whose decision failed with ERROR. KILL: the
-    parsed kill command on the object, if any (stratops.lifecycle.decide.parse_command).
+    parsed kill command on the object, if any (stratops.lifecycle.commands.parse_command).
     STOPPED: its Deployment is at 0 replicas with no pod left (the halt is complete)."""
     out = {**status, "conditions": _condition(status, now, error, generation)}
     ks = dict(status.get("killSwitch") or {})

@@ -9,7 +9,7 @@ from typing import Any
 
 from stratops.gates.evaluate import GateEvaluation, evaluate, subject_for
 from stratops.lifecycle import manifests
-from stratops.lifecycle.decide import DeploymentView, IncidentView, PodView
+from stratops.lifecycle.types import DeploymentView, IncidentView, PodView
 from stratops.models.gate import Cadence, GateSpec
 from stratops.models.strategy import StrategySpec
 

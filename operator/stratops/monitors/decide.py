@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from stratops.alerts import Alert
-from stratops.lifecycle.decide import NewIncident
+from stratops.lifecycle.types import NewIncident
 from stratops.models.monitor import IncidentClass, MonitorSpec, MonitorStatus, Severity
 from stratops.monitors.evaluate import HALTED_NOTE, Evaluation, stale_expected
 from stratops.recovery.actions import immediate_action, rolling_out
