@@ -17,7 +17,7 @@ import yaml
 
 import stratops
 from chart import CHART, ROOT, HelmError, kinds, render
-from stratops.handlers import peering_priority
+from stratops.handlers.startup import peering_priority
 from stratops.testing.prometheus import monitoring_binary
 
 
@@ -250,7 +250,8 @@ def test_the_chart_routes_every_admission_handler_the_operator_serves():
     from stratops.admission.webhooks import webhooks
 
     code = (
-        "import kopf, stratops.handlers; r = kopf.get_default_registry()._webhooks.get_all_handlers();"
+        "import kopf, stratops.handlers as h; registry = kopf.OperatorRegistry(); h.register(registry);"
+        "r = registry._webhooks.get_all_handlers();"
         "print(' '.join(f'{h.id}={h.ignore_failures}' for h in r))"
     )
     out = subprocess.run(

@@ -3,7 +3,7 @@ stores that kopf changes there while the worker reads."""
 
 from __future__ import annotations
 
-from stratops.handlers import snapshot
+from stratops.controller.strategy import snapshot
 
 
 def test_a_snapshot_is_a_copy_of_the_keys_asked_for():

@@ -46,7 +46,7 @@ class FakeIncidents:
 
 def executor(fake: FakeIncidents) -> Executor:
     ex = Executor(client.ApiClient())
-    ex.custom = fake  # type: ignore[assignment]
+    ex._custom = fake  # type: ignore[assignment]
     return ex
 
 

@@ -76,7 +76,7 @@ def test_apply_is_idempotent() -> None:
 
 
 def test_the_liveness_probe_fails_when_handlers_are_held_too_long(monkeypatch: pytest.MonkeyPatch) -> None:
-    from stratops import handlers
+    from stratops.handlers import startup as handlers
 
     async def held_set() -> aiotoggles.ToggleSet:
         toggles = aiotoggles.ToggleSet(all)

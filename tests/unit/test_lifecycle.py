@@ -1162,10 +1162,10 @@ def _executor(refused: set[str]) -> tuple[Executor, list[str]]:
     calls: list[str] = []
     ex = Executor.__new__(Executor)
     ex.api = Api()  # type: ignore[assignment]
-    ex.core = Refuses(calls, refused)  # type: ignore[assignment]
-    ex.apps = Refuses(calls, refused)  # type: ignore[assignment]
-    ex.custom = Refuses(calls, refused)  # type: ignore[assignment]
-    ex.rbac = Refuses(calls, refused)  # type: ignore[assignment]
+    ex._core = Refuses(calls, refused)  # type: ignore[assignment]
+    ex._apps = Refuses(calls, refused)  # type: ignore[assignment]
+    ex._custom = Refuses(calls, refused)  # type: ignore[assignment]
+    ex._rbac = Refuses(calls, refused)  # type: ignore[assignment]
     ex.identities = set()
     ex.written_control = {}
     from stratops.k8s.audit import AuditLog

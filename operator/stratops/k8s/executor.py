@@ -46,10 +46,10 @@ def _iso(t: datetime) -> str:
 class Executor:
     def __init__(self, api: client.ApiClient) -> None:
         self.api = api
-        self.core = client.CoreV1Api(api)
-        self.apps = client.AppsV1Api(api)
-        self.custom = client.CustomObjectsApi(api)
-        self.rbac = client.RbacAuthorizationV1Api(api)
+        self._core = client.CoreV1Api(api)
+        self._apps = client.AppsV1Api(api)
+        self._custom = client.CustomObjectsApi(api)
+        self._rbac = client.RbacAuthorizationV1Api(api)
         self.identities: set[str] = set()  # strategy uids whose identity this process has ensured
         # The control document this process last wrote per strategy, recorded as the write
         # succeeds: the status that records it may fail to be written after it (a conflict), and
@@ -57,12 +57,12 @@ class Executor:
         self.written_control: dict[tuple[str, str], Any] = {}
         from stratops.k8s.audit import AuditLog
 
-        self.audit = AuditLog(self.custom)
+        self.audit = AuditLog(self._custom)
 
     # -- reads -----------------------------------------------------------------------------
     def read_strategy(self, namespace: str, name: str) -> dict[str, Any] | None:
         try:
-            return self.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, "strategies", name)
+            return self._custom.get_namespaced_custom_object(GROUP, VERSION, namespace, "strategies", name)
         except ApiException as e:
             if e.status == 404:
                 return None
@@ -70,7 +70,7 @@ class Executor:
 
     def read_gate(self, namespace: str, name: str) -> dict[str, Any] | None:
         try:
-            return self.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, "gates", name)
+            return self._custom.get_namespaced_custom_object(GROUP, VERSION, namespace, "gates", name)
         except ApiException as e:
             if e.status == 404:
                 return None
@@ -82,7 +82,7 @@ class Executor:
         import json
 
         try:
-            resp = self.core.read_namespaced_secret(
+            resp = self._core.read_namespaced_secret(
                 name,
                 namespace,
                 _preload_content=False,
@@ -127,17 +127,17 @@ class Executor:
         never the pods' to begin with."""
         ns, name = body["metadata"]["namespace"], body["metadata"]["name"]
         try:
-            self.core.create_namespaced_config_map(ns, body)
+            self._core.create_namespaced_config_map(ns, body)
             return
         except ApiException as e:
             if e.status != 409:
                 raise
-        current = self.core.read_namespaced_config_map(name, ns)
+        current = self._core.read_namespaced_config_map(name, ns)
         want = {o["uid"] for o in body["metadata"].get("ownerReferences") or []}
         if want <= {o.uid for o in current.metadata.owner_references or []}:
             return
         log.warning("ConfigMap %s/%s existed without the strategy's ownership: taken over and emptied", ns, name)
-        self.core.replace_namespaced_config_map(
+        self._core.replace_namespaced_config_map(
             name, ns, {**body, "metadata": {**body["metadata"], "resourceVersion": current.metadata.resource_version}}
         )
 
@@ -148,19 +148,19 @@ class Executor:
         ServiceAccount (a new uid) voids every one of them."""
         ops = {
             "ServiceAccount": (
-                self.core.create_namespaced_service_account,
-                self.core.read_namespaced_service_account,
-                self.core.delete_namespaced_service_account,
+                self._core.create_namespaced_service_account,
+                self._core.read_namespaced_service_account,
+                self._core.delete_namespaced_service_account,
             ),
             "Role": (
-                self.rbac.create_namespaced_role,
-                self.rbac.read_namespaced_role,
-                self.rbac.delete_namespaced_role,
+                self._rbac.create_namespaced_role,
+                self._rbac.read_namespaced_role,
+                self._rbac.delete_namespaced_role,
             ),
             "RoleBinding": (
-                self.rbac.create_namespaced_role_binding,
-                self.rbac.read_namespaced_role_binding,
-                self.rbac.delete_namespaced_role_binding,
+                self._rbac.create_namespaced_role_binding,
+                self._rbac.read_namespaced_role_binding,
+                self._rbac.delete_namespaced_role_binding,
             ),
         }
         for body in manifests.identity(strategy, namespace, uid):
@@ -194,21 +194,21 @@ class Executor:
             manifests.control_name(strategy), namespace, strategy, uid, "control", {CONTROL_KEY: doc.to_json()}
         )
         try:
-            self.core.replace_namespaced_config_map(body["metadata"]["name"], namespace, body)
+            self._core.replace_namespaced_config_map(body["metadata"]["name"], namespace, body)
         except ApiException as e:
             if e.status != 404:
                 raise
-            self.core.create_namespaced_config_map(namespace, body)
+            self._core.create_namespaced_config_map(namespace, body)
         self.written_control[(namespace, strategy)] = doc
 
     def write_deployment(self, body: dict[str, Any]) -> dict[str, Any]:
         ns, name = body["metadata"]["namespace"], body["metadata"]["name"]
         try:
-            out = self.apps.replace_namespaced_deployment(name, ns, body)
+            out = self._apps.replace_namespaced_deployment(name, ns, body)
         except ApiException as e:
             if e.status != 404:
                 raise
-            out = self.apps.create_namespaced_deployment(ns, body)
+            out = self._apps.create_namespaced_deployment(ns, body)
         live = self.api.sanitize_for_serialization(out)
         if manifests.fingerprint(live) != body["metadata"]["annotations"][manifests.ANNOTATION_DESIRED]:
             # The projection missed an API default: drift would be reported forever. Loud.
@@ -246,7 +246,7 @@ class Executor:
             },
         }
         try:
-            self.custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "incidents", body)
+            self._custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "incidents", body)
             created = True
         except ApiException as e:
             if e.status != 409:
@@ -255,7 +255,7 @@ class Executor:
         steps: dict[str, Any] = {"detection": {"at": _iso(now), "by": detected_by, "detail": inc.summary}}
         if inc.detail:
             steps["immediateAction"] = {"at": _iso(now), "by": OPERATOR, "detail": inc.detail}
-        self.custom.patch_namespaced_custom_object_status(
+        self._custom.patch_namespaced_custom_object_status(
             GROUP, VERSION, namespace, "incidents", inc.name, {"status": {"phase": "Open", "steps": steps}}
         )
         return created
@@ -270,7 +270,7 @@ class Executor:
         returns the incident as read (None: it does not exist)."""
         for attempt in range(attempts):
             try:
-                inc = self.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, "incidents", name)
+                inc = self._custom.get_namespaced_custom_object(GROUP, VERSION, namespace, "incidents", name)
             except ApiException as e:
                 if e.status == 404:
                     return None
@@ -279,7 +279,7 @@ class Executor:
             if patch is None:
                 return inc
             try:
-                self.custom.patch_namespaced_custom_object_status(
+                self._custom.patch_namespaced_custom_object_status(
                     GROUP,
                     VERSION,
                     namespace,
@@ -326,7 +326,7 @@ class Executor:
         self.update_incident_status(namespace, name, change)
 
     def clear_incident_annotations(self, namespace: str, name: str, keys: list[str]) -> None:
-        self.custom.patch_namespaced_custom_object(
+        self._custom.patch_namespaced_custom_object(
             GROUP, VERSION, namespace, "incidents", name, {"metadata": {"annotations": dict.fromkeys(keys)}}
         )
 
@@ -339,11 +339,17 @@ class Executor:
             "metadata": {"name": name, "resourceVersion": resource_version},
             "status": status.to_dict(),
         }
-        self.custom.replace_namespaced_custom_object_status(GROUP, VERSION, namespace, "strategies", name, body)
+        self._custom.replace_namespaced_custom_object_status(GROUP, VERSION, namespace, "strategies", name, body)
+
+    def write_monitor_detail(self, namespace: str, name: str, detail: str) -> None:
+        """Monitor NAME's status.detail (the others of its status untouched)."""
+        self._custom.patch_namespaced_custom_object_status(
+            GROUP, VERSION, namespace, "monitors", name, {"status": {"detail": detail}}
+        )
 
     def write_gate_status(self, namespace: str, name: str, status: Any) -> None:
         body = {"status": status.model_dump(by_alias=True, mode="json")}  # None fields: removed
-        self.custom.patch_namespaced_custom_object_status(GROUP, VERSION, namespace, "gates", name, body)
+        self._custom.patch_namespaced_custom_object_status(GROUP, VERSION, namespace, "gates", name, body)
 
     def event(
         self,
@@ -375,7 +381,7 @@ class Executor:
             "reportingComponent": COMPONENT,
         }
         try:
-            self.core.create_namespaced_event(namespace, body)
+            self._core.create_namespaced_event(namespace, body)
         except ApiException as e:  # events are best effort: never fail an action for one
             if namespace_terminating(e):
                 log.info("event %s for %s/%s not recorded: the namespace is being deleted", reason, namespace, name)
@@ -384,7 +390,7 @@ class Executor:
 
     def clear_annotations(self, namespace: str, name: str, keys: list[str]) -> None:
         patch = {"metadata": {"annotations": dict.fromkeys(keys)}}
-        self.custom.patch_namespaced_custom_object(GROUP, VERSION, namespace, "strategies", name, patch)
+        self._custom.patch_namespaced_custom_object(GROUP, VERSION, namespace, "strategies", name, patch)
 
     def execute_halt(
         self, namespace: str, name: str, uid: str, resource_version: str, halt: Any, now: datetime
@@ -395,7 +401,7 @@ class Executor:
             self.write_control(namespace, name, uid, halt.control)
         if halt.scale_to_zero:
             try:
-                dep = self.api.sanitize_for_serialization(self.apps.read_namespaced_deployment(name, namespace))
+                dep = self.api.sanitize_for_serialization(self._apps.read_namespaced_deployment(name, namespace))
             except ApiException as e:
                 if e.status != 404:
                     raise
@@ -404,14 +410,14 @@ class Executor:
                 dep["spec"]["replicas"] = 0
                 # The new fingerprint goes with it: the full decision must not take this for drift.
                 dep["metadata"].setdefault("annotations", {})[manifests.ANNOTATION_DESIRED] = manifests.fingerprint(dep)
-                self.apps.replace_namespaced_deployment(name, namespace, dep)
+                self._apps.replace_namespaced_deployment(name, namespace, dep)
         body = {
             "apiVersion": API_VERSION,
             "kind": "Strategy",
             "metadata": {"name": name, "resourceVersion": resource_version},
             "status": halt.status,
         }
-        self.custom.replace_namespaced_custom_object_status(GROUP, VERSION, namespace, "strategies", name, body)
+        self._custom.replace_namespaced_custom_object_status(GROUP, VERSION, namespace, "strategies", name, body)
 
     def _optional(self, what: str, namespace: str, strategy: str, fn: Any, *args: Any) -> Any:
         """FN(*ARGS), for a write the kill path must not depend on: a failure is counted and
@@ -465,7 +471,7 @@ class Executor:
             self.write_deployment(plan.deployment)
         for pod in plan.delete_pods:
             try:
-                self.core.delete_namespaced_pod(pod, namespace, grace_period_seconds=0)
+                self._core.delete_namespaced_pod(pod, namespace, grace_period_seconds=0)
                 log.warning(
                     "deleted pod %s/%s: not run by strategy %s's Deployment, and the strategy is halted",
                     namespace,

@@ -162,6 +162,21 @@ class Plan:
     delete_pods: list[str] = field(default_factory=list)  # foreign pods under the strategy's name, while halted
     actions: list[str] = field(default_factory=list)  # for metrics: kill_switch, throttle, rollback, ...
 
+    def is_noop(self, status: StrategyStatus) -> bool:
+        """Whether carrying out this plan writes nothing: STATUS (the one decided on) unchanged,
+        and no object, event, incident or annotation to write."""
+        return not (
+            self.deployment
+            or self.control
+            or self.incidents
+            or self.incident_actions
+            or self.incident_containment
+            or self.delete_pods
+            or self.events
+            or self.clear_annotations
+            or self.status.to_dict() != status.to_dict()
+        )
+
     def wake_in(self, seconds: float) -> None:
         seconds = max(seconds, 0.5)
         self.requeue_after = seconds if self.requeue_after is None else min(self.requeue_after, seconds)

@@ -1,0 +1,218 @@
+"""The Strategy controller: one reconcile is a snapshot of the indexes (taken on the event loop
+by the handler), observations, the pure decision (stratops.lifecycle.decide), the Executor's
+ordered writes, and when to be woken next. A decision that cannot be made or carried out runs
+the kill path without it (stratops.lifecycle.halt)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from kubernetes.client.exceptions import ApiException
+from pydantic import ValidationError
+
+from stratops import GROUP
+from stratops import metrics as M
+from stratops.admission.policies import ANNOTATION_MODE_AUTHOR, ANNOTATION_TRADING_AUTHOR
+from stratops.controller.runtime import Runtime, log, plain, strategy_key
+from stratops.lifecycle.commands import commands_from_annotations
+from stratops.lifecycle.control import read_acks, read_control
+from stratops.lifecycle.decide import decide
+from stratops.lifecycle.observe import (
+    owned_documents,
+    read_gates,
+)
+from stratops.lifecycle.types import Observations, Plan
+from stratops.models.strategy import StrategySpec, StrategyStatus, TradingState
+
+
+# -- the reconcile ------------------------------------------------------------------------------
+def snapshot(indexes: dict[str, Any], keys: list[Any]) -> dict[str, dict[Any, tuple[Any, ...]]]:
+    """Plain copies of INDEXES' entries under KEYS. Taken on the event loop, where kopf changes
+    its index stores; a worker thread iterating a live store races those changes (on the kill
+    path: a reconcile that fails and is retried)."""
+    return {name: {k: tuple(index.get(k, ())) for k in keys} for name, index in indexes.items()}
+
+
+def observe(
+    body: dict[str, Any], spec: StrategySpec, now: datetime, rt: Runtime, idx: dict[str, Any]
+) -> tuple[Observations, bool]:
+    meta = body["metadata"]
+    ns, name = meta["namespace"], meta["name"]
+    key = strategy_key(ns, name)
+    deps = list(idx["strategy_deployments"].get(key, []))
+    control_data, ack_data, foreign = owned_documents(name, meta["uid"], list(idx["strategy_configmaps"].get(key, [])))
+    control, control_problem = read_control(control_data)
+    acks, ack_problems = read_acks(ack_data)
+    # The index lags this process's own writes: never go back to an older control document.
+    mine = rt.written_control.get(key)
+    if mine is not None and not control_problem and (control is None or control.generation < mine.generation):
+        control = mine
+    gates, gate_problems = read_gates(name, spec, idx["strategy_gates"].get(key, []), now)
+    prior_head = prior_latch = None
+    if (body.get("status") or {}).get("observedGeneration") is None:
+        # A Strategy that has never been decided: if its name has a trail (deleted and applied
+        # again), its chain goes on, and a latch in it holds. Read once per object.
+        if meta["uid"] not in rt.trail_tails:
+            head, entry = rt.executor.audit.tail(ns, "Strategy", name, ("KillSwitch", "Resume"))
+            rt.trail_tails[meta["uid"]] = ((head.seq, head.hash), entry)
+        prior_head, prior_latch = rt.trail_tails[meta["uid"]]
+    obs = Observations(
+        now=now,
+        name=name,
+        namespace=ns,
+        uid=meta["uid"],
+        generation=int(meta.get("generation") or 0),
+        deployment=deps[0] if deps else None,
+        pods=tuple(idx["strategy_pods"].get(key, [])),
+        control=control,
+        acks=acks,
+        incidents=tuple(idx["strategy_incidents"].get(key, [])),
+        gates=gates,
+        commands=commands_from_annotations(meta.get("annotations")),
+        report_monitors=tuple(idx["strategy_report_monitors"].get(key, [])),
+        trading_author=(meta.get("annotations") or {}).get(ANNOTATION_TRADING_AUTHOR),
+        mode_author=(meta.get("annotations") or {}).get(ANNOTATION_MODE_AUTHOR),
+        control_problem=control_problem,
+        foreign_configmaps=tuple(foreign),
+        ack_problems=tuple(ack_problems),
+        gate_problems=tuple(gate_problems),
+        prior_head=prior_head,
+        prior_latch=prior_latch,
+        control_written=mine.content_hash() if mine is not None else None,
+    )
+    return obs, ack_data is not None
+
+
+def decide_once(
+    body: dict[str, Any], now: datetime, rt: Runtime, idx: dict[str, Any]
+) -> tuple[Plan, Observations, bool, StrategyStatus]:
+    spec = StrategySpec.model_validate(body.get("spec") or {})
+    status = StrategyStatus.model_validate(body.get("status") or {})
+    obs, has_ack = observe(body, spec, now, rt, idx)
+    return decide(spec, status, obs), obs, has_ack, status
+
+
+def being_deleted(body: dict[str, Any]) -> bool:
+    # A Strategy being deleted takes its Deployment and pods with it (owner references); acting
+    # on it would only write into a namespace that may be terminating (403, retried forever).
+    return bool((body.get("metadata") or {}).get("deletionTimestamp"))
+
+
+def reconcile(body: dict[str, Any], rt: Runtime, idx: dict[str, Any]) -> float | None:
+    """One pass; returns when to be woken next (seconds) if a deadline is pending."""
+    if being_deleted(body):
+        return None
+    now = datetime.now(UTC)
+    meta = body["metadata"]
+    if (meta["namespace"], meta["name"]) not in rt.audit_synced:
+        # After a restart, the last decision's lines again (idempotent): a crash may have come
+        # between the status write that holds them and the trail's.
+        pending = ((body.get("status") or {}).get("audit") or {}).get("pending")
+        if pending:
+            rt.executor.audit.append(meta["namespace"], "Strategy", meta["name"], pending)
+        rt.audit_synced.add((meta["namespace"], meta["name"]))
+    try:
+        plan, obs, _, status = decide_once(body, now, rt, idx)
+    except Exception as e:
+        return halt_without_decision(body, now, rt, idx, e)
+    if plan.is_noop(status):
+        return plan.requeue_after
+    started = datetime.now(UTC)
+    # Something to write: decide again on the Strategy as stored now (the watched body may
+    # lag this process's last status write), and write at that resourceVersion.
+    fresh = rt.executor.read_strategy(obs.namespace, obs.name)
+    if fresh is None or being_deleted(fresh):
+        return None
+    try:
+        plan, obs, has_ack, status = decide_once(fresh, now, rt, idx)
+    except Exception as e:
+        return halt_without_decision(fresh, now, rt, idx, e)
+    if plan.is_noop(status):
+        return plan.requeue_after
+    try:
+        created = rt.executor.execute(
+            obs.namespace, obs.name, obs.uid, fresh["metadata"]["resourceVersion"], plan, now, has_ack
+        )
+    except ApiException as e:
+        if e.status not in (400, 422):
+            raise  # conflicts, a terminating namespace, an API server away: the daemon retries
+        # The API server refuses what the decision built (an object it cannot store): the
+        # decision cannot be carried out; the kill path still can, on the objects as they are.
+        return halt_without_decision(fresh, now, rt, idx, e)
+    for action in plan.actions:
+        M.ACTIONS.labels(obs.namespace, obs.name, action).inc()
+    for inc in plan.incidents:
+        if inc.name in created:
+            M.INCIDENTS_OPENED.labels(obs.namespace, obs.name, inc.class_.value, inc.severity.value).inc()
+    if plan.kill_switch_seconds is not None:
+        M.KILL_SWITCH_SECONDS.observe(plan.kill_switch_seconds)
+    for state in TradingState:
+        M.TRADING_STATE.labels(obs.namespace, obs.name, state.value).set(1 if plan.status.trading_state == state else 0)
+    M.RECONCILE_SECONDS.observe((datetime.now(UTC) - started).total_seconds())
+    return plan.requeue_after if plan.requeue_after is not None else 0.5 if plan.clear_annotations else None
+
+
+def halt_without_decision(
+    body: dict[str, Any], now: datetime, rt: Runtime, idx: dict[str, Any], error: Exception
+) -> float | None:
+    """The decision for BODY failed with ERROR: say so on the Strategy (condition, Event, log,
+    metric), and carry out a kill given or latched without it (stratops.lifecycle.halt)."""
+    from stratops.lifecycle.commands import parse_command
+    from stratops.lifecycle.halt import CONDITION, when_undecidable
+
+    meta = body["metadata"]
+    ns, name, uid = meta["namespace"], meta["name"], meta["uid"]
+    key = strategy_key(ns, name)
+    why = f"{type(error).__name__}: {brief(error)}"
+    if isinstance(error, ValidationError):  # the spec as the operator reads it: say which field, as admission would
+        from stratops.models.validate import describe_errors
+
+        why = "the spec cannot be read: " + "; ".join(f"{f}: {m}" for f, m in describe_errors(error))
+    M.RECONCILE_ERRORS.labels(ns, name).inc()
+    log.error(
+        "[%s/%s] cannot decide or carry out the decision (%s): the kill path runs without it",
+        ns,
+        name,
+        why,
+        exc_info=not isinstance(error, ApiException),
+    )
+    fresh = rt.executor.read_strategy(ns, name)
+    if fresh is None or being_deleted(fresh):
+        return None
+    ann = fresh["metadata"].get("annotations") or {}
+    kill = parse_command("kill", ann[f"{GROUP}/kill"]) if f"{GROUP}/kill" in ann else None
+    control_data, _, _ = owned_documents(name, uid, list(idx["strategy_configmaps"].get(key, [])))
+    control, _ = read_control(control_data)
+    mine = rt.written_control.get(key)
+    if mine is not None and (control is None or control.generation < mine.generation):
+        control = mine
+    deps = list(idx["strategy_deployments"].get(key, []))
+    live_pods = [p for p in idx["strategy_pods"].get(key, []) if not p.terminating]
+    stopped = (not deps or deps[0].replicas == 0) and not live_pods
+    current = plain(fresh.get("status") or {})
+    halt = when_undecidable(
+        name, int(fresh["metadata"].get("generation") or 0), current, kill, control, now, why, stopped
+    )
+    running = bool(deps) and deps[0].replicas > 0
+    if halt.status == current and halt.control is None and not (halt.scale_to_zero and running):
+        return 5.0
+    rt.executor.execute_halt(
+        ns, name, uid, fresh["metadata"]["resourceVersion"], halt, now
+    )  # remembers its control write
+    prev = next((c for c in current.get("conditions") or [] if c.get("type") == CONDITION), {})
+    if prev.get("status") != "True" or prev.get("message") != why[:1024]:
+        rt.executor.event(ns, name, uid, "Warning", "CannotDecide", halt.message, now)
+    return 5.0  # soon again: the decision may work after a fix, and the halt completes
+
+
+def brief(e: BaseException) -> str:
+    """An API error as one line (status, reason, the server's message), not its HTTP headers."""
+    if isinstance(e, ApiException):
+        try:
+            message = json.loads(e.body or "{}").get("message")
+        except (ValueError, AttributeError):
+            message = None
+        return f"{e.status} {e.reason}" + (f": {message}" if message else "")
+    return str(e)

@@ -1,0 +1,187 @@
+"""Start-up: kopf's settings (persistence, peering, admission server), the Runtime, the
+held-handlers watch and probe, audit retries, the SIGUSR1 dump, and the login."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import time
+from typing import Any
+
+import kopf
+
+from stratops import GROUP
+from stratops import metrics as M
+from stratops.controller.runtime import Runtime, log
+from stratops.handlers import kopf_fixes
+from stratops.k8s.client import api_client
+from stratops.k8s.monitoring import MonitorRunner
+
+
+def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=GROUP, key="last-handled-configuration"
+    )
+    settings.persistence.finalizer = f"{GROUP}/finalizer"
+    settings.posting.enabled = False  # the operator posts its own, meaningful Events
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    settings.networking.request_timeout = 30
+    _configure_peering(settings)
+    # kopf follows namespaces and CRDs cluster-wide to start watches as they appear. An operator
+    # given only namespaced rights (the chart's default) says so, and serves its named namespaces
+    # and the CRDs present at start, instead of retrying forbidden cluster-wide lists for a minute.
+    settings.scanning.disabled = os.environ.get("STRATOPS_CLUSTER_SCANNING", "true").lower() == "false"
+    _configure_admission(settings)
+    memo.runtime = Runtime()
+    memo.monitors = MonitorRunner(memo.runtime.executor.api)
+    M.serve(int(os.environ.get("STRATOPS_METRICS_PORT", "0")))
+
+
+HELD_LIMIT_SECONDS = float(os.environ.get("STRATOPS_HANDLERS_HELD_LIMIT_SECONDS", "60"))
+
+
+async def watch_held_handlers(**_: Any) -> None:
+    """Every handler waits while kopf fills its indexes; held for long, no kill-switch would be
+    carried out. Said in the log (with what it waits for) and as a gauge; the liveness probe
+    (held_handlers) fails past STRATOPS_HANDLERS_HELD_LIMIT_SECONDS, so the kubelet restarts it."""
+
+    async def watch() -> None:
+        said = 0.0
+        while True:
+            held, waiting = kopf_fixes.held_for(time.monotonic())
+            M.HANDLERS_HELD_SECONDS.set(held)
+            if held >= 30 and held - said >= 30:
+                log.error("every handler held for %.0fs waiting for kopf's indexes: %s", held, ", ".join(waiting[:20]))
+                said = held
+            elif held == 0:
+                said = 0.0
+            await asyncio.sleep(1)
+
+    asyncio.get_running_loop().create_task(watch(), name="stratops: held-handlers watch")
+
+
+async def retry_audit_writes(memo: kopf.Memo, **_: Any) -> None:
+    """Audit entries whose write failed are retried every few seconds, off the kill path."""
+
+    async def retry() -> None:
+        rt: Runtime = memo.runtime
+        while True:
+            await asyncio.sleep(5)
+            if rt.executor.audit.pending():
+                await asyncio.get_running_loop().run_in_executor(rt.gate_pool, rt.executor.audit.retry)
+
+    asyncio.get_running_loop().create_task(retry(), name="stratops: audit retries")
+
+
+async def dump_on_sigusr1(**_: Any) -> None:
+    """`kill -USR1 <operator>` logs what every asyncio task and thread is waiting on: for an
+    operator that serves but does not act, this is where it is stuck."""
+    import faulthandler
+    import signal
+
+    def awaiting(coro: Any) -> str:
+        # A task's own stack is one frame for a suspended coroutine: follow what it awaits.
+        out = []
+        while coro is not None and len(out) < 40:
+            frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+            if frame is not None:
+                out.append(f"  {frame.f_code.co_filename}:{frame.f_lineno} in {frame.f_code.co_name}")
+            coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+        return "\n".join(out)
+
+    def dump() -> None:
+        tasks = asyncio.all_tasks()
+        log.warning("SIGUSR1: %d asyncio tasks and every thread follow", len(tasks))
+        for task in sorted(tasks, key=lambda t: t.get_name()):
+            log.warning("task %s awaits:\n%s", task.get_name(), awaiting(task.get_coro()))
+        faulthandler.dump_traceback(all_threads=True)  # to stderr
+
+    try:
+        asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, dump)
+    except (NotImplementedError, RuntimeError, ValueError):  # not the main thread (in-process tests)
+        log.debug("SIGUSR1 dump not installed: signals are handled by the main thread only")
+
+
+def held_handlers(**_: Any) -> float:
+    held, waiting = kopf_fixes.held_for(time.monotonic())
+    if held > HELD_LIMIT_SECONDS:
+        raise kopf.PermanentError(f"every handler held for {held:.0f}s waiting for: {', '.join(waiting[:20])}")
+    return held
+
+
+def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+    """The same credentials as the operator's own client (KUBECONFIG read at call time)."""
+    if os.environ.get("KUBERNETES_SERVICE_HOST") and not os.environ.get("KUBECONFIG"):
+        return kopf.login_via_client(**kwargs)
+    cfg = api_client().configuration
+    # kubernetes >= 30 keeps a kubeconfig's token under "BearerToken" (older: "authorization").
+    keys = cfg.api_key or {}
+    token = keys.get("BearerToken") or keys.get("authorization") or ""
+    return kopf.ConnectionInfo(
+        server=cfg.host,
+        ca_path=cfg.ssl_ca_cert,
+        insecure=not cfg.verify_ssl,
+        certificate_path=cfg.cert_file,
+        private_key_path=cfg.key_file,
+        scheme="Bearer" if token else None,
+        token=token.removeprefix("Bearer ") or None,
+    )
+
+
+def peering_priority(value: str) -> int:
+    """STRATOPS_PEERING_PRIORITY: a number, or `random` for replicas of one Deployment, which
+    cannot be given distinct numbers (equal priorities would pause every replica)."""
+    if value.strip().lower() == "random":
+        return secrets.randbelow(2**31 - 1) + 1
+    return int(value)
+
+
+def _configure_peering(settings: kopf.OperatorSettings) -> None:
+    """HA: with STRATOPS_PEERING (the KopfPeering/ClusterKopfPeering name) only the replica with
+    the highest priority acts; the others pause until its record lapses or it leaves."""
+    name = os.environ.get("STRATOPS_PEERING", "")
+    settings.peering.standalone = name == ""
+    if not name:
+        return
+    settings.peering.name = name
+    settings.peering.priority = peering_priority(os.environ.get("STRATOPS_PEERING_PRIORITY", "0"))
+    # Mandatory: a replica starts paused and acts only once it has seen its peers, so two
+    # replicas starting together never both act; a missing peering object keeps it paused.
+    settings.peering.mandatory = True
+    # How long a replica that died without leaving (SIGKILL, node loss) blocks the standby.
+    settings.peering.lifetime = int(os.environ.get("STRATOPS_PEERING_LIFETIME", "60"))
+    log.info("peering %r with priority %d", name, settings.peering.priority)
+
+
+def _configure_admission(settings: kopf.OperatorSettings) -> None:
+    """Serve the validating webhooks when STRATOPS_WEBHOOK_PORT is set (TLS: _CERT, _KEY, _CA
+    files; _HOST is what the API server dials). Their configuration is the chart's (or
+    stratops.admission.webhooks'): the operator never writes admission configuration. Without
+    them, promotion, live changes and signature times are checked by the operator only after
+    the fact: said loudly, once."""
+    port = os.environ.get("STRATOPS_WEBHOOK_PORT")
+    if not port:
+        log.warning(
+            "STRATOPS_WEBHOOK_PORT is not set: promotions, live changes and gate signatures are NOT checked "
+            "at admission (the operator still refuses to act on them)"
+        )
+        return
+    settings.admission.server = kopf.WebhookServer(
+        addr=os.environ.get("STRATOPS_WEBHOOK_ADDR", "0.0.0.0"),
+        port=int(port),
+        host=os.environ.get("STRATOPS_WEBHOOK_HOST"),
+        certfile=os.environ.get("STRATOPS_WEBHOOK_CERT"),
+        pkeyfile=os.environ.get("STRATOPS_WEBHOOK_KEY"),
+        cafile=os.environ.get("STRATOPS_WEBHOOK_CA"),
+    )
+    settings.admission.managed = None
+
+
+def register(registry: kopf.OperatorRegistry) -> None:
+    for fn in (startup, watch_held_handlers, retry_audit_writes, dump_on_sigusr1):
+        kopf.on.startup(registry=registry)(fn)
+    kopf.on.probe(id="held_handlers", registry=registry)(held_handlers)
+    kopf.on.login(registry=registry)(login)

@@ -1,0 +1,94 @@
+"""The Strategy daemon: the single writer of its Strategy. It sleeps until poked or until the
+time the last decision asked to be woken, then hands a snapshot to the controller."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import kopf
+from kubernetes.client.exceptions import ApiException
+
+from stratops import GROUP, VERSION
+from stratops import metrics as M
+from stratops.controller.runtime import SAFETY_NET_SECONDS, Runtime, plain, strategy_key
+from stratops.controller.strategy import brief, reconcile, snapshot
+from stratops.k8s.executor import namespace_terminating
+
+
+async def sleep_until_poked(poke: asyncio.Event, stopped: kopf.DaemonStopped, timeout: float) -> None:
+    """Until poked, stopped, or TIMEOUT seconds: a daemon's wait between passes."""
+    waiters = [asyncio.ensure_future(poke.wait()), asyncio.ensure_future(stopped.wait())]
+    try:
+        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waiters:
+            w.cancel()
+
+
+async def strategy_daemon(
+    name: str,
+    namespace: str,
+    body: kopf.Body,
+    memo: kopf.Memo,
+    stopped: kopf.DaemonStopped,
+    logger: logging.Logger,
+    strategy_deployments: kopf.Index,
+    strategy_pods: kopf.Index,
+    strategy_configmaps: kopf.Index,
+    strategy_incidents: kopf.Index,
+    strategy_gates: kopf.Index,
+    strategy_report_monitors: kopf.Index,
+    **_: Any,
+) -> None:
+    rt: Runtime = memo.runtime
+    key = strategy_key(namespace, name)
+    poke = rt.pokes.setdefault(key, asyncio.Event())
+    indexes = {
+        "strategy_deployments": strategy_deployments,
+        "strategy_pods": strategy_pods,
+        "strategy_configmaps": strategy_configmaps,
+        "strategy_incidents": strategy_incidents,
+        "strategy_gates": strategy_gates,
+        "strategy_report_monitors": strategy_report_monitors,
+    }
+    backoff, conflicts = 1.0, 0
+    try:
+        while not stopped:
+            poke.clear()
+            try:
+                # kopf changes its indexes on the event loop: the worker thread gets a copy of
+                # this strategy's entries, taken here, never the live stores.
+                idx = snapshot(indexes, [key])
+                wake = await asyncio.get_running_loop().run_in_executor(
+                    rt.lifecycle_pool, reconcile, plain(body), rt, idx
+                )
+                backoff, conflicts = 1.0, 0
+            except Exception as e:
+                if namespace_terminating(e):
+                    # Its namespace is going, and the Strategy with it: nothing to act on.
+                    logger.info("not acting: the namespace is being deleted")
+                    await sleep_until_poked(poke, stopped, SAFETY_NET_SECONDS)
+                    continue
+                if isinstance(e, ApiException) and e.status == 409 and conflicts < 5:
+                    # The Strategy changed between reading and writing its status (kopf's own
+                    # annotations, a user's edit): decide again on the new one, soon. Whatever
+                    # was written before the status is idempotent (stratops.k8s.executor).
+                    conflicts += 1
+                    logger.debug(f"status changed meanwhile (conflict {conflicts}): deciding again")
+                    await sleep_until_poked(poke, stopped, 0.1 * 2**conflicts)
+                    continue
+                M.RECONCILE_ERRORS.labels(namespace, name).inc()
+                logger.warning(f"reconcile failed, retrying in {backoff:.0f}s: {brief(e)}")
+                wake, backoff = backoff, min(backoff * 2, 60.0)
+            await sleep_until_poked(
+                poke, stopped, SAFETY_NET_SECONDS if wake is None else min(wake, SAFETY_NET_SECONDS)
+            )
+    finally:
+        rt.pokes.pop(key, None)
+        rt.written_control.pop(key, None)
+
+
+def register(registry: kopf.OperatorRegistry) -> None:
+    kopf.daemon(GROUP, VERSION, "strategies", cancellation_timeout=10, registry=registry)(strategy_daemon)
