@@ -1,0 +1,101 @@
+"""The Strategy controller's pass (stratops.controller.strategy.reconcile) against a recording
+Executor: it writes only at the resourceVersion of the Strategy as stored now, and a decision
+that cannot be made still carries out a kill given on the object."""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+from cases import example
+from stratops.controller.strategy import reconcile
+from stratops.lifecycle.types import Plan
+
+INDEXES = (
+    "strategy_deployments",
+    "strategy_pods",
+    "strategy_configmaps",
+    "strategy_incidents",
+    "strategy_gates",
+    "strategy_report_monitors",
+)
+
+
+class Audit:
+    def __init__(self) -> None:
+        self.appended: list[Any] = []
+
+    def append(self, *args: Any) -> None:
+        self.appended.append(args)
+
+    def tail(self, *args: Any) -> tuple[Any, None]:
+        class Head:
+            seq, hash = 0, ""
+
+        return Head(), None
+
+
+class Recorder:
+    """Reads return STORED; every write is recorded."""
+
+    def __init__(self, stored: dict[str, Any]) -> None:
+        self.stored = stored
+        self.audit = Audit()
+        self.executed: list[tuple[str, Plan]] = []
+        self.halts: list[tuple[str, Any]] = []
+        self.events: list[tuple[Any, ...]] = []
+
+    def read_strategy(self, namespace: str, name: str) -> dict[str, Any]:
+        return copy.deepcopy(self.stored)
+
+    def execute(self, ns: str, name: str, uid: str, rv: str, plan: Plan, now: Any, has_ack: bool) -> set[str]:
+        self.executed.append((rv, plan))
+        return set()
+
+    def execute_halt(self, ns: str, name: str, uid: str, rv: str, halt: Any, now: Any) -> None:
+        self.halts.append((rv, halt))
+
+    def event(self, *args: Any, **kw: Any) -> None:
+        self.events.append(args)
+
+
+class Runtime:
+    def __init__(self, executor: Recorder) -> None:
+        self.executor = executor
+        self.written_control: dict[Any, Any] = {}
+        self.audit_synced: set[Any] = set()
+        self.trail_tails: dict[str, Any] = {}
+
+
+def _strategy(rv: str) -> dict[str, Any]:
+    doc = example("strategy.yaml")
+    doc["metadata"].update(namespace="desk", uid="u-1", generation=1, resourceVersion=rv)
+    return doc
+
+
+def test_a_decision_is_written_at_the_resource_version_stored_now():
+    watched, stored = _strategy("1"), _strategy("7")  # the watch lags a write of this process
+    ex = Recorder(stored)
+    reconcile(watched, Runtime(ex), {i: {} for i in INDEXES})  # type: ignore[arg-type]
+    [(rv, plan)] = ex.executed
+    assert rv == "7" and plan.deployment is not None and plan.control is not None
+
+
+def test_a_strategy_being_deleted_is_not_acted_on():
+    body = _strategy("3")
+    body["metadata"]["deletionTimestamp"] = "2026-12-01T09:00:00Z"
+    ex = Recorder(body)
+    assert reconcile(body, Runtime(ex), {i: {} for i in INDEXES}) is None  # type: ignore[arg-type]
+    assert ex.executed == [] and ex.halts == []
+
+
+def test_a_kill_lands_when_the_spec_cannot_be_read():
+    body = _strategy("4")
+    body["spec"]["replicas"] = "many"  # schema-invalid: the decision cannot be made
+    body["metadata"]["annotations"] = {"stratops.io/kill": json.dumps({"by": "tina", "reason": "broker rejects"})}
+    ex = Recorder(body)
+    assert reconcile(body, Runtime(ex), {i: {} for i in INDEXES}) == 5.0  # type: ignore[arg-type]
+    [(rv, halt)] = ex.halts
+    assert rv == "4" and halt.control is not None and halt.control.trading_state.value == "HALTED"
+    assert ex.executed == [] and any("CannotDecide" in e for e in ex.events)
