@@ -58,3 +58,25 @@ def test_the_check_sees_an_import_inside_a_function(tmp_path):
     f = tmp_path / "m.py"
     f.write_text("def f():\n    from kubernetes import client\n    return client\n")
     assert "kubernetes" in imports(f)
+
+
+@pytest.mark.parametrize("path", [p for p in FILES if layer(p) == "cli"], ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_the_cli_calls_the_api_only_through_the_k8s_layer(path):
+    """The CLI's commands read and write through stratops.k8s.desk.DeskApi: no API class of the
+    Kubernetes client in the CLI itself (catching its ApiException is fine)."""
+    tree = ast.parse(path.read_text())
+    used = sorted(
+        {
+            n.attr
+            for n in ast.walk(tree)
+            if isinstance(n, ast.Attribute) and n.attr.endswith("Api") and n.attr[0].isupper()
+        }
+        | {
+            a.name
+            for n in ast.walk(tree)
+            if isinstance(n, ast.ImportFrom) and n.module == "kubernetes.client"
+            for a in n.names
+            if a.name.endswith("Api")
+        }
+    )
+    assert not used, f"{path.relative_to(PACKAGE)} uses {used}: call the API through stratops.k8s (DeskApi)"

@@ -11,7 +11,6 @@ from typing import Annotated, Any
 
 import typer
 
-from stratops import GROUP, VERSION
 from stratops.audit import Finding, Head, evidence, markdown, verify
 from stratops.cli.lifecycle import CliError, Namespace, _api, _namespace, console
 
@@ -25,18 +24,14 @@ def read_trails(api: Any, ns: str | None) -> Trails:
     """Every subject's audit chain in NS (None: every namespace), verified: (namespace, kind,
     name) -> (entries, findings). Only AuditSegments are read (the operator's alone to write);
     a subject that still exists is checked against the head in its status."""
-    from kubernetes import client
 
     from stratops.k8s.audit import PLURAL, trails
+    from stratops.k8s.desk import DeskApi
 
-    custom = client.CustomObjectsApi(api)
+    desk = DeskApi(api)
 
     def crs(plural: str) -> list[dict[str, Any]]:
-        return (
-            custom.list_cluster_custom_object(GROUP, VERSION, plural)
-            if ns is None
-            else custom.list_namespaced_custom_object(GROUP, VERSION, ns, plural)
-        )["items"]
+        return desk.list(plural, ns)
 
     heads = {
         (o["metadata"]["namespace"], kind, o["metadata"]["name"]): Head.of((o.get("status") or {}).get("audit"))
@@ -85,7 +80,8 @@ def audit_export(
     kill-switches, throttles, resumes and rollbacks with who and why, promotions, limit
     changes, broker failovers, reconciliations, monitor breaches and runbook runs. Read from
     the cluster's records (Strategies, Gates, Incidents, audit and runbook ConfigMaps) only."""
-    from kubernetes import client
+
+    from stratops.k8s.desk import DeskApi
 
     now = datetime.now(UTC)
     start, end = parse_when(since, now, "--since"), parse_when(until, now, "--until")
@@ -97,15 +93,11 @@ def audit_export(
     except OSError as e:
         raise CliError(f"--out {out}: cannot create the directory ({e.strerror})") from None
     api = _api()
-    custom = client.CustomObjectsApi(api)
+    desk = DeskApi(api)
     ns = None if all_namespaces else _namespace(namespace)
 
     def crs(plural: str) -> list[dict[str, Any]]:
-        return (
-            custom.list_cluster_custom_object(GROUP, VERSION, plural)
-            if ns is None
-            else custom.list_namespaced_custom_object(GROUP, VERSION, ns, plural)
-        )["items"]
+        return desk.list(plural, ns)
 
     console.print(
         f"reading {'every namespace' if ns is None else 'namespace ' + ns} for {start.isoformat()} .. {end.isoformat()}"

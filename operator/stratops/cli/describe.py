@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from stratops import GROUP, VERSION
 from stratops.cli.lifecycle import CliError, Namespace, Output, _api, _get, _namespace, console, emit, listing
 from stratops.lifecycle import manifests
 from stratops.lifecycle.control import CONTROL_KEY
@@ -15,34 +14,20 @@ from stratops.recovery.runbooks import ClusterView
 def fetch(api: Any, ns: str, name: str, extras: bool = False) -> tuple[ClusterView, dict[str, Any]]:
     """The strategy and what it owns as the API server has them now; with EXTRAS also its
     monitors, gates and recent events."""
-    from kubernetes import client
     from kubernetes.client.exceptions import ApiException
 
+    from stratops.k8s.desk import DeskApi
+
     strategy = _get(api, ns, name)
-    core, apps, custom = client.CoreV1Api(api), client.AppsV1Api(api), client.CustomObjectsApi(api)
-    try:
-        deployment = api.sanitize_for_serialization(apps.read_namespaced_deployment(name, ns))
-    except ApiException as e:
-        if e.status != 404:
-            raise
-        deployment = None
-    control = None
-    try:
-        cm = core.read_namespaced_config_map(manifests.control_name(name), ns)
-        control = json.loads((cm.data or {}).get(CONTROL_KEY) or "null")
-    except ApiException as e:
-        if e.status != 404:
-            raise
-    selector = f"{manifests.LABEL_STRATEGY}={name}"
-    pods = tuple(api.sanitize_for_serialization(p) for p in core.list_namespaced_pod(ns, label_selector=selector).items)
-    incidents = tuple(
-        i
-        for i in custom.list_namespaced_custom_object(GROUP, VERSION, ns, "incidents")["items"]
-        if i["spec"].get("strategy") == name
-    )
+    desk = DeskApi(api)
+    deployment = desk.deployment(ns, name)
+    data = desk.config_map_data(ns, manifests.control_name(name))
+    control = json.loads((data or {}).get(CONTROL_KEY) or "null")
+    pods = tuple(desk.pods(ns, f"{manifests.LABEL_STRATEGY}={name}"))
+    incidents = tuple(i for i in desk.list("incidents", ns) if i["spec"].get("strategy") == name)
     gates: tuple[dict[str, Any], ...] | None
     try:
-        gates = tuple(custom.list_namespaced_custom_object(GROUP, VERSION, ns, "gates")["items"])
+        gates = tuple(desk.list("gates", ns))
     except ApiException as e:
         if e.status != 403:
             raise
@@ -52,14 +37,9 @@ def fetch(api: Any, ns: str, name: str, extras: bool = False) -> tuple[ClusterVi
     )
     more: dict[str, Any] = {}
     if extras:
-        more["monitors"] = [
-            m
-            for m in custom.list_namespaced_custom_object(GROUP, VERSION, ns, "monitors")["items"]
-            if m["spec"].get("strategy") == name
-        ]
+        more["monitors"] = [m for m in desk.list("monitors", ns) if m["spec"].get("strategy") == name]
         more["gates"] = [g for g in gates or () if name in g["spec"].get("strategies", [])]
-        events = core.list_namespaced_event(ns, field_selector=f"involvedObject.name={name}").items
-        more["events"] = [api.sanitize_for_serialization(e) for e in events][-15:]
+        more["events"] = desk.events(ns, name)[-15:]
     return view, more
 
 

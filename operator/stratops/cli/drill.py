@@ -99,11 +99,16 @@ def wait(check: Callable[[], Any], timeout: float, what: str, interval: float = 
     return got
 
 
-def _pods(api: Any, ns: str, strategy: str) -> list[Any]:
-    from kubernetes import client
+def _pods(api: Any, ns: str, strategy: str) -> list[str]:
+    """The names of STRATEGY's Running pods."""
+    from stratops.k8s.desk import DeskApi
 
-    pods = client.CoreV1Api(api).list_namespaced_pod(ns, label_selector=f"{LABEL_STRATEGY}={strategy}").items
-    return [p for p in pods if p.status.phase == "Running" and not p.metadata.deletion_timestamp]
+    pods = DeskApi(api).pods(ns, f"{LABEL_STRATEGY}={strategy}")
+    return [
+        p["metadata"]["name"]
+        for p in pods
+        if (p.get("status") or {}).get("phase") == "Running" and not p["metadata"].get("deletionTimestamp")
+    ]
 
 
 def post_fault(api: Any, ns: str, strategy: str, path: str) -> list[str]:
@@ -116,36 +121,31 @@ def post_fault(api: Any, ns: str, strategy: str, path: str) -> list[str]:
         if r.status_code != 200:
             raise CliError(f"drill: {url}{path} answered {r.status_code}: {r.text.strip()}")
         return [url]
-    from kubernetes import client
     from kubernetes.client.exceptions import ApiException
+
+    from stratops.k8s.desk import DeskApi
 
     pods = _pods(api, ns, strategy)
     if not pods:
         raise CliError(f"drill: no Running pod of {ns}/{strategy} to inject the fault into")
-    for p in pods:
+    for pod in pods:
         try:
-            client.CoreV1Api(api).connect_post_namespaced_pod_proxy_with_path(
-                f"{p.metadata.name}:{PROBE_PORT}", ns, path.lstrip("/")
-            )
+            DeskApi(api).post_to_pod(ns, pod, PROBE_PORT, path)
         except ApiException as e:
             raise CliError(
-                f"drill: pod {p.metadata.name} refused {path}: {e.status} {e.reason} "
+                f"drill: pod {pod} refused {path}: {e.status} {e.reason} "
                 f"({(e.body or '')[:200]}); its image must serve the example strategy's drill faults"
             ) from e
-    return [p.metadata.name for p in pods]
-
-
-def _custom(api: Any) -> Any:
-    from kubernetes import client
-
-    return client.CustomObjectsApi(api)
+    return pods
 
 
 def _monitor(api: Any, ns: str, name: str) -> dict[str, Any]:
     from kubernetes.client.exceptions import ApiException
 
+    from stratops.k8s.desk import DeskApi
+
     try:
-        return dict(_custom(api).get_namespaced_custom_object(GROUP, VERSION, ns, "monitors", name))
+        return dict(DeskApi(api).get("monitors", ns, name))
     except ApiException as e:
         if e.status == 404:
             raise CliError(
@@ -155,7 +155,9 @@ def _monitor(api: Any, ns: str, name: str) -> dict[str, Any]:
 
 
 def _incidents(api: Any, ns: str, strategy: str) -> list[dict[str, Any]]:
-    items = _custom(api).list_namespaced_custom_object(GROUP, VERSION, ns, "incidents")["items"]
+    from stratops.k8s.desk import DeskApi
+
+    items = DeskApi(api).list("incidents", ns)
     return [i for i in items if i["spec"].get("strategy") == strategy]
 
 
@@ -188,6 +190,7 @@ def still_needed(strategy: dict[str, Any], incidents: list[dict[str, Any]]) -> l
 def run(scenario: Scenario, ns: str, strategy_name: str, api: Any) -> int:
     from kubernetes.client.exceptions import ApiException
 
+    from stratops.k8s.desk import DeskApi
     from stratops.recovery.classes import card
 
     strategy = _get(api, ns, strategy_name)
@@ -217,7 +220,7 @@ def run(scenario: Scenario, ns: str, strategy_name: str, api: Any) -> int:
                 "spec": spec,
             }
             try:
-                _custom(api).create_namespaced_custom_object(GROUP, VERSION, ns, "monitors", body)
+                DeskApi(api).create("monitors", ns, body)
             except ApiException as e:
                 if e.status != 409:
                     raise
@@ -247,7 +250,7 @@ def run(scenario: Scenario, ns: str, strategy_name: str, api: Any) -> int:
             daily = ((strategy.get("spec") or {}).get("gates") or {}).get("daily")
             if daily:
                 try:
-                    gate = _custom(api).get_namespaced_custom_object(GROUP, VERSION, ns, "gates", daily)
+                    gate = DeskApi(api).get("gates", ns, daily)
                 except ApiException as e:
                     raise CliError(f"drill: daily gate {daily} unreadable ({e.status} {e.reason})") from e
                 gs = gate.get("status") or {}
@@ -262,9 +265,7 @@ def run(scenario: Scenario, ns: str, strategy_name: str, api: Any) -> int:
                         "(nothing was changed)"
                     )
             good = (strategy.get("status") or {}).get("lastKnownGood")
-            _custom(api).patch_namespaced_custom_object(
-                GROUP, VERSION, ns, "strategies", strategy_name, {"spec": {"version": scenario.version}}
-            )
+            DeskApi(api).patch("strategies", ns, strategy_name, {"spec": {"version": scenario.version}})
             deadline = ((strategy.get("spec") or {}).get("rollbackPolicy") or {}).get("rolloutDeadline", "5m")
             clock.say(
                 f"spec.version {scenario.version} (last known-good {good}); a rollback waits for the rollout "
@@ -341,13 +342,8 @@ def run(scenario: Scenario, ns: str, strategy_name: str, api: Any) -> int:
             post_fault(api, ns, strategy_name, "/drill/clear")
             clock.say("fault cleared in the running strategy")
         if scenario.version:
-            _custom(api).patch_namespaced_custom_object(
-                GROUP,
-                VERSION,
-                ns,
-                "strategies",
-                strategy_name,
-                {"spec": {"version": (strategy.get("spec") or {}).get("version")}},
+            DeskApi(api).patch(
+                "strategies", ns, strategy_name, {"spec": {"version": (strategy.get("spec") or {}).get("version")}}
             )
             clock.say(
                 f"spec.version back to {(strategy.get('spec') or {}).get('version')} (with GitOps: revert the commit)"
@@ -355,7 +351,7 @@ def run(scenario: Scenario, ns: str, strategy_name: str, api: Any) -> int:
     finally:
         if drill_monitor:
             try:
-                _custom(api).delete_namespaced_custom_object(GROUP, VERSION, ns, "monitors", drill_monitor)
+                DeskApi(api).delete("monitors", ns, drill_monitor)
             except ApiException:
                 pass
             clock.say(f"drill monitor {drill_monitor} deleted (its incident stays, as the record)")

@@ -7,7 +7,6 @@ from typing import Annotated, Any
 
 import typer
 
-from stratops import GROUP, VERSION
 from stratops.cli.lifecycle import CliError, Namespace, _api, _namespace, console, emit, listing, whoami
 from stratops.models.gate import Cadence
 
@@ -16,12 +15,13 @@ CADENCES = [c.value for c in Cadence]
 
 
 def _gates(api: Any, namespace: str | None, all_namespaces: bool) -> list[dict[str, Any]]:
-    from kubernetes import client
 
-    custom = client.CustomObjectsApi(api)
+    from stratops.k8s.desk import DeskApi
+
+    desk = DeskApi(api)
     if all_namespaces:
-        return custom.list_cluster_custom_object(GROUP, VERSION, "gates")["items"]
-    return custom.list_namespaced_custom_object(GROUP, VERSION, _namespace(namespace), "gates")["items"]
+        return desk.list("gates", None)
+    return desk.list("gates", _namespace(namespace))
 
 
 def gate_list(
@@ -81,18 +81,18 @@ def gate_sign(
     Pre-launch signatures name each strategy's version and the SHA-256 of its trading-relevant
     spec; to approve a change to a live strategy, sign for the changed manifest with --for,
     then apply it (its author may not be among the signers)."""
-    from kubernetes import client
     from kubernetes.client.exceptions import ApiException
 
     from stratops.gates.evaluate import subject_for
+    from stratops.k8s.desk import DeskApi
     from stratops.models.strategy import StrategySpec
 
     if not evidence.strip():
         raise CliError("--evidence is required: what you checked, or a link to it")
     api, ns = _api(), _namespace(namespace)
-    custom = client.CustomObjectsApi(api)
+    desk = DeskApi(api)
     try:
-        g = custom.get_namespaced_custom_object(GROUP, VERSION, ns, "gates", gate)
+        g = desk.get("gates", ns, gate)
     except ApiException as e:
         raise CliError(
             f"gate {gate} not found in namespace {ns}"
@@ -121,9 +121,7 @@ def gate_sign(
                 parts.append(subject_for(s, proposed[s]))
                 continue
             try:
-                sspec = StrategySpec.model_validate(
-                    custom.get_namespaced_custom_object(GROUP, VERSION, ns, "strategies", s)["spec"]
-                )
+                sspec = StrategySpec.model_validate(desk.get("strategies", ns, s)["spec"])
             except ApiException as e:
                 raise CliError(f"pre-launch gate {gate} names strategy {s}, which cannot be read: {e.reason}") from e
             parts.append(subject_for(s, sspec))
@@ -146,7 +144,7 @@ def gate_sign(
         "spec": {"signatures": list(sigs.values())},
     }
     try:
-        custom.patch_namespaced_custom_object(GROUP, VERSION, ns, "gates", gate, patch)
+        desk.patch("gates", ns, gate, patch)
     except ApiException as e:
         from stratops.cli.lifecycle import api_message
 

@@ -8,7 +8,6 @@ from typing import Annotated, Any
 
 import typer
 
-from stratops import GROUP, VERSION
 from stratops.cli.lifecycle import CliError, Namespace, Output, _api, _namespace, console, emit, listing, whoami
 from stratops.polling import poll
 
@@ -16,11 +15,12 @@ incident_app = typer.Typer(help="Incidents: list, show, acknowledge, resolve.", 
 
 
 def _get(api: Any, ns: str, name: str) -> dict[str, Any]:
-    from kubernetes import client
     from kubernetes.client.exceptions import ApiException
 
+    from stratops.k8s.desk import DeskApi
+
     try:
-        return client.CustomObjectsApi(api).get_namespaced_custom_object(GROUP, VERSION, ns, "incidents", name)
+        return DeskApi(api).get("incidents", ns, name)
     except ApiException as e:
         raise CliError(
             f"incident {name} not found in namespace {ns}"
@@ -55,14 +55,11 @@ def incident_list(
     """Incidents, newest first, one line each: class, severity, phase, age (a monitor's incident
     is named after the monitor, so after its strategy); -o wide adds the strategy and the
     summary (`stratops incident show NAME` has all of it)."""
-    from kubernetes import client
 
-    custom = client.CustomObjectsApi(_api())
-    items = (
-        custom.list_cluster_custom_object(GROUP, VERSION, "incidents")
-        if all_namespaces
-        else custom.list_namespaced_custom_object(GROUP, VERSION, _namespace(namespace), "incidents")
-    )["items"]
+    from stratops.k8s.desk import DeskApi
+
+    desk = DeskApi(_api())
+    items = desk.list("incidents", None if all_namespaces else _namespace(namespace))
     items = sorted(items, key=lambda i: i["metadata"]["creationTimestamp"], reverse=True)
     if open_only:
         items = [i for i in items if ((i.get("status") or {}).get("phase") or "Open") != "Resolved"]
@@ -121,14 +118,14 @@ def incident_show(name: str, namespace: Namespace = None, output: Output = "tabl
 def _annotate(
     api: Any, ns: str, name: str, key: str, value: dict[str, Any], extra: dict[str, Any] | None = None
 ) -> None:
-    from kubernetes import client
     from kubernetes.client.exceptions import ApiException
 
+    from stratops.k8s.desk import DeskApi
     from stratops.lifecycle.commands import command_value
 
     patch: dict[str, Any] = {"metadata": {"annotations": {key: command_value(value["by"], **value)}}, **(extra or {})}
     try:
-        client.CustomObjectsApi(api).patch_namespaced_custom_object(GROUP, VERSION, ns, "incidents", name, patch)
+        DeskApi(api).patch("incidents", ns, name, patch)
     except ApiException as e:
         raise CliError(f"cannot update incident {ns}/{name}: {e.reason} ({e.status})") from e
 

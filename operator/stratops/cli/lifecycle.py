@@ -14,7 +14,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from stratops import GROUP, VERSION
 from stratops.polling import poll
 
 console = Console()
@@ -108,29 +107,27 @@ def _namespace(namespace: str | None) -> str:
 def whoami(api: Any) -> str:
     """The user the API server authenticates this client as (SelfSubjectReview): what every
     command and signature is attributed to."""
-    from kubernetes import client
+    from stratops.k8s.desk import DeskApi
 
     try:
-        review = client.AuthenticationV1Api(api).create_self_subject_review(
-            {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}
-        )
+        name = DeskApi(api).whoami()
     except Exception as e:
         raise CliError(
             f"cannot tell who you are (SelfSubjectReview failed: {getattr(e, 'reason', e)}): commands and "
             "signatures are attributed to the requesting user"
         ) from e
-    name = review.status.user_info.username
     if not name:
         raise CliError("the API server authenticates you as nobody (anonymous): commands and signatures need a user")
     return str(name)
 
 
 def _get(api: Any, ns: str, name: str) -> dict[str, Any]:
-    from kubernetes import client
     from kubernetes.client.exceptions import ApiException
 
+    from stratops.k8s.desk import DeskApi
+
     try:
-        return client.CustomObjectsApi(api).get_namespaced_custom_object(GROUP, VERSION, ns, "strategies", name)
+        return DeskApi(api).get("strategies", ns, name)
     except ApiException as e:
         if e.status == 404:
             raise CliError(f"strategy {name} not found in namespace {ns}") from e
@@ -140,8 +137,9 @@ def _get(api: Any, ns: str, name: str) -> dict[str, Any]:
 def give_command(
     kind: str, name: str, namespace: str | None, fields: dict[str, Any]
 ) -> tuple[Any, str, dict[str, Any]]:
-    from kubernetes import client
     from kubernetes.client.exceptions import ApiException
+
+    from stratops.k8s.desk import DeskApi
 
     api, ns = _api(), _namespace(namespace)
     _get(api, ns, name)
@@ -149,11 +147,9 @@ def give_command(
 
     value = {"by": whoami(api), **fields, "id": uuid.uuid4().hex[:12], "at": datetime.now(UTC).isoformat()}
     try:
-        client.CustomObjectsApi(api).patch_namespaced_custom_object(
-            GROUP,
-            VERSION,
-            ns,
+        DeskApi(api).patch(
             "strategies",
+            ns,
             name,
             {"metadata": {"annotations": {f"stratops.io/{kind}": command_value(value["by"], **value)}}},
         )
@@ -344,16 +340,17 @@ def status(
 ) -> None:
     """All strategies, one line each: phase, mode, version, last known-good, trading state, open
     incidents (a count) and gates (complete over named, e.g. 3/5)."""
-    from kubernetes import client
+
+    from stratops.k8s.desk import DeskApi
 
     if output not in ("table", "wide", "json", "yaml"):
         raise CliError(f"--output must be table, wide, json or yaml, not {output!r}")
     api = _api()
-    custom = client.CustomObjectsApi(api)
+    desk = DeskApi(api)
     if all_namespaces:
-        items = custom.list_cluster_custom_object(GROUP, VERSION, "strategies")["items"]
+        items = desk.list("strategies", None)
     else:
-        items = custom.list_namespaced_custom_object(GROUP, VERSION, _namespace(namespace), "strategies")["items"]
+        items = desk.list("strategies", _namespace(namespace))
     if output != "wide" and emit(items, output):
         return
     from kubernetes.client.exceptions import ApiException
@@ -361,9 +358,9 @@ def status(
     gates: list[dict[str, Any]] | None
     try:
         if all_namespaces:
-            gates = custom.list_cluster_custom_object(GROUP, VERSION, "gates")["items"]
+            gates = desk.list("gates", None)
         else:
-            gates = custom.list_namespaced_custom_object(GROUP, VERSION, _namespace(namespace), "gates")["items"]
+            gates = desk.list("gates", _namespace(namespace))
     except ApiException as e:
         if e.status != 403:
             raise
@@ -477,8 +474,9 @@ def promote(
     """Promote paper -> live by setting spec.mode to live. Refused here, before anything is
     changed, unless the pre-launch gate is signed for this version and these limits (the
     operator checks again). With GitOps, change spec.mode in Git instead: Git wins."""
-    from kubernetes import client
     from kubernetes.client.exceptions import ApiException
+
+    from stratops.k8s.desk import DeskApi
 
     api, ns = _api(), _namespace(namespace)
     obj = _get(api, ns, strategy)
@@ -492,11 +490,9 @@ def promote(
     by = whoami(api)
     note = json.dumps({"by": by, "reason": reason, "at": datetime.now(UTC).isoformat()})
     try:
-        client.CustomObjectsApi(api).patch_namespaced_custom_object(
-            GROUP,
-            VERSION,
-            ns,
+        DeskApi(api).patch(
             "strategies",
+            ns,
             strategy,
             {"metadata": {"annotations": {"stratops.io/promoted-by": note}}, "spec": {"mode": "live"}},
         )
@@ -523,11 +519,11 @@ def promote(
 def prelaunch_missing(api: Any, ns: str, strategy: str, obj: dict[str, Any]) -> str:
     """Why the pre-launch gate does not approve the strategy as it is now ('' if it does): the
     rule the webhook and the operator apply (stratops.admission.review.live_problems)."""
-    from kubernetes import client
     from kubernetes.client.exceptions import ApiException
 
     from stratops.admission.policies import ANNOTATION_TRADING_AUTHOR
     from stratops.admission.review import live_problems
+    from stratops.k8s.desk import DeskApi
     from stratops.models.gate import GateSpec
     from stratops.models.strategy import StrategySpec
 
@@ -536,7 +532,7 @@ def prelaunch_missing(api: Any, ns: str, strategy: str, obj: dict[str, Any]) -> 
     raw = None
     if gate:
         try:
-            raw = client.CustomObjectsApi(api).get_namespaced_custom_object(GROUP, VERSION, ns, "gates", gate)
+            raw = DeskApi(api).get("gates", ns, gate)
         except ApiException as e:
             if e.status != 404:
                 raise
@@ -566,22 +562,16 @@ def kill_fleet(
 ) -> list[dict[str, Any]]:
     """One decision (one id, one reason, one user) sent to every matching strategy at once;
     then progress per strategy until each is halted, and a final table."""
-    from kubernetes import client
     from kubernetes.client.exceptions import ApiException
     from rich.live import Live
 
+    from stratops.k8s.desk import DeskApi
     from stratops.lifecycle.commands import command_value
 
     api = _api()
-    custom = client.CustomObjectsApi(api)
+    desk = DeskApi(api)
     sel = selector or ""
-    items = (
-        custom.list_cluster_custom_object(GROUP, VERSION, "strategies", label_selector=sel)
-        if all_namespaces
-        else custom.list_namespaced_custom_object(
-            GROUP, VERSION, _namespace(namespace), "strategies", label_selector=sel
-        )
-    )["items"]
+    items = desk.list("strategies", None if all_namespaces else _namespace(namespace), label_selector=sel)
     if not items:
         raise CliError(
             f"no strategy matches {'--selector ' + sel if sel else '--all'}"
@@ -600,11 +590,9 @@ def kill_fleet(
     for s in items:  # annotate every one first: the halt starts everywhere before anyone waits
         ns, name = s["metadata"]["namespace"], s["metadata"]["name"]
         try:
-            custom.patch_namespaced_custom_object(
-                GROUP,
-                VERSION,
-                ns,
+            desk.patch(
                 "strategies",
+                ns,
                 name,
                 {
                     "metadata": {
@@ -651,7 +639,7 @@ def kill_fleet(
                     if rows[(ns, name)].get("_done"):
                         continue
                     try:
-                        obj = custom.get_namespaced_custom_object(GROUP, VERSION, ns, "strategies", name)
+                        obj = desk.get("strategies", ns, name)
                     except ApiException:
                         continue
                     st = obj.get("status") or {}

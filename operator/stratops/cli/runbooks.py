@@ -365,23 +365,16 @@ def _confirm(prompt: str) -> bool:
 def _record(api: Any, ns: str, strategy: str, record: dict[str, Any], timeout: float = 30) -> None:
     """Keep the run in the strategy's audit trail: a command the operator appends to the chain
     (attributed at admission to whoever runs it), and removes once it is there."""
-    from kubernetes import client
     from kubernetes.client.exceptions import ApiException
 
+    from stratops.k8s.desk import DeskApi
     from stratops.lifecycle.commands import command_value
 
     record["finishedAt"] = datetime.now(UTC).isoformat()
     by = record.get("by") or whoami(api)
     value = command_value(by, reason=f"runbook {record['runbook']}", run={k: v for k, v in record.items() if k != "by"})
     try:
-        client.CustomObjectsApi(api).patch_namespaced_custom_object(
-            "stratops.io",
-            "v1alpha1",
-            ns,
-            "strategies",
-            strategy,
-            {"metadata": {"annotations": {"stratops.io/runbook": value}}},
-        )
+        DeskApi(api).patch("strategies", ns, strategy, {"metadata": {"annotations": {"stratops.io/runbook": value}}})
     except ApiException as e:
         console.print(
             f"[red]could not record the run ({lc.api_message(e)}); record kept here:[/]\n{json.dumps(record)}"

@@ -18,7 +18,6 @@ from rich.console import Console
 from rich.markup import escape
 from rich.prompt import Confirm, Prompt
 
-from stratops import GROUP, VERSION
 from stratops.cli import lifecycle as lc
 from stratops.cli.lifecycle import CliError, Namespace
 from stratops.recovery import tree
@@ -175,13 +174,12 @@ def _apply(w: Walk, strategy: str, namespace: str | None, evidence: str | None, 
 def _daily_gate(strategy: str, namespace: str | None) -> str | None:
     """The strategy's daily gate from the cluster, or None when it cannot be read (the command
     then reads it itself): triage must work without a cluster."""
-    from kubernetes import client
+
+    from stratops.k8s.desk import DeskApi
 
     try:
         api = lc._api()
-        body = client.CustomObjectsApi(api).get_namespaced_custom_object(
-            GROUP, VERSION, lc._namespace(namespace), "strategies", strategy, _request_timeout=5
-        )
+        body = DeskApi(api).get("strategies", lc._namespace(namespace), strategy, timeout=5)
     except Exception:
         return None
     return ((body.get("spec") or {}).get("gates") or {}).get("daily")
