@@ -188,7 +188,7 @@ def test_namespace_churn_at_start_does_not_hold_the_operator(kube, crds, cluster
     """Served namespaces deleted while the operator starts and lists them. kopf stopped the
     watchers of a namespace deleted before their first listing and then waited for those
     listings for good, holding every handler (seen here: 3 starts in 35 under namespace churn
-    acted on nothing). The exact moment is hit only sometimes; tests/unit/test_kopf_fixes.py
+    acted on nothing). The exact moment is hit only sometimes; tests/unit/handlers/test_kopf_fixes.py
     pins the fix down deterministically. Here: after such a start the operator still acts."""
     prefix = f"c{uuid.uuid4().hex[:6]}"
     core = client.CoreV1Api(kube)

@@ -105,22 +105,22 @@ DOCUMENTED_ELSEWHERE = {
     "make test": (".ci/run", "make test", "CI runs it: the README's test command"),
     "make lint": (".ci/run", "make lint", "CI runs it before the tests"),
     "make unit": (
-        "tests/unit/test_documented_commands.py",
+        "tests/unit/cli/test_documented_commands.py",
         "test_make_target_exists",
         "a part of `make test` (pytest tests/unit)",
     ),
     "make e2e": (
-        "tests/unit/test_documented_commands.py",
+        "tests/unit/cli/test_documented_commands.py",
         "test_make_target_exists",
         "a part of `make test` (pytest tests/e2e)",
     ),
     "make bench": (
-        "tests/unit/test_documented_commands.py",
+        "tests/unit/cli/test_documented_commands.py",
         "test_make_target_exists",
         "benchmarks print figures; they are run by hand, not in CI (the machines are shared and noisy)",
     ),
     "make crds": (
-        "tests/unit/test_models.py",
+        "tests/unit/models/test_models.py",
         "test_crds_are_generated_from_the_current_models",
         "the unit test fails when crds/ or the chart's copies differ from what it writes",
     ),

@@ -17,7 +17,7 @@ from stratops.cli.main import app
 from stratops.gates.evaluate import subject_for
 from stratops.models.strategy import StrategySpec
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 
 
 def tree(root: Path, strategy: dict, gate: dict | None = None, monitors: bool = True) -> Path:

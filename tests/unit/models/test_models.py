@@ -17,7 +17,7 @@ from stratops.models.gate import Cadence
 from stratops.models.monitor import CHECK_KINDS, Layer
 from stratops.models.validate import validate_document, validate_files
 
-CRDS = Path(__file__).resolve().parents[2] / "crds"
+CRDS = Path(__file__).resolve().parents[3] / "crds"
 
 
 def test_crds_are_generated_from_the_current_models():

@@ -140,7 +140,7 @@ def test_poll_applies_runs_callbacks_then_acknowledges_each_generation_once():
 
 
 def load_example():
-    path = Path(__file__).resolve().parents[2] / "examples" / "strategy-app" / "paper_mean_revert.py"
+    path = Path(__file__).resolve().parents[3] / "examples" / "strategy-app" / "paper_mean_revert.py"
     spec = importlib.util.spec_from_file_location("paper_mean_revert", path)
     mod = importlib.util.module_from_spec(spec)
     sys.modules["paper_mean_revert"] = mod  # dataclasses look their module up

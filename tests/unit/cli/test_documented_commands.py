@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from docs import example_commands, shell_commands, table_commands
 from stratops.cli.main import app
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 ROWS = [d.command for d in table_commands()]
 
 
