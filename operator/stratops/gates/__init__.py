@@ -1,1 +1,2 @@
-"""Gate logic: signatures, expiry by cadence, completeness (pure)."""
+"""Gate logic (pure): `evaluate` (signatures, expiry by cadence, completeness) and `status`
+(a gate's status and its signatures' audit lines)."""
