@@ -142,7 +142,7 @@ def serve(port: int) -> None:
             self.end_headers()
             self.wfile.write(data)
 
-        def do_GET(self) -> None:
+        def do_GET(self) -> None:  # http.server's naming
             u = urlparse(self.path)
             q = {k: v[0] for k, v in parse_qs(u.query).items()}
             if u.path == "/bench/counts":

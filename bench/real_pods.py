@@ -121,7 +121,7 @@ class Lines:
             try:
                 for raw in core.read_namespaced_pod_log(pod, ns, follow=True, _preload_content=False):
                     self.lines.append(raw.decode(errors="replace").rstrip("\n"))
-            except Exception:
+            except Exception:  # the pod went: what was read is what counts
                 pass
 
         threading.Thread(target=run, daemon=True).start()
@@ -193,7 +193,7 @@ def propagation(api: client.ApiClient, ns: str, image: str, samples: int) -> dic
                 raw = (ev["object"].data or {}).get(CONTROL_KEY)
                 if raw:
                     host.setdefault(json.loads(raw)["generation"], time.time())
-        except Exception:
+        except Exception:  # the control plane stopped: the samples are taken
             pass
 
     threading.Thread(target=host_watch, daemon=True).start()
@@ -264,7 +264,7 @@ def kills(api: client.ApiClient, ns: str, samples: int) -> dict[str, list[float]
                     for v in (ev["object"].data or {}).values():
                         if json.loads(v).get("tradingState") == "HALTED":
                             acks.setdefault("at", time.time())
-            except Exception:
+            except Exception:  # the strategy deleted: done
                 pass
 
         threading.Thread(target=ack_watch, daemon=True).start()

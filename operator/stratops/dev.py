@@ -225,7 +225,7 @@ def run_demo(*, examples: bool, once: bool, nodes: int, console: Console, real_n
                             return 1
                         try:
                             prometheus.refresh(api)  # a rollout or a resume makes new pods
-                        except Exception as e:
+                        except Exception as e:  # the API server is busy: next second
                             console.print(f"[dim]scrape targets not refreshed: {e}")
                 except KeyboardInterrupt:
                     pass

@@ -59,7 +59,7 @@ def example_desk(desk_of_real_pods: Desk, tmp_path: Path) -> Any:
         while not stop.wait(1.0):
             try:
                 prometheus.refresh(desk.kube)
-            except Exception:
+            except Exception:  # the namespace is going away at the end
                 pass
 
     threading.Thread(target=follow, daemon=True).start()

@@ -88,7 +88,7 @@ def _api():  # type: ignore[no-untyped-def]
 
     try:
         return api_client()
-    except Exception as e:
+    except Exception as e:  # any kubeconfig problem is the user's to fix
         raise CliError(f"cannot load a kubeconfig ({e}); set KUBECONFIG or run inside the cluster") from e
 
 
@@ -111,7 +111,7 @@ def whoami(api: Any) -> str:
 
     try:
         name = DeskApi(api).whoami()
-    except Exception as e:
+    except Exception as e:  # said as one line: without it nothing can be attributed
         raise CliError(
             f"cannot tell who you are (SelfSubjectReview failed: {getattr(e, 'reason', e)}): commands and "
             "signatures are attributed to the requesting user"

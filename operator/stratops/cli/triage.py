@@ -180,7 +180,7 @@ def _daily_gate(strategy: str, namespace: str | None) -> str | None:
     try:
         api = lc._api()
         body = DeskApi(api).get("strategies", lc._namespace(namespace), strategy, timeout=5)
-    except Exception:
+    except Exception:  # no kubeconfig, no cluster, no such strategy: all fall back
         return None
     return ((body.get("spec") or {}).get("gates") or {}).get("daily")
 

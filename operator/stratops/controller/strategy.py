@@ -115,7 +115,7 @@ def reconcile(body: dict[str, Any], rt: Runtime, idx: dict[str, Any]) -> float |
         rt.audit_synced.add((meta["namespace"], meta["name"]))
     try:
         plan, obs, _, status = decide_once(body, now, rt, idx)
-    except Exception as e:
+    except Exception as e:  # reported on the Strategy; the kill runs without the decision
         return halt_without_decision(body, now, rt, idx, e)
     if plan.is_noop(status):
         return plan.requeue_after
@@ -127,7 +127,7 @@ def reconcile(body: dict[str, Any], rt: Runtime, idx: dict[str, Any]) -> float |
         return None
     try:
         plan, obs, has_ack, status = decide_once(fresh, now, rt, idx)
-    except Exception as e:
+    except Exception as e:  # as above
         return halt_without_decision(fresh, now, rt, idx, e)
     if plan.is_noop(status):
         return plan.requeue_after

@@ -43,7 +43,7 @@ async def gate_daemon(
                 ]
                 strategies = snapshot({"strategies": strategies_by_name}, named)["strategies"]  # on the loop, as above
                 wake = await asyncio.get_running_loop().run_in_executor(rt.gate_pool, gate_status, raw, strategies, rt)
-            except Exception as e:
+            except Exception as e:  # retried at the next wake-up
                 logger.warning(f"gate status not written: {e}")
             await sleep_until_poked(poke, stopped, wake)
     finally:

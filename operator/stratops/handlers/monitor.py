@@ -49,7 +49,7 @@ async def monitor_daemon(
             ev = await asyncio.get_running_loop().run_in_executor(memo.runtime.monitor_pool, runner.run, raw, strategy)
             if ev.finding:
                 logger.warning(f"monitor finding: {ev.detail}")
-        except Exception as e:
+        except Exception as e:  # an evaluation that cannot finish is retried next period
             logger.error(f"monitor evaluation failed: {e}")
         period = parse_duration(raw["spec"].get("frequency", "60s")).total_seconds()
         if strategy is None:  # look again soon: the strategy may be applied after its monitors

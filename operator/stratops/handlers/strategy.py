@@ -65,7 +65,7 @@ async def strategy_daemon(
                     rt.lifecycle_pool, reconcile, plain(body), rt, idx
                 )
                 backoff, conflicts = 1.0, 0
-            except Exception as e:
+            except Exception as e:  # logged, counted, retried with backoff
                 if namespace_terminating(e):
                     # Its namespace is going, and the Strategy with it: nothing to act on.
                     logger.info("not acting: the namespace is being deleted")

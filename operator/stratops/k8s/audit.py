@@ -64,7 +64,7 @@ class AuditLog:
             return True
         try:
             self._write(key, lines)
-        except Exception as e:
+        except Exception as e:  # never the decision's failure: counted, kept, retried
             M.AUDIT_FAILURES.labels(namespace).inc()
             log.warning(
                 "[%s/%s] audit entries not written yet (%s): kept, retried",

@@ -425,7 +425,7 @@ class Executor:
         next reconcile's."""
         try:
             return fn(*args)
-        except Exception as e:
+        except Exception as e:  # reported, counted; the halt goes on without it
             if isinstance(e, ApiException) and namespace_terminating(e):
                 return None
             from stratops import metrics as M

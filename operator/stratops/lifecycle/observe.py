@@ -84,7 +84,7 @@ def read_gates(
         try:
             gs = GateSpec.model_validate(raw)
             out[name] = evaluate(gs, now, (current,) if gs.cadence == Cadence.pre_launch else ())
-        except Exception as e:
+        except Exception as e:  # any failure is the gate's, reported on it: never the kill's
             out[name] = None
             problems.append(f"gate {name}: cannot be evaluated: {str(e).splitlines()[0][:200]}")
     return out, problems

@@ -32,7 +32,7 @@ def parse_duration(text: str) -> timedelta:
     return timedelta(seconds=sum(float(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART.findall(text)))
 
 
-def Duration(description: str, **kw: Any) -> Any:
+def Duration(description: str, **kw: Any) -> Any:  # reads as a type in models
     """A duration field: Go syntax, so the API server's CEL duration() reads it the same way."""
     return Field(pattern=DURATION_PATTERN, description=description, **kw)
 

@@ -329,7 +329,7 @@ class WatchControl:
                     self._take(((event.get("object") and event["object"].data) or {}).get(CONTROL_KEY))
                     if self._stop.is_set():
                         break
-            except Exception:
+            except Exception:  # the API is away: the file serves until it is back
                 self.connected = False
                 self.changed.set()  # let the loop look at the file now
             finally:
@@ -487,7 +487,7 @@ class StrategyControl:
                         **self._reported,
                     )
                 )
-            except Exception:
+            except Exception:  # exiting either way
                 return
 
     def check(self, order: Order, position: float, *, reference_price: float | None = None) -> Decision:
@@ -507,7 +507,7 @@ class StrategyControl:
                     break
                 try:
                     self.poll()
-                except Exception:
+                except Exception:  # a failed read or ack is retried; the operator times out on us
                     continue
 
         t = threading.Thread(target=loop, name=f"stratops-control-{self.pod}", daemon=True)
@@ -538,7 +538,7 @@ def serve(
     reg = registry or REGISTRY
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
+        def do_GET(self) -> None:  # http.server's name
             if self.path.startswith("/metrics"):
                 body, ctype, code = generate_latest(reg), CONTENT_TYPE_LATEST, 200  # type: ignore[arg-type]
             elif self.path.startswith("/ready"):
@@ -558,11 +558,11 @@ def serve(
             self.end_headers()
             self.wfile.write(body)
 
-        def do_POST(self) -> None:
+        def do_POST(self) -> None:  # http.server's name
             action = (actions or {}).get(self.path.split("?")[0])
             try:
                 body, code = ((action() + "\n").encode(), 200) if action else (b"not found\n", 404)
-            except Exception as e:
+            except Exception as e:  # the caller reads why
                 body, code = f"{e}\n".encode(), 500
             self.send_response(code)
             self.send_header("Content-Type", "text/plain")

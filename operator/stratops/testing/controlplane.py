@@ -638,7 +638,7 @@ class ControlPlane:
             try:
                 if ready():
                     return
-            except Exception as e:
+            except Exception as e:  # not ready yet; the deadline decides
                 last_error = repr(e)
             time.sleep(0.2)
         raise ControlPlaneError(

@@ -28,7 +28,7 @@ def wait_for(
         try:
             last = probe()
             return last
-        except Exception as e:
+        except Exception as e:  # reported if the deadline passes
             last = e
             return None
 

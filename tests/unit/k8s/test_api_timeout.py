@@ -56,7 +56,7 @@ def _outcome(api: client.ApiClient, within: float) -> BaseException | None:
     def call() -> None:
         try:
             client.CoreV1Api(api).read_namespace("fx")
-        except BaseException as e:
+        except BaseException as e:  # the outcome is the point
             result.append(e)
 
     t = threading.Thread(target=call, daemon=True)
