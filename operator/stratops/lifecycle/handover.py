@@ -113,6 +113,10 @@ class Handover:
     step_at: datetime | None = None  # when the current step began (started_at for the first)
     position: float | None = None  # what the old version reported in its HALTED acknowledgement
     reason: str = ""  # why the handover ended where it did (terminal steps)
+    # The old version was scaled to 0 as a kill-switch would (HELD): it stays at 0 after a
+    # person releases the handover, whatever follows. Scaled up again, it would start pods of a
+    # version that was stopped for not acknowledging HALTED.
+    old_stopped: bool = False
 
     def since(self) -> datetime:
         return self.step_at or self.started_at
@@ -172,6 +176,7 @@ def advance(
                 h,
                 Step.HELD,
                 now,
+                old_stopped=True,
                 reason=f"version {h.from_version}: {missing} within {_s(deadlines.acknowledgement)}; "
                 f"scaled to 0, {h.to_version} stays on STANDBY until a person decides",
             )
@@ -241,7 +246,7 @@ def plan(h: Handover) -> Plan:
     (trading) until HALTED is asked of it, and again after an abort; the new one's says STANDBY
     until trading is handed over."""
     standby = VersionPlan(TradingState.STANDBY)
-    halted = VersionPlan(TradingState.HALTED)
+    halted = VersionPlan(TradingState.HALTED, replicas=0 if h.old_stopped else None)
     if h.step == Step.STANDBY:
         return Plan(old=VersionPlan(None), new=standby)
     if h.step == Step.HALTING_OLD:

@@ -413,8 +413,12 @@ def test_an_old_version_that_does_not_halt_is_scaled_to_0_and_the_new_one_waits_
     assert not desk.old.pods
     desk.handover = H.release(desk.handover, desk.old.view(), 6.0, desk.now)  # as reconciled at the broker
     desk.book = 6.0
+    desk.reconcile()  # ACTIVATING_NEW: the stopped version is never started again
+    desk.settle("old")
+    assert desk.old.replicas == 0 and not desk.old.pods
     good_day(desk)
     assert desk.handover.step == H.Step.DONE and desk.new.latest().starting_position == 6.0
+    assert desk.old.replicas == 0 and not desk.old.pods
 
 
 def test_open_orders_must_be_cancelled_before_the_handover():
