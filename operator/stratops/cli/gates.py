@@ -143,19 +143,46 @@ def gate_sign(
         "metadata": {"resourceVersion": g["metadata"]["resourceVersion"]},
         "spec": {"signatures": list(sigs.values())},
     }
-    try:
-        desk.patch("gates", ns, gate, patch)
-    except ApiException as e:
-        from stratops.cli.lifecycle import api_message
-
-        raise CliError(
-            f"signature refused: {api_message(e)}"
-            if e.status in (400, 403, 422)
-            else f"gate {gate} changed meanwhile; run the command again"
-            if e.status == 409
-            else api_message(e)
-        ) from e
+    _patch_signatures(desk, ns, gate, g, patch)
     console.print(f"signed {', '.join(wanted)} of {ns}/{gate} as {user}" + (f" for {subj}" if subj else ""))
+
+
+SIGN_ATTEMPTS = 5
+
+
+def _patch_signatures(desk: Any, ns: str, gate: str, read: dict[str, Any], patch: dict[str, Any]) -> None:
+    """PATCH the signatures at the resourceVersion they were computed from, so that another
+    signer's signature written meanwhile is never overwritten. A conflict whose only cause is a
+    status write (the operator records the gate's state after every change) leaves the spec as
+    read: the same signatures are patched again at the new version."""
+    from kubernetes.client.exceptions import ApiException
+
+    from stratops.cli.lifecycle import api_message
+
+    for attempt in range(1, SIGN_ATTEMPTS + 1):
+        try:
+            desk.patch("gates", ns, gate, patch)
+            return
+        except ApiException as e:
+            if e.status in (400, 403, 422):
+                raise CliError(f"signature refused: {api_message(e)}") from e
+            if e.status != 409:
+                raise CliError(api_message(e)) from e
+            try:
+                fresh = desk.get("gates", ns, gate)
+            except ApiException as again:
+                raise CliError(f"gate {gate} changed meanwhile and cannot be read again: {api_message(again)}") from e
+            if fresh.get("spec") != read.get("spec"):
+                raise CliError(
+                    f"gate {ns}/{gate} was changed by someone else while signing (its spec, perhaps another "
+                    "signature); nothing was signed: run the command again to sign the current gate"
+                ) from e
+            if attempt == SIGN_ATTEMPTS:
+                raise CliError(
+                    f"gate {ns}/{gate}: its status kept changing during {SIGN_ATTEMPTS} attempts; nothing was "
+                    "signed: run the command again"
+                ) from e
+            patch["metadata"]["resourceVersion"] = fresh["metadata"]["resourceVersion"]
 
 
 def _strategies_in(path: str) -> dict[str, Any]:
