@@ -13,9 +13,11 @@ from pathlib import Path
 import httpx
 import pytest
 from kubernetes import client
+from kubernetes.client.exceptions import ApiException
 from prometheus_client.parser import text_string_to_metric_families
 
 from lifecycle_helpers import Desk, strategy_doc
+from stratops import GROUP, VERSION
 from stratops.k8s.apply import install_crds
 from stratops.testing.controlplane import free_port, operator_process, stop_process
 from stratops.testing.wait import wait_for
@@ -27,11 +29,11 @@ CHART_CRDS = Path(__file__).resolve().parents[2] / "charts" / "stratops" / "crds
 
 
 class Replica:
-    def __init__(self, cluster, namespace: str, identity: str, log: Path) -> None:
+    def __init__(self, cluster, namespace: str, identity: str, log: Path, priority: str = "random") -> None:
         self.identity, self.log, self.port = identity, log, free_port()
         env = {
             "STRATOPS_PEERING": PEERING,
-            "STRATOPS_PEERING_PRIORITY": "random",
+            "STRATOPS_PEERING_PRIORITY": priority,
             "STRATOPS_PEERING_LIFETIME": str(LIFETIME),
             "POD_ID": identity,
             "STRATOPS_RESYNC_SECONDS": "10",
@@ -51,20 +53,35 @@ class Replica:
         return sum(s.value for s in self.samples("stratops_reconcile_seconds_count"))
 
 
+def _control_writes(replicas: list[Replica]) -> str:
+    """Every control document write, replica by replica, and every warning: what a failure needs."""
+    lines = [
+        f"{r.identity}: {line}"
+        for r in replicas
+        for line in r.log.read_text().splitlines()
+        if "control document" in line or "WARNING" in line or "ERROR" in line
+    ]
+    return "\n".join(lines)
+
+
 def _events(desk: Desk, strategy: str, reason: str) -> list:
     return [e for e in desk.events(reason) if e.involved_object.name == strategy]
 
 
-def test_one_replica_acts_and_the_standby_takes_over(cluster, kube, crds, own_namespace, tmp_path):
+@pytest.fixture
+def peering(kube, crds, own_namespace) -> None:
     install_crds(kube, CHART_CRDS / "kopf.dev_peerings.yaml")
-    custom = client.CustomObjectsApi(kube)
-    custom.create_namespaced_custom_object(
+    client.CustomObjectsApi(kube).create_namespaced_custom_object(
         "kopf.dev",
         "v1",
         own_namespace,
         "kopfpeerings",
         {"apiVersion": "kopf.dev/v1", "kind": "KopfPeering", "metadata": {"name": PEERING}},
     )
+
+
+def test_one_replica_acts_and_the_standby_takes_over(cluster, kube, peering, own_namespace, tmp_path):
+    custom = client.CustomObjectsApi(kube)
     desk = Desk(kube, own_namespace)
     replicas = [Replica(cluster, own_namespace, f"replica-{c}", tmp_path / f"replica-{c}.log") for c in "ab"]
     try:
@@ -115,10 +132,78 @@ def test_one_replica_acts_and_the_standby_takes_over(cluster, kube, crds, own_na
         assert standby.writes() > 0
         # ...without redoing the first strategy's kill-switch.
         assert len(_events(desk, "mean-revert", "KillSwitch")) == 1
-        assert desk.control()["generation"] == 2
+        assert desk.control()["generation"] == 2, _control_writes(replicas)
         assert desk.status()["killSwitch"]["at"] == done["killSwitch"]["at"]
         assert ("mean-revert", "kill_switch") not in standby.actions()
     finally:
         desk.stop_pods()
         for r in replicas:
             stop_process(r.proc, 30)
+
+
+def test_a_replica_resumed_after_a_pause_acts_on_the_desk_as_it_is_now(cluster, kube, peering, own_namespace, tmp_path):
+    """A replica paused while another acted (a higher-priority peer joined) resumes when that
+    peer dies. What changed meanwhile is in no event it will see: a Gate deleted meanwhile must
+    not still count as signed (kopf kept it in its index for good, and the promotion went live)."""
+    from cases import example
+
+    desk = Desk(kube, own_namespace)
+    first = Replica(cluster, own_namespace, "replica-a", tmp_path / "replica-a.log", priority="10")
+    later = None
+    try:
+        doc = strategy_doc()
+        # Without the chart's admission policies here: the authors they would record.
+        doc["metadata"]["annotations"] = {f"{GROUP}/trading-author": "admin", f"{GROUP}/mode-author": "admin"}
+        desk.create("gates", desk.sign(example("gates/daily.yaml")))
+        gate = desk.sign(example("gates/pre-launch.yaml"), doc["spec"])
+        desk.create("gates", gate)
+        desk.create("strategies", doc)
+        desk.wait_status(lambda s: s.get("lastKnownGood") == "1.4.2", "known-good on paper", timeout=90)
+        gates = client.CustomObjectsApi(kube)
+        gate_name = gate["metadata"]["name"]
+
+        def gate_state() -> str | None:
+            g = gates.get_namespaced_custom_object(GROUP, VERSION, own_namespace, "gates", gate_name)
+            return (g.get("status") or {}).get("state")
+
+        wait_for(lambda: gate_state() == "Complete", timeout=30, what="the signed gate seen by the first replica")
+
+        # A replica with a higher priority joins: the first one pauses, and the new one acts.
+        later = Replica(cluster, own_namespace, "replica-c", tmp_path / "replica-c.log", priority="20")
+        wait_for(lambda: "Pausing operations" in first.log.read_text(), timeout=60, what="the first replica paused")
+        # Meanwhile the pre-launch approval is withdrawn: the Gate is deleted.
+        gates.delete_namespaced_custom_object(GROUP, VERSION, own_namespace, "gates", gate_name)
+
+        def gate_gone() -> bool:
+            try:
+                gates.get_namespaced_custom_object(GROUP, VERSION, own_namespace, "gates", gate_name)
+            except ApiException as e:
+                return e.status == 404
+            return False
+
+        wait_for(gate_gone, timeout=30, what="the gate deleted")
+        # The acting replica dies; the first one resumes once its record lapses.
+        later.proc.send_signal(signal.SIGKILL)
+        later.proc.wait(30)
+        wait_for(
+            lambda: "Resuming operations" in first.log.read_text().split("Pausing operations", 1)[1],
+            timeout=LIFETIME + 60,
+            what="the first replica resumed",
+        )
+        desk.patch_spec(mode="live")
+        status = desk.wait_status(
+            lambda s: (
+                next((c for c in s.get("conditions") or [] if c["type"] == "Promoted"), {}).get("reason")
+                == "GatesIncomplete"
+            ),
+            "the promotion refused: its gate is gone",
+            timeout=60,
+        )
+        promoted = next(c for c in status["conditions"] if c["type"] == "Promoted")
+        assert gate_name in promoted["message"], promoted
+        assert status.get("mode") != "live" and desk.control()["mode"] == "paper", _control_writes([first])
+    finally:
+        desk.stop_pods()
+        for r in [first, later]:
+            if r is not None:
+                stop_process(r.proc, 30)

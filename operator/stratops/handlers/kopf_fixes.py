@@ -39,15 +39,27 @@ start in 15 here with a namespace created right after the operator served /metri
 "start that acts on nothing" of bench/start_churn.py (the orchestrator idle, no watcher task
 for the namespace: the SIGUSR1 dump). The fix: the watcher's listing revises the namespaces too
 (revise_namespaces takes listed bodies as they are; a namespace already known is a no-op).
+
+A fourth fix: kopf's indexes kept what a listing no longer reports. A watch stream that ends (a
+pause while another replica acts, "410 Gone", a dropped connection) is followed by a fresh
+LIST, whose objects kopf re-indexes; an object deleted in the gap is in no event at all, and
+stayed in the index for the rest of the process (a pod, a ConfigMap, an Incident that is gone).
+And a replica resumed after a pause acted at once, on indexes as they were when it paused
+(kopf holds handlers for index readiness only until the first listing). The fix: the end of
+every listing reports a DELETED event for each object the stream had reported and the listing
+did not; and a stream resumed after a pause is "relisting" until its listing ends, which the
+Strategy daemon waits for before it decides (relisted()).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import inspect
 import logging
 from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime
 from typing import Any
 
 log = logging.getLogger("stratops.operator")
@@ -79,6 +91,10 @@ def _dropping_toggle(fn: Callable[..., Coroutine[Any, Any, None]]) -> Callable[.
         try:
             await fn(*args, **kwargs)
         finally:
+            if fn.__name__ == "watcher":  # its stream is over: nothing to remember, nothing to wait for
+                key = _stream_key(kwargs.get("resource"), kwargs.get("namespace"))
+                _reported.pop(key, None)
+                _listed(key)
             toggles, toggle = kwargs.get("operator_indexed"), kwargs.get("resource_indexed")
             if toggles is not None and toggle is not None and toggle in toggles:
                 # Shielded: this runs while the task is being cancelled, and may be cancelled again.
@@ -100,7 +116,148 @@ _kopf_original: dict[str, Callable[..., Any]] = {}
 def apply() -> bool:
     """The fixes (idempotent). False, with a warning, when this kopf's internals are not the
     ones they were written against."""
-    return _apply_index_toggles() & _apply_namespace_gone() & _apply_listed_namespaces()
+    return _apply_index_toggles() & _apply_namespace_gone() & _apply_listed_namespaces() & _apply_relisting()
+
+
+# -- listings that forget what is gone, and streams resumed after a pause ----------------------
+StreamKey = tuple[str, str | None]  # (resource, namespace); None: cluster-wide
+#: Per stream, a stub of every object it has reported and not reported deleted.
+_reported: dict[StreamKey, dict[str, dict[str, Any]]] = {}
+#: Streams resumed after a pause whose listing has not ended yet; set once it has.
+_relisting: dict[StreamKey, asyncio.Event] = {}
+
+
+def _stream_key(resource: Any, namespace: str | None) -> StreamKey:
+    return (str(resource), namespace)
+
+
+def _stub(obj: dict[str, Any]) -> dict[str, Any]:
+    """What kopf and the operator's event handlers need to forget an object: its identity
+    (indexes are keyed by namespace, name and uid), its labels (the handlers' filters) and the
+    spec fields that name its strategy (whom to poke). Not the whole object: a fleet's pods
+    would be kept twice."""
+    meta, spec = obj.get("metadata") or {}, obj.get("spec") or {}
+    stub: dict[str, Any] = {
+        "apiVersion": obj.get("apiVersion"),
+        "kind": obj.get("kind"),
+        "metadata": {k: meta[k] for k in ("namespace", "name", "uid", "labels") if k in meta},
+    }
+    if isinstance(spec, dict) and (named := {k: spec[k] for k in ("strategy", "strategies", "source") if k in spec}):
+        stub["spec"] = named
+    return stub
+
+
+def _gone(stub: dict[str, Any]) -> dict[str, Any]:
+    """STUB as a DELETED event's object: marked deleted, so that kopf stops its daemons and
+    spawns none (a daemon spawned on a stub would act on an object that is not there)."""
+    when = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {**stub, "metadata": {**stub["metadata"], "deletionTimestamp": when, "finalizers": []}}
+
+
+def _listed(key: StreamKey) -> None:
+    done = _relisting.pop(key, None)
+    if done is not None:
+        done.set()
+
+
+def relisting(namespace: str) -> list[str]:
+    """The streams serving NAMESPACE that resumed after a pause and have not listed again."""
+    return sorted(f"{r}@{ns or 'cluster'}" for (r, ns) in _relisting if ns in (namespace, None))
+
+
+#: After a listing, until its events are in the indexes: kopf's per-object workers each wait one
+#: batch window before processing (settings.batching.batch_window; set at start-up).
+settle_seconds = 0.2
+
+
+async def relisted(namespace: str) -> None:
+    """Until every stream serving NAMESPACE has listed again since its last pause, and
+    settle_seconds more."""
+    waited = False
+    while pending := [done for (_, ns), done in list(_relisting.items()) if ns in (namespace, None)]:
+        await pending[0].wait()
+        waited = True
+    if waited:
+        await asyncio.sleep(settle_seconds)
+
+
+def _forgetting_listing(fn: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    async def continuous_watch(*, resource: Any, namespace: str | None, **kwargs: Any) -> Any:
+        key = _stream_key(resource, namespace)
+        reported = _reported.setdefault(key, {})
+        listed: set[str] = set()
+        async for event in fn(resource=resource, namespace=namespace, **kwargs):
+            if isinstance(event, dict):
+                obj = event.get("object") or {}
+                uid = (obj.get("metadata") or {}).get("uid")
+                if uid and event.get("type") == "DELETED":
+                    reported.pop(uid, None)
+                elif uid and event.get("type") != "BOOKMARK":
+                    reported[uid] = _stub(obj)
+                    if event.get("type") is None:  # reported by the listing
+                        listed.add(uid)
+            elif getattr(event, "name", None) == "LISTED":
+                # Gone between the last stream and this listing: no event will ever say so.
+                for uid in [u for u in reported if u not in listed]:
+                    yield {"type": "DELETED", "object": _gone(reported.pop(uid))}
+                listed = set()
+                _listed(key)
+            yield event
+
+    setattr(continuous_watch, _APPLIED, True)
+    return continuous_watch
+
+
+def _marking_paused(fn: Callable[..., Any]) -> Callable[..., Any]:
+    @contextlib.asynccontextmanager
+    async def streaming_block(*, namespace: str | None, resource: Any, operator_paused: Any = None) -> Any:
+        key = _stream_key(resource, namespace)
+
+        def paused(waiter: asyncio.Future[Any]) -> None:
+            if not waiter.cancelled():  # done: the operator is paused from this moment
+                _relisting.setdefault(key, asyncio.Event())
+
+        if operator_paused is not None and operator_paused.is_on():
+            _relisting.setdefault(key, asyncio.Event())
+        async with fn(namespace=namespace, resource=resource, operator_paused=operator_paused) as waiter:
+            if operator_paused is not None:  # kopf's own waiter: done when paused, cancelled when the stream ends
+                waiter.add_done_callback(paused)
+            yield waiter
+
+    setattr(streaming_block, _APPLIED, True)
+    return streaming_block
+
+
+def _apply_relisting() -> bool:
+    try:
+        from kopf._cogs.clients import watching
+    except ImportError:
+        log.warning("kopf internals moved: the relisting fix is not applied (check kopf's changelog)")
+        return False
+    watch, block = getattr(watching, "continuous_watch", None), getattr(watching, "streaming_block", None)
+    if watch is None or block is None or not hasattr(watching, "Bookmark"):
+        log.warning(
+            "kopf internals changed (watching.continuous_watch, streaming_block): the relisting fix is not applied"
+        )
+        return False
+    wanted = ({"resource", "namespace"}, {"resource", "namespace", "operator_paused"})
+    if not all(
+        w <= inspect.signature(getattr(f, "__wrapped__", f)).parameters.keys()
+        for w, f in zip(wanted, (watch, block), strict=True)
+    ):
+        log.warning(
+            "kopf internals changed (watching.continuous_watch, streaming_block): the relisting fix is not applied"
+        )
+        return False
+    # Both looked up in the module's globals by infinite_watch at call time.
+    if not getattr(watch, _APPLIED, False):
+        _kopf_original["continuous_watch"] = watch
+        watching.continuous_watch = _forgetting_listing(watch)  # type: ignore[assignment]
+    if not getattr(block, _APPLIED, False):
+        _kopf_original["streaming_block"] = block
+        watching.streaming_block = _marking_paused(block)  # type: ignore[assignment]
+    return True
 
 
 def _apply_listed_namespaces() -> bool:

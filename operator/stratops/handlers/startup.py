@@ -30,6 +30,7 @@ def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     settings.watching.client_timeout = 330
     settings.networking.request_timeout = 30
     _configure_peering(settings)
+    kopf_fixes.settle_seconds = 2 * settings.batching.batch_window
     # kopf follows namespaces and CRDs cluster-wide to start watches as they appear. An operator
     # given only namespaced rights (the chart's default) says so, and serves its named namespaces
     # and the CRDs present at start, instead of retrying forbidden cluster-wide lists for a minute.

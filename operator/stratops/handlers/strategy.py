@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Coroutine
 from typing import Any
 
 import kopf
@@ -14,6 +15,7 @@ from stratops import GROUP, VERSION
 from stratops import metrics as M
 from stratops.controller.runtime import SAFETY_NET_SECONDS, Runtime, plain, strategy_key
 from stratops.controller.strategy import brief, reconcile, snapshot
+from stratops.handlers import kopf_fixes
 from stratops.k8s.executor import namespace_terminating
 
 
@@ -22,6 +24,16 @@ async def sleep_until_poked(poke: asyncio.Event, stopped: kopf.DaemonStopped, ti
     waiters = [asyncio.ensure_future(poke.wait()), asyncio.ensure_future(stopped.wait())]
     try:
         await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waiters:
+            w.cancel()
+
+
+async def _until(work: Coroutine[Any, Any, None], stopped: kopf.DaemonStopped) -> None:
+    """WORK, or until the daemon is stopped, whichever comes first."""
+    waiters = [asyncio.ensure_future(work), asyncio.ensure_future(stopped.wait())]
+    try:
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
     finally:
         for w in waiters:
             w.cancel()
@@ -55,6 +67,11 @@ async def strategy_daemon(
     }
     backoff, conflicts = 1.0, 0
     try:
+        if waiting := kopf_fixes.relisting(namespace):
+            # Resumed after a pause (another replica was acting): the indexes are as they were
+            # then until the listings end. Deciding on them would act on a past desk.
+            logger.info(f"not deciding until the indexes are listed again after the pause: {', '.join(waiting)}")
+            await _until(kopf_fixes.relisted(namespace), stopped)
         while not stopped:
             poke.clear()
             try:

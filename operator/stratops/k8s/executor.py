@@ -200,6 +200,7 @@ class Executor:
                 raise
             self._core.create_namespaced_config_map(namespace, body)
         self.written_control[(namespace, strategy)] = doc
+        log.info("control document %s/%s generation %s written: %s", namespace, strategy, doc.generation, doc.to_json())
 
     def write_deployment(self, body: dict[str, Any]) -> dict[str, Any]:
         ns, name = body["metadata"]["namespace"], body["metadata"]["name"]

@@ -162,3 +162,164 @@ def test_without_the_fix_kopf_never_serves_it() -> None:
     """The defect, on kopf's own processor (if kopf fixes it, this fails: the fix can then go)."""
     assert kopf_fixes.apply()
     assert _served_after_listing(kopf_fixes._kopf_original["process_discovered_namespace_event"]) == {"t-before"}
+
+
+# -- a listing forgets what is gone; a stream resumed after a pause is waited for ----------------
+def _pod(name: str) -> dict:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"namespace": "t-desk", "name": name, "uid": f"uid-{name}", "labels": {"strategy": "s"}},
+        "spec": {"containers": [{"name": "c", "image": "i"}]},
+    }
+
+
+class _Server:
+    """The API server as kopf's real watch loop sees it: LISTINGS served in turn, each followed
+    by a watch that ends with "410 Gone", after which kopf lists again."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, listings: list[list[dict]], hold: bool = False) -> None:
+        from kopf._cogs.clients import fetching
+
+        self.listings, self.hold = list(listings), hold
+        self.exhausted = asyncio.Event()
+        monkeypatch.setattr(fetching, "fetch_objs", self.fetch_objs)
+        monkeypatch.setattr(watching, "watch_objs", self.watch_objs)
+
+    async def fetch_objs(self, **_: object):
+        if not self.listings:
+            self.exhausted.set()
+            await asyncio.Event().wait()
+        yield self.listings.pop(0), "1"
+
+    async def watch_objs(self, operator_pause_waiter: asyncio.Future, **_: object):
+        if self.hold:  # a quiet desk: the watch stays open until the operator is paused
+            if not self.listings:
+                self.exhausted.set()
+            await asyncio.wait([operator_pause_waiter])
+            return
+        yield {"type": "ERROR", "object": {"code": 410}}
+
+
+def _seen(e: object) -> object:
+    return e if isinstance(e, watching.Bookmark) else (e["type"], e["object"]["metadata"]["name"])
+
+
+async def _stream(server: _Server, paused: aiotoggles.ToggleSet | None = None, on_event=None) -> list:
+    """What kopf's watcher receives from infinite_watch until the listings are served."""
+    events: list = []
+    settings = kopf.OperatorSettings()
+    settings.watching.reconnect_backoff = 0
+
+    async def consume() -> None:
+        async for e in watching.infinite_watch(
+            settings=settings, resource=RESOURCE, namespace="t-desk", operator_paused=paused
+        ):
+            events.append(e)
+            if on_event is not None:
+                await on_event(e)
+
+    task = asyncio.create_task(consume())
+    await asyncio.wait_for(server.exhausted.wait(), timeout=10)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    return [_seen(e) for e in events]
+
+
+LISTED = watching.Bookmark.LISTED
+
+
+@pytest.fixture(autouse=True)
+def _fresh_streams(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test's stream starts with nothing reported and nothing waited for (as a process does)."""
+    monkeypatch.setattr(kopf_fixes, "_reported", {})
+    monkeypatch.setattr(kopf_fixes, "_relisting", {})
+
+
+async def wait_until(condition, timeout: float = 10) -> None:
+    async def poll() -> None:
+        while not condition():
+            await asyncio.sleep(0.01)
+
+    await asyncio.wait_for(poll(), timeout)
+
+
+def test_an_object_gone_between_two_listings_is_reported_deleted(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert kopf_fixes.apply()
+    server = _Server(monkeypatch, [[_pod("a"), _pod("b")], [_pod("a")], []])
+    events = asyncio.run(_stream(server))
+    assert events == [(None, "a"), (None, "b"), LISTED, (None, "a"), ("DELETED", "b"), LISTED, ("DELETED", "a"), LISTED]
+
+
+def test_the_deleted_report_carries_what_the_handlers_filter_and_poke_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert kopf_fixes.apply()
+    incident = {
+        "apiVersion": "stratops.io/v1alpha1",
+        "kind": "Incident",
+        "metadata": {"namespace": "t-desk", "name": "i", "uid": "uid-i", "labels": {"l": "v"}, "annotations": {}},
+        "spec": {"strategy": "mean-revert", "summary": "x" * 1000},
+    }
+    gone: list = []
+
+    async def record(e: object) -> None:
+        if isinstance(e, dict) and e["type"] == "DELETED":
+            gone.append(e["object"])
+
+    asyncio.run(_stream(_Server(monkeypatch, [[incident], []]), on_event=record))
+    assert len(gone) == 1
+    meta = gone[0]["metadata"]
+    assert meta.pop("deletionTimestamp") and meta.pop("finalizers") == []  # kopf stops its daemons, spawns none
+    assert gone == [
+        {
+            "apiVersion": "stratops.io/v1alpha1",
+            "kind": "Incident",
+            "metadata": {"namespace": "t-desk", "name": "i", "uid": "uid-i", "labels": {"l": "v"}},
+            "spec": {"strategy": "mean-revert"},
+        }
+    ]
+
+
+def test_without_the_fix_kopf_never_forgets_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The defect, on kopf's own watch loop (if kopf fixes it, this fails: the fix can then go)."""
+    assert kopf_fixes.apply()
+    monkeypatch.setattr(watching, "continuous_watch", kopf_fixes._kopf_original["continuous_watch"])
+    server = _Server(monkeypatch, [[_pod("a"), _pod("b")], [_pod("a")], []])
+    assert asyncio.run(_stream(server)) == [(None, "a"), (None, "b"), LISTED, (None, "a"), LISTED, LISTED]
+
+
+def test_a_stream_resumed_after_a_pause_is_waited_for_until_it_has_listed(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert kopf_fixes.apply()
+    monkeypatch.setattr(kopf_fixes, "settle_seconds", 0)
+    server = _Server(monkeypatch, [[_pod("a")], [_pod("a")]], hold=True)
+    first_listing = asyncio.Event()
+
+    async def on_event(e: object) -> None:
+        if e is LISTED:
+            first_listing.set()
+
+    async def takeover(peering: aiotoggles.Toggle) -> list:
+        seen = []
+        await first_listing.wait()
+        assert kopf_fixes.relisting("t-desk") == []  # listed, not paused: nothing to wait for
+        await peering.turn_to(True)  # another replica acts: this one pauses
+        await wait_until(lambda: kopf_fixes.relisting("t-desk"))  # kopf's pause waiter wakes
+        seen.append(kopf_fixes.relisting("t-desk"))
+        waiter = asyncio.create_task(kopf_fixes.relisted("t-desk"))
+        await asyncio.sleep(0.05)
+        seen.append(waiter.done())  # paused: the index is as it was, and is waited for
+        await peering.turn_to(False)  # the other replica's record lapses: resumed, listed again
+        await asyncio.wait_for(waiter, timeout=10)
+        seen.append(kopf_fixes.relisting("t-desk"))
+        return seen
+
+    async def scenario() -> tuple[list, list]:
+        paused = aiotoggles.ToggleSet(any)
+        peering = await paused.make_toggle(False, name="peering")
+        seen = asyncio.create_task(takeover(peering))
+        events = await _stream(server, paused, on_event)
+        return await seen, events
+
+    seen, events = asyncio.run(scenario())
+    assert seen == [[f"{RESOURCE}@t-desk"], False, []]
+    assert events[:4] == [(None, "a"), LISTED, (None, "a"), LISTED]
