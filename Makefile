@@ -29,7 +29,7 @@ setup: $(VENV)/.installed
 
 # The guardrails CI runs before the tests (issue 20): style, the layering, and strict types
 # where a wrong type is a wrong decision. `ruff format .` and `ruff check --fix .` mend most.
-PURE := models lifecycle monitors gates recovery admission audit alerts gitops polling
+PURE := models lifecycle monitors gates recovery admission audit alerts gitops polling soak
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .

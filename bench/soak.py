@@ -1,0 +1,448 @@
+"""Chaos soak (issue 22): a desk of strategies on a local control plane, two peered operator
+replicas, a driver doing what a desk does, a nemesis striking at random moments, and a checker
+proving the desk's invariants over the history afterwards (stratops.soak.checker).
+
+    python bench/soak.py [--seconds 180] [--seed 1] [--strategies 4] [--out DIR]
+
+The driver kills (one strategy, or all of them by selector), throttles, and resumes latched
+strategies after their reconciliation, all as the CLI writes commands. The nemesis SIGKILLs the
+acting replica or both, restarts the kube-apiserver, and hangs a strategy's processes so they
+stop acknowledging. Strategy pods are KWOK pods; their SDK runs here, one per pod, as in the
+e2e tests. Every command, fault, sample and replica write (from the API server's audit log,
+each replica with a user of its own) goes into DIR/history.jsonl.
+
+Progress goes to stderr. The summary goes to stdout: faults injected, commands given,
+invariants checked, violations (each with the history around it), and the worst kill latency.
+Exit status 1 when an invariant is violated. `make soak` runs the CI length with a fixed seed;
+a long run (--seconds 1800 and more) with --seed random is the bench.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import signal
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from stratops import GROUP, VERSION
+from stratops.k8s.apply import install_crds
+from stratops.lifecycle.commands import command_value
+from stratops.lifecycle.manifests import control_name
+from stratops.sdk import ApiAcknowledger, ApiControl, StrategyControl
+from stratops.soak import checker, generator
+from stratops.soak.history import Record, dump
+from stratops.testing import ControlPlane
+from stratops.testing.controlplane import free_port, operator_process, stop_process
+from stratops.testing.wait import wait_for
+
+ROOT = Path(__file__).resolve().parents[1]
+NS = "soak"
+PEERING = "stratops"
+LIFETIME = 10  # a dead replica's peering record lapses after this: the takeover's delay
+SLOTS = ("a", "b")
+LIMITS = {"maxPosition": "max_position", "maxOrderRate": "max_order_rate", "maxDailyLoss": "max_daily_loss"}
+
+
+def progress(msg: str) -> None:
+    print(f"[soak {datetime.now(UTC):%H:%M:%S}] {msg}", file=sys.stderr, flush=True)
+
+
+def _ts(s: str) -> float:
+    return datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp()
+
+
+class Soak:
+    def __init__(self, cp: ControlPlane, strategies: int, seed: int, seconds: float, out: Path) -> None:
+        self.cp, self.seed, self.seconds, self.out = cp, seed, seconds, out
+        self.api = cp.api_client()
+        self.core, self.apps = client.CoreV1Api(self.api), client.AppsV1Api(self.api)
+        self.custom = client.CustomObjectsApi(self.api)
+        self.names = [f"s{i}" for i in range(strategies)]
+        self.records: list[Record] = []
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        self.replicas: dict[str, Any] = {}
+        self.generation: Counter[str] = Counter()
+        self.logs: list[tuple[str, Path]] = []
+        self.hung: set[str] = set()
+        self.agents: dict[str, StrategyControl] = {}
+
+    # -- the history ---------------------------------------------------------------------
+    def rec(self, process: str, type_: str, f: str, strategy: str | None = None, **value: Any) -> None:
+        with self.lock:
+            self.records.append(Record(time.time(), process, type_, f, strategy, value))
+
+    # -- the desk ------------------------------------------------------------------------
+    def setup(self) -> None:
+        install_crds(self.api, ROOT / "crds")
+        install_crds(self.api, ROOT / "charts" / "stratops" / "crds" / "kopf.dev_peerings.yaml")
+        self.core.create_namespace({"metadata": {"name": NS}})
+        self.custom.create_namespaced_custom_object(
+            "kopf.dev",
+            "v1",
+            NS,
+            "kopfpeerings",
+            {"apiVersion": "kopf.dev/v1", "kind": "KopfPeering", "metadata": {"name": PEERING}},
+        )
+        for slot in SLOTS:
+            self.start_replica(slot)
+        daily = yaml.safe_load((ROOT / "examples" / "gates" / "daily.yaml").read_text())
+        daily["spec"]["strategies"] = list(self.names)
+        now = datetime.now(UTC).isoformat()
+        daily["spec"]["signatures"] = [
+            {"item": i["id"], "signer": "ops", "signedAt": now, "evidence": "checked"} for i in daily["spec"]["items"]
+        ]
+        self.custom.create_namespaced_custom_object(GROUP, VERSION, NS, "gates", daily)
+        base = yaml.safe_load((ROOT / "examples" / "strategy.yaml").read_text())
+        for name in self.names:
+            doc = json.loads(json.dumps(base))
+            doc["metadata"] = {"name": name}
+            doc["spec"]["rollbackPolicy"]["healthyFor"] = "1s"
+            self.custom.create_namespaced_custom_object(GROUP, VERSION, NS, "strategies", doc)
+        for name in self.names:
+            wait_for(
+                lambda name=name: (self.status(name) or {}).get("lastKnownGood"),
+                timeout=120,
+                what=f"{name} deployed and known-good",
+            )
+        progress(f"{len(self.names)} strategies deployed and known-good; two replicas peered")
+
+    def status(self, name: str) -> dict[str, Any]:
+        return self.custom.get_namespaced_custom_object(GROUP, VERSION, NS, "strategies", name).get("status") or {}
+
+    def command(self, name: str, kind: str, by: str, **value: Any) -> None:
+        body = {"metadata": {"annotations": {f"{GROUP}/{kind}": command_value(by, **value)}}}
+        self.custom.patch_namespaced_custom_object(GROUP, VERSION, NS, "strategies", name, body)
+
+    # -- the replicas --------------------------------------------------------------------
+    def start_replica(self, slot: str) -> None:
+        self.generation[slot] += 1
+        identity = f"replica-{slot}-{self.generation[slot]}"
+        log = self.out / f"{identity}.log"
+        kubeconfig = self.cp.user_kubeconfig(f"stratops-replica-{slot}", groups=("system:masters",))
+        env = {
+            "STRATOPS_PEERING": PEERING,
+            "STRATOPS_PEERING_PRIORITY": "random",
+            "STRATOPS_PEERING_LIFETIME": str(LIFETIME),
+            "POD_ID": identity,
+            "STRATOPS_WEBHOOK_PORT": "",
+        }
+        self.replicas[slot] = (identity, operator_process(kubeconfig, [NS], log, free_port(), env=env))
+        self.logs.append((identity, log))
+        self.rec("replica", "info", "started", replica=identity)
+
+    def leader(self) -> str | None:
+        """The slot whose live replica has the highest priority in the peering."""
+        try:
+            peers = (
+                self.custom.get_namespaced_custom_object("kopf.dev", "v1", NS, "kopfpeerings", PEERING).get("status")
+                or {}
+            )
+        except ApiException:
+            return None
+        live = {ident: slot for slot, (ident, p) in self.replicas.items() if p.poll() is None}
+        ranked = sorted((int(v.get("priority", 0)), ident) for ident, v in peers.items() if ident in live)
+        return live[ranked[-1][1]] if ranked else None
+
+    def sigkill(self, slot: str) -> None:
+        identity, proc = self.replicas[slot]
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+        self.rec("replica", "info", "killed", replica=identity)
+
+    # -- strategy processes (the SDK, one per running KWOK pod) -----------------------------
+    def play(self) -> None:
+        while not self.stop.wait(0.2):
+            try:
+                pods = self.core.list_namespaced_pod(NS, label_selector=f"{GROUP}/strategy").items
+            except Exception:  # the API server may be restarting: next round
+                continue
+            running = {
+                p.metadata.name: p.metadata.labels[f"{GROUP}/strategy"]
+                for p in pods
+                if p.metadata.deletion_timestamp is None
+            }
+            for pod, agent in list(self.agents.items()):
+                if pod not in running or running[pod] in self.hung:
+                    agent.stop()
+                    del self.agents[pod]
+            for pod, strategy in running.items():
+                if pod not in self.agents and strategy not in self.hung:
+                    a = StrategyControl(
+                        pod, ApiControl(NS, strategy, self.api), ApiAcknowledger(NS, strategy, self.api)
+                    )
+                    a.run_in_background(0.1)
+                    self.agents[pod] = a
+
+    # -- the observer ----------------------------------------------------------------------
+    def observe(self) -> None:
+        while not self.stop.wait(0.5):
+            try:
+                strategies = self.custom.list_namespaced_custom_object(GROUP, VERSION, NS, "strategies")["items"]
+                cms = {c.metadata.name: c for c in self.core.list_namespaced_config_map(NS).items}
+                deps = {d.metadata.name: d for d in self.apps.list_namespaced_deployment(NS).items}
+                pods = self.core.list_namespaced_pod(NS, label_selector=f"{GROUP}/strategy").items
+            except Exception:  # the API server may be restarting: no sample this round
+                continue
+            for s in strategies:
+                name, st, spec = s["metadata"]["name"], s.get("status") or {}, s["spec"]
+                cm = cms.get(control_name(name))
+                state = json.loads(cm.data["control.json"]).get("tradingState") if cm and cm.data else None
+                dep = deps.get(name)
+                eff = st.get("effectiveLimits") or {}
+                self.rec(
+                    "observer",
+                    "info",
+                    "observe",
+                    name,
+                    latched=bool((st.get("killSwitch") or {}).get("latched")),
+                    halted=state == "HALTED",
+                    replicas=dep.spec.replicas if dep else None,
+                    pods=sum(
+                        1
+                        for p in pods
+                        if p.metadata.labels.get(f"{GROUP}/strategy") == name and p.metadata.deletion_timestamp is None
+                    ),
+                    effective={k: eff.get(k) for k in LIMITS},
+                    spec={k: (spec.get("riskLimits") or {}).get(k) for k in LIMITS},
+                    throttled=bool((st.get("throttle") or {}).get("active")),
+                )
+
+    # -- the driver and the nemesis ------------------------------------------------------
+    def drive(self, step: generator.Step) -> None:
+        name = self.names[step.pick % len(self.names)]
+        if step.f == "kill":
+            self._do("kill", [name], by="alice", reason=f"soak kill {step.pick}")
+        elif step.f == "kill-all":
+            self._do("kill", list(self.names), by="alice", reason=f"soak kill-all {step.pick}")
+        elif step.f == "throttle":
+            self._do("throttle", [name], by="alice", reason=f"soak throttle {step.pick}")
+        elif step.f == "resume":
+            self.resume(step)
+
+    def _do(self, kind: str, names: list[str], **value: Any) -> bool:
+        one = names[0] if len(names) == 1 else None
+        self.rec("driver", "invoke", kind, one, strategies=names, **value)
+        try:
+            for n in names:
+                self.command(n, kind, **value)
+        except Exception as e:  # an API server restarting refuses it: the desk would say so, and retry
+            self.rec("driver", "fail", kind, one, strategies=names, error=str(e)[:200])
+            return False
+        self.rec("driver", "ok", kind, one, strategies=names, **value)
+        return True
+
+    def resume(self, step: generator.Step) -> None:
+        """Resume one latched or throttled strategy, after its reconciliation (as a desk must)."""
+        try:
+            stopped = [n for n in self.names if (self.status(n).get("killSwitch") or {}).get("latched")]
+            stopped += [n for n in self.names if (self.status(n).get("throttle") or {}).get("active")]
+        except Exception:
+            return
+        if not stopped:
+            return
+        name = stopped[step.pick % len(stopped)]
+        asked = datetime.now(UTC)
+        if not self._do("reconciliation", [name], by="ops", result="Matched", evidence="broker statement vs fills"):
+            return
+        try:
+            wait_for(
+                lambda: (
+                    (r := self.status(name).get("lastReconciliation") or {}).get("at")
+                    and _ts(r["at"]) >= asked.timestamp() - 1
+                ),
+                timeout=40,
+                what=f"{name}'s reconciliation recorded",
+            )
+        except Exception as e:
+            self.rec("driver", "fail", "reconciliation", name, error=str(e)[:200])
+            return
+        self._do("resume", [name], by="bob", reason=f"soak resume {step.pick}")
+
+    def strike(self, step: generator.Step) -> None:
+        fid = f"{step.f}-{step.at}"
+        if step.f == "sigkill-leader":
+            slot = self.leader() or SLOTS[step.pick % 2]
+            self.rec("nemesis", "invoke", step.f, id=fid, replica=self.replicas[slot][0])
+            self.sigkill(slot)
+            self.stop.wait(step.duration)
+            self.start_replica(slot)
+        elif step.f == "sigkill-both":
+            self.rec("nemesis", "invoke", step.f, id=fid)
+            for slot in SLOTS:
+                self.sigkill(slot)
+            self.stop.wait(step.duration)
+            for slot in SLOTS:
+                self.start_replica(slot)
+        elif step.f == "apiserver-restart":
+            self.rec("nemesis", "invoke", step.f, id=fid)
+            self.cp.restart("kube-apiserver")
+        elif step.f == "hang":
+            name = self.names[step.pick % len(self.names)]
+            self.rec("nemesis", "invoke", step.f, name, id=fid)
+            self.hung.add(name)
+            self.stop.wait(step.duration)
+            self.hung.discard(name)
+        self.rec("nemesis", "ok", step.f, id=fid)
+
+    def run(self) -> None:
+        steps = generator.schedule(self.seed, self.seconds)
+        threads = [threading.Thread(target=t, daemon=True) for t in (self.play, self.observe)]
+        for t in threads:
+            t.start()
+        began = time.time()
+
+        def follow(process: str, act: Any) -> None:
+            for step in (s for s in steps if s.process == process):
+                if self.stop.wait(max(0.0, began + step.at - time.time())):
+                    return
+                progress(f"{step.at:6.1f}s {process}: {step.f}")
+                act(step)
+
+        nemesis = threading.Thread(target=follow, args=("nemesis", self.strike), daemon=True)
+        nemesis.start()
+        follow("driver", self.drive)
+        nemesis.join()
+        quiet = checker.Bounds().kill + 5
+        progress(f"schedule done; {quiet:.0f} s without commands or faults, for the last ones to land")
+        time.sleep(quiet)  # an observation window, not a synchronisation: the checker judges it
+        self.stop.set()
+        for t in threads:
+            t.join(10)
+        for a in self.agents.values():
+            a.stop()
+
+    # -- after the run ---------------------------------------------------------------------
+    def final(self) -> None:
+        events = self.core.list_namespaced_event(NS).items
+        kills = Counter(
+            e.involved_object.name for e in events if e.involved_object.kind == "Strategy" and e.reason == "KillSwitch"
+        )
+        self.rec("final", "info", "events", KillSwitch=dict(kills))
+        from stratops.cli.audit import read_trails
+
+        chains = {}
+        for (_, kind, name), (entries, findings) in read_trails(self.api, NS).items():
+            key = name if kind == "Strategy" else f"{kind}/{name}"
+            chains[key] = {
+                "entries": len(entries),
+                "findings": [str(f) for f in findings],
+                "kill_switches": sum(1 for e in entries if e.get("reason") == "KillSwitch"),
+            }
+        self.rec("final", "info", "audit", chains=chains)
+        writes, _ = self.cp.audit_events()
+        for ev in writes:
+            user = (ev.get("user") or {}).get("username", "")
+            ref = ev.get("objectRef") or {}
+            if (
+                user.startswith("stratops-replica-")
+                and ev.get("stage") == "ResponseComplete"
+                and ev.get("verb") in ("create", "update", "patch", "delete")
+                and ref.get("namespace") == NS
+                and ref.get("resource") != "kopfpeerings"
+                and int((ev.get("responseStatus") or {}).get("code", 500)) < 400
+            ):
+                self.records.append(
+                    Record(
+                        _ts(ev["requestReceivedTimestamp"]),
+                        "apiserver",
+                        "info",
+                        "write",
+                        None,
+                        {"user": user, "verb": ev["verb"], "resource": ref.get("resource"), "name": ref.get("name")},
+                    )
+                )
+        for identity, log in self.logs:
+            for line in log.read_text(errors="replace").splitlines():
+                for marker, f in (("Pausing operations", "paused"), ("Resuming operations", "acting")):
+                    if marker in line and line.startswith("["):
+                        at = datetime.strptime(line[1:24], "%Y-%m-%d %H:%M:%S,%f").replace(tzinfo=UTC).timestamp()
+                        self.records.append(Record(at, "replica", "info", f, None, {"replica": identity}))
+
+    def stop_replicas(self) -> None:
+        for _, proc in self.replicas.values():
+            stop_process(proc, 30)
+
+
+def kill_latencies(history: list[Record]) -> list[float]:
+    out = []
+    obs: dict[str, list[Record]] = {}
+    for r in history:
+        if r.process == "observer":
+            obs.setdefault(str(r.strategy), []).append(r)
+    for r in history:
+        if r.process == "driver" and r.f == "kill" and r.type == "ok":
+            for s in r.value.get("strategies") or []:
+                hit = next(
+                    (
+                        o
+                        for o in obs.get(s, [])
+                        if o.t >= r.t
+                        and o.value.get("halted")
+                        and o.value.get("replicas") == 0
+                        and o.value.get("pods") == 0
+                    ),
+                    None,
+                )
+                if hit is not None:
+                    out.append(hit.t - r.t)
+    return out
+
+
+def main(seconds: float, seed: int, strategies: int, out: Path | None = None) -> int:
+    out = out or Path(tempfile.mkdtemp(prefix="stratops-soak-"))
+    out.mkdir(parents=True, exist_ok=True)
+    progress(f"seed {seed}, {seconds:.0f} s, {strategies} strategies; history and logs in {out}")
+    with ControlPlane(log=progress, audit=True) as cp:
+        soak = Soak(cp, strategies, seed, seconds, out)
+        try:
+            soak.setup()
+            soak.run()
+            soak.final()
+        finally:
+            soak.stop.set()
+            soak.stop_replicas()
+    history = sorted(soak.records, key=lambda r: r.t)
+    dump(history, out / "history.jsonl")
+    report = checker.check(history)
+    faults = Counter(r.f for r in history if r.process == "nemesis" and r.type == "invoke")
+    commands = Counter(r.f for r in history if r.process == "driver" and r.type == "ok")
+    latencies = kill_latencies(history)
+    print(f"soak: seed {seed}, {seconds:.0f} s, {strategies} strategies, history {out / 'history.jsonl'}")
+    print(f"faults injected: {sum(faults.values())} ({', '.join(f'{k} {v}' for k, v in sorted(faults.items()))})")
+    print(f"commands given: {sum(commands.values())} ({', '.join(f'{k} {v}' for k, v in sorted(commands.items()))})")
+    print("invariants checked: " + ", ".join(f"{k} ({n} cases)" for k, n in report.checked.items()))
+    if latencies:
+        print(
+            f"kill latency (command to HALTED, 0 replicas, no pod): worst {max(latencies):.1f} s, "
+            f"median {sorted(latencies)[len(latencies) // 2]:.1f} s, over {len(latencies)} kills"
+        )
+    print(f"violations: {len(report.violations)}")
+    for v in report.violations:
+        print(f"\n{v.invariant}: {v.strategy or '-'}: {v.message}")
+        for line in report.excerpt(history, v):
+            print(f"    {line}")
+    return 1 if report.violations else 0
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=float, default=180.0, help="length of the schedule (then 35 s of quiet)")
+    ap.add_argument("--seed", default="1", help="the schedule's seed, or 'random' (printed, to replay)")
+    ap.add_argument("--strategies", type=int, default=4)
+    ap.add_argument("--out", type=Path, default=None, help="where the history and the replicas' logs go")
+    a = ap.parse_args()
+    seed = random.SystemRandom().randrange(1 << 31) if a.seed == "random" else int(a.seed)
+    sys.exit(main(a.seconds, seed, a.strategies, a.out))

@@ -1,0 +1,303 @@
+"""The soak's checker: the desk's invariants, proved over a history (stratops.soak.history)
+after the run. Each violation names the invariant, says what was seen, and carries the history
+around the moment it happened.
+
+What the records carry (bench/soak.py writes them):
+- driver: kill / throttle / reconciliation / resume, `invoke` then `ok` (written) or `fail`;
+  a kill by selector names its strategies in value["strategies"].
+- nemesis: each fault `invoke` at its start and `ok` at its end, with the same value["id"].
+- observer: `observe` samples of each strategy: latched (the kill-switch), halted (its control
+  document says HALTED), replicas (the Deployment's), pods (running, not terminating),
+  effective and spec (the limits, by name).
+- apiserver: `write` by a replica (value: user, verb, resource, name), from the audit log.
+- replica: its peering transitions, `acting`, `paused`, `killed`, `started` (value: replica).
+- final: `events` (value["KillSwitch"]: count per strategy) and `audit` (value["chains"]: per
+  chain, findings and the number of KillSwitch entries, for strategies by name).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from itertools import pairwise
+
+from stratops.soak.history import Record, ordered
+
+EPSILON = 1e-9
+#: A switch of the writing replica is explained by a peering transition this close to it: the
+#: audit log is written in batches of up to a second, and the logs are stamped to the ms.
+SWITCH_TOLERANCE = 2.0
+
+
+@dataclass(frozen=True)
+class Bounds:
+    kill: float = 30.0  # command (or the end of the fault that delayed it) to HALTED and 0 pods
+    resume: float = 30.0  # resume written to the latch released
+
+
+@dataclass(frozen=True)
+class Violation:
+    invariant: str
+    t: float
+    message: str
+    strategy: str | None = None
+
+
+@dataclass(frozen=True)
+class Report:
+    violations: list[Violation]
+    checked: dict[str, int]  # invariant -> how many cases it was checked on
+
+    def excerpt(self, history: list[Record], v: Violation, around: float = 3.0, limit: int = 20) -> list[str]:
+        near = [
+            r for r in history if abs(r.t - v.t) <= around and (v.strategy is None or r.strategy in (None, v.strategy))
+        ]
+        return [r.render() for r in near[:limit]]
+
+
+def _faults(history: list[Record]) -> list[tuple[float, float]]:
+    """Fault intervals (start, end); a fault never ended lasts to the end of the history."""
+    starts: dict[str, float] = {}
+    out = []
+    end_of_history = history[-1].t if history else 0.0
+    for r in history:
+        if r.process != "nemesis":
+            continue
+        fid = str(r.value.get("id", r.f))
+        if r.type == "invoke":
+            starts[fid] = r.t
+        elif fid in starts:
+            out.append((starts.pop(fid), r.t))
+    out.extend((s, end_of_history) for s in starts.values())
+    return sorted(out)
+
+
+def _counted_from(t0: float, until: float, faults: list[tuple[float, float]]) -> float:
+    """T0, or the end of the last fault that overlapped [T0, UNTIL] if later: the clock of a
+    bound starts when nothing stands in the way."""
+    start = t0
+    for s, e in faults:
+        if s <= until and e >= start:
+            start = max(start, e)
+    return start
+
+
+def _observations(history: list[Record]) -> dict[str, list[Record]]:
+    obs: dict[str, list[Record]] = defaultdict(list)
+    for r in history:
+        if r.process == "observer" and r.f == "observe" and r.strategy:
+            obs[r.strategy].append(r)
+    return obs
+
+
+def _targets(r: Record) -> list[str]:
+    return list(r.value.get("strategies") or ([r.strategy] if r.strategy else []))
+
+
+def _within_bound(
+    name: str,
+    history: list[Record],
+    faults: list[tuple[float, float]],
+    obs: dict[str, list[Record]],
+    command: str,
+    bound: float,
+    reached: Callable[[Record], bool],
+    what: str,
+) -> tuple[list[Violation], int]:
+    out, checked = [], 0
+    end = history[-1].t if history else 0.0
+    for r in history:
+        if r.process != "driver" or r.f != command or r.type != "ok":
+            continue
+        for s in _targets(r):
+            checked += 1
+            hit = next((o for o in obs.get(s, []) if o.t >= r.t and reached(o)), None)
+            start = _counted_from(r.t, hit.t if hit else end, faults)
+            if hit is None:
+                if end - start >= bound:
+                    out.append(Violation(name, r.t, f"{command} given at {r.t:.3f}: never {what}", s))
+            elif hit.t - start > bound:
+                out.append(
+                    Violation(
+                        name,
+                        r.t,
+                        f"{command} given at {r.t:.3f}: {what} after {hit.t - start:.1f} s (bound {bound:.0f} s, "
+                        f"counted from {start:.3f})",
+                        s,
+                    )
+                )
+    return out, checked
+
+
+def kill_lands(history: list[Record], bounds: Bounds) -> tuple[list[Violation], int]:
+    def landed(o: Record) -> bool:
+        v = o.value
+        return bool(v.get("latched") and v.get("halted") and v.get("replicas") == 0 and v.get("pods") == 0)
+
+    return _within_bound(
+        "kill-lands",
+        history,
+        _faults(history),
+        _observations(history),
+        "kill",
+        bounds.kill,
+        landed,
+        "HALTED with 0 replicas and no pod",
+    )
+
+
+def resume_lands(history: list[Record], bounds: Bounds) -> tuple[list[Violation], int]:
+    return _within_bound(
+        "command-not-lost",
+        history,
+        _faults(history),
+        _observations(history),
+        "resume",
+        bounds.resume,
+        lambda o: not o.value.get("latched"),
+        "released",
+    )
+
+
+def limits_within_spec(history: list[Record]) -> tuple[list[Violation], int]:
+    out, checked = [], 0
+    for s, samples in _observations(history).items():
+        for o in samples:
+            eff, spec = o.value.get("effective") or {}, o.value.get("spec") or {}
+            for k, v in eff.items():
+                if v is None or spec.get(k) is None:
+                    continue
+                checked += 1
+                if float(v) > float(spec[k]) + EPSILON:
+                    out.append(Violation("limits-within-spec", o.t, f"effective {k} {v} above spec {spec[k]}", s))
+    return out, checked
+
+
+def limits_rise_only_on_resume(history: list[Record]) -> tuple[list[Violation], int]:
+    """A limit may rise only while the last command given to its strategy is a resume (the
+    ramp after a resume takes several steps)."""
+    commands: dict[str, list[Record]] = defaultdict(list)
+    for r in history:
+        if r.process == "driver" and r.type == "invoke" and r.f in ("kill", "throttle", "resume"):
+            for s in _targets(r):
+                commands[s].append(r)
+    out, checked = [], 0
+    for s, samples in _observations(history).items():
+        for prev, cur in pairwise(samples):
+            before, now = prev.value.get("effective") or {}, cur.value.get("effective") or {}
+            for k, v in now.items():
+                if v is None or before.get(k) is None:
+                    continue
+                checked += 1
+                if float(v) <= float(before[k]) + EPSILON:
+                    continue
+                last = next((c for c in reversed(commands.get(s, [])) if c.t <= cur.t), None)
+                if last is None or last.f != "resume":
+                    out.append(
+                        Violation(
+                            "limits-rise-only-on-resume",
+                            cur.t,
+                            f"{k} rose {before[k]} -> {v} with no resume since the last {last.f if last else 'start'}",
+                            s,
+                        )
+                    )
+    return out, checked
+
+
+def one_action_each(history: list[Record]) -> tuple[list[Violation], int]:
+    """Each latch seen is carried out once: one KillSwitch Event, one KillSwitch entry in the
+    audit chain, per time the strategy was seen going from running to latched."""
+    episodes: dict[str, int] = defaultdict(int)
+    for s, samples in _observations(history).items():
+        was = False
+        for o in samples:
+            now = bool(o.value.get("latched"))
+            if now and not was:
+                episodes[s] += 1
+            was = now
+    final = {r.f: r for r in history if r.process == "final"}
+    out, checked = [], 0
+    end = history[-1].t if history else 0.0
+    events = (final["events"].value.get("KillSwitch") or {}) if "events" in final else None
+    chains = (final["audit"].value.get("chains") or {}) if "audit" in final else None
+    for s in sorted(set(episodes) | set(events or {})):
+        checked += 1
+        if events is not None and int(events.get(s, 0)) != episodes[s]:
+            out.append(
+                Violation(
+                    "one-action-each",
+                    end,
+                    f"{events.get(s, 0)} KillSwitch Events for {episodes[s]} latches seen",
+                    s,
+                )
+            )
+        chain = (chains or {}).get(s)
+        if chains is not None and chain is not None and int(chain.get("kill_switches", 0)) != episodes[s]:
+            out.append(
+                Violation(
+                    "audit-holds-every-decision",
+                    end,
+                    f"{chain.get('kill_switches', 0)} KillSwitch entries in the audit chain for {episodes[s]} latches",
+                    s,
+                )
+            )
+    return out, checked
+
+
+def audit_verifies(history: list[Record]) -> tuple[list[Violation], int]:
+    final = next((r for r in history if r.process == "final" and r.f == "audit"), None)
+    if final is None:
+        return [Violation("audit-verifies", history[-1].t if history else 0.0, "the audit chains were not read")], 0
+    chains = final.value.get("chains") or {}
+    out = [
+        Violation("audit-verifies", final.t, f"chain {key}: {c['findings'][0]}", key)
+        for key, c in sorted(chains.items())
+        if c.get("findings")
+    ]
+    return out, len(chains)
+
+
+def one_actor(history: list[Record]) -> tuple[list[Violation], int]:
+    """Writes change hands only at a peering transition: a replica writing after another has
+    written, with no transition near, means two replicas acted at once."""
+    transitions = [r.t for r in history if r.process == "replica"] + [
+        r.t for r in history if r.process == "nemesis" and r.type == "invoke"
+    ]
+    writes = [r for r in history if r.process == "apiserver" and r.f == "write"]
+    out, checked = [], 0
+    for prev, cur in pairwise(writes):
+        a, b = prev.value.get("user"), cur.value.get("user")
+        if a == b:
+            continue
+        checked += 1
+        if not any(prev.t - SWITCH_TOLERANCE <= t <= cur.t + SWITCH_TOLERANCE for t in transitions):
+            out.append(
+                Violation(
+                    "one-actor",
+                    cur.t,
+                    f"{b} wrote {cur.value.get('resource')}/{cur.value.get('name')} {cur.t - prev.t:.2f} s after {a} "
+                    f"wrote {prev.value.get('resource')}/{prev.value.get('name')}, with no peering transition between",
+                )
+            )
+    return out, checked
+
+
+def check(records: list[Record], bounds: Bounds | None = None) -> Report:
+    history = ordered(records)
+    bounds = bounds or Bounds()
+    violations: list[Violation] = []
+    checked: dict[str, int] = {}
+    results: dict[str, tuple[list[Violation], int]] = {
+        "kill-lands": kill_lands(history, bounds),
+        "command-not-lost": resume_lands(history, bounds),
+        "limits-within-spec": limits_within_spec(history),
+        "limits-rise-only-on-resume": limits_rise_only_on_resume(history),
+        "one-action-each": one_action_each(history),
+        "audit-verifies": audit_verifies(history),
+        "one-actor": one_actor(history),
+    }
+    for name, (found, n) in results.items():
+        violations.extend(found)
+        checked[name] = n
+    return Report(sorted(violations, key=lambda v: v.t), checked)

@@ -1,0 +1,46 @@
+"""The soak's schedule: what the desk does and which faults strike, when. Seeded, so a run can
+be replayed: the same seed gives the same schedule (the cluster's timing still varies)."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+#: What a desk does. "kill-all" is a kill by selector (every strategy); "resume" resumes a
+#: latched strategy (after its reconciliation, as a desk must).
+OPERATIONS = ("kill", "kill-all", "throttle", "resume", "resume")
+#: What the nemesis does. "hang" stops a strategy's processes acknowledging for a while.
+FAULTS = ("sigkill-leader", "sigkill-both", "apiserver-restart", "hang")
+
+
+@dataclass(frozen=True)
+class Step:
+    at: float  # seconds from the start
+    process: str  # driver or nemesis
+    f: str
+    pick: int  # which strategy, replica, ... (taken modulo what there is)
+    duration: float = 0.0  # a fault's length
+
+
+def schedule(
+    seed: int,
+    seconds: float,
+    operation_every: tuple[float, float] = (2.0, 6.0),
+    fault_every: tuple[float, float] = (12.0, 30.0),
+    fault_length: tuple[float, float] = (2.0, 8.0),
+    faults: tuple[str, ...] = FAULTS,
+) -> list[Step]:
+    """Operations and faults over SECONDS, in time order; faults never overlap each other (a
+    fault's effect is then attributable), operations go on through them."""
+    rng = random.Random(seed)
+    steps = []
+    t = rng.uniform(*operation_every)
+    while t < seconds:
+        steps.append(Step(round(t, 3), "driver", rng.choice(OPERATIONS), rng.randrange(1 << 30)))
+        t += rng.uniform(*operation_every)
+    t = rng.uniform(*fault_every)
+    while t < seconds and faults:
+        length = rng.uniform(*fault_length)
+        steps.append(Step(round(t, 3), "nemesis", rng.choice(faults), rng.randrange(1 << 30), round(length, 3)))
+        t += length + rng.uniform(*fault_every)
+    return sorted(steps, key=lambda s: s.at)

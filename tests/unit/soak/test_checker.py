@@ -1,0 +1,164 @@
+"""The soak's checker on histories written by hand: each invariant is found broken where it is,
+and a clean history has no violation."""
+
+from __future__ import annotations
+
+from itertools import pairwise
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from stratops.soak import checker, generator
+from stratops.soak.history import Record, dump, load
+
+LIMITS = {"maxPosition": 100.0, "maxOrderRate": 5.0, "maxDailyLoss": 10.0}
+
+
+def observe(t: float, s: str = "s0", latched: bool = False, halted: bool = False, replicas: int = 1, pods: int = 1,
+            **effective: float) -> Record:  # fmt: skip
+    return Record(
+        t,
+        "observer",
+        "info",
+        "observe",
+        s,
+        {
+            "latched": latched,
+            "halted": halted,
+            "replicas": replicas,
+            "pods": pods,
+            "effective": {**LIMITS, **effective},
+            "spec": dict(LIMITS),
+        },
+    )
+
+
+def command(t: float, f: str, s: str = "s0", type_: str = "ok") -> Record:
+    return Record(t, "driver", type_, f, s, {"strategies": [s]})
+
+
+def final(kills: dict[str, int], chains: dict | None = None) -> list[Record]:
+    return [
+        Record(1000, "final", "info", "events", None, {"KillSwitch": kills}),
+        Record(1000, "final", "info", "audit", None, {"chains": chains if chains is not None else {}}),
+    ]
+
+
+def kill_and_land(t: float = 10.0, after: float = 1.0) -> list[Record]:
+    return [
+        observe(t - 1),
+        command(t, "kill", type_="invoke"),
+        command(t, "kill"),
+        observe(t + after / 2, latched=True),
+        observe(t + after, latched=True, halted=True, replicas=0, pods=0),
+    ]
+
+
+def names(report: checker.Report) -> list[str]:
+    return [v.invariant for v in report.violations]
+
+
+def test_a_clean_history_has_no_violation() -> None:
+    h = [*kill_and_land(), *final({"s0": 1}, {"s0": {"findings": [], "kill_switches": 1}})]
+    report = checker.check(h)
+    assert report.violations == []
+    assert report.checked["kill-lands"] == 1 and report.checked["one-action-each"] == 1
+
+
+def test_a_kill_that_never_lands_or_lands_late() -> None:
+    never = [observe(9), command(10, "kill"), observe(50, latched=True, halted=True, replicas=1, pods=1)]
+    assert names(checker.check([*never, *final({"s0": 1})])) == ["kill-lands"]
+    late = kill_and_land(after=45)
+    report = checker.check([*late, *final({"s0": 1})])
+    assert names(report) == ["kill-lands"] and "after 45.0 s" in report.violations[0].message
+
+
+def test_the_bound_counts_from_the_end_of_the_fault_that_delayed_it() -> None:
+    fault = [Record(9, "nemesis", "invoke", "sigkill-both", None, {"id": "f"}),
+             Record(30, "nemesis", "ok", "sigkill-both", None, {"id": "f"})]  # fmt: skip
+    h = [*fault, *kill_and_land(after=45), *final({"s0": 1})]
+    assert checker.check(h).violations == []  # landed 25 s after the fault ended: within 30 s
+
+
+def test_a_kill_still_pending_when_the_history_ends_soon_after_is_not_judged() -> None:
+    h = [observe(9), command(10, "kill"), observe(20, latched=True), *final({"s0": 1})]
+    h[-2:] = [Record(25, "final", "info", "events", None, {"KillSwitch": {"s0": 1}}),
+              Record(25, "final", "info", "audit", None, {"chains": {}})]  # fmt: skip
+    assert "kill-lands" not in names(checker.check(h))
+
+
+def test_a_limit_above_spec() -> None:
+    h = [observe(1, maxPosition=150.0), *final({})]
+    report = checker.check(h)
+    assert (
+        names(report) == ["limits-within-spec"] and "maxPosition 150.0 above spec 100.0" in report.violations[0].message
+    )
+
+
+def test_a_limit_rises_only_after_a_resume() -> None:
+    throttled = [command(1, "throttle", type_="invoke"), observe(2, maxPosition=50.0), observe(3, maxPosition=100.0)]
+    assert names(checker.check([*throttled, *final({})])) == ["limits-rise-only-on-resume"]
+    resumed = [*throttled[:2], command(2.5, "resume", type_="invoke"), observe(3, maxPosition=75.0),
+               observe(4, maxPosition=100.0)]  # fmt: skip
+    assert checker.check([*resumed, *final({})]).violations == []
+
+
+def test_a_kill_carried_out_twice_or_not_recorded() -> None:
+    twice = [*kill_and_land(), *final({"s0": 2}, {"s0": {"findings": [], "kill_switches": 1}})]
+    assert names(checker.check(twice)) == ["one-action-each"]
+    unrecorded = [*kill_and_land(), *final({"s0": 1}, {"s0": {"findings": [], "kill_switches": 0}})]
+    assert names(checker.check(unrecorded)) == ["audit-holds-every-decision"]
+
+
+def test_a_resume_that_never_releases() -> None:
+    h = [*kill_and_land(), command(20, "resume"), observe(60, latched=True, halted=True, replicas=0, pods=0)]
+    assert names(checker.check([*h, *final({"s0": 1})])) == ["command-not-lost"]
+
+
+def test_a_broken_audit_chain_or_none_read() -> None:
+    h = [*kill_and_land(), *final({"s0": 1}, {"s0": {"findings": ["entry 3 follows no entry"], "kill_switches": 1}})]
+    report = checker.check(h)
+    assert names(report) == ["audit-verifies"] and "entry 3" in report.violations[0].message
+    assert "audit-verifies" in names(checker.check(kill_and_land()))
+
+
+def _write(t: float, user: str) -> Record:
+    return Record(t, "apiserver", "info", "write", None, {"user": user, "resource": "configmaps", "name": "c"})
+
+
+def test_two_replicas_writing_with_no_peering_transition_between() -> None:
+    a, b = "stratops-replica-a", "stratops-replica-b"
+    both = [_write(1, a), _write(10, b), _write(20, a), *final({})]
+    assert names(checker.check(both)) == ["one-actor", "one-actor"]
+    handed_over = [_write(1, a), Record(9.5, "replica", "info", "acting", None, {"replica": "replica-b-1"}),
+                   _write(10, b), *final({})]  # fmt: skip
+    assert checker.check(handed_over).violations == []
+
+
+def test_the_excerpt_is_the_history_around_the_violation() -> None:
+    h = [observe(9), command(10, "kill"), observe(11), observe(50), *final({"s0": 0})]
+    report = checker.check(h)
+    v = next(v for v in report.violations if v.invariant == "kill-lands")
+    lines = report.excerpt(sorted(h, key=lambda r: r.t), v)
+    assert any(" driver " in line and "kill s0" in line for line in lines) and not any("50.000" in x for x in lines)
+
+
+def test_history_round_trips_through_its_file(tmp_path: Path) -> None:
+    h = [*kill_and_land(), *final({"s0": 1})]
+    dump(h, tmp_path / "h.jsonl")
+    assert load(tmp_path / "h.jsonl") == h
+    (tmp_path / "bad.jsonl").write_text('{"t": 1}\n')
+    with pytest.raises(ValueError, match="history line 1"):
+        load(tmp_path / "bad.jsonl")
+
+
+@given(st.integers(min_value=0, max_value=2**31), st.floats(min_value=30, max_value=600))
+def test_a_seed_gives_one_schedule_with_faults_apart(seed: int, seconds: float) -> None:
+    steps = generator.schedule(seed, seconds)
+    assert steps == generator.schedule(seed, seconds)
+    assert [s.at for s in steps] == sorted(s.at for s in steps) and all(s.at < seconds for s in steps)
+    faults = [s for s in steps if s.process == "nemesis"]
+    assert all(a.at + a.duration <= b.at for a, b in pairwise(faults))
+    assert {s.f for s in steps if s.process == "driver"} <= set(generator.OPERATIONS)
