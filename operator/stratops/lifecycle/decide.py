@@ -585,13 +585,19 @@ def _resume(d: _Decision) -> None:
                 "re-arm required first (exposure-linked or repeated-execution halt): `stratops rearm` by one of "
                 f"{allowed}"
             )
-        # The reconciliation must postdate the stop and any broker switch: positions at the new
-        # broker are what the strategy resumes against.
+        if d.latched and d.ks is not None and d.ks.completed_at is None:
+            # Until every pod is gone the strategy may still be trading: positions reconciled
+            # before that are not the positions it would resume from.
+            refusals.append(
+                "the kill-switch has not completed (HALTED acknowledged and scaled to 0): reconcile once it has"
+            )
+        # The reconciliation must postdate the stop (its completion: the last pod gone) and any
+        # broker switch: positions at the new broker are what the strategy resumes against.
         stopped_at = max(
             [
                 t
                 for t in (
-                    d.ks.at if d.ks else None,
+                    (d.ks.completed_at or d.ks.at) if d.ks else None,
                     st.throttle.at if st.throttle else None,
                     st.broker.at if st.broker else None,
                 )

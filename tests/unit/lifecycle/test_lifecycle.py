@@ -415,6 +415,26 @@ def test_resume_needs_reconciliation_after_the_stop():
     assert "older than the stop" in w.status.message and w.status.kill_switch.latched
 
 
+def test_resume_refused_until_the_kill_switch_has_completed():
+    """Found by the soak: a kill, then a reconciliation and a resume while the pods had not yet
+    acknowledged HALTED: the strategy was resumed from positions reconciled while it could still
+    trade. The reconciliation must follow the completion (the last pod gone)."""
+    w = World()
+    w.run_until(lambda w: w.status.phase and w.status.phase.value == "Running")
+    w.step(commands=cmd("kill"))
+    assert w.status.kill_switch.latched and w.status.kill_switch.completed_at is None
+    matched = (parse_command("reconciliation", json.dumps({"result": "Matched", "evidence": "e", "by": "ops"})),)
+    w.step(commands=matched)
+    w.step(commands=cmd("resume", "too soon"))
+    assert "the kill-switch has not completed" in w.status.message and w.status.kill_switch.latched
+    w.run_until(lambda w: w.status.kill_switch.completed_at is not None)
+    w.step(commands=cmd("resume", "reconciled before the last pod went"))
+    assert "older than the stop" in w.status.message and w.status.kill_switch.latched
+    w.step(commands=matched)
+    w.step(commands=cmd("resume", "reconciled after"))
+    assert not w.status.kill_switch.latched
+
+
 def test_resume_with_nothing_to_resume_is_refused():
     w = World()
     w.step()
