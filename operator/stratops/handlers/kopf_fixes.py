@@ -49,6 +49,15 @@ And a replica resumed after a pause acted at once, on indexes as they were when 
 every listing reports a DELETED event for each object the stream had reported and the listing
 did not; and a stream resumed after a pause is "relisting" until its listing ends, which the
 Strategy daemon waits for before it decides (relisted()).
+
+A fifth fix: a replica that cannot renew its peering record goes on acting. kopf's peering is no
+lease: the others resume once a replica's record is older than its lifetime, but the replica
+itself never stops (it pauses only for a live peer with a higher priority). An API server away
+for longer than the lifetime (seen in the soak: a kube-apiserver restart) left two replicas
+acting at once until the first one's keep-alive landed again. The fix (fence()): a replica whose
+last successful keep-alive is older than its lifetime less a margin pauses itself, and acts
+again only once its record has been renewed for a whole lifetime (and a second): by then every
+peer has seen it alive, and paused.
 """
 
 from __future__ import annotations
@@ -58,6 +67,7 @@ import contextlib
 import functools
 import inspect
 import logging
+import time
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Any
@@ -67,15 +77,16 @@ _APPLIED = "_stratops_drops_index_toggles"
 
 
 #: kopf's global "indexed" toggle set, seen by the first watcher (for held_for()).
-_readiness: dict[str, Any] = {"toggles": None, "off_since": None}
+_readiness: dict[str, Any] = {"toggles": None, "off_since": None, "paused": None}
 
 
 def held_for(now: float) -> tuple[float, list[str]]:
     """Seconds for which kopf has been holding every handler for index readiness (0 when it is
     not), and what it waits for. A start or a new namespace holds them for a moment (its first
     listings); minutes mean a stuck operator: the liveness probe then fails (see handlers)."""
-    toggles = _readiness["toggles"]
-    if toggles is None or toggles.is_on():
+    toggles, paused = _readiness["toggles"], _readiness["paused"]
+    if toggles is None or toggles.is_on() or (paused is not None and paused.is_on()):
+        # A paused replica (a standby, or fenced) lists nothing: nothing is held, nothing is stuck.
         _readiness["off_since"] = None
         return 0.0, []
     if _readiness["off_since"] is None:
@@ -116,7 +127,13 @@ _kopf_original: dict[str, Callable[..., Any]] = {}
 def apply() -> bool:
     """The fixes (idempotent). False, with a warning, when this kopf's internals are not the
     ones they were written against."""
-    return _apply_index_toggles() & _apply_namespace_gone() & _apply_listed_namespaces() & _apply_relisting()
+    return (
+        _apply_index_toggles()
+        & _apply_namespace_gone()
+        & _apply_listed_namespaces()
+        & _apply_relisting()
+        & _apply_keepalive_record()
+    )
 
 
 # -- listings that forget what is gone, and streams resumed after a pause ----------------------
@@ -213,6 +230,8 @@ def _marking_paused(fn: Callable[..., Any]) -> Callable[..., Any]:
     @contextlib.asynccontextmanager
     async def streaming_block(*, namespace: str | None, resource: Any, operator_paused: Any = None) -> Any:
         key = _stream_key(resource, namespace)
+        if operator_paused is not None:
+            _readiness["paused"] = operator_paused
 
         def paused(waiter: asyncio.Future[Any]) -> None:
             if not waiter.cancelled():  # done: the operator is paused from this moment
@@ -338,3 +357,94 @@ def _apply_index_toggles() -> bool:
             # and the watcher calls worker from its own module's globals.
             setattr(queueing, name, _dropping_toggle(fn))
     return True
+
+
+# -- fencing: a replica whose peering record may have lapsed stops acting ------------------------
+#: Wall-clock time of the last keep-alive that landed (the "lastseen" it wrote), when a fence
+#: began, and since when the record has been renewed again after it.
+_keepalive: dict[str, float | None] = {"touched": None, "lifetime": None, "fenced_at": None, "renewed_since": None}
+
+
+def fence_margin(lifetime: float) -> float:
+    """How long before its record lapses a replica stops acting: time for its last writes."""
+    return min(2.0, lifetime / 5)
+
+
+def fenced(now: float, touched: float | None, renewed_since: float | None, lifetime: float, fenced: bool) -> bool:
+    """Whether a replica must not act. Its peers resume once its record is older than LIFETIME;
+    it stops before that (fence_margin). Once fenced, it acts again only after its record has
+    been renewed for LIFETIME + 1 s: every peer has then seen it alive (kopf pauses a peer the
+    moment it does) and had time to stop. Never fenced before its first keep-alive: kopf keeps a
+    starting replica paused until it has seen its peers."""
+    if touched is None:
+        return False
+    if now - touched > lifetime - fence_margin(lifetime):
+        return True
+    if fenced:
+        return renewed_since is None or now - renewed_since < lifetime + 1
+    return False
+
+
+def _recording_keepalive(fn: Callable[..., Coroutine[Any, Any, None]]) -> Callable[..., Coroutine[Any, Any, None]]:
+    @functools.wraps(fn)
+    async def touch(**kwargs: Any) -> None:
+        began = time.time()  # the "lastseen" kopf writes is taken about now
+        await fn(**kwargs)
+        if kwargs.get("lifetime") is None:  # a keep-alive (lifetime=0 is the goodbye)
+            settings = kwargs.get("settings")
+            _keepalive["touched"] = began
+            _keepalive["lifetime"] = float(settings.peering.lifetime) if settings is not None else None
+            fenced_at, since = _keepalive["fenced_at"], _keepalive["renewed_since"]
+            if fenced_at is not None and (since is None or since < fenced_at):
+                _keepalive["renewed_since"] = began
+
+    setattr(touch, _APPLIED, True)
+    return touch
+
+
+def _apply_keepalive_record() -> bool:
+    try:
+        from kopf._core.engines import peering
+    except ImportError:
+        log.warning("kopf internals moved: the peering fence is not applied (check kopf's changelog)")
+        return False
+    fn = getattr(peering, "touch", None)
+    if fn is None or not inspect.iscoroutinefunction(getattr(fn, "__wrapped__", fn)):
+        log.warning("kopf internals changed (peering.touch): the peering fence is not applied")
+        return False
+    if not {"identity", "settings", "lifetime"} <= inspect.signature(getattr(fn, "__wrapped__", fn)).parameters.keys():
+        log.warning("kopf internals changed (peering.touch): the peering fence is not applied")
+        return False
+    if not getattr(fn, _APPLIED, False):
+        _kopf_original["touch"] = fn
+        # Looked up in the module's globals by keepalive at call time.
+        peering.touch = _recording_keepalive(fn)  # type: ignore[assignment]
+    return True
+
+
+async def fence(interval: float = 0.5) -> None:
+    """For ever: pause this replica (a toggle among kopf's pause reasons) while fenced()."""
+    toggle = None
+    while True:
+        await asyncio.sleep(interval)
+        lifetime, paused = _keepalive["lifetime"], _readiness["paused"]
+        if lifetime is None or paused is None:
+            continue
+        if toggle is None:
+            toggle = await paused.make_toggle(False, name="own peering record may have lapsed")
+        now = time.time()
+        want = fenced(now, _keepalive["touched"], _keepalive["renewed_since"], lifetime, toggle.is_on())
+        if want and not toggle.is_on():
+            _keepalive["fenced_at"], _keepalive["renewed_since"] = now, None
+            log.warning(
+                "fenced: this replica's peering record was last renewed %.1fs ago (lifetime %.0fs); a peer may "
+                "take over: not acting until it has been renewed for %.0fs",
+                now - (_keepalive["touched"] or now),
+                lifetime,
+                lifetime + 1,
+            )
+            await toggle.turn_to(True)
+        elif not want and toggle.is_on():
+            _keepalive["fenced_at"] = None
+            log.warning("fence lifted: the peering record has been renewed for %.0fs", lifetime + 1)
+            await toggle.turn_to(False)

@@ -64,6 +64,13 @@ async def watch_held_handlers(**_: Any) -> None:
     asyncio.get_running_loop().create_task(watch(), name="stratops: held-handlers watch")
 
 
+async def fence_when_the_peering_record_may_lapse(settings: kopf.OperatorSettings, **_: Any) -> None:
+    """With peering: a replica that cannot renew its record stops acting before its peers may
+    take over (stratops.handlers.kopf_fixes.fence)."""
+    if not settings.peering.standalone:
+        asyncio.get_running_loop().create_task(kopf_fixes.fence(), name="stratops: peering fence")
+
+
 async def retry_audit_writes(memo: kopf.Memo, **_: Any) -> None:
     """Audit entries whose write failed are retried every few seconds, off the kill path."""
 
@@ -182,7 +189,13 @@ def _configure_admission(settings: kopf.OperatorSettings) -> None:
 
 
 def register(registry: kopf.OperatorRegistry) -> None:
-    for fn in (startup, watch_held_handlers, retry_audit_writes, dump_on_sigusr1):
+    for fn in (
+        startup,
+        watch_held_handlers,
+        fence_when_the_peering_record_may_lapse,
+        retry_audit_writes,
+        dump_on_sigusr1,
+    ):
         kopf.on.startup(registry=registry)(fn)
     kopf.on.probe(id="held_handlers", registry=registry)(held_handlers)
     kopf.on.login(registry=registry)(login)

@@ -323,3 +323,75 @@ def test_a_stream_resumed_after_a_pause_is_waited_for_until_it_has_listed(monkey
     seen, events = asyncio.run(scenario())
     assert seen == [[f"{RESOURCE}@t-desk"], False, []]
     assert events[:4] == [(None, "a"), LISTED, (None, "a"), LISTED]
+
+
+# -- the peering fence: a replica whose record may have lapsed stops acting -----------------------
+LIFETIME = 10.0
+
+
+def test_a_replica_is_fenced_before_its_peers_may_take_over() -> None:
+    lapse = LIFETIME - kopf_fixes.fence_margin(LIFETIME)  # peers take over at LIFETIME
+    assert lapse < LIFETIME
+    assert not kopf_fixes.fenced(100.0, None, None, LIFETIME, False)  # never touched: kopf keeps it paused
+    assert not kopf_fixes.fenced(100.0 + lapse - 0.1, 100.0, None, LIFETIME, False)
+    assert kopf_fixes.fenced(100.0 + lapse + 0.1, 100.0, None, LIFETIME, False)
+
+
+def test_a_fenced_replica_acts_again_only_after_a_whole_lifetime_renewed() -> None:
+    # fenced at 110; the API server answers again at 130: renewed since then
+    assert kopf_fixes.fenced(130.5, 130.0, 130.0, LIFETIME, True)
+    assert kopf_fixes.fenced(130.0 + LIFETIME + 0.9, 130.0 + LIFETIME, 130.0, LIFETIME, True)
+    assert not kopf_fixes.fenced(130.0 + LIFETIME + 1.1, 130.0 + LIFETIME, 130.0, LIFETIME, True)
+    # renewed, then lapsed again: fenced whatever came before
+    assert kopf_fixes.fenced(200.0, 180.0, 130.0, LIFETIME, False)
+
+
+def test_the_keepalive_that_lands_is_recorded_and_the_goodbye_is_not(monkeypatch: pytest.MonkeyPatch) -> None:
+    from kopf._core.engines import peering
+
+    assert kopf_fixes.apply()
+    record = {"touched": None, "lifetime": None, "fenced_at": 50.0, "renewed_since": None}
+    monkeypatch.setattr(kopf_fixes, "_keepalive", record)
+    calls: list[dict] = []
+
+    async def landed(**kwargs: object) -> None:
+        calls.append(kwargs)
+
+    async def refused(**kwargs: object) -> None:
+        raise RuntimeError("API server away")
+
+    settings = kopf.OperatorSettings()
+    settings.peering.lifetime = 10
+    touch = kopf_fixes._recording_keepalive(refused)
+    with pytest.raises(RuntimeError):
+        asyncio.run(touch(identity="a", settings=settings, resource=RESOURCE, namespace="n"))
+    assert record["touched"] is None  # a keep-alive that did not land renews nothing
+    touch = kopf_fixes._recording_keepalive(landed)
+    asyncio.run(touch(identity="a", settings=settings, resource=RESOURCE, namespace="n"))
+    assert record["touched"] is not None and record["lifetime"] == 10.0
+    assert record["renewed_since"] == record["touched"]  # the first renewal after the fence
+    first = record["touched"]
+    asyncio.run(touch(identity="a", settings=settings, resource=RESOURCE, namespace="n", lifetime=0))
+    assert record["touched"] == first and len(calls) == 2
+    assert getattr(peering.touch, "__wrapped__", None) is kopf_fixes._kopf_original["touch"]
+
+
+def test_a_paused_replica_is_not_held(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A standby lists nothing while paused: its liveness probe must not count that as held (it
+    was restarted every minute by the chart's probe)."""
+
+    async def sets() -> tuple[aiotoggles.ToggleSet, aiotoggles.ToggleSet]:
+        toggles = aiotoggles.ToggleSet(all)
+        await toggles.make_toggle(name="configmaps.v1@t-desk")
+        paused = aiotoggles.ToggleSet(any)
+        await paused.make_toggle(True, name="peering")
+        return toggles, paused
+
+    toggles, paused = asyncio.run(sets())
+    monkeypatch.setitem(kopf_fixes._readiness, "toggles", toggles)
+    monkeypatch.setitem(kopf_fixes._readiness, "off_since", None)
+    monkeypatch.setitem(kopf_fixes._readiness, "paused", paused)
+    assert kopf_fixes.held_for(100.0) == (0.0, []) and kopf_fixes.held_for(1000.0) == (0.0, [])
+    monkeypatch.setitem(kopf_fixes._readiness, "paused", None)
+    assert kopf_fixes.held_for(1000.0) == (0.0, ["configmaps.v1@t-desk"])  # starts counting
+    assert kopf_fixes.held_for(1100.0)[0] == 100.0
