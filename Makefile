@@ -5,7 +5,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help setup lint controlplane monitoring kubectl demo shell test unit e2e bench crds check-crds image kind-up kind-e2e clean
+.PHONY: help setup lint controlplane monitoring kubectl demo shell test unit e2e bench soak crds check-crds image kind-up kind-e2e clean
 
 help:
 	@echo "make demo    start the local cluster with stratops and the example desk (Ctrl-C stops)"
@@ -15,6 +15,7 @@ help:
 	@echo "make lint    ruff (lint and format), the layer contracts (import-linter), mypy --strict on the pure packages"
 	@echo "make e2e     end-to-end tests only (USE_EXISTING_CLUSTER=1 for the current KUBECONFIG)"
 	@echo "make bench   benchmarks (prints a table)"
+	@echo "make soak    the chaos soak: desk operations and faults, then the invariants checked (SOAK_ARGS=...)"
 	@echo "make crds    regenerate crds/ from the models"
 	@echo "make image   build the operator image (BASE_IMAGE=... to choose its base)"
 	@echo "make kind-up / kind-e2e   kind cluster with the chart / the e2e suite on it (needs Docker and a registry)"
@@ -68,6 +69,12 @@ e2e: setup controlplane monitoring kubectl
 
 bench: setup controlplane
 	$(PY) bench/run.py
+
+# The chaos soak at CI's length and seed (tests/e2e/test_soak.py runs the same); a long one:
+# make soak SOAK_ARGS="--seconds 1800 --seed random"
+SOAK_ARGS ?= --seconds 150 --seed 1
+soak: setup controlplane
+	$(PY) bench/soak.py $(SOAK_ARGS)
 
 crds: setup
 	$(VENV)/bin/stratops crds

@@ -73,6 +73,11 @@ class Soak:
         self.records: list[Record] = []
         self.lock = threading.Lock()
         self.stop = threading.Event()
+        #: Set once every process is stopped. The nemesis thread lives until then: processes it
+        #: starts (a replica, the kube-apiserver) get SIGKILL when the thread that started them
+        #: ends (PR_SET_PDEATHSIG follows the thread, not the process).
+        self.finished = threading.Event()
+        self.struck = threading.Event()
         self.replicas: dict[str, Any] = {}
         self.generation: Counter[str] = Counter()
         self.logs: list[tuple[str, Path]] = []
@@ -245,9 +250,14 @@ class Soak:
         return True
 
     def resume(self, step: generator.Step) -> None:
-        """Resume one latched or throttled strategy, after its reconciliation (as a desk must)."""
+        """Resume one stopped (its kill-switch completed) or throttled strategy, after its
+        reconciliation, as a desk must."""
+
+        def halted(ks: dict[str, Any]) -> bool:
+            return bool(ks.get("latched") and ks.get("completedAt"))
+
         try:
-            stopped = [n for n in self.names if (self.status(n).get("killSwitch") or {}).get("latched")]
+            stopped = [n for n in self.names if halted(self.status(n).get("killSwitch") or {})]
             stopped += [n for n in self.names if (self.status(n).get("throttle") or {}).get("active")]
         except Exception:
             return
@@ -311,10 +321,16 @@ class Soak:
                 progress(f"{step.at:6.1f}s {process}: {step.f}")
                 act(step)
 
-        nemesis = threading.Thread(target=follow, args=("nemesis", self.strike), daemon=True)
-        nemesis.start()
+        def nemesis() -> None:
+            try:
+                follow("nemesis", self.strike)
+            finally:
+                self.struck.set()
+            self.finished.wait()
+
+        threading.Thread(target=nemesis, daemon=True).start()
         follow("driver", self.drive)
-        nemesis.join()
+        self.struck.wait()
         quiet = checker.Bounds().kill + 5
         progress(f"schedule done; {quiet:.0f} s without commands or faults, for the last ones to land")
         time.sleep(quiet)  # an observation window, not a synchronisation: the checker judges it
@@ -366,7 +382,12 @@ class Soak:
                 )
         for identity, log in self.logs:
             for line in log.read_text(errors="replace").splitlines():
-                for marker, f in (("Pausing operations", "paused"), ("Resuming operations", "acting")):
+                for marker, f in (
+                    ("Pausing operations", "paused"),
+                    ("Resuming operations", "acting"),
+                    ("] fenced: ", "paused"),
+                    ("] fence lifted", "acting"),
+                ):
                     if marker in line and line.startswith("["):
                         at = datetime.strptime(line[1:24], "%Y-%m-%d %H:%M:%S,%f").replace(tzinfo=UTC).timestamp()
                         self.records.append(Record(at, "replica", "info", f, None, {"replica": identity}))
@@ -414,6 +435,7 @@ def main(seconds: float, seed: int, strategies: int, out: Path | None = None) ->
         finally:
             soak.stop.set()
             soak.stop_replicas()
+            soak.finished.set()
     history = sorted(soak.records, key=lambda r: r.t)
     dump(history, out / "history.jsonl")
     report = checker.check(history)

@@ -119,6 +119,11 @@ DOCUMENTED_ELSEWHERE = {
         "test_make_target_exists",
         "benchmarks print figures; they are run by hand, not in CI (the machines are shared and noisy)",
     ),
+    "make soak": (
+        "tests/e2e/test_soak.py",
+        "test_the_short_soak_finds_no_violation",
+        "runs bench/soak.py with the seed and length `make soak` gives it",
+    ),
     "make crds": (
         "tests/unit/models/test_models.py",
         "test_crds_are_generated_from_the_current_models",

@@ -112,7 +112,11 @@ def _within_bound(
             continue
         for s in _targets(r):
             checked += 1
-            hit = next((o for o in obs.get(s, []) if o.t >= r.t and reached(o)), None)
+            samples = obs.get(s, [])
+            # From the last sample before the command: a kill given to a strategy already
+            # halted has landed at once, even if a resume follows before the next sample.
+            first = max((i for i, o in enumerate(samples) if o.t <= r.t), default=0)
+            hit = next((o for o in samples[first:] if reached(o)), None)
             start = _counted_from(r.t, hit.t if hit else end, faults)
             if hit is None:
                 if end - start >= bound:

@@ -89,6 +89,21 @@ def test_a_kill_still_pending_when_the_history_ends_soon_after_is_not_judged() -
     assert "kill-lands" not in names(checker.check(h))
 
 
+def test_a_kill_given_to_a_strategy_already_halted_lands_at_once() -> None:
+    """Seen in the soak: a kill to a strategy already halted, then a resume 0.35 s later, before
+    the next sample: the kill was in effect from the start."""
+    landed = {"latched": True, "halted": True, "replicas": 0, "pods": 0}
+    h = [
+        *kill_and_land(),
+        observe(20, **landed),  # type: ignore[arg-type]
+        command(20.1, "kill"),
+        command(20.4, "resume"),
+        observe(20.6, latched=False),
+        *final({"s0": 1}, {"s0": {"findings": [], "kill_switches": 1}}),
+    ]
+    assert checker.check(h).violations == []
+
+
 def test_a_limit_above_spec() -> None:
     h = [observe(1, maxPosition=150.0), *final({})]
     report = checker.check(h)
