@@ -27,6 +27,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
@@ -223,6 +224,8 @@ class Soak:
                     effective={k: eff.get(k) for k in LIMITS},
                     spec={k: (spec.get("riskLimits") or {}).get(k) for k in LIMITS},
                     throttled=bool((st.get("throttle") or {}).get("active")),
+                    completed=bool((st.get("killSwitch") or {}).get("completedAt")),
+                    message=str(st.get("message") or "")[:300],
                 )
 
     # -- the driver and the nemesis ------------------------------------------------------
@@ -264,6 +267,8 @@ class Soak:
         if not stopped:
             return
         name = stopped[step.pick % len(stopped)]
+        if not self.resolve_incidents(name):
+            return
         asked = datetime.now(UTC)
         if not self._do("reconciliation", [name], by="ops", result="Matched", evidence="broker statement vs fills"):
             return
@@ -280,6 +285,44 @@ class Soak:
             self.rec("driver", "fail", "reconciliation", name, error=str(e)[:200])
             return
         self._do("resume", [name], by="bob", reason=f"soak resume {step.pick}")
+
+    def open_incidents(self, name: str) -> list[str]:
+        items = self.custom.list_namespaced_custom_object(GROUP, VERSION, NS, "incidents")["items"]
+        return [
+            i["metadata"]["name"]
+            for i in items
+            if i["spec"].get("strategy") == name and (i.get("status") or {}).get("phase") != "Resolved"
+        ]
+
+    def resolve_incidents(self, name: str) -> bool:
+        """What a desk does before a resume: each open incident of the strategy resolved, with
+        its postmortem (as `stratops incident resolve` writes it)."""
+        try:
+            incidents = self.open_incidents(name)
+        except Exception:
+            return False
+        if not incidents:
+            return True
+        self.rec("driver", "invoke", "resolve", name, incidents=incidents)
+        try:
+            for inc in incidents:
+                value = {
+                    "by": "rita",
+                    "reason": "soak",
+                    "id": uuid.uuid4().hex[:12],
+                    "at": datetime.now(UTC).isoformat(),
+                }
+                body = {
+                    "metadata": {"annotations": {f"{GROUP}/resolve": json.dumps(value)}},
+                    "spec": {"postmortem": {"rootCause": "soak", "actions": ["none"], "owner": "desk"}},
+                }
+                self.custom.patch_namespaced_custom_object(GROUP, VERSION, NS, "incidents", inc, body)
+            wait_for(lambda: not self.open_incidents(name), timeout=40, what=f"{name}'s incidents resolved")
+        except Exception as e:
+            self.rec("driver", "fail", "resolve", name, incidents=incidents, error=str(e)[:200])
+            return False
+        self.rec("driver", "ok", "resolve", name, incidents=incidents)
+        return True
 
     def strike(self, step: generator.Step) -> None:
         fid = f"{step.f}-{step.at}"
@@ -347,6 +390,8 @@ class Soak:
             e.involved_object.name for e in events if e.involved_object.kind == "Strategy" and e.reason == "KillSwitch"
         )
         self.rec("final", "info", "events", KillSwitch=dict(kills))
+        incidents = self.custom.list_namespaced_custom_object(GROUP, VERSION, NS, "incidents")["items"]
+        self.rec("final", "info", "incidents", opened=dict(Counter(i["spec"]["class"] for i in incidents)))
         from stratops.cli.audit import read_trails
 
         chains = {}
@@ -451,6 +496,8 @@ def main(seconds: float, seed: int, strategies: int, out: Path | None = None) ->
             f"kill latency (command to HALTED, 0 replicas, no pod): worst {max(latencies):.1f} s, "
             f"median {sorted(latencies)[len(latencies) // 2]:.1f} s, over {len(latencies)} kills"
         )
+    opened = next((r.value.get("opened") for r in history if r.process == "final" and r.f == "incidents"), {}) or {}
+    print(f"incidents opened: {sum(opened.values())} ({', '.join(f'{k} {v}' for k, v in sorted(opened.items()))})")
     print(f"violations: {len(report.violations)}")
     for v in report.violations:
         print(f"\n{v.invariant}: {v.strategy or '-'}: {v.message}")

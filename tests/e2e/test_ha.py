@@ -207,3 +207,69 @@ def test_a_replica_resumed_after_a_pause_acts_on_the_desk_as_it_is_now(cluster, 
         for r in [first, later]:
             if r is not None:
                 stop_process(r.proc, 30)
+
+
+def _logged_at(log: Path, marker: str) -> list[float]:
+    """Wall-clock times of the log lines containing MARKER (the operator logs in UTC)."""
+    from datetime import UTC, datetime
+
+    return [
+        datetime.strptime(line[1:24], "%Y-%m-%d %H:%M:%S,%f").replace(tzinfo=UTC).timestamp()
+        for line in log.read_text(errors="replace").splitlines()
+        if marker in line and line.startswith("[")
+    ]
+
+
+def test_an_api_server_away_longer_than_the_lifetime_never_leaves_two_replicas_acting(
+    cluster, kube, peering, own_namespace, tmp_path
+):
+    """Found by the soak: the API server away for longer than the peering lifetime, the standby
+    took over (the leader's record had lapsed) while the leader carried on, and both wrote. The
+    leader now fences itself before its record lapses, and acts again only after the standby
+    has seen it alive (and paused)."""
+    if cluster.control_plane is None:
+        pytest.skip("restarts the local control plane's kube-apiserver")
+    desk = Desk(kube, own_namespace)
+    leader = Replica(cluster, own_namespace, "replica-a", tmp_path / "replica-a.log", priority="20")
+    standby = None
+    try:
+        wait_for(lambda: _logged_at(leader.log, "Resuming operations"), timeout=60, what="the leader acting")
+        standby = Replica(cluster, own_namespace, "replica-b", tmp_path / "replica-b.log", priority="10")
+        peers = client.CustomObjectsApi(kube)
+        wait_for(
+            lambda: (
+                "replica-b"
+                in (
+                    peers.get_namespaced_custom_object("kopf.dev", "v1", own_namespace, "kopfpeerings", PEERING).get(
+                        "status"
+                    )
+                    or {}
+                )
+            ),
+            timeout=60,
+            what="the standby registered",
+        )
+        desk.create("strategies", strategy_doc())
+        desk.wait_status(lambda s: s.get("lastKnownGood") == "1.4.2", "known-good", timeout=90)
+        assert not _logged_at(standby.log, "Resuming operations"), "the standby waited"
+        cluster.control_plane.restart("kube-apiserver", down_for=LIFETIME + 4)
+        wait_for(
+            lambda: _logged_at(leader.log, "fence lifted"), timeout=LIFETIME * 3 + 30, what="the leader acting again"
+        )
+        [fenced] = _logged_at(leader.log, "] fenced: ")
+        [lifted] = _logged_at(leader.log, "fence lifted")
+        resumed = _logged_at(standby.log, "Resuming operations")
+        paused = _logged_at(standby.log, "Pausing operations")
+        # The leader stopped before the standby could start, and started again only after the
+        # standby had stopped: never both at once.
+        assert all(fenced < t for t in resumed), (fenced, resumed)
+        assert all(any(t < p < lifted for p in paused) for t in resumed), (resumed, paused, lifted)
+        # ...and it acts: a kill lands.
+        desk.play_pods()
+        desk.command("kill", reason="after the outage")
+        desk.wait_status(lambda s: (s.get("killSwitch") or {}).get("completedAt"), "kill-switch completed", timeout=60)
+    finally:
+        desk.stop_pods()
+        for r in (leader, standby):
+            if r is not None:
+                stop_process(r.proc, 30)

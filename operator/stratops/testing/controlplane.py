@@ -504,14 +504,16 @@ class ControlPlane:
             shutil.rmtree(self.workdir, ignore_errors=True)
         atexit.unregister(self.stop)
 
-    def restart(self, name: str) -> float:
-        """Fault injection: stop one component (SIGTERM, then SIGKILL) and start it again with
-        the same arguments and ports; returns once it is ready again (seconds it took)."""
+    def restart(self, name: str, down_for: float = 0.0) -> float:
+        """Fault injection: stop one component (SIGTERM, then SIGKILL), keep it down for
+        DOWN_FOR seconds (the outage), and start it again with the same arguments and ports;
+        returns once it is ready again (seconds it took, the outage included)."""
         began = time.monotonic()
         c = next((c for c in self.components if c.name == name), None)
         if c is None or self.workdir is None:
             raise ControlPlaneError(f"no component {name!r}: one of {', '.join(c.name for c in self.components)}")
         c.stop()
+        time.sleep(down_for)  # the outage itself, not a wait for anything
         c.start(self.workdir)
         if name == "kube-apiserver":
             admin = self._admin_keypair()
