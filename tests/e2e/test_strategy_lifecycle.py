@@ -96,7 +96,12 @@ def test_manual_rollback_by_annotation(desk):
     # The executor writes the Deployment before the status (see stratops.k8s.executor): wait for both
     status = desk.wait_status(lambda s: s.get("blockedVersions"), "1.5.0 blocked", timeout=30)
     assert [b["version"] for b in status["blockedVersions"]] == ["1.5.0"]
-    assert "stratops.io/rollback" not in (desk.strategy()["metadata"].get("annotations") or {})
+    # The command's annotation is cleared after the status write (stratops.k8s.executor): wait for it
+    wait_for(
+        lambda: "stratops.io/rollback" not in (desk.strategy()["metadata"].get("annotations") or {}),
+        timeout=30,
+        what="the rollback command cleared",
+    )
     # Events are written after the Deployment and the status: wait for them
     assert "fills look wrong" in wait_for(lambda: desk.events("Rollback"), timeout=30, what="Rollback event")[0].message
 
