@@ -16,10 +16,12 @@ from stratops import GROUP
 from stratops import metrics as M
 from stratops.admission.policies import ANNOTATION_MODE_AUTHOR, ANNOTATION_TRADING_AUTHOR
 from stratops.controller.runtime import Runtime, log, plain, strategy_key
+from stratops.lifecycle import manifests
 from stratops.lifecycle.commands import commands_from_annotations
 from stratops.lifecycle.control import read_acks, read_control
 from stratops.lifecycle.decide import decide
 from stratops.lifecycle.observe import (
+    configmap_view,
     owned_documents,
     read_gates,
 )
@@ -42,7 +44,21 @@ def observe(
     ns, name = meta["namespace"], meta["name"]
     key = strategy_key(ns, name)
     deps = list(idx["strategy_deployments"].get(key, []))
-    control_data, ack_data, foreign = owned_documents(name, meta["uid"], list(idx["strategy_configmaps"].get(key, [])))
+    views = list(idx["strategy_configmaps"].get(key, []))
+    control_name = manifests.control_name(name)
+    if (
+        (body.get("status") or {}).get("control")
+        and key not in rt.written_control
+        and not any(v.name == control_name for v in views)
+    ):
+        # The status records a control document the index lacks: the index may lag a listing (a
+        # standby that has just taken over). Read it before deciding it is gone and writing
+        # another generation; owned_documents still decides whether it is the operator's own.
+        live = rt.executor.read_configmap(ns, control_name)
+        if live is not None:
+            labels = (live.get("metadata") or {}).get("labels") or {}
+            views.append(configmap_view(live, labels.get(manifests.LABEL_COMPONENT, "")))
+    control_data, ack_data, foreign = owned_documents(name, meta["uid"], views)
     control, control_problem = read_control(control_data)
     acks, ack_problems = read_acks(ack_data)
     # The index lags this process's own writes: never go back to an older control document.

@@ -76,6 +76,16 @@ class Executor:
                 return None
             raise
 
+    def read_configmap(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            out = self._core.read_namespaced_config_map(name, namespace)
+        except ApiException as e:
+            if e.status == 404:
+                return None
+            raise
+        body: dict[str, Any] = self.api.sanitize_for_serialization(out)
+        return body
+
     def secret_labels(self, namespace: str, name: str) -> dict[str, str] | None:
         """A Secret's labels (None: no such Secret; False: the operator may not read it), read
         as metadata only: its data never reaches this process."""
@@ -253,6 +263,11 @@ class Executor:
             if e.status != 409:
                 raise
             created = False
+            existing = self._custom.get_namespaced_custom_object(GROUP, VERSION, namespace, "incidents", inc.name)
+            if ((existing.get("status") or {}).get("steps") or {}).get("detection"):
+                # Already opened (seen by an index that lagged, or by the replica before a
+                # takeover): its record stands as written; never reopened or restamped.
+                return False
         steps: dict[str, Any] = {"detection": {"at": _iso(now), "by": detected_by, "detail": inc.summary}}
         if inc.detail:
             steps["immediateAction"] = {"at": _iso(now), "by": OPERATOR, "detail": inc.detail}

@@ -18,6 +18,33 @@ from kubernetes import client, config
 
 from stratops.testing.controlplane import ControlPlane
 
+#: Lines of the session operator's log attached to a failed test that ran in its namespaces.
+FAILURE_LOG_LINES = 120
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """A failed test that used the session operator gets that operator's log lines about the
+    test's namespace: a flake in CI can then be read, not guessed at."""
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    funcargs = getattr(item, "funcargs", {})
+    op, ns = funcargs.get("operator"), funcargs.get("namespace")
+    if not report.failed or not isinstance(op, dict) or not isinstance(ns, str):
+        return
+    log = op.get("log")
+    if not isinstance(log, Path) or not log.exists():
+        return
+    with log.open(errors="replace") as f:
+        lines = [line.rstrip("\n") for line in f if ns in line]
+    if lines:
+        report.sections.append(
+            (
+                f"session operator log, lines naming {ns} (last {FAILURE_LOG_LINES})",
+                "\n".join(lines[-FAILURE_LOG_LINES:]),
+            )
+        )
+
 
 @dataclass
 class Cluster:

@@ -10,6 +10,8 @@ from typing import Any
 
 from cases import example
 from stratops.controller.strategy import reconcile
+from stratops.lifecycle import manifests
+from stratops.lifecycle.control import CONTROL_KEY
 from stratops.lifecycle.types import Plan
 
 INDEXES = (
@@ -45,9 +47,15 @@ class Recorder:
         self.executed: list[tuple[str, Plan]] = []
         self.halts: list[tuple[str, Any]] = []
         self.events: list[tuple[Any, ...]] = []
+        self.configmaps: dict[str, dict[str, Any]] = {}  # read past the index, by name
+        self.reads: list[str] = []
 
     def read_strategy(self, namespace: str, name: str) -> dict[str, Any]:
         return copy.deepcopy(self.stored)
+
+    def read_configmap(self, namespace: str, name: str) -> dict[str, Any] | None:
+        self.reads.append(name)
+        return copy.deepcopy(self.configmaps.get(name))
 
     def execute(self, ns: str, name: str, uid: str, rv: str, plan: Plan, now: Any, has_ack: bool) -> set[str]:
         self.executed.append((rv, plan))
@@ -99,3 +107,43 @@ def test_a_kill_lands_when_the_spec_cannot_be_read():
     [(rv, halt)] = ex.halts
     assert rv == "4" and halt.control is not None and halt.control.trading_state.value == "HALTED"
     assert ex.executed == [] and any("CannotDecide" in e for e in ex.events)
+
+
+def test_a_control_document_the_index_lacks_is_read_before_another_generation_is_written():
+    # A standby that has just taken over: the status records generation 1, the ConfigMap index
+    # has not caught up with the listing. Writing generation 2 of the same content would be a
+    # second HALTED write (and, on a real kill, a second acknowledgement round).
+    first = _strategy("5")
+    ex = Recorder(first)
+    reconcile(first, Runtime(ex), {i: {} for i in INDEXES})  # type: ignore[arg-type]
+    [(_, plan)] = ex.executed
+    assert plan.control is not None and plan.control.generation == 1
+    taken_over = _strategy("6")
+    taken_over["status"] = plan.status.to_dict()
+    assert taken_over["status"]["control"]["generation"] == 1
+    ex = Recorder(taken_over)
+    name = manifests.control_name("mean-revert")
+    ex.configmaps = {
+        name: manifests.configmap(name, "desk", "mean-revert", "u-1", "control", {CONTROL_KEY: plan.control.to_json()})
+    }
+    reconcile(taken_over, Runtime(ex), {i: {} for i in INDEXES})  # type: ignore[arg-type]
+    assert name in ex.reads
+    [(_, again)] = ex.executed
+    assert again.control is None, f"wrote generation {again.control and again.control.generation} again"
+
+
+def test_a_control_configmap_read_past_the_index_is_trusted_only_if_the_strategy_owns_it():
+    first = _strategy("5")
+    ex = Recorder(first)
+    reconcile(first, Runtime(ex), {i: {} for i in INDEXES})  # type: ignore[arg-type]
+    [(_, plan)] = ex.executed
+    assert plan.control is not None
+    later = _strategy("6")
+    later["status"] = plan.status.to_dict()
+    ex = Recorder(later)
+    name = manifests.control_name("mean-revert")
+    forged = manifests.configmap(name, "desk", "mean-revert", "someone-else", "control", {CONTROL_KEY: "{}"})
+    ex.configmaps = {name: forged}
+    reconcile(later, Runtime(ex), {i: {} for i in INDEXES})  # type: ignore[arg-type]
+    [(_, again)] = ex.executed
+    assert again.control is not None and again.control.generation == 2

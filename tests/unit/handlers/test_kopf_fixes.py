@@ -306,8 +306,8 @@ def test_a_stream_resumed_after_a_pause_is_waited_for_until_it_has_listed(monkey
         await wait_until(lambda: kopf_fixes.relisting("t-desk"))  # kopf's pause waiter wakes
         seen.append(kopf_fixes.relisting("t-desk"))
         waiter = asyncio.create_task(kopf_fixes.relisted("t-desk"))
-        await asyncio.sleep(0.05)
-        seen.append(waiter.done())  # paused: the index is as it was, and is waited for
+        finished, _ = await asyncio.wait({waiter}, timeout=0.5)
+        seen.append(bool(finished))  # paused: the index is as it was, and is waited for
         await peering.turn_to(False)  # the other replica's record lapses: resumed, listed again
         await asyncio.wait_for(waiter, timeout=10)
         seen.append(kopf_fixes.relisting("t-desk"))

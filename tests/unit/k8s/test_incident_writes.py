@@ -71,3 +71,42 @@ def test_a_deleted_incident_is_nothing_to_write():
             raise ApiException(status=404, reason="Not Found")
 
     assert executor(Gone({})).update_incident_status("ns", "i", lambda inc: {"phase": "Open"}) is None
+
+
+class Existing:
+    """An Incident that already exists: create is a 409; every status patch is recorded."""
+
+    def __init__(self, status: dict) -> None:
+        self.obj = {"metadata": {"name": "i", "resourceVersion": "3"}, "spec": {"summary": "s"}, "status": status}
+        self.patches: list[dict] = []
+
+    def create_namespaced_custom_object(self, *a):
+        raise ApiException(status=409, reason="AlreadyExists")
+
+    def get_namespaced_custom_object(self, *a):
+        return copy.deepcopy(self.obj)
+
+    def patch_namespaced_custom_object_status(self, group, version, ns, plural, name, body):
+        self.patches.append(body["status"])
+
+
+def _new_incident():
+    from stratops.lifecycle.types import NewIncident
+    from stratops.models.monitor import IncidentClass, Severity
+
+    return NewIncident("i", IncidentClass.config_drift, Severity.P1, "control drift", "none", "reverted")
+
+
+def test_an_incident_opened_before_is_never_reopened_or_restamped():
+    # Seen again by a replica whose index lagged (a takeover): a person had resolved it.
+    fake = Existing({"phase": "Resolved", "steps": {"detection": {"at": "2026-12-01T08:00:00Z", "by": "operator"}}})
+    assert executor(fake).create_incident("ns", "s", "u", _new_incident(), NOW) is False  # type: ignore[arg-type]
+    assert fake.patches == []
+
+
+def test_an_incident_created_but_never_stamped_gets_its_detection():
+    # The create landed and the process died before the status: the next pass finishes it.
+    fake = Existing({})
+    assert executor(fake).create_incident("ns", "s", "u", _new_incident(), NOW) is False  # type: ignore[arg-type]
+    [patch] = fake.patches
+    assert patch["phase"] == "Open" and patch["steps"]["detection"]["detail"] == "control drift"
