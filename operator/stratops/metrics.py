@@ -64,6 +64,12 @@ AUDIT_PENDING = Gauge(
     "Audit entries written to status but not yet to the trail (retried).",
 )
 
+KILL_WATCH_HALTS = Counter(
+    "stratops_kill_watch_halts_total",
+    "Kills carried out by the kill watch because no reconcile took them up in time (0 normally).",
+    ["namespace", "strategy"],
+)
+
 
 def serve(port: int, address: str = "0.0.0.0") -> None:
     """Expose /metrics on PORT (0 disables)."""

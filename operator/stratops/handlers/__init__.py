@@ -35,4 +35,10 @@ def run(namespaces: list[str], clusterwide: bool, liveness: str | None, verbose:
     registry = kopf.OperatorRegistry()
     register(registry)
     kopf.configure(verbose=verbose, log_prefix=True)  # every object's log line says which object: [ns/name]
-    kopf.run(clusterwide=clusterwide, namespaces=namespaces, liveness_endpoint=liveness, registry=registry)
+    kopf.run(
+        clusterwide=clusterwide,
+        namespaces=namespaces,
+        liveness_endpoint=liveness,
+        registry=registry,
+        memo=kopf.Memo(scope=(list(namespaces), clusterwide)),  # the kill watch serves the same
+    )

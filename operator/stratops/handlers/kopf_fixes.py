@@ -422,6 +422,24 @@ def _apply_keepalive_record() -> bool:
     return True
 
 
+def may_act(now: float, standalone: bool) -> bool:
+    """Whether this replica may act now, for what acts outside kopf (the kill watch; read from
+    its thread): not paused by peering (nor fenced: the fence is one of the pause reasons), and
+    its record not about to lapse. With peering, never before kopf's pause toggle is known: a
+    starting replica is paused until it has seen its peers."""
+    paused = _readiness["paused"]
+    if paused is None:
+        return standalone
+    if paused.is_on():
+        return False
+    lifetime = _keepalive["lifetime"]
+    if lifetime is None:
+        return standalone
+    return not fenced(
+        now, _keepalive["touched"], _keepalive["renewed_since"], lifetime, _keepalive["fenced_at"] is not None
+    )
+
+
 async def fence(interval: float = 0.5) -> None:
     """For ever: pause this replica (a toggle among kopf's pause reasons) while fenced()."""
     toggle = None

@@ -71,6 +71,31 @@ async def fence_when_the_peering_record_may_lapse(settings: kopf.OperatorSetting
         asyncio.get_running_loop().create_task(kopf_fixes.fence(), name="stratops: peering fence")
 
 
+def start_kill_watch(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    """A kill lands while kopf's handlers act on nothing: a watch of the Strategies in threads
+    of its own carries out a kill no reconcile takes up within STRATOPS_KILL_WATCH_GRACE_SECONDS
+    (stratops.k8s.killwatch; 0 turns it off)."""
+    from stratops.k8s.killwatch import KillWatch, exact, serves
+    from stratops.lifecycle.killwatch import DEFAULT_GRACE_SECONDS
+
+    grace = float(os.environ.get("STRATOPS_KILL_WATCH_GRACE_SECONDS", str(DEFAULT_GRACE_SECONDS)))
+    if grace <= 0:
+        log.warning("STRATOPS_KILL_WATCH_GRACE_SECONDS=0: the kill watch is off; a kill waits for kopf's reconcile")
+        return
+    if "scope" not in memo:
+        log.warning("the kill watch is off: started without stratops.handlers.run, its namespaces are unknown")
+        return
+    namespaces, clusterwide = memo["scope"]
+    standalone = bool(settings.peering.standalone)
+    memo.kill_watch = KillWatch(
+        memo.runtime.executor,
+        None if clusterwide else exact(namespaces),
+        (lambda ns: True) if clusterwide else serves(namespaces),
+        lambda: kopf_fixes.may_act(time.time(), standalone),
+        grace,
+    ).start()
+
+
 async def retry_audit_writes(memo: kopf.Memo, **_: Any) -> None:
     """Audit entries whose write failed are retried every few seconds, off the kill path."""
 
@@ -193,6 +218,7 @@ def register(registry: kopf.OperatorRegistry) -> None:
         startup,
         watch_held_handlers,
         fence_when_the_peering_record_may_lapse,
+        start_kill_watch,
         retry_audit_writes,
         dump_on_sigusr1,
     ):

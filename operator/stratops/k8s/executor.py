@@ -86,6 +86,21 @@ class Executor:
         body: dict[str, Any] = self.api.sanitize_for_serialization(out)
         return body
 
+    def deployment_replicas(self, namespace: str, name: str) -> int | None:
+        """The replicas the strategy's Deployment asks for (None: it has none)."""
+        try:
+            dep = self._apps.read_namespaced_deployment(name, namespace)
+        except ApiException as e:
+            if e.status == 404:
+                return None
+            raise
+        return int(dep.spec.replicas or 0)
+
+    def live_pods(self, namespace: str, strategy: str) -> int:
+        """The strategy's pods not being deleted."""
+        pods = self._core.list_namespaced_pod(namespace, label_selector=f"{manifests.LABEL_STRATEGY}={strategy}")
+        return sum(1 for p in pods.items if p.metadata.deletion_timestamp is None)
+
     def secret_labels(self, namespace: str, name: str) -> dict[str, str] | None:
         """A Secret's labels (None: no such Secret; False: the operator may not read it), read
         as metadata only: its data never reaches this process."""

@@ -395,3 +395,31 @@ def test_a_paused_replica_is_not_held(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(kopf_fixes._readiness, "paused", None)
     assert kopf_fixes.held_for(1000.0) == (0.0, ["configmaps.v1@t-desk"])  # starts counting
     assert kopf_fixes.held_for(1100.0)[0] == 100.0
+
+
+def test_what_acts_outside_kopf_acts_only_on_the_replica_that_may(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The kill watch asks kopf_fixes.may_act: never on a paused (standby, fenced) replica, nor on
+    one whose record is about to lapse, nor with peering before kopf's pause state is known."""
+
+    async def paused_by_peering(on: bool) -> tuple[aiotoggles.ToggleSet, aiotoggles.Toggle]:
+        paused = aiotoggles.ToggleSet(any)
+        return paused, await paused.make_toggle(on, name="peering")
+
+    monkeypatch.setitem(kopf_fixes._readiness, "paused", None)
+    monkeypatch.setattr(
+        kopf_fixes, "_keepalive", {"touched": None, "lifetime": None, "fenced_at": None, "renewed_since": None}
+    )
+    assert kopf_fixes.may_act(1000.0, standalone=True)
+    assert not kopf_fixes.may_act(1000.0, standalone=False)  # starting: kopf keeps it paused until it has seen peers
+
+    paused, toggle = asyncio.run(paused_by_peering(True))
+    monkeypatch.setitem(kopf_fixes._readiness, "paused", paused)
+    kopf_fixes._keepalive.update(touched=999.0, lifetime=10.0)
+    assert not kopf_fixes.may_act(1000.0, standalone=False)  # the standby
+    asyncio.run(toggle.turn_to(False))
+    assert kopf_fixes.may_act(1000.0, standalone=False)  # the leader, its record fresh
+    assert not kopf_fixes.may_act(1008.5, standalone=False)  # record about to lapse: a peer may take over
+    kopf_fixes._keepalive.update(fenced_at=1008.5, touched=1009.0, renewed_since=1009.0)
+    assert not kopf_fixes.may_act(1012.0, standalone=False)  # renewed, but not for a whole lifetime yet
+    kopf_fixes._keepalive.update(touched=1020.0)
+    assert kopf_fixes.may_act(1020.5, standalone=False)

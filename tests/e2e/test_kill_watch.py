@@ -1,0 +1,97 @@
+"""The kill watch on the local cluster (stratops.k8s.killwatch): a trader's kill lands, HALTED,
+scaled to 0, latched, completed and on the audit chain, while no reconcile takes it up. The
+namespace is one the session operator does not serve, so kopf acts on nothing there: the watch
+alone carries the kill out, as it does next to a kopf whose handlers are stuck."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from kubernetes import client
+from typer.testing import CliRunner
+
+from chart import render
+from lifecycle_helpers import NAME, Desk, strategy_doc
+from stratops.cli.main import app
+from stratops.k8s.executor import Executor
+from stratops.k8s.killwatch import KillWatch, serves
+from stratops.lifecycle import manifests
+from stratops.lifecycle.killwatch import overdue
+from stratops.models.strategy import StrategySpec
+from stratops.testing.wait import wait_for
+
+pytestmark = pytest.mark.e2e
+GRACE = 2.0
+
+
+def _cli(args: list[str], kubeconfig: object) -> tuple[int, str]:
+    res = CliRunner().invoke(app, args, env={"KUBECONFIG": str(kubeconfig), "COLUMNS": "200"})
+    return res.exit_code, res.output
+
+
+def _trader(cluster, kube, namespace: str, tmp_path) -> object:
+    """tina, with the chart's trader Role in NAMESPACE, as rendered."""
+    docs = render(namespace=namespace, values={"rbac": {"userRoles": {"traders": [{"name": "tina"}]}}}, tmp=tmp_path)
+    rbac = client.RbacAuthorizationV1Api(kube)
+    for d in docs:
+        if d["kind"] == "Role" and d["metadata"]["name"].endswith("-trader"):
+            rbac.create_namespaced_role(namespace, d)
+        elif d["kind"] == "RoleBinding" and d["metadata"]["name"].endswith("-trader"):
+            rbac.create_namespaced_role_binding(namespace, d)
+    return cluster.user_kubeconfig("tina")
+
+
+def test_a_kill_lands_while_no_reconcile_takes_it_up(cluster, kube, own_namespace, tmp_path):
+    ns = own_namespace
+    desk = Desk(kube, ns)
+    tina = _trader(cluster, kube, ns, tmp_path)
+    created = desk.create("strategies", strategy_doc())
+    # What the operator had made before its handlers stalled: the Deployment, its pod running.
+    spec = StrategySpec.model_validate(created["spec"])
+    desk.apps.create_namespaced_deployment(
+        ns, manifests.deployment(NAME, ns, created["metadata"]["uid"], spec, "1.4.2", 1)
+    )
+    wait_for(
+        lambda: [
+            p
+            for p in desk.core.list_namespaced_pod(ns, label_selector=f"{manifests.LABEL_STRATEGY}={NAME}").items
+            if p.status.phase == "Running"
+        ],
+        timeout=60,
+        what="the strategy's pod running",
+    )
+
+    acting = threading.Event()  # a standby first: it sees the kill and must not act
+    watch = KillWatch(Executor(cluster.api_client()), [ns], serves([ns]), acting.is_set, GRACE, tick=0.2).start()
+    try:
+        code, out = _cli(["kill", NAME, "-n", ns, "--reason", "runaway orders", "--no-wait"], tina)
+        assert code == 0, out
+        wait_for(lambda: watch.waiting, timeout=30, what="the kill seen by the watch")
+        seen_at = next(iter(watch.waiting.values())).seen_at
+        wait_for(lambda: watch.waiting and overdue(watch.waiting, time.monotonic(), GRACE), timeout=30, what="overdue")
+        passes = watch.passes
+        wait_for(lambda: watch.passes > passes + 3, timeout=30, what="passes of the watch over the overdue kill")
+        assert time.monotonic() - seen_at > GRACE
+        assert not (desk.status().get("killSwitch") or {}).get("latched"), "a standby carried out the kill"
+        assert watch.halted == []
+
+        acting.set()  # the replica that may act
+        st = desk.wait_status(
+            lambda s: (s.get("killSwitch") or {}).get("completedAt"), "the kill completed by the watch", timeout=60
+        )
+        ks = st["killSwitch"]
+        assert ks["latched"] and ks["by"] == "tina" and ks["reason"] == "runaway orders"
+        assert st["tradingState"] == "HALTED" and st["handledCommands"]["kill"]
+        assert watch.halted == [(ns, NAME)]
+        doc = desk.control()
+        assert doc is not None
+        assert doc["tradingState"] == "HALTED" and doc["limits"]["maxPosition"] == 0
+        assert doc["generation"] == ks["haltGeneration"]
+        assert desk.deployment().spec.replicas == 0
+        assert [e for e in desk.events("KillSwitch") if "kill watch" in e.message]
+        code, out = _cli(["audit", "verify", "-n", ns], cluster.kubeconfig)
+        assert code == 0 and f"VERIFIED {ns}/Strategy/{NAME}: 1 entries" in out, out
+    finally:
+        watch.stop()
