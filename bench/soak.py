@@ -225,6 +225,10 @@ class Soak:
                     spec={k: (spec.get("riskLimits") or {}).get(k) for k in LIMITS},
                     throttled=bool((st.get("throttle") or {}).get("active")),
                     completed=bool((st.get("killSwitch") or {}).get("completedAt")),
+                    stopped=_ts(ks["completedAt"] or ks["at"])
+                    if (ks := st.get("killSwitch") or {}).get("latched") and (ks.get("completedAt") or ks.get("at"))
+                    else None,
+                    reconciled=_ts(r["at"]) if (r := st.get("lastReconciliation") or {}).get("at") else None,
                     message=str(st.get("message") or "")[:300],
                 )
 
@@ -239,22 +243,27 @@ class Soak:
             self._do("throttle", [name], by="alice", reason=f"soak throttle {step.pick}")
         elif step.f == "resume":
             self.resume(step)
+        elif step.f == "resume-unreconciled":
+            self.resume(step, reconcile=False)
 
-    def _do(self, kind: str, names: list[str], **value: Any) -> bool:
+    def _do(self, kind: str, names: list[str], as_: str | None = None, **value: Any) -> bool:
+        """Give command KIND to NAMES, recorded as AS_ (default: KIND)."""
         one = names[0] if len(names) == 1 else None
-        self.rec("driver", "invoke", kind, one, strategies=names, **value)
+        f = as_ or kind
+        self.rec("driver", "invoke", f, one, strategies=names, **value)
         try:
             for n in names:
                 self.command(n, kind, **value)
         except Exception as e:  # an API server restarting refuses it: the desk would say so, and retry
-            self.rec("driver", "fail", kind, one, strategies=names, error=str(e)[:200])
+            self.rec("driver", "fail", f, one, strategies=names, error=str(e)[:200])
             return False
-        self.rec("driver", "ok", kind, one, strategies=names, **value)
+        self.rec("driver", "ok", f, one, strategies=names, **value)
         return True
 
-    def resume(self, step: generator.Step) -> None:
+    def resume(self, step: generator.Step, reconcile: bool = True) -> None:
         """Resume one stopped (its kill-switch completed) or throttled strategy, after its
-        reconciliation, as a desk must."""
+        reconciliation, as a desk must; without RECONCILE, a desk cutting that corner (its
+        incidents resolved, no new reconciliation): the operator must refuse it."""
 
         def halted(ks: dict[str, Any]) -> bool:
             return bool(ks.get("latched") and ks.get("completedAt"))
@@ -268,6 +277,9 @@ class Soak:
             return
         name = stopped[step.pick % len(stopped)]
         if not self.resolve_incidents(name):
+            return
+        if not reconcile:
+            self._do("resume", [name], as_="resume-unreconciled", by="bob", reason=f"soak corner cut {step.pick}")
             return
         asked = datetime.now(UTC)
         if not self._do("reconciliation", [name], by="ops", result="Matched", evidence="broker statement vs fills"):

@@ -50,6 +50,8 @@ def test_a_kill_lands_while_no_reconcile_takes_it_up(cluster, kube, own_namespac
     created = desk.create("strategies", strategy_doc())
     # What the operator had made before its handlers stalled: the Deployment, its pod running.
     spec = StrategySpec.model_validate(created["spec"])
+    operator = Executor(cluster.api_client())  # the operator's writes (an administrator runs it)
+    operator.ensure_identity(ns, NAME, created["metadata"]["uid"])
     desk.apps.create_namespaced_deployment(
         ns, manifests.deployment(NAME, ns, created["metadata"]["uid"], spec, "1.4.2", 1)
     )
@@ -64,7 +66,7 @@ def test_a_kill_lands_while_no_reconcile_takes_it_up(cluster, kube, own_namespac
     )
 
     acting = threading.Event()  # a standby first: it sees the kill and must not act
-    watch = KillWatch(Executor(cluster.api_client()), [ns], serves([ns]), acting.is_set, GRACE, tick=0.2).start()
+    watch = KillWatch(operator, [ns], serves([ns]), acting.is_set, GRACE, tick=0.2).start()
     try:
         code, out = _cli(["kill", NAME, "-n", ns, "--reason", "runaway orders", "--no-wait"], tina)
         assert code == 0, out

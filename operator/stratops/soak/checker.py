@@ -3,12 +3,14 @@ after the run. Each violation names the invariant, says what was seen, and carri
 around the moment it happened.
 
 What the records carry (bench/soak.py writes them):
-- driver: kill / throttle / reconciliation / resume, `invoke` then `ok` (written) or `fail`;
-  a kill by selector names its strategies in value["strategies"].
+- driver: kill / throttle / reconciliation / resume / resume-unreconciled (a desk cutting a
+  corner: a resume without a new reconciliation, which the operator must refuse), `invoke`
+  then `ok` (written) or `fail`; a kill by selector names its strategies in value["strategies"].
 - nemesis: each fault `invoke` at its start and `ok` at its end, with the same value["id"].
 - observer: `observe` samples of each strategy: latched (the kill-switch), halted (its control
   document says HALTED), replicas (the Deployment's), pods (running, not terminating),
-  effective and spec (the limits, by name).
+  effective and spec (the limits, by name), stopped (the kill-switch's completion, or its latch)
+  and reconciled (the last reconciliation), as epoch seconds or None.
 - apiserver: `write` by a replica (value: user, verb, resource, name), from the audit log.
 - replica: its peering transitions, `acting`, `paused`, `killed`, `started` (value: replica).
 - final: `events` (value["KillSwitch"]: count per strategy) and `audit` (value["chains"]: per
@@ -28,6 +30,8 @@ EPSILON = 1e-9
 #: A switch of the writing replica is explained by a peering transition this close to it: the
 #: audit log is written in batches of up to a second, and the logs are stamped to the ms.
 SWITCH_TOLERANCE = 2.0
+#: Timestamps in status are written to the microsecond and read back as floats.
+RECONCILED_TOLERANCE = 1e-3
 
 
 @dataclass(frozen=True)
@@ -249,6 +253,32 @@ def one_action_each(history: list[Record]) -> tuple[list[Violation], int]:
     return out, checked
 
 
+def resume_preconditions(history: list[Record]) -> tuple[list[Violation], int]:
+    """A latch is released only after a reconciliation recorded later than the stop (the
+    kill-switch's completion, or its latch): what the operator's resume requires, whatever the
+    desk asked (the driver also tries resumes that skip it). From the observer's samples: the
+    stop as the last latched sample shows it, the reconciliation as the first released one does."""
+    out, checked = [], 0
+    for s, samples in _observations(history).items():
+        for prev, cur in pairwise(samples):
+            if not (prev.value.get("latched") and not cur.value.get("latched")):
+                continue
+            stopped, reconciled = prev.value.get("stopped"), cur.value.get("reconciled")
+            if stopped is None and "stopped" not in prev.value:
+                continue  # a history without these fields (an older soak): nothing to check
+            checked += 1
+            if stopped is None or reconciled is None or float(reconciled) <= float(stopped) - RECONCILED_TOLERANCE:
+                out.append(
+                    Violation(
+                        "resume-preconditions",
+                        cur.t,
+                        f"latch released with the last reconciliation at {reconciled} and the stop at {stopped}",
+                        s,
+                    )
+                )
+    return out, checked
+
+
 def audit_verifies(history: list[Record]) -> tuple[list[Violation], int]:
     final = next((r for r in history if r.process == "final" and r.f == "audit"), None)
     if final is None:
@@ -298,6 +328,7 @@ def check(records: list[Record], bounds: Bounds | None = None) -> Report:
         "limits-within-spec": limits_within_spec(history),
         "limits-rise-only-on-resume": limits_rise_only_on_resume(history),
         "one-action-each": one_action_each(history),
+        "resume-preconditions": resume_preconditions(history),
         "audit-verifies": audit_verifies(history),
         "one-actor": one_actor(history),
     }

@@ -7,8 +7,9 @@ import random
 from dataclasses import dataclass
 
 #: What a desk does. "kill-all" is a kill by selector (every strategy); "resume" resumes a
-#: latched strategy (after its reconciliation, as a desk must).
-OPERATIONS = ("kill", "kill-all", "throttle", "resume", "resume")
+#: latched strategy (after its reconciliation, as a desk must); "resume-unreconciled" tries to
+#: without a new one (the operator must refuse it).
+OPERATIONS = ("kill", "kill-all", "throttle", "resume", "resume", "resume-unreconciled")
 #: What the nemesis does. "hang" stops a strategy's processes acknowledging for a while.
 FAULTS = ("sigkill-leader", "sigkill-both", "apiserver-restart", "hang")
 

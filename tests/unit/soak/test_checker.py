@@ -177,3 +177,37 @@ def test_a_seed_gives_one_schedule_with_faults_apart(seed: int, seconds: float) 
     faults = [s for s in steps if s.process == "nemesis"]
     assert all(a.at + a.duration <= b.at for a, b in pairwise(faults))
     assert {s.f for s in steps if s.process == "driver"} <= set(generator.OPERATIONS)
+
+
+def _with(r: Record, **value: object) -> Record:
+    return Record(r.t, r.process, r.type, r.f, r.strategy, {**r.value, **value})
+
+
+def test_a_latch_released_without_a_reconciliation_after_the_stop() -> None:
+    halted = dict(latched=True, halted=True, replicas=0, pods=0)
+    stop = 11.0
+    ok = [
+        *kill_and_land(),
+        _with(observe(15, **halted), stopped=stop, reconciled=None),
+        command(16, "reconciliation"),
+        command(17, "resume"),
+        _with(observe(18), stopped=None, reconciled=16.2),
+        *final({"s0": 1}),
+    ]
+    report = checker.check(ok)
+    assert report.violations == [] and report.checked["resume-preconditions"] == 1
+    stale = [*ok[:6], _with(observe(18), stopped=None, reconciled=5.0), *final({"s0": 1})]  # from before the kill
+    assert names(checker.check(stale)) == ["resume-preconditions"]
+    never = [*ok[:6], _with(observe(18), stopped=None, reconciled=None), *final({"s0": 1})]
+    assert names(checker.check(never)) == ["resume-preconditions"]
+
+
+def test_a_refused_corner_cutting_resume_is_no_lost_command() -> None:
+    halted = dict(latched=True, halted=True, replicas=0, pods=0)
+    h = [
+        *kill_and_land(),
+        command(20, "resume-unreconciled"),
+        _with(observe(60, **halted), stopped=11.0, reconciled=None),
+        *final({"s0": 1}),
+    ]
+    assert checker.check(h).violations == []
