@@ -213,17 +213,26 @@ class Executor:
         self.identities.add(uid)
         return True
 
-    def write_control(self, namespace: str, strategy: str, uid: str, doc: Any) -> None:
-        """DOC (a ControlDocument) into the strategy's control ConfigMap, remembered once written."""
+    def write_control(
+        self, namespace: str, strategy: str, uid: str, doc: Any, resource_version: str | None = None
+    ) -> None:
+        """DOC (a ControlDocument) into the strategy's control ConfigMap, remembered once written.
+        With RESOURCE_VERSION ("" for: there was none), only over the ConfigMap as read then (a
+        409 otherwise: someone wrote it since)."""
         body = manifests.configmap(
             manifests.control_name(strategy), namespace, strategy, uid, "control", {CONTROL_KEY: doc.to_json()}
         )
-        try:
-            self._core.replace_namespaced_config_map(body["metadata"]["name"], namespace, body)
-        except ApiException as e:
-            if e.status != 404:
-                raise
+        if resource_version == "":
             self._core.create_namespaced_config_map(namespace, body)
+        else:
+            if resource_version is not None:
+                body["metadata"]["resourceVersion"] = resource_version
+            try:
+                self._core.replace_namespaced_config_map(body["metadata"]["name"], namespace, body)
+            except ApiException as e:
+                if e.status != 404 or resource_version is not None:
+                    raise
+                self._core.create_namespaced_config_map(namespace, body)
         self.written_control[(namespace, strategy)] = doc
         log.info("control document %s/%s generation %s written: %s", namespace, strategy, doc.generation, doc.to_json())
 
@@ -431,22 +440,29 @@ class Executor:
         if halt.control is not None:
             self.write_control(namespace, name, uid, halt.control)
         if halt.scale_to_zero:
-            try:
-                dep = self.api.sanitize_for_serialization(self._apps.read_namespaced_deployment(name, namespace))
-            except ApiException as e:
-                if e.status != 404:
-                    raise
-                dep = None
-            if dep is not None and (dep.get("spec") or {}).get("replicas"):
-                dep["spec"]["replicas"] = 0
-                # The new fingerprint goes with it: the full decision must not take this for drift.
-                dep["metadata"].setdefault("annotations", {})[manifests.ANNOTATION_DESIRED] = manifests.fingerprint(dep)
-                self._apps.replace_namespaced_deployment(name, namespace, dep)
+            self.scale_to_zero(namespace, name)
+        self.write_halt_status(namespace, name, resource_version, halt.status)
+
+    def scale_to_zero(self, namespace: str, name: str) -> None:
+        """The strategy's Deployment at 0 replicas, its fingerprint with it (not drift)."""
+        try:
+            dep = self.api.sanitize_for_serialization(self._apps.read_namespaced_deployment(name, namespace))
+        except ApiException as e:
+            if e.status != 404:
+                raise
+            dep = None
+        if dep is not None and (dep.get("spec") or {}).get("replicas"):
+            dep["spec"]["replicas"] = 0
+            # The new fingerprint goes with it: the full decision must not take this for drift.
+            dep["metadata"].setdefault("annotations", {})[manifests.ANNOTATION_DESIRED] = manifests.fingerprint(dep)
+            self._apps.replace_namespaced_deployment(name, namespace, dep)
+
+    def write_halt_status(self, namespace: str, name: str, resource_version: str, status: dict[str, Any]) -> None:
         body = {
             "apiVersion": API_VERSION,
             "kind": "Strategy",
             "metadata": {"name": name, "resourceVersion": resource_version},
-            "status": halt.status,
+            "status": status,
         }
         self._custom.replace_namespaced_custom_object_status(GROUP, VERSION, namespace, "strategies", name, body)
 

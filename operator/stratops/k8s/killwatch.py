@@ -55,6 +55,11 @@ def exact(patterns: list[str]) -> list[str] | None:
     return sorted(set(patterns))
 
 
+def _version(obj: dict[str, Any] | None) -> str:
+    """The resourceVersion to write over ("": there was no object, create it)."""
+    return str(((obj or {}).get("metadata") or {}).get("resourceVersion") or "")
+
+
 class KillWatch:
     def __init__(
         self,
@@ -193,7 +198,13 @@ class KillWatch:
         event = Event("Warning", "KillSwitch", f"kill-switch engaged by {cmd.by}: {cmd.reason} ({why})")
         lines, head = link(Head.of(status.get("audit")), strategy_entries(name, [event], halt.status, now))
         halt.status["audit"] = {**head.to_dict(), "pending": lines}
-        ex.execute_halt(ns, name, uid, meta["resourceVersion"], halt, now)
+        # Each write only over the object as read: a reconcile that acted meanwhile (kopf not
+        # stuck after all) makes it a 409, and the next pass finds the kill taken up. HALTED first.
+        if halt.control is not None:
+            ex.write_control(ns, name, uid, halt.control, resource_version=_version(live))
+        if halt.scale_to_zero:
+            ex.scale_to_zero(ns, name)
+        ex.write_halt_status(ns, name, meta["resourceVersion"], halt.status)
         with self._lock:
             self.waiting.pop(key, None)
             self.halted.append(key)
