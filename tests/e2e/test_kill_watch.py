@@ -43,7 +43,9 @@ def _trader(cluster, kube, namespace: str, tmp_path) -> object:
     return cluster.user_kubeconfig("tina")
 
 
-def test_a_kill_lands_while_no_reconcile_takes_it_up(cluster, kube, own_namespace, tmp_path):
+def test_a_kill_lands_while_no_reconcile_takes_it_up(cluster, kube, crds, operator, own_namespace, tmp_path):
+    # `operator`: the admission stack as a desk has it (the kill's `by` is checked); it serves
+    # t-*, not this namespace.
     ns = own_namespace
     desk = Desk(kube, ns)
     tina = _trader(cluster, kube, ns, tmp_path)
