@@ -82,6 +82,7 @@ class Soak:
         self.replicas: dict[str, Any] = {}
         self.generation: Counter[str] = Counter()
         self.logs: list[tuple[str, Path]] = []
+        self.kill_watch_halts = 0  # read from the replicas' logs at the end
         self.hung: set[str] = set()
         self.agents: dict[str, StrategyControl] = {}
 
@@ -208,6 +209,7 @@ class Soak:
                 state = json.loads(cm.data["control.json"]).get("tradingState") if cm and cm.data else None
                 dep = deps.get(name)
                 eff = st.get("effectiveLimits") or {}
+                ks = st.get("killSwitch") or {}
                 self.rec(
                     "observer",
                     "info",
@@ -225,10 +227,10 @@ class Soak:
                     spec={k: (spec.get("riskLimits") or {}).get(k) for k in LIMITS},
                     throttled=bool((st.get("throttle") or {}).get("active")),
                     completed=bool((st.get("killSwitch") or {}).get("completedAt")),
-                    stopped=_ts(ks["completedAt"] or ks["at"])
-                    if (ks := st.get("killSwitch") or {}).get("latched") and (ks.get("completedAt") or ks.get("at"))
+                    stopped=_ts(stop)
+                    if ks.get("latched") and (stop := ks.get("completedAt") or ks.get("at"))
                     else None,
-                    reconciled=_ts(r["at"]) if (r := st.get("lastReconciliation") or {}).get("at") else None,
+                    reconciled=_ts(rec) if (rec := (st.get("lastReconciliation") or {}).get("at")) else None,
                     message=str(st.get("message") or "")[:300],
                 )
 
@@ -364,7 +366,7 @@ class Soak:
 
     def run(self) -> None:
         steps = generator.schedule(self.seed, self.seconds)
-        threads = [threading.Thread(target=t, daemon=True) for t in (self.play, self.observe)]
+        threads = [threading.Thread(target=t, name=t.__name__, daemon=True) for t in (self.play, self.observe)]
         for t in threads:
             t.start()
         began = time.time()
@@ -389,7 +391,12 @@ class Soak:
         quiet = checker.Bounds().kill + 5
         progress(f"schedule done; {quiet:.0f} s without commands or faults, for the last ones to land")
         time.sleep(quiet)  # an observation window, not a synchronisation: the checker judges it
+        # A thread of the soak's own that died (its traceback is on stderr) leaves a history
+        # that proves nothing: say so, not "violations".
+        dead = [t.name for t in threads if not t.is_alive()]
         self.stop.set()
+        if dead:
+            raise RuntimeError(f"the soak's own {', '.join(dead)} thread died (traceback above): no verdict")
         for t in threads:
             t.join(10)
         for a in self.agents.values():
@@ -439,6 +446,8 @@ class Soak:
                 )
         for identity, log in self.logs:
             for line in log.read_text(errors="replace").splitlines():
+                if "carried out by the kill watch" in line:
+                    self.kill_watch_halts += 1  # kopf did not take a kill up within the grace
                 for marker, f in (
                     ("Pausing operations", "paused"),
                     ("Resuming operations", "acting"),
@@ -510,6 +519,7 @@ def main(seconds: float, seed: int, strategies: int, out: Path | None = None) ->
         )
     opened = next((r.value.get("opened") for r in history if r.process == "final" and r.f == "incidents"), {}) or {}
     print(f"incidents opened: {sum(opened.values())} ({', '.join(f'{k} {v}' for k, v in sorted(opened.items()))})")
+    print(f"kills carried out by the kill watch (no reconcile took them up in time): {soak.kill_watch_halts}")
     print(f"violations: {len(report.violations)}")
     for v in report.violations:
         print(f"\n{v.invariant}: {v.strategy or '-'}: {v.message}")

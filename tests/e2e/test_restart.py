@@ -111,7 +111,9 @@ def test_operator_killed_mid_rollback_finishes_it_once(kube, crds, own_namespace
     assert len(desk.events("Rollback")) <= 1, [e.message for e in desk.events("Rollback")]
 
 
-def test_operator_killed_mid_promotion_finishes_it_once(kube, crds, own_namespace, operators):
+def test_operator_killed_mid_promotion_finishes_it_once(kube, crds, operator, own_namespace, operators):
+    # `operator`: the admission stack (it records the trading spec's author, which a promotion
+    # needs); it serves t-*, not this namespace. Alone, without it, this test could never pass.
     from cases import example
 
     desk = Desk(kube, own_namespace)

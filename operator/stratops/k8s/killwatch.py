@@ -36,6 +36,8 @@ from stratops.lifecycle.types import Event
 
 log = logging.getLogger("stratops.killwatch")
 Key = tuple[str, str]
+#: Each watch request's length: the server ends it then, and the next goes on from there.
+WATCH_SECONDS = 30
 
 
 def serves(patterns: list[str]) -> Callable[[str], bool]:
@@ -133,11 +135,23 @@ class KillWatch:
                     for key in [k for k in self.waiting if (ns is None or k[0] == ns) and k not in present]:
                         self.waiting.pop(key)
                 rv = listing["metadata"].get("resourceVersion")
-                for ev in watch.Watch().stream(self._list, ns, resource_version=rv, timeout_seconds=300):
-                    if self._stop.is_set():
-                        return
-                    if ev["type"] in ("ADDED", "MODIFIED", "DELETED"):
-                        self._observe(ev["object"], deleted=ev["type"] == "DELETED")
+                while not self._stop.is_set():  # watched on from where the last stream ended
+                    w = watch.Watch()
+                    for ev in w.stream(
+                        self._list,
+                        ns,
+                        resource_version=rv,
+                        allow_watch_bookmarks=True,
+                        timeout_seconds=WATCH_SECONDS,
+                        # Past the server's own end of the stream: a connection gone silent
+                        # (half-open) fails here instead of hiding kills for good.
+                        _request_timeout=(10, WATCH_SECONDS + 15),
+                    ):
+                        if self._stop.is_set():
+                            return
+                        if ev["type"] in ("ADDED", "MODIFIED", "DELETED"):
+                            self._observe(ev["object"], deleted=ev["type"] == "DELETED")
+                    rv = w.resource_version or rv
             except ApiException as e:
                 if e.status != 410:  # 410: the resourceVersion is too old; list again at once
                     log.warning("kill watch of %s: %s %s; listing again", ns or "the cluster", e.status, e.reason)
