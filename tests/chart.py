@@ -62,6 +62,19 @@ def kinds(docs: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     return by
 
 
+def grant_traders(kube, namespace: str, traders: list[str], tmp: Path) -> None:
+    """The chart's trader Role and its RoleBinding for TRADERS in NAMESPACE, applied as rendered."""
+    docs = render(
+        namespace=namespace, values={"rbac": {"userRoles": {"traders": [{"name": t} for t in traders]}}}, tmp=tmp
+    )
+    rbac = client.RbacAuthorizationV1Api(kube)
+    for d in docs:
+        if d["kind"] == "Role" and d["metadata"]["name"].endswith("-trader"):
+            rbac.create_namespaced_role(namespace, d)
+        elif d["kind"] == "RoleBinding" and d["metadata"]["name"].endswith("-trader"):
+            rbac.create_namespaced_role_binding(namespace, d)
+
+
 def sa_kubeconfig(cluster, kube, namespace: str, sa: str, path: Path) -> Path:
     """A kubeconfig that authenticates as the ServiceAccount (a bound token), like the pod would."""
     token = (

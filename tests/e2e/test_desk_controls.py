@@ -364,17 +364,9 @@ def test_exposure_reported_by_the_strategy_trips_the_kill_switch(desk, namespace
 
 def test_the_charts_trader_role_is_enough_for_a_desk_kill(desk, namespace, cluster, kube, tmp_path):
     """The chart's people roles, applied as rendered: a trader kills their desk by selector."""
-    from kubernetes import client
+    from chart import grant_traders
 
-    from chart import render
-
-    docs = render(namespace=namespace, values={"rbac": {"userRoles": {"traders": [{"name": "tina"}]}}}, tmp=tmp_path)
-    rbac = client.RbacAuthorizationV1Api(kube)
-    for d in docs:
-        if d["kind"] == "Role" and d["metadata"]["name"].endswith("-trader"):
-            rbac.create_namespaced_role(namespace, d)
-        elif d["kind"] == "RoleBinding" and d["metadata"]["name"].endswith("-trader"):
-            rbac.create_namespaced_role_binding(namespace, d)
+    grant_traders(kube, namespace, ["tina"], tmp_path)
     desk.create("strategies", _strategy("fx-a", desk="fx"))
     desk.wait_status(lambda s: s.get("phase") == "Running", "running", name="fx-a")
     tina = cluster.user_kubeconfig("tina")

@@ -9,10 +9,9 @@ import threading
 import time
 
 import pytest
-from kubernetes import client
 from typer.testing import CliRunner
 
-from chart import render
+from chart import grant_traders
 from lifecycle_helpers import NAME, Desk, strategy_doc
 from stratops.cli.main import app
 from stratops.k8s.executor import Executor
@@ -33,13 +32,7 @@ def _cli(args: list[str], kubeconfig: object) -> tuple[int, str]:
 
 def _trader(cluster, kube, namespace: str, tmp_path) -> object:
     """tina, with the chart's trader Role in NAMESPACE, as rendered."""
-    docs = render(namespace=namespace, values={"rbac": {"userRoles": {"traders": [{"name": "tina"}]}}}, tmp=tmp_path)
-    rbac = client.RbacAuthorizationV1Api(kube)
-    for d in docs:
-        if d["kind"] == "Role" and d["metadata"]["name"].endswith("-trader"):
-            rbac.create_namespaced_role(namespace, d)
-        elif d["kind"] == "RoleBinding" and d["metadata"]["name"].endswith("-trader"):
-            rbac.create_namespaced_role_binding(namespace, d)
+    grant_traders(kube, namespace, ["tina"], tmp_path)
     return cluster.user_kubeconfig("tina")
 
 
