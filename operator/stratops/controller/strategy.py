@@ -21,7 +21,6 @@ from stratops.lifecycle.commands import commands_from_annotations
 from stratops.lifecycle.control import read_acks, read_control
 from stratops.lifecycle.decide import decide
 from stratops.lifecycle.observe import (
-    configmap_view,
     owned_documents,
     read_gates,
 )
@@ -54,10 +53,9 @@ def observe(
         # The status records a control document the index lacks: the index may lag a listing (a
         # standby that has just taken over). Read it before deciding it is gone and writing
         # another generation; owned_documents still decides whether it is the operator's own.
-        live = rt.executor.read_configmap(ns, control_name)
+        live, _ = rt.executor.read_control_view(ns, name)
         if live is not None:
-            labels = (live.get("metadata") or {}).get("labels") or {}
-            views.append(configmap_view(live, labels.get(manifests.LABEL_COMPONENT, "")))
+            views.append(live)
     control_data, ack_data, foreign = owned_documents(name, meta["uid"], views)
     control, control_problem = read_control(control_data)
     acks, ack_problems = read_acks(ack_data)

@@ -21,6 +21,7 @@ from stratops import API_VERSION, GROUP, VERSION
 from stratops.lifecycle import manifests
 from stratops.lifecycle.control import CONTROL_KEY
 from stratops.lifecycle.decide import OPERATOR
+from stratops.lifecycle.observe import ConfigMapView, configmap_view
 from stratops.lifecycle.types import Plan
 from stratops.models.strategy import StrategyStatus
 
@@ -85,6 +86,17 @@ class Executor:
             raise
         body: dict[str, Any] = self.api.sanitize_for_serialization(out)
         return body
+
+    def read_control_view(self, namespace: str, strategy: str) -> tuple[ConfigMapView | None, str]:
+        """The strategy's control ConfigMap as read live (not from an index) and its
+        resourceVersion ("" when there is none, the precondition for a create). The caller still
+        decides, with owned_documents, whether it is the operator's own."""
+        live = self.read_configmap(namespace, manifests.control_name(strategy))
+        if live is None:
+            return None, ""
+        meta = live.get("metadata") or {}
+        view = configmap_view(live, (meta.get("labels") or {}).get(manifests.LABEL_COMPONENT, ""))
+        return view, str(meta.get("resourceVersion") or "")
 
     def deployment_replicas(self, namespace: str, name: str) -> int | None:
         """The replicas the strategy's Deployment asks for (None: it has none)."""

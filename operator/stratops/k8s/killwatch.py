@@ -27,11 +27,10 @@ from stratops import GROUP, VERSION
 from stratops import metrics as M
 from stratops.audit import Head, link, strategy_entries
 from stratops.k8s.executor import Executor
-from stratops.lifecycle import manifests
 from stratops.lifecycle.control import read_control
 from stratops.lifecycle.halt import when_undecidable
 from stratops.lifecycle.killwatch import WHY, Waiting, overdue, seen, waiting_kill
-from stratops.lifecycle.observe import configmap_view, owned_documents
+from stratops.lifecycle.observe import owned_documents
 from stratops.lifecycle.types import Event
 
 log = logging.getLogger("stratops.killwatch")
@@ -55,11 +54,6 @@ def exact(patterns: list[str]) -> list[str] | None:
     if any(p.startswith("!") or any(c in p for c in "*?[") for p in patterns):
         return None
     return sorted(set(patterns))
-
-
-def _version(obj: dict[str, Any] | None) -> str:
-    """The resourceVersion to write over ("": there was no object, create it)."""
-    return str(((obj or {}).get("metadata") or {}).get("resourceVersion") or "")
 
 
 class KillWatch:
@@ -190,12 +184,8 @@ class KillWatch:
             return False
         meta = fresh["metadata"]
         uid = meta["uid"]
-        live = ex.read_configmap(ns, manifests.control_name(name))
-        views = []
-        if live is not None:
-            labels = (live.get("metadata") or {}).get("labels") or {}
-            views.append(configmap_view(live, labels.get(manifests.LABEL_COMPONENT, "")))
-        control_data, _, _ = owned_documents(name, uid, views)
+        view, control_version = ex.read_control_view(ns, name)
+        control_data, _, _ = owned_documents(name, uid, [view] if view is not None else [])
         control, _ = read_control(dict(control_data) if control_data is not None else None)
         mine = ex.written_control.get(key)
         if mine is not None and (control is None or control.generation < mine.generation):
@@ -215,7 +205,7 @@ class KillWatch:
         # Each write only over the object as read: a reconcile that acted meanwhile (kopf not
         # stuck after all) makes it a 409, and the next pass finds the kill taken up. HALTED first.
         if halt.control is not None:
-            ex.write_control(ns, name, uid, halt.control, resource_version=_version(live))
+            ex.write_control(ns, name, uid, halt.control, resource_version=control_version)
         if halt.scale_to_zero:
             ex.scale_to_zero(ns, name)
         ex.write_halt_status(ns, name, meta["resourceVersion"], halt.status)

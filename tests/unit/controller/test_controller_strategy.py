@@ -10,6 +10,7 @@ from typing import Any
 
 from cases import example
 from stratops.controller.strategy import reconcile
+from stratops.k8s.executor import Executor
 from stratops.lifecycle import manifests
 from stratops.lifecycle.control import CONTROL_KEY
 from stratops.lifecycle.types import Plan
@@ -56,6 +57,9 @@ class Recorder:
     def read_configmap(self, namespace: str, name: str) -> dict[str, Any] | None:
         self.reads.append(name)
         return copy.deepcopy(self.configmaps.get(name))
+
+    # The real reader over the fake read: the view, the ownership data and the resourceVersion.
+    read_control_view = Executor.read_control_view
 
     def execute(self, ns: str, name: str, uid: str, rv: str, plan: Plan, now: Any, has_ack: bool) -> set[str]:
         self.executed.append((rv, plan))

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from kubernetes.client.exceptions import ApiException
 
+from stratops.k8s.executor import Executor
 from stratops.k8s.killwatch import KillWatch, exact, serves
 from stratops.lifecycle import manifests
 from stratops.lifecycle.commands import command_value
@@ -40,6 +41,9 @@ class Recorder:
 
     def read_configmap(self, ns: str, name: str) -> dict | None:
         return copy.deepcopy(self.control)
+
+    # The real reader over the fake read: the view, the ownership data and the resourceVersion.
+    read_control_view = Executor.read_control_view
 
     def deployment_replicas(self, ns: str, name: str) -> int:
         return self.replicas
