@@ -10,6 +10,8 @@ mod="$here/controlplane"
 key=$(cat "$mod/go.mod" "$mod/go.sum" "$mod/pause/main.go" | sha256sum | cut -c1-12)
 cache="${STRATOPS_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/stratops}"
 out="${1:-$cache/controlplane-$key}"
+# Two runs on one machine build one at a time: each would otherwise replace the other's result.
+mkdir -p "$(dirname "$out")" && exec 9>"$out.lock" && flock 9
 bins=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok kubelet pause)
 missing=0
 for b in "${bins[@]}"; do [ -x "$out/$b" ] || missing=1; done

@@ -11,6 +11,8 @@ version=v1.36.3
 key=$(cat "$mod/go.mod" "$mod/go.sum" | sha256sum | cut -c1-12)
 cache="${STRATOPS_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/stratops}"
 out="$cache/kubectl-$key"
+# Two runs on one machine build one at a time: each would otherwise replace the other's result.
+mkdir -p "$(dirname "$out")" && exec 9>"$out.lock" && flock 9
 if [ ! -x "$out/kubectl" ]; then
   command -v go >/dev/null || { echo "go is required to build kubectl" >&2; exit 1; }
   echo ">> building kubectl $version from k8s.io/kubernetes/cmd/kubectl (about three minutes on two cores)" >&2

@@ -12,6 +12,8 @@ mod="$here/monitoring"
 key=$(cat "$mod"/prometheus/go.mod "$mod"/prometheus/go.sum "$mod"/alertmanager/go.mod "$mod"/alertmanager/go.sum | sha256sum | cut -c1-12)
 cache="${STRATOPS_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/stratops}"
 out="${1:-$cache/monitoring-$key}"
+# Two runs on one machine build one at a time: each would otherwise replace the other's result.
+mkdir -p "$(dirname "$out")" && exec 9>"$out.lock" && flock 9
 bins=(prometheus promtool alertmanager)
 missing=0
 for b in "${bins[@]}"; do [ -x "$out/$b" ] || missing=1; done
