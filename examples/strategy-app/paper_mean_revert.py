@@ -150,6 +150,16 @@ class Basket:
     def cancel_all(self) -> int:
         return sum(leg.book.cancel_all() for leg in self.legs)
 
+    def book(self) -> dict[str, float]:
+        """Signed position by instrument: what a warm handover carries to the next version."""
+        return {leg.instrument: leg.book.position for leg in self.legs}
+
+    def take_book(self, book: dict[str, float]) -> None:
+        """Start from BOOK (handed over by the version this one replaces), marked at the mid."""
+        for leg in self.legs:
+            leg.book.position = book.get(leg.instrument, 0.0)
+            leg.book.cash = -leg.book.position * leg.price
+
     def step(self) -> None:
         self.control.poll()
         for leg in self.rng.sample(self.legs, len(self.legs)):
@@ -253,13 +263,13 @@ class IgnoresHalted:
     """A control source that never shows HALTED: the hung process of a drill (it goes on with
     the last document it applied, and never acknowledges the halt)."""
 
-    def __init__(self, source) -> None:  # type: ignore[no-untyped-def]
-        self.source, self.last = source, None
+    def __init__(self, source, version: str | None = None) -> None:  # type: ignore[no-untyped-def]
+        self.source, self.last, self.version = source, None, version
         self.changed = getattr(source, "changed", None)
 
     def read(self):  # type: ignore[no-untyped-def]
         doc = self.source.read()
-        if doc is not None and doc.trading_state != TradingState.HALTED:
+        if doc is not None and doc.for_version(self.version).trading_state != TradingState.HALTED:
             self.last = doc
         return self.last
 
@@ -288,6 +298,8 @@ def main(argv: list[str] | None = None) -> int:
     holdings: list[Basket] = []  # the control's position callbacks read the basket made below
     position = lambda: holdings[0].position if holdings else 0.0  # noqa: E731
     working = lambda: holdings[0].working if holdings else 0  # noqa: E731
+    book = lambda: holdings[0].book() if holdings else {}  # noqa: E731
+    take_book = lambda b: holdings[0].take_book(b) if holdings else None  # noqa: E731
     if not in_pod:
         control = StrategyControl(
             args.pod,
@@ -295,11 +307,16 @@ def main(argv: list[str] | None = None) -> int:
             ApiAcknowledger(args.namespace, args.strategy),
             position=position,
             open_orders=working,
+            version=version or None,
+            book=book,
+            take_book=take_book,
         )
     else:
-        control = StrategyControl.from_environment(position=position, open_orders=working)
+        control = StrategyControl.from_environment(
+            position=position, open_orders=working, book=book, take_book=take_book
+        )
     if os.environ.get("EXAMPLE_IGNORE_HALTED") == "1":
-        control.source = IgnoresHalted(control.source)
+        control.source = IgnoresHalted(control.source, control.version)
     basket = Basket(control)
     holdings.append(basket)
     control.on_change(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import datetime
+from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
@@ -77,25 +78,43 @@ class ControlDocument(_Wire):
     reason: str = ""
     issued_at: datetime | None = None
     controls: PreTradeControls | None = None  # absent: only limits are enforced (documents before RTS 6 Art. 15)
-    # A handover: the position this version takes over, as the version it replaces reported it
-    # in its HALTED acknowledgement. The process starts from it; its first acknowledgement
-    # confirms it (a mismatch is a position-mismatch P0). Absent: no handover.
-    starting_position: float | None = Field(default=None, allow_inf_nan=False)
+    # A warm handover (stratops.lifecycle.handover) runs two versions' pods side by side on one
+    # document: VERSION names the version the trading state is for; every pod of another version
+    # applies OTHERS instead (STANDBY or HALTED, never a state that trades), so at most one
+    # version may send orders, whatever each pod reads and when. Absent: every pod applies the
+    # trading state (no handover).
+    version: str | None = Field(default=None, min_length=1, max_length=128)
+    others: Literal[TradingState.STANDBY, TradingState.HALTED] | None = None
+    # The book VERSION takes over (signed quantity by instrument), as the version it replaces
+    # reported it in its HALTED acknowledgement. The process starts from it; its first
+    # acknowledgement confirms it (a mismatch is a position-mismatch P0). Absent: no handover.
+    starting_book: dict[str, Annotated[float, Field(allow_inf_nan=False)]] | None = Field(default=None, max_length=200)
 
     def content_hash(self) -> str:
         """SHA-256 of what the strategy must apply (generation and time excluded). A document
-        without controls (or without a starting position) hashes as documents did before those
+        without controls (or without a handover's fields) hashes as documents did before those
         existed, so acknowledgements from pods already running stay valid across an operator
         upgrade."""
-        body = self.model_dump(
-            by_alias=True, mode="json", exclude={"generation", "issued_at", "controls", "starting_position"}
-        )
+        handover = {"version", "others", "starting_book"}
+        body = self.model_dump(by_alias=True, mode="json", exclude={"generation", "issued_at", "controls", *handover})
         if self.controls is not None:
             # Unset controls are left out, so declaring a new optional control later moves no hash.
             body["controls"] = self.controls.model_dump(by_alias=True, mode="json", exclude_none=True)
-        if self.starting_position is not None:
-            body["startingPosition"] = self.starting_position
+        body.update(self.model_dump(by_alias=True, mode="json", include=handover, exclude_none=True))
         return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+    def for_version(self, version: str | None) -> ControlDocument:
+        """What a pod of VERSION applies: this document, or, when it names another version (or
+        the pod does not know its own), OTHERS (STANDBY by default) with no book to take over."""
+        if self.version is None or version == self.version:
+            return self
+        return self.model_copy(
+            update={
+                "trading_state": self.others or TradingState.STANDBY,
+                "allow_risk_reducing": False,
+                "starting_book": None,
+            }
+        )
 
     def allows_orders(self) -> bool:
         """Whether a process applying this document may send an order that can fill. The
@@ -106,7 +125,7 @@ class ControlDocument(_Wire):
         return other is not None and other.content_hash() == self.content_hash()
 
 
-MAX_ACK_BYTES = 4096  # one pod's acknowledgement: a few numbers; anything bigger is not one
+MAX_ACK_BYTES = 16384  # one pod's acknowledgement: a few numbers and its book; anything bigger is not one
 
 
 class Acknowledgement(_Wire):
@@ -129,6 +148,12 @@ class Acknowledgement(_Wire):
     loss: float | None = Field(default=None, ge=0)  # today's loss as a positive number, reported by the strategy
     # The process's last word, on SIGTERM: its working orders are cancelled and it is exiting.
     exiting: bool | None = None
+    # The pod's version (STRATOPS_VERSION), as the SDK applied the document for it; absent from an
+    # SDK older than warm handovers, which applies a document addressed to another version as if
+    # it were its own (the operator's fleet verification catches it: a P0).
+    version: str | None = Field(default=None, max_length=128)
+    # The strategy's book: signed quantity by instrument (the position a handover carries over).
+    book: dict[str, Annotated[float, Field(allow_inf_nan=False)]] | None = Field(default=None, max_length=200)
 
 
 def parse_control(data: dict[str, str] | None) -> ControlDocument | None:

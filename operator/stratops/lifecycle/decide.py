@@ -12,13 +12,21 @@ rollout and rollback, promotion, drift.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from stratops.gates.evaluate import GateEvaluation, approval_problem, subject_for
+from stratops.lifecycle import handover as H
 from stratops.lifecycle import limits as L
 from stratops.lifecycle import manifests
 from stratops.lifecycle.commands import Command
-from stratops.lifecycle.control import Acknowledgement, BrokerInUse, ControlDocument, pre_trade_controls
+from stratops.lifecycle.control import (
+    Acknowledgement,
+    BrokerInUse,
+    ControlDocument,
+    allows_orders,
+    pre_trade_controls,
+)
 from stratops.lifecycle.types import (
     DeploymentView,
     Event,
@@ -37,6 +45,7 @@ from stratops.models.strategy import (
     BrokerStatus,
     ControlStatus,
     EffectiveLimits,
+    HandoverStatus,
     KillSwitchPolicy,
     KillSwitchStatus,
     Mode,
@@ -98,6 +107,60 @@ def _condition(status: StrategyStatus, type_: str) -> Condition | None:
     return next((c for c in status.conditions or [] if c.type == type_), None)
 
 
+# -- the warm handover ---------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Address:
+    """The handover's part of the control document: VERSION is the version the trading state is
+    for; STATE, when set, replaces the strategy's own state for it (HALTED, STANDBY); every other
+    version applies OTHERS; BOOK is what VERSION takes over."""
+
+    version: str
+    state: TradingState | None
+    others: TradingState
+    book: dict[str, float] | None = None
+
+
+def _handover_of(s: HandoverStatus | None) -> H.Handover | None:
+    if s is None:
+        return None
+    return H.Handover(
+        from_version=s.from_version,
+        to_version=s.to_version,
+        trading_state=s.trading_state,
+        started_at=s.started_at,
+        step=H.Step(s.step),
+        step_at=s.step_at,
+        book=dict(s.book) if s.book is not None else None,
+        reason=s.reason,
+        old_stopped=bool(s.old_stopped),
+    )
+
+
+def _handover_status(h: H.Handover, incident: str | None) -> HandoverStatus:
+    return HandoverStatus(
+        from_version=h.from_version,
+        to_version=h.to_version,
+        trading_state=h.trading_state,
+        started_at=h.started_at,
+        step=h.step.value,
+        step_at=h.step_at,
+        book=dict(h.book) if h.book is not None else None,
+        reason=h.reason,
+        old_stopped=h.old_stopped or None,
+        incident=incident,
+    )
+
+
+def _running_version(h: H.Handover) -> str:
+    """The version whose template runs once H is over: the new one once it was handed trading (or
+    the old one stopped), the old one otherwise."""
+    if h.step in (H.Step.ACTIVATING_NEW, H.Step.DONE, H.Step.HELD) or h.old_stopped:
+        return h.to_version
+    if h.step == H.Step.CANCELLED and h.book is not None:
+        return h.to_version
+    return h.from_version
+
+
 # -- the decision ------------------------------------------------------------------------
 class _Decision:
     """What one decision carries from phase to phase. The first group is fixed before the first
@@ -133,6 +196,10 @@ class _Decision:
     kill_trigger: tuple[str, str, str | None] | None  # the triggers: (reason, by, incident)
     throttle_trigger: tuple[str, str, str | None] | None
     rollback_trigger: tuple[str, str, str | None] | None
+    handover: H.Handover | None  # _advance_handover, then _handover: the warm handover recorded
+    address: _Address | None  # _handover: the handover's part of the control document (None: none)
+    both_run: bool  # _handover: the Deployment keeps the old version's pods beside the new ones
+    handover_holds: bool  # _handover: the rollout is the handover's to judge (not known-good, not failed)
     rearm_required: bool
     ks: KillSwitchStatus | None  # _latch_kill_switch_and_throttle, then _kill_switch_progress
     latched: bool
@@ -268,6 +335,302 @@ def _verify_fleet(d: _Decision) -> None:
         "Mismatch" if d.fleet else "Verified",
         "; ".join(d.fleet) if d.fleet else "every pod runs the intended image and applied the control document",
     )
+
+
+def _version_view(d: _Decision, version: str, replicas: int) -> H.VersionView:
+    """VERSION's pods as the handover reads them: Ready, and what each acknowledged of the
+    document in force for its version."""
+    doc = d.obs.control
+    mine = doc.for_version(version) if doc is not None else None
+    pods = []
+    for p in d.ready_pods:
+        if p.version != version or _foreign(d.obs.name, p):
+            continue
+        a = d.obs.acks.get(p.name)
+        pods.append(
+            H.PodView(
+                p.name,
+                p.ready,
+                a.generation if a else None,
+                a.trading_state if a else None,
+                a.book if a else None,
+                a.open_orders if a else None,
+            )
+        )
+    return H.VersionView(
+        version,
+        replicas,
+        generation=doc.generation if doc else 0,
+        state=mine.trading_state if mine else None,
+        pods=tuple(pods),
+    )
+
+
+def _advance_handover(d: _Decision) -> None:
+    """The warm handover's next step (stratops.lifecycle.handover), from what the pods acknowledged.
+    Before the latch: a new version that does not take over as told halts both (P0)."""
+    obs, now, st, plan = d.obs, d.now, d.st, d.plan
+    d.handover = h = _handover_of(st.handover)
+    if h is None or h.step in H.TERMINAL:
+        return
+    checks: H.Checks = "pass"
+    if d.rollback_trigger is not None:
+        incident = d.rollback_trigger[2]
+        if h.step in (H.Step.STANDBY, H.Step.HALTING_OLD):
+            # A breach while the new version stands by: it is the likely cause, and the old
+            # version never stopped trading. The rollback is the abort.
+            checks = "fail"
+            d.rollback_trigger = None
+            if incident:
+                plan.incident_actions.append(
+                    (
+                        incident,
+                        f"handover to {h.to_version} aborted: {h.to_version} blocked, {h.from_version} trades on",
+                    )
+                )
+        elif incident:
+            # Handed trading a moment ago: the rollback waits for the step to end (the incident
+            # is taken up again by the next pass), so it is never lost nor run on a half step.
+            d.handled_incidents.remove(incident)
+            d.rollback_trigger = None
+            plan.wake_in(0.5)
+    replicas = d.spec.replicas
+    old = _version_view(d, h.from_version, 0 if h.old_stopped else replicas)
+    new = _version_view(d, h.to_version, replicas)
+    deadlines = H.Deadlines(rollout=d.rollout_deadline, acknowledgement=d.ack_deadline)
+    nxt = H.advance(h, old, new, checks, now, deadlines)
+    inc = _incident_name(obs.name, "handover", f"{h.to_version}@{h.started_at.isoformat()}")
+    incident = st.handover.incident if st.handover else None
+    if nxt.step != h.step:
+        pair = f"{h.from_version} -> {h.to_version}"
+        if nxt.step == H.Step.HALTING_OLD:
+            plan.events.append(
+                Event(
+                    "Normal",
+                    "HandoverHaltingOld",
+                    f"{pair}: {h.to_version} Ready on STANDBY; {h.from_version} told HALTED",
+                )
+            )
+        elif nxt.step == H.Step.ACTIVATING_NEW:
+            assert nxt.book is not None
+            plan.events.append(
+                Event(
+                    "Normal",
+                    "HandoverActivatingNew",
+                    f"{pair}: {h.from_version} halted with its orders cancelled (book: {H.describe_book(nxt.book)}); "
+                    f"{h.to_version} handed {nxt.trading_state.value}",
+                )
+            )
+        elif nxt.step == H.Step.DONE:
+            assert nxt.book is not None
+            plan.events.append(
+                Event(
+                    "Normal",
+                    "HandoverDone",
+                    f"{pair}: {h.to_version} trades from book {H.describe_book(nxt.book)}; {h.from_version} scaled "
+                    f"to 0 ({(now - h.started_at).total_seconds():.1f}s)",
+                )
+            )
+        elif nxt.step == H.Step.ABORTED:
+            incident = inc
+            st.blocked_versions = _block(st, h.to_version, nxt.reason, now, inc)
+            d.rollout = st.rollout = RolloutStatus(version=h.from_version, started_at=now, rollback=True)
+            plan.actions.append("rollback")
+            plan.incidents.append(
+                NewIncident(
+                    inc,
+                    IncidentClass.config_drift,
+                    Severity.P1,
+                    f"handover {pair} aborted: {nxt.reason}; {h.from_version} trades on",
+                    "rollback",
+                    f"{h.to_version} scaled to 0 and blocked; {h.from_version} never stopped trading",
+                )
+            )
+            plan.events.append(Event("Warning", "HandoverAborted", f"{pair}: {nxt.reason}; {h.from_version} trades on"))
+        elif nxt.step == H.Step.HELD:
+            incident = inc
+            plan.actions.append("kill_switch")
+            plan.incidents.append(
+                NewIncident(
+                    inc,
+                    IncidentClass.stale_data,
+                    Severity.P0,
+                    f"handover {pair} held: {nxt.reason}",
+                    "none",
+                    f"{h.from_version} scaled to 0 as a kill-switch would; {h.to_version} on STANDBY until a person "
+                    "releases it (stratops handover release) or kills the strategy",
+                )
+            )
+            plan.events.append(Event("Warning", "HandoverHeld", f"{pair}: {nxt.reason}"))
+        elif nxt.step == H.Step.FAILED:
+            incident = inc
+            mismatch = nxt.reason.startswith("position mismatch")
+            st.blocked_versions = _block(st, h.to_version, nxt.reason, now, inc)
+            d.rollout = st.rollout = RolloutStatus(version=h.from_version, started_at=now, rollback=True)
+            plan.incidents.append(
+                NewIncident(
+                    inc,
+                    IncidentClass.risk_breach if mismatch else IncidentClass.stale_data,
+                    Severity.P0,
+                    f"handover {pair} failed: {nxt.reason}",
+                    "killSwitch",
+                    f"kill-switch: both versions HALTED, then scaled to 0; {h.to_version} blocked",
+                )
+            )
+            plan.events.append(Event("Warning", "HandoverFailed", f"{pair}: {nxt.reason}; both versions halted"))
+            if d.kill_trigger is None:
+                d.kill_trigger = (f"handover {pair} failed: {nxt.reason}", OPERATOR, inc)
+    d.handover = nxt
+    st.handover = _handover_status(nxt, incident)
+    if nxt.step not in H.TERMINAL:
+        waited = now - nxt.since()
+        limit = deadlines.rollout if nxt.step == H.Step.STANDBY else deadlines.acknowledgement
+        since = nxt.started_at if nxt.step == H.Step.STANDBY else nxt.since()
+        plan.wake_in((since + limit - now).total_seconds() + 0.1 if waited < limit else 0.5)
+
+
+def _own_state(d: _Decision) -> TradingState:
+    """The strategy's own trading state, as its commands and incidents decide it: HALTED by a
+    latched kill-switch, REDUCING by a throttle or the first stage of a resume, else ACTIVE."""
+    st = d.st
+    if d.latched:
+        return TradingState.HALTED
+    if d.throttled or (st.resume is not None and st.resume.stage == "Reducing"):
+        return TradingState.REDUCING
+    return TradingState.ACTIVE
+
+
+def _handover_enabled(spec: StrategySpec, mode: Mode) -> bool:
+    policy = spec.rollback_policy
+    return policy.handover if policy is not None and policy.handover is not None else mode == Mode.live
+
+
+def _handover(d: _Decision) -> None:
+    """Start, overtake or carry on a warm handover, and what it asks of the control document and
+    the Deployment. A version change on a strategy that trades on one replica, with the handover
+    enabled, starts the new version on STANDBY beside the old one instead of Recreate."""
+    obs, now, st, plan = d.obs, d.now, d.st, d.plan
+    h = d.handover
+    own = _own_state(d)
+    running = {H.Step.STANDBY, H.Step.HALTING_OLD, H.Step.ACTIVATING_NEW, H.Step.HELD}
+    if h is not None and h.step in running:
+        pair = f"{h.from_version} -> {h.to_version}"
+        why = None
+        if d.latched:
+            why = "kill-switch latched: both versions HALTED and scaled to 0"
+        elif h.step in (H.Step.STANDBY, H.Step.HALTING_OLD) and d.target != h.to_version:
+            why = (
+                f"rolled back to {d.target}"
+                if d.rollout is not None and d.rollout.rollback
+                else f"version {d.target} named meanwhile"
+            )
+        if why is not None:
+            h = H.cancel(h, why, now, kill=d.latched)
+            plan.events.append(Event("Warning", "HandoverCancelled", f"{pair}: {why}"))
+            running_version = _running_version(h)
+            if running_version == h.from_version:
+                # The new version goes with the old template back; a newer target is handed
+                # over warm once only the old version's pods are left.
+                d.target = h.from_version
+                if d.rollout is None or d.rollout.version != h.from_version:
+                    d.rollout = st.rollout = RolloutStatus(version=h.from_version, started_at=now)
+        elif h.step == H.Step.ACTIVATING_NEW and d.target != h.to_version:
+            # Handed trading a moment ago: the next version waits for this step to end.
+            st.message = f"version {d.target} waits for the handover {pair} to finish"
+            d.target = h.to_version
+    elif (
+        (h is None or h.step in H.TERMINAL)
+        and d.active is not None
+        and d.target is not None
+        and d.target != d.active
+        and not d.latched
+    ):
+        h = _maybe_start(d, own)
+    if (
+        h is not None
+        and h.step in (H.Step.STANDBY, H.Step.HALTING_OLD, H.Step.ACTIVATING_NEW)
+        and own
+        in (
+            TradingState.ACTIVE,
+            TradingState.REDUCING,
+        )
+    ):
+        h = replace(h, trading_state=own)  # a throttle meanwhile: the new version takes over REDUCING
+    d.handover = h
+    if h is not None:
+        st.handover = _handover_status(h, st.handover.incident if st.handover else None)
+    d.both_run = h is not None and h.step in H.BOTH_RUN and not h.old_stopped
+    d.handover_holds = h is not None and h.step in running
+    d.address = None
+    if h is None or d.latched:
+        return
+    versions = {p.version for p in d.ready_pods if not _foreign(obs.name, p)}
+    p = H.plan(h)
+    if h.step in (H.Step.STANDBY, H.Step.HALTING_OLD, H.Step.HELD):
+        d.address = _Address(h.from_version, p.old.state, TradingState.STANDBY)
+    elif h.step in (H.Step.ACTIVATING_NEW, H.Step.DONE):
+        d.address = _Address(h.to_version, None, TradingState.HALTED, dict(h.book) if h.book is not None else None)
+        if h.step == H.Step.DONE and versions <= {h.to_version}:
+            d.address = None  # the old version's pods are gone: one version, one plain document
+    elif h.step in (H.Step.ABORTED, H.Step.CANCELLED) and versions - {_running_version(h)}:
+        # The new version's pods are still going: they stand by until they are gone.
+        d.address = _Address(_running_version(h), None, TradingState.STANDBY)
+
+
+def _one_trading_version(d: _Decision) -> None:
+    """Whatever was decided, pods of two versions are never told to trade by one document: when
+    more than one version runs and no handover addresses the document, it names the version that
+    ran (the others stand by until they are gone)."""
+    if d.address is not None or d.latched:
+        return
+    versions = {p.version for p in d.ready_pods if not _foreign(d.obs.name, p)}
+    if len(versions) > 1:
+        trading = d.active if d.active in versions else d.target
+        if trading is not None:
+            d.address = _Address(trading, None, TradingState.STANDBY)
+
+
+def _maybe_start(d: _Decision, own: TradingState) -> H.Handover | None:
+    """A handover from the active version to the target, when one can be warm; None otherwise
+    (said in an Event when only the strategy's shape prevents it)."""
+    spec, obs, now, st, plan = d.spec, d.obs, d.now, d.st, d.plan
+    assert d.active is not None and d.target is not None
+    if not _handover_enabled(spec, d.mode) or own not in (TradingState.ACTIVE, TradingState.REDUCING):
+        return None
+    ours = [p for p in d.ready_pods if not _foreign(obs.name, p)]
+    active = [p for p in ours if p.version == d.active]
+    # The active version runs whole and Ready. The target's pods may be there already: an
+    # operator that died after starting a handover and before recording it starts it again.
+    trading = (
+        obs.deployment is not None
+        and len(active) == spec.replicas
+        and all(p.ready for p in active)
+        and {p.version for p in ours} <= {d.active, d.target}
+    )
+    if not trading:
+        return None  # nothing trades that could hand over: a plain rollout
+    why = None
+    if spec.replicas != 1:
+        why = f"{spec.replicas} replicas: a book split between pods is not handed over warm"
+    elif any((a := obs.acks.get(p.name)) is None or a.book is None for p in active):
+        why = f"version {d.active} reports no book in its acknowledgements (the SDK's book=)"
+    if why is not None:
+        msg = f"no warm handover {d.active} -> {d.target}: {why}; rolled out with Recreate"
+        if st.message != msg:
+            plan.events.append(Event("Warning", "HandoverSkipped", msg))
+        st.message = msg
+        return None
+    h = H.start(_version_view(d, d.active, spec.replicas), d.target, own, now)
+    plan.actions.append("handover")
+    plan.events.append(
+        Event(
+            "Normal",
+            "HandoverStarted",
+            f"{d.active} -> {d.target}: {d.target} starts on STANDBY beside {d.active}, which trades on",
+        )
+    )
+    plan.wake_in(d.rollout_deadline.total_seconds())
+    return h
 
 
 def _incident_triggers(d: _Decision) -> None:
@@ -792,7 +1155,13 @@ def _track_rollout(d: _Decision) -> None:
             plan.events.append(Event("Normal", "Rollout", f"rolling out {d.target} (was {d.active})"))
     d.dep = obs.deployment
     d.image = _image_for(spec, st, d.target) if d.target else None
-    if d.rollout is not None and d.image is not None and not d.latched and d.replicas_wanted > 0:
+    if (
+        d.rollout is not None
+        and d.image is not None
+        and not d.latched
+        and d.replicas_wanted > 0
+        and not d.handover_holds  # the handover judges its version, with its own deadlines
+    ):
         healthy = d.dep is not None and d.dep.healthy(d.image, d.replicas_wanted)
         if healthy:
             if d.rollout.ready_since is None:
@@ -883,12 +1252,8 @@ def _track_rollout(d: _Decision) -> None:
 def _control_document(d: _Decision) -> None:
     """Trading state and the control document."""
     spec, obs, now, st, plan, kill_policy, ready_pods = d.spec, d.obs, d.now, d.st, d.plan, d.kill_policy, d.ready_pods
-    if d.latched:
-        state = TradingState.HALTED
-    elif d.throttled or (st.resume is not None and st.resume.stage == "Reducing"):
-        state = TradingState.REDUCING
-    else:
-        state = TradingState.ACTIVE
+    state = _own_state(d)
+    addr = d.address
     broker = (
         spec.brokers.backup
         if st.broker and st.broker.role == "backup" and spec.brokers.backup
@@ -906,14 +1271,18 @@ def _control_document(d: _Decision) -> None:
     d.doc = ControlDocument(
         strategy=obs.name,
         generation=max(prev_gen, 1),
-        trading_state=state,
+        trading_state=addr.state if addr is not None and addr.state is not None else state,
         mode=d.mode,
         limits=st.effective_limits,
         broker=BrokerInUse(name=broker.name, endpoint=broker.endpoint),
-        allow_risk_reducing=bool(kill_policy and kill_policy.allow_risk_reducing),
+        # A handover's HALTED lets cancels through, nothing else (stratops.lifecycle.handover).
+        allow_risk_reducing=bool(kill_policy and kill_policy.allow_risk_reducing) and addr is None,
         reason=reason,
         issued_at=now,
         controls=pre_trade_controls(spec.risk_limits),
+        version=addr.version if addr is not None else None,
+        others=addr.others if addr is not None else None,
+        starting_book=addr.book if addr is not None else None,
     )
     if d.doc.same_content(obs.control) and not obs.control_problem:
         assert obs.control is not None
@@ -1060,7 +1429,10 @@ def _deployment(d: _Decision) -> None:
     """The Deployment: create, planned change, or drift."""
     spec, obs, st, plan = d.spec, d.obs, d.st, d.plan
     if d.target is not None:
-        desired = manifests.deployment(obs.name, obs.namespace, obs.uid, spec, d.target, d.replicas, d.image)
+        both = d.both_run and d.replicas > 0
+        desired = manifests.deployment(
+            obs.name, obs.namespace, obs.uid, spec, d.target, d.replicas, d.image, handover=both
+        )
         desired_fp = desired["metadata"]["annotations"][manifests.ANNOTATION_DESIRED]
         if d.dep is None:
             plan.deployment = desired
@@ -1221,6 +1593,7 @@ PHASES = (
     _record_runbook_run,
     _verify_fleet,
     _incident_triggers,
+    _advance_handover,
     _control_integrity,
     _reported_limits,
     # halt and latch: the kill-switch (P0 stops), the throttle (P1 slows), and what a latch allows
@@ -1233,6 +1606,8 @@ PHASES = (
     _promotion,
     # rollout: which version runs, and whether it became healthy in time
     _choose_version,
+    _handover,
+    _one_trading_version,
     _track_rollout,
     # the control document and the pods: what they are told, and what is done once they acknowledge
     _control_document,
@@ -1398,6 +1773,19 @@ def fleet_problems(
                 problems.append(
                     f"pod {p.name} acknowledged generation {a.generation} with a different document (hash "
                     f"{a.control_hash[:12]})"
+                )
+            told = control.for_version(p.version)
+            if (
+                a is not None
+                and a.generation == control.generation
+                and allows_orders(a.trading_state)
+                and not told.allows_orders()
+            ):
+                # A document addressed to another version applied as its own: an SDK older than
+                # warm handovers, in a version that must send nothing. Two versions may trade.
+                problems.append(
+                    f"pod {p.name} (version {p.version or 'unknown'}) applied {a.trading_state.value} from a document "
+                    f"for version {control.version}: its SDK does not know warm handovers"
                 )
     return sorted(problems)
 

@@ -15,7 +15,14 @@ the other has acknowledged that it stopped. Everything that goes wrong falls to 
 - the old version not acknowledging HALTED in time: it is scaled to 0 as a kill-switch would
   be, and the new one stays on STANDBY until a person decides (Held);
 - the new version not acknowledging, or confirming another position: both HALTED (Failed), a
-  P0 for a position mismatch.
+  P0 for a position mismatch;
+- a handover overtaken before the new version is handed trading (a kill-switch, another version
+  named): the old version keeps (or gets back) its own trading state, the new one goes, nothing
+  is blocked (Cancelled).
+
+The position handed over is the version's book: signed quantity by instrument, summed over its
+pods (a strategy with several replicas splits its book between them as it chooses; the handover
+compares the sums).
 
 `advance` is the only transition function: the step it returns depends on nothing but the
 recorded handover and what is observed, so an operator that restarts anywhere computes the same
@@ -26,6 +33,7 @@ step again and finishes (or falls back) once. `plan` says what each step wants o
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import Enum
@@ -44,9 +52,13 @@ class Step(str, Enum):
         "Held"  # the old version did not acknowledge HALTED: scaled to 0; the new one on STANDBY until a person decides
     )
     FAILED = "Failed"  # the new version did not take over as told: both HALTED, an incident open
+    CANCELLED = "Cancelled"  # overtaken before the new version was handed trading; the old one trades on
 
 
-TERMINAL = frozenset({Step.DONE, Step.ABORTED, Step.HELD, Step.FAILED})
+TERMINAL = frozenset({Step.DONE, Step.ABORTED, Step.HELD, Step.FAILED, Step.CANCELLED})
+#: The steps during which both versions' pods run (the Deployment keeps the old ones up).
+BOTH_RUN = frozenset({Step.STANDBY, Step.HALTING_OLD, Step.ACTIVATING_NEW})
+Book = Mapping[str, float]
 Checks = Literal["pass", "fail", "pending"]
 
 
@@ -58,7 +70,7 @@ class PodView:
     ready: bool = False
     ack_generation: int | None = None
     ack_state: TradingState | None = None
-    position: float | None = None
+    book: Book | None = None
     open_orders: int | None = None
 
 
@@ -88,11 +100,12 @@ class VersionView:
     def ready(self) -> bool:
         return self.replicas > 0 and len(self.pods) == self.replicas and all(p.ready for p in self.pods)
 
-    def position(self) -> float | None:
-        """The version's position, as its pods report it (their sum); None while one has not."""
-        if any(p.position is None for p in self.pods):
+    def book(self) -> dict[str, float] | None:
+        """The version's book, as its pods report it (summed by instrument); None while one has not."""
+        if any(p.book is None for p in self.pods):
             return None
-        return math.fsum(p.position for p in self.pods if p.position is not None)
+        instruments = sorted({i for p in self.pods for i in p.book or {}})
+        return {i: math.fsum((p.book or {}).get(i, 0.0) for p in self.pods) for i in instruments}
 
 
 @dataclass(frozen=True)
@@ -111,7 +124,7 @@ class Handover:
     started_at: datetime
     step: Step = Step.STANDBY
     step_at: datetime | None = None  # when the current step began (started_at for the first)
-    position: float | None = None  # what the old version reported in its HALTED acknowledgement
+    book: Book | None = None  # what the old version reported in its HALTED acknowledgement
     reason: str = ""  # why the handover ended where it did (terminal steps)
     # The old version was scaled to 0 as a kill-switch would (HELD): it stays at 0 after a
     # person releases the handover, whatever follows. Scaled up again, it would start pods of a
@@ -134,8 +147,13 @@ def _to(h: Handover, step: Step, now: datetime, **kw: object) -> Handover:
     return replace(h, step=step, step_at=now, **kw)  # type: ignore[arg-type]
 
 
-def same_position(a: float, b: float) -> bool:
-    return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9)
+def same_book(a: Book, b: Book) -> bool:
+    """Whether A and B hold the same quantity of every instrument (absent: flat)."""
+    return all(math.isclose(a.get(i, 0.0), b.get(i, 0.0), rel_tol=1e-9, abs_tol=1e-9) for i in set(a) | set(b))
+
+
+def describe_book(book: Book) -> str:
+    return ", ".join(f"{i} {q:g}" for i, q in sorted(book.items()) if q) or "flat"
 
 
 def advance(
@@ -145,9 +163,11 @@ def advance(
     if h.step in TERMINAL:
         return h
     waited = now - h.since()
+    if checks == "fail" and h.step in (Step.STANDBY, Step.HALTING_OLD):
+        # Not yet handed trading: the old version gets its own state back (it may have been told
+        # HALTED already; it was never told to stop for good).
+        return _to(h, Step.ABORTED, now, reason=f"version {h.to_version} failed its rollout checks on STANDBY")
     if h.step == Step.STANDBY:
-        if checks == "fail":
-            return _to(h, Step.ABORTED, now, reason=f"version {h.to_version} failed its rollout checks on STANDBY")
         if new.ready() and new.acknowledged(TradingState.STANDBY) and checks == "pass":
             return _to(h, Step.HALTING_OLD, now)
         if now - h.started_at >= deadlines.rollout:
@@ -161,9 +181,9 @@ def advance(
             return _to(h, Step.ABORTED, now, reason=f"version {h.to_version} {why} within {_s(deadlines.rollout)}")
         return h
     if h.step == Step.HALTING_OLD:
-        position = old.position()
+        position = old.book()
         if old.acknowledged(TradingState.HALTED) and position is not None and all(p.open_orders == 0 for p in old.pods):
-            return _to(h, Step.ACTIVATING_NEW, now, position=position)
+            return _to(h, Step.ACTIVATING_NEW, now, book=position)
         if waited >= deadlines.acknowledgement:
             missing = (
                 "HALTED not acknowledged by every pod"
@@ -182,16 +202,16 @@ def advance(
             )
         return h
     # ACTIVATING_NEW
-    assert h.position is not None
+    assert h.book is not None
     if new.acknowledged(h.trading_state):
-        got = new.position()
-        if got is not None and not same_position(got, h.position):
+        got = new.book()
+        if got is not None and not same_book(got, h.book):
             return _to(
                 h,
                 Step.FAILED,
                 now,
-                reason=f"position mismatch: {h.from_version} handed over {h.position:g}, "
-                f"{h.to_version} reports {got:g}",
+                reason=f"position mismatch: {h.from_version} handed over {describe_book(h.book)}, "
+                f"{h.to_version} reports {describe_book(got)}",
             )
         if got is not None:
             return _to(h, Step.DONE, now)
@@ -206,17 +226,29 @@ def advance(
     return h
 
 
-def release(h: Handover, old: VersionView, position: float, now: datetime) -> Handover:
+def release(h: Handover, old: VersionView, book: Book, now: datetime) -> Handover:
     """A person's decision on a HELD handover: hand trading to the new version after all, from
-    POSITION (a reconciliation's: the old version never reported one). Only once no pod of the
-    old version is left (scaled to 0 as by a kill-switch): until then it may still be trading."""
+    BOOK (a reconciliation's: the old version never reported one). Only once no pod of the old
+    version is left (scaled to 0 as by a kill-switch): until then it may still be trading."""
     if h.step != Step.HELD:
         raise ValueError(f"only a held handover is released, not one in {h.step.value}")
     if old.pods:
         raise ValueError(f"version {h.from_version} still has {len(old.pods)} pod(s): they may still trade")
-    if not math.isfinite(position):
-        raise ValueError(f"position must be a finite number, got {position}")
-    return _to(h, Step.ACTIVATING_NEW, now, position=position, reason="")
+    bad = sorted(i for i, q in book.items() if not math.isfinite(q))
+    if bad:
+        raise ValueError(f"the book's quantities must be finite numbers: {', '.join(bad)}")
+    return _to(h, Step.ACTIVATING_NEW, now, book=dict(book), reason="")
+
+
+def cancel(h: Handover, reason: str, now: datetime, kill: bool = False) -> Handover:
+    """The handover overtaken (another version named) while the new version has not been handed
+    trading: the old version trades on (or gets its own state back), nothing is blocked. From
+    ACTIVATING_NEW on, the new version may hold the position: only a KILL (which halts both and
+    scales both to 0) ends it there, or a held one."""
+    allowed = {Step.STANDBY, Step.HALTING_OLD} | ({Step.ACTIVATING_NEW, Step.HELD} if kill else set())
+    if h.step not in allowed:
+        raise ValueError(f"a handover in {h.step.value} is not cancelled: the new version may hold the position")
+    return _to(h, Step.CANCELLED, now, reason=reason)
 
 
 @dataclass(frozen=True)
@@ -230,7 +262,7 @@ class VersionPlan:
 
     state: TradingState | None
     replicas: int | None = None
-    starting_position: float | None = None
+    starting_book: Book | None = None
 
 
 @dataclass(frozen=True)
@@ -252,12 +284,14 @@ def plan(h: Handover) -> Plan:
     if h.step == Step.HALTING_OLD:
         return Plan(old=halted, new=standby)
     if h.step == Step.ACTIVATING_NEW:
-        return Plan(old=halted, new=VersionPlan(h.trading_state, starting_position=h.position))
+        return Plan(old=halted, new=VersionPlan(h.trading_state, starting_book=h.book))
     if h.step == Step.DONE:
         return Plan(
             old=VersionPlan(TradingState.HALTED, replicas=0),
-            new=VersionPlan(h.trading_state, starting_position=h.position),
+            new=VersionPlan(h.trading_state, starting_book=h.book),
         )
+    if h.step == Step.CANCELLED:
+        return Plan(old=VersionPlan(None), new=VersionPlan(TradingState.STANDBY, replicas=0))
     if h.step == Step.ABORTED:
         # STANDBY, not HALTED, while it goes: HALTED lets cancels through, and it owns no order.
         return Plan(

@@ -37,6 +37,14 @@ CONTAINER = "strategy"
 # The SDK's `serve` answers the probes here (STRATOPS_PROBE_PORT tells the process).
 PROBE_PORT = 8080
 READY_PATH, LIVE_PATH = "/ready", "/live"
+# During a warm handover both versions' pods run: a rolling update that starts every new pod at
+# once (maxSurge 100%) and takes none away (maxUnavailable 0), whose new pods never count as
+# available (minReadySeconds), so the Deployment controller never scales the trading version
+# down by itself. The operator ends it by going back to Recreate, which scales the old pods
+# away (after the handover) or the new ones (after an abort, with the old template back). A week:
+# an operator away longer than that lets the controller replace the old pods with the new ones
+# on STANDBY, which stops trading but never lets two versions trade.
+HANDOVER_HOLD_SECONDS = 7 * 24 * 3600
 
 
 def control_name(strategy: str) -> str:
@@ -71,10 +79,18 @@ def image_ref(spec: StrategySpec, version: str, pinned: bool = True) -> str:
 
 
 def deployment(
-    name: str, namespace: str, uid: str, spec: StrategySpec, version: str, replicas: int, image: str | None = None
+    name: str,
+    namespace: str,
+    uid: str,
+    spec: StrategySpec,
+    version: str,
+    replicas: int,
+    image: str | None = None,
+    handover: bool = False,
 ) -> dict[str, Any]:
     """The Deployment for VERSION at REPLICAS (the decision), running IMAGE (default: the spec's
-    reference for VERSION), with its fingerprint annotation."""
+    reference for VERSION), with its fingerprint annotation. HANDOVER: the old version's pods
+    stay beside VERSION's (a warm handover under way); otherwise one version at a time."""
     labels = {LABEL_STRATEGY: name, **MANAGED_BY}
     pod_labels = {
         **(spec.pod_template.labels if spec.pod_template and spec.pod_template.labels else {}),
@@ -138,8 +154,17 @@ def deployment(
         "spec": {
             "replicas": replicas,
             "selector": {"matchLabels": {LABEL_STRATEGY: name}},
-            # One trading process at a time: never two versions trading side by side.
-            "strategy": {"type": "Recreate"},
+            # One version at a time, except during a warm handover, where the control document
+            # lets only one of them trade (stratops.lifecycle.handover).
+            **(
+                {
+                    "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "100%", "maxUnavailable": 0}},
+                    "minReadySeconds": HANDOVER_HOLD_SECONDS,
+                    "progressDeadlineSeconds": HANDOVER_HOLD_SECONDS + 1,
+                }
+                if handover
+                else {"strategy": {"type": "Recreate"}}
+            ),
             "template": {
                 "metadata": {"labels": pod_labels},
                 "spec": {
@@ -236,7 +261,12 @@ def _projection(dep: dict[str, Any]) -> dict[str, Any]:
     volumes = [
         {"name": v.get("name"), "configMap": (v.get("configMap") or {}).get("name")} for v in pod.get("volumes") or []
     ]
+    rollout = spec.get("strategy") or {}
     return {
+        # Only when not the default (Recreate, no minReadySeconds): Deployments written before
+        # warm handovers keep their fingerprints, so an upgrade of the operator is no drift.
+        **({"rollout": rollout} if rollout.get("type", "Recreate") != "Recreate" else {}),
+        **({"minReadySeconds": spec["minReadySeconds"]} if spec.get("minReadySeconds") else {}),
         "replicas": spec.get("replicas"),
         "labels": (tpl.get("metadata") or {}).get("labels") or {},
         "containers": containers,

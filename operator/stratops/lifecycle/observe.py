@@ -46,6 +46,7 @@ def pod_view(body: Mapping[str, Any]) -> PodView:
         image=containers[0].get("image", ""),
         image_id=statuses[0].get("imageID", "") if statuses else "",
         owner=owner,
+        version=(meta.get("labels") or {}).get(manifests.LABEL_VERSION),
     )
 
 

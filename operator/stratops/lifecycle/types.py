@@ -52,6 +52,7 @@ class PodView:
     image: str = ""  # the container image the pod was created with
     image_id: str = ""  # what the node resolved it to (digest), once running
     owner: str | None = None  # controller owner, e.g. ReplicaSet/<deployment>-<hash>
+    version: str | None = None  # its stratops.io/version label (the version its template runs)
 
 
 @dataclass(frozen=True)

@@ -222,6 +222,13 @@ class RollbackPolicy(Model):
     healthy_for: str = Duration(
         "A rollout must stay Ready this long before its version becomes last known-good.", default="60s"
     )
+    handover: bool | None = Field(
+        default=None,
+        description="Warm handover on a version change: the new version starts on STANDBY beside the one that "
+        "trades and is handed trading (and its book) once Ready; a bad version never stops the good one. Unset: on "
+        "for live strategies, off for paper (Recreate: the old version stops before the new one starts). Only a "
+        "strategy that trades (ACTIVE or REDUCING) on one replica is handed over warm.",
+    )
 
 
 class GateRequirements(Model):
@@ -573,6 +580,30 @@ class RolloutStatus(Model):
     rollback: bool | None = Field(default=None, description="Whether this rollout is a rollback.")
 
 
+class HandoverStatus(Model):
+    """A warm handover from the version that trades to a new one (stratops.lifecycle.handover)."""
+
+    from_version: str = Field(description="The version that traded when it started.")
+    to_version: str = Field(description="The version taking over.")
+    trading_state: TradingState = Field(description="The state the new version takes over (ACTIVE or REDUCING).")
+    started_at: datetime = Field(description="When it started (the new version's pods on STANDBY).")
+    step: Literal["Standby", "HaltingOld", "ActivatingNew", "Done", "Aborted", "Held", "Failed", "Cancelled"] = Field(
+        description="Standby, HaltingOld, ActivatingNew, then Done; or Aborted (the new version failed before it "
+        "was handed trading: blocked, the old one trades on), Held (the old version did not halt: scaled to 0, the "
+        "new one on STANDBY until a person releases it), Failed (the new version did not take over: both HALTED, a "
+        "P0), Cancelled (overtaken before the new version was handed trading)."
+    )
+    step_at: datetime | None = Field(default=None, description="When the current step began.")
+    book: dict[str, float] | None = Field(
+        default=None, description="The book the old version reported when it halted (signed quantity by instrument)."
+    )
+    reason: str = Field(default="", description="Why it ended where it did.")
+    old_stopped: bool | None = Field(
+        default=None, description="The old version was scaled to 0 for not acknowledging HALTED (Held)."
+    )
+    incident: str | None = Field(default=None, description="The Incident opened for it, if any.")
+
+
 class ResumeStatus(Model):
     """A resume in progress or done: REDUCING first, then ACTIVE."""
 
@@ -622,6 +653,7 @@ class StrategyStatus(Model):
     kill_switch: KillSwitchStatus | None = Field(default=None, description="Kill-switch latch.")
     throttle: ThrottleStatus | None = Field(default=None, description="Throttle in force.")
     rollout: RolloutStatus | None = Field(default=None, description="Current rollout.")
+    handover: HandoverStatus | None = Field(default=None, description="The last warm handover, or the one under way.")
     resume: ResumeStatus | None = Field(default=None, description="Last accepted resume.")
     broker: BrokerStatus | None = Field(
         default=None, description="Broker in use after a failover; absent means the primary."

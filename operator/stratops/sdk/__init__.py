@@ -41,7 +41,7 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -375,11 +375,18 @@ class StrategyControl:
         acknowledger: Acknowledger,
         position: Callable[[], float] = lambda: 0.0,
         open_orders: Callable[[], int] = lambda: 0,
-        take_position: Callable[[float], None] | None = None,
+        *,
+        version: str | None = None,
+        book: Callable[[], Mapping[str, float]] | None = None,
+        take_book: Callable[[dict[str, float]], None] | None = None,
     ) -> None:
-        """POSITION and OPEN_ORDERS report the strategy's book in every acknowledgement.
-        TAKE_POSITION sets the book at a warm handover: when this process, on STANDBY, is handed
-        trading with the position the old version reported (`starting_position`), it is called
+        """POSITION and OPEN_ORDERS report the strategy's book in every acknowledgement, and BOOK
+        (signed quantity by instrument) the book itself: a version that reports it can be handed
+        over warm. VERSION is this process's version (STRATOPS_VERSION in a pod): during a warm
+        handover the document names the version that may trade, and every other version stands
+        by (or halts); a process that does not know its version never trades on a document that
+        names one. TAKE_BOOK sets the book at a warm handover: when this process, on STANDBY, is
+        handed trading with the book the old version reported (`starting_book`), it is called
         with it before the acknowledgement, which then confirms it. Only then: a process that
         starts later, or that never stood by, keeps its own book (a mismatch is the operator's
         finding, never silently overwritten)."""
@@ -388,8 +395,9 @@ class StrategyControl:
         self.acknowledger = acknowledger
         self.guard = OrderGuard()
         self.position, self.open_orders = position, open_orders
-        self.take_position = take_position
-        self.applied: ControlDocument | None = None
+        self.version, self.book, self.take_book = version, book, take_book
+        self.applied: ControlDocument | None = None  # as applied for this version
+        self._applied_hash: str | None = None  # the content hash of the document as written
         self._callbacks: list[Callable[[ControlDocument], None]] = []
         self._reported: dict[str, float | None] = {}
         self._stop = threading.Event()
@@ -397,52 +405,63 @@ class StrategyControl:
 
     @classmethod
     def from_environment(cls, **kw: object) -> StrategyControl:
-        """In a pod started by stratops: its identity from the environment, the control document
-        through a watch on the API (as the pod's own ServiceAccount, which may read only it), the
-        mounted file while the API cannot be reached."""
+        """In a pod started by stratops: its identity and version from the environment, the control
+        document through a watch on the API (as the pod's own ServiceAccount, which may read only
+        it), the mounted file while the API cannot be reached."""
         ns, strategy, pod = (os.environ[k] for k in ("STRATOPS_NAMESPACE", "STRATOPS_STRATEGY", "STRATOPS_POD_NAME"))
         path = os.environ.get("STRATOPS_CONTROL_FILE")
         source = WatchControl(ns, strategy, fallback=FileControl(path) if path else None)
+        kw.setdefault("version", os.environ.get("STRATOPS_VERSION") or None)
         return cls(pod, source, ApiAcknowledger(ns, strategy), **kw)  # type: ignore[arg-type]
 
     def on_change(self, callback: Callable[[ControlDocument], None]) -> None:
-        """Run CALLBACK with each new control document before it is acknowledged."""
+        """Run CALLBACK with each new control document (as it applies to this version) before it
+        is acknowledged."""
         self._callbacks.append(callback)
 
     def poll(self) -> ControlDocument | None:
-        """Read the control document; apply and acknowledge a new generation. Returns it."""
+        """Read the control document; apply and acknowledge a new generation. Returns it, as it
+        applies to this version."""
         with self._lock:
             return self._poll()
 
     def _poll(self) -> ControlDocument | None:
-        doc = self.source.read()
-        if doc is None or (self.applied is not None and doc.generation <= self.applied.generation):
+        written = self.source.read()
+        if written is None or (self.applied is not None and written.generation <= self.applied.generation):
             return self.applied
+        doc = written.for_version(self.version)
         handed = (
-            doc.starting_position is not None
+            doc.starting_book is not None
             and self.applied is not None
             and self.applied.trading_state == TradingState.STANDBY
             and doc.trading_state != TradingState.STANDBY
         )
-        if handed and self.take_position is not None:
-            self.take_position(doc.starting_position)  # type: ignore[arg-type]
+        if handed and self.take_book is not None:
+            self.take_book(dict(doc.starting_book or {}))
         self.guard.apply(doc)
         for cb in self._callbacks:
             cb(doc)  # e.g. cancel every working order on HALTED: must finish before the ack
-        self.applied = doc
-        self.acknowledger.acknowledge(
-            Acknowledgement(
-                pod=self.pod,
-                generation=doc.generation,
-                trading_state=doc.trading_state,
-                at=datetime.now(UTC),
-                position=self.position(),
-                open_orders=self.open_orders(),
-                control_hash=doc.content_hash(),
-                **self._reported,
-            )
-        )
+        self.applied, self._applied_hash = doc, written.content_hash()
+        self.acknowledger.acknowledge(self._acknowledgement())
         return doc
+
+    def _acknowledgement(self, exiting: bool | None = None) -> Acknowledgement:
+        """This pod's acknowledgement of the document applied, with its book and what it reported."""
+        doc = self.applied
+        assert doc is not None
+        return Acknowledgement(
+            pod=self.pod,
+            generation=doc.generation,
+            trading_state=doc.trading_state,
+            at=datetime.now(UTC),
+            position=self.position(),
+            open_orders=self.open_orders(),
+            control_hash=self._applied_hash,
+            exiting=exiting,
+            version=self.version,
+            book=dict(self.book()) if self.book is not None else None,
+            **self._reported,
+        )
 
     def report(self, exposure: float | None = None, loss: float | None = None) -> None:
         """Report gross exposure and today's loss (positive) to the operator, which checks them
@@ -450,43 +469,18 @@ class StrategyControl:
         change; it re-acknowledges the applied generation with the new figures."""
         if self.applied is None:
             raise RuntimeError("report() before the first control document was applied: call poll() first")
-        doc = self.applied
         self._reported = {"exposure": exposure, "loss": loss}  # carried on every later acknowledgement
-        self.acknowledger.acknowledge(
-            Acknowledgement(
-                pod=self.pod,
-                generation=doc.generation,
-                trading_state=doc.trading_state,
-                at=datetime.now(UTC),
-                position=self.position(),
-                open_orders=self.open_orders(),
-                control_hash=doc.content_hash(),
-                **self._reported,
-            )
-        )
+        self.acknowledger.acknowledge(self._acknowledgement())
 
     def acknowledge_exit(self) -> None:
         """The process's last acknowledgement, on SIGTERM once its working orders are cancelled:
         the operator records from it that the pod exited cleanly after HALTED. Best effort (the
         API may be away; the operator then records the exit as unclean)."""
         with self._lock:
-            doc = self.applied
-            if doc is None:
+            if self.applied is None:
                 return
             try:
-                self.acknowledger.acknowledge(
-                    Acknowledgement(
-                        pod=self.pod,
-                        generation=doc.generation,
-                        trading_state=doc.trading_state,
-                        at=datetime.now(UTC),
-                        position=self.position(),
-                        open_orders=self.open_orders(),
-                        control_hash=doc.content_hash(),
-                        exiting=True,
-                        **self._reported,
-                    )
-                )
+                self.acknowledger.acknowledge(self._acknowledgement(exiting=True))
             except Exception:  # exiting either way
                 return
 

@@ -19,6 +19,11 @@ from stratops.models.strategy import TradingState
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 DEADLINES = H.Deadlines(rollout=timedelta(seconds=60), acknowledgement=timedelta(seconds=20))
 A, R, HALT, SB = TradingState.ACTIVE, TradingState.REDUCING, TradingState.HALTED, TradingState.STANDBY
+PAIR = "EURUSD"  # the simulated pods trade one instrument: a book is {PAIR: position}
+
+
+def same(a: float, b: float) -> bool:
+    return H.same_book({PAIR: a}, {PAIR: b})
 
 
 @dataclass
@@ -65,7 +70,7 @@ class Version:
                     p.ready,
                     p.acked.generation if p.acked else None,
                     p.acked.state if p.acked else None,
-                    p.position if p.acked else None,
+                    {PAIR: p.position} if p.acked else None,
                     p.open_orders if p.acked else None,
                 )
                 for p in self.pods
@@ -76,10 +81,12 @@ class Version:
         """The version's document as PLAN says; a plan that leaves it (None) gets the strategy's
         OWN state, as the operator's decision outside the handover would write it."""
         state = own if plan.state is None else plan.state
+        book = plan.starting_book
+        starting = None if book is None else book.get(PAIR, 0.0)
         d = self.latest()
-        if d is not None and (d.state, d.starting_position) == (state, plan.starting_position):
+        if d is not None and (d.state, d.starting_position) == (state, starting):
             return  # compared by content, as the operator's control document is
-        self.docs.append(Doc((d.generation if d else 0) + 1, state, plan.starting_position))
+        self.docs.append(Doc((d.generation if d else 0) + 1, state, starting))
 
     def scale(self, replicas: int | None, spec: int) -> None:
         self.replicas = spec if replicas is None else replicas
@@ -200,10 +207,14 @@ class Desk:
             elif not self.crashed:
                 last = self.old.latest()
                 assert last is not None and last.state == self.state, self.describe()
+        if h.step == H.Step.CANCELLED and not self.crashed and (self.new.replicas or self.new.pods):
+            # Cancelled: the old version has its own state back at the first whole reconcile.
+            last = self.old.latest()
+            assert last is None or last.state in (self.state, HALT), self.describe()
         if h.step in (H.Step.ACTIVATING_NEW, H.Step.DONE) and H.Step.HELD not in self.steps_seen:
-            assert h.position is not None and H.same_position(h.position, self.book), self.describe()
+            assert h.book is not None and H.same_book(h.book, {PAIR: self.book}), self.describe()
         if h.step == H.Step.DONE:
-            assert H.same_position(sum(p.position for p in self.new.pods), self.book), self.describe()
+            assert same(sum(p.position for p in self.new.pods), self.book), self.describe()
 
     def describe(self) -> str:
         def v(x: Version) -> str:
@@ -224,6 +235,7 @@ EVENTS = st.one_of(
     st.tuples(st.just("tick"), st.sampled_from([0.5, 3.0, 15.0, 61.0])),
     st.tuples(st.just("checks"), st.sampled_from(["pass", "fail", "pending"])),
     st.tuples(st.just("release"), st.floats(-100, 100)),
+    st.tuples(st.just("cancel")),
 )
 
 
@@ -244,8 +256,11 @@ def play(desk: Desk, events: list[tuple]) -> None:
         elif kind == "checks":
             desk.checks = e[1]
         elif kind == "release" and desk.handover.step == H.Step.HELD and not desk.old.pods:
-            desk.handover = H.release(desk.handover, desk.old.view(), e[1], desk.now)
+            desk.handover = H.release(desk.handover, desk.old.view(), {PAIR: e[1]}, desk.now)
             desk.book = e[1]  # the reconciliation's position is the book now
+            desk.steps_seen.append(desk.handover.step)
+        elif kind == "cancel" and desk.handover.step in (H.Step.STANDBY, H.Step.HALTING_OLD):
+            desk.handover = H.cancel(desk.handover, "a kill-switch latched", desk.now)
             desk.steps_seen.append(desk.handover.step)
         desk.check_invariants()
 
@@ -360,8 +375,8 @@ def test_a_good_version_takes_over_with_the_position(replicas):
     good_day(desk)
     assert desk.handover.step == H.Step.DONE, desk.describe()
     assert desk.steps_seen == [H.Step.STANDBY, H.Step.HALTING_OLD, H.Step.ACTIVATING_NEW, H.Step.DONE]
-    assert desk.new.latest().state == R and H.same_position(desk.new.latest().starting_position, desk.book)
-    assert H.same_position(sum(p.position for p in desk.new.pods), sum([10.0, -4.0, 1.5][:replicas]))
+    assert desk.new.latest().state == R and same(desk.new.latest().starting_position, desk.book)
+    assert same(sum(p.position for p in desk.new.pods), sum([10.0, -4.0, 1.5][:replicas]))
     assert desk.old.replicas == 0 and [d.state for d in desk.old.docs] == [R, HALT]
 
 
@@ -409,9 +424,9 @@ def test_an_old_version_that_does_not_halt_is_scaled_to_0_and_the_new_one_waits_
     assert desk.handover.step == H.Step.HELD and "HALTED not acknowledged" in desk.handover.reason
     assert desk.old.replicas == 0 and desk.new.latest().state == SB and desk.new.pods
     with pytest.raises(ValueError, match="still has 1 pod"):  # scaled to 0, but its pod not gone yet
-        H.release(desk.handover, H.VersionView("1.0", 0, pods=(H.PodView("old-0", True),)), 7.0, desk.now)
+        H.release(desk.handover, H.VersionView("1.0", 0, pods=(H.PodView("old-0", True),)), {PAIR: 7.0}, desk.now)
     assert not desk.old.pods
-    desk.handover = H.release(desk.handover, desk.old.view(), 6.0, desk.now)  # as reconciled at the broker
+    desk.handover = H.release(desk.handover, desk.old.view(), {PAIR: 6.0}, desk.now)  # as reconciled at the broker
     desk.book = 6.0
     desk.reconcile()  # ACTIVATING_NEW: the stopped version is never started again
     desk.settle("old")
@@ -436,7 +451,7 @@ def test_open_orders_must_be_cancelled_before_the_handover():
     assert desk.handover.step == H.Step.HALTING_OLD
     desk.apply("old", 0, cancel=True, honest=True)
     desk.reconcile()
-    assert desk.handover.step == H.Step.ACTIVATING_NEW and desk.handover.position == 7.0
+    assert desk.handover.step == H.Step.ACTIVATING_NEW and desk.handover.book == {PAIR: 7.0}
 
 
 def test_a_new_version_confirming_another_position_halts_both():
@@ -444,7 +459,7 @@ def test_a_new_version_confirming_another_position_halts_both():
     good_day(desk, honest=False)
     assert (
         desk.handover.step == H.Step.FAILED
-        and "position mismatch: 1.0 handed over 7, 2.0 reports 8" in desk.handover.reason
+        and "position mismatch: 1.0 handed over EURUSD 7, 2.0 reports EURUSD 8" in desk.handover.reason
     )
     desk.reconcile()
     assert desk.old.latest().state == HALT and desk.new.latest().state == HALT
@@ -453,3 +468,26 @@ def test_a_new_version_confirming_another_position_halts_both():
 def test_no_handover_from_a_halted_version():
     with pytest.raises(ValueError, match="only ACTIVE or REDUCING trade"):
         H.start(H.VersionView("1.0", 1), "2.0", HALT, T0)
+
+
+def test_a_cancelled_handover_gives_the_old_version_its_own_state_back_and_blocks_nothing():
+    desk = Desk(1, [5.0, 0, 0], [0, 0, 0], A, persist_first=False)
+    desk.checks = "pass"
+    desk.reconcile()
+    desk.settle("new")
+    desk.become_ready("new", 0)
+    desk.apply("new", 0, cancel=True, honest=True)
+    desk.reconcile()
+    desk.reconcile()  # HALTING_OLD: the old version told HALTED
+    assert desk.handover.step == H.Step.HALTING_OLD and desk.old.latest().state == HALT
+    desk.handover = H.cancel(desk.handover, "version 3.0 named meanwhile", desk.now)
+    desk.reconcile()
+    assert desk.old.latest().state == A and desk.old.replicas == 1
+    assert desk.new.replicas == 0 and desk.new.latest().state == SB
+    assert not H.plan(desk.handover).block_new and H.plan(desk.handover).incident is None
+
+
+def test_a_handover_that_handed_trading_over_is_not_cancelled():
+    h = H.Handover("1.0", "2.0", A, T0, step=H.Step.ACTIVATING_NEW, book={PAIR: 1.0})
+    with pytest.raises(ValueError, match="may hold the position"):
+        H.cancel(h, "kill", T0)

@@ -1003,7 +1003,7 @@ def test_only_named_and_owned_configmaps_are_read():
             '{"pod": "other", "generation": 1, "tradingState": "HALTED", "at": "2026-11-24T09:00:00Z"}',
             "a pod acknowledges for itself only",
         ),
-        ("x" * 5000, "more than 4096"),
+        ("x" * 17000, "more than 16384"),
         ("{", "unreadable"),
     ],
 )

@@ -191,22 +191,21 @@ def ticking(step=10.0):
     return lambda: next(t)
 
 
+HANDOVER = {"version", "others", "starting_book"}  # the handover's fields, hashed only when present
+
+
 def test_a_document_without_controls_hashes_as_before_controls_existed():
     d = doc()
     assert d.controls is None
     assert d.content_hash() == "873c6fb197945a57b8027a4aa2e8b31dcf861ec9c37821063356b15f60ff3f74"
-    # the body of a document before controls (and starting positions) existed
-    old_body = d.model_dump(
-        by_alias=True, mode="json", exclude={"generation", "issued_at", "controls", "starting_position"}
-    )
+    # the body of a document before controls (and the handover's fields) existed
+    old_body = d.model_dump(by_alias=True, mode="json", exclude={"generation", "issued_at", "controls", *HANDOVER})
     assert d.content_hash() == hashlib.sha256(json.dumps(old_body, sort_keys=True).encode()).hexdigest()
     with_controls = d.model_copy(update={"controls": PreTradeControls(max_order_volume=10)})
     assert with_controls.content_hash() != d.content_hash()
     assert not with_controls.same_content(d)
     # A control left unset does not enter the hash: declaring new optional controls later moves no hash.
-    body = with_controls.model_dump(
-        by_alias=True, mode="json", exclude={"generation", "issued_at", "starting_position"}
-    )
+    body = with_controls.model_dump(by_alias=True, mode="json", exclude={"generation", "issued_at", *HANDOVER})
     body["controls"] = {"maxOrderVolume": 10.0}
     assert with_controls.content_hash() == hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
@@ -707,48 +706,74 @@ def test_allows_orders_is_what_the_guard_lets_through():
         assert passed is d.allows_orders(), (state, reducing)
 
 
-def test_a_starting_position_is_hashed_only_when_handed_over():
+def test_a_handovers_fields_are_hashed_only_when_present():
     d = doc()
-    assert d.starting_position is None
-    assert d.content_hash() == d.model_copy(update={"starting_position": None}).content_hash()
-    handed = d.model_copy(update={"starting_position": -25.0})
+    assert d.version is None and d.others is None and d.starting_book is None
+    handed = d.model_copy(update={"version": "2.0", "others": TradingState.HALTED, "starting_book": {"EURUSD": -25.0}})
     assert handed.content_hash() != d.content_hash()
-    assert handed.content_hash() != d.model_copy(update={"starting_position": 25.0}).content_hash()
+    assert handed.content_hash() != handed.model_copy(update={"starting_book": {"EURUSD": 25.0}}).content_hash()
+    assert handed.content_hash() != handed.model_copy(update={"version": "3.0"}).content_hash()
     again = ControlDocument.model_validate_json(handed.to_json())
-    assert again.starting_position == -25.0 and again.content_hash() == handed.content_hash()
+    assert again.starting_book == {"EURUSD": -25.0} and again.content_hash() == handed.content_hash()
     with pytest.raises(ValueError):
         ControlDocument.model_validate_json(handed.to_json().replace("-25.0", "NaN"))
+    with pytest.raises(ValueError, match="others"):  # another version may never be told to trade
+        ControlDocument.model_validate_json(handed.to_json().replace('"others":"HALTED"', '"others":"ACTIVE"'))
 
 
-def test_a_process_on_standby_takes_the_handed_position_and_its_ack_confirms_it():
+@pytest.mark.parametrize("others", [None, TradingState.STANDBY, TradingState.HALTED])
+@pytest.mark.parametrize("state", list(TradingState))
+def test_a_document_for_one_version_lets_no_other_version_trade(state, others):
+    d = doc(state).model_copy(
+        update={"version": "2.0", "others": others, "starting_book": {"EURUSD": 3.0}, "allow_risk_reducing": True}
+    )
+    assert d.for_version("2.0") is d
+    for version in ("1.0", None):  # another version, or a process that does not know its own
+        other = d.for_version(version)
+        assert other.trading_state == (others or TradingState.STANDBY)
+        assert not other.allows_orders() and other.starting_book is None
+        assert other.generation == d.generation
+    assert doc(state).for_version("anything").trading_state == state  # no version named: every pod
+
+
+def test_a_process_on_standby_takes_the_handed_book_and_its_ack_confirms_it():
     src, acks = MemorySource(), MemoryAcks()
-    book = {"position": 0.0}
-    c = StrategyControl(
-        "new-0", src, acks, position=lambda: book["position"], take_position=lambda p: book.__setitem__("position", p)
-    )
-    src.doc = doc(TradingState.STANDBY)
+    book = {"EURUSD": 0.0}
+    c = StrategyControl("new-0", src, acks, version="2.0", book=lambda: book, take_book=book.update)
+    src.doc = doc(TradingState.ACTIVE).model_copy(update={"version": "1.0", "others": TradingState.STANDBY})
     c.poll()
-    assert acks.acks[-1].trading_state == TradingState.STANDBY and acks.acks[-1].position == 0.0
-    src.doc = doc(TradingState.REDUCING, gen=2).model_copy(update={"starting_position": -30.0})
+    ack = acks.acks[-1]
+    assert ack.trading_state == TradingState.STANDBY and ack.book == {"EURUSD": 0.0} and ack.version == "2.0"
+    assert ack.control_hash == src.doc.content_hash()  # the document as written, not as applied
+    assert not c.check(Order("sell", 1.0, kind="cancel"), 0.0).allowed  # STANDBY: not even a cancel
+    handed = {"version": "2.0", "others": TradingState.HALTED, "starting_book": {"EURUSD": -30.0, "GBPUSD": 5.0}}
+    src.doc = doc(TradingState.REDUCING, gen=2).model_copy(update=handed)
     c.poll()
-    assert book["position"] == -30.0
-    assert (
-        acks.acks[-1].generation == 2
-        and acks.acks[-1].position == -30.0
-        and acks.acks[-1].trading_state == TradingState.REDUCING
-    )
+    assert book == {"EURUSD": -30.0, "GBPUSD": 5.0}
+    ack = acks.acks[-1]
+    assert ack.generation == 2 and ack.book == book and ack.trading_state == TradingState.REDUCING
     # later documents carry it still (same content), but the book is this process's own now
-    book["position"] = -10.0
-    src.doc = doc(TradingState.REDUCING, gen=3, pos=50).model_copy(update={"starting_position": -30.0})
+    book["EURUSD"] = -10.0
+    src.doc = doc(TradingState.REDUCING, gen=3, pos=50).model_copy(update=handed)
     c.poll()
-    assert book["position"] == -10.0 and acks.acks[-1].position == -10.0
+    assert book["EURUSD"] == -10.0 and acks.acks[-1].book["EURUSD"] == -10.0
+
+
+def test_the_old_version_is_halted_by_a_document_handed_to_the_new_one():
+    src, acks = MemorySource(), MemoryAcks()
+    c = StrategyControl("old-0", src, acks, version="1.0", book=lambda: {"EURUSD": 7.0})
+    src.doc = doc(TradingState.ACTIVE, gen=4).model_copy(update={"version": "2.0", "others": TradingState.HALTED})
+    c.poll()
+    assert acks.acks[-1].trading_state == TradingState.HALTED and c.applied.starting_book is None
+    assert c.check(Order("sell", 1.0, kind="cancel"), 7.0).allowed  # HALTED: cancels still pass
+    assert not c.check(Order("sell", 1.0), 7.0).allowed
 
 
 def test_a_process_that_never_stood_by_keeps_its_own_book():
-    """Started after the handover (or restarted): the starting position is history, not its book."""
+    """Started after the handover (or restarted): the starting book is history, not its book."""
     src, acks = MemorySource(), MemoryAcks()
-    taken = []
-    c = StrategyControl("new-1", src, acks, position=lambda: 12.0, take_position=taken.append)
-    src.doc = doc(TradingState.ACTIVE).model_copy(update={"starting_position": -30.0})
+    taken: list[dict] = []
+    c = StrategyControl("new-1", src, acks, version="2.0", book=lambda: {"EURUSD": 12.0}, take_book=taken.append)
+    src.doc = doc(TradingState.ACTIVE).model_copy(update={"version": "2.0", "starting_book": {"EURUSD": -30.0}})
     c.poll()
-    assert taken == [] and acks.acks[-1].position == 12.0  # the operator sees the mismatch
+    assert taken == [] and acks.acks[-1].book == {"EURUSD": 12.0}  # the operator sees the mismatch
