@@ -615,10 +615,11 @@ def _maybe_start(d: _Decision, own: TradingState) -> H.Handover | None:
     elif any((a := obs.acks.get(p.name)) is None or a.book is None for p in active):
         why = f"version {d.active} reports no book in its acknowledgements (the SDK's book=)"
     if why is not None:
-        msg = f"no warm handover {d.active} -> {d.target}: {why}; rolled out with Recreate"
-        if st.message != msg:
-            plan.events.append(Event("Warning", "HandoverSkipped", msg))
-        st.message = msg
+        # Said once per rollout (its Event), when the rollout starts: the next passes find the
+        # target rolled out, or rolling out, and come no further.
+        plan.events.append(
+            Event("Warning", "HandoverSkipped", f"no warm handover {d.active} -> {d.target}: {why}; Recreate")
+        )
         return None
     h = H.start(_version_view(d, d.active, spec.replicas), d.target, own, now)
     plan.actions.append("handover")
