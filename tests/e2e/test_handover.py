@@ -154,3 +154,48 @@ def test_an_operator_killed_while_the_new_version_stands_by_finishes_the_handove
     wait_for(lambda: desk.events("HandoverDone"), timeout=30, what="the done event")
     assert len(desk.events("HandoverStarted")) == 1 and len(desk.events("HandoverDone")) == 1
     assert not desk.incidents()
+
+
+def test_an_old_version_that_does_not_halt_is_stopped_and_a_trader_releases_the_new_one(
+    desk, namespace, cluster, kube, tmp_path
+):
+    """The old version ignores HALTED (a hung process): at the acknowledgement deadline it is
+    scaled to 0 and the new one stands by until a person decides. Tina (the chart's trader Role)
+    records the broker's reconciliation and releases the handover from the book she reconciled."""
+    from typer.testing import CliRunner
+
+    from chart import grant_traders
+    from stratops.cli.main import app
+
+    grant_traders(kube, namespace, ["tina"], tmp_path)
+    tina = cluster.user_kubeconfig("tina")
+
+    def as_tina(*args: str) -> str:
+        res = CliRunner().invoke(app, [*args, "-n", namespace], env={"KUBECONFIG": str(tina), "COLUMNS": "200"})
+        assert res.exit_code == 0, res.output
+        return res.output
+
+    doc = warm_strategy()
+    doc["spec"]["podTemplate"]["env"] = [{"name": "EXAMPLE_IGNORE_HALTED", "value": "1"}]
+    desk.create("strategies", doc)
+    ready_pods(desk)
+    desk.wait_status(lambda s: s.get("lastKnownGood") == "1.4.2", "1.4.2 known-good", timeout=60)
+    desk.patch_spec(version="1.4.3")
+    s = desk.wait_status(lambda s: (s.get("handover") or {}).get("step") == "Held", "handover held", timeout=120)
+    assert "HALTED not acknowledged" in s["handover"]["reason"]
+    (pod,) = ready_pods(desk)  # the old version stopped; the new one stands by
+    assert pod.metadata.labels["stratops.io/version"] == "1.4.3"
+    assert "Held" in as_tina("describe", NAME)
+    as_tina("reconcile", NAME, "--result", "Matched", "--evidence", "broker statement: EURUSD 250000")
+    out = as_tina(
+        "handover", "release", NAME, "--reason", "old version hung; book reconciled", "--book", "EURUSD=250000"
+    )
+    assert "released" in out
+    s = desk.wait_status(lambda s: (s.get("handover") or {}).get("step") == "Done", "handover done", timeout=60)
+    assert s["handover"]["book"] == {"EURUSD": 250000.0}
+    ack = Acknowledgement.model_validate_json(
+        desk.core.read_namespaced_config_map(ack_name(NAME), desk.ns).data[pod.metadata.name]
+    )
+    assert ack.trading_state == TradingState.ACTIVE and ack.book["EURUSD"] == 250000.0 and ack.version == "1.4.3"
+    assert ["released by tina" in e.message for e in desk.events("HandoverReleased")] == [True]
+    assert [i["spec"]["severity"] for i in desk.incidents()] == ["P0"]

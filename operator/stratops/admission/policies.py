@@ -48,7 +48,17 @@ VERB_DEPLOY_STRATEGY_PODS = "deploy-strategy-pods"  # strategies: the operator (
 
 ANNOTATION_TRADING_AUTHOR = f"{GROUP}/trading-author"
 ANNOTATION_MODE_AUTHOR = f"{GROUP}/mode-author"
-STRATEGY_COMMANDS = ("kill", "throttle", "rollback", "resume", "reconciliation", "failover", "rearm", "runbook")
+STRATEGY_COMMANDS = (
+    "kill",
+    "throttle",
+    "rollback",
+    "resume",
+    "reconciliation",
+    "failover",
+    "rearm",
+    "runbook",
+    "release",
+)
 INCIDENT_COMMANDS = ("ack", "contain", "resolve")
 
 POLICY_STRATEGIES = f"stratops-strategies.{GROUP}"

@@ -40,7 +40,52 @@ def fetch(api: Any, ns: str, name: str, extras: bool = False) -> tuple[ClusterVi
         more["monitors"] = [m for m in desk.list("monitors", ns) if m["spec"].get("strategy") == name]
         more["gates"] = [g for g in gates or () if name in g["spec"].get("strategies", [])]
         more["events"] = desk.events(ns, name)[-15:]
+        more["acks"] = _acks(desk.config_map_data(ns, manifests.ack_name(name)))
     return view, more
+
+
+def _acks(data: dict[str, str] | None) -> dict[str, dict[str, Any]]:
+    """Each pod's acknowledgement as JSON (an unreadable one is left out: the operator says why)."""
+    out = {}
+    for pod, raw in (data or {}).items():
+        try:
+            out[pod] = json.loads(raw)
+        except ValueError:
+            continue
+    return out
+
+
+HANDOVER_STEPS = ("Standby", "HaltingOld", "ActivatingNew", "Done")
+HANDOVER_ENDS = {
+    "Aborted": "[yellow]Aborted[/]: the new version blocked, the old one trades on",
+    "Held": "[red]Held[/]: the old version stopped; the new one stands by until a person decides "
+    "(stratops handover release, or stratops kill)",
+    "Failed": "[red]Failed[/]: both versions halted (P0)",
+    "Cancelled": "Cancelled",
+}
+
+
+def handover_lines(h: dict[str, Any]) -> list[str]:
+    """A warm handover's steps as on-call reads them: the steps passed, the one under way (bold),
+    where it ended and why, and the book carried over."""
+    step = h.get("step", "")
+    head = f"  handover {h.get('fromVersion')} -> {h.get('toVersion')} ({h.get('tradingState')})"
+    head += f", started {h.get('startedAt')}"
+    if step in HANDOVER_STEPS:  # under way, or done: each step passed, and the one it is at
+        at = HANDOVER_STEPS.index(step) if step != "Done" else len(HANDOVER_STEPS)
+        path = " -> ".join(
+            f"{s} ok" if i < at else f"[bold]{s}[/]" if i == at else s for i, s in enumerate(HANDOVER_STEPS)
+        )
+        head += f": {path}" + (f" since {h['stepAt']}" if h.get("stepAt") and step != "Done" else "")
+    lines = [head]
+    if step in HANDOVER_ENDS:
+        lines.append(f"    {HANDOVER_ENDS[step]}" + (f": {h['reason']}" if h.get("reason") else ""))
+    if h.get("book") is not None:
+        book = ", ".join(f"{i} {q:g}" for i, q in sorted(h["book"].items()) if q) or "flat"
+        lines.append(f"    book handed over: {book}")
+    if h.get("incident"):
+        lines.append(f"    incident {h['incident']}")
+    return lines
 
 
 def describe(strategy: str, namespace: Namespace = None, output: Output = "table") -> None:
@@ -101,6 +146,9 @@ def describe(strategy: str, namespace: Namespace = None, output: Output = "table
         )
     if (th := st.get("throttle")) and th.get("active"):
         console.print(f"  [yellow]throttled[/] by {th.get('by')} at {th.get('at')}: {th.get('reason')}")
+    if h := st.get("handover"):
+        for line in handover_lines(h):
+            console.print(line, highlight=False)
     if st.get("message"):
         console.print(f"  [yellow]{st['message']}[/]")
     limits = listing("limit", "in force", "spec", title="risk limits")
@@ -115,13 +163,21 @@ def describe(strategy: str, namespace: Namespace = None, output: Output = "table
     for c in st.get("conditions") or []:
         conds.add_row(c["type"], c["status"], c.get("reason", ""), (c.get("message") or "")[:100])
     console.print(conds)
-    pods = listing("pod", "ready", "node", title="pods")
+    pods = listing("pod", "version", "ready", "applied", "node", title="pods")
     for p in v.pods:
         ready = any(
             c.get("type") == "Ready" and c.get("status") == "True"
             for c in (p.get("status") or {}).get("conditions") or []
         )
-        pods.add_row(p["metadata"]["name"], "yes" if ready else "no", (p.get("spec") or {}).get("nodeName") or "-")
+        name = p["metadata"]["name"]
+        ack = more["acks"].get(name) or {}
+        pods.add_row(
+            name,
+            (p["metadata"].get("labels") or {}).get(manifests.LABEL_VERSION, "-"),
+            "yes" if ready else "no",
+            f"{ack['tradingState']} @{ack.get('generation')}" if ack.get("tradingState") else "-",
+            (p.get("spec") or {}).get("nodeName") or "-",
+        )
     console.print(pods if v.pods else "  pods: none")
     if v.incidents:
         inc = listing("incident", "class", "sev", "phase", "summary", title="incidents")

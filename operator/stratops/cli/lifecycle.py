@@ -687,3 +687,68 @@ def rearm(strategy: str, reason: Reason, namespace: Namespace = None, wait: Wait
         if ks.get("rearmedBy") != value["by"]:
             raise CliError(status.get("message") or "re-arm not recorded")
         console.print(f"[bold]re-armed[/] by {ks['rearmedBy']} at {ks['rearmedAt']}; resume when ready")
+
+
+handover_app = typer.Typer(help="Warm handovers: release a held one.", no_args_is_help=True)
+Book = Annotated[
+    list[str],
+    typer.Option(
+        "--book",
+        "-b",
+        help="INSTRUMENT=QUANTITY (signed: short is negative), once per instrument held: the position reconciled "
+        "at the broker, which the new version takes over.",
+    ),
+]
+
+
+def parse_book(entries: list[str]) -> dict[str, float]:
+    """--book EURUSD=250000 --book GBPUSD=-40000 as a book; CliError naming the entry otherwise."""
+    import math
+
+    book: dict[str, float] = {}
+    for entry in entries:
+        instrument, sep, qty = entry.partition("=")
+        try:
+            value = float(qty)
+        except ValueError:
+            value = math.nan
+        if not sep or not instrument.strip() or not math.isfinite(value):
+            raise CliError(f"--book {entry!r}: expected INSTRUMENT=QUANTITY with a finite number, e.g. EURUSD=250000")
+        if instrument.strip() in book:
+            raise CliError(f"--book: {instrument.strip()} given twice")
+        book[instrument.strip()] = value
+    if not book:
+        raise CliError("--book is required: the reconciled position by instrument (INSTRUMENT=QUANTITY, repeated)")
+    return book
+
+
+def handover_release(
+    strategy: str,
+    reason: Reason,
+    book: Book,
+    namespace: Namespace = None,
+    wait: Wait = True,
+    timeout: Timeout = 30,
+) -> None:
+    """Release a held warm handover: the old version did not halt and was stopped; hand trading to
+    the new version (on STANDBY) from the book reconciled at the broker. Needs a Matched
+    reconciliation recorded since the hold (stratops reconcile). The operator then waits for the
+    new version to confirm that book, as in any handover."""
+    fields = {"reason": reason, "book": parse_book(book)}
+    api, ns, value = give_command("release", strategy, namespace, fields)
+    if wait:
+        status = _wait(
+            api,
+            ns,
+            strategy,
+            lambda o, s: "stratops.io/release" not in (o["metadata"].get("annotations") or {}),
+            "the release",
+            timeout,
+        )
+        h = status.get("handover") or {}
+        if f"released by {value['by']}:" not in (status.get("message") or ""):
+            raise CliError(status.get("message") or "release not carried out")
+        console.print(
+            f"[bold]released[/]: {h.get('toVersion')} handed {h.get('tradingState')}; `stratops describe {strategy}` "
+            "shows it take over"
+        )

@@ -220,6 +220,8 @@ def _register() -> None:
         lc.rearm,
     ):
         app.command(fn.__name__)(_user_errors(fn))
+    lc.handover_app.command("release")(_user_errors(lc.handover_release))
+    app.add_typer(lc.handover_app, name="handover")
     gt.gate_app.command("list")(_user_errors(gt.gate_list))
     gt.gate_app.command("sign")(_user_errors(gt.gate_sign))
     gt.gate_app.command("audit")(_user_errors(gt.gate_audit))

@@ -9,7 +9,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-COMMANDS = ("kill", "throttle", "rollback", "resume", "reconciliation", "failover", "rearm", "runbook")
+COMMANDS = ("kill", "throttle", "rollback", "resume", "reconciliation", "failover", "rearm", "runbook", "release")
 MAX_EVIDENCE = 4096  # a reconciliation's evidence: what was compared, or a link to it
 ANNOTATION_PREFIX = "stratops.io/"
 
@@ -84,11 +84,25 @@ def parse_command(kind: str, raw: str) -> Command:
             )
     elif kind == "runbook" and not isinstance(value.get("run"), dict):
         error = f"annotation {ANNOTATION_PREFIX}{kind}: run (the runbook run's record) is required"
+    elif kind == "release" and (problem := _book_problem(value.get("book"))):
+        error = f"annotation {ANNOTATION_PREFIX}{kind}: {problem}"
     elif kind == "failover" and value.get("to") not in ("backup", "primary"):
         error = f"annotation {ANNOTATION_PREFIX}{kind}: to must be backup or primary"
     elif not reason and kind not in ("ack",):
         error = f'annotation {ANNOTATION_PREFIX}{kind}: a reason is required, e.g. {{"reason": "broker rejects"}}'
     return Command(kind, cid, reason, by, fields, error)
+
+
+def _book_problem(book: Any) -> str | None:
+    """Why BOOK is not a book (signed quantity by instrument), or None."""
+    if not isinstance(book, dict) or not book:
+        return 'book is required: the reconciled position by instrument, e.g. {"EURUSD": 250000}'
+    if len(book) > 200:
+        return f"book has {len(book)} instruments, at most 200"
+    for instrument, q in book.items():
+        if not instrument or isinstance(q, bool) or not isinstance(q, (int, float)) or q != q or abs(q) == float("inf"):
+            return f"book[{instrument!r}] must be a finite number, got {q!r}"
+    return None
 
 
 def commands_from_annotations(annotations: dict[str, str] | None) -> tuple[Command, ...]:

@@ -371,6 +371,8 @@ def _advance_handover(d: _Decision) -> None:
     Before the latch: a new version that does not take over as told halts both (P0)."""
     obs, now, st, plan = d.obs, d.now, d.st, d.plan
     d.handover = h = _handover_of(st.handover)
+    if (cmd := d.commands.get("release")) is not None:
+        h = d.handover = _release(d, h, cmd)
     if h is None or h.step in H.TERMINAL:
         return
     checks: H.Checks = "pass"
@@ -489,6 +491,45 @@ def _advance_handover(d: _Decision) -> None:
         plan.wake_in((since + limit - now).total_seconds() + 0.1 if waited < limit else 0.5)
 
 
+def _release(d: _Decision, h: H.Handover | None, cmd: Command) -> H.Handover | None:
+    """A person's decision on a held handover: the new version handed trading after all, from the
+    book they reconciled at the broker. Only after a Matched reconciliation recorded since the hold,
+    and once no pod of the old version is left."""
+    now, st, plan = d.now, d.st, d.plan
+    rec = st.last_reconciliation
+    refusal = None
+    if h is None or h.step != H.Step.HELD:
+        refusal = "no held handover to release" + (f" (the last one is {h.step.value})" if h else "")
+    elif st.kill_switch is not None and st.kill_switch.latched:
+        refusal = "the kill-switch is latched: resume the strategy instead"
+    elif rec is None or rec.result != "Matched" or rec.at <= h.since():
+        refusal = (
+            "record a Matched reconciliation of positions and open orders since the hold first "
+            "(stratops reconcile --result Matched --evidence …)"
+        )
+    if refusal is None:
+        assert h is not None
+        old = _version_view(d, h.from_version, 0)
+        try:
+            released = H.release(h, old, {str(k): float(v) for k, v in cmd.fields["book"].items()}, now)
+        except ValueError as e:
+            refusal = str(e)
+    if refusal is not None:
+        msg = f"release by {cmd.by} refused: {refusal}"
+        plan.events.append(Event("Warning", "ReleaseRefused", msg))
+        st.message = msg
+        return h
+    assert released.book is not None
+    msg = (
+        f"handover {released.from_version} -> {released.to_version} released by {cmd.by}: {cmd.reason}; "
+        f"{released.to_version} handed {released.trading_state.value} from book {H.describe_book(released.book)}"
+    )
+    plan.events.append(Event("Warning", "HandoverReleased", msg))
+    st.message = msg
+    st.handover = _handover_status(released, st.handover.incident if st.handover else None)
+    return released
+
+
 def _own_state(d: _Decision) -> TradingState:
     """The strategy's own trading state, as its commands and incidents decide it: HALTED by a
     latched kill-switch, REDUCING by a throttle or the first stage of a resume, else ACTIVE."""
@@ -593,7 +634,7 @@ def _one_trading_version(d: _Decision) -> None:
 def _maybe_start(d: _Decision, own: TradingState) -> H.Handover | None:
     """A handover from the active version to the target, when one can be warm; None otherwise
     (said in an Event when only the strategy's shape prevents it)."""
-    spec, obs, now, st, plan = d.spec, d.obs, d.now, d.st, d.plan
+    spec, obs, now, plan = d.spec, d.obs, d.now, d.plan
     assert d.active is not None and d.target is not None
     if not _handover_enabled(spec, d.mode) or own not in (TradingState.ACTIVE, TradingState.REDUCING):
         return None

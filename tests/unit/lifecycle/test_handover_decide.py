@@ -52,8 +52,8 @@ def obs(**kw) -> Observations:
     return Observations(name=NAME, namespace="desk", uid="u-1", generation=1, **kw)
 
 
-def command(kind: str) -> tuple[Command, ...]:
-    return (parse_command(kind, json.dumps({"reason": "test", "by": "alice"})),)
+def command(kind: str, **fields: object) -> tuple[Command, ...]:
+    return (parse_command(kind, json.dumps({"reason": "test", "by": "alice", **fields})),)
 
 
 @dataclass
@@ -369,6 +369,39 @@ def test_an_old_version_that_does_not_halt_is_stopped_and_the_new_one_waits_for_
     for _ in range(10):  # it waits for a person: never handed trading, never known-good
         d.tick(5)
         assert [p.applied.trading_state for p in d.pods] == [SB] and d.status.last_known_good == "1.4.2"
+
+
+def test_a_held_handover_is_released_by_a_person_from_the_reconciled_book():
+    d = trading_desk()
+    d.hung.add("1.4.2")
+    new_version(d)
+    d.run_until(lambda d: d.handover_step() == "Held" and d.versions() == {"1.4.3"}, steps=80)
+    reconciled = {"EURUSD": 240_000.0}
+    d.tick(commands=command("release", book=reconciled))  # no reconciliation since the hold: refused
+    assert d.handover_step() == "Held" and "reconciliation" in d.status.message
+    assert any(e.reason == "ReleaseRefused" for e in d.last.events)
+    d.tick(commands=command("reconciliation", result="Matched", evidence="broker statement 09:14"))
+    plan = d.tick(commands=command("release", book=reconciled))
+    assert any(e.reason == "HandoverReleased" for e in plan.events)
+    assert d.handover_step() == "ActivatingNew" and d.control.starting_book == reconciled
+    assert d.control.version == "1.4.3" and d.manifest["spec"]["strategy"]["type"] == "Recreate"
+    d.run_until(lambda d: d.handover_step() == "Done")
+    assert [p.book for p in d.pods] == [reconciled] and [p.applied.trading_state for p in d.pods] == [A]
+    assert d.versions() == {"1.4.3"}  # the version stopped for not halting is never started again
+
+
+@pytest.mark.parametrize(
+    ("book", "why"), [({}, "book is required"), ({"EURUSD": "lots"}, "finite number"), (None, "book is required")]
+)
+def test_a_release_without_a_readable_book_is_refused_before_anything(book, why):
+    [c] = command("release", **({"book": book} if book is not None else {}))
+    assert c.error is not None and why in c.error
+
+
+def test_a_release_with_nothing_held_is_refused():
+    d = trading_desk()
+    d.tick(commands=command("release", book={"EURUSD": 1.0}))
+    assert "no held handover" in d.status.message and d.status.handover is None
 
 
 def test_a_new_version_that_confirms_another_book_halts_both():
