@@ -77,6 +77,11 @@ EXAMPLES_HEADER = WALKED[-1]  # run by test_examples_header_applies_with_kubectl
 
 #: Documented commands run by another test, and why there.
 DOCUMENTED_ELSEWHERE = {
+    "stratops handover release STRATEGY --book INSTRUMENT=QUANTITY… --reason …": (
+        "tests/e2e/test_handover.py",
+        "test_an_old_version_that_does_not_halt_is_stopped_and_a_trader_releases_the_new_one",
+        "needs a handover held by a hung old version: real containers on the real node",
+    ),
     "make demo": (
         "tests/e2e/test_demo.py",
         "test_make_demo_sets_up_the_desk_and_make_shell_drives_it",

@@ -122,7 +122,7 @@ def test_daily_gate_command_names_the_strategys_gate(kube, crds, namespace, clus
     """The not-trading path that ends at "sign today's daily gate" names the gate from the
     strategy's spec, read from the cluster."""
     Desk(kube, namespace).create("strategies", strategy_doc())
-    answers = ["-a", "yes", "-a", "yes", "-a", "matched", "-a", "no"]
+    answers = ["-a", "yes", "-a", "no", "-a", "yes", "-a", "matched", "-a", "no"]
     res = CliRunner().invoke(
         app,
         ["triage", "not-trading", *answers, "--strategy", NAME, "-n", namespace, "-o", "json"],

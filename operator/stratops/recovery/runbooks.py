@@ -311,7 +311,16 @@ RUNBOOKS: tuple[Runbook, ...] = (
                 30,
             ),
             S("merge", "manual", "Merge the pull request that changes spec.version; let GitOps apply it."),
-            S("rollout", "wait", "The new version rolls out and every pod is Ready.", "rollout-complete", 600),
+            S(
+                "rollout",
+                "wait",
+                "The new version rolls out and every pod is Ready. Handed over warm (live, or "
+                "rollbackPolicy.handover): it stands by beside the old one, which is halted once the new one is "
+                "Ready, and then takes over its book; `stratops describe` shows each step. A held handover waits "
+                "for you: reconcile, then `stratops handover release`.",
+                "rollout-complete",
+                600,
+            ),
             S("watch", "manual", "Watch the first minutes: fills, latency and PnL monitors quiet."),
         ),
         "rollout-complete",
@@ -343,7 +352,8 @@ RUNBOOKS: tuple[Runbook, ...] = (
             S(
                 "rollback",
                 "operator",
-                "Roll back: the running version is blocked, the last known-good one deployed.",
+                "Roll back: the running version is blocked, the last known-good one deployed (handed over warm "
+                "when the strategy is: the known-good version stands by, then takes over the book).",
                 "rollback",
             ),
             S("ready", "wait", "The known-good version runs and every pod is Ready.", "running-known-good", 600),

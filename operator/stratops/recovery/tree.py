@@ -312,10 +312,31 @@ _NOT_TRADING = _symptom(
     "Strategy not trading",
     _yn(
         "stopped-by-stratops",
-        "Is it halted or throttled by stratops?",
-        "Run `stratops status`: trading state HALTED or REDUCING means Yes.",
-        yes="incidents-resolved",
+        "Is it halted or throttled by stratops, or its warm handover held?",
+        "Run `stratops status`: trading state HALTED or REDUCING means Yes; so does a handover line ending Held "
+        "in `stratops describe STRATEGY`.",
+        yes="handover-held",
         no="pods-ready",
+    ),
+    _yn(
+        "handover-held",
+        "Is its warm handover held (the old version did not halt and was stopped)?",
+        "Run `stratops describe STRATEGY`: a handover line ending Held means Yes. The new version stands by, "
+        "sending nothing, until a person decides.",
+        yes="reconcile-held",
+        no="incidents-resolved",
+    ),
+    _rec("reconcile-held", matched="release", mismatched="kill-held"),
+    _investigate(
+        "release",
+        "The book at the broker is known: hand trading to the new version from it (the operator waits for the new "
+        "version to confirm that book; a mismatch halts both).",
+        f"stratops handover release {STRATEGY} --book INSTRUMENT=QUANTITY --reason {REASON}",
+        "deploy-new-version",
+    ),
+    _kill(
+        "kill-held",
+        "The broker's book does not match what the old version left: keep everything halted and find the gap.",
     ),
     _yn(
         "incidents-resolved",

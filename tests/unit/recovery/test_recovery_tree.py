@@ -309,7 +309,7 @@ def test_command_for_fills_strategy_namespace_and_reason():
 
 
 def test_daily_gate_is_named_or_read_from_the_strategy():
-    w = walk("not-trading", ["yes", "yes", "matched", "no"])
+    w = walk("not-trading", ["yes", "no", "yes", "matched", "no"])
     assert w.action.id == "investigate-daily-gate"
     assert w.action.command_for("mr", "fx", daily_gate="fx-daily") == (
         'stratops gate sign fx-daily --all --evidence "..." -n fx'
@@ -350,3 +350,12 @@ def test_validation_rejects_dangling_choice_cycle_orphan_and_bad_kinds():
         tree.validate(_sym(r, _stop("a")))
     for s in tree.SYMPTOMS:
         tree.validate(s)
+
+
+def test_a_held_handover_is_released_only_through_a_reconciliation():
+    w = walk("not-trading", ["yes", "yes", "matched"])
+    assert w.action.id == "release" and w.reconciled
+    assert w.action.command_for("mr", "fx", "old version hung") == (
+        "stratops handover release mr --book INSTRUMENT=QUANTITY --reason 'old version hung' -n fx"
+    )
+    assert walk("not-trading", ["yes", "yes", "mismatched"]).action.kind == "killSwitch"
