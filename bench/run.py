@@ -11,6 +11,8 @@ Figures:
 - real strategy pods on the real node (bench/real_pods.py, where this machine can run one): the
   control document's propagation by API watch and by mounted file, command-to-halt with a real
   container against a KWOK pod, and the real process's acknowledgement
+- the warm handover against Recreate (bench/handover.py, on the real node too): time with no
+  trading version during a good and a failed rollout, and the handover's duration
 
 --quick: 100 strategies in the sweep, fleet sizes 1 and 20, 5 samples, 30 s windows (a few
 minutes). The full run (330 s windows: longer than the monitors' 5-minute status refresh) takes
@@ -49,8 +51,12 @@ def main() -> int:
 
     if (why := real_pods.unavailable()) is None:
         real_pods.run(rows, samples=5 if quick else 15)
+        import handover
+
+        handover.run(rows, samples=2 if quick else 10)
     else:
         rows.append(("real pods (bench/real_pods.py)", "not run", why))
+        rows.append(("warm handover (bench/handover.py)", "not run", why))
 
     real_pods.print_table(rows)
     return 0
