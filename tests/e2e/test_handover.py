@@ -5,7 +5,6 @@ acknowledgements, as a watch delivered them."""
 
 from __future__ import annotations
 
-import signal
 from typing import Any
 
 import pytest
@@ -14,7 +13,6 @@ from lifecycle_helpers import Desk
 from stratops.lifecycle.control import Acknowledgement, ControlDocument
 from stratops.lifecycle.manifests import ack_name, control_name
 from stratops.models.strategy import TradingState
-from stratops.testing.controlplane import operator_process, stop_process
 from stratops.testing.wait import wait_for
 from test_real_pods import ConfigMapLog, ready_pods, real_strategy
 
@@ -119,41 +117,6 @@ def test_a_version_that_never_gets_ready_never_stops_the_good_one(desk):
     [inc] = desk.incidents()
     assert inc["spec"]["severity"] == "P1" and "aborted" in inc["spec"]["summary"]
     assert desk.wait_status(lambda s: s.get("phase") == "Running", "Running on 1.4.2")["activeVersion"] == "1.4.2"
-
-
-def test_an_operator_killed_while_the_new_version_stands_by_finishes_the_handover_once(
-    kube, cluster, crds, own_namespace, strategy_image, tmp_path
-):
-    desk = Desk(kube, own_namespace)
-    procs: list[Any] = []
-
-    def start() -> None:
-        procs.append(
-            operator_process(
-                cluster.kubeconfig, [own_namespace], tmp_path / "operator.log", env={"STRATOPS_RESYNC_SECONDS": "10"}
-            )
-        )
-
-    try:
-        start()
-        desk.create("strategies", warm_strategy())
-        ready_pods(desk)
-        desk.wait_status(lambda s: s.get("lastKnownGood") == "1.4.2", "1.4.2 known-good", timeout=90)
-        desk.patch_spec(version="1.4.3")
-        desk.wait_status(lambda s: (s.get("handover") or {}).get("step") == "Standby", "standing by", timeout=60)
-        procs[-1].send_signal(signal.SIGKILL)
-        procs[-1].wait(30)
-        start()
-        s = desk.wait_status(
-            lambda s: (s.get("handover") or {}).get("step") == "Done", "handover done after the restart", timeout=150
-        )
-    finally:
-        for p in procs:
-            stop_process(p, 30)
-    assert s["handover"]["fromVersion"] == "1.4.2" and s["handover"]["toVersion"] == "1.4.3"
-    wait_for(lambda: desk.events("HandoverDone"), timeout=30, what="the done event")
-    assert len(desk.events("HandoverStarted")) == 1 and len(desk.events("HandoverDone")) == 1
-    assert not desk.incidents()
 
 
 def test_an_old_version_that_does_not_halt_is_stopped_and_a_trader_releases_the_new_one(
