@@ -451,7 +451,7 @@ def _advance_handover(d: _Decision) -> None:
             plan.events.append(Event("Warning", "HandoverAborted", f"{pair}: {nxt.reason}; {h.from_version} trades on"))
         elif nxt.step == H.Step.HELD:
             incident = inc
-            plan.actions.append("kill_switch")
+            plan.actions.append("handover_held")
             plan.incidents.append(
                 NewIncident(
                     inc,
@@ -587,15 +587,8 @@ def _handover(d: _Decision) -> None:
         and not d.latched
     ):
         h = _maybe_start(d, own)
-    if (
-        h is not None
-        and h.step in (H.Step.STANDBY, H.Step.HALTING_OLD, H.Step.ACTIVATING_NEW)
-        and own
-        in (
-            TradingState.ACTIVE,
-            TradingState.REDUCING,
-        )
-    ):
+    trades = (TradingState.ACTIVE, TradingState.REDUCING)
+    if h is not None and h.step in (H.Step.STANDBY, H.Step.HALTING_OLD, H.Step.ACTIVATING_NEW) and own in trades:
         h = replace(h, trading_state=own)  # a throttle meanwhile: the new version takes over REDUCING
     d.handover = h
     if h is not None:
@@ -1375,7 +1368,8 @@ def _control_document(d: _Decision) -> None:
         acknowledged_at=acked_at,
         hash=d.doc.content_hash(),
     )
-    st.trading_state = state
+    held = d.handover is not None and d.handover.step == H.Step.HELD and not d.latched
+    st.trading_state = TradingState.STANDBY if held else state  # held: nothing trades until a person decides
 
 
 def _kill_switch_progress(d: _Decision) -> None:

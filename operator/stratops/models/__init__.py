@@ -22,7 +22,7 @@ STRATEGY = ResourceKind(
         C("Phase", ".status.phase"),
         C("Mode", ".status.mode", description="Mode in force"),
         C("Version", ".status.activeVersion"),
-        C("Trading", ".status.tradingState", description="ACTIVE, REDUCING or HALTED"),
+        C("Trading", ".status.tradingState", description="ACTIVE, REDUCING, HALTED, or STANDBY (a held handover)"),
         C("Known-Good", ".status.lastKnownGood", priority=1),
         C("Wanted", ".spec.version", priority=1),
     ),

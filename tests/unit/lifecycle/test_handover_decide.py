@@ -364,7 +364,7 @@ def test_an_old_version_that_does_not_halt_is_stopped_and_the_new_one_waits_for_
     [inc] = d.incidents.values()
     assert inc.severity == "P0"
     d.run_until(lambda d: d.versions() == {"1.4.3"})
-    assert [p.applied.trading_state for p in d.pods] == [SB]
+    assert [p.applied.trading_state for p in d.pods] == [SB] and d.status.trading_state == SB
     assert d.control.version == "1.4.2" and d.control.trading_state == HALT
     for _ in range(10):  # it waits for a person: never handed trading, never known-good
         d.tick(5)
