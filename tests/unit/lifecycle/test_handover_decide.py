@@ -320,6 +320,20 @@ def test_a_throttle_during_the_handover_hands_over_reducing():
     assert [p.applied.trading_state for p in d.pods if p.version == "1.4.3"] == [R]
 
 
+def test_a_rollback_of_a_version_that_trades_is_a_warm_handover_back_to_the_known_good_one():
+    d = trading_desk()
+    new_version(d)
+    d.run_until(lambda d: d.status.last_known_good == "1.4.3")
+    d.tick(commands=command("rollback"))
+    assert d.handover_step() == "Standby" and d.status.handover.to_version == "1.4.2"
+    assert "1.4.3" in [b.version for b in d.status.blocked_versions] and d.status.rollout.rollback
+    d.run_until(lambda d: d.handover_step() == "Done" and d.versions() == {"1.4.2"})
+    assert [p.applied.trading_state for p in d.pods] == [A]
+    for _ in range(5):  # spec still names the blocked version: it stays rolled back
+        d.tick(5)
+        assert d.versions() == {"1.4.2"} and d.handover_step() == "Done"
+
+
 # -- a bad version --------------------------------------------------------------------------
 def test_a_version_that_never_gets_ready_never_stops_the_good_one():
     d = trading_desk()
