@@ -4,10 +4,12 @@ proving the desk's invariants over the history afterwards (stratops.soak.checker
 
     python bench/soak.py [--seconds 180] [--seed 1] [--strategies 4] [--out DIR]
 
-The driver kills (one strategy, or all of them by selector), throttles, and resumes latched
-strategies after their reconciliation, all as the CLI writes commands. The nemesis SIGKILLs the
-acting replica or both, restarts the kube-apiserver, and hangs a strategy's processes so they
-stop acknowledging. Strategy pods are KWOK pods; their SDK runs here, one per pod, as in the
+The driver kills (one strategy, or all of them by selector), throttles, resumes latched
+strategies after their reconciliation, rolls out new versions (handed over warm while a strategy
+trades) and versions whose processes never start, and releases held handovers, all as the CLI
+and GitOps write them. The nemesis SIGKILLs the acting replica or both, restarts the
+kube-apiserver, takes etcd away (its data kept), and hangs a strategy's processes so they stop
+acknowledging. Strategy pods are KWOK pods; their SDK runs here, one per pod, as in the
 e2e tests. Every command, fault, sample and replica write (from the API server's audit log,
 each replica with a user of its own) goes into DIR/history.jsonl.
 
@@ -40,7 +42,8 @@ from kubernetes.client.exceptions import ApiException
 from stratops import GROUP, VERSION
 from stratops.k8s.apply import install_crds
 from stratops.lifecycle.commands import command_value
-from stratops.lifecycle.manifests import control_name
+from stratops.lifecycle.control import Acknowledgement, allows_orders
+from stratops.lifecycle.manifests import LABEL_VERSION, ack_name, control_name
 from stratops.sdk import ApiAcknowledger, ApiControl, StrategyControl
 from stratops.soak import checker, generator
 from stratops.soak.history import Record, dump
@@ -53,6 +56,9 @@ NS = "soak"
 PEERING = "stratops"
 LIFETIME = 10  # a dead replica's peering record lapses after this: the takeover's delay
 SLOTS = ("a", "b")
+BOOK = {"EURUSD": 250_000.0, "GBPUSD": -40_000.0}  # what each strategy's first version holds
+#: A rollout's deadline in the soak: a bad version is aborted after it, a handover stands by at most this.
+ROLLOUT_DEADLINE = 20
 LIMITS = {"maxPosition": "max_position", "maxOrderRate": "max_order_rate", "maxDailyLoss": "max_daily_loss"}
 
 
@@ -85,6 +91,8 @@ class Soak:
         self.kill_watch_halts = 0  # read from the replicas' logs at the end
         self.hung: set[str] = set()
         self.agents: dict[str, StrategyControl] = {}
+        self.books: dict[str, tuple[str, str, dict[str, float]]] = {}  # pod -> (strategy, version, its book)
+        self.versions = 0  # the last new version named
 
     # -- the history ---------------------------------------------------------------------
     def rec(self, process: str, type_: str, f: str, strategy: str | None = None, **value: Any) -> None:
@@ -116,7 +124,7 @@ class Soak:
         for name in self.names:
             doc = json.loads(json.dumps(base))
             doc["metadata"] = {"name": name}
-            doc["spec"]["rollbackPolicy"]["healthyFor"] = "1s"
+            doc["spec"]["rollbackPolicy"].update(healthyFor="1s", rolloutDeadline=f"{ROLLOUT_DEADLINE}s", handover=True)
             self.custom.create_namespaced_custom_object(GROUP, VERSION, NS, "strategies", doc)
         for name in self.names:
             wait_for(
@@ -177,18 +185,28 @@ class Soak:
             except Exception:  # the API server may be restarting: next round
                 continue
             running = {
-                p.metadata.name: p.metadata.labels[f"{GROUP}/strategy"]
+                p.metadata.name: (p.metadata.labels[f"{GROUP}/strategy"], p.metadata.labels.get(LABEL_VERSION, ""))
                 for p in pods
                 if p.metadata.deletion_timestamp is None
+                and not p.metadata.labels.get(LABEL_VERSION, "").startswith("fail-")  # never starts
             }
             for pod, agent in list(self.agents.items()):
-                if pod not in running or running[pod] in self.hung:
+                if pod not in running or running[pod][0] in self.hung:
                     agent.stop()
                     del self.agents[pod]
-            for pod, strategy in running.items():
+            for pod, (strategy, version) in running.items():
                 if pod not in self.agents and strategy not in self.hung:
+                    if pod not in self.books:  # the first version holds the book; a later one takes it
+                        first = version == "1.4.2"
+                        self.books[pod] = (strategy, version, dict(BOOK) if first else {})
+                    book = self.books[pod][2]
                     a = StrategyControl(
-                        pod, ApiControl(NS, strategy, self.api), ApiAcknowledger(NS, strategy, self.api)
+                        pod,
+                        ApiControl(NS, strategy, self.api),
+                        ApiAcknowledger(NS, strategy, self.api),
+                        version=version,
+                        book=lambda b=book: b,
+                        take_book=book.update,
                     )
                     a.run_in_background(0.1)
                     self.agents[pod] = a
@@ -207,6 +225,13 @@ class Soak:
                 name, st, spec = s["metadata"]["name"], s.get("status") or {}, s["spec"]
                 cm = cms.get(control_name(name))
                 state = json.loads(cm.data["control.json"]).get("tradingState") if cm and cm.data else None
+                live = {
+                    p.metadata.name: p.metadata.labels.get(LABEL_VERSION)
+                    for p in pods
+                    if p.metadata.labels.get(f"{GROUP}/strategy") == name and p.metadata.deletion_timestamp is None
+                }
+                acks = (cms.get(ack_name(name)) and cms[ack_name(name)].data) or {}
+                h = st.get("handover") or {}
                 dep = deps.get(name)
                 eff = st.get("effectiveLimits") or {}
                 ks = st.get("killSwitch") or {}
@@ -232,6 +257,8 @@ class Soak:
                     else None,
                     reconciled=_ts(rec) if (rec := (st.get("lastReconciliation") or {}).get("at")) else None,
                     message=str(st.get("message") or "")[:300],
+                    trading_versions=trading_versions(live, acks),
+                    handover={k: h.get(k) for k in ("step", "startedAt", "fromVersion", "toVersion")} if h else None,
                 )
 
     # -- the driver and the nemesis ------------------------------------------------------
@@ -247,6 +274,20 @@ class Soak:
             self.resume(step)
         elif step.f == "resume-unreconciled":
             self.resume(step, reconcile=False)
+        elif step.f in ("rollout", "rollout-bad"):
+            self.versions += 1
+            version = f"1.5.{self.versions}" if step.f == "rollout" else f"fail-{self.versions}"
+            self.rec("driver", "invoke", step.f, name, version=version)
+            try:  # as GitOps applies a merged pull request
+                self.custom.patch_namespaced_custom_object(
+                    GROUP, VERSION, NS, "strategies", name, {"spec": {"version": version}}
+                )
+            except Exception as e:  # an API server restarting refuses it
+                self.rec("driver", "fail", step.f, name, version=version, error=str(e)[:200])
+                return
+            self.rec("driver", "ok", step.f, name, version=version)
+        elif step.f == "release":
+            self.release(step)
 
     def _do(self, kind: str, names: list[str], as_: str | None = None, **value: Any) -> bool:
         """Give command KIND to NAMES, recorded as AS_ (default: KIND)."""
@@ -299,6 +340,39 @@ class Soak:
             self.rec("driver", "fail", "reconciliation", name, error=str(e)[:200])
             return
         self._do("resume", [name], by="bob", reason=f"soak resume {step.pick}")
+
+    def release(self, step: generator.Step) -> None:
+        """Release one held handover, as a desk does: reconcile at the broker, then hand the new
+        version the book the broker shows (what the old version's pods held)."""
+        try:
+            held = [n for n in self.names if (self.status(n).get("handover") or {}).get("step") == "Held"]
+        except Exception:
+            return
+        if not held:
+            return
+        name = held[step.pick % len(held)]
+        h = self.status(name)["handover"]
+        book: dict[str, float] = {}
+        for strategy, version, b in list(self.books.values()):
+            if strategy == name and version == h["fromVersion"]:
+                for k, q in b.items():
+                    book[k] = book.get(k, 0.0) + q
+        asked = datetime.now(UTC)
+        if not self._do("reconciliation", [name], by="ops", result="Matched", evidence="broker statement"):
+            return
+        try:
+            wait_for(
+                lambda: (
+                    _ts((self.status(name).get("lastReconciliation") or {}).get("at") or "1970-01-01T00:00:00Z")
+                    >= asked.timestamp() - 1
+                ),
+                timeout=40,
+                what=f"{name}'s reconciliation recorded",
+            )
+        except Exception as e:
+            self.rec("driver", "fail", "reconciliation", name, error=str(e)[:200])
+            return
+        self._do("release", [name], by="bob", reason=f"soak release {step.pick}", book=book or {"EURUSD": 0.0})
 
     def open_incidents(self, name: str) -> list[str]:
         items = self.custom.list_namespaced_custom_object(GROUP, VERSION, NS, "incidents")["items"]
@@ -356,6 +430,9 @@ class Soak:
         elif step.f == "apiserver-restart":
             self.rec("nemesis", "invoke", step.f, id=fid)
             self.cp.restart("kube-apiserver")
+        elif step.f == "etcd-restart":
+            self.rec("nemesis", "invoke", step.f, id=fid)
+            self.cp.restart("etcd", down_for=step.duration)
         elif step.f == "hang":
             name = self.names[step.pick % len(self.names)]
             self.rec("nemesis", "invoke", step.f, name, id=fid)
@@ -461,6 +538,22 @@ class Soak:
     def stop_replicas(self) -> None:
         for _, proc in self.replicas.values():
             stop_process(proc, 30)
+
+
+def trading_versions(pods: dict[str, str | None], acks: dict[str, str]) -> list[str]:
+    """The versions whose live pods last acknowledged a state that trades (one ack ConfigMap, one
+    snapshot: a version is handed trading only after the other's HALTED is in it)."""
+    out = set()
+    for pod, raw in acks.items():
+        if pod not in pods:
+            continue
+        try:
+            a = Acknowledgement.model_validate_json(raw)
+        except ValueError:
+            continue
+        if allows_orders(a.trading_state) and not a.exiting:
+            out.add(pods[pod] or "?")
+    return sorted(out)
 
 
 def kill_latencies(history: list[Record]) -> list[float]:

@@ -10,7 +10,9 @@ What the records carry (bench/soak.py writes them):
 - observer: `observe` samples of each strategy: latched (the kill-switch), halted (its control
   document says HALTED), replicas (the Deployment's), pods (running, not terminating),
   effective and spec (the limits, by name), stopped (the kill-switch's completion, or its latch)
-  and reconciled (the last reconciliation), as epoch seconds or None.
+  and reconciled (the last reconciliation), as epoch seconds or None; trading_versions (the
+  versions whose live pods last acknowledged a state that trades) and handover (its step,
+  startedAt, fromVersion and toVersion, or None).
 - apiserver: `write` by a replica (value: user, verb, resource, name), from the audit log.
 - replica: its peering transitions, `acting`, `paused`, `killed`, `started` (value: replica).
 - final: `events` (value["KillSwitch"]: count per strategy) and `audit` (value["chains"]: per
@@ -38,6 +40,10 @@ RECONCILED_TOLERANCE = 1e-3
 class Bounds:
     kill: float = 30.0  # command (or the end of the fault that delayed it) to HALTED and 0 pods
     resume: float = 30.0  # resume written to the latch released
+    # A warm handover started to a step it ends at: the soak's rollout deadline (20 s, standing
+    # by) and two acknowledgement deadlines (10 s each: the old version halting, the new one
+    # taking over), and the operator's passes between them.
+    handover: float = 55.0
 
 
 @dataclass(frozen=True)
@@ -317,6 +323,70 @@ def one_actor(history: list[Record]) -> tuple[list[Violation], int]:
     return out, checked
 
 
+def one_trading_version(history: list[Record]) -> tuple[list[Violation], int]:
+    """At no moment do the live pods of two versions both acknowledge a state that trades (the
+    warm handover's promise: the new version is handed trading only after the old one halted)."""
+    out, checked = [], 0
+    for s, samples in _observations(history).items():
+        for o in samples:
+            if "trading_versions" not in o.value:
+                continue  # a history without the field (an older soak)
+            checked += 1
+            versions = o.value.get("trading_versions") or []
+            if len(versions) > 1:
+                out.append(
+                    Violation(
+                        "one-trading-version",
+                        o.t,
+                        f"pods of {len(versions)} versions trading at once: {', '.join(versions)}",
+                        s,
+                    )
+                )
+    return out, checked
+
+
+TERMINAL_STEPS = ("Done", "Aborted", "Held", "Failed", "Cancelled")
+
+
+def handover_ends(history: list[Record], bounds: Bounds) -> tuple[list[Violation], int]:
+    """Every warm handover seen under way ends (done, or fallen back to a safe side) within the
+    bound, counted from its start or from the end of the fault that delayed it."""
+    faults = _faults(history)
+    end = history[-1].t if history else 0.0
+    out, checked = [], 0
+    for s, samples in _observations(history).items():
+        started: dict[str, Record] = {}
+        ended: dict[str, Record] = {}
+        for o in samples:
+            h = o.value.get("handover") or {}
+            key = str(h.get("startedAt") or "")
+            if not key:
+                continue
+            if h.get("step") in TERMINAL_STEPS:
+                ended.setdefault(key, o)
+            else:
+                started.setdefault(key, o)
+        for key, first in started.items():
+            checked += 1
+            hit = ended.get(key)
+            t0 = first.t
+            start = _counted_from(t0, hit.t if hit else end, faults)
+            if hit is None:
+                if end - start >= bounds.handover:
+                    out.append(Violation("handover-ends", t0, f"handover started {key} never ended", s))
+            elif hit.t - start > bounds.handover:
+                out.append(
+                    Violation(
+                        "handover-ends",
+                        t0,
+                        f"handover started {key} ended {hit.value['handover'].get('step')} after "
+                        f"{hit.t - start:.1f} s (bound {bounds.handover:.0f} s, counted from {start:.3f})",
+                        s,
+                    )
+                )
+    return out, checked
+
+
 def check(records: list[Record], bounds: Bounds | None = None) -> Report:
     history = ordered(records)
     bounds = bounds or Bounds()
@@ -331,6 +401,8 @@ def check(records: list[Record], bounds: Bounds | None = None) -> Report:
         "resume-preconditions": resume_preconditions(history),
         "audit-verifies": audit_verifies(history),
         "one-actor": one_actor(history),
+        "one-trading-version": one_trading_version(history),
+        "handover-ends": handover_ends(history, bounds),
     }
     for name, (found, n) in results.items():
         violations.extend(found)

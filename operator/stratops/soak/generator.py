@@ -8,10 +8,24 @@ from dataclasses import dataclass
 
 #: What a desk does. "kill-all" is a kill by selector (every strategy); "resume" resumes a
 #: latched strategy (after its reconciliation, as a desk must); "resume-unreconciled" tries to
-#: without a new one (the operator must refuse it).
-OPERATIONS = ("kill", "kill-all", "throttle", "resume", "resume", "resume-unreconciled")
-#: What the nemesis does. "hang" stops a strategy's processes acknowledging for a while.
-FAULTS = ("sigkill-leader", "sigkill-both", "apiserver-restart", "hang")
+#: without a new one (the operator must refuse it); "rollout" names a new version (handed over
+#: warm while the strategy trades), "rollout-bad" one whose processes never start; "release"
+#: hands a held handover to its new version after a reconciliation.
+OPERATIONS = (
+    "kill",
+    "kill-all",
+    "throttle",
+    "resume",
+    "resume",
+    "resume-unreconciled",
+    "rollout",
+    "rollout",
+    "rollout-bad",
+    "release",
+)
+#: What the nemesis does. "hang" stops a strategy's processes acknowledging for a while;
+#: "etcd-restart" takes etcd away for the fault's length (its data kept).
+FAULTS = ("sigkill-leader", "sigkill-both", "apiserver-restart", "etcd-restart", "hang")
 
 
 @dataclass(frozen=True)

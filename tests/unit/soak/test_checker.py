@@ -211,3 +211,36 @@ def test_a_refused_corner_cutting_resume_is_no_lost_command() -> None:
         *final({"s0": 1}),
     ]
     assert checker.check(h).violations == []
+
+
+def sample(t: float, trading: list[str], handover: dict | None = None, s: str = "s0") -> Record:
+    r = observe(t, s)
+    return Record(r.t, r.process, r.type, r.f, r.strategy, {**r.value, "trading_versions": trading, "handover": handover})
+
+
+def test_two_versions_trading_at_once() -> None:
+    history = [sample(1, ["1.4.2"]), sample(2, []), sample(3, ["1.5.1"]), sample(4, ["1.4.2", "1.5.1"]), *final({})]
+    report = checker.check(history)
+    assert names(report) == ["one-trading-version"] and "2 versions" in report.violations[0].message
+    assert report.checked["one-trading-version"] == 4
+
+
+def test_a_handover_that_never_ends_or_ends_late() -> None:
+    def h(step: str, started: str = "t1") -> dict:
+        return {"step": step, "startedAt": started, "fromVersion": "1.4.2", "toVersion": "1.5.1"}
+
+    ended = [sample(10, ["1.4.2"], h("Standby")), sample(30, ["1.5.1"], h("Done")), *final({})]
+    assert not checker.check(ended).violations and checker.check(ended).checked["handover-ends"] == 1
+    late = [sample(10, ["1.4.2"], h("Standby")), sample(100, ["1.5.1"], h("Done")), *final({})]
+    assert names(checker.check(late)) == ["handover-ends"]
+    never = [sample(10, ["1.4.2"], h("HaltingOld")), sample(100, [], h("HaltingOld")), *final({})]
+    assert names(checker.check(never)) == ["handover-ends"]
+    # a fault in the way: counted from its end
+    faulted = [
+        sample(10, ["1.4.2"], h("Standby")),
+        Record(11, "nemesis", "invoke", "etcd-restart", None, {"id": "f"}),
+        Record(60, "nemesis", "ok", "etcd-restart", None, {"id": "f"}),
+        sample(100, ["1.5.1"], h("Done")),
+        *final({}),
+    ]
+    assert not checker.check(faulted).violations
