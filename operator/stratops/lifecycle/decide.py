@@ -194,7 +194,9 @@ class _Decision:
     fleet: list[str]  # _verify_fleet: what does not run as intended
     fleet_incident: str | None
     kill_trigger: tuple[str, str, str | None] | None  # the triggers: (reason, by, incident)
-    throttle_trigger: tuple[str, str, str | None] | None
+    # each (reason, by, incident, cause): every throttle asked for in this pass, so that the depth
+    # depends on the causes, not on how many passes saw them arrive
+    throttle_triggers: list[tuple[str, str, str | None, str]]
     rollback_trigger: tuple[str, str, str | None] | None
     handover: H.Handover | None  # _advance_handover, then _handover: the warm handover recorded
     address: _Address | None  # _handover: the handover's part of the control document (None: none)
@@ -673,7 +675,7 @@ def _incident_triggers(d: _Decision) -> None:
     obs, st, plan, handled_incidents = d.obs, d.st, d.plan, d.handled_incidents
     d.kill_trigger = None  # (reason, by, incident)
     d.rearm_required = False
-    d.throttle_trigger = None
+    d.throttle_triggers = []
     d.rollback_trigger = None
     for inc in obs.incidents:
         if (
@@ -704,8 +706,8 @@ def _incident_triggers(d: _Decision) -> None:
             d.kill_trigger = (why, OPERATOR, inc.name)
         if act == "killSwitch" and inc.require_rearm:
             d.rearm_required = True
-        elif act == "throttle" and d.throttle_trigger is None:
-            d.throttle_trigger = (why, OPERATOR, inc.name)
+        elif act == "throttle":
+            d.throttle_triggers.append((why, OPERATOR, inc.name, inc.class_))
         elif act == "rollback" and d.rollback_trigger is None:
             d.rollback_trigger = (why, OPERATOR, inc.name)
         elif act == "none":
@@ -814,21 +816,22 @@ def _reported_limits(d: _Decision) -> None:
         if act == "killSwitch" and d.kill_trigger is None:
             d.kill_trigger = (why, OPERATOR, inc)
             d.rearm_required = d.rearm_required or m.require_rearm
-        elif act == "throttle" and d.throttle_trigger is None:
-            d.throttle_trigger = (why, OPERATOR, inc)
+        elif act == "throttle":
+            d.throttle_triggers.append((why, OPERATOR, inc, m.class_))
     st.report_breaches = breaches or None
     if (cmd := commands.get("kill")) is not None:
         d.kill_trigger = (cmd.reason, cmd.by, None)
         d.rearm_required = d.rearm_required or bool(cmd.fields.get("requireRearm"))
-    if (cmd := commands.get("throttle")) is not None and d.throttle_trigger is None:
-        d.throttle_trigger = (cmd.reason, cmd.by, None)
+    if (cmd := commands.get("throttle")) is not None:
+        # each command given is a cause of its own (the same text again later is a new command)
+        d.throttle_triggers.append((cmd.reason, cmd.by, None, f"throttle by {cmd.by} at {d.now.isoformat()}"))
     if (cmd := commands.get("rollback")) is not None:
         d.rollback_trigger = (cmd.reason, cmd.by, None)
 
 
 def _latch_kill_switch_and_throttle(d: _Decision) -> None:
     """Kill-switch: P0 stops. Latched until a valid resume."""
-    now, st, plan, commands, factor, base_limits = d.now, d.st, d.plan, d.commands, d.factor, d.base_limits
+    now, st, plan, commands = d.now, d.st, d.plan, d.commands
     d.ks = st.kill_switch
     if d.kill_trigger is not None:
         reason, by, incident = d.kill_trigger
@@ -866,29 +869,60 @@ def _latch_kill_switch_and_throttle(d: _Decision) -> None:
             plan.events.append(Event("Warning", "KillSwitch", f"kill-switch engaged by {by}: {reason}"))
             if incident:
                 plan.incident_actions.append((incident, "kill-switch: control HALTED, then scale to 0"))
-    if d.throttle_trigger is not None:
-        reason, by, incident = d.throttle_trigger
-        if d.ks is not None and d.ks.latched:
-            if incident:
-                plan.incident_actions.append((incident, "kill-switch latched; throttle not needed"))
-        else:
-            prev = st.effective_limits or base_limits
-            st.effective_limits = L.lowest(L.throttled(prev, factor), base_limits)
-            st.throttle = ThrottleStatus(active=True, reason=reason, by=by, at=now, incident=incident)
-            st.resume = None
-            plan.actions.append("throttle")
-            plan.events.append(
-                Event(
-                    "Warning",
-                    "Throttle",
-                    f"throttled by {by}: {reason}; limits x{factor} (position {st.effective_limits.max_position:g}, "
-                    f"order rate {st.effective_limits.max_order_rate:g}/s)",
-                )
-            )
-            if incident:
-                plan.incident_actions.append((incident, f"throttle: REDUCING, limits x{factor}"))
+    if d.throttle_triggers:
+        _throttle(d)
     d.latched = d.ks is not None and d.ks.latched
     d.throttled = st.throttle is not None and st.throttle.active
+
+
+def _throttle(d: _Decision) -> None:
+    """Throttle: P1 slows. One level per cause (an incident class, a command): the limits are the
+    spec's x factor^causes, whatever order the causes arrive in and however many reconcile passes
+    see them; an incident of a class already in force throttles no deeper."""
+    now, st, plan, factor, base_limits = d.now, d.st, d.plan, d.factor, d.base_limits
+    if d.ks is not None and d.ks.latched:
+        for _, _, incident, _ in d.throttle_triggers:
+            if incident:
+                plan.incident_actions.append((incident, "kill-switch latched; throttle not needed"))
+        return
+    active = st.throttle is not None and st.throttle.active
+    causes = list((st.throttle.causes or []) if st.throttle is not None and active else [])
+    if active and not causes and st.throttle is not None:
+        causes = [st.throttle.reason or "throttle"]  # a throttle recorded before causes were
+    new = [t for t in d.throttle_triggers if t[3] not in causes]
+    for _, _, _, cause in new:
+        if cause not in causes:
+            causes.append(cause)
+    depth = f"x{factor}" + (f"^{len(causes)}" if len(causes) > 1 else "")
+    for _, _, incident, cause in d.throttle_triggers:
+        if incident:
+            done = (
+                f"throttle: REDUCING, limits {depth}"
+                if any(t[2] == incident for t in new)
+                else f"throttle already in force for {cause}: no deeper"
+            )
+            plan.incident_actions.append((incident, done))
+    if not new:
+        return
+    prev = st.effective_limits if active and st.effective_limits is not None else base_limits
+    st.effective_limits = L.lowest(L.throttled_by(base_limits, factor, len(causes)), prev)
+    reason, by, incident, _ = new[0]
+    st.throttle = (
+        st.throttle.model_copy(update={"causes": causes})
+        if active and st.throttle is not None
+        else ThrottleStatus(active=True, reason=reason, by=by, at=now, incident=incident, causes=causes)
+    )
+    st.resume = None
+    plan.actions.append("throttle")
+    whys = "; ".join(r for r, _, _, _ in new)
+    plan.events.append(
+        Event(
+            "Warning",
+            "Throttle",
+            f"throttled by {by}: {whys}; limits {depth} for {len(causes)} cause(s) ({', '.join(causes)}): "
+            f"position {st.effective_limits.max_position:g}, order rate {st.effective_limits.max_order_rate:g}/s",
+        )
+    )
 
 
 def _rearm(d: _Decision) -> None:
@@ -1041,7 +1075,13 @@ def _resume(d: _Decision) -> None:
             if cmd.fields.get("throttled"):
                 # Back to trading, but slow: a throttle in force until a later full resume (which
                 # needs a reconciliation newer than this one).
-                st.throttle = ThrottleStatus(active=True, reason=f"resumed throttled: {cmd.reason}", by=cmd.by, at=now)
+                st.throttle = ThrottleStatus(
+                    active=True,
+                    reason=f"resumed throttled: {cmd.reason}",
+                    by=cmd.by,
+                    at=now,
+                    causes=[f"resumed throttled by {cmd.by}"],
+                )
                 st.effective_limits = L.lowest(L.throttled(st.effective_limits, factor), base_limits)
                 d.throttled = True
                 msg = (

@@ -25,3 +25,11 @@ def lowest(a: EffectiveLimits, b: EffectiveLimits) -> EffectiveLimits:
 def raised(old: EffectiveLimits, new: EffectiveLimits) -> list[str]:
     """Names of the limits that NEW raises above OLD."""
     return [f for f in FIELDS if getattr(new, f) > getattr(old, f)]
+
+
+def throttled_by(base: EffectiveLimits, factor: float, levels: int) -> EffectiveLimits:
+    """BASE lowered LEVELS times by FACTOR: a throttle's depth depends only on its causes."""
+    out = base
+    for _ in range(levels):
+        out = throttled(out, factor)
+    return out

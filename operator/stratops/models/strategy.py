@@ -569,6 +569,12 @@ class ThrottleStatus(Model):
     by: str | None = Field(default=None, description="Who or what triggered it.")
     at: datetime | None = Field(default=None, description="When it was triggered.")
     incident: str | None = Field(default=None, description="The Incident that triggered it, if any.")
+    causes: list[str] | None = Field(
+        default=None,
+        description="What it is for, one throttle level each: an incident class (every incident of one class is "
+        "one cause, however many and in whatever order they open), a throttle command, a throttled resume. The "
+        "effective limits are spec x factor^len(causes), or lower.",
+    )
 
 
 class RolloutStatus(Model):

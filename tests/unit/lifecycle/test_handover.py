@@ -142,6 +142,8 @@ class Desk:
         for i, act in enumerate(actions):
             if crash_after is not None and i >= crash_after:
                 self.crashed = True
+                if self.handover.step != self.steps_seen[-1]:  # recorded before the crash
+                    self.steps_seen.append(self.handover.step)
                 return
             act()
             self.old_states_written = [d.state for d in self.old.docs]

@@ -215,7 +215,9 @@ def test_a_refused_corner_cutting_resume_is_no_lost_command() -> None:
 
 def sample(t: float, trading: list[str], handover: dict | None = None, s: str = "s0") -> Record:
     r = observe(t, s)
-    return Record(r.t, r.process, r.type, r.f, r.strategy, {**r.value, "trading_versions": trading, "handover": handover})
+    return Record(
+        r.t, r.process, r.type, r.f, r.strategy, {**r.value, "trading_versions": trading, "handover": handover}
+    )
 
 
 def test_two_versions_trading_at_once() -> None:
