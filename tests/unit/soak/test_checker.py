@@ -118,6 +118,12 @@ def test_a_limit_rises_only_after_a_resume() -> None:
     resumed = [*throttled[:2], command(2.5, "resume", type_="invoke"), observe(3, maxPosition=75.0),
                observe(4, maxPosition=100.0)]  # fmt: skip
     assert checker.check([*resumed, *final({})]).violations == []
+    # A kill given after the resume moves no limit: the resume's rise, seen after it, is no violation.
+    killed = [*resumed[:3], command(2.7, "kill", type_="invoke"), *resumed[3:]]
+    assert checker.check([*killed, *final({})]).violations == []
+    # A throttle given after the resume: a rise seen after it is one.
+    again = [*resumed[:3], command(2.7, "throttle", type_="invoke"), *resumed[3:]]
+    assert names(checker.check([*again, *final({})])) == ["limits-rise-only-on-resume"] * 2
 
 
 def test_a_kill_carried_out_twice_or_not_recorded() -> None:
