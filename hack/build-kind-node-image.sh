@@ -11,7 +11,7 @@
 #   1. a Debian bookworm base (debootstrap: systemd, containerd, runc, CNI plugins, iptables),
 #      cached as an image of its own;
 #   2. the node: hack/kind/node (entrypoint, containerd, kubelet units, a bridge CNI
-#      configuration, the default StorageClass) and the kubelet, kubeadm and kubectl;
+#      configuration, the default StorageClass) and the kubelet, kubeadm, kubectl and crictl;
 #   3. the images kubeadm runs (`kubeadm config images list`), each made from its binary:
 #      kube-apiserver, kube-controller-manager, kube-scheduler, etcd and pause from
 #      hack/build-controlplane.sh, kube-proxy (with Debian's iptables) and CoreDNS from
@@ -37,7 +37,7 @@ version=$(sed -n 's/^\tk8s.io\/kubernetes \(v[0-9.]*\).*/\1/p' "$hack/controlpla
 # comes from (the binaries' caches are keyed by the same modules).
 key=$(
   cd "$hack"
-  find kind/node kind/go.mod kind/go.sum kind/coredns/go.mod kind/coredns/go.sum controlplane kubectl \
+  find kind/node kind/go.mod kind/go.sum kind/coredns kind/crictl controlplane kubectl \
     build-kind-node-image.sh build-kind-binaries.sh -type f | LC_ALL=C sort | xargs sha256sum | sha256sum | cut -c1-12
 )
 tag=${1:-stratops.local/kind-node:$version-$key}
@@ -47,7 +47,7 @@ if docker image inspect "$tag" >/dev/null 2>&1; then
 fi
 command -v debootstrap >/dev/null || { echo "debootstrap is not installed (Debian: apt-get install debootstrap)" >&2; exit 1; }
 
-say "binaries: control plane, kubectl, kubeadm, kube-proxy, CoreDNS (cached after the first build)"
+say "binaries: control plane, kubectl, kubeadm, kube-proxy, CoreDNS, crictl (cached after the first build)"
 controlplane=$(bash "$hack/build-controlplane.sh")
 kubectl=$(bash "$hack/build-kubectl.sh")
 binaries=$(bash "$hack/build-kind-binaries.sh")
@@ -97,7 +97,7 @@ fi
 say "node: files, kubelet, kubeadm, kubectl on $base"
 mkdir -p "$work/context/bin"
 cp -a "$hack/kind/node/files" "$work/context/files"
-cp "$controlplane/kubelet" "$binaries/kubeadm" "$kubectl" "$work/context/bin/"
+cp "$controlplane/kubelet" "$binaries/kubeadm" "$binaries/crictl" "$kubectl" "$work/context/bin/"
 docker build --network none -f "$hack/kind/node/Dockerfile" --build-arg BASE_IMAGE="$base" \
   --build-arg KUBERNETES_VERSION="$version" --tag "$unloaded" "$work/context" >"$work/build.log" 2>&1 || {
   tail -n 20 "$work/build.log" >&2
