@@ -97,7 +97,7 @@ kind-node-image:
 kind-up: setup
 	PYTHON=$(PY) bash hack/kind-up.sh
 
-kind-e2e: setup
+kind-e2e: setup monitoring kubectl
 	PYTHON=$(PY) bash hack/kind-e2e.sh $(KIND_E2E_ARGS)
 
 kind-down:
