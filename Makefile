@@ -90,7 +90,7 @@ image: setup
 # kind: a cluster of one node running the chart (KIND_CLUSTER, default stratops). Where the
 # machine has root, Docker and debootstrap, the node image is assembled here from the pinned
 # control plane (no registry) and runs on the kind tier's own Docker engine (hack/kind/dockerd.sh).
-# KIND_E2E_ARGS: pytest's arguments (default tests/e2e), e.g. KIND_E2E_ARGS=tests/e2e/test_real_pods.py
+# KIND_E2E_ARGS: pytest's arguments (default: -m kind tests/e2e, the tests that run on kind).
 kind-node-image:
 	@bash hack/build-kind-node-image.sh
 

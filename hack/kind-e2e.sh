@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # The e2e suite against the kind cluster of hack/kind-up.sh (created when absent), with
-# USE_EXISTING_CLUSTER=1; arguments go to pytest (default: the whole of tests/e2e):
+# USE_EXISTING_CLUSTER=1; arguments go to pytest. By default the tests marked `kind`, those that
+# run on a kind cluster (-m kind tests/e2e): most of the others play their strategies' pods with
+# KWOK's fake nodes, which only the local control plane has (see the README, kind).
 #   hack/kind-e2e.sh tests/e2e/test_real_pods.py -k kill_switch
+#   hack/kind-e2e.sh tests/e2e           # all of it
 # The suite runs its own operator process for its t-* namespaces; the chart's operator serves
 # only its own namespace, so the two never act on the same objects. The example strategy's image
 # is loaded under the versions the real-container tests deploy (stratops.local/mean-revert:1.4.2,
@@ -21,7 +24,9 @@ for v in 1.4.2 1.4.3 crash-1.4.4; do
   docker exec "$cluster-control-plane" ctr --namespace=k8s.io images tag --force \
     "stratops.local/mean-revert:$version" "stratops.local/mean-revert:$v" >/dev/null
 done
+args=("$@")
+[ ${#args[@]} -gt 0 ] || args=(-m kind tests/e2e)
 cd "$root"
 # STRATOPS_KIND_CLUSTER: the fixtures' real node is the kind node (stratops.testing.kind).
 KUBECONFIG=$KIND_KUBECONFIG USE_EXISTING_CLUSTER=1 STRATOPS_KIND_CLUSTER=$cluster \
-  "${PYTHON:-.venv/bin/python}" -m pytest "${@:-tests/e2e}"
+  "${PYTHON:-.venv/bin/python}" -m pytest "${args[@]}"

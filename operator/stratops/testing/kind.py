@@ -10,6 +10,7 @@ images.digest() work on it unchanged.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -48,3 +49,18 @@ class KindNode:
                 check=True,
                 timeout=600,
             )
+
+    def read(self, pattern: str) -> str:
+        """The first file (in sorted order) matching PATTERN, a glob of the node's filesystem."""
+        if not re.fullmatch(r"[\w./~*-]+", pattern):
+            raise ValueError(f"not a plain path pattern: {pattern!r}")
+        first = f'for f in {pattern}; do [ -f "$f" ] && exec cat "$f"; done; exit 1'
+        out = subprocess.run(
+            ["docker", "exec", self.name, "sh", "-c", first],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        if out.returncode != 0:
+            raise FileNotFoundError(f"nothing matches {pattern} on node {self.name}: {out.stderr.strip()}")
+        return out.stdout
