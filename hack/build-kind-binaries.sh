@@ -33,7 +33,7 @@ declare -A dir=([kubeadm]="$mod" [kube-proxy]="$mod" [coredns]="$mod/coredns" [c
 crictl_version=$(sed -n 's/^\tsigs.k8s.io\/cri-tools \(v[0-9.]*\).*/\1/p' "$mod/crictl/go.mod")
 for b in "${bins[@]}"; do
   [ -x "$out/$b" ] && { cp "$out/$b" "$out.tmp/$b"; continue; }
-  echo ">> building $b (${pkg[$b]}); about three minutes on two cores the first time" >&2
+  echo ">> building $b (${pkg[$b]}); up to three minutes on two cores the first time" >&2
   start=$SECONDS
   flags="-s -w"
   case "$b" in

@@ -67,7 +67,7 @@ trap cleanup EXIT
 packages=systemd,systemd-sysv,containerd,runc,containernetworking-plugins,iptables,iproute2,conntrack,kmod,procps,ca-certificates
 base="stratops.local/kind-base:$suite-$(echo "$suite $packages $(sed -n '/# base:/,/# base end/p' "$0")" | sha256sum | cut -c1-12)"
 if ! docker image inspect "$base" >/dev/null 2>&1; then
-  say "debootstrap $suite with $packages (two to four minutes)"
+  say "debootstrap $suite with $packages (about a minute)"
   rootfs="$work/rootfs"
   debootstrap --variant=minbase --include="$packages" "$suite" "$rootfs" "$mirror" >"$work/debootstrap.log" 2>&1 || {
     tail -n 20 "$work/debootstrap.log" >&2
