@@ -95,7 +95,7 @@ stop() {
   procs=$(pgrep -f -- "$run/" || true)
   [ -z "$procs" ] || { echo "processes of the kind tier's Docker engine still run: $procs" >&2; exit 1; }
   local m
-  for m in $(awk -v r="$run" -v d="$data" '$2 ~ "^"r || $2 ~ "^"d {print $2}' /proc/mounts | sort -r); do
+  awk -v r="$run" -v d="$data" '$2 ~ "^"r || $2 ~ "^"d {print $2}' /proc/mounts | sort -r | while read -r m; do
     umount "$m" 2>/dev/null || umount -l "$m"
   done
   rm -rf "$run"
