@@ -65,7 +65,7 @@ trap cleanup EXIT
 
 # 1. The base: Debian with systemd and the container runtime. Keyed by its package list.
 packages=systemd,systemd-sysv,containerd,runc,containernetworking-plugins,iptables,iproute2,conntrack,kmod,procps,ca-certificates
-base="stratops.local/kind-base:$suite-$(echo "$suite $packages $(sed -n '/# base:/,/# base end/p' "$0")" | sha256sum | cut -c1-12)"
+base="stratops.local/kind-base:$suite-$(echo "$suite $packages $(sed -n '/^  # base: /,/^  # base end/p' "$0")" | sha256sum | cut -c1-12)"
 if ! docker image inspect "$base" >/dev/null 2>&1; then
   say "debootstrap $suite with $packages (about a minute)"
   rootfs="$work/rootfs"
