@@ -20,7 +20,7 @@ fi
 if [ -x "$kind" ] && "$kind" get clusters 2>/dev/null | grep -qx "$cluster"; then
   "$kind" delete cluster --name "$cluster" --kubeconfig "$kubeconfig"
 fi
-rm -f "$kubeconfig"
+rm -rf "$kubeconfig" "$(dirname "$kubeconfig")/$cluster.kube-cache"
 [ -n "$local_engine" ] || exit 0
 
 left=$("$kind" get clusters 2>/dev/null || true)

@@ -129,7 +129,9 @@ say "installing the CRDs and the chart into $namespace"
 from stratops.k8s.apply import install_crds; from stratops.k8s.client import api_client
 install_crds(api_client(sys.argv[1]), Path(sys.argv[2]))' "$kubeconfig" "$root/charts/stratops/crds"
 # pullPolicy Never: the image was loaded into the node, there is no registry to pull it from.
-KUBECONFIG=$kubeconfig "$helm" upgrade --install stratops "$root/charts/stratops" \
+# KUBECACHEDIR: helm's discovery cache next to the kubeconfig (not ~/.kube), gone with the cluster.
+KUBECONFIG=$kubeconfig KUBECACHEDIR="$(dirname "$kubeconfig")/$cluster.kube-cache" \
+  "$helm" upgrade --install stratops "$root/charts/stratops" \
   --namespace "$namespace" --create-namespace \
   --set image.repository=stratops --set image.tag="$version" --set image.pullPolicy=Never \
   --wait --timeout 5m >/dev/null

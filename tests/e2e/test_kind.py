@@ -97,7 +97,8 @@ def host_state() -> dict[str, object]:
         ],
         "iptables rules": [line for line in rules.splitlines() if "10.213." in line],
         "/lib/modules": Path("/lib/modules").exists(),
-        "~/.kube/config": (Path.home() / ".kube" / "config").exists(),
+        # kind writes no kubeconfig there (KIND_KUBECONFIG), helm no discovery cache (KUBECACHEDIR).
+        "~/.kube": (Path.home() / ".kube").exists(),
     }
 
 
