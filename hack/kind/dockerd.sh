@@ -12,7 +12,9 @@
 #
 # Nothing is shared with the default engine: its own socket, exec-root, pidfile and containerd
 # namespace under $STRATOPS_KIND_RUN_DIR (default /run/stratops-kind); its data-root (images,
-# the node image included: the cache) under the stratops cache; no default bridge; and it never
+# the node image included: the cache) under the stratops cache; a default bridge of its own
+# (stkind0, made here: with "bridge": "none" dockerd deletes the host's docker0 at start, which
+# broke every `docker run` of the default engine until it restarted); and it never
 # touches iptables or the host's sysctls (the default engine's rules stay as they are; published
 # ports go through docker-proxy). Needs root and dockerd (Debian: apt-get install docker.io).
 set -euo pipefail
@@ -22,6 +24,7 @@ run=${STRATOPS_KIND_RUN_DIR:-/run/stratops-kind}
 data="$cache/kind/docker"
 sock="$run/docker.sock"
 pidfile="$run/docker.pid"
+bridge=stkind0  # its default bridge (10.213.255.1/24, from its own pool): never docker0
 export DOCKER_HOST="unix://$sock"
 
 running() {
@@ -36,6 +39,11 @@ start() {
   mkdir -p "$run" "$data"
   # A pidfile left by an engine that died: dockerd refuses to start over it.
   rm -f "$pidfile" "$sock"
+  if ! ip link show "$bridge" >/dev/null 2>&1; then
+    ip link add "$bridge" type bridge
+    ip addr add 10.213.255.1/24 dev "$bridge"
+    ip link set "$bridge" up
+  fi
   cat >"$run/daemon.json" <<EOF
 {
   "hosts": ["$DOCKER_HOST"],
@@ -44,7 +52,7 @@ start() {
   "pidfile": "$pidfile",
   "containerd-namespace": "stratops-kind",
   "containerd-plugins-namespace": "stratops-kind-plugins",
-  "bridge": "none",
+  "bridge": "$bridge",
   "iptables": false,
   "ip6tables": false,
   "ip-forward": false,
@@ -99,6 +107,7 @@ stop() {
     umount "$m" 2>/dev/null || umount -l "$m"
   done
   rm -rf "$run"
+  ip link delete "$bridge" 2>/dev/null || true
   # Its networks' bridges (addresses from its pool, 10.213.0.0/16).
   if command -v ip >/dev/null && ip -4 -br addr | grep -q ' 10\.213\.'; then
     echo "bridges of the kind tier's Docker engine are left: $(ip -4 -br addr | grep ' 10\.213\.')" >&2

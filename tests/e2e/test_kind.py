@@ -96,6 +96,9 @@ def host_state() -> dict[str, object]:
             if " 10.213." in line
         ],
         "iptables rules": [line for line in rules.splitlines() if "10.213." in line],
+        # The host's own interfaces, docker0 among them: the engine once deleted docker0 at start
+        # ("bridge": "none"), and every `docker run` of the default engine failed until it restarted.
+        "interfaces": sorted(i.name for i in Path("/sys/class/net").iterdir() if not i.name.startswith("veth")),
         "/lib/modules": Path("/lib/modules").exists(),
         # kind writes no kubeconfig there (KIND_KUBECONFIG), helm no discovery cache (KUBECACHEDIR).
         "~/.kube": (Path.home() / ".kube").exists(),
