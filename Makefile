@@ -5,7 +5,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help setup lint controlplane monitoring kubectl demo shell test unit e2e bench soak crds check-crds image kind-up kind-e2e clean
+.PHONY: help setup lint controlplane monitoring kubectl demo shell test unit e2e bench soak crds check-crds image kind-node-image kind-up kind-e2e kind-down clean
 
 help:
 	@echo "make demo    start the local cluster with stratops and the example desk (Ctrl-C stops)"
@@ -18,7 +18,8 @@ help:
 	@echo "make soak    the chaos soak: desk operations and faults, then the invariants checked (SOAK_ARGS=...)"
 	@echo "make crds    regenerate crds/ from the models"
 	@echo "make image   build the operator image (BASE_IMAGE=... to choose its base)"
-	@echo "make kind-up / kind-e2e   kind cluster with the chart / the e2e suite on it (needs Docker and a registry)"
+	@echo "make kind-up / kind-e2e / kind-down   kind cluster with the chart / the e2e suite on it / delete it all"
+	@echo "              (no registry needed where the machine has root, Docker and debootstrap; see README, kind)"
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -86,11 +87,21 @@ check-crds: setup
 image: setup
 	PYTHON=$(PY) bash hack/build-image.sh
 
+# kind: a cluster of one node running the chart (KIND_CLUSTER, default stratops). Where the
+# machine has root, Docker and debootstrap, the node image is assembled here from the pinned
+# control plane (no registry) and runs on the kind tier's own Docker engine (hack/kind/dockerd.sh).
+# KIND_E2E_ARGS: pytest's arguments (default: -m kind tests/e2e, the tests that run on kind).
+kind-node-image:
+	@bash hack/build-kind-node-image.sh
+
 kind-up: setup
 	PYTHON=$(PY) bash hack/kind-up.sh
 
-kind-e2e: setup
-	PYTHON=$(PY) bash hack/kind-e2e.sh
+kind-e2e: setup monitoring kubectl
+	PYTHON=$(PY) bash hack/kind-e2e.sh $(KIND_E2E_ARGS)
+
+kind-down:
+	bash hack/kind-down.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info operator/*.egg-info

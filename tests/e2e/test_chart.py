@@ -249,6 +249,7 @@ def _example_gates() -> list[dict[str, Any]]:
     return docs
 
 
+@pytest.mark.kind
 def test_cluster_wide_chart_is_accepted_by_the_api_server(kube, crds, prometheus_operator_crds):
     """The cluster-wide variant, server-side dry run (it would otherwise serve every namespace)."""
     install_crds(kube, CHART / "crds")
@@ -267,6 +268,7 @@ def test_cluster_wide_chart_is_accepted_by_the_api_server(kube, crds, prometheus
     assert {"ClusterRole", "ClusterRoleBinding", "ClusterKopfPeering"} <= set(kinds(docs))
 
 
+@pytest.mark.kind
 def test_helm_install_and_upgrade_keep_the_webhook_certificate(cluster, kube, crds, release_namespace):
     """A real `helm install` and `helm upgrade` against the cluster: the generated certificate is
     looked up and kept (rotating it would break gate writes until every pod restarted), and

@@ -171,11 +171,20 @@ DOCUMENTED_ELSEWHERE = {
         "needs a cluster of your own; the fixtures honour it",
     ),
     "make kind-up": (
-        "README.md",
-        "kind",
-        "needs a registry for kind's node image: none is reachable here (see the README)",
+        "tests/e2e/test_kind.py",
+        "test_make_kind_e2e_runs_the_chart_and_real_strategy_pods_and_kind_down_leaves_nothing",
+        "a kind cluster of its own: make kind-e2e runs kind-up first",
     ),
-    "make kind-e2e": ("README.md", "kind", "as make kind-up"),
+    "make kind-e2e": (
+        "tests/e2e/test_kind.py",
+        "test_make_kind_e2e_runs_the_chart_and_real_strategy_pods_and_kind_down_leaves_nothing",
+        "with two of the kind tests (KIND_E2E_ARGS), to stay within CI's time",
+    ),
+    "make kind-down": (
+        "tests/e2e/test_kind.py",
+        "test_make_kind_e2e_runs_the_chart_and_real_strategy_pods_and_kind_down_leaves_nothing",
+        "deletes the test's cluster, then the test checks that nothing is left",
+    ),
 }
 
 

@@ -5,7 +5,8 @@ process -> acknowledgement -> scale to 0, with nothing played by the test.
 The pods run as the ServiceAccount the operator makes per strategy, follow their control
 document through a watch on the API, answer a real readiness probe, and on SIGTERM cancel their
 orders, acknowledge their exit and end. Skipped, saying why, where no real node can run (not
-root, no containerd); CI sets STRATOPS_REQUIRE_REAL_NODE=1, so there they fail instead.
+root, no containerd); CI sets STRATOPS_REQUIRE_REAL_NODE=1, so there they fail instead. On a kind
+cluster of hack/kind-up.sh (make kind-e2e) the kind node is the real node.
 """
 
 from __future__ import annotations
@@ -27,10 +28,12 @@ from cases import example
 from lifecycle_helpers import Desk
 from stratops.lifecycle.control import Acknowledgement, ControlDocument
 from stratops.lifecycle.manifests import ack_name, control_name, identity_name
+from stratops.testing.kind import KindNode
 from stratops.testing.realnode import REAL_NODE_LABEL, REAL_NODE_TAINT
 from stratops.testing.wait import wait_for
 
-pytestmark = pytest.mark.e2e
+# kind: these run on a kind cluster of hack/kind-up.sh too (its node is the real node there).
+pytestmark = [pytest.mark.e2e, pytest.mark.kind]
 NAME = "mean-revert"
 
 
@@ -163,7 +166,10 @@ class PodExits:
 
 def pod_token(node: Any, pod: client.V1Pod) -> str:
     """The pod's own ServiceAccount token, as the kubelet mounted it (bound to the pod)."""
-    base = Path(node.d) / "kubelet" / "pods" / pod.metadata.uid / "volumes" / "kubernetes.io~projected"
+    projected = f"pods/{pod.metadata.uid}/volumes/kubernetes.io~projected"
+    if isinstance(node, KindNode):  # the kubelet's directory is inside the kind node
+        return node.read(f"/var/lib/kubelet/{projected}/*/token")
+    base = Path(node.d) / "kubelet" / projected
     tokens = sorted(base.glob("*/token"))
     assert tokens, f"no projected token under {base}"
     return tokens[0].read_text()

@@ -19,7 +19,7 @@ from stratops import GROUP, VERSION
 from stratops.models import BY_KIND
 from stratops.models.validate import validate_document
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.kind]
 DOCS = (
     "strategy.yaml",
     "monitors/02-data-feature-psi.yaml",

@@ -91,11 +91,17 @@ def _cannot(why: str) -> None:
 @pytest.fixture(scope="session")
 def real_node(cluster: Cluster) -> object:
     """The local control plane's real node (stratops.testing.realnode): pods that select
-    REAL_NODE_LABEL and tolerate REAL_NODE_TAINT run there as real containers."""
-    from stratops.testing import realnode
+    REAL_NODE_LABEL and tolerate REAL_NODE_TAINT run there as real containers. On a kind cluster
+    of hack/kind-up.sh (STRATOPS_KIND_CLUSTER), its node (stratops.testing.kind), labelled alike."""
+    from stratops.testing import kind, realnode
 
     if cluster.control_plane is None:
-        _cannot("a real node is part of the local control plane (USE_EXISTING_CLUSTER=1 runs without it)")
+        if (name := kind.cluster()) is not None:
+            return kind.KindNode(name)  # hack/kind-e2e.sh: the kind node runs the real containers
+        _cannot(
+            "a real node is part of the local control plane or a kind cluster of hack/kind-up.sh "
+            "(USE_EXISTING_CLUSTER=1 without STRATOPS_KIND_CLUSTER runs without one)"
+        )
     assert cluster.control_plane is not None
     if cluster.control_plane.node is None:
         _cannot(f"no real node here: {realnode.unavailable()}")
@@ -110,13 +116,18 @@ def strategy_image(real_node: object) -> dict[str, str]:
     """The example strategy's image (examples/strategy-app), built here and imported into the
     real node as stratops.local/mean-revert:<version> for each of STRATEGY_VERSIONS ("crash-…"
     exits at start: a crash-looping release). Returns {version: manifest digest}."""
-    from stratops.testing import images
+    from stratops.testing import images, kind
 
+    tags = {v: f"{images.STRATEGY_REPOSITORY}:{v}" for v in STRATEGY_VERSIONS}
+    if isinstance(real_node, kind.KindNode):
+        try:  # loaded by hack/kind-e2e.sh (kind load docker-image); else built and loaded below
+            return {v: images.digest(real_node, t) for v, t in tags.items()}
+        except images.ImageUnavailable:
+            pass
     try:
         built = images.strategy_image()
     except images.ImageUnavailable as e:
         _cannot(str(e))
-    tags = {v: f"{images.STRATEGY_REPOSITORY}:{v}" for v in STRATEGY_VERSIONS}
     digests = images.load(real_node, built, list(tags.values()))
     return {v: digests[t] for v, t in tags.items()}
 
