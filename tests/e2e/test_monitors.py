@@ -208,3 +208,57 @@ def test_baseline_configmap_missing_is_stale_until_it_is_created(desk, exporter,
         what="evaluated against the baseline",
     )
     assert st["breaching"] is False and st["lastValue"] == "0" and "not found" not in st["detail"]
+
+
+def test_a_source_outage_is_one_incident_per_strategy_and_one_page(desk, exporter, alertmanager):
+    """One root cause, one incident (issue 21): three monitors of one strategy, of three classes,
+    all reading a Prometheus that goes away. Each goes stale; the first opens the strategy's
+    StaleData incident and the others join it; Alertmanager, routing by namespace, strategy and
+    incident class as the README advises, holds the three alerts in one group: one page."""
+    exporter.gauge("test_queue_depth").labels(desk.ns).set(10)
+    own = PrometheusServer([f"127.0.0.1:{exporter.port}"]).start()
+    names = []
+    try:
+        desk.create("strategies", strategy_doc())
+        desk.wait_status(lambda s: s.get("phase") == "Running", "running")
+        for i, class_ in enumerate(("RiskBreach", "BrokerOutage", "FeatureDrift")):
+            mon = _monitor(desk.ns, own.url, channel="page")
+            mon["metadata"]["name"] = name = f"queue-{i}"
+            mon["spec"]["incident"] = {"class": class_, "severity": "P1"}
+            names.append(name)
+            if i == 0:
+                query = mon["spec"]["source"]["prometheus"]["query"]
+                wait_for(lambda q=query: own.value(q) == 10, timeout=30, what="scraped")
+            desk.create("monitors", mon)
+        for name in names:
+            wait_for(
+                lambda n=name: _monitor_status(desk, n).get("lastValue") == "10", timeout=60, what=f"{name} evaluated"
+            )
+    finally:
+        own.stop()
+    stale = [
+        wait_for(
+            lambda n=name: (s := _monitor_status(desk, n)).get("stale") and s.get("incident") and s,
+            timeout=60,
+            what=f"{name} stale",
+        )  # fmt: skip
+        for name in names
+    ]
+    assert len({s["incident"] for s in stale}) == 1, stale
+    [incident] = wait_for(
+        lambda: [
+            i for i in desk.incidents() if (i.get("status") or {}).get("monitors") and len(i["status"]["monitors"]) == 3
+        ],
+        timeout=30,
+        what="one incident grouping the three monitors",
+    )
+    assert incident["spec"]["class"] == "StaleData" and sorted(incident["status"]["monitors"]) == names
+    assert len(desk.incidents()) == 1
+    groups = wait_for(
+        lambda: [g for g in alertmanager.groups(namespace=desk.ns) if len(g["alerts"]) == 3] or None,
+        timeout=30,
+        what="the three alerts in one Alertmanager group",
+    )
+    assert len(alertmanager.groups(namespace=desk.ns)) == 1 and groups[0]["labels"]["incident_class"] == "StaleData"
+    wait_for(lambda: desk.control()["tradingState"] == "REDUCING", timeout=30, what="stale data slows the strategy")
+    assert desk.status()["throttle"]["causes"] == ["StaleData"]  # one cause: one throttle level

@@ -40,6 +40,10 @@ def namespace_terminating(e: BaseException) -> bool:
     )
 
 
+#: The label that says which findings an incident groups (stratops.monitors.decide.STALE_GROUP).
+LABEL_GROUP = "stratops.io/group"
+
+
 def _iso(t: datetime) -> str:
     return t.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
@@ -271,17 +275,16 @@ class Executor:
         now: datetime,
         monitor: str | None = None,
         detected_by: str = OPERATOR,
+        group: str | None = None,
     ) -> bool:
         """Create the Incident with its detection step, and its immediate-action step when the
-        action was already taken (inc.detail); False if it existed."""
+        action was already taken (inc.detail); False if it existed. GROUP: the findings it groups
+        (label stratops.io/group), MONITOR the first of them."""
+        labels = {manifests.LABEL_STRATEGY: strategy, **manifests.MANAGED_BY, **({LABEL_GROUP: group} if group else {})}
         body = {
             "apiVersion": API_VERSION,
             "kind": "Incident",
-            "metadata": {
-                "name": inc.name,
-                "namespace": namespace,
-                "labels": {manifests.LABEL_STRATEGY: strategy, **manifests.MANAGED_BY},
-            },
+            "metadata": {"name": inc.name, "namespace": namespace, "labels": labels},
             "spec": {
                 "class": inc.class_.value,
                 "severity": inc.severity.value,
@@ -307,10 +310,52 @@ class Executor:
         steps: dict[str, Any] = {"detection": {"at": _iso(now), "by": detected_by, "detail": inc.summary}}
         if inc.detail:
             steps["immediateAction"] = {"at": _iso(now), "by": OPERATOR, "detail": inc.detail}
+        status: dict[str, Any] = {"phase": "Open", "steps": steps, **({"monitors": [monitor]} if monitor else {})}
         self._custom.patch_namespaced_custom_object_status(
-            GROUP, VERSION, namespace, "incidents", inc.name, {"status": {"phase": "Open", "steps": steps}}
+            GROUP, VERSION, namespace, "incidents", inc.name, {"status": status}
         )
         return created
+
+    def open_group_incident(self, namespace: str, strategy: str, group: str, known: str | None) -> str | None:
+        """The strategy's open incident of GROUP: KNOWN if it is still open, else the newest open
+        one carrying the group's label (after a restart the memory is empty); None: none."""
+
+        def is_open(inc: dict[str, Any]) -> bool:
+            return ((inc.get("status") or {}).get("phase") or "Open") != "Resolved"
+
+        if known is not None:
+            try:
+                if is_open(self._custom.get_namespaced_custom_object(GROUP, VERSION, namespace, "incidents", known)):
+                    return known
+            except ApiException as e:
+                if e.status != 404:
+                    raise
+        found = self._custom.list_namespaced_custom_object(
+            GROUP,
+            VERSION,
+            namespace,
+            "incidents",
+            label_selector=f"{manifests.LABEL_STRATEGY}={strategy},{LABEL_GROUP}={group}",
+        )["items"]
+        opened = sorted((i for i in found if is_open(i)), key=lambda i: i["metadata"]["creationTimestamp"])
+        return opened[-1]["metadata"]["name"] if opened else None
+
+    def join_incident(self, namespace: str, name: str, monitor: str) -> bool:
+        """MONITOR's finding joins the open incident NAME (its monitors list); False when NAME is
+        gone or resolved meanwhile (the finding then opens an incident of its own)."""
+        joined = False
+
+        def change(inc: dict[str, Any]) -> dict[str, Any] | None:
+            nonlocal joined
+            status = inc.get("status") or {}
+            if (status.get("phase") or "Open") == "Resolved":
+                return None
+            joined = True
+            monitors = list(status.get("monitors") or [])
+            return None if monitor in monitors else {"monitors": [*monitors, monitor]}
+
+        self.update_incident_status(namespace, name, change)
+        return joined
 
     def update_incident_status(
         self, namespace: str, name: str, change: Callable[[dict[str, Any]], dict[str, Any] | None], attempts: int = 5

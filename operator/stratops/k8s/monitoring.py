@@ -103,6 +103,10 @@ class MonitorRunner:
         self._sources_lock = threading.Lock()
         self._recent = RecentReads(REFS_SECONDS)
         self._specs: dict[tuple[str, ...], tuple[object, Any]] = {}  # dict ops are atomic under the GIL
+        # The open incident of each (namespace, strategy, group): findings of one root cause join it.
+        # The lock makes "look for it, else open it" one step across the worker threads.
+        self._groups: dict[tuple[str, str, str], str] = {}
+        self._groups_lock = threading.Lock()
 
     def _source(self, url: str, timeout: float, token: str | None) -> Prometheus:
         """One HTTP client (connection pool, TLS context) per source, shared by every monitor and
@@ -222,7 +226,9 @@ class MonitorRunner:
             st.last_alert = LastAlert(at=now, channel=spec.alert.channel, state=d.alert.state, delivered=ok)
             if not ok:
                 log.warning("alert %s (%s) not delivered, will retry: %s", d.alert.key, d.alert.state, note)
-        if d.incident is not None:
+        if d.incident is not None and d.group is not None:
+            self._grouped(ns, name, spec.strategy, meta.get("uid", ""), d.incident, d.group, st, now)
+        elif d.incident is not None:
             # The name is recorded first: a crash after the create does not open a second one.
             st.incident = d.incident.name
             self._write_status(ns, name, st)
@@ -232,6 +238,28 @@ class MonitorRunner:
         if needs_write(prev, st, now):
             self._write_status(ns, name, st)
         return ev
+
+    def _grouped(
+        self, ns: str, name: str, strategy: str, uid: str, inc: Any, group: str, st: MonitorStatus, now: datetime
+    ) -> None:
+        """A finding of GROUP: it joins the strategy's open incident of the group (one root cause,
+        one incident, one immediate action), or opens it. The monitor records the incident's name
+        before either, as for an incident of its own."""
+        key = (ns, strategy, group)
+        with self._groups_lock:
+            joined = self.executor.open_group_incident(ns, strategy, group, self._groups.get(key))
+            if joined is not None:
+                st.incident = joined
+                self._write_status(ns, name, st)
+                if self.executor.join_incident(ns, joined, name):
+                    log.info("monitor %s/%s: its %s finding joins incident %s", ns, name, group, joined)
+                    return
+            st.incident = inc.name
+            self._write_status(ns, name, st)
+            self.executor.create_incident(
+                ns, strategy, uid, inc, now, monitor=name, detected_by=f"monitor/{name}", group=group
+            )
+            self._groups[key] = inc.name
 
     def _write_status(self, ns: str, name: str, st: MonitorStatus) -> None:
         # Nulls in a merge patch delete: a cleared field (the episode's incident) goes away.

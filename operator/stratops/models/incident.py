@@ -79,3 +79,9 @@ class IncidentStatus(Model):
     resolved_by: str | None = Field(default=None, description="Who resolved it.")
     resolution: str | None = Field(default=None, description="How it ended.")
     message: str | None = Field(default=None, description="Last refusal or note, for humans.")
+    monitors: list[str] | None = Field(
+        default=None,
+        max_length=500,
+        description="The monitors whose findings it groups: one root cause, one incident (a source outage is one "
+        "StaleData incident per strategy, however many of its monitors go stale).",
+    )

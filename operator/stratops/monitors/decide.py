@@ -31,6 +31,10 @@ class MonitorDecision:
     resend: Alert | None  # the message of an earlier change, undelivered then: it goes first
     alert: Alert | None  # the message of this change of kind
     incident: NewIncident | None  # the new finding's incident: record its name, then create it
+    # The finding's group (one root cause, one incident): "stale" for a stale finding, which joins
+    # the strategy's open StaleData incident of its group instead of opening one of its own; None:
+    # an incident of its own (a breach is the monitor's own finding).
+    group: str | None = None
 
 
 def incident_action(spec: MonitorSpec, strategy_status: dict[str, Any] | None) -> str:
@@ -66,13 +70,21 @@ def decide(
     kind = finding_kind(ev.stale, ev.breaching, expected)
 
     key = f"{namespace}/{name}"
-    labels = {
-        "namespace": namespace,
-        "monitor": name,
-        "strategy": spec.strategy,
-        "layer": spec.layer.value,
-        "incident_class": spec.incident.class_.value,
-    }
+
+    def labels(finding: Kind) -> dict[str, str]:
+        """An alert's labels, from the finding it is about (the one that starts, or the one that
+        ends): a resolved alert must carry the labels of the firing one, or Alertmanager takes it
+        for another alert. A stale finding opens a StaleData incident, whatever the monitor's
+        class: so labelled, a route grouping by namespace, strategy and incident_class pages
+        once per outage, as the incident is one."""
+        return {
+            "namespace": namespace,
+            "monitor": name,
+            "strategy": spec.strategy,
+            "layer": spec.layer.value,
+            "incident_class": IncidentClass.stale_data.value if finding == "stale" else spec.incident.class_.value,
+        }
+
     summary = f"{spec.strategy}: {spec.description or name} " + ("(stale data)" if ev.stale else f"= {st.last_value}")
     resend = None
     if prev.last_alert is not None and not prev.last_alert.delivered:
@@ -83,7 +95,7 @@ def decide(
             spec.incident.severity.value,
             summary,
             prev.detail or "",
-            labels,
+            labels(was),
             spec.alert.route,
             prev.last_alert.at,
         )
@@ -96,7 +108,7 @@ def decide(
             spec.incident.severity.value,
             summary,
             ev.detail,
-            labels,
+            labels(kind if kind is not None else was),
             spec.alert.route,
             now,
         )
@@ -116,4 +128,11 @@ def decide(
         )
     elif kind is None and st.incident is not None:
         st.incident = None  # the episode is over; the Incident stays open until a human resolves it
-    return MonitorDecision(st, resend, alert, incident)
+    return MonitorDecision(
+        st, resend, alert, incident, STALE_GROUP if incident is not None and kind == "stale" else None
+    )
+
+
+#: The group of stale findings: a source down (or a feed gone) shows in every monitor that reads
+#: it, at moments a few seconds apart; it is one root cause.
+STALE_GROUP = "stale"

@@ -163,7 +163,11 @@ def test_stale_while_the_kill_switch_is_latched_opens_nothing_and_stale_after_th
         client.ApiClient(), notifier=SimpleNamespace(deliver=lambda a: (sent.append(a.state), (True, ""))[1])
     )
     runner._write_status = lambda ns, name, st: writes.append(st)  # type: ignore[method-assign]
-    runner.executor = SimpleNamespace(create_incident=lambda *a, **k: incidents.append(a), event=lambda *a, **k: None)
+    runner.executor = SimpleNamespace(
+        create_incident=lambda *a, **k: incidents.append(a),
+        event=lambda *a, **k: None,
+        open_group_incident=lambda *a, **k: None,
+    )
     mon = example("monitors/01-data-bar-age.yaml")
     mon["spec"]["source"]["prometheus"]["url"] = "http://127.0.0.1:1"
     body = {
@@ -187,3 +191,88 @@ def test_stale_while_the_kill_switch_is_latched_opens_nothing_and_stale_after_th
     runner.run(body, with_status({"killSwitch": {"latched": False}}))  # resumed, still no data
     assert len(incidents) == 1 and sent == ["firing"]
     assert not writes[-1].stale_expected and not writes[-1].detail.startswith(HALTED_NOTE)
+
+
+class Incidents:
+    """The Executor's incident writes, kept in memory: which incidents exist, open or resolved,
+    and the monitors each groups."""
+
+    def __init__(self) -> None:
+        self.items: dict[str, dict] = {}
+
+    def create_incident(self, ns, strategy, uid, inc, now, monitor=None, detected_by="", group=None) -> bool:
+        self.items.setdefault(inc.name, {"group": group, "strategy": strategy, "open": True, "monitors": [monitor]})
+        return True
+
+    def open_group_incident(self, ns, strategy, group, known):
+        if known is not None and self.items.get(known, {}).get("open"):
+            return known
+        found = [n for n, i in self.items.items() if i["group"] == group and i["strategy"] == strategy and i["open"]]
+        return found[-1] if found else None
+
+    def join_incident(self, ns, name, monitor) -> bool:
+        inc = self.items.get(name)
+        if inc is None or not inc["open"]:
+            return False
+        if monitor not in inc["monitors"]:
+            inc["monitors"].append(monitor)
+        return True
+
+    def event(self, *a, **k) -> None:
+        pass
+
+
+def test_a_source_outage_is_one_incident_per_strategy_which_each_stale_monitor_joins(monkeypatch):
+    """One root cause, one incident (issue 21): every monitor of a strategy that goes stale joins
+    the strategy's open StaleData incident; one resolved meanwhile starts a new one; an operator
+    restarted finds the open one; a breach is its monitor's own incident."""
+    from types import SimpleNamespace
+
+    from kubernetes import client
+
+    from cases import example
+    from stratops.k8s import monitoring as M
+    from stratops.monitors.evaluate import Evaluation
+
+    verdict = {"stale": True}
+    monkeypatch.setattr(
+        M,
+        "evaluate",
+        lambda *a, **k: (
+            Evaluation(None, False, True, 0, "stale: source unreachable")
+            if verdict["stale"]
+            else Evaluation(5000.0, True, False, 3, "breach: 5000 > 1000")
+        ),
+    )
+    incidents = Incidents()
+
+    def runner() -> M.MonitorRunner:
+        r = M.MonitorRunner(client.ApiClient(), notifier=SimpleNamespace(deliver=lambda a: (True, "")))
+        r._write_status = lambda ns, name, st: None  # type: ignore[method-assign]
+        r.executor = incidents  # type: ignore[assignment]
+        return r
+
+    strategy = example("strategy.yaml")
+    desk = {"spec": strategy["spec"], "status": {}, "uid": "s1", "generation": 1}
+
+    def monitor(name: str, file: str = "monitors/01-data-bar-age.yaml") -> dict:
+        spec = example(file)["spec"]
+        spec["source"]["prometheus"]["url"] = "http://127.0.0.1:1"
+        return {"metadata": {"name": name, "namespace": "fx", "uid": name, "generation": 1}, "spec": spec, "status": {}}
+
+    first = runner()
+    for name in ("bar-age", "queue", "latency"):
+        first.run(monitor(name), desk)
+    [(group_name, inc)] = incidents.items.items()
+    assert inc["monitors"] == ["bar-age", "queue", "latency"] and inc["group"] == "stale"
+    # The operator restarted: the open incident is found by its label, not opened again.
+    runner().run(monitor("fills"), desk)
+    assert list(incidents.items) == [group_name] and incidents.items[group_name]["monitors"][-1] == "fills"
+    # Resolved by a person: the next stale finding is a new root cause's incident.
+    incidents.items[group_name]["open"] = False
+    runner().run(monitor("pnl"), desk)
+    assert len(incidents.items) == 2
+    # A breach is the monitor's own finding, with an incident of its own.
+    verdict["stale"] = False
+    runner().run(monitor("drift"), desk)
+    assert len(incidents.items) == 3 and list(incidents.items.values())[-1]["group"] is None
