@@ -241,7 +241,7 @@ def test_a_source_outage_is_one_incident_per_strategy_and_one_page(desk, exporte
             lambda n=name: (s := _monitor_status(desk, n)).get("stale") and s.get("incident") and s,
             timeout=60,
             what=f"{name} stale",
-        )  # fmt: skip
+        )
         for name in names
     ]
     assert len({s["incident"] for s in stale}) == 1, stale
