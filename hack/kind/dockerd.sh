@@ -39,6 +39,17 @@ start() {
   mkdir -p "$run" "$data"
   # A pidfile left by an engine that died: dockerd refuses to start over it.
   rm -f "$pidfile" "$sock"
+  # At start, dockerd clears the default "bridge" network it stored the time before, and with it
+  # an interface by the default name: the host's docker0, the default engine's, after which every
+  # `docker run` there fails until it restarts. A network store with no such record clears
+  # nothing: start from an empty one whenever no container of this engine is left (one that is
+  # would lose its networks; then say what to expect).
+  if [ -z "$(ls -A "$data/containers" 2>/dev/null)" ]; then
+    rm -rf "$data/network"
+  elif ip link show docker0 >/dev/null 2>&1; then
+    echo "warning: containers of the kind tier's engine are left in $data/containers (a crash?): starting over" \
+      "its network store; the host's docker0 may go (restart the default engine: pkill dockerd; dockerd &)" >&2
+  fi
   if ! ip link show "$bridge" >/dev/null 2>&1; then
     ip link add "$bridge" type bridge
     ip addr add 10.213.255.1/24 dev "$bridge"
