@@ -24,29 +24,17 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import tempfile
 import threading
 import time
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from kubernetes import client, watch
 
-from real_pods import pct, print_table, progress, strategy, unavailable
+from real_pods import bench_operator, pct, print_table, progress, real_node_desk, strategy, unavailable
 from stratops import GROUP, VERSION
-from stratops.k8s.apply import install_crds
 from stratops.lifecycle.control import Acknowledgement
 from stratops.lifecycle.manifests import ack_name
-from stratops.testing import admission, images
-from stratops.testing.controlplane import (
-    ControlPlane,
-    free_port,
-    operator_process,
-    repo_root,
-    stop_process,
-    wait_serving_metrics,
-)
 from stratops.testing.wait import wait_for
 
 VERSIONS = ("1.4.2", "1.4.3", "crash-1.4.4")
@@ -144,45 +132,21 @@ def sample(api: client.ApiClient, ns: str, name: str, warm: bool, to: str) -> di
 
 
 def run(rows: list[tuple[str, str, str]], samples: int) -> None:
-    root = repo_root()
-    assert root is not None, "run from a stratops checkout"
-    with ControlPlane(real_node=True) as cp:
-        assert cp.node is not None and cp.kubeconfig is not None
-        api = cp.api_client()
-        progress("building and importing the example strategy's image")
-        images.load(cp.node, images.strategy_image(), [f"{images.STRATEGY_REPOSITORY}:{v}" for v in VERSIONS])
-        install_crds(api, root / "crds")
-        core = client.CoreV1Api(api)
-        ns = "bench-handover"
-        core.create_namespace({"metadata": {"name": ns, "labels": admission.POLICY_LABEL}})
-        admission.install(api, None, None, None)
-        wait_for(lambda: core.list_namespaced_service_account(ns).items, timeout=60, what="the default ServiceAccount")
-        log = Path(tempfile.mkdtemp(prefix="stratops-bench-handover-")) / "operator.log"
-        port = free_port()
-        op = operator_process(
-            cp.kubeconfig,
-            [ns],
-            log,
-            metrics_port=port,
-            env={"STRATOPS_ALLOWED_REGISTRIES": "registry.example,stratops.local", "STRATOPS_RESYNC_SECONDS": "10"},
-        )
-        got: dict[tuple[str, bool], list[dict[str, float]]] = {}
-        try:
-            wait_serving_metrics(op, port, log)
-            for i in range(samples):
-                for to in ("1.4.3", "crash-1.4.4"):
-                    for warm in (True, False):
-                        r = sample(
-                            api,
-                            ns,
-                            f"{'warm' if warm else 'recreate'}-{'crash' if 'crash' in to else 'good'}-{i}",
-                            warm,
-                            to,
-                        )
-                        got.setdefault((to, warm), []).append(r)
-                        progress(f"{i + 1}/{samples} {to} {'warm' if warm else 'Recreate'}: {r}")
-        finally:
-            stop_process(op, 30)
+    ns = "bench-handover"
+    got: dict[tuple[str, bool], list[dict[str, float]]] = {}
+    with real_node_desk(ns, VERSIONS) as (cp, api), bench_operator(cp, ns):
+        for i in range(samples):
+            for to in ("1.4.3", "crash-1.4.4"):
+                for warm in (True, False):
+                    r = sample(
+                        api,
+                        ns,
+                        f"{'warm' if warm else 'recreate'}-{'crash' if 'crash' in to else 'good'}-{i}",
+                        warm,
+                        to,
+                    )
+                    got.setdefault((to, warm), []).append(r)
+                    progress(f"{i + 1}/{samples} {to} {'warm' if warm else 'Recreate'}: {r}")
     for to, what in (("1.4.3", "good rollout"), ("crash-1.4.4", "failed rollout")):
         warm, floor = [r["gap"] for r in got[(to, True)]], [r["gap"] for r in got[(to, False)]]
         rows.append(

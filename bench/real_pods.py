@@ -34,6 +34,8 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -305,25 +307,51 @@ def kills(api: client.ApiClient, ns: str, samples: int) -> dict[str, list[float]
     return out
 
 
-def run(rows: list[tuple[str, str, str]], samples: int) -> None:
-    """Append this benchmark's figures to ROWS (name, value, ratio to its floor)."""
+@contextmanager
+def real_node_desk(ns: str, versions: tuple[str, ...]) -> Iterator[tuple[ControlPlane, client.ApiClient]]:
+    """A local control plane with its real node, the example strategy's image imported under
+    VERSIONS, the CRDs, namespace NS and the chart's admission policies (stratops-acks among
+    them: each ack write pays for it)."""
     root = repo_root()
     assert root is not None, "run from a stratops checkout"
     with ControlPlane(real_node=True) as cp:
         assert cp.node is not None and cp.kubeconfig is not None
         api = cp.api_client()
         progress("building and importing the example strategy's image")
-        built = images.strategy_image()
-        tag = f"{images.STRATEGY_REPOSITORY}:1.4.2"
-        images.load(cp.node, built, [tag])
+        images.load(cp.node, images.strategy_image(), [f"{images.STRATEGY_REPOSITORY}:{v}" for v in versions])
         install_crds(api, root / "crds")
         core = client.CoreV1Api(api)
-        ns = "bench-real"
         core.create_namespace({"metadata": {"name": ns, "labels": admission.POLICY_LABEL}})
-        # the chart's admission policies (stratops-acks among them: each ack write pays for it)
         admission.install(api, None, None, None)
         wait_for(lambda: core.list_namespaced_service_account(ns).items, timeout=60, what="the default ServiceAccount")
+        yield cp, api
 
+
+@contextmanager
+def bench_operator(cp: ControlPlane, ns: str) -> Iterator[None]:
+    """The operator as a process serving NS (the example's registries allowed), until the end."""
+    assert cp.kubeconfig is not None
+    log = Path(tempfile.mkdtemp(prefix=f"stratops-{ns}-")) / "operator.log"
+    port = free_port()
+    op = operator_process(
+        cp.kubeconfig,
+        [ns],
+        log,
+        metrics_port=port,
+        env={"STRATOPS_ALLOWED_REGISTRIES": "registry.example,stratops.local", "STRATOPS_RESYNC_SECONDS": "10"},
+    )
+    try:
+        wait_serving_metrics(op, port, log)
+        yield
+    finally:
+        stop_process(op, 30)
+
+
+def run(rows: list[tuple[str, str, str]], samples: int) -> None:
+    """Append this benchmark's figures to ROWS (name, value, ratio to its floor)."""
+    ns = "bench-real"
+    tag = f"{images.STRATEGY_REPOSITORY}:1.4.2"
+    with real_node_desk(ns, ("1.4.2",)) as (cp, api):
         progress(f"control propagation, {samples} writes")
         p = propagation(api, ns, tag, samples)
         host = statistics.median(p["host"])
@@ -337,21 +365,9 @@ def run(rows: list[tuple[str, str, str]], samples: int) -> None:
                 )
             )
 
-        log = Path(tempfile.mkdtemp(prefix="stratops-bench-real-")) / "operator.log"
-        port = free_port()
-        op = operator_process(
-            cp.kubeconfig,
-            [ns],
-            log,
-            metrics_port=port,
-            env={"STRATOPS_ALLOWED_REGISTRIES": "registry.example,stratops.local", "STRATOPS_RESYNC_SECONDS": "10"},
-        )
-        try:
-            wait_serving_metrics(op, port, log)
+        with bench_operator(cp, ns):
             progress(f"command-to-halt, {samples} real and {samples} KWOK strategies")
             k = kills(api, ns, samples)
-        finally:
-            stop_process(op, 30)
         kw = statistics.median(k["kwok"])
         rows.append(
             (
