@@ -346,7 +346,7 @@ class Soak:
         version the book the broker shows (what the old version's pods held)."""
         try:
             held = [n for n in self.names if (self.status(n).get("handover") or {}).get("step") == "Held"]
-        except Exception:
+        except Exception:  # the API server may be restarting: no release this time
             return
         if not held:
             return
