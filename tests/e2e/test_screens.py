@@ -2,7 +2,8 @@
 wide, the screen captured. Nothing may be cut ("…"), each header stays on one line, and every
 object's name can be read whole on the screen. The desk is the example one (KWOK pods), with
 its monitors given no Prometheus: each one's first evaluation is a stale finding, and they all
-join one StaleData incident; on-call opens five more by hand, so there are incidents to list. The reader is a trader, through the chart's Role, as on a desk."""
+join one StaleData incident; on-call opens five more by hand, so there are incidents to list.
+The reader is a trader, through the chart's Role, as on a desk."""
 
 from __future__ import annotations
 
