@@ -6,9 +6,11 @@ import copy
 
 import httpx
 import pytest
+from typer.testing import CliRunner
 
 from cases import example
-from lifecycle_helpers import NAME, Desk, strategy_doc
+from lifecycle_helpers import NAME, Desk, grant_chart_roles, strategy_doc
+from stratops.cli.main import app
 from stratops.testing.prometheus import PrometheusServer
 from stratops.testing.wait import wait_for
 
@@ -262,3 +264,72 @@ def test_a_source_outage_is_one_incident_per_strategy_and_one_page(desk, exporte
     assert len(alertmanager.groups(namespace=desk.ns)) == 1 and groups[0]["labels"]["incident_class"] == "StaleData"
     wait_for(lambda: desk.control()["tradingState"] == "REDUCING", timeout=30, what="stale data slows the strategy")
     assert desk.status()["throttle"]["causes"] == ["StaleData"]  # one cause: one throttle level
+
+
+def test_a_flapping_monitor_is_one_incident_until_a_person_resolves_it(
+    desk, exporter, prometheus, alert_receiver, cluster, kube, tmp_path
+):
+    """Hysteresis (issue 21, spec.clearFor): a monitor that recovers and breaches again within
+    its window stays in one episode: no second incident, no resolved-then-firing messages. Once
+    a risk owner (the chart's Role, through the CLI) resolves the incident, the next breach opens
+    a new one: a flap is never a way around a resolution."""
+    people = grant_chart_roles(cluster, kube, desk.ns, tmp_path)
+    depth = exporter.gauge("test_queue_depth").labels(desk.ns)
+    depth.set(10)
+    desk.create("strategies", strategy_doc())
+    desk.wait_status(lambda s: s.get("phase") == "Running", "running")
+    mon = _monitor(desk.ns, prometheus.url)
+    mon["spec"]["clearFor"] = "5m"
+    name, key = mon["metadata"]["name"], f"{desk.ns}/{mon['metadata']['name']}"
+    wait_for(lambda: prometheus.value(mon["spec"]["source"]["prometheus"]["query"]) == 10, timeout=30, what="scraped")
+    desk.create("monitors", mon)
+    wait_for(lambda: _monitor_status(desk, name).get("lastValue") == "10", timeout=60, what="first evaluation")
+
+    def flap() -> str:
+        depth.set(5000)
+        st = wait_for(
+            lambda: (s := _monitor_status(desk, name)).get("breaching") and s.get("incident") and s,
+            timeout=60,
+            what="breach",
+        )
+        depth.set(10)
+        wait_for(
+            lambda: (s := _monitor_status(desk, name)).get("breaching") is False and s.get("clearingSince"),
+            timeout=60,
+            what="the finding clears, its episode kept",
+        )
+        return str(st["incident"])
+
+    first = flap()
+    assert flap() == first and flap() == first
+    mine = [i["metadata"]["name"] for i in desk.incidents() if i["spec"].get("monitor") == name]
+    assert mine == [first], "three breaches within clearFor: one incident"
+    st = _monitor_status(desk, name)
+    assert st["finding"] == "breach" and st["incident"] == first
+    wait_for(lambda: any("[FIRING P1]" in t and key in t for t in alert_receiver.texts()), timeout=30, what="page")
+    texts = [t for t in alert_receiver.texts() if key in t]
+    assert sum("[FIRING P1]" in t for t in texts) == 1 and not any("[RESOLVED" in t for t in texts), texts
+    assert any(
+        e.reason == "FindingBack" and first in e.message
+        for e in desk.core.list_namespaced_event(desk.ns, field_selector=f"involvedObject.name={name}").items
+    )
+
+    res = CliRunner().invoke(
+        app,
+        ["incident", "resolve", first, "-n", desk.ns, "--reason", "backlog drained", "--root-cause", "slow venue"]
+        + ["--action", "queue alarm lowered", "--owner", "rita"],
+        env={"KUBECONFIG": str(people["rita"]), "COLUMNS": "200"},
+    )
+    assert res.exit_code == 0, res.output
+    depth.set(5000)
+    st = wait_for(
+        lambda: (s := _monitor_status(desk, name)).get("incident") not in (None, first) and s,
+        timeout=60,
+        what="a new incident once the first is resolved",
+    )
+    [new] = wait_for(
+        lambda: [i for i in desk.incidents() if i["metadata"]["name"] == st["incident"] and i.get("status")],
+        timeout=30,
+        what="the new incident",
+    )
+    assert new["status"]["phase"] != "Resolved" and new["status"]["steps"]["detection"]["by"] == f"monitor/{name}"

@@ -226,7 +226,20 @@ class MonitorRunner:
             st.last_alert = LastAlert(at=now, channel=spec.alert.channel, state=d.alert.state, delivered=ok)
             if not ok:
                 log.warning("alert %s (%s) not delivered, will retry: %s", d.alert.key, d.alert.state, note)
-        if d.incident is not None and d.group is not None:
+        if d.rejoin is not None and self.executor.join_incident(ns, d.rejoin, name):
+            # Back within spec.clearFor while its incident is open: the same episode (a flap).
+            log.info("monitor %s/%s: its finding is back within clearFor; incident %s stands", ns, name, d.rejoin)
+            self.executor.event(
+                ns,
+                name,
+                meta.get("uid", ""),
+                "Normal",
+                "FindingBack",
+                f"the finding is back within spec.clearFor: same episode, incident {d.rejoin} (still open)",
+                now,
+                kind="Monitor",
+            )
+        elif d.incident is not None and d.group is not None:
             self._grouped(ns, name, spec.strategy, meta.get("uid", ""), d.incident, d.group, st, now)
         elif d.incident is not None:
             # The name is recorded first: a crash after the create does not open a second one.

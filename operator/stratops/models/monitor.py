@@ -378,6 +378,14 @@ class MonitorSpec(Model):
     )
     alert: Alerting = Field(description="Where the alert goes.")
     incident: IncidentSpecOfMonitor = Field(description="What a breach opens and does.")
+    clear_for: str | None = Duration(
+        "Hysteresis: how long a finding must stay clear before its episode ends (its resolved message is sent, "
+        "and a breach after that opens a new incident). A finding that comes back within it is the same "
+        "episode: no second incident, no second page, unless its incident was resolved meanwhile (then a new "
+        "one opens, and acts). Default: three evaluation periods, at most 5m. 0s turns it off.",
+        default=None,
+        max_length=32,
+    )
     __rules__ = (
         Rule(
             cel=f"duration(self.frequency) >= duration('{MIN_FREQUENCY}') && duration(self.frequency) <= "
@@ -435,6 +443,15 @@ class MonitorStatus(Model):
     detail: str | None = Field(default=None, description="Method and sample sizes of the last evaluation.")
     last_alert: LastAlert | None = Field(default=None, description="The last alert sent.")
     incident: str | None = Field(default=None, description="The Incident opened by the current breach.")
+    finding: Literal["breach", "stale"] | None = Field(
+        default=None,
+        description="The current episode's finding (breach, or stale data), kept while it clears (spec.clearFor).",
+    )
+    clearing_since: datetime | None = Field(
+        default=None,
+        description="Since when the episode's finding has been clear; the episode ends once this is spec.clearFor "
+        "old. A finding again before that is the same episode.",
+    )
     problem: str | None = Field(
         default=None,
         description="Why the monitor cannot be evaluated (e.g. its strategy does not exist); cleared when fixed.",

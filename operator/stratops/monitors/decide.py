@@ -7,17 +7,24 @@ resolved); a new finding is also an incident; the same kind again is the same ep
 (deduplicated). Stale while the strategy's kill-switch is latched is no finding (its pods are
 stopped and export nothing): it counts as none, so staying stale after the resume is a new
 finding, with its incident.
+
+Hysteresis (spec.clearFor): an episode ends only once its finding has stayed clear for the
+window. Until then the finding is kept (no resolved message), and a finding that comes back is
+the same episode: no second alert, and no second incident while the first is still open. If a
+person resolved that incident meanwhile, the finding opens a new one, which acts: a flap is never
+a way around a kill-switch.
 """
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from stratops.alerts import Alert
 from stratops.lifecycle.types import NewIncident
+from stratops.models.common import parse_duration
 from stratops.models.monitor import IncidentClass, MonitorSpec, MonitorStatus, Severity
 from stratops.monitors.evaluate import HALTED_NOTE, Evaluation, stale_expected
 from stratops.recovery.actions import immediate_action, rolling_out
@@ -35,6 +42,20 @@ class MonitorDecision:
     # the strategy's open StaleData incident of its group instead of opening one of its own; None:
     # an incident of its own (a breach is the monitor's own finding).
     group: str | None = None
+    # A finding back within spec.clearFor: it joins this incident (the episode's) if still open;
+    # if it is not, `incident` opens instead.
+    rejoin: str | None = None
+
+
+#: The default hysteresis: three evaluation periods, at most this.
+MAX_DEFAULT_CLEAR_FOR = timedelta(minutes=5)
+
+
+def clear_for(spec: MonitorSpec) -> timedelta:
+    """How long a finding must stay clear before its episode ends (spec.clearFor)."""
+    if spec.clear_for is not None:
+        return parse_duration(spec.clear_for)
+    return min(3 * parse_duration(spec.frequency), MAX_DEFAULT_CLEAR_FOR)
 
 
 def incident_action(spec: MonitorSpec, strategy_status: dict[str, Any] | None) -> str:
@@ -66,8 +87,16 @@ def decide(
     st.stale_expected = True if expected else None
     if expected:
         st.detail = HALTED_NOTE + (ev.detail or "")
-    was = finding_kind(prev.stale, prev.breaching, bool(prev.stale and prev.stale_expected))
-    kind = finding_kind(ev.stale, ev.breaching, expected)
+    # The episode's finding; a status written before clearFor existed tells it by its flags.
+    was = prev.finding or finding_kind(prev.stale, prev.breaching, bool(prev.stale and prev.stale_expected))
+    seen = finding_kind(ev.stale, ev.breaching, expected)
+    kind, st.clearing_since = seen, None
+    if seen is None and was is not None:
+        since = prev.clearing_since or now
+        if now - since < clear_for(spec):
+            kind, st.clearing_since = was, since  # still clearing: the episode goes on
+    back = seen is not None and seen == was and prev.clearing_since is not None
+    st.finding = kind
 
     key = f"{namespace}/{name}"
 
@@ -113,8 +142,10 @@ def decide(
             now,
         )
 
-    incident = None
-    if kind is not None and kind != was:
+    incident, rejoin = None, None
+    if back and st.incident is not None:
+        rejoin = st.incident
+    if (kind is not None and kind != was) or rejoin is not None:
         stale = kind == "stale"
         what = "source unavailable or no data" if stale else f"breach: {ev.detail}"
         incident = NewIncident(
@@ -129,7 +160,7 @@ def decide(
     elif kind is None and st.incident is not None:
         st.incident = None  # the episode is over; the Incident stays open until a human resolves it
     return MonitorDecision(
-        st, resend, alert, incident, STALE_GROUP if incident is not None and kind == "stale" else None
+        st, resend, alert, incident, STALE_GROUP if incident is not None and kind == "stale" else None, rejoin
     )
 
 
