@@ -124,6 +124,36 @@ def test_named_namespaces_get_a_role_and_peering_each():
     assert "--namespace=fx" in args and "--namespace=rates" in args
 
 
+def test_shards_are_deployments_with_a_peering_and_a_part_of_the_fleet_each():
+    docs = kinds(render("shards=3", "watch.namespaces={fx,rates}"))
+    deps = sorted(docs["Deployment"], key=lambda d: d["metadata"]["name"])
+    assert [d["metadata"]["name"] for d in deps] == [f"ops-stratops-shard-{i}" for i in range(3)]
+    envs = [{e["name"]: e.get("value") for e in d["spec"]["template"]["spec"]["containers"][0]["env"]} for d in deps]
+    assert [e["STRATOPS_SHARD"] for e in envs] == ["0/3", "1/3", "2/3"]
+    assert [e["STRATOPS_PEERING"] for e in envs] == [d["metadata"]["name"] for d in deps]
+    selectors = [d["spec"]["selector"]["matchLabels"]["stratops.io/shard"] for d in deps]
+    assert selectors == ["0", "1", "2"], "each shard's pods are its own (rollouts and PDBs do not mix them)"
+    assert all(
+        d["spec"]["template"]["metadata"]["labels"]["stratops.io/shard"] == s
+        for d, s in zip(deps, selectors, strict=True)
+    )
+    peerings = sorted((p["metadata"]["namespace"], p["metadata"]["name"]) for p in docs["KopfPeering"])
+    assert peerings == sorted((ns, f"ops-stratops-shard-{i}") for ns in ("fx", "rates") for i in range(3))
+    assert sorted(p["metadata"]["name"] for p in docs["PodDisruptionBudget"]) == [d["metadata"]["name"] for d in deps]
+    (svc,) = [s for s in docs["Service"] if s["metadata"]["name"].endswith("webhook")]
+    assert "stratops.io/shard" not in svc["spec"]["selector"], "every shard's replicas validate"
+    with pytest.raises(HelmError, match="/shards"):
+        render("shards=0")
+
+
+def test_one_shard_is_one_deployment_named_as_before():
+    (dep,) = kinds(render())["Deployment"]
+    assert (
+        dep["metadata"]["name"] == "ops-stratops" and "stratops.io/shard" not in dep["spec"]["selector"]["matchLabels"]
+    )
+    assert "STRATOPS_SHARD" not in {e["name"] for e in dep["spec"]["template"]["spec"]["containers"][0]["env"]}
+
+
 def test_cluster_wide_only_when_asked():
     docs = kinds(render("watch.clusterWide=true", "rbac.readSecrets=false"))
     assert "Role" not in docs and "KopfPeering" not in docs

@@ -124,15 +124,31 @@ def operator(
     metrics_port: Annotated[int, typer.Option(help="Port of /metrics (0: off).")] = 8080,
     liveness: Annotated[str | None, typer.Option(help="Liveness endpoint, e.g. http://0.0.0.0:8081/healthz.")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
+    shard: Annotated[
+        str | None,
+        typer.Option(
+            help="Serve one shard of the fleet, INDEX/COUNT (e.g. 0/2), with a peering of its own "
+            "(STRATOPS_PEERING); default STRATOPS_SHARD, unset: every strategy.",
+        ),
+    ] = None,
 ) -> None:
     """Run the operator against the current kubeconfig context (or in-cluster)."""
     import os
+
+    from stratops.lifecycle.shard import parse_shard
 
     if not namespace and not all_namespaces:
         err.print(
             "[red]say which namespaces to serve:[/] --namespace NS (repeatable, globs allowed) or --all-namespaces"
         )
         raise typer.Exit(2)
+    if shard is not None:
+        os.environ["STRATOPS_SHARD"] = shard
+    try:
+        parse_shard(os.environ.get("STRATOPS_SHARD"))
+    except ValueError as e:
+        err.print(f"[red]--shard / {e}[/]")
+        raise typer.Exit(2) from None
     os.environ["STRATOPS_METRICS_PORT"] = str(metrics_port)
     from stratops import handlers  # importing registers the handlers
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import kopf
 
-from stratops.handlers import admission, gate, incident, indexes, kopf_fixes, monitor, startup, strategy
+from stratops.handlers import admission, gate, incident, indexes, kopf_fixes, monitor, sharding, startup, strategy
 
 
 def register(registry: kopf.OperatorRegistry) -> None:
@@ -32,6 +32,7 @@ def run(namespaces: list[str], clusterwide: bool, liveness: str | None, verbose:
     """Run the operator (blocks until it stops): the CLI's `operator`, the only way kopf is started."""
     # Before kopf starts: a namespace deleted at the wrong moment held every handler, or stayed Terminating.
     kopf_fixes.apply()
+    sharding.current()  # a bad STRATOPS_SHARD stops the start here, saying what to write
     registry = kopf.OperatorRegistry()
     register(registry)
     kopf.configure(verbose=verbose, log_prefix=True)  # every object's log line says which object: [ns/name]

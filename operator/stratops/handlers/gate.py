@@ -13,6 +13,7 @@ from stratops import metrics as M
 from stratops.controller.gate import gate_status
 from stratops.controller.runtime import SAFETY_NET_SECONDS, Runtime, plain, strategy_key
 from stratops.controller.strategy import snapshot
+from stratops.handlers import sharding
 from stratops.handlers.strategy import sleep_until_poked
 
 
@@ -58,4 +59,4 @@ async def gate_daemon(
 
 
 def register(registry: kopf.OperatorRegistry) -> None:
-    kopf.daemon(GROUP, VERSION, "gates", cancellation_timeout=10, registry=registry)(gate_daemon)
+    kopf.daemon(GROUP, VERSION, "gates", cancellation_timeout=10, when=sharding.gates(), registry=registry)(gate_daemon)

@@ -8,6 +8,7 @@ import kopf
 
 from stratops import GROUP, VERSION
 from stratops.controller import incident
+from stratops.handlers import sharding
 
 
 # -- incidents: acknowledge, contain, resolve (annotations from `stratops incident ...`) --------
@@ -18,5 +19,10 @@ def incident_command(namespace: str, name: str, memo: kopf.Memo, **_: Any) -> No
 def register(registry: kopf.OperatorRegistry) -> None:
     for annotation in ("ack", "resolve", "contain"):
         kopf.on.event(
-            GROUP, VERSION, "incidents", annotations={f"{GROUP}/{annotation}": kopf.PRESENT}, registry=registry
+            GROUP,
+            VERSION,
+            "incidents",
+            annotations={f"{GROUP}/{annotation}": kopf.PRESENT},
+            when=sharding.of_a_strategy(),
+            registry=registry,
         )(incident_command)

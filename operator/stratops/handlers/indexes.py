@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from stratops import GROUP, VERSION
 from stratops.controller.runtime import LABEL, log, plain, strategy_key
 from stratops.controller.strategy import brief
+from stratops.handlers import sharding
 from stratops.lifecycle import manifests
 from stratops.lifecycle.observe import (
     configmap_view,
@@ -132,18 +133,20 @@ def gate_spec_changed(namespace: str, name: str, memo: kopf.Memo, **_: Any) -> N
 def register(registry: kopf.OperatorRegistry) -> None:
     owned = {LABEL: kopf.PRESENT}
     documents = {LABEL: kopf.PRESENT, manifests.LABEL_COMPONENT: kopf.PRESENT}
-    kopf.index("apps", "v1", "deployments", labels=owned, registry=registry)(strategy_deployments)
-    kopf.index("", "v1", "pods", labels=owned, registry=registry)(strategy_pods)
-    kopf.index("", "v1", "configmaps", labels=documents, registry=registry)(strategy_configmaps)
-    kopf.index(GROUP, VERSION, "incidents", registry=registry)(strategy_incidents)
-    kopf.index(GROUP, VERSION, "monitors", registry=registry)(strategy_report_monitors)
+    # This shard's part of the fleet only (all of it without shards); gates are read by every shard.
+    mine, theirs, strategy_s = sharding.owned(), sharding.of_a_strategy(), sharding.strategies()
+    kopf.index("apps", "v1", "deployments", labels=owned, when=mine, registry=registry)(strategy_deployments)
+    kopf.index("", "v1", "pods", labels=owned, when=mine, registry=registry)(strategy_pods)
+    kopf.index("", "v1", "configmaps", labels=documents, when=mine, registry=registry)(strategy_configmaps)
+    kopf.index(GROUP, VERSION, "incidents", when=theirs, registry=registry)(strategy_incidents)
+    kopf.index(GROUP, VERSION, "monitors", when=theirs, registry=registry)(strategy_report_monitors)
     kopf.index(GROUP, VERSION, "gates", registry=registry)(strategy_gates)
-    kopf.index(GROUP, VERSION, "strategies", registry=registry)(strategies_by_name)
-    kopf.on.event(GROUP, VERSION, "monitors", registry=registry)(monitor_changed)
-    kopf.on.event("apps", "v1", "deployments", labels=owned, registry=registry)(deployment_changed)
-    kopf.on.event("", "v1", "pods", labels=owned, registry=registry)(pod_changed)
-    kopf.on.event("", "v1", "configmaps", labels=documents, registry=registry)(configmap_changed)
-    kopf.on.event(GROUP, VERSION, "incidents", registry=registry)(incident_changed)
+    kopf.index(GROUP, VERSION, "strategies", when=strategy_s, registry=registry)(strategies_by_name)
+    kopf.on.event(GROUP, VERSION, "monitors", when=theirs, registry=registry)(monitor_changed)
+    kopf.on.event("apps", "v1", "deployments", labels=owned, when=mine, registry=registry)(deployment_changed)
+    kopf.on.event("", "v1", "pods", labels=owned, when=mine, registry=registry)(pod_changed)
+    kopf.on.event("", "v1", "configmaps", labels=documents, when=mine, registry=registry)(configmap_changed)
+    kopf.on.event(GROUP, VERSION, "incidents", when=theirs, registry=registry)(incident_changed)
     kopf.on.event(GROUP, VERSION, "gates", registry=registry)(gate_changed)
-    kopf.on.event(GROUP, VERSION, "gates", registry=registry)(gate_spec_changed)
-    kopf.on.event(GROUP, VERSION, "strategies", registry=registry)(strategy_changed)
+    kopf.on.event(GROUP, VERSION, "gates", when=sharding.gates(), registry=registry)(gate_spec_changed)
+    kopf.on.event(GROUP, VERSION, "strategies", when=strategy_s, registry=registry)(strategy_changed)

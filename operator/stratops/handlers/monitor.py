@@ -11,6 +11,7 @@ import kopf
 from stratops import GROUP, VERSION
 from stratops.controller.monitor import monitor_view
 from stratops.controller.runtime import SAFETY_NET_SECONDS, strategy_key
+from stratops.handlers import sharding
 from stratops.k8s.monitoring import MonitorRunner
 from stratops.models.common import parse_duration
 
@@ -58,4 +59,6 @@ async def monitor_daemon(
 
 
 def register(registry: kopf.OperatorRegistry) -> None:
-    kopf.daemon(GROUP, VERSION, "monitors", cancellation_timeout=10, registry=registry)(monitor_daemon)
+    kopf.daemon(GROUP, VERSION, "monitors", cancellation_timeout=10, when=sharding.of_a_strategy(), registry=registry)(
+        monitor_daemon
+    )

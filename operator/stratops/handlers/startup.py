@@ -14,7 +14,7 @@ import kopf
 from stratops import GROUP
 from stratops import metrics as M
 from stratops.controller.runtime import Runtime, log
-from stratops.handlers import kopf_fixes
+from stratops.handlers import kopf_fixes, sharding
 from stratops.k8s.client import api_client
 from stratops.k8s.monitoring import MonitorRunner
 
@@ -30,6 +30,9 @@ def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     settings.watching.client_timeout = 330
     settings.networking.request_timeout = 30
     _configure_peering(settings)
+    shard = sharding.current()
+    if shard is not None:
+        log.info("shard %s: serving the strategies that hash to it, and the gates that do", shard)
     kopf_fixes.settle_seconds = 2 * settings.batching.batch_window
     # kopf follows namespaces and CRDs cluster-wide to start watches as they appear. An operator
     # given only namespaced rights (the chart's default) says so, and serves its named namespaces
@@ -87,12 +90,14 @@ def start_kill_watch(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any)
         return
     namespaces, clusterwide = memo["scope"]
     standalone = bool(settings.peering.standalone)
+    shard = sharding.current()
     memo.kill_watch = KillWatch(
         memo.runtime.executor,
         None if clusterwide else exact(namespaces),
         (lambda ns: True) if clusterwide else serves(namespaces),
         lambda: kopf_fixes.may_act(time.time(), standalone),
         grace,
+        owns=shard.owns if shard is not None else None,
     ).start()
 
 

@@ -15,7 +15,7 @@ from stratops import GROUP, VERSION
 from stratops import metrics as M
 from stratops.controller.runtime import SAFETY_NET_SECONDS, Runtime, plain, strategy_key
 from stratops.controller.strategy import brief, reconcile, snapshot
-from stratops.handlers import kopf_fixes
+from stratops.handlers import kopf_fixes, sharding
 from stratops.k8s.executor import namespace_terminating
 
 
@@ -108,4 +108,6 @@ async def strategy_daemon(
 
 
 def register(registry: kopf.OperatorRegistry) -> None:
-    kopf.daemon(GROUP, VERSION, "strategies", cancellation_timeout=10, registry=registry)(strategy_daemon)
+    kopf.daemon(GROUP, VERSION, "strategies", cancellation_timeout=10, when=sharding.strategies(), registry=registry)(
+        strategy_daemon
+    )

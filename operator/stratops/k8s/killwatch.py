@@ -65,10 +65,12 @@ class KillWatch:
         may_act: Callable[[], bool],
         grace: float,
         tick: float = 0.5,
+        owns: Callable[[str, str], bool] | None = None,
     ) -> None:
         self.executor = executor
         self.namespaces = namespaces  # None: cluster-wide
         self.include = include
+        self.owns = owns or (lambda ns, name: True)  # this shard's strategies (all, without shards)
         self.may_act = may_act
         self.grace = grace
         self.tick = tick
@@ -106,7 +108,7 @@ class KillWatch:
     def _observe(self, obj: dict[str, Any], deleted: bool = False) -> None:
         meta = obj.get("metadata") or {}
         ns = meta.get("namespace", "")
-        if not self.include(ns):
+        if not self.include(ns) or not self.owns(ns, meta.get("name", "")):
             return
         key = (ns, meta.get("name", ""))
         with self._lock:

@@ -1,0 +1,118 @@
+"""Shards (issue 21): two shards, each an HA pair with its own KopfPeering (as the chart runs
+them with `shards: 2`), each acting only on the strategies that hash to it. When one shard's
+leader dies without leaving, its standby takes over that shard's strategies, and the other
+shard goes on as if nothing happened."""
+
+from __future__ import annotations
+
+import signal
+
+import pytest
+from kubernetes import client
+
+from lifecycle_helpers import Desk, strategy_doc
+from stratops.lifecycle.shard import shard_of
+from stratops.testing.controlplane import free_port, operator_process, stop_process
+from test_ha import CHART_CRDS, LIFETIME, Replica, _events
+
+pytestmark = pytest.mark.e2e
+SHARDS = 2
+
+
+class ShardReplica(Replica):
+    def __init__(self, cluster, namespace: str, shard: int, identity: str, log, priority: str) -> None:
+        self.identity, self.log, self.port, self.shard = identity, log, free_port(), shard
+        env = {
+            "STRATOPS_SHARD": f"{shard}/{SHARDS}",
+            "STRATOPS_PEERING": f"stratops-shard-{shard}",
+            "STRATOPS_PEERING_PRIORITY": priority,
+            "STRATOPS_PEERING_LIFETIME": str(LIFETIME),
+            "POD_ID": identity,
+            "STRATOPS_RESYNC_SECONDS": "10",
+            "STRATOPS_WEBHOOK_PORT": "",
+        }
+        self.proc = operator_process(cluster.kubeconfig, [namespace], log, self.port, env=env)
+
+
+def _names(namespace: str) -> dict[int, list[str]]:
+    """Two strategy names per shard."""
+    found: dict[int, list[str]] = {i: [] for i in range(SHARDS)}
+    for i in range(100):
+        name = f"strat-{i}"
+        shard = shard_of(namespace, name, SHARDS)
+        if len(found[shard]) < 2:
+            found[shard].append(name)
+    return found
+
+
+def test_two_shards_each_act_on_their_own_and_a_dead_leader_stops_only_its_shard(
+    cluster, kube, crds, own_namespace, tmp_path
+):
+    from stratops.k8s.apply import install_crds
+
+    install_crds(kube, CHART_CRDS / "kopf.dev_peerings.yaml")
+    custom = client.CustomObjectsApi(kube)
+    for shard in range(SHARDS):
+        custom.create_namespaced_custom_object(
+            "kopf.dev",
+            "v1",
+            own_namespace,
+            "kopfpeerings",
+            {"apiVersion": "kopf.dev/v1", "kind": "KopfPeering", "metadata": {"name": f"stratops-shard-{shard}"}},
+        )
+    desk = Desk(kube, own_namespace)
+    names = _names(own_namespace)
+    # Known leaders: the higher priority acts in each shard's peering.
+    leaders = [
+        ShardReplica(cluster, own_namespace, s, f"shard{s}-leader", tmp_path / f"s{s}-leader.log", "20")
+        for s in range(SHARDS)
+    ]
+    standbys = [
+        ShardReplica(cluster, own_namespace, s, f"shard{s}-standby", tmp_path / f"s{s}-standby.log", "10")
+        for s in range(SHARDS)
+    ]
+    everyone = leaders + standbys
+    try:
+        for shard_names in names.values():
+            for name in shard_names:
+                doc = strategy_doc(killSwitch={"ackDeadline": "30s"})
+                doc["metadata"]["name"] = name
+                desk.create("strategies", doc)
+        for shard_names in names.values():
+            for name in shard_names:
+                desk.wait_status(lambda s: s.get("lastKnownGood") == "1.4.2", f"{name} known-good", 120, name)
+        desk.keep_playing()
+
+        def kill(name: str) -> dict:
+            desk.command("kill", name=name, reason="runaway orders")
+            return desk.wait_status(
+                lambda s: (s.get("killSwitch") or {}).get("completedAt"), f"{name} halted", LIFETIME + 60, name
+            )
+
+        first = [kill(names[s][0]) for s in range(SHARDS)]
+        assert all(d["killSwitch"]["latched"] for d in first)
+        for s in range(SHARDS):
+            assert leaders[s].actions() == {(names[s][0], "kill_switch"): 1.0}, f"shard {s} acted on its own only"
+            assert standbys[s].actions() == {} and standbys[s].writes() == 0
+
+        # Shard 1's leader dies without leaving. Shard 0 goes on at once; shard 1's standby takes
+        # over once the dead leader's record lapses, and halts only shard 1's strategy.
+        leaders[1].proc.send_signal(signal.SIGKILL)
+        leaders[1].proc.wait(30)
+        kill(names[0][1])
+        kill(names[1][1])
+        assert leaders[0].actions() == {(n, "kill_switch"): 1.0 for n in names[0]}
+        assert standbys[1].actions() == {(names[1][1], "kill_switch"): 1.0}
+        assert standbys[0].actions() == {}
+        for s in range(SHARDS):
+            for name in names[s]:
+                assert len(_events(desk, name, "KillSwitch")) == 1, f"{name}: exactly one kill decision"
+        # Neither shard ever logged a strategy of the other.
+        for r in everyone:
+            text = r.log.read_text(errors="replace")
+            foreign = [n for s, ns in names.items() if s != r.shard for n in ns if f"/{n}]" in text]
+            assert foreign == [], f"{r.identity} acted on another shard's strategies: {foreign}"
+    finally:
+        desk.stop_pods()
+        for r in everyone:
+            stop_process(r.proc, 30)
