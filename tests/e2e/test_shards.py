@@ -11,8 +11,9 @@ import pytest
 from kubernetes import client
 
 from lifecycle_helpers import Desk, strategy_doc
-from stratops.lifecycle.shard import shard_of
+from stratops.lifecycle.shard import Shard, peering_name, shard_of
 from stratops.testing.controlplane import free_port, operator_process, stop_process
+from stratops.testing.wait import wait_for
 from test_ha import CHART_CRDS, LIFETIME, Replica, _events
 
 pytestmark = pytest.mark.e2e
@@ -24,7 +25,7 @@ class ShardReplica(Replica):
         self.identity, self.log, self.port, self.shard = identity, log, free_port(), shard
         env = {
             "STRATOPS_SHARD": f"{shard}/{SHARDS}",
-            "STRATOPS_PEERING": f"stratops-shard-{shard}",
+            "STRATOPS_PEERING": peering_name("stratops", Shard(shard, SHARDS)),
             "STRATOPS_PEERING_PRIORITY": priority,
             "STRATOPS_PEERING_LIFETIME": str(LIFETIME),
             "POD_ID": identity,
@@ -45,21 +46,39 @@ def _names(namespace: str) -> dict[int, list[str]]:
     return found
 
 
-def test_two_shards_each_act_on_their_own_and_a_dead_leader_stops_only_its_shard(
-    cluster, kube, crds, own_namespace, tmp_path
-):
+@pytest.fixture
+def peerings(kube, crds, own_namespace) -> None:
+    """The peerings the chart makes: one unsharded, and one per shard of two."""
     from stratops.k8s.apply import install_crds
 
     install_crds(kube, CHART_CRDS / "kopf.dev_peerings.yaml")
     custom = client.CustomObjectsApi(kube)
-    for shard in range(SHARDS):
+    for name in ["stratops"] + [peering_name("stratops", Shard(s, SHARDS)) for s in range(SHARDS)]:
         custom.create_namespaced_custom_object(
             "kopf.dev",
             "v1",
             own_namespace,
             "kopfpeerings",
-            {"apiVersion": "kopf.dev/v1", "kind": "KopfPeering", "metadata": {"name": f"stratops-shard-{shard}"}},
+            {"apiVersion": "kopf.dev/v1", "kind": "KopfPeering", "metadata": {"name": name}},
         )
+
+
+def _deploy(desk: Desk, name: str) -> None:
+    doc = strategy_doc(killSwitch={"ackDeadline": "30s"})
+    doc["metadata"]["name"] = name
+    desk.create("strategies", doc)
+
+
+def _kill(desk: Desk, name: str) -> dict:
+    desk.command("kill", name=name, reason="runaway orders")
+    return desk.wait_status(
+        lambda s: (s.get("killSwitch") or {}).get("completedAt"), f"{name} halted", LIFETIME + 60, name
+    )
+
+
+def test_two_shards_each_act_on_their_own_and_a_dead_leader_stops_only_its_shard(
+    cluster, kube, peerings, own_namespace, tmp_path
+):
     desk = Desk(kube, own_namespace)
     names = _names(own_namespace)
     # Known leaders: the higher priority acts in each shard's peering.
@@ -75,21 +94,12 @@ def test_two_shards_each_act_on_their_own_and_a_dead_leader_stops_only_its_shard
     try:
         for shard_names in names.values():
             for name in shard_names:
-                doc = strategy_doc(killSwitch={"ackDeadline": "30s"})
-                doc["metadata"]["name"] = name
-                desk.create("strategies", doc)
+                _deploy(desk, name)
         for shard_names in names.values():
             for name in shard_names:
                 desk.wait_status(lambda s: s.get("lastKnownGood") == "1.4.2", f"{name} known-good", 120, name)
         desk.keep_playing()
-
-        def kill(name: str) -> dict:
-            desk.command("kill", name=name, reason="runaway orders")
-            return desk.wait_status(
-                lambda s: (s.get("killSwitch") or {}).get("completedAt"), f"{name} halted", LIFETIME + 60, name
-            )
-
-        first = [kill(names[s][0]) for s in range(SHARDS)]
+        first = [_kill(desk, names[s][0]) for s in range(SHARDS)]
         assert all(d["killSwitch"]["latched"] for d in first)
         for s in range(SHARDS):
             assert leaders[s].actions() == {(names[s][0], "kill_switch"): 1.0}, f"shard {s} acted on its own only"
@@ -99,8 +109,8 @@ def test_two_shards_each_act_on_their_own_and_a_dead_leader_stops_only_its_shard
         # over once the dead leader's record lapses, and halts only shard 1's strategy.
         leaders[1].proc.send_signal(signal.SIGKILL)
         leaders[1].proc.wait(30)
-        kill(names[0][1])
-        kill(names[1][1])
+        _kill(desk, names[0][1])
+        _kill(desk, names[1][1])
         assert leaders[0].actions() == {(n, "kill_switch"): 1.0 for n in names[0]}
         assert standbys[1].actions() == {(names[1][1], "kill_switch"): 1.0}
         assert standbys[0].actions() == {}
@@ -116,3 +126,38 @@ def test_two_shards_each_act_on_their_own_and_a_dead_leader_stops_only_its_shard
         desk.stop_pods()
         for r in everyone:
             stop_process(r.proc, 30)
+
+
+def test_a_new_shard_count_waits_until_the_old_one_is_gone(cluster, kube, peerings, own_namespace, tmp_path):
+    """A change of `shards` rolling out: the old layout's replicas and the new one's run together,
+    and a strategy may hash to a shard of each. The replica of the new count, finding a live one
+    of another count at its start, holds; the old one acts on; once it has left, the new one acts."""
+    desk = Desk(kube, own_namespace)
+    names = _names(own_namespace)[0]
+    old = Replica(cluster, own_namespace, "unsharded", tmp_path / "unsharded.log", priority="10")
+    new = None
+    try:
+        _deploy(desk, names[0])
+        desk.wait_status(lambda s: s.get("lastKnownGood") == "1.4.2", "deployed by the old layout", 120, names[0])
+        new = ShardReplica(cluster, own_namespace, 0, "shard0-of-2", tmp_path / "new.log", "10")
+        wait_for(
+            lambda: "holding: replicas of another shard count are live (stratops)" in new.log.read_text(),
+            timeout=60,
+            what="the new layout's replica holds",
+        )
+        desk.keep_playing()
+        _kill(desk, names[0])
+        assert old.actions() == {(names[0], "kill_switch"): 1.0}
+        assert new.actions() == {} and new.writes() == 0, "two shard counts never act at once"
+        assert "holding: replicas of another shard count" not in old.log.read_text()
+
+        stop_process(old.proc, 30)  # the rollout ends: the old replica leaves its peering
+        wait_for(lambda: "hold lifted" in new.log.read_text(), timeout=LIFETIME + 30, what="the hold lifted")
+        _deploy(desk, names[1])
+        desk.wait_status(lambda s: s.get("lastKnownGood") == "1.4.2", "deployed by the new layout", 120, names[1])
+        assert new.writes() > 0
+    finally:
+        desk.stop_pods()
+        for r in (old, new):
+            if r is not None:
+                stop_process(r.proc, 30)

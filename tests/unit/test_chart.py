@@ -18,6 +18,7 @@ import yaml
 import stratops
 from chart import CHART, ROOT, HelmError, kinds, render
 from stratops.handlers.startup import peering_priority
+from stratops.lifecycle.shard import layout
 from stratops.testing.prometheus import monitoring_binary
 
 
@@ -130,7 +131,8 @@ def test_shards_are_deployments_with_a_peering_and_a_part_of_the_fleet_each():
     assert [d["metadata"]["name"] for d in deps] == [f"ops-stratops-shard-{i}" for i in range(3)]
     envs = [{e["name"]: e.get("value") for e in d["spec"]["template"]["spec"]["containers"][0]["env"]} for d in deps]
     assert [e["STRATOPS_SHARD"] for e in envs] == ["0/3", "1/3", "2/3"]
-    assert [e["STRATOPS_PEERING"] for e in envs] == [d["metadata"]["name"] for d in deps]
+    assert [e["STRATOPS_PEERING"] for e in envs] == [f"ops-stratops-shard-{i}-of-3" for i in range(3)]
+    assert [layout(e["STRATOPS_PEERING"]) for e in envs] == [("ops-stratops", 3)] * 3, "the operator reads the count"
     selectors = [d["spec"]["selector"]["matchLabels"]["stratops.io/shard"] for d in deps]
     assert selectors == ["0", "1", "2"], "each shard's pods are its own (rollouts and PDBs do not mix them)"
     assert all(
@@ -138,7 +140,7 @@ def test_shards_are_deployments_with_a_peering_and_a_part_of_the_fleet_each():
         for d, s in zip(deps, selectors, strict=True)
     )
     peerings = sorted((p["metadata"]["namespace"], p["metadata"]["name"]) for p in docs["KopfPeering"])
-    assert peerings == sorted((ns, f"ops-stratops-shard-{i}") for ns in ("fx", "rates") for i in range(3))
+    assert peerings == sorted((ns, f"ops-stratops-shard-{i}-of-3") for ns in ("fx", "rates") for i in range(3))
     assert sorted(p["metadata"]["name"] for p in docs["PodDisruptionBudget"]) == [d["metadata"]["name"] for d in deps]
     (svc,) = [s for s in docs["Service"] if s["metadata"]["name"].endswith("webhook")]
     assert "stratops.io/shard" not in svc["spec"]["selector"], "every shard's replicas validate"

@@ -232,6 +232,7 @@ def _marking_paused(fn: Callable[..., Any]) -> Callable[..., Any]:
         key = _stream_key(resource, namespace)
         if operator_paused is not None:
             _readiness["paused"] = operator_paused
+            await _hold_for_layout(operator_paused)
 
         def paused(waiter: asyncio.Future[Any]) -> None:
             if not waiter.cancelled():  # done: the operator is paused from this moment
@@ -246,6 +247,40 @@ def _marking_paused(fn: Callable[..., Any]) -> Callable[..., Any]:
 
     setattr(streaming_block, _APPLIED, True)
     return streaming_block
+
+
+# -- the shard layout hold (stratops.lifecycle.shard.other_layouts_live) -----------------------
+# Asked for by the start-up check before any stream starts; put in place by the first stream,
+# before it can process anything (every stream waits on the lock), as a toggle among kopf's
+# pause reasons; lifted by the start-up handler's task once no other layout is live.
+_layout: dict[str, Any] = {"wanted": None, "toggle": None, "lock": None}
+
+
+def hold_for_layout(reason: str) -> None:
+    """Start paused for REASON (another shard count's replicas are live), until released."""
+    _layout["wanted"] = reason
+
+
+async def _hold_for_layout(operator_paused: Any) -> None:
+    if _layout["wanted"] is None:
+        return
+    if _layout["lock"] is None:
+        _layout["lock"] = asyncio.Lock()
+    async with _layout["lock"]:
+        if _layout["wanted"] is not None and _layout["toggle"] is None:
+            _layout["toggle"] = await operator_paused.make_toggle(True, name=_layout["wanted"])
+
+
+async def release_layout_hold() -> None:
+    """Lift the hold (or never put it in place, if no stream has started yet)."""
+    lock = _layout["lock"]
+    if lock is None:
+        _layout["wanted"] = None
+        return
+    async with lock:
+        _layout["wanted"] = None
+        if _layout["toggle"] is not None:
+            await _layout["toggle"].turn_to(False)
 
 
 def _apply_relisting() -> bool:

@@ -74,6 +74,71 @@ async def fence_when_the_peering_record_may_lapse(settings: kopf.OperatorSetting
         asyncio.get_running_loop().create_task(kopf_fixes.fence(), name="stratops: peering fence")
 
 
+LAYOUT_CHECK_SECONDS = 2.0
+
+
+async def guard_shard_layout(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    """Never two shard counts acting at once: a replica that finds, at its start, a live replica
+    in a peering of its family with another shard count (a change of `shards` rolling out) acts
+    only once there is none (stratops.lifecycle.shard.other_layouts_live). The incumbent layout
+    acts on until it is gone, so a rollout that never completes leaves the old one in charge.
+    Fails open, said in the log and the README, when the peerings cannot be listed (403)."""
+    from datetime import UTC, datetime
+
+    from kubernetes.client.exceptions import ApiException
+
+    from stratops.k8s.killwatch import exact
+    from stratops.k8s.peering import read_peerings
+    from stratops.lifecycle.shard import other_layouts_live
+
+    if settings.peering.standalone or "scope" not in memo:
+        return
+    mine = settings.peering.name
+    namespaces, clusterwide = memo["scope"]
+    scope = None if clusterwide else exact(namespaces)
+    if not clusterwide and scope is None:
+        log.warning("shard layout guard off: namespace globs name no peerings to read")
+        return
+    loop = asyncio.get_running_loop()
+
+    async def others() -> list[str] | None:
+        """The live peerings of other layouts; None: the peerings cannot be read here (403)."""
+        try:
+            peerings = await loop.run_in_executor(None, read_peerings, memo.runtime.executor.api, scope)
+        except ApiException as e:
+            if e.status == 403:
+                return None
+            raise
+        return other_layouts_live(mine, peerings, datetime.now(UTC))
+
+    try:
+        found = await others()
+    except Exception as e:  # the API server away at start: hold until a read says
+        found = [f"unknown ({type(e).__name__})"]
+    if found is None:
+        log.warning("shard layout guard off: listing kopf peerings is forbidden; a change of shard count is unguarded")
+        return
+    if not found:
+        return
+    log.warning("holding: replicas of another shard count are live (%s); acting once they are gone", ", ".join(found))
+    kopf_fixes.hold_for_layout(f"another shard layout is live: {', '.join(found)}")
+
+    async def watch() -> None:
+        while True:
+            await asyncio.sleep(LAYOUT_CHECK_SECONDS)
+            try:
+                found = await others()
+            except Exception as e:
+                log.warning("shard layout guard: peerings not read (%s); still holding", e)
+                continue
+            if not found:
+                log.warning("hold lifted: no replica of another shard count is live")
+                await kopf_fixes.release_layout_hold()
+                return
+
+    memo.layout_guard = loop.create_task(watch(), name="stratops: shard layout guard")
+
+
 def start_kill_watch(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     """A kill lands while kopf's handlers act on nothing: a watch of the Strategies in threads
     of its own carries out a kill no reconcile takes up within STRATOPS_KILL_WATCH_GRACE_SECONDS
@@ -221,6 +286,7 @@ def _configure_admission(settings: kopf.OperatorSettings) -> None:
 def register(registry: kopf.OperatorRegistry) -> None:
     for fn in (
         startup,
+        guard_shard_layout,
         watch_held_handlers,
         fence_when_the_peering_record_may_lapse,
         start_kill_watch,

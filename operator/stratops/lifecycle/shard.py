@@ -12,7 +12,11 @@ own status has one writer, the shard its name hashes to, and every shard reads e
 from __future__ import annotations
 
 import hashlib
+import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -56,3 +60,48 @@ def parse_shard(text: str | None) -> Shard | None:
             "(or leave it unset for one unsharded operator)"
         )
     return Shard(i, n)
+
+
+# -- the layout guard: never two shard counts acting at once ---------------------------------
+# The chart names each shard's peering <base>-shard-<i>-of-<count> (one shard: <base>). While
+# the shard count changes, replicas of the old and the new count run together, and a strategy
+# may hash to a shard of each: two actors. A replica that finds, when it starts, a live peer in a
+# peering of its family with another count waits until there is none (the old layout keeps
+# acting until it is gone; a rollout that never completes leaves the old one in charge).
+_SHARDED = re.compile(r"^(?P<base>.+)-shard-(?P<index>\d+)-of-(?P<count>\d+)$")
+
+
+def peering_name(base: str, shard: Shard | None) -> str:
+    """The peering of SHARD in the family BASE."""
+    return base if shard is None else f"{base}-shard-{shard.index}-of-{shard.count}"
+
+
+def layout(peering: str) -> tuple[str, int]:
+    """(family, shard count) of a peering name: <base>-shard-<i>-of-<n> is (base, n), any other
+    name (base, 1)."""
+    m = _SHARDED.match(peering)
+    return (m["base"], int(m["count"])) if m else (peering, 1)
+
+
+def other_layouts_live(mine: str, peerings: Iterable[tuple[str, Mapping[str, Any]]], now: datetime) -> list[str]:
+    """The peerings of MINE's family with another shard count that hold a live peer (its
+    lastseen plus lifetime still ahead of NOW), from (name, status) pairs as read."""
+    base, count = layout(mine)
+    found = []
+    for name, status in peerings:
+        b, n = layout(name)
+        if b != base or n == count:
+            continue
+        for peer in (status or {}).values():
+            if not isinstance(peer, Mapping) or "lastseen" not in peer:
+                continue
+            try:
+                seen = datetime.fromisoformat(str(peer["lastseen"]).replace("Z", "+00:00"))
+            except ValueError:
+                continue
+            if seen.tzinfo is None:
+                seen = seen.replace(tzinfo=UTC)
+            if seen + timedelta(seconds=float(peer.get("lifetime") or 60)) > now:
+                found.append(name)
+                break
+    return sorted(set(found))
