@@ -50,11 +50,11 @@ def schedule(
     rng = random.Random(seed)
     steps = []
     t = rng.uniform(*operation_every)
-    while t < seconds:
+    while round(t, 3) < seconds:  # the step is at the rounded time, within the schedule
         steps.append(Step(round(t, 3), "driver", rng.choice(OPERATIONS), rng.randrange(1 << 30)))
         t += rng.uniform(*operation_every)
     t = rng.uniform(*fault_every)
-    while t < seconds and faults:
+    while round(t, 3) < seconds and faults:
         length = rng.uniform(*fault_length)
         steps.append(Step(round(t, 3), "nemesis", rng.choice(faults), rng.randrange(1 << 30), round(length, 3)))
         t += length + rng.uniform(*fault_every)
