@@ -333,3 +333,66 @@ def test_a_flapping_monitor_is_one_incident_until_a_person_resolves_it(
         what="the new incident",
     )
     assert new["status"]["phase"] != "Resolved" and new["status"]["steps"]["detection"]["by"] == f"monitor/{name}"
+
+
+def test_a_source_down_for_the_desk_is_one_desk_finding_and_one_page(desk, exporter, alertmanager, operator):
+    """Issue 21: two strategies whose monitors read one Prometheus that goes away. Each strategy
+    gets its own StaleData incident and throttle (what its card asks for); the desk gets one
+    StratopsSourceDown alert, which holds back (Alertmanager inhibition, as the README advises)
+    the per-strategy stale alerts of that source: one page."""
+    exporter.gauge("test_queue_depth").labels(desk.ns).set(10)
+    own = PrometheusServer([f"127.0.0.1:{exporter.port}"]).start()
+    strategies = [NAME, "trend-follow"]
+    try:
+        for strategy in strategies:
+            doc = strategy_doc()
+            doc["metadata"]["name"] = strategy
+            desk.create("strategies", doc)
+        for strategy in strategies:
+            desk.wait_status(lambda s: s.get("phase") == "Running", f"{strategy} running", name=strategy)
+        for strategy in strategies:
+            mon = _monitor(desk.ns, own.url, channel="page")
+            mon["metadata"]["name"] = f"queue-{strategy}"
+            mon["spec"]["strategy"] = strategy
+            query = mon["spec"]["source"]["prometheus"]["query"]
+            wait_for(lambda q=query: own.value(q) == 10, timeout=30, what="scraped")
+            desk.create("monitors", mon)
+        for strategy in strategies:
+            wait_for(
+                lambda n=f"queue-{strategy}": _monitor_status(desk, n).get("lastValue") == "10",
+                timeout=60,
+                what=f"{strategy}'s monitor evaluated",
+            )
+    finally:
+        own.stop()
+    source = own.url.rstrip("/")
+    [down] = wait_for(
+        lambda: alertmanager.alerts(alertname="StratopsSourceDown", namespace=desk.ns) or None,
+        timeout=60,
+        what="one desk-level StratopsSourceDown alert",
+    )
+    assert down["labels"]["source"] == source and down["status"]["state"] == "active"
+    assert "trend-follow" in down["annotations"]["summary"] and NAME in down["annotations"]["summary"]
+    # Each strategy's own finding and action go on, their pages held back by the desk's.
+    for strategy in strategies:
+        wait_for(
+            lambda s=strategy: desk.status(s).get("throttle", {}).get("causes") == ["StaleData"],
+            timeout=30,
+            what=f"{strategy} throttled by its own StaleData incident",
+        )
+    stale = wait_for(
+        lambda: (
+            a
+            if len(a := alertmanager.alerts(alertname="StratopsMonitorBreach", namespace=desk.ns)) == 2
+            and all(x["status"]["state"] == "suppressed" for x in a)
+            else None
+        ),
+        timeout=30,
+        what="the two per-strategy stale alerts, inhibited",
+    )
+    assert {a["labels"]["strategy"] for a in stale} == set(strategies)
+    assert all(a["labels"]["source"] == source and a["status"]["inhibitedBy"] for a in stale)
+    stale_incidents = [i for i in desk.incidents() if i["spec"]["class"] == "StaleData"]
+    assert sorted(i["spec"]["strategy"] for i in stale_incidents) == sorted(strategies), "one per strategy"
+    metrics = httpx.get(operator["metrics"]).text
+    assert f'stratops_source_down{{namespace="{desk.ns}",source="{source}"}} 1.0' in metrics

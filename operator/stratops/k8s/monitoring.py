@@ -16,11 +16,12 @@ from prometheus_client import Gauge
 from pydantic import BaseModel
 
 from stratops import GROUP, VERSION
-from stratops.alerts import Notifier
+from stratops.alerts import Alert, Notifier
 from stratops.k8s.executor import Executor
 from stratops.models.monitor import LastAlert, MonitorSpec, MonitorStatus
 from stratops.models.strategy import StrategySpec
 from stratops.monitors.decide import decide as decide_monitor
+from stratops.monitors.desk import DeskFindings, source_label
 from stratops.monitors.evaluate import Evaluation, evaluate
 from stratops.monitors.prometheus import Prometheus
 
@@ -69,6 +70,11 @@ VALUE = Gauge("stratops_monitor_value", "Last value of a monitor.", ["namespace"
 BREACHING = Gauge(
     "stratops_monitor_breaching", "1 while a monitor breaches.", ["namespace", "monitor", "strategy", "layer"]
 )
+SOURCE_DOWN = Gauge(
+    "stratops_source_down",
+    "1 while a metrics source is unreachable from every monitor of a desk that reads it (two strategies or more).",
+    ["namespace", "source"],
+)
 STALE = Gauge(
     "stratops_monitor_stale",
     "1 while a monitor's source is unreachable or has no data.",
@@ -107,6 +113,9 @@ class MonitorRunner:
         # The lock makes "look for it, else open it" one step across the worker threads.
         self._groups: dict[tuple[str, str, str], str] = {}
         self._groups_lock = threading.Lock()
+        self.desk = DeskFindings()  # sources down for a whole desk
+        self._down_since: dict[tuple[str, str], datetime] = {}
+        self._desk_unsent: dict[tuple[str, str], Alert] = {}
 
     def _source(self, url: str, timeout: float, token: str | None) -> Prometheus:
         """One HTTP client (connection pool, TLS context) per source, shared by every monitor and
@@ -212,8 +221,11 @@ class MonitorRunner:
         BREACHING.labels(ns, name, spec.strategy, spec.layer.value).set(1 if ev.breaching else 0)
         STALE.labels(ns, name, spec.strategy, spec.layer.value).set(1 if ev.stale else 0)
 
+        source = source_label(url) if url else None
+        if source is not None:
+            self._desk_finding(ns, source, name, spec.strategy, ev, now)
         d = decide_monitor(
-            ns, name, int(meta.get("generation") or 0), spec, prev, ev, (strategy or {}).get("status"), now
+            ns, name, int(meta.get("generation") or 0), spec, prev, ev, (strategy or {}).get("status"), now, source
         )
         st = d.status
         if d.resend is not None:  # an undelivered message from before goes first: order matters to the receiver
@@ -251,6 +263,39 @@ class MonitorRunner:
         if needs_write(prev, st, now):
             self._write_status(ns, name, st)
         return ev
+
+    def _desk_finding(self, ns: str, source: str, monitor: str, strategy: str, ev: Evaluation, now: datetime) -> None:
+        """A source down for the whole desk: one StratopsSourceDown alert (the page), while each
+        strategy's StaleData incident carries its own action (stratops.monitors.desk). A message
+        not delivered is sent again at the next evaluation of a monitor of that source."""
+        key = (ns, source)
+        unsent = self._desk_unsent.pop(key, None)
+        if unsent is not None:
+            self._send_desk_alert(key, unsent)
+        change = self.desk.record(ns, source, monitor, strategy, ev.unreachable, now)
+        if change is None:
+            return
+        SOURCE_DOWN.labels(ns, source).set(1 if change.state == "down" else 0)
+        log.warning("desk %s: source %s %s: %s", ns, source, change.state, change.detail)
+        if change.state == "down":
+            started = self._down_since.setdefault(key, now)
+            summary = (
+                f"{ns}: {source} unreachable for {len(change.strategies)} strategies ({', '.join(change.strategies)})"
+            )
+        else:
+            started = self._down_since.pop(key, now)
+            summary = f"{ns}: {source} reachable again"
+        labels = {"alertname": "StratopsSourceDown", "namespace": ns, "source": source, "incident_class": "StaleData"}
+        state = "firing" if change.state == "down" else "resolved"
+        self._send_desk_alert(
+            key, Alert(f"{ns}/source/{source}", state, "page", "P1", summary, change.detail, labels, None, started)
+        )
+
+    def _send_desk_alert(self, key: tuple[str, str], alert: Alert) -> None:
+        ok, note = self.notifier.deliver(alert)
+        if not ok:
+            self._desk_unsent[key] = alert
+            log.warning("desk alert %s (%s) not delivered, will retry: %s", alert.key, alert.state, note)
 
     def _grouped(
         self, ns: str, name: str, strategy: str, uid: str, inc: Any, group: str, st: MonitorStatus, now: datetime

@@ -76,7 +76,10 @@ def decide(
     ev: Evaluation,
     strategy_status: dict[str, Any] | None,
     now: datetime,
+    source: str | None = None,
 ) -> MonitorDecision:
+    """SOURCE: the monitor's source as an alert label (stratops.monitors.desk.source_label), so
+    that a desk-level StratopsSourceDown alert can inhibit the per-strategy stale ones."""
     st = prev.model_copy(deep=True)
     st.problem = None
     st.last_value = f"{ev.value:.6g}" if ev.value is not None else "n/a"
@@ -112,6 +115,7 @@ def decide(
             "strategy": spec.strategy,
             "layer": spec.layer.value,
             "incident_class": IncidentClass.stale_data.value if finding == "stale" else spec.incident.class_.value,
+            **({"source": source} if source else {}),
         }
 
     summary = f"{spec.strategy}: {spec.description or name} " + ("(stale data)" if ev.stale else f"= {st.last_value}")

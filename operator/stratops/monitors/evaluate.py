@@ -17,7 +17,7 @@ from stratops.models.common import parse_duration
 from stratops.models.monitor import Baseline, MonitorSpec
 from stratops.models.strategy import StrategySpec
 from stratops.monitors import statistics as S
-from stratops.monitors.prometheus import Series, SourceUnavailable
+from stratops.monitors.prometheus import Series, SourceUnavailable, SourceUnreachable
 
 DAY = timedelta(days=1)
 NAME_LABELS = ("feature", "symbol", "name", "instrument")
@@ -38,6 +38,7 @@ class Evaluation:
     stale: bool
     consecutive: int
     detail: str
+    unreachable: bool = False  # stale because the source itself did not answer (not: no data)
 
     @property
     def finding(self) -> bool:
@@ -176,6 +177,8 @@ def evaluate(
 ) -> Evaluation:
     try:
         reading, needed = compute(spec, strategy, fetch, load, now)
+    except SourceUnreachable as e:
+        return Evaluation(None, False, True, 0, f"stale: {e}", unreachable=True)
     except (SourceUnavailable, S.NoData) as e:
         return Evaluation(None, False, True, 0, f"stale: {e}")
     consecutive = consecutive_before + 1 if reading.breach else 0

@@ -17,6 +17,11 @@ class SourceUnavailable(RuntimeError):
     """The source could not answer, or answered with no data."""
 
 
+class SourceUnreachable(SourceUnavailable):
+    """The source itself did not answer (connection, timeout, a 5xx, no JSON): unlike a query
+    with no data, every monitor reading it sees the same, so it is one root cause for the desk."""
+
+
 @dataclass(frozen=True)
 class Series:
     labels: dict[str, str]
@@ -44,11 +49,13 @@ class Prometheus:
         try:
             r = self._client.get(path, params=params)
         except httpx.HTTPError as e:
-            raise SourceUnavailable(f"Prometheus at {self.url} unreachable: {type(e).__name__}: {e}") from e
+            raise SourceUnreachable(f"Prometheus at {self.url} unreachable: {type(e).__name__}: {e}") from e
         try:
             body = r.json()
         except ValueError as e:
-            raise SourceUnavailable(f"Prometheus at {self.url} answered {r.status_code} with no JSON") from e
+            raise SourceUnreachable(f"Prometheus at {self.url} answered {r.status_code} with no JSON") from e
+        if r.status_code >= 500 and body.get("errorType") != "bad_data":
+            raise SourceUnreachable(f"Prometheus at {self.url} failed ({r.status_code}): {body.get('error', '')}")
         if r.status_code != 200 or body.get("status") != "success":
             raise SourceUnavailable(f"Prometheus query failed ({r.status_code}): {body.get('error', 'unknown error')}")
         data: dict[str, Any] = body["data"]

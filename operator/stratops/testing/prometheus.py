@@ -241,7 +241,14 @@ class AlertmanagerServer:
         # Grouped as the README advises a desk to route stratops's alerts: one notification per
         # strategy and incident class (a source outage is one page, as it is one incident).
         route = {"receiver": "null", "group_wait": "0s", "group_by": ["namespace", "strategy", "incident_class"]}
-        cfg.write_text(json.dumps({"route": route, "receivers": [{"name": "null"}]}))
+        # And a source down for a whole desk is one page: its StratopsSourceDown alert holds back
+        # the per-strategy stale alerts of the same source and desk (README, "Monitors").
+        inhibit = {
+            "source_matchers": ['alertname="StratopsSourceDown"'],
+            "target_matchers": ['alertname="StratopsMonitorBreach"', 'incident_class="StaleData"'],
+            "equal": ["namespace", "source"],
+        }
+        cfg.write_text(json.dumps({"route": route, "receivers": [{"name": "null"}], "inhibit_rules": [inhibit]}))
         self.process = _start_ready(
             [
                 binary,
