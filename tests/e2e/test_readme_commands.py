@@ -102,10 +102,11 @@ DOCUMENTED_ELSEWHERE = {
         "test_broker_outage_drill_kills_and_says_what_the_resume_needs",
         "needs the demo's desk at rest on real metrics; one test per scenario there",
     ),
-    "stratops operator -n NS… | -A [--metrics-port 8080] [--liveness URL]": (
+    "stratops operator -n NS… | -A [--metrics-port 8080] [--liveness URL] [--shard I/N]": (
         "operator/stratops/testing/fixtures.py",
         "operator",
-        "every e2e test's operator is `stratops operator -n 't-*' --metrics-port …` as a process",
+        "every e2e test's operator is `stratops operator -n 't-*' --metrics-port …` as a process; "
+        "tests/e2e/test_shards.py runs it sharded (STRATOPS_SHARD, which --shard sets)",
     ),
     "make test": (".ci/run", "make test", "CI runs it: the README's test command"),
     "make lint": (".ci/run", "make lint", "CI runs it before the tests"),
