@@ -37,6 +37,9 @@ STATUS_REFRESH_SECONDS = float(os.environ.get("STRATOPS_MONITOR_STATUS_SECONDS",
 #: would otherwise be as many reads. A rotated token or an edited baseline is used within this
 #: time; a missing one is read again on the next evaluation. 0 reads on every evaluation.
 REFS_SECONDS = float(os.environ.get("STRATOPS_MONITOR_REFS_SECONDS", "60"))
+#: Connections open at once to one source (every monitor reading it shares them); by default as
+#: many as monitor workers, so no evaluation waits for a socket that another worker holds.
+SOURCE_CONNECTIONS = int(os.environ.get("STRATOPS_SOURCE_CONNECTIONS", os.environ.get("STRATOPS_MONITOR_WORKERS", "8")))
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
 
@@ -127,7 +130,7 @@ class MonitorRunner:
             if prom is None:
                 if len(self._sources) >= 64:  # rotated tokens, edited URLs: start over (an
                     self._sources.clear()  # evaluation still using a dropped one finishes)
-                prom = self._sources[key] = Prometheus(url, timeout, token)
+                prom = self._sources[key] = Prometheus(url, timeout, token, connections=SOURCE_CONNECTIONS)
             return prom
 
     def _parsed(self, key: tuple[str, ...], version: object, model: type[M], data: dict[str, Any]) -> M:

@@ -34,12 +34,20 @@ class Series:
 
 class Prometheus:
     def __init__(
-        self, url: str, timeout: float = 10.0, token: str | None = None, transport: httpx.BaseTransport | None = None
+        self,
+        url: str,
+        timeout: float = 10.0,
+        token: str | None = None,
+        transport: httpx.BaseTransport | None = None,
+        connections: int = 8,
     ) -> None:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.url = url.rstrip("/")
+        # At most CONNECTIONS open to one source, however many monitors read it: a desk's
+        # thousands of evaluations queue here rather than open as many sockets to one Prometheus.
+        limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
         self._client = httpx.Client(
-            base_url=self.url, timeout=timeout, headers=headers, trust_env=False, transport=transport
+            base_url=self.url, timeout=timeout, headers=headers, trust_env=False, transport=transport, limits=limits
         )
 
     def close(self) -> None:

@@ -266,3 +266,49 @@ def test_prometheus_source_sends_the_token_and_reports_errors_as_unavailable():
         prom.query("bad")
     with pytest.raises(SourceUnavailable, match="no data"):
         prom.query("empty")
+
+
+def test_one_source_never_gets_more_connections_than_its_bound():
+    """Thousands of evaluations of one source queue on its client's pool, not on as many sockets."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from stratops.monitors.prometheus import Prometheus
+
+    lock, now_open, most = threading.Lock(), [0], [0]
+
+    class Slow(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self):
+            with lock:
+                now_open[0] += 1
+                most[0] = max(most[0], now_open[0])
+            threading.Event().wait(0.05)  # the server's own work, not a synchronisation
+            body = json.dumps(
+                {"status": "success", "data": {"resultType": "vector", "result": [{"metric": {}, "value": [0, "1"]}]}}
+            ).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            with lock:
+                now_open[0] -= 1
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Slow)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        prom = Prometheus(f"http://127.0.0.1:{server.server_address[1]}", connections=3)
+        workers = [threading.Thread(target=lambda: [prom.query("up") for _ in range(3)]) for _ in range(12)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join(30)
+        assert 1 <= most[0] <= 3, most[0]
+    finally:
+        server.shutdown()
