@@ -1092,6 +1092,15 @@ def _resume(d: _Decision) -> None:
                 msg = f"resume by {cmd.by} accepted: {cmd.reason}; REDUCING until acknowledged, then ACTIVE"
             plan.events.append(Event("Normal", "Resume", msg))
             st.message = msg
+            # A throttle command seen in the same pass stands after the resume: the annotations
+            # do not say which came first, and a throttle is never lost (the soak found one given
+            # 23 ms after a resume, consumed by it, the strategy trading at full limits).
+            given = [t for t in d.throttle_triggers if t[2] is None]
+            if given and not cmd.fields.get("throttled"):
+                d.ks, d.throttle_triggers = st.kill_switch, given
+                _throttle(d)
+                d.throttled = True
+                st.message = f"{msg}; a throttle given with it stands: {given[0][0]}"
 
 
 def _effective_limits(d: _Decision) -> None:

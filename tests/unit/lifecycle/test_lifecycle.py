@@ -1468,3 +1468,20 @@ def test_a_new_episode_after_the_value_came_back_is_a_new_incident():
     w.acks = {pod.name: w.acks[pod.name].model_copy(update={"loss": 2000.0})}
     [second] = w.step(report_monitors=(mon,)).incidents
     assert second.name != first.name and w.status.report_breaches["daily-loss"].episodes == 2
+
+
+def test_a_throttle_given_with_a_resume_stands_after_it():
+    """Found by the long soak: a throttle given 23 ms after a resume was seen by one reconcile
+    with it; the resume, decided after the throttle, released it, and the strategy traded at full
+    limits with the throttle lost. The annotations do not order them: the throttle stands."""
+    w = _halted_world()
+    w.incidents["i9"] = replace(w.incidents["i9"], phase="Resolved")
+    w.step(commands=(parse_command("reconciliation", json.dumps({"result": "Matched", "evidence": "e", "by": "ops"})),))
+    full = w.status.effective_limits
+    w.step(commands=(*cmd("resume", "fixed"), *cmd("throttle", "desk slows it", by="alice")))
+    assert not w.status.kill_switch.latched, "the resume is carried out"
+    assert w.status.throttle.active and "desk slows it" in w.status.message
+    assert w.status.effective_limits.max_position <= full.max_position * 0.5
+    for _ in range(5):
+        w.step()
+    assert w.status.throttle.active and w.control.trading_state == TradingState.REDUCING
