@@ -9,8 +9,10 @@ strategies after their reconciliation, rolls out new versions (handed over warm 
 trades) and versions whose processes never start, and releases held handovers, all as the CLI
 and GitOps write them. The nemesis SIGKILLs the acting replica or both, restarts the
 kube-apiserver, takes etcd away (its data kept), and hangs a strategy's processes so they stop
-acknowledging. Strategy pods are KWOK pods; their SDK runs here, one per pod, as in the
-e2e tests. Every command, fault, sample and replica write (from the API server's audit log,
+acknowledging, and stops the desk's Prometheus or its Alertmanager for a while. Each strategy
+has a monitor on a metric the driver pushes over its threshold (a breach, which must open one
+incident and slow the strategy) and brings back. Strategy pods are KWOK pods; their SDK runs
+here, one per pod, as in the e2e tests. Every command, fault, sample and replica write (from the API server's audit log,
 each replica with a user of its own) goes into DIR/history.jsonl.
 
 Progress goes to stderr. The summary goes to stdout: faults injected, commands given,
@@ -49,6 +51,7 @@ from stratops.soak import checker, generator
 from stratops.soak.history import Record, dump
 from stratops.testing import ControlPlane
 from stratops.testing.controlplane import free_port, operator_process, stop_process
+from stratops.testing.prometheus import AlertmanagerServer, PrometheusServer
 from stratops.testing.wait import wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -60,6 +63,16 @@ BOOK = {"EURUSD": 250_000.0, "GBPUSD": -40_000.0}  # what each strategy's first 
 #: A rollout's deadline in the soak: a bad version is aborted after it, a handover stands by at most this.
 ROLLOUT_DEADLINE = 20
 LIMITS = {"maxPosition": "max_position", "maxOrderRate": "max_order_rate", "maxDailyLoss": "max_daily_loss"}
+#: The breach monitor's threshold (examples/monitors/06-infra-queue-backlog.yaml: above 1000) and
+#: the metric's values either side of it.
+CALM, BREACHING = 10.0, 5000.0
+#: A breach is brought back only once it is this old: long enough for its monitor to have seen it
+#: (1 s scrapes, 1 s evaluations), so every breach the history holds was there to be found.
+BREACH_AT_LEAST = 10.0
+
+
+def monitor_name(strategy: str) -> str:
+    return f"{strategy}-backlog"
 
 
 def progress(msg: str) -> None:
@@ -93,6 +106,15 @@ class Soak:
         self.agents: dict[str, StrategyControl] = {}
         self.books: dict[str, tuple[str, str, dict[str, float]]] = {}  # pod -> (strategy, version, its book)
         self.versions = 0  # the last new version named
+        from prometheus_client import CollectorRegistry, Gauge, start_http_server
+
+        self.registry = CollectorRegistry()
+        self.signal = Gauge("soak_queue_depth", "The soak's breach metric.", ["strategy"], registry=self.registry)
+        self.exporter_port = free_port()
+        start_http_server(self.exporter_port, "127.0.0.1", registry=self.registry)
+        self.breached: dict[str, float] = {}  # strategy -> when its breach began
+        self.prometheus = PrometheusServer([f"127.0.0.1:{self.exporter_port}"])
+        self.alertmanager = AlertmanagerServer()
 
     # -- the history ---------------------------------------------------------------------
     def rec(self, process: str, type_: str, f: str, strategy: str | None = None, **value: Any) -> None:
@@ -101,6 +123,10 @@ class Soak:
 
     # -- the desk ------------------------------------------------------------------------
     def setup(self) -> None:
+        for name in self.names:
+            self.signal.labels(name).set(CALM)
+        self.prometheus.start()
+        self.alertmanager.start()
         install_crds(self.api, ROOT / "crds")
         install_crds(self.api, ROOT / "charts" / "stratops" / "crds" / "kopf.dev_peerings.yaml")
         self.core.create_namespace({"metadata": {"name": NS}})
@@ -132,7 +158,21 @@ class Soak:
                 timeout=120,
                 what=f"{name} deployed and known-good",
             )
-        progress(f"{len(self.names)} strategies deployed and known-good; two replicas peered")
+        monitor = yaml.safe_load((ROOT / "examples" / "monitors" / "06-infra-queue-backlog.yaml").read_text())
+        for name in self.names:
+            query = f'max(soak_queue_depth{{strategy="{name}"}})'
+            wait_for(lambda q=query: self.prometheus.value(q) == CALM, timeout=60, what=f"{name}'s metric scraped")
+            doc = json.loads(json.dumps(monitor))
+            doc["metadata"] = {"name": monitor_name(name)}
+            doc["spec"].update(
+                strategy=name,
+                frequency="1s",
+                source={"prometheus": {"url": self.prometheus.url, "query": query, "timeout": "2s"}},
+                incident={"class": "RiskBreach", "severity": "P1"},
+                alert={"channel": "page"},
+            )
+            self.custom.create_namespaced_custom_object(GROUP, VERSION, NS, "monitors", doc)
+        progress(f"{len(self.names)} strategies deployed and known-good, each with a monitor; two replicas peered")
 
     def status(self, name: str) -> dict[str, Any]:
         return self.custom.get_namespaced_custom_object(GROUP, VERSION, NS, "strategies", name).get("status") or {}
@@ -153,6 +193,7 @@ class Soak:
             "STRATOPS_PEERING_LIFETIME": str(LIFETIME),
             "POD_ID": identity,
             "STRATOPS_WEBHOOK_PORT": "",
+            "STRATOPS_ALERTMANAGER_URL": self.alertmanager.url,
         }
         self.replicas[slot] = (identity, operator_process(kubeconfig, [NS], log, free_port(), env=env))
         self.logs.append((identity, log))
@@ -219,8 +260,11 @@ class Soak:
                 cms = {c.metadata.name: c for c in self.core.list_namespaced_config_map(NS).items}
                 deps = {d.metadata.name: d for d in self.apps.list_namespaced_deployment(NS).items}
                 pods = self.core.list_namespaced_pod(NS, label_selector=f"{GROUP}/strategy").items
+                monitors = self.custom.list_namespaced_custom_object(GROUP, VERSION, NS, "monitors")["items"]
+                incidents = self.custom.list_namespaced_custom_object(GROUP, VERSION, NS, "incidents")["items"]
             except Exception:  # the API server may be restarting: no sample this round
                 continue
+            watching = {m["metadata"]["name"]: (m.get("status") or {}).get("incident") for m in monitors}
             for s in strategies:
                 name, st, spec = s["metadata"]["name"], s.get("status") or {}, s["spec"]
                 cm = cms.get(control_name(name))
@@ -259,6 +303,12 @@ class Soak:
                     message=str(st.get("message") or "")[:300],
                     trading_versions=trading_versions(live, acks),
                     handover={k: h.get(k) for k in ("step", "startedAt", "fromVersion", "toVersion")} if h else None,
+                    monitor_incident=watching.get(monitor_name(name)),
+                    breach_incidents={
+                        i["metadata"]["name"]: _ts(i["metadata"]["creationTimestamp"])
+                        for i in incidents
+                        if i["spec"].get("monitor") == monitor_name(name) and i["spec"].get("class") == "RiskBreach"
+                    },
                 )
 
     # -- the driver and the nemesis ------------------------------------------------------
@@ -288,6 +338,20 @@ class Soak:
             self.rec("driver", "ok", step.f, name, version=version)
         elif step.f == "release":
             self.release(step)
+        elif step.f == "breach":
+            calm = [n for n in self.names if n not in self.breached]
+            if calm:
+                name = calm[step.pick % len(calm)]
+                self.signal.labels(name).set(BREACHING)
+                self.breached[name] = time.time()
+                self.rec("driver", "ok", "breach", name, value=BREACHING)
+        elif step.f == "recover":
+            old = [n for n, t in self.breached.items() if time.time() - t >= BREACH_AT_LEAST]
+            if old:
+                name = sorted(old)[step.pick % len(old)]
+                self.signal.labels(name).set(CALM)
+                del self.breached[name]
+                self.rec("driver", "ok", "recover", name, value=CALM)
 
     def _do(self, kind: str, names: list[str], as_: str | None = None, **value: Any) -> bool:
         """Give command KIND to NAMES, recorded as AS_ (default: KIND)."""
@@ -433,6 +497,12 @@ class Soak:
         elif step.f == "etcd-restart":
             self.rec("nemesis", "invoke", step.f, id=fid)
             self.cp.restart("etcd", down_for=step.duration)
+        elif step.f in ("prometheus-stop", "alertmanager-stop"):
+            server = self.prometheus if step.f == "prometheus-stop" else self.alertmanager
+            self.rec("nemesis", "invoke", step.f, id=fid)
+            stop_process(server.process, 15)
+            self.stop.wait(step.duration)
+            server.start()  # the same port, so the monitors and the replicas find it again
         elif step.f == "hang":
             name = self.names[step.pick % len(self.names)]
             self.rec("nemesis", "invoke", step.f, name, id=fid)
@@ -595,6 +665,8 @@ def main(seconds: float, seed: int, strategies: int, out: Path | None = None) ->
             soak.stop.set()
             soak.stop_replicas()
             soak.finished.set()
+            soak.prometheus.stop()
+            soak.alertmanager.stop()
     history = sorted(soak.records, key=lambda r: r.t)
     dump(history, out / "history.jsonl")
     report = checker.check(history)

@@ -15,6 +15,10 @@ What the records carry (bench/soak.py writes them):
   startedAt, fromVersion and toVersion, or None).
 - apiserver: `write` by a replica (value: user, verb, resource, name), from the audit log.
 - replica: its peering transitions, `acting`, `paused`, `killed`, `started` (value: replica).
+- driver: breach / recover (the strategy's metric pushed over its monitor's threshold, and back).
+- observer, besides: monitor_incident (the strategy's breach monitor's status.incident) and
+  breach_incidents (name -> creation time, epoch seconds, of every breach-class incident that
+  monitor opened, open or resolved).
 - final: `events` (value["KillSwitch"]: count per strategy) and `audit` (value["chains"]: per
   chain, findings and the number of KillSwitch entries, for strategies by name).
 """
@@ -44,6 +48,9 @@ class Bounds:
     # by) and two acknowledgement deadlines (10 s each: the old version halting, the new one
     # taking over), and the operator's passes between them.
     handover: float = 55.0
+    # A breach to its incident and the strategy slowed (or already stopped): the monitor's period
+    # and Prometheus's scrape (1 s each in the soak), the decision, and the reconcile.
+    breach: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -172,6 +179,96 @@ def resume_lands(history: list[Record], bounds: Bounds) -> tuple[list[Violation]
         lambda o: not o.value.get("latched"),
         "released",
     )
+
+
+def throttle_lands(history: list[Record], bounds: Bounds) -> tuple[list[Violation], int]:
+    """A throttle is never lost: once the bound has passed (counted from the command, or from
+    the end of the fault that delayed it) the strategy is slowed or stopped, unless a resume given
+    after the throttle released it. (The long soak found one given 23 ms after a resume, consumed
+    by it: the strategy traded at full limits.) Judged on the sample at the bound, not the first
+    one after the command, which may still show the state from before."""
+    resumes: dict[str, list[float]] = defaultdict(list)
+    for r in history:
+        if r.process == "driver" and r.type == "ok" and r.f == "resume":
+            for s in _targets(r):
+                resumes[s].append(r.t)
+    faults, obs = _faults(history), _observations(history)
+    end = history[-1].t if history else 0.0
+    out, checked = [], 0
+    for r in history:
+        if r.process != "driver" or r.type != "ok" or r.f != "throttle":
+            continue
+        for s in _targets(r):
+            at = _counted_from(r.t, r.t + bounds.kill, faults) + bounds.kill
+            if at > end:
+                continue  # the history ends before the bound: not judged
+            checked += 1
+            if any(r.t < t <= at for t in resumes[s]):
+                continue  # released by a later resume: accounted for
+            sample = next((o for o in reversed(obs.get(s, [])) if o.t <= at), None)
+            if sample is None or sample.t <= r.t:
+                out.append(Violation("throttle-lands", r.t, f"throttle given at {r.t:.3f}: never observed after", s))
+                continue
+            if not (sample.value.get("throttled") or sample.value.get("latched")):
+                out.append(
+                    Violation(
+                        "throttle-lands", r.t, f"throttle given at {r.t:.3f}: at {at:.3f} neither slowed nor stopped", s
+                    )
+                )
+    return out, checked
+
+
+def breach_acted(history: list[Record], bounds: Bounds) -> tuple[list[Violation], int]:
+    """Every breach has its incident, and the strategy is slowed (or already stopped), within the
+    bound counted from the breach or the end of the fault that delayed it."""
+    return _within_bound(
+        "breach-acted",
+        history,
+        _faults(history),
+        _observations(history),
+        "breach",
+        bounds.breach,
+        lambda o: bool(o.value.get("monitor_incident") and (o.value.get("throttled") or o.value.get("latched"))),
+        "an incident and the strategy slowed or stopped",
+    )
+
+
+def one_incident_per_breach(history: list[Record]) -> tuple[list[Violation], int]:
+    """A breach opens one incident, however long it lasts and however often the monitor is
+    evaluated, replicas fail over or Prometheus comes and goes: the incidents its monitor opens
+    between one breach and the next are at most one, plus one for each time the desk resolved
+    them meanwhile (a breach that comes back after that opens a new one, on purpose)."""
+    breaches: dict[str, list[float]] = defaultdict(list)
+    resolves: dict[str, list[float]] = defaultdict(list)
+    for r in history:
+        if r.process == "driver" and r.type == "ok" and r.strategy:
+            if r.f == "breach":
+                breaches[r.strategy].append(r.t)
+            elif r.f == "resolve":
+                resolves[r.strategy].append(r.t)
+    created: dict[str, dict[str, float]] = defaultdict(dict)
+    for s, samples in _observations(history).items():
+        for o in samples:
+            created[s].update(o.value.get("breach_incidents") or {})
+    out, checked = [], 0
+    end = history[-1].t + 1 if history else 0.0
+    for s, times in breaches.items():
+        for start, until in zip(times, [*times[1:], end], strict=True):
+            checked += 1
+            # Creation times are whole seconds: a window runs from its breach's second on.
+            lo, hi = float(int(start)), float(int(until))
+            opened = sorted(n for n, c in created[s].items() if lo <= c < hi)
+            allowed = 1 + sum(1 for t in resolves[s] if start <= t < until)
+            if len(opened) > allowed:
+                out.append(
+                    Violation(
+                        "one-incident-per-breach",
+                        start,
+                        f"breach at {start:.3f}: {len(opened)} incidents ({', '.join(opened)}), at most {allowed}",
+                        s,
+                    )
+                )
+    return out, checked
 
 
 def limits_within_spec(history: list[Record]) -> tuple[list[Violation], int]:
@@ -405,6 +502,9 @@ def check(records: list[Record], bounds: Bounds | None = None) -> Report:
         "one-actor": one_actor(history),
         "one-trading-version": one_trading_version(history),
         "handover-ends": handover_ends(history, bounds),
+        "throttle-lands": throttle_lands(history, bounds),
+        "breach-acted": breach_acted(history, bounds),
+        "one-incident-per-breach": one_incident_per_breach(history),
     }
     for name, (found, n) in results.items():
         violations.extend(found)

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 #: latched strategy (after its reconciliation, as a desk must); "resume-unreconciled" tries to
 #: without a new one (the operator must refuse it); "rollout" names a new version (handed over
 #: warm while the strategy trades), "rollout-bad" one whose processes never start; "release"
-#: hands a held handover to its new version after a reconciliation.
+#: hands a held handover to its new version after a reconciliation; "breach" pushes a strategy's
+#: metric over its monitor's threshold, "recover" brings one back.
 OPERATIONS = (
     "kill",
     "kill-all",
@@ -22,10 +23,21 @@ OPERATIONS = (
     "rollout",
     "rollout-bad",
     "release",
+    "breach",
+    "recover",
 )
 #: What the nemesis does. "hang" stops a strategy's processes acknowledging for a while;
-#: "etcd-restart" takes etcd away for the fault's length (its data kept).
-FAULTS = ("sigkill-leader", "sigkill-both", "apiserver-restart", "etcd-restart", "hang")
+#: "etcd-restart" takes etcd away for the fault's length (its data kept); "prometheus-stop" and
+#: "alertmanager-stop" stop the desk's metrics source and its pager for the fault's length.
+FAULTS = (
+    "sigkill-leader",
+    "sigkill-both",
+    "apiserver-restart",
+    "etcd-restart",
+    "hang",
+    "prometheus-stop",
+    "alertmanager-stop",
+)
 
 
 @dataclass(frozen=True)

@@ -236,7 +236,8 @@ class AlertmanagerServer:
 
     def start(self, timeout: float = 60) -> AlertmanagerServer:
         binary = monitoring_binary("alertmanager")
-        self.workdir = Path(tempfile.mkdtemp(prefix="stratops-am-"))
+        if self.workdir is None:  # started again after a stop: the same place, its silences kept
+            self.workdir = Path(tempfile.mkdtemp(prefix="stratops-am-"))
         cfg = self.workdir / "alertmanager.yml"
         # Grouped as the README advises a desk to route stratops's alerts: one notification per
         # strategy and incident class (a source outage is one page, as it is one incident).

@@ -252,3 +252,46 @@ def test_a_handover_that_never_ends_or_ends_late() -> None:
         *final({}),
     ]
     assert not checker.check(faulted).violations
+
+
+def watched(t: float, incident: str | None = None, opened: dict | None = None, throttled: bool = False) -> Record:
+    r = observe(t)
+    return Record(
+        r.t,
+        r.process,
+        r.type,
+        r.f,
+        r.strategy,
+        {**r.value, "monitor_incident": incident, "breach_incidents": opened or {}, "throttled": throttled},
+    )
+
+
+def test_a_breach_acted_on_within_the_bound_or_not() -> None:
+    acted = [watched(9), command(10, "breach"), watched(13, "b-1", {"b-1": 12.0}, throttled=True), *final({})]
+    assert checker.check(acted).violations == [] and checker.check(acted).checked["breach-acted"] == 1
+    silent = [watched(9), command(10, "breach"), watched(50, None), *final({})]
+    assert names(checker.check(silent)) == ["breach-acted"]
+    unslowed = [watched(9), command(10, "breach"), watched(50, "b-1", {"b-1": 12.0}), *final({})]
+    assert names(checker.check(unslowed)) == ["breach-acted"], "an incident, but the strategy never slowed"
+
+
+def test_one_incident_per_breach_unless_the_desk_resolved_it_meanwhile() -> None:
+    one = [command(10, "breach"), watched(12, "b-1", {"b-1": 11.0}, True), watched(30, "b-1", {"b-1": 11.0}, True)]
+    assert checker.check([*one, *final({})]).violations == []
+    two = [*one, watched(31, "b-2", {"b-1": 11.0, "b-2": 31.0}, True)]
+    report = checker.check([*two, *final({})])
+    assert names(report) == ["one-incident-per-breach"] and "b-1, b-2" in report.violations[0].message
+    resolved = [*one, command(30.5, "resolve"), watched(31, "b-2", {"b-1": 11.0, "b-2": 31.0}, True)]
+    assert checker.check([*resolved, *final({})]).violations == []
+    # The next breach's incident is its own, not the first one's second.
+    next_breach = [*one, command(40, "recover"), command(50, "breach"), watched(52, "b-2", {"b-2": 51.0}, True)]
+    assert checker.check([*next_breach, *final({})]).violations == []
+
+
+def test_a_throttle_lost_is_found_unless_a_later_resume_released_it() -> None:
+    slowed = [watched(9), command(10, "throttle"), watched(11, throttled=True), *final({})]
+    assert checker.check(slowed).violations == []
+    lost = [watched(9), command(10, "resume"), command(10.02, "throttle"), watched(11), watched(45), *final({})]
+    assert "throttle-lands" in names(checker.check(lost))
+    released = [watched(9), command(10, "throttle"), command(10.1, "resume"), watched(11), watched(45), *final({})]
+    assert "throttle-lands" not in names(checker.check(released))
