@@ -396,3 +396,56 @@ def test_a_source_down_for_the_desk_is_one_desk_finding_and_one_page(desk, expor
     assert sorted(i["spec"]["strategy"] for i in stale_incidents) == sorted(strategies), "one per strategy"
     metrics = httpx.get(operator["metrics"]).text
     assert f'stratops_source_down{{namespace="{desk.ns}",source="{source}"}} 1.0' in metrics
+
+
+def test_monitors_in_a_batch_share_a_query_and_each_reads_its_own_strategy(desk, exporter, prometheus, operator):
+    """Issue 21: three strategies' monitors read one desk-wide query grouped by strategy
+    (source.prometheus.groupBy). Each reads its own strategy's series; a breach of one is that
+    strategy's alone; the queries they send are counted apart from the evaluations they answer."""
+    depth = exporter.gauge("test_desk_depth", labels=("namespace", "strategy"))
+    strategies = [NAME, "trend-follow", "carry"]
+    for strategy in strategies:
+        depth.labels(desk.ns, strategy).set(10)
+        doc = strategy_doc()
+        doc["metadata"]["name"] = strategy
+        desk.create("strategies", doc)
+    query = f'max by (strategy) (test_desk_depth{{namespace="{desk.ns}"}})'
+    wait_for(lambda: len(prometheus.series(query)) == 3, timeout=30, what="the three series scraped")
+    for strategy in strategies:
+        desk.wait_status(lambda s: s.get("phase") == "Running", f"{strategy} running", name=strategy)
+        mon = _monitor(desk.ns, prometheus.url)
+        mon["metadata"]["name"] = f"depth-{strategy}"
+        mon["spec"]["strategy"] = strategy
+        mon["spec"]["source"]["prometheus"] = {
+            "url": prometheus.url,
+            "query": query,
+            "timeout": "2s",
+            "groupBy": "strategy",
+        }
+        desk.create("monitors", mon)
+    for strategy in strategies:
+        wait_for(
+            lambda s=strategy: _monitor_status(desk, f"depth-{s}").get("lastValue") == "10",
+            timeout=60,
+            what=f"{strategy}'s monitor reads its own series",
+        )
+    depth.labels(desk.ns, "trend-follow").set(5000)
+    st = wait_for(
+        lambda: (s := _monitor_status(desk, "depth-trend-follow")).get("breaching") and s.get("incident") and s,
+        timeout=60,
+        what="trend-follow's breach",
+    )
+    assert st["lastValue"] == "5000"
+    desk.wait_status(lambda s: (s.get("throttle") or {}).get("active"), "trend-follow throttled", name="trend-follow")
+    for other in (NAME, "carry"):
+        ms = _monitor_status(desk, f"depth-{other}")
+        assert ms["breaching"] is False and ms["lastValue"] == "10" and not ms.get("incident"), (other, ms)
+        assert not (desk.status(other).get("throttle") or {}).get("active"), f"{other} is not trend-follow"
+    source = prometheus.url.rstrip("/")
+    text = httpx.get(operator["metrics"]).text
+
+    def gauge(name: str) -> float:
+        line = next(x for x in text.splitlines() if x.startswith(f'{name}{{source="{source}"}}'))
+        return float(line.split()[-1])
+
+    assert 1 <= gauge("stratops_batch_queries") <= gauge("stratops_batch_reads")

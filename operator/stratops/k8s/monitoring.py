@@ -23,7 +23,7 @@ from stratops.models.strategy import StrategySpec
 from stratops.monitors.decide import decide as decide_monitor
 from stratops.monitors.desk import DeskFindings, source_label
 from stratops.monitors.evaluate import Evaluation, evaluate
-from stratops.monitors.prometheus import Prometheus
+from stratops.monitors.prometheus import Batched, Prometheus, SharedQueries
 
 log = logging.getLogger("stratops.monitors")
 #: While nothing that matters changes (verdict, breach count, stale, alert, incident, problem,
@@ -73,6 +73,18 @@ VALUE = Gauge("stratops_monitor_value", "Last value of a monitor.", ["namespace"
 BREACHING = Gauge(
     "stratops_monitor_breaching", "1 while a monitor breaches.", ["namespace", "monitor", "strategy", "layer"]
 )
+#: A batch's shared result serves evaluations for half the monitor's period, at most this long.
+BATCH_MAX_AGE_SECONDS = float(os.environ.get("STRATOPS_BATCH_MAX_AGE_SECONDS", "5"))
+BATCH_QUERIES = Gauge(
+    "stratops_batch_queries",
+    "Queries sent to a source for grouped monitors (source.prometheus.groupBy), since the start.",
+    ["source"],
+)
+BATCH_READS = Gauge(
+    "stratops_batch_reads",
+    "Evaluations of grouped monitors answered, by a query of their own or a shared one, since the start.",
+    ["source"],
+)
 SOURCE_DOWN = Gauge(
     "stratops_source_down",
     "1 while a metrics source is unreachable from every monitor of a desk that reads it (two strategies or more).",
@@ -110,6 +122,7 @@ class MonitorRunner:
         self.notifier = notifier or Notifier.from_environment()
         self._sources: dict[tuple[str, float, str | None], Prometheus] = {}
         self._sources_lock = threading.Lock()
+        self._shared: dict[str, SharedQueries] = {}  # per source URL: grouped monitors' queries
         self._recent = RecentReads(REFS_SECONDS)
         self._specs: dict[tuple[str, ...], tuple[object, Any]] = {}  # dict ops are atomic under the GIL
         # The open incident of each (namespace, strategy, group): findings of one root cause join it.
@@ -132,6 +145,10 @@ class MonitorRunner:
                     self._sources.clear()  # evaluation still using a dropped one finishes)
                 prom = self._sources[key] = Prometheus(url, timeout, token, connections=SOURCE_CONNECTIONS)
             return prom
+
+    def _shared_queries(self, url: str) -> SharedQueries:
+        with self._sources_lock:
+            return self._shared.setdefault(url, SharedQueries())
 
     def _parsed(self, key: tuple[str, ...], version: object, model: type[M], data: dict[str, Any]) -> M:
         """DATA validated as MODEL, once per VERSION of the object at KEY (its uid and
@@ -219,7 +236,15 @@ class MonitorRunner:
             prom = self._source(
                 url, parse_duration(spec.source.prometheus.timeout).total_seconds(), self._token(ns, spec)
             )
-            ev = evaluate(spec, strategy_spec, prom, self._loader(ns), now, prev.consecutive_breaches or 0)
+            fetch: Any = prom
+            if spec.source.prometheus.group_by:  # a batch: one query shared by the monitors of this source
+                shared = self._shared_queries(url)
+                max_age = min(parse_duration(spec.frequency).total_seconds() / 2, BATCH_MAX_AGE_SECONDS)
+                fetch = Batched(prom, shared, max_age)
+            ev = evaluate(spec, strategy_spec, fetch, self._loader(ns), now, prev.consecutive_breaches or 0)
+            if spec.source.prometheus.group_by:
+                BATCH_QUERIES.labels(source_label(url)).set(shared.queries)
+                BATCH_READS.labels(source_label(url)).set(shared.reads)
         VALUE.labels(ns, name, spec.strategy, spec.layer.value).set(ev.value if ev.value is not None else float("nan"))
         BREACHING.labels(ns, name, spec.strategy, spec.layer.value).set(1 if ev.breaching else 0)
         STALE.labels(ns, name, spec.strategy, spec.layer.value).set(1 if ev.stale else 0)

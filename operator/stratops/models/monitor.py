@@ -60,6 +60,15 @@ class PrometheusSource(Model):
     )
     timeout: str = Duration("Query timeout; a timeout is a stale-data finding, never a pass.", default="10s")
     auth_secret_ref: SecretKeyRef | None = Field(default=None, description="Bearer token for the Prometheus API.")
+    group_by: str | None = Field(
+        default=None,
+        pattern=r"^[a-zA-Z_][a-zA-Z0-9_]*$",
+        max_length=128,
+        description="Evaluate in a batch: the query is the desk-wide one, grouped by this label (e.g. `max by "
+        "(strategy) (queue_depth)` with groupBy strategy), and this monitor reads only the series whose label is its "
+        "strategy's name (none: no data, a stale finding). The monitors of one source with the same query run it once "
+        "per half period (at most 5 s), however many strategies they watch.",
+    )
 
 
 class StrategyReportSource(Model):

@@ -46,6 +46,31 @@ class Evaluation:
         return self.breaching or self.stale
 
 
+class OneStrategy:
+    """A Fetcher that keeps, of a desk-wide query grouped by LABEL, the series of one strategy
+    (source.prometheus.groupBy): a batch's fan-out. Its series lose the label, so a statistic
+    sees what the strategy's own query would have given."""
+
+    def __init__(self, fetch: Fetcher, label: str, strategy: str) -> None:
+        self.fetch, self.label, self.strategy = fetch, label, strategy
+
+    def _mine(self, series: list[Series], expr: str) -> list[Series]:
+        mine = [
+            Series({k: v for k, v in s.labels.items() if k != self.label}, s.points)
+            for s in series
+            if s.labels.get(self.label) == self.strategy
+        ]
+        if not mine:
+            raise SourceUnavailable(f"no data for {self.label}={self.strategy!r} in {expr!r}")
+        return mine
+
+    def query(self, expr: str, at: datetime | None = None) -> list[Series]:
+        return self._mine(self.fetch.query(expr, at), expr)
+
+    def query_range(self, expr: str, start: datetime, end: datetime, step_s: float) -> list[Series]:
+        return self._mine(self.fetch.query_range(expr, start, end, step_s), expr)
+
+
 def series_name(s: Series) -> str:
     for label in NAME_LABELS:
         if label in s.labels:
@@ -90,6 +115,8 @@ def compute(
     if spec.source.prometheus is None:  # a strategy-reported monitor: decided on each report (lifecycle.decide)
         raise ValueError("source.strategy: this monitor is evaluated on its strategy's reports, not by a query")
     expr = spec.source.prometheus.query
+    if spec.source.prometheus.group_by:
+        fetch = OneStrategy(fetch, spec.source.prometheus.group_by, spec.strategy)
     frequency = parse_duration(spec.frequency)
     if c.kind == "threshold":
         assert c.threshold

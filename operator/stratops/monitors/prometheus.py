@@ -6,6 +6,9 @@ turns it into a stale-data finding, never a pass.
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -30,6 +33,54 @@ class Series:
     @property
     def last(self) -> float:
         return self.points[-1][1]
+
+
+class SharedQueries:
+    """Instant-query results shared by the monitors of one source (source.prometheus.groupBy):
+    one query per expression at most every MAX_AGE, however many monitors read it, and one at
+    a time (the others wait for it rather than send their own). A failure is shared the same
+    way: a source that is down costs one timeout per MAX_AGE, not one per monitor. Thread-safe."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self._results: dict[str, tuple[float, list[Series] | SourceUnavailable]] = {}
+        self._locks: dict[str, threading.Lock] = {}
+        self._lock = threading.Lock()
+        self.queries = 0  # sent to the source
+        self.reads = 0  # answered, from the source or shared
+
+    def query(self, fetch: Any, expr: str, max_age: float) -> list[Series]:
+        with self._lock:
+            lock = self._locks.setdefault(expr, threading.Lock())
+            self.reads += 1
+        with lock:
+            hit = self._results.get(expr)
+            if hit is None or self.clock() - hit[0] >= max_age:
+                try:
+                    result: list[Series] | SourceUnavailable = fetch.query(expr)
+                except SourceUnavailable as e:
+                    result = e
+                with self._lock:
+                    self.queries += 1
+                    if len(self._results) >= 4096:
+                        self._results.clear()
+                    self._results[expr] = hit = (self.clock(), result)
+        if isinstance(hit[1], SourceUnavailable):
+            raise hit[1]
+        return hit[1]
+
+
+class Batched:
+    """The Fetcher of a grouped monitor: its instant queries go through the source's SharedQueries."""
+
+    def __init__(self, fetch: Any, shared: SharedQueries, max_age: float) -> None:
+        self.fetch, self.shared, self.max_age = fetch, shared, max_age
+
+    def query(self, expr: str, at: datetime | None = None) -> list[Series]:
+        return self.shared.query(self.fetch, expr, self.max_age)
+
+    def query_range(self, expr: str, start: datetime, end: datetime, step_s: float) -> list[Series]:
+        return self.fetch.query_range(expr, start, end, step_s)  # type: ignore[no-any-return]
 
 
 class Prometheus:

@@ -1,0 +1,135 @@
+"""Evaluation in batches (source.prometheus.groupBy): one desk-wide query grouped by strategy,
+fanned out to each strategy's monitor, gives the verdicts the strategies' own queries give on
+the same data; and the monitors of one source share one query per period, failures included."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as hs
+
+from cases import example
+from stratops.models.monitor import MonitorSpec
+from stratops.monitors.evaluate import evaluate
+from stratops.monitors.prometheus import Batched, Series, SharedQueries, SourceUnavailable
+
+NOW = datetime(2026, 12, 6, 9, tzinfo=UTC)
+STRATEGIES = ["alpha", "beta", "gamma", "delta"]
+
+
+class Fake:
+    """A source holding, per strategy, its series (labels without the strategy, and a value)."""
+
+    def __init__(self, data: dict[str, list[tuple[dict[str, str], float]]]) -> None:
+        self.data, self.calls = data, 0
+
+    def query(self, expr: str, at: datetime | None = None) -> list[Series]:
+        self.calls += 1
+        if expr.startswith("own:"):  # one strategy's own query
+            out = [Series(labels, [(NOW, v)]) for labels, v in self.data.get(expr[4:], [])]
+        else:  # the desk-wide one, grouped by strategy
+            out = [Series({**labels, "strategy": s}, [(NOW, v)]) for s, rows in self.data.items() for labels, v in rows]
+        if not out:
+            raise SourceUnavailable(f"no data for {expr!r}")
+        return out
+
+    def query_range(self, expr, start, end, step_s):  # type: ignore[no-untyped-def]
+        raise AssertionError("not used by these checks")
+
+
+def _spec(path: str, strategy: str, grouped: bool) -> MonitorSpec:
+    doc = example(path)["spec"]
+    prom = {"query": "desk-wide", "groupBy": "strategy"} if grouped else {"query": f"own:{strategy}"}
+    return MonitorSpec.model_validate({**doc, "strategy": strategy, "source": {"prometheus": prom}})
+
+
+values = hs.floats(min_value=-1e6, max_value=1e6, allow_nan=False)
+one_series = hs.lists(hs.tuples(hs.just({}), values), min_size=0, max_size=1)
+by_symbol = hs.lists(
+    hs.tuples(hs.sampled_from([{"symbol": "EURUSD"}, {"symbol": "GBPUSD"}, {"symbol": "USDJPY"}]), values),
+    min_size=0,
+    max_size=3,
+    unique_by=lambda r: r[0]["symbol"],
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    hs.sampled_from(["monitors/06-infra-queue-backlog.yaml", "monitors/12-pnl-concentration.yaml"]),
+    hs.data(),
+)
+def test_a_batch_gives_each_strategy_the_verdict_its_own_query_gives(path, data):
+    rows = by_symbol if "concentration" in path else one_series
+    desk = Fake({s: data.draw(rows, label=s) for s in STRATEGIES})
+    for s in STRATEGIES:
+        alone = evaluate(_spec(path, s, grouped=False), None, desk, lambda n, k: "", NOW, 0)
+        batch = evaluate(_spec(path, s, grouped=True), None, desk, lambda n, k: "", NOW, 0)
+        assert (batch.value, batch.breaching, batch.stale, batch.consecutive) == (
+            alone.value,
+            alone.breaching,
+            alone.stale,
+            alone.consecutive,
+        ), (s, desk.data)
+        if not batch.stale:
+            assert batch.detail == alone.detail
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def test_the_monitors_of_one_source_share_one_query_per_period():
+    desk, clock = Fake({"alpha": [({}, 5.0)], "beta": [({}, 2000.0)]}), Clock()
+    shared = SharedQueries(clock)
+    for _ in range(50):  # fifty monitors of the desk, within one half period
+        Batched(desk, shared, max_age=0.5).query("desk-wide")
+    assert desk.calls == 1 and shared.queries == 1 and shared.reads == 50
+    clock.t = 0.6
+    Batched(desk, shared, max_age=0.5).query("desk-wide")
+    assert desk.calls == 2, "older than the period's half: asked again"
+
+
+def test_a_source_down_costs_one_query_per_period_not_one_per_monitor():
+    class Down:
+        calls = 0
+
+        def query(self, expr, at=None):  # type: ignore[no-untyped-def]
+            Down.calls += 1
+            raise SourceUnavailable("connection refused")
+
+    shared = SharedQueries(Clock())
+    for _ in range(20):
+        with pytest.raises(SourceUnavailable, match="connection refused"):
+            Batched(Down(), shared, max_age=1.0).query("desk-wide")
+    assert Down.calls == 1
+
+
+def test_monitors_evaluating_at_once_wait_for_the_one_query_in_flight():
+    release, started = threading.Event(), threading.Event()
+
+    class Slow(Fake):
+        def query(self, expr, at=None):  # type: ignore[no-untyped-def]
+            started.set()
+            release.wait(5)
+            return super().query(expr, at)
+
+    desk, shared = Slow({"alpha": [({}, 5.0)]}), SharedQueries()
+    got: list[int] = []
+    workers = [
+        threading.Thread(target=lambda: got.append(len(Batched(desk, shared, 10.0).query("desk-wide"))))
+        for _ in range(8)
+    ]
+    for w in workers:
+        w.start()
+    started.wait(5)
+    release.set()
+    for w in workers:
+        w.join(10)
+    assert got == [1] * 8 and desk.calls == 1
