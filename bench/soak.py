@@ -9,7 +9,8 @@ strategies after their reconciliation, rolls out new versions (handed over warm 
 trades) and versions whose processes never start, and releases held handovers, all as the CLI
 and GitOps write them. The nemesis SIGKILLs the acting replica or both, restarts the
 kube-apiserver, takes etcd away (its data kept), and hangs a strategy's processes so they stop
-acknowledging, and stops the desk's Prometheus or its Alertmanager for a while. Each strategy
+acknowledging, stops the desk's Prometheus or its Alertmanager for a while, and slows or cuts
+the replicas' connections to the API server (a proxy between them, stratops.testing.proxy). Each strategy
 has a monitor on a metric the driver pushes over its threshold (a breach, which must open one
 incident and slow the strategy) and brings back. Strategy pods are KWOK pods; their SDK runs
 here, one per pod, as in the e2e tests. Every command, fault, sample and replica write (from the API server's audit log,
@@ -52,6 +53,7 @@ from stratops.soak.history import Record, dump
 from stratops.testing import ControlPlane
 from stratops.testing.controlplane import free_port, operator_process, stop_process
 from stratops.testing.prometheus import AlertmanagerServer, PrometheusServer
+from stratops.testing.proxy import FaultyProxy
 from stratops.testing.wait import wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -114,6 +116,8 @@ class Soak:
         start_http_server(self.exporter_port, "127.0.0.1", registry=self.registry)
         self.breached: dict[str, float] = {}  # strategy -> when its breach began
         self.prometheus = PrometheusServer([f"127.0.0.1:{self.exporter_port}"])
+        # The replicas reach the API server through it; the driver and the observer do not.
+        self.proxy = FaultyProxy("127.0.0.1", int(cp.server.rsplit(":", 1)[1])).start()
         self.alertmanager = AlertmanagerServer()
 
     # -- the history ---------------------------------------------------------------------
@@ -186,7 +190,9 @@ class Soak:
         self.generation[slot] += 1
         identity = f"replica-{slot}-{self.generation[slot]}"
         log = self.out / f"{identity}.log"
-        kubeconfig = self.cp.user_kubeconfig(f"stratops-replica-{slot}", groups=("system:masters",))
+        kubeconfig = self.cp.user_kubeconfig(
+            f"stratops-replica-{slot}", groups=("system:masters",), server=self.proxy.url
+        )
         env = {
             "STRATOPS_PEERING": PEERING,
             "STRATOPS_PEERING_PRIORITY": "random",
@@ -304,6 +310,11 @@ class Soak:
                     trading_versions=trading_versions(live, acks),
                     handover={k: h.get(k) for k in ("step", "startedAt", "fromVersion", "toVersion")} if h else None,
                     monitor_incident=watching.get(monitor_name(name)),
+                    open_incidents={
+                        i["metadata"]["name"]: _ts(i["metadata"]["creationTimestamp"])
+                        for i in incidents
+                        if i["spec"].get("strategy") == name and (i.get("status") or {}).get("phase") != "Resolved"
+                    },
                     breach_incidents={
                         i["metadata"]["name"]: _ts(i["metadata"]["creationTimestamp"])
                         for i in incidents
@@ -503,6 +514,16 @@ class Soak:
             stop_process(server.process, 15)
             self.stop.wait(step.duration)
             server.start()  # the same port, so the monitors and the replicas find it again
+        elif step.f in ("api-slow", "api-refused"):
+            # Between the replicas and the API server: every chunk held a second (watches lag,
+            # writes crawl), or every connection cut and refused.
+            self.rec("nemesis", "invoke", step.f, id=fid)
+            if step.f == "api-slow":
+                self.proxy.slow(1.0)
+            else:
+                self.proxy.refuse()
+            self.stop.wait(step.duration)
+            self.proxy.heal()
         elif step.f == "hang":
             name = self.names[step.pick % len(self.names)]
             self.rec("nemesis", "invoke", step.f, name, id=fid)
@@ -667,6 +688,7 @@ def main(seconds: float, seed: int, strategies: int, out: Path | None = None) ->
             soak.finished.set()
             soak.prometheus.stop()
             soak.alertmanager.stop()
+            soak.proxy.stop()
     history = sorted(soak.records, key=lambda r: r.t)
     dump(history, out / "history.jsonl")
     report = checker.check(history)

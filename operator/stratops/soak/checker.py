@@ -18,7 +18,8 @@ What the records carry (bench/soak.py writes them):
 - driver: breach / recover (the strategy's metric pushed over its monitor's threshold, and back).
 - observer, besides: monitor_incident (the strategy's breach monitor's status.incident) and
   breach_incidents (name -> creation time, epoch seconds, of every breach-class incident that
-  monitor opened, open or resolved).
+  monitor opened, open or resolved); open_incidents (name -> creation time of the strategy's
+  incidents not resolved).
 - final: `events` (value["KillSwitch"]: count per strategy) and `audit` (value["chains"]: per
   chain, findings and the number of KillSwitch entries, for strategies by name).
 """
@@ -358,15 +359,46 @@ def one_action_each(history: list[Record]) -> tuple[list[Violation], int]:
     return out, checked
 
 
+#: An incident this much older than a resume command was in the operator's index when it decided
+#: (creation times are whole seconds, and a watch event takes a moment under faults).
+KNOWN_BEFORE = 5.0
+
+
 def resume_preconditions(history: list[Record]) -> tuple[list[Violation], int]:
     """A latch is released only after a reconciliation recorded later than the stop (the
     kill-switch's completion, or its latch): what the operator's resume requires, whatever the
     desk asked (the driver also tries resumes that skip it). From the observer's samples: the
-    stop as the last latched sample shows it, the reconciliation as the first released one does."""
+    stop as the last latched sample shows it, the reconciliation as the first released one does.
+    And no latch or throttle is released while an incident of the strategy that existed before
+    the resume is still open (incidents never reopen: open after the release, open at it)."""
+    resumes: dict[str, list[float]] = defaultdict(list)
+    for r in history:
+        if r.process == "driver" and r.type == "ok" and r.f in ("resume", "resume-unreconciled"):
+            for s in _targets(r):
+                resumes[s].append(r.t)
     out, checked = [], 0
     for s, samples in _observations(history).items():
         for prev, cur in pairwise(samples):
-            if not (prev.value.get("latched") and not cur.value.get("latched")):
+            unlatched = prev.value.get("latched") and not cur.value.get("latched")
+            unthrottled = (
+                prev.value.get("throttled") and not cur.value.get("throttled") and not cur.value.get("latched")
+            )
+            if (unlatched or unthrottled) and "open_incidents" in cur.value:
+                asked = max((t for t in resumes[s] if t <= cur.t), default=None)
+                stale = sorted(
+                    n for n, c in (cur.value.get("open_incidents") or {}).items() if asked and c <= asked - KNOWN_BEFORE
+                )
+                checked += 1
+                if stale:
+                    out.append(
+                        Violation(
+                            "resume-preconditions",
+                            cur.t,
+                            f"{'latch' if unlatched else 'throttle'} released, open: {', '.join(stale)}",
+                            s,
+                        )
+                    )
+            if not unlatched:
                 continue
             stopped, reconciled = prev.value.get("stopped"), cur.value.get("reconciled")
             if stopped is None and "stopped" not in prev.value:

@@ -28,7 +28,8 @@ OPERATIONS = (
 )
 #: What the nemesis does. "hang" stops a strategy's processes acknowledging for a while;
 #: "etcd-restart" takes etcd away for the fault's length (its data kept); "prometheus-stop" and
-#: "alertmanager-stop" stop the desk's metrics source and its pager for the fault's length.
+#: "alertmanager-stop" stop the desk's metrics source and its pager for the fault's length;
+#: "api-slow" and "api-refused" slow or cut the replicas' connections to the API server.
 FAULTS = (
     "sigkill-leader",
     "sigkill-both",
@@ -37,6 +38,8 @@ FAULTS = (
     "hang",
     "prometheus-stop",
     "alertmanager-stop",
+    "api-slow",
+    "api-refused",
 )
 
 

@@ -578,8 +578,11 @@ class ControlPlane:
 
         return config.new_client_from_config(config_file=str(kubeconfig or self.kubeconfig))
 
-    def user_kubeconfig(self, user: str, groups: tuple[str, ...] = (), path: Path | None = None) -> Path:
-        """Write a kubeconfig that authenticates as USER (client certificate CN) in GROUPS."""
+    def user_kubeconfig(
+        self, user: str, groups: tuple[str, ...] = (), path: Path | None = None, server: str | None = None
+    ) -> Path:
+        """Write a kubeconfig that authenticates as USER (client certificate CN) in GROUPS, at
+        SERVER (default: the API server; a proxy in front of it, for network faults)."""
         assert self._ca is not None and self.workdir is not None
         import re
 
@@ -593,7 +596,7 @@ class ControlPlane:
             "clusters": [
                 {
                     "name": "stratops-local",
-                    "cluster": {"server": self.server, "certificate-authority": str(self._ca.cert_path)},
+                    "cluster": {"server": server or self.server, "certificate-authority": str(self._ca.cert_path)},
                 }
             ],
             "users": [{"name": user, "user": {"client-certificate": str(pair.cert), "client-key": str(pair.key)}}],

@@ -295,3 +295,25 @@ def test_a_throttle_lost_is_found_unless_a_later_resume_released_it() -> None:
     assert "throttle-lands" in names(checker.check(lost))
     released = [watched(9), command(10, "throttle"), command(10.1, "resume"), watched(11), watched(45), *final({})]
     assert "throttle-lands" not in names(checker.check(released))
+
+
+def _with_open(r: Record, **open_: float) -> Record:
+    return Record(r.t, r.process, r.type, r.f, r.strategy, {**r.value, "open_incidents": open_})
+
+
+def test_no_latch_or_throttle_released_while_an_incident_from_before_the_resume_is_open() -> None:
+    latched = dict(latched=True, halted=True, replicas=0, pods=0)
+    before = _with(_with_open(observe(30, **latched), i1=10.0), stopped=20.0)  # type: ignore[arg-type]
+    released = _with(_with_open(observe(41), i1=10.0), reconciled=35.0)
+    recorded = final({"s0": 1}, {"s0": {"findings": [], "kill_switches": 1}})
+    h = [before, command(40, "resume"), released, *recorded]
+    report = checker.check(h)
+    assert names(report) == ["resume-preconditions"] and "released, open: i1" in report.violations[0].message
+    # An incident opened just before the resume (the operator may not know it yet) or after it: none.
+    fresh = _with(_with_open(observe(41), i2=38.0), reconciled=35.0)
+    assert checker.check([before, command(40, "resume"), fresh, *recorded]).violations == []
+    throttled = _with(_with_open(observe(30), i1=10.0), throttled=True)
+    thr_released = _with_open(observe(41), i1=10.0)
+    assert names(checker.check([throttled, command(40, "resume"), thr_released, *final({})])) == [
+        "resume-preconditions"
+    ]
