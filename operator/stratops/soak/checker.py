@@ -37,6 +37,8 @@ EPSILON = 1e-9
 #: A switch of the writing replica is explained by a peering transition this close to it: the
 #: audit log is written in batches of up to a second, and the logs are stamped to the ms.
 SWITCH_TOLERANCE = 2.0
+#: A resume given this long before a sample may not be carried out yet when it is taken.
+RESUME_SLACK = 5.0
 #: Timestamps in status are written to the microsecond and read back as floats.
 RECONCILED_TOLERANCE = 1e-3
 
@@ -307,7 +309,14 @@ def limits_rise_only_on_resume(history: list[Record]) -> tuple[list[Violation], 
                 if float(v) <= float(before[k]) + EPSILON:
                     continue
                 last = next((c for c in reversed(commands.get(s, [])) if c.t <= cur.t), None)
-                if last is None or last.f != "resume":
+                # A resume given just before or since the previous sample, then a throttle that
+                # stands (the strategy is throttled): the rise is the resume's, and the throttle
+                # after it slows from the spec, not from the deeper throttle the resume released,
+                # whichever pass carried each out. A rise to unthrottled limits is not excused.
+                resumed = bool(cur.value.get("throttled")) and any(
+                    c.f == "resume" and prev.t - RESUME_SLACK < c.t <= cur.t for c in commands.get(s, [])
+                )
+                if (last is None or last.f != "resume") and not resumed:
                     out.append(
                         Violation(
                             "limits-rise-only-on-resume",

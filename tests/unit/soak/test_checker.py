@@ -317,3 +317,27 @@ def test_no_latch_or_throttle_released_while_an_incident_from_before_the_resume_
     assert names(checker.check([throttled, command(40, "resume"), thr_released, *final({})])) == [
         "resume-preconditions"
     ]
+
+
+def test_a_resume_then_a_throttle_is_the_resume_s_rise() -> None:
+    """Seen in the long soak: two causes (x0.25), then a resume and, 0.2 s later, a throttle: the
+    limits go to the spec's x0.5, a rise, and the last command is the throttle. The rise is the
+    resume's; the throttle slows from the spec."""
+    h = [
+        command(1, "throttle", type_="invoke"),
+        observe(2, maxPosition=25.0),
+        command(10.0, "resume", type_="invoke"),
+        command(10.2, "throttle", type_="invoke"),
+        _with(observe(10.4, maxPosition=50.0), throttled=True),
+    ]
+    assert checker.check([*h, *final({})]).violations == []
+    lost = [*h[:4], observe(10.4, maxPosition=100.0)]
+    assert names(checker.check([*lost, *final({})])) == ["limits-rise-only-on-resume"], "the throttle lost: no"
+    late = [
+        *h[:2],
+        command(3, "resume", type_="invoke"),
+        command(3.2, "throttle", type_="invoke"),
+        observe(20, maxPosition=25.0),
+        _with(observe(20.5, maxPosition=50.0), throttled=True),
+    ]
+    assert names(checker.check([*late, *final({})])) == ["limits-rise-only-on-resume"], "a rise long after: no"
