@@ -9,8 +9,11 @@ import signal
 
 import pytest
 from kubernetes import client
+from typer.testing import CliRunner
 
+from chart import grant_traders
 from lifecycle_helpers import Desk, strategy_doc
+from stratops.cli.main import app
 from stratops.lifecycle.shard import Shard, peering_name, shard_of
 from stratops.testing.controlplane import free_port, operator_process, stop_process
 from stratops.testing.wait import wait_for
@@ -69,16 +72,29 @@ def _deploy(desk: Desk, name: str) -> None:
     desk.create("strategies", doc)
 
 
-def _kill(desk: Desk, name: str) -> dict:
-    desk.command("kill", name=name, reason="runaway orders")
+def _kill(desk: Desk, name: str, trader: object) -> dict:
+    """A kill as the desk gives it: tina, with the chart's trader Role, through the CLI."""
+    res = CliRunner().invoke(
+        app,
+        ["kill", name, "-n", desk.ns, "--reason", "runaway orders", "--no-wait"],
+        env={"KUBECONFIG": str(trader), "COLUMNS": "200"},
+    )
+    assert res.exit_code == 0, res.output
     return desk.wait_status(
         lambda s: (s.get("killSwitch") or {}).get("completedAt"), f"{name} halted", LIFETIME + 60, name
     )
 
 
+@pytest.fixture
+def tina(cluster, kube, own_namespace, tmp_path) -> object:
+    grant_traders(kube, own_namespace, ["tina"], tmp_path)
+    return cluster.user_kubeconfig("tina")
+
+
 def test_two_shards_each_act_on_their_own_and_a_dead_leader_stops_only_its_shard(
-    cluster, kube, peerings, own_namespace, tmp_path
+    cluster, kube, operator, peerings, own_namespace, tina, tmp_path
 ):
+    # `operator`: the admission stack as a desk has it (a kill's `by` is checked).
     desk = Desk(kube, own_namespace)
     names = _names(own_namespace)
     # Known leaders: the higher priority acts in each shard's peering.
@@ -99,8 +115,8 @@ def test_two_shards_each_act_on_their_own_and_a_dead_leader_stops_only_its_shard
             for name in shard_names:
                 desk.wait_status(lambda s: s.get("lastKnownGood") == "1.4.2", f"{name} known-good", 120, name)
         desk.keep_playing()
-        first = [_kill(desk, names[s][0]) for s in range(SHARDS)]
-        assert all(d["killSwitch"]["latched"] for d in first)
+        first = [_kill(desk, names[s][0], tina) for s in range(SHARDS)]
+        assert all(d["killSwitch"]["latched"] and d["killSwitch"]["by"] == "tina" for d in first)
 
         def acted(*replicas: ShardReplica) -> dict:
             """What REPLICAS carried out, together: under load a shard's standby may take over
@@ -119,8 +135,8 @@ def test_two_shards_each_act_on_their_own_and_a_dead_leader_stops_only_its_shard
         # once the dead leader's record lapses, and halts only shard 1's strategy.
         leaders[1].proc.send_signal(signal.SIGKILL)
         leaders[1].proc.wait(30)
-        _kill(desk, names[0][1])
-        _kill(desk, names[1][1])
+        _kill(desk, names[0][1], tina)
+        _kill(desk, names[1][1], tina)
         assert acted(leaders[0], standbys[0]) == {(n, "kill_switch"): 1.0 for n in names[0]}
         survivor = standbys[1].actions()
         assert (names[1][1], "kill_switch") in survivor, "the dead leader's standby carried out its shard's kill"
@@ -142,7 +158,9 @@ def test_two_shards_each_act_on_their_own_and_a_dead_leader_stops_only_its_shard
             stop_process(r.proc, 30)
 
 
-def test_a_new_shard_count_waits_until_the_old_one_is_gone(cluster, kube, peerings, own_namespace, tmp_path):
+def test_a_new_shard_count_waits_until_the_old_one_is_gone(
+    cluster, kube, operator, peerings, own_namespace, tina, tmp_path
+):
     """A change of `shards` rolling out: the old layout's replicas and the new one's run together,
     and a strategy may hash to a shard of each. The replica of the new count, finding a live one
     of another count at its start, holds; the old one acts on; once it has left, the new one acts."""
@@ -160,7 +178,7 @@ def test_a_new_shard_count_waits_until_the_old_one_is_gone(cluster, kube, peerin
             what="the new layout's replica holds",
         )
         desk.keep_playing()
-        _kill(desk, names[0])
+        _kill(desk, names[0], tina)
         assert old.actions() == {(names[0], "kill_switch"): 1.0}
         assert new.actions() == {} and new.writes() == 0, "two shard counts never act at once"
         assert "holding: replicas of another shard count" not in old.log.read_text()

@@ -236,13 +236,13 @@ class MonitorRunner:
             prom = self._source(
                 url, parse_duration(spec.source.prometheus.timeout).total_seconds(), self._token(ns, spec)
             )
+            shared = self._shared_queries(url) if spec.source.prometheus.group_by else None
             fetch: Any = prom
-            if spec.source.prometheus.group_by:  # a batch: one query shared by the monitors of this source
-                shared = self._shared_queries(url)
+            if shared is not None:  # a batch: one query shared by the monitors of this source
                 max_age = min(parse_duration(spec.frequency).total_seconds() / 2, BATCH_MAX_AGE_SECONDS)
                 fetch = Batched(prom, shared, max_age)
             ev = evaluate(spec, strategy_spec, fetch, self._loader(ns), now, prev.consecutive_breaches or 0)
-            if spec.source.prometheus.group_by:
+            if shared is not None:
                 BATCH_QUERIES.labels(source_label(url)).set(shared.queries)
                 BATCH_READS.labels(source_label(url)).set(shared.reads)
         VALUE.labels(ns, name, spec.strategy, spec.layer.value).set(ev.value if ev.value is not None else float("nan"))
