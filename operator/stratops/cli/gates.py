@@ -143,14 +143,14 @@ def gate_sign(
         "metadata": {"resourceVersion": g["metadata"]["resourceVersion"]},
         "spec": {"signatures": list(sigs.values())},
     }
-    _patch_signatures(desk, ns, gate, g, patch)
+    patch_signatures(desk, ns, gate, g, patch)
     console.print(f"signed {', '.join(wanted)} of {ns}/{gate} as {user}" + (f" for {subj}" if subj else ""))
 
 
 SIGN_ATTEMPTS = 5
 
 
-def _patch_signatures(desk: Any, ns: str, gate: str, read: dict[str, Any], patch: dict[str, Any]) -> None:
+def patch_signatures(desk: Any, ns: str, gate: str, read: dict[str, Any], patch: dict[str, Any]) -> None:
     """PATCH the signatures at the resourceVersion they were computed from, so that another
     signer's signature written meanwhile is never overwritten. A conflict whose only cause is a
     status write (the operator records the gate's state after every change) leaves the spec as

@@ -22,6 +22,13 @@ What the records carry (bench/soak.py writes them):
   incidents not resolved).
 - final: `events` (value["KillSwitch"]: count per strategy) and `audit` (value["chains"]: per
   chain, findings and the number of KillSwitch entries, for strategies by name).
+- driver: sign (a strategy's pre-launch gate signed for a spec by two people: value subject,
+  version, signers), promote / promote-unsigned / demote / rollout-unsigned (spec.mode or
+  version changed, with or without those signatures), daily-lapse / daily-sign (a signature of
+  the daily gate withdrawn, the gate signed again), resume-lapsed (a resume given while the
+  driver's daily gate is lapsed, which the operator must refuse).
+- observer, besides: mode (status.mode), approved (status.approved: subject, signers, author)
+  and pod_versions (the versions of the strategy's running pods).
 """
 
 from __future__ import annotations
@@ -124,11 +131,12 @@ def _within_bound(
     bound: float,
     reached: Callable[[Record], bool],
     what: str,
+    excused: Callable[[Record], bool] = lambda r: False,
 ) -> tuple[list[Violation], int]:
     out, checked = [], 0
     end = history[-1].t if history else 0.0
     for r in history:
-        if r.process != "driver" or r.f != command or r.type != "ok":
+        if r.process != "driver" or r.f != command or r.type != "ok" or excused(r):
             continue
         for s in _targets(r):
             checked += 1
@@ -172,6 +180,9 @@ def kill_lands(history: list[Record], bounds: Bounds) -> tuple[list[Violation], 
 
 
 def resume_lands(history: list[Record], bounds: Bounds) -> tuple[list[Violation], int]:
+    """Every resume releases the latch within the bound, unless the daily gate lapsed before the
+    operator could take it up (a resume then needs the gate signed again: refused, rightly)."""
+    lapses = [r.t for r in history if r.process == "driver" and r.f == "daily-lapse" and r.type == "ok"]
     return _within_bound(
         "command-not-lost",
         history,
@@ -181,6 +192,7 @@ def resume_lands(history: list[Record], bounds: Bounds) -> tuple[list[Violation]
         bounds.resume,
         lambda o: not o.value.get("latched"),
         "released",
+        excused=lambda r: any(r.t - bounds.resume <= t <= r.t + bounds.resume for t in lapses),
     )
 
 
@@ -379,12 +391,15 @@ def resume_preconditions(history: list[Record]) -> tuple[list[Violation], int]:
     desk asked (the driver also tries resumes that skip it). From the observer's samples: the
     stop as the last latched sample shows it, the reconciliation as the first released one does.
     And no latch or throttle is released while an incident of the strategy that existed before
-    the resume is still open (incidents never reopen: open after the release, open at it)."""
+    the resume is still open (incidents never reopen: open after the release, open at it), or
+    unless the daily gate was signed at some moment between the resume and the release (the
+    driver's daily-lapse and daily-sign; a history without them is not checked for it)."""
     resumes: dict[str, list[float]] = defaultdict(list)
     for r in history:
-        if r.process == "driver" and r.type == "ok" and r.f in ("resume", "resume-unreconciled"):
+        if r.process == "driver" and r.type == "ok" and r.f in ("resume", "resume-unreconciled", "resume-lapsed"):
             for s in _targets(r):
                 resumes[s].append(r.t)
+    signed_daily = _daily_signed(history)
     out, checked = [], 0
     for s, samples in _observations(history).items():
         for prev, cur in pairwise(samples):
@@ -407,6 +422,19 @@ def resume_preconditions(history: list[Record]) -> tuple[list[Violation], int]:
                             s,
                         )
                     )
+                if asked is not None and signed_daily is not None:
+                    checked += 1
+                    # A lapse is known to the operator a moment after it is written, as an incident is.
+                    if not any(a <= cur.t and b + KNOWN_BEFORE >= asked for a, b in signed_daily):
+                        out.append(
+                            Violation(
+                                "resume-preconditions",
+                                cur.t,
+                                f"{'latch' if unlatched else 'throttle'} released on a resume given at {asked:.3f} "
+                                "while the daily gate was not signed",
+                                s,
+                            )
+                        )
             if not unlatched:
                 continue
             stopped, reconciled = prev.value.get("stopped"), cur.value.get("reconciled")
@@ -422,6 +450,60 @@ def resume_preconditions(history: list[Record]) -> tuple[list[Violation], int]:
                         s,
                     )
                 )
+    return out, checked
+
+
+def _daily_signed(history: list[Record]) -> list[tuple[float, float]] | None:
+    """When the daily gate was signed, as intervals (from a daily-sign to the next daily-lapse);
+    None when the history has neither (an older soak)."""
+    marks = [r for r in history if r.process == "driver" and r.type == "ok" and r.f in ("daily-sign", "daily-lapse")]
+    if not marks:
+        return None
+    out, since = [], None
+    for r in marks:
+        if r.f == "daily-sign" and since is None:
+            since = r.t
+        elif r.f == "daily-lapse" and since is not None:
+            out.append((since, r.t))
+            since = None
+    if since is not None:
+        out.append((since, float("inf")))
+    return out
+
+
+def signed_live(history: list[Record]) -> tuple[list[Violation], int]:
+    """Nothing goes live, and nothing on a live strategy changes, without the right signatures.
+    While a strategy's status says live: its approval names a subject the desk signed before (the
+    driver's sign records: every item of its pre-launch gate signed for that spec by two people),
+    by two signers of whom none is the spec's author; and each of its running pods runs a version
+    the desk signed for it before. Pods are judged on two samples in a row: the observer's reads
+    of the status and of the pods are not one snapshot."""
+    signed: dict[str, list[tuple[float, str, str]]] = defaultdict(list)
+    for r in history:
+        if r.process == "driver" and r.f == "sign" and r.type == "ok" and r.strategy:
+            signed[r.strategy].append((r.t, str(r.value.get("subject")), str(r.value.get("version"))))
+    out, checked, said = [], 0, set()
+    for s, samples in _observations(history).items():
+        for prev, cur in pairwise(samples):
+            if cur.value.get("mode") != "live":
+                continue
+            checked += 1
+            before = [x for x in signed[s] if x[0] <= cur.t]
+            approved = cur.value.get("approved") or {}
+            signers = set(approved.get("signers") or [])
+            versions = {x[2] for x in before}
+            problem = None
+            if approved.get("subject") not in {x[1] for x in before}:
+                problem = f"live on {approved.get('subject')}, which the desk never signed"
+            elif len(signers) < 2 or approved.get("author") in signers:
+                problem = f"live on the signatures of {', '.join(sorted(signers))} (author {approved.get('author')})"
+            elif prev.value.get("mode") == "live":
+                unsigned = set(cur.value.get("pod_versions") or []) & set(prev.value.get("pod_versions") or [])
+                if unsigned - versions:
+                    problem = f"live with pods of version {', '.join(sorted(unsigned - versions))}, never signed"
+            if problem and (s, problem) not in said:
+                said.add((s, problem))
+                out.append(Violation("signed-live", cur.t, problem, s))
     return out, checked
 
 
@@ -548,6 +630,7 @@ def check(records: list[Record], bounds: Bounds | None = None) -> Report:
         "throttle-lands": throttle_lands(history, bounds),
         "breach-acted": breach_acted(history, bounds),
         "one-incident-per-breach": one_incident_per_breach(history),
+        "signed-live": signed_live(history),
     }
     for name, (found, n) in results.items():
         violations.extend(found)

@@ -11,11 +11,19 @@ from dataclasses import dataclass
 #: without a new one (the operator must refuse it); "rollout" names a new version (handed over
 #: warm while the strategy trades), "rollout-bad" one whose processes never start; "release"
 #: hands a held handover to its new version after a reconciliation; "breach" pushes a strategy's
-#: metric over its monitor's threshold, "recover" brings one back.
+#: metric over its monitor's threshold, "recover" brings one back. Signatures: "promote" signs a
+#: paper strategy's pre-launch gate for its spec and promotes it, "promote-unsigned" promotes one
+#: with a new version nobody signed, "rollout-unsigned" gives a live strategy a new version nobody
+#: signed (the operator must refuse both), "demote" puts a live strategy back on paper;
+#: "daily-lapse" withdraws a signature of today's daily gate, "daily-sign" signs it again.
 OPERATIONS = (
+    "kill",
     "kill",
     "kill-all",
     "throttle",
+    "throttle",
+    "resume",
+    "resume",
     "resume",
     "resume",
     "resume-unreconciled",
@@ -24,7 +32,16 @@ OPERATIONS = (
     "rollout-bad",
     "release",
     "breach",
+    "breach",
     "recover",
+    "recover",
+    "promote",
+    "promote-unsigned",
+    "rollout-unsigned",
+    "demote",
+    "daily-lapse",
+    "daily-sign",
+    "daily-sign",
 )
 #: What the nemesis does. "hang" stops a strategy's processes acknowledging for a while;
 #: "etcd-restart" takes etcd away for the fault's length (its data kept); "prometheus-stop" and

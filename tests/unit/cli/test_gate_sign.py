@@ -56,7 +56,7 @@ def _sign(desk: MovingGate) -> None:
         "metadata": {"resourceVersion": read["metadata"]["resourceVersion"]},
         "spec": {"signatures": [{"item": "backtest", "signer": "trader"}]},
     }
-    gates._patch_signatures(desk, "fx", "prelaunch", read, patch)
+    gates.patch_signatures(desk, "fx", "prelaunch", read, patch)
 
 
 def test_a_status_write_meanwhile_is_signed_through() -> None:

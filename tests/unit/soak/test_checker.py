@@ -341,3 +341,88 @@ def test_a_resume_then_a_throttle_is_the_resume_s_rise() -> None:
         _with(observe(20.5, maxPosition=50.0), throttled=True),
     ]
     assert names(checker.check([*late, *final({})])) == ["limits-rise-only-on-resume"], "a rise long after: no"
+
+
+def daily(t: float, f: str) -> Record:
+    return Record(t, "driver", "ok", f, None, {"gate": "fx-daily"})
+
+
+def test_no_resume_carried_out_while_the_daily_gate_was_not_signed() -> None:
+    latched = dict(latched=True, halted=True, replicas=0, pods=0)
+    before = _with(_with_open(observe(30, **latched)), stopped=20.0)  # type: ignore[arg-type]
+    released = _with(_with_open(observe(61)), reconciled=35.0)
+    recorded = final({"s0": 1}, {"s0": {"findings": [], "kill_switches": 1}})
+    lapsed = [daily(1, "daily-sign"), daily(45, "daily-lapse"), before, command(60, "resume-lapsed"), released]
+    report = checker.check([*lapsed, *recorded])
+    assert names(report) == ["resume-preconditions"] and "daily gate was not signed" in report.violations[0].message
+    # Signed again before the release: the operator may have taken it up then.
+    resigned = [*lapsed[:4], daily(60.5, "daily-sign"), released]
+    assert checker.check([*resigned, *recorded]).violations == []
+    # A lapse written a moment before the resume may not be known to the operator yet.
+    just = [daily(1, "daily-sign"), daily(58, "daily-lapse"), before, command(60, "resume"), released]
+    assert checker.check([*just, *recorded]).violations == []
+    # A history without daily records (an older soak) is not judged on it.
+    assert checker.check([before, command(60, "resume"), released, *recorded]).violations == []
+
+
+def test_a_resume_refused_because_the_daily_gate_lapsed_is_no_lost_command() -> None:
+    halted = dict(latched=True, halted=True, replicas=0, pods=0)
+    h = [
+        daily(1, "daily-sign"),
+        *kill_and_land(),
+        command(20, "reconciliation"),
+        command(21, "resume"),
+        daily(22, "daily-lapse"),
+        _with(observe(60, **halted), stopped=11.0, reconciled=20.5),
+        *final({"s0": 1}),
+    ]
+    report = checker.check(h)
+    assert report.violations == []
+    kept = [r for r in h if r.f != "daily-lapse"]
+    assert names(checker.check(kept)) == ["command-not-lost"]
+
+
+def live(t: float, subject: str | None, pods: list[str], signers=("rita", "rob"), author="gitops", mode="live"):
+    r = observe(t)
+    approved = {"subject": subject, "signers": list(signers), "author": author} if subject else None
+    return Record(
+        r.t, r.process, r.type, r.f, r.strategy, {**r.value, "mode": mode, "approved": approved, "pod_versions": pods}
+    )
+
+
+def signed(t: float, version: str, subject: str | None = None) -> Record:
+    subject = subject or f"s0@{version}"
+    return Record(t, "driver", "ok", "sign", "s0", {"version": version, "subject": subject, "signers": ["rita", "rob"]})
+
+
+def test_nothing_live_without_the_desk_s_signatures() -> None:
+    ok = [
+        live(1, None, ["1.4.2"], mode="paper"),
+        signed(2, "1.4.2"),
+        live(3, "s0@1.4.2", ["1.4.2"]),
+        live(4, "s0@1.4.2", ["1.4.2"]),
+        signed(5, "1.5.1"),
+        live(6, "s0@1.5.1", ["1.4.2", "1.5.1"]),
+        live(7, "s0@1.5.1", ["1.5.1"]),
+        *final({}),
+    ]
+    report = checker.check(ok)
+    assert report.violations == [] and report.checked["signed-live"] == 4
+    # Live on a subject the desk never signed.
+    never = [ok[0], live(3, "s0@1.4.2", ["1.4.2"]), *final({})]
+    assert names(checker.check(never)) == ["signed-live"]
+    # Signed by one person twice, or by the spec's author.
+    one = [ok[0], ok[1], live(3, "s0@1.4.2", ["1.4.2"], signers=("rita",)), *final({})]
+    assert names(checker.check(one)) == ["signed-live"]
+    author = [ok[0], ok[1], live(3, "s0@1.4.2", ["1.4.2"], author="rob"), *final({})]
+    assert names(checker.check(author)) == ["signed-live"]
+    # A live strategy's pods of a version nobody signed, seen twice in a row (an unsigned
+    # rollout carried out); seen once only, it may be the reads' skew.
+    unsigned = [*ok[:4], live(5, "s0@1.4.2", ["1.4.2", "1.6.0"]), live(6, "s0@1.4.2", ["1.6.0"]), *final({})]
+    report = checker.check(unsigned)
+    assert names(report) == ["signed-live"] and "1.6.0" in report.violations[0].message
+    once = [*ok[:4], live(5, "s0@1.4.2", ["1.6.0"]), live(6, "s0@1.4.2", ["1.4.2"]), *final({})]
+    assert checker.check(once).violations == []
+    # On paper, anything runs.
+    paper = [live(1, None, ["1.6.0"], mode="paper"), live(2, None, ["1.6.0"], mode="paper"), *final({})]
+    assert checker.check(paper).violations == []
