@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import signal
 import sys
@@ -60,7 +61,7 @@ from stratops.models.strategy import StrategySpec
 from stratops.sdk import ApiAcknowledger, ApiControl, StrategyControl
 from stratops.soak import checker, generator
 from stratops.soak.history import Record, dump
-from stratops.testing import ControlPlane, admission
+from stratops.testing import ControlPlane, admission, clock
 from stratops.testing.chart import RISK_OWNERS, TRADERS, grant_people_roles
 from stratops.testing.controlplane import free_port, operator_process, stop_process
 from stratops.testing.prometheus import AlertmanagerServer, PrometheusServer
@@ -112,8 +113,16 @@ def _ts(s: str) -> float:
 
 
 class Soak:
-    def __init__(self, cp: ControlPlane, strategies: int, seed: int, seconds: float, out: Path) -> None:
-        self.cp, self.seed, self.seconds, self.out = cp, seed, seconds, out
+    def __init__(
+        self,
+        cp: ControlPlane,
+        strategies: int,
+        seed: int,
+        seconds: float,
+        out: Path,
+        faults: tuple[str, ...] = generator.FAULTS,
+    ) -> None:
+        self.cp, self.seed, self.seconds, self.out, self.faults = cp, seed, seconds, out, faults
         self.api = cp.api_client()
         self.core, self.apps = client.CoreV1Api(self.api), client.AppsV1Api(self.api)
         self.custom = client.CustomObjectsApi(self.api)
@@ -341,10 +350,21 @@ class Soak:
             "POD_ID": identity,
             "STRATOPS_WEBHOOK_PORT": "",
             "STRATOPS_ALERTMANAGER_URL": self.alertmanager.url,
+            # Its peering clock, which the nemesis steps (stratops.testing.clock).
+            clock.ENV: str(self.clock_file(slot)),
+            "PYTHONPATH": os.pathsep.join(
+                [str(clock.site_dir(self.out / "site")), *filter(None, [os.environ.get("PYTHONPATH")])]
+            ),
         }
         self.replicas[slot] = (identity, operator_process(kubeconfig, [NS], log, free_port(), env=env))
         self.logs.append((identity, log))
         self.rec("replica", "info", "started", replica=identity)
+
+    def clock_file(self, slot: str) -> Path:
+        path = self.out / f"clock-{slot}"
+        if not path.exists():
+            clock.step(path, 0)
+        return path
 
     def leader(self) -> str | None:
         """The slot whose live replica has the highest priority in the peering."""
@@ -706,6 +726,16 @@ class Soak:
                 self.proxy.refuse()
             self.stop.wait(step.duration)
             self.proxy.heal()
+        elif step.f == "clock-step":
+            # One replica's wall clock steps several lifetimes ahead or behind (NTP stepping a
+            # drifted clock, a VM resumed), then back: its peers' records look dead to it, or its
+            # own to them.
+            slot = SLOTS[step.pick % 2]
+            seconds = (1 if step.pick // 2 % 2 else -1) * LIFETIME * (3 + step.pick // 4 % 4)
+            self.rec("nemesis", "invoke", step.f, id=fid, replica=self.replicas[slot][0], seconds=seconds)
+            clock.step(self.clock_file(slot), seconds)
+            self.stop.wait(step.duration)
+            clock.step(self.clock_file(slot), 0)
         elif step.f == "hang":
             name = self.names[step.pick % len(self.names)]
             self.rec("nemesis", "invoke", step.f, name, id=fid)
@@ -715,7 +745,7 @@ class Soak:
         self.rec("nemesis", "ok", step.f, id=fid)
 
     def run(self) -> None:
-        steps = generator.schedule(self.seed, self.seconds)
+        steps = generator.schedule(self.seed, self.seconds, faults=self.faults)
         threads = [threading.Thread(target=t, name=t.__name__, daemon=True) for t in (self.play, self.observe)]
         for t in threads:
             t.start()
@@ -798,15 +828,16 @@ class Soak:
             for line in log.read_text(errors="replace").splitlines():
                 if "carried out by the kill watch" in line:
                     self.kill_watch_halts += 1  # kopf did not take a kill up within the grace
-                for marker, f in (
-                    ("Pausing operations", "paused"),
-                    ("Resuming operations", "acting"),
-                    ("] fenced: ", "paused"),
-                    ("] fence lifted", "acting"),
+                for marker, f, why in (
+                    ("Pausing operations", "paused", "peering"),
+                    ("Pausing all operators", "paused", "peering"),
+                    ("Resuming operations", "acting", "peering"),
+                    ("] fenced: ", "paused", "fence"),
+                    ("] fence lifted", "acting", "fence"),
                 ):
                     if marker in line and line.startswith("["):
                         at = datetime.strptime(line[1:24], "%Y-%m-%d %H:%M:%S,%f").replace(tzinfo=UTC).timestamp()
-                        self.records.append(Record(at, "replica", "info", f, None, {"replica": identity}))
+                        self.records.append(Record(at, "replica", "info", f, None, {"replica": identity, "why": why}))
 
     def stop_replicas(self) -> None:
         for _, proc in self.replicas.values():
@@ -854,12 +885,18 @@ def kill_latencies(history: list[Record]) -> list[float]:
     return out
 
 
-def main(seconds: float, seed: int, strategies: int, out: Path | None = None) -> int:
+def main(
+    seconds: float,
+    seed: int,
+    strategies: int,
+    out: Path | None = None,
+    faults: tuple[str, ...] = generator.FAULTS,
+) -> int:
     out = out or Path(tempfile.mkdtemp(prefix="stratops-soak-"))
     out.mkdir(parents=True, exist_ok=True)
     progress(f"seed {seed}, {seconds:.0f} s, {strategies} strategies; history and logs in {out}")
     with ControlPlane(log=progress, audit=True) as cp:
-        soak = Soak(cp, strategies, seed, seconds, out)
+        soak = Soak(cp, strategies, seed, seconds, out, faults)
         try:
             soak.setup()
             soak.run()
@@ -903,6 +940,13 @@ if __name__ == "__main__":
     ap.add_argument("--seed", default="20", help="the schedule's seed, or 'random' (printed, to replay)")
     ap.add_argument("--strategies", type=int, default=4)
     ap.add_argument("--out", type=Path, default=None, help="where the history and the replicas' logs go")
+    ap.add_argument(
+        "--faults", default="", help="only these faults, comma-separated (default: all): to replay one kind"
+    )
     a = ap.parse_args()
     seed = random.SystemRandom().randrange(1 << 31) if a.seed == "random" else int(a.seed)
-    sys.exit(main(a.seconds, seed, a.strategies, a.out))
+    faults = tuple(f for f in a.faults.split(",") if f) if a.faults else generator.FAULTS
+    unknown = sorted(set(faults) - set(generator.FAULTS))
+    if unknown:
+        ap.error(f"--faults: no fault {', '.join(unknown)}; the faults: {', '.join(generator.FAULTS)}")
+    sys.exit(main(a.seconds, seed, a.strategies, a.out, faults))

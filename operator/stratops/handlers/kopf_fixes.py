@@ -57,7 +57,19 @@ for longer than the lifetime (seen in the soak: a kube-apiserver restart) left t
 acting at once until the first one's keep-alive landed again. The fix (fence()): a replica whose
 last successful keep-alive is older than its lifetime less a margin pauses itself, and acts
 again only once its record has been renewed for a whole lifetime (and a second): by then every
-peer has seen it alive, and paused.
+peer has seen it alive, and paused. The fence measures with the monotonic clock: a step of the
+wall clock neither fences a replica nor keeps it from fencing.
+
+A sixth fix: kopf judged a peer alive by comparing the `lastseen` the peer wrote with its own
+wall clock, so two replicas whose clocks disagree by more than the lifetime both acted: a peer
+whose clock is behind (or a replica whose clock is ahead) sees the other's fresh record as
+dead. Seen in the soak with one replica's clock stepped 40 s behind: its peer resumed while it
+went on acting, for 8 s (issue 22's clock-step fault). The fix (ObservedPeer), as client-go's
+leader election does: a peer is alive until its record has gone unchanged for a whole lifetime
+as this replica's monotonic clock measures it from the moment it first saw that record. The
+price: a replica that starts beside a dead peer's record waits up to a lifetime before it acts.
+Only a record older than its lifetime plus STRATOPS_PEERING_CLOCK_SKEW_SECONDS (300) by this
+replica's clock is taken as dead at once: clocks further apart than that still fail open.
 """
 
 from __future__ import annotations
@@ -67,6 +79,7 @@ import contextlib
 import functools
 import inspect
 import logging
+import os
 import time
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
@@ -133,6 +146,7 @@ def apply() -> bool:
         & _apply_listed_namespaces()
         & _apply_relisting()
         & _apply_keepalive_record()
+        & _apply_observed_peers()
     )
 
 
@@ -395,8 +409,8 @@ def _apply_index_toggles() -> bool:
 
 
 # -- fencing: a replica whose peering record may have lapsed stops acting ------------------------
-#: Wall-clock time of the last keep-alive that landed (the "lastseen" it wrote), when a fence
-#: began, and since when the record has been renewed again after it.
+#: Monotonic time of the last keep-alive that landed (about when the "lastseen" it wrote was
+#: taken), when a fence began, and since when the record has been renewed again after it.
 _keepalive: dict[str, float | None] = {"touched": None, "lifetime": None, "fenced_at": None, "renewed_since": None}
 
 
@@ -423,7 +437,7 @@ def fenced(now: float, touched: float | None, renewed_since: float | None, lifet
 def _recording_keepalive(fn: Callable[..., Coroutine[Any, Any, None]]) -> Callable[..., Coroutine[Any, Any, None]]:
     @functools.wraps(fn)
     async def touch(**kwargs: Any) -> None:
-        began = time.time()  # the "lastseen" kopf writes is taken about now
+        began = time.monotonic()  # the "lastseen" kopf writes is taken about now
         await fn(**kwargs)
         if kwargs.get("lifetime") is None:  # a keep-alive (lifetime=0 is the goodbye)
             settings = kwargs.get("settings")
@@ -457,6 +471,66 @@ def _apply_keepalive_record() -> bool:
     return True
 
 
+# -- peers judged alive by what this replica saw, not by their clocks --------------------------
+#: Per peer identity: the `lastseen` it last wrote, and this replica's monotonic time when it
+#: first saw that value.
+_observed: dict[str, tuple[str, float]] = {}
+#: A record older than its lifetime and this by this replica's wall clock is dead at once.
+CLOCK_SKEW_SECONDS = float(os.environ.get("STRATOPS_PEERING_CLOCK_SKEW_SECONDS", "300"))
+
+
+def peer_time_left(unchanged_for: float, lifetime: float, clock_age: float, skew: float) -> float:
+    """Seconds a peer has left to live (0 or less: dead). UNCHANGED_FOR: how long this replica
+    has seen its record unchanged (monotonic); CLOCK_AGE: its `lastseen` against this replica's
+    wall clock, trusted only beyond the clocks' allowed SKEW."""
+    if clock_age > lifetime + skew:
+        return 0.0
+    return lifetime - unchanged_for
+
+
+def _observed_peer_class(peering: Any) -> type:
+    class ObservedPeer(peering.Peer):  # type: ignore[misc,name-defined]
+        """kopf's Peer, alive by observation (see the module's sixth fix)."""
+
+        def __init__(self, *, identity: str, lastseen: str | None = None, **kwargs: Any) -> None:
+            super().__init__(identity=identity, lastseen=lastseen, **kwargs)
+            if lastseen is None:
+                return  # this replica's own record, as it writes it (touch): kopf's rule
+            mono = time.monotonic()
+            seen = _observed.get(identity)
+            if seen is None or seen[0] != lastseen:
+                seen = _observed[identity] = (lastseen, mono)
+            clock = peering.datetime  # the module's, looked up now
+            now = clock.datetime.now(clock.UTC)
+            left = peer_time_left(
+                mono - seen[1], self.lifetime.total_seconds(), (now - self.lastseen).total_seconds(), CLOCK_SKEW_SECONDS
+            )
+            self.is_dead = left <= 0
+            self.deadline = now + clock.timedelta(seconds=max(left, 0.0))  # kopf sleeps until then
+
+    setattr(ObservedPeer, _APPLIED, True)
+    return ObservedPeer
+
+
+def _apply_observed_peers() -> bool:
+    try:
+        from kopf._core.engines import peering
+    except ImportError:
+        log.warning("kopf internals moved: peers are judged by their clocks (check kopf's changelog)")
+        return False
+    peer = getattr(peering, "Peer", None)
+    if getattr(peer, _APPLIED, False):
+        return True
+    params = inspect.signature(peer).parameters if peer is not None else {}
+    if peer is None or not {"identity", "lifetime", "lastseen"} <= params.keys():
+        log.warning("kopf internals changed (peering.Peer): peers are judged by their clocks")
+        return False
+    _kopf_original["Peer"] = peer
+    # Looked up in the module's globals by process_peering_event and touch at call time.
+    peering.Peer = _observed_peer_class(peering)
+    return True
+
+
 def may_act(now: float, standalone: bool) -> bool:
     """Whether this replica may act now, for what acts outside kopf (the kill watch; read from
     its thread): not paused by peering (nor fenced: the fence is one of the pause reasons), and
@@ -485,7 +559,7 @@ async def fence(interval: float = 0.5) -> None:
             continue
         if toggle is None:
             toggle = await paused.make_toggle(False, name="own peering record may have lapsed")
-        now = time.time()
+        now = time.monotonic()
         want = fenced(now, _keepalive["touched"], _keepalive["renewed_since"], lifetime, toggle.is_on())
         if want and not toggle.is_on():
             _keepalive["fenced_at"], _keepalive["renewed_since"] = now, None

@@ -160,7 +160,7 @@ def start_kill_watch(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any)
         memo.runtime.executor,
         None if clusterwide else exact(namespaces),
         (lambda ns: True) if clusterwide else serves(namespaces),
-        lambda: kopf_fixes.may_act(time.time(), standalone),
+        lambda: kopf_fixes.may_act(time.monotonic(), standalone),
         grace,
         owns=shard.owns if shard is not None else None,
     ).start()

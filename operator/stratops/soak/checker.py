@@ -14,7 +14,9 @@ What the records carry (bench/soak.py writes them):
   versions whose live pods last acknowledged a state that trades) and handover (its step,
   startedAt, fromVersion and toVersion, or None).
 - apiserver: `write` by a replica (value: user, verb, resource, name), from the audit log.
-- replica: its peering transitions, `acting`, `paused`, `killed`, `started` (value: replica).
+- replica: its peering transitions, `acting`, `paused`, `killed`, `started` (value: replica);
+  `acting` and `paused` carry value["why"]: "peering" (kopf paused it for a peer, or resumed it)
+  or "fence" (it fenced itself, or the fence lifted). It acts while neither holds it.
 - driver: breach / recover (the strategy's metric pushed over its monitor's threshold, and back).
 - observer, besides: monitor_incident (the strategy's breach monitor's status.incident) and
   breach_incidents (name -> creation time, epoch seconds, of every breach-class incident that
@@ -547,6 +549,66 @@ def one_actor(history: list[Record]) -> tuple[list[Violation], int]:
     return out, checked
 
 
+#: How long two replicas may both believe they act: the logs are stamped to the ms, but a
+#: replica's last write before it pauses, and the line saying so, may come a moment apart.
+ACTING_OVERLAP_TOLERANCE = 1.0
+
+
+def acting_intervals(history: list[Record]) -> dict[str, list[tuple[float, float]]]:
+    """When each replica believed it may act, from its own transitions: it starts paused (peering
+    is mandatory: kopf pauses it until it has seen its peers), and acts while neither peering nor
+    its fence holds it, until it is killed or the history ends."""
+    end = history[-1].t if history else 0.0
+    held: dict[str, dict[str, bool]] = {}
+    since: dict[str, float] = {}
+    out: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    for r in history:
+        if r.process != "replica" or not (replica := r.value.get("replica")):
+            continue
+        replica = str(replica)
+        state = held.setdefault(replica, {"peering": True, "fence": False})
+        was = not any(state.values())
+        if r.f == "killed":
+            state["peering"] = True
+        elif r.f in ("acting", "paused") and r.value.get("why") in state:
+            state[str(r.value["why"])] = r.f == "paused"
+        else:
+            continue
+        now = not any(state.values())
+        if now and not was:
+            since[replica] = r.t
+        elif was and not now:
+            out[replica].append((since.pop(replica), r.t))
+    for replica, t in since.items():
+        out[replica].append((t, end))
+    return out
+
+
+def one_acting_replica(history: list[Record]) -> tuple[list[Violation], int]:
+    """Only one replica believes it may act at any moment (writes or none): two replicas' acting
+    intervals never overlap by more than a moment. Where one_actor sees the writes, this sees the
+    belief, so a second actor that happened not to write is found too."""
+    intervals = acting_intervals(history)
+    if not any(r.process == "replica" and "why" in r.value for r in history):
+        return [], 0  # an older history: its transitions do not say which toggle moved
+    spans = sorted((a, b, replica) for replica, spans in intervals.items() for a, b in spans)
+    out, checked = [], len(spans)
+    for i, (a1, b1, r1) in enumerate(spans):
+        for a2, b2, r2 in spans[i + 1 :]:
+            if a2 >= b1:
+                break
+            overlap = min(b1, b2) - a2
+            if r1 != r2 and overlap > ACTING_OVERLAP_TOLERANCE:
+                out.append(
+                    Violation(
+                        "one-acting-replica",
+                        a2,
+                        f"{r1} (acting from {a1:.3f}) and {r2} (acting from {a2:.3f}) both acting for {overlap:.1f} s",
+                    )
+                )
+    return out, checked
+
+
 def one_trading_version(history: list[Record]) -> tuple[list[Violation], int]:
     """At no moment do the live pods of two versions both acknowledge a state that trades (the
     warm handover's promise: the new version is handed trading only after the old one halted)."""
@@ -625,6 +687,7 @@ def check(records: list[Record], bounds: Bounds | None = None) -> Report:
         "resume-preconditions": resume_preconditions(history),
         "audit-verifies": audit_verifies(history),
         "one-actor": one_actor(history),
+        "one-acting-replica": one_acting_replica(history),
         "one-trading-version": one_trading_version(history),
         "handover-ends": handover_ends(history, bounds),
         "throttle-lands": throttle_lands(history, bounds),

@@ -46,7 +46,8 @@ OPERATIONS = (
 #: What the nemesis does. "hang" stops a strategy's processes acknowledging for a while;
 #: "etcd-restart" takes etcd away for the fault's length (its data kept); "prometheus-stop" and
 #: "alertmanager-stop" stop the desk's metrics source and its pager for the fault's length;
-#: "api-slow" and "api-refused" slow or cut the replicas' connections to the API server.
+#: "api-slow" and "api-refused" slow or cut the replicas' connections to the API server;
+#: "clock-step" steps one replica's wall clock (as its peering reads it) ahead or behind.
 FAULTS = (
     "sigkill-leader",
     "sigkill-both",
@@ -57,6 +58,7 @@ FAULTS = (
     "alertmanager-stop",
     "api-slow",
     "api-refused",
+    "clock-step",
 )
 
 

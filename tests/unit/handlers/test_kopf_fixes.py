@@ -5,6 +5,8 @@ operator's readiness (kopf 1.45.2 left its toggle in the set, and every handler 
 from __future__ import annotations
 
 import asyncio
+import time
+from datetime import UTC, datetime
 
 import kopf
 import pytest
@@ -423,3 +425,70 @@ def test_what_acts_outside_kopf_acts_only_on_the_replica_that_may(monkeypatch: p
     assert not kopf_fixes.may_act(1012.0, standalone=False)  # renewed, but not for a whole lifetime yet
     kopf_fixes._keepalive.update(touched=1020.0)
     assert kopf_fixes.may_act(1020.5, standalone=False)
+
+
+# -- peers judged alive by observation, not by comparing clocks -----------------------------------
+def _peering_event(peers: dict[str, dict[str, object]]) -> dict[str, object]:
+    return {"type": "MODIFIED", "object": {"metadata": {"name": "stratops"}, "status": peers}}
+
+
+def _standby_decides(peer_class: type, lastseen: str) -> bool:
+    """Whether a standby (priority 1) stays paused beside a leader (priority 2) that has just
+    renewed its record with LASTSEEN, as kopf's own peering decision runs with PEER_CLASS."""
+    from kopf._core.engines import peering
+
+    async def scenario() -> bool:
+        settings = kopf.OperatorSettings()
+        settings.peering.name, settings.peering.priority = "stratops", 1
+        conflicts = aiotoggles.Toggle(True)  # a starting replica is paused
+        pressure = asyncio.Event()
+        pressure.set()  # do not sleep until the leader's deadline
+        event = _peering_event({"leader": {"priority": 2, "lifetime": 10, "lastseen": lastseen}})
+        await peering.process_peering_event(
+            raw_event=event,  # type: ignore[arg-type]
+            namespace="desk",
+            resource=RESOURCE,
+            identity=peering.Identity("standby"),
+            settings=settings,
+            autoclean=False,
+            stream_pressure=pressure,
+            conflicts_found=conflicts,
+        )
+        return conflicts.is_on()
+
+    original = peering.Peer
+    try:
+        peering.Peer = peer_class
+        return asyncio.run(scenario())
+    finally:
+        peering.Peer = original
+
+
+def test_a_live_leader_whose_clock_is_behind_keeps_the_standby_paused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A leader whose wall clock is 40 s behind renews its record: kopf's peering compared that
+    `lastseen` with the standby's clock, took the leader for dead, and resumed the standby while
+    the leader went on acting (the soak's clock-step fault). Judged by observation, it stays
+    paused until the record goes unchanged for a lifetime."""
+    from datetime import timedelta
+
+    from kopf._core.engines import peering
+
+    kopf_fixes._apply_observed_peers()
+    monkeypatch.setattr(kopf_fixes, "_observed", {})
+    behind = (datetime.now(UTC) - timedelta(seconds=40)).isoformat()
+    assert not _standby_decides(kopf_fixes._kopf_original["Peer"], behind), "kopf 1.45.2 resumes it"
+    assert _standby_decides(peering.Peer, behind)
+    # The same record, unchanged for a whole lifetime as this replica's monotonic clock counts:
+    # the leader is dead, and the standby takes over.
+    later = time.monotonic() + 10.5
+    monkeypatch.setattr(kopf_fixes.time, "monotonic", lambda: later)
+    assert not _standby_decides(peering.Peer, behind)
+
+
+def test_a_peer_lives_a_lifetime_from_when_its_record_was_last_seen_to_change() -> None:
+    assert kopf_fixes.peer_time_left(0.0, 10.0, clock_age=-3600.0, skew=300.0) == 10.0  # its clock ahead
+    assert kopf_fixes.peer_time_left(4.0, 10.0, clock_age=40.0, skew=300.0) == 6.0  # its clock behind
+    assert kopf_fixes.peer_time_left(10.0, 10.0, clock_age=0.0, skew=300.0) == 0.0  # unchanged a lifetime
+    # A record older than its lifetime and the allowed skew is dead at once: a replica restarted
+    # after every replica died does not wait a lifetime on its predecessors' records.
+    assert kopf_fixes.peer_time_left(0.0, 10.0, clock_age=311.0, skew=300.0) == 0.0

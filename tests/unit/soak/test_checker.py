@@ -426,3 +426,37 @@ def test_nothing_live_without_the_desk_s_signatures() -> None:
     # On paper, anything runs.
     paper = [live(1, None, ["1.6.0"], mode="paper"), live(2, None, ["1.6.0"], mode="paper"), *final({})]
     assert checker.check(paper).violations == []
+
+
+def transition(t: float, replica: str, f: str, why: str = "peering") -> Record:
+    return Record(t, "replica", "info", f, None, {"replica": replica, "why": why})
+
+
+def test_two_replicas_believing_they_act_at_once() -> None:
+    """Seen with a replica's clock stepped 40 s behind: its peer judged its record dead and
+    resumed while it went on acting; neither happened to write meanwhile."""
+    a, b = "replica-a-1", "replica-b-1"
+    handover = [
+        transition(1, b, "acting"),
+        transition(2, a, "paused"),
+        Record(30, "replica", "info", "killed", None, {"replica": b}),
+        transition(40, a, "acting"),
+        *final({}),
+    ]
+    report = checker.check(handover)
+    assert report.violations == [] and report.checked["one-acting-replica"] == 2
+    stepped = [transition(1, b, "acting"), transition(10, a, "acting"), transition(18, a, "paused"), *final({})]
+    report = checker.check(stepped)
+    assert names(report) == ["one-acting-replica"] and "8.0 s" in report.violations[0].message
+    # A fenced replica does not act, whatever peering says; it acts again once the fence lifts.
+    fenced = [
+        transition(1, b, "acting"),
+        transition(5, b, "paused", "fence"),
+        transition(15, a, "acting"),
+        transition(16, a, "paused"),
+        transition(20, b, "acting", "fence"),
+        *final({}),
+    ]
+    assert checker.check(fenced).violations == []
+    lifted_early = [*fenced[:3], transition(16, b, "acting", "fence"), transition(20, a, "paused"), *final({})]
+    assert names(checker.check(lifted_early)) == ["one-acting-replica"]
