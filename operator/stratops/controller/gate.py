@@ -13,6 +13,10 @@ from stratops.gates.status import decide_gate, wake_in
 from stratops.models.gate import Cadence, GateSpec, GateStatus
 from stratops.models.strategy import StrategySpec
 
+#: How soon a gate whose status write met a newer object is decided again (its event pokes
+#: the daemon sooner).
+STALE_RETRY_SECONDS = 0.5
+
 
 def gate_status(raw: dict[str, Any], strategies: dict[Any, tuple[Any, ...]], rt: Runtime) -> float:
     """Write the gate's status if it changed; seconds until it should be looked at again."""
@@ -34,8 +38,12 @@ def gate_status(raw: dict[str, Any], strategies: dict[Any, tuple[Any, ...]], rt:
     M.GATE_COMPLETE.labels(ns, name, spec.cadence.value).set(1 if ev.state == "Complete" else 0)
     if ev.expires_at is not None:
         M.GATE_EXPIRY.labels(ns, name, spec.cadence.value).set(ev.expires_at.timestamp())
-    if d.status.to_dict() != current.to_dict():
-        rt.executor.write_gate_status(ns, name, d.status)
+    if d.status.to_dict() != current.to_dict() and not rt.executor.write_gate_status(
+        ns, name, d.status, meta.get("resourceVersion")
+    ):
+        # Changed since it was read (a signature, or this operator's own last write not seen
+        # yet): decided again on the object as it is now, and nothing of this decision is kept.
+        return STALE_RETRY_SECONDS
     pending = current.audit.pending if current.audit else None
     if d.lines or (pending and (ns, name) not in rt.audit_synced):
         # After a restart, the last lines again: a crash may have come between status and trail.

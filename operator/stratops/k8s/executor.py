@@ -444,9 +444,22 @@ class Executor:
             GROUP, VERSION, namespace, "monitors", name, {"status": {"detail": detail}}
         )
 
-    def write_gate_status(self, namespace: str, name: str, status: Any) -> None:
-        body = {"status": status.model_dump(by_alias=True, mode="json")}  # None fields: removed
-        self._custom.patch_namespaced_custom_object_status(GROUP, VERSION, namespace, "gates", name, body)
+    def write_gate_status(self, namespace: str, name: str, status: Any, resource_version: str | None) -> bool:
+        """Write a gate's status over the object as read (RESOURCE_VERSION): False, nothing
+        written, when it changed meanwhile. The status carries the audit chain's head, decided
+        from the status as read: written over a newer one, a second version of the same entries
+        would be chained on (the soak found one: a signature event seen before the operator's
+        own status write)."""
+        body: dict[str, Any] = {"status": status.model_dump(by_alias=True, mode="json")}  # None fields: removed
+        if resource_version:
+            body["metadata"] = {"resourceVersion": resource_version}
+        try:
+            self._custom.patch_namespaced_custom_object_status(GROUP, VERSION, namespace, "gates", name, body)
+        except ApiException as e:
+            if e.status == 409:
+                return False
+            raise
+        return True
 
     def event(
         self,
