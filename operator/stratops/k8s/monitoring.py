@@ -124,6 +124,8 @@ class MonitorRunner:
         self._sources_lock = threading.Lock()
         self._shared: dict[str, SharedQueries] = {}  # per source URL: grouped monitors' queries
         self._recent = RecentReads(REFS_SECONDS)
+        #: Per monitor (namespace, name): its uid and the status this process last wrote.
+        self._written: dict[tuple[str, str], tuple[str, MonitorStatus]] = {}
         self._specs: dict[tuple[str, ...], tuple[object, Any]] = {}  # dict ops are atomic under the GIL
         # The open incident of each (namespace, strategy, group): findings of one root cause join it.
         # The lock makes "look for it, else open it" one step across the worker threads.
@@ -199,7 +201,7 @@ class MonitorRunner:
         meta = body["metadata"]
         ns, name = meta["namespace"], meta["name"]
         spec = self._parsed(("monitor", ns, name), (meta.get("uid"), meta.get("generation")), MonitorSpec, body["spec"])
-        prev = MonitorStatus.model_validate(body.get("status") or {})
+        prev = self._last_known(ns, name, meta.get("uid", ""), MonitorStatus.model_validate(body.get("status") or {}))
         if strategy is None:
             # Schema-valid but unable to work: say so on the Monitor, open nothing against a
             # strategy that does not exist, and keep serving every other monitor.
@@ -208,7 +210,7 @@ class MonitorRunner:
                 st = prev.model_copy(
                     update={"problem": problem, "observed_generation": int(meta.get("generation") or 0)}
                 )
-                self._write_status(ns, name, st)
+                self._write_status(ns, name, st, meta.get("uid", ""))
                 self.executor.event(
                     ns, name, meta.get("uid", ""), "Warning", "StrategyNotFound", problem, now, kind="Monitor"
                 )
@@ -284,12 +286,12 @@ class MonitorRunner:
         elif d.incident is not None:
             # The name is recorded first: a crash after the create does not open a second one.
             st.incident = d.incident.name
-            self._write_status(ns, name, st)
+            self._write_status(ns, name, st, meta.get("uid", ""))
             self.executor.create_incident(
                 ns, spec.strategy, meta.get("uid", ""), d.incident, now, monitor=name, detected_by=f"monitor/{name}"
             )
         if needs_write(prev, st, now):
-            self._write_status(ns, name, st)
+            self._write_status(ns, name, st, meta.get("uid", ""))
         return ev
 
     def _desk_finding(self, ns: str, source: str, monitor: str, strategy: str, ev: Evaluation, now: datetime) -> None:
@@ -336,18 +338,31 @@ class MonitorRunner:
             joined = self.executor.open_group_incident(ns, strategy, group, self._groups.get(key))
             if joined is not None:
                 st.incident = joined
-                self._write_status(ns, name, st)
+                self._write_status(ns, name, st, uid)
                 if self.executor.join_incident(ns, joined, name):
                     log.info("monitor %s/%s: its %s finding joins incident %s", ns, name, group, joined)
                     return
             st.incident = inc.name
-            self._write_status(ns, name, st)
+            self._write_status(ns, name, st, uid)
             self.executor.create_incident(
                 ns, strategy, uid, inc, now, monitor=name, detected_by=f"monitor/{name}", group=group
             )
             self._groups[key] = inc.name
 
-    def _write_status(self, ns: str, name: str, st: MonitorStatus) -> None:
+    def _write_status(self, ns: str, name: str, st: MonitorStatus, uid: str) -> None:
         # Nulls in a merge patch delete: a cleared field (the episode's incident) goes away.
         body = {"status": st.model_dump(by_alias=True, mode="json")}
         self.custom.patch_namespaced_custom_object_status(GROUP, VERSION, ns, "monitors", name, body)
+        self._written[(ns, name)] = (uid, st.model_copy(deep=True))
+
+    def _last_known(self, ns: str, name: str, uid: str, prev: MonitorStatus) -> MonitorStatus:
+        """PREV (the status as kopf's copy of the Monitor has it), or the status this process
+        last wrote if that records a later evaluation: a watch that lags (reconnecting after the
+        API server was away) would have the next evaluation decide on a status from before its
+        own last write, and open a second incident for the same breach (seen in the soak)."""
+        mine = self._written.get((ns, name))
+        if mine is None or mine[0] != uid or mine[1].last_evaluation is None:
+            return prev
+        if prev.last_evaluation is None or mine[1].last_evaluation > prev.last_evaluation:
+            return mine[1].model_copy(deep=True)
+        return prev
