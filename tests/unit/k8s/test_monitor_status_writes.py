@@ -162,7 +162,7 @@ def test_stale_while_the_kill_switch_is_latched_opens_nothing_and_stale_after_th
     runner = M.MonitorRunner(
         client.ApiClient(), notifier=SimpleNamespace(deliver=lambda a: (sent.append(a.state), (True, ""))[1])
     )
-    runner._write_status = lambda ns, name, st: writes.append(st)  # type: ignore[method-assign]
+    runner._write_status = lambda ns, name, st, uid: writes.append(st)  # type: ignore[method-assign]
     runner.executor = SimpleNamespace(
         create_incident=lambda *a, **k: incidents.append(a),
         event=lambda *a, **k: None,
@@ -248,7 +248,7 @@ def test_a_source_outage_is_one_incident_per_strategy_which_each_stale_monitor_j
 
     def runner() -> M.MonitorRunner:
         r = M.MonitorRunner(client.ApiClient(), notifier=SimpleNamespace(deliver=lambda a: (True, "")))
-        r._write_status = lambda ns, name, st: None  # type: ignore[method-assign]
+        r._write_status = lambda ns, name, st, uid: None  # type: ignore[method-assign]
         r.executor = incidents  # type: ignore[assignment]
         return r
 
