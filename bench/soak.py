@@ -790,7 +790,20 @@ class Soak:
         )
         self.rec("final", "info", "events", KillSwitch=dict(kills))
         incidents = self.custom.list_namespaced_custom_object(GROUP, VERSION, NS, "incidents")["items"]
-        self.rec("final", "info", "incidents", opened=dict(Counter(i["spec"]["class"] for i in incidents)))
+        each = {
+            i["metadata"]["name"]: {
+                "class": i["spec"]["class"],
+                "strategy": i["spec"].get("strategy"),
+                "phase": (i.get("status") or {}).get("phase"),
+                "steps": {
+                    k: _ts(v["at"])
+                    for k, v in ((i.get("status") or {}).get("steps") or {}).items()
+                    if v and v.get("at")
+                },
+            }
+            for i in incidents
+        }
+        self.rec("final", "info", "incidents", opened=dict(Counter(i["spec"]["class"] for i in incidents)), each=each)
         from stratops.cli.audit import read_trails
 
         chains = {}

@@ -23,7 +23,9 @@ What the records carry (bench/soak.py writes them):
   monitor opened, open or resolved); open_incidents (name -> creation time of the strategy's
   incidents not resolved).
 - final: `events` (value["KillSwitch"]: count per strategy) and `audit` (value["chains"]: per
-  chain, findings and the number of KillSwitch entries, for strategies by name).
+  chain, findings and the number of KillSwitch entries, for strategies by name); `incidents`
+  also carries value["each"]: per incident, its class, phase and the time (epoch seconds) of each
+  playbook step it records (detection, immediateAction, containment, postmortem).
 - driver: sign (a strategy's pre-launch gate signed for a spec by two people: value subject,
   version, signers), promote / promote-unsigned / demote / rollout-unsigned (spec.mode or
   version changed, with or without those signatures), daily-lapse / daily-sign (a signature of
@@ -285,6 +287,44 @@ def one_incident_per_breach(history: list[Record]) -> tuple[list[Violation], int
                         s,
                     )
                 )
+    return out, checked
+
+
+#: The playbook's steps, in the order they happen.
+STEPS = ("detection", "immediateAction", "containment", "postmortem")
+#: Steps written in one pass carry one time; a second apart is a later pass.
+STEP_TOLERANCE = 1.0
+
+
+def incident_steps(history: list[Record]) -> tuple[list[Violation], int]:
+    """Every incident's four playbook steps are consistent: it has its detection, its steps
+    happened in the playbook's order, and its phase says what its steps say (Resolved with its
+    postmortem, Contained with its containment, none of them before)."""
+    final = next((r for r in history if r.process == "final" and r.f == "incidents" and "each" in r.value), None)
+    if final is None:
+        return [], 0  # an older history: the incidents' steps were not read
+    out, checked = [], 0
+    for name, inc in sorted((final.value.get("each") or {}).items()):
+        checked += 1
+        steps = {k: float(v) for k, v in (inc.get("steps") or {}).items() if v is not None}
+        phase = inc.get("phase") or "Open"
+        problems = []
+        if "detection" not in steps:
+            problems.append("no detection step")
+        present = [k for k in STEPS if k in steps]
+        for a, b in pairwise(present):
+            if steps[b] < steps[a] - STEP_TOLERANCE:
+                problems.append(f"{b} before {a}")
+        if phase == "Resolved" and "postmortem" not in steps:
+            problems.append("resolved without its postmortem step")
+        if phase == "Contained" and "containment" not in steps:
+            problems.append("contained without its containment step")
+        if phase in ("Open", "Acknowledged") and "postmortem" in steps:
+            problems.append(f"{phase} with a postmortem step")
+        if problems:
+            out.append(
+                Violation("incident-steps", final.t, f"incident {name}: {'; '.join(problems)}", inc.get("strategy"))
+            )
     return out, checked
 
 
@@ -693,6 +733,7 @@ def check(records: list[Record], bounds: Bounds | None = None) -> Report:
         "throttle-lands": throttle_lands(history, bounds),
         "breach-acted": breach_acted(history, bounds),
         "one-incident-per-breach": one_incident_per_breach(history),
+        "incident-steps": incident_steps(history),
         "signed-live": signed_live(history),
     }
     for name, (found, n) in results.items():

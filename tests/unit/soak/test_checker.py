@@ -460,3 +460,31 @@ def test_two_replicas_believing_they_act_at_once() -> None:
     assert checker.check(fenced).violations == []
     lifted_early = [*fenced[:3], transition(16, b, "acting", "fence"), transition(20, a, "paused"), *final({})]
     assert names(checker.check(lifted_early)) == ["one-acting-replica"]
+
+
+def incidents(**each: dict) -> Record:
+    return Record(1000, "final", "info", "incidents", None, {"opened": {}, "each": each})
+
+
+def test_every_incident_s_playbook_steps_are_consistent() -> None:
+    fine = {
+        "i-open": {"class": "RiskBreach", "phase": "Open", "steps": {"detection": 10.0, "immediateAction": 10.4}},
+        "i-done": {
+            "class": "RiskBreach",
+            "phase": "Resolved",
+            "steps": {"detection": 10.0, "immediateAction": 10.0, "containment": 20.0, "postmortem": 30.0},
+        },
+        "i-person": {"class": "StaleData", "phase": "Contained", "steps": {"detection": 5.0, "containment": 6.0}},
+    }
+    report = checker.check([*final({}), incidents(**fine)])
+    assert report.violations == [] and report.checked["incident-steps"] == 3
+    broken = {
+        "no-detection": {"phase": "Open", "steps": {"immediateAction": 10.0}},
+        "backwards": {"phase": "Open", "steps": {"detection": 10.0, "immediateAction": 5.0}},
+        "resolved-bare": {"phase": "Resolved", "steps": {"detection": 10.0}},
+        "contained-bare": {"phase": "Contained", "steps": {"detection": 10.0}},
+        "open-done": {"phase": "Open", "steps": {"detection": 10.0, "postmortem": 20.0}},
+    }
+    report = checker.check([*final({}), incidents(**broken)])
+    assert names(report) == ["incident-steps"] * 5
+    assert {v.message.split(":")[0] for v in report.violations} == {f"incident {n}" for n in broken}
