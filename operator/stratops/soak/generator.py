@@ -43,7 +43,8 @@ OPERATIONS = (
     "daily-sign",
     "daily-sign",
 )
-#: What the nemesis does. "hang" stops a strategy's processes acknowledging for a while;
+#: What the nemesis does. "hang" stops a strategy's processes acknowledging for a while,
+#: "process-kill" kills them (the kubelet starts them again in their pods);
 #: "etcd-restart" takes etcd away for the fault's length (its data kept); "prometheus-stop" and
 #: "alertmanager-stop" stop the desk's metrics source and its pager for the fault's length;
 #: "api-slow" and "api-refused" slow or cut the replicas' connections to the API server;
@@ -59,6 +60,7 @@ FAULTS = (
     "api-slow",
     "api-refused",
     "clock-step",
+    "process-kill",
 )
 
 
