@@ -13,14 +13,15 @@ under the admission policies: a trader (tina) kills and throttles, risk owners (
 reconcile, resolve, resume, release and sign, and GitOps applies every spec change. It also cuts
 corners the operator must refuse: resumes without a new reconciliation or while the daily gate is
 lapsed, a promotion and a live strategy's new version that nobody signed. The nemesis SIGKILLs
-the acting replica or both, restarts the kube-apiserver, takes etcd away (its data kept),
-hangs a strategy's processes so they stop acknowledging or kills them (restarted in their pods), stops the desk's Prometheus or its
-Alertmanager for a while, and slows or cuts the replicas' connections to the API server (a proxy
-between them, stratops.testing.proxy). Each strategy has a monitor on a metric the driver pushes
-over its threshold (a breach, which must open one incident and slow the strategy) and brings
-back. Strategy pods are KWOK pods; their SDK runs here, one per pod, as in the e2e tests. Every
-command, fault, sample and replica write (from the API server's audit log, each replica with a
-user of its own) goes into DIR/history.jsonl.
+the acting replica or both, restarts the kube-apiserver, takes etcd away (its data kept), hangs a
+strategy's processes so they stop acknowledging or kills them (restarted in their pods), stops
+the desk's Prometheus or its Alertmanager for a while, slows or cuts the replicas' connections to
+the API server (a proxy between them, stratops.testing.proxy), and steps a replica's clock (as its
+peering reads it, stratops.testing.clock). Each strategy has a monitor on a metric the driver
+pushes over its threshold (a breach, which must open one incident and slow the strategy) and
+brings back. Strategy pods are KWOK pods; their SDK runs here, one per pod, as in the e2e tests.
+Every command, fault, sample and replica write (from the API server's audit log, each replica
+with a user of its own) goes into DIR/history.jsonl.
 
 Progress goes to stderr. The summary goes to stdout: faults injected, commands given,
 invariants checked, violations (each with the history around it), and the worst kill latency.
