@@ -1131,7 +1131,7 @@ def _promotion(d: _Decision) -> None:
         d.mode = Mode.paper
         plan.events.append(Event("Normal", "Demoted", "spec.mode is paper: trading on paper from now on"))
     if spec.mode == Mode.live and d.mode != Mode.live:
-        missing = _prelaunch_missing(spec, prelaunch, obs.trading_author)
+        missing = _prelaunch_missing(spec, prelaunch, obs.trading_author) or _not_yet_running(spec, st)
         if missing:
             msg = f"promotion to live blocked: {missing}"
             prev = _condition(st, "Promoted")
@@ -1873,6 +1873,24 @@ def fleet_problems(
                     f"for version {control.version}: its SDK does not know warm handovers"
                 )
     return sorted(problems)
+
+
+def _not_yet_running(spec: StrategySpec, st: StrategyStatus) -> str:
+    """Why the signed version cannot go live yet ("" when it can): going live turns the version
+    that runs into live trading, so that must be the signed one, rolled out and known-good on
+    paper, with no handover under way. Promoted while another version still ran (a version
+    changed with the promotion, or one that then failed), the unsigned version traded live (the
+    soak found it: the signed version failed its rollout, and the paper version it was to
+    replace went on trading live)."""
+    running = st.rollout.version if st.rollout else None
+    if running != spec.version or st.last_known_good != spec.version:
+        return (
+            f"version {spec.version} (signed) is not yet running and known-good on paper "
+            f"(running: {running or 'nothing yet'}); it goes live once it is"
+        )
+    if st.handover is not None and st.handover.step not in ("Done", "Aborted", "Failed", "Cancelled"):
+        return f"the handover to {st.handover.to_version} is under way; it goes live once it is done"
+    return ""
 
 
 def _prelaunch_missing(spec: StrategySpec, prelaunch: GateEvaluation | None, author: str | None) -> str:

@@ -19,7 +19,7 @@ from stratops.lifecycle.control import Acknowledgement
 from stratops.lifecycle.decide import decide
 from stratops.lifecycle.types import DeploymentView, IncidentView, Observations, PodView
 from stratops.models.common import Condition
-from stratops.models.strategy import StrategySpec, StrategyStatus, TradingState
+from stratops.models.strategy import Mode, StrategySpec, StrategyStatus, TradingState
 
 if TYPE_CHECKING:
     from stratops.k8s.executor import Executor
@@ -472,7 +472,10 @@ def test_command_value_puts_the_giver_first_as_the_admission_policy_reads_it():
 
 # -- promotion -----------------------------------------------------------------------------------
 def test_promotion_blocked_until_prelaunch_gate_complete():
-    w = World(spec(mode="live"), gates={"fx-daily": COMPLETE, "mean-revert-pre-launch": INCOMPLETE})
+    w = World(
+        spec(mode="live", rollbackPolicy={"healthyFor": "1s"}),
+        gates={"fx-daily": COMPLETE, "mean-revert-pre-launch": INCOMPLETE},
+    )
     p = w.step()
     assert w.status.mode.value == "paper"
     promoted = next(c for c in w.status.conditions if c.type == "Promoted")
@@ -481,13 +484,13 @@ def test_promotion_blocked_until_prelaunch_gate_complete():
     assert not any(e.reason == "PromotionBlocked" for e in w.step().events)  # not repeated
     assert w.control.mode.value == "paper"
     w.gates["mean-revert-pre-launch"] = PRELAUNCH
-    p = w.step()
-    assert w.status.mode.value == "live" and "promote" in p.actions and w.control.mode.value == "live"
+    w.run_until(lambda w: w.status.mode.value == "live")
+    assert w.control.mode.value == "live" and w.status.last_known_good == "1.4.2"
 
 
 def test_live_version_change_held_until_prelaunch_signed_for_it():
     w = World(spec(mode="live", rollbackPolicy={"healthyFor": "1s"}))
-    w.run_until(lambda w: w.status.last_known_good == "1.4.2")
+    w.run_until(lambda w: w.status.mode and w.status.mode.value == "live")
     w.gates["mean-revert-pre-launch"] = INCOMPLETE
     w.spec = w.spec.model_copy(update={"version": "2.0.0"})
     w.step()
@@ -857,8 +860,8 @@ def _live_world() -> World:
 
 
 def test_promotion_records_the_approval_who_promoted_and_who_signed():
-    w = World(spec(mode="live"))
-    events = [e for _ in range(3) for e in w.step().events]
+    w = World(spec(mode="live", rollbackPolicy={"healthyFor": "1s"}))
+    events = [e for _ in range(6) for e in w.step().events]
     [promoted] = [e.message for e in events if e.reason == "Promoted"]
     assert (
         promoted.startswith("promoted to live by tina: pre-launch gate mean-revert-pre-launch signed for")
@@ -911,7 +914,7 @@ def test_a_held_kill_switch_setting_is_not_the_one_used():
 
 
 def test_four_eyes_and_cadence_hold_a_promotion():
-    w = World(spec(mode="live"))
+    w = World(spec(mode="live", rollbackPolicy={"healthyFor": "1s"}))
     w.step(trading_author="rita")  # she signed too (PRELAUNCH: rita, tom)
     assert w.status.mode.value == "paper"
     assert (
@@ -924,8 +927,29 @@ def test_four_eyes_and_cadence_hold_a_promotion():
     w.gates["mean-revert-pre-launch"] = PRELAUNCH
     w.step(trading_author=None)
     assert w.status.mode.value == "paper", "no recorded author: no promotion"
-    w.step()
-    assert w.status.mode.value == "live"
+    w.run_until(lambda w: w.status.mode.value == "live", steps=5)
+
+
+def test_a_signed_version_goes_live_only_once_it_runs_known_good_on_paper():
+    """Seen in the soak: a paper strategy ran a version nobody signed; the desk signed a new
+    version and promoted it; it went live at once, the signed version failed its rollout, and the
+    unsigned paper version went on trading live. Going live waits until the signed version runs
+    and is known-good on paper; one that fails never goes live."""
+    w = World(spec(rollbackPolicy={"healthyFor": "1s", "rolloutDeadline": "5s"}))
+    w.run_until(lambda w: w.status.last_known_good == "1.4.2")
+    w.spec = w.spec.model_copy(update={"version": "9.9.9", "mode": Mode.live})  # signed (PRELAUNCH)
+    w.ready_override = 0  # its pods never become ready
+    for _ in range(12):
+        w.step()
+        assert w.status.mode.value == "paper", "1.4.2 would trade live, unsigned"
+    assert "9.9.9" in {b.version for b in w.status.blocked_versions or []}
+    promoted = next(c for c in w.status.conditions if c.type == "Promoted")
+    assert promoted.status == "False" and "not yet running and known-good on paper" in promoted.message
+    # A version that rolls out well goes live once it is known-good.
+    w.ready_override = None
+    w.spec = w.spec.model_copy(update={"version": "9.9.10"})
+    w.run_until(lambda w: w.status.mode.value == "live")
+    assert w.status.last_known_good == "9.9.10" and w.status.approved.spec.version == "9.9.10"
 
 
 def test_live_before_approvals_were_recorded_is_taken_as_approved_and_said():
