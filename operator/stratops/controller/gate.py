@@ -45,8 +45,9 @@ def gate_status(raw: dict[str, Any], strategies: dict[Any, tuple[Any, ...]], rt:
         # yet): decided again on the object as it is now, and nothing of this decision is kept.
         return STALE_RETRY_SECONDS
     pending = current.audit.pending if current.audit else None
-    if d.lines or (pending and (ns, name) not in rt.audit_synced):
-        # After a restart, the last lines again: a crash may have come between status and trail.
+    behind = current.audit is not None and current.audit.seq > rt.executor.audit.confirmed(ns, "Gate", name)
+    if d.lines or (pending and behind):
+        # The last lines again when this process does not know them to be in the trail (after a
+        # restart, or a takeover): a crash may have come between status and trail.
         rt.executor.audit.append(ns, "Gate", name, d.lines or pending or [])
-    rt.audit_synced.add((ns, name))
     return wake_in(ev, now, SAFETY_NET_SECONDS)

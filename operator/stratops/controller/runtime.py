@@ -55,7 +55,6 @@ class Runtime:
         # What this process last wrote into each control ConfigMap (the executor records it as
         # each write succeeds, whatever fails after it).
         self.written_control: dict[tuple[str, str], ControlDocument] = self.executor.written_control
-        self.audit_synced: set[tuple[str, str]] = set()  # subjects whose last status lines were written again
         self.trail_tails: dict[str, Any] = {}  # uid -> (head, last latch entry) of a new Strategy's name
 
     def poke(self, key: tuple[str, str]) -> None:

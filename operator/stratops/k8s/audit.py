@@ -53,7 +53,19 @@ class AuditLog:
         self.custom = custom
         self._latest: dict[tuple[str, str, str], int] = {}
         self._pending: dict[tuple[str, str, str], list[str]] = {}
+        #: Per subject, the highest seq this process has seen stored in its trail.
+        self._confirmed: dict[tuple[str, str, str], int] = {}
         self._lock = threading.Lock()
+
+    def confirmed(self, namespace: str, kind: str, name: str) -> int:
+        """The highest seq this process knows to be in the subject's trail (0: none known). A
+        status whose audit head is beyond it may hold lines no trail has yet: those of another
+        replica's last decision, written to status just before it died."""
+        return self._confirmed.get((namespace, kind, name), 0)
+
+    def _confirm(self, key: tuple[str, str, str], seq: int) -> None:
+        with self._lock:
+            self._confirmed[key] = max(self._confirmed.get(key, 0), seq)
 
     def append(self, namespace: str, kind: str, name: str, lines: Iterable[str]) -> bool:
         """Add LINES to the subject's trail; False (queued for retry, counted) when it fails."""
@@ -102,8 +114,10 @@ class AuditLog:
             seg = self._get(namespace, segment_name(kind, name, index))
             existing = list((seg or {}).get("spec", {}).get("entries") or [])
             last = max([_seq(x) for x in existing] or [self._last_before(namespace, kind, name, index)])
-            new = [x for x in lines if _seq(x) > last]
+            # Each seq once, in order: the same lines may come from the retry queue and a status.
+            new = sorted({_seq(x): x for x in lines if _seq(x) > last}.values(), key=_seq)
             if not new:
+                self._confirm(key, last)
                 return
             size = sum(len(x.encode()) + 8 for x in existing + new)
             if seg is not None and existing and size > SEGMENT_BYTES:
@@ -127,6 +141,7 @@ class AuditLog:
                     self.custom.replace_namespaced_custom_object(
                         GROUP, VERSION, namespace, PLURAL, body["metadata"]["name"], body
                     )
+                self._confirm(key, _seq(new[-1]))
                 return
             except ApiException as e:
                 if e.status != 409:

@@ -92,7 +92,6 @@ class Desk:
 class Runtime:
     def __init__(self, desk: Desk) -> None:
         self.executor = desk
-        self.audit_synced: set[tuple[str, str]] = set()
 
 
 def _race(desk: Desk) -> list[str]:
@@ -124,3 +123,28 @@ def test_a_status_is_written_only_over_the_gate_as_read_and_the_chain_holds() ->
     assert findings == []
     assert [e["message"].split(" at ")[0] for e in entries] == ["a signed by rita", "b signed by rob"]
     assert desk.gate["status"]["audit"]["seq"] == 2 and desk.gate["status"]["state"] == "Complete"
+
+
+def test_a_replica_taking_over_writes_the_dead_one_s_last_lines_once() -> None:
+    """Seen in the long soak: a replica died between the status write that holds its decision's
+    lines and the trail's; the standby that took over had synced that subject once before its
+    pause, never wrote them, and the chain missed them. A process writes a status's lines again
+    whenever it does not know them to be in the trail, and each line once."""
+    desk = Desk()
+    leader, standby = Runtime(desk), Runtime(Desk())
+    standby.executor.gate, standby.executor.segments = desk.gate, desk.segments
+    standby.executor.audit = AuditLog(desk.segments)  # type: ignore[arg-type]
+    desk.sign("a", "rita")
+    controller.gate_status(desk.read(), {}, leader)  # type: ignore[arg-type]
+    controller.gate_status(desk.read(), {}, standby)  # type: ignore[arg-type]  # acting, before a pause
+    desk.sign("b", "rob")
+    # The leader's last decision: its status (head and lines) written, its trail not: it died.
+    desk.audit.append = lambda *a, **k: True  # type: ignore[method-assign]
+    controller.gate_status(desk.read(), {}, leader)  # type: ignore[arg-type]
+    assert desk.gate["status"]["audit"]["seq"] == 2
+    # The standby takes over, and decides twice.
+    for _ in range(2):
+        controller.gate_status(desk.read(), {}, standby)  # type: ignore[arg-type]
+    (lines,) = trails(desk.segments.objects.values()).values()
+    entries, findings = verify(lines)
+    assert findings == [] and [e["seq"] for e in entries] == [1, 2]

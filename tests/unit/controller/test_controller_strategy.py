@@ -76,7 +76,6 @@ class Runtime:
     def __init__(self, executor: Recorder) -> None:
         self.executor = executor
         self.written_control: dict[Any, Any] = {}
-        self.audit_synced: set[Any] = set()
         self.trail_tails: dict[str, Any] = {}
 
 
