@@ -6,7 +6,8 @@ A finding has a kind: none, stale, or breach. A change of kind is a message (fir
 resolved); a new finding is also an incident; the same kind again is the same episode
 (deduplicated). Stale while the strategy's kill-switch is latched is no finding (its pods are
 stopped and export nothing): it counts as none, so staying stale after the resume is a new
-finding, with its incident.
+finding, with its incident; and it does not end a breach's episode either (no data says
+nothing about the breach).
 
 Hysteresis (spec.clearFor): an episode ends only once its finding has stayed clear for the
 window. Until then the finding is kept (no resolved message), and a finding that comes back is
@@ -94,7 +95,13 @@ def decide(
     was = prev.finding or finding_kind(prev.stale, prev.breaching, bool(prev.stale and prev.stale_expected))
     seen = finding_kind(ev.stale, ev.breaching, expected)
     kind, st.clearing_since = seen, None
-    if seen is None and was is not None:
+    if expected and was == "breach":
+        # A halted strategy exports nothing, and no data says nothing about a breach: its
+        # episode holds as it was (its incident, its clearing clock). Ended by the silence, the
+        # breach seen again when data came back opened a second incident (the long soak: a
+        # strategy killed while breaching, its source down and back).
+        kind, st.clearing_since = was, prev.clearing_since
+    elif seen is None and was is not None:
         since = prev.clearing_since or now
         if now - since < clear_for(spec):
             kind, st.clearing_since = was, since  # still clearing: the episode goes on

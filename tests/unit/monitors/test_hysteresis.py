@@ -152,3 +152,29 @@ def test_incidents_open_exactly_when_the_finding_was_clear_for_the_window_or_its
         clear_from, ended = None, False
     firing, resolved_msgs = desk.alerts.count("firing"), desk.alerts.count("resolved")
     assert firing - resolved_msgs in (0, 1) and all(a != b for a, b in zip(desk.alerts, desk.alerts[1:], strict=False))
+
+
+def test_no_data_from_a_halted_strategy_does_not_end_its_breach_episode():
+    """Seen in the long soak: a strategy killed while breaching, its source down: the silence
+    (stale, expected of a halted strategy) ended the breach's episode after clearFor, and the
+    breach seen again when data came back opened a second incident while the first was open."""
+    spec, latched = _spec(), {"killSwitch": {"latched": True}}
+    status, opened = MonitorStatus(), []
+    for t, seen, strategy in [
+        (0, "breach", {}),
+        (5, "breach", latched),  # killed: the kill-switch latched, the breach still in the data
+        (10, "stale", latched),
+        (10 + 2 * WINDOW, "stale", latched),  # silent for longer than clearFor
+        (15 + 2 * WINDOW, "breach", latched),  # the data is back, still breaching
+    ]:
+        d = decide("desk", "backlog", 1, spec, status, _ev(seen), strategy, T0 + timedelta(seconds=t))
+        if d.incident is not None:
+            opened.append(d.incident.name)
+            d.status.incident = d.incident.name
+        status = d.status
+        assert status.incident == opened[0] and status.finding == "breach", t
+    assert len(opened) == 1
+    # Data back and clear: the episode clears as usual, after clearFor.
+    for t in (20 + 2 * WINDOW, 21 + 3 * WINDOW):
+        status = decide("desk", "backlog", 1, spec, status, _ev(None), latched, T0 + timedelta(seconds=t)).status
+    assert status.finding is None and status.incident is None
