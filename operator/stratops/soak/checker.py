@@ -50,6 +50,10 @@ EPSILON = 1e-9
 SWITCH_TOLERANCE = 2.0
 #: A resume given this long before a sample may not be carried out yet when it is taken.
 RESUME_SLACK = 5.0
+#: Every resume the driver gives, including the corner-cutting ones: whether the operator may
+#: carry one out is resume-preconditions' to judge; once carried out, its rise is a resume's (the
+#: long soak's corner-cutting resume was rightly accepted on an earlier reconciliation).
+RESUMES = ("resume", "resume-unreconciled", "resume-lapsed")
 #: Timestamps in status are written to the microsecond and read back as floats.
 RECONCILED_TOLERANCE = 1e-3
 
@@ -208,7 +212,7 @@ def throttle_lands(history: list[Record], bounds: Bounds) -> tuple[list[Violatio
     one after the command, which may still show the state from before."""
     resumes: dict[str, list[float]] = defaultdict(list)
     for r in history:
-        if r.process == "driver" and r.type == "ok" and r.f == "resume":
+        if r.process == "driver" and r.type == "ok" and r.f in RESUMES:
             for s in _targets(r):
                 resumes[s].append(r.t)
     faults, obs = _faults(history), _observations(history)
@@ -349,7 +353,7 @@ def limits_rise_only_on_resume(history: list[Record]) -> tuple[list[Violation], 
     that under an API server restart; the rise is the resume's)."""
     commands: dict[str, list[Record]] = defaultdict(list)
     for r in history:
-        if r.process == "driver" and r.type == "invoke" and r.f in ("throttle", "resume"):
+        if r.process == "driver" and r.type == "invoke" and r.f in ("throttle", *RESUMES):
             for s in _targets(r):
                 commands[s].append(r)
     out, checked = [], 0
@@ -368,9 +372,9 @@ def limits_rise_only_on_resume(history: list[Record]) -> tuple[list[Violation], 
                 # after it slows from the spec, not from the deeper throttle the resume released,
                 # whichever pass carried each out. A rise to unthrottled limits is not excused.
                 resumed = bool(cur.value.get("throttled")) and any(
-                    c.f == "resume" and prev.t - RESUME_SLACK < c.t <= cur.t for c in commands.get(s, [])
+                    c.f in RESUMES and prev.t - RESUME_SLACK < c.t <= cur.t for c in commands.get(s, [])
                 )
-                if (last is None or last.f != "resume") and not resumed:
+                if (last is None or last.f not in RESUMES) and not resumed:
                     out.append(
                         Violation(
                             "limits-rise-only-on-resume",
@@ -438,7 +442,7 @@ def resume_preconditions(history: list[Record]) -> tuple[list[Violation], int]:
     driver's daily-lapse and daily-sign; a history without them is not checked for it)."""
     resumes: dict[str, list[float]] = defaultdict(list)
     for r in history:
-        if r.process == "driver" and r.type == "ok" and r.f in ("resume", "resume-unreconciled", "resume-lapsed"):
+        if r.process == "driver" and r.type == "ok" and r.f in RESUMES:
             for s in _targets(r):
                 resumes[s].append(r.t)
     signed_daily = _daily_signed(history)

@@ -488,3 +488,17 @@ def test_every_incident_s_playbook_steps_are_consistent() -> None:
     report = checker.check([*final({}), incidents(**broken)])
     assert names(report) == ["incident-steps"] * 5
     assert {v.message.split(":")[0] for v in report.violations} == {f"incident {n}" for n in broken}
+
+
+def test_a_rise_after_a_corner_cutting_resume_the_operator_accepted_is_a_resume_s() -> None:
+    """The long soak: a resume given without a new reconciliation, accepted on an earlier one
+    newer than the stop (resume-preconditions judges that), then the limits rose."""
+    h = [
+        command(1, "throttle", type_="invoke"),
+        observe(2, maxPosition=50.0),
+        command(10, "resume-unreconciled", type_="invoke"),
+        observe(11, maxPosition=100.0),
+        *final({}),
+    ]
+    assert checker.check(h).violations == []
+    assert names(checker.check([*h[:2], h[3], *final({})])) == ["limits-rise-only-on-resume"]
