@@ -1131,13 +1131,18 @@ def _promotion(d: _Decision) -> None:
         d.mode = Mode.paper
         plan.events.append(Event("Normal", "Demoted", "spec.mode is paper: trading on paper from now on"))
     if spec.mode == Mode.live and d.mode != Mode.live:
-        missing = _prelaunch_missing(spec, prelaunch, obs.trading_author) or _not_yet_running(spec, st)
+        missing, reason = _prelaunch_missing(spec, prelaunch, obs.trading_author), "GatesIncomplete"
+        if not missing:
+            missing, reason = _not_yet_running(spec, st), "VersionNotKnownGood"
         if missing:
-            msg = f"promotion to live blocked: {missing}"
+            msg = f"promotion to live {'blocked' if reason == 'GatesIncomplete' else 'waits'}: {missing}"
             prev = _condition(st, "Promoted")
             if prev is None or prev.message != msg:
-                plan.events.append(Event("Warning", "PromotionBlocked", msg))
-            _set_condition(conds, now, obs.generation, "Promoted", False, "GatesIncomplete", msg)
+                if reason == "GatesIncomplete":
+                    plan.events.append(Event("Warning", "PromotionBlocked", msg))
+                else:
+                    plan.events.append(Event("Normal", "PromotionWaits", msg))
+            _set_condition(conds, now, obs.generation, "Promoted", False, reason, msg)
         else:
             assert prelaunch is not None and spec.gates is not None and spec.gates.pre_launch is not None
             d.mode = Mode.live

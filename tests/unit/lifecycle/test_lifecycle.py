@@ -944,7 +944,8 @@ def test_a_signed_version_goes_live_only_once_it_runs_known_good_on_paper():
         assert w.status.mode.value == "paper", "1.4.2 would trade live, unsigned"
     assert "9.9.9" in {b.version for b in w.status.blocked_versions or []}
     promoted = next(c for c in w.status.conditions if c.type == "Promoted")
-    assert promoted.status == "False" and "not yet running and known-good on paper" in promoted.message
+    assert promoted.status == "False" and promoted.reason == "VersionNotKnownGood"
+    assert "not yet running and known-good on paper" in promoted.message
     # A version that rolls out well goes live once it is known-good.
     w.ready_override = None
     w.spec = w.spec.model_copy(update={"version": "9.9.10"})
