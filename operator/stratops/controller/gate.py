@@ -44,10 +44,7 @@ def gate_status(raw: dict[str, Any], strategies: dict[Any, tuple[Any, ...]], rt:
         # Changed since it was read (a signature, or this operator's own last write not seen
         # yet): decided again on the object as it is now, and nothing of this decision is kept.
         return STALE_RETRY_SECONDS
-    pending = current.audit.pending if current.audit else None
-    behind = current.audit is not None and current.audit.seq > rt.executor.audit.confirmed(ns, "Gate", name)
-    if d.lines or (pending and behind):
-        # The last lines again when this process does not know them to be in the trail (after a
-        # restart, or a takeover): a crash may have come between status and trail.
-        rt.executor.audit.append(ns, "Gate", name, d.lines or pending or [])
+    rt.executor.audit.catch_up(ns, "Gate", name, (raw.get("status") or {}).get("audit"))
+    if d.lines:
+        rt.executor.audit.append(ns, "Gate", name, d.lines)
     return wake_in(ev, now, SAFETY_NET_SECONDS)

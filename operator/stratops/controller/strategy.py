@@ -120,15 +120,7 @@ def reconcile(body: dict[str, Any], rt: Runtime, idx: dict[str, Any]) -> float |
         return None
     now = datetime.now(UTC)
     meta = body["metadata"]
-    audit = (body.get("status") or {}).get("audit") or {}
-    if audit.get("pending") and int(audit.get("seq") or 0) > rt.executor.audit.confirmed(
-        meta["namespace"], "Strategy", meta["name"]
-    ):
-        # The last decision's lines again (idempotent) when this process does not know them to
-        # be in the trail: after a restart, or a takeover from a replica that died between the
-        # status write that holds them and the trail's (seen in the long soak: the standby had
-        # synced once before its pause, and the chain missed the dead leader's last entries).
-        rt.executor.audit.append(meta["namespace"], "Strategy", meta["name"], audit["pending"])
+    rt.executor.audit.catch_up(meta["namespace"], "Strategy", meta["name"], (body.get("status") or {}).get("audit"))
     try:
         plan, obs, _, status = decide_once(body, now, rt, idx)
     except Exception as e:  # reported on the Strategy; the kill runs without the decision

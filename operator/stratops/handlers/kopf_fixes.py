@@ -451,24 +451,41 @@ def _recording_keepalive(fn: Callable[..., Coroutine[Any, Any, None]]) -> Callab
     return touch
 
 
-def _apply_keepalive_record() -> bool:
+def _replace_in_peering(
+    attr: str, params: set[str], make: Callable[[Any, Any], Any], otherwise: str, coroutine: bool = False
+) -> bool:
+    """Replace kopf's `peering.ATTR` (looked up in the module's globals at call time) with
+    MAKE(peering, original), once; False, saying OTHERWISE, when kopf's internals are not the ones
+    this was written against (ATTR missing, or without the parameters PARAMS)."""
     try:
         from kopf._core.engines import peering
     except ImportError:
-        log.warning("kopf internals moved: the peering fence is not applied (check kopf's changelog)")
+        log.warning("kopf internals moved: %s (check kopf's changelog)", otherwise)
         return False
-    fn = getattr(peering, "touch", None)
-    if fn is None or not inspect.iscoroutinefunction(getattr(fn, "__wrapped__", fn)):
-        log.warning("kopf internals changed (peering.touch): the peering fence is not applied")
+    current = getattr(peering, attr, None)
+    if getattr(current, _APPLIED, False):
+        return True
+    if (
+        current is None
+        or (coroutine and not inspect.iscoroutinefunction(current))
+        or not params <= inspect.signature(current).parameters.keys()
+    ):
+        log.warning("kopf internals changed (peering.%s): %s", attr, otherwise)
         return False
-    if not {"identity", "settings", "lifetime"} <= inspect.signature(getattr(fn, "__wrapped__", fn)).parameters.keys():
-        log.warning("kopf internals changed (peering.touch): the peering fence is not applied")
-        return False
-    if not getattr(fn, _APPLIED, False):
-        _kopf_original["touch"] = fn
-        # Looked up in the module's globals by keepalive at call time.
-        peering.touch = _recording_keepalive(fn)  # type: ignore[assignment]
+    _kopf_original[attr] = current
+    setattr(peering, attr, make(peering, current))
     return True
+
+
+def _apply_keepalive_record() -> bool:
+    # keepalive calls touch after every renewal: the wrapper records when one landed.
+    return _replace_in_peering(
+        "touch",
+        {"identity", "settings", "lifetime"},
+        lambda peering, fn: _recording_keepalive(fn),
+        "the peering fence is not applied",
+        coroutine=True,
+    )
 
 
 # -- peers judged alive by what this replica saw, not by their clocks --------------------------
@@ -513,22 +530,13 @@ def _observed_peer_class(peering: Any) -> type:
 
 
 def _apply_observed_peers() -> bool:
-    try:
-        from kopf._core.engines import peering
-    except ImportError:
-        log.warning("kopf internals moved: peers are judged by their clocks (check kopf's changelog)")
-        return False
-    peer = getattr(peering, "Peer", None)
-    if getattr(peer, _APPLIED, False):
-        return True
-    params = inspect.signature(peer).parameters if peer is not None else {}
-    if peer is None or not {"identity", "lifetime", "lastseen"} <= params.keys():
-        log.warning("kopf internals changed (peering.Peer): peers are judged by their clocks")
-        return False
-    _kopf_original["Peer"] = peer
-    # Looked up in the module's globals by process_peering_event and touch at call time.
-    peering.Peer = _observed_peer_class(peering)
-    return True
+    # process_peering_event and touch build every Peer from the module's class.
+    return _replace_in_peering(
+        "Peer",
+        {"identity", "lifetime", "lastseen"},
+        lambda peering, cls: _observed_peer_class(peering),
+        "peers are judged by their clocks",
+    )
 
 
 def may_act(now: float, standalone: bool) -> bool:

@@ -58,10 +58,18 @@ class AuditLog:
         self._lock = threading.Lock()
 
     def confirmed(self, namespace: str, kind: str, name: str) -> int:
-        """The highest seq this process knows to be in the subject's trail (0: none known). A
-        status whose audit head is beyond it may hold lines no trail has yet: those of another
-        replica's last decision, written to status just before it died."""
+        """The highest seq this process knows to be in the subject's trail (0: none known)."""
         return self._confirmed.get((namespace, kind, name), 0)
+
+    def catch_up(self, namespace: str, kind: str, name: str, head: dict[str, Any] | None) -> None:
+        """Write the lines a subject's status holds (HEAD: its `status.audit`) when its head is
+        beyond what this process knows to be in the trail (idempotent): after a restart, or a
+        takeover from a replica that died between the status write that holds them and the
+        trail's (seen in the long soak: a standby that had synced once before its pause left the
+        dead leader's last entries out of the chain)."""
+        pending = (head or {}).get("pending")
+        if pending and int((head or {}).get("seq") or 0) > self.confirmed(namespace, kind, name):
+            self.append(namespace, kind, name, pending)
 
     def _confirm(self, key: tuple[str, str, str], seq: int) -> None:
         with self._lock:

@@ -41,9 +41,8 @@ class Segments:
     def replace_namespaced_custom_object(self, group: str, version: str, ns: str, plural: str, name: str, body: Any):
         if self.objects[name]["metadata"]["resourceVersion"] != body["metadata"]["resourceVersion"]:
             raise ApiException(status=409)
-        return (
-            self.create_namespaced_custom_object(group, version, ns, plural, body) if self.objects.pop(name) else None
-        )
+        del self.objects[name]
+        return self.create_namespaced_custom_object(group, version, ns, plural, body)
 
     def list_namespaced_custom_object(self, group: str, version: str, ns: str, plural: str, **_: Any) -> Any:
         return {"items": [copy.deepcopy(o) for o in self.objects.values()]}

@@ -478,10 +478,10 @@ def test_a_live_leader_whose_clock_is_behind_keeps_the_standby_paused(monkeypatc
     behind = (datetime.now(UTC) - timedelta(seconds=40)).isoformat()
     assert not _standby_decides(kopf_fixes._kopf_original["Peer"], behind), "kopf 1.45.2 resumes it"
     assert _standby_decides(peering.Peer, behind)
-    # The same record, unchanged for a whole lifetime as this replica's monotonic clock counts:
-    # the leader is dead, and the standby takes over.
-    later = time.monotonic() + 10.5
-    monkeypatch.setattr(kopf_fixes.time, "monotonic", lambda: later)
+    # The same record, first seen a whole lifetime ago on this replica's monotonic clock and
+    # unchanged since: the leader is dead, and the standby takes over.
+    assert kopf_fixes._observed["leader"][0] == behind
+    kopf_fixes._observed["leader"] = (behind, time.monotonic() - 10.5)
     assert not _standby_decides(peering.Peer, behind)
 
 
