@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import numpy as np
-from scipy import stats
 
 COMPARE = {">": op.gt, ">=": op.ge, "<": op.lt, "<=": op.le}
 
@@ -102,6 +101,10 @@ def psi_any(
 
 def ks(baseline: Sequence[float], current: Sequence[float], limit: float) -> Reading:
     """Two-sample Kolmogorov-Smirnov statistic (scipy.stats.ks_2samp) against LIMIT."""
+    # scipy.stats costs the process about 0.5 s and tens of MiB to import: only a desk with a
+    # KS monitor pays for it (an operator without one idles smaller, issue 21).
+    from scipy import stats
+
     b = _need(baseline, 2, "KS baseline")
     c = _need(current, 2, "KS current sample")
     res = stats.ks_2samp(b, c)
