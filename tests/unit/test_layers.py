@@ -88,6 +88,9 @@ def test_the_operator_starts_without_scipy():
     import subprocess
     import sys
 
-    code = "import sys; import stratops.cli.main, stratops.handlers; print(sorted(m for m in sys.modules if m.split('.')[0] == 'scipy'))"
+    code = (
+        "import sys; import stratops.cli.main, stratops.handlers; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'scipy'))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout
