@@ -3,6 +3,7 @@ replicas, a driver doing what a desk does, a nemesis striking at random moments,
 proving the desk's invariants over the history afterwards (stratops.soak.checker).
 
     python bench/soak.py [--seconds 180] [--seed 168] [--strategies 4] [--out DIR]
+                         [--faults a,b] [--real-node auto|yes|no]
 
 The driver kills (one strategy, or all of them by selector), throttles, resumes latched
 strategies after their reconciliation, rolls out new versions (handed over warm while a strategy
@@ -19,9 +20,15 @@ the desk's Prometheus or its Alertmanager for a while, slows or cuts the replica
 the API server (a proxy between them, stratops.testing.proxy), and steps a replica's clock (as its
 peering reads it, stratops.testing.clock). Each strategy has a monitor on a metric the driver
 pushes over its threshold (a breach, which must open one incident and slow the strategy) and
-brings back. Strategy pods are KWOK pods; their SDK runs here, one per pod, as in the e2e tests.
-Every command, fault, sample and replica write (from the API server's audit log, each replica
-with a user of its own) goes into DIR/history.jsonl.
+brings back. Where this machine can run a real node (stratops.testing.realnode: root, containerd,
+Docker to build the image), the first strategy runs there as real containers of the example
+strategy (examples/strategy-app): the nemesis freezes them (hang) or SIGKILLs them (the kubelet
+restarts them), and its bad versions crash at their start. The other strategies' pods are KWOK
+pods; their SDK runs here, one per pod, as in the e2e tests, each as its pod (its strategy's
+identity, a token bound to the pod). The replicas run with the
+chart's arguments, environment and Role, as its ServiceAccount with tokens bound to two pods of
+its Deployment (held unscheduled). Every command, fault, sample and replica write (from the API
+server's audit log, a replica told by its pod) goes into DIR/history.jsonl.
 
 Progress goes to stderr. The summary goes to stdout: faults injected, commands given,
 invariants checked, violations (each with the history around it), and the worst kill latency.
@@ -57,13 +64,21 @@ from stratops.k8s.apply import install_crds
 from stratops.k8s.desk import DeskApi
 from stratops.lifecycle.commands import command_value
 from stratops.lifecycle.control import Acknowledgement, allows_orders
-from stratops.lifecycle.manifests import LABEL_VERSION, ack_name, control_name
+from stratops.lifecycle.manifests import LABEL_VERSION, ack_name, control_name, identity_name
 from stratops.models.strategy import StrategySpec
 from stratops.sdk import ApiAcknowledger, ApiControl, StrategyControl
 from stratops.soak import checker, generator
 from stratops.soak.history import Record, dump
-from stratops.testing import ControlPlane, admission, clock
-from stratops.testing.chart import RISK_OWNERS, TRADERS, grant_people_roles
+from stratops.testing import ControlPlane, admission, clock, images, realnode
+from stratops.testing.chart import (
+    RISK_OWNERS,
+    TRADERS,
+    grant_people_roles,
+    install_operator,
+    operator_from_deployment,
+    replica_pod,
+    service_account_kubeconfig,
+)
 from stratops.testing.controlplane import free_port, operator_process, stop_process
 from stratops.testing.prometheus import AlertmanagerServer, PrometheusServer
 from stratops.testing.proxy import FaultyProxy
@@ -71,7 +86,10 @@ from stratops.testing.wait import wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 NS = "soak"
-PEERING = "stratops"
+RELEASE = "stratops"  # the chart's release: its full name, ServiceAccount and KopfPeering
+#: The API server names the pod a token is bound to in the request's user: how the replicas'
+#: writes (one ServiceAccount) are told apart in its audit log, as they would be in a cluster.
+POD_NAME = "authentication.kubernetes.io/pod-name"
 LIFETIME = 10  # a dead replica's peering record lapses after this: the takeover's delay
 SLOTS = ("a", "b")
 BOOK = {"EURUSD": 250_000.0, "GBPUSD": -40_000.0}  # what each strategy's first version holds
@@ -124,10 +142,15 @@ class Soak:
         faults: tuple[str, ...] = generator.FAULTS,
     ) -> None:
         self.cp, self.seed, self.seconds, self.out, self.faults = cp, seed, seconds, out, faults
+        #: The strategy whose pods run as real containers on the real node, when there is one:
+        #: the first, live from the start. The others are KWOK pods with their SDK here.
+        self.real: set[str] = set()
         self.api = cp.api_client()
         self.core, self.apps = client.CoreV1Api(self.api), client.AppsV1Api(self.api)
         self.custom = client.CustomObjectsApi(self.api)
         self.names = [f"s{i}" for i in range(strategies)]
+        if cp.node is not None:
+            self.real = {self.names[0]}
         self.records: list[Record] = []
         self.lock = threading.Lock()
         self.stop = threading.Event()
@@ -146,6 +169,9 @@ class Soak:
         self.versions = 0  # the last new version named
         self.people: dict[str, Any] = {}  # user -> ApiClient with their client certificate
         self.daily_lapsed = False
+        self.operator: dict[str, Any] = {}  # the chart's Deployment, as rendered
+        self.replica_kubeconfigs: dict[str, Path] = {}  # slot -> a token bound to its pod
+        self.pod_apis: dict[str, client.ApiClient] = {}  # strategy pod -> its own token
         from prometheus_client import CollectorRegistry, Gauge, start_http_server
 
         self.registry = CollectorRegistry()
@@ -180,13 +206,21 @@ class Soak:
             user: self.cp.api_client(self.cp.user_kubeconfig(user, groups))
             for user, groups in {**PEOPLE, GITOPS: ()}.items()
         }
-        self.custom.create_namespaced_custom_object(
-            "kopf.dev",
-            "v1",
-            NS,
-            "kopfpeerings",
-            {"apiVersion": "kopf.dev/v1", "kind": "KopfPeering", "metadata": {"name": PEERING}},
-        )
+        # The operator's identity as the chart makes it (ServiceAccount, Role, KopfPeering); each
+        # replica authenticates with a token bound to a pod of the chart's Deployment.
+        sa, self.operator = install_operator(self.api, NS, self.out, release=RELEASE)
+        for slot in SLOTS:
+            pod = replica_pod(self.api, NS, self.operator, f"{RELEASE}-replica-{slot}")
+            self.replica_kubeconfigs[slot] = service_account_kubeconfig(
+                self.api,
+                Path(self.cp.kubeconfig),
+                NS,
+                sa,
+                self.out / f"replica-{slot}.kubeconfig",
+                pod=pod,
+                server=self.proxy.url,
+                seconds=int(self.seconds) + 7200,
+            )
         for slot in SLOTS:
             self.start_replica(slot)
         daily = yaml.safe_load((ROOT / "examples" / "gates" / "daily.yaml").read_text())
@@ -195,6 +229,7 @@ class Soak:
         self.daily_sign()
         prelaunch = yaml.safe_load((ROOT / "examples" / "gates" / "pre-launch.yaml").read_text())
         base = yaml.safe_load((ROOT / "examples" / "strategy.yaml").read_text())
+        real_image = self.load_strategy_image() if self.real else ""
         for name in self.names:
             gate = json.loads(json.dumps(prelaunch))
             gate["metadata"] = {"name": prelaunch_name(name)}
@@ -205,6 +240,8 @@ class Soak:
             doc["spec"]["rollbackPolicy"].update(healthyFor="1s", rolloutDeadline=f"{ROLLOUT_DEADLINE}s", handover=True)
             doc["spec"]["gates"] = {"preLaunch": prelaunch_name(name), "daily": DAILY}
             doc["spec"]["image"] += "@sha256:" + "5a" * 32  # pinned by digest, as a live strategy must be
+            if name in self.real:  # the example strategy's image, built here, as real containers
+                doc["spec"].update(image=real_image, podTemplate=realnode.pod_template())
             self.as_(GITOPS).create_namespaced_custom_object(GROUP, VERSION, NS, "strategies", doc)
         for name in self.names:
             wait_for(
@@ -233,7 +270,30 @@ class Soak:
         progress(
             f"{len(self.names)} strategies deployed and known-good, each with a monitor, "
             f"{min(LIVE_AT_START, len(self.names))} of them live; two replicas peered"
+            + (f"; {', '.join(sorted(self.real))} on the real node" if self.real else "")
         )
+
+    # -- the real node -------------------------------------------------------------------
+    def load_strategy_image(self) -> str:
+        """The example strategy's image, built here and loaded into the real node: its reference
+        pinned by digest, so every version the soak names runs this one image (a bad version,
+        "crash-…", exits at its start: examples/strategy-app)."""
+        progress("the example strategy's image built and loaded into the real node")
+        built = images.strategy_image()
+        tag = f"{images.STRATEGY_REPOSITORY}:1.4.2"
+        digest = images.load(self.cp.node, built, [tag])[tag]
+        self.rec("driver", "info", "real-node", strategies=sorted(self.real), digest=digest)
+        return f"{images.STRATEGY_REPOSITORY}@{digest}"
+
+    def containers(self, name: str) -> list[str]:
+        """The containerd ids of the real strategy NAME's running containers."""
+        pods = self.core.list_namespaced_pod(NS, label_selector=f"{GROUP}/strategy={name}").items
+        return [
+            st.container_id.split("://", 1)[1]
+            for p in pods
+            for st in p.status.container_statuses or []
+            if st.container_id and st.state and st.state.running
+        ]
 
     def status(self, name: str) -> dict[str, Any]:
         return self.custom.get_namespaced_custom_object(GROUP, VERSION, NS, "strategies", name).get("status") or {}
@@ -341,15 +401,10 @@ class Soak:
         self.generation[slot] += 1
         identity = f"replica-{slot}-{self.generation[slot]}"
         log = self.out / f"{identity}.log"
-        kubeconfig = self.cp.user_kubeconfig(
-            f"stratops-replica-{slot}", groups=("system:masters",), server=self.proxy.url
-        )
-        env = {
-            "STRATOPS_PEERING": PEERING,
-            "STRATOPS_PEERING_PRIORITY": "random",
+        # The chart's arguments and environment, but a shorter peering lifetime (a takeover's delay).
+        namespaces, env = operator_from_deployment(self.operator, identity)
+        env |= {
             "STRATOPS_PEERING_LIFETIME": str(LIFETIME),
-            "POD_ID": identity,
-            "STRATOPS_WEBHOOK_PORT": "",
             "STRATOPS_ALERTMANAGER_URL": self.alertmanager.url,
             # Its peering clock, which the nemesis steps (stratops.testing.clock).
             clock.ENV: str(self.clock_file(slot)),
@@ -357,7 +412,8 @@ class Soak:
                 [str(clock.site_dir(self.out / "site")), *filter(None, [os.environ.get("PYTHONPATH")])]
             ),
         }
-        self.replicas[slot] = (identity, operator_process(kubeconfig, [NS], log, free_port(), env=env))
+        proc = operator_process(self.replica_kubeconfigs[slot], namespaces, log, free_port(), env=env)
+        self.replicas[slot] = (identity, proc)
         self.logs.append((identity, log))
         self.rec("replica", "info", "started", replica=identity)
 
@@ -371,7 +427,7 @@ class Soak:
         """The slot whose live replica has the highest priority in the peering."""
         try:
             peers = (
-                self.custom.get_namespaced_custom_object("kopf.dev", "v1", NS, "kopfpeerings", PEERING).get("status")
+                self.custom.get_namespaced_custom_object("kopf.dev", "v1", NS, "kopfpeerings", RELEASE).get("status")
                 or {}
             )
         except ApiException:
@@ -387,6 +443,27 @@ class Soak:
         self.rec("replica", "info", "killed", replica=identity)
 
     # -- strategy processes (the SDK, one per running KWOK pod) -----------------------------
+    def pod_api(self, pod: str, strategy: str) -> client.ApiClient | None:
+        """The API as the strategy pod POD: its strategy's identity, with a token bound to the pod
+        (as the kubelet mounts it), held to the acknowledgement policy."""
+        if pod not in self.pod_apis:
+            try:
+                (self.out / "pods").mkdir(exist_ok=True)
+                body = self.core.read_namespaced_pod(pod, NS)
+                path = service_account_kubeconfig(
+                    self.api,
+                    Path(self.cp.kubeconfig),
+                    NS,
+                    identity_name(strategy),
+                    self.out / "pods" / f"{pod}.kubeconfig",
+                    pod=body,
+                    seconds=int(self.seconds) + 7200,
+                )
+            except Exception:
+                return None
+            self.pod_apis[pod] = self.cp.api_client(path)
+        return self.pod_apis[pod]
+
     def play(self) -> None:
         while not self.stop.wait(0.2):
             try:
@@ -397,6 +474,7 @@ class Soak:
                 p.metadata.name: (p.metadata.labels[f"{GROUP}/strategy"], p.metadata.labels.get(LABEL_VERSION, ""))
                 for p in pods
                 if p.metadata.deletion_timestamp is None
+                and p.metadata.labels[f"{GROUP}/strategy"] not in self.real  # its own SDK, in its container
                 and not p.metadata.labels.get(LABEL_VERSION, "").startswith("fail-")  # never starts
             }
             for pod, agent in list(self.agents.items()):
@@ -409,10 +487,12 @@ class Soak:
                         first = version == "1.4.2"
                         self.books[pod] = (strategy, version, dict(BOOK) if first else {})
                     book = self.books[pod][2]
+                    if (api := self.pod_api(pod, strategy)) is None:
+                        continue  # the API server may be restarting: next round
                     a = StrategyControl(
                         pod,
-                        ApiControl(NS, strategy, self.api),
-                        ApiAcknowledger(NS, strategy, self.api),
+                        ApiControl(NS, strategy, api),
+                        ApiAcknowledger(NS, strategy, api),
                         version=version,
                         book=lambda b=book: b,
                         take_book=book.update,
@@ -513,8 +593,7 @@ class Soak:
                 if not live_now:
                     return
                 name = live_now[step.pick % len(live_now)]
-            self.versions += 1
-            version = f"fail-{self.versions}" if step.f == "rollout-bad" else f"1.5.{self.versions}"
+            version = self.new_version(name, bad=step.f == "rollout-bad")
             live = self.spec_mode(name) == "live"
             self.spec_change(step.f, name, {"version": version}, sign=live and step.f != "rollout-unsigned")
         elif step.f in ("promote", "promote-unsigned"):
@@ -529,8 +608,7 @@ class Soak:
                 if step.f == "promote":
                     self.promote(name)
                 else:
-                    self.versions += 1
-                    change = {"mode": "live", "version": f"1.5.{self.versions}"}
+                    change = {"mode": "live", "version": self.new_version(name)}
                     self.spec_change(step.f, name, change, sign=False)
         elif step.f == "demote":
             live = [n for n in self.names if self.spec_mode(n) == "live"]
@@ -556,6 +634,14 @@ class Soak:
                 self.signal.labels(name).set(CALM)
                 del self.breached[name]
                 self.rec("driver", "ok", "recover", name, value=CALM)
+
+    def new_version(self, name: str, bad: bool = False) -> str:
+        """A version never seen: BAD, one whose processes never start (a KWOK pod's SDK is not
+        started for "fail-…"; a real container of "crash-…" exits at its start)."""
+        self.versions += 1
+        if name not in self.real:
+            return f"fail-{self.versions}" if bad else f"1.5.{self.versions}"
+        return f"crash-{self.versions}" if bad else f"1.5.{self.versions}"
 
     def _do(self, kind: str, names: list[str], as_: str | None = None, **value: Any) -> bool:
         """Give command KIND to NAMES, recorded as AS_ (default: KIND)."""
@@ -743,10 +829,30 @@ class Soak:
             # know nothing but the control document (the restart a moment later, at most 2 s).
             name = self.names[step.pick % len(self.names)]
             self.rec("nemesis", "invoke", step.f, name, id=fid)
-            self.hung.add(name)
-            self.stop.wait(step.duration if step.f == "hang" else min(step.duration, 2.0))
-            self.hung.discard(name)
+            if name in self.real:
+                self.strike_containers(step, name)
+            else:
+                self.hung.add(name)
+                self.stop.wait(step.duration if step.f == "hang" else min(step.duration, 2.0))
+                self.hung.discard(name)
         self.rec("nemesis", "ok", step.f, id=fid)
+
+    def strike_containers(self, step: generator.Step, name: str) -> None:
+        """On the real node: hung, the containers are frozen (their cgroup's freezer) for the
+        fault's length; killed, their processes get SIGKILL and the kubelet starts them again."""
+        try:
+            ids = self.containers(name)
+        except Exception as e:  # the API server may be restarting: nothing struck
+            self.rec("nemesis", "info", step.f, name, error=str(e)[:200])
+            return
+        self.rec("nemesis", "info", step.f, name, containers=ids)
+        verb = ("tasks", "pause") if step.f == "hang" else ("tasks", "kill", "--signal", "SIGKILL")
+        for cid in ids:
+            self.cp.node.ctr(*verb, cid, check=False, timeout=30)
+        if step.f == "hang":
+            self.stop.wait(step.duration)
+            for cid in ids:
+                self.cp.node.ctr("tasks", "resume", cid, check=False, timeout=30)
 
     def run(self) -> None:
         steps = generator.schedule(self.seed, self.seconds, faults=self.faults)
@@ -821,10 +927,11 @@ class Soak:
         self.rec("final", "info", "audit", chains=chains)
         writes, _ = self.cp.audit_events()
         for ev in writes:
-            user = (ev.get("user") or {}).get("username", "")
+            # A replica is its ServiceAccount with a token bound to its pod.
+            user = ((ev.get("user") or {}).get("extra") or {}).get(POD_NAME, [""])[0]
             ref = ev.get("objectRef") or {}
             if (
-                user.startswith("stratops-replica-")
+                user.startswith(f"{RELEASE}-replica-")
                 and ev.get("stage") == "ResponseComplete"
                 and ev.get("verb") in ("create", "update", "patch", "delete")
                 and ref.get("namespace") == NS
@@ -908,11 +1015,12 @@ def main(
     strategies: int,
     out: Path | None = None,
     faults: tuple[str, ...] = generator.FAULTS,
+    real_node: bool = False,
 ) -> int:
     out = out or Path(tempfile.mkdtemp(prefix="stratops-soak-"))
     out.mkdir(parents=True, exist_ok=True)
     progress(f"seed {seed}, {seconds:.0f} s, {strategies} strategies; history and logs in {out}")
-    with ControlPlane(log=progress, audit=True) as cp:
+    with ControlPlane(log=progress, audit=True, real_node=real_node) as cp:
         soak = Soak(cp, strategies, seed, seconds, out, faults)
         try:
             soak.setup()
@@ -932,6 +1040,11 @@ def main(
     commands = Counter(r.f for r in history if r.process == "driver" and r.type == "ok")
     latencies = kill_latencies(history)
     print(f"soak: seed {seed}, {seconds:.0f} s, {strategies} strategies, history {out / 'history.jsonl'}")
+    print(
+        f"on the real node (real containers): {', '.join(sorted(soak.real))}; the others on KWOK"
+        if soak.real
+        else "no real node: every strategy on KWOK, its SDK on this host"
+    )
     print(f"faults injected: {sum(faults.values())} ({', '.join(f'{k} {v}' for k, v in sorted(faults.items()))})")
     print(f"commands given: {sum(commands.values())} ({', '.join(f'{k} {v}' for k, v in sorted(commands.items()))})")
     print("invariants checked: " + ", ".join(f"{k} ({n} cases)" for k, n in report.checked.items()))
@@ -960,10 +1073,26 @@ if __name__ == "__main__":
     ap.add_argument(
         "--faults", default="", help="only these faults, comma-separated (default: all): to replay one kind"
     )
+    ap.add_argument(
+        "--real-node",
+        choices=("auto", "yes", "no"),
+        default="auto",
+        help="run the first strategy as real containers on a real node (auto: where this machine can)",
+    )
     a = ap.parse_args()
     seed = random.SystemRandom().randrange(1 << 31) if a.seed == "random" else int(a.seed)
     faults = tuple(f for f in a.faults.split(",") if f) if a.faults else generator.FAULTS
     unknown = sorted(set(faults) - set(generator.FAULTS))
     if unknown:
         ap.error(f"--faults: no fault {', '.join(unknown)}; the faults: {', '.join(generator.FAULTS)}")
-    sys.exit(main(a.seconds, seed, a.strategies, a.out, faults))
+    why = realnode.unavailable() or images.docker_unavailable()
+    if not why and a.real_node != "no":
+        try:
+            images.strategy_image()  # built once (cached): the real strategy's image
+        except images.ImageUnavailable as e:
+            why = f"the example strategy's image cannot be built: {e}"
+    if a.real_node == "yes" and why:
+        ap.error(f"--real-node yes: {why}")
+    if a.real_node == "auto" and why:
+        progress(f"no real node ({why}): every strategy on KWOK")
+    sys.exit(main(a.seconds, seed, a.strategies, a.out, faults, real_node=a.real_node != "no" and not why))

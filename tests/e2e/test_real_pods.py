@@ -28,8 +28,8 @@ from cases import example
 from lifecycle_helpers import Desk
 from stratops.lifecycle.control import Acknowledgement, ControlDocument
 from stratops.lifecycle.manifests import ack_name, control_name, identity_name
+from stratops.testing import realnode
 from stratops.testing.kind import KindNode
-from stratops.testing.realnode import REAL_NODE_LABEL, REAL_NODE_TAINT
 from stratops.testing.wait import wait_for
 
 # kind: these run on a kind cluster of hack/kind-up.sh too (its node is the real node there).
@@ -49,19 +49,7 @@ def real_strategy(
     doc["metadata"]["name"] = name
     spec = doc["spec"]
     spec.update(image="stratops.local/mean-revert", version=version, replicas=replicas, mode="paper")
-    spec["podTemplate"] = {
-        "nodeSelector": dict(REAL_NODE_LABEL),
-        "tolerations": [
-            {
-                "key": REAL_NODE_TAINT["key"],
-                "operator": "Equal",
-                "value": REAL_NODE_TAINT["value"],
-                "effect": REAL_NODE_TAINT["effect"],
-            }
-        ],
-        "env": [{"name": k, "value": v} for k, v in (env or {}).items()],
-        "resources": {"requests": {"cpu": "50m", "memory": "96Mi"}, "limits": {"memory": "512Mi"}},
-    }
+    spec["podTemplate"] = realnode.pod_template(env)
     spec["rollbackPolicy"] = {
         "automatic": True,
         "revisionHistoryLimit": 5,

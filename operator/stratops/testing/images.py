@@ -136,7 +136,13 @@ def load(node: Any, image: str, tags: list[str]) -> dict[str, str]:
     ref = image if "/" in image.split(":")[0] else f"docker.io/library/{image}"
     for tag in tags:
         node.ctr("images", "tag", "--force", ref, tag)
-    return {tag: digest(node, tag) for tag in tags}
+    digests = {tag: digest(node, tag) for tag in tags}
+    # The reference by digest too (`<repository>@sha256:…`), as a pull from a registry records
+    # it: a pod pinned by digest (a live strategy's) is looked up by it, and containerd's CRI
+    # would otherwise try to pull it from the repository's host.
+    for tag, d in digests.items():
+        node.ctr("images", "tag", "--force", tag, f"{tag.rsplit(':', 1)[0]}@{d}")
+    return digests
 
 
 def digest(node: Any, ref: str) -> str:

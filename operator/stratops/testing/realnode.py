@@ -377,6 +377,17 @@ def _kill_and_rmdir(cg: Path) -> None:
             time.sleep(0.05)
 
 
+def pod_template(env: dict[str, str] | None = None) -> dict[str, Any]:
+    """A Strategy's spec.podTemplate that puts its pods on the real node (its label, its taint
+    tolerated), with ENV, and requests small enough for a few of them beside the harness."""
+    return {
+        "nodeSelector": dict(REAL_NODE_LABEL),
+        "tolerations": [{"operator": "Equal", **REAL_NODE_TAINT}],
+        "env": [{"name": k, "value": v} for k, v in (env or {}).items()],
+        "resources": {"requests": {"cpu": "50m", "memory": "96Mi"}, "limits": {"memory": "512Mi"}},
+    }
+
+
 def api_address_policy(host: str, port: int) -> list[dict[str, Any]]:
     """A MutatingAdmissionPolicy for the harness: pods that ask for the real node reach the API
     server at HOST:PORT (the bridge's gateway), where a cluster's kube-proxy would route the
