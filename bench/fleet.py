@@ -236,6 +236,26 @@ def audit_counts(events: list[dict], t_from: float, t_to: float) -> dict[str, Co
     return out
 
 
+def create_phase_requests(events: list[dict], users: set[str], t_from: float, t_to: float) -> tuple[int, Counter]:
+    """USERS' requests (watches apart) received in [t_from, t_to]: how many, and a breakdown of
+    the ones a reader asks about (reads of a Strategy, answers 404 and 409)."""
+    total, kinds = 0, Counter()
+    for e in events:
+        verb = e.get("verb", "")
+        if verb == "watch" or e.get("stage") != "ResponseComplete" or e["user"]["username"] not in users:
+            continue
+        if not t_from <= _ts(e["requestReceivedTimestamp"]) <= t_to:
+            continue
+        total += 1
+        ref = e.get("objectRef") or {}
+        code = int((e.get("responseStatus") or {}).get("code") or 0)
+        if code in (404, 409):
+            kinds[f"{verb} {ref.get('resource')} {code}"] += 1
+        elif verb == "get" and ref.get("resource") == "strategies" and not ref.get("subresource"):
+            kinds["get strategies"] += 1
+    return total, kinds
+
+
 def floor_cpu_per_evaluation(url: str, repeat: int) -> dict[str, float]:
     """CPU seconds of one evaluation of each example monitor through the same HTTP source, in a
     bare loop (no Kubernetes): the floor of the operator's monitor CPU."""
@@ -314,13 +334,14 @@ def run_size(
         # -- create -> all Running, floor: as many bare Deployments -> Ready
         progress(f"{tag}: creating {n} strategies")
         names = [f"s{i:04d}" for i in range(n)]
-        t = time.perf_counter()
+        _, off = cp.audit_events(0)
+        t, w0 = time.perf_counter(), time.time()
         for s in names:
             f.create("strategies", strategy_doc(s))
         wait_for(lambda: f.running() == n, timeout=60 + 2 * n, interval=1.0 if n > 100 else 0.2, what=f"{n} Running")
-        ready_s = time.perf_counter() - t
+        ready_s, w1 = time.perf_counter() - t, time.time()
         progress(f"{tag}: all Running in {ready_s:.1f}s; floor: {n} bare Deployments")
-        t = time.perf_counter()
+        t, fw0 = time.perf_counter(), time.time()
         for i in range(n):
             f.apps.create_namespaced_deployment(ns, _floor_deployment(f"fd{i:04d}"))
         wait_for(
@@ -336,14 +357,28 @@ def run_size(
             interval=1.0 if n > 100 else 0.2,
             what="floor Deployments Ready",
         )
-        floor_ready = time.perf_counter() - t
+        floor_ready, fw1 = time.perf_counter() - t, time.time()
         f.apps.delete_collection_namespaced_deployment(ns, label_selector="bench-floor")
+        time.sleep(2)  # audit batches land within ~1 s
+        events, off = cp.audit_events(off)
+        mine, kinds = create_phase_requests(events, {OPERATOR_USER}, w0, w1)
+        floor_reqs, _ = create_phase_requests(events, {CONTROLLERS}, fw0, fw1)
         rows.append(
             (
                 f"{tag}: create -> all Running (s)",
                 f"{ready_s:.1f}",
                 f"{n / ready_s:.1f} strategies/s; {ready_s / floor_ready:.1f}x floor ({n} bare Deployments -> Ready, "
                 f"{floor_ready:.1f}s)",
+            )
+        )
+
+        rows.append(
+            (
+                f"{tag}: operator API requests / strategy, create -> Running",
+                f"{mine / n:.1f}",
+                f"{mine / floor_reqs if floor_reqs else float('inf'):.1f}x floor (Kubernetes' controllers, "
+                f"{floor_reqs / n:.1f} per bare Deployment -> Ready); of them per strategy: "
+                + (", ".join(f"{k} {v / n:.2f}" for k, v in sorted(kinds.items())) or "none read, none refused"),
             )
         )
 
