@@ -24,7 +24,7 @@ from stratops.lifecycle.observe import (
     owned_documents,
     read_gates,
 )
-from stratops.lifecycle.types import Observations, Plan
+from stratops.lifecycle.types import Observations, Plan, Stored
 from stratops.models.strategy import StrategySpec, StrategyStatus, TradingState
 
 
@@ -38,7 +38,7 @@ def snapshot(indexes: dict[str, Any], keys: list[Any]) -> dict[str, dict[Any, tu
 
 def observe(
     body: dict[str, Any], spec: StrategySpec, now: datetime, rt: Runtime, idx: dict[str, Any]
-) -> tuple[Observations, bool]:
+) -> tuple[Observations, Stored]:
     meta = body["metadata"]
     ns, name = meta["namespace"], meta["name"]
     key = strategy_key(ns, name)
@@ -96,16 +96,21 @@ def observe(
         prior_latch=prior_latch,
         control_written=mine.content_hash() if mine is not None else None,
     )
-    return obs, ack_data is not None
+    stored = Stored(
+        ack_configmap=ack_data is not None,
+        control_configmap=control_data is not None or any(v.name == control_name for v in views),
+        deployment=bool(deps),
+    )
+    return obs, stored
 
 
 def decide_once(
     body: dict[str, Any], now: datetime, rt: Runtime, idx: dict[str, Any]
-) -> tuple[Plan, Observations, bool, StrategyStatus]:
+) -> tuple[Plan, Observations, Stored, StrategyStatus]:
     spec = StrategySpec.model_validate(body.get("spec") or {})
     status = StrategyStatus.model_validate(body.get("status") or {})
-    obs, has_ack = observe(body, spec, now, rt, idx)
-    return decide(spec, status, obs), obs, has_ack, status
+    obs, stored = observe(body, spec, now, rt, idx)
+    return decide(spec, status, obs), obs, stored, status
 
 
 def being_deleted(body: dict[str, Any]) -> bool:
@@ -122,26 +127,31 @@ def reconcile(body: dict[str, Any], rt: Runtime, idx: dict[str, Any]) -> float |
     meta = body["metadata"]
     rt.executor.audit.catch_up(meta["namespace"], "Strategy", meta["name"], (body.get("status") or {}).get("audit"))
     try:
-        plan, obs, _, status = decide_once(body, now, rt, idx)
+        plan, obs, stored, status = decide_once(body, now, rt, idx)
     except Exception as e:  # reported on the Strategy; the kill runs without the decision
         return halt_without_decision(body, now, rt, idx, e)
     if plan.is_noop(status):
         return plan.requeue_after
     started = datetime.now(UTC)
-    # Something to write: decide again on the Strategy as stored now (the watched body may
-    # lag this process's last status write), and write at that resourceVersion.
-    fresh = rt.executor.read_strategy(obs.namespace, obs.name)
-    if fresh is None or being_deleted(fresh):
-        return None
-    try:
-        plan, obs, has_ack, status = decide_once(fresh, now, rt, idx)
-    except Exception as e:  # as above
-        return halt_without_decision(fresh, now, rt, idx, e)
-    if plan.is_noop(status):
-        return plan.requeue_after
+    if rt.executor.is_last_written(obs.namespace, obs.name, meta.get("resourceVersion")):
+        # The watched body is the Strategy as this process last wrote it: decided on as is
+        # (someone's write since makes the status write a 409, and the next pass reads it).
+        fresh = body
+    else:
+        # Something to write: decide again on the Strategy as stored now (the watched body may
+        # lag this process's last status write), and write at that resourceVersion.
+        fresh = rt.executor.read_strategy(obs.namespace, obs.name)
+        if fresh is None or being_deleted(fresh):
+            return None
+        try:
+            plan, obs, stored, status = decide_once(fresh, now, rt, idx)
+        except Exception as e:  # as above
+            return halt_without_decision(fresh, now, rt, idx, e)
+        if plan.is_noop(status):
+            return plan.requeue_after
     try:
         created = rt.executor.execute(
-            obs.namespace, obs.name, obs.uid, fresh["metadata"]["resourceVersion"], plan, now, has_ack
+            obs.namespace, obs.name, obs.uid, fresh["metadata"]["resourceVersion"], plan, now, stored
         )
     except ApiException as e:
         if e.status not in (400, 422):

@@ -10,6 +10,7 @@ command left on the object is recognised by its id in status.handledCommands.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -22,10 +23,12 @@ from stratops.lifecycle import manifests
 from stratops.lifecycle.control import CONTROL_KEY
 from stratops.lifecycle.decide import OPERATOR
 from stratops.lifecycle.observe import ConfigMapView, configmap_view
-from stratops.lifecycle.types import Plan
+from stratops.lifecycle.types import Plan, Stored
 from stratops.models.strategy import StrategyStatus
 
 log = logging.getLogger("stratops.executor")
+#: How long after creating an ack ConfigMap the index may still not show it (seconds).
+ACK_INDEX_LAG = 10.0
 COMPONENT = "stratops-operator"
 
 
@@ -56,15 +59,34 @@ class Executor:
         self._custom = client.CustomObjectsApi(api)
         self._rbac = client.RbacAuthorizationV1Api(api)
         self.identities: set[str] = set()  # strategy uids whose identity this process has ensured
+        #: When this process last made sure of a strategy's ack ConfigMap (by uid): the index
+        #: lags its create, and a second create in that window would only be a 409.
+        self.acks_ensured: dict[str, float] = {}
         # The control document this process last wrote per strategy, recorded as the write
         # succeeds: the status that records it may fail to be written after it (a conflict), and
         # the next decision must still know the document for the operator's own, not drift.
         self.written_control: dict[tuple[str, str], Any] = {}
+        #: The resourceVersion each Strategy had after this process's last write of it (status,
+        #: annotations cleared): a watched body at that version is the Strategy as stored, as
+        #: far as this process knows, and needs no read before a decision is written over it.
+        self.strategy_versions: dict[tuple[str, str], str] = {}
         from stratops.k8s.audit import AuditLog
 
         self.audit = AuditLog(self._custom)
 
     # -- reads -----------------------------------------------------------------------------
+    def is_last_written(self, namespace: str, name: str, resource_version: str | None) -> bool:
+        """Whether RESOURCE_VERSION is the Strategy's after this process last wrote it (a write
+        by anyone since makes the status write a 409, and forgets it)."""
+        return resource_version is not None and self.strategy_versions.get((namespace, name)) == resource_version
+
+    def _written(self, namespace: str, name: str, out: Any) -> None:
+        rv = ((out or {}).get("metadata") or {}).get("resourceVersion") if isinstance(out, dict) else None
+        if rv:
+            self.strategy_versions[(namespace, name)] = rv
+        else:
+            self.strategy_versions.pop((namespace, name), None)
+
     def read_strategy(self, namespace: str, name: str) -> dict[str, Any] | None:
         try:
             return self._custom.get_namespaced_custom_object(GROUP, VERSION, namespace, "strategies", name)
@@ -162,25 +184,26 @@ class Executor:
         return bool(out.status.allowed)
 
     # -- writes ------------------------------------------------------------------------------
-    def ensure_configmap(self, body: dict[str, Any]) -> None:
+    def ensure_configmap(self, body: dict[str, Any]) -> bool:
         """Create BODY; if a ConfigMap of that name exists but is not owned as BODY says (made in
         advance by someone else, to squat the name), take it over, emptied: what it held was
-        never the pods' to begin with."""
+        never the pods' to begin with. True once it is the strategy's."""
         ns, name = body["metadata"]["namespace"], body["metadata"]["name"]
         try:
             self._core.create_namespaced_config_map(ns, body)
-            return
+            return True
         except ApiException as e:
             if e.status != 409:
                 raise
         current = self._core.read_namespaced_config_map(name, ns)
         want = {o["uid"] for o in body["metadata"].get("ownerReferences") or []}
         if want <= {o.uid for o in current.metadata.owner_references or []}:
-            return
+            return True
         log.warning("ConfigMap %s/%s existed without the strategy's ownership: taken over and emptied", ns, name)
         self._core.replace_namespaced_config_map(
             name, ns, {**body, "metadata": {**body["metadata"], "resourceVersion": current.metadata.resource_version}}
         )
+        return True
 
     def ensure_identity(self, namespace: str, strategy: str, uid: str) -> bool:
         """The strategy pods' ServiceAccount, Role and RoleBinding, as manifests.identity says.
@@ -230,16 +253,30 @@ class Executor:
         return True
 
     def write_control(
-        self, namespace: str, strategy: str, uid: str, doc: Any, resource_version: str | None = None
+        self,
+        namespace: str,
+        strategy: str,
+        uid: str,
+        doc: Any,
+        resource_version: str | None = None,
+        stored: bool = True,
     ) -> None:
         """DOC (a ControlDocument) into the strategy's control ConfigMap, remembered once written.
         With RESOURCE_VERSION ("" for: there was none), only over the ConfigMap as read then (a
-        409 otherwise: someone wrote it since)."""
+        409 otherwise: someone wrote it since). Without it, whatever is stored is replaced;
+        STORED False (the index shows none) creates first."""
         body = manifests.configmap(
             manifests.control_name(strategy), namespace, strategy, uid, "control", {CONTROL_KEY: doc.to_json()}
         )
         if resource_version == "":
             self._core.create_namespaced_config_map(namespace, body)
+        elif resource_version is None and not stored:
+            try:
+                self._core.create_namespaced_config_map(namespace, body)
+            except ApiException as e:
+                if e.status != 409:
+                    raise
+                self._core.replace_namespaced_config_map(body["metadata"]["name"], namespace, body)
         else:
             if resource_version is not None:
                 body["metadata"]["resourceVersion"] = resource_version
@@ -252,14 +289,24 @@ class Executor:
         self.written_control[(namespace, strategy)] = doc
         log.info("control document %s/%s generation %s written: %s", namespace, strategy, doc.generation, doc.to_json())
 
-    def write_deployment(self, body: dict[str, Any]) -> dict[str, Any]:
+    def write_deployment(self, body: dict[str, Any], stored: bool = True) -> dict[str, Any]:
+        """BODY replaces the Deployment, or creates it: first the one STORED says (the index's
+        view), the other when the index lagged."""
         ns, name = body["metadata"]["namespace"], body["metadata"]["name"]
-        try:
-            out = self._apps.replace_namespaced_deployment(name, ns, body)
-        except ApiException as e:
-            if e.status != 404:
-                raise
-            out = self._apps.create_namespaced_deployment(ns, body)
+        out = None
+        if not stored:
+            try:
+                out = self._apps.create_namespaced_deployment(ns, body)
+            except ApiException as e:
+                if e.status != 409:
+                    raise
+        if out is None:
+            try:
+                out = self._apps.replace_namespaced_deployment(name, ns, body)
+            except ApiException as e:
+                if e.status != 404:
+                    raise
+                out = self._apps.create_namespaced_deployment(ns, body)
         live = self.api.sanitize_for_serialization(out)
         if manifests.fingerprint(live) != body["metadata"]["annotations"][manifests.ANNOTATION_DESIRED]:
             # The projection missed an API default: drift would be reported forever. Loud.
@@ -436,7 +483,14 @@ class Executor:
             "metadata": {"name": name, "resourceVersion": resource_version},
             "status": status.to_dict(),
         }
-        self._custom.replace_namespaced_custom_object_status(GROUP, VERSION, namespace, "strategies", name, body)
+        try:
+            out = self._custom.replace_namespaced_custom_object_status(
+                GROUP, VERSION, namespace, "strategies", name, body
+            )
+        except ApiException:
+            self.strategy_versions.pop((namespace, name), None)  # read it again before the next write
+            raise
+        self._written(namespace, name, out)
 
     def write_monitor_detail(self, namespace: str, name: str, detail: str) -> None:
         """Monitor NAME's status.detail (the others of its status untouched)."""
@@ -500,7 +554,8 @@ class Executor:
 
     def clear_annotations(self, namespace: str, name: str, keys: list[str]) -> None:
         patch = {"metadata": {"annotations": dict.fromkeys(keys)}}
-        self._custom.patch_namespaced_custom_object(GROUP, VERSION, namespace, "strategies", name, patch)
+        out = self._custom.patch_namespaced_custom_object(GROUP, VERSION, namespace, "strategies", name, patch)
+        self._written(namespace, name, out)
 
     def execute_halt(
         self, namespace: str, name: str, uid: str, resource_version: str, halt: Any, now: datetime
@@ -566,7 +621,7 @@ class Executor:
         resource_version: str,
         plan: Plan,
         now: datetime,
-        has_ack_configmap: bool,
+        stored: Stored,
     ) -> list[str]:
         """Carry out PLAN; returns the names of incidents created."""
         if uid not in self.identities or plan.deployment is not None:
@@ -574,18 +629,20 @@ class Executor:
             # kill's too, best effort: without it the pods cannot acknowledge, and the deadline
             # scales them to 0 all the same).
             self._optional("the strategy's ServiceAccount", namespace, name, self.ensure_identity, namespace, name, uid)
-        if not has_ack_configmap:
-            self._optional(
+        if not stored.ack_configmap and time.monotonic() - self.acks_ensured.get(uid, -ACK_INDEX_LAG) >= ACK_INDEX_LAG:
+            ensured = self._optional(
                 "the ack ConfigMap",
                 namespace,
                 name,
                 self.ensure_configmap,
                 manifests.configmap(manifests.ack_name(name), namespace, name, uid, "ack", {}),
             )
+            if ensured:
+                self.acks_ensured[uid] = time.monotonic()
         if plan.control is not None:
-            self.write_control(namespace, name, uid, plan.control)
+            self.write_control(namespace, name, uid, plan.control, stored=stored.control_configmap)
         if plan.deployment is not None:
-            self.write_deployment(plan.deployment)
+            self.write_deployment(plan.deployment, stored=stored.deployment)
         for pod in plan.delete_pods:
             try:
                 self._core.delete_namespaced_pod(pod, namespace, grace_period_seconds=0)

@@ -98,6 +98,17 @@ class ReportMonitor:
 
 
 @dataclass(frozen=True)
+class Stored:
+    """Which of a strategy's own objects the indexes show stored: a write of one that is not
+    creates it first, and one that is replaces it first (the other request only when the index
+    lagged). Saves a failed request on every strategy's first Deployment and control document."""
+
+    ack_configmap: bool = True
+    control_configmap: bool = True
+    deployment: bool = True
+
+
+@dataclass(frozen=True)
 class Observations:
     now: datetime
     name: str

@@ -17,7 +17,7 @@ from stratops.lifecycle import manifests
 from stratops.lifecycle.commands import Command, parse_command
 from stratops.lifecycle.control import Acknowledgement
 from stratops.lifecycle.decide import decide
-from stratops.lifecycle.types import DeploymentView, IncidentView, Observations, PodView
+from stratops.lifecycle.types import DeploymentView, IncidentView, Observations, PodView, Stored
 from stratops.models.common import Condition
 from stratops.models.strategy import Mode, StrategySpec, StrategyStatus, TradingState
 
@@ -1179,16 +1179,17 @@ def test_a_strategy_re_created_while_its_kill_incident_is_open_starts_halted():
 # fails here, and HALTED, the scale to 0 and the latch in status are still written. Fakes stand
 # in for the API: a unit test of the write order (e2e tests run the same against the API server).
 class Refuses:
-    """An API whose every call in REFUSED raises 500; the others are recorded."""
+    """An API whose every call in REFUSED raises 500 (or the status ANSWERS gives it); the
+    others are recorded."""
 
-    def __init__(self, calls: list[str], refused: set[str]) -> None:
-        self.calls, self.refused = calls, refused
+    def __init__(self, calls: list[str], refused: set[str], answers: dict[str, int] | None = None) -> None:
+        self.calls, self.refused, self.answers = calls, refused | set(answers or {}), answers or {}
 
     def __getattr__(self, name: str) -> Any:
         def call(*args: Any, **kwargs: Any) -> Any:
             if name in self.refused:
                 self.calls.append(f"refused:{name}")
-                raise ApiException(status=500, reason=f"{name} refused (test)")
+                raise ApiException(status=self.answers.get(name, 500), reason=f"{name} refused (test)")
             self.calls.append(name)
             body = next((a for a in args if isinstance(a, dict)), {})
             return body
@@ -1201,17 +1202,19 @@ class Api:
         return obj
 
 
-def _executor(refused: set[str]) -> tuple[Executor, list[str]]:
+def _executor(refused: set[str], answers: dict[str, int] | None = None) -> tuple[Executor, list[str]]:
     from stratops.k8s.executor import Executor
 
     calls: list[str] = []
     ex = Executor.__new__(Executor)
     ex.api = Api()  # type: ignore[assignment]
-    ex._core = Refuses(calls, refused)  # type: ignore[assignment]
-    ex._apps = Refuses(calls, refused)  # type: ignore[assignment]
-    ex._custom = Refuses(calls, refused)  # type: ignore[assignment]
-    ex._rbac = Refuses(calls, refused)  # type: ignore[assignment]
+    ex._core = Refuses(calls, refused, answers)  # type: ignore[assignment]
+    ex._apps = Refuses(calls, refused, answers)  # type: ignore[assignment]
+    ex._custom = Refuses(calls, refused, answers)  # type: ignore[assignment]
+    ex._rbac = Refuses(calls, refused, answers)  # type: ignore[assignment]
     ex.identities = set()
+    ex.acks_ensured = {}
+    ex.strategy_versions = {}
     ex.written_control = {}
     from stratops.k8s.audit import AuditLog
 
@@ -1250,7 +1253,7 @@ def test_a_kill_is_carried_out_when_every_optional_write_fails():
     w.run_until(lambda w: w.status.phase and w.status.phase.value == "Running")
     plan = w.step(commands=cmd("kill", "runaway"))
     ex, calls = _executor(OPTIONAL)
-    ex.execute("desk", "mean-revert", "u-1", "1", plan, T0, has_ack_configmap=False)
+    ex.execute("desk", "mean-revert", "u-1", "1", plan, T0, stored=Stored(ack_configmap=False))
     assert "replace_namespaced_config_map" in calls  # HALTED written
     assert "refused:create_namespaced_service_account" in calls  # the identity was tried, and refused
     assert "replace_namespaced_custom_object_status" in calls  # the latch recorded
@@ -1260,8 +1263,47 @@ def test_a_kill_is_carried_out_when_every_optional_write_fails():
     plan = w.step()
     assert plan.incidents and plan.deployment["spec"]["replicas"] == 0
     ex2, calls2 = _executor(OPTIONAL)
-    ex2.execute("desk", "mean-revert", "u-1", "2", plan, w.now, has_ack_configmap=True)
+    ex2.execute("desk", "mean-revert", "u-1", "2", plan, w.now, stored=Stored())
     assert "replace_namespaced_deployment" in calls2 and "replace_namespaced_custom_object_status" in calls2
+
+
+def test_a_new_strategy_s_objects_are_created_first_and_stored_ones_replaced_first():
+    """Issue 21: a new strategy's Deployment and control document cost one request each, not a
+    replace that answers 404 and then the create; an index that lagged costs the other request."""
+    w = World()
+    plan = w.step()
+    assert plan.deployment is not None and plan.control is not None
+    writes = {
+        "create_namespaced_deployment",
+        "replace_namespaced_deployment",
+        "create_namespaced_config_map",
+        "replace_namespaced_config_map",
+    }
+    new = Stored(ack_configmap=True, control_configmap=False, deployment=False)
+    ex, calls = _executor(set())
+    ex.execute("desk", "mean-revert", "u-1", "1", plan, T0, stored=new)
+    assert [c for c in calls if c in writes] == ["create_namespaced_config_map", "create_namespaced_deployment"]
+    ex, calls = _executor(set())
+    ex.execute("desk", "mean-revert", "u-1", "1", plan, T0, stored=Stored())
+    assert [c for c in calls if c in writes] == ["replace_namespaced_config_map", "replace_namespaced_deployment"]
+    # The index had not seen them yet: the create answers 409, and the replace writes them.
+    ex, calls = _executor(set(), {"create_namespaced_deployment": 409, "create_namespaced_config_map": 409})
+    ex.execute("desk", "mean-revert", "u-1", "1", plan, T0, stored=new)
+    assert [c for c in calls if c.removeprefix("refused:") in writes] == [
+        "refused:create_namespaced_config_map",
+        "replace_namespaced_config_map",
+        "refused:create_namespaced_deployment",
+        "replace_namespaced_deployment",
+    ]
+
+
+def test_the_ack_configmap_is_not_created_again_while_the_index_lags_its_create():
+    w = World()
+    plan = w.step()
+    ex, calls = _executor(set())
+    for _ in range(3):  # three passes before the index shows it
+        ex.execute("desk", "mean-revert", "u-1", "1", plan, T0, stored=Stored(ack_configmap=False))
+    assert calls.count("create_namespaced_config_map") == 1
 
 
 def test_without_the_status_write_the_decision_is_retried_not_lost():
@@ -1270,7 +1312,7 @@ def test_without_the_status_write_the_decision_is_retried_not_lost():
     plan = w.step(commands=cmd("kill", "runaway"))
     ex, calls = _executor({"replace_namespaced_custom_object_status"})
     try:
-        ex.execute("desk", "mean-revert", "u-1", "1", plan, T0, has_ack_configmap=True)
+        ex.execute("desk", "mean-revert", "u-1", "1", plan, T0, stored=Stored())
     except ApiException:
         pass
     else:
@@ -1429,7 +1471,7 @@ def test_the_executor_remembers_its_control_write_even_when_the_status_write_aft
     plan = w.step(commands=cmd("kill", "runaway"))
     ex, calls = _executor({"replace_namespaced_custom_object_status"})
     with pytest.raises(ApiException):
-        ex.execute("desk", "mean-revert", "u-1", "1", plan, T0, has_ack_configmap=True)
+        ex.execute("desk", "mean-revert", "u-1", "1", plan, T0, stored=Stored())
     assert "replace_namespaced_config_map" in calls and "refused:replace_namespaced_custom_object_status" in calls
     assert ex.written_control[("desk", "mean-revert")] == plan.control
 
