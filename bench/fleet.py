@@ -236,10 +236,13 @@ def audit_counts(events: list[dict], t_from: float, t_to: float) -> dict[str, Co
     return out
 
 
-def create_phase_requests(events: list[dict], users: set[str], t_from: float, t_to: float) -> tuple[int, Counter]:
-    """USERS' requests (watches apart) received in [t_from, t_to]: how many, and a breakdown of
-    the ones a reader asks about (reads of a Strategy, answers 404 and 409)."""
-    total, kinds = 0, Counter()
+def create_phase_requests(
+    events: list[dict], users: set[str], t_from: float, t_to: float
+) -> tuple[int, Counter, Counter]:
+    """USERS' requests (watches apart) received in [t_from, t_to]: how many, a breakdown of the
+    ones a reader asks about (reads of a Strategy, answers 404 and 409), and all by verb and
+    resource."""
+    total, kinds, every = 0, Counter(), Counter()
     for e in events:
         verb = e.get("verb", "")
         if verb == "watch" or e.get("stage") != "ResponseComplete" or e["user"]["username"] not in users:
@@ -248,12 +251,13 @@ def create_phase_requests(events: list[dict], users: set[str], t_from: float, t_
             continue
         total += 1
         ref = e.get("objectRef") or {}
+        every[f"{verb} {ref.get('resource')}" + (f"/{ref['subresource']}" if ref.get("subresource") else "")] += 1
         code = int((e.get("responseStatus") or {}).get("code") or 0)
         if code in (404, 409):
             kinds[f"{verb} {ref.get('resource')} {code}"] += 1
         elif verb == "get" and ref.get("resource") == "strategies" and not ref.get("subresource"):
             kinds["get strategies"] += 1
-    return total, kinds
+    return total, kinds, every
 
 
 def floor_cpu_per_evaluation(url: str, repeat: int) -> dict[str, float]:
@@ -361,8 +365,8 @@ def run_size(
         f.apps.delete_collection_namespaced_deployment(ns, label_selector="bench-floor")
         time.sleep(2)  # audit batches land within ~1 s
         events, off = cp.audit_events(off)
-        mine, kinds = create_phase_requests(events, {OPERATOR_USER}, w0, w1)
-        floor_reqs, _ = create_phase_requests(events, {CONTROLLERS}, fw0, fw1)
+        mine, kinds, every = create_phase_requests(events, {OPERATOR_USER}, w0, w1)
+        floor_reqs, _, _ = create_phase_requests(events, {CONTROLLERS}, fw0, fw1)
         rows.append(
             (
                 f"{tag}: create -> all Running (s)",
@@ -378,7 +382,9 @@ def run_size(
                 f"{mine / n:.1f}",
                 f"{mine / floor_reqs if floor_reqs else float('inf'):.1f}x floor (Kubernetes' controllers, "
                 f"{floor_reqs / n:.1f} per bare Deployment -> Ready); of them per strategy: "
-                + (", ".join(f"{k} {v / n:.2f}" for k, v in sorted(kinds.items())) or "none read, none refused"),
+                + (", ".join(f"{k} {v / n:.2f}" for k, v in sorted(kinds.items())) or "none read, none refused")
+                + "; all: "
+                + ", ".join(f"{k} {v / n:.2f}" for k, v in every.most_common()),
             )
         )
 
