@@ -13,6 +13,7 @@ already holds are skipped.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import logging
@@ -30,6 +31,12 @@ from stratops.audit import SEGMENT_BYTES, Head, digest
 log = logging.getLogger("stratops.audit")
 PLURAL = "auditsegments"
 LABEL_KIND, LABEL_SUBJECT = f"{GROUP}/audit-kind", f"{GROUP}/audit-subject"
+
+
+def subject_label(name: str) -> str:
+    """The subject's label value: its name cut to a label's 63 characters, ending as a label
+    must (alphanumeric). Names that share it are told apart by spec.subject."""
+    return name[:63].rstrip("-.")
 
 
 def segment_name(kind: str, name: str, index: int) -> str:
@@ -55,6 +62,10 @@ class AuditLog:
         self._pending: dict[tuple[str, str, str], list[str]] = {}
         #: Per subject, the highest seq this process has seen stored in its trail.
         self._confirmed: dict[tuple[str, str, str], int] = {}
+        #: Per subject, its latest segment (index, body) as this process last wrote or listed it
+        #: (body None: known not to exist yet): the next append writes over it without reading
+        #: it again. A write by anyone since is a 409, and the trail is then looked up again.
+        self._segment: dict[tuple[str, str, str], tuple[int, dict[str, Any] | None]] = {}
         self._lock = threading.Lock()
 
     def confirmed(self, namespace: str, kind: str, name: str) -> int:
@@ -119,7 +130,12 @@ class AuditLog:
             index = self._latest.get(key)
             if index is None:
                 index = self._latest[key] = self._find_latest(namespace, kind, name)
-            seg = self._get(namespace, segment_name(kind, name, index))
+            known = self._segment.get(key)
+            seg = (
+                known[1]
+                if known is not None and known[0] == index
+                else self._get(namespace, segment_name(kind, name, index))
+            )
             existing = list((seg or {}).get("spec", {}).get("entries") or [])
             last = max([_seq(x) for x in existing] or [self._last_before(namespace, kind, name, index)])
             # Each seq once, in order: the same lines may come from the retry queue and a status.
@@ -130,6 +146,7 @@ class AuditLog:
             size = sum(len(x.encode()) + 8 for x in existing + new)
             if seg is not None and existing and size > SEGMENT_BYTES:
                 self._latest[key] = index + 1  # full: the trail goes on in the next segment
+                self._segment.pop(key, None)
                 continue
             body = {
                 "apiVersion": API_VERSION,
@@ -137,21 +154,23 @@ class AuditLog:
                 "metadata": {
                     "name": segment_name(kind, name, index),
                     "namespace": namespace,
-                    "labels": {LABEL_KIND: kind.lower(), LABEL_SUBJECT: name[:63]},
+                    "labels": {LABEL_KIND: kind.lower(), LABEL_SUBJECT: subject_label(name)},
                 },
                 "spec": {"subject": {"kind": kind, "name": name}, "index": index, "entries": existing + new},
             }
             try:
                 if seg is None:
-                    self.custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body)
+                    out = self.custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body)
                 else:
                     body["metadata"]["resourceVersion"] = seg["metadata"]["resourceVersion"]
-                    self.custom.replace_namespaced_custom_object(
+                    out = self.custom.replace_namespaced_custom_object(
                         GROUP, VERSION, namespace, PLURAL, body["metadata"]["name"], body
                     )
+                self._remember(key, index, out)
                 self._confirm(key, _seq(new[-1]))
                 return
             except ApiException as e:
+                self._segment.pop(key, None)
                 if e.status != 409:
                     raise
                 self._latest.pop(key, None)  # written meanwhile (another replica, a restart): look again
@@ -165,7 +184,9 @@ class AuditLog:
         Strategy continues its chain and learns whether it was latched."""
         found = None
         head = Head()
-        for n, seg in enumerate(reversed(subject_segments(self.custom, namespace, kind, name))):
+        segments = subject_segments(self.custom, namespace, kind, name)
+        self._found(namespace, kind, name, segments)
+        for n, seg in enumerate(reversed(segments)):
             entries = list(seg["spec"].get("entries") or [])
             if n == 0 and entries:
                 head = Head(_seq(entries[-1]), digest(entries[-1]))
@@ -189,8 +210,23 @@ class AuditLog:
             raise
 
     def _find_latest(self, namespace: str, kind: str, name: str) -> int:
-        segs = subject_segments(self.custom, namespace, kind, name)
-        return max((int(s["spec"]["index"]) for s in segs), default=0)
+        return self._found(namespace, kind, name, subject_segments(self.custom, namespace, kind, name))
+
+    def _found(self, namespace: str, kind: str, name: str, segments: list[dict[str, Any]]) -> int:
+        """What a listing of the subject's SEGMENTS (in index order) says of its latest one,
+        remembered for the next append; the latest index."""
+        key = (namespace, kind, name)
+        index = int(segments[-1]["spec"]["index"]) if segments else 0
+        with self._lock:
+            self._latest[key] = index
+            self._segment[key] = (index, copy.deepcopy(segments[-1]) if segments else None)
+        return index
+
+    def _remember(self, key: tuple[str, str, str], index: int, written: Any) -> None:
+        if isinstance(written, dict) and (written.get("metadata") or {}).get("resourceVersion"):
+            self._segment[key] = (index, copy.deepcopy(written))
+        else:
+            self._segment.pop(key, None)
 
     def _last_before(self, namespace: str, kind: str, name: str, index: int) -> int:
         if index == 0:
@@ -200,8 +236,14 @@ class AuditLog:
 
 
 def subject_segments(custom: client.CustomObjectsApi, namespace: str, kind: str, name: str) -> list[dict[str, Any]]:
+    # The subject's label narrows the list to it (and any name sharing its first 63 characters):
+    # one subject's segments, not the namespace's, however many strategies it holds.
     items = custom.list_namespaced_custom_object(
-        GROUP, VERSION, namespace, PLURAL, label_selector=f"{LABEL_KIND}={kind.lower()}"
+        GROUP,
+        VERSION,
+        namespace,
+        PLURAL,
+        label_selector=f"{LABEL_KIND}={kind.lower()},{LABEL_SUBJECT}={subject_label(name)}",
     )["items"]
     return sorted(
         (s for s in items if s["spec"]["subject"] == {"kind": kind, "name": name}), key=lambda s: s["spec"]["index"]
