@@ -125,7 +125,7 @@ def reconcile(body: dict[str, Any], rt: Runtime, idx: dict[str, Any]) -> float |
         return None
     now = datetime.now(UTC)
     meta = body["metadata"]
-    rt.executor.audit.catch_up(meta["namespace"], "Strategy", meta["name"], (body.get("status") or {}).get("audit"))
+    rt.executor.catch_up(meta["namespace"], meta["name"], meta["uid"], (body.get("status") or {}).get("audit"))
     try:
         plan, obs, stored, status = decide_once(body, now, rt, idx)
     except Exception as e:  # reported on the Strategy; the kill runs without the decision
@@ -143,6 +143,9 @@ def reconcile(body: dict[str, Any], rt: Runtime, idx: dict[str, Any]) -> float |
         fresh = rt.executor.read_strategy(obs.namespace, obs.name)
         if fresh is None or being_deleted(fresh):
             return None
+        # The stored status may hold a decision the watched body does not show yet, whose lines
+        # and Events are not done: done before this decision chains on after them.
+        rt.executor.catch_up(obs.namespace, obs.name, obs.uid, (fresh.get("status") or {}).get("audit"))
         try:
             plan, obs, stored, status = decide_once(fresh, now, rt, idx)
         except Exception as e:  # as above

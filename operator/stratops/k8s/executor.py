@@ -9,6 +9,7 @@ command left on the object is recognised by its id in status.handledCommands.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -525,9 +526,13 @@ class Executor:
         message: str,
         now: datetime,
         kind: str = "Strategy",
+        entry: int | None = None,
     ) -> None:
+        """An Event on the object. ENTRY: the seq of the audit entry it goes with, which names it
+        (`<name>.<kind>-<seq>`), so that making it again (catch_up) never doubles it."""
+        meta = {"name": f"{name}.{kind.lower()}-{entry}"} if entry is not None else {"generateName": f"{name}."}
         body = {
-            "metadata": {"generateName": f"{name}.", "namespace": namespace},
+            "metadata": {**meta, "namespace": namespace},
             "involvedObject": {
                 "apiVersion": API_VERSION,
                 "kind": kind,
@@ -547,10 +552,31 @@ class Executor:
         try:
             self._core.create_namespaced_event(namespace, body)
         except ApiException as e:  # events are best effort: never fail an action for one
+            if e.status == 409 and entry is not None:
+                return  # made already (before a takeover, or before a lost response)
             if namespace_terminating(e):
                 log.info("event %s for %s/%s not recorded: the namespace is being deleted", reason, namespace, name)
             else:
                 log.warning("event %s for %s/%s not recorded: %s", reason, namespace, name, e.reason)
+
+    def catch_up(self, namespace: str, name: str, uid: str, head: dict[str, Any] | None) -> None:
+        """The aftermath of a Strategy's last decision, when its status (HEAD: `status.audit`)
+        holds lines this process does not know to be in the trail: the lines appended, and their
+        Events made (each named by its entry: never twice). A decision whose status write landed
+        while its response was lost (a connection cut), or whose replica died right after it,
+        left both undone; the next decision would chain on after lines the trail never got (the
+        long soak with the real node found the gap, and a latch without its KillSwitch Event)."""
+        pending = (head or {}).get("pending")
+        if not pending or int((head or {}).get("seq") or 0) <= self.audit.confirmed(namespace, "Strategy", name):
+            return
+        self.audit.append(namespace, "Strategy", name, pending)
+        for line in pending:
+            try:
+                e = json.loads(line)
+                at = datetime.fromisoformat(str(e["at"]).replace("Z", "+00:00"))
+                self.event(namespace, name, uid, e["type"], e["reason"], e["message"], at, entry=int(e["seq"]))
+            except (ValueError, KeyError, TypeError):
+                continue  # not an entry this operator wrote: the trail's verifier reports it
 
     def clear_annotations(self, namespace: str, name: str, keys: list[str]) -> None:
         patch = {"metadata": {"annotations": dict.fromkeys(keys)}}
@@ -686,8 +712,8 @@ class Executor:
             )
             plan.status.audit = AuditHead(seq=head.seq, hash=head.hash, pending=lines)
         self.write_status(namespace, name, plan.status, resource_version)
-        for ev in plan.events:
-            self.event(namespace, name, uid, ev.type, ev.reason, ev.message, now)
+        for ev, line in zip(plan.events, lines, strict=True):
+            self.event(namespace, name, uid, ev.type, ev.reason, ev.message, now, entry=int(json.loads(line)["seq"]))
         if plan.clear_annotations:
             self.clear_annotations(namespace, name, plan.clear_annotations)
         if lines:
