@@ -75,3 +75,17 @@ def serve(port: int, address: str = "0.0.0.0") -> None:
     """Expose /metrics on PORT (0 disables)."""
     if port:
         start_http_server(port, addr=address)
+
+
+MONITOR_EVALUATIONS = Counter(
+    "stratops_monitor_evaluations_total",
+    "Scheduled monitor evaluations by timing: on_time, late (reason: overrun, workers or loop) or skipped "
+    "(a whole period missed). A monitor's first evaluation after it is seen is not counted.",
+    ["timing", "reason"],
+)
+MONITOR_LATENESS_SECONDS = Histogram(
+    "stratops_monitor_evaluation_lateness_seconds",
+    "How long after its due time a scheduled monitor evaluation started.",
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+MONITORS_SCHEDULED = Gauge("stratops_monitors_scheduled", "Monitors on this operator's evaluation schedule.")

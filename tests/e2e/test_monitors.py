@@ -449,3 +449,44 @@ def test_monitors_in_a_batch_share_a_query_and_each_reads_its_own_strategy(desk,
         return float(line.split()[-1])
 
     assert 1 <= gauge("stratops_batch_queries") <= gauge("stratops_batch_reads")
+
+
+def test_a_monitor_carries_no_finalizer_and_one_left_by_an_earlier_release_is_taken_off(desk, exporter, prometheus):
+    """Monitors are evaluated by one schedule, not a kopf daemon each: none gets a finalizer. The
+    finalizer an earlier release (a daemon per monitor) put on every Monitor is taken off (kopf
+    does it, as no handler of Monitors needs one), so the Monitor can still be deleted."""
+    exporter.gauge("test_queue_depth").labels(desk.ns).set(10)
+    desk.create("strategies", strategy_doc())
+    desk.wait_status(lambda s: s.get("phase") == "Running", "running")
+    new = _monitor(desk.ns, prometheus.url, channel="dashboard")
+    desk.create("monitors", new)
+    name = new["metadata"]["name"]
+    wait_for(lambda: _monitor_status(desk, name).get("lastEvaluation"), timeout=60, what="first evaluation")
+
+    def get(n: str) -> dict:
+        return desk.custom.get_namespaced_custom_object("stratops.io", "v1alpha1", desk.ns, "monitors", n)
+
+    assert not get(name)["metadata"].get("finalizers")
+    old = _monitor(desk.ns, prometheus.url, channel="dashboard")
+    old["metadata"] = {"name": "from-an-earlier-release", "finalizers": ["stratops.io/finalizer", "example.com/keep"]}
+    desk.create("monitors", old)
+    wait_for(
+        lambda: get("from-an-earlier-release")["metadata"].get("finalizers") == ["example.com/keep"],
+        timeout=30,
+        what="the earlier release's finalizer taken off, the others kept",
+    )
+    for n in (name, "from-an-earlier-release"):
+        desk.custom.delete_namespaced_custom_object("stratops.io", "v1alpha1", desk.ns, "monitors", n)
+    # The other finalizer's owner releases it, as it would: then nothing holds the Monitor.
+    desk.custom.patch_namespaced_custom_object(
+        "stratops.io", "v1alpha1", desk.ns, "monitors", "from-an-earlier-release", {"metadata": {"finalizers": []}}
+    )
+
+    def deleted() -> bool:
+        names = [
+            m["metadata"]["name"]
+            for m in desk.custom.list_namespaced_custom_object("stratops.io", "v1alpha1", desk.ns, "monitors")["items"]
+        ]
+        return name not in names and "from-an-earlier-release" not in names
+
+    wait_for(deleted, timeout=30, what="both Monitors deleted")

@@ -1,12 +1,18 @@
 """The Monitor controller's part outside the MonitorRunner (stratops.k8s.monitoring): what an
-evaluation reads of its Monitor, (the MonitorRunner evaluates it)."""
+evaluation reads of its Monitor, and the one scheduler that evaluates every monitor (the
+MonitorRunner evaluates each)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import Executor
 from typing import Any
 
-from stratops.controller.runtime import plain
+from stratops import metrics as M
+from stratops.controller.runtime import log, plain, strategy_key
+from stratops.monitors.schedule import LATE_SECONDS, Schedule, Start
 
 
 def monitor_view(body: Mapping[str, Any]) -> dict[str, Any]:
@@ -18,3 +24,118 @@ def monitor_view(body: Mapping[str, Any]) -> dict[str, Any]:
         "spec": plain(body.get("spec") or {}),
         "status": plain(body.get("status") or {}),
     }
+
+
+class MonitorScheduler:
+    """Every monitor of this operator evaluated at its own frequency by one loop and a bounded
+    pool of workers (stratops.monitors.schedule): no kopf daemon, task or finalizer per monitor.
+
+    kopf's event handler for Monitors puts each one as last seen (`seen`) and takes it off when
+    it is deleted (`gone`). The loop evaluates only while this replica may act (peering, the
+    fence), and a namespace's monitors only once its streams have listed again after a pause,
+    so no evaluation decides on a status from before another replica's writes.
+    """
+
+    def __init__(
+        self,
+        evaluate: Callable[[dict[str, Any], dict[str, Any] | None], Any],
+        pool: Executor,
+        workers: int,
+        may_act: Callable[[], bool],
+        relisting: Callable[[str], bool] = lambda ns: False,
+        clock: Callable[[], float] = time.monotonic,
+        late_seconds: float = LATE_SECONDS,
+    ) -> None:
+        self.evaluate, self.pool, self.workers = evaluate, pool, max(1, workers)
+        self.may_act, self.relisting, self.clock = may_act, relisting, clock
+        self.schedule = Schedule(late_seconds)
+        #: kopf's strategies_by_name index (a live mapping), handed over by the event handler.
+        self.strategies: Mapping[Any, Any] = {}
+        self.running = 0
+        self.evaluations = 0  # finished, since the start
+        self._wake: asyncio.Event | None = None
+        self._skipped = 0
+
+    def seen(self, namespace: str, name: str, view: dict[str, Any], period: float, listed: bool) -> None:
+        """The monitor as kopf last saw it. LISTED: found by a listing (the operator's start, a
+        resume), so spread over its period with the others found with it."""
+        self.schedule.put((namespace, name), view, period, self.clock(), spread=listed)
+        M.MONITORS_SCHEDULED.set(len(self.schedule))
+        self._poke()
+
+    def gone(self, namespace: str, name: str) -> None:
+        self.schedule.remove((namespace, name))
+        M.MONITORS_SCHEDULED.set(len(self.schedule))
+
+    def _poke(self) -> None:
+        if self._wake is not None:
+            self._wake.set()
+
+    def _ready(self, key: tuple[str, str]) -> bool:
+        return not self.relisting(key[0])
+
+    def strategy_of(self, view: Mapping[str, Any]) -> dict[str, Any] | None:
+        key = strategy_key(view["metadata"].get("namespace"), (view.get("spec") or {}).get("strategy", ""))
+        return next(iter(self.strategies.get(key, [])), None)
+
+    async def _run_one(self, start: Start) -> None:
+        loop = asyncio.get_running_loop()
+        strategy = self.strategy_of(start.view)
+        try:
+            ev = await loop.run_in_executor(self.pool, self.evaluate, start.view, strategy)
+            if getattr(ev, "finding", False):
+                log.warning("[%s/%s] monitor finding: %s", start.key[0], start.key[1], ev.detail)
+        except Exception as e:  # an evaluation that cannot finish is retried at its next beat
+            log.error("[%s/%s] monitor evaluation failed: %s", start.key[0], start.key[1], e)
+        finally:
+            self.running -= 1
+            self.evaluations += 1
+            # Look again soon for a strategy applied after its monitors.
+            self.schedule.finished(start.key, self.clock(), 2.0 if strategy is None else None)
+            if self.schedule.tally.skipped != self._skipped:
+                M.MONITOR_EVALUATIONS.labels("skipped", "").inc(self.schedule.tally.skipped - self._skipped)
+                self._skipped = self.schedule.tally.skipped
+            self._poke()
+
+    def _started(self, start: Start) -> None:
+        if not start.first:
+            M.MONITOR_EVALUATIONS.labels("late" if start.reason else "on_time", start.reason).inc()
+            M.MONITOR_LATENESS_SECONDS.observe(max(0.0, start.late))
+        self.running += 1
+        asyncio.get_running_loop().create_task(self._run_one(start), name=f"stratops: monitor {start.key[1]}")
+
+    async def run(self) -> None:
+        """For ever: start what is due, then sleep until the next due time, a new monitor or a
+        finished evaluation."""
+        self._wake = asyncio.Event()
+        acting: bool | None = None  # None: not yet; False: paused since it acted
+        while True:
+            self._wake.clear()
+            if not self.may_act():
+                acting = False if acting else acting
+                await self._sleep(0.5)
+                continue
+            now = self.clock()
+            if acting is False:
+                self.schedule.resume(now)  # due afresh: not late for the time another replica acted
+            acting = True
+            free = self.workers - self.running
+            if free > 0:
+                for start in self.schedule.take(now, free, self._ready):
+                    self._started(start)
+            due = self.schedule.next_due()
+            if due is None:
+                await self._sleep(1.0)
+            elif due > now:
+                await self._sleep(min(due - now, 1.0))
+            elif self.running >= self.workers:
+                await self._sleep(1.0)  # a finished evaluation wakes the loop
+            else:
+                await self._sleep(0.1)  # due but held back: its namespace is being listed again
+
+    async def _sleep(self, seconds: float) -> None:
+        assert self._wake is not None
+        try:
+            await asyncio.wait_for(self._wake.wait(), seconds)
+        except TimeoutError:
+            pass

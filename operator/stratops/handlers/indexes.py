@@ -80,7 +80,7 @@ def strategy_gates(namespace: str, name: str, spec: kopf.Spec, **_: Any) -> dict
     return {strategy_key(namespace, s): (name, raw) for s in spec.get("strategies") or []}
 
 
-# -- monitors: one daemon each, evaluating at the monitor's own frequency ------------------------
+# -- strategies by name: what a monitor evaluation reads of its strategy -------------------------
 def strategies_by_name(namespace: str, name: str, body: kopf.Body, **_: Any) -> dict:
     return {
         strategy_key(namespace, name): {

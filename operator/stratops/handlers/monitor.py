@@ -1,64 +1,71 @@
-"""The Monitor daemon: one per Monitor, evaluating at the monitor's own frequency."""
+"""Monitors: kopf's events put each Monitor on the one schedule (stratops.controller.monitor),
+whose loop evaluates every monitor at its own frequency. No daemon per monitor."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import time
 from typing import Any
 
 import kopf
 
 from stratops import GROUP, VERSION
-from stratops.controller.monitor import monitor_view
-from stratops.controller.runtime import SAFETY_NET_SECONDS, strategy_key
-from stratops.handlers import sharding
-from stratops.k8s.monitoring import MonitorRunner
+from stratops.controller.monitor import MonitorScheduler, monitor_view
+from stratops.handlers import kopf_fixes, sharding
 from stratops.models.common import parse_duration
 
+#: Report monitors are evaluated by the strategy's daemon on every report (strategy_report_monitors).
+REPORT_NOTE = "evaluated by the operator on every report from the strategy (event-driven), not polled"
 
-async def monitor_daemon(
+
+async def start_monitor_schedule(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    standalone = bool(settings.peering.standalone)
+    rt = memo.runtime
+    memo.monitor_schedule = scheduler = MonitorScheduler(
+        memo.monitors.run,
+        rt.monitor_pool,
+        int(os.environ.get("STRATOPS_MONITOR_WORKERS", "8")),
+        lambda: kopf_fixes.may_act(time.monotonic(), standalone),
+        lambda ns: bool(kopf_fixes.relisting(ns)),
+    )
+    memo.monitor_schedule_task = asyncio.get_running_loop().create_task(scheduler.run(), name="stratops: monitors")
+
+
+async def monitor_seen(
+    type: str | None,
     name: str,
     namespace: str,
     body: kopf.Body,
     memo: kopf.Memo,
-    stopped: kopf.DaemonStopped,
     logger: logging.Logger,
     strategies_by_name: kopf.Index,
     **_: Any,
 ) -> None:
-    runner: MonitorRunner = memo.monitors
-    while not stopped:
-        raw = monitor_view(body)
-        if (raw["spec"].get("source") or {}).get("strategy"):
-            # Evaluated by the strategy's daemon on every report (strategy_report_monitors).
-            note = "evaluated by the operator on every report from the strategy (event-driven), not polled"
-            if (raw.get("status") or {}).get("detail") != note:
-                # Off the event loop: a slow API server must not stall every other handler.
-                await asyncio.get_running_loop().run_in_executor(
-                    memo.runtime.monitor_pool,
-                    memo.runtime.executor.write_monitor_detail,
-                    namespace,
-                    name,
-                    note,
-                )
-            await stopped.wait(SAFETY_NET_SECONDS)
-            continue
-        strategy = next(
-            iter(strategies_by_name.get(strategy_key(namespace, raw["spec"].get("strategy", "")), [])), None
-        )
-        try:
-            ev = await asyncio.get_running_loop().run_in_executor(memo.runtime.monitor_pool, runner.run, raw, strategy)
-            if ev.finding:
-                logger.warning(f"monitor finding: {ev.detail}")
-        except Exception as e:  # an evaluation that cannot finish is retried next period
-            logger.error(f"monitor evaluation failed: {e}")
-        period = parse_duration(raw["spec"].get("frequency", "60s")).total_seconds()
-        if strategy is None:  # look again soon: the strategy may be applied after its monitors
-            period = min(period, 2.0)
-        await stopped.wait(period)
+    scheduler: MonitorScheduler = memo.monitor_schedule
+    scheduler.strategies = strategies_by_name
+    # No finalizer: the daemon per monitor of earlier releases put kopf's on every Monitor, and
+    # kopf takes it off now that no handler of Monitors needs it (tests/e2e/test_monitors.py).
+    if type == "DELETED" or body.get("metadata", {}).get("deletionTimestamp"):
+        scheduler.gone(namespace, name)
+        return
+    view = monitor_view(body)
+    if (view["spec"].get("source") or {}).get("strategy"):
+        scheduler.gone(namespace, name)
+        if (view.get("status") or {}).get("detail") != REPORT_NOTE:
+            # Off the event loop: a slow API server must not stall every other handler.
+            await asyncio.get_running_loop().run_in_executor(
+                memo.runtime.monitor_pool, memo.runtime.executor.write_monitor_detail, namespace, name, REPORT_NOTE
+            )
+        return
+    try:
+        period = parse_duration(view["spec"].get("frequency", "60s")).total_seconds()
+    except ValueError:
+        period = 60.0  # the schema admits only durations: a default rather than no evaluation
+    scheduler.seen(namespace, name, view, period, listed=type is None)
 
 
 def register(registry: kopf.OperatorRegistry) -> None:
-    kopf.daemon(GROUP, VERSION, "monitors", cancellation_timeout=10, when=sharding.of_a_strategy(), registry=registry)(
-        monitor_daemon
-    )
+    kopf.on.startup(registry=registry)(start_monitor_schedule)
+    kopf.on.event(GROUP, VERSION, "monitors", when=sharding.of_a_strategy(), registry=registry)(monitor_seen)

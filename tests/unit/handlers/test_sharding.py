@@ -42,7 +42,7 @@ def test_every_object_of_a_strategy_goes_to_its_shard(monkeypatch):
     for strategy, expected in ((mine, True), (theirs, False)):
         bodies = {
             "strategy_daemon": {"metadata": {"name": strategy}},
-            "monitor_daemon": {"metadata": {"name": "m"}, "spec": {"strategy": strategy}},
+            "monitor_seen": {"metadata": {"name": "m"}, "spec": {"strategy": strategy}},
             "incident_command": {"metadata": {"name": "i"}, "spec": {"strategy": strategy}},
             "strategy_pods": {"metadata": {"name": "p", "labels": {"stratops.io/strategy": strategy}}},
         }

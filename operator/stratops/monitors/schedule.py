@@ -1,0 +1,190 @@
+"""When each monitor is evaluated: one schedule for every monitor of the operator, in place of a
+kopf daemon (an asyncio task, its stopper and a finalizer on the Monitor) per monitor.
+
+A monitor is due at a fixed rate (due, due + period, ...), not "period after its last evaluation
+ended", so a slow evaluation does not push every later one back. A monitor is never evaluated
+twice at once. Where an evaluation starts later than LATE_SECONDS after its due time, the
+schedule says why:
+- `overrun`: its own previous evaluation was still running at the due time;
+- `workers`: every worker was busy (more due at once than there are workers);
+- `loop`: neither; the process itself was late (CPU, the event loop, the GIL).
+Beats missed whole (an overrun of more than a period) are skipped, and counted as late.
+
+Pure: the clock is passed in. The caller (stratops.controller.monitor) runs the evaluations.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+from dataclasses import dataclass, field
+from typing import Any
+
+#: An evaluation that starts more than this after its due time is late.
+LATE_SECONDS = 0.5
+#: Monitors found together (the operator's first listing, a resume after a pause) are spread
+#: over their period, at most this long, rather than all evaluated in the same instant.
+SPREAD_SECONDS = 5.0
+#: Monitors held back (their namespace relisting) looked at in one take, at most.
+HELD_PER_TAKE = 1000
+
+Key = tuple[str, str]  # (namespace, name)
+
+
+@dataclass
+class Entry:
+    key: Key
+    view: dict[str, Any]
+    period: float
+    due: float
+    running: bool = False
+    overran: bool = False  # its previous evaluation ran past this due time
+    fresh: bool = True  # its first evaluation since it was put (or the schedule resumed)
+    stamp: int = 0  # which heap item is this entry's current one
+
+
+@dataclass(frozen=True)
+class Start:
+    """An evaluation to start now: the monitor as last seen, and how late it starts."""
+
+    key: Key
+    view: dict[str, Any]
+    due: float
+    late: float  # seconds after its due time
+    reason: str  # "" on time; else overrun, workers or loop
+    first: bool  # its first since it was put: not counted on time or late
+
+
+@dataclass
+class Tally:
+    on_time: int = 0
+    late: dict[str, int] = field(default_factory=dict)  # reason -> evaluations
+    skipped: int = 0  # whole beats missed
+
+    def total(self) -> int:
+        return self.on_time + sum(self.late.values()) + self.skipped
+
+
+def phase(key: Key, period: float) -> float:
+    """KEY's stable offset within min(PERIOD, SPREAD_SECONDS): the same in every process."""
+    digest = hashlib.sha256(f"{key[0]}/{key[1]}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") / 2**32 * min(period, SPREAD_SECONDS)
+
+
+class Schedule:
+    def __init__(self, late_seconds: float = LATE_SECONDS) -> None:
+        self.late_seconds = late_seconds
+        self.tally = Tally()
+        self._entries: dict[Key, Entry] = {}
+        self._heap: list[tuple[float, int, Key]] = []
+        self._stamps = 0
+        self._full_since: float | None = None  # since when more were due than workers were free
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._entries
+
+    def _push(self, e: Entry) -> None:
+        self._stamps += 1
+        e.stamp = self._stamps
+        heapq.heappush(self._heap, (e.due, e.stamp, e.key))
+
+    def put(self, key: Key, view: dict[str, Any], period: float, now: float, spread: bool = False) -> None:
+        """KEY as last seen. A new monitor is due now (SPREAD: at its phase, for monitors found
+        together); a known one keeps its beat, unless a shorter period brings it forward."""
+        period = max(period, 0.001)
+        e = self._entries.get(key)
+        if e is None:
+            e = self._entries[key] = Entry(key, view, period, now + (phase(key, period) if spread else 0.0))
+            self._push(e)
+            return
+        e.view = view
+        if period != e.period:
+            e.period = period
+            if not e.running and e.due > now + period:
+                e.due = now + period
+                self._push(e)
+
+    def remove(self, key: Key) -> None:
+        self._entries.pop(key, None)  # its heap item is dropped when it comes up
+
+    def view(self, key: Key) -> dict[str, Any] | None:
+        e = self._entries.get(key)
+        return None if e is None else e.view
+
+    def next_due(self) -> float | None:
+        """When the earliest monitor not running is due (None: none)."""
+        while self._heap:
+            due, stamp, key = self._heap[0]
+            e = self._entries.get(key)
+            if e is None or e.stamp != stamp or e.running:
+                heapq.heappop(self._heap)
+                continue
+            return due
+        return None
+
+    def take(self, now: float, limit: int, ready: Any = None) -> list[Start]:
+        """The monitors due by NOW, earliest first, at most LIMIT (the free workers), each
+        marked running. READY(key) false holds a due monitor back (its namespace is being listed
+        again after a pause): it stays due. Late starts taken while more were due than there
+        were workers are late for `workers`."""
+        out: list[Start] = []
+        held: list[Entry] = []
+        saturated = self._full_since is not None
+        while self._heap and self._heap[0][0] <= now and len(out) < limit and len(held) < HELD_PER_TAKE:
+            due, stamp, key = heapq.heappop(self._heap)
+            e = self._entries.get(key)
+            if e is None or e.stamp != stamp or e.running:
+                continue
+            if ready is not None and not ready(key):
+                held.append(e)
+                continue
+            late = now - due
+            reason = ""
+            if late > self.late_seconds:
+                reason = "overrun" if e.overran else "workers" if saturated else "loop"
+            if not e.fresh:
+                if reason:
+                    self.tally.late[reason] = self.tally.late.get(reason, 0) + 1
+                else:
+                    self.tally.on_time += 1
+            out.append(Start(key, e.view, due, late, reason, e.fresh))
+            e.running, e.overran, e.fresh = True, False, False
+        for e in held:
+            self._push(e)
+        more = self.next_due()
+        if len(out) >= limit and more is not None and more <= now:
+            self._full_since = self._full_since if saturated else now
+        else:
+            self._full_since = None
+        return out
+
+    def finished(self, key: Key, now: float, period: float | None = None) -> None:
+        """KEY's evaluation ended at NOW; its next beat is a PERIOD (default its own) after the
+        one it started for. Beats already wholly past are skipped."""
+        e = self._entries.get(key)
+        if e is None or not e.running:
+            return
+        e.running = False
+        step = e.period if period is None else min(period, e.period)
+        e.due += step
+        if e.due < now:
+            e.overran = True
+            missed = int((now - e.due) // step)
+            if missed:
+                self.tally.skipped += missed
+                e.due += missed * step
+        self._push(e)
+
+    def resume(self, now: float) -> None:
+        """After a pause (another replica acted): every monitor is due afresh at its phase, not
+        all at once and not counted late for the time this replica was not acting."""
+        self._heap = []
+        for e in self._entries.values():
+            e.due = now + phase(e.key, e.period)
+            e.overran = False
+            e.fresh = True
+            if not e.running:
+                self._push(e)

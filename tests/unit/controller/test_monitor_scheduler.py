@@ -1,0 +1,175 @@
+"""The scheduler loop (stratops.controller.monitor.MonitorScheduler) with a real thread pool and
+the real clock: every monitor evaluated at its frequency by a bounded pool, only while this
+replica may act, a namespace held while it is listed again, a deleted monitor never again."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from stratops.controller.monitor import MonitorScheduler
+
+
+class Recorder:
+    def __init__(self, seconds: float = 0.0, fail: set[str] | None = None) -> None:
+        self.seconds, self.fail = seconds, fail or set()
+        self.calls: list[tuple[str, float, object]] = []
+        self.running = self.most = 0
+        self.lock = threading.Lock()
+
+    def __call__(self, view: dict, strategy: dict | None) -> None:
+        with self.lock:
+            self.running += 1
+            self.most = max(self.most, self.running)
+            self.calls.append((view["metadata"]["name"], time.monotonic(), strategy))
+        try:
+            if self.seconds:
+                time.sleep(self.seconds)  # the evaluation's own work, in its worker thread
+            if view["metadata"]["name"] in self.fail:
+                raise RuntimeError("source away")
+        finally:
+            with self.lock:
+                self.running -= 1
+
+    def of(self, name: str) -> list[float]:
+        with self.lock:
+            return [t for n, t, _ in self.calls if n == name]
+
+
+def _view(name: str, ns: str = "desk", strategy: str = "s") -> dict:
+    return {"metadata": {"name": name, "namespace": ns}, "spec": {"strategy": strategy}}
+
+
+async def _until(cond, seconds: float = 10.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not cond():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.01)
+
+
+def _run(body, **kwargs):
+    async def main():
+        pool = ThreadPoolExecutor(kwargs.pop("workers", 4))
+        rec = kwargs.pop("recorder", None) or Recorder()
+        sched = MonitorScheduler(rec, pool, pool._max_workers, **kwargs)
+        sched.strategies = {("desk", "s"): [{"spec": {}}]}
+        task = asyncio.get_running_loop().create_task(sched.run())
+        try:
+            await body(sched, rec)
+        finally:
+            task.cancel()
+            pool.shutdown(wait=True)
+
+    asyncio.run(main())
+
+
+def test_each_monitor_is_evaluated_at_its_own_frequency():
+    async def body(sched, rec):
+        sched.seen("desk", "fast", _view("fast"), 0.1, listed=False)
+        sched.seen("desk", "slow", _view("slow"), 0.5, listed=False)
+        await _until(lambda: len(rec.of("slow")) >= 3)
+        fast, slow = rec.of("fast"), rec.of("slow")
+        # About five fast beats per slow one; each at most one beat apart (fixed rate).
+        assert len(fast) >= 3 * len(slow)
+        assert max(b - a for a, b in itertools.pairwise(fast)) < 0.5
+        assert all(s == {"spec": {}} for _, _, s in rec.calls)  # the strategy from the index
+
+    _run(body, may_act=lambda: True)
+
+
+def test_no_more_evaluations_at_once_than_workers():
+    rec = Recorder(seconds=0.05)
+
+    async def body(sched, rec):
+        for i in range(12):
+            sched.seen("desk", f"m{i}", _view(f"m{i}"), 0.05, listed=False)
+        await _until(lambda: len(rec.calls) >= 60)
+        assert rec.most <= 3
+        # More due than workers: late starts say so.
+        assert sched.schedule.tally.late.get("workers", 0) + sched.schedule.tally.skipped > 0
+
+    _run(body, may_act=lambda: True, recorder=rec, workers=3)
+
+
+def test_nothing_is_evaluated_while_another_replica_acts():
+    acting = {"now": False}
+
+    async def body(sched, rec):
+        sched.seen("desk", "m", _view("m"), 0.05, listed=False)
+        await asyncio.sleep(0.3)  # the thing under test is an absence: give it beats to happen in
+        assert rec.calls == []
+        acting["now"] = True
+        await _until(lambda: len(rec.calls) >= 2)
+        acting["now"] = False
+        await asyncio.sleep(0.6)  # the loop looks at may_act at least every 0.5 s
+        stopped = len(rec.calls)
+        await asyncio.sleep(0.3)
+        assert len(rec.calls) == stopped
+
+    _run(body, may_act=lambda: acting["now"])
+
+
+def test_a_namespace_being_listed_again_is_held_and_the_others_go_on():
+    listing = {"desk"}
+
+    async def body(sched, rec):
+        sched.seen("desk", "held", _view("held"), 0.05, listed=False)
+        sched.seen("other", "free", _view("free", ns="other"), 0.05, listed=False)
+        await _until(lambda: len(rec.of("free")) >= 3)
+        assert rec.of("held") == []
+        listing.clear()
+        await _until(lambda: len(rec.of("held")) >= 1)
+
+    _run(body, may_act=lambda: True, relisting=lambda ns: ns in listing)
+
+
+def test_a_deleted_monitor_is_not_evaluated_again_and_a_failing_one_does_not_stop_the_others():
+    async def body(sched, rec):
+        sched.seen("desk", "gone", _view("gone"), 0.05, listed=False)
+        sched.seen("desk", "broken", _view("broken"), 0.05, listed=False)
+        await _until(lambda: len(rec.of("gone")) >= 2 and len(rec.of("broken")) >= 3)
+        sched.gone("desk", "gone")
+        after = len(rec.of("gone"))
+        n = len(rec.of("broken"))
+        await _until(lambda: len(rec.of("broken")) >= n + 5)
+        assert len(rec.of("gone")) <= after + 1  # one may have been running when it went
+        assert len(sched.schedule) == 1
+
+    _run(body, may_act=lambda: True, recorder=Recorder(fail={"broken"}))
+
+
+def test_a_monitor_of_a_strategy_not_there_yet_is_looked_at_again_within_two_seconds():
+    async def body(sched, rec):
+        sched.strategies = {}
+        sched.seen("desk", "early", _view("early", strategy="later"), 3600.0, listed=False)
+        await _until(lambda: len(rec.of("early")) >= 1)
+        sched.strategies = {("desk", "later"): [{"spec": {"x": 1}}]}
+        await _until(lambda: len(rec.of("early")) >= 2, seconds=5.0)
+        assert rec.calls[-1][2] == {"spec": {"x": 1}}
+
+    _run(body, may_act=lambda: True)
+
+
+@pytest.mark.parametrize("listed", [True, False])
+def test_an_update_keeps_the_beat_and_hands_the_newest_view(listed):
+    seen: list[dict] = []
+
+    class Keep(Recorder):
+        def __call__(self, view, strategy):
+            seen.append(view)
+            super().__call__(view, strategy)
+
+    async def body(sched, rec):
+        sched.seen("desk", "m", _view("m"), 0.1, listed=listed)
+        await _until(lambda: len(seen) >= 1, seconds=10.0)
+        newer = {**_view("m"), "status": {"incident": "i-1"}}
+        sched.seen("desk", "m", newer, 0.1, listed=False)
+        await _until(lambda: seen[-1] is newer)
+        assert len(sched.schedule) == 1
+
+    _run(body, may_act=lambda: True, recorder=Keep())

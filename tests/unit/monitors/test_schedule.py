@@ -1,0 +1,170 @@
+"""The one schedule for every monitor (stratops.monitors.schedule): fixed rate, never twice at
+once, and every late start with its reason."""
+
+from __future__ import annotations
+
+import heapq
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from stratops.monitors.schedule import SPREAD_SECONDS, Schedule, phase
+
+
+def _view(name: str) -> dict:
+    return {"metadata": {"name": name, "namespace": "desk"}, "spec": {}}
+
+
+def test_a_new_monitor_is_due_at_once_and_then_at_a_fixed_rate():
+    s = Schedule()
+    s.put(("desk", "m"), _view("m"), 10.0, now=100.0)
+    assert s.next_due() == 100.0
+    [start] = s.take(100.0, limit=8)
+    assert start.first and start.reason == ""
+    # A slow evaluation does not push the next beat back: due 10 s after the last was due.
+    s.finished(("desk", "m"), now=104.0)
+    assert s.next_due() == 110.0
+    assert s.take(109.9, limit=8) == []
+    [start] = s.take(110.2, limit=8)
+    assert not start.first and start.reason == "" and s.tally.on_time == 1
+
+
+def test_a_monitor_is_never_evaluated_twice_at_once():
+    s = Schedule()
+    s.put(("desk", "m"), _view("m"), 1.0, now=0.0)
+    assert len(s.take(0.0, limit=8)) == 1
+    # Its next beats pass while it runs: nothing to start until it has finished.
+    assert s.take(1.0, limit=8) == [] and s.take(2.5, limit=8) == []
+    assert s.next_due() is None
+    s.put(("desk", "m"), _view("m"), 1.0, now=2.6)  # an event meanwhile does not start it either
+    assert s.take(2.6, limit=8) == []
+
+
+def test_an_evaluation_longer_than_its_period_makes_the_next_late_for_overrun_and_skips_whole_beats():
+    s = Schedule()
+    s.put(("desk", "m"), _view("m"), 1.0, now=0.0)
+    s.take(0.0, limit=8)
+    s.finished(("desk", "m"), now=3.6)  # beats at 1, 2 and 3 passed while it ran
+    assert s.tally.skipped == 2  # 1 and 2 are skipped; 3 is started late
+    assert s.next_due() == 3.0
+    [start] = s.take(3.6, limit=8)
+    assert start.reason == "overrun" and abs(start.late - 0.6) < 1e-9
+    assert s.tally.late == {"overrun": 1}
+
+
+def test_more_due_than_workers_makes_the_ones_left_waiting_late_for_workers():
+    s = Schedule()
+    for i in range(6):
+        s.put(("desk", f"m{i}"), _view(f"m{i}"), 10.0, now=0.0)
+    for start in s.take(0.0, limit=6):
+        s.finished(start.key, now=0.1)
+    # All six due at 10.0, two workers, each evaluation 0.4 s.
+    now, started = 10.0, []
+    while len(started) < 6:
+        batch = s.take(now, limit=2)
+        started += batch
+        now += 0.4
+        for b in batch:
+            s.finished(b.key, now)
+    assert [b.reason for b in started] == ["", "", "", "", "workers", "workers"]
+    assert s.tally.on_time == 4 and s.tally.late == {"workers": 2}
+
+
+def test_a_late_start_with_free_workers_is_the_loop_s():
+    s = Schedule()
+    s.put(("desk", "m"), _view("m"), 5.0, now=0.0)
+    s.finished(s.take(0.0, limit=1)[0].key, now=0.1)
+    [start] = s.take(6.2, limit=8)  # the process was busy elsewhere for 1.2 s
+    assert start.reason == "loop"
+
+
+def test_a_removed_monitor_is_not_evaluated_again():
+    s = Schedule()
+    s.put(("desk", "a"), _view("a"), 1.0, now=0.0)
+    s.put(("desk", "b"), _view("b"), 1.0, now=0.0)
+    starts = s.take(0.0, limit=8)
+    s.remove(("desk", "a"))
+    for start in starts:
+        s.finished(start.key, now=0.5)  # a's ends after it was removed: ignored
+    assert [x.key for x in s.take(5.0, limit=8)] == [("desk", "b")]
+    assert ("desk", "a") not in s and len(s) == 1
+
+
+def test_a_shorter_period_brings_the_next_beat_forward_and_the_latest_view_is_evaluated():
+    s = Schedule()
+    s.put(("desk", "m"), _view("m"), 600.0, now=0.0)
+    s.finished(s.take(0.0, limit=1)[0].key, now=0.1)
+    newer = {**_view("m"), "spec": {"frequency": "5s"}}
+    s.put(("desk", "m"), newer, 5.0, now=10.0)
+    assert s.next_due() == 15.0
+    [start] = s.take(15.0, limit=1)
+    assert start.view is newer
+
+
+def test_monitors_found_by_a_listing_are_spread_over_their_period():
+    s = Schedule()
+    for i in range(50):
+        s.put(("desk", f"m{i}"), _view(f"m{i}"), 60.0, now=0.0, spread=True)
+    dues = sorted(due for due, _, _ in s._heap)
+    assert dues[0] >= 0.0 and dues[-1] < SPREAD_SECONDS and dues[-1] - dues[0] > SPREAD_SECONDS / 2
+    assert phase(("desk", "m1"), 60.0) == phase(("desk", "m1"), 60.0)  # the same in every process
+
+
+def test_after_a_pause_monitors_are_due_afresh_and_not_counted_late():
+    s = Schedule()
+    for i in range(3):
+        s.put(("desk", f"m{i}"), _view(f"m{i}"), 1.0, now=0.0)
+    for start in s.take(0.0, limit=8):
+        s.finished(start.key, now=0.2)
+    s.resume(now=500.0)  # another replica acted meanwhile
+    starts = s.take(500.0 + SPREAD_SECONDS, limit=8)
+    assert len(starts) == 3 and all(x.first for x in starts)
+    assert s.tally.late == {} and s.tally.skipped == 0
+
+
+def test_a_monitor_held_back_stays_due():
+    s = Schedule()
+    s.put(("other", "m"), _view("m"), 1.0, now=0.0)
+    assert s.take(0.0, limit=8, ready=lambda key: False) == []
+    assert s.next_due() == 0.0
+    assert len(s.take(0.1, limit=8, ready=lambda key: True)) == 1
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    periods=st.lists(st.sampled_from([0.5, 1.0, 2.0, 5.0, 10.0, 60.0]), min_size=1, max_size=12),
+    durations=st.lists(st.floats(0.0, 0.45), min_size=1, max_size=50),
+    horizon=st.floats(5.0, 120.0),
+)
+def test_with_enough_workers_every_beat_is_evaluated_on_time_once_and_never_twice_at_once(periods, durations, horizon):
+    """A discrete-event run: the loop takes at every due time and every finish. With a worker per
+    monitor and evaluations shorter than any period, every beat of every monitor starts on time,
+    exactly once, and no monitor runs twice at once."""
+    s = Schedule()
+    keys = [("desk", f"m{i}") for i in range(len(periods))]
+    for key, p in zip(keys, periods, strict=True):
+        s.put(key, _view(key[1]), p, now=0.0)
+    finishes: list[tuple[float, str]] = []  # (when, monitor)
+    running: set[tuple[str, str]] = set()
+    starts: dict[tuple[str, str], list[float]] = {k: [] for k in keys}
+    now, n = 0.0, 0
+    while True:
+        nxt = min([t for t, _ in finishes[:1]] + [d for d in [s.next_due()] if d is not None])
+        if nxt > horizon:
+            break
+        now = max(now, nxt)
+        while finishes and finishes[0][0] <= now:
+            t, name = heapq.heappop(finishes)
+            running.discard(("desk", name))
+            s.finished(("desk", name), t)
+        for start in s.take(now, limit=len(keys) - len(running)):
+            assert start.key not in running
+            assert start.reason == "" and start.late <= 1e-9
+            running.add(start.key)
+            starts[start.key].append(now)
+            heapq.heappush(finishes, (now + durations[n % len(durations)], start.key[1]))
+            n += 1
+    for key, p in zip(keys, periods, strict=True):
+        beats = [i * p for i in range(int(horizon // p) + 1) if i * p <= horizon]
+        assert [round(t, 6) for t in starts[key]] == [round(b, 6) for b in beats]
+    assert s.tally.late == {} and s.tally.skipped == 0
