@@ -283,6 +283,21 @@ def floor_cpu_per_evaluation(url: str, repeat: int) -> dict[str, float]:
     return out
 
 
+def schedule_counts(metrics_port: int) -> dict[tuple[str, str], float]:
+    """The operator's own count of scheduled evaluations, by timing and reason
+    (stratops_monitor_evaluations_total); empty for an operator without one schedule."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", trust_env=False, timeout=10).text
+    out: dict[tuple[str, str], float] = {}
+    for fam in text_string_to_metric_families(text):
+        if fam.name == "stratops_monitor_evaluations":
+            for sample in fam.samples:
+                if sample.name.endswith("_total"):
+                    out[(sample.labels["timing"], sample.labels["reason"])] = sample.value
+    return out
+
+
 def evaluations(counts_before: dict[str, int], counts_after: dict[str, int]) -> Counter:
     """Evaluations per series key between two /bench/counts readings (two-query checks count once)."""
     d = Counter({k: counts_after.get(k, 0) - counts_before.get(k, 0) for k in counts_after})
@@ -297,6 +312,8 @@ def _frequency_s(text: str) -> float:
     return parse_duration(text).total_seconds()
 
 
+#: One safety-net period (STRATOPS_RESYNC_SECONDS' default): every idle strategy is looked at once.
+IDLE_WINDOW = 60.0
 SCHEDULED = sum(60 / _frequency_s(m["spec"]["frequency"]) for m in MONITORS)  # evaluations/strategy/min
 
 
@@ -388,6 +405,21 @@ def run_size(
             )
         )
 
+        # -- idle: every strategy Running, nothing changing, no monitor yet
+        progress(f"{tag}: idle, {IDLE_WINDOW:.0f}s window")
+        time.sleep(10)  # bench: past the create phase's last writes
+        i0, icpu0 = time.time(), cpu_seconds(op.pid)
+        time.sleep(IDLE_WINDOW)  # bench: the measurement window itself (one safety-net period)
+        i1, icpu1 = time.time(), cpu_seconds(op.pid)
+        rows.append(
+            (
+                f"{tag}: operator CPU idle, no monitors (% of one core)",
+                f"{100 * (icpu1 - icpu0) / (i1 - i0):.2f}",
+                f"RSS {rss_mib(op.pid):.0f} MiB (idle before any object: {idle_rss:.0f} MiB); "
+                f"{100 * (icpu1 - icpu0) / (i1 - i0) / n * 1000:.3f}% per 1,000 strategies",
+            )
+        )
+
         # -- monitors
         progress(f"{tag}: creating {12 * n} monitors")
         t = time.perf_counter()
@@ -425,11 +457,13 @@ def run_size(
         time.sleep(min(30.0, window / 2))  # bench: past the first-evaluation burst
         _, off = cp.audit_events(0)  # what came before the window is not counted
         c0 = httpx.get(f"{url}/bench/counts", trust_env=False).json()
+        sc0 = schedule_counts(mport)
         w0, cpu0, src0 = time.time(), cpu_seconds(op.pid), cpu_seconds(source_pid)
         time.sleep(window)  # bench: the measurement window itself
         w1, cpu1, src1 = time.time(), cpu_seconds(op.pid), cpu_seconds(source_pid)
         load = os.getloadavg()[1]
         c1 = httpx.get(f"{url}/bench/counts", trust_env=False).json()
+        sc1 = schedule_counts(mport)
         rss = rss_mib(op.pid)
         time.sleep(2)  # audit batches land within ~1 s
         more, off = cp.audit_events(off)
@@ -450,6 +484,17 @@ def run_size(
             f"; NOTE window {window:.0f}s < the {refresh:.0f}s status refresh: refreshes not counted"
             if window < refresh
             else ""
+        )
+        timing = {k: sc1.get(k, 0.0) - sc0.get(k, 0.0) for k in sc1}
+        scheduled = sum(timing.values())
+        on_time = sum(v for (t, _), v in timing.items() if t == "on_time")
+        late = ", ".join(f"{t} {r or '-'} {v:.0f}" for (t, r), v in sorted(timing.items()) if t != "on_time" and v)
+        rows.append(
+            (
+                f"{tag}: scheduled evaluations started on time (%)",
+                f"{100 * on_time / scheduled:.2f}" if scheduled else "n/a",
+                (f"{scheduled:.0f} in the window; late or skipped: {late or 'none'}" if scheduled else "no schedule"),
+            )
         )
         rows.append(
             (

@@ -54,23 +54,12 @@ def on_real_node(doc: dict[str, Any], image: str) -> dict[str, Any]:
     """The example Strategy as the image built here, on the real node (its selector and toleration)."""
     if doc.get("kind") != "Strategy":
         return doc
-    from stratops.testing.realnode import REAL_NODE_LABEL, REAL_NODE_TAINT
+    from stratops.testing.realnode import pod_template
 
     doc = copy.deepcopy(doc)
     spec = doc["spec"]
     spec["image"] = image
-    template = spec.setdefault("podTemplate", {})
-    template["nodeSelector"] = dict(REAL_NODE_LABEL)
-    template["tolerations"] = [
-        {
-            "key": REAL_NODE_TAINT["key"],
-            "operator": "Equal",
-            "value": REAL_NODE_TAINT["value"],
-            "effect": REAL_NODE_TAINT["effect"],
-        }
-    ]
-    # a laptop-sized request: the example's 500m would hold a quarter of a 2-core machine
-    template["resources"] = {"requests": {"cpu": "50m", "memory": "96Mi"}, "limits": {"memory": "512Mi"}}
+    spec.setdefault("podTemplate", {}).update(pod_template())
     return doc
 
 

@@ -79,7 +79,7 @@ def serve(port: int, address: str = "0.0.0.0") -> None:
 
 MONITOR_EVALUATIONS = Counter(
     "stratops_monitor_evaluations_total",
-    "Scheduled monitor evaluations by timing: on_time, late (reason: overrun, workers or loop) or skipped "
+    "Scheduled monitor evaluations by timing: on_time, late (reason: workers or loop) or skipped "
     "(a whole period missed). A monitor's first evaluation after it is seen is not counted.",
     ["timing", "reason"],
 )
@@ -89,3 +89,8 @@ MONITOR_LATENESS_SECONDS = Histogram(
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
 )
 MONITORS_SCHEDULED = Gauge("stratops_monitors_scheduled", "Monitors on this operator's evaluation schedule.")
+RECONCILES_SKIPPED = Counter(
+    "stratops_reconciles_skipped_total",
+    "Safety-net passes skipped: the Strategy and what it owns unchanged since a pass that had nothing to do "
+    "(a full pass is made at least every STRATOPS_RESYNC_FULL_SECONDS).",
+)

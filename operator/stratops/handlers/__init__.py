@@ -17,6 +17,9 @@ mends for kopf's defects).
 
 from __future__ import annotations
 
+import logging
+import re
+
 import kopf
 
 from stratops.handlers import admission, gate, incident, indexes, kopf_fixes, monitor, sharding, startup, strategy
@@ -36,6 +39,8 @@ def run(namespaces: list[str], clusterwide: bool, liveness: str | None, verbose:
     registry = kopf.OperatorRegistry()
     register(registry)
     kopf.configure(verbose=verbose, log_prefix=True)  # every object's log line says which object: [ns/name]
+    if not verbose:
+        quiet_routine_lines(registry)
     kopf.run(
         clusterwide=clusterwide,
         namespaces=namespaces,
@@ -43,3 +48,23 @@ def run(namespaces: list[str], clusterwide: bool, liveness: str | None, verbose:
         registry=registry,
         memo=kopf.Memo(scope=(list(namespaces), clusterwide)),  # the kill watch serves the same
     )
+
+
+class _Routine(logging.Filter):
+    def __init__(self, handlers: set[str]) -> None:
+        super().__init__()
+        names = "|".join(sorted(re.escape(h) for h in handlers))
+        self.pattern = re.compile(rf"Handler '({names})' succeeded\.$")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno > logging.INFO or not self.pattern.search(record.getMessage())
+
+
+def quiet_routine_lines(registry: kopf.OperatorRegistry) -> None:
+    """No line for what happens thousands of times a second and says nothing: kopf's "Handler
+    'x' succeeded." for the event handlers (every watch event of every object; at 12,000 monitors
+    most of the operator's log and a share of its CPU) and httpx's line per HTTP request (every
+    monitor evaluation). Their failures are still logged; `--verbose` logs everything."""
+    watching = {h.id for h in registry._watching.get_all_handlers()}
+    logging.getLogger("kopf.objects").addFilter(_Routine(watching))
+    logging.getLogger("httpx").setLevel(logging.WARNING)

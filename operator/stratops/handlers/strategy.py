@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import time
 from collections.abc import Coroutine
 from typing import Any
 
@@ -17,6 +19,11 @@ from stratops.controller.runtime import SAFETY_NET_SECONDS, Runtime, plain, stra
 from stratops.controller.strategy import brief, reconcile, snapshot
 from stratops.handlers import kopf_fixes, sharding
 from stratops.k8s.executor import namespace_terminating
+
+#: A safety-net pass over the same inputs as a pass that decided nothing and asked for no wake
+#: is skipped (a decision changes with the clock only where it asks to be woken: the property
+#: test tests/unit/lifecycle/test_time_independence.py); one is made at least this often anyway.
+FULL_PASS_SECONDS = float(os.environ.get("STRATOPS_RESYNC_FULL_SECONDS", "600"))
 
 
 async def sleep_until_poked(poke: asyncio.Event, stopped: kopf.DaemonStopped, timeout: float) -> None:
@@ -66,6 +73,8 @@ async def strategy_daemon(
         "strategy_report_monitors": strategy_report_monitors,
     }
     backoff, conflicts = 1.0, 0
+    resting: Any = None  # (resourceVersion, snapshot) a pass decided nothing on, with no wake
+    decided_at = 0.0
     try:
         if waiting := kopf_fixes.relisting(namespace):
             # Resumed after a pause (another replica was acting): the indexes are as they were
@@ -73,14 +82,23 @@ async def strategy_daemon(
             logger.info(f"not deciding until the indexes are listed again after the pause: {', '.join(waiting)}")
             await _until(kopf_fixes.relisted(namespace), stopped)
         while not stopped:
+            poked = poke.is_set()
             poke.clear()
+            # kopf changes its indexes on the event loop: the worker thread gets a copy of this
+            # strategy's entries, taken here, never the live stores.
+            idx = snapshot(indexes, [key])
+            inputs = (body.get("metadata", {}).get("resourceVersion"), idx)
+            if not poked and inputs == resting and time.monotonic() - decided_at < FULL_PASS_SECONDS:
+                M.RECONCILES_SKIPPED.inc()  # idle: nothing changed since a pass that had nothing to do
+                await sleep_until_poked(poke, stopped, SAFETY_NET_SECONDS)
+                continue
+            resting = None
             try:
-                # kopf changes its indexes on the event loop: the worker thread gets a copy of
-                # this strategy's entries, taken here, never the live stores.
-                idx = snapshot(indexes, [key])
                 wake = await asyncio.get_running_loop().run_in_executor(
                     rt.lifecycle_pool, reconcile, plain(body), rt, idx
                 )
+                decided_at = time.monotonic()
+                resting = inputs if wake is None else None
                 backoff, conflicts = 1.0, 0
             except Exception as e:  # logged, counted, retried with backoff
                 if namespace_terminating(e):

@@ -129,7 +129,7 @@ class AuditLog:
         for _ in range(8):
             index = self._latest.get(key)
             if index is None:
-                index = self._latest[key] = self._find_latest(namespace, kind, name)
+                index = self._find_latest(namespace, kind, name)  # and remembers it
             known = self._segment.get(key)
             seg = (
                 known[1]

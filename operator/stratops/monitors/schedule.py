@@ -2,13 +2,15 @@
 kopf daemon (an asyncio task, its stopper and a finalizer on the Monitor) per monitor.
 
 A monitor is due at a fixed rate (due, due + period, ...), not "period after its last evaluation
-ended", so a slow evaluation does not push every later one back. A monitor is never evaluated
-twice at once. Where an evaluation starts later than LATE_SECONDS after its due time, the
-schedule says why:
-- `overrun`: its own previous evaluation was still running at the due time;
+ended", so a slow evaluation does not push every later one back. Under load the rate gives:
+after a late start the next beat is a period after that start (no burst of beats to catch up,
+and a monitor applied meanwhile waits as long as the others do, never behind a backlog that
+cannot drain), and an evaluation longer than a period is followed by a period's rest. A monitor
+is never evaluated twice at once. Where an evaluation starts later than LATE_SECONDS after its
+due time, the schedule says why:
 - `workers`: every worker was busy (more due at once than there are workers);
 - `loop`: neither; the process itself was late (CPU, the event loop, the GIL).
-Beats missed whole (an overrun of more than a period) are skipped, and counted as late.
+Beats an evaluation ran through are skipped, and counted (`skipped`).
 
 Pure: the clock is passed in. The caller (stratops.controller.monitor) runs the evaluations.
 """
@@ -38,8 +40,8 @@ class Entry:
     period: float
     due: float
     running: bool = False
-    overran: bool = False  # its previous evaluation ran past this due time
     fresh: bool = True  # its first evaluation since it was put (or the schedule resumed)
+    started: float = 0.0  # when its last evaluation started
     stamp: int = 0  # which heap item is this entry's current one
 
 
@@ -51,7 +53,7 @@ class Start:
     view: dict[str, Any]
     due: float
     late: float  # seconds after its due time
-    reason: str  # "" on time; else overrun, workers or loop
+    reason: str  # "" on time; else workers or loop
     first: bool  # its first since it was put: not counted on time or late
 
 
@@ -144,14 +146,14 @@ class Schedule:
             late = now - due
             reason = ""
             if late > self.late_seconds:
-                reason = "overrun" if e.overran else "workers" if saturated else "loop"
+                reason = "workers" if saturated else "loop"
             if not e.fresh:
                 if reason:
                     self.tally.late[reason] = self.tally.late.get(reason, 0) + 1
                 else:
                     self.tally.on_time += 1
             out.append(Start(key, e.view, due, late, reason, e.fresh))
-            e.running, e.overran, e.fresh = True, False, False
+            e.running, e.fresh, e.started = True, False, now
         for e in held:
             self._push(e)
         more = self.next_due()
@@ -162,20 +164,21 @@ class Schedule:
         return out
 
     def finished(self, key: Key, now: float, period: float | None = None) -> None:
-        """KEY's evaluation ended at NOW; its next beat is a PERIOD (default its own) after the
-        one it started for. Beats already wholly past are skipped."""
+        """KEY's evaluation ended at NOW. Its next beat is a PERIOD (default its own) after the
+        beat it started for if it started on time; a period after it started if it started late
+        (under load the beats move back rather than pile up, so a busy operator evaluates each
+        monitor a little less often instead of starving some); and a period after NOW if it ran
+        longer than a period (the beats it ran through are skipped)."""
         e = self._entries.get(key)
         if e is None or not e.running:
             return
         e.running = False
         step = e.period if period is None else min(period, e.period)
-        e.due += step
-        if e.due < now:
-            e.overran = True
-            missed = int((now - e.due) // step)
-            if missed:
-                self.tally.skipped += missed
-                e.due += missed * step
+        beat = e.due + step if e.started - e.due <= self.late_seconds else e.started + step
+        if beat < now:
+            self.tally.skipped += int((now - beat) // step) + 1
+            beat = now + step
+        e.due = beat
         self._push(e)
 
     def resume(self, now: float) -> None:
@@ -184,7 +187,6 @@ class Schedule:
         self._heap = []
         for e in self._entries.values():
             e.due = now + phase(e.key, e.period)
-            e.overran = False
             e.fresh = True
             if not e.running:
                 self._push(e)

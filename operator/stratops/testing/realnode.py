@@ -380,12 +380,15 @@ def _kill_and_rmdir(cg: Path) -> None:
 def pod_template(env: dict[str, str] | None = None) -> dict[str, Any]:
     """A Strategy's spec.podTemplate that puts its pods on the real node (its label, its taint
     tolerated), with ENV, and requests small enough for a few of them beside the harness."""
-    return {
+    template: dict[str, Any] = {
         "nodeSelector": dict(REAL_NODE_LABEL),
         "tolerations": [{"operator": "Equal", **REAL_NODE_TAINT}],
-        "env": [{"name": k, "value": v} for k, v in (env or {}).items()],
+        # a laptop-sized request: the example's 500m would hold a quarter of a 2-core machine
         "resources": {"requests": {"cpu": "50m", "memory": "96Mi"}, "limits": {"memory": "512Mi"}},
     }
+    if env:
+        template["env"] = [{"name": k, "value": v} for k, v in env.items()]
+    return template
 
 
 def api_address_policy(host: str, port: int) -> list[dict[str, Any]]:

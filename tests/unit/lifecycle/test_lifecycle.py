@@ -128,6 +128,7 @@ class World:
             **kw,
         )
         plan = decide(self.spec, self.status, o)
+        self.last_obs = o
         if plan.control is not None:
             self.control = plan.control
         if plan.deployment is not None:

@@ -40,16 +40,51 @@ def test_a_monitor_is_never_evaluated_twice_at_once():
     assert s.take(2.6, limit=8) == []
 
 
-def test_an_evaluation_longer_than_its_period_makes_the_next_late_for_overrun_and_skips_whole_beats():
+def test_an_evaluation_longer_than_its_period_skips_the_beats_it_ran_through_then_rests_a_period():
     s = Schedule()
     s.put(("desk", "m"), _view("m"), 1.0, now=0.0)
     s.take(0.0, limit=8)
-    s.finished(("desk", "m"), now=3.6)  # beats at 1, 2 and 3 passed while it ran
-    assert s.tally.skipped == 2  # 1 and 2 are skipped; 3 is started late
-    assert s.next_due() == 3.0
-    [start] = s.take(3.6, limit=8)
-    assert start.reason == "overrun" and abs(start.late - 0.6) < 1e-9
-    assert s.tally.late == {"overrun": 1}
+    s.finished(("desk", "m"), now=3.6)  # the beats at 1, 2 and 3 passed while it ran
+    assert s.tally.skipped == 3
+    assert s.next_due() == 4.6  # a period's rest, not back to back
+    [start] = s.take(4.6, limit=8)
+    assert start.reason == "" and s.tally.on_time == 1
+
+
+def test_after_a_late_start_the_beats_move_back_instead_of_piling_up():
+    s = Schedule()
+    s.put(("desk", "m"), _view("m"), 10.0, now=0.0)
+    s.finished(s.take(0.0, limit=1)[0].key, now=0.1)
+    [late] = s.take(13.0, limit=1)  # due at 10, started at 13
+    assert late.reason == "loop"
+    s.finished(late.key, now=13.1)
+    assert s.next_due() == 23.0  # a period after the late start, not 20 then at once 30
+    s.finished(s.take(23.0, limit=1)[0].key, now=23.1)
+    assert s.next_due() == 33.0  # on time again: on the grid
+
+
+def test_a_monitor_applied_while_the_operator_is_overloaded_waits_no_longer_than_the_others():
+    """More due than workers, for ever: the waits stay bounded and the new monitor is served
+    within about the same wait as everyone else (it never sits behind a backlog that grows)."""
+    s = Schedule()
+    for i in range(40):  # fast ones and slow ones, as a desk's monitors are
+        s.put(("desk", f"m{i}"), _view(f"m{i}"), 1.0 if i % 2 else 30.0, now=0.0)
+    now, served_new, waits = 0.0, None, []
+    running: list[tuple[float, tuple[str, str]]] = []
+    for step in range(4000):  # 2 workers, 0.1 s each: capacity 20 a second for 20.7 a second wanted
+        now = step * 0.01
+        if step == 2000:
+            s.put(("desk", "new"), _view("new"), 1.0, now=now)
+        for t, key in [r for r in running if r[0] <= now]:
+            running.remove((t, key))
+            s.finished(key, now)
+        for start in s.take(now, limit=2 - len(running)):
+            running.append((now + 0.1, start.key))
+            waits.append(start.late)
+            if start.key == ("desk", "new") and served_new is None:
+                served_new = now - 20.0
+    assert served_new is not None and served_new <= max(waits[-200:]) + 0.01
+    assert max(waits[-200:]) < 5.0  # bounded: about a period and a half, not growing
 
 
 def test_more_due_than_workers_makes_the_ones_left_waiting_late_for_workers():
@@ -68,6 +103,7 @@ def test_more_due_than_workers_makes_the_ones_left_waiting_late_for_workers():
             s.finished(b.key, now)
     assert [b.reason for b in started] == ["", "", "", "", "workers", "workers"]
     assert s.tally.on_time == 4 and s.tally.late == {"workers": 2}
+    assert s.next_due() == 20.0  # the ones on time keep their beat
 
 
 def test_a_late_start_with_free_workers_is_the_loop_s():
