@@ -69,6 +69,7 @@ e2e: setup controlplane monitoring kubectl
 	$(PY) -m pytest tests/e2e
 
 bench: setup controlplane
+	$(PY) -m pip install --quiet -e ".[bench]"
 	$(PY) bench/run.py
 
 # The chaos soak at CI's length and seed (tests/e2e/test_soak.py runs the same); a long one:

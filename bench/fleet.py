@@ -314,6 +314,8 @@ def _frequency_s(text: str) -> float:
 
 #: One safety-net period (STRATOPS_RESYNC_SECONDS' default): every idle strategy is looked at once.
 IDLE_WINDOW = 60.0
+#: Per fleet size, the raw figures (--out writes them, and the plots).
+RESULTS: list[dict] = []
 SCHEDULED = sum(60 / _frequency_s(m["spec"]["frequency"]) for m in MONITORS)  # evaluations/strategy/min
 
 
@@ -333,6 +335,8 @@ def run_size(
     label: str = "",
 ) -> None:
     ns = f"bench-n{n}{label}"
+    rec: dict = {"strategies": n, "monitors": 12 * n}
+    RESULTS.append(rec)
     core = client.CoreV1Api(admin)
     core.create_namespace({"metadata": {"name": ns}})
     wait_for(lambda: core.list_namespaced_service_account(ns).items, timeout=60)
@@ -411,6 +415,7 @@ def run_size(
         i0, icpu0 = time.time(), cpu_seconds(op.pid)
         time.sleep(IDLE_WINDOW)  # bench: the measurement window itself (one safety-net period)
         i1, icpu1 = time.time(), cpu_seconds(op.pid)
+        rec.update(idle_cpu_pct=100 * (icpu1 - icpu0) / (i1 - i0), idle_rss_mib=rss_mib(op.pid), empty_rss_mib=idle_rss)
         rows.append(
             (
                 f"{tag}: operator CPU idle, no monitors (% of one core)",
@@ -474,7 +479,11 @@ def run_size(
         reqs = sum(v for (verb, _), v in mine.items() if verb != "watch")
         ctl = sum(v for (verb, _), v in by_user.get(CONTROLLERS, Counter()).items() if verb != "watch")
         evs = evaluations(c0, c1)
+        rec.update(cpu_pct=100 * (cpu1 - cpu0) / (w1 - w0), rss_mib=rss, load=load)
         floor_cpu_s = sum(floor_cpu.get(k, 0.0) * v for k, v in evs.items())
+        rec.update(
+            floor_cpu_pct=100 * floor_cpu_s / (w1 - w0), evaluations_per_strategy_min=sum(evs.values()) / minutes / n
+        )
         cpu_pct = 100 * (cpu1 - cpu0) / (w1 - w0)
         top = ", ".join(
             f"{verb} {res} {v / minutes / n:.2f}" for (verb, res), v in mine.most_common(4) if verb != "watch"
@@ -488,6 +497,7 @@ def run_size(
         timing = {k: sc1.get(k, 0.0) - sc0.get(k, 0.0) for k in sc1}
         scheduled = sum(timing.values())
         on_time = sum(v for (t, _), v in timing.items() if t == "on_time")
+        rec.update(on_time_pct=100 * on_time / scheduled if scheduled else None)
         late = ", ".join(f"{t} {r or '-'} {v:.0f}" for (t, r), v in sorted(timing.items()) if t != "on_time" and v)
         rows.append(
             (
@@ -558,6 +568,7 @@ def run_size(
                 f.custom.delete_namespaced_custom_object(GROUP, VERSION, ns, "strategies", name)
             floor.append(f.floor_halt(f"floor-k{i}"))
         progress(f"{tag}: command-to-halt p50 {statistics.median(command):.2f}s")
+        rec.update(command_to_halt=command, command_floor=floor)
         fl = statistics.median(floor)
         rows.append(
             (
@@ -618,6 +629,7 @@ def run_size(
 
             bfloor.append(f.floor_halt(fname, detect))
         progress(f"{tag}: breach-to-halt p50 {statistics.median(breach):.2f}s")
+        rec.update(breach_to_halt=breach, breach_floor=bfloor)
         bf = statistics.median(bfloor)
         rows.append(
             (
@@ -668,6 +680,49 @@ def main(
             stop_process(src)
 
 
+def write_out(out: Path) -> None:
+    """The raw figures as fleet.json, and where matplotlib is installed (`pip install -e
+    .[bench]`) the plots: breach-to-halt CDF per fleet size, and RSS and CPU against fleet size."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "fleet.json").write_text(json.dumps(RESULTS, indent=1))
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        progress(f"wrote {out / 'fleet.json'}; no plots: matplotlib is not installed (pip install -e '.[bench]')")
+        return
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for r in RESULTS:
+        xs = sorted(r.get("breach_to_halt") or [])
+        if xs:
+            ax.step(xs, [(i + 1) / len(xs) for i in range(len(xs))], where="post", label=f"{r['strategies']:,}")
+        fl = sorted(r.get("breach_floor") or [])
+        if fl:
+            ax.step(fl, [(i + 1) / len(fl) for i in range(len(fl))], where="post", linestyle=":", color="grey")
+    ax.set(xlabel="breach-to-halt (s); dotted: the floor", ylabel="fraction of breaches", title="Breach-to-halt CDF")
+    ax.legend(title="strategies")
+    fig.tight_layout()
+    fig.savefig(out / "fleet-breach-to-halt.png", dpi=110)
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.6))
+    rs = [r for r in RESULTS if "rss_mib" in r]
+    ns = [r["strategies"] for r in rs]
+    a1.plot(ns, [r["rss_mib"] for r in rs], "o-", label="with 12 monitors each")
+    a1.plot(ns, [r.get("idle_rss_mib") for r in rs], "s--", label="idle, no monitors")
+    a1.set(xscale="log", xlabel="strategies", ylabel="operator RSS (MiB)")
+    a1.legend()
+    a2.plot(ns, [r["cpu_pct"] for r in rs], "o-", label="with 12 monitors each")
+    a2.plot(ns, [r.get("floor_cpu_pct") for r in rs], ":", color="grey", label="floor: the same evaluations")
+    a2.plot(ns, [r.get("idle_cpu_pct") for r in rs], "s--", label="idle, no monitors")
+    a2.set(xscale="log", xlabel="strategies", ylabel="operator CPU (% of one core)")
+    a2.legend()
+    fig.tight_layout()
+    fig.savefig(out / "fleet-rss-cpu.png", dpi=110)
+    plt.close("all")
+    progress(f"wrote {out / 'fleet.json'}, fleet-breach-to-halt.png and fleet-rss-cpu.png")
+
+
 if __name__ == "__main__":
     import argparse
 
@@ -683,6 +738,7 @@ if __name__ == "__main__":
     p.add_argument(
         "--operator-pythonpath", default=None, help="run the operator from another checkout (before/after comparisons)"
     )
+    p.add_argument("--out", default=None, help="write the raw figures (fleet.json) and the plots (PNG) here")
     a = p.parse_args()
     env = {}
     if a.monitor_status_seconds is not None:
@@ -690,7 +746,11 @@ if __name__ == "__main__":
     if a.operator_pythonpath:
         env["PYTHONPATH"] = a.operator_pythonpath
     out: list[tuple[str, str, str]] = []
-    main(out, tuple(int(x) for x in a.sizes.split(",")), a.samples, a.window, env)
+    try:
+        main(out, tuple(int(x) for x in a.sizes.split(",")), a.samples, a.window, env)
+    finally:
+        if a.out:
+            write_out(Path(a.out))
     width = max(len(r[0]) for r in out)
     for name, value, ratio in out:
         print(f"{name.ljust(width)}  {value:>13}  {ratio}")

@@ -24,6 +24,7 @@ from __future__ import annotations
 import statistics
 import sys
 import time
+from pathlib import Path
 
 from stratops.testing import ControlPlane
 
@@ -43,9 +44,15 @@ def main() -> int:
 
     fleet.progress("monitor sweep (synthetic source)")
     monitors.main(rows, strategies=100 if quick else 1000)
-    fleet.main(
-        rows, sizes=(1, 20) if quick else (1, 100, 1000), samples=5 if quick else 15, window=30.0 if quick else 330.0
-    )
+    try:
+        fleet.main(
+            rows,
+            sizes=(1, 20) if quick else (1, 100, 1000),
+            samples=5 if quick else 15,
+            window=30.0 if quick else 330.0,
+        )
+    finally:
+        fleet.write_out(Path(__file__).resolve().parent / "out")  # fleet.json and the plots
 
     import real_pods
 

@@ -81,3 +81,56 @@ def test_changes_alternate_and_down_means_every_monitor_unreachable(history):
         elif all(last.values()) and len({strategy[m] for m in last}) >= 2:
             raise AssertionError(f"every monitor of two strategies unreachable, and no finding: {last}")
     assert all(a != b for a, b in pairwise(states)) and states[:1] in ([], ["down"])
+
+
+class _Scan:
+    """The rule as first written: every evaluation looks over every monitor of the source."""
+
+    def __init__(self) -> None:
+        self.seen: dict[tuple[str, str], dict[str, tuple[str, bool, datetime]]] = {}
+        self.source_of: dict[tuple[str, str], str] = {}
+        self.down: set[tuple[str, str]] = set()
+
+    def record(self, ns: str, source: str, monitor: str, strategy: str, unreachable: bool, now: datetime):
+        moved = self.source_of.get((ns, monitor))
+        if moved is not None and moved != source:
+            self.seen.get((ns, moved), {}).pop(monitor, None)
+        self.source_of[(ns, monitor)] = source
+        seen = self.seen.setdefault((ns, source), {})
+        seen[monitor] = (strategy, unreachable, now)
+        for m in [m for m, (_, _, at) in seen.items() if now - at > HORIZON]:
+            del seen[m]
+        strategies = tuple(sorted({s for s, _, _ in seen.values()}))
+        down = len(strategies) >= 2 and all(u for _, u, _ in seen.values())
+        if down and (ns, source) not in self.down:
+            self.down.add((ns, source))
+            return ("down", strategies)
+        if not down and (ns, source) in self.down and not unreachable:
+            self.down.discard((ns, source))
+            return ("up", (strategy,))
+        return None
+
+
+@given(
+    hs.lists(
+        hs.tuples(
+            hs.sampled_from(["fx", "rates"]),
+            hs.sampled_from([SRC, "http://other:9090"]),
+            hs.sampled_from(["m1", "m2", "m3", "m4", "m5"]),
+            hs.booleans(),
+            hs.sampled_from([0, 1, 60, 400, 700]),  # seconds since the evaluation before
+        ),
+        max_size=60,
+    )
+)
+def test_the_running_counts_decide_as_a_look_over_every_monitor_does(history):
+    """Counted as evaluations come (one evaluation costs the same with 12 monitors or 12,000),
+    the desk decides exactly as the whole-desk look it replaced, forgetting past the horizon."""
+    fast, scan, now = DeskFindings(), _Scan(), T0
+    for ns, source, monitor, unreachable, later in history:
+        now += timedelta(seconds=later)
+        strategy = "a" if monitor in ("m1", "m2") else "b" if monitor in ("m3", "m4") else "c"
+        change = fast.record(ns, source, monitor, strategy, unreachable, now)
+        expected = scan.record(ns, source, monitor, strategy, unreachable, now)
+        assert (None if change is None else (change.state, change.strategies)) == expected
+    assert fast.down() == sorted(scan.down)
