@@ -410,8 +410,15 @@ def run_size(
         )
 
         # -- idle: every strategy Running, nothing changing, no monitor yet
+        # Idle is after the last decision a new strategy makes by itself: known-good after healthyFor.
+        wait_for(
+            lambda: sum(1 for x in f.items("strategies") if (x.get("status") or {}).get("lastKnownGood")) == n,
+            timeout=300 + n,
+            interval=2.0,
+            what=f"{n} strategies known-good",
+        )
         progress(f"{tag}: idle, {IDLE_WINDOW:.0f}s window")
-        time.sleep(10)  # bench: past the create phase's last writes
+        time.sleep(5)  # bench: past the last known-good writes
         i0, icpu0 = time.time(), cpu_seconds(op.pid)
         time.sleep(IDLE_WINDOW)  # bench: the measurement window itself (one safety-net period)
         i1, icpu1 = time.time(), cpu_seconds(op.pid)

@@ -26,7 +26,7 @@ class Stopped:
         await self.event.wait()
 
 
-def _drive(monkeypatch, script, *, wakes=None, full_pass=600.0, safety_net=0.02):
+def _drive(monkeypatch, script, *, wakes=None, full_pass=600.0, safety_net=0.02, finalizers=("stratops.io/finalizer",)):
     """Run the daemon on a fake world; SCRIPT(world) is an async body changing it. Returns the
     passes decided (the body's resourceVersion and pods each saw)."""
     monkeypatch.setattr(handler, "SAFETY_NET_SECONDS", safety_net)
@@ -44,7 +44,9 @@ def _drive(monkeypatch, script, *, wakes=None, full_pass=600.0, safety_net=0.02)
         pool = ThreadPoolExecutor(1)
         rt = SimpleNamespace(pokes={}, written_control={}, lifecycle_pool=pool)
         world = SimpleNamespace(
-            body={"metadata": {"name": "s", "namespace": "desk", "resourceVersion": "1"}},
+            body={
+                "metadata": {"name": "s", "namespace": "desk", "resourceVersion": "1", "finalizers": list(finalizers)}
+            },
             pods={("desk", "s"): ["p1"]},
             rt=rt,
             decided=decided,
@@ -135,3 +137,27 @@ def test_a_full_pass_is_made_every_full_pass_period_anyway(monkeypatch, full_pas
         await _until(lambda: len(w.decided) >= 5)
 
     assert len(_drive(monkeypatch, script, full_pass=full_pass)) >= 5
+
+
+def test_a_new_strategy_s_first_pass_waits_for_kopf_s_finalizer(monkeypatch):
+    """kopf patches its finalizer onto a new Strategy as it starts the daemon: deciding before
+    that lands writes the status over a stale resourceVersion (a 409, a read, a second pass)."""
+
+    async def script(w):
+        await _safety_nets(10)
+        assert w.decided == []  # not yet: the finalizer has not landed
+        w.body["metadata"]["finalizers"] = ["stratops.io/finalizer"]
+        w.body["metadata"]["resourceVersion"] = "2"
+        w.rt.pokes[("desk", "s")].set()  # its event pokes the daemon
+        await _until(lambda: len(w.decided) == 1)
+
+    assert [rv for rv, _ in _drive(monkeypatch, script, finalizers=())] == ["2"]
+
+
+def test_without_the_finalizer_the_first_pass_is_made_anyway_after_a_moment(monkeypatch):
+    monkeypatch.setattr(handler, "FIRST_PASS_WAIT_SECONDS", 0.2)
+
+    async def script(w):
+        await _until(lambda: len(w.decided) == 1)
+
+    assert len(_drive(monkeypatch, script, finalizers=())) == 1
