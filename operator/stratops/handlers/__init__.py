@@ -11,7 +11,7 @@ safety-net period. Observations come from in-memory indexes, so a reconcile that
 nothing costs no API call.
 
 Modules, one per concern: startup (settings, probes, login), indexes (and pokes), strategy,
-monitor, gate, incident (daemons and commands), admission (webhooks), kopf_fixes (canaries and
+monitor (the one schedule), gate, incident (daemons and commands), admission (webhooks), kopf_fixes (canaries and
 mends for kopf's defects).
 """
 

@@ -24,10 +24,6 @@ from stratops.k8s.executor import namespace_terminating
 #: is skipped (a decision changes with the clock only where it asks to be woken: the property
 #: test tests/unit/lifecycle/test_time_independence.py); one is made at least this often anyway.
 FULL_PASS_SECONDS = float(os.environ.get("STRATOPS_RESYNC_FULL_SECONDS", "600"))
-#: kopf's finalizer (settings.persistence.finalizer), and how long a new Strategy's first pass
-#: waits for it at most.
-FINALIZER = f"{GROUP}/finalizer"
-FIRST_PASS_WAIT_SECONDS = 2.0
 
 
 async def sleep_until_poked(poke: asyncio.Event, stopped: kopf.DaemonStopped, timeout: float) -> None:
@@ -85,12 +81,6 @@ async def strategy_daemon(
             # then until the listings end. Deciding on them would act on a past desk.
             logger.info(f"not deciding until the indexes are listed again after the pause: {', '.join(waiting)}")
             await _until(kopf_fixes.relisted(namespace), stopped)
-        meta = body.get("metadata", {})
-        if FINALIZER not in (meta.get("finalizers") or []) and not meta.get("deletionTimestamp"):
-            # kopf puts its finalizer on a new Strategy as it starts this daemon: a first pass
-            # before that lands writes its status over a stale resourceVersion (409), reads the
-            # Strategy again and decides twice; at 1,000 new strategies a third of them did.
-            await sleep_until_poked(poke, stopped, FIRST_PASS_WAIT_SECONDS)
         while not stopped:
             poked = poke.is_set()
             poke.clear()

@@ -137,27 +137,3 @@ def test_a_full_pass_is_made_every_full_pass_period_anyway(monkeypatch, full_pas
         await _until(lambda: len(w.decided) >= 5)
 
     assert len(_drive(monkeypatch, script, full_pass=full_pass)) >= 5
-
-
-def test_a_new_strategy_s_first_pass_waits_for_kopf_s_finalizer(monkeypatch):
-    """kopf patches its finalizer onto a new Strategy as it starts the daemon: deciding before
-    that lands writes the status over a stale resourceVersion (a 409, a read, a second pass)."""
-
-    async def script(w):
-        await _safety_nets(10)
-        assert w.decided == []  # not yet: the finalizer has not landed
-        w.body["metadata"]["finalizers"] = ["stratops.io/finalizer"]
-        w.body["metadata"]["resourceVersion"] = "2"
-        w.rt.pokes[("desk", "s")].set()  # its event pokes the daemon
-        await _until(lambda: len(w.decided) == 1)
-
-    assert [rv for rv, _ in _drive(monkeypatch, script, finalizers=())] == ["2"]
-
-
-def test_without_the_finalizer_the_first_pass_is_made_anyway_after_a_moment(monkeypatch):
-    monkeypatch.setattr(handler, "FIRST_PASS_WAIT_SECONDS", 0.2)
-
-    async def script(w):
-        await _until(lambda: len(w.decided) == 1)
-
-    assert len(_drive(monkeypatch, script, finalizers=())) == 1

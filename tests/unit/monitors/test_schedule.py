@@ -15,6 +15,16 @@ def _view(name: str) -> dict:
     return {"metadata": {"name": name, "namespace": "desk"}, "spec": {}}
 
 
+def _evaluated_once(n: int, period: float, done: float) -> Schedule:
+    """N monitors of PERIOD put at 0, each evaluated once (ended at DONE)."""
+    s = Schedule()
+    for i in range(n):
+        s.put(("desk", f"m{i}"), _view(f"m{i}"), period, now=0.0)
+    for start in s.take(0.0, limit=n):
+        s.finished(start.key, now=done)
+    return s
+
+
 def test_a_new_monitor_is_due_at_once_and_then_at_a_fixed_rate():
     s = Schedule()
     s.put(("desk", "m"), _view("m"), 10.0, now=100.0)
@@ -88,11 +98,7 @@ def test_a_monitor_applied_while_the_operator_is_overloaded_waits_no_longer_than
 
 
 def test_more_due_than_workers_makes_the_ones_left_waiting_late_for_workers():
-    s = Schedule()
-    for i in range(6):
-        s.put(("desk", f"m{i}"), _view(f"m{i}"), 10.0, now=0.0)
-    for start in s.take(0.0, limit=6):
-        s.finished(start.key, now=0.1)
+    s = _evaluated_once(6, 10.0, done=0.1)
     # All six due at 10.0, two workers, each evaluation 0.4 s.
     now, started = 10.0, []
     while len(started) < 6:
@@ -147,11 +153,7 @@ def test_monitors_found_by_a_listing_are_spread_over_their_period():
 
 
 def test_after_a_pause_monitors_are_due_afresh_and_not_counted_late():
-    s = Schedule()
-    for i in range(3):
-        s.put(("desk", f"m{i}"), _view(f"m{i}"), 1.0, now=0.0)
-    for start in s.take(0.0, limit=8):
-        s.finished(start.key, now=0.2)
+    s = _evaluated_once(3, 1.0, done=0.2)
     s.resume(now=500.0)  # another replica acted meanwhile
     starts = s.take(500.0 + SPREAD_SECONDS, limit=8)
     assert len(starts) == 3 and all(x.first for x in starts)
