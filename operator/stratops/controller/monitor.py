@@ -52,7 +52,6 @@ class MonitorScheduler:
         #: kopf's strategies_by_name index (a live mapping), handed over by the event handler.
         self.strategies: Mapping[Any, Any] = {}
         self.running = 0
-        self.evaluations = 0  # finished, since the start
         self._wake: asyncio.Event | None = None
         self._skipped = 0
 
@@ -89,7 +88,6 @@ class MonitorScheduler:
             log.error("[%s/%s] monitor evaluation failed: %s", start.key[0], start.key[1], e)
         finally:
             self.running -= 1
-            self.evaluations += 1
             # Look again soon for a strategy applied after its monitors.
             self.schedule.finished(start.key, self.clock(), 2.0 if strategy is None else None)
             if self.schedule.tally.skipped != self._skipped:

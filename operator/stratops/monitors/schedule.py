@@ -63,9 +63,6 @@ class Tally:
     late: dict[str, int] = field(default_factory=dict)  # reason -> evaluations
     skipped: int = 0  # whole beats missed
 
-    def total(self) -> int:
-        return self.on_time + sum(self.late.values()) + self.skipped
-
 
 def phase(key: Key, period: float) -> float:
     """KEY's stable offset within min(PERIOD, SPREAD_SECONDS): the same in every process."""
@@ -111,10 +108,6 @@ class Schedule:
 
     def remove(self, key: Key) -> None:
         self._entries.pop(key, None)  # its heap item is dropped when it comes up
-
-    def view(self, key: Key) -> dict[str, Any] | None:
-        e = self._entries.get(key)
-        return None if e is None else e.view
 
     def next_due(self) -> float | None:
         """When the earliest monitor not running is due (None: none)."""

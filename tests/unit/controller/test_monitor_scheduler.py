@@ -97,21 +97,30 @@ def test_no_more_evaluations_at_once_than_workers():
 
 
 def test_nothing_is_evaluated_while_another_replica_acts():
-    acting = {"now": False}
+    acting = {"now": False, "looks": 0}
+
+    def may_act() -> bool:
+        acting["looks"] += 1  # each look is one turn of the loop
+        return acting["now"]
+
+    async def looked(times: int) -> None:
+        """Until the loop has looked at may_act TIMES more: turns in which it could have acted."""
+        start = acting["looks"]
+        await _until(lambda: acting["looks"] >= start + times)
 
     async def body(sched, rec):
         sched.seen("desk", "m", _view("m"), 0.05, listed=False)
-        await asyncio.sleep(0.3)  # the thing under test is an absence: give it beats to happen in
+        await looked(3)
         assert rec.calls == []
         acting["now"] = True
         await _until(lambda: len(rec.calls) >= 2)
         acting["now"] = False
-        await asyncio.sleep(0.6)  # the loop looks at may_act at least every 0.5 s
+        await looked(2)  # the turn that saw the pause may have started one more
         stopped = len(rec.calls)
-        await asyncio.sleep(0.3)
+        await looked(3)
         assert len(rec.calls) == stopped
 
-    _run(body, may_act=lambda: acting["now"])
+    _run(body, may_act=may_act)
 
 
 def test_a_namespace_being_listed_again_is_held_and_the_others_go_on():
