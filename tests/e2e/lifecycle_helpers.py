@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from kubernetes import client
+from kubernetes.client.exceptions import ApiException
 
 from cases import example, pinned
 from stratops import GROUP, VERSION
@@ -15,6 +16,7 @@ from stratops.gates.evaluate import subject_for
 from stratops.lifecycle.commands import command_value
 from stratops.lifecycle.manifests import control_name
 from stratops.models.strategy import StrategySpec
+from stratops.polling import poll
 from stratops.sdk import ApiAcknowledger, ApiControl, StrategyControl
 from stratops.testing.wait import wait_for
 
@@ -53,7 +55,24 @@ class Desk:
         self.agents: list[StrategyControl] = []
 
     def create(self, kind: str, doc: dict[str, Any]) -> dict[str, Any]:
-        return self.custom.create_namespaced_custom_object(GROUP, VERSION, self.ns, kind, doc)
+        """Create DOC as a desk's writer does: a 503 from the API server's mutating admission
+        policies while they (re)load the CRD's schema is retried, as GitOps and kubectl users do.
+        Any other refusal is the test's to see."""
+        refused: list[ApiException] = []
+
+        def attempt() -> dict[str, Any] | None:
+            try:
+                return self.custom.create_namespaced_custom_object(GROUP, VERSION, self.ns, kind, doc)
+            except ApiException as e:
+                if e.status == 503 and "There can be a delay" in (e.body or ""):
+                    refused[:] = [e]
+                    return None
+                raise
+
+        created = poll(attempt, timeout=60, interval=0.5)
+        if created is None:
+            raise refused[-1]
+        return created
 
     def strategy(self, name: str = NAME) -> dict[str, Any]:
         return self.custom.get_namespaced_custom_object(GROUP, VERSION, self.ns, "strategies", name)
