@@ -55,6 +55,10 @@ class Runtime:
         # What this process last wrote into each control ConfigMap (the executor records it as
         # each write succeeds, whatever fails after it).
         self.written_control: dict[tuple[str, str], ControlDocument] = self.executor.written_control
+        # And into each Deployment, with when (the executor's too: stratops.controller.strategy).
+        self.written_deployments: dict[tuple[str, str], tuple[float, dict[str, Any]]] = (
+            self.executor.written_deployments
+        )
         self.trail_tails: dict[str, Any] = {}  # uid -> (head, last latch entry) of a new Strategy's name
 
     def poke(self, key: tuple[str, str]) -> None:

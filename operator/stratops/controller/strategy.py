@@ -6,6 +6,7 @@ the kill path without it (stratops.lifecycle.halt)."""
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,15 +17,17 @@ from stratops import GROUP
 from stratops import metrics as M
 from stratops.admission.policies import ANNOTATION_MODE_AUTHOR, ANNOTATION_TRADING_AUTHOR
 from stratops.controller.runtime import Runtime, log, plain, strategy_key
+from stratops.k8s.executor import DEPLOYMENT_INDEX_LAG
 from stratops.lifecycle import manifests
 from stratops.lifecycle.commands import commands_from_annotations
 from stratops.lifecycle.control import read_acks, read_control
 from stratops.lifecycle.decide import decide
 from stratops.lifecycle.observe import (
+    deployment_view,
     owned_documents,
     read_gates,
 )
-from stratops.lifecycle.types import Observations, Plan, Stored
+from stratops.lifecycle.types import DeploymentView, Observations, Plan, Stored
 from stratops.models.strategy import StrategySpec, StrategyStatus, TradingState
 
 
@@ -42,7 +45,7 @@ def observe(
     meta = body["metadata"]
     ns, name = meta["namespace"], meta["name"]
     key = strategy_key(ns, name)
-    deps = list(idx["strategy_deployments"].get(key, []))
+    deployment = owned_deployment(rt, key, idx)
     views = list(idx["strategy_configmaps"].get(key, []))
     control_name = manifests.control_name(name)
     if (
@@ -78,7 +81,7 @@ def observe(
         namespace=ns,
         uid=meta["uid"],
         generation=int(meta.get("generation") or 0),
-        deployment=deps[0] if deps else None,
+        deployment=deployment,
         pods=tuple(idx["strategy_pods"].get(key, [])),
         control=control,
         acks=acks,
@@ -99,9 +102,27 @@ def observe(
     stored = Stored(
         ack_configmap=ack_data is not None,
         control_configmap=control_data is not None or any(v.name == control_name for v in views),
-        deployment=bool(deps),
+        deployment=deployment is not None,
     )
     return obs, stored
+
+
+def owned_deployment(rt: Runtime, key: tuple[str, str], idx: dict[str, Any]) -> DeploymentView | None:
+    """The strategy's Deployment as the index shows it, or as this process last wrote it while
+    the index lags that write (shows none, or an older generation, for at most
+    DEPLOYMENT_INDEX_LAG seconds): a pass in that window would otherwise create or replace it
+    again. Past the window the index is the truth (someone may have deleted it since)."""
+    deps = idx["strategy_deployments"].get(key, ())
+    indexed = deps[0] if deps else None
+    written = rt.written_deployments.get(key)
+    if written is None:
+        return indexed
+    at, live = written
+    mine = deployment_view(live)
+    if time.monotonic() - at >= DEPLOYMENT_INDEX_LAG or (indexed is not None and indexed.generation >= mine.generation):
+        rt.written_deployments.pop(key, None)
+        return indexed
+    return mine
 
 
 def decide_once(
@@ -209,7 +230,8 @@ def halt_without_decision(
     mine = rt.written_control.get(key)
     if mine is not None and (control is None or control.generation < mine.generation):
         control = mine
-    deps = list(idx["strategy_deployments"].get(key, []))
+    own = owned_deployment(rt, key, idx)
+    deps = [own] if own is not None else []
     live_pods = [p for p in idx["strategy_pods"].get(key, []) if not p.terminating]
     stopped = (not deps or deps[0].replicas == 0) and not live_pods
     current = plain(fresh.get("status") or {})

@@ -123,6 +123,7 @@ async def strategy_daemon(
     finally:
         rt.pokes.pop(key, None)
         rt.written_control.pop(key, None)
+        rt.written_deployments.pop(key, None)
 
 
 def register(registry: kopf.OperatorRegistry) -> None:

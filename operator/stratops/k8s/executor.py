@@ -30,6 +30,8 @@ from stratops.models.strategy import StrategyStatus
 log = logging.getLogger("stratops.executor")
 #: How long after creating an ack ConfigMap the index may still not show it (seconds).
 ACK_INDEX_LAG = 10.0
+#: How long after writing a Deployment the index may still not show the write (seconds).
+DEPLOYMENT_INDEX_LAG = 10.0
 COMPONENT = "stratops-operator"
 
 
@@ -67,6 +69,10 @@ class Executor:
         # succeeds: the status that records it may fail to be written after it (a conflict), and
         # the next decision must still know the document for the operator's own, not drift.
         self.written_control: dict[tuple[str, str], Any] = {}
+        #: The Deployment this process last wrote per strategy, as the API server answered, and
+        #: when (monotonic): a pass while the index still lags that write decides on it, where it
+        #: would create or replace it again (409s, and the identity ensured again with it).
+        self.written_deployments: dict[tuple[str, str], tuple[float, dict[str, Any]]] = {}
         #: The resourceVersion each Strategy had after this process's last write of it (status,
         #: annotations cleared): a watched body at that version is the Strategy as stored, as
         #: far as this process knows, and needs no read before a decision is written over it.
@@ -309,6 +315,7 @@ class Executor:
                     raise
                 out = self._apps.create_namespaced_deployment(ns, body)
         live = self.api.sanitize_for_serialization(out)
+        self.written_deployments[(ns, name)] = (time.monotonic(), live)
         if manifests.fingerprint(live) != body["metadata"]["annotations"][manifests.ANNOTATION_DESIRED]:
             # The projection missed an API default: drift would be reported forever. Loud.
             log.error("fingerprint of Deployment %s/%s changes on write; drift detection is unreliable", ns, name)

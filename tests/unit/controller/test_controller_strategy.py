@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import copy
 import json
+import time
 from typing import Any
 
 from cases import example
 from stratops.controller.strategy import reconcile
-from stratops.k8s.executor import Executor
+from stratops.k8s.executor import DEPLOYMENT_INDEX_LAG, Executor
 from stratops.lifecycle import manifests
 from stratops.lifecycle.control import CONTROL_KEY
+from stratops.lifecycle.observe import deployment_view
 from stratops.lifecycle.types import Plan
 
 INDEXES = (
@@ -55,6 +57,7 @@ class Recorder:
         self.reads: list[str] = []
         self.last_written: str | None = None  # the resourceVersion of this process's last write
         self.caught_up: list[Any] = []
+        self.written_deployments: dict[tuple[str, str], tuple[float, dict[str, Any]]] = {}
 
     def catch_up(self, namespace: str, name: str, uid: str, head: Any) -> None:
         self.caught_up.append(head)  # the fake trail holds everything: nothing to write
@@ -75,6 +78,10 @@ class Recorder:
 
     def execute(self, ns: str, name: str, uid: str, rv: str, plan: Plan, now: Any, stored: Any) -> set[str]:
         self.executed.append((rv, plan))
+        if plan.deployment is not None:  # as the real one records it: the API server's answer
+            live = copy.deepcopy(plan.deployment)
+            live["metadata"]["generation"] = 1
+            self.written_deployments[(ns, name)] = (time.monotonic(), live)
         return set()
 
     def execute_halt(self, ns: str, name: str, uid: str, rv: str, halt: Any, now: Any) -> None:
@@ -88,6 +95,7 @@ class Runtime:
     def __init__(self, executor: Recorder) -> None:
         self.executor = executor
         self.written_control: dict[Any, Any] = {}
+        self.written_deployments = executor.written_deployments
         self.trail_tails: dict[str, Any] = {}
 
 
@@ -192,3 +200,38 @@ def test_a_control_configmap_read_past_the_index_is_trusted_only_if_the_strategy
     reconcile(later, Runtime(ex), {i: {} for i in INDEXES})  # type: ignore[arg-type]
     [(_, again)] = ex.executed
     assert again.control is not None and again.control.generation == 2
+
+
+def test_a_pass_while_the_index_lags_this_process_s_deployment_write_does_not_write_it_again():
+    """Issue 21: at 1,000 new strategies a quarter of them had a second pass before the
+    Deployment index showed the first pass's create: it created the Deployment again (409, then
+    a replace) and ensured the identity again with it (three more 409s). Within
+    DEPLOYMENT_INDEX_LAG of the write the pass decides on the Deployment as written; past it,
+    or once the index shows that generation, on the index (someone may have deleted it)."""
+    first = _strategy("5")
+    ex = Recorder(first)
+    rt = Runtime(ex)
+    reconcile(first, rt, {i: {} for i in INDEXES})  # type: ignore[arg-type]
+    [(_, plan)] = ex.executed
+    assert plan.deployment is not None and ("desk", "mean-revert") in ex.written_deployments
+    second = _strategy("6")
+    second["status"] = plan.status.to_dict()
+    ex.stored = second
+    reconcile(second, rt, {i: {} for i in INDEXES})  # type: ignore[arg-type]
+    assert all(p.deployment is None for _, p in ex.executed[1:]), "wrote the Deployment again"
+
+    # Past the window, the index is the truth: a Deployment it does not show is made again.
+    at, live = ex.written_deployments[("desk", "mean-revert")]
+    ex.written_deployments[("desk", "mean-revert")] = (at - DEPLOYMENT_INDEX_LAG - 1, live)
+    ex.executed.clear()
+    reconcile(second, rt, {i: {} for i in INDEXES})  # type: ignore[arg-type]
+    [(_, again)] = ex.executed
+    assert again.deployment is not None
+    assert ("desk", "mean-revert") in ex.written_deployments  # that write, remembered in turn
+
+    # The index showing the written generation ends the memory at once.
+    indexes: dict[str, Any] = {i: {} for i in INDEXES}
+    indexes["strategy_deployments"] = {("desk", "mean-revert"): [deployment_view(live)]}
+    ex.executed.clear()
+    reconcile(second, rt, indexes)  # type: ignore[arg-type]
+    assert ("desk", "mean-revert") not in ex.written_deployments

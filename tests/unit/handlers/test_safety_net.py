@@ -43,7 +43,7 @@ def _drive(monkeypatch, script, *, wakes=None, full_pass=600.0, safety_net=0.02,
 
     async def main():
         pool = ThreadPoolExecutor(1)
-        rt = SimpleNamespace(pokes={}, written_control={}, lifecycle_pool=pool)
+        rt = SimpleNamespace(pokes={}, written_control={}, written_deployments={}, lifecycle_pool=pool)
         world = SimpleNamespace(
             body={
                 "metadata": {"name": "s", "namespace": "desk", "resourceVersion": "1", "finalizers": list(finalizers)}

@@ -1217,6 +1217,7 @@ def _executor(refused: set[str], answers: dict[str, int] | None = None) -> tuple
     ex.acks_ensured = {}
     ex.strategy_versions = {}
     ex.written_control = {}
+    ex.written_deployments = {}
     from stratops.k8s.audit import AuditLog
 
     ex.audit = AuditLog(
