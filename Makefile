@@ -5,7 +5,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help setup lint controlplane monitoring kubectl demo shell test unit e2e bench soak crds check-crds image kind-node-image kind-up kind-e2e kind-down clean
+.PHONY: help setup lint controlplane monitoring kubectl demo shell test unit e2e bench bench-rollouts soak crds check-crds image kind-node-image kind-up kind-e2e kind-down clean
 
 help:
 	@echo "make demo    start the local cluster with stratops and the example desk (Ctrl-C stops)"
@@ -15,6 +15,7 @@ help:
 	@echo "make lint    ruff (lint and format), the layer contracts (import-linter), mypy --strict on the pure packages"
 	@echo "make e2e     end-to-end tests only (USE_EXISTING_CLUSTER=1 for the current KUBECONFIG)"
 	@echo "make bench   benchmarks (prints a table)"
+	@echo "make bench-rollouts   stratops beside Argo Rollouts on the same work (ROLLOUTS_ARGS=...)"
 	@echo "make soak    the chaos soak: desk operations and faults, then the invariants checked (SOAK_ARGS=...)"
 	@echo "make crds    regenerate crds/ from the models"
 	@echo "make image   build the operator image (BASE_IMAGE=... to choose its base)"
@@ -71,6 +72,12 @@ e2e: setup controlplane monitoring kubectl
 bench: setup controlplane
 	$(PY) -m pip install --quiet -e ".[bench]"
 	$(PY) bench/run.py
+
+# stratops beside Argo Rollouts (built from its pinned Go module in hack/rollouts the first time,
+# a few minutes) on the same work: ROLLOUTS_ARGS="--n 500 --blocks 5 --out bench/out"
+ROLLOUTS_ARGS ?= --n 500 --blocks 3
+bench-rollouts: setup controlplane
+	$(PY) bench/rollouts.py $(ROLLOUTS_ARGS)
 
 # The chaos soak at CI's length and seed (tests/e2e/test_soak.py runs the same); a long one:
 # make soak SOAK_ARGS="--seconds 1800 --seed random"

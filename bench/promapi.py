@@ -2,8 +2,10 @@
 the 12 example monitors' queries (examples/monitors/*.yaml) for any `strategy="..."` label
 with healthy data, so that 12,000 monitors evaluate without a real Prometheus holding 60 days
 of history. The bench makes one strategy's bars stale (`POST /bench/age?strategy=S&age=600`)
-to breach its bar-age monitor, and reads how many queries each series received
-(`GET /bench/counts`). Run as its own process: `python bench/promapi.py PORT`.
+to breach its bar-age monitor, reads when a breaching answer was first served
+(`GET /bench/breach-read?strategy=S`), and how many queries each series received
+(`GET /bench/counts`). Queries come as GET or as a POSTed form (Prometheus's Go client).
+Run as its own process: `python bench/promapi.py PORT`.
 
 Healthy means: bar age 5 s (limit 2 x 1 m), health checks all up, order p95 0.1 s, queue 10,
 signal p99 0.1 s, feature and signal samples on the baseline's quantiles (PSI and KS near 0),
@@ -47,6 +49,9 @@ class State:
     def __init__(self) -> None:
         self.age: dict[str, float] = {}
         self.counts: dict[str, int] = {}
+        #: When each strategy's bars were first served stale since its age was last set (wall
+        #: clock): the breaching read a controller's reaction is timed from (bench/rollouts.py).
+        self.breach_read: dict[str, float] = {}
         self.lock = threading.Lock()
 
     def count(self, key: str) -> None:
@@ -87,6 +92,9 @@ def instant(expr: str, at: float, state: State) -> list[dict]:
 
     if k in ("last_bar_timestamp", "breach_bar"):
         age = state.age.get(strategy, 5.0) if k == "breach_bar" else 5.0  # only the bench's own monitor breaches
+        if age > 120:
+            with state.lock:
+                state.breach_read.setdefault(strategy, time.time())
         return [one(age, symbol="EURUSD"), one(5.0, symbol="GBPUSD")]
     if k == "bars_total":
         return [one(100)]
@@ -145,16 +153,22 @@ def serve(port: int) -> None:
         def do_GET(self) -> None:  # http.server's naming
             u = urlparse(self.path)
             q = {k: v[0] for k, v in parse_qs(u.query).items()}
-            if u.path == "/bench/counts":
+            self._query(u.path, q)
+
+        def _query(self, path: str, q: dict[str, str]) -> None:
+            if path == "/bench/counts":
                 with state.lock:
                     return self._send(200, dict(state.counts))
-            if u.path == "/-/ready":
+            if path == "/bench/breach-read":
+                with state.lock:
+                    return self._send(200, {"at": state.breach_read.get(q["strategy"])})
+            if path == "/-/ready":
                 return self._send(200, {})
             expr = q.get("query", "")
             state.count(key_of(expr))
-            if u.path == "/api/v1/query":
+            if path == "/api/v1/query":
                 data = {"resultType": "vector", "result": instant(expr, float(q.get("time", time.time())), state)}
-            elif u.path == "/api/v1/query_range":
+            elif path == "/api/v1/query_range":
                 data = {
                     "resultType": "matrix",
                     "result": matrix(expr, float(q["start"]), float(q["end"]), float(q["step"])),
@@ -166,10 +180,14 @@ def serve(port: int) -> None:
         def do_POST(self) -> None:
             u = urlparse(self.path)
             q = {k: v[0] for k, v in parse_qs(u.query).items()}
-            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            form = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
             if u.path == "/bench/age":
-                state.age[q["strategy"]] = float(q["age"])
+                with state.lock:
+                    state.age[q["strategy"]] = float(q["age"])
+                    state.breach_read.pop(q["strategy"], None)
                 return self._send(200, {})
+            if u.path.startswith("/api/v1/"):  # Prometheus's Go client POSTs its queries as a form
+                return self._query(u.path, {**q, **{k: v[0] for k, v in parse_qs(form).items()}})
             self._send(404, {})
 
         def log_message(self, *args: object) -> None:
