@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -59,7 +59,11 @@ class Runtime:
         self.written_deployments: dict[tuple[str, str], tuple[float, dict[str, Any]]] = (
             self.executor.written_deployments
         )
-        self.trail_tails: dict[str, Any] = {}  # uid -> (head, last latch entry) of a new Strategy's name
+        self.trail_tails: dict[str, Any] = {}
+        # Idle strategies' daemons, each with its check that nothing changed (the sweep's, in
+        # stratops.handlers.strategy), and the sweep's task.
+        self.resting: dict[tuple[str, str], Callable[[], bool]] = {}
+        self.sweep: asyncio.Task[None] | None = None  # uid -> (head, last latch entry) of a new Strategy's name
 
     def poke(self, key: tuple[str, str]) -> None:
         ev = self.pokes.get(key)

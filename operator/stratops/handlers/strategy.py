@@ -7,7 +7,7 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import kopf
@@ -44,6 +44,49 @@ async def _until(work: Coroutine[Any, Any, None], stopped: kopf.DaemonStopped) -
     finally:
         for w in waiters:
             w.cancel()
+
+
+def unchanged(body: kopf.Body, indexes: dict[str, Any], key: tuple[str, str], inputs: Any) -> Callable[[], bool]:
+    """Whether the Strategy and everything it owns are still as in INPUTS, (resourceVersion,
+    snapshot): called on the event loop, where kopf changes its indexes."""
+    return lambda: (body.get("metadata", {}).get("resourceVersion"), snapshot(indexes, [key])) == inputs
+
+
+async def rest(
+    rt: Runtime,
+    key: tuple[str, str],
+    poke: asyncio.Event,
+    stopped: kopf.DaemonStopped,
+    until: float,
+    unchanged: Callable[[], bool],
+) -> None:
+    """An idle strategy's wait: until poked, stopped, or UNTIL (monotonic), and looked at by the
+    sweep meanwhile. One sweep for the fleet, not a wake per strategy: at 1,000 idle strategies the
+    daemons' own safety-net wakes were most of the operator's idle CPU."""
+    rt.resting[key] = unchanged
+    if rt.sweep is None or rt.sweep.done():
+        rt.sweep = asyncio.get_running_loop().create_task(sweep(rt), name="stratops: idle strategies' sweep")
+    try:
+        await sleep_until_poked(poke, stopped, max(0.0, until - time.monotonic()))
+    finally:
+        rt.resting.pop(key, None)
+
+
+async def sweep(rt: Runtime) -> None:
+    """For ever, every SAFETY_NET_SECONDS: poke each resting strategy whose inputs changed
+    without a poke (a lost one); the others' looks are counted as skipped passes. Yields to the
+    event loop between strategies in batches, so a kill's poke never waits behind the sweep."""
+    while True:
+        await asyncio.sleep(SAFETY_NET_SECONDS)
+        for i, (key, still) in enumerate(list(rt.resting.items())):
+            if i and i % 100 == 0:
+                await asyncio.sleep(0)
+            if rt.resting.get(key) is not still:
+                continue  # woke meanwhile
+            if still():
+                M.RECONCILES_SKIPPED.inc()
+            else:
+                rt.poke(key)
 
 
 async def strategy_daemon(
@@ -89,8 +132,11 @@ async def strategy_daemon(
             idx = snapshot(indexes, [key])
             inputs = (body.get("metadata", {}).get("resourceVersion"), idx)
             if not poked and inputs == resting and time.monotonic() - decided_at < FULL_PASS_SECONDS:
-                M.RECONCILES_SKIPPED.inc()  # idle: nothing changed since a pass that had nothing to do
-                await sleep_until_poked(poke, stopped, SAFETY_NET_SECONDS)
+                # Idle: nothing changed since a pass that had nothing to do (a wake before the
+                # sweep or the full pass found a reason). Rest again.
+                await rest(
+                    rt, key, poke, stopped, decided_at + FULL_PASS_SECONDS, unchanged(body, indexes, key, inputs)
+                )
                 continue
             resting = None
             try:
@@ -117,9 +163,17 @@ async def strategy_daemon(
                 M.RECONCILE_ERRORS.labels(namespace, name).inc()
                 logger.warning(f"reconcile failed, retrying in {backoff:.0f}s: {brief(e)}")
                 wake, backoff = backoff, min(backoff * 2, 60.0)
-            await sleep_until_poked(
-                poke, stopped, SAFETY_NET_SECONDS if wake is None else min(wake, SAFETY_NET_SECONDS)
-            )
+            if resting is not None:
+                # Nothing to do and no wake asked: the decision holds until something changes
+                # (tests/unit/lifecycle/test_time_independence.py). A poke says what changed; the
+                # sweep finds a change whose poke was lost; the full pass is the last resort.
+                await rest(
+                    rt, key, poke, stopped, decided_at + FULL_PASS_SECONDS, unchanged(body, indexes, key, resting)
+                )
+            else:
+                await sleep_until_poked(
+                    poke, stopped, SAFETY_NET_SECONDS if wake is None else min(wake, SAFETY_NET_SECONDS)
+                )
     finally:
         rt.pokes.pop(key, None)
         rt.written_control.pop(key, None)

@@ -43,7 +43,10 @@ def _drive(monkeypatch, script, *, wakes=None, full_pass=600.0, safety_net=0.02,
 
     async def main():
         pool = ThreadPoolExecutor(1)
-        rt = SimpleNamespace(pokes={}, written_control={}, written_deployments={}, lifecycle_pool=pool)
+        rt = SimpleNamespace(
+            pokes={}, written_control={}, written_deployments={}, lifecycle_pool=pool, resting={}, sweep=None
+        )
+        rt.poke = lambda key: rt.pokes[key].set() if key in rt.pokes else None
         world = SimpleNamespace(
             body={
                 "metadata": {"name": "s", "namespace": "desk", "resourceVersion": "1", "finalizers": list(finalizers)}
@@ -144,3 +147,24 @@ def test_a_full_pass_is_made_every_full_pass_period_anyway(monkeypatch, full_pas
         await _until(lambda: len(w.decided) >= 5)
 
     assert len(_drive(monkeypatch, script, full_pass=full_pass)) >= 5
+
+
+def test_an_idle_strategy_s_daemon_sleeps_through_the_sweeps_that_look_at_it(monkeypatch):
+    """Issue 21: at 1,000 idle strategies the daemons' own safety-net wakes (one per strategy per
+    minute, each a snapshot and two futures on the event loop) were most of the idle CPU. One
+    sweep looks at every resting strategy instead; the daemon itself does not wake."""
+    sleeps = []
+    real = handler.sleep_until_poked
+
+    async def counted(poke, stopped, timeout):
+        sleeps.append(timeout)
+        await real(poke, stopped, timeout)
+
+    monkeypatch.setattr(handler, "sleep_until_poked", counted)
+
+    async def script(w):
+        await _until(lambda: len(w.decided) == 1)
+        await _safety_nets(20)  # twenty looks by the sweep, none deciding
+
+    assert len(_drive(monkeypatch, script)) == 1
+    assert len(sleeps) <= 2, f"the daemon woke {len(sleeps)} times while idle"
