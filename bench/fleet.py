@@ -133,19 +133,17 @@ def breach_monitor(strategy: str, url: str) -> dict:
     return d
 
 
-def _floor_deployment(name: str) -> dict:
-    labels = {"bench-floor": name}
+def workload_spec(labels: dict[str, str], container: str, image: str) -> dict:
+    """One replica of one container: a bare Deployment's spec (also an Argo Rollout's, bench/rollouts.py)."""
     return {
-        "metadata": {"name": name},
-        "spec": {
-            "replicas": 1,
-            "selector": {"matchLabels": labels},
-            "template": {
-                "metadata": {"labels": labels},
-                "spec": {"containers": [{"name": "c", "image": "registry.example/b:1"}]},
-            },
-        },
+        "replicas": 1,
+        "selector": {"matchLabels": labels},
+        "template": {"metadata": {"labels": labels}, "spec": {"containers": [{"name": container, "image": image}]}},
     }
+
+
+def _floor_deployment(name: str) -> dict:
+    return {"metadata": {"name": name}, "spec": workload_spec({"bench-floor": name}, "c", "registry.example/b:1")}
 
 
 class Fleet:

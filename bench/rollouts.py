@@ -61,6 +61,7 @@ from fleet import (
     progress,
     rss_mib,
     strategy_doc,
+    workload_spec,
 )
 
 ARGO_USER = "argo-rollouts"
@@ -78,28 +79,17 @@ def rollouts_build() -> Path:
 
 
 def rollout_doc(name: str, image: str = IMAGE) -> dict:
-    labels = {"app": name}
+    """A canary Rollout of the strategy's pod: half the weight, a pause, and a background
+    analysis of its bars from the first step."""
+    canary = {
+        "steps": [{"setWeight": 50}, {"pause": {}}],
+        "analysis": {"templates": [{"templateName": "bar-age"}], "args": [{"name": "strategy", "value": name}]},
+    }
     return {
         "apiVersion": "argoproj.io/v1alpha1",
         "kind": "Rollout",
         "metadata": {"name": name},
-        "spec": {
-            "replicas": 1,
-            "selector": {"matchLabels": labels},
-            "template": {
-                "metadata": {"labels": labels},
-                "spec": {"containers": [{"name": "strategy", "image": image}]},
-            },
-            "strategy": {
-                "canary": {
-                    "steps": [{"setWeight": 50}, {"pause": {}}],
-                    "analysis": {
-                        "templates": [{"templateName": "bar-age"}],
-                        "args": [{"name": "strategy", "value": name}],
-                    },
-                }
-            },
-        },
+        "spec": {**workload_spec({"app": name}, "strategy", image), "strategy": {"canary": canary}},
     }
 
 
@@ -124,9 +114,9 @@ def analysis_template(url: str) -> dict:
     }
 
 
-def first_write(events: list[dict], user: str, after: float, match: Callable[[dict], bool]) -> float | None:
-    """When USER's first write (create, update, patch) matching MATCH(objectRef) after AFTER
-    (wall clock) reached the API server."""
+def first_write(events: list[dict], user: str, after: float, resource: str, name: str) -> float | None:
+    """When USER's first write (create, update, patch) of RESOURCE/NAME after AFTER (wall clock)
+    reached the API server."""
     times = [
         _ts(e["requestReceivedTimestamp"])
         for e in events
@@ -134,7 +124,7 @@ def first_write(events: list[dict], user: str, after: float, match: Callable[[di
         and e.get("stage") == "ResponseComplete"
         and e.get("verb") in ("create", "update", "patch")
         and _ts(e["requestReceivedTimestamp"]) >= after
-        and match(e.get("objectRef") or {})
+        and ((e.get("objectRef") or {}).get("resource"), (e.get("objectRef") or {}).get("name")) == (resource, name)
     ]
     return min(times) if times else None
 
@@ -144,6 +134,7 @@ class Side:
 
     name = ""
     user = ""
+    acting = going = ""  # resources: see the subclasses
 
     def __init__(self, cp: ControlPlane, admin: client.ApiClient, api: client.ApiClient, url: str, ns: str) -> None:
         self.cp, self.admin, self.api, self.url, self.ns = cp, admin, api, url, ns
@@ -219,13 +210,8 @@ class Stratops(Side):
         agent.stop()
         return name, control_name(name), name
 
-    @staticmethod
-    def acts(ref: dict, names: tuple[str, str, str]) -> bool:
-        return ref.get("resource") == "configmaps" and ref.get("name") == names[1]
-
-    @staticmethod
-    def pods_going(ref: dict, names: tuple[str, str, str]) -> bool:
-        return ref.get("resource") == "deployments" and ref.get("name") == names[2]
+    #: What the writes that time the reaction are to: acting on the breach, and the pods going.
+    acting, going = "configmaps", "deployments"
 
 
 class Argo(Side):
@@ -312,13 +298,8 @@ class Argo(Side):
         )[0]
         return name, name, canary
 
-    @staticmethod
-    def acts(ref: dict, names: tuple[str, str, str]) -> bool:
-        return ref.get("resource") == "rollouts" and ref.get("name") == names[1]
-
-    @staticmethod
-    def pods_going(ref: dict, names: tuple[str, str, str]) -> bool:
-        return ref.get("resource") == "replicasets" and ref.get("name") == names[2]
+    #: What the writes that time the reaction are to: acting on the breach, and the pods going.
+    acting, going = "rollouts", "replicasets"
 
 
 def run_side(side: Side, n: int, samples: int, idle: float, rec: dict) -> None:
@@ -370,8 +351,8 @@ def run_side(side: Side, n: int, samples: int, idle: float, rec: dict) -> None:
             )
             time.sleep(2)  # audit batches land within ~1 s
             events, off = side.cp.audit_events(off)
-            a = first_write(events, side.user, read_at, lambda ref: side.acts(ref, names))  # type: ignore[attr-defined]
-            g = first_write(events, side.user, read_at, lambda ref: side.pods_going(ref, names))  # type: ignore[attr-defined]
+            a = first_write(events, side.user, read_at, side.acting, names[1])
+            g = first_write(events, side.user, read_at, side.going, names[2])
             if a is None or g is None:
                 raise RuntimeError(f"{side.name}: no write found after the breaching read of {names[0]}: {a}, {g}")
             acts.append(a - read_at)
