@@ -154,9 +154,12 @@ def reconcile(body: dict[str, Any], rt: Runtime, idx: dict[str, Any]) -> float |
     if plan.is_noop(status):
         return plan.requeue_after
     started = datetime.now(UTC)
-    if rt.executor.is_last_written(obs.namespace, obs.name, meta.get("resourceVersion")):
-        # The watched body is the Strategy as this process last wrote it: decided on as is
-        # (someone's write since makes the status write a 409, and the next pass reads it).
+    if rt.executor.is_last_written(obs.namespace, obs.name, meta.get("resourceVersion")) or rt.executor.is_new(
+        obs.namespace, obs.name, body
+    ):
+        # The watched body is the Strategy as this process last wrote it, or a new one it never
+        # wrote: decided on as is (someone's write since makes the status write a 409, and the
+        # next pass reads it).
         fresh = body
     else:
         # Something to write: decide again on the Strategy as stored now (the watched body may

@@ -24,6 +24,10 @@ from stratops.k8s.executor import namespace_terminating
 #: is skipped (a decision changes with the clock only where it asks to be woken: the property
 #: test tests/unit/lifecycle/test_time_independence.py); one is made at least this often anyway.
 FULL_PASS_SECONDS = float(os.environ.get("STRATOPS_RESYNC_FULL_SECONDS", "600"))
+#: kopf's finalizer (settings.persistence.finalizer), and how long a new Strategy's first pass
+#: waits for it at most.
+FINALIZER = f"{GROUP}/finalizer"
+FIRST_PASS_WAIT_SECONDS = 2.0
 
 
 async def sleep_until_poked(poke: asyncio.Event, stopped: kopf.DaemonStopped, timeout: float) -> None:
@@ -89,6 +93,23 @@ async def sweep(rt: Runtime) -> None:
                 rt.poke(key)
 
 
+async def _finalizer_on_a_new_strategy(body: kopf.Body, poke: asyncio.Event, stopped: kopf.DaemonStopped) -> None:
+    """kopf puts its finalizer on a new Strategy as it starts this daemon (the Strategy's event
+    for that pokes it): a first pass before it lands would write its status over a stale
+    resourceVersion (409) and decide again after a read. Waited for at most
+    FIRST_PASS_WAIT_SECONDS; the first pass decides whatever poked meanwhile."""
+    deadline = time.monotonic() + FIRST_PASS_WAIT_SECONDS
+
+    def waiting() -> bool:
+        meta = body.get("metadata", {})
+        new = not body.get("status") and not meta.get("deletionTimestamp")
+        return new and FINALIZER not in (meta.get("finalizers") or []) and time.monotonic() < deadline
+
+    while waiting() and not stopped:
+        await sleep_until_poked(poke, stopped, max(0.0, deadline - time.monotonic()))
+        poke.clear()
+
+
 async def strategy_daemon(
     name: str,
     namespace: str,
@@ -124,6 +145,7 @@ async def strategy_daemon(
             # then until the listings end. Deciding on them would act on a past desk.
             logger.info(f"not deciding until the indexes are listed again after the pause: {', '.join(waiting)}")
             await _until(kopf_fixes.relisted(namespace), stopped)
+        await _finalizer_on_a_new_strategy(body, poke, stopped)
         while not stopped:
             poked = poke.is_set()
             poke.clear()

@@ -85,14 +85,18 @@ class Executor:
     def is_last_written(self, namespace: str, name: str, resource_version: str | None) -> bool:
         """Whether RESOURCE_VERSION is the Strategy's after this process last wrote it (a write
         by anyone since makes the status write a 409, and forgets it)."""
-        return resource_version is not None and self.strategy_versions.get((namespace, name)) == resource_version
+        return bool(resource_version) and self.strategy_versions.get((namespace, name)) == resource_version
+
+    def is_new(self, namespace: str, name: str, body: dict[str, Any]) -> bool:
+        """Whether BODY is a Strategy never decided on, that this process never tried to write:
+        the watched body is then as fresh as a read (it cannot lag a write of this process; one
+        by anyone else makes the status write a 409, and the next pass reads)."""
+        return not body.get("status") and (namespace, name) not in self.strategy_versions
 
     def _written(self, namespace: str, name: str, out: Any) -> None:
         rv = ((out or {}).get("metadata") or {}).get("resourceVersion") if isinstance(out, dict) else None
-        if rv:
-            self.strategy_versions[(namespace, name)] = rv
-        else:
-            self.strategy_versions.pop((namespace, name), None)
+        # "" when the version is not known: written (or tried), so read before the next write.
+        self.strategy_versions[(namespace, name)] = rv or ""
 
     def read_strategy(self, namespace: str, name: str) -> dict[str, Any] | None:
         try:
@@ -496,7 +500,7 @@ class Executor:
                 GROUP, VERSION, namespace, "strategies", name, body
             )
         except ApiException:
-            self.strategy_versions.pop((namespace, name), None)  # read it again before the next write
+            self.strategy_versions[(namespace, name)] = ""  # read it again before the next write
             raise
         self._written(namespace, name, out)
 

@@ -65,6 +65,12 @@ class Recorder:
     def is_last_written(self, namespace: str, name: str, rv: str | None) -> bool:
         return rv is not None and rv == self.last_written
 
+    @property
+    def strategy_versions(self) -> dict[tuple[str, str], str]:
+        return {} if self.last_written is None else {("desk", "mean-revert"): self.last_written}
+
+    is_new = Executor.is_new
+
     def read_strategy(self, namespace: str, name: str) -> dict[str, Any]:
         self.reads.append("strategy")
         return copy.deepcopy(self.stored)
@@ -108,6 +114,7 @@ def _strategy(rv: str) -> dict[str, Any]:
 def test_a_decision_is_written_at_the_resource_version_stored_now():
     watched, stored = _strategy("1"), _strategy("7")  # the watch lags a write of this process
     ex = Recorder(stored)
+    ex.last_written = "7"
     reconcile(watched, Runtime(ex), {i: {} for i in INDEXES})  # type: ignore[arg-type]
     [(rv, plan)] = ex.executed
     assert rv == "7" and plan.deployment is not None and plan.control is not None
@@ -138,6 +145,7 @@ def test_the_stored_status_s_last_decision_is_caught_up_on_before_deciding_over_
     watched, stored = _strategy("1"), _strategy("7")
     stored["status"] = {"audit": {"seq": 220, "hash": "a" * 64, "pending": ["line 220"]}}
     ex = Recorder(stored)
+    ex.last_written = ""  # the write whose response was lost: tried, its version unknown
     reconcile(watched, Runtime(ex), {i: {} for i in INDEXES})  # type: ignore[arg-type]
     assert {"seq": 220, "hash": "a" * 64, "pending": ["line 220"]} in ex.caught_up
     assert len(ex.executed) == 1
@@ -235,3 +243,19 @@ def test_a_pass_while_the_index_lags_this_process_s_deployment_write_does_not_wr
     ex.executed.clear()
     reconcile(second, rt, indexes)  # type: ignore[arg-type]
     assert ("desk", "mean-revert") not in ex.written_deployments
+
+
+def test_a_new_strategy_this_process_never_wrote_is_decided_on_without_a_read():
+    """Issue 21: a Strategy never decided on, never written by this process, cannot lag a write
+    of its own: the watched body is decided on as is (anyone's write since makes the status
+    write a 409; the write tried, the next pass reads)."""
+    new = _strategy("3")
+    ex = Recorder(_strategy("4"))
+    reconcile(new, Runtime(ex), {i: {} for i in INDEXES})  # type: ignore[arg-type]
+    [(rv, _)] = ex.executed
+    assert rv == "3" and "strategy" not in ex.reads
+    ex = Recorder(_strategy("4"))
+    ex.last_written = ""  # a status write was tried, and refused (409)
+    reconcile(new, Runtime(ex), {i: {} for i in INDEXES})  # type: ignore[arg-type]
+    [(rv, _)] = ex.executed
+    assert rv == "4" and "strategy" in ex.reads

@@ -168,3 +168,27 @@ def test_an_idle_strategy_s_daemon_sleeps_through_the_sweeps_that_look_at_it(mon
 
     assert len(_drive(monkeypatch, script)) == 1
     assert len(sleeps) <= 2, f"the daemon woke {len(sleeps)} times while idle"
+
+
+def test_a_new_strategy_s_first_pass_waits_for_kopf_s_finalizer_and_no_longer(monkeypatch):
+    """Issue 21: kopf patches its finalizer onto a new Strategy as it starts the daemon; a first
+    pass before that lands writes its status over a stale resourceVersion (a 409, a read, and
+    the decision again). The pass waits for the finalizer's event, at most FIRST_PASS_WAIT_SECONDS."""
+
+    async def script(w):
+        await _until(lambda: ("desk", "s") in w.rt.pokes)  # the daemon is up, waiting
+        assert w.decided == []
+        w.body["metadata"]["finalizers"] = [handler.FINALIZER]
+        w.body["metadata"]["resourceVersion"] = "2"
+        w.rt.pokes[("desk", "s")].set()  # kopf's event for its patch
+        await _until(lambda: len(w.decided) == 1)
+
+    monkeypatch.setattr(handler, "FIRST_PASS_WAIT_SECONDS", 30.0)
+    [(rv, _)] = _drive(monkeypatch, script, finalizers=())
+    assert rv == "2"
+
+    async def never(w):  # the finalizer never comes: decided all the same, after the wait
+        await _until(lambda: len(w.decided) == 1)
+
+    monkeypatch.setattr(handler, "FIRST_PASS_WAIT_SECONDS", 0.05)
+    assert len(_drive(monkeypatch, never, finalizers=())) == 1
