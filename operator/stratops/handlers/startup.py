@@ -11,7 +11,7 @@ from typing import Any
 
 import kopf
 
-from stratops import GROUP
+from stratops import FINALIZER, GROUP
 from stratops import metrics as M
 from stratops.controller.runtime import Runtime, log
 from stratops.handlers import kopf_fixes, sharding
@@ -24,7 +24,7 @@ def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix=GROUP, key="last-handled-configuration"
     )
-    settings.persistence.finalizer = f"{GROUP}/finalizer"
+    settings.persistence.finalizer = FINALIZER
     settings.posting.enabled = False  # the operator posts its own, meaningful Events
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330

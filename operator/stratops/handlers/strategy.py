@@ -13,7 +13,7 @@ from typing import Any
 import kopf
 from kubernetes.client.exceptions import ApiException
 
-from stratops import GROUP, VERSION
+from stratops import FINALIZER, GROUP, VERSION
 from stratops import metrics as M
 from stratops.controller.runtime import SAFETY_NET_SECONDS, Runtime, plain, strategy_key
 from stratops.controller.strategy import brief, reconcile, snapshot
@@ -24,9 +24,7 @@ from stratops.k8s.executor import namespace_terminating
 #: is skipped (a decision changes with the clock only where it asks to be woken: the property
 #: test tests/unit/lifecycle/test_time_independence.py); one is made at least this often anyway.
 FULL_PASS_SECONDS = float(os.environ.get("STRATOPS_RESYNC_FULL_SECONDS", "600"))
-#: kopf's finalizer (settings.persistence.finalizer), and how long a new Strategy's first pass
-#: waits for it at most.
-FINALIZER = f"{GROUP}/finalizer"
+#: How long a new Strategy's first pass waits for kopf's finalizer at most.
 FIRST_PASS_WAIT_SECONDS = 2.0
 
 

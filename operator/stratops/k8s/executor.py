@@ -19,7 +19,7 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from stratops import API_VERSION, GROUP, VERSION
+from stratops import API_VERSION, FINALIZER, GROUP, VERSION
 from stratops.lifecycle import manifests
 from stratops.lifecycle.control import CONTROL_KEY
 from stratops.lifecycle.decide import OPERATOR
@@ -88,10 +88,17 @@ class Executor:
         return bool(resource_version) and self.strategy_versions.get((namespace, name)) == resource_version
 
     def is_new(self, namespace: str, name: str, body: dict[str, Any]) -> bool:
-        """Whether BODY is a Strategy never decided on, that this process never tried to write:
-        the watched body is then as fresh as a read (it cannot lag a write of this process; one
-        by anyone else makes the status write a 409, and the next pass reads)."""
-        return not body.get("status") and (namespace, name) not in self.strategy_versions
+        """Whether BODY is a Strategy never decided on, that this process never tried to write,
+        as kopf's finalizer patch left it: the watched body is then as fresh as a read (it cannot
+        lag a write of this process, and it shows kopf's; one by anyone else makes the status
+        write a 409, and the next pass reads). Without the finalizer (its event not seen yet, as
+        under load), a read."""
+        meta = body.get("metadata") or {}
+        return (
+            not body.get("status")
+            and FINALIZER in (meta.get("finalizers") or [])
+            and (namespace, name) not in self.strategy_versions
+        )
 
     def _written(self, namespace: str, name: str, out: Any) -> None:
         rv = ((out or {}).get("metadata") or {}).get("resourceVersion") if isinstance(out, dict) else None
