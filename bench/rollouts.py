@@ -321,12 +321,15 @@ def run_side(side: Side, n: int, samples: int, idle: float, rec: dict) -> None:
         w1, cpu1 = time.time(), cpu_seconds(pid)
         time.sleep(2)  # audit batches land within ~1 s
         events, off = side.cp.audit_events(off)
-        reqs, _, every = create_phase_requests(events, {side.user}, w0, w1)
+        reqs, kinds, every = create_phase_requests(events, {side.user}, w0, w1)
         rec.update(ready_s=w1 - w0, create_cpu_s=cpu1 - cpu0, requests_per_object=reqs / n)
         rec["requests"] = {k: v / n for k, v in every.most_common()}
+        rec["refused_or_read"] = {k: v / n for k, v in kinds.most_common()}  # 404s, 409s, reads of a Strategy
         progress(
             f"{side.name}: {n} Ready in {w1 - w0:.1f}s, CPU {cpu1 - cpu0:.1f}s, {reqs / n:.1f} requests/object: "
             + ", ".join(f"{k} {v / n:.2f}" for k, v in every.most_common(8))
+            + "; of them "
+            + (", ".join(f"{k} {v / n:.2f}" for k, v in kinds.most_common()) or "none refused")
         )
         wait_for(side.settled, timeout=300 + n, interval=2.0, what=f"{side.name} settled")
         time.sleep(5)  # bench: past the last settling writes
