@@ -9,6 +9,7 @@ command left on the object is recognised by its id in status.handledCommands.
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import time
@@ -77,6 +78,12 @@ class Executor:
         #: annotations cleared): a watched body at that version is the Strategy as stored, as
         #: far as this process knows, and needs no read before a decision is written over it.
         self.strategy_versions: dict[tuple[str, str], str] = {}
+        #: Until the watch shows this process's last status write of a Strategy: the object that
+        #: write returned, and the resourceVersions this process's status writes were made over
+        #: (each superseded by a write of its own). A watched body at one of those lags that write
+        #: (under load, an owned object's event pokes before the Strategy's own event arrives):
+        #: the pass decides on the object returned instead of reading it again.
+        self.strategy_written: dict[tuple[str, str], tuple[dict[str, Any], tuple[str, ...]]] = {}
         from stratops.k8s.audit import AuditLog
 
         self.audit = AuditLog(self._custom)
@@ -86,6 +93,21 @@ class Executor:
         """Whether RESOURCE_VERSION is the Strategy's after this process last wrote it (a write
         by anyone since makes the status write a 409, and forgets it)."""
         return bool(resource_version) and self.strategy_versions.get((namespace, name)) == resource_version
+
+    def written_since(self, namespace: str, name: str, resource_version: str | None) -> dict[str, Any] | None:
+        """The Strategy as this process's last status write left it, if RESOURCE_VERSION (the
+        watched body's) is one that write or an earlier one of this process superseded: as fresh
+        as a read (anyone's write since makes the next status write a 409, and the pass after it
+        reads). None otherwise; once the watch shows that write, forgotten."""
+        key = (namespace, name)
+        held = self.strategy_written.get(key)
+        if held is None or not resource_version:
+            return None
+        out, superseded = held
+        if resource_version == self.strategy_versions.get(key):
+            self.strategy_written.pop(key, None)  # the watch caught up: is_last_written holds
+            return None
+        return copy.deepcopy(out) if resource_version in superseded else None
 
     def is_new(self, namespace: str, name: str, body: dict[str, Any]) -> bool:
         """Whether BODY is a Strategy never decided on, that this process never tried to write,
@@ -506,10 +528,15 @@ class Executor:
             out = self._custom.replace_namespaced_custom_object_status(
                 GROUP, VERSION, namespace, "strategies", name, body
             )
-        except ApiException:
+        except Exception:  # refused, or its answer lost (it may have landed)
             self.strategy_versions[(namespace, name)] = ""  # read it again before the next write
+            self.strategy_written.pop((namespace, name), None)
             raise
         self._written(namespace, name, out)
+        held = self.strategy_written.get((namespace, name))
+        superseded = (held[1] if held else ())[-15:] + (resource_version,)
+        if isinstance(out, dict) and (out.get("metadata") or {}).get("resourceVersion"):
+            self.strategy_written[(namespace, name)] = (out, superseded)
 
     def write_monitor_detail(self, namespace: str, name: str, detail: str) -> None:
         """Monitor NAME's status.detail (the others of its status untouched)."""
@@ -600,6 +627,8 @@ class Executor:
         patch = {"metadata": {"annotations": dict.fromkeys(keys)}}
         out = self._custom.patch_namespaced_custom_object(GROUP, VERSION, namespace, "strategies", name, patch)
         self._written(namespace, name, out)
+        if (held := self.strategy_written.get((namespace, name))) is not None and isinstance(out, dict):
+            self.strategy_written[(namespace, name)] = (out, held[1])  # the newest as returned
 
     def execute_halt(
         self, namespace: str, name: str, uid: str, resource_version: str, halt: Any, now: datetime
@@ -633,6 +662,7 @@ class Executor:
             "metadata": {"name": name, "resourceVersion": resource_version},
             "status": status,
         }
+        self.strategy_written.pop((namespace, name), None)  # the kill path's write: read before the next
         self._custom.replace_namespaced_custom_object_status(GROUP, VERSION, namespace, "strategies", name, body)
 
     def _optional(self, what: str, namespace: str, strategy: str, fn: Any, *args: Any) -> Any:

@@ -72,6 +72,9 @@ class Recorder:
 
     is_new = Executor.is_new
 
+    def written_since(self, namespace: str, name: str, rv: str | None) -> dict[str, Any] | None:
+        return None  # nothing held: the pass reads (the real one: tests/unit/k8s/test_strategy_written.py)
+
     def read_strategy(self, namespace: str, name: str) -> dict[str, Any]:
         self.reads.append("strategy")
         return copy.deepcopy(self.stored)
@@ -265,3 +268,15 @@ def test_a_new_strategy_this_process_never_wrote_is_decided_on_without_a_read():
     reconcile(new, Runtime(ex), {i: {} for i in INDEXES})  # type: ignore[arg-type]
     [(rv, _)] = ex.executed
     assert rv == "4" and "strategy" in ex.reads
+
+
+def test_a_body_that_lags_this_process_s_own_write_is_decided_on_as_that_write_returned_it():
+    """Issue 21: poked by an owned object's event before the Strategy's own event for this
+    process's last write: the pass decides on what that write returned, without a read."""
+    lagging, held = _strategy("6"), _strategy("7")
+    ex = Recorder(_strategy("9"))
+    ex.last_written = "7"
+    ex.written_since = lambda ns, name, rv: copy.deepcopy(held) if rv == "6" else None  # type: ignore[method-assign]
+    reconcile(lagging, Runtime(ex), {i: {} for i in INDEXES})  # type: ignore[arg-type]
+    [(rv, _)] = ex.executed
+    assert rv == "7" and "strategy" not in ex.reads

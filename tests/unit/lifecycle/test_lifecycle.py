@@ -1218,6 +1218,7 @@ def _executor(refused: set[str], answers: dict[str, int] | None = None) -> tuple
     ex.strategy_versions = {}
     ex.written_control = {}
     ex.written_deployments = {}
+    ex.strategy_written = {}
     from stratops.k8s.audit import AuditLog
 
     ex.audit = AuditLog(
