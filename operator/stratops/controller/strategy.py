@@ -163,11 +163,11 @@ def reconcile(body: dict[str, Any], rt: Runtime, idx: dict[str, Any]) -> float |
         fresh = body
     else:
         # Something to write: decide again on the Strategy as stored now (the watched body may
-        # lag this process's last status write: then as that write returned it, else as read),
+        # lag this process's last status write or read: then as that returned it, else as read),
         # and write at that resourceVersion.
         fresh = rt.executor.written_since(obs.namespace, obs.name, meta.get("resourceVersion"))
         if fresh is None:
-            fresh = rt.executor.read_strategy(obs.namespace, obs.name)
+            fresh = rt.executor.read_over(obs.namespace, obs.name, meta.get("resourceVersion"))
         if fresh is None or being_deleted(fresh):
             return None
         # The stored status may hold a decision the watched body does not show yet, whose lines

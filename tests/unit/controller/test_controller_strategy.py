@@ -79,6 +79,9 @@ class Recorder:
         self.reads.append("strategy")
         return copy.deepcopy(self.stored)
 
+    def read_over(self, namespace: str, name: str, rv: str | None) -> dict[str, Any]:
+        return self.read_strategy(namespace, name)
+
     def read_configmap(self, namespace: str, name: str) -> dict[str, Any] | None:
         self.reads.append(name)
         return copy.deepcopy(self.configmaps.get(name))
