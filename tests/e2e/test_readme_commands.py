@@ -125,6 +125,11 @@ DOCUMENTED_ELSEWHERE = {
         "test_make_target_exists",
         "benchmarks print figures; they are run by hand, not in CI (the machines are shared and noisy)",
     ),
+    "make bench-rollouts": (
+        "tests/unit/cli/test_documented_commands.py",
+        "test_make_target_exists",
+        "a benchmark beside Argo Rollouts (built from its Go module): run by hand, not in CI",
+    ),
     "make soak": (
         "tests/e2e/test_soak.py",
         "test_the_short_soak_finds_no_violation",
