@@ -154,20 +154,11 @@ def reconcile(body: dict[str, Any], rt: Runtime, idx: dict[str, Any]) -> float |
     if plan.is_noop(status):
         return plan.requeue_after
     started = datetime.now(UTC)
-    if rt.executor.is_last_written(obs.namespace, obs.name, meta.get("resourceVersion")) or rt.executor.is_new(
-        obs.namespace, obs.name, body
-    ):
-        # The watched body is the Strategy as this process last wrote it, or a new one it never
-        # wrote: decided on as is (someone's write since makes the status write a 409, and the
-        # next pass reads it).
-        fresh = body
-    else:
-        # Something to write: decide again on the Strategy as stored now (the watched body may
-        # lag this process's last status write or read: then as that returned it, else as read),
-        # and write at that resourceVersion.
-        fresh = rt.executor.written_since(obs.namespace, obs.name, meta.get("resourceVersion"))
-        if fresh is None:
-            fresh = rt.executor.read_over(obs.namespace, obs.name, meta.get("resourceVersion"))
+    # Decided again on the Strategy as stored now, and written at its resourceVersion: the
+    # watched body when it is known current, else what this process wrote or read since, else a
+    # read (stratops.k8s.executor.Executor.current_strategy).
+    fresh = rt.executor.current_strategy(obs.namespace, obs.name, body)
+    if fresh is not body:
         if fresh is None or being_deleted(fresh):
             return None
         # The stored status may hold a decision the watched body does not show yet, whose lines

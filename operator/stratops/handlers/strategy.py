@@ -94,18 +94,13 @@ async def sweep(rt: Runtime) -> None:
 async def _finalizer_on_a_new_strategy(body: kopf.Body, poke: asyncio.Event, stopped: kopf.DaemonStopped) -> None:
     """kopf puts its finalizer on a new Strategy as it starts this daemon (the Strategy's event
     for that pokes it): a first pass before it lands would write its status over a stale
-    resourceVersion (409) and decide again after a read. Waited for at most
-    FIRST_PASS_WAIT_SECONDS; the first pass decides whatever poked meanwhile."""
-    deadline = time.monotonic() + FIRST_PASS_WAIT_SECONDS
-
-    def waiting() -> bool:
-        meta = body.get("metadata", {})
-        new = not body.get("status") and not meta.get("deletionTimestamp")
-        return new and FINALIZER not in (meta.get("finalizers") or []) and time.monotonic() < deadline
-
-    while waiting() and not stopped:
-        await sleep_until_poked(poke, stopped, max(0.0, deadline - time.monotonic()))
-        poke.clear()
+    resourceVersion (409) and decide again after a read. Waits for one poke, at most
+    FIRST_PASS_WAIT_SECONDS, and leaves it set: whatever poked (a kill given at once too) is
+    decided by the first pass without further wait."""
+    meta = body.get("metadata", {})
+    new = not body.get("status") and not meta.get("deletionTimestamp")
+    if new and FINALIZER not in (meta.get("finalizers") or []) and not poke.is_set():
+        await sleep_until_poked(poke, stopped, FIRST_PASS_WAIT_SECONDS)
 
 
 async def strategy_daemon(
@@ -198,6 +193,7 @@ async def strategy_daemon(
         rt.pokes.pop(key, None)
         rt.written_control.pop(key, None)
         rt.written_deployments.pop(key, None)
+        rt.executor.forget_strategy(namespace, name)
 
 
 def register(registry: kopf.OperatorRegistry) -> None:

@@ -55,6 +55,52 @@ def _iso(t: datetime) -> str:
     return t.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
+def _version(obj: Any) -> str | None:
+    return ((obj.get("metadata") or {}).get("resourceVersion") or None) if isinstance(obj, dict) else None
+
+
+class KnownStrategy:
+    """What this process knows of one Strategy as stored, beyond its watched body.
+
+    WRITTEN: the resourceVersion its last write of it left ("" when not known: refused, or its
+    answer lost; None: never written). NEWEST: until the watch shows it, the newest object this
+    process wrote or read, and SUPERSEDED: versions known older than it."""
+
+    #: Superseded versions kept: enough for the events a burst of passes lags behind.
+    KEPT = 16
+
+    def __init__(self) -> None:
+        self.written: str | None = None
+        self.newest: dict[str, Any] | None = None
+        self.superseded: tuple[str, ...] = ()
+
+    def newest_version(self) -> str | None:
+        return _version(self.newest)
+
+    def hold(self, obj: dict[str, Any], over: str | None) -> None:
+        """OBJ is the newest known; OVER (the version it was written or read over) and the one
+        held before it are superseded."""
+        older = tuple(v for v in (self.newest_version(), over) if v and v not in self.superseded)
+        self.newest, self.superseded = obj, (self.superseded + older)[-self.KEPT :]
+
+    def wrote(self, out: Any, over: str | None) -> None:
+        """This process's write over OVER returned OUT."""
+        self.written = _version(out) or ""
+        if self.written:
+            self.hold(out, over)
+        else:
+            self.caught_up()
+
+    def unknown(self) -> None:
+        """A write refused or lost: what is stored is not known; read before the next write."""
+        self.written = ""
+        self.caught_up()
+
+    def caught_up(self) -> None:
+        """Nothing held: the watch shows it, or it is no longer known to be the newest."""
+        self.newest, self.superseded = None, ()
+
+
 class Executor:
     def __init__(self, api: client.ApiClient) -> None:
         self.api = api
@@ -74,71 +120,46 @@ class Executor:
         #: when (monotonic): a pass while the index still lags that write decides on it, where it
         #: would create or replace it again (409s, and the identity ensured again with it).
         self.written_deployments: dict[tuple[str, str], tuple[float, dict[str, Any]]] = {}
-        #: The resourceVersion each Strategy had after this process's last write of it (status,
-        #: annotations cleared): a watched body at that version is the Strategy as stored, as
-        #: far as this process knows, and needs no read before a decision is written over it.
-        self.strategy_versions: dict[tuple[str, str], str] = {}
-        #: Until the watch shows this process's last status write of a Strategy: the object that
-        #: write returned, and the resourceVersions this process's status writes were made over
-        #: (each superseded by a write of its own). A watched body at one of those lags that write
-        #: (under load, an owned object's event pokes before the Strategy's own event arrives):
-        #: the pass decides on the object returned instead of reading it again.
-        self.strategy_written: dict[tuple[str, str], tuple[dict[str, Any], tuple[str, ...]]] = {}
+        #: What this process knows of each Strategy as stored beyond its watched body (its own
+        #: writes and reads): the watched body may lag them under load. See current_strategy.
+        self.strategies_known: dict[tuple[str, str], KnownStrategy] = {}
         from stratops.k8s.audit import AuditLog
 
         self.audit = AuditLog(self._custom)
 
     # -- reads -----------------------------------------------------------------------------
-    def is_last_written(self, namespace: str, name: str, resource_version: str | None) -> bool:
-        """Whether RESOURCE_VERSION is the Strategy's after this process last wrote it (a write
-        by anyone since makes the status write a 409, and forgets it)."""
-        return bool(resource_version) and self.strategy_versions.get((namespace, name)) == resource_version
-
-    def written_since(self, namespace: str, name: str, resource_version: str | None) -> dict[str, Any] | None:
-        """The Strategy as this process's last status write left it, if RESOURCE_VERSION (the
-        watched body's) is one that write or an earlier one of this process superseded: as fresh
-        as a read (anyone's write since makes the next status write a 409, and the pass after it
-        reads). None otherwise; once the watch shows that write, forgotten."""
+    def current_strategy(self, namespace: str, name: str, body: dict[str, Any]) -> dict[str, Any] | None:
+        """The Strategy as stored now, to decide on and write over, with BODY the watched one;
+        None if it is gone. BODY itself when it is known current: at the version this process's
+        last write left, at the newest it holds, or new (never decided on, never written by this
+        process, with kopf's finalizer: it cannot lag a write of this process, and shows kopf's).
+        The newest object held when BODY is at a version known superseded (under load, an owned
+        object's event pokes a pass before the Strategy's own event for this process's last write
+        or read arrives). Otherwise a read, which then answers the next pass on a body still at
+        that version. Each is as fresh as a read: a write by anyone since makes the status write,
+        made at that object's resourceVersion, a 409, and the pass after it reads."""
         key = (namespace, name)
-        held = self.strategy_written.get(key)
-        if held is None or not resource_version:
-            return None
-        out, superseded = held
-        if resource_version in (self.strategy_versions.get(key), (out.get("metadata") or {}).get("resourceVersion")):
-            self.strategy_written.pop(key, None)  # the watch caught up
-            return None
-        return copy.deepcopy(out) if resource_version in superseded else None
-
-    def read_over(self, namespace: str, name: str, resource_version: str | None) -> dict[str, Any] | None:
-        """The Strategy as stored now (read_strategy), read because the watched body at
-        RESOURCE_VERSION would not do: that version is then known superseded, and the next pass
-        on a body still at it decides on this read (written_since) instead of reading again.
-        Under load every owned object's event pokes a pass while the Strategy's own events lag."""
+        rv = (body.get("metadata") or {}).get("resourceVersion")
+        known = self.strategies_known.get(key)
+        if known is None or known.written is None:
+            meta = body.get("metadata") or {}
+            if not body.get("status") and FINALIZER in (meta.get("finalizers") or []):
+                return body
+        if known is not None and rv:
+            if rv in (known.written, known.newest_version()):
+                known.caught_up()
+                return body
+            if rv in known.superseded and known.newest is not None:
+                return copy.deepcopy(known.newest)
         fresh = self.read_strategy(namespace, name)
-        rv = ((fresh or {}).get("metadata") or {}).get("resourceVersion")
-        if fresh is not None and rv and resource_version and rv != resource_version:
-            held = self.strategy_written.get((namespace, name))
-            superseded = (held[1] if held else ())[-15:] + (resource_version,)
-            self.strategy_written[(namespace, name)] = (copy.deepcopy(fresh), superseded)
+        fresh_rv = ((fresh or {}).get("metadata") or {}).get("resourceVersion")
+        if fresh is not None and fresh_rv and rv and fresh_rv != rv:
+            self.strategies_known.setdefault(key, KnownStrategy()).hold(copy.deepcopy(fresh), over=rv)
         return fresh
 
-    def is_new(self, namespace: str, name: str, body: dict[str, Any]) -> bool:
-        """Whether BODY is a Strategy never decided on, that this process never tried to write,
-        as kopf's finalizer patch left it: the watched body is then as fresh as a read (it cannot
-        lag a write of this process, and it shows kopf's; one by anyone else makes the status
-        write a 409, and the next pass reads). Without the finalizer (its event not seen yet, as
-        under load), a read."""
-        meta = body.get("metadata") or {}
-        return (
-            not body.get("status")
-            and FINALIZER in (meta.get("finalizers") or [])
-            and (namespace, name) not in self.strategy_versions
-        )
-
-    def _written(self, namespace: str, name: str, out: Any) -> None:
-        rv = ((out or {}).get("metadata") or {}).get("resourceVersion") if isinstance(out, dict) else None
-        # "" when the version is not known: written (or tried), so read before the next write.
-        self.strategy_versions[(namespace, name)] = rv or ""
+    def forget_strategy(self, namespace: str, name: str) -> None:
+        """Its daemon ended (deleted, or this replica paused): nothing held for it."""
+        self.strategies_known.pop((namespace, name), None)
 
     def read_strategy(self, namespace: str, name: str) -> dict[str, Any] | None:
         try:
@@ -537,19 +558,15 @@ class Executor:
             "metadata": {"name": name, "resourceVersion": resource_version},
             "status": status.to_dict(),
         }
+        known = self.strategies_known.setdefault((namespace, name), KnownStrategy())
         try:
             out = self._custom.replace_namespaced_custom_object_status(
                 GROUP, VERSION, namespace, "strategies", name, body
             )
-        except Exception:  # refused, or its answer lost (it may have landed)
-            self.strategy_versions[(namespace, name)] = ""  # read it again before the next write
-            self.strategy_written.pop((namespace, name), None)
+        except Exception:  # refused, or its answer lost (it may have landed): read before the next write
+            known.unknown()
             raise
-        self._written(namespace, name, out)
-        held = self.strategy_written.get((namespace, name))
-        superseded = (held[1] if held else ())[-15:] + (resource_version,)
-        if isinstance(out, dict) and (out.get("metadata") or {}).get("resourceVersion"):
-            self.strategy_written[(namespace, name)] = (out, superseded)
+        known.wrote(out, over=resource_version)
 
     def write_monitor_detail(self, namespace: str, name: str, detail: str) -> None:
         """Monitor NAME's status.detail (the others of its status untouched)."""
@@ -638,10 +655,13 @@ class Executor:
 
     def clear_annotations(self, namespace: str, name: str, keys: list[str]) -> None:
         patch = {"metadata": {"annotations": dict.fromkeys(keys)}}
-        out = self._custom.patch_namespaced_custom_object(GROUP, VERSION, namespace, "strategies", name, patch)
-        self._written(namespace, name, out)
-        if (held := self.strategy_written.get((namespace, name))) is not None and isinstance(out, dict):
-            self.strategy_written[(namespace, name)] = (out, held[1])  # the newest as returned
+        known = self.strategies_known.setdefault((namespace, name), KnownStrategy())
+        try:
+            out = self._custom.patch_namespaced_custom_object(GROUP, VERSION, namespace, "strategies", name, patch)
+        except Exception:
+            known.unknown()
+            raise
+        known.wrote(out, over=known.written)
 
     def execute_halt(
         self, namespace: str, name: str, uid: str, resource_version: str, halt: Any, now: datetime
@@ -675,7 +695,8 @@ class Executor:
             "metadata": {"name": name, "resourceVersion": resource_version},
             "status": status,
         }
-        self.strategy_written.pop((namespace, name), None)  # the kill path's write: read before the next
+        if (known := self.strategies_known.get((namespace, name))) is not None:
+            known.caught_up()  # the kill path's write (its own thread): read before the next
         self._custom.replace_namespaced_custom_object_status(GROUP, VERSION, namespace, "strategies", name, body)
 
     def _optional(self, what: str, namespace: str, strategy: str, fn: Any, *args: Any) -> Any:

@@ -12,7 +12,7 @@ from typing import Any
 from cases import example
 from stratops import FINALIZER
 from stratops.controller.strategy import reconcile
-from stratops.k8s.executor import DEPLOYMENT_INDEX_LAG, Executor
+from stratops.k8s.executor import DEPLOYMENT_INDEX_LAG, Executor, KnownStrategy
 from stratops.lifecycle import manifests
 from stratops.lifecycle.control import CONTROL_KEY
 from stratops.lifecycle.observe import deployment_view
@@ -56,31 +56,29 @@ class Recorder:
         self.events: list[tuple[Any, ...]] = []
         self.configmaps: dict[str, dict[str, Any]] = {}  # read past the index, by name
         self.reads: list[str] = []
-        self.last_written: str | None = None  # the resourceVersion of this process's last write
+        self.strategies_known: dict[tuple[str, str], KnownStrategy] = {}
         self.caught_up: list[Any] = []
         self.written_deployments: dict[tuple[str, str], tuple[float, dict[str, Any]]] = {}
 
     def catch_up(self, namespace: str, name: str, uid: str, head: Any) -> None:
         self.caught_up.append(head)  # the fake trail holds everything: nothing to write
 
-    def is_last_written(self, namespace: str, name: str, rv: str | None) -> bool:
-        return rv is not None and rv == self.last_written
-
     @property
-    def strategy_versions(self) -> dict[tuple[str, str], str]:
-        return {} if self.last_written is None else {("desk", "mean-revert"): self.last_written}
+    def last_written(self) -> str | None:
+        """The resourceVersion of this process's last write ("" tried, unknown; None never)."""
+        known = self.strategies_known.get(("desk", "mean-revert"))
+        return None if known is None else known.written
 
-    is_new = Executor.is_new
+    @last_written.setter
+    def last_written(self, rv: str | None) -> None:
+        self.strategies_known.setdefault(("desk", "mean-revert"), KnownStrategy()).written = rv
 
-    def written_since(self, namespace: str, name: str, rv: str | None) -> dict[str, Any] | None:
-        return None  # nothing held: the pass reads (the real one: tests/unit/k8s/test_strategy_written.py)
+    # The real choice of what to decide on, over the fake read.
+    current_strategy = Executor.current_strategy
 
     def read_strategy(self, namespace: str, name: str) -> dict[str, Any]:
         self.reads.append("strategy")
         return copy.deepcopy(self.stored)
-
-    def read_over(self, namespace: str, name: str, rv: str | None) -> dict[str, Any]:
-        return self.read_strategy(namespace, name)
 
     def read_configmap(self, namespace: str, name: str) -> dict[str, Any] | None:
         self.reads.append(name)
@@ -279,7 +277,7 @@ def test_a_body_that_lags_this_process_s_own_write_is_decided_on_as_that_write_r
     lagging, held = _strategy("6"), _strategy("7")
     ex = Recorder(_strategy("9"))
     ex.last_written = "7"
-    ex.written_since = lambda ns, name, rv: copy.deepcopy(held) if rv == "6" else None  # type: ignore[method-assign]
+    ex.strategies_known[("desk", "mean-revert")].hold(held, over="6")  # the write over 6 returned 7
     reconcile(lagging, Runtime(ex), {i: {} for i in INDEXES})  # type: ignore[arg-type]
     [(rv, _)] = ex.executed
     assert rv == "7" and "strategy" not in ex.reads

@@ -492,3 +492,47 @@ def test_a_peer_lives_a_lifetime_from_when_its_record_was_last_seen_to_change() 
     # A record older than its lifetime and the allowed skew is dead at once: a replica restarted
     # after every replica died does not wait a lifetime on its predecessors' records.
     assert kopf_fixes.peer_time_left(0.0, 10.0, clock_age=311.0, skew=300.0) == 0.0
+
+
+def _foreign_strategy_needs_the_finalizer(registry: kopf.OperatorRegistry) -> bool:
+    """Whether kopf, in a replica of another shard (its daemon's `when` says no), still counts
+    kopf's finalizer as required on a Strategy that has it (False: kopf removes it)."""
+    import logging
+
+    from kopf._cogs.structs import bodies, patches
+    from kopf._core.intents import causes
+
+    async def daemon(**_: object) -> None:  # pragma: no cover - never spawned here
+        return None
+
+    kopf.daemon("stratops.io", "v1alpha1", "strategies", when=lambda **_: False, registry=registry)(daemon)
+    raw = {"metadata": {"name": "s", "namespace": "desk", "finalizers": ["stratops.io/finalizer"]}}
+    cause = causes.SpawningCause(
+        logger=logging.getLogger("test"),
+        indices={},  # type: ignore[arg-type]
+        memo=kopf.Memo(),
+        resource=RESOURCE,
+        patch=patches.Patch(),
+        body=bodies.Body(raw),
+        reset=False,
+    )
+    return registry._spawning.requires_finalizer(cause=cause)
+
+
+def test_a_shard_that_does_not_serve_a_strategy_leaves_its_finalizer_alone() -> None:
+    """Issue 21, shards: a replica of another shard removed kopf's finalizer from every strategy
+    it does not serve, the owning shard put it back, and so on, about 15 patches a second per
+    strategy (its status writes met 409 after 409 among them)."""
+    assert kopf_fixes.apply()
+    assert _foreign_strategy_needs_the_finalizer(kopf.OperatorRegistry())
+
+
+def test_without_the_fix_kopf_drops_the_finalizer_of_a_strategy_filtered_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The defect the fix is for, on kopf's own registry (if kopf fixes it, this fails)."""
+    from kopf._core.intents import registries
+
+    assert kopf_fixes.apply()
+    monkeypatch.setattr(
+        registries.SpawningRegistry, "requires_finalizer", kopf_fixes._kopf_original["requires_finalizer"]
+    )
+    assert not _foreign_strategy_needs_the_finalizer(kopf.OperatorRegistry())

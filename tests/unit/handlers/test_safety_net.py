@@ -46,6 +46,8 @@ def _drive(monkeypatch, script, *, wakes=None, full_pass=600.0, safety_net=0.02,
         rt = SimpleNamespace(
             pokes={}, written_control={}, written_deployments={}, lifecycle_pool=pool, resting={}, sweep=None
         )
+        rt.executor = SimpleNamespace(strategies_known={("desk", "s"): "held"})
+        rt.executor.forget_strategy = lambda ns, name: rt.executor.strategies_known.pop((ns, name), None)
         rt.poke = lambda key: rt.pokes[key].set() if key in rt.pokes else None
         world = SimpleNamespace(
             body={
@@ -80,6 +82,7 @@ def _drive(monkeypatch, script, *, wakes=None, full_pass=600.0, safety_net=0.02,
             rt.pokes.get(("desk", "s"), asyncio.Event()).set()
             await asyncio.wait_for(task, 5)
             pool.shutdown()
+        assert rt.executor.strategies_known == {}, "the daemon's end forgets what it held of its Strategy"
 
     asyncio.run(main())
     return decided
@@ -192,3 +195,19 @@ def test_a_new_strategy_s_first_pass_waits_for_kopf_s_finalizer_and_no_longer(mo
 
     monkeypatch.setattr(handler, "FIRST_PASS_WAIT_SECONDS", 0.05)
     assert len(_drive(monkeypatch, never, finalizers=())) == 1
+
+
+def test_a_new_strategy_s_first_pass_waits_for_one_poke_only(monkeypatch):
+    """A kill annotated on a brand-new Strategy before kopf's finalizer event arrives pokes the
+    daemon: the first pass decides it then, not after the rest of FIRST_PASS_WAIT_SECONDS."""
+
+    async def script(w):
+        await _until(lambda: ("desk", "s") in w.rt.pokes)
+        w.body["metadata"]["annotations"] = {"stratops.io/kill": "given"}
+        w.body["metadata"]["resourceVersion"] = "2"
+        w.rt.pokes[("desk", "s")].set()  # the kill's event; no finalizer yet
+        await _until(lambda: len(w.decided) == 1)
+
+    monkeypatch.setattr(handler, "FIRST_PASS_WAIT_SECONDS", 600.0)  # _until's deadline is far shorter
+    [(rv, _)] = _drive(monkeypatch, script, finalizers=())
+    assert rv == "2"

@@ -1,12 +1,14 @@
-"""The Executor remembers the resourceVersion its own writes of a Strategy left (issue 21: the
-controller then decides on the watch's echo of them without reading the Strategy again), and
-forgets it when a status write is refused, so the next pass reads the Strategy as stored."""
+"""What the Executor knows of a Strategy beyond its watched body (issue 21): the version its own
+last write left, and the newest object it wrote or read. The controller decides on the watched
+body, or on that object, without reading the Strategy again, wherever either is known current;
+otherwise it reads. Forgotten when a write is refused or lost, so the next pass reads."""
 
 from __future__ import annotations
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from stratops import FINALIZER
 from stratops.k8s.executor import Executor
 from stratops.models.strategy import StrategyStatus
 
@@ -28,15 +30,45 @@ class FakeStrategies:
         return {"metadata": {"name": name, "resourceVersion": str(self.rv)}}
 
 
-def test_the_version_of_its_own_last_write_is_known_and_forgotten_on_a_conflict():
+class Stored(FakeStrategies):
+    """Reads answer the Strategy as stored, and are counted."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads = 0
+
+    def get_namespaced_custom_object(self, group, version, ns, plural, name):
+        self.reads += 1
+        return {"metadata": {"name": name, "resourceVersion": str(self.rv)}, "status": {"phase": "Paper"}}
+
+
+def _executor() -> tuple[Executor, Stored]:
     ex = Executor(client.ApiClient())
-    fake = FakeStrategies()
+    fake = Stored()
     ex._custom = fake  # type: ignore[assignment]
-    assert not ex.is_last_written("desk", "s", "5")  # nothing written yet: read first
+    return ex, fake
+
+
+def _body(rv: str, **extra: object) -> dict:
+    return {"metadata": {"name": "s", "resourceVersion": rv, **extra}, "status": {"phase": "Paper"}}
+
+
+def _decided_on(ex: Executor, fake: Stored, rv: str) -> tuple[str, bool]:
+    """The version a pass on a watched body at RV decides on, and whether it read."""
+    before = fake.reads
+    body = _body(rv)
+    got = ex.current_strategy("desk", "s", body)
+    assert got is not None
+    return got["metadata"]["resourceVersion"], fake.reads > before
+
+
+def test_the_echo_of_its_own_last_write_is_decided_on_without_a_read_until_a_conflict():
+    ex, fake = _executor()
+    assert _decided_on(ex, fake, "5") == ("5", True)  # nothing written yet: read first
     ex.write_status("desk", "s", StrategyStatus(), "5")
-    assert ex.is_last_written("desk", "s", "6") and not ex.is_last_written("desk", "s", "5")
+    assert _decided_on(ex, fake, "6") == ("6", False)
     ex.clear_annotations("desk", "s", ["stratops.io/kill"])
-    assert ex.is_last_written("desk", "s", "7") and not ex.is_last_written("desk", "s", "6")
+    assert _decided_on(ex, fake, "7") == ("7", False)
     fake.rv = 9  # someone wrote meanwhile
     try:
         ex.write_status("desk", "s", StrategyStatus(), "7")
@@ -44,31 +76,27 @@ def test_the_version_of_its_own_last_write_is_known_and_forgotten_on_a_conflict(
         assert e.status == 409
     else:
         raise AssertionError("a write over a stale version must be refused")
-    assert not ex.is_last_written("desk", "s", "7"), "after a conflict, the next pass reads the Strategy"
-    assert not ex.is_last_written("desk", "other", "7")
+    assert _decided_on(ex, fake, "7") == ("9", True), "after a conflict, the next pass reads the Strategy"
+    assert ex.current_strategy("desk", "other", _body("7")) is not None and fake.reads == 3
 
 
 def test_a_watched_body_its_own_writes_superseded_is_answered_with_the_last_one_until_the_echo():
-    """Issue 21: under load an owned object's event pokes a pass before the Strategy's own event
-    for this process's last status write arrives; the watched body is then one that write (or an
-    earlier one of this process) superseded. The pass decides on the object the write returned,
-    as fresh as a read, instead of reading it. Nothing is held for any other version, after the
-    echo, after a refused or lost write, or after the kill path's own write."""
-    ex = Executor(client.ApiClient())
-    fake = FakeStrategies()
-    ex._custom = fake  # type: ignore[assignment]
-    assert ex.written_since("desk", "s", "5") is None  # nothing written yet: read
+    """Under load an owned object's event pokes a pass before the Strategy's own event for this
+    process's last status write arrives; the watched body is then one that write (or an earlier
+    one of this process) superseded. The pass decides on the object the write returned, as fresh
+    as a read, instead of reading it. Nothing is held for any other version, after the echo,
+    after a refused or lost write, or after the kill path's own write."""
+    ex, fake = _executor()
     ex.write_status("desk", "s", StrategyStatus(), "5")
     ex.write_status("desk", "s", StrategyStatus(), "6")
     for lagging in ("5", "6"):  # the watch shows either of the superseded versions
-        held = ex.written_since("desk", "s", lagging)
-        assert held is not None and held["metadata"]["resourceVersion"] == "7"
-    assert ex.written_since("desk", "s", "4") is None, "a version it never wrote over: read"
-    assert ex.written_since("desk", "other", "5") is None
+        assert _decided_on(ex, fake, lagging) == ("7", False)
+    fake.rv = 7
     ex.clear_annotations("desk", "s", ["stratops.io/kill"])  # the newest is the patch's answer
-    assert ex.written_since("desk", "s", "6")["metadata"]["resourceVersion"] == "8"  # type: ignore[index]
-    assert ex.written_since("desk", "s", "8") is None  # the echo: is_last_written from here
-    assert ex.is_last_written("desk", "s", "8") and ex.written_since("desk", "s", "6") is None
+    assert _decided_on(ex, fake, "7") == ("8", False)  # the status write's echo: superseded too
+    assert _decided_on(ex, fake, "6") == ("8", False)
+    assert _decided_on(ex, fake, "8") == ("8", False)  # the echo: nothing held from here
+    assert _decided_on(ex, fake, "6") == ("8", True)
 
     ex.write_status("desk", "s", StrategyStatus(), "8")
     fake.rv = 12  # someone wrote meanwhile: refused, nothing held
@@ -76,46 +104,57 @@ def test_a_watched_body_its_own_writes_superseded_is_answered_with_the_last_one_
         ex.write_status("desk", "s", StrategyStatus(), "9")
     except ApiException:
         pass
-    assert ex.written_since("desk", "s", "8") is None
+    assert _decided_on(ex, fake, "8") == ("12", True)
 
-    class Lost(FakeStrategies):
+    class Lost(Stored):
         def replace_namespaced_custom_object_status(self, *args, **kw):  # type: ignore[no-untyped-def]
             super().replace_namespaced_custom_object_status(*args, **kw)
             raise ConnectionError("the answer was lost; the write landed")
 
     ex.write_status("desk", "s", StrategyStatus(), "12")
-    ex._custom = Lost()  # type: ignore[assignment]
-    ex._custom.rv = 13  # type: ignore[attr-defined]
+    lost = Lost()
+    ex._custom = lost  # type: ignore[assignment]
+    lost.rv = 13
     try:
         ex.write_status("desk", "s", StrategyStatus(), "13")
     except ConnectionError:
         pass
-    assert ex.written_since("desk", "s", "12") is None, "a lost answer: read before the next write"
+    assert _decided_on(ex, lost, "12") == ("14", True), "a lost answer: read before the next write"
+    assert _decided_on(ex, lost, "13") == ("14", True), "nor the version the lost write went over"
 
     ex._custom = fake  # type: ignore[assignment]
     fake.rv = 20
     ex.write_status("desk", "s", StrategyStatus(), "20")
     ex.write_halt_status("desk", "s", "21", {})
-    assert ex.written_since("desk", "s", "20") is None, "the kill path's write: read before the next"
+    assert _decided_on(ex, fake, "20") == ("22", True), "the kill path's write: read before the next"
 
 
 def test_a_read_over_a_lagging_body_answers_the_next_pass_on_that_body():
-    """Issue 21: at 500 new strategies every owned object's event poked a pass while the
-    Strategy's own events lagged, and each read the Strategy again (3.4 reads per strategy). A
-    read over a watched body at an older version answers the next pass on that body."""
-
-    class Stored(FakeStrategies):
-        def get_namespaced_custom_object(self, group, version, ns, plural, name):
-            return {"metadata": {"name": name, "resourceVersion": str(self.rv)}}
-
-    ex = Executor(client.ApiClient())
-    fake = Stored()
-    ex._custom = fake  # type: ignore[assignment]
-    assert ex.read_over("desk", "s", "5")["metadata"]["resourceVersion"] == "5"  # type: ignore[index]
-    assert ex.written_since("desk", "s", "5") is None, "the body was current: nothing held"
+    """At 500 new strategies every owned object's event poked a pass while the Strategy's own
+    events lagged, and each read the Strategy again (3.4 reads per strategy). A read over a
+    watched body at an older version answers the next pass on that body."""
+    ex, fake = _executor()
+    assert _decided_on(ex, fake, "5") == ("5", True)
+    assert _decided_on(ex, fake, "5") == ("5", True), "the body was current: nothing held"
     fake.rv = 7
-    assert ex.read_over("desk", "s", "3")["metadata"]["resourceVersion"] == "7"  # type: ignore[index]
-    assert ex.written_since("desk", "s", "3")["metadata"]["resourceVersion"] == "7"  # type: ignore[index]
-    assert ex.written_since("desk", "s", "4") is None, "a version not known superseded: read"
-    assert ex.written_since("desk", "s", "7") is None  # the watch caught up
-    assert ex.written_since("desk", "s", "3") is None
+    assert _decided_on(ex, fake, "3") == ("7", True)
+    assert _decided_on(ex, fake, "3") == ("7", False)
+    assert _decided_on(ex, fake, "4") == ("7", True), "a version not known superseded: read"
+    assert _decided_on(ex, fake, "7") == ("7", False)  # the watch caught up: the body
+    assert _decided_on(ex, fake, "3") == ("7", True)
+
+
+def test_a_new_strategy_is_decided_on_as_watched_once_kopf_s_finalizer_shows():
+    """Never decided on, never written by this process, with kopf's finalizer: the watched body
+    is as fresh as a read. Without the finalizer (its event lags), or once a write was tried, a read."""
+    ex, fake = _executor()
+    new = {"metadata": {"name": "s", "resourceVersion": "4", "finalizers": [FINALIZER]}}
+    assert ex.current_strategy("desk", "s", new) is new and fake.reads == 0
+    bare = {"metadata": {"name": "s", "resourceVersion": "3"}}
+    assert ex.current_strategy("desk", "s", bare) is not bare and fake.reads == 1
+    fake.rv = 4
+    try:
+        ex.write_status("desk", "s", StrategyStatus(), "3")
+    except ApiException:
+        pass
+    assert ex.current_strategy("desk", "s", new) is not new and fake.reads == 2

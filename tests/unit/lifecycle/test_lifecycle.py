@@ -1215,10 +1215,9 @@ def _executor(refused: set[str], answers: dict[str, int] | None = None) -> tuple
     ex._rbac = Refuses(calls, refused, answers)  # type: ignore[assignment]
     ex.identities = set()
     ex.acks_ensured = {}
-    ex.strategy_versions = {}
+    ex.strategies_known = {}
     ex.written_control = {}
     ex.written_deployments = {}
-    ex.strategy_written = {}
     from stratops.k8s.audit import AuditLog
 
     ex.audit = AuditLog(
