@@ -307,6 +307,30 @@ def test_what_the_operator_cannot_read_or_build_never_stops_a_kill(cluster, kube
         )
         wait_for(lambda: desk.events("CannotDecide"), timeout=30, what="CannotDecide event")
         _kill_lands(desk, cluster.kubeconfig)
+        # On the record as any kill: its KillSwitch Event, and its entry on the verified chain.
+        [kill] = [e for e in desk.events("KillSwitch") if "drill under attack" in e.message]
+        assert "cannot be read" in kill.message or "cannot decide" in kill.message.lower(), kill.message
+        assert desk.status()["handledCommands"]["kill"]
+
+        def trail() -> list[dict]:
+            segs = client.CustomObjectsApi(kube).list_namespaced_custom_object(
+                "stratops.io",
+                "v1alpha1",
+                own_namespace,
+                "auditsegments",
+                label_selector=f"stratops.io/audit-subject={NAME}",
+            )["items"]
+            return [json.loads(line) for seg in segs for line in seg["spec"].get("entries") or []]
+
+        wait_for(
+            lambda: any(
+                e.get("reason") == "KillSwitch" and "drill under attack" in e.get("message", "") for e in trail()
+            ),
+            timeout=30,
+            what="the kill's entry in the trail",
+        )
+        code, out = _cli(cluster.kubeconfig, "audit", "verify", "-n", own_namespace)
+        assert code == 0 and f"VERIFIED {own_namespace}/Strategy/{NAME}" in out, out
         assert f"[{own_namespace}/{NAME}]" in log.read_text(), "log lines name their object"
     finally:
         desk.stop_pods()

@@ -199,7 +199,7 @@ def halt_without_decision(
     """The decision for BODY failed with ERROR: say so on the Strategy (condition, Event, log,
     metric), and carry out a kill given or latched without it (stratops.lifecycle.halt)."""
     from stratops.lifecycle.commands import parse_command
-    from stratops.lifecycle.halt import CONDITION, when_undecidable
+    from stratops.lifecycle.halt import CONDITION, kill_taken_up, when_undecidable
 
     meta = body["metadata"]
     ns, name, uid = meta["namespace"], meta["name"], meta["uid"]
@@ -238,9 +238,19 @@ def halt_without_decision(
     running = bool(deps) and deps[0].replicas > 0
     if halt.status == current and halt.control is None and not (halt.scale_to_zero and running):
         return 5.0
+    latches = kill is not None and not kill.error and not (current.get("killSwitch") or {}).get("latched")
+    # A kill this halt latches goes on the record as the kill watch's does (the KillSwitch Event
+    # and its entry in the chain), and counts as the action it is.
+    recorded = kill_taken_up(name, halt, kill, why, now) if latches else None
     rt.executor.execute_halt(
         ns, name, uid, fresh["metadata"]["resourceVersion"], halt, now
     )  # remembers its control write
+    if recorded is not None:
+        event, lines = recorded
+        M.ACTIONS.labels(ns, name, "kill_switch").inc()
+        seq = int(json.loads(lines[-1])["seq"])
+        rt.executor.event(ns, name, uid, event.type, event.reason, event.message, now, entry=seq)
+        rt.executor.audit.append(ns, "Strategy", name, lines)
     prev = next((c for c in current.get("conditions") or [] if c.get("type") == CONDITION), {})
     if prev.get("status") != "True" or prev.get("message") != why[:1024]:
         rt.executor.event(ns, name, uid, "Warning", "CannotDecide", halt.message, now)

@@ -13,6 +13,7 @@ carries a kill out.
 from __future__ import annotations
 
 import fnmatch
+import json
 import logging
 import threading
 import time
@@ -25,13 +26,11 @@ from kubernetes.client.exceptions import ApiException
 
 from stratops import GROUP, VERSION
 from stratops import metrics as M
-from stratops.audit import Head, link, strategy_entries
 from stratops.k8s.executor import Executor
 from stratops.lifecycle.control import read_control
-from stratops.lifecycle.halt import when_undecidable
+from stratops.lifecycle.halt import kill_taken_up, when_undecidable
 from stratops.lifecycle.killwatch import WHY, Waiting, overdue, seen, waiting_kill
 from stratops.lifecycle.observe import owned_documents
-from stratops.lifecycle.types import Event
 
 log = logging.getLogger("stratops.killwatch")
 Key = tuple[str, str]
@@ -202,12 +201,9 @@ class KillWatch:
         now = datetime.now(UTC)
         why = WHY.format(grace=self.grace)
         halt = when_undecidable(name, int(meta.get("generation") or 0), status, cmd, control, now, why, stopped)
-        # Taken up: the reconcile that comes later removes the annotation and does not decide it again.
-        halt.status["handledCommands"] = {**(halt.status.get("handledCommands") or {}), "kill": cmd.id}
-        # The latch is a decision: its entry goes into the chain with the status that holds it.
-        event = Event("Warning", "KillSwitch", f"kill-switch engaged by {cmd.by}: {cmd.reason} ({why})")
-        lines, head = link(Head.of(status.get("audit")), strategy_entries(name, [event], halt.status, now))
-        halt.status["audit"] = {**head.to_dict(), "pending": lines}
+        # Taken up (the reconcile that comes later removes the annotation and does not decide it
+        # again), and on the record: the latch's entry goes into the chain with the status that holds it.
+        event, lines = kill_taken_up(name, halt, cmd, why, now)
         # Each write only over the object as read: a reconcile that acted meanwhile (kopf not
         # stuck after all) makes it a 409, and the next pass finds the kill taken up. HALTED first.
         if halt.control is not None:
@@ -222,7 +218,7 @@ class KillWatch:
         M.KILL_WATCH_HALTS.labels(ns, name).inc()
         M.ACTIONS.labels(ns, name, "kill_switch").inc()
         log.error("[%s/%s] kill by %s carried out by the kill watch: %s", ns, name, cmd.by, why)
-        ex.event(ns, name, uid, event.type, event.reason, event.message, now)
+        ex.event(ns, name, uid, event.type, event.reason, event.message, now, entry=int(json.loads(lines[-1])["seq"]))
         ex.audit.append(ns, "Strategy", name, lines)
         return True
 

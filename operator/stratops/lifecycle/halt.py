@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from stratops.audit import Head, link, strategy_entries
 from stratops.lifecycle.control import BrokerInUse, ControlDocument
+from stratops.lifecycle.types import Event
 from stratops.models.strategy import EffectiveLimits, KillSwitchStatus, Mode, TradingState
 
 CONDITION = "ReconcileError"
@@ -99,3 +101,15 @@ def when_undecidable(
     if doc is not None:
         out["control"] = {**(status.get("control") or {}), "generation": doc.generation, "hash": doc.content_hash()}
     return Halt(doc, True, out, f"cannot decide ({error}): halted without it (HALTED, scaled to 0 at once)")
+
+
+def kill_taken_up(name: str, halt: Halt, kill: Any, why: str, now: datetime) -> tuple[Event, list[str]]:
+    """A kill carried out without the decision (HALT latched KILL), put on the record as a
+    decision records one: taken up (`handledCommands`, so the decision that comes later does not
+    take it again), and its KillSwitch Event's entry linked into the status's audit chain,
+    pending until the trail holds it. Returns the Event and the trail's lines."""
+    halt.status["handledCommands"] = {**(halt.status.get("handledCommands") or {}), "kill": kill.id}
+    event = Event("Warning", "KillSwitch", f"kill-switch engaged by {kill.by}: {kill.reason} ({why})")
+    lines, head = link(Head.of(halt.status.get("audit")), strategy_entries(name, [event], halt.status, now))
+    halt.status["audit"] = {**head.to_dict(), "pending": lines}
+    return event, lines

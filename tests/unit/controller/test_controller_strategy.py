@@ -9,6 +9,8 @@ import json
 import time
 from typing import Any
 
+from prometheus_client import REGISTRY
+
 from cases import example
 from stratops import FINALIZER
 from stratops.controller.strategy import reconcile
@@ -169,10 +171,28 @@ def test_a_kill_lands_when_the_spec_cannot_be_read():
     body["spec"]["replicas"] = "many"  # schema-invalid: the decision cannot be made
     body["metadata"]["annotations"] = {"stratops.io/kill": json.dumps({"by": "tina", "reason": "broker rejects"})}
     ex = Recorder(body)
+    counted = REGISTRY.get_sample_value(
+        "stratops_actions_total", {"namespace": "desk", "strategy": "mean-revert", "action": "kill_switch"}
+    )
     assert reconcile(body, Runtime(ex), {i: {} for i in INDEXES}) == 5.0  # type: ignore[arg-type]
     [(rv, halt)] = ex.halts
     assert rv == "4" and halt.control is not None and halt.control.trading_state.value == "HALTED"
     assert ex.executed == [] and any("CannotDecide" in e for e in ex.events)
+    # On the record as any kill: taken up, its KillSwitch Event, its entry chained into the status
+    # and appended to the trail, and counted as the action it is.
+    assert halt.status["handledCommands"]["kill"]
+    [kill_event] = [e for e in ex.events if "KillSwitch" in e]
+    assert "kill-switch engaged by tina: broker rejects" in kill_event[-2]
+    [line] = halt.status["audit"]["pending"]
+    assert json.loads(line)["reason"] == "KillSwitch" and ex.audit.appended == [
+        ("desk", "Strategy", "mean-revert", [line])
+    ]
+    assert (
+        REGISTRY.get_sample_value(
+            "stratops_actions_total", {"namespace": "desk", "strategy": "mean-revert", "action": "kill_switch"}
+        )
+        == (counted or 0) + 1
+    )
 
 
 def test_a_control_document_the_index_lacks_is_read_before_another_generation_is_written():
