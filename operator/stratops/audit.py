@@ -147,6 +147,29 @@ def _bounded(entry: dict[str, Any]) -> dict[str, Any]:
     return cut
 
 
+#: The most entries a status keeps pending (the CRDs' maxItems for status.audit.pending).
+PENDING_MAX = 100
+
+
+def entry_seq(line: str) -> int:
+    """A chain line's seq (0 when it is not one)."""
+    try:
+        return int(json.loads(line)["seq"])
+    except (ValueError, KeyError, TypeError):
+        return 0
+
+
+def still_pending(prior: Iterable[str] | None, confirmed: int, new: list[str]) -> list[str]:
+    """What a subject's status keeps pending with a decision's NEW lines: the earlier decisions'
+    lines the trail is not known to hold (seq above CONFIRMED, the highest this process knows to
+    be in it), then NEW; the newest PENDING_MAX. A replica that takes over after a failed append
+    then writes them all, and the chain has no gap; with the trail down for longer than that,
+    the oldest are dropped (counted by stratops_audit_write_failures_total all along)."""
+    fresh = {entry_seq(x) for x in new}
+    kept = [x for x in prior or [] if entry_seq(x) > confirmed and entry_seq(x) not in fresh]
+    return (sorted(kept, key=entry_seq) + new)[-PENDING_MAX:]
+
+
 def link(head: Head, entries: Iterable[dict[str, Any]]) -> tuple[list[str], Head]:
     """ENTRIES as chain lines after HEAD, and the new head."""
     lines = []

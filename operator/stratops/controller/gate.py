@@ -33,7 +33,12 @@ def gate_status(raw: dict[str, Any], strategies: dict[Any, tuple[Any, ...]], rt:
                 found.append(subject_for(s, StrategySpec.model_validate(entry["spec"])))
         subjects = tuple(found)
     current = GateStatus.model_validate(raw.get("status") or {})
-    d = decide_gate(name, int(meta.get("generation") or 0), spec, raw.get("spec") or {}, current, subjects, now)
+    # The last decision's lines first (after a takeover or a failed append): then what the trail
+    # holds is known, and this decision keeps pending only what it does not.
+    rt.executor.audit.catch_up(ns, "Gate", name, (raw.get("status") or {}).get("audit"))
+    confirmed = rt.executor.audit.confirmed(ns, "Gate", name)
+    generation = int(meta.get("generation") or 0)
+    d = decide_gate(name, generation, spec, raw.get("spec") or {}, current, subjects, now, confirmed)
     ev = d.evaluation
     M.GATE_COMPLETE.labels(ns, name, spec.cadence.value).set(1 if ev.state == "Complete" else 0)
     if ev.expires_at is not None:
@@ -44,7 +49,6 @@ def gate_status(raw: dict[str, Any], strategies: dict[Any, tuple[Any, ...]], rt:
         # Changed since it was read (a signature, or this operator's own last write not seen
         # yet): decided again on the object as it is now, and nothing of this decision is kept.
         return STALE_RETRY_SECONDS
-    rt.executor.audit.catch_up(ns, "Gate", name, (raw.get("status") or {}).get("audit"))
     if d.lines:
-        rt.executor.audit.append(ns, "Gate", name, d.lines)
+        rt.executor.audit.append(ns, "Gate", name, (d.status.audit.pending if d.status.audit else None) or d.lines)
     return wake_in(ev, now, SAFETY_NET_SECONDS)

@@ -241,7 +241,8 @@ def halt_without_decision(
     latches = kill is not None and not kill.error and not (current.get("killSwitch") or {}).get("latched")
     # A kill this halt latches goes on the record as the kill watch's does (the KillSwitch Event
     # and its entry in the chain), and counts as the action it is.
-    recorded = kill_taken_up(name, halt, kill, why, now) if latches else None
+    confirmed = rt.executor.audit.confirmed(ns, "Strategy", name)
+    recorded = kill_taken_up(name, halt, kill, why, now, confirmed) if latches else None
     rt.executor.execute_halt(
         ns, name, uid, fresh["metadata"]["resourceVersion"], halt, now
     )  # remembers its control write

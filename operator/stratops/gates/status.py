@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from stratops.audit import Head, link, signature_entries, signature_key
+from stratops.audit import Head, link, signature_entries, signature_key, still_pending
 from stratops.gates.evaluate import GateEvaluation, evaluate
 from stratops.models.audit import AuditHead
 from stratops.models.gate import GateSpec, GateStatus
@@ -30,9 +30,11 @@ def decide_gate(
     current: GateStatus,
     subjects: tuple[str, ...],
     now: datetime,
+    confirmed: int = 0,
 ) -> GateDecision:
     """The status of gate NAME at NOW. RAW_SPEC is the spec as stored: a signature's audit key
-    is computed from it exactly as signed."""
+    is computed from it exactly as signed. CONFIRMED: the highest seq known to be in the gate's
+    trail (earlier lines above it stay pending with the new ones)."""
     ev = evaluate(spec, now, subjects)
     # A re-signed item replaces its signature in the Gate: every one goes into the audit chain.
     sigs = raw_spec.get("signatures") or []
@@ -43,7 +45,7 @@ def decide_gate(
     head = current.audit or AuditHead()
     if new_sigs:
         lines, h = link(Head.of(head.model_dump()), signature_entries(name, spec.cadence.value, new_sigs, now))
-        head = AuditHead(seq=h.seq, hash=h.hash, pending=lines)
+        head = AuditHead(seq=h.seq, hash=h.hash, pending=still_pending(head.pending, confirmed, lines))
     status = GateStatus(
         audited_signatures=keys or None,
         audit=head if head.seq else None,

@@ -27,6 +27,7 @@ from kubernetes.client.exceptions import ApiException
 from stratops import API_VERSION, GROUP, VERSION
 from stratops import metrics as M
 from stratops.audit import SEGMENT_BYTES, Head, digest
+from stratops.audit import entry_seq as _seq
 
 log = logging.getLogger("stratops.audit")
 PLURAL = "auditsegments"
@@ -44,13 +45,6 @@ def segment_name(kind: str, name: str, index: int) -> str:
     if len(base) > 240:
         base = base[:228] + "-" + hashlib.sha256(base.encode()).hexdigest()[:10]
     return f"{base}-{index:06d}"
-
-
-def _seq(line: str) -> int:
-    try:
-        return int(json.loads(line)["seq"])
-    except (ValueError, KeyError, TypeError):
-        return 0
 
 
 class AuditLog:

@@ -784,7 +784,7 @@ class Executor:
             # The chain's new head and this decision's lines go into the status write itself
             # (the operator's alone): the trail is appended after it, best effort, and a failure
             # there or a crash in between loses nothing (stratops.k8s.audit).
-            from stratops.audit import Head, link, strategy_entries
+            from stratops.audit import Head, link, still_pending, strategy_entries
             from stratops.models.audit import AuditHead
 
             prior = plan.status.audit
@@ -792,12 +792,15 @@ class Executor:
                 Head.of(prior.model_dump() if prior else None),
                 strategy_entries(name, plan.events, plan.status.to_dict(), now),
             )
-            plan.status.audit = AuditHead(seq=head.seq, hash=head.hash, pending=lines)
+            # Earlier decisions' lines the trail is not known to hold stay pending with these.
+            confirmed = self.audit.confirmed(namespace, "Strategy", name)
+            pending = still_pending(prior.pending if prior else None, confirmed, lines)
+            plan.status.audit = AuditHead(seq=head.seq, hash=head.hash, pending=pending)
         self.write_status(namespace, name, plan.status, resource_version)
         for ev, line in zip(plan.events, lines, strict=True):
             self.event(namespace, name, uid, ev.type, ev.reason, ev.message, now, entry=int(json.loads(line)["seq"]))
         if plan.clear_annotations:
             self.clear_annotations(namespace, name, plan.clear_annotations)
         if lines:
-            self.audit.append(namespace, "Strategy", name, lines)
+            self.audit.append(namespace, "Strategy", name, plan.status.audit.pending or lines)  # type: ignore[union-attr]
         return created

@@ -203,7 +203,7 @@ class KillWatch:
         halt = when_undecidable(name, int(meta.get("generation") or 0), status, cmd, control, now, why, stopped)
         # Taken up (the reconcile that comes later removes the annotation and does not decide it
         # again), and on the record: the latch's entry goes into the chain with the status that holds it.
-        event, lines = kill_taken_up(name, halt, cmd, why, now)
+        event, lines = kill_taken_up(name, halt, cmd, why, now, ex.audit.confirmed(ns, "Strategy", name))
         # Each write only over the object as read: a reconcile that acted meanwhile (kopf not
         # stuck after all) makes it a 409, and the next pass finds the kill taken up. HALTED first.
         if halt.control is not None:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from stratops.audit import Head, link, strategy_entries
+from stratops.audit import Head, link, still_pending, strategy_entries
 from stratops.lifecycle.control import BrokerInUse, ControlDocument
 from stratops.lifecycle.types import Event
 from stratops.models.strategy import EffectiveLimits, KillSwitchStatus, Mode, TradingState
@@ -103,13 +103,16 @@ def when_undecidable(
     return Halt(doc, True, out, f"cannot decide ({error}): halted without it (HALTED, scaled to 0 at once)")
 
 
-def kill_taken_up(name: str, halt: Halt, kill: Any, why: str, now: datetime) -> tuple[Event, list[str]]:
+def kill_taken_up(name: str, halt: Halt, kill: Any, why: str, now: datetime, confirmed: int) -> tuple[Event, list[str]]:
     """A kill carried out without the decision (HALT latched KILL), put on the record as a
     decision records one: taken up (`handledCommands`, so the decision that comes later does not
     take it again), and its KillSwitch Event's entry linked into the status's audit chain,
-    pending until the trail holds it. Returns the Event and the trail's lines."""
+    pending (with earlier lines the trail is not known to hold, above CONFIRMED) until the trail
+    holds it. Returns the Event and the lines pending, the Event's entry last."""
     halt.status["handledCommands"] = {**(halt.status.get("handledCommands") or {}), "kill": kill.id}
     event = Event("Warning", "KillSwitch", f"kill-switch engaged by {kill.by}: {kill.reason} ({why})")
-    lines, head = link(Head.of(halt.status.get("audit")), strategy_entries(name, [event], halt.status, now))
-    halt.status["audit"] = {**head.to_dict(), "pending": lines}
-    return event, lines
+    prior = halt.status.get("audit") or {}
+    lines, head = link(Head.of(prior), strategy_entries(name, [event], halt.status, now))
+    pending = still_pending(prior.get("pending"), confirmed, lines)
+    halt.status["audit"] = {**head.to_dict(), "pending": pending}
+    return event, pending

@@ -37,12 +37,15 @@ class AuditSegmentStatus(Model):
 
 class AuditHead(Model):
     """Where a subject's audit chain ends (in its status, which only the operator writes), and
-    the entries of its last decision until they are known to be in the trail."""
+    the entries not yet known to be in the trail (stratops.audit.still_pending)."""
 
     seq: int = Field(default=0, ge=0, description="Sequence number of the last entry.")
     hash: str = Field(default="0" * 64, min_length=64, max_length=64, description="SHA-256 of the last entry.")
     pending: list[str] | None = Field(
         default=None,
         max_length=100,
-        description=("The last decision's entries, kept until the trail holds them (written again after a crash)."),
+        description=(
+            "Entries the trail is not known to hold: the last decision's, and earlier ones after a failed"
+            " append (the newest 100), written again after a crash or a takeover."
+        ),
     )

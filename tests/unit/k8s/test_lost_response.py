@@ -9,6 +9,7 @@ it (a takeover after the dead replica made it)."""
 from __future__ import annotations
 
 import copy
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -109,7 +110,10 @@ def test_a_decision_whose_response_was_lost_is_recorded_once_and_the_chain_holds
     assert sorted(c.events) == ["s2.strategy-1", "s2.strategy-2", "s2.strategy-3"]
 
 
-def test_without_the_catch_up_the_next_decision_leaves_a_gap():
+def test_the_next_decision_keeps_the_lines_the_trail_lacks_pending_with_its_own():
+    """Without the catch-up too: the lost decision's line is still pending in the status as
+    stored, above what this process knows the trail holds, so the next decision keeps it pending
+    with its own and appends both; once the trail holds them, a decision keeps only its own."""
     c = Cluster()
     ex = executor(c)
     c.cut = True
@@ -118,8 +122,36 @@ def test_without_the_catch_up_the_next_decision_leaves_a_gap():
     except ConnectionError:
         pass
     ex.execute("desk", "s2", "u-2", str(c.rv), decision("Resume", c.status), T0, Stored())
+    assert [json.loads(x)["seq"] for x in c.status["audit"]["pending"]] == [1, 2]
     lines = trails(c.segments.values())[("desk", "Strategy", "s2")]
-    assert verify(lines)[1], "the lost decision's entry is missing: what catch_up is for"
+    assert verify(lines)[1] == [] and len(lines) == 2
+    ex.execute("desk", "s2", "u-2", str(c.rv), decision("Throttle", c.status), T0, Stored())
+    assert [json.loads(x)["seq"] for x in c.status["audit"]["pending"]] == [3]
+
+
+def test_lines_a_failed_append_left_are_written_by_the_replica_that_takes_over():
+    """A trail append fails (the audit API away), the replica decides again and then dies with
+    the first decision's lines only in its retry queue: the status it wrote holds both decisions'
+    lines, so the replica that takes over writes them all, and the chain has no gap."""
+
+    class TrailAway(Cluster):
+        away = True
+
+        def create_namespaced_custom_object(self, *a, **k):  # type: ignore[no-untyped-def]
+            if self.away:
+                raise ApiException(status=503, reason="Service Unavailable")
+            return super().create_namespaced_custom_object(*a, **k)
+
+    c = TrailAway()
+    ex = executor(c)
+    ex.execute("desk", "s2", "u-2", "1", decision("KillSwitch", {}), T0, Stored())
+    ex.execute("desk", "s2", "u-2", str(c.rv), decision("KillSwitchAgain", c.status), T0, Stored())
+    assert c.segments == {} and len(c.status["audit"]["pending"]) == 2
+    c.away = False  # the trail is back; the replica is gone, its retry queue with it
+    other = executor(c)
+    other.catch_up("desk", "s2", "u-2", c.status["audit"])
+    lines = trails(c.segments.values())[("desk", "Strategy", "s2")]
+    assert verify(lines)[1] == [] and [json.loads(x)["reason"] for x in lines] == ["KillSwitch", "KillSwitchAgain"]
 
 
 def test_an_event_made_before_a_takeover_is_not_made_again():
