@@ -45,8 +45,11 @@ class MonitorScheduler:
         relisting: Callable[[str], bool] = lambda ns: False,
         clock: Callable[[], float] = time.monotonic,
         late_seconds: float = LATE_SECONDS,
+        forget: Callable[[str, str], None] = lambda ns, name: None,
     ) -> None:
         self.evaluate, self.pool, self.workers = evaluate, pool, max(1, workers)
+        #: What the evaluator holds of a monitor that is gone (its last written status), dropped.
+        self.forget = forget
         self.may_act, self.relisting, self.clock = may_act, relisting, clock
         self.schedule = Schedule(late_seconds)
         #: kopf's strategies_by_name index (a live mapping), handed over by the event handler.
@@ -64,6 +67,7 @@ class MonitorScheduler:
 
     def gone(self, namespace: str, name: str) -> None:
         self.schedule.remove((namespace, name))
+        self.forget(namespace, name)
         M.MONITORS_SCHEDULED.set(len(self.schedule))
 
     def _poke(self) -> None:

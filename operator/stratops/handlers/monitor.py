@@ -29,6 +29,7 @@ async def start_monitor_schedule(settings: kopf.OperatorSettings, memo: kopf.Mem
         int(os.environ.get("STRATOPS_MONITOR_WORKERS", "8")),
         lambda: kopf_fixes.may_act(time.monotonic(), standalone),
         lambda ns: bool(kopf_fixes.relisting(ns)),
+        forget=memo.monitors.forget,
     )
     memo.monitor_schedule_task = asyncio.get_running_loop().create_task(scheduler.run(), name="stratops: monitors")
 

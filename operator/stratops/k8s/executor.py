@@ -149,8 +149,9 @@ class Executor:
             if rv in (known.written, known.newest_version()):
                 known.caught_up()
                 return body
-            if rv in known.superseded and known.newest is not None:
-                return copy.deepcopy(known.newest)
+            newest = known.newest  # once: the kill watch's thread may let go of it meanwhile
+            if rv in known.superseded and newest is not None:
+                return copy.deepcopy(newest)
         fresh = self.read_strategy(namespace, name)
         fresh_rv = ((fresh or {}).get("metadata") or {}).get("resourceVersion")
         if fresh is not None and fresh_rv and rv and fresh_rv != rv:

@@ -355,6 +355,12 @@ class MonitorRunner:
         self.custom.patch_namespaced_custom_object_status(GROUP, VERSION, ns, "monitors", name, body)
         self._written[(ns, name)] = (uid, st.model_copy(deep=True))
 
+    def forget(self, ns: str, name: str) -> None:
+        """Monitor NAME is gone (deleted, or evaluated by its strategy's reports now): the status
+        this process last wrote of it is not kept (an evaluation still running may write it once
+        more; its uid tells a monitor created again under the name apart)."""
+        self._written.pop((ns, name), None)
+
     def _last_known(self, ns: str, name: str, uid: str, prev: MonitorStatus) -> MonitorStatus:
         """PREV (the status as kopf's copy of the Monitor has it), or the status this process
         last wrote if that records a later evaluation: a watch that lags (reconnecting after the

@@ -148,8 +148,15 @@ def test_a_deleted_monitor_is_not_evaluated_again_and_a_failing_one_does_not_sto
         await _until(lambda: len(rec.of("broken")) >= n + 5)
         assert len(rec.of("gone")) <= after + 1  # one may have been running when it went
         assert len(sched.schedule) == 1
+        assert forgotten == [("desk", "gone")], "what the evaluator held of it is dropped"
 
-    _run(body, may_act=lambda: True, recorder=Recorder(fail={"broken"}))
+    forgotten: list[tuple[str, str]] = []
+    _run(
+        body,
+        may_act=lambda: True,
+        recorder=Recorder(fail={"broken"}),
+        forget=lambda ns, name: forgotten.append((ns, name)),
+    )
 
 
 def test_a_monitor_of_a_strategy_not_there_yet_is_looked_at_again_within_two_seconds():

@@ -80,3 +80,18 @@ def test_a_lagging_copy_of_the_monitor_does_not_open_a_second_incident_for_one_b
     caught_up = {**copy.deepcopy(monitor), "status": dict(desk.status)}
     runner.run(caught_up, strategy, T0 + timedelta(seconds=2))
     assert len(desk.incidents) == 1
+
+
+def test_a_monitor_that_is_gone_is_forgotten() -> None:
+    """What the runner keeps per monitor (its last written status) goes with the monitor."""
+    monitor = yaml.safe_load((ROOT / "examples" / "monitors" / "06-infra-queue-backlog.yaml").read_text())
+    monitor["metadata"].update(namespace="desk", uid="m-1", generation=1)
+    monitor["spec"]["source"]["prometheus"]["url"] = "http://prometheus.example:9090"
+    strategy = yaml.safe_load((ROOT / "examples" / "strategy.yaml").read_text())
+    strategy["metadata"].update(uid="s-1", generation=1)
+    runner = _runner(Desk())
+    runner.run(monitor, strategy, T0)
+    name = monitor["metadata"]["name"]
+    assert ("desk", name) in runner._written
+    runner.forget("desk", name)
+    assert runner._written == {}
