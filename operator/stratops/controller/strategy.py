@@ -198,6 +198,7 @@ def halt_without_decision(
 ) -> float | None:
     """The decision for BODY failed with ERROR: say so on the Strategy (condition, Event, log,
     metric), and carry out a kill given or latched without it (stratops.lifecycle.halt)."""
+    from stratops.audit import entry_seq
     from stratops.lifecycle.commands import parse_command
     from stratops.lifecycle.halt import CONDITION, kill_taken_up, when_undecidable
 
@@ -249,8 +250,7 @@ def halt_without_decision(
     if recorded is not None:
         event, lines = recorded
         M.ACTIONS.labels(ns, name, "kill_switch").inc()
-        seq = int(json.loads(lines[-1])["seq"])
-        rt.executor.event(ns, name, uid, event.type, event.reason, event.message, now, entry=seq)
+        rt.executor.event(ns, name, uid, event.type, event.reason, event.message, now, entry=entry_seq(lines[-1]))
         rt.executor.audit.append(ns, "Strategy", name, lines)
     prev = next((c for c in current.get("conditions") or [] if c.get("type") == CONDITION), {})
     if prev.get("status") != "True" or prev.get("message") != why[:1024]:

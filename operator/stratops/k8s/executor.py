@@ -21,6 +21,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from stratops import API_VERSION, FINALIZER, GROUP, VERSION
+from stratops.audit import entry_seq
 from stratops.lifecycle import manifests
 from stratops.lifecycle.control import CONTROL_KEY
 from stratops.lifecycle.decide import OPERATOR
@@ -781,6 +782,7 @@ class Executor:
                 f"incident {inc_name}", namespace, name, self.record_containment, namespace, inc_name, detail, now
             )
         lines: list[str] = []
+        pending: list[str] = []  # LINES, and earlier ones the trail is not known to hold
         if plan.events:
             # The chain's new head and this decision's lines go into the status write itself
             # (the operator's alone): the trail is appended after it, best effort, and a failure
@@ -799,9 +801,9 @@ class Executor:
             plan.status.audit = AuditHead(seq=head.seq, hash=head.hash, pending=pending)
         self.write_status(namespace, name, plan.status, resource_version)
         for ev, line in zip(plan.events, lines, strict=True):
-            self.event(namespace, name, uid, ev.type, ev.reason, ev.message, now, entry=int(json.loads(line)["seq"]))
+            self.event(namespace, name, uid, ev.type, ev.reason, ev.message, now, entry=entry_seq(line))
         if plan.clear_annotations:
             self.clear_annotations(namespace, name, plan.clear_annotations)
         if lines:
-            self.audit.append(namespace, "Strategy", name, plan.status.audit.pending or lines)  # type: ignore[union-attr]
+            self.audit.append(namespace, "Strategy", name, pending)
         return created

@@ -13,7 +13,6 @@ carries a kill out.
 from __future__ import annotations
 
 import fnmatch
-import json
 import logging
 import threading
 import time
@@ -26,6 +25,7 @@ from kubernetes.client.exceptions import ApiException
 
 from stratops import GROUP, VERSION
 from stratops import metrics as M
+from stratops.audit import entry_seq
 from stratops.k8s.executor import Executor
 from stratops.lifecycle.control import read_control
 from stratops.lifecycle.halt import kill_taken_up, when_undecidable
@@ -218,7 +218,7 @@ class KillWatch:
         M.KILL_WATCH_HALTS.labels(ns, name).inc()
         M.ACTIONS.labels(ns, name, "kill_switch").inc()
         log.error("[%s/%s] kill by %s carried out by the kill watch: %s", ns, name, cmd.by, why)
-        ex.event(ns, name, uid, event.type, event.reason, event.message, now, entry=int(json.loads(lines[-1])["seq"]))
+        ex.event(ns, name, uid, event.type, event.reason, event.message, now, entry=entry_seq(lines[-1]))
         ex.audit.append(ns, "Strategy", name, lines)
         return True
 
