@@ -125,7 +125,25 @@ class Desk:
         return [p.metadata.name for p in pods if p.metadata.deletion_timestamp is None]
 
     def wait_status(self, predicate, what: str, timeout: float = 60, name: str = NAME) -> dict[str, Any]:
-        return wait_for(lambda: (s := self.status(name)) and predicate(s) and s, timeout=timeout, what=what)
+        """Wait for NAME's status to meet PREDICATE. On a timeout the message carries the last
+        status seen (its phase, rollout, known-good and blocked versions, conditions), so a
+        failure in CI says why without a rerun."""
+        seen: dict[str, Any] = {}
+
+        def probe() -> dict[str, Any] | None:
+            s = self.status(name)
+            seen.clear()
+            seen.update(s or {})
+            return s if s and predicate(s) else None
+
+        try:
+            return wait_for(probe, timeout=timeout, what=what)
+        except TimeoutError as e:
+            brief = {k: seen.get(k) for k in ("phase", "rollout", "lastKnownGood", "blockedVersions", "killSwitch")}
+            brief["conditions"] = [
+                (c.get("type"), c.get("status"), c.get("reason")) for c in seen.get("conditions") or []
+            ]
+            raise TimeoutError(f"{e}; {name}'s status last seen: {brief}") from None
 
     def play_pods(self, name: str = NAME) -> None:
         """Run the SDK for each running pod of NAME (KWOK pods run no process: the test plays them)."""

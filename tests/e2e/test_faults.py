@@ -90,8 +90,12 @@ def test_objects_that_cannot_work_are_reported_while_others_keep_working(desk):
     broken = strategy_doc(version="fail-1")
     broken["metadata"]["name"] = "never-starts"
     desk.create("strategies", broken)
-    # and a healthy one, which must keep working throughout
-    desk.create("strategies", strategy_doc())
+    # and a healthy one, which must keep working throughout. Its rollout has time to spare: the
+    # others' failures are the test, not its own pods' pace on a loaded machine (4 s, the
+    # helpers' quick deadline, can block 1.4.2 before its pods are Ready).
+    healthy = strategy_doc()
+    healthy["spec"]["rollbackPolicy"]["rolloutDeadline"] = "120s"
+    desk.create("strategies", healthy)
 
     mon = wait_for(
         lambda: (
