@@ -89,6 +89,12 @@ MONITOR_LATENESS_SECONDS = Histogram(
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
 )
 MONITORS_SCHEDULED = Gauge("stratops_monitors_scheduled", "Monitors on this operator's evaluation schedule.")
+RULER_NOTIFICATIONS = Counter(
+    "stratops_ruler_notifications_total",
+    "Alertmanager notifications to the Prometheus-ruler receiver: taken, unauthorized (no or a wrong bearer "
+    "token) or malformed.",
+    ["result"],
+)
 RECONCILES_SKIPPED = Counter(
     "stratops_reconciles_skipped_total",
     "Safety-net passes skipped: the Strategy and what it owns unchanged since a pass that had nothing to do "

@@ -70,6 +70,11 @@ class MonitorScheduler:
         self.forget(namespace, name)
         M.MONITORS_SCHEDULED.set(len(self.schedule))
 
+    def evaluate_now(self, namespace: str, name: str) -> None:
+        """Evaluate NAME at once (the ruler's notification changed its finding)."""
+        self.schedule.due_now((namespace, name), self.clock())
+        self._poke()
+
     def _poke(self) -> None:
         if self._wake is not None:
             self._wake.set()

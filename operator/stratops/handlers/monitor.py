@@ -13,7 +13,7 @@ import kopf
 
 from stratops import GROUP, VERSION
 from stratops.controller.monitor import MonitorScheduler, monitor_view
-from stratops.handlers import kopf_fixes, sharding
+from stratops.handlers import kopf_fixes, ruler, sharding
 from stratops.models.common import parse_duration
 
 #: Report monitors are evaluated by the strategy's daemon on every report (strategy_report_monitors).
@@ -32,6 +32,7 @@ async def start_monitor_schedule(settings: kopf.OperatorSettings, memo: kopf.Mem
         forget=memo.monitors.forget,
     )
     memo.monitor_schedule_task = asyncio.get_running_loop().create_task(scheduler.run(), name="stratops: monitors")
+    await ruler.serve(memo)
 
 
 async def monitor_seen(

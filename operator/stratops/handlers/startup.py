@@ -14,7 +14,7 @@ import kopf
 from stratops import FINALIZER, GROUP
 from stratops import metrics as M
 from stratops.controller.runtime import Runtime, log
-from stratops.handlers import kopf_fixes, sharding
+from stratops.handlers import kopf_fixes, ruler, sharding
 from stratops.k8s.client import api_client
 from stratops.k8s.monitoring import MonitorRunner
 
@@ -40,7 +40,7 @@ def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     settings.scanning.disabled = os.environ.get("STRATOPS_CLUSTER_SCANNING", "true").lower() == "false"
     _configure_admission(settings)
     memo.runtime = Runtime()
-    memo.monitors = MonitorRunner(memo.runtime.executor.api)
+    memo.monitors = MonitorRunner(memo.runtime.executor.api, ruler=ruler.ruler_state())
     M.serve(int(os.environ.get("STRATOPS_METRICS_PORT", "0")))
 
 

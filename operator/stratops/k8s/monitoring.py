@@ -24,6 +24,8 @@ from stratops.monitors.decide import decide as decide_monitor
 from stratops.monitors.desk import DeskFindings, source_label
 from stratops.monitors.evaluate import Evaluation, evaluate
 from stratops.monitors.prometheus import Batched, Prometheus, SharedQueries
+from stratops.monitors.ruler import RulerState
+from stratops.monitors.rules import CompiledMonitor, compile_monitor, prometheus_rule, rule_name
 
 log = logging.getLogger("stratops.monitors")
 #: While nothing that matters changes (verdict, breach count, stale, alert, incident, problem,
@@ -40,6 +42,9 @@ REFS_SECONDS = float(os.environ.get("STRATOPS_MONITOR_REFS_SECONDS", "60"))
 #: Connections open at once to one source (every monitor reading it shares them); by default as
 #: many as monitor workers, so no evaluation waits for a socket that another worker holds.
 SOURCE_CONNECTIONS = int(os.environ.get("STRATOPS_SOURCE_CONNECTIONS", os.environ.get("STRATOPS_MONITOR_WORKERS", "8")))
+#: A PrometheusRule that could not be written (no CRD, no right) is tried again after this long;
+#: meanwhile the operator evaluates the monitor itself.
+RULE_RETRY_SECONDS = 60.0
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
 
@@ -114,8 +119,15 @@ def needs_write(prev: MonitorStatus, new: MonitorStatus, now: datetime, refresh_
 
 
 class MonitorRunner:
-    def __init__(self, api: client.ApiClient, notifier: Notifier | None = None) -> None:
+    def __init__(
+        self, api: client.ApiClient, notifier: Notifier | None = None, ruler: RulerState | None = None
+    ) -> None:
         self.api = api
+        #: The Prometheus-ruler mode (None: off): what Alertmanager's notifications said.
+        self.ruler = ruler
+        #: Per monitor: (uid, digest) of the PrometheusRule this process wrote, or (uid, why, when)
+        #: it could not.
+        self._rules: dict[tuple[str, str], tuple[str, str, float]] = {}
         self.core = client.CoreV1Api(api)
         self.custom = client.CustomObjectsApi(api)
         self.executor = Executor(api)
@@ -228,7 +240,10 @@ class MonitorRunner:
             except ValueError:
                 strategy_spec = None
         url = spec.source.prometheus.url or os.environ.get("STRATOPS_PROMETHEUS_URL")
-        if not url:
+        ruled, why = self._by_ruler(ns, name, meta.get("uid", ""), spec, strategy_spec)
+        if ruled is not None:
+            ev = ruled  # Prometheus evaluated it: no query
+        elif not url:
             ev = Evaluation(
                 None, False, True, 0, "stale: no Prometheus URL (spec.source.prometheus.url or STRATOPS_PROMETHEUS_URL)"
             )
@@ -258,6 +273,10 @@ class MonitorRunner:
             ns, name, int(meta.get("generation") or 0), spec, prev, ev, (strategy or {}).get("status"), now, source
         )
         st = d.status
+        if self.ruler is not None:
+            st.evaluated_by = "ruler" if ruled is not None else "operator"
+            if why and ruled is None:
+                st.detail = f"{st.detail or ''} (not by the ruler: {why})"
         if d.resend is not None:  # an undelivered message from before goes first: order matters to the receiver
             ok, note = self.notifier.deliver(d.resend)
             st.last_alert = prev.last_alert.model_copy(update={"delivered": ok}) if prev.last_alert else None
@@ -355,11 +374,61 @@ class MonitorRunner:
         self.custom.patch_namespaced_custom_object_status(GROUP, VERSION, ns, "monitors", name, body)
         self._written[(ns, name)] = (uid, st.model_copy(deep=True))
 
+    def _by_ruler(
+        self, ns: str, name: str, uid: str, spec: MonitorSpec, strategy: StrategySpec | None
+    ) -> tuple[Evaluation | None, str | None]:
+        """(the ruler's evaluation of the monitor, None) while the ruler holds it; else (None, why
+        the operator evaluates it). Writes the monitor's PrometheusRule when its rules changed."""
+        if self.ruler is None:
+            return None, None
+        compiled = compile_monitor(ns, name, spec, strategy)
+        if isinstance(compiled, str):
+            return None, compiled
+        not_written = self._write_rule(ns, name, uid, compiled)
+        if not_written:
+            return None, not_written
+        got = self.ruler.evaluation(ns, name, compiled.digest)
+        return (got, None) if isinstance(got, Evaluation) else (None, got)
+
+    def _write_rule(self, ns: str, name: str, uid: str, compiled: CompiledMonitor) -> str | None:
+        """Create or replace the monitor's PrometheusRule unless this process wrote these rules
+        already; why it could not (tried again after RULE_RETRY_SECONDS), else None."""
+        held = self._rules.get((ns, name))
+        if held is not None and held[0] == uid:
+            if held[1] == compiled.digest:
+                return None
+            if held[1].startswith("!") and time.monotonic() - held[2] < RULE_RETRY_SECONDS:
+                return held[1][1:]
+        doc = prometheus_rule(ns, name, uid, compiled)
+        group, version, plural = "monitoring.coreos.com", "v1", "prometheusrules"
+        try:
+            try:
+                self.custom.create_namespaced_custom_object(group, version, ns, plural, doc)
+            except ApiException as e:
+                if e.status != 409:
+                    raise
+                old = self.custom.get_namespaced_custom_object(group, version, ns, plural, rule_name(name))
+                doc["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"]
+                self.custom.replace_namespaced_custom_object(group, version, ns, plural, rule_name(name), doc)
+        except ApiException as e:
+            why = f"its PrometheusRule could not be written ({e.status} {e.reason})"
+            if e.status == 404:
+                why += ": is prometheus-operator's PrometheusRule CRD installed?"
+            log.warning("monitor %s/%s: %s; the operator evaluates it", ns, name, why)
+            self._rules[(ns, name)] = (uid, "!" + why, time.monotonic())
+            return why
+        log.info("monitor %s/%s: rules %s written for the ruler", ns, name, compiled.digest)
+        self._rules[(ns, name)] = (uid, compiled.digest, time.monotonic())
+        return None
+
     def forget(self, ns: str, name: str) -> None:
         """Monitor NAME is gone (deleted, or evaluated by its strategy's reports now): the status
         this process last wrote of it is not kept (an evaluation still running may write it once
         more; its uid tells a monitor created again under the name apart)."""
         self._written.pop((ns, name), None)
+        self._rules.pop((ns, name), None)
+        if self.ruler is not None:
+            self.ruler.forget(ns, name)
 
     def _last_known(self, ns: str, name: str, uid: str, prev: MonitorStatus) -> MonitorStatus:
         """PREV (the status as kopf's copy of the Monitor has it), or the status this process

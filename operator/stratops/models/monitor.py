@@ -466,3 +466,9 @@ class MonitorStatus(Model):
         description="Why the monitor cannot be evaluated (e.g. its strategy does not exist); cleared when fixed.",
     )
     observed_generation: int | None = Field(default=None, description="The .metadata.generation last evaluated.")
+    evaluated_by: Literal["operator", "ruler"] | None = Field(
+        default=None,
+        description="In the Prometheus-ruler mode: ruler while Prometheus evaluates the monitor's compiled rules "
+        "(their heartbeat is recent), operator while the operator evaluates it itself (detail says why). Unset "
+        "when the mode is off.",
+    )

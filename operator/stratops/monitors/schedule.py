@@ -42,6 +42,7 @@ class Entry:
     running: bool = False
     fresh: bool = True  # its first evaluation since it was put (or the schedule resumed)
     started: float = 0.0  # when its last evaluation started
+    again: bool = False  # asked for at once while it ran: due again when it ends
     stamp: int = 0  # which heap item is this entry's current one
 
 
@@ -106,6 +107,18 @@ class Schedule:
                 e.due = now + period
                 self._push(e)
 
+    def due_now(self, key: Key, now: float) -> None:
+        """Evaluate KEY at once, out of its beat (the ruler said its finding changed): not counted
+        on time or late. One running now is due again as it ends."""
+        e = self._entries.get(key)
+        if e is None:
+            return
+        if e.running:
+            e.again = True
+            return
+        e.due, e.fresh = now, True
+        self._push(e)
+
     def remove(self, key: Key) -> None:
         self._entries.pop(key, None)  # its heap item is dropped when it comes up
 
@@ -166,6 +179,10 @@ class Schedule:
         if e is None or not e.running:
             return
         e.running = False
+        if e.again:
+            e.again, e.due, e.fresh = False, now, True
+            self._push(e)
+            return
         step = e.period if period is None else min(period, e.period)
         beat = e.due + step if e.started - e.due <= self.late_seconds else e.started + step
         if beat < now:
