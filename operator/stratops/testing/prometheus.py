@@ -111,6 +111,9 @@ class PrometheusServer:
     scrape_configs: list[dict[str, Any]] | None = None
     #: OpenMetrics text written into the TSDB before the server starts (promtool's backfill).
     history: str | None = None
+    #: Rule files it evaluates (reloaded by `reload()`), and the Alertmanagers it sends alerts to.
+    rule_files: list[str] | None = None
+    alertmanagers: list[str] | None = None
 
     @property
     def url(self) -> str:
@@ -122,14 +125,16 @@ class PrometheusServer:
             self.workdir = Path(tempfile.mkdtemp(prefix="stratops-prom-"))
         cfg = self.workdir / "prometheus.yml"
         scrape = self.scrape_configs or [{"job_name": "stratops-test", "static_configs": [{"targets": self.targets}]}]
-        cfg.write_text(
-            json.dumps(
-                {
-                    "global": {"scrape_interval": self.scrape_interval, "evaluation_interval": self.scrape_interval},
-                    "scrape_configs": scrape,
-                }
-            )
-        )
+        config: dict[str, Any] = {
+            "global": {"scrape_interval": self.scrape_interval, "evaluation_interval": self.scrape_interval},
+            "scrape_configs": scrape,
+        }
+        if self.rule_files:
+            config["rule_files"] = self.rule_files
+        if self.alertmanagers:
+            hosts = [u.split("://", 1)[-1] for u in self.alertmanagers]
+            config["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": hosts}]}]}
+        cfg.write_text(json.dumps(config))
         if self.history is not None:
             self.backfill(self.history, self.workdir / "data")
         self.process = _start_ready(
@@ -139,6 +144,7 @@ class PrometheusServer:
                 f"--storage.tsdb.path={self.workdir / 'data'}",
                 f"--web.listen-address=127.0.0.1:{self.port}",
                 "--log.level=warn",
+                "--web.enable-lifecycle",  # reload(): rule files changed
             ],
             self.workdir / "prometheus.log",
             self.url,
@@ -175,6 +181,15 @@ class PrometheusServer:
         stop_process(self.process, 15)
         if remove and self.workdir is not None:
             shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def reload(self) -> None:
+        """Read the configuration and rule files again (as prometheus-operator's reloader does)."""
+        httpx.post(f"{self.url}/-/reload", trust_env=False, timeout=30).raise_for_status()
+
+    def rule_groups(self) -> list[dict[str, Any]]:
+        """The rule groups it has loaded (its rules API)."""
+        r = httpx.get(f"{self.url}/api/v1/rules", trust_env=False, timeout=10).json()
+        return list(r["data"]["groups"])
 
     def series(self, expr: str) -> list[dict[str, Any]]:
         """The instant vector EXPR evaluates to now ([] when it has no data)."""
@@ -229,6 +244,8 @@ class AlertmanagerServer:
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
     workdir: Path | None = None
+    #: Its whole configuration, in place of the default route (the README's grouping).
+    config: dict[str, Any] | None = None
 
     @property
     def url(self) -> str:
@@ -249,7 +266,8 @@ class AlertmanagerServer:
             "target_matchers": ['alertname="StratopsMonitorBreach"', 'incident_class="StaleData"'],
             "equal": ["namespace", "source"],
         }
-        cfg.write_text(json.dumps({"route": route, "receivers": [{"name": "null"}], "inhibit_rules": [inhibit]}))
+        default = {"route": route, "receivers": [{"name": "null"}], "inhibit_rules": [inhibit]}
+        cfg.write_text(json.dumps(self.config or default))
         self.process = _start_ready(
             [
                 binary,
