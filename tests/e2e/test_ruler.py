@@ -174,6 +174,23 @@ def test_the_ruler_evaluates_the_operator_acts_and_nothing_fails_open(
             )
         assert refused.value.status == 403
 
+        # An edit that would weaken the check (as whoever may write PrometheusRules could) is undone.
+        weakened = copy.deepcopy(rule["spec"])
+        weakened["groups"][0]["rules"][0]["expr"] = "vector(0) > 1"
+        desk.custom.patch_namespaced_custom_object(
+            "monitoring.coreos.com", "v1", own_namespace, "prometheusrules", rule_name(name), {"spec": weakened}
+        )
+        wait_for(
+            lambda: (
+                desk.custom.get_namespaced_custom_object(
+                    "monitoring.coreos.com", "v1", own_namespace, "prometheusrules", rule_name(name)
+                )["spec"]
+                == rule["spec"]
+            ),
+            timeout=30,
+            what="the monitor's rules written again after the edit",
+        )
+
         # A forged notification (no token, a wrong one) is refused and changes nothing.
         forged = _forged_breach(own_namespace, name, rule)
         url = f"http://127.0.0.1:{ruler['port']}/alertmanager"

@@ -22,12 +22,23 @@ import re
 
 import kopf
 
-from stratops.handlers import admission, gate, incident, indexes, kopf_fixes, monitor, sharding, startup, strategy
+from stratops.handlers import (
+    admission,
+    gate,
+    incident,
+    indexes,
+    kopf_fixes,
+    monitor,
+    ruler,
+    sharding,
+    startup,
+    strategy,
+)
 
 
 def register(registry: kopf.OperatorRegistry) -> None:
     """Every handler of the operator, in REGISTRY (start-up handlers run in this order)."""
-    for module in (startup, indexes, strategy, monitor, gate, incident, admission):
+    for module in (startup, indexes, strategy, monitor, ruler, gate, incident, admission):
         module.register(registry)
 
 

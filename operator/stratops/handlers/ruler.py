@@ -95,3 +95,28 @@ async def serve(memo: kopf.Memo) -> None:
     await web.TCPSite(runner, addr, port, ssl_context=ctx).start()
     memo.ruler_runner = runner
     log.info("Prometheus-ruler mode: Alertmanager's notifications taken at %s:%d%s", addr, port, PATH)
+
+
+async def rule_seen(type: str | None, namespace: str, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """A monitor's PrometheusRule changed or went: if it is not what the operator wrote, the
+    monitor is evaluated at once, which writes its rules again (an edit must not weaken a check
+    while its heartbeat still comes)."""
+    monitor = (body.get("metadata", {}).get("labels") or {}).get("stratops.io/monitor")
+    if not monitor or getattr(memo, "monitor_schedule", None) is None:
+        return
+    gone = type == "DELETED" or bool(body.get("metadata", {}).get("deletionTimestamp"))
+    spec = None if gone else dict(body.get("spec") or {})
+    if memo.monitors.rule_seen(namespace, monitor, spec):
+        memo.monitor_schedule.evaluate_now(namespace, monitor)
+
+
+def register(registry: kopf.OperatorRegistry) -> None:
+    """The PrometheusRules' watch, only in the mode (without it the CRD need not exist)."""
+    if os.environ.get("STRATOPS_RULER_PORT"):
+        kopf.on.event(
+            "monitoring.coreos.com",
+            "v1",
+            "prometheusrules",
+            labels={"app.kubernetes.io/managed-by": "stratops"},
+            registry=registry,
+        )(rule_seen)

@@ -128,6 +128,8 @@ class MonitorRunner:
         #: Per monitor: (uid, digest) of the PrometheusRule this process wrote, or (uid, why, when)
         #: it could not.
         self._rules: dict[tuple[str, str], tuple[str, str, float]] = {}
+        #: Per monitor: the PrometheusRule's spec as the API server answered this process's write.
+        self._rule_specs: dict[tuple[str, str], Any] = {}
         self.core = client.CoreV1Api(api)
         self.custom = client.CustomObjectsApi(api)
         self.executor = Executor(api)
@@ -400,16 +402,17 @@ class MonitorRunner:
             if held[1].startswith("!") and time.monotonic() - held[2] < RULE_RETRY_SECONDS:
                 return held[1][1:]
         doc = prometheus_rule(ns, name, uid, compiled)
+        self._rule_specs.pop((ns, name), None)  # its own write's event is not someone else's edit
         group, version, plural = "monitoring.coreos.com", "v1", "prometheusrules"
         try:
             try:
-                self.custom.create_namespaced_custom_object(group, version, ns, plural, doc)
+                got = self.custom.create_namespaced_custom_object(group, version, ns, plural, doc)
             except ApiException as e:
                 if e.status != 409:
                     raise
                 old = self.custom.get_namespaced_custom_object(group, version, ns, plural, rule_name(name))
                 doc["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"]
-                self.custom.replace_namespaced_custom_object(group, version, ns, plural, rule_name(name), doc)
+                got = self.custom.replace_namespaced_custom_object(group, version, ns, plural, rule_name(name), doc)
         except ApiException as e:
             why = f"its PrometheusRule could not be written ({e.status} {e.reason})"
             if e.status == 404:
@@ -419,7 +422,25 @@ class MonitorRunner:
             return why
         log.info("monitor %s/%s: rules %s written for the ruler", ns, name, compiled.digest)
         self._rules[(ns, name)] = (uid, compiled.digest, time.monotonic())
+        self._rule_specs[(ns, name)] = got.get("spec")
         return None
+
+    def rule_seen(self, ns: str, monitor: str, spec: Any | None) -> bool:
+        """The monitor's PrometheusRule as the watch saw it (None: deleted). True when it is not
+        what this process wrote (someone edited or deleted it): the rules are written again at
+        the monitor's next evaluation, which the caller asks for at once."""
+        key = (ns, monitor)
+        if key not in self._rule_specs or spec == self._rule_specs[key]:
+            return False
+        log.warning(
+            "monitor %s/%s: its PrometheusRule was %s: writing it again",
+            ns,
+            monitor,
+            "deleted" if spec is None else "changed by someone else",
+        )
+        self._rule_specs.pop(key, None)
+        self._rules.pop(key, None)
+        return True
 
     def forget(self, ns: str, name: str) -> None:
         """Monitor NAME is gone (deleted, or evaluated by its strategy's reports now): the status
@@ -427,6 +448,7 @@ class MonitorRunner:
         more; its uid tells a monitor created again under the name apart)."""
         self._written.pop((ns, name), None)
         self._rules.pop((ns, name), None)
+        self._rule_specs.pop((ns, name), None)
         if self.ruler is not None:
             self.ruler.forget(ns, name)
 
