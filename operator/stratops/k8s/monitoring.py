@@ -411,8 +411,12 @@ class MonitorRunner:
                 if e.status != 409:
                     raise
                 old = self.custom.get_namespaced_custom_object(group, version, ns, plural, rule_name(name))
-                doc["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"]
-                got = self.custom.replace_namespaced_custom_object(group, version, ns, plural, rule_name(name), doc)
+                owners = [o.get("uid") for o in old["metadata"].get("ownerReferences") or []]
+                if old.get("spec") == doc["spec"] and owners == [uid]:
+                    got = old  # as written before a restart: not written again
+                else:
+                    doc["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"]
+                    got = self.custom.replace_namespaced_custom_object(group, version, ns, plural, rule_name(name), doc)
         except ApiException as e:
             why = f"its PrometheusRule could not be written ({e.status} {e.reason})"
             if e.status == 404:
