@@ -148,6 +148,50 @@ def test_shards_are_deployments_with_a_peering_and_a_part_of_the_fleet_each():
         render("shards=0")
 
 
+def test_the_ruler_mode_wires_each_shard_s_receiver_and_only_the_rights_it_needs():
+    with pytest.raises(HelmError, match=r"ruler\.enabled needs ruler\.tokenSecret\.name"):
+        render("ruler.enabled=true")
+    off = kinds(render())
+    assert not [r for r in off["Role"] if "ruler" in r["metadata"]["name"]]
+    assert not [rule for r in off["Role"] for rule in r["rules"] if "monitoring.coreos.com" in rule["apiGroups"]]
+    docs = kinds(render("ruler.enabled=true", "ruler.tokenSecret.name=am-token", "shards=2"))
+    deps = sorted(docs["Deployment"], key=lambda d: d["metadata"]["name"])
+    services = {s["metadata"]["name"]: s for s in docs["Service"]}
+    for d in deps:
+        name, pod = d["metadata"]["name"], d["spec"]["template"]["spec"]
+        env = {e["name"]: e for e in pod["containers"][0]["env"]}
+        assert env["STRATOPS_RULER_SERVICE"]["value"] == f"{name}-ruler"
+        assert env["STRATOPS_RULER_TOKEN_FILE"]["value"] == "/etc/stratops/ruler/token"
+        assert env["POD_IP"]["valueFrom"]["fieldRef"]["fieldPath"] == "status.podIP"
+        assert {"name": "ruler-token", "secret": {"secretName": "am-token"}} in pod["volumes"]
+        svc = services[f"{name}-ruler"]["spec"]
+        assert "selector" not in svc, "its one endpoint is the acting replica's, published by it"
+        assert svc["ports"] == [{"name": "receiver", "port": 9444, "targetPort": 9444}]
+    (ruler_role,) = [r for r in docs["Role"] if r["metadata"]["name"] == "ops-stratops-ruler"]
+    named = [rule for rule in ruler_role["rules"] if "resourceNames" in rule]
+    assert named == [
+        {
+            "apiGroups": ["discovery.k8s.io"],
+            "resources": ["endpointslices"],
+            "verbs": ["get", "update"],
+            "resourceNames": [f"ops-stratops-shard-{i}-ruler-acting" for i in range(2)],
+        }
+    ]
+    (ops,) = [r for r in docs["Role"] if r["metadata"]["name"] == "ops-stratops"]
+    rules = [rule for rule in ops["rules"] if "monitoring.coreos.com" in rule["apiGroups"]]
+    assert rules == [
+        {
+            "apiGroups": ["monitoring.coreos.com"],
+            "resources": ["prometheusrules"],
+            "verbs": ["get", "list", "watch", "create", "update"],
+        }
+    ]
+    # The desk's people get nothing on the rules that judge their strategies.
+    for role in docs["Role"]:
+        if role["metadata"]["name"].endswith(("-trader", "-risk-owner")):
+            assert not [rule for rule in role["rules"] if "monitoring.coreos.com" in rule["apiGroups"]]
+
+
 def test_one_shard_is_one_deployment_named_as_before():
     (dep,) = kinds(render())["Deployment"]
     assert (

@@ -107,6 +107,13 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 - apiGroups: [authorization.k8s.io]
   resources: [localsubjectaccessreviews]
   verbs: [create]
+{{- if .Values.ruler.enabled }}
+# The Prometheus-ruler mode: each compilable monitor's rules, as a PrometheusRule it owns,
+# written again when someone else edits it (watched).
+- apiGroups: [monitoring.coreos.com]
+  resources: [prometheusrules]
+  verbs: [get, list, watch, create, update]
+{{- end }}
 {{- if .Values.rbac.readSecrets }}
 # A monitor's Prometheus bearer token (spec.source.prometheus.authSecretRef), and the labels of a
 # Secret a strategy or monitor names (admission, metadata only): get by name only.

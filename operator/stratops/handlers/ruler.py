@@ -12,9 +12,11 @@ runs on (no new dependency), on the operator's event loop: a notification costs 
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import os
 import ssl
+import time
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,7 @@ from aiohttp import web
 
 from stratops import metrics as M
 from stratops.controller.runtime import log
+from stratops.k8s.ruler import publish_receiver
 from stratops.monitors.ruler import PayloadError, RulerState
 
 PATH = "/alertmanager"
@@ -95,6 +98,50 @@ async def serve(memo: kopf.Memo) -> None:
     await web.TCPSite(runner, addr, port, ssl_context=ctx).start()
     memo.ruler_runner = runner
     log.info("Prometheus-ruler mode: Alertmanager's notifications taken at %s:%d%s", addr, port, PATH)
+    if service := os.environ.get("STRATOPS_RULER_SERVICE"):
+        namespace = os.environ.get("STRATOPS_RULER_SERVICE_NAMESPACE") or os.environ.get("POD_NAMESPACE", "")
+        advertise = os.environ.get("STRATOPS_RULER_ADVERTISE") or os.environ.get("POD_IP", "")
+        if not (namespace and advertise):
+            log.error(
+                "STRATOPS_RULER_SERVICE is set but its namespace (STRATOPS_RULER_SERVICE_NAMESPACE or POD_NAMESPACE) "
+                "or this replica's address (STRATOPS_RULER_ADVERTISE or POD_IP) is not: the receiver Service gets no "
+                "endpoint, and the operator evaluates every monitor itself once the heartbeats are stale"
+            )
+            return
+        memo.ruler_publisher = asyncio.get_running_loop().create_task(
+            _publish_while_acting(memo, namespace, service, advertise, port), name="stratops: ruler receiver endpoint"
+        )
+
+
+#: The acting replica checks its endpoint this often (another replica may have written its own).
+PUBLISH_CHECK_SECONDS = 30.0
+
+
+async def _publish_while_acting(memo: kopf.Memo, namespace: str, service: str, address: str, port: int) -> None:
+    """For ever: while this replica may act, it is the receiver Service's one endpoint. A
+    standby writes nothing: the replica that takes over writes itself."""
+    loop = asyncio.get_running_loop()
+    may_act = memo.monitor_schedule.may_act
+    checked: float | None = None
+    said = ""  # the last failure said: the same one is not said every second
+    while True:
+        if not may_act():
+            checked = None
+        elif checked is None or time.monotonic() - checked >= PUBLISH_CHECK_SECONDS:
+            try:
+                changed = await loop.run_in_executor(
+                    memo.runtime.monitor_pool, publish_receiver, memo.monitors.api, namespace, service, address, port
+                )
+                checked = time.monotonic()
+                if changed:
+                    log.info(
+                        "acting: the ruler's notifications now come here (%s:%d, Service %s)", address, port, service
+                    )
+            except Exception as e:  # tried again each second; meanwhile the heartbeats go stale, safely
+                if str(e) != said:
+                    said = str(e)
+                    log.warning("could not publish the ruler receiver's endpoint (Service %s): %s", service, e)
+        await asyncio.sleep(1.0)
 
 
 async def rule_seen(type: str | None, namespace: str, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:

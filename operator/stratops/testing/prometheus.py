@@ -297,3 +297,66 @@ class AlertmanagerServer:
         stop_process(self.process, 15)
         if self.workdir is not None:
             shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+class RuleSync:
+    """prometheus-operator's part in the Prometheus-ruler mode: NAMESPACE's PrometheusRules into
+    PROMETHEUS's rule file at PATH, reloaded when they change (its reloader does this in a
+    cluster; it manages Prometheus pods, which KWOK's nodes do not run). Stopped by `stop.set()`."""
+
+    def __init__(self, kube: Any, namespace: str, prometheus: PrometheusServer, path: Path) -> None:
+        from kubernetes import client
+
+        self.custom, self.ns, self.prometheus, self.path = client.CustomObjectsApi(kube), namespace, prometheus, path
+        self.stop, self.written = threading.Event(), ""
+        self.thread = threading.Thread(target=self._run, daemon=True, name="rule sync")
+        self.thread.start()
+
+    def _run(self) -> None:
+        import yaml
+
+        while not self.stop.wait(0.5):
+            try:
+                items = self.custom.list_namespaced_custom_object(
+                    "monitoring.coreos.com", "v1", self.ns, "prometheusrules"
+                )["items"]
+                text = yaml.safe_dump({"groups": [g for i in items for g in i["spec"].get("groups", [])]})
+                if text != self.written:
+                    self.path.write_text(text)
+                    self.prometheus.reload()
+                    self.written = text
+            except Exception:  # the next round tries again; the caller's waits say what never came
+                continue
+
+
+def ruler_alertmanager_config(receiver_url: str, token_file: Path, repeat_interval: str = "1m") -> dict[str, Any]:
+    """Alertmanager's configuration for the Prometheus-ruler mode, as the README gives it: the
+    rules' alerts go to the operator's receiver only, one group per monitor."""
+    return {
+        "route": {
+            "receiver": "null",
+            "routes": [
+                {
+                    "matchers": ['stratops_ruler="true"'],
+                    "receiver": "stratops",
+                    "group_by": ["stratops_namespace", "stratops_monitor"],
+                    "group_wait": "0s",
+                    "group_interval": "1s",
+                    "repeat_interval": repeat_interval,
+                }
+            ],
+        },
+        "receivers": [
+            {"name": "null"},
+            {
+                "name": "stratops",
+                "webhook_configs": [
+                    {
+                        "url": receiver_url,
+                        "send_resolved": True,
+                        "http_config": {"authorization": {"credentials_file": str(token_file)}},
+                    }
+                ],
+            },
+        ],
+    }
