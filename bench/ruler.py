@@ -97,7 +97,12 @@ def main() -> None:
         default="1s",
         help="Alertmanager's group_interval on the ruler's route (a change in a monitor's group waits for its tick)",
     )
-    ap.add_argument("--out", type=Path, default=None, help="write ruler.json (and ruler-breach-to-halt.png) here")
+    ap.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="write ruler-gi<group interval>.json and its breach-to-halt CDF (.png) here",
+    )
     args = ap.parse_args()
 
     results: dict[str, dict[str, list[float]]] = {m: {"decision": [], "halt": [], "floor": []} for m in MODES}
@@ -228,7 +233,8 @@ def main() -> None:
     )
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "ruler.json").write_text(json.dumps(results, indent=1))
+        tag = f"ruler-gi{args.group_interval}"
+        (args.out / f"{tag}.json").write_text(json.dumps(results, indent=1))
         try:
             import matplotlib
 
@@ -241,10 +247,11 @@ def main() -> None:
         for mode in MODES:
             xs = sorted(results[mode]["halt"])
             ax.step(xs, [(i + 1) / len(xs) for i in range(len(xs))], where="post", label=mode)
-        ax.set(xlabel="breach -> halted (s)", ylabel="fraction of breaches", title="Ruler mode beside embedded")
+        title = f"Ruler mode beside embedded (Alertmanager group_interval {args.group_interval})"
+        ax.set(xlabel="breach -> halted (s)", ylabel="fraction of breaches", title=title)
         ax.legend()
         fig.tight_layout()
-        fig.savefig(args.out / "ruler-breach-to-halt.png", dpi=110)
+        fig.savefig(args.out / f"{tag}-breach-to-halt.png", dpi=110)
 
 
 if __name__ == "__main__":

@@ -245,6 +245,26 @@ def test_the_ruler_evaluates_the_operator_acts_and_nothing_fails_open(
             what="the operator evaluating the monitor itself",
         )
         assert "no heartbeat" in st["detail"] and st["breaching"]  # the breach is still seen
+
+        # A check the ruler cannot evaluate: its rules go, the operator evaluates it.
+        failures = {"kind": "failures", "threshold": None, "failures": {"count": 2, "within": "1m"}}
+        desk.custom.patch_namespaced_custom_object(
+            "stratops.io", "v1alpha1", own_namespace, "monitors", name, {"spec": {"check": failures}}
+        )
+        wait_for(
+            lambda: (
+                not desk.custom.list_namespaced_custom_object(
+                    "monitoring.coreos.com", "v1", own_namespace, "prometheusrules"
+                )["items"]
+            ),
+            timeout=30,
+            what="the monitor's PrometheusRule deleted",
+        )
+        wait_for(
+            lambda: "check.kind failures" in (_monitor_status(desk, name).get("detail") or ""),
+            timeout=30,
+            what="the operator says why it evaluates the monitor",
+        )
     finally:
         stop_process(proc, 15)
 

@@ -183,7 +183,7 @@ def test_the_ruler_mode_wires_each_shard_s_receiver_and_only_the_rights_it_needs
         {
             "apiGroups": ["monitoring.coreos.com"],
             "resources": ["prometheusrules"],
-            "verbs": ["get", "list", "watch", "create", "update"],
+            "verbs": ["get", "list", "watch", "create", "update", "delete"],
         }
     ]
     # The desk's people get nothing on the rules that judge their strategies.

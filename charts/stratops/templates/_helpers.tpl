@@ -109,10 +109,10 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
   verbs: [create]
 {{- if .Values.ruler.enabled }}
 # The Prometheus-ruler mode: each compilable monitor's rules, as a PrometheusRule it owns,
-# written again when someone else edits it (watched).
+# written again when someone else edits it (watched), deleted when its check no longer compiles.
 - apiGroups: [monitoring.coreos.com]
   resources: [prometheusrules]
-  verbs: [get, list, watch, create, update]
+  verbs: [get, list, watch, create, update, delete]
 {{- end }}
 {{- if .Values.rbac.readSecrets }}
 # A monitor's Prometheus bearer token (spec.source.prometheus.authSecretRef), and the labels of a

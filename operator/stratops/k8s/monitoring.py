@@ -18,6 +18,7 @@ from pydantic import BaseModel
 from stratops import GROUP, VERSION
 from stratops.alerts import Alert, Notifier
 from stratops.k8s.executor import Executor
+from stratops.lifecycle.shard import parse_shard
 from stratops.models.monitor import LastAlert, MonitorSpec, MonitorStatus
 from stratops.models.strategy import StrategySpec
 from stratops.monitors.decide import decide as decide_monitor
@@ -130,6 +131,8 @@ class MonitorRunner:
         self._rules: dict[tuple[str, str], tuple[str, str, float]] = {}
         #: Per monitor: the PrometheusRule's spec as the API server answered this process's write.
         self._rule_specs: dict[tuple[str, str], Any] = {}
+        #: The monitors whose PrometheusRule exists, as the watch of them saw (a restart included).
+        self._rules_present: set[tuple[str, str]] = set()
         self.core = client.CoreV1Api(api)
         self.custom = client.CustomObjectsApi(api)
         self.executor = Executor(api)
@@ -383,8 +386,10 @@ class MonitorRunner:
         the operator evaluates it). Writes the monitor's PrometheusRule when its rules changed."""
         if self.ruler is None:
             return None, None
-        compiled = compile_monitor(ns, name, spec, strategy)
+        shard = parse_shard(os.environ.get("STRATOPS_SHARD"))
+        compiled = compile_monitor(ns, name, spec, strategy, shard.index if shard else None)
         if isinstance(compiled, str):
+            self._drop_rule(ns, name)
             return None, compiled
         not_written = self._write_rule(ns, name, uid, compiled)
         if not_written:
@@ -429,11 +434,35 @@ class MonitorRunner:
         self._rule_specs[(ns, name)] = got.get("spec")
         return None
 
+    def _drop_rule(self, ns: str, name: str) -> None:
+        """The monitor's check is no longer one the ruler evaluates: its PrometheusRule goes (the
+        ruler would go on evaluating rules whose alerts nobody takes)."""
+        key = (ns, name)
+        held = self._rules.get(key)
+        if key not in self._rules_present and (held is None or held[1].startswith("!")):
+            return
+        try:
+            self.custom.delete_namespaced_custom_object(
+                "monitoring.coreos.com", "v1", ns, "prometheusrules", rule_name(name)
+            )
+            log.info("monitor %s/%s: evaluated by the operator now; its PrometheusRule deleted", ns, name)
+        except ApiException as e:
+            if e.status != 404:
+                log.warning("monitor %s/%s: its PrometheusRule could not be deleted: %s", ns, name, e.reason)
+                return
+        self._rules.pop(key, None)
+        self._rule_specs.pop(key, None)
+        self._rules_present.discard(key)
+
     def rule_seen(self, ns: str, monitor: str, spec: Any | None) -> bool:
         """The monitor's PrometheusRule as the watch saw it (None: deleted). True when it is not
         what this process wrote (someone edited or deleted it): the rules are written again at
         the monitor's next evaluation, which the caller asks for at once."""
         key = (ns, monitor)
+        if spec is None:
+            self._rules_present.discard(key)
+        else:
+            self._rules_present.add(key)
         if key not in self._rule_specs or spec == self._rule_specs[key]:
             return False
         log.warning(

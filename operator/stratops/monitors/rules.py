@@ -37,6 +37,9 @@ NAMESPACE_LABEL, MONITOR_LABEL, DIGEST_LABEL, FINDING_LABEL = (
     "stratops_digest",
     "stratops_finding",
 )
+#: The shard whose operator wrote the rules (STRATOPS_SHARD's index): Alertmanager routes each
+#: shard's alerts to that shard's receiver Service.
+SHARD_LABEL = "stratops_shard"
 BREACH, STALE, HEARTBEAT = "StratopsRuleBreach", "StratopsRuleStale", "StratopsRuleHeartbeat"
 FINDINGS = {BREACH: "breach", STALE: "stale", HEARTBEAT: "heartbeat"}
 #: The kinds the ruler can evaluate exactly as the operator does.
@@ -120,9 +123,10 @@ def breach_expr(spec: MonitorSpec, strategy: StrategySpec | None) -> tuple[str, 
 
 
 def compile_monitor(
-    namespace: str, name: str, spec: MonitorSpec, strategy: StrategySpec | None
+    namespace: str, name: str, spec: MonitorSpec, strategy: StrategySpec | None, shard: int | None = None
 ) -> CompiledMonitor | str:
-    """The rule group of monitor NAMESPACE/NAME, or why the operator evaluates it itself."""
+    """The rule group of monitor NAMESPACE/NAME (SHARD: the index of the shard that serves it,
+    None when unsharded), or why the operator evaluates it itself."""
     got = breach_expr(spec, strategy)
     if isinstance(got, str):
         return got
@@ -131,6 +135,8 @@ def compile_monitor(
     if period < 1 or period != int(period):
         return f"spec.frequency {spec.frequency}: a rule group's interval is whole seconds"
     labels = {RULER_LABEL: "true", NAMESPACE_LABEL: namespace, MONITOR_LABEL: name, "strategy": spec.strategy}
+    if shard is not None:
+        labels[SHARD_LABEL] = str(shard)
     rules: list[dict[str, Any]] = [
         {
             "alert": BREACH,

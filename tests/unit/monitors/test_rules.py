@@ -243,6 +243,10 @@ def test_the_digest_names_the_rules_and_the_object_is_the_monitor_s() -> None:
     assert a.digest != b.digest
     assert a == compile_monitor("desk", "watch", spec, STRATEGY)  # deterministic
     assert {r["labels"][DIGEST_LABEL] for r in a.group["rules"]} == {a.digest}
+    sharded = compile_monitor("desk", "watch", spec, STRATEGY, shard=1)
+    assert isinstance(sharded, CompiledMonitor) and sharded.digest != a.digest
+    assert {r["labels"]["stratops_shard"] for r in sharded.group["rules"]} == {"1"}
+    assert all("stratops_shard" not in r["labels"] for r in a.group["rules"])
     obj = prometheus_rule("desk", "watch", "uid-1", a)
     assert obj["kind"] == "PrometheusRule" and obj["spec"]["groups"] == [a.group]
     owner = obj["metadata"]["ownerReferences"][0]
