@@ -21,10 +21,12 @@ import httpx
 import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
+from typer.testing import CliRunner
 
 from cases import example
 from chart import grant_traders
 from lifecycle_helpers import Desk, strategy_doc
+from stratops.cli.main import app
 from stratops.k8s.ruler import receiver_endpoint
 from stratops.monitors.rules import rule_name
 from stratops.testing.controlplane import free_port, operator_process, stop_process
@@ -208,6 +210,16 @@ def test_the_ruler_evaluates_the_operator_acts_and_nothing_fails_open(
                 "monitoring.coreos.com", "v1", own_namespace, "prometheusrules", rule_name(name), {"spec": {}}
             )
         assert refused.value.status == 403
+
+        # On-call sees who evaluates each monitor (`stratops describe`, as the trader).
+        res = CliRunner().invoke(
+            app,
+            ["describe", "alpha", "-n", own_namespace],
+            env={"KUBECONFIG": str(cluster.user_kubeconfig("tina")), "COLUMNS": "250"},
+        )
+        assert res.exit_code == 0, res.output
+        row = next(line.split() for line in res.output.splitlines() if line.split()[:1] == [name])
+        assert row[-1] == "ruler", res.output  # the monitors table's last column, "by"
 
         # An edit that would weaken the check (as whoever may write PrometheusRules could) is undone.
         weakened = copy.deepcopy(rule["spec"])

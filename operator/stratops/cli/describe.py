@@ -191,7 +191,8 @@ def describe(strategy: str, namespace: Namespace = None, output: Output = "table
             )
         console.print(inc)
     if more["monitors"]:
-        mon = listing("monitor", "layer", "value", "breaching", "stale", "evaluated", title="monitors")
+        # "by": ruler or operator in the Prometheus-ruler mode (who evaluates it now), "-" without it.
+        mon = listing("monitor", "layer", "value", "breaching", "stale", "evaluated", "by", title="monitors")
         for m in more["monitors"]:
             ms = m.get("status") or {}
             mon.add_row(
@@ -201,6 +202,7 @@ def describe(strategy: str, namespace: Namespace = None, output: Output = "table
                 str(ms.get("breaching", "-")),
                 str(ms.get("stale", "-")),
                 ms.get("lastEvaluation") or "-",
+                ms.get("evaluatedBy") or "-",
             )
         console.print(mon)
     if more["gates"]:
