@@ -25,7 +25,6 @@ import statistics
 import subprocess
 import sys
 import time
-from datetime import datetime
 from pathlib import Path
 
 import yaml
@@ -46,24 +45,10 @@ from stratops.testing.prometheus import (
 from stratops.testing.wait import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from fleet import _pct, _ts, progress, strategy_doc  # noqa: E402  (the fleet bench's, shared)
+
 MODES = ("ruler", "embedded")
-
-
-def progress(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-def _pct(xs: list[float], q: float) -> float:
-    s = sorted(xs)
-    return s[min(len(s) - 1, int(q * len(s)))]
-
-
-def strategy_doc(name: str) -> dict:
-    doc = yaml.safe_load((ROOT / "examples" / "strategy.yaml").read_text())
-    doc["metadata"] = {"name": name}
-    doc["spec"]["rollbackPolicy"]["healthyFor"] = "1s"
-    doc["spec"]["killSwitch"] = {"ackDeadline": "30s"}
-    return doc
 
 
 def monitor_doc(strategy: str, url: str, series: str) -> dict:
@@ -83,10 +68,6 @@ def prometheus_operator_crds() -> Path:
         ["bash", str(ROOT / "hack" / "prometheus-operator-crds.sh")], capture_output=True, text=True, check=True
     )
     return Path(out.stdout.strip()) / "monitoring.coreos.com_prometheusrules.yaml"
-
-
-def _ts(s: str) -> float:
-    return datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp()
 
 
 def main() -> None:
