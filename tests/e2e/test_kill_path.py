@@ -306,7 +306,8 @@ def test_what_the_operator_cannot_read_or_build_never_stops_a_kill(cluster, kube
             c["message"] for c in status["conditions"] if c["type"] == "ReconcileError"
         )
         wait_for(lambda: desk.events("CannotDecide"), timeout=30, what="CannotDecide event")
-        _kill_lands(desk, cluster.kubeconfig)
+        # The kill as the desk gives it: tina, with the chart's trader Role.
+        _kill_lands(desk, grant_chart_roles(cluster, kube, own_namespace, tmp_path)["tina"])
         # On the record as any kill: its KillSwitch Event, and its entry on the verified chain.
         [kill] = [e for e in desk.events("KillSwitch") if "drill under attack" in e.message]
         assert "cannot be read" in kill.message or "cannot decide" in kill.message.lower(), kill.message
