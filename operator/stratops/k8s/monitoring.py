@@ -126,6 +126,9 @@ class MonitorRunner:
         self.api = api
         #: The Prometheus-ruler mode (None: off): what Alertmanager's notifications said.
         self.ruler = ruler
+        #: This process's shard (its rules carry it); read once, not at every evaluation.
+        shard = parse_shard(os.environ.get("STRATOPS_SHARD"))
+        self.shard_index = shard.index if shard else None
         #: Per monitor: (uid, digest) of the PrometheusRule this process wrote, or (uid, why, when)
         #: it could not.
         self._rules: dict[tuple[str, str], tuple[str, str, float]] = {}
@@ -386,8 +389,7 @@ class MonitorRunner:
         the operator evaluates it). Writes the monitor's PrometheusRule when its rules changed."""
         if self.ruler is None:
             return None, None
-        shard = parse_shard(os.environ.get("STRATOPS_SHARD"))
-        compiled = compile_monitor(ns, name, spec, strategy, shard.index if shard else None)
+        compiled = compile_monitor(ns, name, spec, strategy, self.shard_index)
         if isinstance(compiled, str):
             self._drop_rule(ns, name)
             return None, compiled
