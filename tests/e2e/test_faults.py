@@ -164,19 +164,38 @@ def test_burst_of_500_updates_loses_and_duplicates_nothing(desk):
     for t in threads:
         t.join()
 
-    def settled(name: str) -> bool:
+    def unsettled(name: str) -> dict[str, object] | None:
+        """What still differs from the settled state, or None (named in the timeout's message)."""
         obj = desk.strategy(name)
         st = obj.get("status") or {}
         dep = desk.deployment(name)
         env = {e.name: e.value for e in dep.spec.template.spec.containers[0].env or []} if dep else {}
-        return (
+        state = {
+            "observedGeneration": (st.get("observedGeneration"), obj["metadata"]["generation"]),
+            "BURST_SEQ": env.get("BURST_SEQ"),
+            "throttle.active": (st.get("throttle") or {}).get("active"),
+            "throttle annotation": (obj["metadata"].get("annotations") or {}).get("stratops.io/throttle"),
+            "phase": st.get("phase"),
+        }
+        settled = (
             st.get("observedGeneration") == obj["metadata"]["generation"]
             and env.get("BURST_SEQ") == str(updates - 1)
             and (st.get("throttle") or {}).get("active") is True
             and "stratops.io/throttle" not in (obj["metadata"].get("annotations") or {})
         )
+        return None if settled else state
 
-    wait_for(lambda: all(settled(n) for n in names), timeout=180, what="every strategy at its last update, throttled")
+    left: dict[str, dict[str, object]] = {}
+
+    def all_settled() -> bool:
+        nonlocal left
+        left = {n: s for n in names if (s := unsettled(n)) is not None}
+        return not left
+
+    try:
+        wait_for(all_settled, timeout=180, what="every strategy at its last update, throttled")
+    except TimeoutError as e:
+        raise AssertionError(f"{e}; not settled: {left}") from e
     # exactly one throttle per strategy: none lost, none done twice
     wait_for(lambda: len(desk.events("Throttle")) >= strategies, timeout=30, what="throttle events")
     per = {n: [e for e in desk.events("Throttle") if e.involved_object.name == n] for n in names}
