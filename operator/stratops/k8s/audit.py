@@ -178,9 +178,9 @@ class AuditLog:
         Strategy continues its chain and learns whether it was latched."""
         found = None
         head = Head()
-        segments = subject_segments(self.custom, namespace, kind, name)
-        self._found(namespace, kind, name, segments)
-        for n, seg in enumerate(reversed(segments)):
+        stored = subject_segments(self.custom, namespace, kind, name)
+        self._found(namespace, kind, name, stored)
+        for n, seg in enumerate(reversed(stored)):
             entries = list(seg["spec"].get("entries") or [])
             if n == 0 and entries:
                 head = Head(_seq(entries[-1]), digest(entries[-1]))

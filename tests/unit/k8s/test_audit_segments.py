@@ -86,6 +86,20 @@ def test_a_new_strategy_s_trail_is_listed_once_then_only_written():
     )
 
 
+def test_the_tail_of_a_trail_without_a_latch_is_its_head_and_no_entry():
+    """A Strategy deleted and applied again under its name, never killed: its chain goes on from
+    the trail's head, and nothing latches it. (The tail's list once shadowed its segment limit:
+    every such re-applied Strategy could not be decided, found by an e2e test of issue 21.)"""
+    api = Segments()
+    log = AuditLog(api)  # type: ignore[arg-type]
+    for n in range(1, 4):
+        assert log.append("desk", "Strategy", "mean-revert", lines(n))
+    head, entry = AuditLog(api).tail("desk", "Strategy", "mean-revert", ("KillSwitch", "Resume"))  # type: ignore[arg-type]
+    assert head.seq == 3 and entry is None
+    head, entry = AuditLog(api).tail("desk", "Strategy", "mean-revert", ("KillSwitch",), segments=1)  # type: ignore[arg-type]
+    assert head.seq == 3 and entry is None
+
+
 def test_an_append_after_another_replica_s_looks_the_trail_up_again_and_loses_nothing():
     api = Segments()
     mine, theirs = AuditLog(api), AuditLog(api)  # type: ignore[arg-type]
