@@ -53,6 +53,41 @@ def test_deploy_creates_owned_objects_and_records_known_good(desk):
     assert desk.events("KnownGood")
 
 
+def test_a_strategy_carries_no_finalizer_and_its_name_serves_again_at_once(desk):
+    """Issue 21: kopf puts no finalizer on a Strategy (it was a patch per new Strategy, and a
+    first pass that waited for it). The one an earlier release put on it is taken off (kopf does
+    it), other finalizers kept. A Strategy deleted and made again at once under its name is served
+    by a daemon of its own: the old one ended on the DELETED event, not holding the name's pokes."""
+
+    def strategies() -> list[dict]:
+        return desk.custom.list_namespaced_custom_object("stratops.io", "v1alpha1", desk.ns, "strategies")["items"]
+
+    def patch_finalizers(finalizers: list[str]) -> None:
+        desk.custom.patch_namespaced_custom_object(
+            "stratops.io", "v1alpha1", desk.ns, "strategies", NAME, {"metadata": {"finalizers": finalizers}}
+        )
+
+    desk.create("strategies", strategy_doc())
+    _known_good(desk, "1.4.2")
+    assert not desk.strategy()["metadata"].get("finalizers")
+    patch_finalizers(["stratops.io/finalizer", "example.com/keep"])  # as an earlier release left it
+    wait_for(
+        lambda: desk.strategy()["metadata"].get("finalizers") == ["example.com/keep"],
+        timeout=30,
+        what="the earlier release's finalizer taken off, the others kept",
+    )
+    desk.custom.delete_namespaced_custom_object("stratops.io", "v1alpha1", desk.ns, "strategies", NAME)
+    patch_finalizers([])  # the other finalizer's owner releases it, as it would
+    wait_for(lambda: not strategies(), timeout=60, what="the strategy gone")
+    for round in (1, 2):
+        uid = desk.create("strategies", strategy_doc())["metadata"]["uid"]
+        status = _known_good(desk, "1.4.2")
+        assert desk.strategy()["metadata"]["uid"] == uid and status["revisionHistory"][-1]["version"] == "1.4.2"
+        if round == 1:  # deleted with nothing holding it, and made again at once
+            desk.custom.delete_namespaced_custom_object("stratops.io", "v1alpha1", desk.ns, "strategies", NAME)
+            wait_for(lambda: not strategies(), timeout=60, what="the strategy gone")
+
+
 def test_failed_rollout_is_rolled_back_blocked_and_opens_an_incident(desk):
     desk.create("gates", desk.sign(example("gates/daily.yaml")))
     desk.create("strategies", strategy_doc())

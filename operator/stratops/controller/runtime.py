@@ -52,6 +52,10 @@ class Runtime:
         self.monitor_pool = ThreadPoolExecutor(int(os.environ.get("STRATOPS_MONITOR_WORKERS", "8")), "stratops-monitor")
         self.gate_pool = ThreadPoolExecutor(2, "stratops-gate")
         self.pokes: dict[tuple[str, str], asyncio.Event] = {}
+        # Each Strategy daemon's poke by its Strategy's uid, and the uids reported DELETED whose
+        # daemon has not ended yet (it ends on it: stratops.handlers.strategy).
+        self.daemons: dict[str, asyncio.Event] = {}
+        self.deleted: set[str] = set()
         # What this process last wrote into each control ConfigMap (the executor records it as
         # each write succeeds, whatever fails after it).
         self.written_control: dict[tuple[str, str], ControlDocument] = self.executor.written_control
@@ -64,6 +68,12 @@ class Runtime:
         # stratops.handlers.strategy), and the sweep's task.
         self.resting: dict[tuple[str, str], Callable[[], bool]] = {}
         self.sweep: asyncio.Task[None] | None = None  # uid -> (head, last latch entry) of a new Strategy's name
+
+    def deleted_strategy(self, uid: str) -> None:
+        """The Strategy of UID is gone: its daemon, if it runs, ends."""
+        if (ev := self.daemons.get(uid)) is not None:
+            self.deleted.add(uid)
+            ev.set()
 
     def poke(self, key: tuple[str, str]) -> None:
         ev = self.pokes.get(key)

@@ -120,8 +120,13 @@ def gate_changed(namespace: str, spec: kopf.Spec, memo: kopf.Memo, **_: Any) -> 
         memo.runtime.poke(strategy_key(namespace, s))
 
 
-def strategy_changed(namespace: str, name: str, memo: kopf.Memo, strategy_gates: kopf.Index, **_: Any) -> None:
-    memo.runtime.poke(strategy_key(namespace, name))
+def strategy_changed(
+    type: str | None, namespace: str, name: str, uid: str, memo: kopf.Memo, strategy_gates: kopf.Index, **_: Any
+) -> None:
+    key = strategy_key(namespace, name)
+    if type == "DELETED":
+        memo.runtime.deleted_strategy(uid)  # its daemon ends: no finalizer held it for kopf to stop it
+    memo.runtime.poke(key)
     for gate, _spec in strategy_gates.get(strategy_key(namespace, name), []):
         memo.runtime.poke(("gate", namespace, gate))  # pre-launch signatures name the version
 

@@ -162,6 +162,28 @@ def apply() -> bool:
     )
 
 
+# -- a daemon without a finalizer ---------------------------------------------------------------
+def without_finalizer(registry: Any, fn: Callable[..., Any]) -> bool:
+    """kopf's daemon for FN in REGISTRY, made not to require kopf's finalizer (kopf.daemon
+    always does). The daemon must then end by itself when its object is deleted: kopf stops a
+    daemon only while a finalizer holds the object. False, with a warning, if kopf changed."""
+    import dataclasses
+
+    spawning = getattr(registry, "_spawning", None)
+    handlers = getattr(spawning, "_handlers", None)
+    if not isinstance(handlers, list):
+        log.warning("kopf internals changed (registry._spawning): the daemon keeps kopf's finalizer")
+        return False
+    found = False
+    for i, h in enumerate(handlers):
+        if getattr(h, "fn", None) is fn and getattr(h, "requires_finalizer", None) is not None:
+            handlers[i] = dataclasses.replace(h, requires_finalizer=False)
+            found = True
+    if not found:
+        log.warning("kopf internals changed (no daemon handler for %s): it keeps kopf's finalizer", fn.__name__)
+    return found
+
+
 # -- one finalizer for every shard -------------------------------------------------------------
 def requires_finalizer_whatever_the_filter(self: Any, cause: Any, excluded: Any = frozenset()) -> bool:
     """kopf's SpawningRegistry.requires_finalizer, less the handlers' `when` callbacks."""

@@ -13,7 +13,7 @@ from typing import Any
 import kopf
 from kubernetes.client.exceptions import ApiException
 
-from stratops import FINALIZER, GROUP, VERSION
+from stratops import GROUP, VERSION
 from stratops import metrics as M
 from stratops.controller.runtime import SAFETY_NET_SECONDS, Runtime, plain, strategy_key
 from stratops.controller.strategy import brief, reconcile, snapshot
@@ -24,8 +24,6 @@ from stratops.k8s.executor import namespace_terminating
 #: is skipped (a decision changes with the clock only where it asks to be woken: the property
 #: test tests/unit/lifecycle/test_time_independence.py); one is made at least this often anyway.
 FULL_PASS_SECONDS = float(os.environ.get("STRATOPS_RESYNC_FULL_SECONDS", "600"))
-#: How long a new Strategy's first pass waits for kopf's finalizer at most.
-FIRST_PASS_WAIT_SECONDS = 2.0
 
 
 async def sleep_until_poked(poke: asyncio.Event, stopped: kopf.DaemonStopped, timeout: float) -> None:
@@ -71,7 +69,8 @@ async def rest(
     try:
         await sleep_until_poked(poke, stopped, max(0.0, until - time.monotonic()))
     finally:
-        rt.resting.pop(key, None)
+        if rt.resting.get(key) is unchanged:  # not a Strategy of the same name made since
+            rt.resting.pop(key, None)
 
 
 async def sweep(rt: Runtime) -> None:
@@ -91,18 +90,6 @@ async def sweep(rt: Runtime) -> None:
                 rt.poke(key)
 
 
-async def _finalizer_on_a_new_strategy(body: kopf.Body, poke: asyncio.Event, stopped: kopf.DaemonStopped) -> None:
-    """kopf puts its finalizer on a new Strategy as it starts this daemon (the Strategy's event
-    for that pokes it): a first pass before it lands would write its status over a stale
-    resourceVersion (409) and decide again after a read. Waits for one poke, at most
-    FIRST_PASS_WAIT_SECONDS, and leaves it set: whatever poked (a kill given at once too) is
-    decided by the first pass without further wait."""
-    meta = body.get("metadata", {})
-    new = not body.get("status") and not meta.get("deletionTimestamp")
-    if new and FINALIZER not in (meta.get("finalizers") or []) and not poke.is_set():
-        await sleep_until_poked(poke, stopped, FIRST_PASS_WAIT_SECONDS)
-
-
 async def strategy_daemon(
     name: str,
     namespace: str,
@@ -120,7 +107,12 @@ async def strategy_daemon(
 ) -> None:
     rt: Runtime = memo.runtime
     key = strategy_key(namespace, name)
-    poke = rt.pokes.setdefault(key, asyncio.Event())
+    uid = body.get("metadata", {}).get("uid")
+    # Its own: the daemon of a Strategy of the same name, deleted just before, may not have
+    # ended yet (no finalizer waits for it), and must not take this one's pokes with it.
+    poke = rt.pokes[key] = asyncio.Event()
+    if uid:
+        rt.daemons[uid] = poke
     indexes = {
         "strategy_deployments": strategy_deployments,
         "strategy_pods": strategy_pods,
@@ -129,7 +121,7 @@ async def strategy_daemon(
         "strategy_gates": strategy_gates,
         "strategy_report_monitors": strategy_report_monitors,
     }
-    backoff, conflicts = 1.0, 0
+    backoff, conflicts, missing = 1.0, 0, False
     resting: Any = None  # (resourceVersion, snapshot) a pass decided nothing on, with no wake
     decided_at = 0.0
     try:
@@ -138,8 +130,8 @@ async def strategy_daemon(
             # then until the listings end. Deciding on them would act on a past desk.
             logger.info(f"not deciding until the indexes are listed again after the pause: {', '.join(waiting)}")
             await _until(kopf_fixes.relisted(namespace), stopped)
-        await _finalizer_on_a_new_strategy(body, poke, stopped)
-        while not stopped:
+        # No finalizer holds a Strategy for this daemon (see register): its DELETED event ends it.
+        while not stopped and uid not in rt.deleted:
             poked = poke.is_set()
             poke.clear()
             # kopf changes its indexes on the event loop: the worker thread gets a copy of this
@@ -160,12 +152,18 @@ async def strategy_daemon(
                 )
                 decided_at = time.monotonic()
                 resting = inputs if wake is None else None
-                backoff, conflicts = 1.0, 0
+                backoff, conflicts, missing = 1.0, 0, False
             except Exception as e:  # logged, counted, retried with backoff
                 if namespace_terminating(e):
                     # Its namespace is going, and the Strategy with it: nothing to act on.
                     logger.info("not acting: the namespace is being deleted")
                     await sleep_until_poked(poke, stopped, SAFETY_NET_SECONDS)
+                    continue
+                if isinstance(e, ApiException) and e.status == 404 and not missing:
+                    # The Strategy may be gone, its DELETED event on its way (no finalizer holds
+                    # it): that event ends the daemon. Looked at again once before it is a failure.
+                    missing = True
+                    await sleep_until_poked(poke, stopped, 1.0)
                     continue
                 if isinstance(e, ApiException) and e.status == 409 and conflicts < 5:
                     # The Strategy changed between reading and writing its status (kopf's own
@@ -190,7 +188,10 @@ async def strategy_daemon(
                     poke, stopped, SAFETY_NET_SECONDS if wake is None else min(wake, SAFETY_NET_SECONDS)
                 )
     finally:
-        rt.pokes.pop(key, None)
+        rt.daemons.pop(uid, None)
+        rt.deleted.discard(uid)
+        if rt.pokes.get(key) is poke:  # not a Strategy of the same name made since
+            rt.pokes.pop(key, None)
         rt.written_control.pop(key, None)
         rt.written_deployments.pop(key, None)
         rt.executor.forget_strategy(namespace, name)
@@ -200,3 +201,10 @@ def register(registry: kopf.OperatorRegistry) -> None:
     kopf.daemon(GROUP, VERSION, "strategies", cancellation_timeout=10, when=sharding.strategies(), registry=registry)(
         strategy_daemon
     )
+    # kopf puts a finalizer on every object with a daemon, to stop the daemon before the object
+    # goes: a patch per new Strategy (issue 21: one of its API requests), and a first pass that
+    # waited for it. Nothing of a Strategy needs the operator at its end (its Deployment, pods and
+    # identity go with it by their owner references; its audit trail stays), and its DELETED
+    # event ends the daemon (stratops.handlers.indexes.strategy_changed). kopf takes the
+    # finalizer an earlier release put on each Strategy off at its next event.
+    kopf_fixes.without_finalizer(registry, strategy_daemon)

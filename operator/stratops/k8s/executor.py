@@ -20,7 +20,7 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from stratops import API_VERSION, FINALIZER, GROUP, VERSION
+from stratops import API_VERSION, GROUP, VERSION
 from stratops.audit import entry_seq
 from stratops.lifecycle import manifests
 from stratops.lifecycle.control import CONTROL_KEY
@@ -132,8 +132,8 @@ class Executor:
     def current_strategy(self, namespace: str, name: str, body: dict[str, Any]) -> dict[str, Any] | None:
         """The Strategy as stored now, to decide on and write over, with BODY the watched one;
         None if it is gone. BODY itself when it is known current: at the version this process's
-        last write left, at the newest it holds, or new (never decided on, never written by this
-        process, with kopf's finalizer: it cannot lag a write of this process, and shows kopf's).
+        last write left, at the newest it holds, or new (no status, never written by this process:
+        it cannot lag a write of this process; no finalizer patch of kopf's follows it).
         The newest object held when BODY is at a version known superseded (under load, an owned
         object's event pokes a pass before the Strategy's own event for this process's last write
         or read arrives). Otherwise a read, which then answers the next pass on a body still at
@@ -142,10 +142,8 @@ class Executor:
         key = (namespace, name)
         rv = (body.get("metadata") or {}).get("resourceVersion")
         known = self.strategies_known.get(key)
-        if known is None or known.written is None:
-            meta = body.get("metadata") or {}
-            if not body.get("status") and FINALIZER in (meta.get("finalizers") or []):
-                return body
+        if (known is None or known.written is None) and not body.get("status"):
+            return body
         if known is not None and rv:
             if rv in (known.written, known.newest_version()):
                 known.caught_up()

@@ -536,3 +536,16 @@ def test_without_the_fix_kopf_drops_the_finalizer_of_a_strategy_filtered_out(mon
         registries.SpawningRegistry, "requires_finalizer", kopf_fixes._kopf_original["requires_finalizer"]
     )
     assert not _foreign_strategy_needs_the_finalizer(kopf.OperatorRegistry())
+
+
+def test_the_strategy_daemon_requires_no_finalizer_and_the_gate_daemon_still_does() -> None:
+    """Issue 21: kopf.daemon always asks for kopf's finalizer (a patch per new object); the
+    Strategy daemon ends on its object's DELETED event instead (stratops.handlers.strategy)."""
+    from stratops.handlers import gate, strategy
+
+    registry = kopf.OperatorRegistry()
+    strategy.register(registry)
+    gate.register(registry)
+    needs = {h.fn.__name__: h.requires_finalizer for h in registry._spawning.get_all_handlers()}
+    assert needs == {"strategy_daemon": False, "gate_daemon": True}
+    assert not kopf_fixes.without_finalizer(kopf.OperatorRegistry(), strategy.strategy_daemon)  # none to change

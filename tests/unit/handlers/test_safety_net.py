@@ -13,6 +13,7 @@ from types import SimpleNamespace
 import pytest
 from prometheus_client import REGISTRY
 
+from stratops.controller.runtime import Runtime
 from stratops.handlers import strategy as handler
 
 
@@ -27,7 +28,7 @@ class Stopped:
         await self.event.wait()
 
 
-def _drive(monkeypatch, script, *, wakes=None, full_pass=600.0, safety_net=0.02, finalizers=("stratops.io/finalizer",)):
+def _drive(monkeypatch, script, *, wakes=None, full_pass=600.0, safety_net=0.02):
     """Run the daemon on a fake world; SCRIPT(world) is an async body changing it. Returns the
     passes decided (the body's resourceVersion and pods each saw)."""
     monkeypatch.setattr(handler, "SAFETY_NET_SECONDS", safety_net)
@@ -44,15 +45,20 @@ def _drive(monkeypatch, script, *, wakes=None, full_pass=600.0, safety_net=0.02,
     async def main():
         pool = ThreadPoolExecutor(1)
         rt = SimpleNamespace(
-            pokes={}, written_control={}, written_deployments={}, lifecycle_pool=pool, resting={}, sweep=None
+            pokes={},
+            daemons={},
+            deleted=set(),
+            written_control={},
+            written_deployments={},
+            lifecycle_pool=pool,
+            resting={},
+            sweep=None,
         )
         rt.executor = SimpleNamespace(strategies_known={("desk", "s"): "held"})
         rt.executor.forget_strategy = lambda ns, name: rt.executor.strategies_known.pop((ns, name), None)
         rt.poke = lambda key: rt.pokes[key].set() if key in rt.pokes else None
         world = SimpleNamespace(
-            body={
-                "metadata": {"name": "s", "namespace": "desk", "resourceVersion": "1", "finalizers": list(finalizers)}
-            },
+            body={"metadata": {"name": "s", "namespace": "desk", "uid": "u1", "resourceVersion": "1"}},
             pods={("desk", "s"): ["p1"]},
             rt=rt,
             decided=decided,
@@ -75,6 +81,7 @@ def _drive(monkeypatch, script, *, wakes=None, full_pass=600.0, safety_net=0.02,
                 strategy_report_monitors=empty,
             )
         )
+        world.task = task
         try:
             await script(world)
         finally:
@@ -173,41 +180,29 @@ def test_an_idle_strategy_s_daemon_sleeps_through_the_sweeps_that_look_at_it(mon
     assert len(sleeps) <= 2, f"the daemon woke {len(sleeps)} times while idle"
 
 
-def test_a_new_strategy_s_first_pass_waits_for_kopf_s_finalizer_and_no_longer(monkeypatch):
-    """Issue 21: kopf patches its finalizer onto a new Strategy as it starts the daemon; a first
-    pass before that lands writes its status over a stale resourceVersion (a 409, a read, and
-    the decision again). The pass waits for the finalizer's event, at most FIRST_PASS_WAIT_SECONDS."""
+def test_a_new_strategy_s_first_pass_decides_at_once(monkeypatch):
+    """Issue 21: kopf puts no finalizer on a Strategy (stratops.handlers.strategy.register), so
+    no patch of its follows a new one, and the first pass waits for none (it waited up to 2 s)."""
 
     async def script(w):
-        await _until(lambda: ("desk", "s") in w.rt.pokes)  # the daemon is up, waiting
-        assert w.decided == []
-        w.body["metadata"]["finalizers"] = [handler.FINALIZER]
-        w.body["metadata"]["resourceVersion"] = "2"
-        w.rt.pokes[("desk", "s")].set()  # kopf's event for its patch
-        await _until(lambda: len(w.decided) == 1)
+        await _until(lambda: len(w.decided) == 1, seconds=1.0)
 
-    monkeypatch.setattr(handler, "FIRST_PASS_WAIT_SECONDS", 30.0)
-    [(rv, _)] = _drive(monkeypatch, script, finalizers=())
-    assert rv == "2"
-
-    async def never(w):  # the finalizer never comes: decided all the same, after the wait
-        await _until(lambda: len(w.decided) == 1)
-
-    monkeypatch.setattr(handler, "FIRST_PASS_WAIT_SECONDS", 0.05)
-    assert len(_drive(monkeypatch, never, finalizers=())) == 1
+    [(rv, _)] = _drive(monkeypatch, script)
+    assert rv == "1"
 
 
-def test_a_new_strategy_s_first_pass_waits_for_one_poke_only(monkeypatch):
-    """A kill annotated on a brand-new Strategy before kopf's finalizer event arrives pokes the
-    daemon: the first pass decides it then, not after the rest of FIRST_PASS_WAIT_SECONDS."""
+def test_a_deleted_strategy_s_daemon_ends_and_leaves_a_new_one_of_its_name_alone(monkeypatch):
+    """No finalizer holds a Strategy for kopf to stop its daemon: its DELETED event does. The
+    daemon of a Strategy of the same name, made before the old one ended, keeps its poke."""
 
     async def script(w):
-        await _until(lambda: ("desk", "s") in w.rt.pokes)
-        w.body["metadata"]["annotations"] = {"stratops.io/kill": "given"}
-        w.body["metadata"]["resourceVersion"] = "2"
-        w.rt.pokes[("desk", "s")].set()  # the kill's event; no finalizer yet
         await _until(lambda: len(w.decided) == 1)
+        newer = asyncio.Event()
+        w.rt.pokes[("desk", "s")] = newer  # a Strategy of the same name made since: its daemon's
+        Runtime.deleted_strategy(w.rt, "u1")  # the old one's DELETED event
+        Runtime.deleted_strategy(w.rt, "u2")  # one without a daemon here: nothing to end
+        await asyncio.wait_for(w.task, 5)
+        assert w.rt.pokes == {("desk", "s"): newer}
+        assert w.rt.daemons == {} and w.rt.deleted == set()
 
-    monkeypatch.setattr(handler, "FIRST_PASS_WAIT_SECONDS", 600.0)  # _until's deadline is far shorter
-    [(rv, _)] = _drive(monkeypatch, script, finalizers=())
-    assert rv == "2"
+    assert len(_drive(monkeypatch, script)) == 1

@@ -8,7 +8,6 @@ from __future__ import annotations
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from stratops import FINALIZER
 from stratops.k8s.executor import Executor
 from stratops.models.strategy import StrategyStatus
 
@@ -144,14 +143,15 @@ def test_a_read_over_a_lagging_body_answers_the_next_pass_on_that_body():
     assert _decided_on(ex, fake, "3") == ("7", True)
 
 
-def test_a_new_strategy_is_decided_on_as_watched_once_kopf_s_finalizer_shows():
-    """Never decided on, never written by this process, with kopf's finalizer: the watched body
-    is as fresh as a read. Without the finalizer (its event lags), or once a write was tried, a read."""
+def test_a_new_strategy_is_decided_on_as_watched_until_a_write_is_tried():
+    """Never decided on (no status), never written by this process: the watched body is as fresh
+    as a read (no finalizer patch of kopf's follows a new Strategy). Once a write was tried, or
+    with a status this process never wrote, a read."""
     ex, fake = _executor()
-    new = {"metadata": {"name": "s", "resourceVersion": "4", "finalizers": [FINALIZER]}}
+    new = {"metadata": {"name": "s", "resourceVersion": "4"}}
     assert ex.current_strategy("desk", "s", new) is new and fake.reads == 0
-    bare = {"metadata": {"name": "s", "resourceVersion": "3"}}
-    assert ex.current_strategy("desk", "s", bare) is not bare and fake.reads == 1
+    decided = {"metadata": {"name": "s", "resourceVersion": "3"}, "status": {"phase": "Running"}}
+    assert ex.current_strategy("desk", "s", decided) is not decided and fake.reads == 1
     fake.rv = 4
     try:
         ex.write_status("desk", "s", StrategyStatus(), "3")
