@@ -19,6 +19,7 @@ from stratops import GROUP, VERSION
 from stratops.alerts import Alert, Notifier
 from stratops.k8s.executor import Executor
 from stratops.lifecycle.shard import parse_shard
+from stratops.metrics import MONITOR_SERIES
 from stratops.models.monitor import LastAlert, MonitorSpec, MonitorStatus
 from stratops.models.strategy import StrategySpec
 from stratops.monitors.decide import decide as decide_monitor
@@ -75,10 +76,6 @@ class RecentReads:
         return value
 
 
-VALUE = Gauge("stratops_monitor_value", "Last value of a monitor.", ["namespace", "monitor", "strategy", "layer"])
-BREACHING = Gauge(
-    "stratops_monitor_breaching", "1 while a monitor breaches.", ["namespace", "monitor", "strategy", "layer"]
-)
 #: A batch's shared result serves evaluations for half the monitor's period, at most this long.
 BATCH_MAX_AGE_SECONDS = float(os.environ.get("STRATOPS_BATCH_MAX_AGE_SECONDS", "5"))
 BATCH_QUERIES = Gauge(
@@ -95,11 +92,6 @@ SOURCE_DOWN = Gauge(
     "stratops_source_down",
     "1 while a metrics source is unreachable from every monitor of a desk that reads it (two strategies or more).",
     ["namespace", "source"],
-)
-STALE = Gauge(
-    "stratops_monitor_stale",
-    "1 while a monitor's source is unreachable or has no data.",
-    ["namespace", "monitor", "strategy", "layer"],
 )
 
 
@@ -270,9 +262,15 @@ class MonitorRunner:
             if shared is not None:
                 BATCH_QUERIES.labels(source_label(url)).set(shared.queries)
                 BATCH_READS.labels(source_label(url)).set(shared.reads)
-        VALUE.labels(ns, name, spec.strategy, spec.layer.value).set(ev.value if ev.value is not None else float("nan"))
-        BREACHING.labels(ns, name, spec.strategy, spec.layer.value).set(1 if ev.breaching else 0)
-        STALE.labels(ns, name, spec.strategy, spec.layer.value).set(1 if ev.stale else 0)
+        MONITOR_SERIES.set(
+            ns,
+            name,
+            spec.strategy,
+            spec.layer.value,
+            ev.value if ev.value is not None else float("nan"),
+            ev.breaching,
+            ev.stale,
+        )
 
         source = source_label(url) if url else None
         if source is not None:
@@ -482,6 +480,7 @@ class MonitorRunner:
         this process last wrote of it is not kept (an evaluation still running may write it once
         more; its uid tells a monitor created again under the name apart)."""
         self._written.pop((ns, name), None)
+        MONITOR_SERIES.remove(ns, name)
         self._rules.pop((ns, name), None)
         self._rule_specs.pop((ns, name), None)
         if self.ruler is not None:

@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 from kubernetes import client
+from prometheus_client import REGISTRY
 
 from stratops.k8s.monitoring import MonitorRunner
 from stratops.monitors.prometheus import Series
@@ -93,5 +94,13 @@ def test_a_monitor_that_is_gone_is_forgotten() -> None:
     runner.run(monitor, strategy, T0)
     name = monitor["metadata"]["name"]
     assert ("desk", name) in runner._written
+    labels = {"namespace": "desk", "monitor": name, "strategy": monitor["spec"]["strategy"], "layer": "infrastructure"}
+    # Its series say it breaches (5000 queued), and end with it: a deleted monitor's last stale
+    # or breaching 1 would otherwise fire the chart's alerts for as long as the process runs.
+    assert REGISTRY.get_sample_value("stratops_monitor_breaching", labels) == 1.0
+    assert REGISTRY.get_sample_value("stratops_monitor_value", labels) == 5000.0
+    assert REGISTRY.get_sample_value("stratops_monitor_stale", labels) == 0.0
     runner.forget("desk", name)
     assert runner._written == {}
+    assert REGISTRY.get_sample_value("stratops_monitor_breaching", labels) is None
+    assert REGISTRY.get_sample_value("stratops_monitor_value", labels) is None
