@@ -31,6 +31,11 @@ from stratops.audit import entry_seq as _seq
 
 log = logging.getLogger("stratops.audit")
 PLURAL = "auditsegments"
+#: A segment this process wrote or listed is held for the next append only up to this size: a
+#: subject's latest segment grows towards SEGMENT_BYTES, so holding each one whole would grow
+#: towards 256 KiB a strategy (2.5 GiB at 10,000). A larger one is read again at its next append
+#: (one request per decision of a subject with a long trail; a new one's appends read nothing).
+REMEMBERED_SEGMENT_BYTES = 8 * 1024
 LABEL_KIND, LABEL_SUBJECT = f"{GROUP}/audit-kind", f"{GROUP}/audit-subject"
 
 
@@ -213,11 +218,16 @@ class AuditLog:
         index = int(segments[-1]["spec"]["index"]) if segments else 0
         with self._lock:
             self._latest[key] = index
-            self._segment[key] = (index, copy.deepcopy(segments[-1]) if segments else None)
+            if not segments:
+                self._segment[key] = (index, None)
+            elif _small(segments[-1]):
+                self._segment[key] = (index, copy.deepcopy(segments[-1]))
+            else:
+                self._segment.pop(key, None)
         return index
 
     def _remember(self, key: tuple[str, str, str], index: int, written: Any) -> None:
-        if isinstance(written, dict) and (written.get("metadata") or {}).get("resourceVersion"):
+        if isinstance(written, dict) and (written.get("metadata") or {}).get("resourceVersion") and _small(written):
             self._segment[key] = (index, copy.deepcopy(written))
         else:
             self._segment.pop(key, None)
@@ -253,3 +263,9 @@ def trails(segments: Iterable[dict[str, Any]]) -> dict[tuple[str, str, str], lis
             (int(s["spec"]["index"]), list(s["spec"].get("entries") or []))
         )
     return {k: [line for _, lines in sorted(v) for line in lines] for k, v in by.items()}
+
+
+def _small(segment: dict[str, Any]) -> bool:
+    """Whether SEGMENT is small enough to hold for the next append (REMEMBERED_SEGMENT_BYTES)."""
+    entries = (segment.get("spec") or {}).get("entries") or []
+    return sum(len(x) + 8 for x in entries) <= REMEMBERED_SEGMENT_BYTES

@@ -86,6 +86,29 @@ def test_a_new_strategy_s_trail_is_listed_once_then_only_written():
     )
 
 
+def test_a_segment_past_the_remembered_size_is_not_held_and_is_read_at_the_next_append(monkeypatch):
+    """Issue 21: a subject's latest segment grows towards SEGMENT_BYTES; holding each whole would
+    grow the operator by up to 256 KiB a strategy. Past REMEMBERED_SEGMENT_BYTES it is read again
+    at the next append, and nothing is lost or doubled."""
+    monkeypatch.setattr("stratops.k8s.audit.REMEMBERED_SEGMENT_BYTES", 200)
+    api = Segments()
+    log = AuditLog(api)  # type: ignore[arg-type]
+    log.tail("desk", "Strategy", "mean-revert", ("KillSwitch",))
+    assert log.append("desk", "Strategy", "mean-revert", lines(1))
+    assert log._segment[("desk", "Strategy", "mean-revert")][1] is not None  # small: held
+    assert log.append("desk", "Strategy", "mean-revert", lines(2, 3, 4, 5, 6))
+    assert ("desk", "Strategy", "mean-revert") not in log._segment  # past the size: not held
+    api.calls.clear()
+    assert log.append("desk", "Strategy", "mean-revert", lines(7))
+    assert api.calls == ["get", "replace"]
+    assert seqs(api) == [1, 2, 3, 4, 5, 6, 7]
+    fresh = AuditLog(api)  # type: ignore[arg-type]
+    fresh.tail("desk", "Strategy", "mean-revert", ("KillSwitch",))  # a listing: not held either
+    assert ("desk", "Strategy", "mean-revert") not in fresh._segment
+    assert fresh.append("desk", "Strategy", "mean-revert", lines(7, 8))
+    assert seqs(api) == [1, 2, 3, 4, 5, 6, 7, 8]
+
+
 def test_the_tail_of_a_trail_without_a_latch_is_its_head_and_no_entry():
     """A Strategy deleted and applied again under its name, never killed: its chain goes on from
     the trail's head, and nothing latches it. (The tail's list once shadowed its segment limit:
