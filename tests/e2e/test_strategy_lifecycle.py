@@ -79,11 +79,11 @@ def test_a_strategy_carries_no_finalizer_and_its_name_serves_again_at_once(desk)
     desk.custom.delete_namespaced_custom_object("stratops.io", "v1alpha1", desk.ns, "strategies", NAME)
     patch_finalizers([])  # the other finalizer's owner releases it, as it would
     wait_for(lambda: not strategies(), timeout=60, what="the strategy gone")
-    for round in (1, 2):
+    for made in (1, 2):
         uid = desk.create("strategies", strategy_doc())["metadata"]["uid"]
         status = _known_good(desk, "1.4.2")
         assert desk.strategy()["metadata"]["uid"] == uid and status["revisionHistory"][-1]["version"] == "1.4.2"
-        if round == 1:  # deleted with nothing holding it, and made again at once
+        if made == 1:  # deleted with nothing holding it, and made again at once
             desk.custom.delete_namespaced_custom_object("stratops.io", "v1alpha1", desk.ns, "strategies", NAME)
             wait_for(lambda: not strategies(), timeout=60, what="the strategy gone")
 

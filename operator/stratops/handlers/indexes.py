@@ -127,7 +127,7 @@ def strategy_changed(
     if type == "DELETED":
         memo.runtime.deleted_strategy(uid)  # its daemon ends: no finalizer held it for kopf to stop it
     memo.runtime.poke(key)
-    for gate, _spec in strategy_gates.get(strategy_key(namespace, name), []):
+    for gate, _spec in strategy_gates.get(key, []):
         memo.runtime.poke(("gate", namespace, gate))  # pre-launch signatures name the version
 
 
