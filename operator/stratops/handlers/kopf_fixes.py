@@ -249,7 +249,13 @@ def _stub(obj: dict[str, Any]) -> dict[str, Any]:
         "kind": obj.get("kind"),
         "metadata": {k: meta[k] for k in ("namespace", "name", "uid", "labels") if k in meta},
     }
-    if isinstance(spec, dict) and (named := {k: spec[k] for k in ("strategy", "strategies", "source") if k in spec}):
+    named = {k: spec[k] for k in ("strategy", "strategies") if k in spec} if isinstance(spec, dict) else {}
+    source = spec.get("source") if isinstance(spec, dict) else None
+    if isinstance(source, dict) and "strategy" in source:
+        # Whether a Monitor reads its strategy's reports (whom its event pokes), not its source:
+        # a Prometheus source's queries, kept for every Monitor, were most of a stub's size.
+        named["source"] = {"strategy": source["strategy"]}
+    if named:
         stub["spec"] = named
     return stub
 

@@ -282,6 +282,24 @@ def test_the_deleted_report_carries_what_the_handlers_filter_and_poke_on(monkeyp
     ]
 
 
+def test_a_monitor_s_stub_keeps_whom_it_pokes_and_not_its_queries() -> None:
+    """Issue 21: a stub is kept per object the stream reported; a Monitor's Prometheus source
+    (its queries) is not needed to forget it, only whether it reads its strategy's reports."""
+
+    def monitor(source: dict) -> dict:
+        return {
+            "apiVersion": "stratops.io/v1alpha1",
+            "kind": "Monitor",
+            "metadata": {"namespace": "t-desk", "name": "m", "uid": "uid-m"},
+            "spec": {"strategy": "mean-revert", "source": source, "check": {"threshold": {"value": 1}}},
+        }
+
+    prometheus = kopf_fixes._stub(monitor({"prometheus": {"url": "http://p:9090", "query": "x" * 2000}}))
+    assert prometheus["spec"] == {"strategy": "mean-revert"}
+    reports = kopf_fixes._stub(monitor({"strategy": {"report": "exposure"}}))
+    assert reports["spec"] == {"strategy": "mean-revert", "source": {"strategy": {"report": "exposure"}}}
+
+
 def test_without_the_fix_kopf_never_forgets_it(monkeypatch: pytest.MonkeyPatch) -> None:
     """The defect, on kopf's own watch loop (if kopf fixes it, this fails: the fix can then go)."""
     assert kopf_fixes.apply()
