@@ -9,7 +9,7 @@ import pytest
 from kubernetes.client.exceptions import ApiException
 
 from cases import DIGEST, example
-from lifecycle_helpers import NAME, PRELAUNCH_SIGNERS, Desk, strategy_doc
+from lifecycle_helpers import GITOPS, NAME, PRELAUNCH_SIGNERS, Desk, grant_chart_roles, strategy_doc
 from stratops.testing.wait import wait_for
 
 pytestmark = pytest.mark.e2e
@@ -53,21 +53,27 @@ def test_deploy_creates_owned_objects_and_records_known_good(desk):
     assert desk.events("KnownGood")
 
 
-def test_a_strategy_carries_no_finalizer_and_its_name_serves_again_at_once(desk):
+def test_a_strategy_carries_no_finalizer_and_its_name_serves_again_at_once(cluster, kube, desk, tmp_path):
     """Issue 21: kopf puts no finalizer on a Strategy (it was a patch per new Strategy, and a
     first pass that waited for it). The one an earlier release put on it is taken off (kopf does
     it), other finalizers kept. A Strategy deleted and made again at once under its name is served
-    by a daemon of its own: the old one ended on the DELETED event, not holding the name's pokes."""
+    by a daemon of its own: the old one ended on the DELETED event, not holding the name's pokes.
+    The desk's GitOps identity applies and deletes it; the finalizers stand for an earlier release
+    and another controller, so the administrator sets them."""
+    gitops = Desk(cluster.api_client(grant_chart_roles(cluster, kube, desk.ns, tmp_path)[GITOPS]), desk.ns)
 
     def strategies() -> list[dict]:
-        return desk.custom.list_namespaced_custom_object("stratops.io", "v1alpha1", desk.ns, "strategies")["items"]
+        return gitops.custom.list_namespaced_custom_object("stratops.io", "v1alpha1", desk.ns, "strategies")["items"]
+
+    def delete() -> None:
+        gitops.custom.delete_namespaced_custom_object("stratops.io", "v1alpha1", desk.ns, "strategies", NAME)
 
     def patch_finalizers(finalizers: list[str]) -> None:
         desk.custom.patch_namespaced_custom_object(
             "stratops.io", "v1alpha1", desk.ns, "strategies", NAME, {"metadata": {"finalizers": finalizers}}
         )
 
-    desk.create("strategies", strategy_doc())
+    gitops.create("strategies", strategy_doc())
     _known_good(desk, "1.4.2")
     assert not desk.strategy()["metadata"].get("finalizers")
     patch_finalizers(["stratops.io/finalizer", "example.com/keep"])  # as an earlier release left it
@@ -76,15 +82,15 @@ def test_a_strategy_carries_no_finalizer_and_its_name_serves_again_at_once(desk)
         timeout=30,
         what="the earlier release's finalizer taken off, the others kept",
     )
-    desk.custom.delete_namespaced_custom_object("stratops.io", "v1alpha1", desk.ns, "strategies", NAME)
+    delete()
     patch_finalizers([])  # the other finalizer's owner releases it, as it would
     wait_for(lambda: not strategies(), timeout=60, what="the strategy gone")
     for made in (1, 2):
-        uid = desk.create("strategies", strategy_doc())["metadata"]["uid"]
+        uid = gitops.create("strategies", strategy_doc())["metadata"]["uid"]
         status = _known_good(desk, "1.4.2")
         assert desk.strategy()["metadata"]["uid"] == uid and status["revisionHistory"][-1]["version"] == "1.4.2"
         if made == 1:  # deleted with nothing holding it, and made again at once
-            desk.custom.delete_namespaced_custom_object("stratops.io", "v1alpha1", desk.ns, "strategies", NAME)
+            delete()
             wait_for(lambda: not strategies(), timeout=60, what="the strategy gone")
 
 
