@@ -182,13 +182,26 @@ def test_an_idle_strategy_s_daemon_sleeps_through_the_sweeps_that_look_at_it(mon
 
 def test_a_new_strategy_s_first_pass_decides_at_once(monkeypatch):
     """Issue 21: kopf puts no finalizer on a Strategy (stratops.handlers.strategy.register), so
-    no patch of its follows a new one, and the first pass waits for none (it waited up to 2 s)."""
+    no patch of its follows a new one, and the first pass waits for none (it slept up to 2 s for
+    a poke). Told by structure, not time: the daemon does not sleep before its first decision,
+    and nothing pokes it."""
+    decided_at_sleep: list[int] = []
+    real = handler.sleep_until_poked
+    world = {}
+
+    async def counted(poke, stopped, timeout):
+        decided_at_sleep.append(len(world["w"].decided))
+        await real(poke, stopped, timeout)
+
+    monkeypatch.setattr(handler, "sleep_until_poked", counted)
 
     async def script(w):
-        await _until(lambda: len(w.decided) == 1, seconds=1.0)
+        world["w"] = w
+        await _until(lambda: len(w.decided) == 1, seconds=60.0)
+        await _until(lambda: decided_at_sleep)  # it rests after the pass
 
     [(rv, _)] = _drive(monkeypatch, script)
-    assert rv == "1"
+    assert rv == "1" and decided_at_sleep[0] == 1, "the daemon slept before its first pass"
 
 
 def test_a_deleted_strategy_s_daemon_ends_and_leaves_a_new_one_of_its_name_alone(monkeypatch):
