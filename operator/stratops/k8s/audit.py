@@ -142,7 +142,7 @@ class AuditLog:
             if not new:
                 self._confirm(key, last)
                 return
-            size = sum(len(x.encode()) + 8 for x in existing + new)
+            size = _entries_bytes(existing + new)
             if seg is not None and existing and size > SEGMENT_BYTES:
                 self._latest[key] = index + 1  # full: the trail goes on in the next segment
                 self._segment.pop(key, None)
@@ -267,5 +267,10 @@ def trails(segments: Iterable[dict[str, Any]]) -> dict[tuple[str, str, str], lis
 
 def _small(segment: dict[str, Any]) -> bool:
     """Whether SEGMENT is small enough to hold for the next append (REMEMBERED_SEGMENT_BYTES)."""
-    entries = (segment.get("spec") or {}).get("entries") or []
-    return sum(len(x) + 8 for x in entries) <= REMEMBERED_SEGMENT_BYTES
+    return _entries_bytes((segment.get("spec") or {}).get("entries") or []) <= REMEMBERED_SEGMENT_BYTES
+
+
+def _entries_bytes(entries: list[str]) -> int:
+    """A segment's size as counted against its limits: each entry's bytes, and a little per entry
+    for its quoting in the stored object."""
+    return sum(len(x.encode()) + 8 for x in entries)
