@@ -170,20 +170,20 @@ def test_burst_of_500_updates_loses_and_duplicates_nothing(desk):
         st = obj.get("status") or {}
         dep = desk.deployment(name)
         env = {e.name: e.value for e in dep.spec.template.spec.containers[0].env or []} if dep else {}
-        state = {
-            "observedGeneration": (st.get("observedGeneration"), obj["metadata"]["generation"]),
+        have = {
+            "observedGeneration": st.get("observedGeneration"),
             "BURST_SEQ": env.get("BURST_SEQ"),
             "throttle.active": (st.get("throttle") or {}).get("active"),
             "throttle annotation": (obj["metadata"].get("annotations") or {}).get("stratops.io/throttle"),
-            "phase": st.get("phase"),
         }
-        settled = (
-            st.get("observedGeneration") == obj["metadata"]["generation"]
-            and env.get("BURST_SEQ") == str(updates - 1)
-            and (st.get("throttle") or {}).get("active") is True
-            and "stratops.io/throttle" not in (obj["metadata"].get("annotations") or {})
-        )
-        return None if settled else state
+        want = {
+            "observedGeneration": obj["metadata"]["generation"],
+            "BURST_SEQ": str(updates - 1),
+            "throttle.active": True,
+            "throttle annotation": None,
+        }
+        differs = {k: f"{have[k]!r}, want {want[k]!r}" for k in have if have[k] != want[k]}
+        return {**differs, "phase": st.get("phase")} if differs else None
 
     left: dict[str, dict[str, object]] = {}
 
