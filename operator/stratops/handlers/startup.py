@@ -179,11 +179,40 @@ async def retry_audit_writes(memo: kopf.Memo, **_: Any) -> None:
     asyncio.get_running_loop().create_task(retry(), name="stratops: audit retries")
 
 
+def memory_report(previous: list[Any], places: int = 30) -> list[str]:
+    """Where the memory traced by tracemalloc is held (the PLACES largest) and, when PREVIOUS
+    holds the last report's snapshot, what grew most since; PREVIOUS is left holding this one.
+    Nothing when tracemalloc is not tracing (PYTHONTRACEMALLOC unset)."""
+    import tracemalloc
+
+    if not tracemalloc.is_tracing():
+        return []
+    snap = tracemalloc.take_snapshot()
+    by = "traceback" if tracemalloc.get_traceback_limit() > 1 else "lineno"
+
+    def where(trace: tracemalloc.Traceback) -> str:
+        return "\n".join(f"  {f.filename}:{f.lineno}" for f in trace)
+
+    stats = snap.statistics(by)
+    out = [f"SIGUSR1: {sum(s.size for s in stats) / 2**20:.1f} MiB traced, in {len(stats)} places; the largest follow"]
+    out += [f"{s.size / 2**20:.1f} MiB in {s.count} blocks:\n{where(s.traceback)}" for s in stats[:places]]
+    if previous:
+        grown = snap.compare_to(previous[0], by)
+        out.append(f"SIGUSR1: {sum(g.size_diff for g in grown) / 2**20:+.1f} MiB since the previous USR1")
+        out += [
+            f"grew {g.size_diff / 2**20:+.2f} MiB, {g.count_diff:+d} blocks:\n{where(g.traceback)}"
+            for g in grown[:places]
+        ]
+    previous[:] = [snap]
+    return out
+
+
 async def dump_on_sigusr1(**_: Any) -> None:
     """`kill -USR1 <operator>` logs what every asyncio task and thread is waiting on: for an
     operator that serves but does not act, this is where it is stuck. Started with
     PYTHONTRACEMALLOC=N, it also logs where the memory it holds was allocated (the 30 largest
-    places, N frames each): for an operator that grows, this is where."""
+    places, N frames each), and the 30 that grew most since the previous USR1: for an operator
+    that grows, this is where (signal it before and after the growth)."""
     import faulthandler
     import signal
     import tracemalloc
@@ -198,24 +227,16 @@ async def dump_on_sigusr1(**_: Any) -> None:
             coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
         return "\n".join(out)
 
+    previous: list[tracemalloc.Snapshot] = []  # the last report's, for what grew since
+
     def dump() -> None:
         tasks = asyncio.all_tasks()
         log.warning("SIGUSR1: %d asyncio tasks and every thread follow", len(tasks))
         for task in sorted(tasks, key=lambda t: t.get_name()):
             log.warning("task %s awaits:\n%s", task.get_name(), awaiting(task.get_coro()))
         faulthandler.dump_traceback(all_threads=True)  # to stderr
-        if tracemalloc.is_tracing():
-            snap = tracemalloc.take_snapshot()
-            by = "traceback" if tracemalloc.get_traceback_limit() > 1 else "lineno"
-            stats = snap.statistics(by)
-            log.warning(
-                "SIGUSR1: %.1f MiB traced, in %d places; the largest follow",
-                sum(s.size for s in stats) / 2**20,
-                len(stats),
-            )
-            for stat in stats[:30]:
-                where = "\n".join(f"  {f.filename}:{f.lineno}" for f in stat.traceback)
-                log.warning("%.1f MiB in %d blocks:\n%s", stat.size / 2**20, stat.count, where)
+        for line in memory_report(previous):
+            log.warning("%s", line)
 
     try:
         asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, dump)
