@@ -303,7 +303,13 @@ def _forgetting_listing(fn: Callable[..., Any]) -> Callable[..., Any]:
         async for event in fn(resource=resource, namespace=namespace, **kwargs):
             if isinstance(event, dict):
                 obj = event.get("object") or {}
-                uid = (obj.get("metadata") or {}).get("uid")
+                meta = obj.get("metadata") if isinstance(obj, dict) else None
+                if isinstance(meta, dict):
+                    # Server-side apply's bookkeeping, read by no handler: kopf holds the latest
+                    # body of every Strategy (its daemon's), and the handlers' views share its
+                    # strings; often half an object's size (issue 21: memory per strategy).
+                    meta.pop("managedFields", None)
+                uid = (meta or {}).get("uid")
                 if uid and event.get("type") == "DELETED":
                     reported.pop(uid, None)
                 elif uid and event.get("type") != "BOOKMARK":

@@ -300,6 +300,25 @@ def test_a_monitor_s_stub_keeps_whom_it_pokes_and_not_its_queries() -> None:
     assert reports["spec"] == {"strategy": "mean-revert", "source": {"strategy": {"report": "exposure"}}}
 
 
+def test_what_kopf_receives_carries_no_managed_fields(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 21: kopf holds the latest body of each object with a daemon, and the handlers' views
+    share its strings; server-side apply's managedFields, read by no handler, are dropped as the
+    stream receives them (listed or watched), the rest of the object kept."""
+    assert kopf_fixes.apply()
+    pod = _pod("a")
+    pod["metadata"]["managedFields"] = [{"manager": "kubelet", "fieldsV1": {"f:status": {}}}]
+    pod["metadata"]["labels"] = {"stratops.io/strategy": "s"}
+    received: list = []
+
+    async def record(e: object) -> None:
+        if isinstance(e, dict):
+            received.append(e["object"])
+
+    asyncio.run(_stream(_Server(monkeypatch, [[pod], []]), on_event=record))
+    assert received and all("managedFields" not in o["metadata"] for o in received)
+    assert received[0]["metadata"]["labels"] == {"stratops.io/strategy": "s"} and received[0]["metadata"]["name"] == "a"
+
+
 def test_without_the_fix_kopf_never_forgets_it(monkeypatch: pytest.MonkeyPatch) -> None:
     """The defect, on kopf's own watch loop (if kopf fixes it, this fails: the fix can then go)."""
     assert kopf_fixes.apply()
