@@ -20,6 +20,7 @@ from stratops.lifecycle.observe import (
     pod_view,
 )
 from stratops.lifecycle.types import ReportMonitor
+from stratops.monitors.decide import status_read_by_monitors
 
 
 # -- indexes: observations without API calls -------------------------------------------------
@@ -85,7 +86,8 @@ def strategies_by_name(namespace: str, name: str, body: kopf.Body, **_: Any) -> 
     return {
         strategy_key(namespace, name): {
             "spec": plain(body.get("spec") or {}),
-            "status": plain(body.get("status") or {}),
+            # Of its status, what the monitors read: a status (history, conditions) is large.
+            "status": status_read_by_monitors(body.get("status")),
             "uid": body.get("metadata", {}).get("uid"),
             "generation": body.get("metadata", {}).get("generation"),
         }

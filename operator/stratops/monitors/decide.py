@@ -19,6 +19,7 @@ a way around a kill-switch.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -57,6 +58,20 @@ def clear_for(spec: MonitorSpec) -> timedelta:
     if spec.clear_for is not None:
         return parse_duration(spec.clear_for)
     return min(3 * parse_duration(spec.frequency), MAX_DEFAULT_CLEAR_FOR)
+
+
+def status_read_by_monitors(strategy_status: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Of a strategy's status, what its monitors' decisions read (stale_expected, rolling_out):
+    the operator keeps this per strategy for the monitors, not the whole status (issue 21)."""
+    st = strategy_status or {}
+    out: dict[str, Any] = {}
+    if isinstance(ks := st.get("killSwitch"), Mapping) and "latched" in ks:
+        out["killSwitch"] = {"latched": ks["latched"]}
+    if isinstance(ro := st.get("rollout"), Mapping) and "version" in ro:
+        out["rollout"] = {"version": ro["version"]}
+    if "lastKnownGood" in st:
+        out["lastKnownGood"] = st["lastKnownGood"]
+    return out
 
 
 def incident_action(spec: MonitorSpec, strategy_status: dict[str, Any] | None) -> str:
