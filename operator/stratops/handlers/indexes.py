@@ -123,11 +123,20 @@ def gate_changed(namespace: str, spec: kopf.Spec, memo: kopf.Memo, **_: Any) -> 
 
 
 def strategy_changed(
-    type: str | None, namespace: str, name: str, uid: str, memo: kopf.Memo, strategy_gates: kopf.Index, **_: Any
+    type: str | None,
+    namespace: str,
+    name: str,
+    uid: str,
+    meta: kopf.Meta,
+    memo: kopf.Memo,
+    strategy_gates: kopf.Index,
+    **_: Any,
 ) -> None:
     key = strategy_key(namespace, name)
     if type == "DELETED":
         memo.runtime.deleted_strategy(uid)  # its daemon ends: no finalizer held it for kopf to stop it
+    else:
+        memo.runtime.executor.watched_strategy(namespace, name, meta.get("resourceVersion"))
     memo.runtime.poke(key)
     for gate, _spec in strategy_gates.get(key, []):
         memo.runtime.poke(("gate", namespace, gate))  # pre-launch signatures name the version

@@ -74,15 +74,30 @@ class KnownStrategy:
         self.written: str | None = None
         self.newest: dict[str, Any] | None = None
         self.superseded: tuple[str, ...] = ()
+        #: The newest's version, once the watch has shown it and the object is let go.
+        self.shown: str | None = None
 
     def newest_version(self) -> str | None:
-        return _version(self.newest)
+        return _version(self.newest) or self.shown
 
     def hold(self, obj: dict[str, Any], over: str | None) -> None:
         """OBJ is the newest known; OVER (the version it was written or read over) and the one
-        held before it are superseded."""
+        held before it are superseded. Held without its managedFields, which no decision reads."""
         older = tuple(v for v in (self.newest_version(), over) if v and v not in self.superseded)
-        self.newest, self.superseded = obj, (self.superseded + older)[-self.KEPT :]
+        meta = obj.get("metadata")
+        if isinstance(meta, dict) and "managedFields" in meta:
+            obj = {**obj, "metadata": {k: v for k, v in meta.items() if k != "managedFields"}}
+        self.newest, self.shown, self.superseded = obj, None, (self.superseded + older)[-self.KEPT :]
+
+    def watched(self, version: str | None) -> None:
+        """The watch showed the Strategy at VERSION. At the newest held, the watched body is as
+        fresh, and the object is let go (issue 21: else a whole Strategy was held per strategy
+        for as long as it rests, its last pass having written it). A hold racing this (another
+        thread) may be let go too: the next pass then decides on the watched body, and a status
+        write over it is a 409 if it lags, then read."""
+        held = self.newest
+        if version and held is not None and _version(held) == version:
+            self.newest, self.shown = None, version
 
     def wrote(self, out: Any, over: str | None) -> None:
         """This process's write over OVER returned OUT."""
@@ -99,7 +114,7 @@ class KnownStrategy:
 
     def caught_up(self) -> None:
         """Nothing held: the watch shows it, or it is no longer known to be the newest."""
-        self.newest, self.superseded = None, ()
+        self.newest, self.shown, self.superseded = None, None, ()
 
 
 class Executor:
@@ -156,6 +171,11 @@ class Executor:
         if fresh is not None and fresh_rv and rv and fresh_rv != rv:
             self.strategies_known.setdefault(key, KnownStrategy()).hold(copy.deepcopy(fresh), over=rv)
         return fresh
+
+    def watched_strategy(self, namespace: str, name: str, version: str | None) -> None:
+        """The watch showed the Strategy at VERSION (KnownStrategy.watched)."""
+        if (known := self.strategies_known.get((namespace, name))) is not None:
+            known.watched(version)
 
     def forget_strategy(self, namespace: str, name: str) -> None:
         """Its daemon ended (deleted, or this replica paused): nothing held for it."""

@@ -299,3 +299,26 @@ def test_a_body_that_lags_this_process_s_own_write_is_decided_on_as_that_write_r
     reconcile(lagging, Runtime(ex), {i: {} for i in INDEXES})  # type: ignore[arg-type]
     [(rv, _)] = ex.executed
     assert rv == "7" and "strategy" not in ex.reads
+
+
+def test_what_this_process_wrote_is_let_go_once_the_watch_shows_it():
+    """Issue 21: the Strategy a write returned was held until the next decided pass, for as long
+    as the strategy rests: a whole object per strategy. Once the watch shows that version it is
+    let go, and a body at it is still decided on without a read. Held, it has no managedFields."""
+    ex = Recorder(_strategy("9"))
+    ex.last_written = "5"  # and 7 held as read since (a write answers the same way)
+    known = ex.strategies_known[("desk", "mean-revert")]
+    written = _strategy("7")
+    written["metadata"]["managedFields"] = [{"manager": "stratops", "fieldsV1": {"f:status": {}}}]
+    known.hold(written, over="6")
+    assert "managedFields" not in known.newest["metadata"] and "managedFields" in written["metadata"]
+    ex.watched_strategy = Executor.watched_strategy.__get__(ex)
+    ex.watched_strategy("desk", "mean-revert", "6")  # an older version shown: still held
+    assert known.newest is not None
+    ex.watched_strategy("desk", "mean-revert", "7")
+    assert known.newest is None and known.newest_version() == "7"
+    reconcile(_strategy("7"), Runtime(ex), {i: {} for i in INDEXES})  # type: ignore[arg-type]
+    [(rv, _)] = ex.executed
+    assert rv == "7" and "strategy" not in ex.reads
+    known.hold(_strategy("8"), over="7")  # a newer one held again: its own version, not the shown
+    assert known.newest_version() == "8" and "7" in known.superseded
