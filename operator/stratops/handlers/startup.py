@@ -23,7 +23,7 @@ def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix=GROUP, key="last-handled-configuration"
-    )
+    )  # or none built, where no handler diffs (register)
     settings.persistence.finalizer = FINALIZER
     settings.posting.enabled = False  # the operator posts its own, meaningful Events
     settings.watching.server_timeout = 300
@@ -330,5 +330,13 @@ def register(registry: kopf.OperatorRegistry) -> None:
         dump_on_sigusr1,
     ):
         kopf.on.startup(registry=registry)(fn)
+
+    def essence_where_diffed(settings: kopf.OperatorSettings, **_: Any) -> None:
+        # After startup's settings, with every handler registered: none diffs a body today.
+        settings.persistence.diffbase_storage = kopf_fixes.diffbase_storage(
+            registry, GROUP, "last-handled-configuration"
+        )
+
+    kopf.on.startup(registry=registry)(essence_where_diffed)
     kopf.on.probe(id="held_handlers", registry=registry)(held_handlers)
     kopf.on.login(registry=registry)(login)

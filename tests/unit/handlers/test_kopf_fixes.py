@@ -586,3 +586,20 @@ def test_the_strategy_daemon_requires_no_finalizer_and_the_gate_daemon_still_doe
     needs = {h.fn.__name__: h.requires_finalizer for h in registry._spawning.get_all_handlers()}
     assert needs == {"strategy_daemon": False, "gate_daemon": True}
     assert not kopf_fixes.without_finalizer(kopf.OperatorRegistry(), strategy.strategy_daemon)  # none to change
+
+
+def test_no_essence_is_built_where_no_handler_diffs_a_body() -> None:
+    """Issue 21: kopf deep-copied every event's body to diff it for on.create/update/delete
+    handlers, which the operator has none of. Should one be added, kopf's storage is back."""
+    from stratops import handlers
+
+    registry = kopf.OperatorRegistry()
+    handlers.register(registry)
+    storage = kopf_fixes.diffbase_storage(registry, "stratops.io", "last-handled-configuration")
+    assert isinstance(storage, kopf_fixes.EssenceUnused)
+    body = kopf.Body({"metadata": {"name": "s", "labels": {"a": "b"}}, "spec": {"x": 1}, "status": {"y": 2}})
+    assert storage.build(body=body) == {}
+    kopf.on.update("stratops.io", "v1alpha1", "strategies", registry=registry)(lambda **_: None)
+    storage = kopf_fixes.diffbase_storage(registry, "stratops.io", "last-handled-configuration")
+    assert type(storage) is kopf.AnnotationsDiffBaseStorage
+    assert storage.build(body=body)["spec"] == {"x": 1}
