@@ -62,7 +62,7 @@ from stratops.cli.gates import patch_signatures
 from stratops.gates.evaluate import subject_for
 from stratops.k8s.apply import install_crds
 from stratops.k8s.desk import DeskApi
-from stratops.lifecycle.commands import command_value
+from stratops.lifecycle.commands import command_value, new_command
 from stratops.lifecycle.control import Acknowledgement, allows_orders
 from stratops.lifecycle.manifests import LABEL_VERSION, ack_name, control_name, identity_name
 from stratops.models.strategy import StrategySpec
@@ -304,8 +304,10 @@ class Soak:
 
     def command(self, name: str, kind: str, by: str, **value: Any) -> None:
         """A command as the CLI writes it, by BY with their own credentials (the policies check
-        that the command names its requesting user)."""
-        body = {"metadata": {"annotations": {f"{GROUP}/{kind}": command_value(by, **value)}}}
+        that the command names its requesting user). With a fresh id, as the CLI gives it: the
+        same words given again are another command (a reconciliation repeated with the same
+        evidence was dropped as the first one's left-over, and the resume after it refused)."""
+        body = {"metadata": {"annotations": {f"{GROUP}/{kind}": command_value(by, **new_command(by, **value))}}}
         self.as_(by).patch_namespaced_custom_object(GROUP, VERSION, NS, "strategies", name, body)
 
     def strategy(self, name: str) -> dict[str, Any]:

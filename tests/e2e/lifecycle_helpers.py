@@ -13,7 +13,7 @@ from kubernetes.client.exceptions import ApiException
 from cases import example, pinned
 from stratops import GROUP, VERSION
 from stratops.gates.evaluate import subject_for
-from stratops.lifecycle.commands import command_value
+from stratops.lifecycle.commands import command_value, new_command
 from stratops.lifecycle.manifests import control_name
 from stratops.models.strategy import StrategySpec
 from stratops.polling import poll
@@ -84,14 +84,15 @@ class Desk:
         self.custom.patch_namespaced_custom_object(GROUP, VERSION, self.ns, "strategies", name, {"spec": spec})
 
     def command(self, kind: str, name: str = NAME, by: str = "alice", **value: Any) -> None:
-        """A command as the CLI writes it, naming BY (the admin may: it holds command-for-others)."""
+        """A command as the CLI writes it (a fresh id unless given), naming BY (the admin may: it
+        holds command-for-others)."""
         self.custom.patch_namespaced_custom_object(
             GROUP,
             VERSION,
             self.ns,
             "strategies",
             name,
-            {"metadata": {"annotations": {f"stratops.io/{kind}": command_value(by, **value)}}},
+            {"metadata": {"annotations": {f"stratops.io/{kind}": command_value(by, **new_command(by, **value))}}},
         )
 
     def deployment(self, name: str = NAME) -> client.V1Deployment | None:

@@ -143,9 +143,9 @@ def give_command(
 
     api, ns = _api(), _namespace(namespace)
     _get(api, ns, name)
-    from stratops.lifecycle.commands import command_value
+    from stratops.lifecycle.commands import command_value, new_command
 
-    value = {"by": whoami(api), **fields, "id": uuid.uuid4().hex[:12], "at": datetime.now(UTC).isoformat()}
+    value = new_command(whoami(api), **fields)
     try:
         DeskApi(api).patch(
             "strategies",

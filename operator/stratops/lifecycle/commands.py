@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 COMMANDS = ("kill", "throttle", "rollback", "resume", "reconciliation", "failover", "rearm", "runbook", "release")
@@ -42,11 +44,25 @@ def command_value(by: str, /, **fields: Any) -> str:
     return json.dumps({"by": by, **{k: v for k, v in fields.items() if k != "by"}}, ensure_ascii=False)
 
 
+def new_command(by: str, /, **fields: Any) -> dict[str, Any]:
+    """A command's fields as the CLI gives them: BY first, a fresh `id` and the time (unless
+    given). Without an id, a command's id is its text, and the same text given again before the
+    operator's next pass is taken for the first one, still on the object after a crash, and
+    dropped (see parse_command)."""
+    return {"by": by, **fields, "id": fields.get("id") or uuid.uuid4().hex[:12], "at": fields.get("at") or _now()}
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
 def parse_command(kind: str, raw: str) -> Command:
     """Parse an annotation value: JSON {"by", "reason", "id", ...}. Its `by` is the requesting
     user's (stratops.admission.policies checks the value begins {"by": "<user>"}); a value
     with duplicate keys could show the operator another `by` than the one checked, so it is
-    refused, and a command without `by` is not attributable and is refused."""
+    refused, and a command without `by` is not attributable and is refused. Its id is its `id`
+    field, or a hash of its text: what tells a command given again from the same one left on
+    the object by a crash between carrying it out and removing it (status.handledCommands)."""
     cid = hashlib.sha256(raw.encode()).hexdigest()[:12]
     try:
         value = json.loads(raw, object_pairs_hook=_unique_keys)

@@ -15,7 +15,7 @@ from cases import example, pinned
 from stratops.gates.evaluate import GateEvaluation
 from stratops.lifecycle import limits as L
 from stratops.lifecycle import manifests
-from stratops.lifecycle.commands import Command, parse_command
+from stratops.lifecycle.commands import Command, command_value, new_command, parse_command
 from stratops.lifecycle.control import Acknowledgement
 from stratops.lifecycle.decide import decide
 from stratops.lifecycle.types import DeploymentView, IncidentView, Observations, PodView, Stored
@@ -435,6 +435,27 @@ def test_resume_refused_until_the_kill_switch_has_completed():
     w.step(commands=matched)
     w.step(commands=cmd("resume", "reconciled after"))
     assert not w.status.kill_switch.latched
+
+
+def test_the_same_words_given_again_are_another_command_with_the_cli_s_fresh_id():
+    """Found by the soak: a reconciliation given again with the same words, before any pass had
+    run without the first one's annotation, was taken for the first one left by a crash and
+    dropped, and the resume after it refused. The CLI gives each command a fresh id."""
+    w = World()
+    w.run_until(lambda w: w.status.phase and w.status.phase.value == "Running")
+    words = {"result": "Matched", "evidence": "broker statement vs fills"}
+    given = [parse_command("reconciliation", command_value("ops", **new_command("ops", **words))) for _ in range(2)]
+    assert given[0].id != given[1].id
+    w.step(commands=given[:1])
+    first = w.status.last_reconciliation.at
+    w.step(seconds=5, commands=given[1:])  # no pass between the first's removal and this one
+    assert w.status.last_reconciliation.at == first + timedelta(seconds=5)
+    # Without an id, the text is the id: the same text still there is the one carried out.
+    bare = parse_command("reconciliation", command_value("ops", **words))
+    w.step(commands=(bare,))
+    recorded = w.status.last_reconciliation.at
+    w.step(seconds=5, commands=(bare,))
+    assert w.status.last_reconciliation.at == recorded
 
 
 def test_resume_with_nothing_to_resume_is_refused():
