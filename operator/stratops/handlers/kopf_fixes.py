@@ -98,6 +98,8 @@ from typing import Any
 
 import kopf
 
+from stratops.k8s.client import drop_managed_fields
+
 log = logging.getLogger("stratops.operator")
 _APPLIED = "_stratops_drops_index_toggles"
 
@@ -326,13 +328,10 @@ def _forgetting_listing(fn: Callable[..., Any]) -> Callable[..., Any]:
         async for event in fn(resource=resource, namespace=namespace, **kwargs):
             if isinstance(event, dict):
                 obj = event.get("object") or {}
-                meta = obj.get("metadata") if isinstance(obj, dict) else None
-                if isinstance(meta, dict):
-                    # Server-side apply's bookkeeping, read by no handler: kopf holds the latest
-                    # body of every Strategy (its daemon's), and the handlers' views share its
-                    # strings; often half an object's size (issue 21: memory per strategy).
-                    meta.pop("managedFields", None)
-                uid = (meta or {}).get("uid")
+                # kopf holds the latest body of every Strategy (its daemon's), and the handlers'
+                # views share its strings: none of them reads managedFields.
+                drop_managed_fields(obj)
+                uid = (obj.get("metadata") or {}).get("uid") if isinstance(obj, dict) else None
                 if uid and event.get("type") == "DELETED":
                     reported.pop(uid, None)
                 elif uid and event.get("type") != "BOOKMARK":

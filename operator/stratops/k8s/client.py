@@ -7,6 +7,14 @@ import os
 from kubernetes import client, config
 
 
+def drop_managed_fields(obj: object) -> None:
+    """OBJ (an object as the API server answered it) without metadata.managedFields, in place:
+    server-side apply's bookkeeping, read by no decision, often half an object (issue 21)."""
+    meta = obj.get("metadata") if isinstance(obj, dict) else None
+    if isinstance(meta, dict):
+        meta.pop("managedFields", None)
+
+
 def api_client(kubeconfig: str | None = None, context: str | None = None) -> client.ApiClient:
     """In a pod: the service account; elsewhere: KUBECONFIG or ~/.kube/config."""
     if kubeconfig is None and os.environ.get("KUBERNETES_SERVICE_HOST") and not os.environ.get("KUBECONFIG"):

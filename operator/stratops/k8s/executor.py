@@ -22,6 +22,7 @@ from kubernetes.client.exceptions import ApiException
 
 from stratops import API_VERSION, GROUP, VERSION
 from stratops.audit import entry_seq
+from stratops.k8s.client import drop_managed_fields
 from stratops.lifecycle import manifests
 from stratops.lifecycle.control import CONTROL_KEY
 from stratops.lifecycle.decide import OPERATOR
@@ -405,7 +406,7 @@ class Executor:
                     raise
                 out = self._apps.create_namespaced_deployment(ns, body, **raw)
         live: dict[str, Any] = json.loads(out.data)
-        (live.get("metadata") or {}).pop("managedFields", None)  # held a while: no decision reads them
+        drop_managed_fields(live)  # held while the index lags
         self.written_deployments[(ns, name)] = (time.monotonic(), live)
         if manifests.fingerprint(live) != body["metadata"]["annotations"][manifests.ANNOTATION_DESIRED]:
             # The projection missed an API default: drift would be reported forever. Loud.
