@@ -21,9 +21,7 @@ from stratops.k8s.monitoring import MonitorRunner
 
 def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=GROUP, key="last-handled-configuration"
-    )  # or none built, where no handler diffs (register)
+    # settings.persistence.diffbase_storage: essence_where_diffed (register), which sees the registry.
     settings.persistence.finalizer = FINALIZER
     settings.posting.enabled = False  # the operator posts its own, meaningful Events
     settings.watching.server_timeout = 300
@@ -332,7 +330,7 @@ def register(registry: kopf.OperatorRegistry) -> None:
         kopf.on.startup(registry=registry)(fn)
 
     def essence_where_diffed(settings: kopf.OperatorSettings, **_: Any) -> None:
-        # After startup's settings, with every handler registered: none diffs a body today.
+        # With every handler registered: kopf's storage, or none built where no handler diffs.
         settings.persistence.diffbase_storage = kopf_fixes.diffbase_storage(
             registry, GROUP, "last-handled-configuration"
         )
