@@ -79,6 +79,7 @@ class Recorder:
 
     # The real choice of what to decide on, over the fake read.
     current_strategy = Executor.current_strategy
+    watched_strategy = Executor.watched_strategy
 
     def read_strategy(self, namespace: str, name: str) -> dict[str, Any]:
         self.reads.append("strategy")
@@ -312,7 +313,6 @@ def test_what_this_process_wrote_is_let_go_once_the_watch_shows_it():
     written["metadata"]["managedFields"] = [{"manager": "stratops", "fieldsV1": {"f:status": {}}}]
     known.hold(written, over="6")
     assert "managedFields" not in known.newest["metadata"] and "managedFields" in written["metadata"]
-    ex.watched_strategy = Executor.watched_strategy.__get__(ex)
     ex.watched_strategy("desk", "mean-revert", "6")  # an older version shown: still held
     assert known.newest is not None
     ex.watched_strategy("desk", "mean-revert", "7")
