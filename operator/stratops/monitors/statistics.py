@@ -28,7 +28,10 @@ class NoData(ValueError):
 
 
 def _need(values: Sequence[float] | np.ndarray, n: int, what: str) -> np.ndarray:
-    arr: np.ndarray = np.asarray(values, dtype=float)
+    try:
+        arr: np.ndarray = np.asarray(values, dtype=float)
+    except (TypeError, ValueError) as e:  # a baseline of names where numbers belong: stale, not a crash
+        raise NoData(f"{what}: not a list of numbers ({e})") from e
     arr = arr[np.isfinite(arr)]
     if arr.size < n:
         raise NoData(f"{what}: {arr.size} finite values, need at least {n}")

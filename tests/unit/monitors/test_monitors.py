@@ -312,3 +312,13 @@ def test_one_source_never_gets_more_connections_than_its_bound():
         assert 1 <= most[0] <= 3, most[0]
     finally:
         server.shutdown()
+
+
+def test_a_baseline_of_names_where_numbers_belong_is_stale_not_a_crash():
+    """Found by the prefetch property test: a KS baseline `["spread"]` raised numpy's ValueError
+    out of the evaluation (logged, retried, never reported): a finding must say it."""
+    spec = mon("monitors/07-model-ks.yaml")
+    q = spec.source.prometheus.query
+    src = FakeSource(ranges={q: [({}, [0.1, 0.2, 0.3])]})
+    ev = evaluate(spec, STRATEGY, src, lambda name, key: '["spread", "momentum"]', NOW, 0)
+    assert ev.stale and ev.finding and "not a list of numbers" in ev.detail
