@@ -88,6 +88,12 @@ MONITOR_EVALUATIONS = Counter(
     "(a whole period missed). A monitor's first evaluation after it is seen is not counted.",
     ["timing", "reason"],
 )
+MONITOR_SOURCE_READS = Counter(
+    "stratops_monitor_source_reads_total",
+    "Monitor evaluations' reads of their source, by where they were made: ahead (on the event "
+    "loop, holding no worker) or in_worker (the evaluation made it itself, waiting in its worker).",
+    ["made"],
+)
 MONITOR_LATENESS_SECONDS = Histogram(
     "stratops_monitor_evaluation_lateness_seconds",
     "How long after its due time a scheduled monitor evaluation started.",

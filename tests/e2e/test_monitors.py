@@ -402,6 +402,7 @@ def test_monitors_in_a_batch_share_a_query_and_each_reads_its_own_strategy(desk,
     """Issue 21: three strategies' monitors read one desk-wide query grouped by strategy
     (source.prometheus.groupBy). Each reads its own strategy's series; a breach of one is that
     strategy's alone; the queries they send are counted apart from the evaluations they answer."""
+    before = httpx.get(operator["metrics"]).text
     depth = exporter.gauge("test_desk_depth", labels=("namespace", "strategy"))
     strategies = [NAME, "trend-follow", "carry"]
     for strategy in strategies:
@@ -449,6 +450,13 @@ def test_monitors_in_a_batch_share_a_query_and_each_reads_its_own_strategy(desk,
         return float(line.split()[-1])
 
     assert 1 <= gauge("stratops_batch_queries") <= gauge("stratops_batch_reads")
+    # Every read was made ahead, on the event loop; no evaluation waited on the source in a worker.
+    reads = {
+        m: _sample(text, "stratops_monitor_source_reads_total", made=m)
+        - _sample(before, "stratops_monitor_source_reads_total", made=m)
+        for m in ("ahead", "in_worker")
+    }
+    assert reads["ahead"] >= 3 and reads["in_worker"] == 0, reads
 
 
 def test_a_monitor_carries_no_finalizer_and_one_left_by_an_earlier_release_is_taken_off(desk, exporter, prometheus):
@@ -490,3 +498,9 @@ def test_a_monitor_carries_no_finalizer_and_one_left_by_an_earlier_release_is_ta
         return name not in names and "from-an-earlier-release" not in names
 
     wait_for(deleted, timeout=30, what="both Monitors deleted")
+
+
+def _sample(text: str, name: str, **labels: str) -> float:
+    """The value of NAME{LABELS} in a Prometheus text exposition (0 when absent)."""
+    want = "{" + ",".join(f'{k}="{v}"' for k, v in labels.items()) + "}"
+    return next((float(x.split()[-1]) for x in text.splitlines() if x.startswith(name + want + " ")), 0.0)

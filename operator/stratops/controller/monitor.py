@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import Executor
+from datetime import UTC, datetime
 from typing import Any
 
 from stratops import metrics as M
@@ -26,9 +27,18 @@ def monitor_view(body: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+#: Prefetch(view, strategy, now): an evaluation's reads, made on the event loop (None: none).
+Prefetch = Callable[[dict[str, Any], "dict[str, Any] | None", datetime], Awaitable[Any]]
+
+
 class MonitorScheduler:
     """Every monitor of this operator evaluated at its own frequency by one loop and a bounded
     pool of workers (stratops.monitors.schedule): no kopf daemon, task or finalizer per monitor.
+
+    With PREFETCH, an evaluation first makes its reads of the source on the event loop, then is
+    evaluated over their answers in a worker: up to IN_FLIGHT evaluations wait on their sources
+    at once, and the workers only compute and write. Without it, each evaluation is one call in
+    a worker, and at most WORKERS are in flight.
 
     kopf's event handler for Monitors puts each one as last seen (`seen`) and takes it off when
     it is deleted (`gone`). The loop evaluates only while this replica may act (peering, the
@@ -46,8 +56,12 @@ class MonitorScheduler:
         clock: Callable[[], float] = time.monotonic,
         late_seconds: float = LATE_SECONDS,
         forget: Callable[[str, str], None] = lambda ns, name: None,
+        prefetch: Prefetch | None = None,
+        in_flight: int | None = None,
     ) -> None:
-        self.evaluate, self.pool, self.workers = evaluate, pool, max(1, workers)
+        self.evaluate, self.pool, self.prefetch = evaluate, pool, prefetch
+        #: Evaluations started and not finished, at most (the schedule's "workers").
+        self.workers = max(1, in_flight if in_flight and prefetch is not None else workers)
         #: What the evaluator holds of a monitor that is gone (its last written status), dropped.
         self.forget = forget
         self.may_act, self.relisting, self.clock = may_act, relisting, clock
@@ -90,7 +104,16 @@ class MonitorScheduler:
         loop = asyncio.get_running_loop()
         strategy = self.strategy_of(start.view)
         try:
-            ev = await loop.run_in_executor(self.pool, self.evaluate, start.view, strategy)
+            if self.prefetch is None:
+                ev = await loop.run_in_executor(self.pool, self.evaluate, start.view, strategy)
+            else:
+                now = datetime.now(UTC)
+                try:
+                    answers = await self.prefetch(start.view, strategy, now)
+                except Exception as e:  # the evaluation makes its reads itself, as without prefetch
+                    log.debug("[%s/%s] reads not made ahead: %s", start.key[0], start.key[1], e)
+                    answers = None
+                ev = await loop.run_in_executor(self.pool, self.evaluate, start.view, strategy, now, answers)
             if getattr(ev, "finding", False):
                 log.warning("[%s/%s] monitor finding: %s", start.key[0], start.key[1], ev.detail)
         except Exception as e:  # an evaluation that cannot finish is retried at its next beat

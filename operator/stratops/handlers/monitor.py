@@ -23,13 +23,16 @@ REPORT_NOTE = "evaluated by the operator on every report from the strategy (even
 async def start_monitor_schedule(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     standalone = bool(settings.peering.standalone)
     rt = memo.runtime
+    workers = int(os.environ.get("STRATOPS_MONITOR_WORKERS", "8"))
     memo.monitor_schedule = scheduler = MonitorScheduler(
         memo.monitors.run,
         rt.monitor_pool,
-        int(os.environ.get("STRATOPS_MONITOR_WORKERS", "8")),
+        workers,
         lambda: kopf_fixes.may_act(time.monotonic(), standalone),
         lambda ns: bool(kopf_fixes.relisting(ns)),
         forget=memo.monitors.forget,
+        prefetch=lambda view, strategy, now: memo.monitors.prefetch(view, strategy, now, rt.monitor_pool),
+        in_flight=int(os.environ.get("STRATOPS_MONITOR_IN_FLIGHT", str(8 * workers))),
     )
     memo.monitor_schedule_task = asyncio.get_running_loop().create_task(scheduler.run(), name="stratops: monitors")
     await ruler.serve(memo)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Executor as Pool
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -19,13 +21,21 @@ from stratops import GROUP, VERSION
 from stratops.alerts import Alert, Notifier
 from stratops.k8s.executor import Executor
 from stratops.lifecycle.shard import parse_shard
-from stratops.metrics import MONITOR_SERIES
+from stratops.metrics import MONITOR_SERIES, MONITOR_SOURCE_READS
 from stratops.models.monitor import LastAlert, MonitorSpec, MonitorStatus
 from stratops.models.strategy import StrategySpec
 from stratops.monitors.decide import decide as decide_monitor
 from stratops.monitors.desk import DeskFindings, source_label
 from stratops.monitors.evaluate import Evaluation, evaluate
-from stratops.monitors.prometheus import Batched, Prometheus, SharedQueries
+from stratops.monitors.prefetch import MOST_READS, Answered, Answers, answered_loader, next_read
+from stratops.monitors.prometheus import (
+    AsyncPrometheus,
+    AsyncSharedQueries,
+    Batched,
+    Prometheus,
+    SharedQueries,
+    SourceUnavailable,
+)
 from stratops.monitors.ruler import RulerState
 from stratops.monitors.rules import CompiledMonitor, compile_monitor, prometheus_rule, rule_name
 
@@ -135,6 +145,9 @@ class MonitorRunner:
         self._sources: dict[tuple[str, float, str | None], Prometheus] = {}
         self._sources_lock = threading.Lock()
         self._shared: dict[str, SharedQueries] = {}  # per source URL: grouped monitors' queries
+        #: The same, read on the event loop (prefetch); touched only by the loop's thread.
+        self._async_sources: dict[tuple[str, float, str | None], AsyncPrometheus] = {}
+        self._async_shared: dict[str, AsyncSharedQueries] = {}
         self._recent = RecentReads(REFS_SECONDS)
         #: Per monitor (namespace, name): its uid and the status this process last wrote.
         self._written: dict[tuple[str, str], tuple[str, MonitorStatus]] = {}
@@ -208,7 +221,89 @@ class MonitorRunner:
 
         return load
 
-    def run(self, body: dict[str, Any], strategy: dict[str, Any] | None, now: datetime | None = None) -> Evaluation:
+    def _strategy_spec(self, ns: str, spec: MonitorSpec, strategy: dict[str, Any]) -> StrategySpec | None:
+        try:
+            # A spec change bumps the generation (strategies_by_name carries it and the uid).
+            return self._parsed(
+                ("strategy", ns, spec.strategy),
+                (strategy.get("uid"), strategy.get("generation")),
+                StrategySpec,
+                strategy.get("spec") or {},
+            )
+        except ValueError:
+            return None
+
+    def _async_source(self, url: str, timeout: float, token: str | None) -> AsyncPrometheus:
+        key = (url, timeout, token)
+        prom = self._async_sources.get(key)
+        if prom is None:
+            if len(self._async_sources) >= 64:  # as _source: rotated tokens, edited URLs
+                self._async_sources.clear()
+            prom = self._async_sources[key] = AsyncPrometheus(url, timeout, token, connections=SOURCE_CONNECTIONS)
+        return prom
+
+    def _batch_counts(self, url: str) -> None:
+        sync, on_loop = self._shared.get(url), self._async_shared.get(url)
+        BATCH_QUERIES.labels(source_label(url)).set((sync.queries if sync else 0) + (on_loop.queries if on_loop else 0))
+        BATCH_READS.labels(source_label(url)).set((sync.reads if sync else 0) + (on_loop.reads if on_loop else 0))
+
+    async def prefetch(
+        self, body: dict[str, Any], strategy: dict[str, Any] | None, now: datetime, pool: Pool
+    ) -> Answers | None:
+        """What the evaluation of BODY at NOW will read from its source, read on the event loop
+        (stratops.monitors.prefetch), for `run` to evaluate over in a worker: a worker no longer
+        waits on a source. None where it reads none (no strategy, no URL, a strategy-reported
+        monitor) or the ruler mode is on (its evaluations read the source in the worker, as before).
+        The token Secret and baseline ConfigMaps are read in POOL, kept as `run` keeps them."""
+        meta = body["metadata"]
+        ns, name = meta["namespace"], meta["name"]
+        if strategy is None or self.ruler is not None:
+            return None
+        spec = self._parsed(("monitor", ns, name), (meta.get("uid"), meta.get("generation")), MonitorSpec, body["spec"])
+        prom = spec.source.prometheus
+        url = (prom.url or os.environ.get("STRATOPS_PROMETHEUS_URL")) if prom is not None else None
+        if prom is None or not url:
+            return None
+        from stratops.models.common import parse_duration
+
+        loop = asyncio.get_running_loop()
+        strategy_spec = self._strategy_spec(ns, spec, strategy)
+        token = await loop.run_in_executor(pool, self._token, ns, spec) if prom.auth_secret_ref else None
+        source = self._async_source(url, parse_duration(prom.timeout).total_seconds(), token)
+        grouped = bool(prom.group_by)
+        max_age = min(parse_duration(spec.frequency).total_seconds() / 2, BATCH_MAX_AGE_SECONDS)
+        load = self._loader(ns)
+        answers: Answers = {}
+        for _ in range(MOST_READS):
+            read = next_read(spec, strategy_spec, answers, now, shared=grouped)
+            if read is None:
+                break
+            try:
+                if read.kind == "baseline":
+                    answers[read] = await loop.run_in_executor(pool, load, read.expr, read.key)
+                elif read.kind == "query" and grouped:
+                    shared = self._async_shared.setdefault(url, AsyncSharedQueries())
+                    answers[read] = await shared.query(source, read.expr, max_age)
+                elif read.kind == "query":
+                    at = datetime.fromtimestamp(read.at, UTC) if read.at is not None else None
+                    answers[read] = await source.query(read.expr, at)
+                else:
+                    assert read.start is not None and read.end is not None and read.step is not None
+                    start, end = datetime.fromtimestamp(read.start, UTC), datetime.fromtimestamp(read.end, UTC)
+                    answers[read] = await source.query_range(read.expr, start, end, read.step)
+            except (SourceUnavailable, KeyError) as e:
+                answers[read] = e  # the evaluation raises it again where it reads it: stale
+        return answers
+
+    def run(
+        self,
+        body: dict[str, Any],
+        strategy: dict[str, Any] | None,
+        now: datetime | None = None,
+        answers: Answers | None = None,
+    ) -> Evaluation:
+        """Evaluate BODY at NOW with its effects (status, alert, incident). ANSWERS: its reads,
+        made beforehand (prefetch); a read they lack is made here."""
         now = now or datetime.now(UTC)
         meta = body["metadata"]
         ns, name = meta["namespace"], meta["name"]
@@ -227,18 +322,7 @@ class MonitorRunner:
                     ns, name, meta.get("uid", ""), "Warning", "StrategyNotFound", problem, now, kind="Monitor"
                 )
             return Evaluation(None, False, False, 0, problem)
-        strategy_spec = None
-        if strategy is not None:
-            try:
-                # A spec change bumps the generation (strategies_by_name carries it and the uid).
-                strategy_spec = self._parsed(
-                    ("strategy", ns, spec.strategy),
-                    (strategy.get("uid"), strategy.get("generation")),
-                    StrategySpec,
-                    strategy.get("spec") or {},
-                )
-            except ValueError:
-                strategy_spec = None
+        strategy_spec = self._strategy_spec(ns, spec, strategy)
         url = spec.source.prometheus.url or os.environ.get("STRATOPS_PROMETHEUS_URL")
         ruled, why = self._by_ruler(ns, name, meta.get("uid", ""), spec, strategy_spec)
         if ruled is not None:
@@ -258,10 +342,15 @@ class MonitorRunner:
             if shared is not None:  # a batch: one query shared by the monitors of this source
                 max_age = min(parse_duration(spec.frequency).total_seconds() / 2, BATCH_MAX_AGE_SECONDS)
                 fetch = Batched(prom, shared, max_age)
-            ev = evaluate(spec, strategy_spec, fetch, self._loader(ns), now, prev.consecutive_breaches or 0)
+            fetch = Answered(answers or {}, fetch, shared=shared is not None)
+            load = answered_loader(answers or {}, self._loader(ns))
+            ev = evaluate(spec, strategy_spec, fetch, load, now, prev.consecutive_breaches or 0)
+            if answers:
+                MONITOR_SOURCE_READS.labels("ahead").inc(sum(1 for r in answers if r.kind != "baseline"))
+            if fetch.fell_back:
+                MONITOR_SOURCE_READS.labels("in_worker").inc(fetch.fell_back)
             if shared is not None:
-                BATCH_QUERIES.labels(source_label(url)).set(shared.queries)
-                BATCH_READS.labels(source_label(url)).set(shared.reads)
+                self._batch_counts(url)
         MONITOR_SERIES.set(
             ns,
             name,

@@ -6,6 +6,7 @@ turns it into a stale-data finding, never a pass.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Callable
@@ -109,16 +110,7 @@ class Prometheus:
             r = self._client.get(path, params=params)
         except httpx.HTTPError as e:
             raise SourceUnreachable(f"Prometheus at {self.url} unreachable: {type(e).__name__}: {e}") from e
-        try:
-            body = r.json()
-        except ValueError as e:
-            raise SourceUnreachable(f"Prometheus at {self.url} answered {r.status_code} with no JSON") from e
-        if r.status_code >= 500 and body.get("errorType") != "bad_data":
-            raise SourceUnreachable(f"Prometheus at {self.url} failed ({r.status_code}): {body.get('error', '')}")
-        if r.status_code != 200 or body.get("status") != "success":
-            raise SourceUnavailable(f"Prometheus query failed ({r.status_code}): {body.get('error', 'unknown error')}")
-        data: dict[str, Any] = body["data"]
-        return data
+        return _data(self.url, r)
 
     def query(self, expr: str, at: datetime | None = None) -> list[Series]:
         """Instant query: one point per series. An empty result raises SourceUnavailable."""
@@ -139,6 +131,85 @@ class Prometheus:
             },
         )
         return _parse(data, expr)
+
+
+class AsyncPrometheus:
+    """The same source read on the event loop (httpx's AsyncClient): an evaluation waiting for
+    its answer holds no worker thread, so a slow source delays its own monitors' answers, never
+    the evaluation of the others. At most CONNECTIONS open to it at once."""
+
+    def __init__(
+        self,
+        url: str,
+        timeout: float = 10.0,
+        token: str | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        connections: int = 8,
+    ) -> None:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.url = url.rstrip("/")
+        limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+        self._client = httpx.AsyncClient(
+            base_url=self.url, timeout=timeout, headers=headers, trust_env=False, transport=transport, limits=limits
+        )
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def _get(self, path: str, params: dict[str, str]) -> dict[str, Any]:
+        try:
+            r = await self._client.get(path, params=params)
+        except httpx.HTTPError as e:
+            raise SourceUnreachable(f"Prometheus at {self.url} unreachable: {type(e).__name__}: {e}") from e
+        return _data(self.url, r)
+
+    async def query(self, expr: str, at: datetime | None = None) -> list[Series]:
+        params = {"query": expr}
+        if at is not None:
+            params["time"] = f"{at.timestamp():.3f}"
+        return _parse(await self._get("/api/v1/query", params), expr)
+
+    async def query_range(self, expr: str, start: datetime, end: datetime, step_s: float) -> list[Series]:
+        params = {"query": expr, "start": f"{start.timestamp():.3f}", "end": f"{end.timestamp():.3f}"}
+        return _parse(await self._get("/api/v1/query_range", {**params, "step": f"{step_s:g}"}), expr)
+
+
+class AsyncSharedQueries:
+    """SharedQueries on the event loop: one query per expression at most every MAX_AGE, and the
+    evaluations that ask while it is in flight await it rather than send their own."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self._results: dict[str, tuple[float, asyncio.Future[list[Series]]]] = {}
+        self.queries = 0
+        self.reads = 0
+
+    async def query(self, fetch: AsyncPrometheus, expr: str, max_age: float) -> list[Series]:
+        self.reads += 1
+        hit = self._results.get(expr)
+        if hit is None or (hit[1].done() and self.clock() - hit[0] >= max_age):
+            if len(self._results) >= 4096:
+                self._results.clear()
+            task = asyncio.ensure_future(fetch.query(expr))
+            task.add_done_callback(lambda t: t.cancelled() or t.exception())  # retrieved: no warning
+            self._results[expr] = hit = (self.clock(), task)
+            self.queries += 1
+        # Shielded: one evaluation cancelled (its replica paused) does not cancel the others' read.
+        return await asyncio.shield(hit[1])
+
+
+def _data(url: str, r: httpx.Response) -> dict[str, Any]:
+    """The data of a Prometheus API answer, or why there is none."""
+    try:
+        body = r.json()
+    except ValueError as e:
+        raise SourceUnreachable(f"Prometheus at {url} answered {r.status_code} with no JSON") from e
+    if r.status_code >= 500 and body.get("errorType") != "bad_data":
+        raise SourceUnreachable(f"Prometheus at {url} failed ({r.status_code}): {body.get('error', '')}")
+    if r.status_code != 200 or body.get("status") != "success":
+        raise SourceUnavailable(f"Prometheus query failed ({r.status_code}): {body.get('error', 'unknown error')}")
+    data: dict[str, Any] = body["data"]
+    return data
 
 
 def _ts(v: float) -> datetime:

@@ -189,3 +189,54 @@ def test_an_update_keeps_the_beat_and_hands_the_newest_view(listed):
         assert len(sched.schedule) == 1
 
     _run(body, may_act=lambda: True, recorder=Keep())
+
+
+def test_evaluations_waiting_on_their_source_hold_no_worker():
+    """With prefetch (issue 21: async HTTP), an evaluation waits for its source's answer on the
+    event loop: twelve monitors whose source answers in 0.3 s, one worker, all twelve waiting at
+    once, and each evaluated over its own answers in the worker, with the same time."""
+    waiting = {"now": 0, "most": 0}
+    seen: list[tuple[str, object]] = []
+
+    class Evaluate(Recorder):
+        def __call__(self, view, strategy, now=None, answers=None):  # type: ignore[override]
+            seen.append((view["metadata"]["name"], answers))
+            assert answers == {"read at": now}
+            super().__call__(view, strategy)
+
+    async def prefetch(view, strategy, now):
+        waiting["now"] += 1
+        waiting["most"] = max(waiting["most"], waiting["now"])
+        try:
+            await asyncio.sleep(0.3)  # the source's answer time, not a synchronisation
+        finally:
+            waiting["now"] -= 1
+        return {"read at": now}
+
+    async def body(sched, rec):
+        for i in range(12):
+            sched.seen("desk", f"m{i}", _view(f"m{i}"), 60, listed=False)
+        await _until(lambda: len(rec.calls) >= 12)
+        assert waiting["most"] == 12 and rec.most == 1
+        assert sorted(n for n, _ in seen) == sorted(f"m{i}" for i in range(12))
+
+    _run(body, may_act=lambda: True, recorder=Evaluate(), workers=1, prefetch=prefetch, in_flight=16)
+
+
+def test_a_failed_prefetch_leaves_the_reads_to_the_evaluation():
+    calls: list[object] = []
+
+    class Evaluate(Recorder):
+        def __call__(self, view, strategy, now=None, answers="unset"):  # type: ignore[override]
+            calls.append(answers)
+            super().__call__(view, strategy)
+
+    async def prefetch(view, strategy, now):
+        raise RuntimeError("token Secret not found")
+
+    async def body(sched, rec):
+        sched.seen("desk", "m", _view("m"), 60, listed=False)
+        await _until(lambda: len(rec.calls) >= 1)
+        assert calls == [None]
+
+    _run(body, may_act=lambda: True, recorder=Evaluate(), workers=1, prefetch=prefetch)
