@@ -107,10 +107,20 @@ def _window(fetch: Fetcher, expr: str, now: datetime, span: timedelta, points: i
     return fetch.query_range(expr, now - span, now, step)
 
 
+def _apply(f: Callable[..., S.Reading], *args: object) -> S.Reading:
+    return f(*args)
+
+
 def compute(
-    spec: MonitorSpec, strategy: StrategySpec | None, fetch: Fetcher, load: BaselineLoader, now: datetime
+    spec: MonitorSpec,
+    strategy: StrategySpec | None,
+    fetch: Fetcher,
+    load: BaselineLoader,
+    now: datetime,
+    statistic: Callable[..., S.Reading] = _apply,
 ) -> tuple[S.Reading, int]:
-    """(reading, windows needed in a row) for SPEC at NOW."""
+    """(reading, windows needed in a row) for SPEC at NOW. STATISTIC(f, *args) computes the
+    check's statistic f once every read is made (stratops.monitors.prefetch stops there)."""
     c = spec.check
     if spec.source.prometheus is None:  # a strategy-reported monitor: decided on each report (lifecycle.decide)
         raise ValueError("source.strategy: this monitor is evaluated on its strategy's reports, not by a query")
@@ -122,12 +132,12 @@ def compute(
         assert c.threshold
         vals = [s.last for s in fetch.query(expr, now)]
         worst = max(vals) if c.threshold.operator.startswith(">") else min(vals)
-        return S.threshold(worst, c.threshold.operator, c.threshold.value), c.threshold.consecutive_windows
+        return statistic(S.threshold, worst, c.threshold.operator, c.threshold.value), c.threshold.consecutive_windows
     if c.kind == "failures":
         assert c.failures
         within = parse_duration(c.failures.within)
         points = [p for s in _window(fetch, expr, now, within, points=60) for p in s.points]
-        return S.failures(points, now, within, c.failures.count), 1
+        return statistic(S.failures, points, now, within, c.failures.count), 1
     if c.kind == "percentile":
         p = c.percentile
         assert p
@@ -138,7 +148,7 @@ def compute(
             if strategy is None:
                 raise S.NoData(f"strategy {spec.strategy} not found: its decay horizon is needed")
             limit = parse_duration(strategy.decay_horizon).total_seconds() * (p.fraction_of_decay_horizon or 0)
-        return S.percentile(value, p.quantile, limit), p.consecutive_windows
+        return statistic(S.percentile, value, p.quantile, limit), p.consecutive_windows
     if c.kind == "psi":
         assert c.psi
         base = _baseline(c.psi.baseline, load, fetch)
@@ -148,29 +158,29 @@ def compute(
         features = {f: (base[f], current[f]) for f in list(base)[: c.psi.top_features] if f in current}
         if not features:
             raise S.NoData("no current sample for any baseline feature")
-        return S.psi_any(features, c.psi.threshold, c.psi.bins, c.psi.epsilon), 1
+        return statistic(S.psi_any, features, c.psi.threshold, c.psi.bins, c.psi.epsilon), 1
     if c.kind == "ks":
         assert c.ks
         base = _baseline(c.ks.baseline, load, fetch)
         current = [v for s in _window(fetch, expr, now, parse_duration(c.ks.window)) for _, v in s.points]
-        return S.ks(base if isinstance(base, list) else [], current, c.ks.threshold), 1
+        return statistic(S.ks, base if isinstance(base, list) else [], current, c.ks.threshold), 1
     if c.kind == "band":
         b = c.band
         assert b
         days = b.lookback_days + b.consecutive_days
         daily = [v for _, v in fetch.query_range(expr, now - days * DAY, now, DAY.total_seconds())[0].points]
-        return S.band(daily, b.confidence, b.lookback_days, b.consecutive_days), 1
+        return statistic(S.band, daily, b.confidence, b.lookback_days, b.consecutive_days), 1
     if c.kind == "excessCost":
         e = c.excess_cost
         assert e
         span = e.consecutive_days * DAY
         realised = [v for _, v in fetch.query_range(expr, now - span, now, DAY.total_seconds())[0].points]
         expected = [v for _, v in fetch.query_range(e.expected_query, now - span, now, DAY.total_seconds())[0].points]
-        return S.excess_cost(realised, expected, e.threshold_bps, e.consecutive_days), 1
+        return statistic(S.excess_cost, realised, expected, e.threshold_bps, e.consecutive_days), 1
     if c.kind == "concentration":
         assert c.concentration
-        return S.concentration(
-            _by_name(fetch.query(expr, now)), c.concentration.max_share, c.concentration.min_total
+        return statistic(
+            S.concentration, _by_name(fetch.query(expr, now)), c.concentration.max_share, c.concentration.min_total
         ), 1
     if c.kind == "topKChange":
         t = c.top_k_change
@@ -178,19 +188,19 @@ def compute(
         base = _baseline(t.baseline, load, fetch)
         if not isinstance(base, list):
             raise S.NoData("top-k baseline must be a list of names")
-        return S.topk_change([str(x) for x in base], _by_name(fetch.query(expr, now)), t.k, t.min_changed), 1
+        return statistic(S.topk_change, [str(x) for x in base], _by_name(fetch.query(expr, now)), t.k, t.min_changed), 1
     if c.kind == "barCountMismatch":
         m = c.bar_count_mismatch
         assert m
         primary = sum(s.last for s in fetch.query(expr, now))
         backup = sum(s.last for s in fetch.query(m.backup_query, now))
-        return S.bar_count_mismatch(primary, backup, m.tolerance), 1
+        return statistic(S.bar_count_mismatch, primary, backup, m.tolerance), 1
     if c.kind == "barAge":
         assert c.bar_age
         if strategy is None:
             raise S.NoData(f"strategy {spec.strategy} not found: its bar interval is needed")
         interval = parse_duration(strategy.bar_interval).total_seconds()
-        return S.bar_age(_by_name(fetch.query(expr, now)), interval, c.bar_age.max_bar_intervals), 1
+        return statistic(S.bar_age, _by_name(fetch.query(expr, now)), interval, c.bar_age.max_bar_intervals), 1
     raise S.NoData(f"unknown check kind {c.kind}")
 
 

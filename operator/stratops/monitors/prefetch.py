@@ -3,7 +3,8 @@
 `compute()` (stratops.monitors.evaluate) reads its source through a Fetcher, one read after the
 other as its check needs them. `next_read()` runs it over the answers known so far and returns
 the first read it has no answer for: the operator sends that one (asynchronously, on its event
-loop), adds the answer and asks again, until the check has every answer it needs. The
+loop), adds the answer and asks again, until the check has every answer it needs (it stops
+there, before the statistic, which is computed in the worker). The
 evaluation itself then runs in a worker over `Answered`, and returns what it would have returned
 reading the source itself: the same reads, in the same order, answered the same (a property
 test, tests/unit/monitors/test_prefetch.py). A read it still lacks (what it reads changed
@@ -60,6 +61,16 @@ class _Unanswered(Exception):
         self.read = read
 
 
+class _EveryReadMade(Exception):
+    pass
+
+
+def _every_read_made(*_: object) -> Any:
+    """The check's statistic, not computed here: that is the evaluation's work, in a worker
+    (a KS over 10^6 points takes half a second, which the event loop must not)."""
+    raise _EveryReadMade
+
+
 def _answer(answers: Answers, read: Read) -> Any:
     if read not in answers:
         raise _Unanswered(read)
@@ -113,7 +124,9 @@ def next_read(
     """The first read SPEC's check makes at NOW that ANSWERS lacks; None when it has them all
     (or stops before it needs another: no data, a bad baseline, a check it cannot make)."""
     try:
-        compute(spec, strategy, Answered(answers, shared=shared), answered_loader(answers), now)
+        compute(spec, strategy, Answered(answers, shared=shared), answered_loader(answers), now, _every_read_made)
+    except _EveryReadMade:
+        return None
     except _Unanswered as e:
         return e.read
     except Exception:  # the evaluation will raise it again, over the same answers, and report it

@@ -133,6 +133,10 @@ class Prometheus:
         return _parse(data, expr)
 
 
+#: An answer longer than this (bytes) is decoded off the event loop: a few milliseconds of it.
+PARSED_ON_THE_LOOP = 64 * 1024
+
+
 class AsyncPrometheus:
     """The same source read on the event loop (httpx's AsyncClient): an evaluation waiting for
     its answer holds no worker thread, so a slow source delays its own monitors' answers, never
@@ -156,22 +160,24 @@ class AsyncPrometheus:
     async def aclose(self) -> None:
         await self._client.aclose()
 
-    async def _get(self, path: str, params: dict[str, str]) -> dict[str, Any]:
+    async def _get(self, path: str, params: dict[str, str], expr: str) -> list[Series]:
         try:
             r = await self._client.get(path, params=params)
         except httpx.HTTPError as e:
             raise SourceUnreachable(f"Prometheus at {self.url} unreachable: {type(e).__name__}: {e}") from e
-        return _data(self.url, r)
+        if len(r.content) > PARSED_ON_THE_LOOP:  # a long range: decoded in a thread, not on the loop
+            return await asyncio.to_thread(lambda: _parse(_data(self.url, r), expr))
+        return _parse(_data(self.url, r), expr)
 
     async def query(self, expr: str, at: datetime | None = None) -> list[Series]:
         params = {"query": expr}
         if at is not None:
             params["time"] = f"{at.timestamp():.3f}"
-        return _parse(await self._get("/api/v1/query", params), expr)
+        return await self._get("/api/v1/query", params, expr)
 
     async def query_range(self, expr: str, start: datetime, end: datetime, step_s: float) -> list[Series]:
         params = {"query": expr, "start": f"{start.timestamp():.3f}", "end": f"{end.timestamp():.3f}"}
-        return _parse(await self._get("/api/v1/query_range", {**params, "step": f"{step_s:g}"}), expr)
+        return await self._get("/api/v1/query_range", {**params, "step": f"{step_s:g}"}, expr)
 
 
 class AsyncSharedQueries:

@@ -209,3 +209,52 @@ def test_grouped_reads_on_the_event_loop_share_one_query_and_its_failure():
         got, sent = asyncio.run(main(down.url))
         assert sent == 1 and sum(down.queries.values()) == 1
         assert all(isinstance(g, SourceUnreachable) and "overloaded" in str(g) for g in got)
+
+
+def test_finding_the_reads_never_computes_the_statistic(monkeypatch: pytest.MonkeyPatch):
+    """The reads are found on the event loop; the statistic (a KS over 10^6 points: half a second)
+    is the worker's."""
+    from stratops.monitors import statistics
+
+    spec = _spec("07-model-ks.yaml", grouped=False)
+    calls: list[object] = []
+    real = statistics.ks
+    monkeypatch.setattr(statistics, "ks", lambda *a: calls.append(a) or real(*a))
+    answers: dict[Read, Any] = {}
+    while (read := next_read(spec, STRATEGY, answers, NOW)) is not None:
+        if read.kind == "baseline":
+            answers[read] = json.dumps([0.1 * i for i in range(50)])
+        else:
+            answers[read] = [Series({}, [(NOW, 0.05 * i) for i in range(50)])]
+    assert len(answers) == 2 and calls == []
+    ev = evaluate(spec, STRATEGY, Answered(answers), answered_loader(answers), NOW, 0)
+    assert not ev.stale and len(calls) == 1
+
+
+def test_a_long_answer_is_decoded_off_the_event_loop(monkeypatch: pytest.MonkeyPatch):
+    import asyncio
+    import threading
+
+    import httpx
+
+    from stratops.monitors import prometheus
+    from stratops.monitors.prometheus import AsyncPrometheus
+
+    values = [[1764000000 + i, str(i)] for i in range(20_000)]
+    body = {"status": "success", "data": {"resultType": "matrix", "result": [{"metric": {}, "values": values}]}}
+    decoded_in: list[str] = []
+    real = prometheus._parse
+    monkeypatch.setattr(
+        prometheus, "_parse", lambda d, e: decoded_in.append(threading.current_thread().name) or real(d, e)
+    )
+
+    async def main() -> list[Series]:
+        answer = httpx.MockTransport(lambda r: httpx.Response(200, json=body))
+        prom = AsyncPrometheus("http://prom.invalid", transport=answer)
+        try:
+            return await prom.query_range("up", NOW - timedelta(hours=1), NOW, 1.0)
+        finally:
+            await prom.aclose()
+
+    [s] = asyncio.run(main())
+    assert len(s.points) == 20_000 and decoded_in and threading.main_thread().name not in decoded_in
