@@ -655,6 +655,7 @@ def main(
     samples: int = 15,
     window: float = 120.0,
     env: dict[str, str] | None = None,
+    source_latency: float = 0.0,
 ) -> None:
     with ControlPlane(log=lambda m: None, audit=True) as cp:
         admin = cp.api_client()
@@ -665,7 +666,7 @@ def main(
         port = free_port()
         with (cp.workdir / "promapi.log").open("ab") as out:
             src = subprocess.Popen(
-                [sys.executable, str(Path(__file__).resolve().parent / "promapi.py"), str(port)],
+                [sys.executable, str(Path(__file__).resolve().parent / "promapi.py"), str(port), str(source_latency)],
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 preexec_fn=_die_with_parent,
@@ -743,6 +744,12 @@ if __name__ == "__main__":
     p.add_argument(
         "--operator-pythonpath", default=None, help="run the operator from another checkout (before/after comparisons)"
     )
+    p.add_argument(
+        "--source-latency",
+        type=float,
+        default=0.0,
+        help="seconds the stand-in source takes per query, as a real Prometheus does (default 0: about 0.5 ms)",
+    )
     p.add_argument("--out", default=None, help="write the raw figures (fleet.json) and the plots (PNG) here")
     a = p.parse_args()
     env = {}
@@ -752,7 +759,7 @@ if __name__ == "__main__":
         env["PYTHONPATH"] = a.operator_pythonpath
     out: list[tuple[str, str, str]] = []
     try:
-        main(out, tuple(int(x) for x in a.sizes.split(",")), a.samples, a.window, env)
+        main(out, tuple(int(x) for x in a.sizes.split(",")), a.samples, a.window, env, a.source_latency)
     finally:
         if a.out:
             write_out(Path(a.out))

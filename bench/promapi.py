@@ -5,7 +5,9 @@ of history. The bench makes one strategy's bars stale (`POST /bench/age?strategy
 to breach its bar-age monitor, reads when a breaching answer was first served
 (`GET /bench/breach-read?strategy=S`), and how many queries each series received
 (`GET /bench/counts`). Queries come as GET or as a POSTed form (Prometheus's Go client).
-Run as its own process: `python bench/promapi.py PORT`.
+Run as its own process: `python bench/promapi.py PORT [LATENCY]`; LATENCY (seconds, default 0)
+is how long each query takes to answer, as a real Prometheus takes a few to tens of
+milliseconds per query (the stand-in itself answers in about half a millisecond).
 
 Healthy means: bar age 5 s (limit 2 x 1 m), health checks all up, order p95 0.1 s, queue 10,
 signal p99 0.1 s, feature and signal samples on the baseline's quantiles (PSI and KS near 0),
@@ -131,7 +133,7 @@ def matrix(expr: str, start: float, end: float, step: float) -> list[dict]:
     return []
 
 
-def serve(port: int) -> None:
+def serve(port: int, latency: float = 0.0) -> None:
     state = State()
 
     class Handler(BaseHTTPRequestHandler):
@@ -166,6 +168,8 @@ def serve(port: int) -> None:
                 return self._send(200, {})
             expr = q.get("query", "")
             state.count(key_of(expr))
+            if latency > 0:
+                time.sleep(latency)  # the source's own work (a real one's query time)
             if path == "/api/v1/query":
                 data = {"resultType": "vector", "result": instant(expr, float(q.get("time", time.time())), state)}
             elif path == "/api/v1/query_range":
@@ -199,4 +203,4 @@ def serve(port: int) -> None:
 
 
 if __name__ == "__main__":
-    serve(int(sys.argv[1]))
+    serve(int(sys.argv[1]), float(sys.argv[2]) if len(sys.argv) > 2 else 0.0)

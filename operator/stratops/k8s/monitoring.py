@@ -51,9 +51,9 @@ STATUS_REFRESH_SECONDS = float(os.environ.get("STRATOPS_MONITOR_STATUS_SECONDS",
 #: would otherwise be as many reads. A rotated token or an edited baseline is used within this
 #: time; a missing one is read again on the next evaluation. 0 reads on every evaluation.
 REFS_SECONDS = float(os.environ.get("STRATOPS_MONITOR_REFS_SECONDS", "60"))
-#: Connections open at once to one source (every monitor reading it shares them); by default as
-#: many as monitor workers, so no evaluation waits for a socket that another worker holds.
-SOURCE_CONNECTIONS = int(os.environ.get("STRATOPS_SOURCE_CONNECTIONS", os.environ.get("STRATOPS_MONITOR_WORKERS", "8")))
+#: Connections open at once to one source (every monitor reading it shares them). By default 20,
+#: Prometheus's own `--query.max-concurrency`: more queries at once would only queue there.
+SOURCE_CONNECTIONS = int(os.environ.get("STRATOPS_SOURCE_CONNECTIONS", "20"))
 #: A PrometheusRule that could not be written (no CRD, no right) is tried again after this long;
 #: meanwhile the operator evaluates the monitor itself.
 RULE_RETRY_SECONDS = 60.0
