@@ -84,6 +84,19 @@ class Batched:
         return self.fetch.query_range(expr, start, end, step_s)  # type: ignore[no-any-return]
 
 
+def _client_options(url: str, timeout: float, token: str | None, connections: int) -> dict[str, Any]:
+    """An HTTP client's options for one source. At most CONNECTIONS open to it, however many
+    monitors read it: a desk's thousands of evaluations queue here rather than open as many
+    sockets to one Prometheus."""
+    return {
+        "base_url": url,
+        "timeout": timeout,
+        "headers": {"Authorization": f"Bearer {token}"} if token else {},
+        "trust_env": False,
+        "limits": httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
+    }
+
+
 class Prometheus:
     def __init__(
         self,
@@ -93,14 +106,8 @@ class Prometheus:
         transport: httpx.BaseTransport | None = None,
         connections: int = 8,
     ) -> None:
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.url = url.rstrip("/")
-        # At most CONNECTIONS open to one source, however many monitors read it: a desk's
-        # thousands of evaluations queue here rather than open as many sockets to one Prometheus.
-        limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
-        self._client = httpx.Client(
-            base_url=self.url, timeout=timeout, headers=headers, trust_env=False, transport=transport, limits=limits
-        )
+        self._client = httpx.Client(**_client_options(self.url, timeout, token, connections), transport=transport)
 
     def close(self) -> None:
         self._client.close()
@@ -150,12 +157,8 @@ class AsyncPrometheus:
         transport: httpx.AsyncBaseTransport | None = None,
         connections: int = 8,
     ) -> None:
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.url = url.rstrip("/")
-        limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
-        self._client = httpx.AsyncClient(
-            base_url=self.url, timeout=timeout, headers=headers, trust_env=False, transport=transport, limits=limits
-        )
+        self._client = httpx.AsyncClient(**_client_options(self.url, timeout, token, connections), transport=transport)
 
     async def aclose(self) -> None:
         await self._client.aclose()
