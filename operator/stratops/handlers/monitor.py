@@ -71,6 +71,12 @@ async def monitor_seen(
     scheduler.seen(namespace, name, view, period, listed=type is None)
 
 
+async def close_monitor_sources(memo: kopf.Memo, **_: Any) -> None:
+    """The sources' connections on the event loop, closed as the operator stops."""
+    await memo.monitors.aclose()
+
+
 def register(registry: kopf.OperatorRegistry) -> None:
     kopf.on.startup(registry=registry)(start_monitor_schedule)
+    kopf.on.cleanup(registry=registry)(close_monitor_sources)
     kopf.on.event(GROUP, VERSION, "monitors", when=sharding.of_a_strategy(), registry=registry)(monitor_seen)

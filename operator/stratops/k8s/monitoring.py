@@ -242,6 +242,12 @@ class MonitorRunner:
             prom = self._async_sources[key] = AsyncPrometheus(url, timeout, token, connections=SOURCE_CONNECTIONS)
         return prom
 
+    async def aclose(self) -> None:
+        """Close the sources read on the event loop (prefetch)."""
+        sources, self._async_sources = list(self._async_sources.values()), {}
+        for source in sources:
+            await source.aclose()
+
     def _batch_counts(self, url: str) -> None:
         sync, on_loop = self._shared.get(url), self._async_shared.get(url)
         BATCH_QUERIES.labels(source_label(url)).set((sync.queries if sync else 0) + (on_loop.queries if on_loop else 0))

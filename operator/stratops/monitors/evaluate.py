@@ -7,6 +7,7 @@ baseline) makes the evaluation stale: a finding, never a pass.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -82,6 +83,13 @@ def _by_name(series: list[Series]) -> dict[str, float]:
     return {series_name(s): s.last for s in series}
 
 
+@functools.lru_cache(maxsize=256)
+def _decoded(text: str) -> object:
+    """A baseline's JSON, decoded once per text (the same text serves a minute of evaluations,
+    and finding an evaluation's reads runs its check more than once): never mutated."""
+    return json.loads(text)
+
+
 def _baseline(b: Baseline, load: BaselineLoader, fetch: Fetcher) -> object:
     if b.config_map_key_ref is not None:
         try:
@@ -91,7 +99,7 @@ def _baseline(b: Baseline, load: BaselineLoader, fetch: Fetcher) -> object:
                 f"baseline ConfigMap {b.config_map_key_ref.name} key {b.config_map_key_ref.key} not found"
             ) from e
         try:
-            return json.loads(text)
+            return _decoded(text)
         except ValueError as e:
             raise S.NoData(f"baseline {b.config_map_key_ref.name}/{b.config_map_key_ref.key} is not JSON") from e
     r = b.prometheus_range

@@ -7,6 +7,7 @@ turns it into a stale-data finding, never a pass.
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
 from collections.abc import Callable
@@ -117,7 +118,7 @@ class Prometheus:
             r = self._client.get(path, params=params)
         except httpx.HTTPError as e:
             raise SourceUnreachable(f"Prometheus at {self.url} unreachable: {type(e).__name__}: {e}") from e
-        return _data(self.url, r)
+        return _data(self.url, r.status_code, r.json)
 
     def query(self, expr: str, at: datetime | None = None) -> list[Series]:
         """Instant query: one point per series. An empty result raises SourceUnavailable."""
@@ -145,32 +146,37 @@ PARSED_ON_THE_LOOP = 64 * 1024
 
 
 class AsyncPrometheus:
-    """The same source read on the event loop (httpx's AsyncClient): an evaluation waiting for
-    its answer holds no worker thread, so a slow source delays its own monitors' answers, never
-    the evaluation of the others. At most CONNECTIONS open to it at once."""
+    """The same source read on the event loop: an evaluation waiting for its answer holds no
+    worker thread, so a slow source delays its own monitors' answers, never the evaluation of the
+    others. At most CONNECTIONS open to it at once. aiohttp (kopf's own HTTP client), not
+    httpx's AsyncClient: measured here, about 0.2 ms of CPU per query where httpx's took 1.4 to
+    2.0 ms (its sync client 0.56), which at a desk's hundreds of queries a second was most of a core.
+    Create it on the loop that uses it."""
 
-    def __init__(
-        self,
-        url: str,
-        timeout: float = 10.0,
-        token: str | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
-        connections: int = 8,
-    ) -> None:
+    def __init__(self, url: str, timeout: float = 10.0, token: str | None = None, connections: int = 8) -> None:
+        import aiohttp
+
         self.url = url.rstrip("/")
-        self._client = httpx.AsyncClient(**_client_options(self.url, timeout, token, connections), transport=transport)
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=connections),
+            timeout=aiohttp.ClientTimeout(total=timeout),
+            headers={"Authorization": f"Bearer {token}"} if token else {},
+        )
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        await self._session.close()
 
     async def _get(self, path: str, params: dict[str, str], expr: str) -> list[Series]:
+        import aiohttp
+
         try:
-            r = await self._client.get(path, params=params)
-        except httpx.HTTPError as e:
+            async with self._session.get(self.url + path, params=params) as r:
+                status, body = r.status, await r.read()
+        except (aiohttp.ClientError, TimeoutError) as e:
             raise SourceUnreachable(f"Prometheus at {self.url} unreachable: {type(e).__name__}: {e}") from e
-        if len(r.content) > PARSED_ON_THE_LOOP:  # a long range: decoded in a thread, not on the loop
-            return await asyncio.to_thread(lambda: _parse(_data(self.url, r), expr))
-        return _parse(_data(self.url, r), expr)
+        if len(body) > PARSED_ON_THE_LOOP:  # a long range: decoded in a thread, not on the loop
+            return await asyncio.to_thread(lambda: _parse(_data(self.url, status, lambda: json.loads(body)), expr))
+        return _parse(_data(self.url, status, lambda: json.loads(body)), expr)
 
     async def query(self, expr: str, at: datetime | None = None) -> list[Series]:
         params = {"query": expr}
@@ -207,16 +213,18 @@ class AsyncSharedQueries:
         return await asyncio.shield(hit[1])
 
 
-def _data(url: str, r: httpx.Response) -> dict[str, Any]:
-    """The data of a Prometheus API answer, or why there is none."""
+def _data(url: str, status: int, decoded: Callable[[], Any]) -> dict[str, Any]:
+    """The data of a Prometheus API answer (its STATUS and DECODED body), or why there is none."""
     try:
-        body = r.json()
+        body = decoded()
     except ValueError as e:
-        raise SourceUnreachable(f"Prometheus at {url} answered {r.status_code} with no JSON") from e
-    if r.status_code >= 500 and body.get("errorType") != "bad_data":
-        raise SourceUnreachable(f"Prometheus at {url} failed ({r.status_code}): {body.get('error', '')}")
-    if r.status_code != 200 or body.get("status") != "success":
-        raise SourceUnavailable(f"Prometheus query failed ({r.status_code}): {body.get('error', 'unknown error')}")
+        raise SourceUnreachable(f"Prometheus at {url} answered {status} with no JSON") from e
+    if not isinstance(body, dict):
+        raise SourceUnreachable(f"Prometheus at {url} answered {status} with no JSON object")
+    if status >= 500 and body.get("errorType") != "bad_data":
+        raise SourceUnreachable(f"Prometheus at {url} failed ({status}): {body.get('error', '')}")
+    if status != 200 or body.get("status") != "success":
+        raise SourceUnavailable(f"Prometheus query failed ({status}): {body.get('error', 'unknown error')}")
     data: dict[str, Any] = body["data"]
     return data
 

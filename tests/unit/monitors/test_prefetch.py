@@ -120,7 +120,7 @@ class _Server:
     """A Prometheus API stand-in: each answer takes DELAY (the server's own work), and it counts
     the connections open at once and the queries per expression."""
 
-    def __init__(self, delay: float = 0.05, status: int = 200) -> None:
+    def __init__(self, delay: float = 0.05, status: int = 200, points: int = 0) -> None:
         import threading
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
         from urllib.parse import parse_qs, urlparse
@@ -139,9 +139,14 @@ class _Server:
                     expr = q["query"][0]
                     outer.queries[expr] = outer.queries.get(expr, 0) + 1
                 threading.Event().wait(delay)  # the server's own work, not a synchronisation
-                result = [{"metric": {"strategy": "alpha"}, "value": [NOW.timestamp(), "42"]}]
+                if self.path.startswith("/api/v1/query_range"):  # POINTS points, one a second
+                    values = [[NOW.timestamp() - points + i, str(i)] for i in range(points)]
+                    data = {"resultType": "matrix", "result": [{"metric": {}, "values": values}]}
+                else:
+                    result = [{"metric": {"strategy": "alpha"}, "value": [NOW.timestamp(), "42"]}]
+                    data = {"resultType": "vector", "result": result}
                 body = json.dumps(
-                    {"status": "success", "data": {"resultType": "vector", "result": result}}
+                    {"status": "success", "data": data}
                     if status == 200
                     else {"status": "error", "errorType": "internal", "error": "overloaded"}
                 ).encode()
@@ -165,6 +170,7 @@ class _Server:
 
     def __exit__(self, *exc: object) -> None:
         self.server.shutdown()
+        self.server.server_close()
 
 
 def test_the_source_on_the_event_loop_holds_at_most_its_connections():
@@ -235,26 +241,24 @@ def test_a_long_answer_is_decoded_off_the_event_loop(monkeypatch: pytest.MonkeyP
     import asyncio
     import threading
 
-    import httpx
-
     from stratops.monitors import prometheus
     from stratops.monitors.prometheus import AsyncPrometheus
 
-    values = [[1764000000 + i, str(i)] for i in range(20_000)]
-    body = {"status": "success", "data": {"resultType": "matrix", "result": [{"metric": {}, "values": values}]}}
     decoded_in: list[str] = []
     real = prometheus._parse
     monkeypatch.setattr(
         prometheus, "_parse", lambda d, e: decoded_in.append(threading.current_thread().name) or real(d, e)
     )
 
-    async def main() -> list[Series]:
-        answer = httpx.MockTransport(lambda r: httpx.Response(200, json=body))
-        prom = AsyncPrometheus("http://prom.invalid", transport=answer)
+    async def main(url: str) -> tuple[list[Series], list[Series]]:
+        prom = AsyncPrometheus(url)
         try:
-            return await prom.query_range("up", NOW - timedelta(hours=1), NOW, 1.0)
+            return await prom.query("up"), await prom.query_range("up", NOW - timedelta(hours=6), NOW, 1.0)
         finally:
             await prom.aclose()
 
-    [s] = asyncio.run(main())
-    assert len(s.points) == 20_000 and decoded_in and threading.main_thread().name not in decoded_in
+    with _Server(delay=0, points=20_000) as server:
+        short, [long] = asyncio.run(main(server.url))
+    assert short[0].last == 42 and len(long.points) == 20_000
+    # The short answer on the loop (the main thread here), the long one in another thread.
+    assert decoded_in[0] == threading.main_thread().name and decoded_in[1] != decoded_in[0], decoded_in
