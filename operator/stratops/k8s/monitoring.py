@@ -287,16 +287,23 @@ class MonitorRunner:
             try:
                 if read.kind == "baseline":
                     answers[read] = await loop.run_in_executor(pool, load, read.expr, read.key)
-                elif read.kind == "query" and grouped:
-                    shared = self._async_shared.setdefault(url, AsyncSharedQueries())
-                    answers[read] = await shared.query(source, read.expr, max_age)
                 elif read.kind == "query":
                     at = datetime.fromtimestamp(read.at, UTC) if read.at is not None else None
-                    answers[read] = await source.query(read.expr, at)
+                    answers[read] = await (
+                        self._async_shared.setdefault(url, AsyncSharedQueries()).query(source, read.expr, max_age)
+                        if grouped
+                        else source.query(read.expr, at)
+                    )
                 else:
                     assert read.start is not None and read.end is not None and read.step is not None
                     start, end = datetime.fromtimestamp(read.start, UTC), datetime.fromtimestamp(read.end, UTC)
-                    answers[read] = await source.query_range(read.expr, start, end, read.step)
+                    answers[read] = await (
+                        self._async_shared.setdefault(url, AsyncSharedQueries()).query_range(
+                            source, read.expr, start, end, read.step, max_age
+                        )
+                        if grouped
+                        else source.query_range(read.expr, start, end, read.step)
+                    )
             except (SourceUnavailable, KeyError) as e:
                 answers[read] = e  # the evaluation raises it again where it reads it: stale
         return answers

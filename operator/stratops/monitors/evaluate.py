@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from stratops.models.common import parse_duration
@@ -110,8 +111,16 @@ def _baseline(b: Baseline, load: BaselineLoader, fetch: Fetcher) -> object:
     return {series_name(s): [v for _, v in s.points] for s in series}
 
 
-def _window(fetch: Fetcher, expr: str, now: datetime, span: timedelta, points: int = 120) -> list[Series]:
+def _window(
+    fetch: Fetcher, expr: str, now: datetime, span: timedelta, points: int = 120, on_grid: bool = False
+) -> list[Series]:
+    """The last SPAN of EXPR at NOW, about POINTS points. ON_GRID (a grouped monitor): ending on
+    the step's grid, at most a step before NOW, so that the monitors of a batch evaluating within
+    one step read the very same window, and share it (Prometheus evaluates a range at start +
+    k x step anyway)."""
     step = max(span.total_seconds() / points, 1.0)
+    if on_grid:
+        now = datetime.fromtimestamp(math.floor(now.timestamp() / step) * step, UTC)
     return fetch.query_range(expr, now - span, now, step)
 
 
@@ -133,8 +142,10 @@ def compute(
     if spec.source.prometheus is None:  # a strategy-reported monitor: decided on each report (lifecycle.decide)
         raise ValueError("source.strategy: this monitor is evaluated on its strategy's reports, not by a query")
     expr = spec.source.prometheus.query
-    if spec.source.prometheus.group_by:
-        fetch = OneStrategy(fetch, spec.source.prometheus.group_by, spec.strategy)
+    group_by = spec.source.prometheus.group_by
+    grouped = bool(group_by)
+    if group_by:
+        fetch = OneStrategy(fetch, group_by, spec.strategy)
     frequency = parse_duration(spec.frequency)
     if c.kind == "threshold":
         assert c.threshold
@@ -144,7 +155,7 @@ def compute(
     if c.kind == "failures":
         assert c.failures
         within = parse_duration(c.failures.within)
-        points = [p for s in _window(fetch, expr, now, within, points=60) for p in s.points]
+        points = [p for s in _window(fetch, expr, now, within, points=60, on_grid=grouped) for p in s.points]
         return statistic(S.failures, points, now, within, c.failures.count), 1
     if c.kind == "percentile":
         p = c.percentile
@@ -162,7 +173,9 @@ def compute(
         base = _baseline(c.psi.baseline, load, fetch)
         if not isinstance(base, dict):
             raise S.NoData("PSI baseline must map feature -> sample")
-        current = {series_name(s): [v for _, v in s.points] for s in _window(fetch, expr, now, frequency)}
+        current = {
+            series_name(s): [v for _, v in s.points] for s in _window(fetch, expr, now, frequency, on_grid=grouped)
+        }
         features = {f: (base[f], current[f]) for f in list(base)[: c.psi.top_features] if f in current}
         if not features:
             raise S.NoData("no current sample for any baseline feature")
@@ -170,7 +183,9 @@ def compute(
     if c.kind == "ks":
         assert c.ks
         base = _baseline(c.ks.baseline, load, fetch)
-        current = [v for s in _window(fetch, expr, now, parse_duration(c.ks.window)) for _, v in s.points]
+        current = [
+            v for s in _window(fetch, expr, now, parse_duration(c.ks.window), on_grid=grouped) for _, v in s.points
+        ]
         return statistic(S.ks, base if isinstance(base, list) else [], current, c.ks.threshold), 1
     if c.kind == "band":
         b = c.band

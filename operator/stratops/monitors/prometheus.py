@@ -10,7 +10,7 @@ import asyncio
 import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -38,42 +38,54 @@ class Series:
 
 
 class SharedQueries:
-    """Instant-query results shared by the monitors of one source (source.prometheus.groupBy):
-    one query per expression at most every MAX_AGE, however many monitors read it, and one at
-    a time (the others wait for it rather than send their own). A failure is shared the same
-    way: a source that is down costs one timeout per MAX_AGE, not one per monitor. Thread-safe."""
+    """Query results shared by the monitors of one source (source.prometheus.groupBy): one query
+    per expression (and, for a range, window: a grouped monitor's windows end on their step's
+    grid, stratops.monitors.evaluate) at most every MAX_AGE, however many
+    monitors read it, and one at a time (the others wait for it rather than send their own). A
+    failure is shared the same way: a source that is down costs one timeout per MAX_AGE, not one
+    per monitor. Thread-safe."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.clock = clock
-        self._results: dict[str, tuple[float, list[Series] | SourceUnavailable]] = {}
-        self._locks: dict[str, threading.Lock] = {}
+        self._results: dict[tuple[Any, ...], tuple[float, list[Series] | SourceUnavailable]] = {}
+        self._locks: dict[tuple[Any, ...], threading.Lock] = {}
         self._lock = threading.Lock()
         self.queries = 0  # sent to the source
         self.reads = 0  # answered, from the source or shared
 
     def query(self, fetch: Any, expr: str, max_age: float) -> list[Series]:
+        return self._shared((expr,), lambda: fetch.query(expr), max_age)
+
+    def query_range(
+        self, fetch: Any, expr: str, start: datetime, end: datetime, step_s: float, max_age: float
+    ) -> list[Series]:
+        key = (expr, start.timestamp(), end.timestamp(), step_s)
+        return self._shared(key, lambda: fetch.query_range(expr, start, end, step_s), max_age)
+
+    def _shared(self, key: tuple[Any, ...], send: Callable[[], list[Series]], max_age: float) -> list[Series]:
         with self._lock:
-            lock = self._locks.setdefault(expr, threading.Lock())
+            lock = self._locks.setdefault(key, threading.Lock())
             self.reads += 1
         with lock:
-            hit = self._results.get(expr)
+            hit = self._results.get(key)
             if hit is None or self.clock() - hit[0] >= max_age:
                 try:
-                    result: list[Series] | SourceUnavailable = fetch.query(expr)
+                    result: list[Series] | SourceUnavailable = send()
                 except SourceUnavailable as e:
                     result = e
                 with self._lock:
                     self.queries += 1
-                    if len(self._results) >= 4096:
+                    if len(self._results) >= 4096:  # windows move on: start over
                         self._results.clear()
-                    self._results[expr] = hit = (self.clock(), result)
+                        self._locks = {key: lock}
+                    self._results[key] = hit = (self.clock(), result)
         if isinstance(hit[1], SourceUnavailable):
             raise hit[1]
         return hit[1]
 
 
 class Batched:
-    """The Fetcher of a grouped monitor: its instant queries go through the source's SharedQueries."""
+    """The Fetcher of a grouped monitor: its queries go through the source's SharedQueries."""
 
     def __init__(self, fetch: Any, shared: SharedQueries, max_age: float) -> None:
         self.fetch, self.shared, self.max_age = fetch, shared, max_age
@@ -82,7 +94,7 @@ class Batched:
         return self.shared.query(self.fetch, expr, self.max_age)
 
     def query_range(self, expr: str, start: datetime, end: datetime, step_s: float) -> list[Series]:
-        return self.fetch.query_range(expr, start, end, step_s)  # type: ignore[no-any-return]
+        return self.shared.query_range(self.fetch, expr, start, end, step_s, self.max_age)
 
 
 def _client_options(url: str, timeout: float, token: str | None, connections: int) -> dict[str, Any]:
@@ -190,24 +202,36 @@ class AsyncPrometheus:
 
 
 class AsyncSharedQueries:
-    """SharedQueries on the event loop: one query per expression at most every MAX_AGE, and the
-    evaluations that ask while it is in flight await it rather than send their own."""
+    """SharedQueries on the event loop: one query per expression (and window) at most
+    every MAX_AGE, and the evaluations that ask while it is in flight await it rather than send
+    their own."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.clock = clock
-        self._results: dict[str, tuple[float, asyncio.Future[list[Series]]]] = {}
+        self._results: dict[tuple[Any, ...], tuple[float, asyncio.Future[list[Series]]]] = {}
         self.queries = 0
         self.reads = 0
 
     async def query(self, fetch: AsyncPrometheus, expr: str, max_age: float) -> list[Series]:
+        return await self._shared((expr,), lambda: fetch.query(expr), max_age)
+
+    async def query_range(
+        self, fetch: AsyncPrometheus, expr: str, start: datetime, end: datetime, step_s: float, max_age: float
+    ) -> list[Series]:
+        key = (expr, start.timestamp(), end.timestamp(), step_s)
+        return await self._shared(key, lambda: fetch.query_range(expr, start, end, step_s), max_age)
+
+    async def _shared(
+        self, key: tuple[Any, ...], send: Callable[[], Coroutine[Any, Any, list[Series]]], max_age: float
+    ) -> list[Series]:
         self.reads += 1
-        hit = self._results.get(expr)
+        hit = self._results.get(key)
         if hit is None or (hit[1].done() and self.clock() - hit[0] >= max_age):
-            if len(self._results) >= 4096:
+            if len(self._results) >= 4096:  # windows move on: start over
                 self._results.clear()
-            task = asyncio.ensure_future(fetch.query(expr))
+            task = asyncio.ensure_future(send())
             task.add_done_callback(lambda t: t.cancelled() or t.exception())  # retrieved: no warning
-            self._results[expr] = hit = (self.clock(), task)
+            self._results[key] = hit = (self.clock(), task)
             self.queries += 1
         # Shielded: one evaluation cancelled (its replica paused) does not cancel the others' read.
         return await asyncio.shield(hit[1])

@@ -133,3 +133,36 @@ def test_monitors_evaluating_at_once_wait_for_the_one_query_in_flight():
     for w in workers:
         w.join(10)
     assert got == [1] * 8 and desk.calls == 1
+
+
+def test_grouped_windows_read_within_one_step_share_one_range_query():
+    """Issue 21: a batch's range reads (windows) are shared too, not only its instant queries: a
+    grouped monitor's window ends on its step's grid, so the monitors evaluating within one step
+    read the very same window. One's own query keeps its window ending at its evaluation."""
+    from datetime import timedelta
+
+    sent: list[tuple[datetime, datetime]] = []
+
+    class Source:
+        def query(self, expr, at=None):  # type: ignore[no-untyped-def]
+            raise AssertionError("a failures check reads a window")
+
+        def query_range(self, expr, start, end, step_s):  # type: ignore[no-untyped-def]
+            sent.append((start, end))
+            return [Series({"strategy": s}, [(end, 1.0)]) for s in STRATEGIES]
+
+    doc = example("monitors/04-infra-healthcheck.yaml")["spec"]  # failures within 60 s
+    shared = SharedQueries()
+    minute = timedelta(minutes=1)
+    for i, strategy in enumerate(STRATEGIES * 3):  # twelve monitors evaluating within one second
+        spec = MonitorSpec.model_validate(
+            {**doc, "strategy": strategy, "source": {"prometheus": {"query": "desk-up", "groupBy": "strategy"}}}
+        )
+        ev = evaluate(spec, None, Batched(Source(), shared, 5.0), lambda n, k: "", NOW + timedelta(seconds=0.08 * i), 0)
+        assert not ev.stale, ev.detail
+    assert sent == [(NOW - minute, NOW)] and shared.queries == 1 and shared.reads == 12
+    ev = evaluate(spec, None, Batched(Source(), shared, 5.0), lambda n, k: "", NOW + timedelta(seconds=1.5), 0)
+    assert sent[1] == (NOW + timedelta(seconds=1) - minute, NOW + timedelta(seconds=1))
+    own = MonitorSpec.model_validate({**doc, "strategy": "alpha", "source": {"prometheus": {"query": "own:alpha"}}})
+    evaluate(own, None, Source(), lambda n, k: "", NOW + timedelta(seconds=1.5), 0)
+    assert sent[2][1] == NOW + timedelta(seconds=1.5)
