@@ -310,8 +310,10 @@ def test_one_source_never_gets_more_connections_than_its_bound():
         for w in workers:
             w.join(30)
         assert 1 <= most[0] <= 3, most[0]
+        prom.close()
     finally:
         server.shutdown()
+        server.server_close()
 
 
 def test_a_baseline_of_names_where_numbers_belong_is_stale_not_a_crash():
