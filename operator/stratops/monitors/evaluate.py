@@ -19,7 +19,7 @@ from stratops.models.common import parse_duration
 from stratops.models.monitor import Baseline, MonitorSpec
 from stratops.models.strategy import StrategySpec
 from stratops.monitors import statistics as S
-from stratops.monitors.prometheus import Series, SourceUnavailable, SourceUnreachable
+from stratops.monitors.prometheus import Answer, Series, SourceUnavailable, SourceUnreachable
 
 DAY = timedelta(days=1)
 NAME_LABELS = ("feature", "symbol", "name", "instrument")
@@ -57,9 +57,10 @@ class OneStrategy:
         self.fetch, self.label, self.strategy = fetch, label, strategy
 
     def _mine(self, series: list[Series], expr: str) -> list[Series]:
+        ours = series.by(self.label).get(self.strategy, []) if isinstance(series, Answer) else series
         mine = [
             Series({k: v for k, v in s.labels.items() if k != self.label}, s.points)
-            for s in series
+            for s in ours
             if s.labels.get(self.label) == self.strategy
         ]
         if not mine:

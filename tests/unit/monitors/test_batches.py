@@ -166,3 +166,36 @@ def test_grouped_windows_read_within_one_step_share_one_range_query():
     own = MonitorSpec.model_validate({**doc, "strategy": "alpha", "source": {"prometheus": {"query": "own:alpha"}}})
     evaluate(own, None, Source(), lambda n, k: "", NOW + timedelta(seconds=1.5), 0)
     assert sent[2][1] == NOW + timedelta(seconds=1.5)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    rows=hs.lists(
+        hs.tuples(hs.sampled_from([*STRATEGIES, None]), hs.sampled_from(["EURUSD", "GBPUSD"]), values), max_size=12
+    ),
+    mine=hs.sampled_from(STRATEGIES),
+)
+def test_a_batch_s_answer_fans_out_by_its_index_as_by_a_scan(rows, mine):
+    """A batch's answer is indexed by strategy once (Answer.by), not scanned by every monitor:
+    each strategy reads the series a scan would have given it, in the same order."""
+    from stratops.monitors.evaluate import OneStrategy
+    from stratops.monitors.prometheus import Answer
+
+    series = [Series({"symbol": sym, **({"strategy": s} if s else {})}, [(NOW, v)]) for s, sym, v in rows]
+
+    class Source:
+        def __init__(self, answer: list[Series]) -> None:
+            self.answer = answer
+
+        def query(self, expr, at=None):  # type: ignore[no-untyped-def]
+            return self.answer
+
+    def read(answer: list[Series]) -> list[Series] | str:
+        try:
+            return OneStrategy(Source(answer), "strategy", mine).query("desk-wide")
+        except SourceUnavailable as e:
+            return str(e)
+
+    indexed = Answer(series)
+    assert read(indexed) == read(list(series))
+    assert set(indexed.__dict__["_by"]["strategy"]) <= {*STRATEGIES, None}
