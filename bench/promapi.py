@@ -4,7 +4,9 @@ with healthy data, so that 12,000 monitors evaluate without a real Prometheus ho
 of history. The bench makes one strategy's bars stale (`POST /bench/age?strategy=S&age=600`)
 to breach its bar-age monitor, reads when a breaching answer was first served
 (`GET /bench/breach-read?strategy=S`), and how many queries each series received
-(`GET /bench/counts`). Queries come as GET or as a POSTed form (Prometheus's Go client).
+(`GET /bench/counts`). Queries come as GET or as a POSTed form (Prometheus's Go client). A
+desk-wide query (`strategy=~".+"`, a batch's) answers for each of the fleet's strategies
+(`POST /bench/fleet?n=N`: s0000 to s{N-1}), each series labelled with its strategy.
 Run as its own process: `python bench/promapi.py PORT [LATENCY]`; LATENCY (seconds, default 0)
 is how long each query takes to answer, as a real Prometheus takes a few to tens of
 milliseconds per query (the stand-in itself answers in about half a millisecond).
@@ -27,6 +29,8 @@ from statistics import NormalDist
 from urllib.parse import parse_qs, urlparse
 
 STRATEGY = re.compile(r'strategy="([^"]+)"')
+#: A desk-wide query (a batch: source.prometheus.groupBy): every strategy of the fleet at once.
+DESK = 'strategy=~".+"'
 FEATURES = [f"f{i}" for i in range(10)]
 SYMBOLS = [f"S{i}" for i in range(10)]
 _normal = NormalDist()
@@ -54,6 +58,8 @@ class State:
         #: When each strategy's bars were first served stale since its age was last set (wall
         #: clock): the breaching read a controller's reaction is timed from (bench/rollouts.py).
         self.breach_read: dict[str, float] = {}
+        #: The fleet's strategies, which a desk-wide query answers for (POST /bench/fleet).
+        self.fleet: list[str] = []
         self.lock = threading.Lock()
 
     def count(self, key: str) -> None:
@@ -85,6 +91,12 @@ def key_of(expr: str) -> str:
 
 
 def instant(expr: str, at: float, state: State) -> list[dict]:
+    if DESK in expr:  # a batch's query: each strategy's series, labelled with it
+        return [
+            {**r, "metric": {**r["metric"], "strategy": name}}
+            for name in state.fleet
+            for r in instant(expr.replace(DESK, f'strategy="{name}"'), at, state)
+        ]
     k = key_of(expr)
     m = STRATEGY.search(expr)
     strategy = m.group(1) if m else ""
@@ -185,6 +197,10 @@ def serve(port: int, latency: float = 0.0) -> None:
             u = urlparse(self.path)
             q = {k: v[0] for k, v in parse_qs(u.query).items()}
             form = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
+            if u.path == "/bench/fleet":
+                with state.lock:
+                    state.fleet = [f"s{i:04d}" for i in range(int(q["n"]))]
+                return self._send(200, {})
             if u.path == "/bench/age":
                 with state.lock:
                     state.age[q["strategy"]] = float(q["age"])
