@@ -193,10 +193,11 @@ def test_an_update_keeps_the_beat_and_hands_the_newest_view(listed):
 
 def test_evaluations_waiting_on_their_source_hold_no_worker():
     """With prefetch (issue 21: async HTTP), an evaluation waits for its source's answer on the
-    event loop: twelve monitors whose source answers in 0.3 s, one worker, all twelve waiting at
-    once, and each evaluated over its own answers in the worker, with the same time."""
+    event loop: twelve monitors whose source answers only once all twelve wait on it, one
+    worker, and each evaluated over its own answers in the worker, with the same time."""
     waiting = {"now": 0, "most": 0}
     seen: list[tuple[str, object]] = []
+    answer = asyncio.Event()  # the source answers when the test lets it
 
     class Evaluate(Recorder):
         def __call__(self, view, strategy, now=None, answers=None):  # type: ignore[override]
@@ -208,7 +209,7 @@ def test_evaluations_waiting_on_their_source_hold_no_worker():
         waiting["now"] += 1
         waiting["most"] = max(waiting["most"], waiting["now"])
         try:
-            await asyncio.sleep(0.3)  # the source's answer time, not a synchronisation
+            await answer.wait()
         finally:
             waiting["now"] -= 1
         return {"read at": now}
@@ -216,6 +217,9 @@ def test_evaluations_waiting_on_their_source_hold_no_worker():
     async def body(sched, rec):
         for i in range(12):
             sched.seen("desk", f"m{i}", _view(f"m{i}"), 60, listed=False)
+        await _until(lambda: waiting["now"] == 12)  # all twelve wait at once: none holds the worker
+        assert not rec.calls
+        answer.set()
         await _until(lambda: len(rec.calls) >= 12)
         assert waiting["most"] == 12 and rec.most == 1
         assert sorted(n for n, _ in seen) == sorted(f"m{i}" for i in range(12))
