@@ -84,7 +84,7 @@ def serve(port: int, address: str = "0.0.0.0") -> None:
 
 MONITOR_EVALUATIONS = Counter(
     "stratops_monitor_evaluations_total",
-    "Scheduled monitor evaluations by timing: on_time, late (reason: workers or loop) or skipped "
+    "Scheduled monitor evaluations by timing: on_time, late (reason: workers, source or loop) or skipped "
     "(a whole period missed). A monitor's first evaluation after it is seen is not counted.",
     ["timing", "reason"],
 )

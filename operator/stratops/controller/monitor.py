@@ -5,6 +5,7 @@ MonitorRunner evaluates each)."""
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import Executor
@@ -27,6 +28,15 @@ def monitor_view(body: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def source_of(view: Mapping[str, Any]) -> str | None:
+    """The source a monitor reads (its Prometheus URL, or the operator's default): the lane
+    its evaluations run in (stratops.monitors.schedule). None: it reads none."""
+    prom = ((view.get("spec") or {}).get("source") or {}).get("prometheus")
+    if not isinstance(prom, Mapping):
+        return None
+    return prom.get("url") or os.environ.get("STRATOPS_PROMETHEUS_URL") or None
+
+
 #: Prefetch(view, strategy, now): an evaluation's reads, made on the event loop (None: none).
 Prefetch = Callable[[dict[str, Any], "dict[str, Any] | None", datetime], Awaitable[Any]]
 
@@ -38,7 +48,9 @@ class MonitorScheduler:
     With PREFETCH, an evaluation first makes its reads of the source on the event loop, then is
     evaluated over their answers in a worker: up to IN_FLIGHT evaluations wait on their sources
     at once, and the workers only compute and write. Without it, each evaluation is one call in
-    a worker, and at most WORKERS are in flight.
+    a worker, and at most WORKERS are in flight. Of those, at most PER_SOURCE read one source
+    (default: all): a source that never answers holds no more until its timeout, and the
+    other sources' monitors go on.
 
     kopf's event handler for Monitors puts each one as last seen (`seen`) and takes it off when
     it is deleted (`gone`). The loop evaluates only while this replica may act (peering, the
@@ -58,6 +70,7 @@ class MonitorScheduler:
         forget: Callable[[str, str], None] = lambda ns, name: None,
         prefetch: Prefetch | None = None,
         in_flight: int | None = None,
+        per_source: int | None = None,
     ) -> None:
         self.evaluate, self.pool, self.prefetch = evaluate, pool, prefetch
         #: Evaluations started and not finished, at most (the schedule's "workers").
@@ -65,7 +78,7 @@ class MonitorScheduler:
         #: What the evaluator holds of a monitor that is gone (its last written status), dropped.
         self.forget = forget
         self.may_act, self.relisting, self.clock = may_act, relisting, clock
-        self.schedule = Schedule(late_seconds)
+        self.schedule = Schedule(late_seconds, source_of, per_source)
         #: kopf's strategies_by_name index (a live mapping), handed over by the event handler.
         self.strategies: Mapping[Any, Any] = {}
         self.running = 0

@@ -24,6 +24,9 @@ async def start_monitor_schedule(settings: kopf.OperatorSettings, memo: kopf.Mem
     standalone = bool(settings.peering.standalone)
     rt = memo.runtime
     workers = int(os.environ.get("STRATOPS_MONITOR_WORKERS", "8"))
+    in_flight = int(os.environ.get("STRATOPS_MONITOR_IN_FLIGHT", str(8 * workers)))
+    # One source never holds every evaluation in flight: a quarter stays for the others.
+    per_source = int(os.environ.get("STRATOPS_SOURCE_IN_FLIGHT", str(max(1, 3 * in_flight // 4))))
     memo.monitor_schedule = scheduler = MonitorScheduler(
         memo.monitors.run,
         rt.monitor_pool,
@@ -32,7 +35,8 @@ async def start_monitor_schedule(settings: kopf.OperatorSettings, memo: kopf.Mem
         lambda ns: bool(kopf_fixes.relisting(ns)),
         forget=memo.monitors.forget,
         prefetch=lambda view, strategy, now: memo.monitors.prefetch(view, strategy, now, rt.monitor_pool),
-        in_flight=int(os.environ.get("STRATOPS_MONITOR_IN_FLIGHT", str(8 * workers))),
+        in_flight=in_flight,
+        per_source=per_source,
     )
     memo.monitor_schedule_task = asyncio.get_running_loop().create_task(scheduler.run(), name="stratops: monitors")
     await ruler.serve(memo)

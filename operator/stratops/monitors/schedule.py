@@ -9,7 +9,14 @@ cannot drain), and an evaluation longer than a period is followed by a period's 
 is never evaluated twice at once. Where an evaluation starts later than LATE_SECONDS after its
 due time, the schedule says why:
 - `workers`: every worker was busy (more due at once than there are workers);
-- `loop`: neither; the process itself was late (CPU, the event loop, the GIL).
+- `source`: its source already had as many evaluations in flight as one source may (below);
+- `loop`: none of these; the process itself was late (CPU, the event loop, the GIL).
+
+Lanes: with LANE (a monitor's source) and PER_LANE, at most PER_LANE evaluations of one lane run
+at once. A source that accepts and never answers then holds at most PER_LANE of the evaluations
+in flight until its timeout, not all of them: the other sources' monitors, and the kills they
+lead to, go on. A due monitor whose lane is full is parked, out of the way of the others, and
+is due again (at its own due time) as an evaluation of its lane ends.
 Beats an evaluation ran through are skipped, and counted (`skipped`).
 
 Pure: the clock is passed in. The caller (stratops.controller.monitor) runs the evaluations.
@@ -19,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import heapq
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +52,7 @@ class Entry:
     started: float = 0.0  # when its last evaluation started
     again: bool = False  # asked for at once while it ran: due again when it ends
     stamp: int = 0  # which heap item is this entry's current one
+    parked: bool = False  # held since it was due: its lane was full
 
 
 @dataclass(frozen=True)
@@ -54,7 +63,7 @@ class Start:
     view: dict[str, Any]
     due: float
     late: float  # seconds after its due time
-    reason: str  # "" on time; else workers or loop
+    reason: str  # "" on time; else workers, source or loop
     first: bool  # its first since it was put: not counted on time or late
 
 
@@ -72,8 +81,18 @@ def phase(key: Key, period: float) -> float:
 
 
 class Schedule:
-    def __init__(self, late_seconds: float = LATE_SECONDS) -> None:
+    def __init__(
+        self,
+        late_seconds: float = LATE_SECONDS,
+        lane: Callable[[dict[str, Any]], Hashable | None] | None = None,
+        per_lane: int | None = None,
+    ) -> None:
         self.late_seconds = late_seconds
+        #: LANE(view): the lane a monitor's evaluation runs in (None: unbounded).
+        self.lane, self.per_lane = lane, per_lane
+        self._in_lane: dict[Hashable, int] = {}  # lane -> evaluations running
+        self._lanes_of: dict[Key, list[Hashable]] = {}  # running key -> its evaluations' lanes
+        self._parked: dict[Hashable, list[tuple[float, int, Key]]] = {}  # lane -> heap
         self.tally = Tally()
         self._entries: dict[Key, Entry] = {}
         self._heap: list[tuple[float, int, Key]] = []
@@ -101,6 +120,8 @@ class Schedule:
             self._push(e)
             return
         e.view = view
+        if e.parked and not e.running:
+            self._push(e)  # its lane may have changed (an edited source): looked at again
         if period != e.period:
             e.period = period
             if not e.running and e.due > now + period:
@@ -149,17 +170,25 @@ class Schedule:
             if ready is not None and not ready(key):
                 held.append(e)
                 continue
+            lane = self.lane(e.view) if self.lane is not None and self.per_lane else None
+            if lane is not None and self._in_lane.get(lane, 0) >= (self.per_lane or 0):
+                e.parked = True
+                heapq.heappush(self._parked.setdefault(lane, []), (due, stamp, key))
+                continue
             late = now - due
             reason = ""
             if late > self.late_seconds:
-                reason = "workers" if saturated else "loop"
+                reason = "source" if e.parked else "workers" if saturated else "loop"
             if not e.fresh:
                 if reason:
                     self.tally.late[reason] = self.tally.late.get(reason, 0) + 1
                 else:
                     self.tally.on_time += 1
             out.append(Start(key, e.view, due, late, reason, e.fresh))
-            e.running, e.fresh, e.started = True, False, now
+            e.running, e.fresh, e.started, e.parked = True, False, now, False
+            if lane is not None:
+                self._in_lane[lane] = self._in_lane.get(lane, 0) + 1
+                self._lanes_of.setdefault(key, []).append(lane)
         for e in held:
             self._push(e)
         more = self.next_due()
@@ -175,6 +204,7 @@ class Schedule:
         (under load the beats move back rather than pile up, so a busy operator evaluates each
         monitor a little less often instead of starving some); and a period after NOW if it ran
         longer than a period (the beats it ran through are skipped)."""
+        self._lane_freed(key)
         e = self._entries.get(key)
         if e is None or not e.running:
             return
@@ -191,12 +221,38 @@ class Schedule:
         e.due = beat
         self._push(e)
 
+    def _lane_freed(self, key: Key) -> None:
+        """KEY's evaluation ended (even if KEY was removed meanwhile): a place in its lane is
+        free, for the earliest monitor parked there."""
+        lanes = self._lanes_of.get(key)
+        if not lanes:
+            return
+        lane = lanes.pop()
+        if not lanes:
+            del self._lanes_of[key]
+        self._in_lane[lane] -= 1
+        if not self._in_lane[lane]:
+            del self._in_lane[lane]
+        parked = self._parked.get(lane)
+        while parked:
+            _, stamp, k = heapq.heappop(parked)
+            e = self._entries.get(k)
+            if e is not None and e.stamp == stamp and not e.running:
+                self._push(e)  # due as it was: a new stamp, the same due time
+                break
+        if not parked:
+            self._parked.pop(lane, None)
+
+    def parked(self) -> int:
+        """Monitors parked because their lane was full (some may be stale items)."""
+        return sum(len(p) for p in self._parked.values())
+
     def resume(self, now: float) -> None:
         """After a pause (another replica acted): every monitor is due afresh at its phase, not
         all at once and not counted late for the time this replica was not acting."""
-        self._heap = []
+        self._heap, self._parked = [], {}
         for e in self._entries.values():
             e.due = now + phase(e.key, e.period)
-            e.fresh = True
+            e.fresh, e.parked = True, False
             if not e.running:
                 self._push(e)

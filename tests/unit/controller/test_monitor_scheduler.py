@@ -244,3 +244,86 @@ def test_a_failed_prefetch_leaves_the_reads_to_the_evaluation():
         assert calls == [None]
 
     _run(body, may_act=lambda: True, recorder=Evaluate(), workers=1, prefetch=prefetch)
+
+
+def test_a_source_that_never_answers_does_not_hold_up_the_other_sources_monitors():
+    """Issue 21: in-flight places bounded per source, over real loopback sockets. One source
+    accepts connections and never answers (a listening socket nobody accepts from); six of its
+    monitors are due first, then two of a source that answers. With four places and three per
+    source, the answering source's monitors are evaluated again and again while the hung one's
+    wait out their 60 s timeout. With no bound per source, the hung source took all four and
+    the others were never evaluated."""
+    import json
+    import socket
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from stratops.monitors.prometheus import AsyncPrometheus, SourceUnavailable
+
+    class Answers(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self):
+            body = json.dumps({"status": "success", "data": {"resultType": "vector", "result": []}}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    answering = ThreadingHTTPServer(("127.0.0.1", 0), Answers)
+    threading.Thread(target=answering.serve_forever, daemon=True).start()
+    hung = socket.socket()
+    hung.bind(("127.0.0.1", 0))
+    hung.listen(64)  # the kernel completes the handshakes; nobody reads or answers
+    urls = {
+        "hung": f"http://127.0.0.1:{hung.getsockname()[1]}",
+        "ok": f"http://{answering.server_address[0]}:{answering.server_address[1]}",
+    }
+    sources: dict[str, AsyncPrometheus] = {}
+    reading = {"hung": 0}
+
+    def view(name: str, source: str) -> dict:
+        return {
+            "metadata": {"name": name, "namespace": "desk"},
+            "spec": {"strategy": "s", "source": {"prometheus": {"url": urls[source]}}},
+        }
+
+    class Evaluate(Recorder):
+        def __call__(self, view, strategy, now=None, answers=None):  # type: ignore[override]
+            super().__call__(view, strategy)
+
+    async def prefetch(view, strategy, now):
+        url = view["spec"]["source"]["prometheus"]["url"]
+        prom = sources.setdefault(url, AsyncPrometheus(url, timeout=60.0, connections=20))
+        hung_one = url == urls["hung"]
+        reading["hung"] += hung_one
+        try:
+            return {"up": await prom.query("up", now)}
+        except SourceUnavailable as e:
+            return {"up": e}
+        finally:
+            reading["hung"] -= hung_one
+
+    async def body(sched, rec):
+        try:
+            for i in range(6):
+                sched.seen("desk", f"hung{i}", view(f"hung{i}", "hung"), 1.0, listed=False)
+            await _until(lambda: reading["hung"] >= 3)
+            for i in range(2):
+                sched.seen("desk", f"ok{i}", view(f"ok{i}", "ok"), 0.2, listed=False)
+            await _until(lambda: len(rec.of("ok0")) >= 3 and len(rec.of("ok1")) >= 3)
+            assert reading["hung"] == 3 and not any(rec.of(f"hung{i}") for i in range(6))
+            assert sched.schedule.parked() >= 3
+        finally:
+            for prom in sources.values():
+                await prom.aclose()
+
+    try:
+        _run(body, may_act=lambda: True, recorder=Evaluate(), workers=2, prefetch=prefetch, in_flight=4, per_source=3)
+    finally:
+        answering.shutdown()
+        answering.server_close()
+        hung.close()

@@ -206,3 +206,101 @@ def test_with_enough_workers_every_beat_is_evaluated_on_time_once_and_never_twic
         beats = [i * p for i in range(int(horizon // p) + 1) if i * p <= horizon]
         assert [round(t, 6) for t in starts[key]] == [round(b, 6) for b in beats]
     assert s.tally.late == {} and s.tally.skipped == 0
+
+
+def _on(source: str | None) -> dict:
+    return {"metadata": {}, "spec": {"source": {"prometheus": {"url": source}} if source else {}}}
+
+
+def _lane(view: dict) -> str | None:
+    return ((view["spec"].get("source") or {}).get("prometheus") or {}).get("url")
+
+
+def test_a_source_that_never_answers_holds_at_most_its_places_and_the_others_go_on():
+    """Issue 21: slots bounded per source. Six monitors of a source that hangs are due before
+    two of a healthy one, with four places: the hung source takes three, its others park, and
+    the healthy source's two start at once. Without lanes the hung source took all four."""
+    s = Schedule(lane=_lane, per_lane=3)
+    for i in range(6):
+        s.put(("desk", f"hung{i}"), _on("http://hung"), 1.0, now=0.0)
+    for i in range(2):
+        s.put(("desk", f"ok{i}"), _on("http://ok"), 1.0, now=0.0)
+    started = [start.key[1] for start in s.take(0.0, limit=4)]
+    assert started == ["hung0", "hung1", "hung2", "ok0"]
+    assert [start.key[1] for start in s.take(0.0, limit=1)] == ["ok1"]
+    assert s.parked() == 3 and s.next_due() is None  # parked: not due, so the loop does not spin
+    # One of the hung source's evaluations times out: its earliest parked monitor is due again,
+    # as it was, and starts late for its source.
+    s.finished(("desk", "hung0"), now=10.0)
+    assert s.next_due() == 0.0
+    [start] = s.take(10.0, limit=8)
+    assert (start.key[1], start.reason, start.late) == ("hung3", "source", 10.0)
+    assert s.parked() == 2 and s.take(10.0, limit=8) == []  # the lane is full again
+
+
+def test_a_parked_monitor_whose_source_is_edited_is_looked_at_again():
+    s = Schedule(lane=_lane, per_lane=1)
+    s.put(("desk", "a"), _on("http://hung"), 1.0, now=0.0)
+    s.put(("desk", "b"), _on("http://hung"), 1.0, now=0.0)
+    assert [x.key[1] for x in s.take(0.0, limit=8)] == ["a"]
+    s.put(("desk", "b"), _on("http://other"), 1.0, now=0.5)
+    assert [x.key[1] for x in s.take(0.5, limit=8)] == ["b"]
+
+
+def test_a_place_is_given_back_when_an_evaluation_ends_after_its_monitor_was_removed():
+    s = Schedule(lane=_lane, per_lane=1)
+    s.put(("desk", "a"), _on("http://src"), 1.0, now=0.0)
+    s.put(("desk", "b"), _on("http://src"), 1.0, now=0.0)
+    assert [x.key[1] for x in s.take(0.0, limit=8)] == ["a"]
+    s.remove(("desk", "a"))
+    s.finished(("desk", "a"), now=0.2)
+    assert [x.key[1] for x in s.take(0.2, limit=8)] == ["b"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    ops=st.lists(
+        st.tuples(st.sampled_from(["take", "finish", "remove", "put", "now", "edit"]), st.integers(0, 9)),
+        max_size=80,
+    ),
+    per_lane=st.integers(1, 3),
+)
+def test_no_source_ever_runs_more_than_its_places_and_no_monitor_is_lost(ops, per_lane):
+    """Any order of puts, takes, ends, removals, out-of-beat asks and source edits: a lane never
+    runs more than PER_LANE at once, no monitor runs twice at once, and once every evaluation
+    has ended each monitor on the schedule is due again (none lost in a parking lot)."""
+    s = Schedule(lane=_lane, per_lane=per_lane)
+    sources = ["http://a", "http://b", None]
+    lanes: dict[tuple[str, str], str | None] = {}
+    running: dict[tuple[str, str], str | None] = {}  # key -> lane it runs in
+    t = 0.0
+    for op, i in ops:
+        key = ("desk", f"m{i}")
+        t += 0.1
+        if op in ("put", "edit") or (op == "now" and key not in lanes):
+            lanes[key] = sources[(i + (op == "edit")) % 3] if op != "edit" else sources[(i + int(t * 10)) % 3]
+            s.put(key, _on(lanes[key]), 1.0, now=t)
+        elif op == "now":
+            s.due_now(key, t)
+        elif op == "remove":
+            lanes.pop(key, None)
+            s.remove(key)
+        elif op == "finish" and running:
+            k = sorted(running)[i % len(running)]
+            del running[k]
+            s.finished(k, t)
+        elif op == "take":
+            for start in s.take(t, limit=4):
+                assert start.key not in running
+                running[start.key] = _lane(start.view)
+        for lane in ("http://a", "http://b"):
+            assert sum(1 for v in running.values() if v == lane) <= per_lane
+    for k in list(running):
+        s.finished(k, t)
+    t += 100.0
+    due: set[tuple[str, str]] = set()
+    for _ in range(len(lanes) + 1):  # each end lets the next of its lane in
+        for start in s.take(t, limit=100):
+            due.add(start.key)
+            s.finished(start.key, t)
+    assert due == set(lanes)
