@@ -398,6 +398,32 @@ def test_a_source_down_for_the_desk_is_one_desk_finding_and_one_page(desk, expor
     assert f'stratops_source_down{{namespace="{desk.ns}",source="{source}"}} 1.0' in metrics
 
 
+def test_a_window_ending_after_the_evaluation_ends_on_the_latest_sample(exporter, prometheus):
+    """A grouped monitor's window ends at the first grid time at or after its evaluation
+    (stratops.monitors.evaluate._window). A real Prometheus answers a range ending after now with
+    its latest sample as the last point: a failed check just scraped is read at once."""
+    import math
+    from datetime import UTC, datetime, timedelta
+
+    from stratops.monitors.prometheus import Prometheus
+
+    up = exporter.gauge("test_window_up", labels=("strategy",))
+    up.labels("alpha").set(1)
+    wait_for(lambda: prometheus.value('test_window_up{strategy="alpha"}') == 1, timeout=30, what="up scraped")
+    up.labels("alpha").set(0)  # the health check fails
+    wait_for(lambda: prometheus.value('test_window_up{strategy="alpha"}') == 0, timeout=30, what="down scraped")
+    now = datetime.now(UTC)
+    end = datetime.fromtimestamp(math.ceil(now.timestamp()) + 1, UTC)  # after now, on a 1 s grid
+    source = Prometheus(prometheus.url)
+    try:
+        [series] = source.query_range('test_window_up{strategy="alpha"}', end - timedelta(seconds=60), end, 1.0)
+    finally:
+        source.close()
+    last_at, last = series.points[-1]
+    assert last_at == end and last == 0, series.points[-3:]
+    assert any(v == 1 for _, v in series.points), "the window holds the samples before the failure"
+
+
 def test_monitors_in_a_batch_share_a_query_and_each_reads_its_own_strategy(desk, exporter, prometheus, operator):
     """Issue 21: three strategies' monitors read one desk-wide query grouped by strategy
     (source.prometheus.groupBy). Each reads its own strategy's series; a breach of one is that

@@ -116,12 +116,14 @@ def _window(
     fetch: Fetcher, expr: str, now: datetime, span: timedelta, points: int = 120, on_grid: bool = False
 ) -> list[Series]:
     """The last SPAN of EXPR at NOW, about POINTS points. ON_GRID (a grouped monitor): ending on
-    the step's grid, at most a step before NOW, so that the monitors of a batch evaluating within
-    one step read the very same window, and share it (Prometheus evaluates a range at start +
-    k x step anyway)."""
+    the step's grid, at the first grid time at or after NOW, so that the monitors of a batch
+    evaluating within one step read the very same window, and share it (Prometheus evaluates a
+    range at start + k x step anyway). It ends after NOW, not before: its last point is the
+    source's latest sample, so a failed check in the last step is seen at this evaluation, not
+    the next; the window's first step, older than SPAN ago, is what is left out."""
     step = max(span.total_seconds() / points, 1.0)
     if on_grid:
-        now = datetime.fromtimestamp(math.floor(now.timestamp() / step) * step, UTC)
+        now = datetime.fromtimestamp(math.ceil(now.timestamp() / step) * step, UTC)
     return fetch.query_range(expr, now - span, now, step)
 
 

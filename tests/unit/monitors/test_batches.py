@@ -138,7 +138,9 @@ def test_monitors_evaluating_at_once_wait_for_the_one_query_in_flight():
 def test_grouped_windows_read_within_one_step_share_one_range_query():
     """Issue 21: a batch's range reads (windows) are shared too, not only its instant queries: a
     grouped monitor's window ends on its step's grid, so the monitors evaluating within one step
-    read the very same window. One's own query keeps its window ending at its evaluation."""
+    read the very same window. It ends at the first grid time at or after the evaluation, so
+    the last step's samples are read now, not at the next evaluation. One's own query keeps its
+    window ending at its evaluation."""
     from datetime import timedelta
 
     sent: list[tuple[datetime, datetime]] = []
@@ -154,18 +156,46 @@ def test_grouped_windows_read_within_one_step_share_one_range_query():
     doc = example("monitors/04-infra-healthcheck.yaml")["spec"]  # failures within 60 s
     shared = SharedQueries()
     minute = timedelta(minutes=1)
+    second = timedelta(seconds=1)
     for i, strategy in enumerate(STRATEGIES * 3):  # twelve monitors evaluating within one second
         spec = MonitorSpec.model_validate(
             {**doc, "strategy": strategy, "source": {"prometheus": {"query": "desk-up", "groupBy": "strategy"}}}
         )
-        ev = evaluate(spec, None, Batched(Source(), shared, 5.0), lambda n, k: "", NOW + timedelta(seconds=0.08 * i), 0)
+        ev = evaluate(spec, None, Batched(Source(), shared, 5.0), lambda n, k: "", NOW + 0.08 * (i + 1) * second, 0)
         assert not ev.stale, ev.detail
-    assert sent == [(NOW - minute, NOW)] and shared.queries == 1 and shared.reads == 12
-    ev = evaluate(spec, None, Batched(Source(), shared, 5.0), lambda n, k: "", NOW + timedelta(seconds=1.5), 0)
-    assert sent[1] == (NOW + timedelta(seconds=1) - minute, NOW + timedelta(seconds=1))
+    assert sent == [(NOW + second - minute, NOW + second)] and shared.queries == 1 and shared.reads == 12
+    ev = evaluate(spec, None, Batched(Source(), shared, 5.0), lambda n, k: "", NOW + 1.5 * second, 0)
+    assert sent[1] == (NOW + 2 * second - minute, NOW + 2 * second)
     own = MonitorSpec.model_validate({**doc, "strategy": "alpha", "source": {"prometheus": {"query": "own:alpha"}}})
     evaluate(own, None, Source(), lambda n, k: "", NOW + timedelta(seconds=1.5), 0)
     assert sent[2][1] == NOW + timedelta(seconds=1.5)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    at=hs.floats(min_value=0.0, max_value=86_400.0, allow_nan=False),
+    span=hs.sampled_from([10.0, 60.0, 300.0, 3_600.0]),
+)
+def test_a_grouped_window_covers_its_evaluation_and_no_more_than_its_span(at, span):
+    """Whatever the time of the evaluation: a grouped window ends at or after it, less than a
+    step after, and starts no earlier than SPAN before it: a sample at the evaluation is read,
+    none older than the check's span."""
+    from datetime import timedelta
+
+    from stratops.monitors.evaluate import _window
+
+    sent: list[tuple[datetime, datetime, float]] = []
+
+    class Source:
+        def query_range(self, expr, start, end, step_s):  # type: ignore[no-untyped-def]
+            sent.append((start, end, step_s))
+            return []
+
+    now = NOW + timedelta(seconds=at)
+    _window(Source(), "desk-up", now, timedelta(seconds=span), points=60, on_grid=True)  # type: ignore[arg-type]
+    [(start, end, step)] = sent
+    assert now <= end < now + timedelta(seconds=step) + timedelta(microseconds=1)
+    assert now - timedelta(seconds=span) <= start and end - start == timedelta(seconds=span)
 
 
 @settings(max_examples=200, deadline=None)
@@ -198,4 +228,9 @@ def test_a_batch_s_answer_fans_out_by_its_index_as_by_a_scan(rows, mine):
 
     indexed = Answer(series)
     assert read(indexed) == read(list(series))
-    assert set(indexed.__dict__["_by"]["strategy"]) <= {*STRATEGIES, None}
+    # Built once, on the first monitor's read, and kept: every later monitor reads the same one.
+    index = indexed.__dict__["_by"]["strategy"]
+    assert read(indexed) == read(list(series)) and indexed.by("strategy") is index
+    # Each strategy's series, and the series with no strategy label, in the answer's order.
+    for key in {*STRATEGIES, None}:
+        assert index.get(key, []) == [x for x in series if x.labels.get("strategy") == key]
