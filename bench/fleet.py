@@ -352,7 +352,10 @@ def run_size(
     floor_cpu: dict[str, float],
     source_pid: int,
     label: str = "",
+    grouped: bool = False,
 ) -> None:
+    """One fleet size. GROUPED: the monitors whose check reads instant queries read one
+    desk-wide query in batches (groupBy: strategy)."""
     ns = f"bench-n{n}{label}"
     rec: dict = {"strategies": n, "monitors": 12 * n}
     RESULTS.append(rec)
@@ -452,7 +455,6 @@ def run_size(
         )
 
         # -- monitors
-        grouped = env.get("BENCH_GROUPED") == "1"
         httpx.post(f"{url}/bench/fleet", params={"n": n}, trust_env=False).raise_for_status()
         progress(f"{tag}: creating {12 * n} monitors{' (the instant ones in batches)' if grouped else ''}")
         t = time.perf_counter()
@@ -689,6 +691,7 @@ def main(
     window: float = 120.0,
     env: dict[str, str] | None = None,
     source_latency: float = 0.0,
+    grouped: bool = False,
 ) -> None:
     with ControlPlane(log=lambda m: None, audit=True) as cp:
         admin = cp.api_client()
@@ -714,7 +717,21 @@ def main(
             floor_cpu = floor_cpu_per_evaluation(url, repeat=20)
             progress("floor CPU per evaluation (ms): " + ", ".join(f"{k} {v * 1e3:.2f}" for k, v in floor_cpu.items()))
             for n in sizes:
-                run_size(cp, admin, api, op_kubeconfig, url, n, samples, window, rows, env or {}, floor_cpu, src.pid)
+                run_size(
+                    cp,
+                    admin,
+                    api,
+                    op_kubeconfig,
+                    url,
+                    n,
+                    samples,
+                    window,
+                    rows,
+                    env or {},
+                    floor_cpu,
+                    src.pid,
+                    grouped=grouped,
+                )
         finally:
             stop_process(src)
 
@@ -790,14 +807,14 @@ if __name__ == "__main__":
     )
     p.add_argument("--out", default=None, help="write the raw figures (fleet.json) and the plots (PNG) here")
     a = p.parse_args()
-    env = {"BENCH_GROUPED": "1"} if a.grouped else {}
+    env: dict[str, str] = {}
     if a.monitor_status_seconds is not None:
         env["STRATOPS_MONITOR_STATUS_SECONDS"] = a.monitor_status_seconds
     if a.operator_pythonpath:
         env["PYTHONPATH"] = a.operator_pythonpath
     out: list[tuple[str, str, str]] = []
     try:
-        main(out, tuple(int(x) for x in a.sizes.split(",")), a.samples, a.window, env, a.source_latency)
+        main(out, tuple(int(x) for x in a.sizes.split(",")), a.samples, a.window, env, a.source_latency, a.grouped)
     finally:
         if a.out:
             write_out(Path(a.out))

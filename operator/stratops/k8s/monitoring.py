@@ -279,6 +279,7 @@ class MonitorRunner:
         grouped = bool(prom.group_by)
         max_age = min(parse_duration(spec.frequency).total_seconds() / 2, BATCH_MAX_AGE_SECONDS)
         load = self._loader(ns)
+        shared = self._async_shared.setdefault(url, AsyncSharedQueries()) if grouped else None
         answers: Answers = {}
         for _ in range(MOST_READS):
             read = next_read(spec, strategy_spec, answers, now, shared=grouped)
@@ -290,18 +291,14 @@ class MonitorRunner:
                 elif read.kind == "query":
                     at = datetime.fromtimestamp(read.at, UTC) if read.at is not None else None
                     answers[read] = await (
-                        self._async_shared.setdefault(url, AsyncSharedQueries()).query(source, read.expr, max_age)
-                        if grouped
-                        else source.query(read.expr, at)
+                        shared.query(source, read.expr, max_age) if shared is not None else source.query(read.expr, at)
                     )
                 else:
                     assert read.start is not None and read.end is not None and read.step is not None
                     start, end = datetime.fromtimestamp(read.start, UTC), datetime.fromtimestamp(read.end, UTC)
                     answers[read] = await (
-                        self._async_shared.setdefault(url, AsyncSharedQueries()).query_range(
-                            source, read.expr, start, end, read.step, max_age
-                        )
-                        if grouped
+                        shared.query_range(source, read.expr, start, end, read.step, max_age)
+                        if shared is not None
                         else source.query_range(read.expr, start, end, read.step)
                     )
             except (SourceUnavailable, KeyError) as e:

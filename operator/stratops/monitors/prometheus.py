@@ -112,19 +112,6 @@ class Batched:
         return self.shared.query_range(self.fetch, expr, start, end, step_s, self.max_age)
 
 
-def _client_options(url: str, timeout: float, token: str | None, connections: int) -> dict[str, Any]:
-    """An HTTP client's options for one source. At most CONNECTIONS open to it, however many
-    monitors read it: a desk's thousands of evaluations queue here rather than open as many
-    sockets to one Prometheus."""
-    return {
-        "base_url": url,
-        "timeout": timeout,
-        "headers": {"Authorization": f"Bearer {token}"} if token else {},
-        "trust_env": False,
-        "limits": httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
-    }
-
-
 class Prometheus:
     def __init__(
         self,
@@ -135,7 +122,16 @@ class Prometheus:
         connections: int = 8,
     ) -> None:
         self.url = url.rstrip("/")
-        self._client = httpx.Client(**_client_options(self.url, timeout, token, connections), transport=transport)
+        # At most CONNECTIONS open to the source, however many monitors read it: a desk's
+        # thousands of evaluations queue here rather than open as many sockets to one Prometheus.
+        self._client = httpx.Client(
+            base_url=self.url,
+            timeout=timeout,
+            headers={"Authorization": f"Bearer {token}"} if token else {},
+            trust_env=False,
+            limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
+            transport=transport,
+        )
 
     def close(self) -> None:
         self._client.close()
