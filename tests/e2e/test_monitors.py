@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from cases import example
 from lifecycle_helpers import NAME, Desk, grant_chart_roles, strategy_doc
 from stratops.cli.main import app
-from stratops.testing.prometheus import PrometheusServer
+from stratops.testing.prometheus import PrometheusServer, sample
 from stratops.testing.wait import wait_for
 
 pytestmark = pytest.mark.e2e
@@ -478,8 +478,8 @@ def test_monitors_in_a_batch_share_a_query_and_each_reads_its_own_strategy(desk,
     assert 1 <= gauge("stratops_batch_queries") <= gauge("stratops_batch_reads")
     # Every read was made ahead, on the event loop; no evaluation waited on the source in a worker.
     reads = {
-        m: _sample(text, "stratops_monitor_source_reads_total", made=m)
-        - _sample(before, "stratops_monitor_source_reads_total", made=m)
+        m: sample(text, "stratops_monitor_source_reads_total", made=m)
+        - sample(before, "stratops_monitor_source_reads_total", made=m)
         for m in ("ahead", "in_worker")
     }
     assert reads["ahead"] >= 3 and reads["in_worker"] == 0, reads
@@ -524,9 +524,3 @@ def test_a_monitor_carries_no_finalizer_and_one_left_by_an_earlier_release_is_ta
         return name not in names and "from-an-earlier-release" not in names
 
     wait_for(deleted, timeout=30, what="both Monitors deleted")
-
-
-def _sample(text: str, name: str, **labels: str) -> float:
-    """The value of NAME{LABELS} in a Prometheus text exposition (0 when absent)."""
-    want = "{" + ",".join(f'{k}="{v}"' for k, v in labels.items()) + "}"
-    return next((float(x.split()[-1]) for x in text.splitlines() if x.startswith(name + want + " ")), 0.0)

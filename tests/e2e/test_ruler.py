@@ -30,7 +30,13 @@ from stratops.cli.main import app
 from stratops.k8s.ruler import receiver_endpoint
 from stratops.monitors.rules import rule_name
 from stratops.testing.controlplane import free_port, operator_process, stop_process
-from stratops.testing.prometheus import AlertmanagerServer, PrometheusServer, RuleSync, ruler_alertmanager_config
+from stratops.testing.prometheus import (
+    AlertmanagerServer,
+    PrometheusServer,
+    RuleSync,
+    ruler_alertmanager_config,
+    sample,
+)
 from stratops.testing.wait import wait_for
 from test_chart import prometheus_operator_crds  # noqa: F401  (a fixture)
 from test_ha import LIFETIME, PEERING, peering  # noqa: F401  (peering: a fixture)
@@ -107,13 +113,13 @@ def ruler(kube, own_namespace, exporter, tmp_path, prometheus_operator_crds):  #
     proxy.stop()
 
 
-def _ruler_operator(cluster, namespace: str, token: Path, log: Path, port: int, **env: str):
+def _ruler_operator(cluster, namespace: str, token: Path, log: Path, port: int, metrics_port: int = 0, **env: str):
     """An operator in the ruler mode, publishing its receiver as SERVICE's endpoint while it acts."""
     return operator_process(
         cluster.kubeconfig,
         [namespace],
         log,
-        free_port(),
+        metrics_port or free_port(),
         env={
             "STRATOPS_WEBHOOK_PORT": "",
             "STRATOPS_RULER_PORT": str(port),
@@ -181,8 +187,8 @@ def test_the_ruler_evaluates_the_operator_acts_and_nothing_fails_open(
 ):
     # `operator`: the admission stack as a desk has it; this test runs its own operator, in ruler mode.
     desk = Desk(kube, own_namespace)
-    port = free_port()
-    proc = _ruler_operator(cluster, own_namespace, ruler["token"], tmp_path / "operator.log", port)
+    port, metrics_port = free_port(), free_port()
+    proc = _ruler_operator(cluster, own_namespace, ruler["token"], tmp_path / "operator.log", port, metrics_port)
     try:
         depth, name = _watched(desk, exporter, ruler, "alpha")
         # The operator writes the monitor's rules, owned by the Monitor; Prometheus loads them.
@@ -277,6 +283,16 @@ def test_the_ruler_evaluates_the_operator_acts_and_nothing_fails_open(
             timeout=30,
             what="the operator says why it evaluates the monitor",
         )
+
+        # What the ruler does not hold reads its source ahead, on the event loop, as without the
+        # ruler: no evaluation waits on Prometheus in a worker.
+        def reads() -> dict[str, float]:
+            text = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", trust_env=False, timeout=10).text
+            return {m: sample(text, "stratops_monitor_source_reads_total", made=m) for m in ("ahead", "in_worker")}
+
+        before = reads()
+        wait_for(lambda: reads()["ahead"] >= before["ahead"] + 3, timeout=30, what="three reads made ahead")
+        assert reads()["in_worker"] == before["in_worker"]
     finally:
         stop_process(proc, 15)
 

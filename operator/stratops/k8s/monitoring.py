@@ -259,11 +259,11 @@ class MonitorRunner:
         """What the evaluation of BODY at NOW will read from its source, read on the event loop
         (stratops.monitors.prefetch), for `run` to evaluate over in a worker: a worker no longer
         waits on a source. None where it reads none (no strategy, no URL, a strategy-reported
-        monitor) or the ruler mode is on (its evaluations read the source in the worker, as before).
+        monitor) or the ruler evaluates the monitor (its evaluation reads no source).
         The token Secret and baseline ConfigMaps are read in POOL, kept as `run` keeps them."""
         meta = body["metadata"]
         ns, name = meta["namespace"], meta["name"]
-        if strategy is None or self.ruler is not None:
+        if strategy is None or (self.ruler is not None and self.ruler.holds(ns, name)):
             return None
         spec = self._parsed(("monitor", ns, name), (meta.get("uid"), meta.get("generation")), MonitorSpec, body["spec"])
         prom = spec.source.prometheus

@@ -360,3 +360,10 @@ def ruler_alertmanager_config(receiver_url: str, token_file: Path, repeat_interv
             },
         ],
     }
+
+
+def sample(text: str, name: str, **labels: str) -> float:
+    """The value of NAME{LABELS} in a Prometheus text exposition (0 when absent), the labels
+    in the order the exposition gives them."""
+    want = "{" + ",".join(f'{k}="{v}"' for k, v in labels.items()) + "}"
+    return next((float(x.split()[-1]) for x in text.splitlines() if x.startswith(name + want + " ")), 0.0)

@@ -77,6 +77,30 @@ def test_without_a_recent_heartbeat_of_the_current_rules_the_operator_evaluates(
     assert isinstance(ev, Evaluation) and not ev.breaching
 
 
+@pytest.mark.parametrize(
+    "heard, after, holds",
+    [
+        ([], 0, False),  # nothing heard
+        ([HEARTBEAT], 0, True),
+        ([HEARTBEAT], 60, True),  # at the limit
+        ([HEARTBEAT], 61, False),  # past it
+        ([STALE], 0, False),  # a finding with no heartbeat
+    ],
+)
+def test_the_ruler_holds_a_monitor_while_its_heartbeat_is_recent(heard: list[str], after: float, holds: bool) -> None:
+    """`holds` tells the reads made ahead (stratops.k8s.monitoring: prefetch) whether the
+    monitor's evaluation will read a source: never while the ruler holds it, as `evaluation`
+    gives the ruler's verdict then."""
+    clock = Clock()
+    s = RulerState(60, clock)
+    if heard:
+        s.receive(_payload(*(_alert(a) for a in heard)))
+    clock.t += after
+    assert s.holds("desk", "watch") is holds
+    assert isinstance(s.evaluation("desk", "watch", "d1"), Evaluation) is holds
+    assert not s.holds("desk", "other")
+
+
 def test_other_alerts_and_malformed_payloads_change_nothing() -> None:
     s = RulerState(60, Clock())
     other = _alert(BREACH)
