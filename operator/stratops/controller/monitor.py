@@ -48,9 +48,10 @@ class MonitorScheduler:
     With PREFETCH, an evaluation first makes its reads of the source on the event loop, then is
     evaluated over their answers in a worker: up to IN_FLIGHT evaluations wait on their sources
     at once, and the workers only compute and write. Without it, each evaluation is one call in
-    a worker, and at most WORKERS are in flight. Of those, at most PER_SOURCE read one source
-    (default: all): a source that never answers holds no more until its timeout, and the
-    other sources' monitors go on.
+    a worker, and at most WORKERS are in flight. Of those, at most PER_SOURCE wait on one
+    source (default: no bound): a source that never answers holds no more until its timeout, and
+    the other sources' monitors go on. An evaluation whose reads were made ahead gives its place
+    back before it is computed, so the bound binds on the source, not on the workers.
 
     kopf's event handler for Monitors puts each one as last seen (`seen`) and takes it off when
     it is deleted (`gone`). The loop evaluates only while this replica may act (peering, the
@@ -116,6 +117,7 @@ class MonitorScheduler:
     async def _run_one(self, start: Start) -> None:
         loop = asyncio.get_running_loop()
         strategy = self.strategy_of(start.view)
+        lane = start.lane  # its place among those waiting on its source, given back once
         try:
             if self.prefetch is None:
                 ev = await loop.run_in_executor(self.pool, self.evaluate, start.view, strategy)
@@ -126,12 +128,17 @@ class MonitorScheduler:
                 except Exception as e:  # the evaluation makes its reads itself, as without prefetch
                     log.debug("[%s/%s] reads not made ahead: %s", start.key[0], start.key[1], e)
                     answers = None
+                if answers is not None:  # its reads are made: it no longer waits on its source
+                    self.schedule.lane_done(lane)
+                    lane = None
+                    self._poke()  # a monitor parked for that place is due again
                 ev = await loop.run_in_executor(self.pool, self.evaluate, start.view, strategy, now, answers)
             if getattr(ev, "finding", False):
                 log.warning("[%s/%s] monitor finding: %s", start.key[0], start.key[1], ev.detail)
         except Exception as e:  # an evaluation that cannot finish is retried at its next beat
             log.error("[%s/%s] monitor evaluation failed: %s", start.key[0], start.key[1], e)
         finally:
+            self.schedule.lane_done(lane)
             self.running -= 1
             # Look again soon for a strategy applied after its monitors.
             self.schedule.finished(start.key, self.clock(), 2.0 if strategy is None else None)

@@ -12,11 +12,13 @@ due time, the schedule says why:
 - `source`: its source already had as many evaluations in flight as one source may (below);
 - `loop`: none of these; the process itself was late (CPU, the event loop, the GIL).
 
-Lanes: with LANE (a monitor's source) and PER_LANE, at most PER_LANE evaluations of one lane run
-at once. A source that accepts and never answers then holds at most PER_LANE of the evaluations
-in flight until its timeout, not all of them: the other sources' monitors, and the kills they
-lead to, go on. A due monitor whose lane is full is parked, out of the way of the others, and
-is due again (at its own due time) as an evaluation of its lane ends.
+Lanes: with LANE (a monitor's source) and PER_LANE, at most PER_LANE evaluations of one lane
+wait on it at once: a start takes a place in its lane (`Start.lane`) and the caller gives it back
+(`lane_done`) once its reads are made, before it computes and writes. A source that accepts and
+never answers then holds at most PER_LANE of the evaluations in flight until its timeout, not all
+of them: the other sources' monitors, and the kills they lead to, go on. A due monitor whose lane
+is full is parked, out of the way of the others, and is due again (at its own due time) as a
+place in its lane is given back.
 Beats an evaluation ran through are skipped, and counted (`skipped`).
 
 Pure: the clock is passed in. The caller (stratops.controller.monitor) runs the evaluations.
@@ -65,6 +67,7 @@ class Start:
     late: float  # seconds after its due time
     reason: str  # "" on time; else workers, source or loop
     first: bool  # its first since it was put: not counted on time or late
+    lane: Hashable | None = None  # the lane whose place it holds, for `lane_done` (None: none)
 
 
 @dataclass
@@ -90,8 +93,7 @@ class Schedule:
         self.late_seconds = late_seconds
         #: LANE(view): the lane a monitor's evaluation runs in (None: unbounded).
         self.lane, self.per_lane = lane, per_lane
-        self._in_lane: dict[Hashable, int] = {}  # lane -> evaluations running
-        self._lanes_of: dict[Key, list[Hashable]] = {}  # running key -> its evaluations' lanes
+        self._in_lane: dict[Hashable, int] = {}  # lane -> places held
         self._parked: dict[Hashable, list[tuple[float, int, Key]]] = {}  # lane -> heap
         self.tally = Tally()
         self._entries: dict[Key, Entry] = {}
@@ -184,11 +186,10 @@ class Schedule:
                     self.tally.late[reason] = self.tally.late.get(reason, 0) + 1
                 else:
                     self.tally.on_time += 1
-            out.append(Start(key, e.view, due, late, reason, e.fresh))
+            out.append(Start(key, e.view, due, late, reason, e.fresh, lane))
             e.running, e.fresh, e.started, e.parked = True, False, now, False
             if lane is not None:
                 self._in_lane[lane] = self._in_lane.get(lane, 0) + 1
-                self._lanes_of.setdefault(key, []).append(lane)
         for e in held:
             self._push(e)
         more = self.next_due()
@@ -204,7 +205,6 @@ class Schedule:
         (under load the beats move back rather than pile up, so a busy operator evaluates each
         monitor a little less often instead of starving some); and a period after NOW if it ran
         longer than a period (the beats it ran through are skipped)."""
-        self._lane_freed(key)
         e = self._entries.get(key)
         if e is None or not e.running:
             return
@@ -221,15 +221,12 @@ class Schedule:
         e.due = beat
         self._push(e)
 
-    def _lane_freed(self, key: Key) -> None:
-        """KEY's evaluation ended (even if KEY was removed meanwhile): a place in its lane is
-        free, for the earliest monitor parked there."""
-        lanes = self._lanes_of.get(key)
-        if not lanes:
+    def lane_done(self, lane: Hashable | None) -> None:
+        """A start's place in LANE (its `Start.lane`) is given back, once per start: its reads
+        are made, or it ended (even if its monitor was removed meanwhile). The earliest monitor
+        parked there is due again."""
+        if lane is None or lane not in self._in_lane:
             return
-        lane = lanes.pop()
-        if not lanes:
-            del self._lanes_of[key]
         self._in_lane[lane] -= 1
         if not self._in_lane[lane]:
             del self._in_lane[lane]

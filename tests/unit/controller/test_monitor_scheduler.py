@@ -327,3 +327,39 @@ def test_a_source_that_never_answers_does_not_hold_up_the_other_sources_monitors
         answering.shutdown()
         answering.server_close()
         hung.close()
+
+
+def test_an_evaluation_whose_reads_are_made_gives_its_source_place_back_before_it_computes():
+    """The bound per source is on waiting for the source, not on the workers: with one place per
+    source and one worker held by a long computation, the source's other monitors still make
+    their reads. (Held to the end of each evaluation, the bound made a busy pool look like a
+    busy source: 1,677 starts late for `source` in the 1,000-strategy bench.)"""
+    made: list[str] = []
+    go = threading.Event()
+
+    class Evaluate(Recorder):
+        def __call__(self, view, strategy, now=None, answers=None):  # type: ignore[override]
+            go.wait(10)  # the computation, until the test has seen the reads
+            super().__call__(view, strategy)
+
+    async def prefetch(view, strategy, now):
+        made.append(view["metadata"]["name"])
+        return {"read at": now}
+
+    def view(name: str) -> dict:
+        return {
+            "metadata": {"name": name, "namespace": "desk"},
+            "spec": {"strategy": "s", "source": {"prometheus": {"url": "http://one-source"}}},
+        }
+
+    async def body(sched, rec):
+        try:
+            for i in range(3):
+                sched.seen("desk", f"m{i}", view(f"m{i}"), 60, listed=False)
+            await _until(lambda: len(made) == 3, seconds=5)
+            assert not rec.calls  # all three read while the first still computes
+        finally:
+            go.set()
+        await _until(lambda: len(rec.calls) == 3)
+
+    _run(body, may_act=lambda: True, recorder=Evaluate(), workers=1, prefetch=prefetch, in_flight=8, per_source=1)

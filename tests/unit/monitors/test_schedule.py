@@ -225,12 +225,16 @@ def test_a_source_that_never_answers_holds_at_most_its_places_and_the_others_go_
         s.put(("desk", f"hung{i}"), _on("http://hung"), 1.0, now=0.0)
     for i in range(2):
         s.put(("desk", f"ok{i}"), _on("http://ok"), 1.0, now=0.0)
-    started = [start.key[1] for start in s.take(0.0, limit=4)]
+    first = s.take(0.0, limit=4)
+    started = [start.key[1] for start in first]
     assert started == ["hung0", "hung1", "hung2", "ok0"]
     assert [start.key[1] for start in s.take(0.0, limit=1)] == ["ok1"]
     assert s.parked() == 3 and s.next_due() is None  # parked: not due, so the loop does not spin
-    # One of the hung source's evaluations times out: its earliest parked monitor is due again,
-    # as it was, and starts late for its source.
+    # One of the hung source's reads times out: its place is given back, and its earliest parked
+    # monitor is due again, as it was, and starts late for its source.
+    hung0 = next(x for x in first if x.key[1] == "hung0")
+    assert hung0.lane == "http://hung"
+    s.lane_done(hung0.lane)
     s.finished(("desk", "hung0"), now=10.0)
     assert s.next_due() == 0.0
     [start] = s.take(10.0, limit=8)
@@ -247,14 +251,19 @@ def test_a_parked_monitor_whose_source_is_edited_is_looked_at_again():
     assert [x.key[1] for x in s.take(0.5, limit=8)] == ["b"]
 
 
-def test_a_place_is_given_back_when_an_evaluation_ends_after_its_monitor_was_removed():
+def test_a_place_is_given_back_once_even_after_its_monitor_was_removed():
     s = Schedule(lane=_lane, per_lane=1)
     s.put(("desk", "a"), _on("http://src"), 1.0, now=0.0)
     s.put(("desk", "b"), _on("http://src"), 1.0, now=0.0)
-    assert [x.key[1] for x in s.take(0.0, limit=8)] == ["a"]
+    [a] = s.take(0.0, limit=8)
+    assert a.key[1] == "a"
     s.remove(("desk", "a"))
-    s.finished(("desk", "a"), now=0.2)
-    assert [x.key[1] for x in s.take(0.2, limit=8)] == ["b"]
+    s.lane_done(a.lane)  # a's reads are made: b may read while a computes
+    [b] = s.take(0.2, limit=8)
+    assert b.key[1] == "b"
+    s.finished(("desk", "a"), now=0.3)  # ending gives no second place back
+    s.put(("desk", "c"), _on("http://src"), 1.0, now=0.3)
+    assert s.take(0.3, limit=8) == []
 
 
 @settings(max_examples=200, deadline=None)
@@ -287,20 +296,22 @@ def test_no_source_ever_runs_more_than_its_places_and_no_monitor_is_lost(ops, pe
             s.remove(key)
         elif op == "finish" and running:
             k = sorted(running)[i % len(running)]
-            del running[k]
+            s.lane_done(running.pop(k))
             s.finished(k, t)
         elif op == "take":
             for start in s.take(t, limit=4):
-                assert start.key not in running
-                running[start.key] = _lane(start.view)
+                assert start.key not in running and start.lane == _lane(start.view)
+                running[start.key] = start.lane
         for lane in ("http://a", "http://b"):
             assert sum(1 for v in running.values() if v == lane) <= per_lane
     for k in list(running):
+        s.lane_done(running.pop(k))
         s.finished(k, t)
     t += 100.0
     due: set[tuple[str, str]] = set()
     for _ in range(len(lanes) + 1):  # each end lets the next of its lane in
         for start in s.take(t, limit=100):
             due.add(start.key)
+            s.lane_done(start.lane)
             s.finished(start.key, t)
     assert due == set(lanes)
