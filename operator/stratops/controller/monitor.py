@@ -8,12 +8,12 @@ import asyncio
 import os
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from concurrent.futures import Executor
 from datetime import UTC, datetime
 from typing import Any
 
 from stratops import metrics as M
 from stratops.controller.runtime import log, plain, strategy_key
+from stratops.controller.threads import HandbackThreads
 from stratops.monitors.schedule import LATE_SECONDS, Schedule, Start
 
 
@@ -62,7 +62,6 @@ class MonitorScheduler:
     def __init__(
         self,
         evaluate: Callable[[dict[str, Any], dict[str, Any] | None], Any],
-        pool: Executor,
         workers: int,
         may_act: Callable[[], bool],
         relisting: Callable[[str], bool] = lambda ns: False,
@@ -73,7 +72,9 @@ class MonitorScheduler:
         in_flight: int | None = None,
         per_source: int | None = None,
     ) -> None:
-        self.evaluate, self.pool, self.prefetch = evaluate, pool, prefetch
+        self.evaluate, self.prefetch = evaluate, prefetch
+        #: WORKERS threads evaluate, handing results back in batches (stratops.controller.threads).
+        self.threads = HandbackThreads(workers)
         #: Evaluations started and not finished, at most (the schedule's "workers").
         self.workers = max(1, in_flight if in_flight and prefetch is not None else workers)
         #: What the evaluator holds of a monitor that is gone (its last written status), dropped.
@@ -115,12 +116,11 @@ class MonitorScheduler:
         return next(iter(self.strategies.get(key, [])), None)
 
     async def _run_one(self, start: Start) -> None:
-        loop = asyncio.get_running_loop()
         strategy = self.strategy_of(start.view)
         lane = start.lane  # its place among those waiting on its source, given back once
         try:
             if self.prefetch is None:
-                ev = await loop.run_in_executor(self.pool, self.evaluate, start.view, strategy)
+                ev = await self.threads.run(self.evaluate, start.view, strategy)
             else:
                 now = datetime.now(UTC)
                 try:
@@ -132,7 +132,7 @@ class MonitorScheduler:
                     self.schedule.lane_done(lane)
                     lane = None
                     self._poke()  # a monitor parked for that place is due again
-                ev = await loop.run_in_executor(self.pool, self.evaluate, start.view, strategy, now, answers)
+                ev = await self.threads.run(self.evaluate, start.view, strategy, now, answers)
             if getattr(ev, "finding", False):
                 log.warning("[%s/%s] monitor finding: %s", start.key[0], start.key[1], ev.detail)
         except Exception as e:  # an evaluation that cannot finish is retried at its next beat
@@ -158,6 +158,12 @@ class MonitorScheduler:
         """For ever: start what is due, then sleep until the next due time, a new monitor or a
         finished evaluation."""
         self._wake = asyncio.Event()
+        try:
+            await self._loop()
+        finally:
+            self.threads.close()
+
+    async def _loop(self) -> None:
         acting: bool | None = None  # None: not yet; False: paused since it acted
         while True:
             self._wake.clear()
@@ -185,7 +191,11 @@ class MonitorScheduler:
 
     async def _sleep(self, seconds: float) -> None:
         assert self._wake is not None
+        # asyncio.timeout, not wait_for: Python 3.11's wait_for drops a cancellation that comes
+        # as the event is set (gh-86296), and the loop, poked at every finished evaluation,
+        # then went on after the operator cancelled it.
         try:
-            await asyncio.wait_for(self._wake.wait(), seconds)
+            async with asyncio.timeout(seconds):
+                await self._wake.wait()
         except TimeoutError:
             pass

@@ -24,12 +24,11 @@ async def start_monitor_schedule(settings: kopf.OperatorSettings, memo: kopf.Mem
     standalone = bool(settings.peering.standalone)
     rt = memo.runtime
     workers = int(os.environ.get("STRATOPS_MONITOR_WORKERS", "8"))
-    in_flight = int(os.environ.get("STRATOPS_MONITOR_IN_FLIGHT", str(8 * workers)))
+    in_flight = int(os.environ.get("STRATOPS_MONITOR_IN_FLIGHT", str(32 * workers)))
     # One source never holds every evaluation in flight: a quarter stays for the others.
     per_source = int(os.environ.get("STRATOPS_SOURCE_IN_FLIGHT", str(max(1, 3 * in_flight // 4))))
     memo.monitor_schedule = scheduler = MonitorScheduler(
         memo.monitors.run,
-        rt.monitor_pool,
         workers,
         lambda: kopf_fixes.may_act(time.monotonic(), standalone),
         lambda ns: bool(kopf_fixes.relisting(ns)),

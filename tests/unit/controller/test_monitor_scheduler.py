@@ -5,10 +5,10 @@ replica may act, a namespace held while it is listed again, a deleted monitor ne
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -54,16 +54,19 @@ async def _until(cond, seconds: float = 10.0) -> None:
 
 def _run(body, **kwargs):
     async def main():
-        pool = ThreadPoolExecutor(kwargs.pop("workers", 4))
         rec = kwargs.pop("recorder", None) or Recorder()
-        sched = MonitorScheduler(rec, pool, pool._max_workers, **kwargs)
+        sched = MonitorScheduler(rec, kwargs.pop("workers", 4), **kwargs)
         sched.strategies = {("desk", "s"): [{"spec": {}}]}
         task = asyncio.get_running_loop().create_task(sched.run())
         try:
             await body(sched, rec)
         finally:
             task.cancel()
-            pool.shutdown(wait=True)
+            threads = list(sched.threads._threads)
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            for t in threads:  # the evaluations under way end before the next test
+                t.join(10)
 
     asyncio.run(main())
 
@@ -363,3 +366,24 @@ def test_an_evaluation_whose_reads_are_made_gives_its_source_place_back_before_i
         await _until(lambda: len(rec.calls) == 3)
 
     _run(body, may_act=lambda: True, recorder=Evaluate(), workers=1, prefetch=prefetch, in_flight=8, per_source=1)
+
+
+def test_the_loop_ends_when_cancelled_while_evaluations_keep_finishing():
+    """The operator's cleanup cancels the loop. Each finished evaluation wakes it; a cancellation
+    that came as it was woken was dropped by Python 3.11's asyncio.wait_for, and the loop went on
+    evaluating after the operator had stopped it."""
+
+    async def main():
+        for _ in range(5):
+            rec = Recorder()
+            sched = MonitorScheduler(rec, 2, may_act=lambda: True)
+            sched.strategies = {("desk", "s"): [{"spec": {}}]}
+            task = asyncio.get_running_loop().create_task(sched.run())
+            for i in range(20):
+                sched.seen("desk", f"m{i}", _view(f"m{i}"), 0.001, listed=False)
+            await _until(lambda r=rec: len(r.calls) >= 200)
+            task.cancel()
+            done, _ = await asyncio.wait({task}, timeout=5)
+            assert task in done, "the loop went on after it was cancelled"
+
+    asyncio.run(main())
