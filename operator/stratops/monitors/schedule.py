@@ -94,6 +94,8 @@ class Schedule:
         #: LANE(view): the lane a monitor's evaluation runs in (None: unbounded).
         self.lane, self.per_lane = lane, per_lane
         self._in_lane: dict[Hashable, int] = {}  # lane -> places held
+        #: Keys with an evaluation under way, their monitor removed meanwhile or not.
+        self._busy: set[Key] = set()
         self._parked: dict[Hashable, list[tuple[float, int, Key]]] = {}  # lane -> heap
         self.tally = Tally()
         self._entries: dict[Key, Entry] = {}
@@ -119,6 +121,9 @@ class Schedule:
         e = self._entries.get(key)
         if e is None:
             e = self._entries[key] = Entry(key, view, period, now + (phase(key, period) if spread else 0.0))
+            if key in self._busy:  # removed and put again while its evaluation runs: due as it ends
+                e.running = e.again = True
+                return
             self._push(e)
             return
         e.view = view
@@ -188,6 +193,7 @@ class Schedule:
                     self.tally.on_time += 1
             out.append(Start(key, e.view, due, late, reason, e.fresh, lane))
             e.running, e.fresh, e.started, e.parked = True, False, now, False
+            self._busy.add(key)
             if lane is not None:
                 self._in_lane[lane] = self._in_lane.get(lane, 0) + 1
         for e in held:
@@ -199,20 +205,22 @@ class Schedule:
             self._full_since = None
         return out
 
-    def finished(self, key: Key, now: float, period: float | None = None) -> None:
+    def finished(self, key: Key, now: float, period: float | None = None) -> float | None:
         """KEY's evaluation ended at NOW. Its next beat is a PERIOD (default its own) after the
         beat it started for if it started on time; a period after it started if it started late
         (under load the beats move back rather than pile up, so a busy operator evaluates each
         monitor a little less often instead of starving some); and a period after NOW if it ran
-        longer than a period (the beats it ran through are skipped)."""
+        longer than a period (the beats it ran through are skipped). Its next due time (None:
+        it is not on the schedule)."""
+        self._busy.discard(key)
         e = self._entries.get(key)
         if e is None or not e.running:
-            return
+            return None
         e.running = False
         if e.again:
             e.again, e.due, e.fresh = False, now, True
             self._push(e)
-            return
+            return e.due
         step = e.period if period is None else min(period, e.period)
         beat = e.due + step if e.started - e.due <= self.late_seconds else e.started + step
         if beat < now:
@@ -220,13 +228,14 @@ class Schedule:
             beat = now + step
         e.due = beat
         self._push(e)
+        return e.due
 
-    def lane_done(self, lane: Hashable | None) -> None:
+    def lane_done(self, lane: Hashable | None) -> bool:
         """A start's place in LANE (its `Start.lane`) is given back, once per start: its reads
         are made, or it ended (even if its monitor was removed meanwhile). The earliest monitor
-        parked there is due again."""
+        parked there is due again. Whether one was."""
         if lane is None or lane not in self._in_lane:
-            return
+            return False
         self._in_lane[lane] -= 1
         if not self._in_lane[lane]:
             del self._in_lane[lane]
@@ -236,9 +245,11 @@ class Schedule:
             e = self._entries.get(k)
             if e is not None and e.stamp == stamp and not e.running:
                 self._push(e)  # due as it was: a new stamp, the same due time
-                break
-        if not parked:
-            self._parked.pop(lane, None)
+                if not parked:
+                    self._parked.pop(lane, None)
+                return True
+        self._parked.pop(lane, None)
+        return False
 
     def parked(self) -> int:
         """Monitors parked because their lane was full (some may be stale items)."""

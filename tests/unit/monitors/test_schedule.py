@@ -315,3 +315,17 @@ def test_no_source_ever_runs_more_than_its_places_and_no_monitor_is_lost(ops, pe
             s.lane_done(start.lane)
             s.finished(start.key, t)
     assert due == set(lanes)
+
+
+def test_a_monitor_removed_and_put_again_while_it_runs_is_not_evaluated_twice_at_once():
+    """Found by the property test above: a Monitor deleted and applied again under the same name
+    while its evaluation ran was started again beside it. It is now due as that evaluation ends."""
+    s = Schedule()
+    s.put(("desk", "m"), _view("m"), 1.0, now=0.0)
+    assert len(s.take(0.0, limit=8)) == 1
+    s.remove(("desk", "m"))
+    s.put(("desk", "m"), _view("m"), 1.0, now=0.2)
+    assert s.take(0.3, limit=8) == [] and s.next_due() is None
+    assert s.finished(("desk", "m"), now=0.4) == 0.4
+    [again] = s.take(0.4, limit=8)
+    assert again.key == ("desk", "m") and again.first
