@@ -22,7 +22,8 @@ class Recorder:
         self.running = self.most = 0
         self.lock = threading.Lock()
 
-    def __call__(self, view: dict, strategy: dict | None) -> None:
+    def __call__(self, view: dict, strategy: dict | None, now: object = None, answers: object = None) -> None:
+        # NOW and ANSWERS: what the scheduler passes when it reads ahead (prefetch).
         with self.lock:
             self.running += 1
             self.most = max(self.most, self.running)
@@ -294,10 +295,6 @@ def test_a_source_that_never_answers_does_not_hold_up_the_other_sources_monitors
             "spec": {"strategy": "s", "source": {"prometheus": {"url": urls[source]}}},
         }
 
-    class Evaluate(Recorder):
-        def __call__(self, view, strategy, now=None, answers=None):  # type: ignore[override]
-            super().__call__(view, strategy)
-
     async def prefetch(view, strategy, now):
         url = view["spec"]["source"]["prometheus"]["url"]
         prom = sources.setdefault(url, AsyncPrometheus(url, timeout=60.0, connections=20))
@@ -325,7 +322,7 @@ def test_a_source_that_never_answers_does_not_hold_up_the_other_sources_monitors
                 await prom.aclose()
 
     try:
-        _run(body, may_act=lambda: True, recorder=Evaluate(), workers=2, prefetch=prefetch, in_flight=4, per_source=3)
+        _run(body, may_act=lambda: True, workers=2, prefetch=prefetch, in_flight=4, per_source=3)
     finally:
         answering.shutdown()
         answering.server_close()
@@ -407,23 +404,15 @@ def test_monitors_due_together_start_in_one_round_and_an_end_wakes_the_loop_only
         await _until(lambda: len(rec.calls) >= 4000)
         assert rounds["n"] < len(rec.calls) / 4, (rounds["n"], len(rec.calls))
 
-    class Evaluate(Recorder):
-        def __call__(self, view, strategy, now=None, answers=None):  # type: ignore[override]
-            super().__call__(view, strategy)
-
     async def prefetch(view, strategy, now):
         return {}
 
-    _run(body, may_act=lambda: True, recorder=Evaluate(), workers=4, prefetch=prefetch, in_flight=400)
+    _run(body, may_act=lambda: True, workers=4, prefetch=prefetch, in_flight=400)
 
 
 def test_an_evaluation_that_ends_while_every_place_is_taken_starts_the_next_at_once():
     """One place, five monitors due together: each end wakes the loop for the next, so none
     waits out the loop's one-second sleep."""
-
-    class Evaluate(Recorder):
-        def __call__(self, view, strategy, now=None, answers=None):  # type: ignore[override]
-            super().__call__(view, strategy)
 
     async def prefetch(view, strategy, now):
         return {}
@@ -435,4 +424,4 @@ def test_an_evaluation_that_ends_while_every_place_is_taken_starts_the_next_at_o
         times = sorted(t for _, t, _ in rec.calls)
         assert times[-1] - times[0] < 0.5, times
 
-    _run(body, may_act=lambda: True, recorder=Evaluate(), workers=1, prefetch=prefetch, in_flight=1)
+    _run(body, may_act=lambda: True, workers=1, prefetch=prefetch, in_flight=1)
