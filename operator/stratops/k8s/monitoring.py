@@ -106,6 +106,7 @@ SOURCE_DOWN = Gauge(
 
 
 _REFRESHED = {"last_value", "detail", "last_evaluation"}
+_COMPARED = tuple(f for f in MonitorStatus.model_fields if f not in _REFRESHED)
 
 
 def needs_write(prev: MonitorStatus, new: MonitorStatus, now: datetime, refresh_seconds: float | None = None) -> bool:
@@ -116,7 +117,7 @@ def needs_write(prev: MonitorStatus, new: MonitorStatus, now: datetime, refresh_
     refresh = STATUS_REFRESH_SECONDS if refresh_seconds is None else refresh_seconds
     if prev.last_evaluation is None or refresh <= 0:
         return True
-    if new.model_dump(exclude=_REFRESHED) != prev.model_dump(exclude=_REFRESHED):
+    if any(getattr(new, f) != getattr(prev, f) for f in _COMPARED):
         return True
     return (now - prev.last_evaluation).total_seconds() >= refresh
 
@@ -477,7 +478,7 @@ class MonitorRunner:
         # Nulls in a merge patch delete: a cleared field (the episode's incident) goes away.
         body = {"status": st.model_dump(by_alias=True, mode="json")}
         self.custom.patch_namespaced_custom_object_status(GROUP, VERSION, ns, "monitors", name, body)
-        self._written[(ns, name)] = (uid, st.model_copy(deep=True))
+        self._written[(ns, name)] = (uid, st.model_copy())  # shallow: see monitors.decide
 
     def _by_ruler(
         self, ns: str, name: str, uid: str, spec: MonitorSpec, strategy: StrategySpec | None
@@ -594,5 +595,5 @@ class MonitorRunner:
         if mine is None or mine[0] != uid or mine[1].last_evaluation is None:
             return prev
         if prev.last_evaluation is None or mine[1].last_evaluation > prev.last_evaluation:
-            return mine[1].model_copy(deep=True)
+            return mine[1].model_copy()
         return prev

@@ -12,6 +12,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -25,6 +26,7 @@ _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 
 
+@lru_cache(maxsize=1024)  # read at every evaluation of every monitor; few distinct texts
 def parse_duration(text: str) -> timedelta:
     """Parse a Go-style duration ('500ms', '30s', '5m', '1h30m', '168h') as CEL's duration() does."""
     if not re.fullmatch(DURATION_PATTERN, text):

@@ -96,32 +96,40 @@ def decide(
 ) -> MonitorDecision:
     """SOURCE: the monitor's source as an alert label (stratops.monitors.desk.source_label), so
     that a desk-level StratopsSourceDown alert can inhibit the per-strategy stale ones."""
-    st = prev.model_copy(deep=True)
-    st.problem = None
-    st.last_value = f"{ev.value:.6g}" if ev.value is not None else "n/a"
-    st.last_evaluation, st.consecutive_breaches = now, ev.consecutive
-    st.breaching, st.stale, st.detail = ev.breaching, ev.stale, ev.detail
-    st.observed_generation = generation
     expected = bool(ev.stale and stale_expected(strategy_status))
-    st.stale_expected = True if expected else None
-    if expected:
-        st.detail = HALTED_NOTE + (ev.detail or "")
     # The episode's finding; a status written before clearFor existed tells it by its flags.
     was = prev.finding or finding_kind(prev.stale, prev.breaching, bool(prev.stale and prev.stale_expected))
     seen = finding_kind(ev.stale, ev.breaching, expected)
-    kind, st.clearing_since = seen, None
+    kind, clearing_since = seen, None
     if expected and was == "breach":
         # A halted strategy exports nothing, and no data says nothing about a breach: its
         # episode holds as it was (its incident, its clearing clock). Ended by the silence, the
         # breach seen again when data came back opened a second incident (the long soak: a
         # strategy killed while breaching, its source down and back).
-        kind, st.clearing_since = was, prev.clearing_since
+        kind, clearing_since = was, prev.clearing_since
     elif seen is None and was is not None:
         since = prev.clearing_since or now
         if now - since < clear_for(spec):
-            kind, st.clearing_since = was, since  # still clearing: the episode goes on
+            kind, clearing_since = was, since  # still clearing: the episode goes on
     back = seen is not None and seen == was and prev.clearing_since is not None
-    st.finding = kind
+    # One shallow copy with every change (pydantic's per-field setattr and a deep copy were most
+    # of an evaluation's CPU). Nothing here or in the runner changes a status's nested LastAlert
+    # in place: each is replaced whole.
+    st = prev.model_copy(
+        update={
+            "problem": None,
+            "last_value": f"{ev.value:.6g}" if ev.value is not None else "n/a",
+            "last_evaluation": now,
+            "consecutive_breaches": ev.consecutive,
+            "breaching": ev.breaching,
+            "stale": ev.stale,
+            "detail": HALTED_NOTE + (ev.detail or "") if expected else ev.detail,
+            "observed_generation": generation,
+            "stale_expected": True if expected else None,
+            "clearing_since": clearing_since,
+            "finding": kind,
+        }
+    )
 
     key = f"{namespace}/{name}"
 

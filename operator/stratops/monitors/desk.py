@@ -15,6 +15,7 @@ import threading
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Literal
 from urllib.parse import urlsplit
 
@@ -24,6 +25,7 @@ MIN_STRATEGIES = 2
 HORIZON = timedelta(minutes=10)
 
 
+@lru_cache(maxsize=256)  # at every evaluation; a desk has a few sources
 def source_label(url: str) -> str:
     """A source as an alert label: scheme, host, port and path, never its credentials or query."""
     u = urlsplit(url)
@@ -69,6 +71,12 @@ class _Desk:
             del self.strategies[old.strategy]
 
     def add(self, monitor: str, seen: _Seen) -> None:
+        old = self.seen.get(monitor)
+        if old is not None and old.strategy == seen.strategy:  # the common case, without recounting
+            self.seen[monitor] = seen
+            self.seen.move_to_end(monitor)
+            self.reachable += (0 if seen.unreachable else 1) - (0 if old.unreachable else 1)
+            return
         self.forget(monitor)
         self.seen[monitor] = seen
         self.reachable += 0 if seen.unreachable else 1

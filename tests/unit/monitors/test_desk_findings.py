@@ -32,6 +32,15 @@ def test_down_once_every_monitor_of_two_strategies_finds_it_unreachable_and_up_w
     assert up is not None and up.state == "up" and desk.down() == []
 
 
+def test_a_monitor_edited_to_another_strategy_counts_for_that_one_only():
+    desk = DeskFindings()
+    assert desk.record("fx", SRC, "m1", "a", True, T0) is None
+    assert desk.record("fx", SRC, "m2", "b", False, T0) is None
+    # m2 now names strategy a: every monitor of the source is one strategy's, not a desk's.
+    assert desk.record("fx", SRC, "m2", "a", True, T0 + timedelta(seconds=1)) is None
+    assert desk.down() == []
+
+
 def test_one_strategy_is_not_a_desk_and_no_data_is_not_unreachable():
     desk = DeskFindings()
     assert desk.record("fx", SRC, "a-lat", "a", True, T0) is None
@@ -119,6 +128,7 @@ class _Scan:
             hs.sampled_from(["m1", "m2", "m3", "m4", "m5"]),
             hs.booleans(),
             hs.sampled_from([0, 1, 60, 400, 700]),  # seconds since the evaluation before
+            hs.sampled_from([None, None, None, "a", "c"]),  # now and then its spec names another strategy
         ),
         max_size=60,
     )
@@ -127,9 +137,9 @@ def test_the_running_counts_decide_as_a_look_over_every_monitor_does(history):
     """Counted as evaluations come (one evaluation costs the same with 12 monitors or 12,000),
     the desk decides exactly as the whole-desk look it replaced, forgetting past the horizon."""
     fast, scan, now = DeskFindings(), _Scan(), T0
-    for ns, source, monitor, unreachable, later in history:
+    for ns, source, monitor, unreachable, later, edited in history:
         now += timedelta(seconds=later)
-        strategy = "a" if monitor in ("m1", "m2") else "b" if monitor in ("m3", "m4") else "c"
+        strategy = edited or ("a" if monitor in ("m1", "m2") else "b" if monitor in ("m3", "m4") else "c")
         change = fast.record(ns, source, monitor, strategy, unreachable, now)
         expected = scan.record(ns, source, monitor, strategy, unreachable, now)
         assert (None if change is None else (change.state, change.strategies)) == expected

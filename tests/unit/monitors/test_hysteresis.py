@@ -178,3 +178,29 @@ def test_no_data_from_a_halted_strategy_does_not_end_its_breach_episode():
     for t in (20 + 2 * WINDOW, 21 + 3 * WINDOW):
         status = decide("desk", "backlog", 1, spec, status, _ev(None), latched, T0 + timedelta(seconds=t)).status
     assert status.finding is None and status.incident is None
+
+
+@settings(max_examples=200, deadline=None)
+@given(steps, hs.booleans())
+def test_a_decision_never_changes_the_status_it_was_made_from(history, undelivered):
+    """decide() copies the status shallowly (a deep copy was a third of an evaluation's CPU):
+    the status it was made from, which the runner keeps as the one it last wrote, must come out
+    the same however the new one is then changed (its alert and incident replaced, as the
+    runner does)."""
+    from stratops.models.monitor import LastAlert
+
+    spec, status, t = _spec(), MonitorStatus(), 0.0
+    for later, seen in history:
+        t += later
+        before = status.model_dump()
+        d = decide("desk", "backlog", 1, spec, status, _ev(seen), {}, T0 + timedelta(seconds=t))
+        st = d.status
+        if d.alert is not None:
+            st.last_alert = LastAlert(at=T0, channel=spec.alert.channel, state=d.alert.state, delivered=not undelivered)
+        elif d.resend is not None and st.last_alert is not None:
+            st.last_alert = st.last_alert.model_copy(update={"delivered": True})
+        if d.incident is not None:
+            st.incident = d.incident.name
+        st.detail = "changed after the decision"
+        assert status.model_dump() == before
+        status = st
