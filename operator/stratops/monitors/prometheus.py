@@ -268,15 +268,26 @@ def _ts(v: float) -> datetime:
     return datetime.fromtimestamp(float(v), tz=UTC)
 
 
+class _Times(dict[Any, datetime]):
+    """One answer's sample times as datetimes, each built once: the series of a desk-wide range
+    query share their step grid (1,000 series of 60 points: 60 datetimes, not 60,000, which
+    were a seventh of the operator's CPU at 1,000 strategies)."""
+
+    def __missing__(self, v: Any) -> datetime:
+        t = self[v] = _ts(v)
+        return t
+
+
 def _parse(data: dict[str, Any], expr: str) -> list[Series]:
     kind, result = data.get("resultType"), data.get("result") or []
     out = Answer()
+    at = _Times()
     if kind == "scalar":
-        out.append(Series({}, [(_ts(result[0]), float(result[1]))]))
+        out.append(Series({}, [(at[result[0]], float(result[1]))]))
     elif kind == "vector":
-        out += [Series(r["metric"], [(_ts(r["value"][0]), float(r["value"][1]))]) for r in result]
+        out += [Series(r["metric"], [(at[r["value"][0]], float(r["value"][1]))]) for r in result]
     elif kind == "matrix":
-        out += [Series(r["metric"], [(_ts(t), float(v)) for t, v in r["values"]]) for r in result]
+        out += [Series(r["metric"], [(at[t], float(v)) for t, v in r["values"]]) for r in result]
     if not out or all(not s.points for s in out):
         raise SourceUnavailable(f"no data for {expr!r}")
     return out

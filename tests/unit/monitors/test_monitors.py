@@ -324,3 +324,24 @@ def test_a_baseline_of_names_where_numbers_belong_is_stale_not_a_crash():
     src = FakeSource(ranges={q: [({}, [0.1, 0.2, 0.3])]})
     ev = evaluate(spec, STRATEGY, src, lambda name, key: '["spread", "momentum"]', NOW, 0)
     assert ev.stale and ev.finding and "not a list of numbers" in ev.detail
+
+
+def test_a_range_answer_parses_each_point_at_its_own_time_whatever_the_series_share():
+    """Sample times are built once per answer (stratops.monitors.prometheus._Times): series on
+    one grid, series off it, and a scalar still read each point at its own time and value."""
+    from stratops.monitors.prometheus import _parse
+
+    t0 = 1_765_000_000.0
+    rows = [
+        {"metric": {"strategy": "a"}, "values": [[t0, "1"], [t0 + 1.5, "2"]]},
+        {"metric": {"strategy": "b"}, "values": [[t0 + 1.5, "3"], [t0 + 3, "NaN"]]},
+        {"metric": {"strategy": "c"}, "values": [[t0 + 0.25, "4"]]},
+    ]
+    got = _parse({"resultType": "matrix", "result": rows}, "q")
+    want = [[(datetime.fromtimestamp(float(t), UTC), float(v)) for t, v in r["values"]] for r in rows]
+    assert [s.labels for s in got] == [r["metric"] for r in rows]
+    for series, points in zip(got, want, strict=True):
+        assert [p[0] for p in series.points] == [p[0] for p in points]
+        assert [str(p[1]) for p in series.points] == [str(p[1]) for p in points]
+    scalar = _parse({"resultType": "scalar", "result": [t0, "7"]}, "q")
+    assert scalar[0].points == [(datetime.fromtimestamp(t0, UTC), 7.0)]
