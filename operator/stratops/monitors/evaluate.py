@@ -57,12 +57,14 @@ class OneStrategy:
         self.fetch, self.label, self.strategy = fetch, label, strategy
 
     def _mine(self, series: list[Series], expr: str) -> list[Series]:
-        ours = series.by(self.label).get(self.strategy, []) if isinstance(series, Answer) else series
-        mine = [
-            Series({k: v for k, v in s.labels.items() if k != self.label}, s.points)
-            for s in ours
-            if s.labels.get(self.label) == self.strategy
-        ]
+        if isinstance(series, Answer):  # a batch's: indexed and stripped once for every reader
+            mine = series.by(self.label).get(self.strategy, [])
+        else:
+            mine = [
+                Series({k: v for k, v in s.labels.items() if k != self.label}, s.points)
+                for s in series
+                if s.labels.get(self.label) == self.strategy
+            ]
         if not mine:
             raise SourceUnavailable(f"no data for {self.label}={self.strategy!r} in {expr!r}")
         return mine

@@ -43,11 +43,15 @@ class Answer(list[Series]):
     made the fan-out quadratic in the batch (1,000 strategies: 10^7 label looks a period)."""
 
     def by(self, label: str) -> dict[str | None, list[Series]]:
+        """The series per value of LABEL, each without that label (what the strategy's own
+        query would have given), in the answer's order. Shared by every reader: never mutated."""
         index: dict[str, dict[str | None, list[Series]]] = self.__dict__.setdefault("_by", {})
         if label not in index:  # two threads may both build it: the same index, either kept
             groups: dict[str | None, list[Series]] = {}
             for s in self:
-                groups.setdefault(s.labels.get(label), []).append(s)
+                value = s.labels.get(label)
+                stripped = s if value is None else Series({k: v for k, v in s.labels.items() if k != label}, s.points)
+                groups.setdefault(value, []).append(stripped)
             index[label] = groups
         return index[label]
 

@@ -231,6 +231,11 @@ def test_a_batch_s_answer_fans_out_by_its_index_as_by_a_scan(rows, mine):
     # Built once, on the first monitor's read, and kept: every later monitor reads the same one.
     index = indexed.__dict__["_by"]["strategy"]
     assert read(indexed) == read(list(series)) and indexed.by("strategy") is index
-    # Each strategy's series, and the series with no strategy label, in the answer's order.
+    # Each strategy's series, without the label, and the series with no strategy label, in the
+    # answer's order.
     for key in {*STRATEGIES, None}:
-        assert index.get(key, []) == [x for x in series if x.labels.get("strategy") == key]
+        assert index.get(key, []) == [
+            Series({k: v for k, v in x.labels.items() if k != "strategy"}, x.points)
+            for x in series
+            if x.labels.get("strategy") == key
+        ]
