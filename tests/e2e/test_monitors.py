@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from cases import example
 from lifecycle_helpers import NAME, Desk, grant_chart_roles, strategy_doc
 from stratops.cli.main import app
+from stratops.monitors.evaluate import STARTING_NOTE
 from stratops.testing.prometheus import PrometheusServer, sample
 from stratops.testing.wait import wait_for
 
@@ -333,6 +334,51 @@ def test_a_flapping_monitor_is_one_incident_until_a_person_resolves_it(
         what="the new incident",
     )
     assert new["status"]["phase"] != "Resolved" and new["status"]["steps"]["detection"]["by"] == f"monitor/{name}"
+
+
+def test_monitors_applied_with_their_strategy_wait_for_its_first_data(desk, exporter, prometheus):
+    """A desk applies a Strategy and its Monitors together (a GitOps merge): until Prometheus has
+    scraped the new pods there is no data, and that is no finding (spec.startupGrace): no
+    StaleData incident, no throttle of a strategy just born. A monitor whose query never matches
+    is still a finding, once its strategy has been Ready for the grace."""
+    depth = exporter.gauge("test_queue_depth")  # no child for this desk yet: no series (a child is one, at 0)
+    waiting = _monitor(desk.ns, prometheus.url)
+    waiting["metadata"]["name"] = "queue-waiting"
+    never = _monitor(desk.ns, prometheus.url)
+    never["metadata"]["name"] = "queue-never"
+    never["spec"]["source"]["prometheus"]["query"] = f'sum(test_never_exported{{strategy="{desk.ns}"}})'
+    never["spec"]["startupGrace"] = "6s"
+    desk.create("monitors", waiting)
+    desk.create("monitors", never)
+    desk.create("strategies", strategy_doc())
+    st = wait_for(
+        lambda: (s := _monitor_status(desk, "queue-waiting")).get("staleExpected") and s,
+        timeout=60,
+        what="no data yet, and expected",
+    )
+    assert st["detail"].startswith(STARTING_NOTE) and not st.get("incident") and not st.get("firstData"), st
+    desk.wait_status(lambda s: s.get("phase") == "Running", "running")
+
+    # The query that never matches: a StaleData finding once the strategy has been Ready 6 s.
+    st = wait_for(
+        lambda: (s := _monitor_status(desk, "queue-never")).get("incident") and s,
+        timeout=60,
+        what="the never-matching monitor's stale finding after its grace",
+    )
+    assert st["stale"] is True and not st.get("staleExpected") and not st["detail"].startswith(STARTING_NOTE)
+    ready_at = next(c for c in desk.status()["conditions"] if c["type"] == "Ready")["lastTransitionTime"]
+    assert st["lastEvaluation"] >= ready_at, "not before the strategy was Ready"
+
+    depth.labels(desk.ns).set(10)
+    st = wait_for(
+        lambda: (s := _monitor_status(desk, "queue-waiting")).get("lastValue") == "10" and s,
+        timeout=60,
+        what="the first data",
+    )
+    assert st.get("firstData") and not st.get("staleExpected") and not st.get("incident")
+    for incident in desk.incidents():
+        assert incident["spec"].get("monitor") != "queue-waiting"
+        assert "queue-waiting" not in ((incident.get("status") or {}).get("monitors") or []), incident
 
 
 def test_a_source_down_for_the_desk_is_one_desk_finding_and_one_page(desk, exporter, alertmanager, operator):

@@ -395,6 +395,15 @@ class MonitorSpec(Model):
         default=None,
         max_length=32,
     )
+    startup_grace: str = Duration(
+        "How long a monitor that has never read data waits for its first data once its strategy's pods are "
+        "Ready (Prometheus has yet to scrape them): until then no data is expected (status.staleExpected: no "
+        "finding, no incident, no alert), and while the strategy is not Ready at all. A breach on data, an "
+        "unreachable source, and no data after the monitor has read data once are findings at once. This "
+        "fails open for that long: a feed that never starts is reported only after it. 0s turns it off.",
+        default="2m",
+        max_length=32,
+    )
     __rules__ = (
         Rule(
             cel=f"duration(self.frequency) >= duration('{MIN_FREQUENCY}') && duration(self.frequency) <= "
@@ -446,8 +455,14 @@ class MonitorStatus(Model):
     )
     stale_expected: bool | None = Field(
         default=None,
-        description="True while the monitor is stale because its strategy's kill-switch is latched (its pods are "
-        "stopped): no finding, no incident, no alert. Staying stale after the resume is a new finding.",
+        description="True while the monitor is stale because no data is what its strategy gives: its kill-switch "
+        "is latched (its pods are stopped), or the monitor has never read data and the strategy has not yet been "
+        "Ready for spec.startupGrace. No finding, no incident, no alert. Staying stale after the resume, or past "
+        "the grace, is a new finding.",
+    )
+    first_data: datetime | None = Field(
+        default=None,
+        description="When the monitor first read data (spec.startupGrace applies only before it).",
     )
     detail: str | None = Field(default=None, description="Method and sample sizes of the last evaluation.")
     last_alert: LastAlert | None = Field(default=None, description="The last alert sent.")

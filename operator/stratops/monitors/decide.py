@@ -7,7 +7,9 @@ resolved); a new finding is also an incident; the same kind again is the same ep
 (deduplicated). Stale while the strategy's kill-switch is latched is no finding (its pods are
 stopped and export nothing): it counts as none, so staying stale after the resume is a new
 finding, with its incident; and it does not end a breach's episode either (no data says
-nothing about the breach).
+nothing about the breach). Nor is no data from a strategy starting up (spec.startupGrace): a
+monitor that has never read data waits for its first while the strategy is not Ready, and for
+the grace once it is (Prometheus has yet to scrape the new pods).
 
 Hysteresis (spec.clearFor): an episode ends only once its finding has stayed clear for the
 window. Until then the finding is kept (no resolved message), and a finding that comes back is
@@ -21,14 +23,14 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from stratops.alerts import Alert
 from stratops.lifecycle.types import NewIncident
 from stratops.models.common import parse_duration
 from stratops.models.monitor import IncidentClass, MonitorSpec, MonitorStatus, Severity
-from stratops.monitors.evaluate import HALTED_NOTE, Evaluation, stale_expected
+from stratops.monitors.evaluate import HALTED_NOTE, STARTING_NOTE, Evaluation, stale_expected
 from stratops.recovery.actions import immediate_action, rolling_out
 
 Kind = Literal["stale", "breach"] | None
@@ -71,7 +73,47 @@ def status_read_by_monitors(strategy_status: Mapping[str, Any] | None) -> dict[s
         out["rollout"] = {"version": ro["version"]}
     if "lastKnownGood" in st:
         out["lastKnownGood"] = st["lastKnownGood"]
+    if (since := ready_since(st)) is not None:
+        out["readySince"] = since
     return out
+
+
+def ready_since(strategy_status: Mapping[str, Any] | None) -> str | None:
+    """Since when the strategy's pods have been Ready (its Ready condition's last transition to
+    True), from a whole status or from what status_read_by_monitors kept; None: not Ready."""
+    st = strategy_status or {}
+    if "readySince" in st:
+        return st["readySince"]  # type: ignore[no-any-return]
+    conditions = st.get("conditions")
+    if not isinstance(conditions, list):
+        return None
+    ready = next((c for c in conditions if isinstance(c, Mapping) and c.get("type") == "Ready"), None)
+    if ready is None or ready.get("status") != "True":
+        return None
+    return str(ready.get("lastTransitionTime") or "unknown")  # Ready since an unknown time: no grace
+
+
+def starting_up(
+    spec: MonitorSpec, prev: MonitorStatus, ev: Evaluation, strategy_status: Mapping[str, Any] | None, now: datetime
+) -> bool:
+    """Whether EV's lack of data is what a strategy starting up gives (spec.startupGrace): the
+    monitor has never read data, the query answered with nothing (not: an unreachable source, a
+    bad baseline), and the strategy is not Ready, or Ready for less than the grace."""
+    if not (ev.stale and ev.no_data) or ev.unreachable or prev.first_data is not None:
+        return False
+    grace = parse_duration(spec.startup_grace)
+    if grace <= timedelta(0):
+        return False
+    since = ready_since(strategy_status)
+    if since is None:
+        return True  # its pods are not Ready: nothing to scrape (the rollout's deadline speaks for them)
+    try:
+        ready_at = datetime.fromisoformat(str(since).replace("Z", "+00:00"))
+    except ValueError:
+        return False  # unreadable: no grace, the finding stands
+    if ready_at.tzinfo is None:
+        ready_at = ready_at.replace(tzinfo=UTC)  # the API server writes UTC
+    return now - ready_at < grace
 
 
 def incident_action(spec: MonitorSpec, strategy_status: dict[str, Any] | None) -> str:
@@ -96,7 +138,9 @@ def decide(
 ) -> MonitorDecision:
     """SOURCE: the monitor's source as an alert label (stratops.monitors.desk.source_label), so
     that a desk-level StratopsSourceDown alert can inhibit the per-strategy stale ones."""
-    expected = bool(ev.stale and stale_expected(strategy_status))
+    halted = bool(ev.stale and stale_expected(strategy_status))
+    starting = not halted and starting_up(spec, prev, ev, strategy_status, now)
+    expected = halted or starting
     # The episode's finding; a status written before clearFor existed tells it by its flags.
     was = prev.finding or finding_kind(prev.stale, prev.breaching, bool(prev.stale and prev.stale_expected))
     seen = finding_kind(ev.stale, ev.breaching, expected)
@@ -123,7 +167,12 @@ def decide(
             "consecutive_breaches": ev.consecutive,
             "breaching": ev.breaching,
             "stale": ev.stale,
-            "detail": HALTED_NOTE + (ev.detail or "") if expected else ev.detail,
+            "detail": HALTED_NOTE + (ev.detail or "")
+            if halted
+            else STARTING_NOTE + (ev.detail or "")
+            if starting
+            else ev.detail,
+            "first_data": prev.first_data or (None if ev.stale else now),
             "observed_generation": generation,
             "stale_expected": True if expected else None,
             "clearing_since": clearing_since,

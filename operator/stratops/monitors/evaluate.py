@@ -19,7 +19,7 @@ from stratops.models.common import parse_duration
 from stratops.models.monitor import Baseline, MonitorSpec
 from stratops.models.strategy import StrategySpec
 from stratops.monitors import statistics as S
-from stratops.monitors.prometheus import Answer, Series, SourceUnavailable, SourceUnreachable
+from stratops.monitors.prometheus import Answer, NoSeries, Series, SourceUnavailable, SourceUnreachable
 
 DAY = timedelta(days=1)
 NAME_LABELS = ("feature", "symbol", "name", "instrument")
@@ -41,6 +41,7 @@ class Evaluation:
     consecutive: int
     detail: str
     unreachable: bool = False  # stale because the source itself did not answer (not: no data)
+    no_data: bool = False  # stale because the query answered with nothing, or too little to compute
 
     @property
     def finding(self) -> bool:
@@ -66,7 +67,7 @@ class OneStrategy:
                 if s.labels.get(self.label) == self.strategy
             ]
         if not mine:
-            raise SourceUnavailable(f"no data for {self.label}={self.strategy!r} in {expr!r}")
+            raise NoSeries(f"no data for {self.label}={self.strategy!r} in {expr!r}")
         return mine
 
     def query(self, expr: str, at: datetime | None = None) -> list[Series]:
@@ -183,7 +184,7 @@ def compute(
         }
         features = {f: (base[f], current[f]) for f in list(base)[: c.psi.top_features] if f in current}
         if not features:
-            raise S.NoData("no current sample for any baseline feature")
+            raise S.NoSamples("no current sample for any baseline feature")
         return statistic(S.psi_any, features, c.psi.threshold, c.psi.bins, c.psi.epsilon), 1
     if c.kind == "ks":
         assert c.ks
@@ -244,6 +245,8 @@ def evaluate(
         reading, needed = compute(spec, strategy, fetch, load, now)
     except SourceUnreachable as e:
         return Evaluation(None, False, True, 0, f"stale: {e}", unreachable=True)
+    except (NoSeries, S.NoSamples) as e:
+        return Evaluation(None, False, True, 0, f"stale: {e}", no_data=True)
     except (SourceUnavailable, S.NoData) as e:
         return Evaluation(None, False, True, 0, f"stale: {e}")
     consecutive = consecutive_before + 1 if reading.breach else 0
@@ -259,6 +262,8 @@ def evaluate(
 #: The start of a monitor's detail while its stale finding is expected: the strategy's kill-switch
 #: is latched, so its pods are stopped and export nothing.
 HALTED_NOTE = "expected while the kill-switch is latched (its pods are stopped): "
+#: The same while the monitor waits for its first data from a strategy starting up (spec.startupGrace).
+STARTING_NOTE = "expected before the first data (strategy not Ready, or Ready for less than spec.startupGrace): "
 
 
 def stale_expected(strategy_status: dict[str, object] | None) -> bool:

@@ -22,6 +22,11 @@ class SourceUnavailable(RuntimeError):
     """The source could not answer, or answered with no data."""
 
 
+class NoSeries(SourceUnavailable):
+    """The source answered with no series (or none of this strategy's): nothing exported or
+    scraped yet, or a query that matches nothing."""
+
+
 class SourceUnreachable(SourceUnavailable):
     """The source itself did not answer (connection, timeout, a 5xx, no JSON): unlike a query
     with no data, every monitor reading it sees the same, so it is one root cause for the desk."""
@@ -293,5 +298,5 @@ def _parse(data: dict[str, Any], expr: str) -> list[Series]:
     elif kind == "matrix":
         out += [Series(r["metric"], [(at[t], float(v)) for t, v in r["values"]]) for r in result]
     if not out or all(not s.points for s in out):
-        raise SourceUnavailable(f"no data for {expr!r}")
+        raise NoSeries(f"no data for {expr!r}")
     return out

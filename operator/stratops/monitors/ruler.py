@@ -102,7 +102,9 @@ class RulerState:
                 return f"no heartbeat from the ruler for {age:.0f}s (limit {self.heartbeat_seconds:.0f}s)"
             breach, value, stale = h.breach, h.value, h.stale
         if stale:
-            return Evaluation(None, False, True, 0, "stale: the ruler found no data (its query returned nothing)")
+            return Evaluation(
+                None, False, True, 0, "stale: the ruler found no data (its query returned nothing)", no_data=True
+            )
         if breach:
             shown = f" {value:g}" if value is not None else ""
             return Evaluation(value, True, False, 1, f"the ruler's rule fires: value{shown}")

@@ -27,6 +27,11 @@ class NoData(ValueError):
     """Not enough data to compute the statistic: a stale-data finding, never a pass."""
 
 
+class NoSamples(NoData):
+    """No current samples at all (not: a baseline that cannot serve): what a strategy whose
+    metrics are not yet scraped gives (spec.startupGrace)."""
+
+
 def _need(values: Sequence[float] | np.ndarray, n: int, what: str) -> np.ndarray:
     try:
         arr: np.ndarray = np.asarray(values, dtype=float)
@@ -46,7 +51,7 @@ def failures(samples: Sequence[tuple[datetime, float]], now: datetime, within: t
     """A health check (1 ok, 0 failed) failing COUNT times within the last WITHIN."""
     recent = [v for t, v in samples if now - t <= within]
     if not recent:
-        raise NoData(f"no health-check samples in the last {within}")
+        raise NoSamples(f"no health-check samples in the last {within}")
     failed = sum(1 for v in recent if v < 0.5)
     return Reading(failed, failed >= count, f"{failed} failures in {len(recent)} checks over {within}")
 
@@ -88,7 +93,7 @@ def psi_any(
 ) -> Reading:
     """The largest PSI over FEATURES (name -> (baseline, current)); a breach if any exceeds LIMIT."""
     if not features:
-        raise NoData("no feature samples")
+        raise NoSamples("no feature samples")
     worst_name, worst = "", None
     for name, (b, c) in sorted(features.items()):
         r = psi(b, c, bins, epsilon)
@@ -153,7 +158,7 @@ def concentration(by_name: Mapping[str, float], max_share: float, min_total: flo
     """Share of the day's PnL from one name: |pnl of the name| / sum of |pnl| over names. A total
     below MIN_TOTAL is not judged: early in the day, a few fills make any split lopsided."""
     if not by_name:
-        raise NoData("no per-name PnL")
+        raise NoSamples("no per-name PnL")
     total = sum(abs(v) for v in by_name.values())
     if total == 0:
         return Reading(0.0, False, "no PnL today")
@@ -172,7 +177,7 @@ def concentration(by_name: Mapping[str, float], max_share: float, min_total: flo
 def topk_change(baseline: Sequence[str], current_scores: Mapping[str, float], k: int, min_changed: int) -> Reading:
     """How many of the baseline's top K are not in the current top K."""
     if not current_scores:
-        raise NoData("no current scores")
+        raise NoSamples("no current scores")
     top = [n for n, _ in sorted(current_scores.items(), key=lambda kv: (-kv[1], kv[0]))[:k]]
     changed = len(set(baseline[:k]) - set(top))
     return Reading(changed, changed >= min_changed, f"{changed} of the top {k} changed; now {', '.join(top)}")
@@ -186,7 +191,7 @@ def bar_count_mismatch(primary: float, backup: float, tolerance: int) -> Reading
 def bar_age(age_by_symbol: Mapping[str, float], bar_interval_s: float, max_intervals: float) -> Reading:
     """Age of the last bar of the stalest symbol against MAX_INTERVALS x the bar interval."""
     if not age_by_symbol:
-        raise NoData("no bar ages")
+        raise NoSamples("no bar ages")
     sym, age = max(age_by_symbol.items(), key=lambda kv: kv[1])
     limit = bar_interval_s * max_intervals
     return Reading(
