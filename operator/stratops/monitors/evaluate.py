@@ -41,7 +41,7 @@ class Evaluation:
     consecutive: int
     detail: str
     unreachable: bool = False  # stale because the source itself did not answer (not: no data)
-    no_data: bool = False  # stale because the query answered with nothing, or too little to compute
+    no_data: bool = False  # stale because the query answered with nothing (no series, no current samples)
 
     @property
     def finding(self) -> bool:

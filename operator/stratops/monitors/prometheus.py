@@ -280,7 +280,7 @@ def _ts(v: float) -> datetime:
 class _Times(dict[Any, datetime]):
     """One answer's sample times as datetimes, each built once: the series of a desk-wide range
     query share their step grid (1,000 series of 60 points: 60 datetimes, not 60,000, which
-    were a seventh of the operator's CPU at 1,000 strategies)."""
+    were a seventh of the operator's time holding the GIL at 1,000 strategies)."""
 
     def __missing__(self, v: Any) -> datetime:
         t = self[v] = _ts(v)
