@@ -99,6 +99,12 @@ MONITOR_LATENESS_SECONDS = Histogram(
     "How long after its due time a scheduled monitor evaluation started.",
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
 )
+GC_PAUSE_SECONDS = Histogram(
+    "stratops_gc_pause_seconds",
+    "How long each of Python's garbage collections stopped the operator, by generation (2: a full one).",
+    ["generation"],
+    buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
 MONITORS_SCHEDULED = Gauge("stratops_monitors_scheduled", "Monitors on this operator's evaluation schedule.")
 RULER_NOTIFICATIONS = Counter(
     "stratops_ruler_notifications_total",

@@ -37,6 +37,19 @@ def collect_garbage_rarely() -> None:
     gc.freeze()
     _, middle, old = gc.get_threshold()
     gc.set_threshold(max(GC_YOUNG_THRESHOLD, 1), middle, old)
+    if _gc_timed not in gc.callbacks:
+        gc.callbacks.append(_gc_timed)
+
+
+_gc_started = [0.0]
+
+
+def _gc_timed(phase: str, info: dict[str, int]) -> None:
+    """Each collection's pause, as stratops_gc_pause_seconds: what a slow kill may have waited on."""
+    if phase == "start":
+        _gc_started[0] = time.perf_counter()
+    else:
+        M.GC_PAUSE_SECONDS.labels(str(info.get("generation", ""))).observe(time.perf_counter() - _gc_started[0])
 
 
 def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:

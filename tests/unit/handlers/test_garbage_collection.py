@@ -22,22 +22,25 @@ PROBE = textwrap.dedent(
     readers = [[i] for i in range(3000)]  # what its monitors' evaluations hold meanwhile
     old = {id(o) for o in gc.get_objects(generation=2)}
     print(sum(1 for o in (answer, answer[0], answer[0].points) if id(o) in old), gc.get_freeze_count() > 0)
+    gc.collect()
+    from stratops import metrics as M
+    print(M.GC_PAUSE_SECONDS.labels("2")._sum.get() > 0)
     """
 )
 
 
-def _probe(mode: str) -> tuple[int, bool]:
+def _probe(mode: str) -> tuple[int, bool, bool]:
     out = subprocess.run([sys.executable, "-c", PROBE, mode], capture_output=True, text=True, check=True).stdout
-    promoted, frozen = out.split()
-    return int(promoted), frozen == "True"
+    promoted, frozen, timed = out.split()
+    return int(promoted), frozen == "True", timed == "True"
 
 
-def test_a_batch_answer_dies_young_and_what_was_loaded_at_start_is_frozen():
-    promoted, frozen = _probe("tuned")
-    assert promoted == 0 and frozen
+def test_a_batch_answer_dies_young_what_was_loaded_at_start_is_frozen_and_pauses_are_timed():
+    promoted, frozen, timed = _probe("tuned")
+    assert promoted == 0 and frozen and timed
 
 
 def test_with_pythons_defaults_the_same_answer_is_promoted_at_once():
     """The defect, as the probe sees it: why the thresholds are not Python's."""
-    promoted, frozen = _probe("default")
-    assert promoted > 0 and not frozen
+    promoted, frozen, timed = _probe("default")
+    assert promoted > 0 and not frozen and not timed
