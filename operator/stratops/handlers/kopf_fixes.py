@@ -81,6 +81,17 @@ depend on its `when` filter (every `when` on our daemons is a shard filter: stra
 sharding), so every shard keeps the one finalizer, and only the owner's daemon runs. At deletion a
 replica with no daemon for the object releases it at once, as kopf always did for an object it
 runs nothing for; the owner's daemon is then stopped by the object's DELETED event.
+
+An eighth fix: every object kopf was handed became garbage that only Python's cyclic collector
+could free. kopf wraps each event's object in a Body whose `meta`, `spec` and `status` views hold
+the Body (and its Meta's `labels` and `annotations` views hold the Meta), and each handler's Patch
+the same way: a reference cycle per event, which kept the whole raw object alive until a
+collection. At 1,000 strategies that was 112,000 objects in 20 s (a census of the collector's
+garbage: kopf's Bodies, Patches, their views, and the raw objects they held), and young
+collections of 50 to 360 ms to free them, stopping the whole operator. The fix
+(`_apply_views_without_cycles`): the views are made when asked for, each a live view of its
+source as before, and kept by nobody, so the Body and the Patch are freed by reference counting
+as soon as kopf lets them go. Seen with kopf 1.45.2.
 """
 
 from __future__ import annotations
@@ -163,7 +174,62 @@ def apply() -> bool:
         & _apply_keepalive_record()
         & _apply_observed_peers()
         & _apply_finalizer_for_every_shard()
+        & _apply_views_without_cycles()
     )
+
+
+_ACYCLIC = "_stratops_views_without_cycles"
+
+
+def _apply_views_without_cycles() -> bool:
+    """kopf's Body, Meta, Patch and MetaPatch with views made when asked for (the eighth fix)."""
+    from kopf._cogs.structs import bodies, dicts, patches
+
+    body, meta, patch, meta_patch = bodies.Body, bodies.Meta, patches.Patch, patches.MetaPatch
+    if getattr(body, _ACYCLIC, False):
+        return True
+    expected = (
+        isinstance(body.__dict__.get("meta"), property)
+        and isinstance(meta.__dict__.get("labels"), property)
+        and isinstance(patch.__dict__.get("meta"), property)
+        and isinstance(meta_patch.__dict__.get("labels"), property)
+        and issubclass(body, dicts.ReplaceableMappingView)
+        and issubclass(patch, dict)
+    )
+    if not expected:
+        log.warning("kopf's bodies are not the ones the fix was written for: their reference cycles stay")
+        return False
+
+    def body_init(self: Any, src: Any) -> None:
+        dicts.ReplaceableMappingView.__init__(self, src)
+
+    def meta_init(self: Any, src: Any) -> None:
+        dicts.MappingView.__init__(self, src, "metadata")
+
+    def patch_init(self: Any, src: Any = None, /, body: Any = None, fns: Any = ()) -> None:
+        dict.__init__(self, src or {})
+        self._original = body
+        self._fns = (src.fns if isinstance(src, patches.Patch) else []) + list(fns)
+
+    def meta_patch_init(self: Any, src: Any) -> None:
+        dicts.MutableMappingView.__init__(self, src, "metadata")
+
+    body.__init__ = body_init  # type: ignore[method-assign]
+    body.meta = body.metadata = property(lambda self: bodies.Meta(self))  # type: ignore[assignment,method-assign]
+    body.spec = property(lambda self: bodies.Spec(self))  # type: ignore[assignment,method-assign]
+    body.status = property(lambda self: bodies.Status(self))  # type: ignore[assignment,method-assign]
+    meta.__init__ = meta_init  # type: ignore[method-assign]
+    meta.labels = property(lambda self: dicts.MappingView(self, "labels"))  # type: ignore[assignment,method-assign]
+    meta.annotations = property(lambda self: dicts.MappingView(self, "annotations"))  # type: ignore[assignment,method-assign]
+    patch.__init__ = patch_init  # type: ignore[method-assign]
+    patch.meta = patch.metadata = property(lambda self: patches.MetaPatch(self))  # type: ignore[assignment,method-assign]
+    patch.spec = property(lambda self: patches.SpecPatch(self))  # type: ignore[assignment,method-assign]
+    patch.status = property(lambda self: patches.StatusPatch(self))  # type: ignore[assignment,method-assign]
+    meta_patch.__init__ = meta_patch_init  # type: ignore[method-assign]
+    meta_patch.labels = property(lambda self: dicts.MutableMappingView(self, "labels"))  # type: ignore[assignment,method-assign]
+    meta_patch.annotations = property(lambda self: dicts.MutableMappingView(self, "annotations"))  # type: ignore[assignment,method-assign]
+    setattr(body, _ACYCLIC, True)
+    return True
 
 
 # -- no essence built where nothing diffs it -----------------------------------------------------
