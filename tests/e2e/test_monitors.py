@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cases import example
-from lifecycle_helpers import NAME, Desk, grant_chart_roles, strategy_doc
+from lifecycle_helpers import GITOPS, NAME, Desk, grant_chart_roles, strategy_doc
 from stratops.cli.main import app
 from stratops.monitors.evaluate import STARTING_NOTE
 from stratops.testing.prometheus import PrometheusServer, sample
@@ -336,11 +336,15 @@ def test_a_flapping_monitor_is_one_incident_until_a_person_resolves_it(
     assert new["status"]["phase"] != "Resolved" and new["status"]["steps"]["detection"]["by"] == f"monitor/{name}"
 
 
-def test_monitors_applied_with_their_strategy_wait_for_its_first_data(desk, exporter, prometheus):
-    """A desk applies a Strategy and its Monitors together (a GitOps merge): until Prometheus has
-    scraped the new pods there is no data, and that is no finding (spec.startupGrace): no
-    StaleData incident, no throttle of a strategy just born. A monitor whose query never matches
-    is still a finding, once its strategy has been Ready for the grace."""
+def test_monitors_applied_with_their_strategy_wait_for_its_first_data(
+    desk, exporter, prometheus, cluster, kube, tmp_path
+):
+    """A desk applies a Strategy and its Monitors together (a GitOps merge, by the desk's GitOps
+    identity under the chart's Role): until Prometheus has scraped the new pods there is no data,
+    and that is no finding (spec.startupGrace): no StaleData incident, no throttle of a strategy
+    just born. A monitor whose query never matches is still a finding, once its strategy has been
+    Ready for the grace."""
+    gitops = Desk(cluster.api_client(grant_chart_roles(cluster, kube, desk.ns, tmp_path)[GITOPS]), desk.ns)
     depth = exporter.gauge("test_queue_depth")  # no child for this desk yet: no series (a child is one, at 0)
     waiting = _monitor(desk.ns, prometheus.url)
     waiting["metadata"]["name"] = "queue-waiting"
@@ -348,9 +352,9 @@ def test_monitors_applied_with_their_strategy_wait_for_its_first_data(desk, expo
     never["metadata"]["name"] = "queue-never"
     never["spec"]["source"]["prometheus"]["query"] = f'sum(test_never_exported{{strategy="{desk.ns}"}})'
     never["spec"]["startupGrace"] = "6s"
-    desk.create("monitors", waiting)
-    desk.create("monitors", never)
-    desk.create("strategies", strategy_doc())
+    gitops.create("monitors", waiting)
+    gitops.create("monitors", never)
+    gitops.create("strategies", strategy_doc())
     st = wait_for(
         lambda: (s := _monitor_status(desk, "queue-waiting")).get("staleExpected") and s,
         timeout=60,

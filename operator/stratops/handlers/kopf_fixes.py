@@ -214,20 +214,47 @@ def _apply_views_without_cycles() -> bool:
     def meta_patch_init(self: Any, src: Any) -> None:
         dicts.MutableMappingView.__init__(self, src, "metadata")
 
-    body.__init__ = body_init  # type: ignore[method-assign]
-    body.meta = body.metadata = property(lambda self: bodies.Meta(self))  # type: ignore[assignment,method-assign]
-    body.spec = property(lambda self: bodies.Spec(self))  # type: ignore[assignment,method-assign]
-    body.status = property(lambda self: bodies.Status(self))  # type: ignore[assignment,method-assign]
-    meta.__init__ = meta_init  # type: ignore[method-assign]
-    meta.labels = property(lambda self: dicts.MappingView(self, "labels"))  # type: ignore[assignment,method-assign]
-    meta.annotations = property(lambda self: dicts.MappingView(self, "annotations"))  # type: ignore[assignment,method-assign]
-    patch.__init__ = patch_init  # type: ignore[method-assign]
-    patch.meta = patch.metadata = property(lambda self: patches.MetaPatch(self))  # type: ignore[assignment,method-assign]
-    patch.spec = property(lambda self: patches.SpecPatch(self))  # type: ignore[assignment,method-assign]
-    patch.status = property(lambda self: patches.StatusPatch(self))  # type: ignore[assignment,method-assign]
-    meta_patch.__init__ = meta_patch_init  # type: ignore[method-assign]
-    meta_patch.labels = property(lambda self: dicts.MutableMappingView(self, "labels"))  # type: ignore[assignment,method-assign]
-    meta_patch.annotations = property(lambda self: dicts.MutableMappingView(self, "annotations"))  # type: ignore[assignment,method-assign]
+    def view(make: Any, *key: str) -> property:
+        return property(lambda self: make(self, *key))
+
+    # Each class: its __init__ without the views, then each view made when asked for.
+    fixed: dict[type, tuple[Any, dict[tuple[str, ...], property]]] = {
+        body: (
+            body_init,
+            {
+                ("meta", "metadata"): view(bodies.Meta),
+                ("spec",): view(bodies.Spec),
+                ("status",): view(bodies.Status),
+            },
+        ),
+        meta: (
+            meta_init,
+            {
+                ("labels",): view(dicts.MappingView, "labels"),
+                ("annotations",): view(dicts.MappingView, "annotations"),
+            },
+        ),
+        patch: (
+            patch_init,
+            {
+                ("meta", "metadata"): view(patches.MetaPatch),
+                ("spec",): view(patches.SpecPatch),
+                ("status",): view(patches.StatusPatch),
+            },
+        ),
+        meta_patch: (
+            meta_patch_init,
+            {
+                ("labels",): view(dicts.MutableMappingView, "labels"),
+                ("annotations",): view(dicts.MutableMappingView, "annotations"),
+            },
+        ),
+    }
+    for cls, (init, views) in fixed.items():
+        cls.__init__ = init  # type: ignore[misc]
+        for names, prop in views.items():
+            for name in names:
+                setattr(cls, name, prop)
     setattr(body, _ACYCLIC, True)
     return True
 

@@ -99,7 +99,7 @@ def starting_up(
     """Whether EV's lack of data is what a strategy starting up gives (spec.startupGrace): the
     monitor has never read data, the query answered with nothing (not: an unreachable source, a
     bad baseline), and the strategy is not Ready, or Ready for less than the grace."""
-    if not (ev.stale and ev.no_data) or ev.unreachable or prev.first_data is not None:
+    if not (ev.stale and ev.no_data) or prev.first_data is not None:  # no_data: never unreachable
         return False
     grace = parse_duration(spec.startup_grace)
     if grace <= timedelta(0):
