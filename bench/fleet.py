@@ -693,7 +693,10 @@ def main(
     source_latency: float = 0.0,
     grouped: bool = False,
 ) -> None:
-    with ControlPlane(log=lambda m: None, audit=True) as cp:
+    # A KWOK node holds 10,000 pods (stratops.testing's stages); the floor's bare Deployments
+    # run beside the strategies' pods for a while.
+    nodes = 1 + 2 * max(sizes, default=0) // 10_000
+    with ControlPlane(log=lambda m: None, audit=True, nodes=nodes) as cp:
         admin = cp.api_client()
         install_crds(admin, ROOT / "crds")
         op_kubeconfig = cp.user_kubeconfig(OPERATOR_USER, groups=("system:masters",))

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -39,6 +39,21 @@ def source_of(view: Mapping[str, Any]) -> str | None:
         return None
     return prom.get("url") or os.environ.get("STRATOPS_PROMETHEUS_URL") or None
 
+
+def batch_of(view: Mapping[str, Any]) -> tuple[str | None, str, str] | None:
+    """The batch a monitor is evaluated in: the monitors that read one desk-wide query of one
+    source (source.prometheus.groupBy) and are due in the same round of the scheduler are read
+    and evaluated by one task and one worker call. None: evaluated on its own."""
+    prom = ((view.get("spec") or {}).get("source") or {}).get("prometheus")
+    if not isinstance(prom, Mapping) or not prom.get("groupBy"):
+        return None
+    return source_of(view), str(prom.get("query")), str(prom["groupBy"])
+
+
+#: A read made one after another in a batch that takes longer than this has waited on its
+#: source (the batch's answer was not shared): the batch's other reads are made at once, not
+#: one after another behind it.
+BATCH_SERIAL_READ_SECONDS = 0.002
 
 #: Prefetch(view, strategy, now): an evaluation's reads, made on the event loop (None: none).
 Prefetch = Callable[[dict[str, Any], "dict[str, Any] | None", datetime], Awaitable[Any]]
@@ -91,6 +106,7 @@ class MonitorScheduler:
         self._full = False  # the loop waits for an evaluation to end, not for a due time
         self._wake_at = 0.0  # when the loop wakes on its own (the clock's time)
         self._skipped = 0
+        self._tasks: set[asyncio.Task[None]] = set()
 
     def seen(self, namespace: str, name: str, view: dict[str, Any], period: float, listed: bool) -> None:
         """The monitor as kopf last saw it. LISTED: found by a listing (the operator's start, a
@@ -120,6 +136,18 @@ class MonitorScheduler:
         key = strategy_key(view["metadata"].get("namespace"), (view.get("spec") or {}).get("strategy", ""))
         return next(iter(self.strategies.get(key, [])), None)
 
+    async def _read(self, start: Start, strategy: dict[str, Any] | None, now: datetime) -> Any:
+        """START's reads made ahead (None: not made, it makes them itself). Once they are made it
+        no longer waits on its source, and its place in its lane is given back."""
+        try:
+            answers = await self.prefetch(start.view, strategy, now)  # type: ignore[misc]
+        except Exception as e:  # the evaluation makes its reads itself, as without prefetch
+            log.debug("[%s/%s] reads not made ahead: %s", start.key[0], start.key[1], e)
+            return None
+        if answers is not None and self.schedule.lane_done(start.lane):
+            self._poke()  # a monitor parked for that place is due again
+        return answers
+
     async def _run_one(self, start: Start) -> None:
         strategy = self.strategy_of(start.view)
         lane = start.lane  # its place among those waiting on its source, given back once
@@ -128,40 +156,103 @@ class MonitorScheduler:
                 ev = await self.threads.run(self.evaluate, start.view, strategy)
             else:
                 now = datetime.now(UTC)
-                try:
-                    answers = await self.prefetch(start.view, strategy, now)
-                except Exception as e:  # the evaluation makes its reads itself, as without prefetch
-                    log.debug("[%s/%s] reads not made ahead: %s", start.key[0], start.key[1], e)
-                    answers = None
-                if answers is not None:  # its reads are made: it no longer waits on its source
-                    if self.schedule.lane_done(lane):
-                        self._poke()  # a monitor parked for that place is due again
-                    lane = None
+                answers = await self._read(start, strategy, now)
+                lane = None if answers is not None else lane
                 ev = await self.threads.run(self.evaluate, start.view, strategy, now, answers)
-            if getattr(ev, "finding", False):
-                log.warning("[%s/%s] monitor finding: %s", start.key[0], start.key[1], ev.detail)
+            self._found(start, ev)
         except Exception as e:  # an evaluation that cannot finish is retried at its next beat
             log.error("[%s/%s] monitor evaluation failed: %s", start.key[0], start.key[1], e)
         finally:
-            unparked = self.schedule.lane_done(lane)
-            self.running -= 1
-            # Look again soon for a strategy applied after its monitors.
-            due = self.schedule.finished(start.key, self.clock(), 2.0 if strategy is None else None)
-            if self.schedule.tally.skipped != self._skipped:
-                M.MONITOR_EVALUATIONS.labels("skipped", "").inc(self.schedule.tally.skipped - self._skipped)
-                self._skipped = self.schedule.tally.skipped
-            # The loop is woken only where it would otherwise start something late: it waits for
-            # a free place, a parked monitor is due again, or this one is due before the loop
-            # wakes. Woken at every end, it went round once or twice per evaluation.
-            if self._full or unparked or (due is not None and due < self._wake_at):
-                self._poke()
+            self._ended(start, strategy, lane)
 
-    def _started(self, start: Start) -> None:
-        if not start.first:
-            M.MONITOR_EVALUATIONS.labels("late" if start.reason else "on_time", start.reason).inc()
-            M.MONITOR_LATENESS_SECONDS.observe(max(0.0, start.late))
-        self.running += 1
-        asyncio.get_running_loop().create_task(self._run_one(start), name=f"stratops: monitor {start.key[1]}")
+    async def _run_batch(self, starts: list[Start]) -> None:
+        """STARTS, of one batch (`batch_of`), read and evaluated together: their shared query is
+        read once, and the others find its answer at once, so their reads are made one after
+        another without a task each (a read that waits is followed by the rest at once); then
+        one worker call evaluates them all, one after another, each on its own. What each
+        evaluation does and writes is what it does alone."""
+        strategies = [self.strategy_of(s.view) for s in starts]
+        lanes: list[Any] = [s.lane for s in starts]  # each place given back once: here or at the end
+        answers: list[Any] = [None] * len(starts)
+
+        async def read(i: int) -> None:
+            answers[i] = await self._read(starts[i], strategies[i], now)
+            if answers[i] is not None:
+                lanes[i] = None
+
+        try:
+            now = datetime.now(UTC)
+            for i in range(len(starts)):
+                began = time.perf_counter()
+                await read(i)
+                if i and time.perf_counter() - began > BATCH_SERIAL_READ_SECONDS:
+                    await asyncio.gather(*(read(j) for j in range(i + 1, len(starts))))
+                    break
+            results = await self.threads.run(
+                self._evaluate_each, [(s.view, strategies[i], now, answers[i]) for i, s in enumerate(starts)]
+            )
+            for start, (ok, value) in zip(starts, results, strict=True):
+                if ok:
+                    self._found(start, value)
+                else:
+                    log.error("[%s/%s] monitor evaluation failed: %s", start.key[0], start.key[1], value)
+        except Exception as e:  # the batch's evaluations are retried at their next beats
+            log.error("monitor batch of %d (%s/%s, ...) failed: %s", len(starts), *starts[0].key, e)
+        finally:
+            for i, start in enumerate(starts):
+                self._ended(start, strategies[i], lanes[i])
+
+    def _evaluate_each(self, calls: list[tuple[Any, ...]]) -> list[tuple[bool, Any]]:
+        """Each call's evaluation, in a worker: its result, or the exception it ended in."""
+        out: list[tuple[bool, Any]] = []
+        for args in calls:
+            try:
+                out.append((True, self.evaluate(*args)))
+            except Exception as e:  # one monitor's failure is its own: the batch's others go on
+                out.append((False, e))
+        return out
+
+    def _found(self, start: Start, ev: Any) -> None:
+        if getattr(ev, "finding", False):
+            log.warning("[%s/%s] monitor finding: %s", start.key[0], start.key[1], ev.detail)
+
+    def _ended(self, start: Start, strategy: dict[str, Any] | None, lane: Any) -> None:
+        unparked = self.schedule.lane_done(lane)
+        self.running -= 1
+        # Look again soon for a strategy applied after its monitors.
+        due = self.schedule.finished(start.key, self.clock(), 2.0 if strategy is None else None)
+        if self.schedule.tally.skipped != self._skipped:
+            M.MONITOR_EVALUATIONS.labels("skipped", "").inc(self.schedule.tally.skipped - self._skipped)
+            self._skipped = self.schedule.tally.skipped
+        # The loop is woken only where it would otherwise start something late: it waits for
+        # a free place, a parked monitor is due again, or this one is due before the loop
+        # wakes. Woken at every end, it went round once or twice per evaluation.
+        if self._full or unparked or (due is not None and due < self._wake_at):
+            self._poke()
+
+    def _started(self, starts: list[Start]) -> None:
+        """STARTS, taken in one round: a batch's (`batch_of`) in one task, the others one each."""
+        batches: dict[Any, list[Start]] = {}
+        for start in starts:
+            if not start.first:
+                M.MONITOR_EVALUATIONS.labels("late" if start.reason else "on_time", start.reason).inc()
+                M.MONITOR_LATENESS_SECONDS.observe(max(0.0, start.late))
+            self.running += 1
+            batch = batch_of(start.view) if self.prefetch is not None else None
+            if batch is None:
+                self._task(self._run_one(start), start.key[1])
+            else:
+                batches.setdefault(batch, []).append(start)
+        for members in batches.values():
+            if len(members) == 1:
+                self._task(self._run_one(members[0]), members[0].key[1])
+            else:
+                self._task(self._run_batch(members), f"{members[0].key[1]} and {len(members) - 1} more")
+
+    def _task(self, run: Coroutine[Any, Any, None], what: str) -> None:
+        task = asyncio.get_running_loop().create_task(run, name=f"stratops: monitor {what}")
+        self._tasks.add(task)  # held until it ends: the loop keeps only a weak reference
+        task.add_done_callback(self._tasks.discard)
 
     async def run(self) -> None:
         """For ever: start what is due, then sleep until the next due time, a new monitor or a
@@ -186,8 +277,7 @@ class MonitorScheduler:
             acting = True
             free = self.workers - self.running
             if free > 0:
-                for start in self.schedule.take(now, free, self._ready):
-                    self._started(start)
+                self._started(self.schedule.take(now, free, self._ready))
             due = self.schedule.next_due()
             self._full = False
             if due is None:

@@ -425,3 +425,108 @@ def test_an_evaluation_that_ends_while_every_place_is_taken_starts_the_next_at_o
         assert times[-1] - times[0] < 0.5, times
 
     _run(body, may_act=lambda: True, workers=1, prefetch=prefetch, in_flight=1)
+
+
+def _batch_view(name: str, query: str = "sum by (strategy) (q)", group_by: str | None = "strategy") -> dict:
+    prom = {"url": "http://one-source", "query": query}
+    if group_by:
+        prom["groupBy"] = group_by
+    return {"metadata": {"name": name, "namespace": "desk"}, "spec": {"strategy": "s", "source": {"prometheus": prom}}}
+
+
+def test_a_batch_due_in_one_round_is_read_once_and_evaluated_in_one_worker_call():
+    """Issue 21, evaluate in batches: monitors that read one desk-wide query (groupBy) and are
+    due together are read by one task and evaluated by one worker call, each over the batch's
+    answer, with what it is given alone (its own view and strategy, the batch's time). A monitor
+    of another query, and one not grouped, are evaluated on their own. Every place in the
+    source's lane is given back: with six places, the batch of six is evaluated again and again."""
+    from stratops.monitors.prometheus import AsyncSharedQueries
+
+    shared, answer, sent = AsyncSharedQueries(), asyncio.Event(), []
+    given: list[tuple[str, object, object]] = []
+
+    class Source:
+        async def query(self, expr):
+            sent.append(expr)
+            await answer.wait()  # the desk-wide answer, when the test lets it come
+            return [f"series of {expr}"]
+
+    class Evaluate(Recorder):
+        def __call__(self, view, strategy, now=None, answers=None):  # type: ignore[override]
+            given.append((view["metadata"]["name"], now, answers))
+            super().__call__(view, strategy)
+
+    async def prefetch(view, strategy, now):
+        prom = view["spec"]["source"]["prometheus"]
+        if not prom.get("groupBy"):
+            return {"read": f"own read of {view['metadata']['name']}"}
+        return {"read": await shared.query(Source(), prom["query"], 30.0)}
+
+    async def body(sched, rec):
+        calls = []
+        run = sched.threads.run
+
+        def counted(fn, *args):
+            calls.append(len(args[0]) if fn == sched._evaluate_each else 1)
+            return run(fn, *args)
+
+        sched.threads.run = counted
+        for i in range(6):
+            sched.seen("desk", f"m{i}", _batch_view(f"m{i}"), 60, listed=False)
+        sched.seen("desk", "other", _batch_view("other", query="max by (strategy) (q)"), 60, listed=False)
+        sched.seen("desk", "alone", _batch_view("alone", group_by=None), 60, listed=False)
+        await _until(lambda: len(rec.calls) >= 1)  # the one not grouped does not wait on the answer
+        answer.set()
+        await _until(lambda: len(rec.calls) >= 8)
+        assert sorted(calls) == [1, 1, 6], calls  # one call for the batch of six
+        assert sorted(sent) == ["max by (strategy) (q)", "sum by (strategy) (q)"]  # one read per query
+        batch = [g for g in given if g[0].startswith("m")]
+        assert sorted(n for n, _, _ in batch) == [f"m{i}" for i in range(6)]
+        assert len({now for _, now, _ in batch}) == 1
+        assert all(a == {"read": ["series of sum by (strategy) (q)"]} for _, _, a in batch)
+        assert [a for n, _, a in given if n == "alone"] == [{"read": "own read of alone"}]
+        for i in range(6):  # again: with a place of the batch not given back, some would wait for ever
+            sched.schedule.due_now(("desk", f"m{i}"), sched.clock())
+        sched._poke()
+        await _until(lambda: all(len(rec.of(f"m{i}")) >= 2 for i in range(6)))
+
+    _run(body, may_act=lambda: True, recorder=Evaluate(), workers=4, prefetch=prefetch, in_flight=16, per_source=8)
+
+
+def test_a_failing_monitor_of_a_batch_does_not_stop_the_others():
+    """One evaluation that raises is that monitor's own failure (retried at its next beat): the
+    batch's other monitors are evaluated, and again at every beat."""
+
+    async def prefetch(view, strategy, now):
+        return {"read at": now}
+
+    async def body(sched, rec):
+        for i in range(4):
+            sched.seen("desk", f"m{i}", _batch_view(f"m{i}"), 0.2, listed=False)
+        await _until(lambda: all(len(rec.of(f"m{i}")) >= 3 for i in range(4)))
+
+    _run(body, may_act=lambda: True, recorder=Recorder(fail={"m1"}), workers=2, prefetch=prefetch, in_flight=16)
+
+
+def test_a_read_that_waits_in_a_batch_sends_the_others_at_once():
+    """A batch's reads are made one after another only while they find a shared answer at once:
+    a read that waits on its source (not shared, a baseline) sends the batch's remaining reads
+    together, so a batch of ten waits about two reads, not ten in a row."""
+    reading = {"now": 0, "most": 0}
+
+    async def prefetch(view, strategy, now):
+        reading["now"] += 1
+        reading["most"] = max(reading["most"], reading["now"])
+        try:
+            await asyncio.sleep(0.05)  # a read of its own
+        finally:
+            reading["now"] -= 1
+        return {"read at": now}
+
+    async def body(sched, rec):
+        for i in range(10):
+            sched.seen("desk", f"m{i}", _batch_view(f"m{i}"), 60, listed=False)
+        await _until(lambda: len(rec.calls) >= 10)
+        assert reading["most"] == 8  # the first two one after the other, then the other eight at once
+
+    _run(body, may_act=lambda: True, workers=2, prefetch=prefetch, in_flight=16)
