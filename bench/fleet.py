@@ -693,9 +693,9 @@ def main(
     source_latency: float = 0.0,
     grouped: bool = False,
 ) -> None:
-    # A KWOK node holds 10,000 pods (stratops.testing's stages); the floor's bare Deployments
-    # run beside the strategies' pods for a while.
-    nodes = 1 + 2 * max(sizes, default=0) // 10_000
+    # A KWOK node has 1,000 CPUs (stratops.testing's stages): 2,000 of the example's pods (500m
+    # each). The floor's bare Deployments run beside the strategies' pods for a while.
+    nodes = max(1, -(-2 * max(sizes, default=0) * 11 // 10 // 2000))
     with ControlPlane(log=lambda m: None, audit=True, nodes=nodes) as cp:
         admin = cp.api_client()
         install_crds(admin, ROOT / "crds")

@@ -55,6 +55,10 @@ def batch_of(view: Mapping[str, Any]) -> tuple[str | None, str, str] | None:
 #: one after another behind it.
 BATCH_SERIAL_READ_SECONDS = 0.002
 
+#: A batch's monitors evaluated by one worker call, at most: a large batch is shared among the
+#: workers, and its first verdicts do not wait for its last.
+BATCH_PER_CALL = 100
+
 #: Prefetch(view, strategy, now): an evaluation's reads, made on the event loop (None: none).
 Prefetch = Callable[[dict[str, Any], "dict[str, Any] | None", datetime], Awaitable[Any]]
 
@@ -98,7 +102,7 @@ class MonitorScheduler:
         #: What the evaluator holds of a monitor that is gone (its last written status), dropped.
         self.forget = forget
         self.may_act, self.relisting, self.clock = may_act, relisting, clock
-        self.schedule = Schedule(late_seconds, source_of, per_source)
+        self.schedule = Schedule(late_seconds, source_of, per_source, batch=batch_of if prefetch is not None else None)
         #: kopf's strategies_by_name index (a live mapping), handed over by the event handler.
         self.strategies: Mapping[Any, Any] = {}
         self.running = 0
@@ -169,8 +173,8 @@ class MonitorScheduler:
         """STARTS, of one batch (`batch_of`), read and evaluated together: their shared query is
         read once, and the others find its answer at once, so their reads are made one after
         another without a task each (a read that waits is followed by the rest at once); then
-        one worker call evaluates them all, one after another, each on its own. What each
-        evaluation does and writes is what it does alone."""
+        worker calls of BATCH_PER_CALL evaluate them, one after another, each on its own. What
+        each evaluation does and writes is what it does alone."""
         strategies = [self.strategy_of(s.view) for s in starts]
         lanes: list[Any] = [s.lane for s in starts]  # each place given back once: here or at the end
         answers: list[Any] = [None] * len(starts)
@@ -188,9 +192,13 @@ class MonitorScheduler:
                 if i and time.perf_counter() - began > BATCH_SERIAL_READ_SECONDS:
                     await asyncio.gather(*(read(j) for j in range(i + 1, len(starts))))
                     break
-            results = await self.threads.run(
-                self._evaluate_each, [(s.view, strategies[i], now, answers[i]) for i, s in enumerate(starts)]
-            )
+            calls = [(s.view, strategies[i], now, answers[i]) for i, s in enumerate(starts)]
+            chunks = [calls[i : i + BATCH_PER_CALL] for i in range(0, len(calls), BATCH_PER_CALL)]
+            results = [
+                r
+                for done in await asyncio.gather(*(self.threads.run(self._evaluate_each, c) for c in chunks))
+                for r in done
+            ]
             for start, (ok, value) in zip(starts, results, strict=True):
                 if ok:
                     self._found(start, value)

@@ -21,6 +21,12 @@ is full is parked, out of the way of the others, and is due again (at its own du
 place in its lane is given back.
 Beats an evaluation ran through are skipped, and counted (`skipped`).
 
+Batches: with BATCH (a monitor's batch: the monitors that read one shared query), a monitor
+taken brings along the monitors of its batch due within PULL_SECONDS (a quarter of their
+period at most), so that one read and one task serve them. They start a little early, never
+late, and keep their own beats; they hold no place in the lane (the one read is the taken
+monitor's) and no worker's place.
+
 Pure: the clock is passed in. The caller (stratops.controller.monitor) runs the evaluations.
 """
 
@@ -39,6 +45,10 @@ LATE_SECONDS = 0.5
 SPREAD_SECONDS = 5.0
 #: Monitors held back (their namespace relisting) looked at in one take, at most.
 HELD_PER_TAKE = 1000
+#: A batch's monitors due within this (and a quarter of their period) start with the one taken.
+PULL_SECONDS = 0.5
+#: Monitors of a batch brought along by one monitor taken, at most.
+PULL_MOST = 1000
 
 Key = tuple[str, str]  # (namespace, name)
 
@@ -55,6 +65,7 @@ class Entry:
     again: bool = False  # asked for at once while it ran: due again when it ends
     stamp: int = 0  # which heap item is this entry's current one
     parked: bool = False  # held since it was due: its lane was full
+    batch: Hashable | None = None  # the batch it is evaluated with (None: on its own)
 
 
 @dataclass(frozen=True)
@@ -89,8 +100,12 @@ class Schedule:
         late_seconds: float = LATE_SECONDS,
         lane: Callable[[dict[str, Any]], Hashable | None] | None = None,
         per_lane: int | None = None,
+        batch: Callable[[dict[str, Any]], Hashable | None] | None = None,
     ) -> None:
         self.late_seconds = late_seconds
+        #: BATCH(view): the batch a monitor is taken with (None: on its own).
+        self.batch = batch
+        self._batches: dict[Hashable, list[tuple[float, int, Key]]] = {}  # batch -> heap
         #: LANE(view): the lane a monitor's evaluation runs in (None: unbounded).
         self.lane, self.per_lane = lane, per_lane
         self._in_lane: dict[Hashable, int] = {}  # lane -> places held
@@ -113,20 +128,28 @@ class Schedule:
         self._stamps += 1
         e.stamp = self._stamps
         heapq.heappush(self._heap, (e.due, e.stamp, e.key))
+        if e.batch is not None:
+            heapq.heappush(self._batches.setdefault(e.batch, []), (e.due, e.stamp, e.key))
 
     def put(self, key: Key, view: dict[str, Any], period: float, now: float, spread: bool = False) -> None:
         """KEY as last seen. A new monitor is due now (SPREAD: at its phase, for monitors found
         together); a known one keeps its beat, unless a shorter period brings it forward."""
         period = max(period, 0.001)
+        batch = self.batch(view) if self.batch is not None else None
         e = self._entries.get(key)
         if e is None:
-            e = self._entries[key] = Entry(key, view, period, now + (phase(key, period) if spread else 0.0))
+            due = now + (phase(key, period) if spread else 0.0)
+            e = self._entries[key] = Entry(key, view, period, due, batch=batch)
             if key in self._busy:  # removed and put again while its evaluation runs: due as it ends
                 e.running = e.again = True
                 return
             self._push(e)
             return
         e.view = view
+        if batch != e.batch:
+            e.batch = batch
+            if not e.running:
+                self._push(e)  # found in its new batch (its items in the old one are dropped)
         if e.parked and not e.running:
             self._push(e)  # its lane may have changed (an edited source): looked at again
         if period != e.period:
@@ -163,13 +186,15 @@ class Schedule:
 
     def take(self, now: float, limit: int, ready: Any = None) -> list[Start]:
         """The monitors due by NOW, earliest first, at most LIMIT (the free workers), each
-        marked running. READY(key) false holds a due monitor back (its namespace is being listed
-        again after a pause): it stays due. Late starts taken while more were due than there
+        marked running, each with its batch's monitors due soon after (`_pull`). READY(key)
+        false holds a due monitor back (its namespace is being listed again after a pause): it
+        stays due. Late starts taken while more were due than there
         were workers are late for `workers`."""
         out: list[Start] = []
         held: list[Entry] = []
         saturated = self._full_since is not None
-        while self._heap and self._heap[0][0] <= now and len(out) < limit and len(held) < HELD_PER_TAKE:
+        taken = 0  # the monitors brought along by their batch take no worker's place
+        while self._heap and self._heap[0][0] <= now and taken < limit and len(held) < HELD_PER_TAKE:
             due, stamp, key = heapq.heappop(self._heap)
             e = self._entries.get(key)
             if e is None or e.stamp != stamp or e.running:
@@ -182,28 +207,55 @@ class Schedule:
                 e.parked = True
                 heapq.heappush(self._parked.setdefault(lane, []), (due, stamp, key))
                 continue
-            late = now - due
-            reason = ""
-            if late > self.late_seconds:
-                reason = "source" if e.parked else "workers" if saturated else "loop"
-            if not e.fresh:
-                if reason:
-                    self.tally.late[reason] = self.tally.late.get(reason, 0) + 1
-                else:
-                    self.tally.on_time += 1
-            out.append(Start(key, e.view, due, late, reason, e.fresh, lane))
-            e.running, e.fresh, e.started, e.parked = True, False, now, False
-            self._busy.add(key)
+            out.append(self._start(e, now, lane, reason="source" if e.parked else "workers" if saturated else "loop"))
+            taken += 1
             if lane is not None:
                 self._in_lane[lane] = self._in_lane.get(lane, 0) + 1
+            if e.batch is not None:
+                self._pull(e.batch, now, ready, out)
         for e in held:
             self._push(e)
         more = self.next_due()
-        if len(out) >= limit and more is not None and more <= now:
+        if taken >= limit and more is not None and more <= now:
             self._full_since = self._full_since if saturated else now
         else:
             self._full_since = None
         return out
+
+    def _start(self, e: Entry, now: float, lane: Hashable | None, reason: str) -> Start:
+        """E started NOW, holding a place in LANE; REASON: why, if it starts late."""
+        late = now - e.due
+        reason = reason if late > self.late_seconds else ""
+        if not e.fresh:
+            if reason:
+                self.tally.late[reason] = self.tally.late.get(reason, 0) + 1
+            else:
+                self.tally.on_time += 1
+        start = Start(e.key, e.view, e.due, late, reason, e.fresh, lane)
+        e.running, e.fresh, e.started, e.parked = True, False, now, False
+        self._busy.add(e.key)
+        return start
+
+    def _pull(self, batch: Hashable, now: float, ready: Any, out: list[Start]) -> None:
+        """The monitors of BATCH due within PULL_SECONDS (a quarter of their period at most),
+        started with the one taken: early, with no place in their lane."""
+        heap = self._batches.get(batch)
+        pulled = 0
+        while heap and pulled < PULL_MOST:
+            due, stamp, key = heap[0]
+            e = self._entries.get(key)
+            if e is None or e.stamp != stamp or e.running or e.batch != batch:
+                heapq.heappop(heap)
+                continue
+            if due > now + min(PULL_SECONDS, e.period / 4):
+                break
+            heapq.heappop(heap)
+            if ready is not None and not ready(key):
+                continue  # still due on the schedule: taken there once its namespace is listed
+            out.append(self._start(e, now, None, reason="loop"))
+            pulled += 1
+        if not heap:
+            self._batches.pop(batch, None)
 
     def finished(self, key: Key, now: float, period: float | None = None) -> float | None:
         """KEY's evaluation ended at NOW. Its next beat is a PERIOD (default its own) after the
@@ -258,7 +310,7 @@ class Schedule:
     def resume(self, now: float) -> None:
         """After a pause (another replica acted): every monitor is due afresh at its phase, not
         all at once and not counted late for the time this replica was not acting."""
-        self._heap, self._parked = [], {}
+        self._heap, self._parked, self._batches = [], {}, {}
         for e in self._entries.values():
             e.due = now + phase(e.key, e.period)
             e.fresh, e.parked = True, False

@@ -275,10 +275,11 @@ def test_a_place_is_given_back_once_even_after_its_monitor_was_removed():
     per_lane=st.integers(1, 3),
 )
 def test_no_source_ever_runs_more_than_its_places_and_no_monitor_is_lost(ops, per_lane):
-    """Any order of puts, takes, ends, removals, out-of-beat asks and source edits: a lane never
+    """Any order of puts, takes, ends, removals, out-of-beat asks and source edits, half of the
+    monitors in batches: a lane never
     runs more than PER_LANE at once, no monitor runs twice at once, and once every evaluation
     has ended each monitor on the schedule is due again (none lost in a parking lot)."""
-    s = Schedule(lane=_lane, per_lane=per_lane)
+    s = Schedule(lane=_lane, per_lane=per_lane, batch=_batch)
     sources = ["http://a", "http://b", None]
     lanes: dict[tuple[str, str], str | None] = {}
     running: dict[tuple[str, str], str | None] = {}  # key -> lane it runs in
@@ -288,7 +289,9 @@ def test_no_source_ever_runs_more_than_its_places_and_no_monitor_is_lost(ops, pe
         t += 0.1
         if op in ("put", "edit") or (op == "now" and key not in lanes):
             lanes[key] = sources[(i + (op == "edit")) % 3] if op != "edit" else sources[(i + int(t * 10)) % 3]
-            s.put(key, _on(lanes[key]), 1.0, now=t)
+            view = _on(lanes[key])
+            view["spec"]["batch"] = (None, lanes[key])[i % 2]  # half of them in their source's batch
+            s.put(key, view, 1.0, now=t)
         elif op == "now":
             s.due_now(key, t)
         elif op == "remove":
@@ -300,7 +303,9 @@ def test_no_source_ever_runs_more_than_its_places_and_no_monitor_is_lost(ops, pe
             s.finished(k, t)
         elif op == "take":
             for start in s.take(t, limit=4):
-                assert start.key not in running and start.lane == _lane(start.view)
+                # A monitor brought along by its batch holds no place.
+                assert start.key not in running and start.lane in (_lane(start.view), None)
+                assert start.lane is not None or not _lane(start.view) or _batch(start.view)
                 running[start.key] = start.lane
         for lane in ("http://a", "http://b"):
             assert sum(1 for v in running.values() if v == lane) <= per_lane
@@ -329,3 +334,95 @@ def test_a_monitor_removed_and_put_again_while_it_runs_is_not_evaluated_twice_at
     assert s.finished(("desk", "m"), now=0.4) == 0.4
     [again] = s.take(0.4, limit=8)
     assert again.key == ("desk", "m") and again.first
+
+
+def _in(batch: str | None, source: str = "http://src") -> dict:
+    return {"metadata": {}, "spec": {"batch": batch, "source": {"prometheus": {"url": source}}}}
+
+
+def _batch(view: dict) -> str | None:
+    return view["spec"].get("batch")
+
+
+def test_a_batch_s_monitors_due_soon_start_with_the_one_taken_early_and_keep_their_own_beats():
+    """Issue 21, evaluate in batches: a monitor taken brings along its batch's monitors due
+    within a quarter of their period (0.5 s at most), so one read serves them. They start early,
+    on time, with no place in the source's lane nor a worker's, and keep their own beats. One due
+    later, one of another batch and one of none are not brought along."""
+    s = Schedule(lane=_lane, per_lane=1, batch=_batch)
+    for name, at, batch in [("a", 0.0, "q"), ("b", 0.2, "q"), ("c", 0.4, "q"), ("x", 0.1, "other"), ("y", 0.1, None)]:
+        s.put(("desk", name), _in(batch), 1.0, now=at)
+    first = s.take(0.0, limit=1)
+    assert [(x.key[1], x.lane) for x in first] == [("a", "http://src"), ("b", None)]
+    b = first[1]
+    assert (b.due, b.late, b.reason, b.first) == (0.2, -0.2, "", True)
+    assert s.tally.on_time == 0  # both first evaluations: not counted
+    assert s.finished(("desk", "b"), now=0.05) == 1.2  # its own beat, not the one it started with
+    s.lane_done(first[0].lane)
+    assert s.finished(("desk", "a"), now=0.05) == 1.0
+    # c, x and y are taken at their own times, each with its place.
+    assert [(x.key[1], x.lane) for x in s.take(0.1, limit=8)] == [("x", "http://src")]
+    s.lane_done("http://src")
+    assert [(x.key[1], x.lane) for x in s.take(0.1, limit=8)] == [("y", "http://src")]
+    # a's next beat brings b along again, counted on time, early.
+    s.lane_done("http://src")
+    for key in [("desk", "x"), ("desk", "y")]:
+        s.finished(key, now=0.15)
+    [c] = s.take(0.4, limit=8)
+    s.lane_done(c.lane)
+    s.finished(c.key, now=0.45)
+    again = s.take(1.0, limit=1)
+    assert [(x.key[1], round(x.late, 6)) for x in again] == [("a", 0.0), ("b", -0.2)] and s.tally.on_time == 2
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    members=st.lists(
+        st.tuples(st.sampled_from(["q1", "q2", None]), st.sampled_from([0.5, 1.0, 2.0, 5.0]), st.floats(0.0, 3.0)),
+        min_size=1,
+        max_size=12,
+    ),
+    durations=st.lists(st.floats(0.0, 0.1), min_size=1, max_size=30),
+    horizon=st.floats(5.0, 40.0),
+)
+def test_in_batches_every_beat_is_evaluated_once_never_late_and_at_most_its_pull_early(members, durations, horizon):
+    """A discrete-event run with batches: monitors of two batches and of none, each put at its
+    own time with its own period, a worker each, evaluations shorter than any period. Every
+    beat of every monitor starts once, never late, and never earlier than a quarter of its
+    period (0.5 s at most) before the beat; no monitor runs twice at once."""
+    s = Schedule(batch=_batch)
+    keys = [("desk", f"m{i}") for i in range(len(members))]
+    puts = sorted((at, key, batch, p) for key, (batch, p, at) in zip(keys, members, strict=True))
+    finishes: list[tuple[float, str]] = []
+    running: set[tuple[str, str]] = set()
+    starts: dict[tuple[str, str], list[float]] = {k: [] for k in keys}
+    now, n = 0.0, 0
+    while True:
+        nxt = min(
+            [t for t, _ in finishes[:1]] + [d for d in [s.next_due()] if d is not None] + [at for at, *_ in puts[:1]]
+        )
+        if nxt > horizon:
+            break
+        now = max(now, nxt)
+        while puts and puts[0][0] <= now:
+            at, key, batch, p = puts.pop(0)
+            s.put(key, _in(batch), p, now=at)
+        while finishes and finishes[0][0] <= now:
+            t, name = heapq.heappop(finishes)
+            running.discard(("desk", name))
+            s.finished(("desk", name), t)
+        for start in s.take(now, limit=len(keys) - len(running)):
+            assert start.key not in running
+            assert start.reason == "" and start.late <= 1e-9
+            running.add(start.key)
+            starts[start.key].append(now)
+            heapq.heappush(finishes, (now + durations[n % len(durations)], start.key[1]))
+            n += 1
+    for key, (_, p, at) in zip(keys, members, strict=True):
+        early = min(0.5, p / 4)
+        beats = [at + i * p for i in range(int(horizon // p) + 2)]
+        got = starts[key]
+        assert len(got) >= sum(1 for b in beats if b <= horizon)  # none missed
+        for k, t in enumerate(got):
+            assert beats[k] - early - 1e-9 <= t <= beats[k] + 1e-9, (key, k, t, beats[k])
+    assert s.tally.late == {} and s.tally.skipped == 0
