@@ -168,6 +168,45 @@ def test_a_monitor_held_back_stays_due():
     assert len(s.take(0.1, limit=8, ready=lambda key: True)) == 1
 
 
+def _run_on_time(
+    s: Schedule,
+    keys: list[tuple[str, str]],
+    durations: list[float],
+    horizon: float,
+    puts: list[tuple[float, tuple[str, str], dict, float]] | None = None,
+) -> dict[tuple[str, str], list[float]]:
+    """A discrete-event run of S up to HORIZON: the loop takes at every due time, every finish
+    and every put (PUTS: when, key, view, period), with a worker per monitor, the evaluations
+    lasting DURATIONS in turn. Every start is asserted on time and not twice at once; each
+    monitor's start times."""
+    puts = sorted(puts or [], key=lambda x: x[0])
+    finishes: list[tuple[float, str]] = []  # (when, monitor)
+    running: set[tuple[str, str]] = set()
+    starts: dict[tuple[str, str], list[float]] = {k: [] for k in keys}
+    now, n = 0.0, 0
+    while True:
+        nxt = min(
+            [t for t, _ in finishes[:1]] + [d for d in [s.next_due()] if d is not None] + [at for at, *_ in puts[:1]]
+        )
+        if nxt > horizon:
+            return starts
+        now = max(now, nxt)
+        while puts and puts[0][0] <= now:
+            at, key, view, period = puts.pop(0)
+            s.put(key, view, period, now=at)
+        while finishes and finishes[0][0] <= now:
+            t, name = heapq.heappop(finishes)
+            running.discard(("desk", name))
+            s.finished(("desk", name), t)
+        for start in s.take(now, limit=len(keys) - len(running)):
+            assert start.key not in running
+            assert start.reason == "" and start.late <= 1e-9
+            running.add(start.key)
+            starts[start.key].append(now)
+            heapq.heappush(finishes, (now + durations[n % len(durations)], start.key[1]))
+            n += 1
+
+
 @settings(max_examples=150, deadline=None)
 @given(
     periods=st.lists(st.sampled_from([0.5, 1.0, 2.0, 5.0, 10.0, 60.0]), min_size=1, max_size=12),
@@ -182,26 +221,7 @@ def test_with_enough_workers_every_beat_is_evaluated_on_time_once_and_never_twic
     keys = [("desk", f"m{i}") for i in range(len(periods))]
     for key, p in zip(keys, periods, strict=True):
         s.put(key, _view(key[1]), p, now=0.0)
-    finishes: list[tuple[float, str]] = []  # (when, monitor)
-    running: set[tuple[str, str]] = set()
-    starts: dict[tuple[str, str], list[float]] = {k: [] for k in keys}
-    now, n = 0.0, 0
-    while True:
-        nxt = min([t for t, _ in finishes[:1]] + [d for d in [s.next_due()] if d is not None])
-        if nxt > horizon:
-            break
-        now = max(now, nxt)
-        while finishes and finishes[0][0] <= now:
-            t, name = heapq.heappop(finishes)
-            running.discard(("desk", name))
-            s.finished(("desk", name), t)
-        for start in s.take(now, limit=len(keys) - len(running)):
-            assert start.key not in running
-            assert start.reason == "" and start.late <= 1e-9
-            running.add(start.key)
-            starts[start.key].append(now)
-            heapq.heappush(finishes, (now + durations[n % len(durations)], start.key[1]))
-            n += 1
+    starts = _run_on_time(s, keys, durations, horizon)
     for key, p in zip(keys, periods, strict=True):
         beats = [i * p for i in range(int(horizon // p) + 1) if i * p <= horizon]
         assert [round(t, 6) for t in starts[key]] == [round(b, 6) for b in beats]
@@ -392,32 +412,8 @@ def test_in_batches_every_beat_is_evaluated_once_never_late_and_at_most_its_pull
     period (0.5 s at most) before the beat; no monitor runs twice at once."""
     s = Schedule(batch=_batch)
     keys = [("desk", f"m{i}") for i in range(len(members))]
-    puts = sorted((at, key, batch, p) for key, (batch, p, at) in zip(keys, members, strict=True))
-    finishes: list[tuple[float, str]] = []
-    running: set[tuple[str, str]] = set()
-    starts: dict[tuple[str, str], list[float]] = {k: [] for k in keys}
-    now, n = 0.0, 0
-    while True:
-        nxt = min(
-            [t for t, _ in finishes[:1]] + [d for d in [s.next_due()] if d is not None] + [at for at, *_ in puts[:1]]
-        )
-        if nxt > horizon:
-            break
-        now = max(now, nxt)
-        while puts and puts[0][0] <= now:
-            at, key, batch, p = puts.pop(0)
-            s.put(key, _in(batch), p, now=at)
-        while finishes and finishes[0][0] <= now:
-            t, name = heapq.heappop(finishes)
-            running.discard(("desk", name))
-            s.finished(("desk", name), t)
-        for start in s.take(now, limit=len(keys) - len(running)):
-            assert start.key not in running
-            assert start.reason == "" and start.late <= 1e-9
-            running.add(start.key)
-            starts[start.key].append(now)
-            heapq.heappush(finishes, (now + durations[n % len(durations)], start.key[1]))
-            n += 1
+    puts = [(at, key, _in(batch), p) for key, (batch, p, at) in zip(keys, members, strict=True)]
+    starts = _run_on_time(s, keys, durations, horizon, puts)
     for key, (_, p, at) in zip(keys, members, strict=True):
         early = min(0.5, p / 4)
         beats = [at + i * p for i in range(int(horizon // p) + 2)]
