@@ -42,8 +42,8 @@ def source_of(view: Mapping[str, Any]) -> str | None:
 
 def batch_of(view: Mapping[str, Any]) -> tuple[str | None, str, str] | None:
     """The batch a monitor is evaluated in: the monitors that read one desk-wide query of one
-    source (source.prometheus.groupBy) and are due in the same round of the scheduler are read
-    and evaluated by one task and one worker call. None: evaluated on its own."""
+    source (source.prometheus.groupBy). The schedule starts those due soon together (its
+    `_pull`), and one task reads and evaluates them (`_run_batch`). None: evaluated on its own."""
     prom = ((view.get("spec") or {}).get("source") or {}).get("prometheus")
     if not isinstance(prom, Mapping) or not prom.get("groupBy"):
         return None
