@@ -9,7 +9,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 import yaml
 
-from lifecycle_helpers import Desk
+from lifecycle_helpers import GITOPS, Desk, grant_chart_roles
 from stratops.testing.controlplane import operator_process, repo_root, stop_process
 from stratops.testing.wait import wait_for
 
@@ -25,14 +25,15 @@ def _monitor(namespace: str, name: str) -> dict:
 
 
 def test_the_operator_lists_in_pages_and_sees_every_monitor(cluster, kube, crds, own_namespace, tmp_path):
-    """Five Monitors exist before the operator starts, which lists two per page: it asks for
-    pages (`limit=2`, then with the server's `continue` token) and every one of the five is
-    seen (each says its strategy is not there). With the whole list in one request, no request
-    carries a limit."""
+    """Five Monitors, applied by the desk's GitOps identity, exist before the operator starts,
+    which lists two per page: it asks for pages (`limit=2`, then with the server's `continue`
+    token) and every one of the five is seen (each says its strategy is not there). With the
+    whole list in one request, no request carries a limit."""
     desk = Desk(kube, own_namespace)
+    gitops = Desk(cluster.api_client(grant_chart_roles(cluster, kube, own_namespace, tmp_path)[GITOPS]), own_namespace)
     names = [f"m{i}" for i in range(5)]
     for name in names:
-        desk.create("monitors", _monitor(own_namespace, name))
+        gitops.create("monitors", _monitor(own_namespace, name))  # as the desk's GitOps identity applies them
     _, offset = cluster.control_plane.audit_events(0)
     proc = operator_process(
         cluster.kubeconfig,

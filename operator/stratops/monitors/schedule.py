@@ -188,8 +188,8 @@ class Schedule:
         """The monitors due by NOW, earliest first, at most LIMIT (the free workers), each
         marked running, each with its batch's monitors due soon after (`_pull`). READY(key)
         false holds a due monitor back (its namespace is being listed again after a pause): it
-        stays due. Late starts taken while more were due than there
-        were workers are late for `workers`."""
+        stays due. Late starts taken while more were due than there were workers are late for
+        `workers`."""
         out: list[Start] = []
         held: list[Entry] = []
         saturated = self._full_since is not None
@@ -241,19 +241,25 @@ class Schedule:
         started with the one taken: early, with no place in their lane."""
         heap = self._batches.get(batch)
         pulled = 0
+        later: list[tuple[float, int, Key]] = []  # within PULL_SECONDS, not within their own window
         while heap and pulled < PULL_MOST:
             due, stamp, key = heap[0]
             e = self._entries.get(key)
             if e is None or e.stamp != stamp or e.running or e.batch != batch:
                 heapq.heappop(heap)
                 continue
-            if due > now + min(PULL_SECONDS, e.period / 4):
+            if due > now + PULL_SECONDS:
                 break
-            heapq.heappop(heap)
+            item = heapq.heappop(heap)
+            if due > now + e.period / 4:
+                later.append(item)  # a short period: a mate further on, with a longer one, may still come
+                continue
             if ready is not None and not ready(key):
                 continue  # still due on the schedule: taken there once its namespace is listed
             out.append(self._start(e, now, None, reason="loop"))
             pulled += 1
+        for item in later:
+            heapq.heappush(heap, item)
         if not heap:
             self._batches.pop(batch, None)
 

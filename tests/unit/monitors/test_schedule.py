@@ -395,6 +395,17 @@ def test_a_batch_s_monitors_due_soon_start_with_the_one_taken_early_and_keep_the
     assert [(x.key[1], round(x.late, 6)) for x in again] == [("a", 0.0), ("b", -0.2)] and s.tally.on_time == 2
 
 
+def test_a_batch_mate_with_a_narrow_window_does_not_stop_a_later_one_with_a_wider_window():
+    """The pull looks at the batch's monitors due within PULL_SECONDS in order of due time. One
+    whose own window (a quarter of a 0.4 s period: 0.1 s) does not reach is left for its beat,
+    and one due after it with a 2 s period (window 0.5 s) is still brought along."""
+    s = Schedule(batch=_batch)
+    for name, at, period in [("a", 0.0, 2.0), ("short", 0.2, 0.4), ("long", 0.3, 2.0)]:
+        s.put(("desk", name), _in("q"), period, now=at)
+    assert [x.key[1] for x in s.take(0.0, limit=1)] == ["a", "long"]
+    assert [x.key[1] for x in s.take(0.2, limit=1)] == ["short"]  # at its own beat
+
+
 @settings(max_examples=150, deadline=None)
 @given(
     members=st.lists(
