@@ -240,6 +240,8 @@ class Schedule:
         """The monitors of BATCH due within PULL_SECONDS (a quarter of their period at most),
         started with the one taken: early, with no place in their lane."""
         heap = self._batches.get(batch)
+        if heap is None:
+            return
         pulled = 0
         later: list[tuple[float, int, Key]] = []  # within PULL_SECONDS, not within their own window
         while heap and pulled < PULL_MOST:
