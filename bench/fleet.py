@@ -19,6 +19,9 @@ Per size N, figures and the floor each is compared with (measured in the same ru
   of the same evaluations, counted at the source, done by a bare loop through the same HTTP
   source), API requests per strategy per minute, watches apart (floor: the requests of
   Kubernetes' own controllers for the same Deployments and pods in the same window)
+- garbage collection over the whole run, from the operator's /metrics: pauses per generation,
+  the objects frozen out of the collections, the thaws and what they freed (no floor: a bare
+  loop holds none of the fleet's objects)
 """
 
 from __future__ import annotations
@@ -314,6 +317,34 @@ def schedule_counts(metrics_port: int) -> dict[tuple[str, str], float]:
             for sample in fam.samples:
                 if sample.name.endswith("_total"):
                     out[(sample.labels["timing"], sample.labels["reason"])] = sample.value
+    return out
+
+
+def gc_figures(metrics_port: int) -> dict:
+    """The operator's garbage collections since it started, from its /metrics: per generation
+    the pauses (count, total seconds, how many over 100 ms, the largest bucket bound reached),
+    and the objects frozen out of them, the thaws and what the thaws freed."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", trust_env=False, timeout=10).text
+    out: dict = {"pauses": {}}
+    for fam in text_string_to_metric_families(text):
+        if fam.name == "stratops_gc_pause_seconds":
+            for sample in fam.samples:
+                g = out["pauses"].setdefault(sample.labels["generation"], {"buckets": {}})
+                if sample.name.endswith("_count"):
+                    g["count"] = int(sample.value)
+                elif sample.name.endswith("_sum"):
+                    g["seconds"] = sample.value
+                elif sample.name.endswith("_bucket"):
+                    g["buckets"][float(sample.labels["le"])] = sample.value
+        elif fam.name in ("stratops_gc_frozen_objects", "stratops_gc_thaws", "stratops_gc_thaw_freed_objects"):
+            out[fam.name.removeprefix("stratops_gc_")] = int(fam.samples[0].value)
+    for g in out["pauses"].values():
+        b = g.pop("buckets")
+        g["over_100ms"] = int(g.get("count", 0) - b.get(0.1, 0))
+        reached = [le for le, v in sorted(b.items()) if v >= g.get("count", 0)]
+        g["at_most_s"] = reached[0] if reached else None
     return out
 
 
@@ -670,6 +701,20 @@ def run_size(
             bfloor.append(f.floor_halt(fname, detect))
         progress(f"{tag}: breach-to-halt p50 {statistics.median(breach):.2f}s")
         rec.update(breach_to_halt=breach, breach_floor=bfloor)
+        gcf = rec["gc"] = gc_figures(mport)
+        rows.append(
+            (
+                f"{tag}: garbage-collection pauses over the run (s)",
+                f"{sum(g.get('seconds', 0.0) for g in gcf['pauses'].values()):.1f}",
+                "; ".join(
+                    f"generation {k}: {g.get('count', 0)} ({g.get('seconds', 0.0):.1f}s, "
+                    f"{g['over_100ms']} over 100 ms, each <= {g['at_most_s']}s)"
+                    for k, g in sorted(gcf["pauses"].items())
+                )
+                + f"; frozen objects {gcf.get('frozen_objects', 0):,}, thaws {gcf.get('thaws', 0)} "
+                f"(freed {gcf.get('thaw_freed_objects', 0):,})",
+            )
+        )
         bf = statistics.median(bfloor)
         rows.append(
             (
@@ -808,6 +853,13 @@ if __name__ == "__main__":
         action="store_true",
         help="monitors whose check reads instant queries read one desk-wide query in batches (groupBy: strategy)",
     )
+    p.add_argument(
+        "--operator-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="an environment variable for the operator, e.g. STRATOPS_GC_THAW_SECONDS=600 (repeatable)",
+    )
     p.add_argument("--out", default=None, help="write the raw figures (fleet.json) and the plots (PNG) here")
     a = p.parse_args()
     env: dict[str, str] = {}
@@ -815,6 +867,11 @@ if __name__ == "__main__":
         env["STRATOPS_MONITOR_STATUS_SECONDS"] = a.monitor_status_seconds
     if a.operator_pythonpath:
         env["PYTHONPATH"] = a.operator_pythonpath
+    for pair in a.operator_env:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            p.error(f"--operator-env {pair!r}: give NAME=VALUE, e.g. STRATOPS_GC_THAW_SECONDS=600")
+        env[name] = value
     out: list[tuple[str, str, str]] = []
     try:
         main(out, tuple(int(x) for x in a.sizes.split(",")), a.samples, a.window, env, a.source_latency, a.grouped)

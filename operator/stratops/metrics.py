@@ -105,6 +105,17 @@ GC_PAUSE_SECONDS = Histogram(
     ["generation"],
     buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
+GC_FROZEN_OBJECTS = Gauge(
+    "stratops_gc_frozen_objects",
+    "Objects frozen out of Python's garbage collections: loaded at start, or alive after a full collection.",
+)
+GC_THAWS = Counter(
+    "stratops_gc_thaws_total", "Full collections that thawed the frozen objects and walked them once more."
+)
+GC_THAW_FREED = Counter(
+    "stratops_gc_thaw_freed_objects_total",
+    "Objects in reference cycles freed by the full collections that thawed: garbage that waited, frozen.",
+)
 MONITORS_SCHEDULED = Gauge("stratops_monitors_scheduled", "Monitors on this operator's evaluation schedule.")
 RULER_NOTIFICATIONS = Counter(
     "stratops_ruler_notifications_total",

@@ -22,6 +22,10 @@ from stratops.k8s.monitoring import MonitorRunner
 #: Tracked objects more than at the last young collection that start the next one (Python's
 #: default is 700). See `collect_garbage_rarely`.
 GC_YOUNG_THRESHOLD = int(os.environ.get("STRATOPS_GC_YOUNG_THRESHOLD", "50000"))
+#: What outlives a full collection is frozen out of the later ones (see `collect_garbage_rarely`).
+GC_FREEZE_SURVIVORS = os.environ.get("STRATOPS_GC_FREEZE_SURVIVORS", "true").lower() != "false"
+#: At most this often, a full collection thaws what was frozen and walks it once (0: never).
+GC_THAW_SECONDS = float(os.environ.get("STRATOPS_GC_THAW_SECONDS", str(6 * 3600)))
 #: Objects per page of kopf's listings (0: the whole list in one request).
 LIST_CHUNK_SIZE = int(os.environ.get("STRATOPS_LIST_CHUNK_SIZE", "500"))
 
@@ -34,24 +38,46 @@ def collect_garbage_rarely() -> None:
     objects for 0.5 to 1.2 s, every 4 s, and a kill waited behind it. A young generation of
     GC_YOUNG_THRESHOLD objects lets such answers die young, and what was loaded at start
     (modules, the API client's classes) is frozen out of every collection: it lives as long as
-    the process."""
+    the process.
+
+    What outlives a full collection (the strategies, monitors and kopf's indexes: 10 s a full
+    collection at 10,000 strategies) is frozen too, so the next full collection walks only what
+    was promoted since. A frozen object is still freed by reference counting; only a reference
+    cycle among frozen objects waits, for the next thaw: at most every GC_THAW_SECONDS, one full
+    collection walks everything again, and freezes what is still alive."""
     gc.collect()  # what is garbage already is not frozen
     gc.freeze()
     _, middle, old = gc.get_threshold()
     gc.set_threshold(max(GC_YOUNG_THRESHOLD, 1), middle, old)
+    _gc_state["thawed"] = time.monotonic()
+    M.GC_FROZEN_OBJECTS.set(gc.get_freeze_count())
     if _gc_timed not in gc.callbacks:
         gc.callbacks.append(_gc_timed)
 
 
-_gc_started = [0.0]
+_gc_state = {"started": 0.0, "thawed": 0.0, "thawing": 0.0}
 
 
 def _gc_timed(phase: str, info: dict[str, int]) -> None:
-    """Each collection's pause, as stratops_gc_pause_seconds: what a slow kill may have waited on."""
+    """Each collection's pause, as stratops_gc_pause_seconds: what a slow kill may have waited
+    on. A full collection freezes its survivors, and, once a thaw is due, first thaws."""
+    full = info.get("generation") == 2 and GC_FREEZE_SURVIVORS
     if phase == "start":
-        _gc_started[0] = time.perf_counter()
-    else:
-        M.GC_PAUSE_SECONDS.labels(str(info.get("generation", ""))).observe(time.perf_counter() - _gc_started[0])
+        _gc_state["started"] = time.perf_counter()
+        thaw = full and GC_THAW_SECONDS > 0 and time.monotonic() - _gc_state["thawed"] >= GC_THAW_SECONDS
+        if thaw:  # before the collector merges the generations: it walks the thawed objects too
+            gc.unfreeze()
+            _gc_state["thawed"] = time.monotonic()
+            _gc_state["thawing"] = 1.0
+            M.GC_THAWS.inc()
+        return
+    M.GC_PAUSE_SECONDS.labels(str(info.get("generation", ""))).observe(time.perf_counter() - _gc_state["started"])
+    if full and _gc_state["thawing"]:
+        _gc_state["thawing"] = 0.0
+        M.GC_THAW_FREED.inc(info.get("collected", 0))  # what waited, frozen, for this thaw (or died since)
+    if full:
+        gc.freeze()  # the collection is over: what is left is alive
+        M.GC_FROZEN_OBJECTS.set(gc.get_freeze_count())
 
 
 def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:

@@ -44,3 +44,61 @@ def test_with_pythons_defaults_the_same_answer_is_promoted_at_once():
     """The defect, as the probe sees it: why the thresholds are not Python's."""
     promoted, frozen, timed = _probe("default")
     assert promoted > 0 and not frozen and not timed
+
+
+SURVIVORS = textwrap.dedent(
+    """
+    import gc, time
+    import stratops.handlers.startup as startup
+    from stratops import metrics as M
+    startup.collect_garbage_rarely()
+    at_start = gc.get_freeze_count()
+    fleet = [{"metadata": {"name": f"s{i}"}, "spec": [i]} for i in range(20000)]  # long-lived
+    gc.collect()  # a full collection
+    frozen = gc.get_freeze_count() - at_start
+    a, b = [], []
+    a.append(b)
+    b.append(a)
+    old_cycle = [a]
+    gc.collect()  # the cycle outlives a full collection: frozen with the rest
+    del a, b, old_cycle
+    c, d = [], []
+    c.append(d)
+    d.append(c)
+    del c, d  # a new cycle, never frozen
+    time.sleep(0.2)  # past a thaw of 0.1 s
+    freed = gc.collect()
+    thaws = int(M.GC_THAWS._value.get())
+    assert int(M.GC_THAW_FREED._value.get()) == (freed if thaws else 0)
+    print(frozen, freed, thaws, M.GC_FROZEN_OBJECTS._value.get() == gc.get_freeze_count())
+    """
+)
+
+
+def _survivors(**env: str) -> tuple[int, int, int, bool]:
+    import os
+
+    out = subprocess.run(
+        [sys.executable, "-c", SURVIVORS], capture_output=True, text=True, check=True, env={**os.environ, **env}
+    ).stdout
+    frozen, freed, thaws, gauge = out.split()
+    return int(frozen), int(freed), int(thaws), gauge == "True"
+
+
+def test_what_outlives_a_full_collection_is_frozen_and_new_garbage_is_still_collected():
+    """At 10,000 strategies a full collection walked the whole fleet's objects for 10 s. Frozen
+    after one full collection, they are not walked again; a reference cycle made later is freed
+    as before. A cycle that became garbage after it was frozen waits for a thaw (none here)."""
+    frozen, freed, thaws, gauge = _survivors(STRATOPS_GC_THAW_SECONDS="0")
+    assert frozen >= 40000 and gauge  # each of the 20,000 dicts, and its list
+    assert freed == 2 and thaws == 0  # the new cycle's two lists; the frozen cycle's wait
+
+
+def test_a_thaw_lets_a_full_collection_free_a_cycle_that_was_frozen():
+    frozen, freed, thaws, _ = _survivors(STRATOPS_GC_THAW_SECONDS="0.1")
+    assert frozen >= 40000 and freed == 4 and thaws == 1
+
+
+def test_without_freezing_survivors_the_fleet_stays_in_the_oldest_generation():
+    frozen, freed, thaws, _ = _survivors(STRATOPS_GC_FREEZE_SURVIVORS="false")
+    assert frozen < 1000 and freed == 4 and thaws == 0
