@@ -396,8 +396,9 @@ def relisting(namespace: str) -> list[str]:
     return sorted(f"{r}@{ns or 'cluster'}" for (r, ns) in _relisting if ns in (namespace, None))
 
 
-#: After a listing, until its events are in the indexes: kopf's per-object workers each wait one
-#: batch window before processing (settings.batching.batch_window; set at start-up).
+#: After a listing, until its events are in the indexes: kopf hands each object's events to a
+#: worker task of its own, which runs when the event loop gets to it. (kopf 1.45 has no batch
+#: window to wait out: `settings.batching.batch_window` is deprecated and affects nothing.)
 settle_seconds = 0.2
 
 

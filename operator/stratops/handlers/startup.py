@@ -97,7 +97,6 @@ def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     shard = sharding.current()
     if shard is not None:
         log.info("shard %s: serving the strategies that hash to it, and the gates that do", shard)
-    kopf_fixes.settle_seconds = 2 * settings.batching.batch_window
     # kopf follows namespaces and CRDs cluster-wide to start watches as they appear. An operator
     # given only namespaced rights (the chart's default) says so, and serves its named namespaces
     # and the CRDs present at start, instead of retrying forbidden cluster-wide lists for a minute.

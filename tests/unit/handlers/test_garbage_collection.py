@@ -48,7 +48,7 @@ def test_with_pythons_defaults_the_same_answer_is_promoted_at_once():
 
 SURVIVORS = textwrap.dedent(
     """
-    import gc, time
+    import gc, sys, time
     import stratops.handlers.startup as startup
     from stratops import metrics as M
     startup.collect_garbage_rarely()
@@ -66,7 +66,8 @@ SURVIVORS = textwrap.dedent(
     c.append(d)
     d.append(c)
     del c, d  # a new cycle, never frozen
-    time.sleep(0.2)  # past a thaw of 0.1 s
+    if sys.argv[1] == "thaw-due":  # as if GC_THAW_SECONDS had passed since the last thaw
+        startup._gc_state["thawed"] = time.monotonic() - startup.GC_THAW_SECONDS
     freed = gc.collect()
     thaws = int(M.GC_THAWS._value.get())
     assert int(M.GC_THAW_FREED._value.get()) == (freed if thaws else 0)
@@ -75,11 +76,11 @@ SURVIVORS = textwrap.dedent(
 )
 
 
-def _survivors(**env: str) -> tuple[int, int, int, bool]:
+def _survivors(mode: str = "", **env: str) -> tuple[int, int, int, bool]:
     import os
 
     out = subprocess.run(
-        [sys.executable, "-c", SURVIVORS], capture_output=True, text=True, check=True, env={**os.environ, **env}
+        [sys.executable, "-c", SURVIVORS, mode], capture_output=True, text=True, check=True, env={**os.environ, **env}
     ).stdout
     frozen, freed, thaws, gauge = out.split()
     return int(frozen), int(freed), int(thaws), gauge == "True"
@@ -89,16 +90,20 @@ def test_what_outlives_a_full_collection_is_frozen_and_new_garbage_is_still_coll
     """At 10,000 strategies a full collection walked the whole fleet's objects for 10 s. Frozen
     after one full collection, they are not walked again; a reference cycle made later is freed
     as before. A cycle that became garbage after it was frozen waits for a thaw (none here)."""
-    frozen, freed, thaws, gauge = _survivors(STRATOPS_GC_THAW_SECONDS="0")
+    frozen, freed, thaws, gauge = _survivors("thaw-due", STRATOPS_GC_THAW_SECONDS="0")
     assert frozen >= 40000 and gauge  # each of the 20,000 dicts, and its list
     assert freed == 2 and thaws == 0  # the new cycle's two lists; the frozen cycle's wait
 
 
 def test_a_thaw_lets_a_full_collection_free_a_cycle_that_was_frozen():
-    frozen, freed, thaws, _ = _survivors(STRATOPS_GC_THAW_SECONDS="0.1")
+    """A thaw comes once STRATOPS_GC_THAW_SECONDS (an hour here) have passed since the last one:
+    not before, and at the first full collection after (the hour made to have passed)."""
+    frozen, freed, thaws, _ = _survivors("", STRATOPS_GC_THAW_SECONDS="3600")
+    assert frozen >= 40000 and freed == 2 and thaws == 0  # not yet due: the frozen cycle waits
+    frozen, freed, thaws, _ = _survivors("thaw-due", STRATOPS_GC_THAW_SECONDS="3600")
     assert frozen >= 40000 and freed == 4 and thaws == 1
 
 
 def test_without_freezing_survivors_the_fleet_stays_in_the_oldest_generation():
-    frozen, freed, thaws, _ = _survivors(STRATOPS_GC_FREEZE_SURVIVORS="false")
+    frozen, freed, thaws, _ = _survivors("thaw-due", STRATOPS_GC_FREEZE_SURVIVORS="false")
     assert frozen < 1000 and freed == 4 and thaws == 0
