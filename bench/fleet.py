@@ -19,9 +19,10 @@ Per size N, figures and the floor each is compared with (measured in the same ru
   of the same evaluations, counted at the source, done by a bare loop through the same HTTP
   source), API requests per strategy per minute, watches apart (floor: the requests of
   Kubernetes' own controllers for the same Deployments and pods in the same window)
-- garbage collection over the whole run, from the operator's /metrics: pauses per generation,
-  the objects frozen out of the collections, the thaws and what they freed (no floor: a bare
-  loop holds none of the fleet's objects)
+- garbage collection over the whole run and over the steady window with the latency samples,
+  from the operator's /metrics: pauses per generation, the objects frozen out of the
+  collections, the thaws and what they freed; and the objects the collector tracks, from the
+  operator's SIGUSR1 census (no floor: a bare loop holds none of the fleet's objects)
 """
 
 from __future__ import annotations
@@ -320,18 +321,32 @@ def schedule_counts(metrics_port: int) -> dict[tuple[str, str], float]:
     return out
 
 
+def _pause_summary(count: int, seconds: float, buckets: dict[float, float]) -> dict:
+    """A generation's pauses: how many, their seconds, how many over 100 ms, and the smallest
+    histogram bound that holds them all."""
+    reached = [le for le, v in sorted(buckets.items()) if v >= count]
+    return {
+        "count": count,
+        "seconds": seconds,
+        "over_100ms": int(count - buckets.get(0.1, 0)),
+        "at_most_s": reached[0] if reached and count else None,
+        "buckets": buckets,
+    }
+
+
 def gc_figures(metrics_port: int) -> dict:
     """The operator's garbage collections since it started, from its /metrics: per generation
-    the pauses (count, total seconds, how many over 100 ms, the largest bucket bound reached),
-    and the objects frozen out of them, the thaws and what the thaws freed."""
+    the pauses (_pause_summary), and the objects frozen out of them, the thaws and what the
+    thaws freed."""
     from prometheus_client.parser import text_string_to_metric_families
 
     text = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", trust_env=False, timeout=10).text
     out: dict = {"pauses": {}}
+    raw: dict[str, dict] = {}
     for fam in text_string_to_metric_families(text):
         if fam.name == "stratops_gc_pause_seconds":
             for sample in fam.samples:
-                g = out["pauses"].setdefault(sample.labels["generation"], {"buckets": {}})
+                g = raw.setdefault(sample.labels["generation"], {"count": 0, "seconds": 0.0, "buckets": {}})
                 if sample.name.endswith("_count"):
                     g["count"] = int(sample.value)
                 elif sample.name.endswith("_sum"):
@@ -340,11 +355,39 @@ def gc_figures(metrics_port: int) -> dict:
                     g["buckets"][float(sample.labels["le"])] = sample.value
         elif fam.name in ("stratops_gc_frozen_objects", "stratops_gc_thaws", "stratops_gc_thaw_freed_objects"):
             out[fam.name.removeprefix("stratops_gc_")] = int(fam.samples[0].value)
-    for g in out["pauses"].values():
-        b = g.pop("buckets")
-        g["over_100ms"] = int(g.get("count", 0) - b.get(0.1, 0))
-        reached = [le for le, v in sorted(b.items()) if v >= g.get("count", 0)]
-        g["at_most_s"] = reached[0] if reached else None
+    out["pauses"] = {k: _pause_summary(g["count"], g["seconds"], g["buckets"]) for k, g in raw.items()}
+    return out
+
+
+def gc_census(op: subprocess.Popen, log: Path) -> dict[str, int]:
+    """The operator's own census of what its collector tracks, by generation, and the frozen
+    objects (its SIGUSR1 dump); empty if the dump does not come."""
+    import signal
+
+    mark = log.stat().st_size
+    op.send_signal(signal.SIGUSR1)
+    pattern = re.compile(r"gc: tracked objects young ([\d,]+), middle ([\d,]+), old ([\d,]+), frozen ([\d,]+)")
+
+    def found() -> re.Match | None:
+        with log.open("rb") as f:
+            f.seek(mark)
+            return pattern.search(f.read().decode(errors="replace"))
+
+    try:
+        m = wait_for(found, timeout=60, what="the operator's gc census")
+    except Exception as e:  # the figure is missing, the run's others stand
+        progress(f"no gc census: {e}")
+        return {}
+    return dict(zip(("young", "middle", "old", "frozen"), (int(x.replace(",", "")) for x in m.groups()), strict=True))
+
+
+def gc_since(before: dict, after: dict) -> dict:
+    """The pauses of gc_figures between two readings."""
+    out: dict = {"pauses": {}}
+    for k, g in after["pauses"].items():
+        b = before["pauses"].get(k) or _pause_summary(0, 0.0, {})
+        buckets = {le: v - b["buckets"].get(le, 0) for le, v in g["buckets"].items()}
+        out["pauses"][k] = _pause_summary(g["count"] - b["count"], g["seconds"] - b["seconds"], buckets)
     return out
 
 
@@ -524,6 +567,7 @@ def run_size(
         _, off = cp.audit_events(0)  # what came before the window is not counted
         c0 = httpx.get(f"{url}/bench/counts", trust_env=False).json()
         sc0 = schedule_counts(mport)
+        gc0 = gc_figures(mport)
         w0, cpu0, src0 = time.time(), cpu_seconds(op.pid), cpu_seconds(source_pid)
         time.sleep(window)  # bench: the measurement window itself
         w1, cpu1, src1 = time.time(), cpu_seconds(op.pid), cpu_seconds(source_pid)
@@ -702,17 +746,41 @@ def run_size(
         progress(f"{tag}: breach-to-halt p50 {statistics.median(breach):.2f}s")
         rec.update(breach_to_halt=breach, breach_floor=bfloor)
         gcf = rec["gc"] = gc_figures(mport)
+        rec["gc_steady"] = gc_since(gc0, gcf)
+        census = gc_census(op, log)
+        rec["gc"]["tracked"] = census
+
+        def pauses(fig: dict) -> str:
+            return "; ".join(
+                f"generation {k}: {g['count']} ({g['seconds']:.1f}s, {g['over_100ms']} over 100 ms, "
+                f"each <= {g['at_most_s']}s)"
+                for k, g in sorted(fig["pauses"].items())
+                if g["count"]
+            )
+
         rows.append(
             (
                 f"{tag}: garbage-collection pauses over the run (s)",
-                f"{sum(g.get('seconds', 0.0) for g in gcf['pauses'].values()):.1f}",
-                "; ".join(
-                    f"generation {k}: {g.get('count', 0)} ({g.get('seconds', 0.0):.1f}s, "
-                    f"{g['over_100ms']} over 100 ms, each <= {g['at_most_s']}s)"
-                    for k, g in sorted(gcf["pauses"].items())
-                )
-                + f"; frozen objects {gcf.get('frozen_objects', 0):,}, thaws {gcf.get('thaws', 0)} "
+                f"{sum(g['seconds'] for g in gcf['pauses'].values()):.1f}",
+                pauses(gcf) + f"; frozen objects {gcf.get('frozen_objects', 0):,}, thaws {gcf.get('thaws', 0)} "
                 f"(freed {gcf.get('thaw_freed_objects', 0):,})",
+            )
+        )
+        if census:
+            walked = sum(census[g] for g in ("young", "middle", "old"))
+            rows.append(
+                (
+                    f"{tag}: objects the collector tracks, per strategy",
+                    f"{(walked + census['frozen']) / n:,.0f}",
+                    f"young {census['young']:,}, middle {census['middle']:,}, old {census['old']:,}, frozen "
+                    f"{census['frozen']:,} (a full collection walks all but the frozen: {walked:,})",
+                )
+            )
+        rows.append(
+            (
+                f"{tag}: garbage-collection pauses, steady window and latency samples (s)",
+                f"{sum(g['seconds'] for g in rec['gc_steady']['pauses'].values()):.1f}",
+                pauses(rec["gc_steady"]) or "none",
             )
         )
         bf = statistics.median(bfloor)

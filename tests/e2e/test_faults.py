@@ -250,7 +250,7 @@ def test_namespace_churn_at_start_does_not_hold_the_operator(kube, crds, cluster
         # On-call's view into a stuck operator: SIGUSR1 logs every asyncio task's stack.
         proc.send_signal(signal.SIGUSR1)
         dump = wait_for(
-            lambda: "held-handlers watch awaits:" in (t := (tmp_path / "operator.log").read_text()) and t,
+            lambda: "SIGUSR1: gc:" in (t := (tmp_path / "operator.log").read_text()) and t,  # its last line
             timeout=30,
             what="the task dump",
         )
@@ -258,6 +258,7 @@ def test_namespace_churn_at_start_does_not_hold_the_operator(kube, crds, cluster
         assert (
             "task stratops: held-handlers watch awaits:" in dump and "in watch" in dump and "asyncio/tasks.py" in dump
         )
+        assert "SIGUSR1: gc: tracked objects young " in dump  # what a collection walks
     finally:
         stop_process(proc, 30)
         for name in [probe, *doomed]:

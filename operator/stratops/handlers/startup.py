@@ -242,6 +242,16 @@ async def retry_audit_writes(memo: kopf.Memo, **_: Any) -> None:
     asyncio.get_running_loop().create_task(retry(), name="stratops: audit retries")
 
 
+def gc_census() -> str:
+    """The objects Python's collector tracks, by generation, and the frozen ones: what a
+    collection of each generation walks (the frozen ones: none)."""
+    counts = [len(gc.get_objects(generation=g)) for g in range(3)]
+    return (
+        f"gc: tracked objects young {counts[0]:,}, middle {counts[1]:,}, old {counts[2]:,}, "
+        f"frozen {gc.get_freeze_count():,}"
+    )
+
+
 def memory_report(previous: list[Any], places: int = 30) -> list[str]:
     """Where the memory traced by tracemalloc is held (the PLACES largest) and, when PREVIOUS
     holds the last report's snapshot, what grew most since; PREVIOUS is left holding this one.
@@ -298,6 +308,7 @@ async def dump_on_sigusr1(**_: Any) -> None:
         for task in sorted(tasks, key=lambda t: t.get_name()):
             log.warning("task %s awaits:\n%s", task.get_name(), awaiting(task.get_coro()))
         faulthandler.dump_traceback(all_threads=True)  # to stderr
+        log.warning("SIGUSR1: %s", gc_census())
         for line in memory_report(previous):
             log.warning("%s", line)
 

@@ -32,3 +32,18 @@ def test_the_second_report_names_the_line_that_grew():
         assert grown.startswith("grew +4.") and __file__ in grown, grown
     finally:
         tracemalloc.stop()
+
+
+def test_the_gc_census_counts_what_each_collection_walks():
+    """What a full collection would walk, for on-call at a pause: the tracked objects of each
+    generation, and the frozen ones it skips."""
+    import gc
+    import re
+
+    from stratops.handlers.startup import gc_census
+
+    held = [[i] for i in range(30000)]
+    m = re.fullmatch(r"gc: tracked objects young ([\d,]+), middle ([\d,]+), old ([\d,]+), frozen ([\d,]+)", gc_census())
+    assert m, gc_census()
+    young, middle, old, frozen = (int(x.replace(",", "")) for x in m.groups())
+    assert young + middle + old >= len(held) and frozen == gc.get_freeze_count()
