@@ -20,9 +20,9 @@ Per size N, figures and the floor each is compared with (measured in the same ru
   source), API requests per strategy per minute, watches apart (floor: the requests of
   Kubernetes' own controllers for the same Deployments and pods in the same window)
 - garbage collection over the whole run and over the steady window with the latency samples,
-  from the operator's /metrics: pauses per generation, the objects frozen out of the
-  collections, the thaws and what they freed; and the objects the collector tracks, from the
-  operator's SIGUSR1 census (no floor: a bare loop holds none of the fleet's objects)
+  from the operator's /metrics: pauses per generation, the thaws and what they freed; and the
+  objects the collector tracks and those frozen out of its collections, from the operator's
+  SIGUSR1 census (no floor: a bare loop holds none of the fleet's objects)
 """
 
 from __future__ import annotations
@@ -336,8 +336,7 @@ def _pause_summary(count: int, seconds: float, buckets: dict[float, float]) -> d
 
 def gc_figures(metrics_port: int) -> dict:
     """The operator's garbage collections since it started, from its /metrics: per generation
-    the pauses (_pause_summary), and the objects frozen out of them, the thaws and what the
-    thaws freed."""
+    the pauses (_pause_summary), the thaws and what the thaws freed."""
     from prometheus_client.parser import text_string_to_metric_families
 
     text = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", trust_env=False, timeout=10).text
@@ -353,7 +352,7 @@ def gc_figures(metrics_port: int) -> dict:
                     g["seconds"] = sample.value
                 elif sample.name.endswith("_bucket"):
                     g["buckets"][float(sample.labels["le"])] = sample.value
-        elif fam.name in ("stratops_gc_frozen_objects", "stratops_gc_thaws", "stratops_gc_thaw_freed_objects"):
+        elif fam.name in ("stratops_gc_thaws", "stratops_gc_thaw_freed_objects"):
             out[fam.name.removeprefix("stratops_gc_")] = int(fam.samples[0].value)
     out["pauses"] = {k: _pause_summary(g["count"], g["seconds"], g["buckets"]) for k, g in raw.items()}
     return out
@@ -762,8 +761,7 @@ def run_size(
             (
                 f"{tag}: garbage-collection pauses over the run (s)",
                 f"{sum(g['seconds'] for g in gcf['pauses'].values()):.1f}",
-                pauses(gcf) + f"; frozen objects {gcf.get('frozen_objects', 0):,}, thaws {gcf.get('thaws', 0)} "
-                f"(freed {gcf.get('thaw_freed_objects', 0):,})",
+                pauses(gcf) + f"; thaws {gcf.get('thaws', 0)} (freed {gcf.get('thaw_freed_objects', 0):,})",
             )
         )
         if census:

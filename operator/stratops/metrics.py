@@ -105,10 +105,6 @@ GC_PAUSE_SECONDS = Histogram(
     ["generation"],
     buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
-GC_FROZEN_OBJECTS = Gauge(
-    "stratops_gc_frozen_objects",
-    "Objects frozen out of Python's garbage collections: loaded at start, or alive after a full collection.",
-)
 GC_THAWS = Counter(
     "stratops_gc_thaws_total", "Full collections that thawed the frozen objects and walked them once more."
 )
