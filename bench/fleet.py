@@ -19,8 +19,8 @@ Per size N, figures and the floor each is compared with (measured in the same ru
   of the same evaluations, counted at the source, done by a bare loop through the same HTTP
   source), API requests per strategy per minute, watches apart (floor: the requests of
   Kubernetes' own controllers for the same Deployments and pods in the same window)
-- garbage collection over the whole run and over the steady window with the latency samples,
-  from the operator's /metrics: pauses per generation, the thaws and what they freed; and the
+- garbage collection and the event loop's lag over the whole run and over the steady window
+  with the latency samples, from the operator's /metrics: pauses per generation, the thaws and what they freed; and the
   objects the collector tracks and those frozen out of its collections, from the operator's
   SIGUSR1 census (no floor: a bare loop holds none of the fleet's objects)
 """
@@ -325,7 +325,9 @@ def _pause_summary(count: int, seconds: float, buckets: dict[float, float]) -> d
     """A generation's pauses: how many, their seconds, how many over 100 ms, and the smallest
     histogram bound that holds them all."""
     reached = [le for le, v in sorted(buckets.items()) if v >= count]
+    p99 = [le for le, v in sorted(buckets.items()) if v >= 0.99 * count]
     return {
+        "p99_at_most_s": p99[0] if p99 and count else None,
         "count": count,
         "seconds": seconds,
         "over_100ms": int(count - buckets.get(0.1, 0)),
@@ -343,9 +345,10 @@ def gc_figures(metrics_port: int) -> dict:
     out: dict = {"pauses": {}}
     raw: dict[str, dict] = {}
     for fam in text_string_to_metric_families(text):
-        if fam.name == "stratops_gc_pause_seconds":
+        if fam.name in ("stratops_gc_pause_seconds", "stratops_event_loop_lag_seconds"):
             for sample in fam.samples:
-                g = raw.setdefault(sample.labels["generation"], {"count": 0, "seconds": 0.0, "buckets": {}})
+                which = sample.labels.get("generation", "loop lag")
+                g = raw.setdefault(which, {"count": 0, "seconds": 0.0, "buckets": {}})
                 if sample.name.endswith("_count"):
                     g["count"] = int(sample.value)
                 elif sample.name.endswith("_sum"):
@@ -355,6 +358,7 @@ def gc_figures(metrics_port: int) -> dict:
         elif fam.name in ("stratops_gc_thaws", "stratops_gc_thaw_freed_objects"):
             out[fam.name.removeprefix("stratops_gc_")] = int(fam.samples[0].value)
     out["pauses"] = {k: _pause_summary(g["count"], g["seconds"], g["buckets"]) for k, g in raw.items()}
+    out["loop_lag"] = out["pauses"].pop("loop lag", _pause_summary(0, 0.0, {}))
     return out
 
 
@@ -381,12 +385,15 @@ def gc_census(op: subprocess.Popen, log: Path) -> dict[str, int]:
 
 
 def gc_since(before: dict, after: dict) -> dict:
-    """The pauses of gc_figures between two readings."""
-    out: dict = {"pauses": {}}
-    for k, g in after["pauses"].items():
-        b = before["pauses"].get(k) or _pause_summary(0, 0.0, {})
+    """The pauses and the loop's lag of gc_figures between two readings."""
+
+    def since(g: dict, b: dict) -> dict:
         buckets = {le: v - b["buckets"].get(le, 0) for le, v in g["buckets"].items()}
-        out["pauses"][k] = _pause_summary(g["count"] - b["count"], g["seconds"] - b["seconds"], buckets)
+        return _pause_summary(g["count"] - b["count"], g["seconds"] - b["seconds"], buckets)
+
+    empty = _pause_summary(0, 0.0, {})
+    out: dict = {"pauses": {k: since(g, before["pauses"].get(k) or empty) for k, g in after["pauses"].items()}}
+    out["loop_lag"] = since(after["loop_lag"], before.get("loop_lag") or empty)
     return out
 
 
@@ -772,6 +779,15 @@ def run_size(
                     f"{(walked + census['frozen']) / n:,.0f}",
                     f"young {census['young']:,}, middle {census['middle']:,}, old {census['old']:,}, frozen "
                     f"{census['frozen']:,} (a full collection walks all but the frozen: {walked:,})",
+                )
+            )
+        for label, fig in (("over the run", gcf), ("steady window and latency samples", rec["gc_steady"])):
+            lag = fig["loop_lag"]
+            rows.append(
+                (
+                    f"{tag}: event loop lag p99 / max, {label} (s)",
+                    f"<= {lag['p99_at_most_s']} / <= {lag['at_most_s']}",
+                    f"{lag['count']} samples every 0.25 s, {lag['over_100ms']} over 100 ms (histogram bounds)",
                 )
             )
         rows.append(

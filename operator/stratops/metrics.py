@@ -105,6 +105,11 @@ GC_PAUSE_SECONDS = Histogram(
     ["generation"],
     buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
+EVENT_LOOP_LAG_SECONDS = Histogram(
+    "stratops_event_loop_lag_seconds",
+    "How late the operator's event loop ran a timer, sampled every 0.25 s: what a kill on the loop waited for.",
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
 GC_THAWS = Counter(
     "stratops_gc_thaws_total", "Full collections that thawed the frozen objects and walked them once more."
 )

@@ -242,6 +242,25 @@ async def retry_audit_writes(memo: kopf.Memo, **_: Any) -> None:
     asyncio.get_running_loop().create_task(retry(), name="stratops: audit retries")
 
 
+#: How often the event loop's lateness is sampled (stratops_event_loop_lag_seconds).
+LOOP_LAG_TICK_SECONDS = 0.25
+
+
+async def watch_loop_lag(**_: Any) -> None:
+    """How late the event loop runs a timer, every LOOP_LAG_TICK_SECONDS: what a kill handled
+    on the loop waits for, whatever held it (a garbage collection, the GIL held by a worker
+    thread, a handler's synchronous code)."""
+
+    async def tick() -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            due = loop.time() + LOOP_LAG_TICK_SECONDS
+            await asyncio.sleep(LOOP_LAG_TICK_SECONDS)
+            M.EVENT_LOOP_LAG_SECONDS.observe(max(0.0, loop.time() - due))
+
+    asyncio.get_running_loop().create_task(tick(), name="stratops: event loop lag")
+
+
 def gc_census() -> str:
     """The objects Python's collector tracks, by generation, and the frozen ones: what a
     collection of each generation walks (the frozen ones: none). Counting walks them all:
@@ -402,6 +421,7 @@ def register(registry: kopf.OperatorRegistry) -> None:
         fence_when_the_peering_record_may_lapse,
         start_kill_watch,
         retry_audit_writes,
+        watch_loop_lag,
         dump_on_sigusr1,
     ):
         kopf.on.startup(registry=registry)(fn)
