@@ -4,6 +4,7 @@ held-handlers watch and probe, audit retries, the SIGUSR1 dump, and the login.""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gc
 import os
 import secrets
@@ -49,12 +50,19 @@ def collect_garbage_rarely() -> None:
     gc.freeze()
     _, middle, old = gc.get_threshold()
     gc.set_threshold(max(GC_YOUNG_THRESHOLD, 1), middle, old)
-    _gc_state["thawed"] = time.monotonic()
+    _gc_state.thawed = time.monotonic()
     if _gc_timed not in gc.callbacks:
         gc.callbacks.append(_gc_timed)
 
 
-_gc_state = {"started": 0.0, "thawed": 0.0, "thawing": 0.0}
+@dataclasses.dataclass
+class _Collections:
+    started: float = 0.0  # perf_counter at the start of the collection under way
+    thawed: float = 0.0  # monotonic time of the last thaw (or of the start)
+    thawing: bool = False  # the collection under way thawed first
+
+
+_gc_state = _Collections()
 
 
 def _gc_timed(phase: str, info: dict[str, int]) -> None:
@@ -62,17 +70,16 @@ def _gc_timed(phase: str, info: dict[str, int]) -> None:
     on. A full collection freezes its survivors, and, once a thaw is due, first thaws."""
     full = info.get("generation") == 2 and GC_FREEZE_SURVIVORS
     if phase == "start":
-        _gc_state["started"] = time.perf_counter()
-        thaw = full and GC_THAW_SECONDS > 0 and time.monotonic() - _gc_state["thawed"] >= GC_THAW_SECONDS
+        _gc_state.started = time.perf_counter()
+        thaw = full and GC_THAW_SECONDS > 0 and time.monotonic() - _gc_state.thawed >= GC_THAW_SECONDS
         if thaw:  # before the collector merges the generations: it walks the thawed objects too
             gc.unfreeze()
-            _gc_state["thawed"] = time.monotonic()
-            _gc_state["thawing"] = 1.0
+            _gc_state.thawed, _gc_state.thawing = time.monotonic(), True
             M.GC_THAWS.inc()
         return
-    M.GC_PAUSE_SECONDS.labels(str(info.get("generation", ""))).observe(time.perf_counter() - _gc_state["started"])
-    if full and _gc_state["thawing"]:
-        _gc_state["thawing"] = 0.0
+    M.GC_PAUSE_SECONDS.labels(str(info.get("generation", ""))).observe(time.perf_counter() - _gc_state.started)
+    if full and _gc_state.thawing:
+        _gc_state.thawing = False
         M.GC_THAW_FREED.inc(info.get("collected", 0))  # what waited, frozen, for this thaw (or died since)
     if full:
         # The collection is over: what is left is alive. (Not counted here: gc.get_freeze_count

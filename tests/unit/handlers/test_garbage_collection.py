@@ -67,7 +67,7 @@ SURVIVORS = textwrap.dedent(
     d.append(c)
     del c, d  # a new cycle, never frozen
     if sys.argv[1] == "thaw-due":  # as if GC_THAW_SECONDS had passed since the last thaw
-        startup._gc_state["thawed"] = time.monotonic() - startup.GC_THAW_SECONDS
+        startup._gc_state.thawed = time.monotonic() - startup.GC_THAW_SECONDS
     freed = gc.collect()
     thaws = int(M.GC_THAWS._value.get())
     assert int(M.GC_THAW_FREED._value.get()) == (freed if thaws else 0)
