@@ -85,7 +85,7 @@ def test_rendered_chart_is_accepted_and_its_rbac_runs_the_operator(
         fullname = by["Deployment"][0]["metadata"]["name"]
         custom = client.CustomObjectsApi(kube)
         rule = custom.get_namespaced_custom_object("monitoring.coreos.com", "v1", ns, "prometheusrules", fullname)
-        assert len(rule["spec"]["groups"][0]["rules"]) == 9
+        assert len(rule["spec"]["groups"][0]["rules"]) == 10
         if local:
             apps = client.AppsV1Api(kube)
             wait_for(

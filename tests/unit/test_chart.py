@@ -293,7 +293,59 @@ def test_prometheus_rules_are_valid_promql(tmp_path):
     f.write_text(yaml.safe_dump(rule["spec"]))
     out = subprocess.run([promtool, "check", "rules", str(f)], capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
-    assert "SUCCESS: 9 rules found" in out.stdout
+    assert "SUCCESS: 10 rules found" in out.stdout
+
+
+def test_the_event_loop_lag_alert_fires_on_a_late_loop_and_not_on_a_busy_one(tmp_path):
+    """StratopsEventLoopLagging, as the chart renders it, under `promtool test rules`: a replica
+    whose loop runs 0.5 s late for 10 minutes pages a warning; one that runs 20 ms late does not."""
+    promtool = monitoring_binary("promtool")
+    (rule,) = kinds(render("metrics.prometheusRule.enabled=true", "metrics.serviceMonitor.enabled=true"))[
+        "PrometheusRule"
+    ]
+    (tmp_path / "rules.yaml").write_text(yaml.safe_dump(rule["spec"]))
+    [lagging] = [r for r in rule["spec"]["groups"][0]["rules"] if r.get("alert") == "StratopsEventLoopLagging"]
+    bounds = ["0.001", "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1.0", "2.5", "5.0", "+Inf"]
+
+    def samples(instance: str, lag: float) -> list[dict]:
+        # 240 samples a minute (one every 0.25 s), each LAG late: cumulative buckets
+        return [
+            {
+                "series": f'stratops_event_loop_lag_seconds_bucket{{instance="{instance}",le="{le}"}}',
+                "values": f"0+{240 if (le == '+Inf' or float(le) >= lag) else 0}x30",
+            }
+            for le in bounds
+        ]
+
+    test = {
+        "rule_files": ["rules.yaml"],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": samples("late:9090", 0.4) + samples("busy:9090", 0.02),
+                "alert_rule_test": [
+                    {"eval_time": "5m", "alertname": "StratopsEventLoopLagging", "exp_alerts": []},
+                    {
+                        "eval_time": "25m",
+                        "alertname": "StratopsEventLoopLagging",
+                        "exp_alerts": [
+                            {
+                                "exp_labels": {"severity": "warning", "instance": "late:9090"},
+                                "exp_annotations": {
+                                    "summary": "The operator at late:9090 runs its event loop late (p99 over 0.25 s)",
+                                    "description": lagging["annotations"]["description"],
+                                },
+                            }
+                        ],
+                    },
+                ],
+            }
+        ],
+    }
+    (tmp_path / "test.yaml").write_text(yaml.safe_dump(test))
+    out = subprocess.run([promtool, "test", "rules", "test.yaml"], cwd=tmp_path, capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
 
 
 def _leaves(node, path=""):
