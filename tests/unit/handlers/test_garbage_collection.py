@@ -6,6 +6,7 @@ left as it is."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -77,8 +78,6 @@ SURVIVORS = textwrap.dedent(
 
 
 def _survivors(mode: str = "", **env: str) -> tuple[int, int, int]:
-    import os
-
     out = subprocess.run(
         [sys.executable, "-c", SURVIVORS, mode], capture_output=True, text=True, check=True, env={**os.environ, **env}
     ).stdout
@@ -92,7 +91,7 @@ def test_what_outlives_a_full_collection_is_frozen_and_new_garbage_is_still_coll
     as before. A cycle that became garbage after it was frozen waits for a thaw (none here)."""
     frozen, freed, thaws = _survivors("thaw-due", STRATOPS_GC_THAW_SECONDS="0")
     assert frozen >= 40000  # each of the 20,000 dicts, and its list
-    assert freed == 2 and thaws == 0  # the new cycle's two lists; the frozen cycle's wait
+    assert freed == 2 and thaws == 0  # the new cycle's two lists; the frozen cycle waits
 
 
 def test_a_thaw_lets_a_full_collection_free_a_cycle_that_was_frozen():
