@@ -345,9 +345,14 @@ def gc_figures(metrics_port: int) -> dict:
     out: dict = {"pauses": {}}
     raw: dict[str, dict] = {}
     for fam in text_string_to_metric_families(text):
-        if fam.name in ("stratops_gc_pause_seconds", "stratops_event_loop_lag_seconds"):
+        if fam.name in (
+            "stratops_gc_pause_seconds",
+            "stratops_gc_pause_cpu_seconds",
+            "stratops_event_loop_lag_seconds",
+        ):
             for sample in fam.samples:
                 which = sample.labels.get("generation", "loop lag")
+                which += " cpu" if fam.name == "stratops_gc_pause_cpu_seconds" else ""
                 g = raw.setdefault(which, {"count": 0, "seconds": 0.0, "buckets": {}})
                 if sample.name.endswith("_count"):
                     g["count"] = int(sample.value)
@@ -359,6 +364,9 @@ def gc_figures(metrics_port: int) -> dict:
             out[fam.name.removeprefix("stratops_gc_")] = int(fam.samples[0].value)
     out["pauses"] = {k: _pause_summary(g["count"], g["seconds"], g["buckets"]) for k, g in raw.items()}
     out["loop_lag"] = out["pauses"].pop("loop lag", _pause_summary(0, 0.0, {}))
+    out["cpu"] = {
+        k.removesuffix(" cpu"): out["pauses"].pop(k) for k in [k for k in out["pauses"] if k.endswith(" cpu")]
+    }
     return out
 
 
@@ -394,6 +402,7 @@ def gc_since(before: dict, after: dict) -> dict:
     empty = _pause_summary(0, 0.0, {})
     out: dict = {"pauses": {k: since(g, before["pauses"].get(k) or empty) for k, g in after["pauses"].items()}}
     out["loop_lag"] = since(after["loop_lag"], before.get("loop_lag") or empty)
+    out["cpu"] = {k: since(g, (before.get("cpu") or {}).get(k) or empty) for k, g in (after.get("cpu") or {}).items()}
     return out
 
 
@@ -757,9 +766,13 @@ def run_size(
         rec["gc"]["tracked"] = census
 
         def pauses(fig: dict) -> str:
+            def cpu(k: str) -> str:
+                c = (fig.get("cpu") or {}).get(k)
+                return f"; the collecting thread's CPU {c['seconds']:.1f}s, {c['over_100ms']} over 100 ms" if c else ""
+
             return "; ".join(
                 f"generation {k}: {g['count']} ({g['seconds']:.1f}s, {g['over_100ms']} over 100 ms, "
-                f"each <= {g['at_most_s']}s)"
+                f"each <= {g['at_most_s']}s{cpu(k)})"
                 for k, g in sorted(fig["pauses"].items())
                 if g["count"]
             )

@@ -105,6 +105,12 @@ GC_PAUSE_SECONDS = Histogram(
     ["generation"],
     buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
+GC_PAUSE_CPU_SECONDS = Histogram(
+    "stratops_gc_pause_cpu_seconds",
+    "The collecting thread's CPU time in each collection: well under stratops_gc_pause_seconds, it waited.",
+    ["generation"],
+    buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
 EVENT_LOOP_LAG_SECONDS = Histogram(
     "stratops_event_loop_lag_seconds",
     "How late the operator's event loop ran a timer, sampled every 0.25 s: what a kill on the loop waited for.",

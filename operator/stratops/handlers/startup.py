@@ -58,6 +58,7 @@ def collect_garbage_rarely() -> None:
 @dataclasses.dataclass
 class _Collections:
     started: float = 0.0  # perf_counter at the start of the collection under way
+    started_cpu: float = 0.0  # the collecting thread's CPU time then
     thawed: float = 0.0  # monotonic time of the last thaw (or of the start)
     thawing: bool = False  # the collection under way thawed first
 
@@ -70,14 +71,16 @@ def _gc_timed(phase: str, info: dict[str, int]) -> None:
     on. A full collection freezes its survivors, and, once a thaw is due, first thaws."""
     full = info.get("generation") == 2 and GC_FREEZE_SURVIVORS
     if phase == "start":
-        _gc_state.started = time.perf_counter()
+        _gc_state.started, _gc_state.started_cpu = time.perf_counter(), time.thread_time()
         thaw = full and GC_THAW_SECONDS > 0 and time.monotonic() - _gc_state.thawed >= GC_THAW_SECONDS
         if thaw:  # before the collector merges the generations: it walks the thawed objects too
             gc.unfreeze()
             _gc_state.thawed, _gc_state.thawing = time.monotonic(), True
             M.GC_THAWS.inc()
         return
-    M.GC_PAUSE_SECONDS.labels(str(info.get("generation", ""))).observe(time.perf_counter() - _gc_state.started)
+    generation = str(info.get("generation", ""))
+    M.GC_PAUSE_SECONDS.labels(generation).observe(time.perf_counter() - _gc_state.started)
+    M.GC_PAUSE_CPU_SECONDS.labels(generation).observe(time.thread_time() - _gc_state.started_cpu)
     if full and _gc_state.thawing:
         _gc_state.thawing = False
         M.GC_THAW_FREED.inc(info.get("collected", 0))  # what waited, frozen, for this thaw (or died since)

@@ -25,7 +25,8 @@ PROBE = textwrap.dedent(
     print(sum(1 for o in (answer, answer[0], answer[0].points) if id(o) in old), gc.get_freeze_count() > 0)
     gc.collect()
     from stratops import metrics as M
-    print(M.GC_PAUSE_SECONDS.labels("2")._sum.get() > 0)
+    wall, cpu = M.GC_PAUSE_SECONDS.labels("2")._sum.get(), M.GC_PAUSE_CPU_SECONDS.labels("2")._sum.get()
+    print(wall > 0 and 0 < cpu <= wall + 0.01)  # the thread's CPU, timed beside the wall clock
     """
 )
 
