@@ -306,14 +306,19 @@ def floor_cpu_per_evaluation(url: str, repeat: int) -> dict[str, float]:
     return out
 
 
-def schedule_counts(metrics_port: int) -> dict[tuple[str, str], float]:
-    """The operator's own count of scheduled evaluations, by timing and reason
-    (stratops_monitor_evaluations_total); empty for an operator without one schedule."""
+def metric_families(metrics_port: int) -> list:
+    """The operator's /metrics, parsed."""
     from prometheus_client.parser import text_string_to_metric_families
 
     text = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", trust_env=False, timeout=10).text
+    return list(text_string_to_metric_families(text))
+
+
+def schedule_counts(metrics_port: int) -> dict[tuple[str, str], float]:
+    """The operator's own count of scheduled evaluations, by timing and reason
+    (stratops_monitor_evaluations_total); empty for an operator without one schedule."""
     out: dict[tuple[str, str], float] = {}
-    for fam in text_string_to_metric_families(text):
+    for fam in metric_families(metrics_port):
         if fam.name == "stratops_monitor_evaluations":
             for sample in fam.samples:
                 if sample.name.endswith("_total"):
@@ -339,12 +344,9 @@ def _pause_summary(count: int, seconds: float, buckets: dict[float, float]) -> d
 def gc_figures(metrics_port: int) -> dict:
     """The operator's garbage collections since it started, from its /metrics: per generation
     the pauses (_pause_summary), the thaws and what the thaws freed."""
-    from prometheus_client.parser import text_string_to_metric_families
-
-    text = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", trust_env=False, timeout=10).text
     out: dict = {"pauses": {}}
     raw: dict[str, dict] = {}
-    for fam in text_string_to_metric_families(text):
+    for fam in metric_families(metrics_port):
         if fam.name in (
             "stratops_gc_pause_seconds",
             "stratops_gc_pause_cpu_seconds",
